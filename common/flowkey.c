@@ -1,0 +1,49 @@
+/* flowkey.c - directional flow keys for the store index (see flowkey.h). */
+#include "flowkey.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+void flowkey_from_pkt(flowkey_t *k, const pkt_info_t *pi, uint32_t vni, const uint8_t *observer)
+{
+    memset(k, 0, sizeof *k);
+    k->vni = vni;
+    if (observer) memcpy(k->observer, observer, 16);
+    int plain = (pi->l3 == PKT_L3_IPV4 || pi->l3 == PKT_L3_IPV6) && pi->vlans == 0 &&
+                pi->reason == DEC_OK && !(pi->flags & (PKT_F_FRAG | PKT_F_IP6_EXT)) &&
+                pi->proto != 132;
+    if (!plain) return; /* FK_ODD, all else zero */
+    k->kind = pi->l3 == PKT_L3_IPV4 ? FK_IPV4 : FK_IPV6;
+    k->proto = pi->proto;
+    memcpy(k->src, pi->src, 16);
+    memcpy(k->dst, pi->dst, 16);
+    if (pi->proto == 6 || pi->proto == 17) {
+        k->sport = pi->sport;
+        k->dport = pi->dport;
+    }
+}
+
+uint64_t flowkey_hash(const flowkey_t *k)
+{
+    /* 64-bit multiply-xorshift over the eight words of the key. */
+    uint64_t w[8], h = 0x9e3779b97f4a7c15ULL;
+    memcpy(w, k, sizeof w);
+    for (int i = 0; i < 8; i++) {
+        h ^= w[i];
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+int flowkey_equal(const flowkey_t *a, const flowkey_t *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+void flowkey_addr_str(const uint8_t a[16], char *buf, unsigned buflen)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    if (memcmp(a, mapped, 12) == 0)
+        inet_ntop(AF_INET, a + 12, buf, buflen);
+    else
+        inet_ntop(AF_INET6, a, buf, buflen);
+}

@@ -1,0 +1,40 @@
+/* flowkey.h - the directional flow key the store indexes packets by.
+ *
+ * A key is one direction of one conversation as seen from one observation
+ * point (VXLAN VNI + outer source address, or nothing for a local capture).
+ * Packets whose headers a BPF filter could read differently than we do -
+ * VLAN-tagged, fragments, IPv6 extension headers, non-IP, anything malformed,
+ * SCTP - share a single "odd" key per observation point: the search engine
+ * always scans those, so the index never hides a packet tcpdump would find.
+ */
+#ifndef MSCOPE_FLOWKEY_H
+#define MSCOPE_FLOWKEY_H
+
+#include "decode.h"
+
+#include <stdint.h>
+
+enum { FK_ODD = 0, FK_IPV4 = 4, FK_IPV6 = 6 };
+
+typedef struct flowkey {
+    uint8_t src[16], dst[16]; /* IPv4 mapped into IPv6 */
+    uint8_t observer[16];     /* outer source address; zero when captured locally */
+    uint32_t vni;
+    uint16_t sport, dport;    /* 0 without TCP/UDP */
+    uint8_t kind;             /* FK_* */
+    uint8_t proto;
+    uint8_t pad[6];
+} flowkey_t;
+
+/* Build the key of a decoded packet. observer may be NULL. */
+void flowkey_from_pkt(flowkey_t *k, const pkt_info_t *pi, uint32_t vni, const uint8_t *observer);
+
+uint64_t flowkey_hash(const flowkey_t *k);
+int flowkey_equal(const flowkey_t *a, const flowkey_t *b);
+
+/* Format an address (IPv4 mapped shown as dotted quad) into buf (>= 46 bytes). */
+void flowkey_addr_str(const uint8_t a[16], char *buf, unsigned buflen);
+
+_Static_assert(sizeof(flowkey_t) == 64, "flowkey_t is hashed as eight 64-bit words");
+
+#endif

@@ -1,0 +1,23 @@
+/* timeparse.h - the time arguments users type: --from/--to/--since.
+ *
+ * Three forms are accepted, as the issue and the CLI docs promise:
+ *   RFC 3339        2026-11-25T21:47:10Z, 2026-11-25T21:47:10.123456789+01:00
+ *   Unix seconds    1700000000, 1700000000.123456789
+ *   a duration ago  15m, 2h, 90s, 1h30m, 500ms, 1d  (relative to now)
+ */
+#ifndef MSCOPE_TIMEPARSE_H
+#define MSCOPE_TIMEPARSE_H
+
+#include <stdint.h>
+
+/* Parse s into nanoseconds since the Unix epoch; durations count back from
+ * now_ns. Returns 0, or -1 if s is none of the forms above (out untouched). */
+int timeparse_parse(const char *s, int64_t now_ns, int64_t *out_ns);
+
+/* Current wall-clock time in nanoseconds since the epoch. */
+int64_t timeparse_now_ns(void);
+
+/* Format ns as RFC 3339 UTC with nanoseconds into buf (>= 40 bytes). */
+void timeparse_format(int64_t ns, char *buf, unsigned buflen);
+
+#endif

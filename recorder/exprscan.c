@@ -1,0 +1,705 @@
+/* exprscan.c - index terms from tcpdump expressions (see exprscan.h).
+ *
+ * DESIGN: a small recursive-descent parser over libpcap's grammar, where
+ * `and` and `or` have equal precedence and associate left to right, `not`
+ * binds tightest, and a bare address after `and`/`or` inherits the previous
+ * primitive's qualifiers ("host a or b"). Parsed terms become nodes:
+ * HOST (address range + direction), PORT (port range + direction + protocol),
+ * PROTO, L3 (ip/ip6), NONPLAIN (vlan/mpls/pppoe/arp: never true of an indexed
+ * flow) and UNK. Evaluation is Kleene three-valued logic on a flow key.
+ */
+#include "exprscan.h"
+
+#include "xmalloc.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum tok_type { T_END, T_ID, T_LP, T_RP, T_LB, T_RB, T_AND, T_OR, T_NOT, T_RELOP, T_ARITH };
+enum node_type { N_UNK, N_AND, N_OR, N_NOT, N_HOST, N_PORT, N_PROTO, N_L3, N_NONPLAIN };
+enum dir { D_ANY, D_SRC, D_DST, D_BOTH };
+
+#define ES_MAX_TOKENS 512
+#define ES_MAX_NODES 512
+#define ES_TOKLEN 64
+
+typedef struct es_tok {
+    int type;
+    char s[ES_TOKLEN];
+} es_tok;
+
+typedef struct es_node {
+    int type;
+    int dir;
+    int fam;   /* 0 any, 4, 6 */
+    int proto; /* -1 any */
+    uint8_t lo[16], hi[16];
+    uint16_t plo, phi;
+    int a, b;
+} es_node;
+
+/* Qualifiers remembered for a bare id after and/or ("host a or b"). */
+typedef struct es_qual {
+    int valid;
+    char pq[16], dq[16], tq[16];
+} es_qual;
+
+struct exprscan {
+    es_node nodes[ES_MAX_NODES];
+    int nnodes;
+    int root;    /* -1: nothing usable, scan everything */
+    int indexed; /* some node is HOST or PORT */
+    /* parser state */
+    es_tok *toks;
+    int ntoks, pos, err, shifted;
+    es_qual last;
+};
+
+/* ---- tokens ------------------------------------------------------------- */
+
+static int es__idchar(int c)
+{
+    return isalnum(c) || c == '.' || c == ':' || c == '/' || c == '-' || c == '_' || c == '\\';
+}
+
+static int es__tokenize(exprscan_t *e, const char *s)
+{
+    e->toks = xcalloc(ES_MAX_TOKENS, sizeof *e->toks);
+    e->ntoks = 0;
+    while (*s) {
+        if (isspace((unsigned char)*s)) {
+            s++;
+            continue;
+        }
+        if (e->ntoks >= ES_MAX_TOKENS - 1) return -1;
+        es_tok *t = &e->toks[e->ntoks++];
+        const char *two[] = { "&&", "||", "!=", "==", "<=", ">=", "<<", ">>" };
+        const int twot[] = { T_AND, T_OR, T_RELOP, T_RELOP, T_RELOP, T_RELOP, T_ARITH, T_ARITH };
+        int matched = 0;
+        for (int i = 0; i < 8; i++) {
+            if (strncmp(s, two[i], 2) == 0) {
+                t->type = twot[i];
+                memcpy(t->s, s, 2);
+                s += 2;
+                matched = 1;
+                break;
+            }
+        }
+        if (matched) continue;
+        if (es__idchar((unsigned char)*s) && *s != '-' && *s != '/') {
+            size_t n = 0;
+            while (es__idchar((unsigned char)*s)) {
+                if (n >= ES_TOKLEN - 1) return -1;
+                t->s[n++] = *s++;
+            }
+            t->type = T_ID;
+            if (!strcmp(t->s, "and")) t->type = T_AND;
+            else if (!strcmp(t->s, "or")) t->type = T_OR;
+            else if (!strcmp(t->s, "not")) t->type = T_NOT;
+            continue;
+        }
+        t->s[0] = *s;
+        switch (*s++) {
+        case '(': t->type = T_LP; break;
+        case ')': t->type = T_RP; break;
+        case '[': t->type = T_LB; break;
+        case ']': t->type = T_RB; break;
+        case '!': t->type = T_NOT; break;
+        case '=': case '<': case '>': t->type = T_RELOP; break;
+        default: t->type = T_ARITH; break; /* + - * / % & | ^ and anything odd */
+        }
+    }
+    e->toks[e->ntoks].type = T_END;
+    return 0;
+}
+
+static es_tok *es__peek(exprscan_t *e, int ahead)
+{
+    int i = e->pos + ahead;
+    return &e->toks[i < e->ntoks ? i : e->ntoks];
+}
+
+static int es__is(exprscan_t *e, int ahead, const char *word)
+{
+    es_tok *t = es__peek(e, ahead);
+    return t->type == T_ID && strcmp(t->s, word) == 0;
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static int es__node(exprscan_t *e, int type)
+{
+    if (e->nnodes >= ES_MAX_NODES) {
+        e->err = 1;
+        return 0;
+    }
+    es_node *n = &e->nodes[e->nnodes];
+    memset(n, 0, sizeof *n);
+    n->type = type;
+    n->proto = -1;
+    n->a = n->b = -1;
+    return e->nnodes++;
+}
+
+static int es__bin(exprscan_t *e, int type, int a, int b)
+{
+    int n = es__node(e, type);
+    e->nodes[n].a = a;
+    e->nodes[n].b = b;
+    return n;
+}
+
+static int es__in_list(const char *w, const char *const *list)
+{
+    for (; *list; list++)
+        if (!strcmp(w, *list)) return 1;
+    return 0;
+}
+
+static const char *const ES_PROTOS[] = { "ip", "ip6", "tcp", "udp", "sctp", "icmp", "icmp6",
+                                         "igmp", "arp", "rarp", "ether", "fddi", "tr", "wlan",
+                                         "link", "ppp", "slip", "decnet", "lat", "moprc",
+                                         "mopdl", "iso", "stp", "ipx", "netbeui", "atalk",
+                                         "aarp", "esp", "ah", "vrrp", "carp", "pim", "igrp",
+                                         "radio", "isis", "clnp", "esis", "es-is", "is-is",
+                                         "l1", "l2", "iih", "lsp", "snp", "csnp", "psnp",
+                                         NULL };
+static const char *const ES_TYPES[] = { "host", "net", "port", "portrange", "proto",
+                                        "protochain", "gateway", NULL };
+
+/* A term that is UNKNOWN: consume its tokens up to the next and/or/) at depth 0. */
+static int es__skip_term(exprscan_t *e)
+{
+    int depth = 0;
+    for (;;) {
+        es_tok *t = es__peek(e, 0);
+        if (t->type == T_END) break;
+        if (depth == 0 && (t->type == T_AND || t->type == T_OR || t->type == T_RP)) break;
+        if (t->type == T_LP || t->type == T_LB) depth++;
+        if (t->type == T_RP || t->type == T_RB) depth--;
+        e->pos++;
+    }
+    e->last.valid = 0;
+    return es__node(e, N_UNK);
+}
+
+/* Does the span from here to the next and/or/) at depth 0 hold a relational
+ * operator at depth 0, i.e. is it an arithmetic comparison? */
+static int es__is_relational(exprscan_t *e)
+{
+    int depth = 0;
+    for (int i = e->pos; i < e->ntoks; i++) {
+        int ty = e->toks[i].type;
+        if (depth == 0 && (ty == T_AND || ty == T_OR || ty == T_RP)) return 0;
+        if (ty == T_LP || ty == T_LB) depth++;
+        if (ty == T_RP || ty == T_RB) depth--;
+        if (depth == 0 && ty == T_RELOP) return 1;
+    }
+    return 0;
+}
+
+static int es__parse_addr(const char *s, uint8_t out[16], int *fam)
+{
+    uint8_t v4[4];
+    if (inet_pton(AF_INET, s, v4) == 1) {
+        decode_map4(v4, out);
+        *fam = 4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, s, out) == 1) {
+        *fam = 6;
+        return 0;
+    }
+    return -1;
+}
+
+/* lo/hi from an address and a prefix length (of its own family). */
+static void es__prefix(const uint8_t a[16], int fam, int len, uint8_t lo[16], uint8_t hi[16])
+{
+    int bits = fam == 4 ? 96 + len : len;
+    for (int i = 0; i < 16; i++) {
+        int keep = bits >= 8 ? 8 : (bits > 0 ? bits : 0);
+        uint8_t mask = keep ? (uint8_t)(0xff << (8 - keep)) : 0;
+        lo[i] = a[i] & mask;
+        hi[i] = (uint8_t)(a[i] | ~mask);
+        bits -= 8;
+    }
+}
+
+static int es__mask_len(const char *s)
+{
+    uint8_t m[4];
+    if (inet_pton(AF_INET, s, m) != 1) return -1;
+    uint32_t v = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
+    int len = 0;
+    while (len < 32 && (v & (0x80000000U >> len))) len++;
+    if (len < 32 && (v << len)) return -1; /* not contiguous: leave it to BPF */
+    return len;
+}
+
+static int es__parse_uint(const char *s, long max, long *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s)) return -1;
+    long v = strtol(s, &end, 0);
+    if (*end || v < 0 || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Build the atom for qualifiers pq/dq/tq and the id token. */
+static int es__atom(exprscan_t *e, const char *pq, const char *dq, const char *tq, const char *id)
+{
+    int dir = D_ANY;
+    if (!strcmp(dq, "src")) dir = D_SRC;
+    else if (!strcmp(dq, "dst")) dir = D_DST;
+    else if (!strcmp(dq, "src and dst") || !strcmp(dq, "dst and src")) dir = D_BOTH;
+    else if (*dq && strcmp(dq, "src or dst") && strcmp(dq, "dst or src")) return es__node(e, N_UNK);
+    if (!strcmp(tq, "host") || !strcmp(tq, "net")) {
+        if (!strcmp(pq, "arp") || !strcmp(pq, "rarp")) return es__node(e, N_NONPLAIN);
+        if (*pq && strcmp(pq, "ip") && strcmp(pq, "ip6")) return es__node(e, N_UNK);
+        uint8_t a[16];
+        int fam, len;
+        char buf[ES_TOKLEN];
+        snprintf(buf, sizeof buf, "%s", id);
+        char *slash = strchr(buf, '/');
+        if (slash) *slash = 0;
+        if (es__parse_addr(buf, a, &fam) < 0) return es__node(e, N_UNK); /* a name */
+        if ((!strcmp(pq, "ip") && fam != 4) || (!strcmp(pq, "ip6") && fam != 6))
+            return es__node(e, N_UNK);
+        len = fam == 4 ? 32 : 128;
+        if (slash) {
+            long l;
+            if (es__parse_uint(slash + 1, len, &l) < 0) return es__node(e, N_UNK);
+            len = (int)l;
+        } else if (!strcmp(tq, "net")) {
+            if (es__is(e, 0, "mask") && es__peek(e, 1)->type == T_ID) {
+                len = es__mask_len(es__peek(e, 1)->s);
+                e->pos += 2;
+                if (len < 0 || fam != 4) return es__node(e, N_UNK);
+            } else if (fam == 4) {
+                return es__node(e, N_UNK); /* "net 10.0.0.0" has implied masks: let BPF judge */
+            }
+        }
+        int n = es__node(e, N_HOST);
+        es_node *nd = &e->nodes[n];
+        nd->dir = dir;
+        nd->fam = fam;
+        es__prefix(a, fam, len, nd->lo, nd->hi);
+        e->indexed = 1;
+        return n;
+    }
+    if (!strcmp(tq, "port") || !strcmp(tq, "portrange")) {
+        int proto = -1;
+        if (!strcmp(pq, "tcp")) proto = 6;
+        else if (!strcmp(pq, "udp")) proto = 17;
+        else if (*pq) return es__node(e, N_UNK); /* sctp, ip6 port, ... */
+        long lo, hi;
+        if (!strcmp(tq, "port")) {
+            if (es__parse_uint(id, 65535, &lo) < 0) return es__node(e, N_UNK); /* a service name */
+            hi = lo;
+        } else {
+            char buf[ES_TOKLEN];
+            snprintf(buf, sizeof buf, "%s", id);
+            char *dash = strchr(buf, '-');
+            if (!dash) return es__node(e, N_UNK);
+            *dash = 0;
+            if (es__parse_uint(buf, 65535, &lo) < 0 || es__parse_uint(dash + 1, 65535, &hi) < 0)
+                return es__node(e, N_UNK);
+            if (lo > hi) { long t = lo; lo = hi; hi = t; }
+        }
+        int n = es__node(e, N_PORT);
+        es_node *nd = &e->nodes[n];
+        nd->dir = dir;
+        nd->proto = proto;
+        nd->plo = (uint16_t)lo;
+        nd->phi = (uint16_t)hi;
+        e->indexed = 1;
+        return n;
+    }
+    if (!strcmp(tq, "proto") && !*dq) {
+        long p;
+        if (es__parse_uint(id, 255, &p) < 0) return es__node(e, N_UNK);
+        int fam = !strcmp(pq, "ip") ? 4 : !strcmp(pq, "ip6") ? 6 : 0;
+        if (*pq && !fam) return es__node(e, N_UNK);
+        int n = es__node(e, N_PROTO);
+        e->nodes[n].fam = fam;
+        e->nodes[n].proto = (int)p;
+        return n;
+    }
+    return es__node(e, N_UNK);
+}
+
+/* A protocol name on its own: "tcp", "ip6", "icmp", "arp". */
+static int es__pname(exprscan_t *e, const char *pq)
+{
+    static const struct { const char *name; int type, fam, proto; } names[] = {
+        { "ip", N_L3, 4, -1 },     { "ip6", N_L3, 6, -1 },      { "tcp", N_PROTO, 0, 6 },
+        { "udp", N_PROTO, 0, 17 }, { "icmp", N_PROTO, 4, 1 },   { "icmp6", N_PROTO, 6, 58 },
+        { "igmp", N_PROTO, 4, 2 }, { "sctp", N_NONPLAIN, 0, -1 }, { "arp", N_NONPLAIN, 0, -1 },
+        { "rarp", N_NONPLAIN, 0, -1 },
+    };
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(pq, names[i].name)) continue;
+        int n = es__node(e, names[i].type);
+        e->nodes[n].fam = names[i].fam;
+        e->nodes[n].proto = names[i].proto;
+        return n;
+    }
+    return es__node(e, N_UNK);
+}
+
+static int es__expr(exprscan_t *e);
+
+static int es__primitive(exprscan_t *e)
+{
+    es_tok *t = es__peek(e, 0);
+    if (t->type != T_ID) {
+        e->err = 1;
+        return 0;
+    }
+    /* Keywords that shift the offsets of everything after them. */
+    if (!strcmp(t->s, "vlan") || !strcmp(t->s, "mpls") || !strcmp(t->s, "pppoes") ||
+        !strcmp(t->s, "geneve")) {
+        int geneve = !strcmp(t->s, "geneve");
+        e->pos++;
+        if (es__peek(e, 0)->type == T_ID && isdigit((unsigned char)es__peek(e, 0)->s[0])) e->pos++;
+        int n = es__node(e, (e->shifted || geneve) ? N_UNK : N_NONPLAIN);
+        e->shifted = 1;
+        e->last.valid = 0;
+        return n;
+    }
+    if (!strcmp(t->s, "pppoed")) {
+        e->pos++;
+        e->last.valid = 0;
+        return es__node(e, e->shifted ? N_UNK : N_NONPLAIN);
+    }
+    char pq[16] = "", dq[16] = "", tq[16] = "";
+    if (es__in_list(t->s, ES_PROTOS)) {
+        snprintf(pq, sizeof pq, "%.15s", t->s);
+        e->pos++;
+    }
+    if (es__is(e, 0, "src") || es__is(e, 0, "dst")) {
+        snprintf(dq, sizeof dq, "%.3s", es__peek(e, 0)->s);
+        e->pos++;
+        es_tok *c = es__peek(e, 0);
+        if ((c->type == T_AND || c->type == T_OR) && (es__is(e, 1, "src") || es__is(e, 1, "dst"))) {
+            char both[16];
+            snprintf(both, sizeof both, "%.3s %s %.3s", dq, c->type == T_AND ? "and" : "or",
+                     es__peek(e, 1)->s);
+            memcpy(dq, both, sizeof dq);
+            e->pos += 2;
+        }
+    }
+    if (es__peek(e, 0)->type == T_ID && es__in_list(es__peek(e, 0)->s, ES_TYPES)) {
+        snprintf(tq, sizeof tq, "%.15s", es__peek(e, 0)->s);
+        e->pos++;
+    }
+    if (*pq && !*dq && !*tq) {
+        /* "tcp", or "ether broadcast", "ip multicast", ... */
+        es_tok *n = es__peek(e, 0);
+        if (n->type == T_ID && (!strcmp(n->s, "broadcast") || !strcmp(n->s, "multicast"))) {
+            e->pos++;
+            e->last.valid = 0;
+            return es__node(e, N_UNK);
+        }
+        e->last.valid = 0;
+        return e->shifted ? es__node(e, N_UNK) : es__pname(e, pq);
+    }
+    if (!*pq && !*dq && !*tq) {
+        /* less/greater/broadcast/... and bare ids */
+        if (!strcmp(t->s, "less") || !strcmp(t->s, "greater") || !strcmp(t->s, "ifname") ||
+            !strcmp(t->s, "on") || !strcmp(t->s, "rnr") || !strcmp(t->s, "rulenum") ||
+            !strcmp(t->s, "reason") || !strcmp(t->s, "rset") || !strcmp(t->s, "ruleset") ||
+            !strcmp(t->s, "srnr") || !strcmp(t->s, "subrulenum") || !strcmp(t->s, "action")) {
+            e->pos++;
+            if (es__peek(e, 0)->type == T_ID) e->pos++;
+            e->last.valid = 0;
+            return es__node(e, N_UNK);
+        }
+        if (!strcmp(t->s, "broadcast") || !strcmp(t->s, "multicast") ||
+            !strcmp(t->s, "inbound") || !strcmp(t->s, "outbound")) {
+            e->pos++;
+            e->last.valid = 0;
+            return es__node(e, N_UNK);
+        }
+        /* A bare id: only after and/or, with the previous primitive's qualifiers. */
+        if (!e->last.valid) {
+            e->err = 1;
+            return 0;
+        }
+        e->pos++;
+        int n = es__atom(e, e->last.pq, e->last.dq, e->last.tq, t->s);
+        if (e->shifted) e->nodes[n].type = N_UNK;
+        return n;
+    }
+    if (!*tq) snprintf(tq, sizeof tq, "host");
+    es_tok *id = es__peek(e, 0);
+    if (id->type != T_ID) {
+        e->err = 1; /* e.g. "host (a or b)": not followed here */
+        return 0;
+    }
+    e->pos++;
+    int n = es__atom(e, pq, dq, tq, id->s);
+    if (e->shifted) e->nodes[n].type = N_UNK;
+    e->last.valid = strcmp(tq, "proto") && strcmp(tq, "protochain") && strcmp(tq, "gateway");
+    memcpy(e->last.pq, pq, sizeof pq);
+    memcpy(e->last.dq, dq, sizeof dq);
+    memcpy(e->last.tq, tq, sizeof tq);
+    return n;
+}
+
+static int es__unary(exprscan_t *e)
+{
+    es_tok *t = es__peek(e, 0);
+    if (t->type == T_NOT) {
+        e->pos++;
+        int a = es__unary(e);
+        return es__bin(e, N_NOT, a, -1);
+    }
+    if (es__is_relational(e)) return es__skip_term(e);
+    if (t->type == T_LP) {
+        e->pos++;
+        int a = es__expr(e);
+        if (es__peek(e, 0)->type != T_RP) {
+            e->err = 1;
+            return 0;
+        }
+        e->pos++;
+        e->last.valid = 0;
+        return a;
+    }
+    return es__primitive(e);
+}
+
+static int es__expr(exprscan_t *e)
+{
+    int left = es__unary(e);
+    while (!e->err) {
+        int ty = es__peek(e, 0)->type;
+        if (ty != T_AND && ty != T_OR) break;
+        e->pos++;
+        int right = es__unary(e);
+        left = es__bin(e, ty == T_AND ? N_AND : N_OR, left, right);
+    }
+    return left;
+}
+
+exprscan_t *exprscan_new(const char *expr)
+{
+    exprscan_t *e = xcalloc(1, sizeof *e);
+    e->root = -1;
+    if (!expr || !*expr) goto done;
+    if (es__tokenize(e, expr) < 0) goto done;
+    int root = es__expr(e);
+    if (e->err || es__peek(e, 0)->type != T_END) {
+        e->indexed = 0;
+        goto done;
+    }
+    e->root = root;
+done:
+    free(e->toks);
+    e->toks = NULL;
+    if (e->root < 0) e->indexed = 0;
+    return e;
+}
+
+void exprscan_free(exprscan_t *e) { free(e); }
+
+int exprscan_uses_index(const exprscan_t *e) { return e->indexed; }
+
+int exprscan_parsed(const exprscan_t *e) { return e->root >= 0; }
+
+/* ---- evaluation --------------------------------------------------------- */
+
+static int es__in(const uint8_t a[16], const uint8_t lo[16], const uint8_t hi[16])
+{
+    return memcmp(a, lo, 16) >= 0 && memcmp(a, hi, 16) <= 0;
+}
+
+static int es__dir(int dir, int s, int d)
+{
+    switch (dir) {
+    case D_SRC: return s;
+    case D_DST: return d;
+    case D_BOTH: return s && d;
+    default: return s || d;
+    }
+}
+
+static int es__eval(const exprscan_t *e, int i, const flowkey_t *k)
+{
+    const es_node *n = &e->nodes[i];
+    switch (n->type) {
+    case N_AND: {
+        int a = es__eval(e, n->a, k);
+        if (a == ES_FALSE) return ES_FALSE;
+        int b = es__eval(e, n->b, k);
+        if (b == ES_FALSE) return ES_FALSE;
+        return a == ES_TRUE && b == ES_TRUE ? ES_TRUE : ES_UNKNOWN;
+    }
+    case N_OR: {
+        int a = es__eval(e, n->a, k);
+        if (a == ES_TRUE) return ES_TRUE;
+        int b = es__eval(e, n->b, k);
+        if (b == ES_TRUE) return ES_TRUE;
+        return a == ES_FALSE && b == ES_FALSE ? ES_FALSE : ES_UNKNOWN;
+    }
+    case N_NOT: {
+        int a = es__eval(e, n->a, k);
+        return a == ES_UNKNOWN ? ES_UNKNOWN : !a;
+    }
+    case N_UNK: return ES_UNKNOWN;
+    default: break;
+    }
+    if (k->kind == FK_ODD) return ES_UNKNOWN; /* headers we do not model */
+    switch (n->type) {
+    case N_HOST:
+        if (k->kind != n->fam) return ES_FALSE;
+        return es__dir(n->dir, es__in(k->src, n->lo, n->hi), es__in(k->dst, n->lo, n->hi));
+    case N_PORT:
+        if (k->proto != 6 && k->proto != 17) return ES_FALSE;
+        if (n->proto >= 0 && k->proto != n->proto) return ES_FALSE;
+        return es__dir(n->dir, k->sport >= n->plo && k->sport <= n->phi,
+                       k->dport >= n->plo && k->dport <= n->phi);
+    case N_PROTO:
+        if (n->fam && k->kind != n->fam) return ES_FALSE;
+        return k->proto == n->proto;
+    case N_L3: return k->kind == n->fam;
+    case N_NONPLAIN: return ES_FALSE;
+    }
+    return ES_UNKNOWN;
+}
+
+int exprscan_eval(const exprscan_t *e, const flowkey_t *k)
+{
+    return e->root < 0 ? ES_UNKNOWN : es__eval(e, e->root, k);
+}
+
+/* ---- candidates from the lookup tables ---------------------------------- */
+
+typedef struct es_set {
+    uint32_t *v;
+    long n; /* -1 = all */
+} es_set;
+
+static int es__cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static long es__uniq(uint32_t *v, long n)
+{
+    if (n <= 1) return n;
+    qsort(v, (size_t)n, sizeof *v, es__cmp_u32);
+    long o = 1;
+    for (long i = 1; i < n; i++)
+        if (v[i] != v[o - 1]) v[o++] = v[i];
+    return o;
+}
+
+static es_set es__hosts(const segidx_t *ix, const uint8_t lo[16], const uint8_t hi[16])
+{
+    size_t a = 0, b = ix->hdr->nhosts;
+    while (a < b) { /* first entry >= lo */
+        size_t m = (a + b) / 2;
+        if (memcmp(ix->hosts[m].addr, lo, 16) < 0) a = m + 1;
+        else b = m;
+    }
+    size_t end = a;
+    while (end < ix->hdr->nhosts && memcmp(ix->hosts[end].addr, hi, 16) <= 0) end++;
+    es_set s = { xmalloc((end - a + 1) * sizeof(uint32_t)), 0 };
+    for (size_t i = a; i < end; i++) s.v[s.n++] = ix->hosts[i].flow;
+    s.n = es__uniq(s.v, s.n);
+    return s;
+}
+
+static es_set es__ports(const segidx_t *ix, uint16_t lo, uint16_t hi)
+{
+    size_t a = 0, b = ix->hdr->nports;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (ix->ports[m].port < lo) a = m + 1;
+        else b = m;
+    }
+    size_t end = a;
+    while (end < ix->hdr->nports && ix->ports[end].port <= hi) end++;
+    es_set s = { xmalloc((end - a + 1) * sizeof(uint32_t)), 0 };
+    for (size_t i = a; i < end; i++) s.v[s.n++] = ix->ports[i].flow;
+    s.n = es__uniq(s.v, s.n);
+    return s;
+}
+
+static es_set es__cand(const exprscan_t *e, int i, const segidx_t *ix)
+{
+    const es_node *n = &e->nodes[i];
+    es_set all = { NULL, -1 };
+    switch (n->type) {
+    case N_HOST: return es__hosts(ix, n->lo, n->hi);
+    case N_PORT: return es__ports(ix, n->plo, n->phi);
+    case N_AND: {
+        es_set a = es__cand(e, n->a, ix);
+        es_set b = es__cand(e, n->b, ix);
+        if (a.n < 0) return b;
+        if (b.n < 0) return a;
+        long o = 0;
+        for (long x = 0, y = 0; x < a.n && y < b.n;) {
+            if (a.v[x] < b.v[y]) x++;
+            else if (a.v[x] > b.v[y]) y++;
+            else { a.v[o++] = a.v[x]; x++; y++; }
+        }
+        a.n = o;
+        free(b.v);
+        return a;
+    }
+    case N_OR: {
+        es_set a = es__cand(e, n->a, ix);
+        if (a.n < 0) return a;
+        es_set b = es__cand(e, n->b, ix);
+        if (b.n < 0) {
+            free(a.v);
+            return b;
+        }
+        a.v = xrealloc(a.v, (size_t)(a.n + b.n + 1) * sizeof(uint32_t));
+        memcpy(a.v + a.n, b.v, (size_t)b.n * sizeof(uint32_t));
+        a.n = es__uniq(a.v, a.n + b.n);
+        free(b.v);
+        return a;
+    }
+    default: return all;
+    }
+}
+
+long exprscan_candidates(const exprscan_t *e, const segidx_t *ix, uint32_t **out)
+{
+    *out = NULL;
+    if (e->root < 0 || !e->indexed) return -1;
+    es_set s = es__cand(e, e->root, ix);
+    *out = s.v;
+    return s.n;
+}
+
+void exprscan_describe(const exprscan_t *e, char *buf, unsigned buflen)
+{
+    static const char *names[] = { "UNK", "AND", "OR", "NOT", "HOST", "PORT", "PROTO", "L3", "NONPLAIN" };
+    unsigned used = 0;
+    buf[0] = 0;
+    if (e->root < 0) {
+        snprintf(buf, buflen, "scan");
+        return;
+    }
+    /* Prefix notation by explicit stack, deep trees are bounded by ES_MAX_NODES. */
+    int stack[ES_MAX_NODES], sp = 0;
+    stack[sp++] = e->root;
+    while (sp && used + 16 < buflen) {
+        int i = stack[--sp];
+        const es_node *n = &e->nodes[i];
+        used += (unsigned)snprintf(buf + used, buflen - used, "%s%s", used ? " " : "", names[n->type]);
+        if (n->b >= 0 && sp < ES_MAX_NODES) stack[sp++] = n->b;
+        if (n->a >= 0 && sp < ES_MAX_NODES) stack[sp++] = n->a;
+    }
+}

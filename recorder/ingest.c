@@ -1,0 +1,486 @@
+/* ingest.c - UDP/VXLAN, live interface and file sources (see ingest.h).
+ *
+ * DESIGN: every source ends in ingest__frame(), which decodes, keys and
+ * copies one inner frame into the current batch; so the three sources cannot
+ * drift apart in what they store or count. A receive thread keeps its
+ * counters private and publishes a copy under a mutex once per batch, so the
+ * hot path has no shared writes and the stats reader sees consistent values.
+ */
+#include "ingest.h"
+
+#include "flowkey.h"
+#include "log.h"
+#include "pcapio.h"
+#include "xmalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pcap/pcap.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RX_VLEN 64
+#define RX_BUF 10240           /* a 9001-byte jumbo frame plus headers */
+#define BATCH_MAX_AGE_NS 50000000LL /* submit a partial batch after 50 ms */
+
+static int64_t ingest__mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+void ingest_stats_add(ingest_stats *a, const ingest_stats *b)
+{
+    uint64_t *x = (uint64_t *)a;
+    const uint64_t *y = (const uint64_t *)b;
+    for (size_t i = 0; i < sizeof *a / sizeof(uint64_t); i++) x[i] += y[i];
+}
+
+/* One producer's state: the batch being filled and private counters. */
+typedef struct producer {
+    pipeline_t *pipe;
+    int wait; /* block for a free batch (files) or drop (live) */
+    pipe_batch *cur;
+    ingest_stats st;
+    ingest_stats pub;
+    pthread_mutex_t pub_mu;
+} producer;
+
+static void producer__init(producer *p, pipeline_t *pipe, int wait)
+{
+    memset(p, 0, sizeof *p);
+    p->pipe = pipe;
+    p->wait = wait;
+    pthread_mutex_init(&p->pub_mu, NULL);
+}
+
+static void producer__publish(producer *p)
+{
+    pthread_mutex_lock(&p->pub_mu);
+    p->pub = p->st;
+    pthread_mutex_unlock(&p->pub_mu);
+}
+
+static void producer__submit(producer *p)
+{
+    if (p->cur) {
+        pipeline_submit(p->pipe, p->cur);
+        p->cur = NULL;
+    }
+    producer__publish(p);
+}
+
+/* Decode, key and queue one inner Ethernet frame. */
+static void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data, uint32_t caplen,
+                          uint32_t origlen, uint32_t vni, const uint8_t *observer)
+{
+    if (caplen > PCAPIO_SNAPLEN) {
+        caplen = PCAPIO_SNAPLEN;
+        p->st.truncated++;
+    }
+    if (origlen < caplen) origlen = caplen;
+    if (p->cur && !pipe_batch_fits(p->cur, caplen)) producer__submit(p);
+    if (!p->cur) {
+        p->cur = pipeline_get(p->pipe, p->wait);
+        if (!p->cur) {
+            p->st.queue_drops++;
+            return;
+        }
+        p->cur->first_mono_ns = ingest__mono();
+    }
+    pkt_info_t pi;
+    int reason = decode_frame(data, caplen, origlen, &pi);
+    p->st.anomalies[reason]++;
+    pipe_batch *b = p->cur;
+    pipe_pkt *k = &b->pkts[b->n++];
+    k->ts_ns = ts_ns;
+    k->caplen = caplen;
+    k->origlen = origlen;
+    k->data_off = b->used;
+    flowkey_from_pkt(&k->key, &pi, vni, observer);
+    memcpy(b->data + b->used, data, caplen);
+    b->used += caplen;
+    p->st.stored_inner++;
+}
+
+/* A frame from a file or interface: decapsulate first when asked. */
+static void ingest__outer(producer *p, const ingest_opts *o, int64_t ts_ns, const uint8_t *data,
+                          uint32_t caplen, uint32_t origlen)
+{
+    p->st.rx_packets++;
+    p->st.rx_bytes += caplen;
+    if (!o->decap_vxlan) {
+        ingest__frame(p, ts_ns, data, caplen, origlen, 0, NULL);
+        return;
+    }
+    uint32_t inner, vni;
+    uint8_t outer[16];
+    int r = decode_outer_vxlan(data, caplen, o->vxlan_port, &inner, &vni, outer);
+    if (r != VX_OK) {
+        p->st.not_decapsulated[r]++;
+        return;
+    }
+    ingest__frame(p, ts_ns, data + inner, caplen - inner, origlen - inner, vni, outer);
+}
+
+/* ---- file ---------------------------------------------------------------- */
+
+int ingest_file(const ingest_opts *o, const char *path, const _Atomic int *stop, ingest_stats *st,
+                char *err, size_t errlen)
+{
+    char perr[PCAP_ERRBUF_SIZE];
+    pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, perr);
+    if (!pc) {
+        snprintf(err, errlen, "cannot read %s: %s", path, perr);
+        return -1;
+    }
+    if (pcap_datalink(pc) != DLT_EN10MB) {
+        snprintf(err, errlen, "%s: link type %s is not supported (Ethernet captures only)", path,
+                 pcap_datalink_val_to_name(pcap_datalink(pc)) ? pcap_datalink_val_to_name(pcap_datalink(pc)) : "?");
+        pcap_close(pc);
+        return -1;
+    }
+    producer p;
+    producer__init(&p, o->pipe, 1);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int rc, out = 0;
+    while (!*stop && (rc = pcap_next_ex(pc, &h, &data)) == 1) {
+        int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + h->ts.tv_usec; /* nanoseconds */
+        ingest__outer(&p, o, ts, data, h->caplen, h->len);
+    }
+    if (!*stop && rc == PCAP_ERROR) {
+        snprintf(err, errlen, "%s is cut short or damaged after %llu packets: %s", path,
+                 (unsigned long long)p.st.rx_packets, pcap_geterr(pc));
+        out = -1;
+    }
+    producer__submit(&p);
+    pcap_close(pc);
+    ingest_stats_add(st, &p.st);
+    pthread_mutex_destroy(&p.pub_mu);
+    return out;
+}
+
+/* ---- live sources ---------------------------------------------------------- */
+
+typedef struct rx_thread {
+    struct ingest_live *l;
+    pthread_t tid;
+    int fd;          /* UDP */
+    pcap_t *pc;      /* interface */
+    uint32_t last_ovfl;
+    producer p;
+    /* recvmmsg buffers, preallocated */
+    struct mmsghdr msgs[RX_VLEN];
+    struct iovec iov[RX_VLEN];
+    struct sockaddr_storage from[RX_VLEN];
+    char ctrl[RX_VLEN][128];
+    uint8_t *bufs;
+} rx_thread;
+
+struct ingest_live {
+    ingest_opts o;
+    _Atomic int stop;
+    int n;
+    rx_thread *t;
+};
+
+static int ingest__parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[128];
+    const char *colon = strrchr(s, ':');
+    if (!colon) return -1;
+    long port = strtol(colon + 1, NULL, 10);
+    if (port <= 0 || port > 65535) return -1;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= sizeof host) return -1;
+    memcpy(host, s, hl);
+    host[hl] = 0;
+    memset(ss, 0, sizeof *ss);
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        host[hl - 1] = 0;
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1) return -1;
+        *len = sizeof *a;
+        return 0;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (!*host) a->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return -1;
+    *len = sizeof *a;
+    return 0;
+}
+
+static int ingest__udp_socket(const ingest_opts *o, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (ingest__parse_listen(o->listen, &ss, &sl) < 0) {
+        snprintf(err, errlen, "bad --listen '%s' (want ADDR:PORT or [ADDR6]:PORT)", o->listen);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket() failed: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1, buf = (int)(o->rcvbuf > 0x7fffffff ? 0x7fffffff : o->rcvbuf);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    /* FORCE passes rmem_max when we are privileged; otherwise take what we may. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+        snprintf(err, errlen, "bind() to %s failed: %s", o->listen, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    int got = 0;
+    socklen_t gl = sizeof got;
+    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
+    if (got < buf)
+        log_warn("socket receive buffer is %d bytes, asked for %d (raise net.core.rmem_max)", got, buf);
+    return fd;
+}
+
+static void ingest__observer(const struct sockaddr_storage *ss, uint8_t out[16])
+{
+    if (ss->ss_family == AF_INET) {
+        decode_map4((const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr, out);
+    } else {
+        memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    }
+}
+
+static void *ingest__udp_main(void *arg)
+{
+    rx_thread *t = arg;
+    for (int i = 0; i < RX_VLEN; i++) {
+        t->iov[i].iov_base = t->bufs + (size_t)i * RX_BUF;
+        t->iov[i].iov_len = RX_BUF;
+    }
+    while (!t->l->stop) {
+        for (int i = 0; i < RX_VLEN; i++) {
+            struct msghdr *m = &t->msgs[i].msg_hdr;
+            m->msg_iov = &t->iov[i];
+            m->msg_iovlen = 1;
+            m->msg_name = &t->from[i];
+            m->msg_namelen = sizeof t->from[i];
+            m->msg_control = t->ctrl[i];
+            m->msg_controllen = sizeof t->ctrl[i];
+            m->msg_flags = 0;
+        }
+        int n = recvmmsg(t->fd, t->msgs, RX_VLEN, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                log_error("recvmmsg() failed: %s", strerror(errno));
+            /* Idle: hand over what we hold so it is stored promptly. */
+            if (t->p.cur) producer__submit(&t->p);
+            else producer__publish(&t->p);
+            struct pollfd pfd = { t->fd, POLLIN, 0 };
+            poll(&pfd, 1, 100);
+            continue;
+        }
+        int64_t fallback = 0;
+        for (int i = 0; i < n; i++) {
+            struct msghdr *m = &t->msgs[i].msg_hdr;
+            uint32_t len = t->msgs[i].msg_len;
+            int64_t ts = 0;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+                if (c->cmsg_level != SOL_SOCKET) continue;
+                if (c->cmsg_type == SO_TIMESTAMPNS) {
+                    struct timespec tv;
+                    memcpy(&tv, CMSG_DATA(c), sizeof tv);
+                    ts = (int64_t)tv.tv_sec * 1000000000LL + tv.tv_nsec;
+                } else if (c->cmsg_type == SO_RXQ_OVFL) {
+                    uint32_t ov;
+                    memcpy(&ov, CMSG_DATA(c), sizeof ov);
+                    t->p.st.kernel_drops += ov - t->last_ovfl;
+                    t->last_ovfl = ov;
+                }
+            }
+            if (!ts) {
+                if (!fallback) {
+                    struct timespec now;
+                    clock_gettime(CLOCK_REALTIME, &now);
+                    fallback = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+                }
+                ts = fallback;
+            }
+            t->p.st.rx_packets++;
+            t->p.st.rx_bytes += len;
+            uint32_t cap = len;
+            if (m->msg_flags & MSG_TRUNC || len > RX_BUF) {
+                cap = RX_BUF;
+                t->p.st.truncated++;
+            }
+            uint32_t vni;
+            int r = decode_vxlan(t->iov[i].iov_base, cap, &vni);
+            if (r != VX_OK) {
+                t->p.st.not_decapsulated[r]++;
+                continue;
+            }
+            uint8_t obs[16];
+            ingest__observer(&t->from[i], obs);
+            ingest__frame(&t->p, ts, (const uint8_t *)t->iov[i].iov_base + DECODE_VXLAN_HDR,
+                          cap - DECODE_VXLAN_HDR, len - DECODE_VXLAN_HDR, vni, obs);
+        }
+        /* A short read means the socket is drained: do not sit on packets. */
+        if (t->p.cur && (n < RX_VLEN || ingest__mono() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS))
+            producer__submit(&t->p);
+    }
+    producer__submit(&t->p);
+    return NULL;
+}
+
+static void ingest__pcap_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+    rx_thread *t = (rx_thread *)user;
+    int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + h->ts.tv_usec;
+    ingest__outer(&t->p, &t->l->o, ts, data, h->caplen, h->len);
+}
+
+static void *ingest__pcap_main(void *arg)
+{
+    rx_thread *t = arg;
+    while (!t->l->stop) {
+        int n = pcap_dispatch(t->pc, 512, ingest__pcap_cb, (u_char *)t);
+        if (n == PCAP_ERROR) {
+            log_error("capture on %s failed: %s", t->l->o.iface, pcap_geterr(t->pc));
+            break;
+        }
+        struct pcap_stat ps;
+        if (pcap_stats(t->pc, &ps) == 0) t->p.st.kernel_drops = ps.ps_drop + ps.ps_ifdrop;
+        producer__submit(&t->p);
+    }
+    producer__submit(&t->p);
+    return NULL;
+}
+
+static pcap_t *ingest__open_iface(const ingest_opts *o, char *err, size_t errlen)
+{
+    char perr[PCAP_ERRBUF_SIZE];
+    pcap_t *pc = pcap_create(o->iface, perr);
+    if (!pc) {
+        snprintf(err, errlen, "pcap_create(%s) failed: %s", o->iface, perr);
+        return NULL;
+    }
+    pcap_set_snaplen(pc, (int)PCAPIO_SNAPLEN);
+    pcap_set_promisc(pc, 1);
+    pcap_set_timeout(pc, 100);
+    pcap_set_buffer_size(pc, 64 << 20);
+    pcap_set_tstamp_precision(pc, PCAP_TSTAMP_PRECISION_NANO);
+    int rc = pcap_activate(pc);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot capture on %s: %s", o->iface, pcap_geterr(pc));
+        pcap_close(pc);
+        return NULL;
+    }
+    if (pcap_datalink(pc) != DLT_EN10MB) {
+        snprintf(err, errlen, "%s: link type %d is not Ethernet", o->iface, pcap_datalink(pc));
+        pcap_close(pc);
+        return NULL;
+    }
+    if (o->capture_filter && *o->capture_filter) {
+        struct bpf_program prog;
+        if (pcap_compile(pc, &prog, o->capture_filter, 1, PCAP_NETMASK_UNKNOWN) < 0 ||
+            pcap_setfilter(pc, &prog) < 0) {
+            snprintf(err, errlen, "bad capture filter '%s': %s", o->capture_filter, pcap_geterr(pc));
+            pcap_close(pc);
+            return NULL;
+        }
+        pcap_freecode(&prog);
+    }
+    return pc;
+}
+
+ingest_live_t *ingest_live_start(const ingest_opts *o, char *err, size_t errlen)
+{
+    ingest_live_t *l = xcalloc(1, sizeof *l);
+    l->o = *o;
+    l->n = o->iface ? 1 : (o->threads > 0 ? o->threads : 1);
+    l->t = xcalloc((size_t)l->n, sizeof *l->t);
+    for (int i = 0; i < l->n; i++) {
+        rx_thread *t = &l->t[i];
+        t->l = l;
+        t->fd = -1;
+        producer__init(&t->p, o->pipe, 0);
+        if (o->iface) {
+            t->pc = ingest__open_iface(o, err, errlen);
+            if (!t->pc) goto fail;
+        } else {
+            t->fd = ingest__udp_socket(o, err, errlen);
+            if (t->fd < 0) goto fail;
+            t->bufs = xmalloc((size_t)RX_VLEN * RX_BUF);
+        }
+    }
+    for (int i = 0; i < l->n; i++) {
+        rx_thread *t = &l->t[i];
+        int rc = pthread_create(&t->tid, NULL, o->iface ? ingest__pcap_main : ingest__udp_main, t);
+        if (rc) {
+            snprintf(err, errlen, "pthread_create() failed: %s", strerror(rc));
+            l->stop = 1;
+            for (int j = 0; j < i; j++) pthread_join(l->t[j].tid, NULL);
+            goto fail;
+        }
+    }
+    if (o->iface)
+        log_info("capturing on %s%s%s", o->iface, o->decap_vxlan ? " (decapsulating VXLAN)" : "",
+                 o->capture_filter ? "" : "");
+    else
+        log_info("listening for VXLAN on udp %s with %d thread(s)", o->listen, l->n);
+    return l;
+fail:
+    for (int i = 0; i < l->n; i++) {
+        if (l->t[i].fd >= 0) close(l->t[i].fd);
+        if (l->t[i].pc) pcap_close(l->t[i].pc);
+        free(l->t[i].bufs);
+    }
+    free(l->t);
+    free(l);
+    return NULL;
+}
+
+void ingest_live_stats(ingest_live_t *l, ingest_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < l->n; i++) {
+        producer *p = &l->t[i].p;
+        pthread_mutex_lock(&p->pub_mu);
+        ingest_stats_add(out, &p->pub);
+        pthread_mutex_unlock(&p->pub_mu);
+    }
+}
+
+void ingest_live_stop(ingest_live_t *l, ingest_stats *final)
+{
+    if (!l) return;
+    l->stop = 1;
+    for (int i = 0; i < l->n; i++) {
+        if (l->t[i].pc) pcap_breakloop(l->t[i].pc);
+    }
+    for (int i = 0; i < l->n; i++) {
+        rx_thread *t = &l->t[i];
+        pthread_join(t->tid, NULL);
+        if (final) ingest_stats_add(final, &t->p.st);
+        if (t->fd >= 0) close(t->fd);
+        if (t->pc) pcap_close(t->pc);
+        free(t->bufs);
+        pthread_mutex_destroy(&t->p.pub_mu);
+    }
+    free(l->t);
+    free(l);
+}

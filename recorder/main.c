@@ -1,0 +1,372 @@
+/* main.c - mscope-recorder: parse the configuration and wire the modules.
+ *
+ *   mscope-recorder --data-dir DIR [--listen ADDR:PORT | --interface IF]   daemon
+ *   mscope-recorder --data-dir DIR --read FILE [--decap vxlan]             import
+ *   mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT EXPR  search
+ *
+ * Threads: receive thread(s) -> pipeline -> one writer thread that owns the
+ * store. The main thread only waits for signals and reports.
+ */
+#include "config.h"
+#include "ingest.h"
+#include "log.h"
+#include "pipeline.h"
+#include "search_cli.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSCOPE_VERSION "0.1.0"
+
+typedef struct rec_settings {
+    char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level;
+    int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
+        flush_interval, queue_batches, stats_interval;
+} rec_settings;
+
+#define O(f) offsetof(rec_settings, f)
+static const config_opt rec_opts[] = {
+    { "data-dir", 'd', CFG_STR, O(data_dir), NULL, 0, 0, "DIR", "store segments and indexes in DIR (required)" },
+    { "read", 'r', CFG_STR, O(read), NULL, 0, 0, "FILE", "import a pcap/pcapng file, then exit" },
+    { "decap", 0, CFG_STR, O(decap), "none", 0, 0, "none|vxlan", "frames read from a file or interface are VXLAN-in-UDP: store the inner frames" },
+    { "listen", 'l', CFG_STR, O(listen), "0.0.0.0:4789", 0, 0, "ADDR:PORT", "receive VXLAN over UDP here (daemon mode)" },
+    { "interface", 'i', CFG_STR, O(interface), NULL, 0, 0, "IF", "capture from a live interface instead of UDP" },
+    { "capture-filter", 'f', CFG_STR, O(capture_filter), NULL, 0, 0, "EXPR", "tcpdump filter applied at capture (--interface)" },
+    { "vxlan-port", 0, CFG_INT, O(vxlan_port), "4789", 1, 65535, "PORT", "UDP port recognised when decapsulating frames (--decap vxlan)" },
+    { "rx-threads", 0, CFG_INT, O(rx_threads), "1", 1, 64, "N", "UDP receive threads sharing the port (SO_REUSEPORT)" },
+    { "rcvbuf", 0, CFG_SIZE, O(rcvbuf), "64M", 65536, 1LL << 31, "SIZE", "UDP socket receive buffer" },
+    { "segment-size", 0, CFG_SIZE, O(segment_size), "256M", 65536, 0xffffffffLL, "SIZE", "roll segments at this size (at most 4G)" },
+    { "segment-age", 0, CFG_DURATION, O(segment_age), "60s", 1000000LL, 0, "DURATION", "roll a segment this long after it opened" },
+    { "max-disk", 0, CFG_SIZE, O(max_disk), "0", 0, 0, "SIZE", "delete the oldest segments beyond this many bytes (0 = no limit)" },
+    { "min-free", 0, CFG_SIZE, O(min_free), "1G", 0, 0, "SIZE", "delete the oldest segments to keep this much disk free (0 = off)" },
+    { "flush-interval", 0, CFG_DURATION, O(flush_interval), "200ms", 1000000LL, 0, "DURATION", "write buffered packets at least this often (search sees them then)" },
+    { "queue-batches", 0, CFG_INT, O(queue_batches), "128", 4, 65536, "N", "batches (512 packets / 512 KiB each) between receive and writer" },
+    { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log counters this often" },
+    { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+#undef O
+
+typedef struct recorder {
+    rec_settings cfg;
+    store_t *store;
+    pipeline_t *pipe;
+    ingest_live_t *live;
+    ingest_stats import_st;
+    int import_mode;
+    _Atomic int writer_failed;  /* import: the store refused packets */
+    _Atomic int stop;
+    pthread_t writer;
+    pthread_mutex_t snap_mu;
+    store_stats snap;           /* the writer's latest store counters */
+} recorder;
+
+static int64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void *writer_main(void *arg)
+{
+    recorder *r = arg;
+    int64_t last_snap = 0;
+    for (;;) {
+        pipe_batch *b = pipeline_next(r->pipe, 100);
+        if (b) {
+            for (uint32_t i = 0; i < b->n; i++) {
+                const pipe_pkt *p = &b->pkts[i];
+                int rc = store_append(r->store, p->ts_ns, b->data + p->data_off, p->caplen,
+                                      p->origlen, &p->key);
+                if (rc < 0 && r->import_mode) r->writer_failed = 1;
+            }
+            pipeline_release(r->pipe, b);
+        } else if (pipeline_drained(r->pipe)) {
+            break;
+        }
+        int64_t now = mono_ns();
+        store_tick(r->store, now);
+        if (now - last_snap > 200000000LL) {
+            pthread_mutex_lock(&r->snap_mu);
+            store_get_stats(r->store, &r->snap);
+            pthread_mutex_unlock(&r->snap_mu);
+            last_snap = now;
+        }
+    }
+    if (store_flush_seal(r->store) < 0 && r->import_mode) r->writer_failed = 1;
+    pthread_mutex_lock(&r->snap_mu);
+    store_get_stats(r->store, &r->snap);
+    pthread_mutex_unlock(&r->snap_mu);
+    return NULL;
+}
+
+static void counters(recorder *r, ingest_stats *in, store_stats *st)
+{
+    memset(in, 0, sizeof *in);
+    if (r->live) ingest_live_stats(r->live, in);
+    ingest_stats_add(in, &r->import_st);
+    pthread_mutex_lock(&r->snap_mu);
+    *st = r->snap;
+    pthread_mutex_unlock(&r->snap_mu);
+}
+
+static void write_reasons(FILE *f, const char *name, const uint64_t *v, int n,
+                          const char *(*label)(int))
+{
+    fprintf(f, "  \"%s\": {", name);
+    int first = 1;
+    for (int i = 1; i < n; i++) {
+        fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", label(i), v[i]);
+        first = 0;
+    }
+    fprintf(f, "}");
+}
+
+/* DIR/stats.json: the counters for tests and operators (replaced atomically). */
+static void write_stats_file(recorder *r, const ingest_stats *in, const store_stats *st)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/stats.json", r->cfg.data_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fprintf(f,
+            "{\n  \"version\": \"%s\",\n  \"rx_packets\": %" PRIu64 ",\n  \"rx_bytes\": %" PRIu64
+            ",\n  \"accepted\": %" PRIu64 ",\n  \"stored_packets\": %" PRIu64
+            ",\n  \"stored_bytes\": %" PRIu64 ",\n  \"queue_drops\": %" PRIu64
+            ",\n  \"kernel_drops\": %" PRIu64 ",\n  \"truncated\": %" PRIu64
+            ",\n  \"drop_disk_full\": %" PRIu64 ",\n  \"disk_full_events\": %" PRIu64
+            ",\n  \"paused\": %d,\n  \"segments\": %" PRIu64 ",\n  \"segments_sealed\": %" PRIu64
+            ",\n  \"segments_evicted\": %" PRIu64 ",\n  \"recovered_segments\": %" PRIu64
+            ",\n  \"recovered_torn_bytes\": %" PRIu64 ",\n  \"disk_used\": %" PRIu64
+            ",\n  \"oldest_ns\": %" PRId64 ",\n  \"newest_ns\": %" PRId64 ",\n",
+            MSCOPE_VERSION, in->rx_packets, in->rx_bytes, in->stored_inner, st->packets,
+            st->bytes, in->queue_drops, in->kernel_drops, in->truncated, st->drop_disk_full,
+            st->disk_full_events, st->paused, st->segments, st->segments_sealed,
+            st->segments_evicted, st->recovered_segments, st->recovered_torn_bytes,
+            st->disk_used, st->oldest_ns, st->newest_ns);
+    write_reasons(f, "not_decapsulated", in->not_decapsulated, VX__COUNT, vxlan_reason_name);
+    fprintf(f, ",\n");
+    write_reasons(f, "anomalies", in->anomalies, DEC__COUNT, decode_reason_name);
+    fprintf(f, "\n}\n");
+    if (fclose(f) == 0) rename(tmp, path);
+}
+
+static void log_counters(const ingest_stats *in, const store_stats *st)
+{
+    uint64_t nodecap = 0, anom = 0;
+    for (int i = 1; i < VX__COUNT; i++) nodecap += in->not_decapsulated[i];
+    for (int i = 1; i < DEC__COUNT; i++) anom += in->anomalies[i];
+    log_info("rx %" PRIu64 " pkts %" PRIu64 " bytes; stored %" PRIu64 " pkts in %" PRIu64
+             " segments (%" PRIu64 " bytes on disk); dropped: not-vxlan %" PRIu64
+             ", queue %" PRIu64 ", kernel %" PRIu64 ", disk-full %" PRIu64
+             "; malformed inner (stored) %" PRIu64,
+             in->rx_packets, in->rx_bytes, st->packets, st->segments, st->disk_used, nodecap,
+             in->queue_drops, in->kernel_drops, st->drop_disk_full, anom);
+}
+
+static int start_store(recorder *r)
+{
+    char err[512];
+    store_opts so = {
+        .dir = r->cfg.data_dir,
+        .seg_size = r->cfg.segment_size,
+        .seg_age_ns = r->cfg.segment_age,
+        .max_disk = r->cfg.max_disk,
+        .min_free = r->cfg.min_free,
+        .flush_ns = r->cfg.flush_interval,
+    };
+    r->store = store_open(&so, err, sizeof err);
+    if (!r->store) {
+        log_error("%s", err);
+        return -1;
+    }
+    store_get_stats(r->store, &r->snap);
+    r->pipe = pipeline_new((unsigned)r->cfg.queue_batches);
+    int rc = pthread_create(&r->writer, NULL, writer_main, r);
+    if (rc) {
+        log_error("pthread_create() failed: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void stop_store(recorder *r)
+{
+    pipeline_close(r->pipe);
+    pthread_join(r->writer, NULL);
+    store_close(r->store);
+    pipeline_free(r->pipe);
+}
+
+static ingest_opts make_ingest_opts(recorder *r)
+{
+    ingest_opts io = {
+        .pipe = r->pipe,
+        .decap_vxlan = strcmp(r->cfg.decap, "vxlan") == 0,
+        .vxlan_port = (uint16_t)r->cfg.vxlan_port,
+        .listen = r->cfg.listen,
+        .threads = (int)r->cfg.rx_threads,
+        .rcvbuf = r->cfg.rcvbuf,
+        .iface = r->cfg.interface,
+        .capture_filter = r->cfg.capture_filter,
+    };
+    return io;
+}
+
+static int run_import(recorder *r)
+{
+    char err[1024];
+    ingest_opts io = make_ingest_opts(r);
+    r->import_mode = 1;
+    int rc = ingest_file(&io, r->cfg.read, &r->writer_failed, &r->import_st, err, sizeof err);
+    stop_store(r);
+    if (rc < 0) log_error("%s", err);
+    ingest_stats in;
+    store_stats st;
+    counters(r, &in, &st);
+    write_stats_file(r, &in, &st);
+    log_counters(&in, &st);
+    if (r->writer_failed) {
+        log_error("import of %s incomplete: the store could not write %" PRIu64
+                  " packets (disk full?)", r->cfg.read, st.drop_disk_full);
+        return 1;
+    }
+    return rc < 0 ? 1 : 0;
+}
+
+static int run_daemon(recorder *r)
+{
+    char err[1024];
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
+    ingest_opts io = make_ingest_opts(r);
+    r->live = ingest_live_start(&io, err, sizeof err);
+    if (!r->live) {
+        log_error("%s", err);
+        stop_store(r);
+        return 1;
+    }
+    log_info("recording into %s (segments %" PRId64 " MiB / %" PRId64 " s)", r->cfg.data_dir,
+             r->cfg.segment_size >> 20, (int64_t)(r->cfg.segment_age / 1000000000LL));
+    int64_t last_log = mono_ns();
+    for (;;) {
+        struct timespec to = { 1, 0 };
+        int sig = sigtimedwait(&set, NULL, &to);
+        ingest_stats in;
+        store_stats st;
+        counters(r, &in, &st);
+        write_stats_file(r, &in, &st);
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_info("%s: shutting down", strsignal(sig));
+            break;
+        }
+        if (sig == SIGUSR1 || mono_ns() - last_log >= r->cfg.stats_interval) {
+            log_counters(&in, &st);
+            last_log = mono_ns();
+        }
+    }
+    ingest_stats fin;
+    memset(&fin, 0, sizeof fin);
+    ingest_live_stop(r->live, &fin);
+    r->live = NULL;
+    r->import_st = fin;
+    stop_store(r);
+    ingest_stats in;
+    store_stats st;
+    counters(r, &in, &st);
+    write_stats_file(r, &in, &st);
+    log_counters(&in, &st);
+    return 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mscope-recorder --data-dir DIR [options]            record VXLAN from UDP (daemon)\n"
+            "       mscope-recorder --data-dir DIR --interface IF       record a live interface\n"
+            "       mscope-recorder --data-dir DIR --read FILE          import a pcap/pcapng file\n"
+            "       mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT 'EXPR'\n"
+            "                                                          (see: mscope-recorder search --help)\n\n"
+            "Stores every packet in nanosecond pcap segments with an index beside each.\n"
+            "Counters are in DIR/stats.json (refreshed every second) and logged on SIGUSR1.\n\n"
+            "options:\n");
+    config_print_help(rec_opts, out);
+}
+
+int main(int argc, char **argv)
+{
+    log_init("mscope-recorder");
+    if (argc > 1 && strcmp(argv[1], "search") == 0) return search_cli_main(argc - 1, argv + 1);
+    if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
+        printf("mscope-recorder %s\n", MSCOPE_VERSION);
+        return 0;
+    }
+    recorder r;
+    memset(&r, 0, sizeof r);
+    pthread_mutex_init(&r.snap_mu, NULL);
+    char err[1024];
+    int help = 0, npos = 0;
+    const char *pos[1];
+    if (config_defaults(rec_opts, &r.cfg) < 0) return 2;
+    if (config_parse_args(rec_opts, &r.cfg, argc, argv, 1, pos, 0, &npos, &help, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope-recorder: %s\n", err);
+        return 2;
+    }
+    if (help) {
+        usage(stdout);
+        config_free(rec_opts, &r.cfg);
+        return 0;
+    }
+    int rc = 2;
+    if (log_set_level(r.cfg.log_level) < 0) {
+        fprintf(stderr, "mscope-recorder: --log-level: '%s' is not error/warn/info/debug\n", r.cfg.log_level);
+        goto out;
+    }
+    if (!r.cfg.data_dir) {
+        fprintf(stderr, "mscope-recorder: --data-dir is required (see --help)\n");
+        goto out;
+    }
+    if (strcmp(r.cfg.decap, "none") && strcmp(r.cfg.decap, "vxlan")) {
+        fprintf(stderr, "mscope-recorder: --decap: '%s' is not none or vxlan\n", r.cfg.decap);
+        goto out;
+    }
+    if (r.cfg.read && r.cfg.interface) {
+        fprintf(stderr, "mscope-recorder: --read and --interface exclude each other\n");
+        goto out;
+    }
+    /* Signals are taken synchronously by the main thread; block them before
+     * any thread starts so the others inherit the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
+    if (!r.cfg.read) pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (start_store(&r) < 0) {
+        rc = 1;
+        goto out;
+    }
+    rc = r.cfg.read ? run_import(&r) : run_daemon(&r);
+out:
+    config_free(rec_opts, &r.cfg);
+    pthread_mutex_destroy(&r.snap_mu);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/* pipeline.h - hands decoded packets from the ingest threads to the writer.
+ *
+ * Packets travel in preallocated batches (up to 512 packets / 512 KiB of
+ * frame bytes each). An ingest thread fills a batch and submits it; the
+ * writer thread stores every packet and gives the batch back. The lock is
+ * taken once per batch, never per packet, and nothing is allocated after
+ * start-up. When every batch is in flight the producer either waits (file
+ * import: nothing may be lost) or drops and counts (live feeds: the receive
+ * path must never block).
+ */
+#ifndef MSCOPE_PIPELINE_H
+#define MSCOPE_PIPELINE_H
+
+#include "flowkey.h"
+
+#include <stdint.h>
+
+#define PIPE_BATCH_PKTS 512
+#define PIPE_BATCH_BYTES (512u << 10)
+
+typedef struct pipe_pkt {
+    int64_t ts_ns;
+    uint32_t caplen, origlen;
+    uint32_t data_off; /* into batch->data */
+    flowkey_t key;
+} pipe_pkt;
+
+typedef struct pipe_batch {
+    uint32_t n;
+    uint32_t used;
+    int64_t first_mono_ns; /* when its first packet arrived (latency bound) */
+    pipe_pkt pkts[PIPE_BATCH_PKTS];
+    uint8_t data[PIPE_BATCH_BYTES];
+} pipe_batch;
+
+typedef struct pipeline pipeline_t;
+
+/* nbatches batches are allocated now; none later. */
+pipeline_t *pipeline_new(unsigned nbatches);
+void pipeline_free(pipeline_t *p);
+
+/* Take an empty batch. wait=1 blocks until one is free (or the pipeline is
+ * closed: NULL); wait=0 returns NULL at once when none is free. */
+pipe_batch *pipeline_get(pipeline_t *p, int wait);
+
+/* Hand a filled batch to the writer (ownership passes). Empty batches are
+ * returned to the free list. */
+void pipeline_submit(pipeline_t *p, pipe_batch *b);
+
+/* Writer side: the next filled batch, waiting up to timeout_ms; NULL on
+ * timeout, or when closed and drained (then pipeline_drained() is 1). */
+pipe_batch *pipeline_next(pipeline_t *p, int timeout_ms);
+void pipeline_release(pipeline_t *p, pipe_batch *b);
+
+/* No more submissions: the writer drains what is queued, then sees NULL. */
+void pipeline_close(pipeline_t *p);
+int pipeline_drained(pipeline_t *p);
+
+/* Room for one more packet of caplen bytes? */
+static inline int pipe_batch_fits(const pipe_batch *b, uint32_t caplen)
+{
+    return b->n < PIPE_BATCH_PKTS && b->used + caplen <= PIPE_BATCH_BYTES;
+}
+
+#endif

@@ -1,0 +1,377 @@
+/* search.c - indexed, time-ordered search over pcap segments (see search.h).
+ *
+ * DESIGN: each segment overlapping the time range gets a cursor: the sorted
+ * list of candidate packet ordinals, found from its index (exprscan picks the
+ * flows, their posting lists give the packets, the time index drops what is
+ * outside the range). A heap merges the cursors by (timestamp, segment,
+ * arrival ordinal) - one total order even when imports overlap in time.
+ * Only then is each candidate read and matched exactly with libpcap's BPF.
+ * Segments are activated lazily, in order of their first timestamp, so
+ * memory holds only the segments that overlap the current point in time.
+ */
+#include "search.h"
+
+#include "exprscan.h"
+#include "filter.h"
+#include "log.h"
+#include "pcapio.h"
+#include "segindex.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEARCH_WIN (512u << 10) /* holds the largest record (256 KiB + header) */
+#define SEARCH_SMALL_READ 2048u
+
+typedef struct cursor {
+    uint64_t seq;
+    segidx_t *ix;
+    int fd;
+    int dense;
+    uint32_t *cand;
+    size_t ncand, i;
+    uint8_t *win;
+    uint64_t win_off;
+    size_t win_len;
+} cursor;
+
+struct search {
+    char *dir;
+    search_query q;
+    filter_t *filter;
+    exprscan_t *es;
+    cursor *segs; /* all overlapping segments, by (min_ts, seq) */
+    size_t nsegs, next;
+    cursor **heap;
+    size_t nheap;
+    cursor *done; /* exhausted; released at the next call (its window is in use) */
+    search_stats st;
+};
+
+static int search__cmp_seg(const void *a, const void *b)
+{
+    const cursor *x = a, *y = b;
+    if (x->ix->hdr->min_ts != y->ix->hdr->min_ts) return x->ix->hdr->min_ts < y->ix->hdr->min_ts ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Map the segment's index, or build one in memory when there is none yet
+ * (the open segment of a running daemon, or one a crash left). */
+static segidx_t *search__index(search_t *s, uint64_t seq)
+{
+    char path[4096], err[256];
+    store_segment_path(s->dir, seq, "pcap", path, sizeof path);
+    struct stat sb;
+    if (stat(path, &sb) < 0) return NULL; /* evicted meanwhile */
+    store_segment_path(s->dir, seq, "idx", path, sizeof path);
+    segidx_t *ix = segidx_open(path, err, sizeof err);
+    if (ix && ix->hdr->pcap_bytes <= (uint64_t)sb.st_size) return ix;
+    segidx_free(ix);
+    store_segment_path(s->dir, seq, "pcap", path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    segidx_builder_t *b = segidx_builder_new();
+    segidx_builder_reset(b, seq);
+    uint64_t valid;
+    ix = NULL;
+    if (segidx_scan_pcap(b, fd, (uint64_t)sb.st_size, &valid) == 0) {
+        ix = segidx_builder_finish(b, valid);
+        s->st.segments_unindexed++;
+    }
+    segidx_builder_free(b);
+    close(fd);
+    return ix;
+}
+
+search_t *search_new(const char *dir, const search_query *q, char *err, size_t errlen)
+{
+    filter_t *f = filter_new(q->expr, err, errlen);
+    if (!f) return NULL;
+    uint64_t *seqs;
+    long n = store_list_segments(dir, &seqs);
+    if (n < 0) {
+        snprintf(err, errlen, "cannot read data directory %s: %s", dir, strerror((int)-n));
+        filter_free(f);
+        return NULL;
+    }
+    search_t *s = xcalloc(1, sizeof *s);
+    s->dir = xstrdup(dir);
+    s->q = *q;
+    s->filter = f;
+    s->es = exprscan_new(q->expr);
+    s->st.index_used = exprscan_parsed(s->es);
+    s->segs = xcalloc((size_t)n + 1, sizeof *s->segs);
+    for (long i = 0; i < n; i++) {
+        segidx_t *ix = search__index(s, seqs[i]);
+        if (!ix) continue;
+        const segidx_hdr *h = ix->hdr;
+        if (!h->npkts || h->max_ts < q->from_ns || h->min_ts >= q->to_ns) {
+            segidx_free(ix);
+            continue;
+        }
+        cursor *c = &s->segs[s->nsegs++];
+        c->seq = seqs[i];
+        c->ix = ix;
+        c->fd = -1;
+    }
+    free(seqs);
+    qsort(s->segs, s->nsegs, sizeof *s->segs, search__cmp_seg);
+    s->st.segments = s->nsegs;
+    s->heap = xcalloc(s->nsegs + 1, sizeof *s->heap);
+    return s;
+}
+
+static const segidx_t *search__cmp_ix; /* qsort has no context argument in C11 */
+
+static int search__cmp_ts(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    int64_t tx = search__cmp_ix->ts[x], ty = search__cmp_ix->ts[y];
+    if (tx != ty) return tx < ty ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+static int search__cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void search__add_flow(search_t *s, cursor *c, uint32_t f, size_t *cap)
+{
+    const segidx_t *ix = c->ix;
+    const segidx_flow *fl = &ix->flows[f];
+    if (fl->last_ns < s->q.from_ns || fl->first_ns >= s->q.to_ns) return;
+    if (exprscan_eval(s->es, &fl->key) == ES_FALSE) return;
+    s->st.flows_selected++;
+    xgrow((void **)&c->cand, cap, c->ncand + fl->packets, sizeof *c->cand);
+    memcpy(c->cand + c->ncand, ix->posts + fl->post_start, fl->packets * sizeof *c->cand);
+    c->ncand += fl->packets;
+}
+
+/* Fill c->cand with the ordinals to read, in (time, ordinal) order. */
+static void search__candidates(search_t *s, cursor *c)
+{
+    const segidx_t *ix = c->ix;
+    const segidx_hdr *h = ix->hdr;
+    size_t cap = 0;
+    uint32_t *flows = NULL;
+    long nf = exprscan_candidates(s->es, ix, &flows);
+    int whole = h->min_ts >= s->q.from_ns && h->max_ts < s->q.to_ns;
+    if (filter_is_all(s->filter) || !exprscan_parsed(s->es)) {
+        /* No usable terms: every packet in range, block by block. */
+        c->cand = xmalloc((h->npkts ? h->npkts : 1) * sizeof *c->cand);
+        for (uint64_t b = 0; b < h->nblocks; b++) {
+            if (!whole && (ix->blocks[b].max_ts < s->q.from_ns || ix->blocks[b].min_ts >= s->q.to_ns))
+                continue;
+            uint64_t end = (b + 1) * SEGIDX_BLOCK < h->npkts ? (b + 1) * SEGIDX_BLOCK : h->npkts;
+            for (uint64_t i = b * SEGIDX_BLOCK; i < end; i++) c->cand[c->ncand++] = (uint32_t)i;
+        }
+        s->st.flows_selected += h->nflows;
+    } else {
+        /* Odd flows are always read (flowkey.h); then the lookups' picks, or
+         * every flow judged one by one when the lookups had nothing. */
+        uint32_t f = 0;
+        for (; f < h->nflows && ix->flows[f].key.kind == FK_ODD; f++) search__add_flow(s, c, f, &cap);
+        if (nf < 0) {
+            for (; f < h->nflows; f++) search__add_flow(s, c, f, &cap);
+        } else {
+            for (long i = 0; i < nf; i++)
+                if (flows[i] < h->nflows && ix->flows[flows[i]].key.kind != FK_ODD)
+                    search__add_flow(s, c, flows[i], &cap);
+        }
+        if (c->ncand > 1) qsort(c->cand, c->ncand, sizeof *c->cand, search__cmp_u32);
+    }
+    free(flows);
+    /* Per-packet time filter, and a bound check against a corrupt index. */
+    size_t o = 0;
+    for (size_t i = 0; i < c->ncand; i++) {
+        uint32_t p = c->cand[i];
+        if (p >= h->npkts) {
+            s->st.bad_records++;
+            continue;
+        }
+        if (whole || (ix->ts[p] >= s->q.from_ns && ix->ts[p] < s->q.to_ns)) c->cand[o++] = p;
+    }
+    c->ncand = o;
+    if (!(h->flags & SEGIDX_F_TS_SORTED) && c->ncand > 1) {
+        search__cmp_ix = ix;
+        qsort(c->cand, c->ncand, sizeof *c->cand, search__cmp_ts);
+    }
+    c->dense = c->ncand * 32 > h->npkts;
+}
+
+static void search__release(cursor *c)
+{
+    free(c->cand);
+    free(c->win);
+    if (c->fd >= 0) close(c->fd);
+    segidx_free(c->ix);
+    c->cand = NULL;
+    c->win = NULL;
+    c->fd = -1;
+    c->ix = NULL;
+}
+
+static int search__activate(search_t *s, cursor *c)
+{
+    search__candidates(s, c);
+    if (!c->ncand) {
+        search__release(c);
+        return 0;
+    }
+    char path[4096];
+    store_segment_path(s->dir, c->seq, "pcap", path, sizeof path);
+    c->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (c->fd < 0) {
+        log_warn("segment %s vanished during the search (evicted?)", path);
+        search__release(c);
+        return 0;
+    }
+    c->win = xmalloc(SEARCH_WIN);
+    return 1;
+}
+
+static int64_t search__head_ts(const cursor *c) { return c->ix->ts[c->cand[c->i]]; }
+
+static int search__less(const cursor *a, const cursor *b)
+{
+    int64_t ta = search__head_ts(a), tb = search__head_ts(b);
+    if (ta != tb) return ta < tb;
+    if (a->seq != b->seq) return a->seq < b->seq;
+    return a->cand[a->i] < b->cand[b->i];
+}
+
+static void search__sift_down(search_t *s, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->nheap && search__less(s->heap[l], s->heap[m])) m = l;
+        if (r < s->nheap && search__less(s->heap[r], s->heap[m])) m = r;
+        if (m == i) return;
+        cursor *t = s->heap[i];
+        s->heap[i] = s->heap[m];
+        s->heap[m] = t;
+        i = m;
+    }
+}
+
+static void search__push(search_t *s, cursor *c)
+{
+    size_t i = s->nheap++;
+    s->heap[i] = c;
+    while (i && search__less(s->heap[i], s->heap[(i - 1) / 2])) {
+        cursor *t = s->heap[i];
+        s->heap[i] = s->heap[(i - 1) / 2];
+        s->heap[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/* Read the record at off into the cursor's window; returns a pointer to its
+ * header or NULL (short file / I/O error). */
+static const uint8_t *search__read(cursor *c, uint64_t off, int *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (off >= c->win_off && off + PCAPIO_REC_HDR <= c->win_off + c->win_len) {
+            pcapio_rec_hdr h;
+            memcpy(&h, c->win + (off - c->win_off), sizeof h);
+            if (h.caplen > PCAPIO_SNAPLEN) return NULL;
+            if (off + PCAPIO_REC_HDR + h.caplen <= c->win_off + c->win_len)
+                return c->win + (off - c->win_off);
+        }
+        size_t want = c->dense || attempt ? SEARCH_WIN : SEARCH_SMALL_READ;
+        ssize_t n;
+        do n = pread(c->fd, c->win, want, (off_t)off);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            *err = -errno;
+            return NULL;
+        }
+        c->win_off = off;
+        c->win_len = (size_t)n;
+    }
+    return NULL;
+}
+
+int search_next(search_t *s, search_pkt *p)
+{
+    if (s->done) {
+        search__release(s->done);
+        s->done = NULL;
+    }
+    for (;;) {
+        if (s->q.max_packets && s->st.packets >= s->q.max_packets) {
+            s->st.limited = 1;
+            return 0;
+        }
+        /* Activate every segment that may hold a packet at or before the head. */
+        while (s->next < s->nsegs &&
+               (!s->nheap || s->segs[s->next].ix->hdr->min_ts <= search__head_ts(s->heap[0]))) {
+            cursor *c = &s->segs[s->next++];
+            if (search__activate(s, c)) search__push(s, c);
+        }
+        if (!s->nheap) return 0;
+        cursor *c = s->heap[0];
+        uint32_t ord = c->cand[c->i];
+        int64_t want_ts = c->ix->ts[ord];
+        int err = 0;
+        const uint8_t *rec = search__read(c, c->ix->off[ord], &err);
+        c->i++;
+        if (c->i == c->ncand) {
+            s->heap[0] = s->heap[--s->nheap];
+            if (s->nheap) search__sift_down(s, 0);
+        } else {
+            search__sift_down(s, 0);
+        }
+        if (err) return err;
+        s->st.candidates++;
+        pcapio_rec_hdr h;
+        if (!rec) {
+            s->st.bad_records++;
+            goto next;
+        }
+        memcpy(&h, rec, sizeof h);
+        if ((int64_t)h.ts_sec * 1000000000LL + h.ts_frac != want_ts || h.caplen > h.origlen) {
+            s->st.bad_records++;
+            goto next;
+        }
+        if (!filter_match(s->filter, rec + PCAPIO_REC_HDR, h.caplen, h.origlen)) goto next;
+        if (s->q.max_bytes && s->st.bytes + h.caplen > s->q.max_bytes) {
+            s->st.limited = 1;
+            return 0;
+        }
+        p->ts_ns = want_ts;
+        p->caplen = h.caplen;
+        p->origlen = h.origlen;
+        p->data = rec + PCAPIO_REC_HDR;
+        p->segment = c->seq;
+        s->st.packets++;
+        s->st.bytes += h.caplen;
+        if (c->i == c->ncand) s->done = c; /* p->data points into its window */
+        return 1;
+    next:
+        if (c->i == c->ncand) search__release(c);
+    }
+}
+
+void search_get_stats(const search_t *s, search_stats *out) { *out = s->st; }
+
+void search_free(search_t *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->nsegs; i++) search__release(&s->segs[i]);
+    free(s->segs);
+    free(s->heap);
+    filter_free(s->filter);
+    exprscan_free(s->es);
+    free(s->dir);
+    free(s);
+}

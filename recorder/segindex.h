@@ -1,0 +1,106 @@
+/* segindex.h - the index written beside each pcap segment.
+ *
+ * One file per segment ("seg-N.idx" beside "seg-N.pcap"), little-endian,
+ * read with mmap. Sections (all arrays, 8-byte aligned):
+ *   ts[npkts]     int64 timestamp of packet i (i = arrival ordinal)
+ *   off[npkts]    uint32 file offset of packet i's pcap record
+ *   flows[nflows] segidx_flow: directional key, first/last time, packets,
+ *                 bytes, and where its posting list starts in posts[];
+ *                 the odd flows (flowkey.h) come first
+ *   posts[npkts]  packet ordinals grouped by flow, ascending within a flow
+ *   hosts[nhosts] (address, flow) sorted: host and net lookups
+ *   ports[nports] (port, flow) sorted: port and portrange lookups
+ *   blocks[]      min/max timestamp per SEGIDX_BLOCK packets: the sparse
+ *                 time index that lets a scan skip blocks outside the range
+ * The same layout is built in memory for the open segment and for segments
+ * that were never sealed (crash, or still being written by a daemon), so the
+ * search engine has one code path.
+ */
+#ifndef MSCOPE_SEGINDEX_H
+#define MSCOPE_SEGINDEX_H
+
+#include "flowkey.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SEGIDX_BLOCK 1024
+#define SEGIDX_F_TS_SORTED 0x1 /* ts[] is non-decreasing: ordinal order is time order */
+
+typedef struct segidx_hdr {
+    char magic[8];
+    uint32_t version, flags;
+    uint64_t seq;        /* segment number */
+    uint64_t pcap_bytes; /* bytes of the pcap file this index covers */
+    int64_t min_ts, max_ts;
+    uint64_t npkts, nflows, nhosts, nports, nblocks;
+    uint64_t off_ts, off_off, off_flows, off_posts, off_hosts, off_ports, off_blocks;
+    uint64_t total_size;
+} segidx_hdr;
+
+typedef struct segidx_flow {
+    flowkey_t key;
+    int64_t first_ns, last_ns;
+    uint64_t bytes; /* sum of original lengths */
+    uint32_t packets;
+    uint32_t post_start;
+} segidx_flow;
+
+typedef struct segidx_host { uint8_t addr[16]; uint32_t flow; } segidx_host;
+typedef struct segidx_port { uint16_t port, pad; uint32_t flow; } segidx_port;
+typedef struct segidx_block { int64_t min_ts, max_ts; } segidx_block;
+
+/* A read-only view of an index (mapped file or memory). Fields are public:
+ * the search engine walks these arrays on its hot path. */
+typedef struct segidx {
+    const segidx_hdr *hdr;
+    const int64_t *ts;
+    const uint32_t *off;
+    const segidx_flow *flows;
+    const uint32_t *posts;
+    const segidx_host *hosts;
+    const segidx_port *ports;
+    const segidx_block *blocks;
+    void *base;
+    size_t size;
+    int mapped;
+} segidx_t;
+
+/* Map and validate an index file. Returns NULL with err set when the file is
+ * missing, short, or inconsistent (callers then rebuild from the pcap). */
+segidx_t *segidx_open(const char *path, char *err, size_t errlen);
+void segidx_free(segidx_t *ix);
+
+/* --- building ------------------------------------------------------------ */
+
+typedef struct segidx_builder segidx_builder_t;
+
+segidx_builder_t *segidx_builder_new(void);
+void segidx_builder_free(segidx_builder_t *b);
+
+/* Start a new segment: forget all packets and flows, keep the memory. */
+void segidx_builder_reset(segidx_builder_t *b, uint64_t seq);
+
+/* Record one packet. Amortised O(1); allocates only when a table doubles. */
+void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, int64_t ts_ns, uint32_t off,
+                        uint32_t origlen);
+
+/* Forget packets from ordinal n on (their bytes never reached the disk). */
+void segidx_builder_truncate(segidx_builder_t *b, uint32_t n);
+
+uint32_t segidx_builder_count(const segidx_builder_t *b);
+
+/* Lay the index out in memory. Returns a view that owns its buffer. */
+segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes);
+
+/* Write a finished view to path atomically (path.tmp then rename).
+ * Returns 0 or -errno. */
+int segidx_write(const segidx_t *ix, const char *path);
+
+/* Walk the pcap records of a segment (fd, size bytes), decode each packet and
+ * add it to b. Stops at the first torn or impossible record; *valid_bytes is
+ * where the last whole record ends (the file header counts). Returns 0, or -1
+ * when the file header is not ours. */
+int segidx_scan_pcap(segidx_builder_t *b, int fd, uint64_t size, uint64_t *valid_bytes);
+
+#endif

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install every Debian package the build, the tests and the demo need.
+# Idempotent: asks apt only for what is missing, so a warm machine pays nothing.
+set -eu
+
+PKGS="build-essential cmake pkg-config
+libpcap-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev libpq-dev
+tcpdump tshark wireshark-common iproute2 nftables util-linux e2fsprogs python3"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
