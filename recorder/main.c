@@ -29,7 +29,7 @@
 #define MSCOPE_VERSION "0.1.0"
 
 typedef struct rec_settings {
-    char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level;
+    char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval;
 } rec_settings;
@@ -52,6 +52,7 @@ static const config_opt rec_opts[] = {
     { "flush-interval", 0, CFG_DURATION, O(flush_interval), "200ms", 1000000LL, 0, "DURATION", "write buffered packets at least this often (search sees them then)" },
     { "queue-batches", 0, CFG_INT, O(queue_batches), "128", 4, 65536, "N", "batches (512 packets / 512 KiB each) between receive and writer" },
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log counters this often" },
+    { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "where to keep the counters as JSON (default: DIR/stats.json)" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
     { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
@@ -137,7 +138,10 @@ static void write_reasons(FILE *f, const char *name, const uint64_t *v, int n,
 static void write_stats_file(recorder *r, const ingest_stats *in, const store_stats *st)
 {
     char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/stats.json", r->cfg.data_dir);
+    if (r->cfg.stats_file)
+        snprintf(path, sizeof path, "%s", r->cfg.stats_file);
+    else
+        snprintf(path, sizeof path, "%s/stats.json", r->cfg.data_dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) return;

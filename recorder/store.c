@@ -232,7 +232,36 @@ static void store__budget(store_t *s)
         if (store__evict_one(s, "free space below --min-free") < 0) break;
 }
 
-/* Write the buffer. On failure cut the file back to its last good size. */
+/* After a write that stopped after done bytes, keep the whole records among
+ * them, cut the file after the last one, and move the rest to the front of
+ * the buffer, so a disk that frees a little space makes a little progress. */
+static void store__keep_whole(store_t *s, size_t done)
+{
+    size_t pos = 0;
+    uint32_t pkts = 0;
+    if (s->file_size == 0) {
+        if (done < PCAPIO_FILE_HDR) goto cut;
+        pos = PCAPIO_FILE_HDR;
+    }
+    while (pos + PCAPIO_REC_HDR <= done) {
+        pcapio_rec_hdr h;
+        memcpy(&h, s->buf + pos, sizeof h);
+        if (pos + PCAPIO_REC_HDR + h.caplen > done) break;
+        pos += PCAPIO_REC_HDR + h.caplen;
+        pkts++;
+    }
+cut:
+    if (ftruncate(s->fd, (off_t)(s->file_size + pos)) < 0 ||
+        lseek(s->fd, (off_t)(s->file_size + pos), SEEK_SET) < 0)
+        log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
+                  strerror(errno));
+    memmove(s->buf, s->buf + pos, s->used - pos);
+    s->used -= pos;
+    s->file_size += pos;
+    s->committed += pkts;
+}
+
+/* Write the buffer. On failure keep what was whole and cut the rest. */
 static int store__write_buf(store_t *s)
 {
     size_t done = 0;
@@ -241,10 +270,7 @@ static int store__write_buf(store_t *s)
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             int e = n < 0 ? errno : ENOSPC;
-            if (ftruncate(s->fd, (off_t)s->file_size) < 0 ||
-                lseek(s->fd, (off_t)s->file_size, SEEK_SET) < 0)
-                log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
-                          strerror(errno));
+            store__keep_whole(s, done);
             return -e;
         }
         done += (size_t)n;

@@ -1,0 +1,38 @@
+# Mirrorscope - the two commands: `make demo` and `make check`.
+# Both install what is missing (scripts/deps.sh), then build with CMake.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build build-asan check unit demo bench clean
+
+all: build
+
+deps:
+	./scripts/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Unit suites again under AddressSanitizer + UndefinedBehaviorSanitizer.
+build-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMSCOPE_SANITIZE=ON
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+check: build build-asan
+	cd $(BUILD_ASAN) && ctest -L unit --output-on-failure
+	cd $(BUILD) && ctest --output-on-failure --timeout 600
+
+unit: build
+	cd $(BUILD) && ctest -L unit --output-on-failure
+
+demo: build
+	./scripts/demo.sh $(BUILD)
+
+bench: build
+	./bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) demo-data

@@ -1,0 +1,188 @@
+"""Shared helpers for the integration tests: find the binaries, run them,
+ask the outside oracles (tcpdump, capinfos), and fail or skip loudly.
+
+Exit status follows CTest's convention here: 0 pass, 1 fail, 77 skipped.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pcapfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("MSCOPE_BUILD", os.path.join(ROOT, "build"))
+
+
+def binary(env, name):
+    path = os.environ.get(env)
+    if path:
+        return path
+    for cand in (os.path.join(BUILD, name), os.path.join(BUILD, "tests", "tools", name)):
+        if os.path.exists(cand):
+            return cand
+    fail(f"cannot find {name}: set {env} or build into {BUILD}")
+
+
+RECORDER = None
+PCAPGEN = None
+VXSEND = None
+
+
+def init():
+    global RECORDER, PCAPGEN, VXSEND
+    RECORDER = binary("MSCOPE_RECORDER", "mscope-recorder")
+    PCAPGEN = binary("MSCOPE_PCAPGEN", "pcapgen")
+    VXSEND = binary("MSCOPE_VXSEND", "vxsend")
+    for tool in ("tcpdump", "capinfos"):
+        if not shutil.which(tool):
+            fail(f"{tool} is not installed (run scripts/deps.sh)")
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def skip(msg):
+    print(f"SKIP: {msg}", file=sys.stderr)
+    sys.exit(77)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def run(cmd, check_rc=True, **kw):
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    p = subprocess.run(cmd, **kw)
+    if check_rc and p.returncode != 0:
+        fail(f"{' '.join(map(str, cmd))} exited {p.returncode}:\n{p.stderr.decode(errors='replace')}")
+    return p
+
+
+def tmpdir(prefix="mscope-test-"):
+    base = os.environ.get("MSCOPE_TMP")
+    return tempfile.mkdtemp(prefix=prefix, dir=base)
+
+
+def gen(path, *args):
+    run([PCAPGEN, "-w", path, *map(str, args)])
+    return path
+
+
+def import_file(datadir, pcap, *args):
+    return run([RECORDER, "--data-dir", datadir, "--read", pcap, "--min-free", "0", *map(str, args)])
+
+
+def search(datadir, expr, t_from=None, t_to=None, extra=()):
+    cmd = [RECORDER, "search", "--data-dir", datadir, "-w", "-"]
+    if t_from is not None:
+        cmd += ["--from", t_from]
+    if t_to is not None:
+        cmd += ["--to", t_to]
+    cmd += list(extra)
+    if expr:
+        cmd.append(expr)
+    p = run(cmd)
+    return pcapfile.read_pcap(p.stdout)[1], p.stdout
+
+
+def tcpdump(pcap, expr):
+    """The oracle: tcpdump's own reading of a file with a filter."""
+    # Nanosecond precision, or tcpdump rounds nanosecond files to microseconds.
+    p = run(["tcpdump", "--time-stamp-precision=nano", "-r", pcap, "-w", "-"] +
+            ([expr] if expr else []))
+    return pcapfile.read_pcap(p.stdout)[1]
+
+
+def window(records, from_ns=None, to_ns=None):
+    return [r for r in records
+            if (from_ns is None or r[0] >= from_ns) and (to_ns is None or r[0] < to_ns)]
+
+
+def capinfos_ok(path):
+    p = run(["capinfos", path], check_rc=False)
+    return p.returncode == 0, p.stderr.decode(errors="replace")
+
+
+def ns_str(ns):
+    return f"{ns // 1000000000}.{ns % 1000000000:09d}"
+
+
+def wait_for(pred, timeout, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def free_udp_port():
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def read_stats(path):
+    import json
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class Daemon:
+    """A recorder daemon on loopback, its log in a file, stopped by pid."""
+
+    def __init__(self, datadir, *args, ns=None, stats_file=None):
+        self.datadir = datadir
+        self.port = free_udp_port()
+        self.stats_file = stats_file or os.path.join(datadir, "stats.json")
+        self.log = open(os.path.join(os.path.dirname(datadir.rstrip("/")),
+                                     os.path.basename(datadir.rstrip("/")) + ".log"), "ab+")
+        cmd = [RECORDER, "--data-dir", datadir, "--listen", f"127.0.0.1:{self.port}",
+               "--min-free", "0", "--stats-file", self.stats_file, *map(str, args)]
+        if ns:
+            cmd = ["ip", "netns", "exec", ns] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        ok = wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 10)
+        if self.proc.poll() is not None:
+            fail(f"recorder exited at start:\n{self.log_text()}")
+
+    def stats(self):
+        return read_stats(self.stats_file)
+
+    def log_text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def wait_rx(self, n, timeout=30):
+        return wait_for(lambda: (self.stats() or {}).get("rx_packets", 0) >= n, timeout)
+
+    def stop(self, sig=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                fail("recorder did not stop on SIGTERM within 30 s")
+        return self.proc.returncode
+
+
+def vxsend(pcap, port, *args):
+    p = run([VXSEND, "--to", f"127.0.0.1:{port}", "--count", *map(str, args), pcap])
+    out = dict(kv.split("=") for kv in p.stdout.decode().split())
+    return out
