@@ -210,7 +210,6 @@ int decode_vxlan(const uint8_t *p, uint32_t len, uint32_t *vni)
 {
     if (len < DECODE_VXLAN_HDR) return VX_HDR_SHORT;
     if (!(p[0] & 0x08)) return VX_NO_I_FLAG;
-    if (len < DECODE_VXLAN_HDR + ETH_HDR) return VX_INNER_SHORT;
     *vni = (uint32_t)p[4] << 16 | (uint32_t)p[5] << 8 | p[6];
     return VX_OK;
 }
@@ -255,7 +254,7 @@ const char *vxlan_reason_name(int reason)
 {
     static const char *names[VX__COUNT] = {
         "ok", "frame_short", "not_ip", "not_udp", "outer_fragment", "not_vxlan_port",
-        "vxlan_short", "vxlan_no_i_flag", "vxlan_inner_short",
+        "vxlan_short", "vxlan_no_i_flag",
     };
     return reason >= 0 && reason < VX__COUNT ? names[reason] : "unknown";
 }

@@ -47,7 +47,6 @@ enum vxlan_reason {
     VX_NOT_VXLAN_PORT, /* UDP destination is not the VXLAN port */
     VX_HDR_SHORT,      /* fewer than 8 bytes of VXLAN header */
     VX_NO_I_FLAG,      /* I flag (valid VNI) clear */
-    VX_INNER_SHORT,    /* no room for an inner Ethernet header */
     VX__COUNT
 };
 
@@ -88,7 +87,9 @@ typedef struct pkt_info {
 int decode_frame(const uint8_t *p, uint32_t caplen, uint32_t origlen, pkt_info_t *pi);
 
 /* Check a VXLAN header at p (len bytes of UDP payload). On success stores the
- * VNI and returns VX_OK; the inner frame starts at p + 8. */
+ * VNI and returns VX_OK; the inner frame starts at p + 8. An inner frame too
+ * short for Ethernet is still a frame: it is stored, and decode_frame()
+ * names it (DEC_ETH_SHORT). */
 int decode_vxlan(const uint8_t *p, uint32_t len, uint32_t *vni);
 
 /* Decapsulate a whole outer Ethernet/IP/UDP/VXLAN frame as found in a capture

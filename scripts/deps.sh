@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config
 libpcap-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev libpq-dev
-tcpdump tshark wireshark-common iproute2 nftables util-linux e2fsprogs python3"
+tcpdump tshark wireshark-common iproute2 iputils-ping ethtool nftables util-linux python3"
 
 missing=""
 for p in $PKGS; do

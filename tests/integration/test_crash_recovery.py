@@ -6,11 +6,13 @@ is down finds the unsealed segment's packets (scanned on the fly).
 """
 import glob
 import os
+import sys
 import signal
 import struct
 import time
 
-import harness as h
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness as h  # noqa: E402
 import pcapfile
 
 

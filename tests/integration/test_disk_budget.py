@@ -4,8 +4,10 @@
 """
 import glob
 import os
+import sys
 
-import harness as h
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness as h  # noqa: E402
 import pcapfile
 
 

@@ -5,9 +5,11 @@ Needs root to mount the tmpfs; skipped visibly otherwise.
 """
 import glob
 import os
+import sys
 import subprocess
 
-import harness as h
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness as h  # noqa: E402
 import pcapfile
 
 
@@ -32,7 +34,7 @@ def run(d, mnt):
     with open(ballast, "wb") as f:
         f.write(b"\0" * (2 * 1024 * 1024))
     store = os.path.join(mnt, "store")
-    rec = h.Daemon(store, "--segment-size", "64M", "--stats-file", os.path.join(d, "stats.json"))
+    rec = h.Daemon(store, "--segment-size", "64M", stats_file=os.path.join(d, "stats.json"))
     try:
         h.vxsend(src, rec.port, "--rate", 20000)
         h.check(rec.wait_rx(12000), f"rx {rec.stats()}")

@@ -9,10 +9,12 @@ otherwise.
 """
 import collections
 import os
+import sys
 import subprocess
 import time
 
-import harness as h
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness as h  # noqa: E402
 
 TAG = f"ms{os.getpid() % 100000}"
 C, S, R = f"{TAG}c", f"{TAG}s", f"{TAG}r"
@@ -35,6 +37,11 @@ def setup():
     ns(C, "ip", "addr", "add", "10.200.2.1/24", "dev", f"{TAG}m")
     ns(R, "ip", "addr", "add", "10.200.2.2/24", "dev", f"{TAG}n")
     for n, dev in ((C, f"{TAG}a"), (S, f"{TAG}b"), (C, f"{TAG}m"), (R, f"{TAG}n")):
+        # Wire-sized frames, as a real NIC mirrors them: without this, tcpdump
+        # sees 64 KB GSO super-packets that the vxlan device then segments, and
+        # checksums still to be filled in on one copy and filled on the other.
+        ns(n, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off",
+           check=False)
         ns(n, "ip", "link", "set", dev, "up")
     ns(C, "ip", "link", "add", "vx0", "type", "vxlan", "id", "7", "dstport", "4789",
        "remote", "10.200.2.2", "local", "10.200.2.1", "dev", f"{TAG}m")
@@ -111,7 +118,7 @@ def main():
         h.check(rc == 0, f"recorder exit {rc}: {open(os.path.join(d, 'rec.log')).read()}")
         got, _ = h.search(store, "")
         want = h.tcpdump(cap, "")
-        h.check(len(want) > 30, f"oracle capture too small: {len(want)}")
+        h.check(len(want) > 20, f"oracle capture too small: {len(want)}")
         g = collections.Counter(r[3] for r in got)
         w = collections.Counter(r[3] for r in want)
         h.check(g == w, f"stored {len(got)} frames, tcpdump saw {len(want)}; "

@@ -6,9 +6,11 @@ searchable within a second of arrival.
 """
 import glob
 import os
+import sys
 import time
 
-import harness as h
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness as h  # noqa: E402
 import pcapfile
 
 BAD_EVERY = 97

@@ -155,6 +155,9 @@ class Daemon:
                "--min-free", "0", "--stats-file", self.stats_file, *map(str, args)]
         if ns:
             cmd = ["ip", "netns", "exec", ns] + cmd
+        # Ready means a fresh stats file: the daemon writes it once it is up.
+        if os.path.exists(self.stats_file):
+            os.unlink(self.stats_file)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         ok = wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 10)
         if self.proc.poll() is not None:
