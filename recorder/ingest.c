@@ -106,6 +106,7 @@ static void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data, uint3
     k->origlen = origlen;
     k->data_off = b->used;
     flowkey_from_pkt(&k->key, &pi, vni, observer);
+    k->hash = flowkey_hash(&k->key);
     memcpy(b->data + b->used, data, caplen);
     b->used += caplen;
     p->st.stored_inner++;
@@ -268,6 +269,7 @@ static void ingest__observer(const struct sockaddr_storage *ss, uint8_t out[16])
 static void *ingest__udp_main(void *arg)
 {
     rx_thread *t = arg;
+    pthread_setname_np(pthread_self(), "mscope-rx");
     for (int i = 0; i < RX_VLEN; i++) {
         t->iov[i].iov_base = t->bufs + (size_t)i * RX_BUF;
         t->iov[i].iov_len = RX_BUF;
@@ -356,6 +358,7 @@ static void ingest__pcap_cb(u_char *user, const struct pcap_pkthdr *h, const u_c
 static void *ingest__pcap_main(void *arg)
 {
     rx_thread *t = arg;
+    pthread_setname_np(pthread_self(), "mscope-capture");
     while (!t->l->stop) {
         int n = pcap_dispatch(t->pc, 512, ingest__pcap_cb, (u_char *)t);
         if (n == PCAP_ERROR) {

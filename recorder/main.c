@@ -83,13 +83,15 @@ static void *writer_main(void *arg)
 {
     recorder *r = arg;
     int64_t last_snap = 0;
+    pthread_setname_np(pthread_self(), "mscope-writer");
     for (;;) {
         pipe_batch *b = pipeline_next(r->pipe, 100);
         if (b) {
             for (uint32_t i = 0; i < b->n; i++) {
                 const pipe_pkt *p = &b->pkts[i];
+                if (i + 16 < b->n) store_prefetch(r->store, b->pkts[i + 16].hash, b->pkts[i + 8].hash);
                 int rc = store_append(r->store, p->ts_ns, b->data + p->data_off, p->caplen,
-                                      p->origlen, &p->key);
+                                      p->origlen, &p->key, p->hash);
                 if (rc < 0 && r->import_mode) r->writer_failed = 1;
             }
             pipeline_release(r->pipe, b);

@@ -22,6 +22,7 @@ typedef struct pipe_pkt {
     int64_t ts_ns;
     uint32_t caplen, origlen;
     uint32_t data_off; /* into batch->data */
+    uint64_t hash;     /* flowkey_hash(&key) */
     flowkey_t key;
 } pipe_pkt;
 

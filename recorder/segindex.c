@@ -31,10 +31,13 @@ struct segidx_builder {
     int64_t *ts;
     uint32_t *off, *flow, *len;
     size_t npkts, cap_pkts;
-    /* flows and their hash table (slot = flow id + 1, 0 = empty) */
+    /* flows and their hash table: a slot holds the top 32 bits of the key's
+     * hash and flow id + 1 (0 = empty), so a probe touches a key only when
+     * the tags agree */
     flowkey_t *keys;
+    uint64_t *hashes;
     size_t nflows, cap_flows;
-    uint32_t *slots;
+    uint64_t *slots;
     size_t nslots;
 };
 
@@ -54,6 +57,7 @@ void segidx_builder_free(segidx_builder_t *b)
     free(b->flow);
     free(b->len);
     free(b->keys);
+    free(b->hashes);
     free(b->slots);
     free(b);
 }
@@ -68,39 +72,60 @@ void segidx_builder_reset(segidx_builder_t *b, uint64_t seq)
 
 uint32_t segidx_builder_count(const segidx_builder_t *b) { return (uint32_t)b->npkts; }
 
+#define SLOT(hash, id) (((hash) & 0xffffffff00000000ULL) | ((uint64_t)(id) + 1))
+
 static void segidx__rehash(segidx_builder_t *b)
 {
     size_t n = b->nslots * 2;
-    uint32_t *s = xcalloc(n, sizeof *s);
+    uint64_t *s = xcalloc(n, sizeof *s);
     for (size_t f = 0; f < b->nflows; f++) {
-        size_t i = flowkey_hash(&b->keys[f]) & (n - 1);
+        size_t i = b->hashes[f] & (n - 1);
         while (s[i]) i = (i + 1) & (n - 1);
-        s[i] = (uint32_t)f + 1;
+        s[i] = SLOT(b->hashes[f], f);
     }
     free(b->slots);
     b->slots = s;
     b->nslots = n;
 }
 
-static uint32_t segidx__flow_id(segidx_builder_t *b, const flowkey_t *k)
+static uint32_t segidx__flow_id(segidx_builder_t *b, const flowkey_t *k, uint64_t hash)
 {
-    size_t mask = b->nslots - 1, i = flowkey_hash(k) & mask;
+    size_t mask = b->nslots - 1, i = hash & mask;
+    uint64_t tag = hash & 0xffffffff00000000ULL;
     for (;;) {
-        uint32_t s = b->slots[i];
+        uint64_t s = b->slots[i];
         if (!s) break;
-        if (flowkey_equal(&b->keys[s - 1], k)) return s - 1;
+        if ((s & 0xffffffff00000000ULL) == tag) {
+            uint32_t id = (uint32_t)s - 1;
+            if (flowkey_equal(&b->keys[id], k)) return id;
+        }
         i = (i + 1) & mask;
     }
-    xgrow((void **)&b->keys, &b->cap_flows, b->nflows + 1, sizeof *b->keys);
+    if (b->nflows == b->cap_flows) {
+        size_t cap = b->cap_flows;
+        xgrow((void **)&b->keys, &cap, b->nflows + 1, sizeof *b->keys);
+        b->hashes = xrealloc(b->hashes, cap * sizeof *b->hashes);
+        b->cap_flows = cap;
+    }
     uint32_t id = (uint32_t)b->nflows++;
     b->keys[id] = *k;
-    b->slots[i] = id + 1;
+    b->hashes[id] = hash;
+    b->slots[i] = SLOT(hash, id);
     if (b->nflows * 2 > b->nslots) segidx__rehash(b);
     return id;
 }
 
-void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, int64_t ts_ns, uint32_t off,
-                        uint32_t origlen)
+void segidx_builder_prefetch(const segidx_builder_t *b, uint64_t hash_far, uint64_t hash_near)
+{
+    __builtin_prefetch(&b->slots[hash_far & (b->nslots - 1)]);
+    /* The near packet's slot was fetched a while ago: fetch its key now. */
+    uint64_t s = b->slots[hash_near & (b->nslots - 1)];
+    if (s && (s & 0xffffffff00000000ULL) == (hash_near & 0xffffffff00000000ULL))
+        __builtin_prefetch(&b->keys[(uint32_t)s - 1]);
+}
+
+void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, uint64_t hash, int64_t ts_ns,
+                        uint32_t off, uint32_t origlen)
 {
     if (b->npkts == b->cap_pkts) {
         size_t cap = b->cap_pkts;
@@ -113,7 +138,7 @@ void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, int64_t ts_ns, 
     size_t i = b->npkts++;
     b->ts[i] = ts_ns;
     b->off[i] = off;
-    b->flow[i] = segidx__flow_id(b, k);
+    b->flow[i] = segidx__flow_id(b, k, hash);
     b->len[i] = origlen;
 }
 
@@ -390,7 +415,7 @@ int segidx_scan_pcap(segidx_builder_t *b, int fd, uint64_t size, uint64_t *valid
         flowkey_t k;
         decode_frame(p + off + PCAPIO_REC_HDR, caplen, origlen, &pi);
         flowkey_from_pkt(&k, &pi, 0, NULL);
-        segidx_builder_add(b, &k, ts, (uint32_t)off, origlen);
+        segidx_builder_add(b, &k, flowkey_hash(&k), ts, (uint32_t)off, origlen);
         off += (size_t)n;
     }
     *valid_bytes = off;

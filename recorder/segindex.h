@@ -81,9 +81,15 @@ void segidx_builder_free(segidx_builder_t *b);
 /* Start a new segment: forget all packets and flows, keep the memory. */
 void segidx_builder_reset(segidx_builder_t *b, uint64_t seq);
 
-/* Record one packet. Amortised O(1); allocates only when a table doubles. */
-void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, int64_t ts_ns, uint32_t off,
-                        uint32_t origlen);
+/* Record one packet; hash is flowkey_hash(k), computed by the caller (the
+ * receive thread, off the writer's critical path). Amortised O(1);
+ * allocates only when a table doubles. */
+void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, uint64_t hash, int64_t ts_ns,
+                        uint32_t off, uint32_t origlen);
+
+/* Hint that packets with these key hashes come soon: prefetch the far one's
+ * hash slot and the near one's key (its slot having been prefetched before). */
+void segidx_builder_prefetch(const segidx_builder_t *b, uint64_t hash_far, uint64_t hash_near);
 
 /* Forget packets from ordinal n on (their bytes never reached the disk). */
 void segidx_builder_truncate(segidx_builder_t *b, uint32_t n);

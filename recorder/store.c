@@ -402,8 +402,13 @@ store_t *store_open(const store_opts *o, char *err, size_t errlen)
     return s;
 }
 
+void store_prefetch(store_t *s, uint64_t hash_far, uint64_t hash_near)
+{
+    segidx_builder_prefetch(s->ix, hash_far, hash_near);
+}
+
 int store_append(store_t *s, int64_t ts_ns, const uint8_t *data, uint32_t caplen,
-                 uint32_t origlen, const flowkey_t *k)
+                 uint32_t origlen, const flowkey_t *k, uint64_t hash)
 {
     if (s->st.paused) {
         s->st.drop_disk_full++;
@@ -431,7 +436,7 @@ int store_append(store_t *s, int64_t ts_ns, const uint8_t *data, uint32_t caplen
     pcapio_rec_header(s->buf + s->used, ts_ns, caplen, origlen);
     memcpy(s->buf + s->used + PCAPIO_REC_HDR, data, caplen);
     s->used += rec;
-    segidx_builder_add(s->ix, k, ts_ns, off, origlen);
+    segidx_builder_add(s->ix, k, hash, ts_ns, off, origlen);
     if (ts_ns < s->open_min_ts) s->open_min_ts = ts_ns;
     if (ts_ns > s->open_max_ts) s->open_max_ts = ts_ns;
     s->st.packets++;

@@ -48,11 +48,15 @@ typedef struct store_stats {
  * when the directory cannot be used or another process holds it. */
 store_t *store_open(const store_opts *o, char *err, size_t errlen);
 
-/* Append one packet. The bytes are copied. Returns 0, or -ENOSPC while
- * writing is paused for lack of space (the packet is counted in
- * drop_disk_full), or another -errno for an I/O error (also counted). */
+/* Append one packet (hash = flowkey_hash(k)). The bytes are copied.
+ * Returns 0, or -ENOSPC while writing is paused for lack of space (the packet
+ * is counted in drop_disk_full), or another -errno for an I/O error (also
+ * counted). */
 int store_append(store_t *s, int64_t ts_ns, const uint8_t *data, uint32_t caplen,
-                 uint32_t origlen, const flowkey_t *k);
+                 uint32_t origlen, const flowkey_t *k, uint64_t hash);
+
+/* Prefetch index memory for packets appended soon (see segidx_builder_prefetch). */
+void store_prefetch(store_t *s, uint64_t hash_far, uint64_t hash_near);
 
 /* Housekeeping, called at least every 250 ms by the writer thread: flush so
  * packets are searchable within a second, roll aged segments, retry a paused

@@ -36,7 +36,7 @@ static void test_build_and_roundtrip(void)
         const flowkey_t *k = i % 3 == 0 ? &k1 : i % 3 == 1 ? &k2 : &ko;
         int64_t ts = 1000 + i * 10;
         if (i == 4000) ts = 5;
-        segidx_builder_add(b, k, ts, 24 + i * 100, 84);
+        segidx_builder_add(b, k, flowkey_hash(k), ts, 24 + i * 100, 84);
     }
     segidx_builder_truncate(b, 4990); /* pretend the last 10 never hit the disk */
     segidx_t *ix = segidx_builder_finish(b, 24 + 4990 * 100);

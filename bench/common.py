@@ -1,0 +1,52 @@
+"""Shared helpers for benchmarks: timing whole processes, medians, tables.
+Benchmarks print figures beside a baseline measured in the same run; they
+never pass or fail on speed."""
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+import harness as h  # noqa: E402
+
+BENCH_DIR = os.environ.get("MSCOPE_BENCH_DIR", "/var/tmp/mscope-bench")
+
+
+def timed(cmd, **kw):
+    """Wall-clock seconds of one whole process (start-up included)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=kw.pop("stdout", subprocess.DEVNULL),
+                       stderr=kw.pop("stderr", subprocess.PIPE), **kw)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        h.fail(f"{' '.join(map(str, cmd))} exited {p.returncode}: {p.stderr.decode(errors='replace')}")
+    return dt
+
+
+def median_time(cmd, runs=5, before=None):
+    times = []
+    for _ in range(runs):
+        if before:
+            before()
+        times.append(timed(cmd))
+    return statistics.median(times)
+
+
+def warm(path):
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, kernel {os.uname().release}"

@@ -1,0 +1,11 @@
+#!/bin/sh
+# make bench: every benchmark, each beside its baseline in the same run.
+set -eu
+BUILD=${1:-build}
+export MSCOPE_BUILD=$(cd "$BUILD" && pwd)
+cd "$(dirname "$0")"
+for b in bench_ingest.py bench_search.py bench_udp.py; do
+    echo "=== $b"
+    python3 "$b"
+    echo
+done
