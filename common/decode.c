@@ -214,11 +214,11 @@ int decode_vxlan(const uint8_t *p, uint32_t len, uint32_t *vni)
     return VX_OK;
 }
 
-int decode_outer_vxlan(const uint8_t *p, uint32_t caplen, uint16_t vxlan_port,
+int decode_outer_vxlan(const uint8_t *p, uint32_t caplen, uint32_t origlen, uint16_t vxlan_port,
                        uint32_t *inner_off, uint32_t *vni, uint8_t outer_src[16])
 {
     pkt_info_t pi;
-    decode_frame(p, caplen, caplen, &pi);
+    decode_frame(p, caplen, origlen, &pi);
     if (pi.l3 != PKT_L3_IPV4 && pi.l3 != PKT_L3_IPV6) {
         return pi.reason == DEC_ETH_SHORT || pi.reason == DEC_VLAN_SHORT ? VX_FRAME_SHORT
                                                                           : VX_NOT_IP;

@@ -92,10 +92,11 @@ int decode_frame(const uint8_t *p, uint32_t caplen, uint32_t origlen, pkt_info_t
  * names it (DEC_ETH_SHORT). */
 int decode_vxlan(const uint8_t *p, uint32_t len, uint32_t *vni);
 
-/* Decapsulate a whole outer Ethernet/IP/UDP/VXLAN frame as found in a capture
- * of mirrored traffic. On VX_OK sets *inner_off, *vni and outer_src (16 bytes,
+/* Decapsulate an outer Ethernet/IP/UDP/VXLAN frame as found in a capture of
+ * mirrored traffic (caplen captured of origlen on the wire: a capture sliced
+ * by a snaplen still yields its inner frame, sliced). On VX_OK sets *inner_off, *vni and outer_src (16 bytes,
  * IPv4 mapped). vxlan_port is the UDP destination port to accept. */
-int decode_outer_vxlan(const uint8_t *p, uint32_t caplen, uint16_t vxlan_port,
+int decode_outer_vxlan(const uint8_t *p, uint32_t caplen, uint32_t origlen, uint16_t vxlan_port,
                        uint32_t *inner_off, uint32_t *vni, uint8_t outer_src[16]);
 
 /* Short names for counters and logs ("tcp_short", "vxlan_no_i_flag", ...). */

@@ -124,7 +124,7 @@ static void ingest__outer(producer *p, const ingest_opts *o, int64_t ts_ns, cons
     }
     uint32_t inner, vni;
     uint8_t outer[16];
-    int r = decode_outer_vxlan(data, caplen, o->vxlan_port, &inner, &vni, outer);
+    int r = decode_outer_vxlan(data, caplen, origlen, o->vxlan_port, &inner, &vni, outer);
     if (r != VX_OK) {
         p->st.not_decapsulated[r]++;
         return;

@@ -216,22 +216,24 @@ static void test_outer_vxlan(void)
     u[5] = (uint8_t)(n - 34);
     uint32_t off, vni;
     uint8_t obs[16];
-    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)n, 4789, &off, &vni, obs), VX_OK);
+    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)n, (uint32_t)n, 4789, &off, &vni, obs), VX_OK);
     ASSERT_EQ(off, inner);
     ASSERT_EQ(vni, 7);
     ASSERT_EQ(obs[13], 99);
-    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)n, 8472, &off, &vni, obs), VX_NOT_VXLAN_PORT);
+    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)n, (uint32_t)n, 8472, &off, &vni, obs), VX_NOT_VXLAN_PORT);
     /* a capture cut inside the outer headers */
-    ASSERT_EQ(decode_outer_vxlan(f, 14 + 20 + 4, 4789, &off, &vni, obs), VX_FRAME_SHORT);
+    ASSERT_EQ(decode_outer_vxlan(f, 14 + 20 + 4, 14 + 20 + 4, 4789, &off, &vni, obs), VX_FRAME_SHORT);
+    /* a capture sliced by a snaplen inside the inner frame still decapsulates */
+    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)inner + 20, (uint32_t)n, 4789, &off, &vni, obs), VX_OK);
     /* a whole datagram whose UDP payload is only 4 bytes */
     ip[3] = 20 + 8 + 4; ip[2] = 0; u[5] = 12;
-    ASSERT_EQ(decode_outer_vxlan(f, 14 + 20 + 8 + 4, 4789, &off, &vni, obs), VX_HDR_SHORT);
+    ASSERT_EQ(decode_outer_vxlan(f, 14 + 20 + 8 + 4, 14 + 20 + 8 + 4, 4789, &off, &vni, obs), VX_HDR_SHORT);
     ip[3] = (uint8_t)(n - 14); u[5] = (uint8_t)(n - 34);
     ip[9] = 6;
-    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)n, 4789, &off, &vni, obs), VX_NOT_UDP);
+    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)n, (uint32_t)n, 4789, &off, &vni, obs), VX_NOT_UDP);
     f[12] = 0x08; f[13] = 0x06; /* ARP */
-    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)n, 4789, &off, &vni, obs), VX_NOT_IP);
-    ASSERT_EQ(decode_outer_vxlan(f, 8, 4789, &off, &vni, obs), VX_FRAME_SHORT);
+    ASSERT_EQ(decode_outer_vxlan(f, (uint32_t)n, (uint32_t)n, 4789, &off, &vni, obs), VX_NOT_IP);
+    ASSERT_EQ(decode_outer_vxlan(f, 8, 8, 4789, &off, &vni, obs), VX_FRAME_SHORT);
 }
 
 static void test_reason_names(void)
