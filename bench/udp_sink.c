@@ -93,7 +93,10 @@ static int split_host_port(const char *s, char *buf, size_t bufsz, char **host, 
         *host = buf;
     }
     *port = colon + 1;
-    return **host && **port ? 0 : -1;
+    /* getaddrinfo() would silently wrap a port above 65535, so check here. */
+    char *end;
+    unsigned long pn = strtoul(*port, &end, 10);
+    return **host && **port && !*end && pn >= 1 && pn <= 65535 ? 0 : -1;
 }
 
 /*
@@ -116,7 +119,8 @@ static int open_socket(const char *bind_addr, int *family)
 {
     char buf[256], *host, *port;
     if (split_host_port(bind_addr, buf, sizeof buf, &host, &port) < 0) {
-        fprintf(stderr, "udp_sink: --bind must be ADDR:PORT or [V6ADDR]:PORT, not '%s'\n",
+        fprintf(stderr, "udp_sink: --bind needs ADDR:PORT or [V6ADDR]:PORT,"
+                " port 1..65535, not '%s'\n",
                 bind_addr);
         return -1;
     }

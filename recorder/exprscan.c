@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -602,16 +603,33 @@ static long es__uniq(uint32_t *v, long n)
     return o;
 }
 
-static es_set es__hosts(const segidx_t *ix, const uint8_t lo[16], const uint8_t hi[16])
+/* First host entry >= addr (upper = 0) or > addr (upper = 1). */
+static size_t es__host_bound(const segidx_t *ix, const uint8_t addr[16], int upper)
 {
     size_t a = 0, b = ix->hdr->nhosts;
-    while (a < b) { /* first entry >= lo */
+    while (a < b) {
         size_t m = (a + b) / 2;
-        if (memcmp(ix->hosts[m].addr, lo, 16) < 0) a = m + 1;
+        int c = memcmp(ix->hosts[m].addr, addr, 16);
+        if (c < 0 || (upper && c == 0)) a = m + 1;
         else b = m;
     }
-    size_t end = a;
-    while (end < ix->hdr->nhosts && memcmp(ix->hosts[end].addr, hi, 16) <= 0) end++;
+    return a;
+}
+
+static size_t es__port_bound(const segidx_t *ix, uint16_t port, int upper)
+{
+    size_t a = 0, b = ix->hdr->nports;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (ix->ports[m].port < port || (upper && ix->ports[m].port == port)) a = m + 1;
+        else b = m;
+    }
+    return a;
+}
+
+static es_set es__hosts(const segidx_t *ix, const uint8_t lo[16], const uint8_t hi[16])
+{
+    size_t a = es__host_bound(ix, lo, 0), end = es__host_bound(ix, hi, 1);
     es_set s = { xmalloc((end - a + 1) * sizeof(uint32_t)), 0 };
     for (size_t i = a; i < end; i++) s.v[s.n++] = ix->hosts[i].flow;
     s.n = es__uniq(s.v, s.n);
@@ -620,18 +638,31 @@ static es_set es__hosts(const segidx_t *ix, const uint8_t lo[16], const uint8_t 
 
 static es_set es__ports(const segidx_t *ix, uint16_t lo, uint16_t hi)
 {
-    size_t a = 0, b = ix->hdr->nports;
-    while (a < b) {
-        size_t m = (a + b) / 2;
-        if (ix->ports[m].port < lo) a = m + 1;
-        else b = m;
-    }
-    size_t end = a;
-    while (end < ix->hdr->nports && ix->ports[end].port <= hi) end++;
+    size_t a = es__port_bound(ix, lo, 0), end = es__port_bound(ix, hi, 1);
     es_set s = { xmalloc((end - a + 1) * sizeof(uint32_t)), 0 };
     for (size_t i = a; i < end; i++) s.v[s.n++] = ix->ports[i].flow;
     s.n = es__uniq(s.v, s.n);
     return s;
+}
+
+/* How many lookup entries a node would gather (SIZE_MAX: no lookup). Two
+ * binary searches per term; lets AND read only its most selective side. */
+static size_t es__estimate(const exprscan_t *e, int i, const segidx_t *ix)
+{
+    const es_node *n = &e->nodes[i];
+    switch (n->type) {
+    case N_HOST: return es__host_bound(ix, n->hi, 1) - es__host_bound(ix, n->lo, 0);
+    case N_PORT: return es__port_bound(ix, n->phi, 1) - es__port_bound(ix, n->plo, 0);
+    case N_AND: {
+        size_t a = es__estimate(e, n->a, ix), b = es__estimate(e, n->b, ix);
+        return a < b ? a : b;
+    }
+    case N_OR: {
+        size_t a = es__estimate(e, n->a, ix), b = es__estimate(e, n->b, ix);
+        return a == SIZE_MAX || b == SIZE_MAX ? SIZE_MAX : a + b;
+    }
+    default: return SIZE_MAX;
+    }
 }
 
 static es_set es__cand(const exprscan_t *e, int i, const segidx_t *ix)
@@ -642,19 +673,11 @@ static es_set es__cand(const exprscan_t *e, int i, const segidx_t *ix)
     case N_HOST: return es__hosts(ix, n->lo, n->hi);
     case N_PORT: return es__ports(ix, n->plo, n->phi);
     case N_AND: {
-        es_set a = es__cand(e, n->a, ix);
-        es_set b = es__cand(e, n->b, ix);
-        if (a.n < 0) return b;
-        if (b.n < 0) return a;
-        long o = 0;
-        for (long x = 0, y = 0; x < a.n && y < b.n;) {
-            if (a.v[x] < b.v[y]) x++;
-            else if (a.v[x] > b.v[y]) y++;
-            else { a.v[o++] = a.v[x]; x++; y++; }
-        }
-        a.n = o;
-        free(b.v);
-        return a;
+        /* Only the more selective side: every candidate is judged against
+         * the whole expression (exprscan_eval) afterwards anyway. */
+        size_t ea = es__estimate(e, n->a, ix), eb = es__estimate(e, n->b, ix);
+        if (ea == SIZE_MAX && eb == SIZE_MAX) return all;
+        return es__cand(e, ea <= eb ? n->a : n->b, ix);
     }
     case N_OR: {
         es_set a = es__cand(e, n->a, ix);

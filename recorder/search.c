@@ -147,6 +147,10 @@ static int search__cmp_u32(const void *a, const void *b)
 static void search__add_flow(search_t *s, cursor *c, uint32_t f, size_t *cap)
 {
     const segidx_t *ix = c->ix;
+    if (!segidx_flow_ok(ix, f)) {
+        s->st.bad_records++;
+        return;
+    }
     const segidx_flow *fl = &ix->flows[f];
     if (fl->last_ns < s->q.from_ns || fl->first_ns >= s->q.to_ns) return;
     if (exprscan_eval(s->es, &fl->key) == ES_FALSE) return;

@@ -66,6 +66,14 @@ typedef struct segidx {
     int mapped;
 } segidx_t;
 
+/* 1 when flow f's posting list lies inside posts[] (a corrupt file cannot
+ * steer reads out of bounds). */
+static inline int segidx_flow_ok(const segidx_t *ix, uint64_t f)
+{
+    return f < ix->hdr->nflows && ix->flows[f].post_start <= ix->hdr->npkts &&
+           ix->flows[f].packets <= ix->hdr->npkts - ix->flows[f].post_start;
+}
+
 /* Map and validate an index file. Returns NULL with err set when the file is
  * missing, short, or inconsistent (callers then rebuild from the pcap). */
 segidx_t *segidx_open(const char *path, char *err, size_t errlen);

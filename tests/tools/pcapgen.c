@@ -10,7 +10,9 @@
  * IPv6 extension headers, ARP, malformed headers, snaplen-sliced frames).
  * With --vxlan every frame is wrapped the way the mirror session delivers it
  * (outer Ethernet/IPv4/UDP 4789/VXLAN), optionally with a share of messages
- * that a decapsulator must reject.
+ * that a decapsulator must reject.  Wrapping draws no random numbers, so the
+ * inner frames are exactly those of the same run without --vxlan: a test can
+ * decapsulate and compare against the plain file.
  *
  * Output goes through one large buffer written with write(2) in big chunks and
  * nothing is allocated per packet, so --bytes 2500000000 takes seconds.
@@ -1237,6 +1239,8 @@ static void usage(FILE *to)
             "\n"
             "Hosts 10.0.1.1 (client) and 10.0.2.2 (TCP server on port 443) always appear.\n"
             "TCP/UDP checksums hold only the pseudo-header sum, as with checksum offload.\n"
+            "--vxlan does not change inner frames or timestamps: each valid message less\n"
+            "its 50 outer bytes equals the packet at the same index made without --vxlan.\n"
             "A one-line summary is printed to stderr.\n");
 }
 

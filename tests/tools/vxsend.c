@@ -177,7 +177,10 @@ static int split_host_port(const char *s, char *buf, size_t bufsz, char **host, 
         *host = buf;
     }
     *port = colon + 1;
-    return **host && **port ? 0 : -1;
+    /* getaddrinfo() would silently wrap a port above 65535, so check here. */
+    char *end;
+    unsigned long pn = strtoul(*port, &end, 10);
+    return **host && **port && !*end && pn >= 1 && pn <= 65535 ? 0 : -1;
 }
 
 static int resolve(const char *host, const char *port, int family, struct sockaddr_storage *ss,
@@ -207,7 +210,8 @@ static int open_socket(const struct opts *o)
     socklen_t dlen, slen;
 
     if (split_host_port(o->to, buf, sizeof buf, &host, &port) < 0) {
-        fprintf(stderr, "vxsend: --to must be HOST:PORT or [V6ADDR]:PORT, not '%s'\n", o->to);
+        fprintf(stderr, "vxsend: --to needs HOST:PORT or [V6ADDR]:PORT, port 1..65535, not '%s'\n",
+                o->to);
         return -1;
     }
     if (resolve(host, port, AF_UNSPEC, &dst, &dlen) < 0)
