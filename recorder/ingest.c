@@ -28,7 +28,11 @@
 
 #define RX_VLEN 64
 #define RX_BUF 10240           /* a 9001-byte jumbo frame plus headers */
-#define BATCH_MAX_AGE_NS 50000000LL /* submit a partial batch after 50 ms */
+/* A partial batch is handed over after 10 ms, or when the socket has been
+ * idle that long: searches see packets promptly, yet a slow trickle still
+ * fills batches instead of spending one per packet (the queue holds a fixed
+ * number of batches, so half-empty ones would shrink it). */
+#define BATCH_MAX_AGE_NS 10000000LL
 
 static int64_t ingest__mono(void)
 {
@@ -289,11 +293,13 @@ static void *ingest__udp_main(void *arg)
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 log_error("recvmmsg() failed: %s", strerror(errno));
-            /* Idle: hand over what we hold so it is stored promptly. */
-            if (t->p.cur) producer__submit(&t->p);
-            else producer__publish(&t->p);
+            if (t->p.cur && ingest__mono() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
+                producer__submit(&t->p);
+            else if (!t->p.cur)
+                producer__publish(&t->p);
             struct pollfd pfd = { t->fd, POLLIN, 0 };
-            poll(&pfd, 1, 100);
+            if (poll(&pfd, 1, t->p.cur ? (int)(BATCH_MAX_AGE_NS / 1000000) : 100) == 0 && t->p.cur)
+                producer__submit(&t->p); /* idle: hand over what we hold */
             continue;
         }
         int64_t fallback = 0;
@@ -340,8 +346,7 @@ static void *ingest__udp_main(void *arg)
             ingest__frame(&t->p, ts, (const uint8_t *)t->iov[i].iov_base + DECODE_VXLAN_HDR,
                           cap - DECODE_VXLAN_HDR, len - DECODE_VXLAN_HDR, vni, obs);
         }
-        /* A short read means the socket is drained: do not sit on packets. */
-        if (t->p.cur && (n < RX_VLEN || ingest__mono() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS))
+        if (t->p.cur && ingest__mono() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
             producer__submit(&t->p);
     }
     producer__submit(&t->p);

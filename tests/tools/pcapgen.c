@@ -588,7 +588,8 @@ static size_t put_udp(uint8_t *p, uint16_t sport, uint16_t dport, size_t len)
 /* Where the layers of the frame under construction start. */
 struct layout {
     bool v6;
-    uint8_t proto; /* final L4 protocol */
+    uint8_t proto;  /* final L4 protocol */
+    bool fragment;  /* L4 message incomplete: leave its checksum alone */
     size_t l3;
     size_t l4;
     const uint8_t *src, *dst;
@@ -651,15 +652,11 @@ static uint32_t pseudo_sum(const struct layout *lay, size_t l4len)
 }
 
 /*
- * Finishes lengths and checksums.  TCP/UDP get the offload-style partial
- * checksum (mirrored traffic really looks like that); ICMP gets a correct one.
+ * TCP/UDP get the offload-style partial checksum (mirrored traffic really
+ * looks like that); ICMP gets a correct one.
  */
-static void end_ip(struct gen *g, const struct layout *lay, size_t l4len)
+static void set_l4_checksum(const struct layout *lay, uint8_t *l4, size_t l4len)
 {
-    uint8_t *p = frame(g);
-    uint8_t *l4 = p + lay->l4;
-    size_t total = lay->l4 + l4len;
-
     if (lay->proto == PROTO_TCP)
         put16(l4 + 16, csum_fold(pseudo_sum(lay, l4len)));
     else if (lay->proto == PROTO_UDP)
@@ -668,7 +665,17 @@ static void end_ip(struct gen *g, const struct layout *lay, size_t l4len)
         put16(l4 + 2, (uint16_t)~csum_fold(csum_add(0, l4, l4len)));
     else if (lay->proto == PROTO_ICMP6)
         put16(l4 + 2, (uint16_t)~csum_fold(csum_add(pseudo_sum(lay, l4len), l4, l4len)));
+}
 
+/* Finishes IP lengths and checksums once the L4 message is in place. */
+static void end_ip(struct gen *g, const struct layout *lay, size_t l4len)
+{
+    uint8_t *p = frame(g);
+    size_t total = lay->l4 + l4len;
+
+    /* A fragment's L4 checksum would cover the whole datagram: leave it 0. */
+    if (!lay->fragment)
+        set_l4_checksum(lay, p + lay->l4, l4len);
     if (lay->v6) {
         put16(p + lay->l3 + 4, (uint32_t)(total - lay->l3 - 40));
     } else {
@@ -818,7 +825,7 @@ static void fragment_packet(struct gen *g, struct flow *f)
     } else {
         fill_random(&g->rng, p + hdr, n);
     }
-    lay.proto = PROTO_FRAG6; /* no L4 checksum fix-up on fragments */
+    lay.fragment = true;
     end_ip(g, &lay, hdr + n);
     f->dgram_sent += (uint32_t)n;
 }
