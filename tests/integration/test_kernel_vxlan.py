@@ -4,8 +4,9 @@ miniature: two namespaces talk over a veth pair; an nftables netdev table on
 the client's end duplicates every frame of both directions into a kernel
 `vxlan` device (VNI 7, UDP 4789) towards a third namespace where the recorder
 listens. What the recorder stores must equal, frame for frame, what tcpdump
-captures on the mirrored interface. Needs root (namespaces); skipped visibly
-otherwise.
+captures on the mirrored interface. A second recorder captures the same
+interface live (--interface, libpcap) and must store the same frames.
+Needs root (namespaces); skipped visibly otherwise.
 """
 import collections
 import os
@@ -104,6 +105,11 @@ def main():
         rec = subprocess.Popen(["ip", "netns", "exec", R, h.RECORDER, "--data-dir", store,
                                 "--listen", "10.200.2.2:4789", "--min-free", "0"],
                                stdout=log, stderr=log)
+        live_store = os.path.join(d, "live")
+        live_log = open(os.path.join(d, "live.log"), "wb")
+        live = subprocess.Popen(["ip", "netns", "exec", C, h.RECORDER, "--data-dir", live_store,
+                                 "--interface", f"{TAG}a", "--min-free", "0"],
+                                stdout=live_log, stderr=live_log)
         cap = os.path.join(d, "oracle.pcap")
         dump = subprocess.Popen(["ip", "netns", "exec", C, "tcpdump", "-q", "-n", "-U", "-i",
                                  f"{TAG}a", "-w", cap], stderr=subprocess.DEVNULL)
@@ -113,6 +119,8 @@ def main():
         dump.terminate()
         dump.wait(10)
         stats = os.path.join(store, "stats.json")
+        live.terminate()
+        h.check(live.wait(30) == 0, f"live recorder: {open(os.path.join(d, 'live.log')).read()}")
         rec.terminate()
         rc = rec.wait(30)
         h.check(rc == 0, f"recorder exit {rc}: {open(os.path.join(d, 'rec.log')).read()}")
@@ -123,11 +131,15 @@ def main():
         w = collections.Counter(r[3] for r in want)
         h.check(g == w, f"stored {len(got)} frames, tcpdump saw {len(want)}; "
                         f"{sum((w - g).values())} missing, {sum((g - w).values())} extra")
+        lgot, _ = h.search(live_store, "")
+        lg = collections.Counter(r[3] for r in lgot)
+        h.check(lg == w, f"live capture stored {len(lgot)} frames, tcpdump saw {len(want)}")
         st = h.read_stats(stats)
         h.check(sum(st["not_decapsulated"].values()) == 0, f"decap drops: {st}")
         tcp, _ = h.search(store, "tcp port 8443")
         h.check(len(tcp) == len(h.tcpdump(cap, "tcp port 8443")), "indexed search on mirrored feed")
-        print(f"kernel vxlan: {len(got)} mirrored frames stored, equal to tcpdump on the interface")
+        print(f"kernel vxlan: {len(got)} mirrored frames stored, equal to tcpdump on the interface;"
+              f" live capture of the interface too")
     finally:
         teardown()
 
