@@ -330,16 +330,16 @@ int main(int argc, char **argv)
     int help = 0, npos = 0;
     const char *pos[1];
     if (config_defaults(rec_opts, &r.cfg) < 0) return 2;
+    int rc = 2;
     if (config_parse_args(rec_opts, &r.cfg, argc, argv, 1, pos, 0, &npos, &help, err, sizeof err) < 0) {
         fprintf(stderr, "mscope-recorder: %s\n", err);
-        return 2;
+        goto out;
     }
     if (help) {
         usage(stdout);
-        config_free(rec_opts, &r.cfg);
-        return 0;
+        rc = 0;
+        goto out;
     }
-    int rc = 2;
     if (log_set_level(r.cfg.log_level) < 0) {
         fprintf(stderr, "mscope-recorder: --log-level: '%s' is not error/warn/info/debug\n", r.cfg.log_level);
         goto out;

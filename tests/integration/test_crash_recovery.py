@@ -39,7 +39,14 @@ def main():
     import subprocess
     sender = subprocess.Popen([h.VXSEND, "--to", f"127.0.0.1:{rec.port}", "--rate", "20000", src],
                               stdout=subprocess.DEVNULL)
-    h.check(h.wait_for(lambda: (rec.stats() or {}).get("stored_packets", 0) > 15000, 20),
+    def open_segment_has_packets():
+        for s in glob.glob(os.path.join(store, "seg-*.pcap")):
+            if not os.path.exists(s[:-5] + ".idx") and os.path.getsize(s) > 100000:
+                return True
+        return False
+
+    h.check(h.wait_for(lambda: (rec.stats() or {}).get("stored_packets", 0) > 15000
+                       and open_segment_has_packets(), 20),
             "recorder did not store packets")
     rec.proc.send_signal(signal.SIGKILL)
     rec.proc.wait()
@@ -53,7 +60,8 @@ def main():
     before = []
     for s in segs:
         before += whole_records(s)[0]
-    h.check(len(before) > 15000, f"only {len(before)} packets on disk")
+    # The last flush interval's packets were still in memory: not on disk.
+    h.check(len(before) > 5000, f"only {len(before)} packets on disk")
 
     # While down: search scans the unsealed segment, torn tail and all.
     got, _ = h.search(store, "")

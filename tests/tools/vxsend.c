@@ -11,8 +11,16 @@
  * only builds iovecs that point into that memory (no copies, no file I/O).
  * Optionally every Nth message is made malformed so receivers' rejection
  * paths get exercised.
+ *
+ * With --gso, runs of messages go out as one UDP GSO send each (UDP_SEGMENT,
+ * Linux >= 4.18): the sender crosses the stack once per run instead of once
+ * per datagram, so it can offer several times the plain sendmmsg rate and a
+ * benchmark measures the receiver, not the sender.  The kernel needs equal
+ * segments (only the last may be shorter), so frames are zero-padded to one
+ * size; see usage().
  */
 #ifndef _GNU_SOURCE
+#define _GNU_SOURCE
 #endif
 
 #include <errno.h>
@@ -20,6 +28,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <pcap/pcap.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -37,6 +46,17 @@
 #define MAX_BATCH 1024u
 #define SNDBUF_BYTES (4 << 20)
 
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+/* Segments per GSO send: 64 since Linux 4.18, 128 in later kernels; probed. */
+#define GSO_SEGS_OLD 64u
+#define GSO_SEGS_NEW 128u
+#define GSO_MIN_FRAME 14u /* an Ethernet header */
+
 /* ------------------------------------------------------------------ */
 /* Options                                                              */
 /* ------------------------------------------------------------------ */
@@ -51,6 +71,8 @@ struct opts {
     uint32_t batch;
     uint64_t bad_every;
     bool count;
+    bool gso;
+    uint32_t gso_size; /* inner frame length frames are padded to; 0 = largest */
 };
 
 /* ------------------------------------------------------------------ */
@@ -63,6 +85,7 @@ struct frames {
     size_t *off;      /* start of frame i in data */
     uint32_t *len;    /* captured length of frame i */
     size_t n, ncap;
+    uint32_t max_len; /* longest frame loaded */
     uint64_t skipped; /* frames too large for one UDP datagram */
 };
 
@@ -108,6 +131,8 @@ static int frames_add(struct frames *f, const uint8_t *p, uint32_t len)
     f->len[f->n] = len;
     f->used += len;
     f->n++;
+    if (len > f->max_len)
+        f->max_len = len;
     return 0;
 }
 
@@ -269,8 +294,18 @@ struct sender {
     uint8_t hdr_good[VXLAN_HDR_LEN];
     uint8_t hdr_noflag[VXLAN_HDR_LEN];
     struct mmsghdr *msgs;
-    struct iovec *iov; /* two per message: VXLAN header, frame */
-    uint32_t batch;    /* messages per sendmmsg call (may shrink with pacing) */
+    struct iovec *iov;    /* iov_per_msg per message */
+    uint32_t *segs;       /* datagrams in message i: 1, or the length of a GSO run */
+    uint32_t iov_per_msg; /* plain: header + frame; --gso: header + frame + pad per segment */
+    uint32_t batch;       /* datagrams per sendmmsg call (fewer with pacing) */
+    /* --gso only */
+    uint32_t gso_size;    /* inner frames are zero-padded to this length */
+    uint32_t gso_segs;    /* datagrams per GSO send at most */
+    uint8_t *zeros;       /* gso_size zero bytes, the source of all padding */
+    union {               /* one UDP_SEGMENT cmsg shared by every GSO message */
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctrl;
     uint64_t next_frame;
     uint64_t loops_done;
     uint64_t msg_index; /* messages built so far, for --bad-every */
@@ -292,38 +327,111 @@ static bool more_to_send(const struct sender *s)
     return !stop_requested && (s->o->loops == 0 || s->loops_done < s->o->loops);
 }
 
-/* Fills message i with the next frame; bad ones rotate through two faults. */
-static void build_msg(struct sender *s, uint32_t i)
-{
-    struct iovec *iov = &s->iov[2 * i];
-    struct msghdr *mh = &s->msgs[i].msg_hdr;
-    size_t k = s->next_frame;
-    uint64_t n = ++s->msg_index;
-    uint64_t bad = s->o->bad_every && n % s->o->bad_every == 0 ? n / s->o->bad_every : 0;
+/* --bad-every: every Nth message is bad, alternately cut short and I flag clear. */
+enum fault { FAULT_NONE, FAULT_SHORT, FAULT_NOFLAG };
 
-    memset(mh, 0, sizeof *mh);
-    mh->msg_iov = iov;
-    iov[0].iov_base = bad && bad % 2 == 0 ? s->hdr_noflag : s->hdr_good;
+static enum fault next_fault(const struct sender *s)
+{
+    uint64_t n = s->msg_index + 1, every = s->o->bad_every;
+    if (!every || n % every != 0)
+        return FAULT_NONE;
+    return (n / every) % 2 == 1 ? FAULT_SHORT : FAULT_NOFLAG;
+}
+
+/*
+ * Writes the next message's pieces to iov and moves on to the next frame;
+ * returns the number of iovecs used (1..3).  With pad, a frame shorter than
+ * gso_size is followed by zeros up to gso_size.
+ */
+static uint32_t put_next(struct sender *s, struct iovec *iov, bool pad)
+{
+    enum fault f = next_fault(s);
+    size_t k = s->next_frame;
+    uint32_t len = s->fr->len[k];
+    uint32_t n = 1;
+
+    s->msg_index++;
+    iov[0].iov_base = f == FAULT_NOFLAG ? s->hdr_noflag : s->hdr_good;
     iov[0].iov_len = VXLAN_HDR_LEN;
-    iov[1].iov_base = s->fr->data + s->fr->off[k];
-    iov[1].iov_len = s->fr->len[k];
-    mh->msg_iovlen = 2;
-    if (bad && bad % 2 == 1) {
-        /* odd-numbered bad message: VXLAN header cut to 4 bytes, no frame */
-        iov[0].iov_len = 4;
-        mh->msg_iovlen = 1;
+    if (f == FAULT_SHORT) {
+        iov[0].iov_len = 4; /* VXLAN header cut to 4 bytes, no frame */
+    } else {
+        iov[1].iov_base = s->fr->data + s->fr->off[k];
+        iov[1].iov_len = len;
+        n = 2;
+        if (pad && len < s->gso_size) {
+            iov[2].iov_base = s->zeros;
+            iov[2].iov_len = s->gso_size - len;
+            n = 3;
+        }
     }
     if (++s->next_frame == s->fr->n) {
         s->next_frame = 0;
         s->loops_done++;
     }
+    return n;
 }
 
+/* Plain mode: message i is one datagram. */
+static uint32_t build_plain(struct sender *s, uint32_t i)
+{
+    struct msghdr *mh = &s->msgs[i].msg_hdr;
+    memset(mh, 0, sizeof *mh);
+    mh->msg_iov = &s->iov[(size_t)i * s->iov_per_msg];
+    mh->msg_iovlen = put_next(s, mh->msg_iov, false);
+    return s->segs[i] = 1;
+}
+
+/*
+ * The next message can join a GSO run if its padded frame is exactly
+ * gso_size long, or if it is cut short: the kernel allows a shorter segment,
+ * but only as the last one of a send.
+ */
+static bool joins_run(const struct sender *s)
+{
+    return next_fault(s) == FAULT_SHORT || s->fr->len[s->next_frame] <= s->gso_size;
+}
+
+/*
+ * --gso: message i is a run of up to `room` datagrams sent with one
+ * UDP_SEGMENT send, which the kernel splits into datagrams of
+ * VXLAN_HDR_LEN + gso_size bytes.  A frame longer than gso_size goes alone
+ * as an ordinary datagram, unpadded, so file order is kept.
+ */
+static uint32_t build_gso(struct sender *s, uint32_t i, uint32_t room)
+{
+    struct msghdr *mh = &s->msgs[i].msg_hdr;
+    memset(mh, 0, sizeof *mh);
+    mh->msg_iov = &s->iov[(size_t)i * s->iov_per_msg];
+    if (!joins_run(s)) {
+        mh->msg_iovlen = put_next(s, mh->msg_iov, false);
+        return s->segs[i] = 1;
+    }
+    uint32_t n = 0;
+    size_t niov = 0;
+    while (n < room && n < s->gso_segs && more_to_send(s) && joins_run(s)) {
+        bool shorter = next_fault(s) == FAULT_SHORT;
+        niov += put_next(s, mh->msg_iov + niov, true);
+        n++;
+        if (shorter)
+            break;
+    }
+    mh->msg_iovlen = niov;
+    if (n > 1) { /* a run of one is an ordinary datagram */
+        mh->msg_control = s->ctrl.buf;
+        mh->msg_controllen = sizeof s->ctrl.buf;
+    }
+    return s->segs[i] = n;
+}
+
+/* Fills messages until --batch messages or s->batch datagrams; returns messages. */
 static uint32_t build_batch(struct sender *s)
 {
-    uint32_t n = 0;
-    while (n < s->batch && more_to_send(s))
-        build_msg(s, n++);
+    uint32_t n = 0, dgrams = 0;
+    while (n < s->o->batch && dgrams < s->batch && more_to_send(s)) {
+        dgrams += s->o->gso ? build_gso(s, n, s->batch - dgrams) : build_plain(s, n);
+        n++;
+    }
     return n;
 }
 
@@ -356,12 +464,19 @@ static int send_batch(struct sender *s, uint32_t n)
             }
             if (errno == ENOBUFS || errno == EAGAIN)
                 continue;
-            fprintf(stderr, "vxsend: sendmmsg(%s): %s\n", s->o->to, strerror(errno));
+            if (s->o->gso)
+                fprintf(stderr,
+                        "vxsend: sendmmsg(%s) with UDP_SEGMENT %u, %" PRIu32
+                        " datagrams in the first message: %s\n",
+                        s->o->to, s->gso_size + VXLAN_HDR_LEN, s->segs[done], strerror(errno));
+            else
+                fprintf(stderr, "vxsend: sendmmsg(%s): %s\n", s->o->to, strerror(errno));
             return -1;
         }
-        for (int i = 0; i < rc; i++)
-            s->st.bytes += msg_bytes(&s->msgs[done + (uint32_t)i].msg_hdr);
-        s->st.sent += (uint64_t)rc;
+        for (uint32_t i = done; i < done + (uint32_t)rc; i++) {
+            s->st.bytes += msg_bytes(&s->msgs[i].msg_hdr);
+            s->st.sent += s->segs[i];
+        }
         done += (uint32_t)rc;
     }
     return 0;
@@ -373,7 +488,7 @@ static uint64_t ts_ns(const struct timespec *t)
 }
 
 /*
- * Sleeps until message number `sent` is due: start + sent/rate.  Pacing by
+ * Sleeps until datagram number `sent` is due: start + sent/rate.  Pacing by
  * absolute deadlines keeps the average exact even when single sleeps overrun.
  */
 static void pace(const struct sender *s)
@@ -402,18 +517,101 @@ static int run(struct sender *s)
 }
 
 /*
- * With pacing, cap a batch at about 1 ms worth of messages so bursts stay
- * short at low rates (10k pps -> 10 per call) while high rates keep the
- * full batch for throughput.
+ * Datagrams per sendmmsg call: at most `most` (--batch messages of up to
+ * gso_segs datagrams each).  With pacing, capped at about 1 ms worth so
+ * bursts stay short at low rates (10k pps -> 10 per call) while high rates
+ * keep full batches for throughput.
  */
-static uint32_t effective_batch(const struct opts *o)
+static uint32_t effective_batch(const struct opts *o, uint32_t most)
 {
     if (o->rate == 0)
-        return o->batch;
+        return most;
     uint64_t per_ms = o->rate / 1000;
     if (per_ms < 1)
         per_ms = 1;
-    return per_ms < o->batch ? (uint32_t)per_ms : o->batch;
+    return per_ms < most ? (uint32_t)per_ms : most;
+}
+
+/*
+ * How many segments this kernel takes in one GSO send (64 or 128), or 0
+ * without UDP GSO.  Found out by one GSO send of 1-byte segments between two
+ * sockets of our own on 127.0.0.1, so the real receiver never sees the probe.
+ */
+static uint32_t probe_gso_segs(void)
+{
+    uint32_t segs = 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    int rx = socket(AF_INET, SOCK_DGRAM, 0);
+    int tx = socket(AF_INET, SOCK_DGRAM, 0);
+    if (rx < 0 || tx < 0) {
+        fprintf(stderr, "vxsend: socket (GSO probe): %s\n", strerror(errno));
+        goto out;
+    }
+    if (bind(rx, (struct sockaddr *)&a, sizeof a) < 0 ||
+        getsockname(rx, (struct sockaddr *)&a, &alen) < 0 ||
+        connect(tx, (struct sockaddr *)&a, sizeof a) < 0) {
+        fprintf(stderr, "vxsend: bind/connect on 127.0.0.1 (GSO probe): %s\n", strerror(errno));
+        goto out;
+    }
+    int one = 1;
+    if (setsockopt(tx, SOL_UDP, UDP_SEGMENT, &one, sizeof one) < 0) {
+        fprintf(stderr, "vxsend: setsockopt(SOL_UDP, UDP_SEGMENT): %s (--gso needs Linux >= 4.18)\n",
+                strerror(errno));
+        goto out;
+    }
+    static const uint8_t probe[GSO_SEGS_NEW];
+    if (send(tx, probe, GSO_SEGS_NEW, 0) == (ssize_t)GSO_SEGS_NEW)
+        segs = GSO_SEGS_NEW;
+    else if (errno == EINVAL) /* more segments than UDP_MAX_SEGMENTS */
+        segs = GSO_SEGS_OLD;
+    else
+        fprintf(stderr, "vxsend: send of %u segments with UDP_SEGMENT 1 (GSO probe): %s\n",
+                GSO_SEGS_NEW, strerror(errno));
+out:
+    if (rx >= 0)
+        close(rx);
+    if (tx >= 0)
+        close(tx);
+    return segs;
+}
+
+/* --gso: padding size, segments per send, and what that does to the file. */
+static int gso_init(struct sender *s)
+{
+    const struct opts *o = s->o;
+    const struct frames *fr = s->fr;
+    uint32_t kernel_segs = probe_gso_segs();
+    if (kernel_segs == 0)
+        return -1;
+    s->gso_size = o->gso_size ? o->gso_size : fr->max_len;
+    uint32_t dgram = s->gso_size + VXLAN_HDR_LEN;
+    /* one send carries at most a maximal UDP payload */
+    s->gso_segs = MAX_UDP_PAYLOAD / dgram;
+    if (s->gso_segs > kernel_segs)
+        s->gso_segs = kernel_segs;
+    s->zeros = calloc(s->gso_size, 1);
+    if (!s->zeros) {
+        fprintf(stderr, "vxsend: calloc: %s\n", strerror(errno));
+        return -1;
+    }
+    struct cmsghdr *c = &s->ctrl.align;
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t sz = (uint16_t)dgram; /* dgram <= MAX_UDP_PAYLOAD fits */
+    memcpy(CMSG_DATA(c), &sz, sizeof sz);
+
+    size_t padded = 0, single = 0;
+    for (size_t i = 0; i < fr->n; i++) {
+        padded += fr->len[i] < s->gso_size;
+        single += fr->len[i] > s->gso_size;
+    }
+    fprintf(stderr,
+            "vxsend: --gso: %u-byte datagrams, up to %u per send (kernel takes %u); %zu of %zu "
+            "frames zero-padded to %u bytes, %zu longer ones sent singly\n",
+            dgram, s->gso_segs, kernel_segs, padded, fr->n, s->gso_size, single);
+    return 0;
 }
 
 static int sender_init(struct sender *s, const struct opts *o, const struct frames *fr, int fd)
@@ -422,16 +620,34 @@ static int sender_init(struct sender *s, const struct opts *o, const struct fram
     s->o = o;
     s->fr = fr;
     s->fd = fd;
-    s->batch = effective_batch(o);
+    s->iov_per_msg = 2;
+    uint32_t segs_per_msg = 1;
+    if (o->gso) {
+        if (gso_init(s) < 0)
+            return -1;
+        /* 3 * 128 iovecs stays below the kernel's UIO_MAXIOV of 1024 */
+        s->iov_per_msg = 3 * s->gso_segs;
+        segs_per_msg = s->gso_segs;
+    }
+    s->batch = effective_batch(o, o->batch * segs_per_msg);
     make_header(s->hdr_good, 0x08, o->vni);
     make_header(s->hdr_noflag, 0x00, o->vni);
     s->msgs = calloc(o->batch, sizeof *s->msgs);
-    s->iov = calloc(2u * o->batch, sizeof *s->iov);
-    if (!s->msgs || !s->iov) {
+    s->segs = calloc(o->batch, sizeof *s->segs);
+    s->iov = calloc((size_t)s->iov_per_msg * o->batch, sizeof *s->iov);
+    if (!s->msgs || !s->segs || !s->iov) {
         fprintf(stderr, "vxsend: calloc: %s\n", strerror(errno));
         return -1;
     }
     return 0;
+}
+
+static void sender_free(struct sender *s)
+{
+    free(s->msgs);
+    free(s->segs);
+    free(s->iov);
+    free(s->zeros);
 }
 
 static void report(const struct sender *s)
@@ -459,15 +675,35 @@ static void usage(FILE *to)
             "  --rate PPS       messages per second, 0 = as fast as possible (default 0);\n"
             "                   paced by absolute deadlines, batches capped at ~1 ms\n"
             "  --loop N         send the file N times, 0 = until SIGINT (default 1)\n"
-            "  --batch N        messages per sendmmsg call, 1..%u (default 64)\n"
+            "  --batch N        messages (with --gso: sends) per sendmmsg call, 1..%u\n"
+            "                   (default 64)\n"
             "  --bad-every N    every Nth message is malformed, alternating: VXLAN\n"
             "                   truncated to 4 bytes (no frame), I flag clear\n"
+            "  --gso            send runs of messages as one UDP GSO send each (UDP_SEGMENT,\n"
+            "                   Linux >= 4.18): several times the plain rate; see below\n"
+            "  --gso-size BYTES with --gso: frame length to pad to (default: the longest\n"
+            "                   frame in FILE), %u..%u\n"
             "  --count          print 'sent=N bytes=B seconds=S pps=P' to stdout at the end\n"
-            "                   (bytes = UDP payload bytes, VXLAN headers included)\n"
+            "                   (N = VXLAN messages, i.e. datagrams, not sends;\n"
+            "                   bytes = UDP payload bytes, VXLAN headers and padding included)\n"
             "  -h, --help       this text\n"
             "\n"
-            "Frames are loaded into memory before sending; file timestamps are ignored.\n",
-            MAX_BATCH);
+            "Frames are loaded into memory before sending; file timestamps are ignored.\n"
+            "\n"
+            "--gso: the kernel splits a GSO send into equal datagrams, so every frame\n"
+            "shorter than --gso-size is padded with zero bytes at its end up to it (an\n"
+            "Ethernet trailer: the IP length fields are untouched, so the frame stays\n"
+            "valid, and receivers store it padded).  Frames are never truncated: a\n"
+            "longer one goes alone as an ordinary datagram, in file order.  Each\n"
+            "datagram is still one VXLAN message carrying one Ethernet frame.  A send\n"
+            "holds up to 128 datagrams (64 on kernels before that limit was raised),\n"
+            "and at most %u bytes.  --batch counts sends per sendmmsg call; --rate\n"
+            "still counts datagrams (deadlines are checked once per call).  A\n"
+            "--bad-every message cut to 4 bytes ends its run (only a send's last\n"
+            "segment may be shorter).  A line to stderr tells how many frames were\n"
+            "padded.  The default --gso-size keeps every frame in GSO sends but, for a\n"
+            "mix of sizes, pads small frames up to the largest: more bytes per packet.\n",
+            MAX_BATCH, GSO_MIN_FRAME, MAX_UDP_PAYLOAD - VXLAN_HDR_LEN, MAX_UDP_PAYLOAD);
 }
 
 static int parse_u64(const char *name, const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -484,7 +720,7 @@ static int parse_u64(const char *name, const char *s, uint64_t min, uint64_t max
     return 0;
 }
 
-enum { O_TO = 256, O_FROM, O_VNI, O_RATE, O_LOOP, O_BATCH, O_BAD_EVERY, O_COUNT };
+enum { O_TO = 256, O_FROM, O_VNI, O_RATE, O_LOOP, O_BATCH, O_BAD_EVERY, O_COUNT, O_GSO, O_GSO_SIZE };
 
 static int parse_opt(struct opts *o, int c, const char *arg)
 {
@@ -493,6 +729,12 @@ static int parse_opt(struct opts *o, int c, const char *arg)
     case O_TO: o->to = arg; return 0;
     case O_FROM: o->from = arg; return 0;
     case O_COUNT: o->count = true; return 0;
+    case O_GSO: o->gso = true; return 0;
+    case O_GSO_SIZE:
+        if (parse_u64("--gso-size", arg, GSO_MIN_FRAME, MAX_UDP_PAYLOAD - VXLAN_HDR_LEN, &v) < 0)
+            return -1;
+        o->gso_size = (uint32_t)v;
+        return 0;
     case O_RATE: return parse_u64("--rate", arg, 0, 1000000000u, &o->rate);
     case O_LOOP: return parse_u64("--loop", arg, 0, UINT64_MAX, &o->loops);
     case O_BAD_EVERY: return parse_u64("--bad-every", arg, 0, UINT64_MAX, &o->bad_every);
@@ -523,6 +765,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"batch", required_argument, NULL, O_BATCH},
         {"bad-every", required_argument, NULL, O_BAD_EVERY},
         {"count", no_argument, NULL, O_COUNT},
+        {"gso", no_argument, NULL, O_GSO},
+        {"gso-size", required_argument, NULL, O_GSO_SIZE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -539,6 +783,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (argc - optind != 1) {
         fprintf(stderr, "vxsend: expected exactly one capture FILE; try --help\n");
+        return -1;
+    }
+    if (o->gso_size && !o->gso) {
+        fprintf(stderr, "vxsend: --gso-size needs --gso; try --help\n");
         return -1;
     }
     o->file = argv[optind];
@@ -582,8 +830,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vxsend: %" PRIu64 " sends refused (no listener at %s?)\n", s.st.refused,
                 o.to);
     close(fd);
-    free(s.msgs);
-    free(s.iov);
+    sender_free(&s);
     frames_free(&fr);
     return rc == 0 ? 0 : 1;
 }
