@@ -61,6 +61,20 @@ static int decode__tcp(const uint8_t *p, uint32_t off, uint32_t end, pkt_info_t 
     uint32_t doff = (uint32_t)(t[12] >> 4) * 4;
     if (doff < 20) return decode__fail(pi, DEC_TCP_BAD_OFF);
     if (off + doff > end) return decode__fail(pi, DEC_TCP_BAD_OFF);
+    if (pi->tcp_flags & TCP_SYN) {
+        /* Only a SYN carries the window scale (RFC 7323); walk its options. */
+        for (uint32_t o = 20; o < doff;) {
+            uint8_t kind = t[o];
+            if (kind == 0) break;
+            if (kind == 1) {
+                o++;
+                continue;
+            }
+            if (o + 1 >= doff || t[o + 1] < 2 || o + t[o + 1] > doff) break;
+            if (kind == 3 && t[o + 1] == 3) pi->tcp_wscale = (int8_t)(t[o + 2] > 14 ? 14 : t[o + 2]);
+            o += t[o + 1];
+        }
+    }
     pi->payload_off = off + doff;
     pi->payload_len = end - (off + doff);
     return DEC_OK;
@@ -184,6 +198,7 @@ static int decode__ipv6(const uint8_t *p, uint32_t off, uint32_t caplen, uint32_
 int decode_frame(const uint8_t *p, uint32_t caplen, uint32_t origlen, pkt_info_t *pi)
 {
     memset(pi, 0, sizeof *pi);
+    pi->tcp_wscale = -1;
     if (origlen < caplen) origlen = caplen;
     if (caplen < ETH_HDR) return decode__fail(pi, DEC_ETH_SHORT);
     uint32_t off = 12;

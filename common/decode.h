@@ -72,6 +72,7 @@ typedef struct pkt_info {
     uint8_t reason;      /* enum decode_reason of the first anomaly */
     uint8_t proto;       /* transport protocol after extension headers */
     uint8_t tcp_flags;
+    int8_t tcp_wscale;   /* window scale option of a SYN; -1 when absent */
     uint8_t icmp_type, icmp_code;
     uint16_t ethertype;  /* innermost */
     uint16_t sport, dport;

@@ -111,6 +111,7 @@ static void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data, uint3
     k->data_off = b->used;
     flowkey_from_pkt(&k->key, &pi, vni, observer);
     k->hash = flowkey_hash(&k->key);
+    flowtab_ana_from(&k->ana, &pi);
     memcpy(b->data + b->used, data, caplen);
     b->used += caplen;
     p->st.stored_inner++;

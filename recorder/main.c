@@ -8,11 +8,14 @@
  * store. The main thread only waits for signals and reports.
  */
 #include "config.h"
+#include "flowrec.h"
+#include "flowtab.h"
 #include "ingest.h"
 #include "log.h"
 #include "pipeline.h"
 #include "search_cli.h"
 #include "store.h"
+#include "timeparse.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -29,9 +32,12 @@
 #define MSCOPE_VERSION "0.1.0"
 
 typedef struct rec_settings {
-    char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file;
+    char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
+        *flows_json, *node_id;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
-        flush_interval, queue_batches, stats_interval;
+        flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
+        flow_grace;
+    int no_analysis;
 } rec_settings;
 
 #define O(f) offsetof(rec_settings, f)
@@ -53,6 +59,13 @@ static const config_opt rec_opts[] = {
     { "queue-batches", 0, CFG_INT, O(queue_batches), "128", 4, 65536, "N", "batches (512 packets / 512 KiB each) between receive and writer" },
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log counters this often" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "where to keep the counters as JSON (default: DIR/stats.json)" },
+    { "flows-json", 0, CFG_STR, O(flows_json), NULL, 0, 0, "FILE", "print one JSON object per final flow record (- = stdout); with --read, --data-dir becomes optional" },
+    { "node-id", 0, CFG_STR, O(node_id), NULL, 0, 0, "NAME", "this recorder's name in flow records (default: host name and VXLAN port)" },
+    { "max-flows", 0, CFG_INT, O(max_flows), "1000000", 1, 100000000, "N", "flows tracked at once; when full the least recently active is closed early (counted)" },
+    { "flow-interval", 0, CFG_DURATION, O(flow_interval), "10s", 1000000LL, 0, "DURATION", "interim record of a long flow this often" },
+    { "flow-idle", 0, CFG_DURATION, O(flow_idle), "60s", 1000000LL, 0, "DURATION", "final record after a flow is idle this long" },
+    { "flow-grace", 0, CFG_DURATION, O(flow_grace), "5s", 0, 0, "DURATION", "final record this long after a TCP close (FIN both ways, or RST)" },
+    { "no-analysis", 0, CFG_BOOL, O(no_analysis), NULL, 0, 0, NULL, "store only: no flow table, no records" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
     { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
@@ -60,7 +73,10 @@ static const config_opt rec_opts[] = {
 
 typedef struct recorder {
     rec_settings cfg;
-    store_t *store;
+    char node[256];
+    store_t *store;             /* NULL in analysis-only mode */
+    flowtab_t *flows;           /* NULL with --no-analysis */
+    FILE *json;                 /* --flows-json */
     pipeline_t *pipe;
     ingest_live_t *live;
     ingest_stats import_st;
@@ -70,6 +86,7 @@ typedef struct recorder {
     pthread_t writer;
     pthread_mutex_t snap_mu;
     store_stats snap;           /* the writer's latest store counters */
+    flowtab_stats flow_snap;    /* and flow table counters */
 } recorder;
 
 static int64_t mono_ns(void)
@@ -79,6 +96,29 @@ static int64_t mono_ns(void)
     return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+/* Flow records from the writer thread: JSON lines for --flows-json. */
+static void emit_record(void *ctx, const flowrec *rec)
+{
+    recorder *r = ctx;
+    char line[4096];
+    if (r->json && rec->final) {
+        int n = flowrec_json(rec, r->node, line, sizeof line);
+        if (n > 0) {
+            line[n] = '\n';
+            fwrite(line, 1, (size_t)n + 1, r->json);
+        }
+    }
+}
+
+static void snapshot(recorder *r)
+{
+    pthread_mutex_lock(&r->snap_mu);
+    if (r->store) store_get_stats(r->store, &r->snap);
+    if (r->flows) flowtab_get_stats(r->flows, &r->flow_snap);
+    pthread_mutex_unlock(&r->snap_mu);
+}
+
+/* The writer: stores and analyses every packet, in arrival order. */
 static void *writer_main(void *arg)
 {
     recorder *r = arg;
@@ -89,28 +129,32 @@ static void *writer_main(void *arg)
         if (b) {
             for (uint32_t i = 0; i < b->n; i++) {
                 const pipe_pkt *p = &b->pkts[i];
-                if (i + 16 < b->n) store_prefetch(r->store, b->pkts[i + 16].hash, b->pkts[i + 8].hash);
-                int rc = store_append(r->store, p->ts_ns, b->data + p->data_off, p->caplen,
-                                      p->origlen, &p->key, p->hash);
-                if (rc < 0 && r->import_mode) r->writer_failed = 1;
+                if (r->store) {
+                    if (i + 16 < b->n)
+                        store_prefetch(r->store, b->pkts[i + 16].hash, b->pkts[i + 8].hash);
+                    int rc = store_append(r->store, p->ts_ns, b->data + p->data_off, p->caplen,
+                                          p->origlen, &p->key, p->hash);
+                    if (rc < 0 && r->import_mode) r->writer_failed = 1;
+                }
+                if (r->flows) flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer, &p->ana);
             }
             pipeline_release(r->pipe, b);
         } else if (pipeline_drained(r->pipe)) {
             break;
         }
         int64_t now = mono_ns();
-        store_tick(r->store, now);
+        if (r->store) store_tick(r->store, now);
+        /* A live feed's flows also age by the wall clock when packets stop. */
+        if (r->flows && !r->import_mode) flowtab_advance(r->flows, timeparse_now_ns());
         if (now - last_snap > 200000000LL) {
-            pthread_mutex_lock(&r->snap_mu);
-            store_get_stats(r->store, &r->snap);
-            pthread_mutex_unlock(&r->snap_mu);
+            snapshot(r);
             last_snap = now;
         }
     }
-    if (store_flush_seal(r->store) < 0 && r->import_mode) r->writer_failed = 1;
-    pthread_mutex_lock(&r->snap_mu);
-    store_get_stats(r->store, &r->snap);
-    pthread_mutex_unlock(&r->snap_mu);
+    if (r->store && store_flush_seal(r->store) < 0 && r->import_mode) r->writer_failed = 1;
+    if (r->flows) flowtab_flush(r->flows);
+    if (r->json) fflush(r->json);
+    snapshot(r);
     return NULL;
 }
 
@@ -142,8 +186,14 @@ static void write_stats_file(recorder *r, const ingest_stats *in, const store_st
     char path[4096], tmp[4200];
     if (r->cfg.stats_file)
         snprintf(path, sizeof path, "%s", r->cfg.stats_file);
-    else
+    else if (r->cfg.data_dir)
         snprintf(path, sizeof path, "%s/stats.json", r->cfg.data_dir);
+    else
+        return; /* analysis only, nowhere to keep it */
+    flowtab_stats fs;
+    pthread_mutex_lock(&r->snap_mu);
+    fs = r->flow_snap;
+    pthread_mutex_unlock(&r->snap_mu);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) return;
@@ -162,6 +212,11 @@ static void write_stats_file(recorder *r, const ingest_stats *in, const store_st
             st->disk_full_events, st->paused, st->segments, st->segments_sealed,
             st->segments_evicted, st->recovered_segments, st->recovered_torn_bytes,
             st->disk_used, st->oldest_ns, st->newest_ns);
+    fprintf(f,
+            "  \"flows_active\": %" PRIu64 ",\n  \"flows_created\": %" PRIu64
+            ",\n  \"flows_evicted_full\": %" PRIu64 ",\n  \"flow_records\": %" PRIu64
+            ",\n  \"flow_records_interim\": %" PRIu64 ",\n",
+            fs.active, fs.created, fs.evicted_full, fs.records, fs.interim);
     write_reasons(f, "not_decapsulated", in->not_decapsulated, VX__COUNT, vxlan_reason_name);
     fprintf(f, ",\n");
     write_reasons(f, "anomalies", in->anomalies, DEC__COUNT, decode_reason_name);
@@ -182,9 +237,28 @@ static void log_counters(const ingest_stats *in, const store_stats *st)
              in->queue_drops, in->kernel_drops, st->drop_disk_full, anom);
 }
 
-static int start_store(recorder *r)
+/* Start the writer side: the store (unless analysis-only), the flow table
+ * (unless --no-analysis), the pipeline and the writer thread. */
+static int start_writer(recorder *r)
 {
     char err[512];
+    if (!r->cfg.no_analysis) {
+        flowtab_opts fo = {
+            .max_flows = (uint32_t)r->cfg.max_flows,
+            .idle_ns = r->cfg.flow_idle,
+            .interval_ns = r->cfg.flow_interval,
+            .grace_ns = r->cfg.flow_grace,
+            /* ids carry the start second: unique across restarts of a node */
+            .id_base = (uint64_t)(timeparse_now_ns() / 1000000000LL) << 32,
+        };
+        r->flows = flowtab_new(&fo, emit_record, r);
+        if (!r->flows) {
+            log_error("cannot allocate a flow table of %" PRId64 " flows (%zu bytes each)",
+                      r->cfg.max_flows, flowtab_slot_bytes());
+            return -1;
+        }
+    }
+    if (!r->cfg.data_dir) goto pipeline;
     store_opts so = {
         .dir = r->cfg.data_dir,
         .seg_size = r->cfg.segment_size,
@@ -199,6 +273,7 @@ static int start_store(recorder *r)
         return -1;
     }
     store_get_stats(r->store, &r->snap);
+pipeline:
     r->pipe = pipeline_new((unsigned)r->cfg.queue_batches);
     int rc = pthread_create(&r->writer, NULL, writer_main, r);
     if (rc) {
@@ -208,11 +283,12 @@ static int start_store(recorder *r)
     return 0;
 }
 
-static void stop_store(recorder *r)
+static void stop_writer(recorder *r)
 {
     pipeline_close(r->pipe);
     pthread_join(r->writer, NULL);
     store_close(r->store);
+    flowtab_free(r->flows);
     pipeline_free(r->pipe);
 }
 
@@ -237,7 +313,7 @@ static int run_import(recorder *r)
     ingest_opts io = make_ingest_opts(r);
     r->import_mode = 1;
     int rc = ingest_file(&io, r->cfg.read, &r->writer_failed, &r->import_st, err, sizeof err);
-    stop_store(r);
+    stop_writer(r);
     if (rc < 0) log_error("%s", err);
     ingest_stats in;
     store_stats st;
@@ -265,7 +341,7 @@ static int run_daemon(recorder *r)
     r->live = ingest_live_start(&io, err, sizeof err);
     if (!r->live) {
         log_error("%s", err);
-        stop_store(r);
+        stop_writer(r);
         return 1;
     }
     log_info("recording into %s (segments %" PRId64 " MiB / %" PRId64 " s)", r->cfg.data_dir,
@@ -292,7 +368,7 @@ static int run_daemon(recorder *r)
     ingest_live_stop(r->live, &fin);
     r->live = NULL;
     r->import_st = fin;
-    stop_store(r);
+    stop_writer(r);
     ingest_stats in;
     store_stats st;
     counters(r, &in, &st);
@@ -344,9 +420,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder: --log-level: '%s' is not error/warn/info/debug\n", r.cfg.log_level);
         goto out;
     }
-    if (!r.cfg.data_dir) {
-        fprintf(stderr, "mscope-recorder: --data-dir is required (see --help)\n");
+    if (!r.cfg.data_dir && !(r.cfg.read && r.cfg.flows_json)) {
+        fprintf(stderr, "mscope-recorder: --data-dir is required (or --read FILE --flows-json OUT for analysis only; see --help)\n");
         goto out;
+    }
+    if (r.cfg.flows_json && r.cfg.no_analysis) {
+        fprintf(stderr, "mscope-recorder: --flows-json needs the analysis (drop --no-analysis)\n");
+        goto out;
+    }
+    if (r.cfg.node_id) {
+        snprintf(r.node, sizeof r.node, "%s", r.cfg.node_id);
+    } else {
+        char host[200] = "recorder";
+        gethostname(host, sizeof host - 1);
+        const char *port = strrchr(r.cfg.listen, ':');
+        snprintf(r.node, sizeof r.node, "%s:%s", host, port ? port + 1 : "4789");
+    }
+    if (r.cfg.flows_json) {
+        r.json = strcmp(r.cfg.flows_json, "-") == 0 ? stdout : fopen(r.cfg.flows_json, "w");
+        if (!r.json) {
+            fprintf(stderr, "mscope-recorder: cannot create %s: %s\n", r.cfg.flows_json, strerror(errno));
+            rc = 1;
+            goto out;
+        }
     }
     if (strcmp(r.cfg.decap, "none") && strcmp(r.cfg.decap, "vxlan")) {
         fprintf(stderr, "mscope-recorder: --decap: '%s' is not none or vxlan\n", r.cfg.decap);
@@ -366,12 +462,13 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     if (!r.cfg.read) pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (start_store(&r) < 0) {
+    if (start_writer(&r) < 0) {
         rc = 1;
         goto out;
     }
     rc = r.cfg.read ? run_import(&r) : run_daemon(&r);
 out:
+    if (r.json && r.json != stdout) fclose(r.json);
     config_free(rec_opts, &r.cfg);
     pthread_mutex_destroy(&r.snap_mu);
     return rc;

@@ -12,6 +12,7 @@
 #define MSCOPE_PIPELINE_H
 
 #include "flowkey.h"
+#include "flowtab.h"
 
 #include <stdint.h>
 
@@ -23,7 +24,8 @@ typedef struct pipe_pkt {
     uint32_t caplen, origlen;
     uint32_t data_off; /* into batch->data */
     uint64_t hash;     /* flowkey_hash(&key) */
-    flowkey_t key;
+    flowkey_t key;     /* also carries the observation point (vni, observer) */
+    pkt_ana ana;       /* what the TCP analysis needs */
 } pipe_pkt;
 
 typedef struct pipe_batch {

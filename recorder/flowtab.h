@@ -1,0 +1,71 @@
+/* flowtab.h - the flow table: bidirectional conversations and their
+ * real-time TCP analysis, emitting flow records (flowrec.h).
+ *
+ * Bounded: at most max_flows conversations, all memory allocated at
+ * creation (calloc, so untouched pages cost nothing), nothing per packet.
+ * When full, the least recently active flow is closed early: its record is
+ * emitted as final and counted in evicted_full.
+ * Time is the packets' own time: a file is analysed the same way at any
+ * speed, and a live feed's clock is its newest packet (flowtab_advance()
+ * moves it forward when no packets come).
+ */
+#ifndef MSCOPE_FLOWTAB_H
+#define MSCOPE_FLOWTAB_H
+
+#include "decode.h"
+#include "flowrec.h"
+
+#include <stdint.h>
+
+/* What the analysis needs of a packet; filled by the receive thread from
+ * its decode (flowtab_ana_from()), so the writer never decodes twice. */
+typedef struct pkt_ana {
+    uint8_t src[16], dst[16];
+    uint16_t sport, dport;
+    uint32_t seq, ack, payload_len, ip_len;
+    uint16_t win;
+    uint8_t tcp_flags;
+    int8_t wscale;
+    uint8_t proto;
+    uint8_t usable; /* an IP packet whose headers the analysis can use */
+} pkt_ana;
+
+void flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi);
+
+typedef struct flowtab_opts {
+    uint32_t max_flows;
+    int64_t idle_ns;     /* final record after this long without packets */
+    int64_t interval_ns; /* interim record of a long flow this often */
+    int64_t grace_ns;    /* final record this long after FIN both ways or RST */
+    uint64_t id_base;    /* flow ids start here (process start, so ids never repeat) */
+} flowtab_opts;
+
+typedef void (*flowtab_emit_fn)(void *ctx, const flowrec *r);
+
+typedef struct flowtab_stats {
+    uint64_t active, created, evicted_full, records, interim, unusable_packets;
+} flowtab_stats;
+
+typedef struct flowtab flowtab_t;
+
+/* Allocate the table. emit is called for every record, synchronously, from
+ * the thread that calls into the table. Returns NULL if memory is short. */
+flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx);
+void flowtab_free(flowtab_t *t);
+
+/* Account one packet seen at ts_ns from observation point (vni, observer). */
+void flowtab_packet(flowtab_t *t, int64_t ts_ns, uint32_t vni, const uint8_t observer[16],
+                    const pkt_ana *a);
+
+/* Move the clock to now_ns and emit what timed out (idle, closed). */
+void flowtab_advance(flowtab_t *t, int64_t now_ns);
+
+/* Emit a final record for every flow and empty the table (shutdown, end of file). */
+void flowtab_flush(flowtab_t *t);
+
+void flowtab_get_stats(const flowtab_t *t, flowtab_stats *out);
+
+/* Bytes of memory per flow slot (for sizing --max-flows). */
+size_t flowtab_slot_bytes(void);
+
+#endif
