@@ -13,6 +13,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "pipeline.h"
+#include "publish.h"
 #include "search_cli.h"
 #include "store.h"
 #include "timeparse.h"
@@ -33,7 +34,7 @@
 
 typedef struct rec_settings {
     char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
-        *flows_json, *node_id;
+        *flows_json, *node_id, *coordinator, *search_endpoint;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
         flow_grace;
@@ -60,6 +61,8 @@ static const config_opt rec_opts[] = {
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log counters this often" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "where to keep the counters as JSON (default: DIR/stats.json)" },
     { "flows-json", 0, CFG_STR, O(flows_json), NULL, 0, 0, "FILE", "print one JSON object per final flow record (- = stdout); with --read, --data-dir becomes optional" },
+    { "coordinator", 'C', CFG_STR, O(coordinator), NULL, 0, 0, "ENDPOINT", "publish flow records and heartbeats to the coordinator's bus, e.g. tcp://10.0.0.9:5556" },
+    { "search-endpoint", 0, CFG_STR, O(search_endpoint), NULL, 0, 0, "ENDPOINT", "search service address announced in heartbeats (default: tcp://HOST:5557)" },
     { "node-id", 0, CFG_STR, O(node_id), NULL, 0, 0, "NAME", "this recorder's name in flow records (default: host name and VXLAN port)" },
     { "max-flows", 0, CFG_INT, O(max_flows), "1000000", 1, 100000000, "N", "flows tracked at once; when full the least recently active is closed early (counted)" },
     { "flow-interval", 0, CFG_DURATION, O(flow_interval), "10s", 1000000LL, 0, "DURATION", "interim record of a long flow this often" },
@@ -77,6 +80,8 @@ typedef struct recorder {
     store_t *store;             /* NULL in analysis-only mode */
     flowtab_t *flows;           /* NULL with --no-analysis */
     FILE *json;                 /* --flows-json */
+    publisher_t *pub;           /* --coordinator */
+    int64_t start_ns;
     pipeline_t *pipe;
     ingest_live_t *live;
     ingest_stats import_st;
@@ -101,6 +106,7 @@ static void emit_record(void *ctx, const flowrec *rec)
 {
     recorder *r = ctx;
     char line[4096];
+    if (r->pub) publish_record(r->pub, rec); /* never blocks; shed records are counted */
     if (r->json && rec->final) {
         int n = flowrec_json(rec, r->node, line, sizeof line);
         if (n > 0) {
@@ -217,6 +223,14 @@ static void write_stats_file(recorder *r, const ingest_stats *in, const store_st
             ",\n  \"flows_evicted_full\": %" PRIu64 ",\n  \"flow_records\": %" PRIu64
             ",\n  \"flow_records_interim\": %" PRIu64 ",\n",
             fs.active, fs.created, fs.evicted_full, fs.records, fs.interim);
+    if (r->pub) {
+        publish_stats ps;
+        publish_get_stats(r->pub, &ps);
+        fprintf(f,
+                "  \"records_published\": %" PRIu64 ",\n  \"records_shed\": %" PRIu64
+                ",\n  \"flow_batches\": %" PRIu64 ",\n  \"heartbeats\": %" PRIu64 ",\n",
+                ps.published, ps.shed, ps.batches, ps.heartbeats);
+    }
     write_reasons(f, "not_decapsulated", in->not_decapsulated, VX__COUNT, vxlan_reason_name);
     fprintf(f, ",\n");
     write_reasons(f, "anomalies", in->anomalies, DEC__COUNT, decode_reason_name);
@@ -239,6 +253,66 @@ static void log_counters(const ingest_stats *in, const store_stats *st)
 
 /* Start the writer side: the store (unless analysis-only), the flow table
  * (unless --no-analysis), the pipeline and the writer thread. */
+static void counters(recorder *r, ingest_stats *in, store_stats *st);
+
+/* Heartbeat counters, called from the publisher thread. */
+static void heartbeat_counters(void *ctx, publish_counters *c)
+{
+    recorder *r = ctx;
+    ingest_stats in;
+    store_stats st;
+    counters(r, &in, &st);
+    pthread_mutex_lock(&r->snap_mu);
+    c->flows_active = r->flow_snap.active;
+    pthread_mutex_unlock(&r->snap_mu);
+    c->rx_packets = in.rx_packets;
+    c->rx_bytes = in.rx_bytes;
+    c->stored_packets = st.packets;
+    c->stored_bytes = st.bytes;
+    c->disk_used = st.disk_used;
+    c->oldest_ns = st.oldest_ns;
+    c->newest_ns = st.newest_ns;
+    int n = 0;
+    c->drop_names[n] = "queue";
+    c->drop_values[n++] = in.queue_drops;
+    c->drop_names[n] = "kernel";
+    c->drop_values[n++] = in.kernel_drops;
+    c->drop_names[n] = "disk_full";
+    c->drop_values[n++] = st.drop_disk_full;
+    for (int i = 1; i < VX__COUNT && n < 32; i++) {
+        c->drop_names[n] = vxlan_reason_name(i);
+        c->drop_values[n++] = in.not_decapsulated[i];
+    }
+    c->ndrops = n;
+}
+
+static int start_publisher(recorder *r)
+{
+    char err[512], search[512], host[256] = "localhost";
+    if (!r->cfg.coordinator) return 0;
+    gethostname(host, sizeof host - 1);
+    snprintf(search, sizeof search, "tcp://%s:5557", host);
+    publish_opts po = {
+        .endpoint = r->cfg.coordinator,
+        .node = r->node,
+        .version = MSCOPE_VERSION,
+        .search_endpoint = r->cfg.search_endpoint ? r->cfg.search_endpoint : search,
+        .start_ns = r->start_ns,
+        .batch_ns = 100000000LL,
+        .batch_max = 500,
+        .queue = 100000,
+        .heartbeat_ns = 1000000000LL,
+        /* An import is short: wait for the coordinator to subscribe first. */
+        .wait_subscriber_ms = r->cfg.read ? 5000 : 0,
+    };
+    r->pub = publish_start(&po, heartbeat_counters, r, err, sizeof err);
+    if (!r->pub) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int start_writer(recorder *r)
 {
     char err[512];
@@ -462,11 +536,14 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     if (!r.cfg.read) pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (start_writer(&r) < 0) {
+    r.start_ns = timeparse_now_ns();
+    if (start_publisher(&r) < 0 || start_writer(&r) < 0) {
+        publish_stop(r.pub, 0);
         rc = 1;
         goto out;
     }
     rc = r.cfg.read ? run_import(&r) : run_daemon(&r);
+    publish_stop(r.pub, 5000);
 out:
     if (r.json && r.json != stdout) fclose(r.json);
     config_free(rec_opts, &r.cfg);

@@ -1,0 +1,83 @@
+/* bus.c - ZeroMQ XPUB publisher for the bus (see bus.h). */
+#include "bus.h"
+
+#include "log.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+struct bus_pub {
+    void *ctx;
+    void *sock;
+    int subscribed;
+};
+
+bus_pub_t *bus_pub_new(const char *endpoint, int hwm, char *err, size_t errlen)
+{
+    bus_pub_t *b = xcalloc(1, sizeof *b);
+    b->ctx = zmq_ctx_new();
+    b->sock = b->ctx ? zmq_socket(b->ctx, ZMQ_XPUB) : NULL;
+    if (!b->sock) {
+        snprintf(err, errlen, "zmq_socket(XPUB) failed: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int one = 1, zero = 0;
+    zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->sock, ZMQ_XPUB_NODROP, &one, sizeof one);
+    zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(b->sock, endpoint) < 0) {
+        snprintf(err, errlen, "zmq_connect(%s) failed: %s", endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    return b;
+fail:
+    if (b->sock) zmq_close(b->sock);
+    if (b->ctx) zmq_ctx_term(b->ctx);
+    free(b);
+    return NULL;
+}
+
+/* Read pending subscription messages (1 = subscribe, 0 = unsubscribe). */
+static void bus__drain(bus_pub_t *b, int timeout_ms)
+{
+    zmq_pollitem_t it = { b->sock, 0, ZMQ_POLLIN, 0 };
+    while (zmq_poll(&it, 1, timeout_ms) > 0 && (it.revents & ZMQ_POLLIN)) {
+        char msg[256];
+        int n = zmq_recv(b->sock, msg, sizeof msg, ZMQ_DONTWAIT);
+        if (n > 0 && msg[0] == 1) b->subscribed = 1;
+        timeout_ms = 0;
+    }
+}
+
+int bus_pub_wait_subscriber(bus_pub_t *b, int timeout_ms)
+{
+    int waited = 0;
+    while (!b->subscribed && waited <= timeout_ms) {
+        bus__drain(b, 50);
+        waited += 50;
+    }
+    return b->subscribed;
+}
+
+int bus_pub_send(bus_pub_t *b, const char *topic, const void *data, size_t len)
+{
+    bus__drain(b, 0);
+    if (zmq_send(b->sock, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return errno == EAGAIN ? -EAGAIN : -errno;
+    /* The first frame went: the second cannot fail for lack of room. */
+    if (zmq_send(b->sock, data, len, ZMQ_DONTWAIT) < 0) return -errno;
+    return 0;
+}
+
+void bus_pub_close(bus_pub_t *b, int linger_ms)
+{
+    if (!b) return;
+    zmq_setsockopt(b->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_close(b->sock);
+    zmq_ctx_term(b->ctx);
+    free(b);
+}

@@ -1,0 +1,34 @@
+/* bus.h - the ZeroMQ side of the recorder -> coordinator bus (the only
+ * libzmq user on the publishing side).
+ *
+ * A publisher is an XPUB socket that connects to the coordinator's SUB,
+ * so recorders need no configuration but the coordinator's address. XPUB
+ * instead of PUB for two reasons: it tells us when a subscriber has joined
+ * (so a short-lived import does not publish into the void before the
+ * connection is up - ZeroMQ's "slow joiner"), and with XPUB_NODROP a full
+ * queue is reported to us instead of dropping silently (ZeroMQ's default
+ * high-water mark silently sheds most of a burst).
+ */
+#ifndef MSCOPE_BUS_H
+#define MSCOPE_BUS_H
+
+#include <stddef.h>
+
+typedef struct bus_pub bus_pub_t;
+
+/* Connect a publisher to endpoint ("tcp://host:5556"). hwm is the number of
+ * messages queued before sends report -EAGAIN. Returns NULL with err set. */
+bus_pub_t *bus_pub_new(const char *endpoint, int hwm, char *err, size_t errlen);
+
+/* Wait up to timeout_ms for a subscriber. Returns 1 once one has joined
+ * (now or before), 0 on timeout. */
+int bus_pub_wait_subscriber(bus_pub_t *b, int timeout_ms);
+
+/* Send [topic, data] without blocking. Returns 0, -EAGAIN when the queue is
+ * full (nothing sent), or another -errno. */
+int bus_pub_send(bus_pub_t *b, const char *topic, const void *data, size_t len);
+
+/* Close, giving queued messages up to linger_ms to leave. Accepts NULL. */
+void bus_pub_close(bus_pub_t *b, int linger_ms);
+
+#endif

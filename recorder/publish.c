@@ -1,0 +1,376 @@
+/* publish.c - batching publisher of flow records and heartbeats (see publish.h).
+ *
+ * DESIGN: a mutex-protected ring of flowrec structs (preallocated) between
+ * the writer and this module's thread. The thread wakes every 10 ms or when
+ * a batch's worth is queued, takes up to batch_max records, encodes one
+ * FlowBatch with protobuf-c into a reused buffer, and sends it. If the bus
+ * refuses (high-water mark), the batch is retried on the next wake and new
+ * records pile up in the ring until it is full, then are shed and counted:
+ * memory stays bounded and the packet path never waits.
+ */
+#include "publish.h"
+
+#include "bus.h"
+#include "log.h"
+#include "mirrorscope.pb-c.h"
+#include "timeparse.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct publisher {
+    publish_opts o;
+    char *node, *version, *search;
+    bus_pub_t *bus;
+    publish_counters_fn counters;
+    void *ctx;
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    flowrec *ring;
+    uint32_t head, count;
+    int stop;
+    uint64_t flow_seq, hb_seq;
+    publish_stats st;
+    /* encoding scratch, reused */
+    flowrec *batch;
+    uint8_t *buf;
+    size_t buf_cap;
+};
+
+static int64_t publish__mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* ---- protobuf ------------------------------------------------------------ */
+
+typedef struct pb_rec {
+    Mirrorscope__FlowRecord rec;
+    Mirrorscope__Endpoint client, server;
+    Mirrorscope__Direction c2s, s2c;
+    Mirrorscope__Stat c2s_rtt, s2c_rtt, app;
+    Mirrorscope__Handshake hs;
+} pb_rec;
+
+static int publish__ip_len(const uint8_t a[16])
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    return memcmp(a, mapped, 12) == 0 ? 4 : 16;
+}
+
+static void publish__stat(Mirrorscope__Stat *s, const flowrec_stat *f)
+{
+    mirrorscope__stat__init(s);
+    s->count = f->count;
+    if (f->count) {
+        s->min = f->min;
+        s->max = f->max;
+        s->sum = f->sum;
+    }
+}
+
+static void publish__dir(Mirrorscope__Direction *d, Mirrorscope__Stat *rtt, const flowrec_dir *f)
+{
+    mirrorscope__direction__init(d);
+    d->packets = f->packets;
+    d->ip_bytes = f->ip_bytes;
+    d->payload_bytes = f->payload_bytes;
+    d->retransmissions = f->retransmissions;
+    d->fast_retransmissions = f->fast_retransmissions;
+    d->spurious_retransmissions = f->spurious_retransmissions;
+    d->out_of_order = f->out_of_order;
+    d->dup_acks = f->dup_acks;
+    d->lost_segments = f->lost_segments;
+    d->zero_windows = f->zero_windows;
+    d->window_full = f->window_full;
+    d->keep_alives = f->keep_alives;
+    d->rsts = f->rsts;
+    d->fins = f->fins;
+    publish__stat(rtt, &f->rtt);
+    d->rtt_ns = rtt;
+}
+
+/* Fill p from r; r must outlive the packing (pointers into it). */
+static void publish__record(pb_rec *p, flowrec *r)
+{
+    Mirrorscope__FlowRecord *m = &p->rec;
+    mirrorscope__flow_record__init(m);
+    m->flow_id = r->flow_id;
+    m->vni = r->vni;
+    int ol = publish__ip_len(r->observer);
+    m->observer.data = r->observer + (16 - ol);
+    m->observer.len = (size_t)ol;
+    m->proto = r->proto;
+    mirrorscope__endpoint__init(&p->client);
+    mirrorscope__endpoint__init(&p->server);
+    int cl = publish__ip_len(r->client_ip), sl = publish__ip_len(r->server_ip);
+    p->client.ip.data = r->client_ip + (16 - cl);
+    p->client.ip.len = (size_t)cl;
+    p->client.port = r->client_port;
+    p->server.ip.data = r->server_ip + (16 - sl);
+    p->server.ip.len = (size_t)sl;
+    p->server.port = r->server_port;
+    m->client = &p->client;
+    m->server = &p->server;
+    m->first_ns = r->first_ns;
+    m->last_ns = r->last_ns;
+    publish__dir(&p->c2s, &p->c2s_rtt, &r->c2s);
+    publish__dir(&p->s2c, &p->s2c_rtt, &r->s2c);
+    m->c2s = &p->c2s;
+    m->s2c = &p->s2c;
+    if (r->proto == 6) {
+        mirrorscope__handshake__init(&p->hs);
+        p->hs.seen = r->hs_seen;
+        p->hs.complete = (r->hs_seen & 7) == 7;
+        p->hs.syn_ns = r->syn_ns;
+        p->hs.synack_ns = r->synack_ns;
+        p->hs.ack_ns = r->ack_ns;
+        if ((r->hs_seen & 3) == 3) p->hs.server_setup_ns = r->synack_ns - r->syn_ns;
+        if ((r->hs_seen & 6) == 6) p->hs.client_setup_ns = r->ack_ns - r->synack_ns;
+        p->hs.initial_rtt_ns = r->initial_rtt_ns;
+        m->handshake = &p->hs;
+    }
+    publish__stat(&p->app, &r->app_response);
+    m->app_response_ns = &p->app;
+    m->conn_state = r->conn_state;
+    m->history = r->history;
+    m->final = r->final != 0;
+}
+
+static int publish__send(publisher_t *p, const char *topic, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    if (n > p->buf_cap) {
+        p->buf_cap = n * 2;
+        p->buf = xrealloc(p->buf, p->buf_cap);
+    }
+    protobuf_c_message_pack(m, p->buf);
+    return bus_pub_send(p->bus, topic, p->buf, n);
+}
+
+/* Send up to batch_max queued records. Returns 1 if a batch went, 0 if
+ * nothing was queued, -1 if the bus refused (records stay queued). */
+static int publish__flush_batch(publisher_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    uint32_t n = p->count < p->o.batch_max ? p->count : p->o.batch_max;
+    for (uint32_t i = 0; i < n; i++) p->batch[i] = p->ring[(p->head + i) % p->o.queue];
+    uint64_t shed = p->st.shed;
+    pthread_mutex_unlock(&p->mu);
+    if (!n) return 0;
+
+    pb_rec *recs = xcalloc(n, sizeof *recs);
+    Mirrorscope__FlowRecord **ptrs = xcalloc(n, sizeof *ptrs);
+    for (uint32_t i = 0; i < n; i++) {
+        publish__record(&recs[i], &p->batch[i]);
+        ptrs[i] = &recs[i].rec;
+    }
+    Mirrorscope__FlowBatch b;
+    mirrorscope__flow_batch__init(&b);
+    b.node = p->node;
+    b.start_ns = p->o.start_ns;
+    b.seq = p->flow_seq + 1;
+    b.n_records = n;
+    b.records = ptrs;
+    b.records_shed_total = shed;
+    int rc = publish__send(p, "flow", &b.base);
+    free(ptrs);
+    free(recs);
+    if (rc < 0) return -1;
+    p->flow_seq++;
+    pthread_mutex_lock(&p->mu);
+    p->head = (p->head + n) % p->o.queue;
+    p->count -= n;
+    p->st.published += n;
+    p->st.batches++;
+    pthread_mutex_unlock(&p->mu);
+    return 1;
+}
+
+static void publish__heartbeat(publisher_t *p)
+{
+    publish_counters c;
+    memset(&c, 0, sizeof c);
+    if (p->counters) p->counters(p->ctx, &c);
+    publish_stats st;
+    publish_get_stats(p, &st);
+    Mirrorscope__Counters m;
+    mirrorscope__counters__init(&m);
+    m.rx_packets = c.rx_packets;
+    m.rx_bytes = c.rx_bytes;
+    m.stored_packets = c.stored_packets;
+    m.stored_bytes = c.stored_bytes;
+    m.disk_used = c.disk_used;
+    m.oldest_ns = c.oldest_ns;
+    m.newest_ns = c.newest_ns;
+    m.flows_active = c.flows_active;
+    m.records_published = st.published;
+    m.records_shed = st.shed;
+    Mirrorscope__Counters__DropsEntry entries[32], *eptr[32];
+    for (int i = 0; i < c.ndrops && i < 32; i++) {
+        mirrorscope__counters__drops_entry__init(&entries[i]);
+        entries[i].key = (char *)c.drop_names[i];
+        entries[i].value = c.drop_values[i];
+        eptr[i] = &entries[i];
+    }
+    m.n_drops = (size_t)(c.ndrops < 32 ? c.ndrops : 32);
+    m.drops = eptr;
+    Mirrorscope__Heartbeat hb;
+    mirrorscope__heartbeat__init(&hb);
+    hb.node = p->node;
+    hb.start_ns = p->o.start_ns;
+    hb.seq = p->hb_seq + 1;
+    hb.version = p->version;
+    hb.search_endpoint = p->search;
+    hb.time_ns = timeparse_now_ns();
+    hb.counters = &m;
+    if (publish__send(p, "hb", &hb.base) == 0) {
+        p->hb_seq++;
+        pthread_mutex_lock(&p->mu);
+        p->st.heartbeats++;
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static uint32_t publish__queued(publisher_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    uint32_t n = p->count;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+static void *publish__main(void *arg)
+{
+    publisher_t *p = arg;
+    pthread_setname_np(pthread_self(), "mscope-publish");
+    if (p->o.wait_subscriber_ms > 0 && !bus_pub_wait_subscriber(p->bus, p->o.wait_subscriber_ms))
+        log_warn("no subscriber on %s after %d ms; publishing anyway (records queue up to the "
+                 "high-water mark)", p->o.endpoint, p->o.wait_subscriber_ms);
+    int64_t last_hb = 0, first_wait = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        if (!p->stop && p->count < p->o.batch_max) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 10000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p->cv, &p->mu, &until);
+        }
+        int stop = p->stop;
+        uint32_t queued = p->count;
+        pthread_mutex_unlock(&p->mu);
+        int64_t now = publish__mono();
+        if (now - last_hb >= p->o.heartbeat_ns) {
+            publish__heartbeat(p);
+            last_hb = now;
+        }
+        if (stop) break;
+        /* A partial batch waits up to batch_ns for company. */
+        if (queued && !first_wait) first_wait = now;
+        if (queued >= p->o.batch_max || (queued && now - first_wait >= p->o.batch_ns)) {
+            int rc;
+            do rc = publish__flush_batch(p);
+            while (rc == 1 && publish__queued(p) >= p->o.batch_max);
+            if (rc == 1) first_wait = publish__queued(p) ? now : 0;
+        }
+    }
+    /* Shutdown: send everything queued; a refusing bus gets 5 s. */
+    int64_t deadline = publish__mono() + 5000000000LL;
+    while (publish__queued(p) && publish__mono() < deadline) {
+        if (publish__flush_batch(p) == -1) {
+            struct timespec ts = { 0, 10000000L };
+            nanosleep(&ts, NULL);
+        }
+    }
+    publish__heartbeat(p);
+    return NULL;
+}
+
+publisher_t *publish_start(const publish_opts *o, publish_counters_fn fn, void *ctx, char *err,
+                           size_t errlen)
+{
+    bus_pub_t *bus = bus_pub_new(o->endpoint, 10000, err, errlen);
+    if (!bus) return NULL;
+    publisher_t *p = xcalloc(1, sizeof *p);
+    p->o = *o;
+    p->node = xstrdup(o->node);
+    p->version = xstrdup(o->version ? o->version : "");
+    p->search = xstrdup(o->search_endpoint ? o->search_endpoint : "");
+    p->bus = bus;
+    p->counters = fn;
+    p->ctx = ctx;
+    p->ring = xcalloc(o->queue, sizeof *p->ring);
+    p->batch = xcalloc(o->batch_max, sizeof *p->batch);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    int rc = pthread_create(&p->tid, NULL, publish__main, p);
+    if (rc) {
+        snprintf(err, errlen, "pthread_create() failed: %s", strerror(rc));
+        bus_pub_close(bus, 0);
+        free(p->ring);
+        free(p->batch);
+        free(p->node);
+        free(p->version);
+        free(p->search);
+        free(p);
+        return NULL;
+    }
+    log_info("publishing flow records and heartbeats to %s as %s", o->endpoint, o->node);
+    return p;
+}
+
+int publish_record(publisher_t *p, const flowrec *r)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    if (p->count == p->o.queue) {
+        p->st.shed++;
+        rc = -1;
+    } else {
+        p->ring[(p->head + p->count) % p->o.queue] = *r;
+        p->count++;
+        if (p->count >= p->o.batch_max) pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void publish_get_stats(publisher_t *p, publish_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    *out = p->st;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void publish_stop(publisher_t *p, int linger_ms)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->tid, NULL);
+    if (p->count) log_warn("%u flow records not published at shutdown (bus refused them)", p->count);
+    bus_pub_close(p->bus, linger_ms);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->ring);
+    free(p->batch);
+    free(p->buf);
+    free(p->node);
+    free(p->version);
+    free(p->search);
+    free(p);
+}

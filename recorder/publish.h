@@ -1,0 +1,61 @@
+/* publish.h - flow records and heartbeats to the coordinator, as protobuf
+ * (proto/mirrorscope.proto) over the ZeroMQ bus (common/bus.h).
+ *
+ * The writer thread hands records over with publish_record(), which never
+ * blocks: records wait in a bounded queue for the publisher thread, which
+ * sends them in batches (by count, or every 100 ms) and a heartbeat every
+ * second. What cannot be queued or sent is counted as shed, never hidden.
+ */
+#ifndef MSCOPE_PUBLISH_H
+#define MSCOPE_PUBLISH_H
+
+#include "flowrec.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Counters a heartbeat carries; filled by the caller's callback. */
+typedef struct publish_counters {
+    uint64_t rx_packets, rx_bytes, stored_packets, stored_bytes, disk_used, flows_active;
+    int64_t oldest_ns, newest_ns;
+    int ndrops;
+    const char *drop_names[32];
+    uint64_t drop_values[32];
+} publish_counters;
+
+typedef void (*publish_counters_fn)(void *ctx, publish_counters *out);
+
+typedef struct publish_opts {
+    const char *endpoint;        /* coordinator bus, tcp://host:5556 */
+    const char *node;
+    const char *version;
+    const char *search_endpoint; /* announced in heartbeats */
+    int64_t start_ns;            /* process start */
+    int64_t batch_ns;            /* send a partial batch after this long */
+    uint32_t batch_max;          /* records per batch */
+    uint32_t queue;              /* records waiting at most */
+    int64_t heartbeat_ns;
+    int wait_subscriber_ms;      /* before the first send (slow joiner) */
+} publish_opts;
+
+typedef struct publish_stats {
+    uint64_t published, shed, batches, heartbeats;
+} publish_stats;
+
+typedef struct publisher publisher_t;
+
+/* Connect and start the publisher thread. Returns NULL with err set. */
+publisher_t *publish_start(const publish_opts *o, publish_counters_fn fn, void *ctx, char *err,
+                           size_t errlen);
+
+/* Queue a record (copied). Never blocks; returns 0, or -1 when the queue is
+ * full (the record is shed and counted). Thread-safe. */
+int publish_record(publisher_t *p, const flowrec *r);
+
+void publish_get_stats(publisher_t *p, publish_stats *out);
+
+/* Send what is queued, a last heartbeat, give the socket linger_ms to
+ * deliver, stop the thread, free. Accepts NULL. */
+void publish_stop(publisher_t *p, int linger_ms);
+
+#endif
