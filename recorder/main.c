@@ -221,8 +221,9 @@ static void write_stats_file(recorder *r, const ingest_stats *in, const store_st
     fprintf(f,
             "  \"flows_active\": %" PRIu64 ",\n  \"flows_created\": %" PRIu64
             ",\n  \"flows_evicted_full\": %" PRIu64 ",\n  \"flow_records\": %" PRIu64
-            ",\n  \"flow_records_interim\": %" PRIu64 ",\n",
-            fs.active, fs.created, fs.evicted_full, fs.records, fs.interim);
+            ",\n  \"flow_records_interim\": %" PRIu64 ",\n  \"flows_unusable_packets\": %" PRIu64
+            ",\n",
+            fs.active, fs.created, fs.evicted_full, fs.records, fs.interim, fs.unusable_packets);
     if (r->pub) {
         publish_stats ps;
         publish_get_stats(r->pub, &ps);
