@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define UA_MAX 16 /* unacknowledged segments tracked per direction (Wireshark: 1000) */
+#define UA_MAX 8 /* unacknowledged segments tracked per direction (Wireshark: 1000) */
 
 /* Per-segment analysis flags, as Wireshark's TCP_A_* */
 #define TA_RETRANS 0x0001
