@@ -12,9 +12,10 @@ cases, each with one fixed datagram size:
   full:  every frame of the clean mix padded to the longest (1522)
          -> 1530-byte datagrams, the per-byte worst case
 On loopback the kernel's receive path (segmentation, socket enqueue, skb
-frees) runs largely on the sender's CPU, so the sender stays the limit
-somewhere near 0.7 Mpps; a rate the sender cannot reach ends the sweep and is
-reported as sender-bound, not as the receiver's limit."""
+frees) runs largely on the sender's CPU, so the sender stays the limit,
+somewhere between 0.6 and 1 Mpps; a rate the sender cannot reach ends the
+sweep and is reported as sender-bound, not as the receiver's limit.  With two
+cores, anything else running on the machine moves these figures a lot."""
 import os
 import shutil
 import subprocess

@@ -524,8 +524,39 @@ static void flowtab__app(flow *f, int dir, int64_t ts, const pkt_ana *a)
     }
 }
 
+/* The canonical key: endpoints in a fixed order, so both directions match.
+ * Returns 1 when the packet's source is endpoint a. */
+static int flowtab__key(fkey *k, const pkt_ana *a, uint32_t vni, const uint8_t observer[16])
+{
+    memset(k, 0, sizeof *k);
+    int a_is_src = flowtab__addr_cmp(a->src, a->sport, a->dst, a->dport) <= 0;
+    memcpy(k->a, a_is_src ? a->src : a->dst, 16);
+    memcpy(k->b, a_is_src ? a->dst : a->src, 16);
+    k->aport = a_is_src ? a->sport : a->dport;
+    k->bport = a_is_src ? a->dport : a->sport;
+    if (observer) memcpy(k->observer, observer, 16);
+    k->vni = vni;
+    k->proto = a->proto;
+    return a_is_src;
+}
+
+uint64_t flowtab_hash(const pkt_ana *a, uint32_t vni, const uint8_t observer[16])
+{
+    fkey k;
+    if (!a->usable) return 0;
+    flowtab__key(&k, a, vni, observer);
+    return flowtab__hash(&k);
+}
+
+void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
+{
+    __builtin_prefetch(&t->buckets[hash_far & (t->nbuckets - 1)]);
+    uint32_t id = t->buckets[hash_near & (t->nbuckets - 1)];
+    if (id) __builtin_prefetch(&t->flows[id - 1]);
+}
+
 void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
-                    const pkt_ana *a)
+                    const pkt_ana *a, uint64_t hash)
 {
     if (!a->usable) {
         t->st.unusable_packets++;
@@ -533,16 +564,8 @@ void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observ
     }
     if (ts > t->now) flowtab_advance(t, ts);
     fkey k;
-    memset(&k, 0, sizeof k);
-    int a_is_src = flowtab__addr_cmp(a->src, a->sport, a->dst, a->dport) <= 0;
-    memcpy(k.a, a_is_src ? a->src : a->dst, 16);
-    memcpy(k.b, a_is_src ? a->dst : a->src, 16);
-    k.aport = a_is_src ? a->sport : a->dport;
-    k.bport = a_is_src ? a->dport : a->sport;
-    if (observer) memcpy(k.observer, observer, 16);
-    k.vni = vni;
-    k.proto = a->proto;
-    uint32_t bucket = (uint32_t)(flowtab__hash(&k) & (t->nbuckets - 1));
+    int a_is_src = flowtab__key(&k, a, vni, observer);
+    uint32_t bucket = (uint32_t)(hash & (t->nbuckets - 1));
     uint32_t id = t->buckets[bucket];
     while (id && memcmp(&t->flows[id - 1].key, &k, sizeof k) != 0) id = t->flows[id - 1].chain;
 

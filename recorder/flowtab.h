@@ -32,6 +32,10 @@ typedef struct pkt_ana {
 
 void flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi);
 
+/* The hash of a packet's flow (both directions alike), computed by the
+ * receive thread so the writer only looks it up. */
+uint64_t flowtab_hash(const pkt_ana *a, uint32_t vni, const uint8_t observer[16]);
+
 typedef struct flowtab_opts {
     uint32_t max_flows;
     int64_t idle_ns;     /* final record after this long without packets */
@@ -53,9 +57,14 @@ typedef struct flowtab flowtab_t;
 flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx);
 void flowtab_free(flowtab_t *t);
 
-/* Account one packet seen at ts_ns from observation point (vni, observer). */
+/* Account one packet seen at ts_ns from observation point (vni, observer);
+ * hash = flowtab_hash() of the same arguments. */
 void flowtab_packet(flowtab_t *t, int64_t ts_ns, uint32_t vni, const uint8_t observer[16],
-                    const pkt_ana *a);
+                    const pkt_ana *a, uint64_t hash);
+
+/* Prefetch the table memory of packets a few places ahead: the bucket of
+ * hash_far, and the flow of hash_near (whose bucket was prefetched before). */
+void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near);
 
 /* Move the clock to now_ns and emit what timed out (idle, closed). */
 void flowtab_advance(flowtab_t *t, int64_t now_ns);

@@ -112,6 +112,7 @@ static void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data, uint3
     flowkey_from_pkt(&k->key, &pi, vni, observer);
     k->hash = flowkey_hash(&k->key);
     flowtab_ana_from(&k->ana, &pi);
+    k->ana_hash = flowtab_hash(&k->ana, vni, observer);
     memcpy(b->data + b->used, data, caplen);
     b->used += caplen;
     p->st.stored_inner++;

@@ -142,7 +142,12 @@ static void *writer_main(void *arg)
                                           p->origlen, &p->key, p->hash);
                     if (rc < 0 && r->import_mode) r->writer_failed = 1;
                 }
-                if (r->flows) flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer, &p->ana);
+                if (r->flows) {
+                    if (i + 16 < b->n)
+                        flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
+                    flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
+                                   p->ana_hash);
+                }
             }
             pipeline_release(r->pipe, b);
         } else if (pipeline_drained(r->pipe)) {

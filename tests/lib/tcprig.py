@@ -23,17 +23,26 @@ capture holds wire-sized frames and TCP only (no ARP, no IPv6).
 
 Each scenario returns the path of one pcap (nanosecond timestamps):
 
-    clean             ~20 ms RTT, one request/response with a 512 KB download
-    loss1             same path, 1% random loss each way (nftables)
-    loss5_reorder     5% loss each way and 5% of frames held back 4 ms (tapdelay)
-    zerowin           a reader with a tiny receive buffer that sleeps: zero windows
-    short_conns       100 short request/response connections from 8 threads,
-                      20 connections refused (RST), 4 aborted by the client with a
-                      RST, one idle connection with 1 s TCP keep-alives
+    clean          ~20 ms RTT (10 ms each way); 4 KB request, 256 KB response
+    loss1          same path, 1% random loss each way (nftables, after the
+                   capture point); 128 KB request, 512 KB response
+    loss5_reorder  5% loss each way and 5% of frames held back 4 ms (tapdelay,
+                   seed 5); 64 KB request, 256 KB response
+    zerowin        the client's receive buffer is 4 KB and its reader sleeps
+                   0.6 s, then sips 1 KB every 60 ms: zero windows, window
+                   full, zero-window probes; 48 KB response
+    short_conns    100 short request/response connections from 8 threads
+                   (replies 100..3000 B; every third one the client closes
+                   first), 20 connections to a closed port (RST), 4 aborted by
+                   the client with a RST, one idle connection with 1 s TCP
+                   keep-alives that lasts 2.5 s
+
+Each takes 1-4 s.  Run one, or all of them into a directory as
+tcp_<scenario>.pcap (root needed):
 
     python3 tcprig.py SCENARIO OUT.pcap [--snaplen N] [--tapdelay PATH]
-
-runs one (root needed).  The client and server programs are this same file,
+    python3 tcprig.py all DIR [--snaplen N] [--tapdelay PATH]
+  The client and server programs are this same file,
 run inside the namespaces as `python3 tcprig.py agent ...`.
 """
 import os
@@ -205,7 +214,7 @@ class Rig:
         log = open(self.dump_log, "wb")
         # --immediate-mode: otherwise frames waiting in libpcap's TPACKET_V3 block
         # (retired every second) are lost when tcpdump is stopped.
-        cmd = ["tcpdump", "-n", "-U", "--immediate-mode", "-i", self.tapc, "--time-stamp-precision=nano",
+        cmd = ["tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-i", self.tapc, "--time-stamp-precision=nano",
                "-s", str(self.snaplen or 262144), "-w", pcap, "tcp"]
         self.dump = self.popen(self.C, cmd, stdout=log, stderr=log)
         log.close()
@@ -288,33 +297,31 @@ class Rig:
 
 # ---- scenarios ------------------------------------------------------------
 
-def _bulk(rig, pcap, size, request=4096, think_ms=5, client_args=()):
-    rig.start_capture(pcap)
-    srv = rig.agent(rig.S, "bulk-server", SERVER_IP, PORT_BULK, request, size, think_ms,
-                    wait_ready=True)
-    cli = rig.agent(rig.C, "bulk-client", SERVER_IP, PORT_BULK, request, size, *client_args)
-    out = rig.finish(cli)
-    rig.finish(srv)
-    rig.stop_capture()
-    return out
+# name -> (Rig options, request bytes, response bytes, client mode); the
+# request goes client -> server before the response, so data flows both ways.
+BULK = {
+    "clean": ({}, 4096, 256 * 1024, "fast"),
+    "loss1": ({"nft_loss_pct": 1}, 128 * 1024, 512 * 1024, "fast"),
+    "loss5_reorder": ({"tap_loss_pct": 5, "reorder_pct": 5, "reorder_gap_ms": 4, "seed": 5},
+                      64 * 1024, 256 * 1024, "fast"),
+    "zerowin": ({}, 4096, 48 * 1024, "slow"),
+}
 
 
 def scenario(name, pcap, tapdelay, workdir, snaplen=0, tag=None):
     """Runs scenario `name` (one of SCENARIOS) and writes its capture to
-    `pcap`.  Returns a short text: what the agents and tapdelay reported."""
+    `pcap`.  Returns a one-line summary of what the agents, tcpdump and
+    tapdelay reported."""
     kw = dict(workdir=workdir, tapdelay=tapdelay, snaplen=snaplen, tag=tag, delay_ms=10)
-    if name == "clean":
-        with Rig(**kw) as rig:
-            out = _bulk(rig, pcap, 512 * 1024)
-    elif name == "loss1":
-        with Rig(nft_loss_pct=1, **kw) as rig:
-            out = _bulk(rig, pcap, 768 * 1024)
-    elif name == "loss5_reorder":
-        with Rig(tap_loss_pct=5, reorder_pct=5, reorder_gap_ms=4, seed=5, **kw) as rig:
-            out = _bulk(rig, pcap, 256 * 1024)
-    elif name == "zerowin":
-        with Rig(**kw) as rig:
-            out = _bulk(rig, pcap, 96 * 1024, client_args=("slow",))
+    if name in BULK:
+        opts, request, size, mode = BULK[name]
+        with Rig(**opts, **kw) as rig:
+            rig.start_capture(pcap)
+            srv = rig.agent(rig.S, "bulk-server", SERVER_IP, PORT_BULK, request, size, 5,
+                            wait_ready=True)
+            cli = rig.agent(rig.C, "bulk-client", SERVER_IP, PORT_BULK, request, size, mode)
+            out = rig.finish(cli) + rig.finish(srv)
+            rig.stop_capture()
     elif name == "short_conns":
         with Rig(**kw) as rig:
             rig.start_capture(pcap)
@@ -323,13 +330,13 @@ def scenario(name, pcap, tapdelay, workdir, snaplen=0, tag=None):
                             100, 20, 4)
             out = rig.finish(cli)
             srv.send_signal(signal.SIGTERM)
-            rig.finish(srv)
+            out += rig.finish(srv)
             rig.stop_capture()
     else:
         raise ValueError(f"unknown scenario {name}; one of {', '.join(SCENARIOS)}")
-    summary = getattr(rig, "tapdelay_summary", "")
-    return f"{out.strip()} | {rig.capture_summary.splitlines()[-1] if rig.capture_summary else ''}" \
-           f" | {summary}".replace("\n", "; ")
+    dumped = rig.capture_summary.splitlines()[-1:] if rig.capture_summary else []
+    return "; ".join(out.strip().splitlines() + dumped +
+                     getattr(rig, "tapdelay_summary", "").splitlines())
 
 
 # ---- agents: the programs that run inside the namespaces ------------------
@@ -436,14 +443,14 @@ def _agent_short_server(ip, port):
 
 
 def _agent_short_clients(ip, port, closed_port, n_ok, n_refused, n_abort):
-    """n_ok request/response connections (8 threads; reply sizes 100..6000 B
+    """n_ok request/response connections (8 threads; reply sizes 100..3000 B
     from a fixed seed; every third one the client closes first), n_refused
     connections to a closed port (RST), n_abort connections the client resets
     (SO_LINGER 0) after the reply, and one idle connection with 1 s
     keep-alives that lasts 2.5 s."""
     n_ok, n_refused, n_abort = int(n_ok), int(n_refused), int(n_abort)
     rnd = random.Random(7)
-    jobs = [("ok", rnd.randrange(100, 6000), i % 3 == 0) for i in range(n_ok)]
+    jobs = [("ok", rnd.randrange(100, 3000), i % 3 == 0) for i in range(n_ok)]
     jobs += [("refused", 0, False)] * n_refused
     jobs += [("abort", rnd.randrange(100, 3000), False) for _ in range(n_abort)]
     rnd.shuffle(jobs)
@@ -520,17 +527,23 @@ def main(argv):
         AGENTS[argv[2]](*argv[3:])
         return 0
     import argparse
-    ap = argparse.ArgumentParser(description="Run one TCP scenario between two namespaces "
-                                 "and capture it (root needed).")
-    ap.add_argument("scenario", choices=SCENARIOS)
-    ap.add_argument("out", help="pcap to write")
+    ap = argparse.ArgumentParser(description="Run TCP scenarios between two namespaces "
+                                 "and capture them (root needed).")
+    ap.add_argument("scenario", choices=SCENARIOS + ("all",))
+    ap.add_argument("out", help="pcap to write (a directory with 'all')")
     ap.add_argument("--snaplen", type=int, default=0, help="tcpdump -s (0: whole frames)")
     ap.add_argument("--tapdelay", help="tapdelay binary (default: found or compiled)")
     a = ap.parse_args(argv[1:])
     work = tempfile.mkdtemp(prefix="tcprig-")
     try:
         td = a.tapdelay or find_tapdelay(work)
-        print(scenario(a.scenario, os.path.abspath(a.out), td, work, snaplen=a.snaplen))
+        if a.scenario == "all":
+            os.makedirs(a.out, exist_ok=True)
+            for name in SCENARIOS:
+                out = os.path.abspath(os.path.join(a.out, f"tcp_{name}.pcap"))
+                print(f"{name}: {scenario(name, out, td, work, snaplen=a.snaplen)}")
+        else:
+            print(scenario(a.scenario, os.path.abspath(a.out), td, work, snaplen=a.snaplen))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -497,6 +497,57 @@ def compare(ours, theirs, show_info=True):
     return fails == 0, "\n".join([head] + lines)
 
 
+def selfcheck(theirs):
+    """Checks compare() itself on real flows: identical flows pass; a flow
+    with one packet more, a missing handshake time, swapped endpoints, or left
+    out fails naming that field or flow; a dup-ACK count one off is tolerated.
+    Returns a list of problems (empty when compare() behaves)."""
+    import copy
+    problems = []
+    ok, rep = compare(theirs, theirs)
+    if not ok or "0 failure(s), 0 tolerated" not in rep.splitlines()[0]:
+        problems.append(f"identical flows do not compare equal:\n{rep}")
+    if not theirs:
+        return problems
+    tcp = [i for i, f in enumerate(theirs) if f["handshake"].get("syn_ns") is not None]
+    i = tcp[0] if tcp else 0
+
+    def mutated(fn):
+        ours = copy.deepcopy(theirs)
+        fn(ours[i])
+        return compare(ours, theirs)
+
+    def expect(label, fn, want_ok, needle):
+        ok, rep = mutated(fn)
+        if ok != want_ok or needle not in rep:
+            problems.append(f"{label}: expected ok={want_ok} and '{needle}' in the report, "
+                            f"got ok={ok}:\n{rep}")
+
+    expect("packets + 1", lambda f: f["c2s"].__setitem__("packets", f["c2s"]["packets"] + 1),
+           False, "c2s.packets")
+    expect("dup_acks + 1", lambda f: f["s2c"].__setitem__("dup_acks", f["s2c"]["dup_acks"] + 1),
+           True, "tolerated")
+    expect("dup_acks + 100", lambda f: f["s2c"].__setitem__("dup_acks",
+                                                           f["s2c"]["dup_acks"] + 100),
+           False, "s2c.dup_acks")
+    if tcp:
+        expect("no syn_ns", lambda f: f["handshake"].pop("syn_ns"), False, "handshake.syn_ns")
+    expect("swapped", lambda f: f.update(client=f["server"], server=f["client"]), False,
+           "swapped")
+    expect("rtt min", lambda f: f["c2s"]["rtt_ns"].__setitem__("count",
+                                                                f["c2s"]["rtt_ns"]["count"] + 1),
+           False, "c2s.rtt_ns.count")
+    expect("history", lambda f: f.__setitem__("history", "x"), True, "info")
+    ok, rep = compare(theirs[:i] + theirs[i + 1:], theirs)
+    if ok or "MISSING" not in rep:
+        problems.append(f"a left-out flow is not reported missing:\n{rep}")
+    ok, rep = compare(theirs + [dict(copy.deepcopy(theirs[i]), client={"ip": "192.0.2.1",
+                                                                      "port": 1})], theirs)
+    if ok or "EXTRA" not in rep:
+        problems.append(f"an extra flow is not reported:\n{rep}")
+    return problems
+
+
 def load_jsonl(text):
     """Flow dicts from JSON lines (blank lines skipped); raises ValueError
     naming the line that is not JSON."""
