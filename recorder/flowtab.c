@@ -2,8 +2,11 @@
  *
  * DESIGN: flows live in one preallocated array; a chained hash index finds
  * them, a free list recycles them, and two doubly linked lists order them -
- * by last activity (idle expiry, eviction when full) and by close time
- * (grace expiry). Each TCP direction keeps Wireshark's per-direction
+ * by activity (idle expiry, eviction when full) and by close time (grace
+ * expiry). The activity list is "second chance": a packet only updates the
+ * flow's last time, and a flow found at the old end that was active since it
+ * was queued goes back to the new end - so a packet touches no list, and no
+ * other flow's memory. Each TCP direction keeps Wireshark's per-direction
  * analysis state (next expected sequence number, last ACK, window, duplicate
  * ACK count, the oldest unacknowledged segments for ACK RTTs) so the same
  * packet gets the same flags as in tshark. The order of the tests in
@@ -78,7 +81,7 @@ typedef struct flow {
     uint8_t req_pending;
     char history[24];
     uint64_t flow_id;
-    int64_t first_ns, last_ns, next_interim_ns, close_ns;
+    int64_t first_ns, last_ns, queued_ns, next_interim_ns, close_ns;
     int64_t syn_ns, synack_ns, ack_ns, mru_syn_ns, initial_rtt_ns, req_last_ns;
     flowrec_dir d[2];
     flowrec_stat app;
@@ -275,13 +278,31 @@ static int flowtab__addr_cmp(const uint8_t *x, uint16_t xp, const uint8_t *y, ui
     return c ? c : (xp > yp) - (xp < yp);
 }
 
+static void flowtab__requeue(flowtab_t *t, uint32_t id)
+{
+    flowtab__unlink(t, id);
+    t->flows[id - 1].queued_ns = t->flows[id - 1].last_ns;
+    flowtab__push(t, id, LIST_LRU);
+}
+
+/* The flow to close early when the table is full: the least recently
+ * active one, as far as a few second chances can tell. */
+static uint32_t flowtab__victim(flowtab_t *t)
+{
+    for (int tries = 0; tries < 8 && t->lru_tail; tries++) {
+        flow *f = &t->flows[t->lru_tail - 1];
+        if (f->last_ns == f->queued_ns) break;
+        flowtab__requeue(t, t->lru_tail);
+    }
+    return t->lru_tail ? t->lru_tail : t->close_tail;
+}
+
 static uint32_t flowtab__new_flow(flowtab_t *t, const fkey *k, uint32_t bucket)
 {
     if (!t->free_head && t->unused == t->o.max_flows) {
         /* Full: close the least recently active flow early (counted). */
-        uint32_t victim = t->lru_tail ? t->lru_tail : t->close_tail;
         t->st.evicted_full++;
-        flowtab__finish(t, victim);
+        flowtab__finish(t, flowtab__victim(t));
     }
     uint32_t id;
     if (t->free_head) {
@@ -552,7 +573,10 @@ void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
 {
     __builtin_prefetch(&t->buckets[hash_far & (t->nbuckets - 1)]);
     uint32_t id = t->buckets[hash_near & (t->nbuckets - 1)];
-    if (id) __builtin_prefetch(&t->flows[id - 1]);
+    if (!id) return;
+    /* A packet reads most of its flow: key, counters, both TCP directions. */
+    const char *f = (const char *)&t->flows[id - 1];
+    for (size_t off = 0; off < sizeof(flow); off += 64) __builtin_prefetch(f + off, 1);
 }
 
 void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
@@ -587,6 +611,7 @@ void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observ
         else client_is_src = 1;
         f->client_is_a = (uint8_t)(client_is_src == a_is_src);
         f->first_ns = ts;
+        f->queued_ns = ts;
         f->next_interim_ns = ts + t->o.interval_ns;
         flowtab__push(t, id, LIST_LRU);
     }
@@ -599,15 +624,10 @@ void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observ
     d->payload_bytes += a->payload_len;
     if (a->proto == 6) flowtab__tcp_session(t, id, dir, ts, a);
     flowtab__app(f, dir, ts, a);
-    if (f->list == LIST_LRU) {
-        int closed = (f->fin[0] && f->fin[1]) || f->rst[0] || f->rst[1];
+    if (f->list == LIST_LRU && ((f->fin[0] && f->fin[1]) || f->rst[0] || f->rst[1])) {
+        f->close_ns = ts;
         flowtab__unlink(t, id);
-        if (closed) {
-            f->close_ns = ts;
-            flowtab__push(t, id, LIST_CLOSING);
-        } else {
-            flowtab__push(t, id, LIST_LRU);
-        }
+        flowtab__push(t, id, LIST_CLOSING);
     }
     if (ts >= f->next_interim_ns) {
         flowtab__emit(t, f, 0);
@@ -620,8 +640,17 @@ void flowtab_advance(flowtab_t *t, int64_t now)
     if (now > t->now) t->now = now;
     while (t->close_tail && t->flows[t->close_tail - 1].close_ns + t->o.grace_ns <= t->now)
         flowtab__finish(t, t->close_tail);
-    while (t->lru_tail && t->flows[t->lru_tail - 1].last_ns + t->o.idle_ns <= t->now)
-        flowtab__finish(t, t->lru_tail);
+    while (t->lru_tail) {
+        uint32_t id = t->lru_tail;
+        flow *f = &t->flows[id - 1];
+        if (f->last_ns + t->o.idle_ns <= t->now) {
+            flowtab__finish(t, id);
+        } else if (f->queued_ns + t->o.idle_ns <= t->now) {
+            flowtab__requeue(t, id); /* active since queued: second chance */
+        } else {
+            break; /* everything newer was queued later */
+        }
+    }
 }
 
 void flowtab_flush(flowtab_t *t)

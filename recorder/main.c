@@ -88,7 +88,7 @@ typedef struct recorder {
     int import_mode;
     _Atomic int writer_failed;  /* import: the store refused packets */
     _Atomic int stop;
-    pthread_t writer;
+    pthread_t writer, analysis;
     pthread_mutex_t snap_mu;
     store_stats snap;           /* the writer's latest store counters */
     flowtab_stats flow_snap;    /* and flow table counters */
@@ -116,56 +116,86 @@ static void emit_record(void *ctx, const flowrec *rec)
     }
 }
 
-static void snapshot(recorder *r)
-{
-    pthread_mutex_lock(&r->snap_mu);
-    if (r->store) store_get_stats(r->store, &r->snap);
-    if (r->flows) flowtab_get_stats(r->flows, &r->flow_snap);
-    pthread_mutex_unlock(&r->snap_mu);
-}
-
-/* The writer: stores and analyses every packet, in arrival order. */
+/* The writer: stores every packet in arrival order, then passes the batch
+ * to the analysis thread (or frees it with --no-analysis). */
 static void *writer_main(void *arg)
 {
     recorder *r = arg;
     int64_t last_snap = 0;
     pthread_setname_np(pthread_self(), "mscope-writer");
     for (;;) {
-        pipe_batch *b = pipeline_next(r->pipe, 100);
+        pipe_batch *b = pipeline_next(r->pipe, 0, 100);
         if (b) {
-            for (uint32_t i = 0; i < b->n; i++) {
+            for (uint32_t i = 0; r->store && i < b->n; i++) {
                 const pipe_pkt *p = &b->pkts[i];
-                if (r->store) {
-                    if (i + 16 < b->n)
-                        store_prefetch(r->store, b->pkts[i + 16].hash, b->pkts[i + 8].hash);
-                    int rc = store_append(r->store, p->ts_ns, b->data + p->data_off, p->caplen,
-                                          p->origlen, &p->key, p->hash);
-                    if (rc < 0 && r->import_mode) r->writer_failed = 1;
-                }
-                if (r->flows) {
-                    if (i + 16 < b->n)
-                        flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
-                    flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
-                                   p->ana_hash);
-                }
+                if (i + 16 < b->n)
+                    store_prefetch(r->store, b->pkts[i + 16].hash, b->pkts[i + 8].hash);
+                int rc = store_append(r->store, p->ts_ns, b->data + p->data_off, p->caplen,
+                                      p->origlen, &p->key, p->hash);
+                if (rc < 0 && r->import_mode) r->writer_failed = 1;
             }
-            pipeline_release(r->pipe, b);
-        } else if (pipeline_drained(r->pipe)) {
+            if (r->flows) pipeline_pass(r->pipe, b);
+            else pipeline_release(r->pipe, b);
+        } else if (pipeline_drained(r->pipe, 0)) {
             break;
         }
         int64_t now = mono_ns();
         if (r->store) store_tick(r->store, now);
-        /* A live feed's flows also age by the wall clock when packets stop. */
-        if (r->flows && !r->import_mode) flowtab_advance(r->flows, timeparse_now_ns());
-        if (now - last_snap > 200000000LL) {
-            snapshot(r);
+        if (r->store && now - last_snap > 200000000LL) {
+            pthread_mutex_lock(&r->snap_mu);
+            store_get_stats(r->store, &r->snap);
+            pthread_mutex_unlock(&r->snap_mu);
             last_snap = now;
         }
     }
     if (r->store && store_flush_seal(r->store) < 0 && r->import_mode) r->writer_failed = 1;
-    if (r->flows) flowtab_flush(r->flows);
+    if (r->store) {
+        pthread_mutex_lock(&r->snap_mu);
+        store_get_stats(r->store, &r->snap);
+        pthread_mutex_unlock(&r->snap_mu);
+    }
+    pipeline_close(r->pipe, 1); /* the analysis drains what we passed, then ends */
+    return NULL;
+}
+
+static void flow_snapshot(recorder *r)
+{
+    pthread_mutex_lock(&r->snap_mu);
+    flowtab_get_stats(r->flows, &r->flow_snap);
+    pthread_mutex_unlock(&r->snap_mu);
+}
+
+/* The analysis: every packet through the flow table, in the same order. */
+static void *analysis_main(void *arg)
+{
+    recorder *r = arg;
+    int64_t last_snap = 0;
+    pthread_setname_np(pthread_self(), "mscope-analysis");
+    for (;;) {
+        pipe_batch *b = pipeline_next(r->pipe, 1, 100);
+        if (b) {
+            for (uint32_t i = 0; i < b->n; i++) {
+                const pipe_pkt *p = &b->pkts[i];
+                if (i + 16 < b->n)
+                    flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
+                flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
+                               p->ana_hash);
+            }
+            pipeline_release(r->pipe, b);
+        } else if (pipeline_drained(r->pipe, 1)) {
+            break;
+        }
+        /* A live feed's flows also age by the wall clock when packets stop. */
+        if (!r->import_mode) flowtab_advance(r->flows, timeparse_now_ns());
+        int64_t now = mono_ns();
+        if (now - last_snap > 200000000LL) {
+            flow_snapshot(r);
+            last_snap = now;
+        }
+    }
+    flowtab_flush(r->flows);
     if (r->json) fflush(r->json);
-    snapshot(r);
+    flow_snapshot(r);
     return NULL;
 }
 
@@ -356,6 +386,13 @@ static int start_writer(recorder *r)
 pipeline:
     r->pipe = pipeline_new((unsigned)r->cfg.queue_batches);
     int rc = pthread_create(&r->writer, NULL, writer_main, r);
+    if (!rc && r->flows) {
+        rc = pthread_create(&r->analysis, NULL, analysis_main, r);
+        if (rc) {
+            pipeline_close(r->pipe, 0);
+            pthread_join(r->writer, NULL);
+        }
+    }
     if (rc) {
         log_error("pthread_create() failed: %s", strerror(rc));
         return -1;
@@ -365,8 +402,9 @@ pipeline:
 
 static void stop_writer(recorder *r)
 {
-    pipeline_close(r->pipe);
+    pipeline_close(r->pipe, 0);
     pthread_join(r->writer, NULL);
+    if (r->flows) pthread_join(r->analysis, NULL);
     store_close(r->store);
     flowtab_free(r->flows);
     pipeline_free(r->pipe);

@@ -7,15 +7,20 @@
 #include <stdlib.h>
 #include <time.h>
 
+typedef struct stage {
+    pthread_cond_t has;
+    pipe_batch **ring; /* FIFO */
+    unsigned head, count;
+    int closed;
+} stage;
+
 struct pipeline {
     pthread_mutex_t mu;
-    pthread_cond_t has_free, has_full;
+    pthread_cond_t has_free;
     pipe_batch **free_list;
-    unsigned nfree;
-    pipe_batch **ring; /* filled batches, FIFO */
-    unsigned head, count, cap;
+    unsigned nfree, cap;
+    stage st[2];
     pipe_batch *all;
-    int closed;
 };
 
 pipeline_t *pipeline_new(unsigned nbatches)
@@ -23,11 +28,13 @@ pipeline_t *pipeline_new(unsigned nbatches)
     pipeline_t *p = xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->has_free, NULL);
-    pthread_cond_init(&p->has_full, NULL);
     p->cap = nbatches;
     p->all = xcalloc(nbatches, sizeof *p->all);
     p->free_list = xcalloc(nbatches, sizeof *p->free_list);
-    p->ring = xcalloc(nbatches, sizeof *p->ring);
+    for (int s = 0; s < 2; s++) {
+        pthread_cond_init(&p->st[s].has, NULL);
+        p->st[s].ring = xcalloc(nbatches, sizeof *p->st[s].ring);
+    }
     for (unsigned i = 0; i < nbatches; i++) p->free_list[p->nfree++] = &p->all[i];
     return p;
 }
@@ -37,10 +44,12 @@ void pipeline_free(pipeline_t *p)
     if (!p) return;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->has_free);
-    pthread_cond_destroy(&p->has_full);
+    for (int s = 0; s < 2; s++) {
+        pthread_cond_destroy(&p->st[s].has);
+        free(p->st[s].ring);
+    }
     free(p->all);
     free(p->free_list);
-    free(p->ring);
     free(p);
 }
 
@@ -48,8 +57,8 @@ pipe_batch *pipeline_get(pipeline_t *p, int wait)
 {
     pipe_batch *b = NULL;
     pthread_mutex_lock(&p->mu);
-    while (wait && !p->nfree && !p->closed) pthread_cond_wait(&p->has_free, &p->mu);
-    if (p->nfree && !p->closed) b = p->free_list[--p->nfree];
+    while (wait && !p->nfree && !p->st[0].closed) pthread_cond_wait(&p->has_free, &p->mu);
+    if (p->nfree && !p->st[0].closed) b = p->free_list[--p->nfree];
     pthread_mutex_unlock(&p->mu);
     if (b) {
         b->n = 0;
@@ -64,21 +73,32 @@ static void pipeline__give_back(pipeline_t *p, pipe_batch *b)
     pthread_cond_signal(&p->has_free);
 }
 
+static void pipeline__enqueue(pipeline_t *p, int s, pipe_batch *b)
+{
+    stage *st = &p->st[s];
+    st->ring[(st->head + st->count) % p->cap] = b;
+    st->count++;
+    pthread_cond_signal(&st->has);
+}
+
 void pipeline_submit(pipeline_t *p, pipe_batch *b)
 {
     pthread_mutex_lock(&p->mu);
-    if (!b->n) {
-        pipeline__give_back(p, b);
-    } else {
-        p->ring[(p->head + p->count) % p->cap] = b;
-        p->count++;
-        pthread_cond_signal(&p->has_full);
-    }
+    if (!b->n) pipeline__give_back(p, b);
+    else pipeline__enqueue(p, 0, b);
     pthread_mutex_unlock(&p->mu);
 }
 
-pipe_batch *pipeline_next(pipeline_t *p, int timeout_ms)
+void pipeline_pass(pipeline_t *p, pipe_batch *b)
 {
+    pthread_mutex_lock(&p->mu);
+    pipeline__enqueue(p, 1, b);
+    pthread_mutex_unlock(&p->mu);
+}
+
+pipe_batch *pipeline_next(pipeline_t *p, int s, int timeout_ms)
+{
+    stage *st = &p->st[s];
     pipe_batch *b = NULL;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -86,12 +106,12 @@ pipe_batch *pipeline_next(pipeline_t *p, int timeout_ms)
     until.tv_sec += until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&p->mu);
-    while (!p->count && !p->closed)
-        if (pthread_cond_timedwait(&p->has_full, &p->mu, &until)) break;
-    if (p->count) {
-        b = p->ring[p->head];
-        p->head = (p->head + 1) % p->cap;
-        p->count--;
+    while (!st->count && !st->closed)
+        if (pthread_cond_timedwait(&st->has, &p->mu, &until)) break;
+    if (st->count) {
+        b = st->ring[st->head];
+        st->head = (st->head + 1) % p->cap;
+        st->count--;
     }
     pthread_mutex_unlock(&p->mu);
     return b;
@@ -104,19 +124,19 @@ void pipeline_release(pipeline_t *p, pipe_batch *b)
     pthread_mutex_unlock(&p->mu);
 }
 
-void pipeline_close(pipeline_t *p)
+void pipeline_close(pipeline_t *p, int s)
 {
     pthread_mutex_lock(&p->mu);
-    p->closed = 1;
-    pthread_cond_broadcast(&p->has_full);
-    pthread_cond_broadcast(&p->has_free);
+    p->st[s].closed = 1;
+    pthread_cond_broadcast(&p->st[s].has);
+    if (s == 0) pthread_cond_broadcast(&p->has_free);
     pthread_mutex_unlock(&p->mu);
 }
 
-int pipeline_drained(pipeline_t *p)
+int pipeline_drained(pipeline_t *p, int s)
 {
     pthread_mutex_lock(&p->mu);
-    int d = p->closed && !p->count;
+    int d = p->st[s].closed && !p->st[s].count;
     pthread_mutex_unlock(&p->mu);
     return d;
 }

@@ -2,7 +2,9 @@
  *
  * Packets travel in preallocated batches (up to 512 packets / 512 KiB of
  * frame bytes each). An ingest thread fills a batch and submits it; the
- * writer thread stores every packet and gives the batch back. The lock is
+ * writer thread stores every packet and passes the batch on to the analysis
+ * thread (stage 1), which gives it back: storing and analysing run on
+ * different cores, in the same packet order. The lock is
  * taken once per batch, never per packet, and nothing is allocated after
  * start-up. When every batch is in flight the producer either waits (file
  * import: nothing may be lost) or drops and counts (live feeds: the receive
@@ -51,14 +53,22 @@ pipe_batch *pipeline_get(pipeline_t *p, int wait);
  * returned to the free list. */
 void pipeline_submit(pipeline_t *p, pipe_batch *b);
 
-/* Writer side: the next filled batch, waiting up to timeout_ms; NULL on
- * timeout, or when closed and drained (then pipeline_drained() is 1). */
-pipe_batch *pipeline_next(pipeline_t *p, int timeout_ms);
+/* Consumer side of stage 0 (the writer) or 1 (the analysis): the next
+ * batch, waiting up to timeout_ms; NULL on timeout, or when the stage is
+ * closed and drained (then pipeline_drained() is 1). */
+pipe_batch *pipeline_next(pipeline_t *p, int stage, int timeout_ms);
+
+/* Stage 0 is done with b: hand it to stage 1. */
+void pipeline_pass(pipeline_t *p, pipe_batch *b);
+
+/* Done with b: back to the free list. */
 void pipeline_release(pipeline_t *p, pipe_batch *b);
 
-/* No more submissions: the writer drains what is queued, then sees NULL. */
-void pipeline_close(pipeline_t *p);
-int pipeline_drained(pipeline_t *p);
+/* No more batches will enter stage: its consumer drains what is queued,
+ * then sees NULL. Close stage 0 when ingest ends, stage 1 when the writer
+ * has passed its last batch. */
+void pipeline_close(pipeline_t *p, int stage);
+int pipeline_drained(pipeline_t *p, int stage);
 
 /* Room for one more packet of caplen bytes? */
 static inline int pipe_batch_fits(const pipe_batch *b, uint32_t caplen)

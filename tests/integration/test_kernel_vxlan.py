@@ -99,17 +99,20 @@ def main():
         h.skip("needs root for network namespaces")
     d = h.tmpdir()
     store = os.path.join(d, "store")
+    procs = []
     try:
         setup()
         log = open(os.path.join(d, "rec.log"), "wb")
         rec = subprocess.Popen(["ip", "netns", "exec", R, h.RECORDER, "--data-dir", store,
                                 "--listen", "10.200.2.2:4789", "--min-free", "0"],
                                stdout=log, stderr=log)
+        procs.append(rec)
         live_store = os.path.join(d, "live")
         live_log = open(os.path.join(d, "live.log"), "wb")
         live = subprocess.Popen(["ip", "netns", "exec", C, h.RECORDER, "--data-dir", live_store,
                                  "--interface", f"{TAG}a", "--min-free", "0"],
                                 stdout=live_log, stderr=live_log)
+        procs.append(live)
         cap = os.path.join(d, "oracle.pcap")
         dump = subprocess.Popen(["ip", "netns", "exec", C, "tcpdump", "-q", "-n", "-U", "-i",
                                  f"{TAG}a", "-w", cap], stderr=subprocess.DEVNULL)
@@ -141,6 +144,10 @@ def main():
         print(f"kernel vxlan: {len(got)} mirrored frames stored, equal to tcpdump on the interface;"
               f" live capture of the interface too")
     finally:
+        for p in procs:  # a failed check must not leave daemons behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         teardown()
 
 

@@ -169,9 +169,14 @@ def tshark_rows(pcap):
            "-T", "fields", "-E", "separator=\t", "-E", "occurrence=l"]
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
-    p = subprocess.run(cmd, capture_output=True)
+    # An empty personal configuration: a user's preferences (or an unreadable
+    # ~/.config/wireshark, as under sudo or setpriv) cannot change the answer.
+    with tempfile.TemporaryDirectory(prefix="tshark-conf-") as conf:
+        env = dict(os.environ, WIRESHARK_CONFIG_DIR=conf)
+        p = subprocess.run(cmd, capture_output=True, env=env)
     if p.returncode != 0:
-        raise OracleError(f"tshark exited {p.returncode}: {p.stderr.decode(errors='replace')}")
+        err = p.stderr.decode(errors="replace").strip().splitlines()
+        raise OracleError(f"tshark exited {p.returncode} on {pcap}: " + "\n".join(err[-5:]))
     rows = []
     for line in p.stdout.decode().splitlines():
         v = dict(zip(TSHARK_FIELDS, line.split("\t")))
@@ -408,7 +413,11 @@ def _match(ours, theirs):
             o = pending[rk].pop(0)
             notes.append((t, "client and server are swapped: ours says client "
                              f"{_ep(o.get('client'))}, tshark (sender of the first SYN) "
-                             f"{_ep(t['client'])}"))
+                             f"{_ep(t['client'])}; directions compared as on the wire"))
+            # compare the same wire direction, so the report shows the real
+            # differences and not every counter twice
+            o = dict(o, c2s=o.get("s2c"), s2c=o.get("c2s"), client=o.get("server"),
+                     server=o.get("client"))
             pairs.append((o, t))
         else:
             missing.append(t)
@@ -481,7 +490,9 @@ def compare(ours, theirs, show_info=True):
     for o, t in pairs:
         diffs = compare_flow(o, t)
         if id(t) in note_of:
-            diffs.insert(0, ("FAIL", "client/server", _name(o), _name(t), note_of[id(t)]))
+            # o's endpoints were swapped back by _match; show them as ours said
+            ours_said = f"{_ep(o.get('server'))} -> {_ep(o.get('client'))}"
+            diffs.insert(0, ("FAIL", "client/server", ours_said, _name(t), note_of[id(t)]))
         shown = [d for d in diffs if show_info or d[0] != "info"]
         if not shown:
             continue
