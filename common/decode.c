@@ -38,8 +38,12 @@ static int decode__fail(pkt_info_t *pi, int reason)
     return pi->reason;
 }
 
-/* end = one past the last byte that belongs to this IP datagram and was captured. */
-static int decode__tcp(const uint8_t *p, uint32_t off, uint32_t end, pkt_info_t *pi)
+/* end = one past the last byte that belongs to this IP datagram and was
+ * captured; wire_end = where the datagram ends by its IP header. Payload
+ * lengths are the wire's (as tshark's tcp.len), so a capture sliced by a
+ * snaplen or Traffic Mirroring's packet_length still counts every byte. */
+static int decode__tcp(const uint8_t *p, uint32_t off, uint32_t end, uint32_t wire_end,
+                       pkt_info_t *pi)
 {
     pi->l4_off = off;
     if (end < off + 20) {
@@ -59,8 +63,10 @@ static int decode__tcp(const uint8_t *p, uint32_t off, uint32_t end, pkt_info_t 
     pi->tcp_win = rd16(t + 14);
     pi->flags |= PKT_F_L4;
     uint32_t doff = (uint32_t)(t[12] >> 4) * 4;
-    if (doff < 20) return decode__fail(pi, DEC_TCP_BAD_OFF);
-    if (off + doff > end) return decode__fail(pi, DEC_TCP_BAD_OFF);
+    if (doff < 20 || off + doff > wire_end) return decode__fail(pi, DEC_TCP_BAD_OFF);
+    pi->payload_off = off + doff;
+    pi->payload_len = wire_end - (off + doff);
+    if (off + doff > end) return decode__fail(pi, DEC_TCP_SHORT); /* options cut by the capture */
     if (pi->tcp_flags & TCP_SYN) {
         /* Only a SYN carries the window scale (RFC 7323); walk its options. */
         for (uint32_t o = 20; o < doff;) {
@@ -75,8 +81,6 @@ static int decode__tcp(const uint8_t *p, uint32_t off, uint32_t end, pkt_info_t 
             o += t[o + 1];
         }
     }
-    pi->payload_off = off + doff;
-    pi->payload_len = end - (off + doff);
     return DEC_OK;
 }
 
@@ -97,11 +101,12 @@ static int decode__udp(const uint8_t *p, uint32_t off, uint32_t end, uint32_t ip
     uint32_t ulen = rd16(p + off + 4);
     if (ulen < 8 || ulen > ip_payload) return decode__fail(pi, DEC_UDP_BAD_LEN);
     pi->payload_off = off + 8;
-    pi->payload_len = (end < off + ulen ? end : off + ulen) - (off + 8);
+    pi->payload_len = ulen - 8;
     return DEC_OK;
 }
 
-static int decode__icmp(const uint8_t *p, uint32_t off, uint32_t end, pkt_info_t *pi)
+static int decode__icmp(const uint8_t *p, uint32_t off, uint32_t end, uint32_t wire_end,
+                        pkt_info_t *pi)
 {
     pi->l4_off = off;
     if (end < off + 4) return decode__fail(pi, DEC_ICMP_SHORT);
@@ -109,19 +114,19 @@ static int decode__icmp(const uint8_t *p, uint32_t off, uint32_t end, pkt_info_t
     pi->icmp_code = p[off + 1];
     pi->flags |= PKT_F_L4;
     pi->payload_off = off + 4;
-    pi->payload_len = end - (off + 4);
+    pi->payload_len = wire_end > off + 4 ? wire_end - (off + 4) : 0;
     return DEC_OK;
 }
 
-static int decode__l4(const uint8_t *p, uint32_t off, uint32_t end, uint32_t ip_payload,
+static int decode__l4(const uint8_t *p, uint32_t off, uint32_t end, uint32_t wire_end,
                       pkt_info_t *pi)
 {
     if (pi->flags & PKT_F_FRAG_LATER) return DEC_OK; /* no transport header here */
     switch (pi->proto) {
-    case 6: return decode__tcp(p, off, end, pi);
-    case 17: return decode__udp(p, off, end, ip_payload, pi);
+    case 6: return decode__tcp(p, off, end, wire_end, pi);
+    case 17: return decode__udp(p, off, end, wire_end - off, pi);
     case 1:
-    case 58: return decode__icmp(p, off, end, pi);
+    case 58: return decode__icmp(p, off, end, wire_end, pi);
     default:
         pi->l4_off = off;
         return DEC_OK;
@@ -151,7 +156,7 @@ static int decode__ipv4(const uint8_t *p, uint32_t off, uint32_t caplen, uint32_
     if (totlen < ihl || off + totlen > origlen) return decode__fail(pi, DEC_IPV4_BAD_TOTLEN);
     if (caplen < off + ihl) return decode__fail(pi, DEC_IPV4_SHORT);
     uint32_t end = off + totlen < caplen ? off + totlen : caplen;
-    return decode__l4(p, off + ihl, end, totlen - ihl, pi);
+    return decode__l4(p, off + ihl, end, off + totlen, pi);
 }
 
 static int decode__ipv6(const uint8_t *p, uint32_t off, uint32_t caplen, uint32_t origlen,
@@ -192,7 +197,7 @@ static int decode__ipv6(const uint8_t *p, uint32_t off, uint32_t caplen, uint32_
         }
     }
     pi->proto = nh;
-    return decode__l4(p, cur, end, off + 40 + plen - cur, pi);
+    return decode__l4(p, cur, end, off + 40 + plen, pi);
 }
 
 int decode_frame(const uint8_t *p, uint32_t caplen, uint32_t origlen, pkt_info_t *pi)

@@ -41,13 +41,18 @@ the command line so a user's preferences file cannot change them):
                           from tshark's text: exact nanoseconds)
 
 Client and server: the client is the sender of the first SYN (without ACK); if
-the capture holds no SYN, the receiver of the first SYN-ACK; if neither, the
-sender of the stream's first frame.
+the capture holds no SYN, the receiver of the first SYN-ACK; if neither (a
+capture that starts mid-connection), the endpoint with the higher port
+(servers listen on low ports), and with equal ports the first sender.  The
+same rule as docs/TCP_ANALYTICS.md.
 
 Handshake (times from the pcap, by frame number; a key is absent when not seen):
   syn_ns      the client's most recent SYN before the handshake completed
               (after a retransmitted SYN, the last one: Wireshark's ts_mru_syn)
   synack_ns   the server's most recent SYN-ACK before the handshake completed
+              (so that server_setup_ns pairs a SYN with the SYN-ACK that can
+              answer it: after SYN, SYN-ACK lost, SYN again, SYN-ACK again,
+              the first SYN-ACK would precede the SYN and give a negative time)
   ack_ns      the first client frame with ACK and without SYN/RST after a SYN-ACK;
               it completes the handshake and freezes the three times
   complete    SYN, SYN-ACK and that ACK all seen
@@ -59,12 +64,13 @@ Handshake (times from the pcap, by frame number; a key is absent when not seen):
               time - SYN time), with complete false.
 
 Fields tshark has no equivalent for, computed here for information only
-(never fail a comparison): app_response_ns = first server payload time minus
-the time of the client's last payload segment before it (end of request to
-start of response); conn_state and history in the manner of Zeek's conn.log
-(history: one letter per event kind, first occurrence order, upper case for
-the client: S syn, H syn-ack, A pure ack, D data, F fin, R rst, T retransmitted
-data, W zero window, G gap/lost segment).  flow_id is tshark's stream number;
+(never fail a comparison), with docs/TCP_ANALYTICS.md's definitions:
+app_response_ns = {"count","min","mean","max"} over request/response turns,
+each sample the time from the client's last payload segment of a request to
+the server's first payload segment after it; conn_state and history in the
+manner of Zeek's conn.log (history: one letter per event kind, first
+occurrence order, upper case for the client: S syn, H syn-ack, A pure ack,
+D data, F fin, R rst, T retransmission, W zero window).  flow_id is tshark's stream number;
 node, vni and observer are null; final is true (the file ended).
 """
 import json
@@ -86,8 +92,7 @@ HANDSHAKE_FIELDS = ("complete", "syn_ns", "synack_ns", "ack_ns", "server_setup_n
 # Exact: the issue's list (packets, bytes, handshake times, initial RTT, RSTs,
 # zero windows, retransmissions of all kinds together) plus the counters
 # whose Wireshark rule is a plain test on one frame against per-direction
-# state, with no clock in it: FINs, keep-alives, lost segments, window full,
-# and the RTT samples (count, min, max; the mean to 1 ns for rounding).
+# state, with no clock in it: FINs, keep-alives, lost segments, window full.
 DIR_EXACT = ("packets", "ip_bytes", "payload_bytes", "retransmissions", "rsts", "fins",
              "zero_windows", "keep_alives", "lost_segments", "window_full")
 # Tolerant: |ours - tshark| <= max(TOL_ABS, TOL_REL * tshark), per flow and
@@ -112,6 +117,14 @@ DIR_EXACT = ("packets", "ip_bytes", "payload_bytes", "retransmissions", "rsts", 
 DIR_TOLERANT = ("out_of_order", "dup_acks", "fast_retransmissions", "spurious_retransmissions")
 TOL_ABS = 2
 TOL_REL = 0.10
+# RTT samples (rtt_ns): a subset of Wireshark's.  Wireshark keeps every
+# unacknowledged segment (up to 1000 per direction) and takes a sample when an
+# ACK equals one's end; the recorder may keep fewer (docs/TCP_ANALYTICS.md: the
+# oldest 8, bounded memory for a million flows), so it can miss samples but
+# never invent one.  Demanded: count <= tshark's and >= 1 when tshark has any;
+# min >= tshark's min, max <= tshark's max, min <= mean <= max; and when the
+# counts are equal the sets are equal, so min, max and mean (floor of
+# sum/count, to 1 ns) must be exactly tshark's.
 TOP_EXACT = ("proto", "first_ns", "last_ns")
 INFO = ("app_response_ns", "conn_state", "history")
 IGNORED = ("flow_id", "node", "vni", "observer", "final")
@@ -246,6 +259,15 @@ def _conn_state(f):
     return "S1"
 
 
+def _stat(samples):
+    """{"count","min","mean","max"} of integer samples; mean = floor(sum/count);
+    only "count" when there is none."""
+    if not samples:
+        return {"count": 0}
+    return {"count": len(samples), "min": min(samples), "mean": sum(samples) // len(samples),
+            "max": max(samples)}
+
+
 def flows(pcap):
     """tshark's per-stream metrics of `pcap`, as flow dicts (module doc)."""
     ts = _timestamps(pcap)
@@ -258,7 +280,7 @@ def flows(pcap):
         frames.sort(key=lambda r: r["frame"])
         first = frames[0]
         # client = sender of the first SYN; else receiver of the first SYN-ACK;
-        # else sender of the first frame
+        # else the higher port; else the first sender
         syn = next((r for r in frames if r["flags"] & (TH_SYN | TH_ACK) == TH_SYN), None)
         synack = next((r for r in frames if r["flags"] & (TH_SYN | TH_ACK) == TH_SYN | TH_ACK),
                       None)
@@ -268,6 +290,9 @@ def flows(pcap):
         elif synack:
             client = (synack["dst"], synack["dport"])
             server = (synack["src"], synack["sport"])
+        elif first["sport"] < first["dport"]:
+            client = (first["dst"], first["dport"])
+            server = (first["src"], first["sport"])
         else:
             client = (first["src"], first["sport"])
             server = (first["dst"], first["dport"])
@@ -281,8 +306,8 @@ def flows(pcap):
         }
         dir_of_frame = {}
         hs = {}
-        last_req_ns = None
-        app_response = None
+        last_req_ns = None   # the client's last payload of a request not yet answered
+        app_samples = []
         for r in frames:
             t = ts[r["frame"] - 1]
             is_c = (r["src"], r["sport"]) == client
@@ -336,17 +361,16 @@ def flows(pcap):
                 _history_add(fl, is_c, "F")
             if fset & TH_RST:
                 _history_add(fl, is_c, "R")
-            if retrans and r["tcp_len"]:
+            if retrans:
                 _history_add(fl, is_c, "T")
             if r["zero_window"]:
                 _history_add(fl, is_c, "W")
-            if r["lost_segment"]:
-                _history_add(fl, is_c, "G")
             if r["tcp_len"]:
-                if is_c and app_response is None:
+                if is_c:
                     last_req_ns = t
-                elif not is_c and app_response is None and last_req_ns is not None:
-                    app_response = t - last_req_ns
+                elif last_req_ns is not None:
+                    app_samples.append(t - last_req_ns)
+                    last_req_ns = None
         hs.setdefault("complete", False)
         if "syn_ns" in hs and "synack_ns" in hs:
             hs["server_setup_ns"] = hs["synack_ns"] - hs["syn_ns"]
@@ -354,12 +378,8 @@ def flows(pcap):
             hs["client_setup_ns"] = hs["ack_ns"] - hs["synack_ns"]
         fl["handshake"] = {k: hs[k] for k in HANDSHAKE_FIELDS if k in hs}
         for dname in ("c2s", "s2c"):
-            d = fl[dname]
-            s = d.pop("_rtt")
-            d["rtt_ns"] = ({"min": min(s), "mean": sum(s) // len(s), "max": max(s),
-                            "count": len(s)} if s else {"count": 0})
-        if app_response is not None:
-            fl["app_response_ns"] = app_response
+            fl[dname]["rtt_ns"] = _stat(fl[dname].pop("_rtt"))
+        fl["app_response_ns"] = _stat(app_samples)
         fl["conn_state"] = _conn_state(fl)
         fl["final"] = True
         del fl["_seen"]
@@ -425,6 +445,45 @@ def _match(ours, theirs):
     return pairs, extra, missing, notes
 
 
+def _compare_rtt(name, o, t):
+    """rtt_ns: ours must be a subset of tshark's samples (see RTT above)."""
+    diffs = []
+    oc, tc = o.get("count", _ABSENT), t["count"]
+    if not isinstance(oc, int):
+        return [("FAIL", f"{name}.count", oc, tc, "missing")]
+    if oc > tc:
+        diffs.append(("FAIL", f"{name}.count", oc, tc, "more samples than tshark: "
+                      "not a subset"))
+    elif tc and not oc:
+        diffs.append(("FAIL", f"{name}.count", oc, tc, "no sample where tshark has some"))
+    elif oc == tc:
+        for k in ("min", "max"):
+            if tc and o.get(k, _ABSENT) != t[k]:
+                diffs.append(("FAIL", f"{name}.{k}", o.get(k, _ABSENT), t[k],
+                              "same count, so the same samples: must be equal"))
+        m = o.get("mean", _ABSENT)
+        if tc and (not isinstance(m, (int, float)) or abs(m - t["mean"]) > 1):
+            diffs.append(("FAIL", f"{name}.mean", m, t["mean"],
+                          "same samples: must be equal to 1 ns (floor of sum/count)"))
+        return diffs
+    else:
+        diffs.append(("tolerated", f"{name}.count", oc, tc, "fewer samples (a subset)"))
+    if oc and tc:
+        lo, hi, m = o.get("min", _ABSENT), o.get("max", _ABSENT), o.get("mean", _ABSENT)
+        if not all(isinstance(v, (int, float)) for v in (lo, hi, m)):
+            diffs.append(("FAIL", name, o, t, "min/mean/max missing"))
+        else:
+            if lo < t["min"]:
+                diffs.append(("FAIL", f"{name}.min", lo, t["min"],
+                              "below tshark's smallest sample: not a subset"))
+            if hi > t["max"]:
+                diffs.append(("FAIL", f"{name}.max", hi, t["max"],
+                              "above tshark's largest sample: not a subset"))
+            if not lo <= m <= hi:
+                diffs.append(("FAIL", f"{name}.mean", m, t["mean"], "outside our min..max"))
+    return diffs
+
+
 def compare_flow(o, t):
     """Differences between one flow of ours and tshark's.  Returns a list of
     (severity, field, ours, theirs, note), severity "FAIL", "tolerated" or
@@ -451,15 +510,7 @@ def compare_flow(o, t):
             elif a != b:
                 diffs.append(("tolerated", f"{dname}.{k}", a, b,
                               f"differs by {a - b:+d}, within ±{_tolerance(b)}"))
-        ort, trt = od.get("rtt_ns") or {}, td["rtt_ns"]
-        exact(f"{dname}.rtt_ns.count", ort.get("count", _ABSENT), trt["count"])
-        if trt["count"]:
-            exact(f"{dname}.rtt_ns.min", ort.get("min", _ABSENT), trt["min"])
-            exact(f"{dname}.rtt_ns.max", ort.get("max", _ABSENT), trt["max"])
-            m = ort.get("mean", _ABSENT)
-            if not isinstance(m, (int, float)) or abs(m - trt["mean"]) > 1:
-                diffs.append(("FAIL", f"{dname}.rtt_ns.mean", m, trt["mean"],
-                              "must be equal to 1 ns (floor of sum/count)"))
+        diffs += _compare_rtt(f"{dname}.rtt_ns", od.get("rtt_ns") or {}, td["rtt_ns"])
     oh, th = o.get("handshake") or {}, t["handshake"]
     for k in HANDSHAKE_FIELDS:
         exact(f"handshake.{k}", oh.get(k, _ABSENT), th.get(k, _ABSENT))
@@ -545,9 +596,16 @@ def selfcheck(theirs):
         expect("no syn_ns", lambda f: f["handshake"].pop("syn_ns"), False, "handshake.syn_ns")
     expect("swapped", lambda f: f.update(client=f["server"], server=f["client"]), False,
            "swapped")
-    expect("rtt min", lambda f: f["c2s"]["rtt_ns"].__setitem__("count",
-                                                                f["c2s"]["rtt_ns"]["count"] + 1),
-           False, "c2s.rtt_ns.count")
+    expect("rtt count + 1", lambda f: f["c2s"]["rtt_ns"].__setitem__(
+        "count", f["c2s"]["rtt_ns"]["count"] + 1), False, "c2s.rtt_ns.count")
+    d = next((d for d in ("c2s", "s2c") if theirs[i][d]["rtt_ns"]["count"] >= 2), None)
+    if d:
+        def fewer(f, lower_min):
+            r = f[d]["rtt_ns"]
+            r["count"] -= 1
+            r["min"] -= lower_min
+        expect("rtt subset", lambda f: fewer(f, 0), True, f"{d}.rtt_ns.count")
+        expect("rtt not a subset", lambda f: fewer(f, 1), False, f"{d}.rtt_ns.min")
     expect("history", lambda f: f.__setitem__("history", "x"), True, "info")
     ok, rep = compare(theirs[:i] + theirs[i + 1:], theirs)
     if ok or "MISSING" not in rep:
