@@ -4,7 +4,7 @@
 #   2. start a recorder daemon listening for VXLAN on 127.0.0.1:14789
 #   3. replay the capture to it wrapped in VXLAN, as Traffic Mirroring would
 #   4. search: one host and port, over the last 10 minutes of packet time
-#   5. show the answer with tcpdump and the recorder's counters
+#   5. show the answer with tcpdump, a TCP flow record, and the counters
 set -eu
 BUILD=${1:-build}
 REC=$BUILD/mscope-recorder
@@ -22,7 +22,7 @@ capinfos -c -s -u "$DEMO/sample.pcap" | sed 's/^/   /'
 
 echo "== 2. recorder daemon on udp 127.0.0.1:$PORT, data in $DEMO/store"
 "$REC" --data-dir "$DEMO/store" --listen 127.0.0.1:$PORT --min-free 0 --segment-size 16M \
-    2>"$DEMO/recorder.log" &
+    --flows-json "$DEMO/flows.json" 2>"$DEMO/recorder.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 sleep 0.5
@@ -46,6 +46,10 @@ kill $pid
 wait $pid || true
 trap - EXIT
 tail -n 3 "$DEMO/recorder.log" | sed 's/^/   /'
+echo "   flow records (TCP analysis, one JSON line per flow): $(wc -l < "$DEMO/flows.json") in $DEMO/flows.json"
+echo "   one of them, a TCP flow with a handshake:"
+grep -m1 '"complete":true' "$DEMO/flows.json" | python3 -m json.tool | sed 's/^/     /' | head -60
 echo
 echo "Segments are plain pcap: try  tcpdump -nr $DEMO/store/seg-000000000001.pcap | head"
 echo "Search anything:             $REC search --data-dir $DEMO/store -w out.pcap 'udp port 53'"
+echo "Analyse a file like tshark:  $REC --read tests/data/tcp_loss1.pcap --flows-json -"
