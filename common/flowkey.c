@@ -10,15 +10,20 @@ void flowkey_from_pkt(flowkey_t *k, const pkt_info_t *pi, uint32_t vni, const ui
     memset(k, 0, sizeof *k);
     k->vni = vni;
     if (observer) memcpy(k->observer, observer, 16);
-    int plain = (pi->l3 == PKT_L3_IPV4 || pi->l3 == PKT_L3_IPV6) && pi->vlans == 0 &&
-                pi->reason == DEC_OK && !(pi->flags & (PKT_F_FRAG | PKT_F_IP6_EXT)) &&
-                pi->proto != 132;
+    /* IPv4 fragments are plain: libpcap reads ports only at fragment offset
+     * 0, which is exactly when we have them. IPv6 fragments come with an
+     * extension header and stay odd. */
+    int plain = (pi->l3 == PKT_L3_IPV4 || pi->l3 == PKT_L3_IPV6) && pi->reason == DEC_OK &&
+                !(pi->flags & PKT_F_IP6_EXT) && pi->proto != 132;
     if (!plain) return; /* FK_ODD, all else zero */
     k->kind = pi->l3 == PKT_L3_IPV4 ? FK_IPV4 : FK_IPV6;
     k->proto = pi->proto;
+    k->vlans = pi->vlans;
     memcpy(k->src, pi->src, 16);
     memcpy(k->dst, pi->dst, 16);
-    if (pi->proto == 6 || pi->proto == 17) {
+    if (pi->flags & PKT_F_FRAG_LATER) {
+        k->frag_later = 1;
+    } else if (pi->proto == 6 || pi->proto == 17) {
         k->sport = pi->sport;
         k->dport = pi->dport;
     }

@@ -1,11 +1,13 @@
 /* flowkey.h - the directional flow key the store indexes packets by.
  *
  * A key is one direction of one conversation as seen from one observation
- * point (VXLAN VNI + outer source address, or nothing for a local capture).
- * Packets whose headers a BPF filter could read differently than we do -
- * VLAN-tagged, fragments, IPv6 extension headers, non-IP, anything malformed,
- * SCTP - share a single "odd" key per observation point: the search engine
- * always scans those, so the index never hides a packet tcpdump would find.
+ * point (VXLAN VNI + outer source address, or nothing for a local capture),
+ * with the number of VLAN tags in front of it and whether it is an IPv4
+ * fragment other than the first (no ports). Packets whose headers a BPF
+ * filter could read differently than we do - IPv6 extension headers, non-IP,
+ * anything malformed, SCTP - share a single "odd" key per observation point:
+ * the search engine always scans those, so the index never hides a packet
+ * tcpdump would find.
  */
 #ifndef MSCOPE_FLOWKEY_H
 #define MSCOPE_FLOWKEY_H
@@ -23,7 +25,9 @@ typedef struct flowkey {
     uint16_t sport, dport;    /* 0 without TCP/UDP */
     uint8_t kind;             /* FK_* */
     uint8_t proto;
-    uint8_t pad[6];
+    uint8_t vlans;            /* 802.1Q/802.1ad tags before the IP header */
+    uint8_t frag_later;       /* IPv4 fragment after the first: no ports */
+    uint8_t pad[4];
 } flowkey_t;
 
 /* Build the key of a decoded packet. observer may be NULL. */

@@ -20,7 +20,7 @@
 #include <string.h>
 
 enum tok_type { T_END, T_ID, T_LP, T_RP, T_LB, T_RB, T_AND, T_OR, T_NOT, T_RELOP, T_ARITH };
-enum node_type { N_UNK, N_AND, N_OR, N_NOT, N_HOST, N_PORT, N_PROTO, N_L3, N_NONPLAIN };
+enum node_type { N_UNK, N_AND, N_OR, N_NOT, N_HOST, N_PORT, N_PROTO, N_L3, N_NONPLAIN, N_VLAN };
 enum dir { D_ANY, D_SRC, D_DST, D_BOTH };
 
 #define ES_MAX_TOKENS 512
@@ -39,6 +39,8 @@ typedef struct es_node {
     int proto; /* -1 any */
     uint8_t lo[16], hi[16];
     uint16_t plo, phi;
+    int shift;  /* `vlan` keywords before this term: its offsets are moved by 4 each */
+    int has_id; /* N_VLAN: `vlan N` */
     int a, b;
 } es_node;
 
@@ -55,7 +57,9 @@ struct exprscan {
     int indexed; /* some node is HOST or PORT */
     /* parser state */
     es_tok *toks;
-    int ntoks, pos, err, shifted;
+    int ntoks, pos, err;
+    int vshift;   /* `vlan` keywords so far */
+    int poisoned; /* after mpls/pppoes/geneve: offsets we do not model */
     es_qual last;
 };
 
@@ -141,6 +145,7 @@ static int es__node(exprscan_t *e, int type)
     memset(n, 0, sizeof *n);
     n->type = type;
     n->proto = -1;
+    n->shift = e->vshift;
     n->a = n->b = -1;
     return e->nnodes++;
 }
@@ -362,21 +367,33 @@ static int es__primitive(exprscan_t *e)
         e->err = 1;
         return 0;
     }
-    /* Keywords that shift the offsets of everything after them. */
-    if (!strcmp(t->s, "vlan") || !strcmp(t->s, "mpls") || !strcmp(t->s, "pppoes") ||
-        !strcmp(t->s, "geneve")) {
-        int geneve = !strcmp(t->s, "geneve");
+    /* `vlan` moves the offsets of every later term by one tag (libpcap reads
+     * lexically, not by grouping): terms remember how many came before. */
+    if (!strcmp(t->s, "vlan")) {
         e->pos++;
-        if (es__peek(e, 0)->type == T_ID && isdigit((unsigned char)es__peek(e, 0)->s[0])) e->pos++;
-        int n = es__node(e, (e->shifted || geneve) ? N_UNK : N_NONPLAIN);
-        e->shifted = 1;
+        int has_id = 0;
+        if (es__peek(e, 0)->type == T_ID && isdigit((unsigned char)es__peek(e, 0)->s[0])) {
+            e->pos++;
+            has_id = 1;
+        }
+        int n = es__node(e, e->poisoned ? N_UNK : N_VLAN);
+        e->nodes[n].has_id = has_id;
+        e->vshift++;
         e->last.valid = 0;
         return n;
+    }
+    /* These shift offsets in ways we do not model: everything after is UNKNOWN. */
+    if (!strcmp(t->s, "mpls") || !strcmp(t->s, "pppoes") || !strcmp(t->s, "geneve")) {
+        e->pos++;
+        if (es__peek(e, 0)->type == T_ID && isdigit((unsigned char)es__peek(e, 0)->s[0])) e->pos++;
+        e->poisoned = 1;
+        e->last.valid = 0;
+        return es__node(e, N_UNK);
     }
     if (!strcmp(t->s, "pppoed")) {
         e->pos++;
         e->last.valid = 0;
-        return es__node(e, e->shifted ? N_UNK : N_NONPLAIN);
+        return es__node(e, e->poisoned ? N_UNK : N_NONPLAIN);
     }
     char pq[16] = "", dq[16] = "", tq[16] = "";
     if (es__in_list(t->s, ES_PROTOS)) {
@@ -408,7 +425,7 @@ static int es__primitive(exprscan_t *e)
             return es__node(e, N_UNK);
         }
         e->last.valid = 0;
-        return e->shifted ? es__node(e, N_UNK) : es__pname(e, pq);
+        return e->poisoned ? es__node(e, N_UNK) : es__pname(e, pq);
     }
     if (!*pq && !*dq && !*tq) {
         /* less/greater/broadcast/... and bare ids */
@@ -434,7 +451,7 @@ static int es__primitive(exprscan_t *e)
         }
         e->pos++;
         int n = es__atom(e, e->last.pq, e->last.dq, e->last.tq, t->s);
-        if (e->shifted) e->nodes[n].type = N_UNK;
+        if (e->poisoned) e->nodes[n].type = N_UNK;
         return n;
     }
     if (!*tq) snprintf(tq, sizeof tq, "host");
@@ -445,7 +462,7 @@ static int es__primitive(exprscan_t *e)
     }
     e->pos++;
     int n = es__atom(e, pq, dq, tq, id->s);
-    if (e->shifted) e->nodes[n].type = N_UNK;
+    if (e->poisoned) e->nodes[n].type = N_UNK;
     e->last.valid = strcmp(tq, "proto") && strcmp(tq, "protochain") && strcmp(tq, "gateway");
     memcpy(e->last.pq, pq, sizeof pq);
     memcpy(e->last.dq, dq, sizeof dq);
@@ -557,12 +574,22 @@ static int es__eval(const exprscan_t *e, int i, const flowkey_t *k)
     default: break;
     }
     if (k->kind == FK_ODD) return ES_UNKNOWN; /* headers we do not model */
+    /* Where the term reads relative to the packet's tags: at a tag (fewer
+     * `vlan`s than tags) it sees ethertype 0x8100/0x88a8, not IP; past the
+     * IP header's start (more `vlan`s) it reads bytes we do not judge. */
+    if (n->type == N_VLAN) {
+        if (n->shift < k->vlans) return n->has_id ? ES_UNKNOWN : ES_TRUE;
+        return n->shift == k->vlans ? ES_FALSE : ES_UNKNOWN;
+    }
+    if (n->shift < k->vlans) return ES_FALSE;
+    if (n->shift > k->vlans) return ES_UNKNOWN;
     switch (n->type) {
     case N_HOST:
         if (k->kind != n->fam) return ES_FALSE;
         return es__dir(n->dir, es__in(k->src, n->lo, n->hi), es__in(k->dst, n->lo, n->hi));
     case N_PORT:
         if (k->proto != 6 && k->proto != 17) return ES_FALSE;
+        if (k->frag_later) return ES_FALSE; /* libpcap matches ports at offset 0 only */
         if (n->proto >= 0 && k->proto != n->proto) return ES_FALSE;
         return es__dir(n->dir, k->sport >= n->plo && k->sport <= n->phi,
                        k->dport >= n->plo && k->dport <= n->phi);
@@ -708,7 +735,7 @@ long exprscan_candidates(const exprscan_t *e, const segidx_t *ix, uint32_t **out
 
 void exprscan_describe(const exprscan_t *e, char *buf, unsigned buflen)
 {
-    static const char *names[] = { "UNK", "AND", "OR", "NOT", "HOST", "PORT", "PROTO", "L3", "NONPLAIN" };
+    static const char *names[] = { "UNK", "AND", "OR", "NOT", "HOST", "PORT", "PROTO", "L3", "NONPLAIN", "VLAN" };
     unsigned used = 0;
     buf[0] = 0;
     if (e->root < 0) {

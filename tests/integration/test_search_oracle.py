@@ -28,6 +28,9 @@ EXPRS = [
     "(host 10.0.1.1 or host 10.0.2.2) and not port 22",  # parentheses
     "vlan",                                     # vlan
     "vlan and host 10.0.1.1",
+    "vlan and tcp port 443",                    # the index judges tagged flows too
+    "vlan and vlan and udp",                    # QinQ
+    "not vlan and udp",
     "ip6",                                      # ip6
     "ip6 and tcp port 80",
     "tcp[13] & 2 != 0",                         # no index terms: a scan

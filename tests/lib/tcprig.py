@@ -85,7 +85,8 @@ def find_tapdelay(workdir=None):
     cands = []
     rec = os.environ.get("MSCOPE_RECORDER")
     if rec:
-        cands.append(os.path.join(os.path.dirname(os.path.abspath(rec)), "tests", "tools", "tapdelay"))
+        cands.append(os.path.join(os.path.dirname(os.path.abspath(rec)), "tests", "tools",
+                                  "tapdelay"))
     build = os.environ.get("MSCOPE_BUILD", os.path.join(ROOT, "build"))
     cands.append(os.path.join(build, "tests", "tools", "tapdelay"))
     for c in cands:
@@ -214,8 +215,10 @@ class Rig:
         log = open(self.dump_log, "wb")
         # --immediate-mode: otherwise frames waiting in libpcap's TPACKET_V3 block
         # (retired every second) are lost when tcpdump is stopped.
-        cmd = ["tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-i", self.tapc, "--time-stamp-precision=nano",
-               "-s", str(self.snaplen or 262144), "-w", pcap, "tcp"]
+        # -Z root: keep the file ours (tcpdump otherwise drops to its own user).
+        cmd = ["tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-i", self.tapc,
+               "--time-stamp-precision=nano", "-s", str(self.snaplen or 262144), "-w", pcap,
+               "tcp"]
         self.dump = self.popen(self.C, cmd, stdout=log, stderr=log)
         log.close()
         end = time.time() + 10
@@ -264,9 +267,9 @@ class Rig:
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
-            raise RigError(f"agent {p.args[5:]} timed out: {err.decode(errors='replace')}")
+            raise RigError(f"agent {p.args[6:]} timed out: {err.decode(errors='replace')}")
         if p.returncode != 0:
-            raise RigError(f"agent {p.args[5:]} exited {p.returncode}: "
+            raise RigError(f"agent {p.args[6:]} exited {p.returncode}: "
                            f"{err.decode(errors='replace')}")
         return out.decode()
 

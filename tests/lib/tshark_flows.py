@@ -100,10 +100,10 @@ DIR_EXACT = ("packets", "ip_bytes", "payload_bytes", "retransmissions", "rsts", 
 # deterministic function of the capture, and a faithful implementation matches
 # it exactly.  But these four are the classification heuristics of Wireshark's
 # analysis, where a frame that satisfies several tests gets the first one in
-# Wireshark's order, and that order and its thresholds have changed between
-# releases (3.x fixed 3 ms out-of-order threshold -> the initial RTT; 4.2 tests
-# "spurious" before "fast"/"out-of-order"), so an exact demand would pin the
-# quirks of one tshark release.  The issue demands exactness for the other
+# Wireshark's order, and that order and its thresholds change between
+# releases (the out-of-order threshold, for one, was a fixed 3 ms before it
+# became the initial RTT), so an exact demand would pin the quirks of one
+# tshark release (this one is 4.0, Debian 12's).  The issue demands exactness for the other
 # counters only.
 #  * out_of_order: a segment below the highest sequence seen, arriving less
 #    than the initial RTT (3 ms without a handshake) after the highest-sequence
@@ -216,7 +216,8 @@ def tshark_rows(pcap):
             "tcp_len": int(v["tcp.len"] or 0),
             "flags": int(v["tcp.flags"], 16),
             "ack_rtt": _ns(v["tcp.analysis.ack_rtt"]) if v["tcp.analysis.ack_rtt"] else None,
-            "acks_frame": int(v["tcp.analysis.acks_frame"]) if v["tcp.analysis.acks_frame"] else None,
+            "acks_frame": (int(v["tcp.analysis.acks_frame"])
+                           if v["tcp.analysis.acks_frame"] else None),
             "initial_rtt": (_ns(v["tcp.analysis.initial_rtt"])
                             if v["tcp.analysis.initial_rtt"] else None),
         }
@@ -326,7 +327,8 @@ def flows(pcap):
             d["packets"] += 1
             d["ip_bytes"] += r["ip_len"]
             d["payload_bytes"] += r["tcp_len"]
-            retrans = r["retransmission"] or r["fast_retransmission"] or r["spurious_retransmission"]
+            retrans = (r["retransmission"] or r["fast_retransmission"]
+                       or r["spurious_retransmission"])
             d["retransmissions"] += retrans
             d["fast_retransmissions"] += r["fast_retransmission"]
             d["spurious_retransmissions"] += r["spurious_retransmission"]
