@@ -492,15 +492,17 @@ static void flowtab__tcp_session(flowtab_t *t, uint32_t id, int dir, int64_t ts,
     flow *f = &t->flows[id - 1];
     uint8_t fl = a->tcp_flags;
     int client = dir == 0;
+    /* The handshake is the last SYN and SYN/ACK before the client's ACK, so
+     * retransmitted SYNs cannot make the setup times negative. */
     if ((fl & TCP_SYN) && !(fl & TCP_ACK)) {
-        if (client) {
+        if (client && !(f->hs_seen & FLOWREC_HS_ACK)) {
             f->hs_seen |= FLOWREC_HS_SYN;
             f->syn_ns = ts;
         }
         f->mru_syn_ns = ts;
         flowtab__history(f, dir, 's');
     } else if ((fl & TCP_SYN) && (fl & TCP_ACK)) {
-        if (!client && !(f->hs_seen & FLOWREC_HS_SYNACK)) {
+        if (!client && !(f->hs_seen & FLOWREC_HS_ACK)) {
             f->hs_seen |= FLOWREC_HS_SYNACK;
             f->synack_ns = ts;
         }
