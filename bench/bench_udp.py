@@ -42,7 +42,7 @@ def sink_run(src, rate, n, sender):
 def rec_run(src, rate, n, sender):
     store = os.path.join(BENCH_DIR, "udp-store")
     shutil.rmtree(store, ignore_errors=True)
-    rec = h.Daemon(store, "--log-level", "warn")
+    rec = h.Daemon(store, "--log-level", "warn", *REC_ARGS)
     try:
         sent = h.vxsend(src, rec.port, *sender, "--rate", rate, "--loop", max(1, n))
         want = int(sent["sent"])
@@ -94,7 +94,7 @@ def case(name, src, sender):
     print(f"{name}:")
     print(" bare recvmmsg sink:")
     b, bwhy = best(sink_run, src, per_loop, sender)
-    print(" mscope-recorder:")
+    print(f" mscope-recorder {' '.join(REC_ARGS)}:")
     r, rwhy = best(rec_run, src, per_loop, sender)
     ratio = ""
     if b and r:
@@ -105,6 +105,11 @@ def case(name, src, sender):
             ratio += f"; not a measured ratio: {' and '.join(unsaturated)} never dropped"
     print(f" highest zero-drop rate: sink {describe(b, bwhy)}, "
           f"recorder {describe(r, rwhy)}{ratio}")
+
+
+# Extra recorder flags, e.g. MSCOPE_BENCH_RECORDER_ARGS=--no-analysis for the
+# store-only ingest figure.
+REC_ARGS = os.environ.get("MSCOPE_BENCH_RECORDER_ARGS", "").split()
 
 
 def main():

@@ -9,3 +9,5 @@ for b in bench_ingest.py bench_search.py bench_udp.py bench_analysis.py; do
     python3 "$b"
     echo
 done
+echo "=== bench_udp.py, store only (--no-analysis)"
+MSCOPE_BENCH_RECORDER_ARGS=--no-analysis python3 bench_udp.py

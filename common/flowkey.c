@@ -29,11 +29,13 @@ void flowkey_from_pkt(flowkey_t *k, const pkt_info_t *pi, uint32_t vni, const ui
     }
 }
 
-uint64_t flowkey_hash(const flowkey_t *k)
+uint64_t flowkey_hash(const flowkey_t *k) { return flowkey_hash64(k); }
+
+uint64_t flowkey_hash64(const void *key64)
 {
     /* 64-bit multiply-xorshift over the eight words of the key. */
     uint64_t w[8], h = 0x9e3779b97f4a7c15ULL;
-    memcpy(w, k, sizeof w);
+    memcpy(w, key64, sizeof w);
     for (int i = 0; i < 8; i++) {
         h ^= w[i];
         h *= 0xff51afd7ed558ccdULL;

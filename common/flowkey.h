@@ -34,6 +34,9 @@ typedef struct flowkey {
 void flowkey_from_pkt(flowkey_t *k, const pkt_info_t *pi, uint32_t vni, const uint8_t *observer);
 
 uint64_t flowkey_hash(const flowkey_t *k);
+
+/* The same 64-bit mix over any 64-byte key (the flow table's keys too). */
+uint64_t flowkey_hash64(const void *key64);
 int flowkey_equal(const flowkey_t *a, const flowkey_t *b);
 
 /* Format an address (IPv4 mapped shown as dotted quad) into buf (>= 46 bytes). */

@@ -15,6 +15,7 @@
  */
 #include "flowtab.h"
 
+#include "flowkey.h"
 #include "xmalloc.h"
 
 #include <stdlib.h>
@@ -159,17 +160,9 @@ void flowtab_free(flowtab_t *t)
     free(t);
 }
 
-static uint64_t flowtab__hash(const fkey *k)
-{
-    uint64_t w[8], h = 0x9e3779b97f4a7c15ULL;
-    memcpy(w, k, sizeof w);
-    for (int i = 0; i < 8; i++) {
-        h ^= w[i];
-        h *= 0xff51afd7ed558ccdULL;
-        h ^= h >> 32;
-    }
-    return h;
-}
+_Static_assert(sizeof(fkey) == 64, "fkey is hashed as eight 64-bit words");
+
+static uint64_t flowtab__hash(const fkey *k) { return flowkey_hash64(k); }
 
 /* ---- lists ------------------------------------------------------------- */
 
@@ -576,9 +569,10 @@ void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
     __builtin_prefetch(&t->buckets[hash_far & (t->nbuckets - 1)]);
     uint32_t id = t->buckets[hash_near & (t->nbuckets - 1)];
     if (!id) return;
-    /* A packet reads most of its flow: key, counters, both TCP directions. */
+    /* The key and the fields every packet updates are in the first four
+     * cache lines; fetching the whole flow (13 lines) measured slower. */
     const char *f = (const char *)&t->flows[id - 1];
-    for (size_t off = 0; off < sizeof(flow); off += 64) __builtin_prefetch(f + off, 1);
+    for (size_t off = 0; off < 256; off += 64) __builtin_prefetch(f + off, 1);
 }
 
 void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],

@@ -116,6 +116,13 @@ static void emit_record(void *ctx, const flowrec *rec)
     }
 }
 
+static void store_snapshot(recorder *r)
+{
+    pthread_mutex_lock(&r->snap_mu);
+    store_get_stats(r->store, &r->snap);
+    pthread_mutex_unlock(&r->snap_mu);
+}
+
 /* The writer: stores every packet in arrival order, then passes the batch
  * to the analysis thread (or frees it with --no-analysis). */
 static void *writer_main(void *arg)
@@ -142,18 +149,12 @@ static void *writer_main(void *arg)
         int64_t now = mono_ns();
         if (r->store) store_tick(r->store, now);
         if (r->store && now - last_snap > 200000000LL) {
-            pthread_mutex_lock(&r->snap_mu);
-            store_get_stats(r->store, &r->snap);
-            pthread_mutex_unlock(&r->snap_mu);
+            store_snapshot(r);
             last_snap = now;
         }
     }
     if (r->store && store_flush_seal(r->store) < 0 && r->import_mode) r->writer_failed = 1;
-    if (r->store) {
-        pthread_mutex_lock(&r->snap_mu);
-        store_get_stats(r->store, &r->snap);
-        pthread_mutex_unlock(&r->snap_mu);
-    }
+    if (r->store) store_snapshot(r);
     pipeline_close(r->pipe, 1); /* the analysis drains what we passed, then ends */
     return NULL;
 }
