@@ -69,6 +69,9 @@ typedef struct fkey {
 
 enum { LIST_NONE, LIST_LRU, LIST_CLOSING };
 
+/* Field order is hot first: a packet reads the key, the list and state
+ * bytes, the times and both TCP directions (the first cache lines, which
+ * flowtab_prefetch() fetches), then its direction's counters. */
 typedef struct flow {
     fkey key;
     uint32_t chain;      /* next in hash bucket (index + 1) */
@@ -80,13 +83,13 @@ typedef struct flow {
     uint8_t hist_seen[2];
     uint8_t hist_len;
     uint8_t req_pending;
-    char history[24];
-    uint64_t flow_id;
-    int64_t first_ns, last_ns, queued_ns, next_interim_ns, close_ns;
-    int64_t syn_ns, synack_ns, ack_ns, mru_syn_ns, initial_rtt_ns, req_last_ns;
-    flowrec_dir d[2];
-    flowrec_stat app;
+    int64_t last_ns, next_interim_ns, mru_syn_ns, req_last_ns;
     tcp_dir tcp[2];
+    flowrec_dir d[2];
+    int64_t first_ns, queued_ns, close_ns, syn_ns, synack_ns, ack_ns, initial_rtt_ns;
+    uint64_t flow_id;
+    flowrec_stat app;
+    char history[24];
 } flow;
 
 struct flowtab {
@@ -569,10 +572,11 @@ void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
     __builtin_prefetch(&t->buckets[hash_far & (t->nbuckets - 1)]);
     uint32_t id = t->buckets[hash_near & (t->nbuckets - 1)];
     if (!id) return;
-    /* The key and the fields every packet updates are in the first four
-     * cache lines; fetching the whole flow (13 lines) measured slower. */
+    /* The key, state and both TCP directions fill the first seven cache
+     * lines (struct flow is ordered hot first); fetching all 13 measured
+     * slower, fetching fewer too. */
     const char *f = (const char *)&t->flows[id - 1];
-    for (size_t off = 0; off < 256; off += 64) __builtin_prefetch(f + off, 1);
+    for (size_t off = 0; off < 448; off += 64) __builtin_prefetch(f + off, 1);
 }
 
 void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
