@@ -477,6 +477,7 @@ static int run_daemon(recorder *r)
             log_info("%s: shutting down", strsignal(sig));
             break;
         }
+        if (sig == SIGHUP) log_info("SIGHUP: nothing to reload (restart to change options)");
         if (sig == SIGUSR1 || mono_ns() - last_log >= r->cfg.stats_interval) {
             log_counters(&in, &st);
             last_log = mono_ns();
