@@ -13,6 +13,13 @@ int64_t timeparse_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int64_t timeparse_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /* Read exactly n digits. */
 static int timeparse__digits(const char **p, int n, int *out)
 {

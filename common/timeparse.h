@@ -17,6 +17,9 @@ int timeparse_parse(const char *s, int64_t now_ns, int64_t *out_ns);
 /* Current wall-clock time in nanoseconds since the epoch. */
 int64_t timeparse_now_ns(void);
 
+/* CLOCK_MONOTONIC in nanoseconds: for intervals and timeouts. */
+int64_t timeparse_mono_ns(void);
+
 /* Format ns as RFC 3339 UTC with nanoseconds into buf (>= 40 bytes). */
 void timeparse_format(int64_t ns, char *buf, unsigned buflen);
 

@@ -11,6 +11,7 @@
 #include "flowkey.h"
 #include "log.h"
 #include "pcapio.h"
+#include "timeparse.h"
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
@@ -33,13 +34,6 @@
  * fills batches instead of spending one per packet (the queue holds a fixed
  * number of batches, so half-empty ones would shrink it). */
 #define BATCH_MAX_AGE_NS 10000000LL
-
-static int64_t ingest__mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
 
 void ingest_stats_add(ingest_stats *a, const ingest_stats *b)
 {
@@ -98,7 +92,7 @@ static void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data, uint3
             p->st.queue_drops++;
             return;
         }
-        p->cur->first_mono_ns = ingest__mono();
+        p->cur->first_mono_ns = timeparse_mono_ns();
     }
     pkt_info_t pi;
     int reason = decode_frame(data, caplen, origlen, &pi);
@@ -295,7 +289,7 @@ static void *ingest__udp_main(void *arg)
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 log_error("recvmmsg() failed: %s", strerror(errno));
-            if (t->p.cur && ingest__mono() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
+            if (t->p.cur && timeparse_mono_ns() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
                 producer__submit(&t->p);
             else if (!t->p.cur)
                 producer__publish(&t->p);
@@ -348,7 +342,7 @@ static void *ingest__udp_main(void *arg)
             ingest__frame(&t->p, ts, (const uint8_t *)t->iov[i].iov_base + DECODE_VXLAN_HDR,
                           cap - DECODE_VXLAN_HDR, len - DECODE_VXLAN_HDR, vni, obs);
         }
-        if (t->p.cur && ingest__mono() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
+        if (t->p.cur && timeparse_mono_ns() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
             producer__submit(&t->p);
     }
     producer__submit(&t->p);

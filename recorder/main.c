@@ -94,13 +94,6 @@ typedef struct recorder {
     flowtab_stats flow_snap;    /* and flow table counters */
 } recorder;
 
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 /* Flow records from the writer thread: JSON lines for --flows-json. */
 static void emit_record(void *ctx, const flowrec *rec)
 {
@@ -146,7 +139,7 @@ static void *writer_main(void *arg)
         } else if (pipeline_drained(r->pipe, 0)) {
             break;
         }
-        int64_t now = mono_ns();
+        int64_t now = timeparse_mono_ns();
         if (r->store) store_tick(r->store, now);
         if (r->store && now - last_snap > 200000000LL) {
             store_snapshot(r);
@@ -188,7 +181,7 @@ static void *analysis_main(void *arg)
         }
         /* A live feed's flows also age by the wall clock when packets stop. */
         if (!r->import_mode) flowtab_advance(r->flows, timeparse_now_ns());
-        int64_t now = mono_ns();
+        int64_t now = timeparse_mono_ns();
         if (now - last_snap > 200000000LL) {
             flow_snapshot(r);
             last_snap = now;
@@ -465,7 +458,7 @@ static int run_daemon(recorder *r)
     }
     log_info("recording into %s (segments %" PRId64 " MiB / %" PRId64 " s)", r->cfg.data_dir,
              r->cfg.segment_size >> 20, (int64_t)(r->cfg.segment_age / 1000000000LL));
-    int64_t last_log = mono_ns();
+    int64_t last_log = timeparse_mono_ns();
     for (;;) {
         struct timespec to = { 1, 0 };
         int sig = sigtimedwait(&set, NULL, &to);
@@ -478,9 +471,9 @@ static int run_daemon(recorder *r)
             break;
         }
         if (sig == SIGHUP) log_info("SIGHUP: nothing to reload (restart to change options)");
-        if (sig == SIGUSR1 || mono_ns() - last_log >= r->cfg.stats_interval) {
+        if (sig == SIGUSR1 || timeparse_mono_ns() - last_log >= r->cfg.stats_interval) {
             log_counters(&in, &st);
-            last_log = mono_ns();
+            last_log = timeparse_mono_ns();
         }
     }
     ingest_stats fin;

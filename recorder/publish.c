@@ -43,13 +43,6 @@ struct publisher {
     size_t buf_cap;
 };
 
-static int64_t publish__mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 /* ---- protobuf ------------------------------------------------------------ */
 
 typedef struct pb_rec {
@@ -271,7 +264,7 @@ static void *publish__main(void *arg)
         int stop = p->stop;
         uint32_t queued = p->count;
         pthread_mutex_unlock(&p->mu);
-        int64_t now = publish__mono();
+        int64_t now = timeparse_mono_ns();
         if (now - last_hb >= p->o.heartbeat_ns) {
             publish__heartbeat(p);
             last_hb = now;
@@ -287,8 +280,8 @@ static void *publish__main(void *arg)
         }
     }
     /* Shutdown: send everything queued; a refusing bus gets 5 s. */
-    int64_t deadline = publish__mono() + 5000000000LL;
-    while (publish__queued(p) && publish__mono() < deadline) {
+    int64_t deadline = timeparse_mono_ns() + 5000000000LL;
+    while (publish__queued(p) && timeparse_mono_ns() < deadline) {
         if (publish__flush_batch(p) == -1) {
             struct timespec ts = { 0, 10000000L };
             nanosleep(&ts, NULL);

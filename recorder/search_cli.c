@@ -37,13 +37,6 @@ static const config_opt search_opts[] = {
 };
 #undef O
 
-static int64_t now_mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 int search_cli_main(int argc, char **argv)
 {
     search_settings cfg;
@@ -93,7 +86,7 @@ int search_cli_main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder search: refusing to write pcap to a terminal; use -w FILE or a pipe\n");
         goto out;
     }
-    int64_t t0 = now_mono();
+    int64_t t0 = timeparse_mono_ns();
     search_t *s = search_new(cfg.data_dir, &q, err, sizeof err);
     if (!s) {
         fprintf(stderr, "mscope-recorder search: %s\n", err);
@@ -133,7 +126,7 @@ int search_cli_main(int argc, char **argv)
                 " indexed on the fly), %" PRIu64 " flows, %" PRIu64 " candidates read, index %s; %.3f ms\n",
                 st.packets, st.bytes, st.segments, st.segments_unindexed, st.flows_selected,
                 st.candidates, st.index_used ? "used" : "not usable (scan)",
-                (double)(now_mono() - t0) / 1e6);
+                (double)(timeparse_mono_ns() - t0) / 1e6);
 out:
     config_free(search_opts, &cfg);
     return rc;

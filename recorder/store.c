@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pcapio.h"
 #include "segindex.h"
+#include "timeparse.h"
 #include "xmalloc.h"
 
 #include <dirent.h>
@@ -64,13 +65,6 @@ struct store {
     segidx_builder_t *ix;
     store_stats st;
 };
-
-static int64_t store__mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
 
 void store_segment_path(const char *dir, uint64_t seq, const char *ext, char *buf, size_t len)
 {
@@ -284,7 +278,7 @@ static int store__write_buf(store_t *s)
 static int store__flush(store_t *s)
 {
     if (s->fd < 0 || !s->used) return 0;
-    s->last_flush_ns = store__mono();
+    s->last_flush_ns = timeparse_mono_ns();
     int rc = store__write_buf(s);
     if (rc == 0) {
         if (s->st.paused) {
@@ -305,7 +299,7 @@ static int store__flush(store_t *s)
                   "are dropped and counted until space frees",
                   s->seq, s->dir, strerror(-rc));
     }
-    s->last_retry_ns = store__mono();
+    s->last_retry_ns = timeparse_mono_ns();
     return rc;
 }
 
@@ -325,7 +319,7 @@ static int store__open_segment(store_t *s)
     s->used = PCAPIO_FILE_HDR;
     s->file_size = 0;
     s->committed = 0;
-    s->opened_ns = store__mono();
+    s->opened_ns = timeparse_mono_ns();
     s->open_min_ts = INT64_MAX;
     s->open_max_ts = INT64_MIN;
     return 0;
