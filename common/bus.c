@@ -48,7 +48,7 @@ static void bus__drain(bus_pub_t *b, int timeout_ms)
     while (zmq_poll(&it, 1, timeout_ms) > 0 && (it.revents & ZMQ_POLLIN)) {
         char msg[256];
         int n = zmq_recv(b->sock, msg, sizeof msg, ZMQ_DONTWAIT);
-        if (n > 0 && msg[0] == 1) b->subscribed = 1;
+        if (n > 0) b->subscribed = msg[0] == 1;
         timeout_ms = 0;
     }
 }
@@ -60,6 +60,12 @@ int bus_pub_wait_subscriber(bus_pub_t *b, int timeout_ms)
         bus__drain(b, 50);
         waited += 50;
     }
+    return b->subscribed;
+}
+
+int bus_pub_has_subscriber(bus_pub_t *b)
+{
+    bus__drain(b, 0);
     return b->subscribed;
 }
 

@@ -24,6 +24,10 @@ bus_pub_t *bus_pub_new(const char *endpoint, int hwm, char *err, size_t errlen);
  * (now or before), 0 on timeout. */
 int bus_pub_wait_subscriber(bus_pub_t *b, int timeout_ms);
 
+/* 1 while at least one subscriber is connected (ZeroMQ tells XPUB of the
+ * first subscription and of the last unsubscription, e.g. a disconnect). */
+int bus_pub_has_subscriber(bus_pub_t *b);
+
 /* Send [topic, data] without blocking. Returns 0, -EAGAIN when the queue is
  * full (nothing sent), or another -errno. */
 int bus_pub_send(bus_pub_t *b, const char *topic, const void *data, size_t len);

@@ -37,7 +37,7 @@ typedef struct rec_settings {
         *flows_json, *node_id, *coordinator, *search_endpoint;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
-        flow_grace;
+        flow_grace, bus_queue;
     int no_analysis;
 } rec_settings;
 
@@ -62,6 +62,7 @@ static const config_opt rec_opts[] = {
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "where to keep the counters as JSON (default: DIR/stats.json)" },
     { "flows-json", 0, CFG_STR, O(flows_json), NULL, 0, 0, "FILE", "print one JSON object per final flow record (- = stdout); with --read, --data-dir becomes optional" },
     { "coordinator", 'C', CFG_STR, O(coordinator), NULL, 0, 0, "ENDPOINT", "publish flow records and heartbeats to the coordinator's bus, e.g. tcp://10.0.0.9:5556" },
+    { "bus-queue", 0, CFG_INT, O(bus_queue), "100000", 10, 100000000, "N", "flow records held for the coordinator (while it is away or slow); beyond, records are shed and counted" },
     { "search-endpoint", 0, CFG_STR, O(search_endpoint), NULL, 0, 0, "ENDPOINT", "search service address announced in heartbeats (default: tcp://HOST:5557)" },
     { "node-id", 0, CFG_STR, O(node_id), NULL, 0, 0, "NAME", "this recorder's name in flow records (default: host name and VXLAN port)" },
     { "max-flows", 0, CFG_INT, O(max_flows), "1000000", 1, 100000000, "N", "flows tracked at once; when full the least recently active is closed early (counted)" },
@@ -258,8 +259,9 @@ static void write_stats_file(recorder *r, const ingest_stats *in, const store_st
         publish_get_stats(r->pub, &ps);
         fprintf(f,
                 "  \"records_published\": %" PRIu64 ",\n  \"records_shed\": %" PRIu64
-                ",\n  \"flow_batches\": %" PRIu64 ",\n  \"heartbeats\": %" PRIu64 ",\n",
-                ps.published, ps.shed, ps.batches, ps.heartbeats);
+                ",\n  \"records_queued\": %" PRIu64 ",\n  \"flow_batches\": %" PRIu64
+                ",\n  \"heartbeats\": %" PRIu64 ",\n",
+                ps.published, ps.shed, ps.queued, ps.batches, ps.heartbeats);
     }
     write_reasons(f, "not_decapsulated", in->not_decapsulated, VX__COUNT, vxlan_reason_name);
     fprintf(f, ",\n");
@@ -330,7 +332,7 @@ static int start_publisher(recorder *r)
         .start_ns = r->start_ns,
         .batch_ns = 100000000LL,
         .batch_max = 500,
-        .queue = 100000,
+        .queue = (uint32_t)r->cfg.bus_queue,
         .heartbeat_ns = 1000000000LL,
         /* An import is short: wait for the coordinator to subscribe first. */
         .wait_subscriber_ms = r->cfg.read ? 5000 : 0,

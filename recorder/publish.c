@@ -153,6 +153,8 @@ static int publish__send(publisher_t *p, const char *topic, const ProtobufCMessa
  * nothing was queued, -1 if the bus refused (records stay queued). */
 static int publish__flush_batch(publisher_t *p)
 {
+    /* Nobody listening: PUB would drop the batch silently. Keep it queued. */
+    if (!bus_pub_has_subscriber(p->bus)) return -1;
     pthread_mutex_lock(&p->mu);
     uint32_t n = p->count < p->o.batch_max ? p->count : p->o.batch_max;
     for (uint32_t i = 0; i < n; i++) p->batch[i] = p->ring[(p->head + i) % p->o.queue];
@@ -344,6 +346,7 @@ void publish_get_stats(publisher_t *p, publish_stats *out)
 {
     pthread_mutex_lock(&p->mu);
     *out = p->st;
+    out->queued = p->count;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -355,7 +358,9 @@ void publish_stop(publisher_t *p, int linger_ms)
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->tid, NULL);
-    if (p->count) log_warn("%u flow records not published at shutdown (bus refused them)", p->count);
+    if (p->count)
+        log_warn("%u flow records not published at shutdown (no coordinator subscribed, or the "
+                 "bus refused them)", p->count);
     bus_pub_close(p->bus, linger_ms);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);

@@ -4,7 +4,9 @@
  * The writer thread hands records over with publish_record(), which never
  * blocks: records wait in a bounded queue for the publisher thread, which
  * sends them in batches (by count, or every 100 ms) and a heartbeat every
- * second. What cannot be queued or sent is counted as shed, never hidden.
+ * second. While no coordinator is subscribed, records wait in the queue
+ * instead of vanishing into a PUB socket nobody reads; what does not fit is
+ * shed and counted, never hidden.
  */
 #ifndef MSCOPE_PUBLISH_H
 #define MSCOPE_PUBLISH_H
@@ -40,6 +42,7 @@ typedef struct publish_opts {
 
 typedef struct publish_stats {
     uint64_t published, shed, batches, heartbeats;
+    uint64_t queued; /* waiting to be sent */
 } publish_stats;
 
 typedef struct publisher publisher_t;

@@ -38,12 +38,16 @@ def load_pb(d):
 class Sub:
     """The coordinator's side of the bus, bound; collects everything."""
 
-    def __init__(self, pb):
+    def __init__(self, pb, port=None):
         self.pb = pb
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, 0)
-        self.port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        if port:
+            self.sock.bind(f"tcp://127.0.0.1:{port}")
+            self.port = port
+        else:
+            self.port = self.sock.bind_to_random_port("tcp://127.0.0.1")
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.batches, self.hbs = [], []
         self.stop = False
@@ -222,6 +226,46 @@ def test_shutdown_flush(pb, d):
     print(f"ok  shutdown flush: {len(finals) - before} flows closed at SIGTERM, all packets accounted")
 
 
+def free_tcp_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_coordinator_away(pb, d):
+    """No coordinator yet: records wait (bounded), the overflow is shed and
+    counted; when the coordinator appears it gets what waited."""
+    port = free_tcp_port()
+    store = os.path.join(d, "away")
+    rec = h.Daemon(store, "--coordinator", f"tcp://127.0.0.1:{port}", "--bus-queue", "300",
+                   "--flow-grace", "0", "--flow-idle", "1s")
+    try:
+        h.vxsend(os.path.join(d, "in.pcap"), rec.port, "--rate", 50000)
+        h.check(h.wait_for(lambda: (rec.stats() or {}).get("records_shed", 0) > 0, 20),
+                f"nothing shed with no coordinator and a 300-record queue: {rec.stats()}")
+        st = rec.stats()
+        h.check(st["records_published"] == 0 and st["records_queued"] == 300,
+                f"records must wait, not vanish, while nobody subscribes: {st}")
+        sub = Sub(pb, port)
+        h.check(h.wait_for(lambda: (rec.stats() or {}).get("records_published", 0) >= 300, 10),
+                f"queued records not delivered once the coordinator came: {rec.stats()}")
+        time.sleep(2.5)  # the last flows close (idle 1 s) and are published
+        st = rec.stats()
+        sub.close()
+        got = len(sub.records())
+        h.check(got == st["records_published"],
+                f"coordinator received {got}, recorder says {st['records_published']} published")
+        h.check(st["flow_records"] == st["records_published"] + st["records_shed"] + st["records_queued"],
+                f"records unaccounted for: {st}")
+    finally:
+        rec.stop()
+    print(f"ok  coordinator away: {st['records_shed']} shed and counted, {st['records_published']} "
+          f"delivered once it came")
+
+
 def main():
     h.init()
     d = h.tmpdir()
@@ -229,6 +273,7 @@ def main():
     test_bus_equals_json(pb, d)
     test_interim_idle_and_full(pb, d)
     test_shutdown_flush(pb, d)
+    test_coordinator_away(pb, d)
 
 
 if __name__ == "__main__":
