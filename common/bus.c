@@ -87,3 +87,71 @@ void bus_pub_close(bus_pub_t *b, int linger_ms)
     zmq_ctx_term(b->ctx);
     free(b);
 }
+
+struct bus_sub {
+    void *ctx;
+    void *sock;
+};
+
+bus_sub_t *bus_sub_new(const char *endpoint, int hwm, char *err, size_t errlen)
+{
+    bus_sub_t *b = xcalloc(1, sizeof *b);
+    b->ctx = zmq_ctx_new();
+    b->sock = b->ctx ? zmq_socket(b->ctx, ZMQ_SUB) : NULL;
+    if (!b->sock) {
+        snprintf(err, errlen, "zmq_socket(SUB) failed: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int zero = 0;
+    zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(b->sock, ZMQ_SUBSCRIBE, "", 0);
+    if (zmq_bind(b->sock, endpoint) < 0) {
+        snprintf(err, errlen, "zmq_bind(%s) failed: %s", endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    return b;
+fail:
+    if (b->sock) zmq_close(b->sock);
+    if (b->ctx) zmq_ctx_term(b->ctx);
+    free(b);
+    return NULL;
+}
+
+long bus_sub_recv(bus_sub_t *b, char *topic, size_t topiclen, void *data, size_t cap,
+                  int timeout_ms)
+{
+    zmq_pollitem_t it = { b->sock, 0, ZMQ_POLLIN, 0 };
+    int rc = zmq_poll(&it, 1, timeout_ms);
+    if (rc < 0) return errno == EINTR ? 0 : -errno;
+    if (rc == 0) return 0;
+    int n = zmq_recv(b->sock, topic, topiclen - 1, ZMQ_DONTWAIT);
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    topic[(size_t)n < topiclen - 1 ? (size_t)n : topiclen - 1] = 0;
+    int more = 0;
+    size_t ml = sizeof more;
+    zmq_getsockopt(b->sock, ZMQ_RCVMORE, &more, &ml);
+    if (!more) return -EPROTO;
+    n = zmq_recv(b->sock, data, cap, 0);
+    if (n < 0) return -errno;
+    long len = n;
+    zmq_getsockopt(b->sock, ZMQ_RCVMORE, &more, &ml);
+    int bad = 0;
+    while (more) { /* swallow extra frames of a malformed message */
+        char junk[64];
+        zmq_recv(b->sock, junk, sizeof junk, 0);
+        zmq_getsockopt(b->sock, ZMQ_RCVMORE, &more, &ml);
+        bad = 1;
+    }
+    if (bad) return -EPROTO;
+    if ((size_t)len > cap) return -EMSGSIZE;
+    return len;
+}
+
+void bus_sub_close(bus_sub_t *b)
+{
+    if (!b) return;
+    zmq_close(b->sock);
+    zmq_ctx_term(b->ctx);
+    free(b);
+}

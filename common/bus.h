@@ -35,4 +35,21 @@ int bus_pub_send(bus_pub_t *b, const char *topic, const void *data, size_t len);
 /* Close, giving queued messages up to linger_ms to leave. Accepts NULL. */
 void bus_pub_close(bus_pub_t *b, int linger_ms);
 
+
+/* ---- subscriber (the coordinator's end) ---------------------------------- */
+
+typedef struct bus_sub bus_sub_t;
+
+/* Bind a SUB socket on endpoint ("tcp://0.0.0.0:5556") subscribed to everything.
+ * hwm bounds what ZeroMQ queues for us. Returns NULL with err set. */
+bus_sub_t *bus_sub_new(const char *endpoint, int hwm, char *err, size_t errlen);
+
+/* Receive one [topic, data] message, waiting up to timeout_ms. topic gets
+ * at most topiclen-1 bytes, NUL-terminated; data up to cap bytes (longer
+ * messages are cut and reported as -EMSGSIZE). Returns the data length, 0 on
+ * timeout, or -errno; a message that is not two frames is -EPROTO. */
+long bus_sub_recv(bus_sub_t *b, char *topic, size_t topiclen, void *data, size_t cap,
+                  int timeout_ms);
+
+void bus_sub_close(bus_sub_t *b);
 #endif
