@@ -1,0 +1,316 @@
+/* main.c - mscope-coordinator: the recorders' bus into PostgreSQL.
+ *
+ *   mscope-coordinator --data-dir DIR [--db CONNINFO] [--bus tcp://0.0.0.0:5556]
+ *
+ * Built so far (issue 4 in progress): SUB on the bus, decoding of flow
+ * batches and heartbeats, gap detection per node, the node registry, and
+ * batched COPY of flow records into PostgreSQL - its own embedded server by
+ * default. While the database is unreachable, batches wait in memory
+ * (bounded, counted when dropped) and are retried every second.
+ */
+#include "bus.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "mirrorscope.pb-c.h"
+#include "pgembed.h"
+#include "timeparse.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define COORD_VERSION "0.1.0"
+#define MSG_MAX (64u << 20)
+
+typedef struct coord_settings {
+    char *data_dir, *db, *bus, *log_level, *stats_file;
+    int64_t pg_port, flush_interval, batch_records, max_pending;
+} coord_settings;
+
+#define O(f) offsetof(coord_settings, f)
+static const config_opt coord_opts[] = {
+    { "data-dir", 'd', CFG_STR, O(data_dir), NULL, 0, 0, "DIR", "state, and the embedded PostgreSQL (required)" },
+    { "db", 0, CFG_STR, O(db), NULL, 0, 0, "CONNINFO", "libpq connection string or URI of an existing server (no password here: use PGPASSFILE); default: PG* variables if PGHOST is set, else the embedded server" },
+    { "bus", 0, CFG_STR, O(bus), "tcp://0.0.0.0:5556", 0, 0, "ENDPOINT", "where recorders publish (SUB, bound)" },
+    { "pg-port", 0, CFG_INT, O(pg_port), "5433", 1, 65535, "PORT", "embedded PostgreSQL's port (its Unix socket name; it does not listen on the network)" },
+    { "flush-interval", 0, CFG_DURATION, O(flush_interval), "250ms", 1000000LL, 0, "DURATION", "write records at least this often" },
+    { "batch-records", 0, CFG_INT, O(batch_records), "20000", 1, 10000000, "N", "write when this many records wait" },
+    { "max-pending", 0, CFG_INT, O(max_pending), "2000000", 1000, 1000000000, "N", "records kept in memory while the database is away; beyond, dropped and counted" },
+    { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "counters as JSON (default: DIR/stats.json)" },
+    { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+#undef O
+
+typedef struct node_state {
+    char name[256];
+    int64_t start_ns;
+    uint64_t flow_seq, hb_seq, gaps;
+    Mirrorscope__Heartbeat *last_hb; /* owned, unpacked */
+    int hb_dirty;
+} node_state;
+
+typedef struct coord {
+    coord_settings cfg;
+    db_t *db;
+    char conninfo[1024];
+    db_batch pending;
+    node_state *nodes;
+    size_t nnodes, cap_nodes;
+    /* counters */
+    uint64_t batches, records_in, records_written, records_dropped, gaps, restarts, bad_messages,
+        db_errors, heartbeats;
+} coord;
+
+static volatile sig_atomic_t stop_flag;
+static void on_signal(int sig) { stop_flag = sig; }
+
+static node_state *node_get(coord *c, const char *name)
+{
+    for (size_t i = 0; i < c->nnodes; i++)
+        if (!strcmp(c->nodes[i].name, name)) return &c->nodes[i];
+    xgrow((void **)&c->nodes, &c->cap_nodes, c->nnodes + 1, sizeof *c->nodes);
+    node_state *n = &c->nodes[c->nnodes++];
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    log_info("new node %s", n->name);
+    return n;
+}
+
+/* Sequence check: same process start and a jump = lost messages; a new
+ * start time = the recorder restarted, not a gap. */
+static void check_seq(coord *c, node_state *n, int64_t start_ns, uint64_t seq, uint64_t *last,
+                      const char *topic)
+{
+    if (n->start_ns != start_ns) {
+        if (n->start_ns) {
+            c->restarts++;
+            log_info("node %s restarted", n->name);
+        }
+        n->start_ns = start_ns;
+        n->flow_seq = n->hb_seq = 0;
+        *last = 0;
+    }
+    if (*last && seq != *last + 1) {
+        uint64_t lost = seq > *last ? seq - *last - 1 : 0;
+        n->gaps += lost;
+        c->gaps += lost;
+        log_warn("node %s: %s sequence jumped from %" PRIu64 " to %" PRIu64 " (%" PRIu64
+                 " messages lost)", n->name, topic, *last, seq, lost);
+    }
+    *last = seq;
+}
+
+static void on_flow(coord *c, const uint8_t *data, size_t len)
+{
+    Mirrorscope__FlowBatch *b = mirrorscope__flow_batch__unpack(NULL, len, data);
+    if (!b || !b->node || !*b->node) {
+        c->bad_messages++;
+        log_warn("undecodable flow batch (%zu bytes) ignored", len);
+        if (b) mirrorscope__flow_batch__free_unpacked(b, NULL);
+        return;
+    }
+    node_state *n = node_get(c, b->node);
+    check_seq(c, n, b->start_ns, b->seq, &n->flow_seq, "flow");
+    c->batches++;
+    for (size_t i = 0; i < b->n_records; i++) {
+        c->records_in++;
+        if (c->pending.records >= (uint64_t)c->cfg.max_pending) {
+            c->records_dropped++;
+            continue;
+        }
+        db_batch_append(&c->pending, b->node, b->records[i]);
+    }
+    mirrorscope__flow_batch__free_unpacked(b, NULL);
+}
+
+static void on_hb(coord *c, const uint8_t *data, size_t len)
+{
+    Mirrorscope__Heartbeat *h = mirrorscope__heartbeat__unpack(NULL, len, data);
+    if (!h || !h->node || !*h->node) {
+        c->bad_messages++;
+        log_warn("undecodable heartbeat (%zu bytes) ignored", len);
+        if (h) mirrorscope__heartbeat__free_unpacked(h, NULL);
+        return;
+    }
+    node_state *n = node_get(c, h->node);
+    check_seq(c, n, h->start_ns, h->seq, &n->hb_seq, "hb");
+    if (n->last_hb) mirrorscope__heartbeat__free_unpacked(n->last_hb, NULL);
+    n->last_hb = h;
+    n->hb_dirty = 1;
+    c->heartbeats++;
+}
+
+static void reconnect(coord *c)
+{
+    char err[1024];
+    db_close(c->db);
+    c->db = db_open(c->conninfo, err, sizeof err);
+    if (!c->db) log_warn("database still unreachable: %s", err);
+    else log_info("database connection restored");
+}
+
+/* Write what waits; on failure keep it for the next try. */
+static void flush(coord *c)
+{
+    char err[1024];
+    if (!c->db) reconnect(c);
+    if (!c->db) return;
+    if (c->pending.records) {
+        uint64_t n = c->pending.records;
+        if (db_write(c->db, &c->pending, err, sizeof err) == 0) {
+            c->records_written += n;
+            db_batch_clear(&c->pending);
+        } else {
+            c->db_errors++;
+            log_warn("writing %" PRIu64 " flow records failed, will retry: %s", n, err);
+            if (!db_ok(c->db)) {
+                db_close(c->db);
+                c->db = NULL;
+            }
+            return;
+        }
+    }
+    for (size_t i = 0; i < c->nnodes; i++) {
+        node_state *n = &c->nodes[i];
+        if (!n->hb_dirty) continue;
+        if (db_upsert_node(c->db, n->last_hb, n->gaps, err, sizeof err) == 0) n->hb_dirty = 0;
+        else log_warn("node registry update failed: %s", err);
+    }
+}
+
+static void write_stats(coord *c)
+{
+    char path[4096], tmp[4200];
+    if (c->cfg.stats_file) snprintf(path, sizeof path, "%s", c->cfg.stats_file);
+    else snprintf(path, sizeof path, "%s/stats.json", c->cfg.data_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fprintf(f,
+            "{\n  \"version\": \"%s\",\n  \"nodes\": %zu,\n  \"batches\": %" PRIu64
+            ",\n  \"heartbeats\": %" PRIu64 ",\n  \"records_received\": %" PRIu64
+            ",\n  \"records_written\": %" PRIu64 ",\n  \"records_pending\": %" PRIu64
+            ",\n  \"records_dropped\": %" PRIu64 ",\n  \"gaps\": %" PRIu64
+            ",\n  \"restarts\": %" PRIu64 ",\n  \"bad_messages\": %" PRIu64
+            ",\n  \"db_errors\": %" PRIu64 ",\n  \"db_connected\": %d\n}\n",
+            COORD_VERSION, c->nnodes, c->batches, c->heartbeats, c->records_in,
+            c->records_written, c->pending.records, c->records_dropped, c->gaps, c->restarts,
+            c->bad_messages, c->db_errors, c->db != NULL);
+    if (fclose(f) == 0) rename(tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+    coord c;
+    memset(&c, 0, sizeof c);
+    log_init("mscope-coordinator");
+    char err[1024];
+    const char *pos[1];
+    int npos = 0, help = 0, rc = 2;
+    pgembed_t *pg = NULL;
+    bus_sub_t *bus = NULL;
+    uint8_t *msg = NULL;
+    if (config_defaults(coord_opts, &c.cfg) < 0) return 2;
+    if (config_parse_args(coord_opts, &c.cfg, argc, argv, 1, pos, 0, &npos, &help, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope-coordinator: %s\n", err);
+        goto out;
+    }
+    if (help) {
+        printf("usage: mscope-coordinator --data-dir DIR [options]\n\n"
+               "Receives flow records and heartbeats from recorders and keeps them in\n"
+               "PostgreSQL (its own embedded server unless --db or PGHOST is given).\n\noptions:\n");
+        config_print_help(coord_opts, stdout);
+        rc = 0;
+        goto out;
+    }
+    if (log_set_level(c.cfg.log_level) < 0 || !c.cfg.data_dir) {
+        fprintf(stderr, "mscope-coordinator: --data-dir is required and --log-level must be "
+                        "error/warn/info/debug (see --help)\n");
+        goto out;
+    }
+    if (c.cfg.db && strstr(c.cfg.db, "password")) {
+        fprintf(stderr, "mscope-coordinator: no passwords on the command line: put it in "
+                        "~/.pgpass or PGPASSFILE\n");
+        goto out;
+    }
+    rc = 1;
+    if (mkdir(c.cfg.data_dir, 0755) < 0 && errno != EEXIST) {
+        log_error("cannot create %s: %s", c.cfg.data_dir, strerror(errno));
+        goto out;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    if (c.cfg.db) {
+        snprintf(c.conninfo, sizeof c.conninfo, "%s", c.cfg.db);
+    } else if (getenv("PGHOST")) {
+        c.conninfo[0] = 0; /* libpq reads the PG* environment */
+    } else {
+        pg = pgembed_start(c.cfg.data_dir, (int)c.cfg.pg_port, c.conninfo, sizeof c.conninfo, err,
+                           sizeof err);
+        if (!pg) {
+            log_error("%s", err);
+            goto out;
+        }
+    }
+    c.db = db_open(c.conninfo, err, sizeof err);
+    if (!c.db) {
+        log_error("%s", err);
+        goto out;
+    }
+    bus = bus_sub_new(c.cfg.bus, 100000, err, sizeof err);
+    if (!bus) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("listening for recorders on %s", c.cfg.bus);
+    msg = xmalloc(MSG_MAX);
+    int64_t last_flush = timeparse_mono_ns(), last_stats = 0;
+    while (!stop_flag) {
+        char topic[32];
+        long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 50);
+        if (n > 0 && !strcmp(topic, "flow")) on_flow(&c, msg, (size_t)n);
+        else if (n > 0 && !strcmp(topic, "hb")) on_hb(&c, msg, (size_t)n);
+        else if (n != 0) {
+            c.bad_messages++;
+            log_warn("ignored a bus message (topic '%s', %ld)", topic, n);
+        }
+        int64_t now = timeparse_mono_ns();
+        int retry_wait = !c.db && now - last_flush < 1000000000LL;
+        if (!retry_wait && (now - last_flush >= c.cfg.flush_interval ||
+                            c.pending.records >= (uint64_t)c.cfg.batch_records)) {
+            flush(&c);
+            last_flush = now;
+        }
+        if (now - last_stats >= 1000000000LL) {
+            write_stats(&c);
+            last_stats = now;
+        }
+    }
+    log_info("signal %d: writing what is pending and stopping", (int)stop_flag);
+    flush(&c);
+    write_stats(&c);
+    rc = c.pending.records ? 1 : 0;
+    if (c.pending.records)
+        log_error("%" PRIu64 " flow records could not be written before exit", c.pending.records);
+out:
+    free(msg);
+    bus_sub_close(bus);
+    db_close(c.db);
+    pgembed_stop(pg);
+    for (size_t i = 0; i < c.nnodes; i++)
+        if (c.nodes[i].last_hb) mirrorscope__heartbeat__free_unpacked(c.nodes[i].last_hb, NULL);
+    free(c.nodes);
+    db_batch_free(&c.pending);
+    config_free(coord_opts, &c.cfg);
+    return rc;
+}
