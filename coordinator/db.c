@@ -182,9 +182,11 @@ static void db__cols(char *out, size_t len, const char *prefix, int with_types)
                                  with_types ? DB_COLS[i][1] : "");
 }
 
+static int db__migrate_v1(db_t *d, char *err, size_t errlen);
+static int db__migrate_v2(db_t *d, char *err, size_t errlen);
+
 static int db__migrate(db_t *d, char *err, size_t errlen)
 {
-    char cols[8192], sql[16384];
     if (db__exec(d, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
                     "applied_at timestamptz NOT NULL DEFAULT now())",
                  err, errlen) < 0)
@@ -197,8 +199,15 @@ static int db__migrate(db_t *d, char *err, size_t errlen)
     }
     int version = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
-    if (version >= 1) return 0;
-    /* v1: flows partitioned by day of first packet, and the node registry. */
+    if (version < 1 && db__migrate_v1(d, err, errlen) < 0) return -1;
+    if (version < 2 && db__migrate_v2(d, err, errlen) < 0) return -1;
+    return 0;
+}
+
+/* v1: flows partitioned by day of first packet, and the node registry. */
+static int db__migrate_v1(db_t *d, char *err, size_t errlen)
+{
+    char cols[8192], sql[16384];
     db__cols(cols, sizeof cols, "", 1);
     snprintf(sql, sizeof sql,
              "BEGIN;"
@@ -220,6 +229,35 @@ static int db__migrate(db_t *d, char *err, size_t errlen)
         return -1;
     }
     log_info("database schema migrated to version 1");
+    return 0;
+}
+
+#define DB_HIST 16 /* log2 buckets of a flow's mean ACK RTT in microseconds */
+
+/* v2: per-minute aggregates per node and server endpoint, for dashboards. */
+static int db__migrate_v2(db_t *d, char *err, size_t errlen)
+{
+    char sql[8192];
+    size_t n = (size_t)snprintf(sql, sizeof sql,
+        "BEGIN;"
+        "CREATE TABLE flow_minutes (minute timestamptz NOT NULL, node text NOT NULL, "
+        "server_ip inet NOT NULL, server_port integer NOT NULL, proto smallint NOT NULL, "
+        "flows bigint NOT NULL, packets bigint NOT NULL, bytes bigint NOT NULL, "
+        "retransmissions bigint NOT NULL, rtt_sum bigint NOT NULL, rtt_count bigint NOT NULL, "
+        "rtt_min bigint, rtt_max bigint, app_sum bigint NOT NULL, app_count bigint NOT NULL, "
+        "app_min bigint, app_max bigint");
+    for (int i = 0; i < DB_HIST; i++)
+        n += (size_t)snprintf(sql + n, sizeof sql - n, ", rtt_h%d bigint NOT NULL DEFAULT 0", i);
+    snprintf(sql + n, sizeof sql - n,
+             ", PRIMARY KEY (minute, node, server_ip, server_port, proto));"
+             "CREATE INDEX ON flow_minutes (minute);"
+             "INSERT INTO schema_migrations (version) VALUES (2);"
+             "COMMIT;");
+    if (db__exec(d, sql, err, errlen) < 0) {
+        PQclear(PQexec(d->conn, "ROLLBACK"));
+        return -1;
+    }
+    log_info("database schema migrated to version 2");
     return 0;
 }
 
@@ -317,19 +355,58 @@ int db_write(db_t *d, const db_batch *b, char *err, size_t errlen)
     while ((r = PQgetResult(d->conn))) PQclear(r);
     if (db__partitions(d, err, errlen) < 0) goto fail;
     /* One row per flow: the final record, else the latest interim. */
-    char cols[8192], upd[16384], sql[40000];
+    static char sql[65536]; /* one writer thread; too big for the stack */
+    char cols[8192], upd[16384];
     db__cols(cols, sizeof cols, "", 0);
     size_t used = 0;
     for (size_t i = 2; i < DB_NCOLS; i++)
         used += (size_t)snprintf(upd + used, sizeof upd - used, "%s = EXCLUDED.%s, ",
                                  DB_COLS[i][0], DB_COLS[i][0]);
+    /* Flows that became final in this very statement (not a repeated final)
+     * go into the per-minute aggregates once: RETURNING sees only rows the
+     * merge inserted or updated. */
+    char hist[4096];
+    size_t hn = 0;
+    for (int i = 0; i < DB_HIST; i++)
+        hn += (size_t)snprintf(hist + hn, sizeof hist - hn,
+                               ", count(*) FILTER (WHERE rtt_bucket %s %d)", i == DB_HIST - 1 ? ">=" : "=", i);
+    char hcols[1024], hupd[2048];
+    size_t hc = 0, hu = 0;
+    for (int i = 0; i < DB_HIST; i++) {
+        hc += (size_t)snprintf(hcols + hc, sizeof hcols - hc, ", rtt_h%d", i);
+        hu += (size_t)snprintf(hupd + hu, sizeof hupd - hu, ", rtt_h%d = flow_minutes.rtt_h%d + EXCLUDED.rtt_h%d", i, i, i);
+    }
     snprintf(sql, sizeof sql,
+             "WITH merged AS ("
              "INSERT INTO flows (%s, first_ts) "
              "SELECT DISTINCT ON (node, flow_id) %s, to_timestamp(first_ns / 1e9) "
              "FROM flows_staging ORDER BY node, flow_id, final DESC, last_ns DESC "
              "ON CONFLICT (node, flow_id, first_ts) DO UPDATE SET %s updated_at = now() "
-             "WHERE NOT flows.final",
-             cols, cols, upd);
+             "WHERE NOT flows.final RETURNING *), "
+             "fin AS (SELECT *, c2s_rtt_sum + s2c_rtt_sum AS rsum, c2s_rtt_count + s2c_rtt_count AS rcnt, "
+             "CASE WHEN c2s_rtt_count + s2c_rtt_count > 0 THEN floor(log(2, ((c2s_rtt_sum + s2c_rtt_sum) / "
+             "(c2s_rtt_count + s2c_rtt_count)) / 1000.0 + 1))::int ELSE -1 END AS rtt_bucket "
+             "FROM merged WHERE final AND server_ip IS NOT NULL) "
+             "INSERT INTO flow_minutes (minute, node, server_ip, server_port, proto, flows, packets, bytes, "
+             "retransmissions, rtt_sum, rtt_count, rtt_min, rtt_max, app_sum, app_count, app_min, app_max%s) "
+             "SELECT date_trunc('minute', first_ts), node, server_ip, server_port, proto, count(*), "
+             "sum(c2s_packets + s2c_packets), sum(c2s_ip_bytes + s2c_ip_bytes), "
+             "sum(c2s_retransmissions + s2c_retransmissions), sum(rsum), sum(rcnt), "
+             "min(least(nullif(c2s_rtt_min, 0), nullif(s2c_rtt_min, 0))) FILTER (WHERE rcnt > 0), "
+             "max(greatest(c2s_rtt_max, s2c_rtt_max)) FILTER (WHERE rcnt > 0), "
+             "sum(app_sum), sum(app_count), min(app_min) FILTER (WHERE app_count > 0), "
+             "max(app_max) FILTER (WHERE app_count > 0)%s "
+             "FROM fin GROUP BY 1, 2, 3, 4, 5 "
+             "ON CONFLICT (minute, node, server_ip, server_port, proto) DO UPDATE SET "
+             "flows = flow_minutes.flows + EXCLUDED.flows, packets = flow_minutes.packets + EXCLUDED.packets, "
+             "bytes = flow_minutes.bytes + EXCLUDED.bytes, retransmissions = flow_minutes.retransmissions + "
+             "EXCLUDED.retransmissions, rtt_sum = flow_minutes.rtt_sum + EXCLUDED.rtt_sum, rtt_count = "
+             "flow_minutes.rtt_count + EXCLUDED.rtt_count, rtt_min = least(flow_minutes.rtt_min, EXCLUDED.rtt_min), "
+             "rtt_max = greatest(flow_minutes.rtt_max, EXCLUDED.rtt_max), app_sum = flow_minutes.app_sum + "
+             "EXCLUDED.app_sum, app_count = flow_minutes.app_count + EXCLUDED.app_count, app_min = "
+             "least(flow_minutes.app_min, EXCLUDED.app_min), app_max = greatest(flow_minutes.app_max, "
+             "EXCLUDED.app_max)%s",
+             cols, cols, upd, hcols, hist, hupd);
     if (db__exec(d, sql, err, errlen) < 0) goto fail;
     if (db__exec(d, "TRUNCATE flows_staging", err, errlen) < 0) goto fail;
     if (db__exec(d, "COMMIT", err, errlen) < 0) goto fail;

@@ -99,6 +99,24 @@ def expected_rows(js, node):
     return rows
 
 
+def check_minutes(co):
+    """The per-minute aggregates sum to the flows they summarise."""
+    agg = co.sql("SELECT sum(flows), sum(packets), sum(bytes), sum(retransmissions), "
+                 "sum(rtt_count), sum(app_count), " +
+                 " + ".join(f"sum(rtt_h{i})" for i in range(16)) + " FROM flow_minutes")
+    flows = co.sql("SELECT count(*), sum(c2s_packets + s2c_packets), sum(c2s_ip_bytes + s2c_ip_bytes), "
+                   "sum(c2s_retransmissions + s2c_retransmissions), "
+                   "sum(c2s_rtt_count + s2c_rtt_count), sum(app_count), "
+                   "count(*) FILTER (WHERE c2s_rtt_count + s2c_rtt_count > 0) "
+                   "FROM flows WHERE final AND server_ip IS NOT NULL")
+    h.check(agg == flows, f"per-minute aggregates {agg} do not sum to the flows {flows}")
+    per_node = co.sql("SELECT node, sum(flows) FROM flow_minutes GROUP BY 1 ORDER BY 1")
+    per_node_flows = co.sql("SELECT node, count(*) FROM flows WHERE final AND server_ip IS NOT NULL "
+                            "GROUP BY 1 ORDER BY 1")
+    h.check(per_node == per_node_flows, f"per node: {per_node} vs {per_node_flows}")
+    print(f"ok  per-minute aggregates sum to the flows ({agg[0][0]} flows)")
+
+
 def main():
     global COORD
     h.init()
@@ -128,6 +146,7 @@ def main():
         st = co.stats()
         h.check(st["gaps"] == 0 and st["bad_messages"] == 0, f"stats {st}")
         print(f"ok  two recorders: flows table == --flows-json ({len(want)} records); nodes known")
+        check_minutes(co)
 
         # PostgreSQL away for 15 s while a recorder publishes: nothing lost or doubled.
         co.pg_ctl("stop")
@@ -146,6 +165,7 @@ def main():
         dup = co.sql("SELECT count(*) FROM (SELECT node, flow_id FROM flows GROUP BY 1, 2 "
                      "HAVING count(*) > 1) x")
         h.check(dup == [["0"]], f"duplicated flows: {dup}")
+        check_minutes(co)
         print(f"ok  PostgreSQL stopped 15 s: {len(more)} records waited and were written once")
     finally:
         rc = co.stop()
