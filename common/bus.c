@@ -155,3 +155,139 @@ void bus_sub_close(bus_sub_t *b)
     zmq_ctx_term(b->ctx);
     free(b);
 }
+
+#define RPC_ENVELOPE_MAX 8
+
+struct bus_rpc {
+    void *ctx;
+    void *sock;
+    zmq_msg_t env[RPC_ENVELOPE_MAX];
+    int nenv;
+};
+
+bus_rpc_t *bus_rpc_new(const char *endpoint, char *err, size_t errlen)
+{
+    bus_rpc_t *r = xcalloc(1, sizeof *r);
+    r->ctx = zmq_ctx_new();
+    r->sock = r->ctx ? zmq_socket(r->ctx, ZMQ_ROUTER) : NULL;
+    if (!r->sock) {
+        snprintf(err, errlen, "zmq_socket(ROUTER) failed: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int zero = 0, maxmsg = 1 << 20;
+    int64_t maxsize = maxmsg;
+    zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero);
+    /* A request is small: refuse anything over 1 MiB at the transport. */
+    zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
+    if (zmq_bind(r->sock, endpoint) < 0) {
+        snprintf(err, errlen, "zmq_bind(%s) failed: %s", endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    return r;
+fail:
+    if (r->sock) zmq_close(r->sock);
+    if (r->ctx) zmq_ctx_term(r->ctx);
+    free(r);
+    return NULL;
+}
+
+static void bus__rpc_drop_env(bus_rpc_t *r)
+{
+    for (int i = 0; i < r->nenv; i++) zmq_msg_close(&r->env[i]);
+    r->nenv = 0;
+}
+
+long bus_rpc_recv(bus_rpc_t *r, void *data, size_t cap, int timeout_ms)
+{
+    zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
+    int rc = zmq_poll(&it, 1, timeout_ms);
+    if (rc <= 0) return rc < 0 && errno != EINTR ? -errno : 0;
+    bus__rpc_drop_env(r);
+    /* Envelope: identity frames up to and including the empty delimiter
+     * (REQ clients), or just the identity (DEALER clients). */
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, r->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            return -errno;
+        }
+        int more = zmq_msg_more(&m);
+        size_t sz = zmq_msg_size(&m);
+        if (!more) { /* the body */
+            long len = (long)sz;
+            if (sz <= cap) memcpy(data, zmq_msg_data(&m), sz);
+            zmq_msg_close(&m);
+            return sz <= cap ? len : -EMSGSIZE;
+        }
+        if (r->nenv < RPC_ENVELOPE_MAX) r->env[r->nenv++] = m;
+        else zmq_msg_close(&m);
+        if (sz == 0) continue; /* delimiter kept; body follows */
+    }
+}
+
+int bus_rpc_reply(bus_rpc_t *r, const void *data, size_t len)
+{
+    for (int i = 0; i < r->nenv; i++) {
+        if (zmq_msg_send(&r->env[i], r->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            bus__rpc_drop_env(r);
+            return -errno;
+        }
+    }
+    r->nenv = 0; /* zmq_msg_send took the frames */
+    if (zmq_send(r->sock, data, len, ZMQ_DONTWAIT) < 0) return -errno;
+    return 0;
+}
+
+void bus_rpc_close(bus_rpc_t *r)
+{
+    if (!r) return;
+    bus__rpc_drop_env(r);
+    zmq_close(r->sock);
+    zmq_ctx_term(r->ctx);
+    free(r);
+}
+
+long bus_rpc_call(const char *endpoint, const void *req, size_t len, void **reply,
+                  int timeout_ms, char *err, size_t errlen)
+{
+    long rc = -1;
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    *reply = NULL;
+    if (zmq_connect(s, endpoint) < 0) {
+        snprintf(err, errlen, "zmq_connect(%s) failed: %s", endpoint, zmq_strerror(errno));
+        rc = -errno;
+        goto out;
+    }
+    if (zmq_send(s, req, len, 0) < 0) {
+        snprintf(err, errlen, "sending to %s failed: %s", endpoint, zmq_strerror(errno));
+        rc = -errno;
+        goto out;
+    }
+    zmq_pollitem_t it = { s, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll(&it, 1, timeout_ms) <= 0) {
+        snprintf(err, errlen, "no answer from %s within %d ms (is the coordinator running?)",
+                 endpoint, timeout_ms);
+        rc = -ETIMEDOUT;
+        goto out;
+    }
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, s, 0) < 0) {
+        snprintf(err, errlen, "receiving from %s failed: %s", endpoint, zmq_strerror(errno));
+        rc = -errno;
+        zmq_msg_close(&m);
+        goto out;
+    }
+    rc = (long)zmq_msg_size(&m);
+    *reply = xmalloc((size_t)rc + 1);
+    memcpy(*reply, zmq_msg_data(&m), (size_t)rc);
+    zmq_msg_close(&m);
+out:
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return rc;
+}

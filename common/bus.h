@@ -52,4 +52,30 @@ long bus_sub_recv(bus_sub_t *b, char *topic, size_t topiclen, void *data, size_t
                   int timeout_ms);
 
 void bus_sub_close(bus_sub_t *b);
+/* ---- RPC server (ROUTER) ------------------------------------------------- */
+
+typedef struct bus_rpc bus_rpc_t;
+
+/* Bind a ROUTER socket for requests from REQ or DEALER clients. */
+bus_rpc_t *bus_rpc_new(const char *endpoint, char *err, size_t errlen);
+
+/* Receive one request, waiting up to timeout_ms. The routing envelope is
+ * kept inside the server until bus_rpc_reply(). Returns the body length, 0
+ * on timeout, -EMSGSIZE for an oversized body (answer it anyway), or -errno. */
+long bus_rpc_recv(bus_rpc_t *r, void *data, size_t cap, int timeout_ms);
+
+/* Answer the last request received. Returns 0 or -errno (a client that has
+ * gone away is not an error for the server: the reply is dropped). */
+int bus_rpc_reply(bus_rpc_t *r, const void *data, size_t len);
+
+void bus_rpc_close(bus_rpc_t *r);
+
+/* ---- RPC client (DEALER) ------------------------------------------------- */
+
+/* One request, one reply, waiting up to timeout_ms for it. On success the
+ * reply (malloc'd) is in *reply. Returns its length, or -ETIMEDOUT /
+ * -errno with err set. */
+long bus_rpc_call(const char *endpoint, const void *req, size_t len, void **reply,
+                  int timeout_ms, char *err, size_t errlen);
+
 #endif

@@ -450,3 +450,362 @@ int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, cha
     PQclear(r);
     return ok ? 0 : -1;
 }
+
+/* ---- RPC queries ----------------------------------------------------------- */
+
+static int64_t db__i(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static char *db__s(PGresult *r, int row, int col) { return xstrdup(PQgetvalue(r, row, col)); }
+
+static ProtobufCBinaryData db__ipbytes(const char *s)
+{
+    ProtobufCBinaryData b = { 0, NULL };
+    uint8_t tmp[16];
+    if (inet_pton(AF_INET, s, tmp) == 1) b.len = 4;
+    else if (inet_pton(AF_INET6, s, tmp) == 1) b.len = 16;
+    else return b;
+    b.data = xmalloc(b.len);
+    memcpy(b.data, tmp, b.len);
+    return b;
+}
+
+/* Run a parameterised query; distinguish "your input is wrong" (SQLSTATE
+ * class 22, data exceptions: a bad inet, say) from "we failed". */
+static PGresult *db__query(db_t *d, const char *sql, int n, const char *const *params,
+                           int *bad_request, char *err, size_t errlen)
+{
+    if (!db_ok(d)) {
+        snprintf(err, errlen, "the database is not reachable right now");
+        return NULL;
+    }
+    PGresult *r = PQexecParams(d->conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (bad_request && state && !strncmp(state, "22", 2)) *bad_request = 1;
+    snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    return NULL;
+}
+
+int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Response *resp,
+                  char *err, size_t errlen)
+{
+    char st[32], dd[32];
+    snprintf(st, sizeof st, "%" PRId64, stale_ns / 1000000);
+    snprintf(dd, sizeof dd, "%" PRId64, dead_ns / 1000000);
+    const char *params[] = { st, dd };
+    PGresult *r = db__query(d,
+        "SELECT node, start_ns, version, search_endpoint, "
+        "(extract(epoch from last_seen) * 1e9)::bigint, "
+        "CASE WHEN now() - last_seen > $2::bigint * interval '1 millisecond' THEN 'dead' "
+        "WHEN now() - last_seen > $1::bigint * interval '1 millisecond' THEN 'stale' ELSE 'alive' END, "
+        "rx_packets, stored_packets, flows_active, records_published, records_shed, gaps "
+        "FROM nodes ORDER BY node", 2, params, NULL, err, errlen);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    resp->n_nodes = (size_t)n;
+    resp->nodes = xcalloc((size_t)n + 1, sizeof *resp->nodes);
+    for (int i = 0; i < n; i++) {
+        Mirrorscope__NodeInfo *ni = xmalloc(sizeof *ni);
+        mirrorscope__node_info__init(ni);
+        ni->node = db__s(r, i, 0);
+        ni->start_ns = db__i(r, i, 1);
+        ni->version = db__s(r, i, 2);
+        ni->search_endpoint = db__s(r, i, 3);
+        ni->last_seen_ns = db__i(r, i, 4);
+        ni->state = db__s(r, i, 5);
+        ni->rx_packets = (uint64_t)db__i(r, i, 6);
+        ni->stored_packets = (uint64_t)db__i(r, i, 7);
+        ni->flows_active = (uint64_t)db__i(r, i, 8);
+        ni->records_published = (uint64_t)db__i(r, i, 9);
+        ni->records_shed = (uint64_t)db__i(r, i, 10);
+        ni->gaps = (uint64_t)db__i(r, i, 11);
+        resp->nodes[i] = ni;
+    }
+    PQclear(r);
+    return 0;
+}
+
+static Mirrorscope__Direction *db__dir_from(PGresult *r, int row, int col, Mirrorscope__Stat **rtt)
+{
+    Mirrorscope__Direction *d = xmalloc(sizeof *d);
+    mirrorscope__direction__init(d);
+    d->packets = (uint64_t)db__i(r, row, col + 0);
+    d->ip_bytes = (uint64_t)db__i(r, row, col + 1);
+    d->payload_bytes = (uint64_t)db__i(r, row, col + 2);
+    d->retransmissions = (uint32_t)db__i(r, row, col + 3);
+    d->fast_retransmissions = (uint32_t)db__i(r, row, col + 4);
+    d->spurious_retransmissions = (uint32_t)db__i(r, row, col + 5);
+    d->out_of_order = (uint32_t)db__i(r, row, col + 6);
+    d->dup_acks = (uint32_t)db__i(r, row, col + 7);
+    d->lost_segments = (uint32_t)db__i(r, row, col + 8);
+    d->zero_windows = (uint32_t)db__i(r, row, col + 9);
+    d->window_full = (uint32_t)db__i(r, row, col + 10);
+    d->keep_alives = (uint32_t)db__i(r, row, col + 11);
+    d->rsts = (uint32_t)db__i(r, row, col + 12);
+    d->fins = (uint32_t)db__i(r, row, col + 13);
+    *rtt = xmalloc(sizeof **rtt);
+    mirrorscope__stat__init(*rtt);
+    (*rtt)->count = (uint64_t)db__i(r, row, col + 14);
+    (*rtt)->min = db__i(r, row, col + 15);
+    (*rtt)->max = db__i(r, row, col + 16);
+    (*rtt)->sum = db__i(r, row, col + 17);
+    d->rtt_ns = *rtt;
+    return d;
+}
+
+static Mirrorscope__FlowRecord *db__record_from(PGresult *r, int i)
+{
+    /* Columns in DB_COLS order, observer/ips as text via host(). */
+    Mirrorscope__FlowRecord *m = xmalloc(sizeof *m);
+    mirrorscope__flow_record__init(m);
+    m->flow_id = (uint64_t)db__i(r, i, 1);
+    m->vni = (uint32_t)db__i(r, i, 2);
+    m->observer = db__ipbytes(PQgetvalue(r, i, 3));
+    m->proto = (uint32_t)db__i(r, i, 4);
+    m->client = xmalloc(sizeof *m->client);
+    mirrorscope__endpoint__init(m->client);
+    m->client->ip = db__ipbytes(PQgetvalue(r, i, 5));
+    m->client->port = (uint32_t)db__i(r, i, 6);
+    m->server = xmalloc(sizeof *m->server);
+    mirrorscope__endpoint__init(m->server);
+    m->server->ip = db__ipbytes(PQgetvalue(r, i, 7));
+    m->server->port = (uint32_t)db__i(r, i, 8);
+    m->first_ns = db__i(r, i, 9);
+    m->last_ns = db__i(r, i, 10);
+    Mirrorscope__Stat *rtt;
+    m->c2s = db__dir_from(r, i, 11, &rtt);
+    m->s2c = db__dir_from(r, i, 29, &rtt);
+    int c = 47;
+    m->handshake = xmalloc(sizeof *m->handshake);
+    mirrorscope__handshake__init(m->handshake);
+    m->handshake->seen = (uint32_t)db__i(r, i, c);
+    m->handshake->complete = (m->handshake->seen & 7) == 7;
+    m->handshake->syn_ns = db__i(r, i, c + 1);
+    m->handshake->synack_ns = db__i(r, i, c + 2);
+    m->handshake->ack_ns = db__i(r, i, c + 3);
+    m->handshake->initial_rtt_ns = db__i(r, i, c + 4);
+    if ((m->handshake->seen & 3) == 3)
+        m->handshake->server_setup_ns = m->handshake->synack_ns - m->handshake->syn_ns;
+    if ((m->handshake->seen & 6) == 6)
+        m->handshake->client_setup_ns = m->handshake->ack_ns - m->handshake->synack_ns;
+    m->app_response_ns = xmalloc(sizeof *m->app_response_ns);
+    mirrorscope__stat__init(m->app_response_ns);
+    m->app_response_ns->count = (uint64_t)db__i(r, i, c + 5);
+    m->app_response_ns->min = db__i(r, i, c + 6);
+    m->app_response_ns->max = db__i(r, i, c + 7);
+    m->app_response_ns->sum = db__i(r, i, c + 8);
+    m->conn_state = db__s(r, i, c + 9);
+    m->history = db__s(r, i, c + 10);
+    m->final = PQgetvalue(r, i, c + 11)[0] == 't';
+    return m;
+}
+
+_Static_assert(DB_NCOLS == 59, "db__record_from() reads the columns by position");
+
+int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
+                   int *bad_request, char *err, size_t errlen)
+{
+    static const struct { const char *name, *sql; } orders[] = {
+        { "first", "first_ns" }, { "last", "last_ns DESC" },
+        { "bytes", "(c2s_ip_bytes + s2c_ip_bytes) DESC" },
+        { "packets", "(c2s_packets + s2c_packets) DESC" },
+        { "rtt", "((c2s_rtt_sum + s2c_rtt_sum) / nullif(c2s_rtt_count + s2c_rtt_count, 0)) DESC NULLS LAST" },
+        { "retransmissions", "(c2s_retransmissions + s2c_retransmissions) DESC" },
+    };
+    const char *order = NULL;
+    const char *ob = q->order_by && *q->order_by ? q->order_by : "first";
+    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++)
+        if (!strcmp(ob, orders[i].name)) order = orders[i].sql;
+    if (!order) {
+        *bad_request = 1;
+        snprintf(err, errlen, "order_by must be first, last, bytes, packets, rtt or retransmissions");
+        return -1;
+    }
+    char p[9][64];
+    int64_t to = q->to_ns ? q->to_ns : INT64_MAX / 2;
+    uint32_t limit = q->limit ? (q->limit > 10000 ? 10000 : q->limit) : 100;
+    snprintf(p[0], 64, "%" PRId64, q->from_ns);
+    snprintf(p[1], 64, "%" PRId64, to);
+    snprintf(p[3], 64, "%u", q->port);
+    snprintf(p[4], 64, "%u", q->proto);
+    snprintf(p[5], 64, "%" PRId64, q->min_rtt_ns);
+    snprintf(p[6], 64, "%s", q->only_retransmissions ? "t" : "f");
+    snprintf(p[7], 64, "%u", limit);
+    const char *params[] = { p[0], p[1], q->host && *q->host ? q->host : NULL, p[3], p[4], p[5],
+                             p[6], p[7], q->node && *q->node ? q->node : NULL };
+    char cols[8192], sql[16384];
+    db__cols(cols, sizeof cols, "", 0);
+    /* host() would lose nothing here; ::text keeps "/32" off the addresses */
+    snprintf(sql, sizeof sql,
+             "SELECT node, flow_id, vni, host(observer), proto, host(client_ip), client_port, "
+             "host(server_ip), server_port, first_ns, last_ns, %s FROM flows "
+             "WHERE first_ts >= to_timestamp($1::bigint / 1e9) AND first_ns < $2::bigint "
+             "AND ($3::inet IS NULL OR client_ip = $3::inet OR server_ip = $3::inet) "
+             "AND ($4::int = 0 OR client_port = $4::int OR server_port = $4::int) "
+             "AND ($5::int = 0 OR proto = $5::int) "
+             "AND ($6::bigint = 0 OR (c2s_rtt_count + s2c_rtt_count > 0 AND "
+             "(c2s_rtt_sum + s2c_rtt_sum) / (c2s_rtt_count + s2c_rtt_count) >= $6::bigint)) "
+             "AND (NOT $7::boolean OR c2s_retransmissions + s2c_retransmissions > 0) "
+             "AND ($9::text IS NULL OR node = $9::text) "
+             "ORDER BY %s LIMIT $8::int",
+             cols + strlen("node, flow_id, vni, observer, proto, client_ip, client_port, "
+                           "server_ip, server_port, first_ns, last_ns, "),
+             order);
+    PGresult *r = db__query(d, sql, 9, params, bad_request, err, errlen);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    resp->n_flows = (size_t)n;
+    resp->flows = xcalloc((size_t)n + 1, sizeof *resp->flows);
+    for (int i = 0; i < n; i++) {
+        Mirrorscope__FlowRow *row = xmalloc(sizeof *row);
+        mirrorscope__flow_row__init(row);
+        row->node = db__s(r, i, 0);
+        row->record = db__record_from(r, i);
+        resp->flows[i] = row;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int db_top_talkers(db_t *d, const Mirrorscope__TopTalkers *q, Mirrorscope__Response *resp,
+                   int *bad_request, char *err, size_t errlen)
+{
+    const char *by = q->by && *q->by ? q->by : "server";
+    const char *metric = q->metric && *q->metric ? q->metric : "bytes";
+    const char *group, *mcol;
+    if (!strcmp(by, "server")) group = "server_ip, server_port";
+    else if (!strcmp(by, "client")) group = "client_ip, 0";
+    else {
+        *bad_request = 1;
+        snprintf(err, errlen, "by must be server or client");
+        return -1;
+    }
+    if (!strcmp(metric, "bytes")) mcol = "5"; /* positions in the select list */
+    else if (!strcmp(metric, "packets")) mcol = "4";
+    else if (!strcmp(metric, "flows")) mcol = "3";
+    else if (!strcmp(metric, "retransmissions")) mcol = "6";
+    else {
+        *bad_request = 1;
+        snprintf(err, errlen, "metric must be bytes, packets, flows or retransmissions");
+        return -1;
+    }
+    char p[3][32];
+    snprintf(p[0], 32, "%" PRId64, q->from_ns);
+    snprintf(p[1], 32, "%" PRId64, q->to_ns ? q->to_ns : INT64_MAX / 2);
+    snprintf(p[2], 32, "%u", q->limit ? (q->limit > 1000 ? 1000 : q->limit) : 10);
+    const char *params[] = { p[0], p[1], p[2] };
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "SELECT %s, count(*), sum(c2s_packets + s2c_packets), "
+             "sum(c2s_ip_bytes + s2c_ip_bytes), sum(c2s_retransmissions + s2c_retransmissions) "
+             "FROM flows WHERE first_ts >= to_timestamp($1::bigint / 1e9) AND first_ns < $2::bigint "
+             "AND %s IS NOT NULL GROUP BY %s ORDER BY %s DESC LIMIT $3::int",
+             !strcmp(by, "server") ? "host(server_ip), server_port" : "host(client_ip), 0",
+             !strcmp(by, "server") ? "server_ip" : "client_ip", group, mcol);
+    PGresult *r = db__query(d, sql, 3, params, bad_request, err, errlen);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    resp->n_talkers = (size_t)n;
+    resp->talkers = xcalloc((size_t)n + 1, sizeof *resp->talkers);
+    for (int i = 0; i < n; i++) {
+        Mirrorscope__TalkerRow *t = xmalloc(sizeof *t);
+        mirrorscope__talker_row__init(t);
+        t->ip = db__ipbytes(PQgetvalue(r, i, 0));
+        t->port = (uint32_t)db__i(r, i, 1);
+        t->flows = (uint64_t)db__i(r, i, 2);
+        t->packets = (uint64_t)db__i(r, i, 3);
+        t->bytes = (uint64_t)db__i(r, i, 4);
+        t->retransmissions = (uint64_t)db__i(r, i, 5);
+        resp->talkers[i] = t;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int db_time_series(db_t *d, const Mirrorscope__TimeSeries *q, Mirrorscope__Response *resp,
+                   int *bad_request, char *err, size_t errlen)
+{
+    char p[4][32];
+    snprintf(p[0], 32, "%" PRId64, q->from_ns);
+    snprintf(p[1], 32, "%" PRId64, q->to_ns ? q->to_ns : INT64_MAX / 2);
+    snprintf(p[2], 32, "%u", q->server_port);
+    const char *params[] = { p[0], p[1], q->node && *q->node ? q->node : NULL,
+                             q->server_ip && *q->server_ip ? q->server_ip : NULL, p[2] };
+    PGresult *r = db__query(d,
+        "SELECT (extract(epoch from minute) * 1e9)::bigint, sum(flows), sum(packets), sum(bytes), "
+        "sum(retransmissions), sum(rtt_sum), sum(rtt_count), sum(app_sum), sum(app_count) "
+        "FROM flow_minutes WHERE minute >= date_trunc('minute', to_timestamp($1::bigint / 1e9)) "
+        "AND minute < to_timestamp($2::bigint / 1e9) AND ($3::text IS NULL OR node = $3::text) "
+        "AND ($4::inet IS NULL OR server_ip = $4::inet) AND ($5::int = 0 OR server_port = $5::int) "
+        "GROUP BY 1 ORDER BY 1 LIMIT 100000", 5, params, bad_request, err, errlen);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    resp->n_minutes = (size_t)n;
+    resp->minutes = xcalloc((size_t)n + 1, sizeof *resp->minutes);
+    for (int i = 0; i < n; i++) {
+        Mirrorscope__MinuteRow *m = xmalloc(sizeof *m);
+        mirrorscope__minute_row__init(m);
+        m->minute_ns = db__i(r, i, 0);
+        m->flows = (uint64_t)db__i(r, i, 1);
+        m->packets = (uint64_t)db__i(r, i, 2);
+        m->bytes = (uint64_t)db__i(r, i, 3);
+        m->retransmissions = (uint64_t)db__i(r, i, 4);
+        m->rtt_sum = db__i(r, i, 5);
+        m->rtt_count = (uint64_t)db__i(r, i, 6);
+        m->app_sum = db__i(r, i, 7);
+        m->app_count = (uint64_t)db__i(r, i, 8);
+        resp->minutes[i] = m;
+    }
+    PQclear(r);
+    return 0;
+}
+
+static void db__free_record(Mirrorscope__FlowRecord *m)
+{
+    if (!m) return;
+    free(m->observer.data);
+    if (m->client) free(m->client->ip.data);
+    if (m->server) free(m->server->ip.data);
+    free(m->client);
+    free(m->server);
+    if (m->c2s) free(m->c2s->rtt_ns);
+    if (m->s2c) free(m->s2c->rtt_ns);
+    free(m->c2s);
+    free(m->s2c);
+    free(m->handshake);
+    free(m->app_response_ns);
+    free(m->conn_state);
+    free(m->history);
+    free(m);
+}
+
+void db_response_free(Mirrorscope__Response *resp)
+{
+    for (size_t i = 0; i < resp->n_nodes; i++) {
+        Mirrorscope__NodeInfo *n = resp->nodes[i];
+        free(n->node);
+        free(n->version);
+        free(n->search_endpoint);
+        free(n->state);
+        free(n);
+    }
+    for (size_t i = 0; i < resp->n_flows; i++) {
+        free(resp->flows[i]->node);
+        db__free_record(resp->flows[i]->record);
+        free(resp->flows[i]);
+    }
+    for (size_t i = 0; i < resp->n_talkers; i++) {
+        free(resp->talkers[i]->ip.data);
+        free(resp->talkers[i]);
+    }
+    for (size_t i = 0; i < resp->n_minutes; i++) free(resp->minutes[i]);
+    free(resp->nodes);
+    free(resp->flows);
+    free(resp->talkers);
+    free(resp->minutes);
+    resp->n_nodes = resp->n_flows = resp->n_talkers = resp->n_minutes = 0;
+}

@@ -43,4 +43,19 @@ int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, cha
 /* 1 when the connection is usable. */
 int db_ok(db_t *d);
 
+/* ---- queries for the RPC API ---------------------------------------------
+ * Each fills the repeated fields of resp (allocations owned by the caller's
+ * arena: free with db_response_free()). Filter values travel as $n
+ * parameters only. Returns 0, or -1 with err set; bad_request is set when
+ * the request itself was wrong (e.g. a host that is not an address). */
+int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Response *resp,
+                  char *err, size_t errlen);
+int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
+                   int *bad_request, char *err, size_t errlen);
+int db_top_talkers(db_t *d, const Mirrorscope__TopTalkers *q, Mirrorscope__Response *resp,
+                   int *bad_request, char *err, size_t errlen);
+int db_time_series(db_t *d, const Mirrorscope__TimeSeries *q, Mirrorscope__Response *resp,
+                   int *bad_request, char *err, size_t errlen);
+void db_response_free(Mirrorscope__Response *resp);
+
 #endif

@@ -2,11 +2,13 @@
  *
  *   mscope-coordinator --data-dir DIR [--db CONNINFO] [--bus tcp://0.0.0.0:5556]
  *
- * Built so far (issue 4 in progress): SUB on the bus, decoding of flow
- * batches and heartbeats, gap detection per node, the node registry, and
- * batched COPY of flow records into PostgreSQL - its own embedded server by
- * default. While the database is unreachable, batches wait in memory
- * (bounded, counted when dropped) and are retried every second.
+ * SUB on the bus: flow batches and heartbeats, gap detection per node, the
+ * node registry, batched COPY of flow records and per-minute aggregates
+ * into PostgreSQL - its own embedded server by default. While the database
+ * is unreachable, batches wait in memory (bounded, counted when dropped)
+ * and are retried every second. A ROUTER socket answers the protobuf RPC
+ * API (list nodes, query flows, top talkers, time series), each request
+ * authenticated by the token in DIR/rpc.token.
  */
 #include "bus.h"
 #include "config.h"
@@ -18,6 +20,7 @@
 #include "xmalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stddef.h>
@@ -31,8 +34,8 @@
 #define MSG_MAX (64u << 20)
 
 typedef struct coord_settings {
-    char *data_dir, *db, *bus, *log_level, *stats_file;
-    int64_t pg_port, flush_interval, batch_records, max_pending;
+    char *data_dir, *db, *bus, *rpc, *token_file, *log_level, *stats_file;
+    int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after;
 } coord_settings;
 
 #define O(f) offsetof(coord_settings, f)
@@ -40,6 +43,10 @@ static const config_opt coord_opts[] = {
     { "data-dir", 'd', CFG_STR, O(data_dir), NULL, 0, 0, "DIR", "state, and the embedded PostgreSQL (required)" },
     { "db", 0, CFG_STR, O(db), NULL, 0, 0, "CONNINFO", "libpq connection string or URI of an existing server (no password here: use PGPASSFILE); default: PG* variables if PGHOST is set, else the embedded server" },
     { "bus", 0, CFG_STR, O(bus), "tcp://0.0.0.0:5556", 0, 0, "ENDPOINT", "where recorders publish (SUB, bound)" },
+    { "rpc", 0, CFG_STR, O(rpc), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "where clients (mscope) send requests (ROUTER, bound)" },
+    { "token-file", 0, CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the RPC token clients must present (default: DIR/rpc.token, created 0600 if missing)" },
+    { "stale-after", 0, CFG_DURATION, O(stale_after), "10s", 1000000000LL, 0, "DURATION", "a node without heartbeats this long is stale" },
+    { "dead-after", 0, CFG_DURATION, O(dead_after), "60s", 1000000000LL, 0, "DURATION", "... and dead after this long" },
     { "pg-port", 0, CFG_INT, O(pg_port), "5433", 1, 65535, "PORT", "embedded PostgreSQL's port (its Unix socket name; it does not listen on the network)" },
     { "flush-interval", 0, CFG_DURATION, O(flush_interval), "250ms", 1000000LL, 0, "DURATION", "write records at least this often" },
     { "batch-records", 0, CFG_INT, O(batch_records), "20000", 1, 10000000, "N", "write when this many records wait" },
@@ -67,7 +74,8 @@ typedef struct coord {
     size_t nnodes, cap_nodes;
     /* counters */
     uint64_t batches, records_in, records_written, records_dropped, gaps, restarts, bad_messages,
-        db_errors, heartbeats;
+        db_errors, heartbeats, rpc_requests, rpc_errors, rpc_unauthenticated;
+    char token[128];
 } coord;
 
 static volatile sig_atomic_t stop_flag;
@@ -187,6 +195,112 @@ static void flush(coord *c)
     }
 }
 
+/* The RPC token: read DIR/rpc.token, or create it (random, 0600). */
+static int load_token(coord *c, char *err, size_t errlen)
+{
+    char path[4096];
+    if (c->cfg.token_file) snprintf(path, sizeof path, "%s", c->cfg.token_file);
+    else snprintf(path, sizeof path, "%s/rpc.token", c->cfg.data_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        uint8_t rnd[24];
+        FILE *u = fopen("/dev/urandom", "r");
+        if (!u || fread(rnd, 1, sizeof rnd, u) != sizeof rnd) {
+            if (u) fclose(u);
+            snprintf(err, errlen, "cannot read /dev/urandom for a token");
+            return -1;
+        }
+        fclose(u);
+        for (size_t i = 0; i < sizeof rnd; i++) snprintf(c->token + 2 * i, 3, "%02x", rnd[i]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || write(fd, c->token, strlen(c->token)) < 0 || write(fd, "\n", 1) < 0) {
+            snprintf(err, errlen, "cannot create token file %.900s: %s", path, strerror(errno));
+            if (fd >= 0) close(fd);
+            return -1;
+        }
+        close(fd);
+        log_info("created RPC token file %s (give it to clients: mscope --token-file)", path);
+        return 0;
+    }
+    if (!fgets(c->token, sizeof c->token, f)) c->token[0] = 0;
+    fclose(f);
+    c->token[strcspn(c->token, "\r\n")] = 0;
+    if (strlen(c->token) < 16) {
+        snprintf(err, errlen, "token file %.900s holds no token of at least 16 characters", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Constant-time comparison: the time taken says nothing about the token. */
+static int token_ok(const char *want, const char *got)
+{
+    size_t lw = strlen(want), lg = got ? strlen(got) : 0;
+    unsigned diff = (unsigned)(lw ^ lg);
+    for (size_t i = 0; i < lw; i++) diff |= (unsigned)(want[i] ^ (i < lg ? got[i] : 0));
+    return diff == 0;
+}
+
+static void rpc_answer(coord *c, bus_rpc_t *rpc, const uint8_t *data, long len)
+{
+    Mirrorscope__Response resp;
+    mirrorscope__response__init(&resp);
+    char err[1024] = "";
+    int bad = 0, rc = 0;
+    Mirrorscope__Request *req = len > 0 ? mirrorscope__request__unpack(NULL, (size_t)len, data) : NULL;
+    c->rpc_requests++;
+    if (!req) {
+        resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
+        snprintf(err, sizeof err, len == -EMSGSIZE ? "request too large" : "not a Request message");
+    } else if (!token_ok(c->token, req->token)) {
+        resp.id = req->id;
+        resp.status = MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED;
+        snprintf(err, sizeof err, "missing or wrong token");
+        c->rpc_unauthenticated++;
+    } else {
+        resp.id = req->id;
+        if (!c->db) {
+            rc = -1;
+            snprintf(err, sizeof err, "the database is not reachable right now");
+        } else {
+            switch (req->body_case) {
+            case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
+                rc = db_list_nodes(c->db, c->cfg.stale_after, c->cfg.dead_after, &resp, err, sizeof err);
+                break;
+            case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
+                rc = db_query_flows(c->db, req->query_flows, &resp, &bad, err, sizeof err);
+                break;
+            case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
+                rc = db_top_talkers(c->db, req->top_talkers, &resp, &bad, err, sizeof err);
+                break;
+            case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES:
+                rc = db_time_series(c->db, req->time_series, &resp, &bad, err, sizeof err);
+                break;
+            default:
+                rc = -1;
+                bad = 1;
+                snprintf(err, sizeof err, "unknown request type");
+            }
+        }
+        if (rc < 0)
+            resp.status = bad ? MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST
+                              : MIRRORSCOPE__RESPONSE__STATUS__ERROR;
+    }
+    if (resp.status != MIRRORSCOPE__RESPONSE__STATUS__OK) {
+        c->rpc_errors++;
+        err[strcspn(err, "\n")] = 0;
+        resp.error = err;
+        log_debug("rpc request refused: %s", err);
+    }
+    size_t n = mirrorscope__response__get_packed_size(&resp);
+    uint8_t *out = xmalloc(n + 1);
+    mirrorscope__response__pack(&resp, out);
+    bus_rpc_reply(rpc, out, n);
+    free(out);
+    db_response_free(&resp);
+    if (req) mirrorscope__request__free_unpacked(req, NULL);
+}
+
 static void write_stats(coord *c)
 {
     char path[4096], tmp[4200];
@@ -201,10 +315,13 @@ static void write_stats(coord *c)
             ",\n  \"records_written\": %" PRIu64 ",\n  \"records_pending\": %" PRIu64
             ",\n  \"records_dropped\": %" PRIu64 ",\n  \"gaps\": %" PRIu64
             ",\n  \"restarts\": %" PRIu64 ",\n  \"bad_messages\": %" PRIu64
-            ",\n  \"db_errors\": %" PRIu64 ",\n  \"db_connected\": %d\n}\n",
+            ",\n  \"db_errors\": %" PRIu64 ",\n  \"db_connected\": %d"
+            ",\n  \"rpc_requests\": %" PRIu64 ",\n  \"rpc_errors\": %" PRIu64
+            ",\n  \"rpc_unauthenticated\": %" PRIu64 "\n}\n",
             COORD_VERSION, c->nnodes, c->batches, c->heartbeats, c->records_in,
             c->records_written, c->pending.records, c->records_dropped, c->gaps, c->restarts,
-            c->bad_messages, c->db_errors, c->db != NULL);
+            c->bad_messages, c->db_errors, c->db != NULL, c->rpc_requests, c->rpc_errors,
+            c->rpc_unauthenticated);
     if (fclose(f) == 0) rename(tmp, path);
 }
 
@@ -218,6 +335,7 @@ int main(int argc, char **argv)
     int npos = 0, help = 0, rc = 2;
     pgembed_t *pg = NULL;
     bus_sub_t *bus = NULL;
+    bus_rpc_t *rpc = NULL;
     uint8_t *msg = NULL;
     if (config_defaults(coord_opts, &c.cfg) < 0) return 2;
     if (config_parse_args(coord_opts, &c.cfg, argc, argv, 1, pos, 0, &npos, &help, err, sizeof err) < 0) {
@@ -273,16 +391,31 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("listening for recorders on %s", c.cfg.bus);
+    if (load_token(&c, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    rpc = bus_rpc_new(c.cfg.rpc, err, sizeof err);
+    if (!rpc) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("answering requests on %s", c.cfg.rpc);
     msg = xmalloc(MSG_MAX);
     int64_t last_flush = timeparse_mono_ns(), last_stats = 0;
     while (!stop_flag) {
         char topic[32];
-        long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 50);
+        long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 20);
         if (n > 0 && !strcmp(topic, "flow")) on_flow(&c, msg, (size_t)n);
         else if (n > 0 && !strcmp(topic, "hb")) on_hb(&c, msg, (size_t)n);
         else if (n != 0) {
             c.bad_messages++;
             log_warn("ignored a bus message (topic '%s', %ld)", topic, n);
+        }
+        long q;
+        while ((q = bus_rpc_recv(rpc, msg, MSG_MAX, 0)) != 0) {
+            if (q < 0 && q != -EMSGSIZE) break;
+            rpc_answer(&c, rpc, msg, q);
         }
         int64_t now = timeparse_mono_ns();
         int retry_wait = !c.db && now - last_flush < 1000000000LL;
@@ -304,6 +437,7 @@ int main(int argc, char **argv)
         log_error("%" PRIu64 " flow records could not be written before exit", c.pending.records);
 out:
     free(msg);
+    bus_rpc_close(rpc);
     bus_sub_close(bus);
     db_close(c.db);
     pgembed_stop(pg);

@@ -1,0 +1,395 @@
+/* main.c - mscope, the command line client of the coordinator's RPC API.
+ *
+ *   mscope nodes                      the recorders the coordinator knows
+ *   mscope flows [filters]            flow records (TCP analysis) from PostgreSQL
+ *   mscope top [--by server|client] [--metric bytes|packets|flows|retransmissions]
+ *   mscope series [--host IP --port N --node NAME]   per-minute time series
+ *
+ * Exit status: 0 success; 1 the coordinator failed or cannot be reached;
+ * 2 bad usage or a request it refused as bad; 3 authentication refused.
+ */
+#include "bus.h"
+#include "config.h"
+#include "flowkey.h"
+#include "flowrec.h"
+#include "log.h"
+#include "mirrorscope.pb-c.h"
+#include "timeparse.h"
+#include "xmalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct cli_settings {
+    char *coordinator, *token_file, *from, *to, *since, *host, *order, *node, *by, *metric;
+    int64_t limit, port, proto, timeout, min_rtt;
+    int json, retrans;
+} cli_settings;
+
+#define O(f) offsetof(cli_settings, f)
+static const config_opt cli_opts[] = {
+    { "coordinator", 'C', CFG_STR, O(coordinator), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "the coordinator's RPC address" },
+    { "token-file", 'k', CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the coordinator's token file (default: $MSCOPE_TOKEN_FILE, else /var/lib/mscope/coordinator/rpc.token)" },
+    { "json", 'j', CFG_BOOL, O(json), NULL, 0, 0, NULL, "JSON for scripts (flows: an array of --flows-json objects)" },
+    { "from", 0, CFG_STR, O(from), NULL, 0, 0, "TIME", "first instant (RFC 3339, Unix seconds, or a duration ago); default: 1h ago" },
+    { "to", 0, CFG_STR, O(to), NULL, 0, 0, "TIME", "end instant, exclusive; default: now" },
+    { "since", 0, CFG_STR, O(since), NULL, 0, 0, "DURATION", "same as --from DURATION" },
+    { "limit", 'n', CFG_INT, O(limit), "100", 1, 10000, "N", "rows at most (top: default 10)" },
+    { "host", 0, CFG_STR, O(host), NULL, 0, 0, "IP", "flows/series: client or server address" },
+    { "port", 0, CFG_INT, O(port), "0", 0, 65535, "N", "flows/series: client or server port" },
+    { "proto", 0, CFG_INT, O(proto), "0", 0, 255, "N", "flows: IP protocol (6 tcp, 17 udp)" },
+    { "min-rtt", 0, CFG_DURATION, O(min_rtt), "0", 0, 0, "DURATION", "flows: mean ACK RTT at least this" },
+    { "retrans", 0, CFG_BOOL, O(retrans), NULL, 0, 0, NULL, "flows: only flows with retransmissions" },
+    { "order", 0, CFG_STR, O(order), "first", 0, 0, "KEY", "flows: first, last, bytes, packets, rtt, retransmissions" },
+    { "node", 0, CFG_STR, O(node), NULL, 0, 0, "NAME", "flows/series: one recorder" },
+    { "by", 0, CFG_STR, O(by), "server", 0, 0, "SIDE", "top: server or client" },
+    { "metric", 0, CFG_STR, O(metric), "bytes", 0, 0, "M", "top: bytes, packets, flows, retransmissions" },
+    { "timeout", 0, CFG_DURATION, O(timeout), "10s", 1000000LL, 0, "DURATION", "how long to wait for the coordinator" },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+#undef O
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mscope COMMAND [options]\n\n"
+               "commands:\n"
+               "  nodes     the recorders the coordinator knows, and their state\n"
+               "  flows     flow records, newest analysis from every recorder\n"
+               "  top       top talkers by bytes, packets, flows or retransmissions\n"
+               "  series    per-minute time series\n\n"
+               "exit status: 0 ok, 1 coordinator unreachable or failed, 2 bad usage or request,\n"
+               "3 authentication refused\n\noptions:\n");
+    config_print_help(cli_opts, f);
+}
+
+static int read_token(const cli_settings *s, char *tok, size_t len)
+{
+    const char *path = s->token_file ? s->token_file : getenv("MSCOPE_TOKEN_FILE");
+    if (!path) path = "/var/lib/mscope/coordinator/rpc.token";
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "mscope: cannot read token file %s: %s (use --token-file)\n", path,
+                strerror(errno));
+        return -1;
+    }
+    if (!fgets(tok, (int)len, f)) tok[0] = 0;
+    fclose(f);
+    tok[strcspn(tok, "\r\n")] = 0;
+    return 0;
+}
+
+static void ip_str(ProtobufCBinaryData ip, char *out, size_t len)
+{
+    if (ip.len == 4) inet_ntop(AF_INET, ip.data, out, (socklen_t)len);
+    else if (ip.len == 16) inet_ntop(AF_INET6, ip.data, out, (socklen_t)len);
+    else snprintf(out, len, "-");
+}
+
+static void ip16(ProtobufCBinaryData ip, uint8_t out[16])
+{
+    memset(out, 0, 16);
+    if (ip.len == 4) decode_map4(ip.data, out);
+    else if (ip.len == 16) memcpy(out, ip.data, 16);
+}
+
+static void dir_from(flowrec_dir *d, const Mirrorscope__Direction *m)
+{
+    memset(d, 0, sizeof *d);
+    if (!m) return;
+    d->packets = m->packets;
+    d->ip_bytes = m->ip_bytes;
+    d->payload_bytes = m->payload_bytes;
+    d->retransmissions = m->retransmissions;
+    d->fast_retransmissions = m->fast_retransmissions;
+    d->spurious_retransmissions = m->spurious_retransmissions;
+    d->out_of_order = m->out_of_order;
+    d->dup_acks = m->dup_acks;
+    d->lost_segments = m->lost_segments;
+    d->zero_windows = m->zero_windows;
+    d->window_full = m->window_full;
+    d->keep_alives = m->keep_alives;
+    d->rsts = m->rsts;
+    d->fins = m->fins;
+    if (m->rtt_ns) {
+        d->rtt.count = m->rtt_ns->count;
+        d->rtt.min = m->rtt_ns->min;
+        d->rtt.max = m->rtt_ns->max;
+        d->rtt.sum = m->rtt_ns->sum;
+    }
+}
+
+/* The wire record as the recorder's flowrec, so JSON is printed by the same code. */
+static void rec_from(flowrec *r, const Mirrorscope__FlowRecord *m)
+{
+    memset(r, 0, sizeof *r);
+    r->flow_id = m->flow_id;
+    r->vni = m->vni;
+    ip16(m->observer, r->observer);
+    r->proto = (uint8_t)m->proto;
+    if (m->client) {
+        ip16(m->client->ip, r->client_ip);
+        r->client_port = (uint16_t)m->client->port;
+    }
+    if (m->server) {
+        ip16(m->server->ip, r->server_ip);
+        r->server_port = (uint16_t)m->server->port;
+    }
+    r->first_ns = m->first_ns;
+    r->last_ns = m->last_ns;
+    dir_from(&r->c2s, m->c2s);
+    dir_from(&r->s2c, m->s2c);
+    if (m->handshake) {
+        r->hs_seen = (uint8_t)m->handshake->seen;
+        r->syn_ns = m->handshake->syn_ns;
+        r->synack_ns = m->handshake->synack_ns;
+        r->ack_ns = m->handshake->ack_ns;
+        r->initial_rtt_ns = m->handshake->initial_rtt_ns;
+    }
+    if (m->app_response_ns) {
+        r->app_response.count = m->app_response_ns->count;
+        r->app_response.min = m->app_response_ns->min;
+        r->app_response.max = m->app_response_ns->max;
+        r->app_response.sum = m->app_response_ns->sum;
+    }
+    snprintf(r->conn_state, sizeof r->conn_state, "%s", m->conn_state ? m->conn_state : "");
+    snprintf(r->history, sizeof r->history, "%s", m->history ? m->history : "");
+    r->final = m->final;
+}
+
+static void fmt_time(int64_t ns, char *buf, size_t len)
+{
+    char full[64];
+    timeparse_format(ns, full, sizeof full);
+    snprintf(buf, len, "%.23s", full); /* to the millisecond */
+}
+
+static void print_nodes(const Mirrorscope__Response *r, int json)
+{
+    if (json) {
+        printf("[");
+        for (size_t i = 0; i < r->n_nodes; i++) {
+            const Mirrorscope__NodeInfo *n = r->nodes[i];
+            printf("%s{\"node\":\"%s\",\"state\":\"%s\",\"start_ns\":%" PRId64 ",\"last_seen_ns\":%" PRId64
+                   ",\"version\":\"%s\",\"search_endpoint\":\"%s\",\"rx_packets\":%" PRIu64
+                   ",\"stored_packets\":%" PRIu64 ",\"flows_active\":%" PRIu64
+                   ",\"records_published\":%" PRIu64 ",\"records_shed\":%" PRIu64 ",\"gaps\":%" PRIu64 "}",
+                   i ? "," : "", n->node, n->state, n->start_ns, n->last_seen_ns, n->version,
+                   n->search_endpoint, n->rx_packets, n->stored_packets, n->flows_active,
+                   n->records_published, n->records_shed, n->gaps);
+        }
+        printf("]\n");
+        return;
+    }
+    printf("%-24s %-6s %-23s %12s %12s %8s %6s  %s\n", "NODE", "STATE", "LAST SEEN", "RX PACKETS",
+           "STORED", "FLOWS", "GAPS", "SEARCH");
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Mirrorscope__NodeInfo *n = r->nodes[i];
+        char t[40];
+        fmt_time(n->last_seen_ns, t, sizeof t);
+        printf("%-24s %-6s %-23s %12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %6" PRIu64 "  %s\n", n->node,
+               n->state, t, n->rx_packets, n->stored_packets, n->flows_active, n->gaps,
+               n->search_endpoint);
+    }
+}
+
+static void print_flows(const Mirrorscope__Response *r, int json)
+{
+    if (json) {
+        printf("[");
+        for (size_t i = 0; i < r->n_flows; i++) {
+            flowrec rec;
+            char line[4096];
+            rec_from(&rec, r->flows[i]->record);
+            if (flowrec_json(&rec, r->flows[i]->node, line, sizeof line) > 0)
+                printf("%s%s", i ? ",\n" : "", line);
+        }
+        printf("]\n");
+        return;
+    }
+    printf("%-23s %-16s %-28s %-28s %5s %8s %10s %5s %9s %-5s\n", "FIRST", "NODE", "CLIENT", "SERVER",
+           "PROTO", "PACKETS", "BYTES", "RETX", "RTT ms", "STATE");
+    for (size_t i = 0; i < r->n_flows; i++) {
+        const Mirrorscope__FlowRecord *m = r->flows[i]->record;
+        char t[40], c[64], s[64], ce[80], se[80], rtt[16] = "-";
+        fmt_time(m->first_ns, t, sizeof t);
+        ip_str(m->client->ip, c, sizeof c);
+        ip_str(m->server->ip, s, sizeof s);
+        snprintf(ce, sizeof ce, "%s:%u", c, m->client->port);
+        snprintf(se, sizeof se, "%s:%u", s, m->server->port);
+        uint64_t cnt = m->c2s->rtt_ns->count + m->s2c->rtt_ns->count;
+        if (cnt)
+            snprintf(rtt, sizeof rtt, "%.3f",
+                     (double)(m->c2s->rtt_ns->sum + m->s2c->rtt_ns->sum) / (double)cnt / 1e6);
+        printf("%-23s %-16.16s %-28s %-28s %5u %8" PRIu64 " %10" PRIu64 " %5u %9s %-5s\n", t,
+               r->flows[i]->node, ce, se, m->proto, m->c2s->packets + m->s2c->packets,
+               m->c2s->ip_bytes + m->s2c->ip_bytes,
+               m->c2s->retransmissions + m->s2c->retransmissions, rtt, m->conn_state);
+    }
+}
+
+static void print_talkers(const Mirrorscope__Response *r, int json)
+{
+    if (!json)
+        printf("%-40s %10s %12s %14s %8s\n", "ENDPOINT", "FLOWS", "PACKETS", "BYTES", "RETX");
+    else
+        printf("[");
+    for (size_t i = 0; i < r->n_talkers; i++) {
+        const Mirrorscope__TalkerRow *t = r->talkers[i];
+        char ip[64], ep[80];
+        ip_str(t->ip, ip, sizeof ip);
+        if (t->port) snprintf(ep, sizeof ep, "%s:%u", ip, t->port);
+        else snprintf(ep, sizeof ep, "%s", ip);
+        if (json)
+            printf("%s{\"ip\":\"%s\",\"port\":%u,\"flows\":%" PRIu64 ",\"packets\":%" PRIu64
+                   ",\"bytes\":%" PRIu64 ",\"retransmissions\":%" PRIu64 "}",
+                   i ? "," : "", ip, t->port, t->flows, t->packets, t->bytes, t->retransmissions);
+        else
+            printf("%-40s %10" PRIu64 " %12" PRIu64 " %14" PRIu64 " %8" PRIu64 "\n", ep, t->flows,
+                   t->packets, t->bytes, t->retransmissions);
+    }
+    if (json) printf("]\n");
+}
+
+static void print_series(const Mirrorscope__Response *r, int json)
+{
+    if (!json)
+        printf("%-23s %8s %12s %14s %8s %10s\n", "MINUTE", "FLOWS", "PACKETS", "BYTES", "RETX", "RTT ms");
+    else
+        printf("[");
+    for (size_t i = 0; i < r->n_minutes; i++) {
+        const Mirrorscope__MinuteRow *m = r->minutes[i];
+        if (json) {
+            printf("%s{\"minute_ns\":%" PRId64 ",\"flows\":%" PRIu64 ",\"packets\":%" PRIu64
+                   ",\"bytes\":%" PRIu64 ",\"retransmissions\":%" PRIu64 ",\"rtt_sum\":%" PRId64
+                   ",\"rtt_count\":%" PRIu64 ",\"app_sum\":%" PRId64 ",\"app_count\":%" PRIu64 "}",
+                   i ? "," : "", m->minute_ns, m->flows, m->packets, m->bytes,
+                   m->retransmissions, m->rtt_sum, m->rtt_count, m->app_sum, m->app_count);
+        } else {
+            char t[40], rtt[16] = "-";
+            fmt_time(m->minute_ns, t, sizeof t);
+            if (m->rtt_count) snprintf(rtt, sizeof rtt, "%.3f", (double)m->rtt_sum / (double)m->rtt_count / 1e6);
+            printf("%-23s %8" PRIu64 " %12" PRIu64 " %14" PRIu64 " %8" PRIu64 " %10s\n", t, m->flows,
+                   m->packets, m->bytes, m->retransmissions, rtt);
+        }
+    }
+    if (json) printf("]\n");
+}
+
+int main(int argc, char **argv)
+{
+    cli_settings s;
+    memset(&s, 0, sizeof s);
+    log_init("mscope");
+    char err[1024], token[256];
+    const char *pos[4];
+    int npos = 0, help = 0, rc = 2;
+    if (config_defaults(cli_opts, &s) < 0) return 2;
+    if (config_parse_args(cli_opts, &s, argc, argv, 1, pos, 4, &npos, &help, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope: %s\n", err);
+        goto out;
+    }
+    if (help || npos == 0) {
+        usage(help ? stdout : stderr);
+        rc = help ? 0 : 2;
+        goto out;
+    }
+    const char *cmd = pos[0];
+    int64_t now = timeparse_now_ns(), from = now - 3600LL * 1000000000LL, to = 0;
+    const char *fs = s.since ? s.since : s.from;
+    if (fs && timeparse_parse(fs, now, &from) < 0) {
+        fprintf(stderr, "mscope: bad time '%s' (RFC 3339, Unix seconds, or a duration like 15m)\n", fs);
+        goto out;
+    }
+    if (s.to && timeparse_parse(s.to, now, &to) < 0) {
+        fprintf(stderr, "mscope: bad time '%s'\n", s.to);
+        goto out;
+    }
+    if (read_token(&s, token, sizeof token) < 0) goto out;
+    Mirrorscope__Request req;
+    mirrorscope__request__init(&req);
+    req.id = (uint64_t)now;
+    req.token = token;
+    Mirrorscope__ListNodes ln;
+    Mirrorscope__QueryFlows qf;
+    Mirrorscope__TopTalkers tt;
+    Mirrorscope__TimeSeries ts;
+    if (!strcmp(cmd, "nodes")) {
+        mirrorscope__list_nodes__init(&ln);
+        req.body_case = MIRRORSCOPE__REQUEST__BODY_LIST_NODES;
+        req.list_nodes = &ln;
+    } else if (!strcmp(cmd, "flows")) {
+        mirrorscope__query_flows__init(&qf);
+        qf.from_ns = from;
+        qf.to_ns = to;
+        qf.host = s.host;
+        qf.port = (uint32_t)s.port;
+        qf.proto = (uint32_t)s.proto;
+        qf.min_rtt_ns = s.min_rtt;
+        qf.only_retransmissions = s.retrans;
+        qf.order_by = s.order;
+        qf.limit = (uint32_t)s.limit;
+        qf.node = s.node;
+        req.body_case = MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS;
+        req.query_flows = &qf;
+    } else if (!strcmp(cmd, "top")) {
+        mirrorscope__top_talkers__init(&tt);
+        tt.from_ns = from;
+        tt.to_ns = to;
+        tt.by = s.by;
+        tt.metric = s.metric;
+        tt.limit = config_find(cli_opts, "limit") && s.limit != 100 ? (uint32_t)s.limit : 10;
+        req.body_case = MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS;
+        req.top_talkers = &tt;
+    } else if (!strcmp(cmd, "series")) {
+        mirrorscope__time_series__init(&ts);
+        ts.from_ns = from;
+        ts.to_ns = to;
+        ts.node = s.node;
+        ts.server_ip = s.host;
+        ts.server_port = (uint32_t)s.port;
+        req.body_case = MIRRORSCOPE__REQUEST__BODY_TIME_SERIES;
+        req.time_series = &ts;
+    } else {
+        fprintf(stderr, "mscope: unknown command '%s' (nodes, flows, top, series; see --help)\n", cmd);
+        goto out;
+    }
+    size_t n = mirrorscope__request__get_packed_size(&req);
+    uint8_t *buf = xmalloc(n + 1);
+    mirrorscope__request__pack(&req, buf);
+    void *reply = NULL;
+    long got = bus_rpc_call(s.coordinator, buf, n, &reply, (int)(s.timeout / 1000000), err, sizeof err);
+    free(buf);
+    if (got < 0) {
+        fprintf(stderr, "mscope: %s\n", err);
+        rc = 1;
+        goto out;
+    }
+    Mirrorscope__Response *resp = mirrorscope__response__unpack(NULL, (size_t)got, reply);
+    free(reply);
+    if (!resp) {
+        fprintf(stderr, "mscope: the coordinator's answer is not a Response\n");
+        rc = 1;
+        goto out;
+    }
+    if (resp->status != MIRRORSCOPE__RESPONSE__STATUS__OK) {
+        fprintf(stderr, "mscope: %s\n", resp->error && *resp->error ? resp->error : "request failed");
+        rc = resp->status == MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED ? 3
+           : resp->status == MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST ? 2 : 1;
+    } else {
+        if (!strcmp(cmd, "nodes")) print_nodes(resp, s.json);
+        else if (!strcmp(cmd, "flows")) print_flows(resp, s.json);
+        else if (!strcmp(cmd, "top")) print_talkers(resp, s.json);
+        else print_series(resp, s.json);
+        rc = 0;
+    }
+    mirrorscope__response__free_unpacked(resp, NULL);
+out:
+    config_free(cli_opts, &s);
+    return rc;
+}
