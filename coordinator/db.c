@@ -678,7 +678,7 @@ int db_top_talkers(db_t *d, const Mirrorscope__TopTalkers *q, Mirrorscope__Respo
     const char *metric = q->metric && *q->metric ? q->metric : "bytes";
     const char *group, *mcol;
     if (!strcmp(by, "server")) group = "server_ip, server_port";
-    else if (!strcmp(by, "client")) group = "client_ip, 0";
+    else if (!strcmp(by, "client")) group = "client_ip";
     else {
         *bad_request = 1;
         snprintf(err, errlen, "by must be server or client");
