@@ -206,8 +206,8 @@ static void print_flows(const Mirrorscope__Response *r, int json)
             flowrec rec;
             char line[4096];
             rec_from(&rec, r->flows[i]->record);
-            if (flowrec_json(&rec, r->flows[i]->node, line, sizeof line) > 0)
-                printf("%s%s", i ? ",\n" : "", line);
+            int n = flowrec_json(&rec, r->flows[i]->node, line, sizeof line);
+            if (n > 0) printf("%s%.*s", i ? ",\n" : "", n, line); /* not NUL-terminated */
         }
         printf("]\n");
         return;

@@ -197,7 +197,7 @@ static void bus__rpc_drop_env(bus_rpc_t *r)
     r->nenv = 0;
 }
 
-long bus_rpc_recv(bus_rpc_t *r, void *data, size_t cap, int timeout_ms)
+int bus_rpc_recv(bus_rpc_t *r, void *data, size_t cap, size_t *len, int timeout_ms)
 {
     zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
     int rc = zmq_poll(&it, 1, timeout_ms);
@@ -215,10 +215,10 @@ long bus_rpc_recv(bus_rpc_t *r, void *data, size_t cap, int timeout_ms)
         int more = zmq_msg_more(&m);
         size_t sz = zmq_msg_size(&m);
         if (!more) { /* the body */
-            long len = (long)sz;
+            *len = sz <= cap ? sz : 0;
             if (sz <= cap) memcpy(data, zmq_msg_data(&m), sz);
             zmq_msg_close(&m);
-            return sz <= cap ? len : -EMSGSIZE;
+            return sz <= cap ? 1 : -EMSGSIZE;
         }
         if (r->nenv < RPC_ENVELOPE_MAX) r->env[r->nenv++] = m;
         else zmq_msg_close(&m);

@@ -60,9 +60,10 @@ typedef struct bus_rpc bus_rpc_t;
 bus_rpc_t *bus_rpc_new(const char *endpoint, char *err, size_t errlen);
 
 /* Receive one request, waiting up to timeout_ms. The routing envelope is
- * kept inside the server until bus_rpc_reply(). Returns the body length, 0
- * on timeout, -EMSGSIZE for an oversized body (answer it anyway), or -errno. */
-long bus_rpc_recv(bus_rpc_t *r, void *data, size_t cap, int timeout_ms);
+ * kept inside the server until bus_rpc_reply(). Returns 1 with the body's
+ * length in *len (an empty body is a request too), 0 on timeout, -EMSGSIZE
+ * for an oversized body (answer it anyway), or -errno. */
+int bus_rpc_recv(bus_rpc_t *r, void *data, size_t cap, size_t *len, int timeout_ms);
 
 /* Answer the last request received. Returns 0 or -errno (a client that has
  * gone away is not an error for the server: the reply is dropped). */

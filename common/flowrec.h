@@ -43,8 +43,9 @@ typedef struct flowrec {
     int final;
 } flowrec;
 
-/* One JSON object (no newline) into buf; node names the recorder. Returns
- * the length, or -1 if buf is too small (2 KiB always suffices). */
+/* One JSON object (no newline, not NUL-terminated) into buf; node names the
+ * recorder. Returns the length, or -1 if buf is too small (2 KiB always
+ * suffices for node names under 256 bytes). */
 int flowrec_json(const flowrec *r, const char *node, char *buf, size_t len);
 
 #endif

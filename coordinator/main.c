@@ -247,11 +247,13 @@ static void rpc_answer(coord *c, bus_rpc_t *rpc, const uint8_t *data, long len)
     mirrorscope__response__init(&resp);
     char err[1024] = "";
     int bad = 0, rc = 0;
-    Mirrorscope__Request *req = len > 0 ? mirrorscope__request__unpack(NULL, (size_t)len, data) : NULL;
+    /* An empty body is a valid protobuf (all defaults): it is then refused
+     * below for its missing token and body. len < 0: too large. */
+    Mirrorscope__Request *req = len >= 0 ? mirrorscope__request__unpack(NULL, (size_t)len, data) : NULL;
     c->rpc_requests++;
     if (!req) {
         resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
-        snprintf(err, sizeof err, len == -EMSGSIZE ? "request too large" : "not a Request message");
+        snprintf(err, sizeof err, len < 0 ? "request too large" : "not a Request message");
     } else if (!token_ok(c->token, req->token)) {
         resp.id = req->id;
         resp.status = MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED;
@@ -412,10 +414,11 @@ int main(int argc, char **argv)
             c.bad_messages++;
             log_warn("ignored a bus message (topic '%s', %ld)", topic, n);
         }
-        long q;
-        while ((q = bus_rpc_recv(rpc, msg, MSG_MAX, 0)) != 0) {
+        int q;
+        size_t qlen;
+        while ((q = bus_rpc_recv(rpc, msg, MSG_MAX, &qlen, 0)) != 0) {
             if (q < 0 && q != -EMSGSIZE) break;
-            rpc_answer(&c, rpc, msg, q);
+            rpc_answer(&c, rpc, msg, q < 0 ? -1 : (long)qlen);
         }
         int64_t now = timeparse_mono_ns();
         int retry_wait = !c.db && now - last_flush < 1000000000LL;

@@ -2,9 +2,12 @@
 """The coordinator against a real PostgreSQL (its embedded one): two real
 recorders fed from pcaps publish to it; the flows table then holds exactly
 the records `mscope-recorder --read ... --flows-json` gives for the same
-pcaps; the node registry knows both; PostgreSQL stopped for 15 s while
-records flow loses and duplicates nothing. Needs the postgresql package
-(scripts/deps.sh) and root or a user that may run it.
+pcaps, and the per-minute aggregates sum to them; the node registry knows
+both; gaps in a node's sequence are counted, restarts are not; the RPC API
+answers every request type (through the `mscope` CLI and a Python client
+generated from proto/), refuses garbage, bad tokens and injection attempts,
+and survives a client that vanishes mid-request; PostgreSQL stopped for
+15 s while records flow loses and duplicates nothing.
 """
 import json
 import os
@@ -16,7 +19,13 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness as h  # noqa: E402
 
+try:
+    import zmq
+except ImportError:
+    h.fail("python3-zmq is not installed (scripts/deps.sh installs it)")
+
 COORD = None
+CLI = None
 PGPORT = 5400 + os.getpid() % 500
 
 
@@ -33,9 +42,11 @@ class Coordinator:
     def __init__(self, d):
         self.dir = os.path.join(d, "coord")
         self.port = free_tcp_port()
+        self.rpc = f"tcp://127.0.0.1:{free_tcp_port()}"
         self.log = open(os.path.join(d, "coord.log"), "ab+")
         self.proc = subprocess.Popen([COORD, "--data-dir", self.dir, "--bus",
-                                      f"tcp://127.0.0.1:{self.port}", "--pg-port", str(PGPORT)],
+                                      f"tcp://127.0.0.1:{self.port}", "--rpc", self.rpc,
+                                      "--pg-port", str(PGPORT)],
                                      stdout=self.log, stderr=self.log)
         ok = h.wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 60)
         if self.proc.poll() is not None or not ok:
@@ -117,10 +128,148 @@ def check_minutes(co):
     print(f"ok  per-minute aggregates sum to the flows ({agg[0][0]} flows)")
 
 
+def mscope(co, *args, check_rc=True):
+    p = h.run([CLI, "--coordinator", co.rpc, "--token-file", os.path.join(co.dir, "rpc.token"),
+               "--timeout", "5s", *args], check_rc=check_rc)
+    return p
+
+
+def test_rpc(co, d, want_final):
+    # The CLI: every command, JSON for scripts, exit codes scripts can trust.
+    p = mscope(co, "flows", "--from", "0", "--limit", "10000", "--json")
+    rows = json.loads(p.stdout)
+    h.check(len(rows) == len(want_final), f"mscope flows: {len(rows)} of {len(want_final)}")
+    got = sorted((r["node"], r["flow_id"], r["c2s"]["packets"], r["s2c"]["packets"],
+                  r["conn_state"]) for r in rows)
+    h.check(got == want_final, "mscope flows --json differs from the recorders' --flows-json")
+    nodes = json.loads(mscope(co, "nodes", "--json").stdout)
+    h.check(sorted(n["node"] for n in nodes) == ["rec-a", "rec-b"] and
+            all(n["state"] == "alive" for n in nodes), f"mscope nodes: {nodes}")
+    top = json.loads(mscope(co, "top", "--from", "0", "--metric", "flows", "--json").stdout)
+    h.check(top and top[0]["flows"] >= top[-1]["flows"], f"mscope top: {top}")
+    series = json.loads(mscope(co, "series", "--from", "0", "--json").stdout)
+    finals = co.sql("SELECT count(*) FROM flows WHERE final AND server_ip IS NOT NULL")[0][0]
+    h.check(sum(m["flows"] for m in series) == int(finals), f"series {series} vs {finals} flows")
+    h.check("10.0.2.2" in mscope(co, "flows", "--from", "0", "--host", "10.0.2.2",
+                                 "--port", "443").stdout.decode(), "filtered flows")
+    rc = mscope(co, "flows", "--host", "not-an-address", check_rc=False).returncode
+    h.check(rc == 2, f"a bad filter value should exit 2, got {rc}")
+    p = h.run([CLI, "--coordinator", co.rpc, "--token-file", os.path.join(d, "a.json"), "nodes"],
+              check_rc=False)
+    h.check(p.returncode == 3, f"a wrong token should exit 3, got {p.returncode}")
+    p = h.run([CLI, "--coordinator", f"tcp://127.0.0.1:{free_tcp_port()}", "--token-file",
+               os.path.join(co.dir, "rpc.token"), "--timeout", "500ms", "nodes"], check_rc=False)
+    h.check(p.returncode == 1 and b"no answer" in p.stderr, f"no coordinator: {p.returncode}")
+    print("ok  mscope nodes/flows/top/series, JSON, exit codes 0/1/2/3")
+
+    # A client in another language: Python, code generated from proto/ now.
+    pb = load_pb(d)
+    token = open(os.path.join(co.dir, "rpc.token")).read().strip()
+    ctx = zmq.Context()
+
+    def call(req_bytes, timeout=5000):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(co.rpc)
+        s.send(req_bytes)
+        if not s.poll(timeout):
+            h.fail("no RPC answer")
+        resp = pb.Response()
+        resp.ParseFromString(s.recv())
+        s.close()
+        return resp
+
+    req = pb.Request(id=7, token=token, list_nodes=pb.ListNodes())
+    r = call(req.SerializeToString())
+    h.check(r.id == 7 and r.status == pb.Response.OK and len(r.nodes) == 2, f"python nodes: {r}")
+    req = pb.Request(id=8, token=token, query_flows=pb.QueryFlows(from_ns=0, limit=5, order_by="bytes"))
+    r = call(req.SerializeToString())
+    h.check(r.status == pb.Response.OK and len(r.flows) == 5 and
+            r.flows[0].record.c2s.ip_bytes + r.flows[0].record.s2c.ip_bytes >=
+            r.flows[4].record.c2s.ip_bytes + r.flows[4].record.s2c.ip_bytes, "python flows by bytes")
+    print("ok  Python client (protoc-generated) lists nodes and queries flows")
+
+    # Garbage, unknown requests, bad tokens: an error response, never a hang.
+    for junk in (b"", os.urandom(300), b"\xff" * 50):
+        r = call(junk)
+        # Undecodable: BAD_REQUEST; decodable but token-less (b""): UNAUTHENTICATED.
+        h.check(r.status in (pb.Response.BAD_REQUEST, pb.Response.UNAUTHENTICATED) and r.error
+                and not r.nodes and not r.flows, f"garbage {junk[:8]!r}: {r.status}")
+    r = call(pb.Request(id=9, token=token).SerializeToString())
+    h.check(r.status == pb.Response.BAD_REQUEST and "unknown" in r.error, f"empty request: {r}")
+    r = call(pb.Request(id=10, token="x" * 48, list_nodes=pb.ListNodes()).SerializeToString())
+    h.check(r.status == pb.Response.UNAUTHENTICATED and not r.nodes, f"bad token: {r}")
+    # A client that disconnects mid-request: the coordinator carries on.
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(co.rpc)
+    s.send(pb.Request(id=11, token=token, query_flows=pb.QueryFlows(limit=10000)).SerializeToString())
+    s.close()
+    r = call(pb.Request(id=12, token=token, list_nodes=pb.ListNodes()).SerializeToString())
+    h.check(r.status == pb.Response.OK, "coordinator unhappy after a vanished client")
+    print("ok  garbage and unknown requests, bad token, vanished client")
+
+    # SQL injection through every filter field is inert.
+    before = co.sql("SELECT count(*) FROM flows")
+    evil = "x' OR '1'='1'; DROP TABLE flows; --"
+    attempts = [
+        pb.QueryFlows(host=evil), pb.QueryFlows(node=evil), pb.QueryFlows(order_by=evil),
+        pb.QueryFlows(host="10.0.2.2/0"), pb.TopTalkers(by=evil), pb.TopTalkers(metric=evil),
+        pb.TimeSeries(node=evil), pb.TimeSeries(server_ip=evil),
+    ]
+    for a in attempts:
+        field = {pb.QueryFlows: "query_flows", pb.TopTalkers: "top_talkers",
+                 pb.TimeSeries: "time_series"}[type(a)]
+        r = call(pb.Request(id=13, token=token, **{field: a}).SerializeToString())
+        h.check(r.status in (pb.Response.BAD_REQUEST, pb.Response.OK), f"{a}: {r.status}")
+        h.check(not r.flows and not r.talkers and not r.minutes, f"injection returned rows: {a}")
+    h.check(co.sql("SELECT count(*) FROM flows") == before, "the flows table changed")
+    print(f"ok  {len(attempts)} injection attempts inert")
+    ctx.term()
+
+
+def test_gaps(co, pb):
+    """A dropped batch is a gap; a restart (new start time) is not."""
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.connect(f"tcp://127.0.0.1:{co.port}")
+    time.sleep(0.5)  # let the subscription reach us
+
+    def batch(seq, start):
+        b = pb.FlowBatch(node="fake", start_ns=start, seq=seq)
+        pub.send_multipart([b"flow", b.SerializeToString()])
+
+    g0, r0 = co.stats()["gaps"], co.stats()["restarts"]
+    for seq in (1, 2, 5, 6):
+        batch(seq, 111)
+    batch(1, 222)  # the recorder restarted
+    pub.send_multipart([b"flow", b"\x08garbage"])
+    pub.send_multipart([b"weird", b"x"])
+    h.check(h.wait_for(lambda: co.stats()["gaps"] == g0 + 2 and co.stats()["restarts"] == r0 + 1, 5),
+            f"gaps/restarts not counted right: {co.stats()}")
+    h.check(h.wait_for(lambda: co.stats()["bad_messages"] >= 2, 5), f"garbage not counted: {co.stats()}")
+    pub.close(0)
+    ctx.term()
+    print("ok  gap of 2 batches counted, a restart not, garbage counted")
+
+
+def load_pb(d):
+    out = os.path.join(d, "pb")
+    os.makedirs(out, exist_ok=True)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    h.run(["protoc", "--python_out", out, "--proto_path", os.path.join(root, "proto"),
+           os.path.join(root, "proto", "mirrorscope.proto")])
+    if out not in sys.path:
+        sys.path.insert(0, out)
+    import mirrorscope_pb2
+    return mirrorscope_pb2
+
+
 def main():
-    global COORD
+    global COORD, CLI
     h.init()
     COORD = h.binary("MSCOPE_COORDINATOR", "mscope-coordinator")
+    CLI = h.binary("MSCOPE_CLI", "mscope")
     if not shutil.which("psql") or not os.path.isdir("/usr/lib/postgresql"):
         h.fail("PostgreSQL is not installed (run scripts/deps.sh)")
     d = h.tmpdir()
@@ -147,6 +296,10 @@ def main():
         h.check(st["gaps"] == 0 and st["bad_messages"] == 0, f"stats {st}")
         print(f"ok  two recorders: flows table == --flows-json ({len(want)} records); nodes known")
         check_minutes(co)
+        want_final = sorted((r[0], int(r[1]) % (1 << 64), int(r[9]), int(r[10]), r[15])
+                            for r in want)
+        test_rpc(co, d, want_final)
+        test_gaps(co, load_pb(d))
 
         # PostgreSQL away for 15 s while a recorder publishes: nothing lost or doubled.
         co.pg_ctl("stop")
