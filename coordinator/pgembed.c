@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,10 +72,16 @@ static int pgembed__mkdir_owned(pgembed_t *pg, const char *path, mode_t mode)
     return chmod(path, mode);
 }
 
-pgembed_t *pgembed_start(const char *dir, int port, char *conninfo, size_t conninfo_len,
+pgembed_t *pgembed_start(const char *reldir, int port, char *conninfo, size_t conninfo_len,
                          char *err, size_t errlen)
 {
     pgembed_t *pg = xcalloc(1, sizeof *pg);
+    /* The server changes into its data directory: give it absolute paths. */
+    char dir[PATH_MAX];
+    if (!realpath(reldir, dir) || strlen(dir) > 3000) {
+        snprintf(err, errlen, "cannot resolve %s: %s", reldir, strerror(errno));
+        goto fail;
+    }
     if (pgembed__find_bindir(pg->bindir, sizeof pg->bindir) < 0) {
         snprintf(err, errlen, "no PostgreSQL server found under /usr/lib/postgresql (install "
                               "postgresql, or give --db)");
@@ -92,9 +99,9 @@ pgembed_t *pgembed_start(const char *dir, int port, char *conninfo, size_t conni
         pg->as_other = 1;
         chmod(dir, 0711); /* the server's user must reach its directories */
     }
-    snprintf(pg->pgdata, sizeof pg->pgdata, "%s/pgdata", dir);
-    snprintf(pg->sockdir, sizeof pg->sockdir, "%s/pgrun", dir);
-    snprintf(pg->logfile, sizeof pg->logfile, "%s/postgresql.log", dir);
+    snprintf(pg->pgdata, sizeof pg->pgdata, "%.3000s/pgdata", dir);
+    snprintf(pg->sockdir, sizeof pg->sockdir, "%.3000s/pgrun", dir);
+    snprintf(pg->logfile, sizeof pg->logfile, "%.3000s/postgresql.log", dir);
     int lfd = open(pg->logfile, O_WRONLY | O_CREAT | O_APPEND, 0640);
     if (lfd >= 0) {
         if (pg->as_other && fchown(lfd, pg->uid, pg->gid) < 0) log_warn("fchown(%s) failed", pg->logfile);

@@ -1,17 +1,23 @@
 #!/bin/sh
 # make demo: record a sample of mirrored traffic and search it.
 #   1. generate a sample capture (TCP, UDP, ICMP, IPv6, VLAN, odd packets)
-#   2. start a recorder daemon listening for VXLAN on 127.0.0.1:14789
+#   2. start a coordinator (with its own embedded PostgreSQL) and a recorder
+#      daemon listening for VXLAN on 127.0.0.1:14789
 #   3. replay the capture to it wrapped in VXLAN, as Traffic Mirroring would
 #   4. search: one host and port, over the last 10 minutes of packet time
 #   5. show the answer with tcpdump, a TCP flow record, and the counters
+#   6. ask the coordinator with the mscope CLI: nodes, flows, top talkers
 set -eu
 BUILD=${1:-build}
 REC=$BUILD/mscope-recorder
+COORD=$BUILD/mscope-coordinator
+CLI=$BUILD/mscope
 GEN=$BUILD/tests/tools/pcapgen
 SEND=$BUILD/tests/tools/vxsend
 DEMO=demo-data
 PORT=${MSCOPE_DEMO_PORT:-14789}
+BUS=tcp://127.0.0.1:${MSCOPE_DEMO_BUS_PORT:-15556}
+RPC=tcp://127.0.0.1:${MSCOPE_DEMO_RPC_PORT:-15555}
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
@@ -20,11 +26,17 @@ echo "== 1. sample capture: $DEMO/sample.pcap"
 "$GEN" -w "$DEMO/sample.pcap" --packets 200000 --flows 2000 --start $((now - 120)) --rate 20000
 capinfos -c -s -u "$DEMO/sample.pcap" | sed 's/^/   /'
 
-echo "== 2. recorder daemon on udp 127.0.0.1:$PORT, data in $DEMO/store"
+echo "== 2. coordinator ($DEMO/coord, embedded PostgreSQL) and recorder daemon (udp 127.0.0.1:$PORT)"
+chmod 755 "$DEMO"   # as root, the embedded PostgreSQL runs as user postgres
+"$COORD" --data-dir "$DEMO/coord" --bus "$BUS" --rpc "$RPC" --pg-port 5439 2>"$DEMO/coordinator.log" &
+cpid=$!
+trap 'kill $cpid 2>/dev/null || true' EXIT
+for i in $(seq 1 100); do [ -f "$DEMO/coord/rpc.token" ] && break; sleep 0.2; done
 "$REC" --data-dir "$DEMO/store" --listen 127.0.0.1:$PORT --min-free 0 --segment-size 16M \
-    --flows-json "$DEMO/flows.json" 2>"$DEMO/recorder.log" &
+    --flows-json "$DEMO/flows.json" --coordinator "$BUS" --node-id demo-recorder \
+    --flow-idle 2s --flow-grace 1s 2>"$DEMO/recorder.log" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+trap 'kill $pid $cpid 2>/dev/null || true' EXIT
 sleep 0.5
 
 echo "== 3. replaying the capture as VXLAN (VNI 7) at 100k packets/s"
@@ -44,12 +56,26 @@ kill -USR1 $pid
 sleep 0.3
 kill $pid
 wait $pid || true
-trap - EXIT
+trap 'kill $cpid 2>/dev/null || true' EXIT
 tail -n 3 "$DEMO/recorder.log" | sed 's/^/   /'
 echo "   flow records (TCP analysis, one JSON line per flow): $(wc -l < "$DEMO/flows.json") in $DEMO/flows.json"
 echo "   one of them, a TCP flow with a handshake:"
-grep -m1 '"complete":true' "$DEMO/flows.json" | python3 -m json.tool | sed 's/^/     /' | head -60
+grep -m1 '"complete":true' "$DEMO/flows.json" | python3 -m json.tool | sed 's/^/     /' | head -40
+
+echo "== 6. the coordinator, through the mscope CLI (records are in PostgreSQL)"
+sleep 1
+M="$CLI --coordinator $RPC --token-file $DEMO/coord/rpc.token"
+echo "   \$ mscope nodes"
+$M nodes | sed 's/^/   /'
+echo "   \$ mscope flows --since 10m --order bytes --limit 5"
+$M flows --since 10m --order bytes --limit 5 | sed 's/^/   /'
+echo "   \$ mscope top --since 10m --limit 5"
+$M top --since 10m --limit 5 | sed 's/^/   /'
+kill $cpid
+wait $cpid || true
+trap - EXIT
 echo
 echo "Segments are plain pcap: try  tcpdump -nr $DEMO/store/seg-000000000001.pcap | head"
 echo "Search anything:             $REC search --data-dir $DEMO/store -w out.pcap 'udp port 53'"
 echo "Analyse a file like tshark:  $REC --read tests/data/tcp_loss1.pcap --flows-json -"
+echo "Query the coordinator:       $CLI --token-file $DEMO/coord/rpc.token flows --help"
