@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "pgembed.h"
+#include "spool.h"
 #include "timeparse.h"
 #include "xmalloc.h"
 
@@ -35,7 +36,7 @@
 
 typedef struct coord_settings {
     char *data_dir, *db, *bus, *rpc, *token_file, *log_level, *stats_file;
-    int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after;
+    int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool;
 } coord_settings;
 
 #define O(f) offsetof(coord_settings, f)
@@ -51,6 +52,7 @@ static const config_opt coord_opts[] = {
     { "flush-interval", 0, CFG_DURATION, O(flush_interval), "250ms", 1000000LL, 0, "DURATION", "write records at least this often" },
     { "batch-records", 0, CFG_INT, O(batch_records), "20000", 1, 10000000, "N", "write when this many records wait" },
     { "max-pending", 0, CFG_INT, O(max_pending), "2000000", 1000, 1000000000, "N", "records kept in memory while the database is away; beyond, dropped and counted" },
+    { "max-spool", 0, CFG_SIZE, O(max_spool), "1G", 0, 0, "SIZE", "records kept on disk (DIR/spool) while PostgreSQL is away; beyond, dropped and counted" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "counters as JSON (default: DIR/stats.json)" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
     { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -70,6 +72,8 @@ typedef struct coord {
     db_t *db;
     char conninfo[1024];
     db_batch pending;
+    db_batch replay; /* a spool file being written back */
+    spool_t *spool;
     node_state *nodes;
     size_t nnodes, cap_nodes;
     /* counters */
@@ -166,24 +170,68 @@ static void reconnect(coord *c)
     else log_info("database connection restored");
 }
 
-/* Write what waits; on failure keep it for the next try. */
+/* The database failed: move what waits in memory to the spool (disk), so
+ * neither a long outage nor a restart of ours loses it. */
+static void spill(coord *c)
+{
+    if (!c->pending.records) return;
+    if (spool_append(c->spool, &c->pending) < 0) c->records_dropped += c->pending.records;
+    db_batch_clear(&c->pending);
+}
+
+static void db_failed(coord *c, uint64_t n, const char *err)
+{
+    c->db_errors++;
+    log_warn("writing %" PRIu64 " flow records failed, kept for later: %s", n, err);
+    if (!db_ok(c->db)) {
+        db_close(c->db);
+        c->db = NULL;
+    }
+}
+
+/* Write what waits - the spool first, oldest file first, then memory. On
+ * failure nothing is lost: memory goes to the spool. */
 static void flush(coord *c)
 {
     char err[1024];
     if (!c->db) reconnect(c);
-    if (!c->db) return;
+    if (!c->db) {
+        spill(c);
+        return;
+    }
+    int rc;
+    while ((rc = spool_peek(c->spool, &c->replay)) == 1) {
+        uint64_t n = c->replay.records;
+        if (db_write(c->db, &c->replay, err, sizeof err) < 0) {
+            if (db_ok(c->db)) {
+                /* Connected, yet refused: the rows themselves are the problem.
+                 * Set them aside rather than block everything behind them. */
+                c->records_dropped += n;
+                spool_quarantine(c->spool);
+                continue;
+            }
+            db_failed(c, n, err);
+            spill(c);
+            return;
+        }
+        spool_pop(c->spool);
+        c->records_written += n;
+        log_info("wrote %" PRIu64 " spooled records (%" PRIu64 " left on disk)", n,
+                 spool_records(c->spool));
+    }
+    if (rc < 0) {
+        log_error("a spool file cannot be read; it stays for an operator to look at");
+        spill(c);
+        return;
+    }
     if (c->pending.records) {
         uint64_t n = c->pending.records;
         if (db_write(c->db, &c->pending, err, sizeof err) == 0) {
             c->records_written += n;
             db_batch_clear(&c->pending);
         } else {
-            c->db_errors++;
-            log_warn("writing %" PRIu64 " flow records failed, will retry: %s", n, err);
-            if (!db_ok(c->db)) {
-                db_close(c->db);
-                c->db = NULL;
-            }
+            db_failed(c, n, err);
+            spill(c);
             return;
         }
     }
@@ -319,11 +367,12 @@ static void write_stats(coord *c)
             ",\n  \"restarts\": %" PRIu64 ",\n  \"bad_messages\": %" PRIu64
             ",\n  \"db_errors\": %" PRIu64 ",\n  \"db_connected\": %d"
             ",\n  \"rpc_requests\": %" PRIu64 ",\n  \"rpc_errors\": %" PRIu64
-            ",\n  \"rpc_unauthenticated\": %" PRIu64 "\n}\n",
+            ",\n  \"rpc_unauthenticated\": %" PRIu64 ",\n  \"records_spooled\": %" PRIu64
+            ",\n  \"spool_bytes\": %" PRIu64 "\n}\n",
             COORD_VERSION, c->nnodes, c->batches, c->heartbeats, c->records_in,
             c->records_written, c->pending.records, c->records_dropped, c->gaps, c->restarts,
             c->bad_messages, c->db_errors, c->db != NULL, c->rpc_requests, c->rpc_errors,
-            c->rpc_unauthenticated);
+            c->rpc_unauthenticated, spool_records(c->spool), spool_bytes(c->spool));
     if (fclose(f) == 0) rename(tmp, path);
 }
 
@@ -382,6 +431,13 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    char spooldir[4200];
+    snprintf(spooldir, sizeof spooldir, "%s/spool", c.cfg.data_dir);
+    c.spool = spool_open(spooldir, c.cfg.max_spool, err, sizeof err);
+    if (!c.spool) {
+        log_error("%s", err);
+        goto out;
+    }
     c.db = db_open(c.conninfo, err, sizeof err);
     if (!c.db) {
         log_error("%s", err);
@@ -433,11 +489,11 @@ int main(int argc, char **argv)
         }
     }
     log_info("signal %d: writing what is pending and stopping", (int)stop_flag);
-    flush(&c);
+    flush(&c); /* what cannot be written now is in the spool for the next start */
     write_stats(&c);
-    rc = c.pending.records ? 1 : 0;
-    if (c.pending.records)
-        log_error("%" PRIu64 " flow records could not be written before exit", c.pending.records);
+    rc = 0;
+    if (spool_records(c.spool))
+        log_warn("%" PRIu64 " flow records wait in the spool for the next start", spool_records(c.spool));
 out:
     free(msg);
     bus_rpc_close(rpc);
@@ -448,6 +504,8 @@ out:
         if (c.nodes[i].last_hb) mirrorscope__heartbeat__free_unpacked(c.nodes[i].last_hb, NULL);
     free(c.nodes);
     db_batch_free(&c.pending);
+    db_batch_free(&c.replay);
+    spool_close(c.spool);
     config_free(coord_opts, &c.cfg);
     return rc;
 }

@@ -130,6 +130,12 @@ pgembed_t *pgembed_start(const char *reldir, int port, char *conninfo, size_t co
     }
     char pgctl[300], opts[4400];
     snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", pg->bindir);
+    /* Still running from a run of ours that was killed: use it. */
+    char *status[] = { pgctl, "-D", pg->pgdata, "status", NULL };
+    if (pgembed__run(pg, status, pg->logfile) == 0) {
+        log_info("embedded PostgreSQL already running (left by an earlier run): using it");
+        goto connected;
+    }
     /* Unix socket only: nothing listens on the network. */
     snprintf(opts, sizeof opts, "-k %s -c listen_addresses='' -p %d", pg->sockdir, port);
     char *argv[] = { pgctl, "-D", pg->pgdata, "-l", pg->logfile, "-w", "-t", "60", "-o", opts,
@@ -138,6 +144,7 @@ pgembed_t *pgembed_start(const char *reldir, int port, char *conninfo, size_t co
         snprintf(err, errlen, "pg_ctl start failed (see %s)", pg->logfile);
         goto fail;
     }
+connected:
     snprintf(conninfo, conninfo_len, "host=%s port=%d user=mscope dbname=postgres", pg->sockdir,
              port);
     log_info("embedded PostgreSQL running on %s (port %d)", pg->sockdir, port);

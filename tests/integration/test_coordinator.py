@@ -39,10 +39,12 @@ def free_tcp_port():
 
 
 class Coordinator:
-    def __init__(self, d):
+    def __init__(self, d, reuse=None):
         self.dir = os.path.join(d, "coord")
-        self.port = free_tcp_port()
-        self.rpc = f"tcp://127.0.0.1:{free_tcp_port()}"
+        self.port = reuse.port if reuse else free_tcp_port()
+        self.rpc = reuse.rpc if reuse else f"tcp://127.0.0.1:{free_tcp_port()}"
+        if reuse:  # a restart on the same directory: ready = a fresh stats file
+            os.unlink(os.path.join(self.dir, "stats.json"))
         self.log = open(os.path.join(d, "coord.log"), "ab+")
         self.proc = subprocess.Popen([COORD, "--data-dir", self.dir, "--bus",
                                       f"tcp://127.0.0.1:{self.port}", "--rpc", self.rpc,
@@ -308,11 +310,14 @@ def main():
         rc = recorder_read(c, "rec-c", co.port, jc)
         h.check(rc.wait(60) == 0, "recorder c failed")
         time.sleep(15)
-        h.check(co.stats()["records_pending"] > 0, f"records should wait: {co.stats()}")
+        st = co.stats()
+        h.check(st["records_spooled"] > 0 and st["records_pending"] == 0,
+                f"records should wait in the spool: {st}")
         co.pg_ctl("start")
         more = expected_rows(jc, "rec-c")
-        h.check(h.wait_for(lambda: co.stats()["records_pending"] == 0, 20),
-                f"pending records not written after PostgreSQL came back: {co.stats()}")
+        h.check(h.wait_for(lambda: co.stats()["records_spooled"] == 0 and
+                           co.stats()["records_pending"] == 0, 20),
+                f"spooled records not written after PostgreSQL came back: {co.stats()}")
         got = sorted(co.sql(f"SELECT {', '.join(COLUMNS)} FROM flows WHERE node = 'rec-c'"))
         h.check(got == sorted(more), f"after the outage: {len(got)} rows of {len(more)}")
         dup = co.sql("SELECT count(*) FROM (SELECT node, flow_id FROM flows GROUP BY 1, 2 "
@@ -320,6 +325,26 @@ def main():
         h.check(dup == [["0"]], f"duplicated flows: {dup}")
         check_minutes(co)
         print(f"ok  PostgreSQL stopped 15 s: {len(more)} records waited and were written once")
+
+        # The coordinator killed (-9) while PostgreSQL is away, then restarted:
+        # what reached the spool is written once it is back.
+        co.pg_ctl("stop")
+        jd = os.path.join(d, "d.json")
+        dd = h.gen(os.path.join(d, "dd.pcap"), "--packets", 8000, "--flows", 80, "--seed", 34)
+        h.check(recorder_read(dd, "rec-d", co.port, jd).wait(60) == 0, "recorder d failed")
+        spooled = expected_rows(jd, "rec-d")
+        h.check(h.wait_for(lambda: co.stats()["records_spooled"] == len(spooled), 10),
+                f"not everything reached the spool: {co.stats()} of {len(spooled)}")
+        co.proc.kill()
+        co.proc.wait()
+        co.pg_ctl("start")
+        co = Coordinator(d, reuse=co)
+        h.check(h.wait_for(lambda: (co.stats() or {}).get("records_spooled", 1) == 0, 20),
+                f"spool not replayed after restart: {co.stats()}")
+        got = sorted(co.sql(f"SELECT {', '.join(COLUMNS)} FROM flows WHERE node = 'rec-d'"))
+        h.check(got == sorted(spooled), f"after kill -9 and restart: {len(got)} of {len(spooled)}")
+        print(f"ok  coordinator killed during an outage: {len(spooled)} spooled records written "
+              f"after its restart")
     finally:
         rc = co.stop()
     h.check(rc == 0, f"coordinator exit {rc}:\n{co.log_text()}")

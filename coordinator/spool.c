@@ -1,0 +1,170 @@
+/* spool.c - on-disk queue of COPY batches (see spool.h). */
+#include "spool.h"
+
+#include "log.h"
+#include "xmalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct spool_file {
+    uint64_t seq, records, bytes;
+} spool_file;
+
+struct spool {
+    char *dir;
+    int64_t max_bytes;
+    spool_file *files; /* oldest first */
+    size_t n, cap;
+    uint64_t next_seq, records, bytes;
+};
+
+static int spool__cmp(const void *a, const void *b)
+{
+    const spool_file *x = a, *y = b;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static void spool__path(const spool_t *s, const spool_file *f, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%016" PRIu64 "-%" PRIu64 ".copy", s->dir, f->seq, f->records);
+}
+
+spool_t *spool_open(const char *dir, int64_t max_bytes, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create spool %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "cannot read spool %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    spool_t *s = xcalloc(1, sizeof *s);
+    s->dir = xstrdup(dir);
+    s->max_bytes = max_bytes;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        unsigned long long seq, recs;
+        char tail[8];
+        if (sscanf(de->d_name, "%16llu-%llu.%7s", &seq, &recs, tail) != 3 || strcmp(tail, "copy"))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0) continue;
+        xgrow((void **)&s->files, &s->cap, s->n + 1, sizeof *s->files);
+        s->files[s->n++] = (spool_file){ seq, recs, (uint64_t)st.st_size };
+        s->records += recs;
+        s->bytes += (uint64_t)st.st_size;
+        if (seq >= s->next_seq) s->next_seq = seq + 1;
+    }
+    closedir(d);
+    if (s->n) {
+        qsort(s->files, s->n, sizeof *s->files, spool__cmp);
+        log_info("spool %s holds %" PRIu64 " records from an earlier run: writing them first", dir,
+                 s->records);
+    }
+    return s;
+}
+
+void spool_close(spool_t *s)
+{
+    if (!s) return;
+    free(s->files);
+    free(s->dir);
+    free(s);
+}
+
+int spool_append(spool_t *s, const db_batch *b)
+{
+    if (!b->records) return 0;
+    if (s->max_bytes > 0 && s->bytes + b->len > (uint64_t)s->max_bytes) {
+        log_error("spool full (%" PRIu64 " bytes): %" PRIu64 " records dropped", s->bytes, b->records);
+        return -1;
+    }
+    spool_file f = { s->next_seq++, b->records, b->len };
+    char path[4096], tmp[4200];
+    spool__path(s, &f, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t done = 0;
+    while (fd >= 0 && done < b->len) {
+        ssize_t w = write(fd, b->buf + done, b->len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    /* Durable before it counts as kept: the batch leaves memory after this. */
+    if (fd < 0 || done < b->len || fdatasync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        log_error("cannot spool %" PRIu64 " records to %s: %s", b->records, path, strerror(errno));
+        if (fd >= 0) close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    xgrow((void **)&s->files, &s->cap, s->n + 1, sizeof *s->files);
+    s->files[s->n++] = f;
+    s->records += f.records;
+    s->bytes += f.bytes;
+    return 0;
+}
+
+int spool_peek(spool_t *s, db_batch *out)
+{
+    db_batch_clear(out);
+    if (!s->n) return 0;
+    char path[4096];
+    spool__path(s, &s->files[0], path, sizeof path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        log_error("cannot read spool file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t need = (size_t)s->files[0].bytes + 1;
+    if (out->cap < need) {
+        out->cap = need;
+        out->buf = xrealloc(out->buf, need);
+    }
+    out->len = fread(out->buf, 1, need - 1, f);
+    fclose(f);
+    out->records = s->files[0].records;
+    return out->len == need - 1 ? 1 : -1;
+}
+
+void spool_pop(spool_t *s)
+{
+    if (!s->n) return;
+    char path[4096];
+    spool__path(s, &s->files[0], path, sizeof path);
+    unlink(path);
+    s->records -= s->files[0].records;
+    s->bytes -= s->files[0].bytes;
+    memmove(s->files, s->files + 1, (s->n - 1) * sizeof *s->files);
+    s->n--;
+}
+
+void spool_quarantine(spool_t *s)
+{
+    if (!s->n) return;
+    char path[4096], bad[4200];
+    spool__path(s, &s->files[0], path, sizeof path);
+    snprintf(bad, sizeof bad, "%s.bad", path);
+    if (rename(path, bad) < 0) unlink(path);
+    log_error("the database refused the %" PRIu64 " records of %s: set aside as %s",
+              s->files[0].records, path, bad);
+    s->records -= s->files[0].records;
+    s->bytes -= s->files[0].bytes;
+    memmove(s->files, s->files + 1, (s->n - 1) * sizeof *s->files);
+    s->n--;
+}
+
+uint64_t spool_records(const spool_t *s) { return s->records; }
+uint64_t spool_bytes(const spool_t *s) { return s->bytes; }
