@@ -347,6 +347,14 @@ def main():
               f"after its restart")
     finally:
         rc = co.stop()
+        # Never leave a server behind, whatever failed above.
+        pgdata = os.path.join(co.dir, "pgdata")
+        if os.path.exists(os.path.join(pgdata, "postmaster.pid")):
+            bindir = sorted(os.listdir("/usr/lib/postgresql"))[-1]
+            cmd = [f"/usr/lib/postgresql/{bindir}/bin/pg_ctl", "-D", pgdata, "-m", "immediate", "stop"]
+            if os.geteuid() == 0:
+                cmd = ["runuser", "-u", "postgres", "--"] + cmd
+            subprocess.run(cmd, capture_output=True)
     h.check(rc == 0, f"coordinator exit {rc}:\n{co.log_text()}")
     h.check("embedded PostgreSQL stopped" in co.log_text(), "embedded server not stopped")
 
