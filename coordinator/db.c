@@ -451,6 +451,41 @@ int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, cha
     return ok ? 0 : -1;
 }
 
+int db_retention(db_t *d, int days, char *err, size_t errlen)
+{
+    char p0[16];
+    snprintf(p0, sizeof p0, "%d", days);
+    const char *params[] = { p0 };
+    /* Our own partitions, named flows_YYYYMMDD, whose day ended before the cut. */
+    PGresult *r = PQexecParams(d->conn,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'flows' "
+        "AND c.relname ~ '^flows_[0-9]{8}$' "
+        "AND to_date(substr(c.relname, 7), 'YYYYMMDD') + 1 <= (now() AT TIME ZONE 'UTC')::date - $1::int",
+        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    int dropped = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        char sql[128];
+        const char *name = PQgetvalue(r, i, 0); /* matched ^flows_[0-9]{8}$ above */
+        snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", name);
+        if (db__exec(d, sql, err, errlen) < 0) break;
+        log_info("retention: dropped partition %s", name);
+        dropped++;
+        d->nknown = 0; /* forget created partitions: re-check on the next write */
+    }
+    PQclear(r);
+    r = PQexecParams(d->conn,
+                     "DELETE FROM flow_minutes WHERE minute < date_trunc('day', now()) - $1::int * interval '1 day'",
+                     1, NULL, params, NULL, NULL, 0);
+    PQclear(r);
+    return dropped;
+}
+
 /* ---- RPC queries ----------------------------------------------------------- */
 
 static int64_t db__i(PGresult *r, int row, int col)

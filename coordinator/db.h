@@ -43,6 +43,10 @@ int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, cha
 /* 1 when the connection is usable. */
 int db_ok(db_t *d);
 
+/* Drop day partitions of flows, and per-minute rows, older than days.
+ * Returns the number of partitions dropped, or -1 with err set. */
+int db_retention(db_t *d, int days, char *err, size_t errlen);
+
 /* ---- queries for the RPC API ---------------------------------------------
  * Each fills the repeated fields of resp (allocations owned by the caller's
  * arena: free with db_response_free()). Filter values travel as $n

@@ -36,7 +36,8 @@
 
 typedef struct coord_settings {
     char *data_dir, *db, *bus, *rpc, *token_file, *log_level, *stats_file;
-    int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool;
+    int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
+        retention_days;
 } coord_settings;
 
 #define O(f) offsetof(coord_settings, f)
@@ -52,6 +53,7 @@ static const config_opt coord_opts[] = {
     { "flush-interval", 0, CFG_DURATION, O(flush_interval), "250ms", 1000000LL, 0, "DURATION", "write records at least this often" },
     { "batch-records", 0, CFG_INT, O(batch_records), "20000", 1, 10000000, "N", "write when this many records wait" },
     { "max-pending", 0, CFG_INT, O(max_pending), "2000000", 1000, 1000000000, "N", "records kept in memory while the database is away; beyond, dropped and counted" },
+    { "retention-days", 0, CFG_INT, O(retention_days), "0", 0, 100000, "DAYS", "drop flows (whole day partitions) and per-minute rows older than this; 0 keeps everything" },
     { "max-spool", 0, CFG_SIZE, O(max_spool), "1G", 0, 0, "SIZE", "records kept on disk (DIR/spool) while PostgreSQL is away; beyond, dropped and counted" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "counters as JSON (default: DIR/stats.json)" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
@@ -460,7 +462,7 @@ int main(int argc, char **argv)
     }
     log_info("answering requests on %s", c.cfg.rpc);
     msg = xmalloc(MSG_MAX);
-    int64_t last_flush = timeparse_mono_ns(), last_stats = 0;
+    int64_t last_flush = timeparse_mono_ns(), last_stats = 0, last_retention = 0;
     while (!stop_flag) {
         char topic[32];
         long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 20);
@@ -486,6 +488,11 @@ int main(int argc, char **argv)
         if (now - last_stats >= 1000000000LL) {
             write_stats(&c);
             last_stats = now;
+        }
+        if (c.cfg.retention_days && c.db && (!last_retention || now - last_retention >= 3600000000000LL)) {
+            if (db_retention(c.db, (int)c.cfg.retention_days, err, sizeof err) < 0)
+                log_warn("retention failed: %s", err);
+            last_retention = now;
         }
     }
     log_info("signal %d: writing what is pending and stopping", (int)stop_flag);

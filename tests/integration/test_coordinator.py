@@ -39,7 +39,7 @@ def free_tcp_port():
 
 
 class Coordinator:
-    def __init__(self, d, reuse=None):
+    def __init__(self, d, reuse=None, extra=()):
         self.dir = os.path.join(d, "coord")
         self.port = reuse.port if reuse else free_tcp_port()
         self.rpc = reuse.rpc if reuse else f"tcp://127.0.0.1:{free_tcp_port()}"
@@ -48,7 +48,7 @@ class Coordinator:
         self.log = open(os.path.join(d, "coord.log"), "ab+")
         self.proc = subprocess.Popen([COORD, "--data-dir", self.dir, "--bus",
                                       f"tcp://127.0.0.1:{self.port}", "--rpc", self.rpc,
-                                      "--pg-port", str(PGPORT)],
+                                      "--pg-port", str(PGPORT), *extra],
                                      stdout=self.log, stderr=self.log)
         ok = h.wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 60)
         if self.proc.poll() is not None or not ok:
@@ -345,6 +345,17 @@ def main():
         h.check(got == sorted(spooled), f"after kill -9 and restart: {len(got)} of {len(spooled)}")
         print(f"ok  coordinator killed during an outage: {len(spooled)} spooled records written "
               f"after its restart")
+        # Retention: the test data is from 2023; keep 30 days and it goes.
+        h.check(co.stop() == 0, "coordinator stop before retention")
+        co = Coordinator(d, reuse=co, extra=["--retention-days", "30"])
+        h.check(h.wait_for(lambda: co.sql("SELECT count(*) FROM flows") == [["0"]], 10),
+                "old partitions not dropped by --retention-days 30")
+        parts = co.sql("SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
+                       "WHERE p.relname = 'flows'")
+        h.check(parts == [["0"]] and co.sql("SELECT count(*) FROM flow_minutes") == [["0"]],
+                f"retention left {parts} partitions")
+        h.check("retention: dropped partition flows_2023" in co.log_text(), "retention not logged")
+        print("ok  --retention-days drops old day partitions and minutes")
     finally:
         rc = co.stop()
         # Never leave a server behind, whatever failed above.
