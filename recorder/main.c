@@ -535,8 +535,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder: --log-level: '%s' is not error/warn/info/debug\n", r.cfg.log_level);
         goto out;
     }
-    if (!r.cfg.data_dir && !(r.cfg.read && r.cfg.flows_json)) {
-        fprintf(stderr, "mscope-recorder: --data-dir is required (or --read FILE --flows-json OUT for analysis only; see --help)\n");
+    if (!r.cfg.data_dir && !(r.cfg.read && (r.cfg.flows_json || r.cfg.coordinator))) {
+        fprintf(stderr, "mscope-recorder: --data-dir is required (or --read FILE with --flows-json "
+                        "OUT and/or --coordinator for analysis only; see --help)\n");
         goto out;
     }
     if (r.cfg.flows_json && r.cfg.no_analysis) {
