@@ -228,7 +228,9 @@ static void flush(coord *c)
     }
     if (c->pending.records) {
         uint64_t n = c->pending.records;
+        int64_t t0 = timeparse_mono_ns();
         if (db_write(c->db, &c->pending, err, sizeof err) == 0) {
+            log_debug("wrote %" PRIu64 " records in %.1f ms", n, (double)(timeparse_mono_ns() - t0) / 1e6);
             c->records_written += n;
             db_batch_clear(&c->pending);
         } else {
