@@ -13,15 +13,6 @@ from common import BENCH_DIR, h, machine
 PGPORT = 5499
 
 
-def free_tcp_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def main():
     h.init()
     coord_bin = h.binary("MSCOPE_COORDINATOR", "mscope-coordinator")
@@ -32,10 +23,10 @@ def main():
         h.gen(many, "--packets", 1800000, "--flows", 1000000, "--seed", 22, "--mix", "clean")
     d = os.path.join(BENCH_DIR, "coord-bench")
     shutil.rmtree(d, ignore_errors=True)
-    port = free_tcp_port()
+    port = h.free_tcp_port()
     log = open(os.path.join(BENCH_DIR, "coord-bench.log"), "wb")
     co = subprocess.Popen([coord_bin, "--data-dir", d, "--bus", f"tcp://127.0.0.1:{port}",
-                           "--rpc", f"tcp://127.0.0.1:{free_tcp_port()}", "--pg-port", str(PGPORT),
+                           "--rpc", f"tcp://127.0.0.1:{h.free_tcp_port()}", "--pg-port", str(PGPORT),
                            "--log-level", "warn"], stdout=log, stderr=log)
     stats = lambda: h.read_stats(os.path.join(d, "stats.json")) or {}
     h.check(h.wait_for(lambda: stats(), 60), "coordinator did not start")

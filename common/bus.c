@@ -16,27 +16,47 @@ struct bus_pub {
     int subscribed;
 };
 
+/* Every socket here has its own context and linger 0 (set longer where a
+ * close must deliver). Returns 0 with *ctx and *sock set, or -1 with err. */
+static int bus__socket(int type, const char *name, void **ctx, void **sock, char *err,
+                       size_t errlen)
+{
+    int zero = 0;
+    *ctx = zmq_ctx_new();
+    *sock = *ctx ? zmq_socket(*ctx, type) : NULL;
+    if (!*sock) {
+        snprintf(err, errlen, "zmq_socket(%s) failed: %s", name, zmq_strerror(errno));
+        if (*ctx) zmq_ctx_term(*ctx);
+        *ctx = NULL;
+        return -1;
+    }
+    zmq_setsockopt(*sock, ZMQ_LINGER, &zero, sizeof zero);
+    return 0;
+}
+
+/* Bind or connect; on failure close the socket and context. */
+static int bus__attach(void **ctx, void **sock, const char *endpoint, int bind, char *err,
+                       size_t errlen)
+{
+    if ((bind ? zmq_bind(*sock, endpoint) : zmq_connect(*sock, endpoint)) == 0) return 0;
+    snprintf(err, errlen, "%s(%s) failed: %s", bind ? "zmq_bind" : "zmq_connect", endpoint,
+             zmq_strerror(errno));
+    zmq_close(*sock);
+    zmq_ctx_term(*ctx);
+    *sock = *ctx = NULL;
+    return -1;
+}
+
 bus_pub_t *bus_pub_new(const char *endpoint, int hwm, char *err, size_t errlen)
 {
     bus_pub_t *b = xcalloc(1, sizeof *b);
-    b->ctx = zmq_ctx_new();
-    b->sock = b->ctx ? zmq_socket(b->ctx, ZMQ_XPUB) : NULL;
-    if (!b->sock) {
-        snprintf(err, errlen, "zmq_socket(XPUB) failed: %s", zmq_strerror(errno));
-        goto fail;
-    }
-    int one = 1, zero = 0;
+    int one = 1;
+    if (bus__socket(ZMQ_XPUB, "XPUB", &b->ctx, &b->sock, err, errlen) < 0) goto fail;
     zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->sock, ZMQ_XPUB_NODROP, &one, sizeof one);
-    zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(b->sock, endpoint) < 0) {
-        snprintf(err, errlen, "zmq_connect(%s) failed: %s", endpoint, zmq_strerror(errno));
-        goto fail;
-    }
+    if (bus__attach(&b->ctx, &b->sock, endpoint, 0, err, errlen) < 0) goto fail;
     return b;
 fail:
-    if (b->sock) zmq_close(b->sock);
-    if (b->ctx) zmq_ctx_term(b->ctx);
     free(b);
     return NULL;
 }
@@ -96,24 +116,12 @@ struct bus_sub {
 bus_sub_t *bus_sub_new(const char *endpoint, int hwm, char *err, size_t errlen)
 {
     bus_sub_t *b = xcalloc(1, sizeof *b);
-    b->ctx = zmq_ctx_new();
-    b->sock = b->ctx ? zmq_socket(b->ctx, ZMQ_SUB) : NULL;
-    if (!b->sock) {
-        snprintf(err, errlen, "zmq_socket(SUB) failed: %s", zmq_strerror(errno));
-        goto fail;
-    }
-    int zero = 0;
+    if (bus__socket(ZMQ_SUB, "SUB", &b->ctx, &b->sock, err, errlen) < 0) goto fail;
     zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(b->sock, ZMQ_SUBSCRIBE, "", 0);
-    if (zmq_bind(b->sock, endpoint) < 0) {
-        snprintf(err, errlen, "zmq_bind(%s) failed: %s", endpoint, zmq_strerror(errno));
-        goto fail;
-    }
+    if (bus__attach(&b->ctx, &b->sock, endpoint, 1, err, errlen) < 0) goto fail;
     return b;
 fail:
-    if (b->sock) zmq_close(b->sock);
-    if (b->ctx) zmq_ctx_term(b->ctx);
     free(b);
     return NULL;
 }
@@ -168,25 +176,13 @@ struct bus_rpc {
 bus_rpc_t *bus_rpc_new(const char *endpoint, char *err, size_t errlen)
 {
     bus_rpc_t *r = xcalloc(1, sizeof *r);
-    r->ctx = zmq_ctx_new();
-    r->sock = r->ctx ? zmq_socket(r->ctx, ZMQ_ROUTER) : NULL;
-    if (!r->sock) {
-        snprintf(err, errlen, "zmq_socket(ROUTER) failed: %s", zmq_strerror(errno));
-        goto fail;
-    }
-    int zero = 0, maxmsg = 1 << 20;
-    int64_t maxsize = maxmsg;
-    zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero);
+    int64_t maxsize = 1 << 20;
+    if (bus__socket(ZMQ_ROUTER, "ROUTER", &r->ctx, &r->sock, err, errlen) < 0) goto fail;
     /* A request is small: refuse anything over 1 MiB at the transport. */
     zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
-    if (zmq_bind(r->sock, endpoint) < 0) {
-        snprintf(err, errlen, "zmq_bind(%s) failed: %s", endpoint, zmq_strerror(errno));
-        goto fail;
-    }
+    if (bus__attach(&r->ctx, &r->sock, endpoint, 1, err, errlen) < 0) goto fail;
     return r;
 fail:
-    if (r->sock) zmq_close(r->sock);
-    if (r->ctx) zmq_ctx_term(r->ctx);
     free(r);
     return NULL;
 }
@@ -252,16 +248,10 @@ long bus_rpc_call(const char *endpoint, const void *req, size_t len, void **repl
                   int timeout_ms, char *err, size_t errlen)
 {
     long rc = -1;
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    void *ctx, *s;
     *reply = NULL;
-    if (zmq_connect(s, endpoint) < 0) {
-        snprintf(err, errlen, "zmq_connect(%s) failed: %s", endpoint, zmq_strerror(errno));
-        rc = -errno;
-        goto out;
-    }
+    if (bus__socket(ZMQ_DEALER, "DEALER", &ctx, &s, err, errlen) < 0) return -EIO;
+    if (bus__attach(&ctx, &s, endpoint, 0, err, errlen) < 0) return -EIO;
     if (zmq_send(s, req, len, 0) < 0) {
         snprintf(err, errlen, "sending to %s failed: %s", endpoint, zmq_strerror(errno));
         rc = -errno;

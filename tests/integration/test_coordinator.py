@@ -29,20 +29,11 @@ CLI = None
 PGPORT = 5400 + os.getpid() % 500
 
 
-def free_tcp_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Coordinator:
     def __init__(self, d, reuse=None, extra=()):
         self.dir = os.path.join(d, "coord")
-        self.port = reuse.port if reuse else free_tcp_port()
-        self.rpc = reuse.rpc if reuse else f"tcp://127.0.0.1:{free_tcp_port()}"
+        self.port = reuse.port if reuse else h.free_tcp_port()
+        self.rpc = reuse.rpc if reuse else f"tcp://127.0.0.1:{h.free_tcp_port()}"
         if reuse:  # a restart on the same directory: ready = a fresh stats file
             os.unlink(os.path.join(self.dir, "stats.json"))
         self.log = open(os.path.join(d, "coord.log"), "ab+")
@@ -159,7 +150,7 @@ def test_rpc(co, d, want_final):
     p = h.run([CLI, "--coordinator", co.rpc, "--token-file", os.path.join(d, "a.json"), "nodes"],
               check_rc=False)
     h.check(p.returncode == 3, f"a wrong token should exit 3, got {p.returncode}")
-    p = h.run([CLI, "--coordinator", f"tcp://127.0.0.1:{free_tcp_port()}", "--token-file",
+    p = h.run([CLI, "--coordinator", f"tcp://127.0.0.1:{h.free_tcp_port()}", "--token-file",
                os.path.join(co.dir, "rpc.token"), "--timeout", "500ms", "nodes"], check_rc=False)
     h.check(p.returncode == 1 and b"no answer" in p.stderr, f"no coordinator: {p.returncode}")
     print("ok  mscope nodes/flows/top/series, JSON, exit codes 0/1/2/3")

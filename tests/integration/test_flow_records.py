@@ -226,19 +226,10 @@ def test_shutdown_flush(pb, d):
     print(f"ok  shutdown flush: {len(finals) - before} flows closed at SIGTERM, all packets accounted")
 
 
-def free_tcp_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_coordinator_away(pb, d):
     """No coordinator yet: records wait (bounded), the overflow is shed and
     counted; when the coordinator appears it gets what waited."""
-    port = free_tcp_port()
+    port = h.free_tcp_port()
     store = os.path.join(d, "away")
     rec = h.Daemon(store, "--coordinator", f"tcp://127.0.0.1:{port}", "--bus-queue", "300",
                    "--flow-grace", "0", "--flow-idle", "1s")

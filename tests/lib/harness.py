@@ -133,6 +133,15 @@ def free_udp_port():
     return port
 
 
+def free_tcp_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def read_stats(path):
     import json
     try:
