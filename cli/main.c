@@ -40,7 +40,7 @@ static const config_opt cli_opts[] = {
     { "from", 0, CFG_STR, O(from), NULL, 0, 0, "TIME", "first instant (RFC 3339, Unix seconds, or a duration ago); default: 1h ago" },
     { "to", 0, CFG_STR, O(to), NULL, 0, 0, "TIME", "end instant, exclusive; default: now" },
     { "since", 0, CFG_STR, O(since), NULL, 0, 0, "DURATION", "same as --from DURATION" },
-    { "limit", 'n', CFG_INT, O(limit), "100", 1, 10000, "N", "rows at most (top: default 10)" },
+    { "limit", 'n', CFG_INT, O(limit), "0", 0, 10000, "N", "rows at most; 0 = the command's default (flows 100, top 10)" },
     { "host", 0, CFG_STR, O(host), NULL, 0, 0, "IP", "flows/series: client or server address" },
     { "port", 0, CFG_INT, O(port), "0", 0, 65535, "N", "flows/series: client or server port" },
     { "proto", 0, CFG_INT, O(proto), "0", 0, 255, "N", "flows: IP protocol (6 tcp, 17 udp)" },
@@ -333,7 +333,7 @@ int main(int argc, char **argv)
         qf.min_rtt_ns = s.min_rtt;
         qf.only_retransmissions = s.retrans;
         qf.order_by = s.order;
-        qf.limit = (uint32_t)s.limit;
+        qf.limit = s.limit ? (uint32_t)s.limit : 100;
         qf.node = s.node;
         req.body_case = MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS;
         req.query_flows = &qf;
@@ -343,7 +343,7 @@ int main(int argc, char **argv)
         tt.to_ns = to;
         tt.by = s.by;
         tt.metric = s.metric;
-        tt.limit = config_find(cli_opts, "limit") && s.limit != 100 ? (uint32_t)s.limit : 10;
+        tt.limit = s.limit ? (uint32_t)s.limit : 10;
         req.body_case = MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS;
         req.top_talkers = &tt;
     } else if (!strcmp(cmd, "series")) {
