@@ -3,6 +3,7 @@ ask the outside oracles (tcpdump, capinfos), and fail or skip loudly.
 
 Exit status follows CTest's convention here: 0 pass, 1 fail, 77 skipped.
 """
+import atexit
 import os
 import shutil
 import subprocess
@@ -41,7 +42,26 @@ def init():
             fail(f"{tool} is not installed (run scripts/deps.sh)")
 
 
+_TMPDIRS = []
+_KEEP = False
+
+
+def _cleanup():
+    """Remove the test's scratch directories - unless it failed: then they
+    stay for a look, and their paths are printed."""
+    for d in _TMPDIRS:
+        if _KEEP:
+            print(f"kept for inspection: {d}", file=sys.stderr)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+
+
 def fail(msg):
+    global _KEEP
+    _KEEP = True
     print(f"FAIL: {msg}", file=sys.stderr)
     sys.exit(1)
 
@@ -67,7 +87,9 @@ def run(cmd, check_rc=True, **kw):
 
 def tmpdir(prefix="mscope-test-"):
     base = os.environ.get("MSCOPE_TMP")
-    return tempfile.mkdtemp(prefix=prefix, dir=base)
+    d = tempfile.mkdtemp(prefix=prefix, dir=base)
+    _TMPDIRS.append(d)
+    return d
 
 
 def gen(path, *args):
