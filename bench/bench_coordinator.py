@@ -59,11 +59,29 @@ def main():
                    "('first_ts', 'updated_at')")
         h.run(["psql", "-h", sock, "-p", str(PGPORT), "-U", "mscope", "-d", "postgres", "-c",
                f"\\copy (SELECT {cols} FROM flows) TO '{dump}'"])
-        sql(f"CREATE TABLE copy_baseline AS SELECT {cols} FROM flows WITH NO DATA")
-        b0 = time.time()
-        h.run(["psql", "-h", sock, "-p", str(PGPORT), "-U", "mscope", "-d", "postgres", "-c",
-               f"\\copy copy_baseline FROM '{dump}'"])
-        base = written / (time.time() - b0)
+        # Two baselines: the same rows into a table shaped like `flows` (the
+        # same day partitions and indexes: the cost of storing them), and into
+        # a plain unindexed table (PostgreSQL's raw COPY speed here).
+        sql(f"CREATE TABLE copy_plain AS SELECT {cols} FROM flows WITH NO DATA")
+        sql("CREATE TABLE copy_same (LIKE flows INCLUDING DEFAULTS INCLUDING INDEXES) "
+            "PARTITION BY RANGE (first_ts)")
+        for (name, lo) in [r.split("|") for r in sql(
+                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+                "WHERE p.relname = 'flows'").splitlines()]:
+            sql(f"CREATE TABLE copy_same_{name} PARTITION OF copy_same {lo}")
+        copycols = cols + ", first_ts"
+
+        def timed_copy(table, columns):
+            h.run(["psql", "-h", sock, "-p", str(PGPORT), "-U", "mscope", "-d", "postgres", "-c",
+                   f"\\copy (SELECT {columns} FROM flows) TO '{dump}'"])
+            b0 = time.time()
+            h.run(["psql", "-h", sock, "-p", str(PGPORT), "-U", "mscope", "-d", "postgres", "-c",
+                   f"\\copy {table} ({columns}) FROM '{dump}'"])
+            return written / (time.time() - b0)
+
+        base = timed_copy("copy_plain", cols)
+        same = timed_copy("copy_same", copycols)
         os.unlink(dump)
     finally:
         co.terminate()
@@ -71,13 +89,14 @@ def main():
     print(f"machine: {machine()}")
     print(f"{runs} recorder runs of a {os.path.getsize(many) / 1e6:.0f} MB capture; "
           f"{written} flow records in {elapsed:.1f} s (bus -> COPY -> merge -> per-minute aggregates)")
-    label_base = "psql \\copy of the same rows (plain table)"
-    label_ours = "coordinator, bus to PostgreSQL, sustained"
-    print(f"{'':44} {'records/s':>10}")
-    print(f"{label_base:44} {base:10.0f}")
-    print(f"{label_ours:44} {rate:10.0f}")
-    print(f"ratio: {100 * rate / base:.0f}% of psql \\copy (goal >= 80%); "
-          f"{'meets' if rate >= 100000 else 'below'} 100 000/s")
+    rows = [("psql \\copy, same rows, unindexed plain table", base),
+            ("psql \\copy, same rows, table shaped like flows", same),
+            ("coordinator, bus to PostgreSQL, sustained", rate)]
+    print(f"{'':48} {'records/s':>10}")
+    for label, v in rows:
+        print(f"{label:48} {v:10.0f}")
+    print(f"ratio: {100 * rate / same:.0f}% of the same-shape copy, {100 * rate / base:.0f}% of the "
+          f"plain copy (goal >= 80%); {'meets' if rate >= 100000 else 'below'} 100 000/s")
 
 
 if __name__ == "__main__":

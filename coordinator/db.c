@@ -184,6 +184,7 @@ static void db__cols(char *out, size_t len, const char *prefix, int with_types)
 
 static int db__migrate_v1(db_t *d, char *err, size_t errlen);
 static int db__migrate_v2(db_t *d, char *err, size_t errlen);
+static int db__migrate_v3(db_t *d, char *err, size_t errlen);
 
 static int db__migrate(db_t *d, char *err, size_t errlen)
 {
@@ -201,6 +202,26 @@ static int db__migrate(db_t *d, char *err, size_t errlen)
     PQclear(r);
     if (version < 1 && db__migrate_v1(d, err, errlen) < 0) return -1;
     if (version < 2 && db__migrate_v2(d, err, errlen) < 0) return -1;
+    if (version < 3 && db__migrate_v3(d, err, errlen) < 0) return -1;
+    return 0;
+}
+
+/* v3: the time index becomes BRIN. Rows arrive roughly in time order, so a
+ * block-range index prunes as well as a B-tree inside a day partition, at a
+ * fraction of the insert cost (measured: the B-tree alone cost ~25% of COPY). */
+static int db__migrate_v3(db_t *d, char *err, size_t errlen)
+{
+    if (db__exec(d,
+                 "BEGIN;"
+                 "DROP INDEX IF EXISTS flows_first_ts_idx;"
+                 "CREATE INDEX flows_first_ts_brin ON flows USING brin (first_ts);"
+                 "INSERT INTO schema_migrations (version) VALUES (3);"
+                 "COMMIT;",
+                 err, errlen) < 0) {
+        PQclear(PQexec(d->conn, "ROLLBACK"));
+        return -1;
+    }
+    log_info("database schema migrated to version 3");
     return 0;
 }
 
