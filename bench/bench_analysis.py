@@ -4,11 +4,10 @@ synthetic pcap with many flows, next to the same run with --no-analysis and
 next to `tcpdump -r IN -w OUT`. Goal: analysis costs <= 25% of the pipeline.
 Then memory: resident size with 1 million concurrent flows, and per flow."""
 import os
-import resource
 import shutil
 import subprocess
 
-from common import BENCH_DIR, h, machine, median_time, warm
+from common import BENCH_DIR, h, ingest_input, machine, median_time, remover
 
 
 def max_rss_kb(cmd):
@@ -22,19 +21,10 @@ def max_rss_kb(cmd):
 
 def main():
     h.init()
-    os.makedirs(BENCH_DIR, exist_ok=True)
-    src = os.path.join(BENCH_DIR, "ingest-1m.pcap")
-    if not os.path.exists(src):
-        h.gen(src, "--packets", 1000000, "--flows", 20000, "--seed", 21, "--nsec")
-    warm(src)
-    size = os.path.getsize(src)
+    src, size, _ = ingest_input()
     store = os.path.join(BENCH_DIR, "analysis-store")
     out = os.path.join(BENCH_DIR, "tcpdump-copy.pcap")
-
-    def clean():
-        shutil.rmtree(store, ignore_errors=True)
-        if os.path.exists(out):
-            os.unlink(out)
+    clean = remover(store, out)
 
     base = [h.RECORDER, "--data-dir", store, "--read", src, "--min-free", "0", "--log-level", "warn"]
     t_td = median_time(["tcpdump", "-r", src, "-w", out], runs=5, before=clean)

@@ -3,27 +3,16 @@
 `tcpdump -r IN -w OUT` on the same file, page cache warm, medians of 5 runs.
 Goal: >= 1.3x tcpdump. (bench_analysis.py measures the run with analysis.)"""
 import os
-import shutil
 
-from common import BENCH_DIR, h, machine, median_time, warm
+from common import BENCH_DIR, h, ingest_input, machine, median_time, remover
 
 
 def main():
     h.init()
-    os.makedirs(BENCH_DIR, exist_ok=True)
-    src = os.path.join(BENCH_DIR, "ingest-1m.pcap")
-    if not os.path.exists(src):
-        h.gen(src, "--packets", 1000000, "--flows", 20000, "--seed", 21, "--nsec")
-    size = os.path.getsize(src)
-    npk = 1000000
-    warm(src)
+    src, size, npk = ingest_input()
     out = os.path.join(BENCH_DIR, "tcpdump-copy.pcap")
     store = os.path.join(BENCH_DIR, "ingest-store")
-
-    def clean():
-        shutil.rmtree(store, ignore_errors=True)
-        if os.path.exists(out):
-            os.unlink(out)
+    clean = remover(store, out)
 
     t_tcpdump = median_time(["tcpdump", "-r", src, "-w", out], runs=5, before=clean)
     t_ours = median_time([h.RECORDER, "--data-dir", store, "--read", src, "--min-free", "0",

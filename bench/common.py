@@ -2,6 +2,7 @@
 Benchmarks print figures beside a baseline measured in the same run; they
 never pass or fail on speed."""
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,3 +51,25 @@ def machine():
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, kernel {os.uname().release}"
+
+
+def ingest_input():
+    """The 1 M-packet mixed capture the ingest and analysis benchmarks share,
+    generated once, in the page cache. Returns (path, bytes, packets)."""
+    os.makedirs(BENCH_DIR, exist_ok=True)
+    src = os.path.join(BENCH_DIR, "ingest-1m.pcap")
+    if not os.path.exists(src):
+        h.gen(src, "--packets", 1000000, "--flows", 20000, "--seed", 21, "--nsec")
+    warm(src)
+    return src, os.path.getsize(src), 1000000
+
+
+def remover(*paths):
+    """A `before` hook for median_time(): start every run from nothing."""
+    def clean():
+        for p in paths:
+            if os.path.isdir(p):
+                shutil.rmtree(p, ignore_errors=True)
+            elif os.path.exists(p):
+                os.unlink(p)
+    return clean

@@ -46,17 +46,19 @@ void ingest_stats_add(ingest_stats *a, const ingest_stats *b)
 typedef struct producer {
     pipeline_t *pipe;
     int wait; /* block for a free batch (files) or drop (live) */
+    int analysis; /* fill pkt_ana and its hash: only when a flow table reads them */
     pipe_batch *cur;
     ingest_stats st;
     ingest_stats pub;
     pthread_mutex_t pub_mu;
 } producer;
 
-static void producer__init(producer *p, pipeline_t *pipe, int wait)
+static void producer__init(producer *p, const ingest_opts *o, int wait)
 {
     memset(p, 0, sizeof *p);
-    p->pipe = pipe;
+    p->pipe = o->pipe;
     p->wait = wait;
+    p->analysis = o->analysis;
     pthread_mutex_init(&p->pub_mu, NULL);
 }
 
@@ -105,8 +107,10 @@ static void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data, uint3
     k->data_off = b->used;
     flowkey_from_pkt(&k->key, &pi, vni, observer);
     k->hash = flowkey_hash(&k->key);
-    flowtab_ana_from(&k->ana, &pi);
-    k->ana_hash = flowtab_hash(&k->ana, vni, observer);
+    if (p->analysis) {
+        flowtab_ana_from(&k->ana, &pi);
+        k->ana_hash = flowtab_hash(&k->ana, vni, observer);
+    }
     memcpy(b->data + b->used, data, caplen);
     b->used += caplen;
     p->st.stored_inner++;
@@ -150,7 +154,7 @@ int ingest_file(const ingest_opts *o, const char *path, const _Atomic int *stop,
         return -1;
     }
     producer p;
-    producer__init(&p, o->pipe, 1);
+    producer__init(&p, o, 1);
     struct pcap_pkthdr *h;
     const u_char *data;
     int rc, out = 0;
@@ -421,7 +425,7 @@ ingest_live_t *ingest_live_start(const ingest_opts *o, char *err, size_t errlen)
         rx_thread *t = &l->t[i];
         t->l = l;
         t->fd = -1;
-        producer__init(&t->p, o->pipe, 0);
+        producer__init(&t->p, o, 0);
         if (o->iface) {
             t->pc = ingest__open_iface(o, err, errlen);
             if (!t->pc) goto fail;

@@ -37,6 +37,7 @@ typedef struct ingest_opts {
     int64_t rcvbuf;       /* requested socket receive buffer, bytes */
     const char *iface;    /* live capture interface */
     const char *capture_filter;
+    int analysis;         /* prepare each packet for the flow table (off: --no-analysis) */
 } ingest_opts;
 
 /* Import a file into the pipeline, waiting for room (nothing is dropped for

@@ -417,6 +417,7 @@ static ingest_opts make_ingest_opts(recorder *r)
         .rcvbuf = r->cfg.rcvbuf,
         .iface = r->cfg.interface,
         .capture_filter = r->cfg.capture_filter,
+        .analysis = r->flows != NULL,
     };
     return io;
 }
