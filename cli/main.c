@@ -26,11 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct cli_settings {
-    char *coordinator, *token_file, *from, *to, *since, *host, *order, *node, *by, *metric;
-    int64_t limit, port, proto, timeout, min_rtt;
-    int json, retrans;
-} cli_settings;
+#include "cli.h"
 
 #define O(f) offsetof(cli_settings, f)
 static const config_opt cli_opts[] = {
@@ -51,6 +47,15 @@ static const config_opt cli_opts[] = {
     { "by", 0, CFG_STR, O(by), "server", 0, 0, "SIDE", "top: server or client" },
     { "metric", 0, CFG_STR, O(metric), "bytes", 0, 0, "M", "top: bytes, packets, flows, retransmissions" },
     { "timeout", 0, CFG_DURATION, O(timeout), "10s", 1000000LL, 0, "DURATION", "how long to wait for the coordinator" },
+    { "write", 'w', CFG_STR, O(write), NULL, 0, 0, "FILE", "search: write the pcap here; - is stdout (required)" },
+    { "nodes", 0, CFG_STR, O(nodes), NULL, 0, 0, "A,B,...", "search: only these recorders (default: every live one)" },
+    { "max-packets", 'c', CFG_INT, O(max_packets), "0", 0, 0, "N", "search: stop after N packets (0 = no limit)" },
+    { "max-bytes", 0, CFG_SIZE, O(max_bytes), "0", 0, 0, "SIZE", "search: stop before SIZE captured bytes (0 = no limit)" },
+    { "dedup", 0, CFG_BOOL, O(dedup), NULL, 0, 0, NULL, "search: drop a packet identical (IP datagram, TTL aside) to one seen within --dedup-window" },
+    { "dedup-window", 0, CFG_DURATION, O(dedup_window), "1ms", 1, 0, "DURATION", "search: the dedup window" },
+    { "node-timeout", 0, CFG_DURATION, O(node_timeout), "10s", 100000000LL, 0, "DURATION", "search: give up a recorder silent this long (the answer is then partial)" },
+    { "allow-partial", 0, CFG_BOOL, O(allow_partial), NULL, 0, 0, NULL, "search: exit 0 even when some recorder did not answer completely" },
+    { "quiet", 'q', CFG_BOOL, O(quiet), NULL, 0, 0, NULL, "search: no progress line or per-node summary" },
     { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #undef O
@@ -62,9 +67,13 @@ static void usage(FILE *f)
                "  nodes     the recorders the coordinator knows, and their state\n"
                "  flows     flow records, newest analysis from every recorder\n"
                "  top       top talkers by bytes, packets, flows or retransmissions\n"
-               "  series    per-minute time series\n\n"
+               "  series    per-minute time series\n"
+               "  search    packets from every recorder, merged by time into one pcap:\n"
+               "            mscope search --since 20m 'host 10.0.3.7 and tcp port 443' -w incident.pcap\n\n"
+               "Time range (flows, top, series, search): --from/--since, --to; default: the last hour.\n\n"
                "exit status: 0 ok, 1 coordinator unreachable or failed, 2 bad usage or request,\n"
-               "3 authentication refused\n\noptions:\n");
+               "3 authentication refused, 4 search answer partial (some recorder did not answer\n"
+               "completely; --allow-partial makes that 0)\n\noptions:\n");
     config_print_help(cli_opts, f);
 }
 
@@ -287,10 +296,10 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof s);
     log_init("mscope");
     char err[1024], token[256];
-    const char *pos[4];
+    const char *pos[CLI_MAX_ARGS];
     int npos = 0, help = 0, rc = 2;
     if (config_defaults(cli_opts, &s) < 0) return 2;
-    if (config_parse_args(cli_opts, &s, argc, argv, 1, pos, 4, &npos, &help, err, sizeof err) < 0) {
+    if (config_parse_args(cli_opts, &s, argc, argv, 1, pos, CLI_MAX_ARGS, &npos, &help, err, sizeof err) < 0) {
         fprintf(stderr, "mscope: %s\n", err);
         goto out;
     }
@@ -310,7 +319,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope: bad time '%s'\n", s.to);
         goto out;
     }
+    if (strcmp(cmd, "search") && npos > 1) {
+        fprintf(stderr, "mscope: unexpected argument '%s'\n", pos[1]);
+        goto out;
+    }
     if (read_token(&s, token, sizeof token) < 0) goto out;
+    if (!strcmp(cmd, "search")) {
+        rc = cli_search(&s, token, from, to, pos + 1, npos - 1);
+        goto out;
+    }
     Mirrorscope__Request req;
     mirrorscope__request__init(&req);
     req.id = (uint64_t)now;
@@ -356,7 +373,7 @@ int main(int argc, char **argv)
         req.body_case = MIRRORSCOPE__REQUEST__BODY_TIME_SERIES;
         req.time_series = &ts;
     } else {
-        fprintf(stderr, "mscope: unknown command '%s' (nodes, flows, top, series; see --help)\n", cmd);
+        fprintf(stderr, "mscope: unknown command '%s' (nodes, flows, top, series, search; see --help)\n", cmd);
         goto out;
     }
     size_t n = mirrorscope__request__get_packed_size(&req);

@@ -10,6 +10,13 @@
 #include <string.h>
 #include <zmq.h>
 
+/* Every socket object starts with these two fields, so bus_poll() can take
+ * any of them. */
+typedef struct bus__base {
+    void *ctx;
+    void *sock;
+} bus__base;
+
 struct bus_pub {
     void *ctx;
     void *sock;
@@ -177,9 +184,13 @@ bus_rpc_t *bus_rpc_new(const char *endpoint, char *err, size_t errlen)
 {
     bus_rpc_t *r = xcalloc(1, sizeof *r);
     int64_t maxsize = 1 << 20;
+    int one = 1;
     if (bus__socket(ZMQ_ROUTER, "ROUTER", &r->ctx, &r->sock, err, errlen) < 0) goto fail;
     /* A request is small: refuse anything over 1 MiB at the transport. */
     zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
+    /* Report a requester that has gone (EHOSTUNREACH) instead of dropping
+     * silently: a stream to it is then stopped at once. */
+    zmq_setsockopt(r->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     if (bus__attach(&r->ctx, &r->sock, endpoint, 1, err, errlen) < 0) goto fail;
     return r;
 fail:
@@ -235,6 +246,25 @@ int bus_rpc_reply(bus_rpc_t *r, const void *data, size_t len)
     return 0;
 }
 
+void bus_rpc_peer(const bus_rpc_t *r, bus_peer *out)
+{
+    memset(out, 0, sizeof *out);
+    if (r->nenv < 1) return;
+    zmq_msg_t *id = (zmq_msg_t *)&r->env[0];
+    size_t n = zmq_msg_size(id);
+    out->len = n < sizeof out->id ? n : sizeof out->id;
+    memcpy(out->id, zmq_msg_data(id), out->len);
+    out->delimited = r->nenv > 1;
+}
+
+int bus_rpc_send_to(bus_rpc_t *r, const bus_peer *p, const void *data, size_t len)
+{
+    if (zmq_send(r->sock, p->id, p->len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
+    if (p->delimited && zmq_send(r->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
+    if (zmq_send(r->sock, data, len, ZMQ_DONTWAIT) < 0) return -errno;
+    return 0;
+}
+
 void bus_rpc_close(bus_rpc_t *r)
 {
     if (!r) return;
@@ -279,5 +309,81 @@ long bus_rpc_call(const char *endpoint, const void *req, size_t len, void **repl
 out:
     zmq_close(s);
     zmq_ctx_term(ctx);
+    return rc;
+}
+
+struct bus_dealer {
+    void *ctx;
+    void *sock;
+};
+
+bus_dealer_t *bus_dealer_new(const char *endpoint, long maxmsg, char *err, size_t errlen)
+{
+    bus_dealer_t *d = xcalloc(1, sizeof *d);
+    int64_t max = maxmsg;
+    if (bus__socket(ZMQ_DEALER, "DEALER", &d->ctx, &d->sock, err, errlen) < 0) goto fail;
+    zmq_setsockopt(d->sock, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    if (bus__attach(&d->ctx, &d->sock, endpoint, 0, err, errlen) < 0) goto fail;
+    return d;
+fail:
+    free(d);
+    return NULL;
+}
+
+int bus_dealer_send(bus_dealer_t *d, const void *data, size_t len)
+{
+    return zmq_send(d->sock, data, len, ZMQ_DONTWAIT) < 0 ? -errno : 0;
+}
+
+int bus_dealer_recv(bus_dealer_t *d, void *data, size_t cap, size_t *len, int timeout_ms)
+{
+    if (timeout_ms) {
+        zmq_pollitem_t it = { d->sock, 0, ZMQ_POLLIN, 0 };
+        int rc = zmq_poll(&it, 1, timeout_ms);
+        if (rc <= 0) return rc < 0 && errno != EINTR ? -errno : 0;
+    }
+    int n = zmq_recv(d->sock, data, cap, ZMQ_DONTWAIT);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    int more = 0;
+    size_t ml = sizeof more;
+    zmq_getsockopt(d->sock, ZMQ_RCVMORE, &more, &ml);
+    int extra = 0;
+    while (more) { /* we never send multipart: swallow the rest */
+        char junk[64];
+        zmq_recv(d->sock, junk, sizeof junk, 0);
+        zmq_getsockopt(d->sock, ZMQ_RCVMORE, &more, &ml);
+        extra = 1;
+    }
+    if (extra) return -EPROTO;
+    if ((size_t)n > cap) return -EMSGSIZE;
+    *len = (size_t)n;
+    return 1;
+}
+
+void bus_dealer_close(bus_dealer_t *d, int linger_ms)
+{
+    if (!d) return;
+    zmq_setsockopt(d->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_close(d->sock);
+    zmq_ctx_term(d->ctx);
+    free(d);
+}
+
+#define BUS_POLL_MAX 1024
+
+int bus_poll(void *const *socks, int n, int *readable, int timeout_ms)
+{
+    zmq_pollitem_t items[BUS_POLL_MAX];
+    int map[BUS_POLL_MAX], k = 0;
+    for (int i = 0; i < n; i++) {
+        readable[i] = 0;
+        if (!socks[i] || k == BUS_POLL_MAX) continue;
+        items[k] = (zmq_pollitem_t){ ((const bus__base *)socks[i])->sock, 0, ZMQ_POLLIN, 0 };
+        map[k++] = i;
+    }
+    int rc = zmq_poll(items, k, timeout_ms);
+    if (rc < 0) return errno == EINTR ? 0 : -errno;
+    for (int j = 0; j < k; j++)
+        if (items[j].revents & ZMQ_POLLIN) readable[map[j]] = 1;
     return rc;
 }

@@ -71,7 +71,45 @@ int bus_rpc_reply(bus_rpc_t *r, const void *data, size_t len);
 
 void bus_rpc_close(bus_rpc_t *r);
 
+/* A requester to answer more than once (streams: a search sends many
+ * messages). Only DEALER requesters can take more than one answer. */
+typedef struct bus_peer {
+    unsigned char id[256];
+    size_t len;
+    int delimited; /* a REQ-style empty frame follows the identity */
+} bus_peer;
+
+/* The requester of the last request received. */
+void bus_rpc_peer(const bus_rpc_t *r, bus_peer *out);
+
+/* Send one message to p without blocking. Returns 0, -EHOSTUNREACH when p
+ * has disconnected, -EAGAIN when its queue is full, or another -errno. */
+int bus_rpc_send_to(bus_rpc_t *r, const bus_peer *p, const void *data, size_t len);
+
 /* ---- RPC client (DEALER) ------------------------------------------------- */
+
+/* A DEALER connected to a ROUTER, for conversations of many messages (a
+ * search stream). Messages over maxmsg bytes end the connection (ZeroMQ's
+ * guard against garbage). */
+typedef struct bus_dealer bus_dealer_t;
+
+bus_dealer_t *bus_dealer_new(const char *endpoint, long maxmsg, char *err, size_t errlen);
+
+/* Send without blocking (queued until connected). 0, -EAGAIN or -errno. */
+int bus_dealer_send(bus_dealer_t *d, const void *data, size_t len);
+
+/* Receive one message, waiting up to timeout_ms. Returns 1 with its length
+ * in *len, 0 on timeout, -EMSGSIZE when it exceeded cap (dropped), -errno. */
+int bus_dealer_recv(bus_dealer_t *d, void *data, size_t cap, size_t *len, int timeout_ms);
+
+/* Close, giving queued messages up to linger_ms to leave (a last cancel).
+ * Accepts NULL. */
+void bus_dealer_close(bus_dealer_t *d, int linger_ms);
+
+/* Wait up to timeout_ms until one of n sockets (any of bus_sub_t, bus_rpc_t,
+ * bus_dealer_t; NULL entries are skipped) has a message. Returns the number
+ * ready (readable[i] set for each), 0 on timeout, -errno. */
+int bus_poll(void *const *socks, int n, int *readable, int timeout_ms);
 
 /* One request, one reply, waiting up to timeout_ms for it. On success the
  * reply (malloc'd) is in *reply. Returns its length, or -ETIMEDOUT /

@@ -16,8 +16,10 @@
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "pgembed.h"
+#include "scatter.h"
 #include "spool.h"
 #include "timeparse.h"
+#include "token.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -33,11 +35,12 @@
 
 #define COORD_VERSION "0.1.0"
 #define MSG_MAX (64u << 20)
+#define POLL_MAX 1024
 
 typedef struct coord_settings {
-    char *data_dir, *db, *bus, *rpc, *token_file, *log_level, *stats_file;
+    char *data_dir, *db, *bus, *rpc, *token_file, *search_token_file, *log_level, *stats_file;
     int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
-        retention_days;
+        retention_days, search_window, search_node_timeout, search_idle_timeout, max_searches;
 } coord_settings;
 
 #define O(f) offsetof(coord_settings, f)
@@ -47,6 +50,11 @@ static const config_opt coord_opts[] = {
     { "bus", 0, CFG_STR, O(bus), "tcp://0.0.0.0:5556", 0, 0, "ENDPOINT", "where recorders publish (SUB, bound)" },
     { "rpc", 0, CFG_STR, O(rpc), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "where clients (mscope) send requests (ROUTER, bound)" },
     { "token-file", 0, CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the RPC token clients must present (default: DIR/rpc.token, created 0600 if missing)" },
+    { "search-token-file", 0, CFG_STR, O(search_token_file), NULL, 0, 0, "FILE", "the cluster's search token, presented to recorders (default: DIR/search.token, created 0600 if missing: copy it to every recorder)" },
+    { "search-window", 0, CFG_INT, O(search_window), "4", 1, 64, "N", "search: 1 MiB chunks in flight per recorder" },
+    { "search-node-timeout", 0, CFG_DURATION, O(search_node_timeout), "10s", 100000000LL, 0, "DURATION", "search: give up a recorder silent this long (the answer is then partial)" },
+    { "search-idle-timeout", 0, CFG_DURATION, O(search_idle_timeout), "60s", 1000000000LL, 0, "DURATION", "search: stop when the client takes nothing for this long" },
+    { "max-searches", 0, CFG_INT, O(max_searches), "8", 1, 256, "N", "searches at once; more are refused as busy" },
     { "stale-after", 0, CFG_DURATION, O(stale_after), "10s", 1000000000LL, 0, "DURATION", "a node without heartbeats this long is stale" },
     { "dead-after", 0, CFG_DURATION, O(dead_after), "60s", 1000000000LL, 0, "DURATION", "... and dead after this long" },
     { "pg-port", 0, CFG_INT, O(pg_port), "5433", 1, 65535, "PORT", "embedded PostgreSQL's port (its Unix socket name; it does not listen on the network)" },
@@ -67,11 +75,13 @@ typedef struct node_state {
     uint64_t flow_seq, hb_seq, gaps;
     Mirrorscope__Heartbeat *last_hb; /* owned, unpacked */
     int hb_dirty;
+    int64_t seen_mono;               /* when its last heartbeat came */
 } node_state;
 
 typedef struct coord {
     coord_settings cfg;
     db_t *db;
+    scatter_t *scatter;
     char conninfo[1024];
     db_batch pending;
     db_batch replay; /* a spool file being written back */
@@ -81,7 +91,7 @@ typedef struct coord {
     /* counters */
     uint64_t batches, records_in, records_written, records_dropped, gaps, restarts, bad_messages,
         db_errors, heartbeats, rpc_requests, rpc_errors, rpc_unauthenticated;
-    char token[128];
+    char token[TOKEN_MAX], search_token[TOKEN_MAX];
 } coord;
 
 static volatile sig_atomic_t stop_flag;
@@ -160,6 +170,7 @@ static void on_hb(coord *c, const uint8_t *data, size_t len)
     if (n->last_hb) mirrorscope__heartbeat__free_unpacked(n->last_hb, NULL);
     n->last_hb = h;
     n->hb_dirty = 1;
+    n->seen_mono = timeparse_mono_ns();
     c->heartbeats++;
 }
 
@@ -247,50 +258,56 @@ static void flush(coord *c)
     }
 }
 
-/* The RPC token: read DIR/rpc.token, or create it (random, 0600). */
-static int load_token(coord *c, char *err, size_t errlen)
+/* A token file: the given path or DIR/NAME, created when missing. */
+static int load_token(coord *c, const char *given, const char *name, char *out, char *err,
+                      size_t errlen)
 {
     char path[4096];
-    if (c->cfg.token_file) snprintf(path, sizeof path, "%s", c->cfg.token_file);
-    else snprintf(path, sizeof path, "%s/rpc.token", c->cfg.data_dir);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        uint8_t rnd[24];
-        FILE *u = fopen("/dev/urandom", "r");
-        if (!u || fread(rnd, 1, sizeof rnd, u) != sizeof rnd) {
-            if (u) fclose(u);
-            snprintf(err, errlen, "cannot read /dev/urandom for a token");
-            return -1;
-        }
-        fclose(u);
-        for (size_t i = 0; i < sizeof rnd; i++) snprintf(c->token + 2 * i, 3, "%02x", rnd[i]);
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-        if (fd < 0 || write(fd, c->token, strlen(c->token)) < 0 || write(fd, "\n", 1) < 0) {
-            snprintf(err, errlen, "cannot create token file %.900s: %s", path, strerror(errno));
-            if (fd >= 0) close(fd);
-            return -1;
-        }
-        close(fd);
-        log_info("created RPC token file %s (give it to clients: mscope --token-file)", path);
-        return 0;
-    }
-    if (!fgets(c->token, sizeof c->token, f)) c->token[0] = 0;
-    fclose(f);
-    c->token[strcspn(c->token, "\r\n")] = 0;
-    if (strlen(c->token) < 16) {
-        snprintf(err, errlen, "token file %.900s holds no token of at least 16 characters", path);
-        return -1;
-    }
-    return 0;
+    if (given) snprintf(path, sizeof path, "%s", given);
+    else snprintf(path, sizeof path, "%s/%s", c->cfg.data_dir, name);
+    int rc = token_load(path, 1, out, err, errlen);
+    if (rc == 1) log_info("created token file %s", path);
+    return rc < 0 ? -1 : 0;
 }
 
-/* Constant-time comparison: the time taken says nothing about the token. */
-static int token_ok(const char *want, const char *got)
+static int node_cmp(const void *a, const void *b)
 {
-    size_t lw = strlen(want), lg = got ? strlen(got) : 0;
-    unsigned diff = (unsigned)(lw ^ lg);
-    for (size_t i = 0; i < lw; i++) diff |= (unsigned)(want[i] ^ (i < lg ? got[i] : 0));
-    return diff == 0;
+    return strcmp(((const scatter_node *)a)->name, ((const scatter_node *)b)->name);
+}
+
+/* A search: every node heard from within dead-after (or the named ones),
+ * sorted by name - the merge's tie order. Returns 0 when it streams. */
+static int start_search(coord *c, const bus_peer *client, uint64_t id,
+                        const Mirrorscope__SearchQuery *q, int *bad, char *err, size_t errlen)
+{
+    scatter_node *nodes = xcalloc(c->nnodes + 1, sizeof *nodes);
+    int n = 0, rc = -1;
+    int64_t now = timeparse_mono_ns();
+    for (size_t k = 0; k < q->n_nodes; k++) {
+        node_state *ns = NULL;
+        for (size_t i = 0; i < c->nnodes && !ns; i++)
+            if (!strcmp(c->nodes[i].name, q->nodes[k]) && c->nodes[i].last_hb) ns = &c->nodes[i];
+        if (!ns) {
+            snprintf(err, errlen, "unknown recorder '%.200s' (see mscope nodes)", q->nodes[k]);
+            *bad = 1;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < c->nnodes; i++) {
+        node_state *ns = &c->nodes[i];
+        if (!ns->last_hb) continue;
+        int wanted = q->n_nodes == 0 && now - ns->seen_mono < c->cfg.dead_after;
+        for (size_t k = 0; k < q->n_nodes && !wanted; k++) wanted = !strcmp(ns->name, q->nodes[k]);
+        if (!wanted) continue;
+        nodes[n].name = ns->name;
+        nodes[n].endpoint = ns->last_hb->search_endpoint;
+        n++;
+    }
+    qsort(nodes, (size_t)n, sizeof *nodes, node_cmp);
+    rc = scatter_start(c->scatter, client, id, q, nodes, n, err, errlen);
+out:
+    free(nodes);
+    return rc;
 }
 
 static void rpc_answer(coord *c, bus_rpc_t *rpc, const uint8_t *data, long len)
@@ -306,14 +323,30 @@ static void rpc_answer(coord *c, bus_rpc_t *rpc, const uint8_t *data, long len)
     if (!req) {
         resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
         snprintf(err, sizeof err, len < 0 ? "request too large" : "not a Request message");
-    } else if (!token_ok(c->token, req->token)) {
+    } else if (!token_equal(c->token, req->token)) {
         resp.id = req->id;
         resp.status = MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED;
         snprintf(err, sizeof err, "missing or wrong token");
         c->rpc_unauthenticated++;
     } else {
         resp.id = req->id;
-        if (!c->db) {
+        bus_peer client;
+        bus_rpc_peer(rpc, &client);
+        if (req->body_case == MIRRORSCOPE__REQUEST__BODY_SEARCH_CREDIT) {
+            scatter_credit(c->scatter, &client, req->id, req->search_credit);
+            goto out; /* streams take no answer */
+        } else if (req->body_case == MIRRORSCOPE__REQUEST__BODY_SEARCH_CANCEL) {
+            scatter_cancel(c->scatter, &client, req->id);
+            goto out;
+        } else if (req->body_case == MIRRORSCOPE__REQUEST__BODY_SEARCH) {
+            if (!req->search) {
+                rc = -1;
+                bad = 1;
+                snprintf(err, sizeof err, "empty search");
+            } else if ((rc = start_search(c, &client, req->id, req->search, &bad, err, sizeof err)) == 0) {
+                goto out; /* the answer streams from scatter_work() */
+            }
+        } else if (!c->db) {
             rc = -1;
             snprintf(err, sizeof err, "the database is not reachable right now");
         } else {
@@ -352,6 +385,7 @@ static void rpc_answer(coord *c, bus_rpc_t *rpc, const uint8_t *data, long len)
     bus_rpc_reply(rpc, out, n);
     free(out);
     db_response_free(&resp);
+out:
     if (req) mirrorscope__request__free_unpacked(req, NULL);
 }
 
@@ -372,11 +406,23 @@ static void write_stats(coord *c)
             ",\n  \"db_errors\": %" PRIu64 ",\n  \"db_connected\": %d"
             ",\n  \"rpc_requests\": %" PRIu64 ",\n  \"rpc_errors\": %" PRIu64
             ",\n  \"rpc_unauthenticated\": %" PRIu64 ",\n  \"records_spooled\": %" PRIu64
-            ",\n  \"spool_bytes\": %" PRIu64 "\n}\n",
+            ",\n  \"spool_bytes\": %" PRIu64 ",\n",
             COORD_VERSION, c->nnodes, c->batches, c->heartbeats, c->records_in,
             c->records_written, c->pending.records, c->records_dropped, c->gaps, c->restarts,
             c->bad_messages, c->db_errors, c->db != NULL, c->rpc_requests, c->rpc_errors,
             c->rpc_unauthenticated, spool_records(c->spool), spool_bytes(c->spool));
+    scatter_stats ss;
+    memset(&ss, 0, sizeof ss);
+    if (c->scatter) scatter_get_stats(c->scatter, &ss);
+    fprintf(f,
+            "  \"search\": {\"searches\": %" PRIu64 ", \"completed\": %" PRIu64
+            ", \"partial\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"cancelled\": %" PRIu64
+            ", \"abandoned\": %" PRIu64 ", \"packets\": %" PRIu64 ", \"bytes\": %" PRIu64
+            ", \"duplicates\": %" PRIu64 ", \"chunks_out\": %" PRIu64 ", \"active\": %" PRIu64
+            ", \"bytes_held\": %" PRIu64 ", \"bytes_held_max\": %" PRIu64 "}\n}\n",
+            ss.searches, ss.completed, ss.partial, ss.failed, ss.cancelled, ss.abandoned,
+            ss.packets, ss.bytes, ss.duplicates, ss.chunks_out, ss.active, ss.bytes_held,
+            ss.bytes_held_max);
     if (fclose(f) == 0) rename(tmp, path);
 }
 
@@ -453,7 +499,8 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("listening for recorders on %s", c.cfg.bus);
-    if (load_token(&c, err, sizeof err) < 0) {
+    if (load_token(&c, c.cfg.token_file, "rpc.token", c.token, err, sizeof err) < 0 ||
+        load_token(&c, c.cfg.search_token_file, "search.token", c.search_token, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
     }
@@ -463,16 +510,35 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("answering requests on %s", c.cfg.rpc);
+    scatter_opts so = {
+        .token = c.search_token,
+        .window = (uint32_t)c.cfg.search_window,
+        .node_timeout_ns = c.cfg.search_node_timeout,
+        .idle_timeout_ns = c.cfg.search_idle_timeout,
+        .max_searches = (int)c.cfg.max_searches,
+    };
+    c.scatter = scatter_new(rpc, &so);
     msg = xmalloc(MSG_MAX);
     int64_t last_flush = timeparse_mono_ns(), last_stats = 0, last_retention = 0;
     while (!stop_flag) {
-        char topic[32];
-        long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 20);
-        if (n > 0 && !strcmp(topic, "flow")) on_flow(&c, msg, (size_t)n);
-        else if (n > 0 && !strcmp(topic, "hb")) on_hb(&c, msg, (size_t)n);
-        else if (n != 0) {
-            c.bad_messages++;
-            log_warn("ignored a bus message (topic '%s', %ld)", topic, n);
+        /* One wait for everything: the bus, clients, and the recorders
+         * answering searches. */
+        void *socks[POLL_MAX];
+        int ready[POLL_MAX];
+        socks[0] = bus;
+        socks[1] = rpc;
+        int ns = 2 + scatter_sockets(c.scatter, socks + 2, POLL_MAX - 2);
+        bus_poll(socks, ns, ready, 20);
+        for (int burst = 0; ready[0] && burst < 1000; burst++) {
+            char topic[32];
+            long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 0);
+            if (n == 0) break;
+            if (n > 0 && !strcmp(topic, "flow")) on_flow(&c, msg, (size_t)n);
+            else if (n > 0 && !strcmp(topic, "hb")) on_hb(&c, msg, (size_t)n);
+            else {
+                c.bad_messages++;
+                log_warn("ignored a bus message (topic '%s', %ld)", topic, n);
+            }
         }
         int q;
         size_t qlen;
@@ -480,6 +546,7 @@ int main(int argc, char **argv)
             if (q < 0 && q != -EMSGSIZE) break;
             rpc_answer(&c, rpc, msg, q < 0 ? -1 : (long)qlen);
         }
+        scatter_work(c.scatter);
         int64_t now = timeparse_mono_ns();
         int retry_wait = !c.db && now - last_flush < 1000000000LL;
         if (!retry_wait && (now - last_flush >= c.cfg.flush_interval ||
@@ -505,6 +572,7 @@ int main(int argc, char **argv)
         log_warn("%" PRIu64 " flow records wait in the spool for the next start", spool_records(c.spool));
 out:
     free(msg);
+    scatter_free(c.scatter);
     bus_rpc_close(rpc);
     bus_sub_close(bus);
     db_close(c.db);

@@ -15,8 +15,10 @@
 #include "pipeline.h"
 #include "publish.h"
 #include "search_cli.h"
+#include "searchsvc.h"
 #include "store.h"
 #include "timeparse.h"
+#include "token.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -34,10 +36,11 @@
 
 typedef struct rec_settings {
     char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
-        *flows_json, *node_id, *coordinator, *search_endpoint;
+        *flows_json, *node_id, *coordinator, *search_endpoint,
+        *search, *search_token_file;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
-        flow_grace, bus_queue;
+        flow_grace, bus_queue, max_searches;
     int no_analysis;
 } rec_settings;
 
@@ -63,7 +66,10 @@ static const config_opt rec_opts[] = {
     { "flows-json", 0, CFG_STR, O(flows_json), NULL, 0, 0, "FILE", "print one JSON object per final flow record (- = stdout); with --read, --data-dir becomes optional" },
     { "coordinator", 'C', CFG_STR, O(coordinator), NULL, 0, 0, "ENDPOINT", "publish flow records and heartbeats to the coordinator's bus, e.g. tcp://10.0.0.9:5556" },
     { "bus-queue", 0, CFG_INT, O(bus_queue), "100000", 10, 100000000, "N", "flow records held for the coordinator (while it is away or slow); beyond, records are shed and counted" },
-    { "search-endpoint", 0, CFG_STR, O(search_endpoint), NULL, 0, 0, "ENDPOINT", "search service address announced in heartbeats (default: tcp://HOST:5557)" },
+    { "search", 0, CFG_STR, O(search), "tcp://0.0.0.0:5557", 0, 0, "ENDPOINT", "answer the coordinator's searches here (daemon mode; \"off\" disables)" },
+    { "search-token-file", 0, CFG_STR, O(search_token_file), NULL, 0, 0, "FILE", "the cluster's search token, which every search must carry (default: DIR/search.token; without it the search service stays off)" },
+    { "search-endpoint", 0, CFG_STR, O(search_endpoint), NULL, 0, 0, "ENDPOINT", "search address announced in heartbeats (default: --search with a wildcard address replaced by the host name)" },
+    { "max-searches", 0, CFG_INT, O(max_searches), "4", 1, 64, "N", "searches served at once; more are refused as busy" },
     { "node-id", 0, CFG_STR, O(node_id), NULL, 0, 0, "NAME", "this recorder's name in flow records (default: host name and VXLAN port)" },
     { "max-flows", 0, CFG_INT, O(max_flows), "1000000", 1, 100000000, "N", "flows tracked at once; when full the least recently active is closed early (counted)" },
     { "flow-interval", 0, CFG_DURATION, O(flow_interval), "10s", 1000000LL, 0, "DURATION", "interim record of a long flow this often" },
@@ -82,6 +88,8 @@ typedef struct recorder {
     flowtab_t *flows;           /* NULL with --no-analysis */
     FILE *json;                 /* --flows-json */
     publisher_t *pub;           /* --coordinator */
+    searchsvc_t *search;        /* the search service (daemon mode) */
+    char search_announce[512];
     int64_t start_ns;
     pipeline_t *pipe;
     ingest_live_t *live;
@@ -263,6 +271,19 @@ static void write_stats_file(recorder *r, const ingest_stats *in, const store_st
                 ",\n  \"heartbeats\": %" PRIu64 ",\n",
                 ps.published, ps.shed, ps.queued, ps.batches, ps.heartbeats);
     }
+    if (r->search) {
+        searchsvc_stats ss;
+        searchsvc_get_stats(r->search, &ss);
+        fprintf(f,
+                "  \"search\": {\"requests\": %" PRIu64 ", \"started\": %" PRIu64
+                ", \"completed\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"cancelled\": %" PRIu64
+                ", \"abandoned\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"chunks\": %" PRIu64
+                ", \"packets\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"active\": %" PRIu64
+                ", \"buffered_bytes\": %" PRIu64 ", \"buffered_bytes_max\": %" PRIu64 "},\n",
+                ss.requests, ss.started, ss.completed, ss.failed, ss.cancelled, ss.abandoned,
+                ss.refused, ss.chunks, ss.packets, ss.bytes, ss.active, ss.buffered_bytes,
+                ss.buffered_bytes_max);
+    }
     write_reasons(f, "not_decapsulated", in->not_decapsulated, VX__COUNT, vxlan_reason_name);
     fprintf(f, ",\n");
     write_reasons(f, "anomalies", in->anomalies, DEC__COUNT, decode_reason_name);
@@ -318,17 +339,61 @@ static void heartbeat_counters(void *ctx, publish_counters *c)
     c->ndrops = n;
 }
 
+/* The search service, for a daemon with a data directory and a token. The
+ * address it announces: --search-endpoint, else --search with a wildcard
+ * host replaced by our host name. */
+static int start_search(recorder *r)
+{
+    char err[1024], path[4096], token[TOKEN_MAX];
+    if (r->cfg.read || !r->cfg.data_dir || !strcmp(r->cfg.search, "off")) return 0;
+    if (r->cfg.search_token_file) snprintf(path, sizeof path, "%s", r->cfg.search_token_file);
+    else snprintf(path, sizeof path, "%s/search.token", r->cfg.data_dir);
+    if (token_load(path, 0, token, err, sizeof err) < 0) {
+        if (r->cfg.search_token_file) {
+            log_error("%s", err);
+            return -1;
+        }
+        log_warn("search service off: no search token (%s); put the coordinator's search "
+                 "token there or use --search-token-file", err);
+        return 0;
+    }
+    searchsvc_opts so = {
+        .dir = r->cfg.data_dir,
+        .endpoint = r->cfg.search,
+        .token = token,
+        .node = r->node,
+        .max_searches = (int)r->cfg.max_searches,
+    };
+    r->search = searchsvc_start(&so, err, sizeof err);
+    if (!r->search) {
+        log_error("search service: %s", err);
+        return -1;
+    }
+    if (r->cfg.search_endpoint) {
+        snprintf(r->search_announce, sizeof r->search_announce, "%s", r->cfg.search_endpoint);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        const char *colon = strrchr(r->cfg.search, ':');
+        const char *h = strstr(r->cfg.search, "://");
+        h = h ? h + 3 : r->cfg.search;
+        int wild = !strncmp(h, "0.0.0.0:", 8) || !strncmp(h, "*:", 2) || !strncmp(h, "[::]:", 5);
+        if (wild && colon) snprintf(r->search_announce, sizeof r->search_announce, "tcp://%s%s", host, colon);
+        else snprintf(r->search_announce, sizeof r->search_announce, "%s", r->cfg.search);
+    }
+    log_info("answering searches on %s (announced as %s)", r->cfg.search, r->search_announce);
+    return 0;
+}
+
 static int start_publisher(recorder *r)
 {
-    char err[512], search[512], host[256] = "localhost";
+    char err[512];
     if (!r->cfg.coordinator) return 0;
-    gethostname(host, sizeof host - 1);
-    snprintf(search, sizeof search, "tcp://%s:5557", host);
     publish_opts po = {
         .endpoint = r->cfg.coordinator,
         .node = r->node,
         .version = MSCOPE_VERSION,
-        .search_endpoint = r->cfg.search_endpoint ? r->cfg.search_endpoint : search,
+        .search_endpoint = r->search_announce,
         .start_ns = r->start_ns,
         .batch_ns = 100000000LL,
         .batch_max = 500,
@@ -580,13 +645,15 @@ int main(int argc, char **argv)
     if (!r.cfg.read) pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     r.start_ns = timeparse_now_ns();
-    if (start_publisher(&r) < 0 || start_writer(&r) < 0) {
+    if (start_search(&r) < 0 || start_publisher(&r) < 0 || start_writer(&r) < 0) {
         publish_stop(r.pub, 0);
+        searchsvc_stop(r.search);
         rc = 1;
         goto out;
     }
     rc = r.cfg.read ? run_import(&r) : run_daemon(&r);
     publish_stop(r.pub, 5000);
+    searchsvc_stop(r.search);
 out:
     if (r.json && r.json != stdout) fclose(r.json);
     config_free(rec_opts, &r.cfg);

@@ -11,71 +11,19 @@ and survives a client that vanishes mid-request; PostgreSQL stopped for
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster  # noqa: E402
 import harness as h  # noqa: E402
+from cluster import Coordinator, load_pb  # noqa: E402
 
 try:
     import zmq
 except ImportError:
     h.fail("python3-zmq is not installed (scripts/deps.sh installs it)")
-
-COORD = None
-CLI = None
-PGPORT = 5400 + os.getpid() % 500
-
-
-class Coordinator:
-    def __init__(self, d, reuse=None, extra=()):
-        self.dir = os.path.join(d, "coord")
-        self.port = reuse.port if reuse else h.free_tcp_port()
-        self.rpc = reuse.rpc if reuse else f"tcp://127.0.0.1:{h.free_tcp_port()}"
-        if reuse:  # a restart on the same directory: ready = a fresh stats file
-            os.unlink(os.path.join(self.dir, "stats.json"))
-        self.log = open(os.path.join(d, "coord.log"), "ab+")
-        self.proc = subprocess.Popen([COORD, "--data-dir", self.dir, "--bus",
-                                      f"tcp://127.0.0.1:{self.port}", "--rpc", self.rpc,
-                                      "--pg-port", str(PGPORT), *extra],
-                                     stdout=self.log, stderr=self.log)
-        ok = h.wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 60)
-        if self.proc.poll() is not None or not ok:
-            h.fail(f"coordinator did not start:\n{self.log_text()}")
-
-    def log_text(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stats(self):
-        return h.read_stats(os.path.join(self.dir, "stats.json"))
-
-    def sql(self, query):
-        p = h.run(["psql", "-h", os.path.join(self.dir, "pgrun"), "-p", str(PGPORT), "-U",
-                   "mscope", "-d", "postgres", "-At", "-F", "\t", "-c", query])
-        return [line.split("\t") for line in p.stdout.decode().splitlines() if line]
-
-    def pg_ctl(self, action):
-        pgdata = os.path.join(self.dir, "pgdata")
-        bindir = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1]
-        cmd = [f"/usr/lib/postgresql/{bindir}/bin/pg_ctl", "-D", pgdata, "-w", "-l",
-               os.path.join(self.dir, "postgresql.log"), "-m", "fast", action]
-        if action == "start":
-            cmd[-1:-1] = ["-o", f"-k {os.path.join(self.dir, 'pgrun')} -c listen_addresses='' "
-                                f"-p {PGPORT}"]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--"] + cmd
-        h.run(cmd)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(60)
-        return self.proc.returncode
-
 
 def recorder_read(pcap, node, port, js):
     return subprocess.Popen([h.RECORDER, "--read", pcap, "--coordinator", f"tcp://127.0.0.1:{port}",
@@ -246,25 +194,11 @@ def test_gaps(co, pb):
     print("ok  gap of 2 batches counted, a restart not, garbage counted")
 
 
-def load_pb(d):
-    out = os.path.join(d, "pb")
-    os.makedirs(out, exist_ok=True)
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    h.run(["protoc", "--python_out", out, "--proto_path", os.path.join(root, "proto"),
-           os.path.join(root, "proto", "mirrorscope.proto")])
-    if out not in sys.path:
-        sys.path.insert(0, out)
-    import mirrorscope_pb2
-    return mirrorscope_pb2
-
-
 def main():
-    global COORD, CLI
+    global CLI
     h.init()
-    COORD = h.binary("MSCOPE_COORDINATOR", "mscope-coordinator")
-    CLI = h.binary("MSCOPE_CLI", "mscope")
-    if not shutil.which("psql") or not os.path.isdir("/usr/lib/postgresql"):
-        h.fail("PostgreSQL is not installed (run scripts/deps.sh)")
+    cluster.init()
+    CLI = cluster.CLI
     d = h.tmpdir()
     os.chmod(d, 0o755)  # the embedded server runs as 'postgres' when we are root
     a = h.gen(os.path.join(d, "a.pcap"), "--packets", 20000, "--flows", 200, "--seed", 31)

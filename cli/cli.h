@@ -1,0 +1,21 @@
+/* cli.h - the settings of `mscope` shared by its commands. */
+#ifndef MSCOPE_CLI_H
+#define MSCOPE_CLI_H
+
+#include <stdint.h>
+
+#define CLI_MAX_ARGS 64
+
+typedef struct cli_settings {
+    char *coordinator, *token_file, *from, *to, *since, *host, *order, *node, *by, *metric;
+    char *write, *nodes;
+    int64_t limit, port, proto, timeout, min_rtt;
+    int64_t max_packets, max_bytes, dedup_window, node_timeout;
+    int json, retrans, dedup, allow_partial, quiet;
+} cli_settings;
+
+/* `mscope search`: words are the filter expression. Returns the exit status. */
+int cli_search(const cli_settings *s, const char *token, int64_t from_ns, int64_t to_ns,
+               const char *const *words, int nwords);
+
+#endif

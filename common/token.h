@@ -1,0 +1,23 @@
+/* token.h - shared secrets in files: the coordinator's RPC token (clients
+ * present it) and the cluster's search token (the coordinator presents it
+ * to recorders). A token is one line of at least 16 characters; files are
+ * created 0600 from /dev/urandom so that secrets never go on a command line.
+ */
+#ifndef MSCOPE_TOKEN_H
+#define MSCOPE_TOKEN_H
+
+#include <stddef.h>
+
+#define TOKEN_MAX 128
+#define TOKEN_MIN 16
+
+/* Read the token in path into out (TOKEN_MAX bytes). When the file does not
+ * exist and create is set, make one (random, 0600). Returns 0 read, 1
+ * created, -1 with err set (missing, unreadable, or shorter than TOKEN_MIN). */
+int token_load(const char *path, int create, char *out, char *err, size_t errlen);
+
+/* Constant-time comparison: the time taken says nothing about the token.
+ * got may be NULL. Returns 1 when equal. */
+int token_equal(const char *want, const char *got);
+
+#endif

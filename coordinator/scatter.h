@@ -1,0 +1,68 @@
+/* scatter.h - the coordinator's distributed search: one query sent to every
+ * recorder's search service, their time-ordered streams merged (merge.h)
+ * and streamed to the client as they come.
+ *
+ * Everything runs in the coordinator's main loop: the module owns one DEALER
+ * per (search, node), the caller polls them (scatter_sockets) and calls
+ * scatter_work() after each poll. Memory per search is bounded by the nodes
+ * times the per-node window of 1 MiB chunks, plus one output chunk: a node
+ * gets one more chunk of credit only when one of its chunks has been merged
+ * and sent, and chunks go to the client only as far as its credit allows.
+ */
+#ifndef MSCOPE_SCATTER_H
+#define MSCOPE_SCATTER_H
+
+#include "bus.h"
+#include "mirrorscope.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct scatter scatter_t;
+
+typedef struct scatter_node {
+    const char *name;
+    const char *endpoint; /* "" when the node announces no search service */
+} scatter_node;
+
+typedef struct scatter_opts {
+    const char *token;        /* the cluster's search token, sent to recorders */
+    uint32_t window;          /* chunks in flight per node */
+    int64_t node_timeout_ns;  /* default when the query gives none */
+    int64_t idle_timeout_ns;  /* default for the client */
+    int max_searches;         /* at once */
+} scatter_opts;
+
+typedef struct scatter_stats {
+    uint64_t searches, completed, partial, failed, cancelled, abandoned;
+    uint64_t packets, bytes, duplicates, chunks_out;
+    uint64_t active;
+    uint64_t bytes_held;      /* chunks held for merging and output now */
+    uint64_t bytes_held_max;  /* ever */
+} scatter_stats;
+
+/* rpc: the ROUTER the clients talk to (answers are sent on it). */
+scatter_t *scatter_new(bus_rpc_t *rpc, const scatter_opts *o);
+
+/* Start a search for client (request id) over nodes (n, sorted by name by
+ * the caller). Returns 0 when it runs (the answer streams from now on), or
+ * -1 with err set (nothing was sent; the caller answers with an error). */
+int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
+                  const Mirrorscope__SearchQuery *q, const scatter_node *nodes, int n, char *err,
+                  size_t errlen);
+
+/* The client grants n more chunks / cancels. Unknown ids are ignored. */
+void scatter_credit(scatter_t *sc, const bus_peer *client, uint64_t id, uint32_t n);
+void scatter_cancel(scatter_t *sc, const bus_peer *client, uint64_t id);
+
+/* The sockets to poll (at most max), and the work after a poll: read what
+ * the nodes sent, merge, send to clients, enforce timeouts. */
+int scatter_sockets(scatter_t *sc, void **socks, int max);
+void scatter_work(scatter_t *sc);
+
+void scatter_get_stats(const scatter_t *sc, scatter_stats *out);
+
+/* Cancel everything (nodes are told), free. Accepts NULL. */
+void scatter_free(scatter_t *sc);
+
+#endif
