@@ -254,7 +254,9 @@ def slow_client(pb, co, recs, coord_rss0):
                     co.stats()["search"]["active"] == 0, 5)
     h.check(ok, f"cancel did not free the work: coordinator {co.stats()['search']}, "
                 f"recorders {[r.stats()['search'] for r in recs]}")
-    h.check(all(r.stats()["search"]["cancelled"] >= 1 for r in recs), "recorders did not count the cancel")
+    # Told by the coordinator's cancel, or seeing its connection close first.
+    h.check(all(r.stats()["search"]["cancelled"] + r.stats()["search"]["abandoned"] >= 1 for r in recs),
+            "recorders did not count the cancelled search")
     c.close()
     print(f"ok  slow client: coordinator held at most {st['bytes_held_max'] // 1024} KiB "
           f"(bound {bound // 1024}), recorders 1 chunk each; cancel freed every recorder at once")
