@@ -70,8 +70,8 @@ static void print_summary(const Mirrorscope__SearchTrailer *t)
     }
     char b[32];
     human((double)t->bytes, b, sizeof b);
-    fprintf(stderr, "%" PRIu64 " packets (%s) from %zu recorders in %.1f ms%s", t->packets, b,
-            t->n_nodes, (double)t->took_ns / 1e6, t->partial ? " - PARTIAL: see above\n" : "\n");
+    fprintf(stderr, "%" PRIu64 " packets (%s) from %zu recorder%s in %.1f ms%s", t->packets, b,
+            t->n_nodes, t->n_nodes == 1 ? "" : "s", (double)t->took_ns / 1e6, t->partial ? " - PARTIAL: see above\n" : "\n");
     if (t->duplicates) fprintf(stderr, "%" PRIu64 " duplicate packets dropped\n", t->duplicates);
 }
 

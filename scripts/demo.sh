@@ -4,7 +4,7 @@
 #   2. start a coordinator (with its own embedded PostgreSQL) and a recorder
 #      daemon listening for VXLAN on 127.0.0.1:14789
 #   3. replay the capture to it wrapped in VXLAN, as Traffic Mirroring would
-#   4. search: one host and port, over the last 10 minutes of packet time
+#   4. search through the coordinator: one host and port, last 10 minutes
 #   5. show the answer with tcpdump, a TCP flow record, and the counters
 #   6. ask the coordinator with the mscope CLI: nodes, flows, top talkers
 set -eu
@@ -18,6 +18,7 @@ DEMO=demo-data
 PORT=${MSCOPE_DEMO_PORT:-14789}
 BUS=tcp://127.0.0.1:${MSCOPE_DEMO_BUS_PORT:-15556}
 RPC=tcp://127.0.0.1:${MSCOPE_DEMO_RPC_PORT:-15555}
+SEARCH=tcp://127.0.0.1:${MSCOPE_DEMO_SEARCH_PORT:-15557}
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
@@ -31,22 +32,27 @@ chmod 755 "$DEMO"   # as root, the embedded PostgreSQL runs as user postgres
 "$COORD" --data-dir "$DEMO/coord" --bus "$BUS" --rpc "$RPC" --pg-port 5439 2>"$DEMO/coordinator.log" &
 cpid=$!
 trap 'kill $cpid 2>/dev/null || true' EXIT
-for i in $(seq 1 100); do [ -f "$DEMO/coord/rpc.token" ] && break; sleep 0.2; done
+for i in $(seq 1 100); do [ -f "$DEMO/coord/search.token" ] && break; sleep 0.2; done
+# The cluster's search token: the coordinator made it; every recorder needs a copy.
+mkdir -p "$DEMO/store"
+cp "$DEMO/coord/search.token" "$DEMO/store/search.token"
 "$REC" --data-dir "$DEMO/store" --listen 127.0.0.1:$PORT --min-free 0 --segment-size 16M \
+    --search "$SEARCH" \
     --flows-json "$DEMO/flows.json" --coordinator "$BUS" --node-id demo-recorder \
     --flow-idle 2s --flow-grace 1s 2>"$DEMO/recorder.log" &
 pid=$!
 trap 'kill $pid $cpid 2>/dev/null || true' EXIT
-sleep 0.5
+sleep 1.5   # its first heartbeat tells the coordinator where to search
 
 echo "== 3. replaying the capture as VXLAN (VNI 7) at 100k packets/s"
 "$SEND" --to 127.0.0.1:$PORT --vni 7 --rate 100000 --count "$DEMO/sample.pcap" | sed 's/^/   /'
 sleep 1
 
-echo "== 4. search: 'host 10.0.1.1 and tcp port 443' over the last 10 minutes"
-# The replay stamps packets with their arrival time, so search by recent time.
-"$REC" search --data-dir "$DEMO/store" --from 10m --stats -w "$DEMO/answer.pcap" \
-    'host 10.0.1.1 and tcp port 443'
+M="$CLI --coordinator $RPC --token-file $DEMO/coord/rpc.token"
+echo "== 4. \$ mscope search --since 10m 'host 10.0.1.1 and tcp port 443' -w $DEMO/answer.pcap"
+# The coordinator asks every recorder and merges their answers by time. The
+# replay stamps packets with their arrival time, so search by recent time.
+$M search --since 10m -w "$DEMO/answer.pcap" 'host 10.0.1.1 and tcp port 443' 2>&1 | sed 's/^/   /'
 echo "   first packets of the answer (tcpdump -r $DEMO/answer.pcap):"
 tcpdump -nr "$DEMO/answer.pcap" 2>/dev/null | head -5 | sed 's/^/     /'
 capinfos -c "$DEMO/answer.pcap" | sed 's/^/   /'
@@ -64,7 +70,6 @@ grep -m1 '"complete":true' "$DEMO/flows.json" | python3 -m json.tool | sed 's/^/
 
 echo "== 6. the coordinator, through the mscope CLI (records are in PostgreSQL)"
 sleep 1
-M="$CLI --coordinator $RPC --token-file $DEMO/coord/rpc.token"
 echo "   \$ mscope nodes"
 $M nodes | sed 's/^/   /'
 echo "   \$ mscope flows --since 10m --order bytes --limit 5"
@@ -76,6 +81,6 @@ wait $cpid || true
 trap - EXIT
 echo
 echo "Segments are plain pcap: try  tcpdump -nr $DEMO/store/seg-000000000001.pcap | head"
-echo "Search anything:             $REC search --data-dir $DEMO/store -w out.pcap 'udp port 53'"
+echo "Search one recorder's files: $REC search --data-dir $DEMO/store -w out.pcap 'udp port 53'"
 echo "Analyse a file like tshark:  $REC --read tests/data/tcp_loss1.pcap --flows-json -"
 echo "Query the coordinator:       $CLI --token-file $DEMO/coord/rpc.token flows --help"
