@@ -214,6 +214,15 @@ def oracle_checks(d, co, orig, owner):
             f"{p.stderr.decode(errors='replace')}")
     print(f"ok  mscope search -w - | tshark -r -: {want} packets")
 
+    # Limits: the first N packets of the merged answer, and the recorders stop.
+    out = os.path.join(d, "limited.pcap")
+    cli(co, "--from", h.ns_str(t0), "--to", h.ns_str(t1 + 1), "-c", 100, "-q", "-w", out, "tcp",
+        check_rc=0)
+    want = expected_order(h.tcpdump(orig, "tcp"), owner)[:100]
+    diff = pcapfile.compare(pcapfile.read_pcap(out)[1], want)
+    h.check(diff is None, f"-c 100: not the first 100 packets: {diff}")
+    print("ok  -c 100: the first 100 packets of the merged answer")
+
 
 def bad_filter(co):
     p = cli(co, "--from", "0", "-w", "/dev/null", "tcp", "port", check_rc=2)
@@ -344,6 +353,22 @@ def main():
               f"{os.path.getsize(os.path.join(d, 'all.pcap')) // MiB} MiB search, none dropped")
         os.unlink(os.path.join(d, "all.pcap"))
 
+        # Every recorder holds big.pcap: with --dedup each packet comes once.
+        out = os.path.join(d, "dedup.pcap")
+        p = cli(co, "--from", "1800000000", "--dedup", "-w", out, check_rc=0)
+        got = pcapfile.read_pcap(out)[1]
+        _, big_recs = pcapfile.read_pcap(big)
+        want, last = [], {}
+        for r in big_recs:  # what big.pcap itself repeats within 1 ms is dropped too
+            key = bytes(r[3])
+            if key not in last or r[0] - last[key] > 1000000:
+                want.append(r)
+                last[key] = r[0]
+        diff = pcapfile.compare(got, want)
+        h.check(diff is None, f"--dedup over three copies of big.pcap: {diff}\n{p.stderr.decode()}")
+        h.check(b"duplicate packets dropped" in p.stderr, f"dedup count not shown: {p.stderr}")
+        print(f"ok  --dedup: three recorders' copies of {len(big_recs)} packets merged into {len(got)}")
+
         # A recorder killed mid-search: partial, within the timeout, survivors complete.
         q = pb.SearchQuery(from_ns=1800000000 * 10**9, filter="", credit=1, node_timeout_ms=2000)
         c = SearchClient(pb, co, q)
@@ -363,7 +388,6 @@ def main():
         # Every recorder holds all of big.pcap: each of its packets must come
         # at least twice (rec-a, rec-b) and at most three times, in time order.
         seen = collections.Counter((r[0], bytes(r[3])) for r in got)
-        _, big_recs = pcapfile.read_pcap(big)
         want_ab = 2 * len(big_recs)
         short = [r for r in big_recs if seen[(r[0], bytes(r[3]))] < 2]
         h.check(not short, f"{len(short)} packets of the surviving recorders missing, first at {short[:1]}")
