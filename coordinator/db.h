@@ -1,10 +1,10 @@
 /* db.h - the coordinator's PostgreSQL side (the only libpq user).
  *
- * Flow records arrive in batches; each batch is appended to a COPY buffer
- * (text format, escaped), then written in one transaction: COPY into a
- * staging table, create the day partitions it needs, merge into `flows`
- * (an interim record is replaced by a later one of the same flow, never a
- * final by an interim). Versioned migrations run at connect.
+ * Flow records arrive in batches, become COPY text (escaped) as they come,
+ * and are written in one transaction per batch (see db_write). Final records
+ * are COPY'd straight into `flows` (partitioned by day); interim records of
+ * long flows live in `flows_live` until their final replaces them; the view
+ * `flows_all` is both. Versioned migrations run at connect.
  */
 #ifndef MSCOPE_DB_H
 #define MSCOPE_DB_H
@@ -21,20 +21,55 @@ typedef struct db db_t;
 db_t *db_open(const char *conninfo, char *err, size_t errlen);
 void db_close(db_t *d);
 
-/* Records waiting to be written (owned by the caller, reused). */
-typedef struct db_batch {
+/* A growing text buffer (COPY text). */
+typedef struct db_text {
     char *buf;
     size_t len, cap;
-    uint64_t records;
+} db_text;
+
+typedef struct db_aggs db_aggs;
+
+/* Records waiting to be written, as COPY text ready for PostgreSQL (owned by
+ * the caller, reused). Appending sorts each record: a final one goes
+ * straight to `flows` (and its key to `keys`), an interim one to the live
+ * table, and finals are summed into per-minute aggregates in memory, which
+ * db_batch_seal() renders as text. A sealed batch is what is written, and
+ * what the spool keeps. */
+typedef struct db_batch {
+    db_text fin, keys, live, mins;
+    db_aggs *agg;
+    int32_t *days;          /* UTC days (partitions) the finals fall in */
+    size_t ndays, capdays;
+    char id[64];            /* ledger id, set by db_batch_seal() */
+    uint64_t records, finals, interims;
+    int sealed;
 } db_batch;
 
 void db_batch_append(db_batch *b, const char *node, const Mirrorscope__FlowRecord *r);
+
+/* Render the aggregates and give the batch its ledger id (unique across
+ * restarts: the coordinator's start time and a counter). No appends after. */
+void db_batch_seal(db_batch *b, const char *id);
 void db_batch_clear(db_batch *b);
 void db_batch_free(db_batch *b);
 
-/* Write a batch in one transaction. Returns 0 (the batch may be cleared) or
- * -1 with err set (nothing was written: retry the same batch later). */
+/* A sealed batch as bytes (header line + texts) for the spool, and back.
+ * db_batch_decode() returns 0, or -1 for a file that is not a batch. */
+void db_batch_encode(const db_batch *b, db_text *out);
+int db_batch_decode(db_batch *b, const char *data, size_t len);
+
+/* Write a sealed batch in one transaction: COPY the finals into `flows`,
+ * merge the interims into `flows_live` (dropping those whose final came),
+ * add the aggregates into `flow_minutes`, record the id in the ledger.
+ * A batch whose id the ledger already holds is skipped (a replay after a
+ * crash between commit and spool deletion). Returns 0 (written or already
+ * there: clear it) or -1 with err set (nothing written: retry later). */
 int db_write(db_t *d, const db_batch *b, char *err, size_t errlen);
+
+/* Index the day partitions before today that are not indexed yet (the
+ * current day has only its BRIN time index, so COPY runs at full speed).
+ * Returns the number indexed, or -1 with err set. */
+int db_index_sealed(db_t *d, char *err, size_t errlen);
 
 /* Insert or update a node from its heartbeat (parameterised). */
 int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, char *err,
@@ -43,7 +78,8 @@ int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, cha
 /* 1 when the connection is usable. */
 int db_ok(db_t *d);
 
-/* Drop day partitions of flows, and per-minute rows, older than days.
+/* Housekeeping, hourly: prune the batch ledger; with days > 0 also drop day
+ * partitions of flows, and per-minute and live rows, older than days.
  * Returns the number of partitions dropped, or -1 with err set. */
 int db_retention(db_t *d, int days, char *err, size_t errlen);
 

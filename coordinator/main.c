@@ -18,6 +18,7 @@
 #include "pgembed.h"
 #include "scatter.h"
 #include "spool.h"
+#include "writer.h"
 #include "timeparse.h"
 #include "token.h"
 #include "xmalloc.h"
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define COORD_VERSION "0.1.0"
@@ -80,17 +82,20 @@ typedef struct node_state {
 
 typedef struct coord {
     coord_settings cfg;
-    db_t *db;
     scatter_t *scatter;
     char conninfo[1024];
-    db_batch pending;
-    db_batch replay; /* a spool file being written back */
-    spool_t *spool;
+    db_t *db;             /* queries and the node registry (the writer has its own) */
+    writer_t *writer;
+    writer_stats final_ws;  /* its last counters, once stopped */
+    db_batch *pending;    /* filled here, handed to the writer (its buffer) */
+    uint64_t batch_seq;
+    int64_t start_ns;
+    int64_t last_db_try;
     node_state *nodes;
     size_t nnodes, cap_nodes;
     /* counters */
-    uint64_t batches, records_in, records_written, records_dropped, gaps, restarts, bad_messages,
-        db_errors, heartbeats, rpc_requests, rpc_errors, rpc_unauthenticated;
+    uint64_t batches, records_in, records_dropped, gaps, restarts, bad_messages, heartbeats,
+        rpc_requests, rpc_errors, rpc_unauthenticated;
     char token[TOKEN_MAX], search_token[TOKEN_MAX];
 } coord;
 
@@ -147,11 +152,11 @@ static void on_flow(coord *c, const uint8_t *data, size_t len)
     c->batches++;
     for (size_t i = 0; i < b->n_records; i++) {
         c->records_in++;
-        if (c->pending.records >= (uint64_t)c->cfg.max_pending) {
-            c->records_dropped++;
+        if (c->pending->records >= (uint64_t)c->cfg.max_pending) {
+            c->records_dropped++; /* the writer has been busy that long */
             continue;
         }
-        db_batch_append(&c->pending, b->node, b->records[i]);
+        db_batch_append(c->pending, b->node, b->records[i]);
     }
     mirrorscope__flow_batch__free_unpacked(b, NULL);
 }
@@ -174,87 +179,52 @@ static void on_hb(coord *c, const uint8_t *data, size_t len)
     c->heartbeats++;
 }
 
+/* The query connection (RPC answers, node registry): retried every second. */
 static void reconnect(coord *c)
 {
     char err[1024];
+    int64_t now = timeparse_mono_ns();
+    if (c->db && db_ok(c->db)) return;
+    if (now - c->last_db_try < 1000000000LL) return;
+    c->last_db_try = now;
     db_close(c->db);
     c->db = db_open(c->conninfo, err, sizeof err);
-    if (!c->db) log_warn("database still unreachable: %s", err);
-    else log_info("database connection restored");
+    if (!c->db) log_warn("database unreachable for queries: %s", err);
+    else log_info("query connection to the database ready");
 }
 
-/* The database failed: move what waits in memory to the spool (disk), so
- * neither a long outage nor a restart of ours loses it. */
-static void spill(coord *c)
+/* Give the writer what waits, when it is free: sealed with a ledger id
+ * that is unique across our restarts. */
+static int handoff(coord *c)
 {
-    if (!c->pending.records) return;
-    if (spool_append(c->spool, &c->pending) < 0) c->records_dropped += c->pending.records;
-    db_batch_clear(&c->pending);
+    char id[64];
+    if (!c->pending->records) return 1;
+    snprintf(id, sizeof id, "%" PRId64 "-%" PRIu64, c->start_ns, c->batch_seq + 1);
+    writer_stats ws;
+    writer_get_stats(c->writer, &ws);
+    if (ws.busy) return 0;
+    db_batch_seal(c->pending, id);
+    if (!writer_offer(c->writer, &c->pending)) return 0; /* cannot happen: we are its only feeder */
+    c->batch_seq++;
+    return 1;
 }
 
-static void db_failed(coord *c, uint64_t n, const char *err)
-{
-    c->db_errors++;
-    log_warn("writing %" PRIu64 " flow records failed, kept for later: %s", n, err);
-    if (!db_ok(c->db)) {
-        db_close(c->db);
-        c->db = NULL;
-    }
-}
-
-/* Write what waits - the spool first, oldest file first, then memory. On
- * failure nothing is lost: memory goes to the spool. */
-static void flush(coord *c)
+static void update_nodes(coord *c)
 {
     char err[1024];
-    if (!c->db) reconnect(c);
-    if (!c->db) {
-        spill(c);
-        return;
-    }
-    int rc;
-    while ((rc = spool_peek(c->spool, &c->replay)) == 1) {
-        uint64_t n = c->replay.records;
-        if (db_write(c->db, &c->replay, err, sizeof err) < 0) {
-            if (db_ok(c->db)) {
-                /* Connected, yet refused: the rows themselves are the problem.
-                 * Set them aside rather than block everything behind them. */
-                c->records_dropped += n;
-                spool_quarantine(c->spool);
-                continue;
-            }
-            db_failed(c, n, err);
-            spill(c);
-            return;
-        }
-        spool_pop(c->spool);
-        c->records_written += n;
-        log_info("wrote %" PRIu64 " spooled records (%" PRIu64 " left on disk)", n,
-                 spool_records(c->spool));
-    }
-    if (rc < 0) {
-        log_error("a spool file cannot be read; it stays for an operator to look at");
-        spill(c);
-        return;
-    }
-    if (c->pending.records) {
-        uint64_t n = c->pending.records;
-        int64_t t0 = timeparse_mono_ns();
-        if (db_write(c->db, &c->pending, err, sizeof err) == 0) {
-            log_debug("wrote %" PRIu64 " records in %.1f ms", n, (double)(timeparse_mono_ns() - t0) / 1e6);
-            c->records_written += n;
-            db_batch_clear(&c->pending);
-        } else {
-            db_failed(c, n, err);
-            spill(c);
-            return;
-        }
-    }
-    for (size_t i = 0; i < c->nnodes; i++) {
+    reconnect(c);
+    for (size_t i = 0; c->db && i < c->nnodes; i++) {
         node_state *n = &c->nodes[i];
         if (!n->hb_dirty) continue;
-        if (db_upsert_node(c->db, n->last_hb, n->gaps, err, sizeof err) == 0) n->hb_dirty = 0;
-        else log_warn("node registry update failed: %s", err);
+        if (db_upsert_node(c->db, n->last_hb, n->gaps, err, sizeof err) == 0) {
+            n->hb_dirty = 0;
+        } else {
+            log_warn("node registry update failed: %s", err);
+            if (!db_ok(c->db)) {
+                db_close(c->db);
+                c->db = NULL;
+            }
+        }
     }
 }
 
@@ -346,7 +316,7 @@ static void rpc_answer(coord *c, bus_rpc_t *rpc, const uint8_t *data, long len)
             } else if ((rc = start_search(c, &client, req->id, req->search, &bad, err, sizeof err)) == 0) {
                 goto out; /* the answer streams from scatter_work() */
             }
-        } else if (!c->db) {
+        } else if (reconnect(c), !c->db) {
             rc = -1;
             snprintf(err, sizeof err, "the database is not reachable right now");
         } else {
@@ -397,6 +367,8 @@ static void write_stats(coord *c)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) return;
+    writer_stats ws = c->final_ws;
+    if (c->writer) writer_get_stats(c->writer, &ws);
     fprintf(f,
             "{\n  \"version\": \"%s\",\n  \"nodes\": %zu,\n  \"batches\": %" PRIu64
             ",\n  \"heartbeats\": %" PRIu64 ",\n  \"records_received\": %" PRIu64
@@ -408,9 +380,9 @@ static void write_stats(coord *c)
             ",\n  \"rpc_unauthenticated\": %" PRIu64 ",\n  \"records_spooled\": %" PRIu64
             ",\n  \"spool_bytes\": %" PRIu64 ",\n",
             COORD_VERSION, c->nnodes, c->batches, c->heartbeats, c->records_in,
-            c->records_written, c->pending.records, c->records_dropped, c->gaps, c->restarts,
-            c->bad_messages, c->db_errors, c->db != NULL, c->rpc_requests, c->rpc_errors,
-            c->rpc_unauthenticated, spool_records(c->spool), spool_bytes(c->spool));
+            ws.records_written, c->pending ? c->pending->records : 0, c->records_dropped + ws.records_dropped,
+            c->gaps, c->restarts, c->bad_messages, ws.db_errors, ws.connected, c->rpc_requests,
+            c->rpc_errors, c->rpc_unauthenticated, ws.records_spooled, ws.spool_bytes);
     scatter_stats ss;
     memset(&ss, 0, sizeof ss);
     if (c->scatter) scatter_get_stats(c->scatter, &ss);
@@ -483,17 +455,25 @@ int main(int argc, char **argv)
     }
     char spooldir[4200];
     snprintf(spooldir, sizeof spooldir, "%s/spool", c.cfg.data_dir);
-    c.spool = spool_open(spooldir, c.cfg.max_spool, err, sizeof err);
-    if (!c.spool) {
+    spool_t *spool = spool_open(spooldir, c.cfg.max_spool, err, sizeof err);
+    if (!spool) {
         log_error("%s", err);
         goto out;
     }
+    /* The first connection applies the migrations; a database that is not
+     * there at start is a configuration error, not an outage. */
     c.db = db_open(c.conninfo, err, sizeof err);
     if (!c.db) {
         log_error("%s", err);
+        spool_close(spool);
         goto out;
     }
-    bus = bus_sub_new(c.cfg.bus, 100000, err, sizeof err);
+    c.start_ns = timeparse_now_ns();
+    c.writer = writer_start(c.conninfo, spool);
+    c.pending = writer_first_batch(c.writer);
+    /* ~2000 batches of up to 500 records: beyond, ZeroMQ stops reading and
+     * the recorders hold records in their own bounded queues (XPUB_NODROP). */
+    bus = bus_sub_new(c.cfg.bus, 2000, err, sizeof err);
     if (!bus) {
         log_error("%s", err);
         goto out;
@@ -548,28 +528,38 @@ int main(int argc, char **argv)
         }
         scatter_work(c.scatter);
         int64_t now = timeparse_mono_ns();
-        int retry_wait = !c.db && now - last_flush < 1000000000LL;
-        if (!retry_wait && (now - last_flush >= c.cfg.flush_interval ||
-                            c.pending.records >= (uint64_t)c.cfg.batch_records)) {
-            flush(&c);
+        if ((now - last_flush >= c.cfg.flush_interval ||
+             c.pending->records >= (uint64_t)c.cfg.batch_records) && handoff(&c)) {
             last_flush = now;
+            update_nodes(&c);
         }
         if (now - last_stats >= 1000000000LL) {
             write_stats(&c);
             last_stats = now;
         }
-        if (c.cfg.retention_days && c.db && (!last_retention || now - last_retention >= 3600000000000LL)) {
+        if (c.db && (!last_retention || now - last_retention >= 3600000000000LL)) {
+            /* Hourly, on the query connection: the writer goes on meanwhile. */
             if (db_retention(c.db, (int)c.cfg.retention_days, err, sizeof err) < 0)
                 log_warn("retention failed: %s", err);
+            if (db_index_sealed(c.db, err, sizeof err) < 0)
+                log_warn("indexing sealed days failed: %s", err);
             last_retention = now;
         }
     }
     log_info("signal %d: writing what is pending and stopping", (int)stop_flag);
-    flush(&c); /* what cannot be written now is in the spool for the next start */
+    /* What cannot be written now goes to the spool for the next start. */
+    while (!handoff(&c)) {
+        struct timespec ts = { 0, 10000000 };
+        nanosleep(&ts, NULL);
+    }
+    update_nodes(&c);
+    writer_stop(c.writer, &c.final_ws); /* writes the last batch, or spools it */
+    c.writer = NULL;
+    c.pending = NULL;
     write_stats(&c);
     rc = 0;
-    if (spool_records(c.spool))
-        log_warn("%" PRIu64 " flow records wait in the spool for the next start", spool_records(c.spool));
+    if (c.final_ws.records_spooled)
+        log_warn("%" PRIu64 " flow records wait in the spool for the next start", c.final_ws.records_spooled);
 out:
     free(msg);
     scatter_free(c.scatter);
@@ -580,9 +570,7 @@ out:
     for (size_t i = 0; i < c.nnodes; i++)
         if (c.nodes[i].last_hb) mirrorscope__heartbeat__free_unpacked(c.nodes[i].last_hb, NULL);
     free(c.nodes);
-    db_batch_free(&c.pending);
-    db_batch_free(&c.replay);
-    spool_close(c.spool);
+    writer_stop(c.writer, NULL);
     config_free(coord_opts, &c.cfg);
     return rc;
 }

@@ -19,6 +19,7 @@ typedef struct spool_file {
 } spool_file;
 
 struct spool {
+    db_text scratch; /* a batch encoded, or a file read */
     char *dir;
     int64_t max_bytes;
     spool_file *files; /* oldest first */
@@ -81,30 +82,34 @@ void spool_close(spool_t *s)
     if (!s) return;
     free(s->files);
     free(s->dir);
+    free(s->scratch.buf);
     free(s);
 }
 
 int spool_append(spool_t *s, const db_batch *b)
 {
     if (!b->records) return 0;
-    if (s->max_bytes > 0 && s->bytes + b->len > (uint64_t)s->max_bytes) {
+    db_batch_encode(b, &s->scratch);
+    const char *data = s->scratch.buf;
+    size_t len = s->scratch.len;
+    if (s->max_bytes > 0 && s->bytes + len > (uint64_t)s->max_bytes) {
         log_error("spool full (%" PRIu64 " bytes): %" PRIu64 " records dropped", s->bytes, b->records);
         return -1;
     }
-    spool_file f = { s->next_seq++, b->records, b->len };
+    spool_file f = { s->next_seq++, b->records, len };
     char path[4096], tmp[4200];
     spool__path(s, &f, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     size_t done = 0;
-    while (fd >= 0 && done < b->len) {
-        ssize_t w = write(fd, b->buf + done, b->len - done);
+    while (fd >= 0 && done < len) {
+        ssize_t w = write(fd, data + done, len - done);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) break;
         done += (size_t)w;
     }
     /* Durable before it counts as kept: the batch leaves memory after this. */
-    if (fd < 0 || done < b->len || fdatasync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+    if (fd < 0 || done < len || fdatasync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
         log_error("cannot spool %" PRIu64 " records to %s: %s", b->records, path, strerror(errno));
         if (fd >= 0) close(fd);
         unlink(tmp);
@@ -119,24 +124,32 @@ int spool_append(spool_t *s, const db_batch *b)
 
 int spool_peek(spool_t *s, db_batch *out)
 {
+    while (s->n) {
+        char path[4096];
+        spool__path(s, &s->files[0], path, sizeof path);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            log_error("cannot read spool file %s: %s", path, strerror(errno));
+            return -1;
+        }
+        size_t need = (size_t)s->files[0].bytes;
+        if (s->scratch.cap < need + 1) {
+            s->scratch.cap = need + 1;
+            s->scratch.buf = xrealloc(s->scratch.buf, s->scratch.cap);
+        }
+        s->scratch.len = fread(s->scratch.buf, 1, need, f);
+        fclose(f);
+        if (s->scratch.len != need) {
+            log_error("spool file %s: short read", path);
+            return -1;
+        }
+        if (db_batch_decode(out, s->scratch.buf, s->scratch.len) == 0) return 1;
+        /* Not a batch (damaged, or written by an older version): set it aside. */
+        log_error("spool file %s is not a batch this version reads", path);
+        spool_quarantine(s);
+    }
     db_batch_clear(out);
-    if (!s->n) return 0;
-    char path[4096];
-    spool__path(s, &s->files[0], path, sizeof path);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        log_error("cannot read spool file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t need = (size_t)s->files[0].bytes + 1;
-    if (out->cap < need) {
-        out->cap = need;
-        out->buf = xrealloc(out->buf, need);
-    }
-    out->len = fread(out->buf, 1, need - 1, f);
-    fclose(f);
-    out->records = s->files[0].records;
-    return out->len == need - 1 ? 1 : -1;
+    return 0;
 }
 
 void spool_pop(spool_t *s)
@@ -158,7 +171,7 @@ void spool_quarantine(spool_t *s)
     spool__path(s, &s->files[0], path, sizeof path);
     snprintf(bad, sizeof bad, "%s.bad", path);
     if (rename(path, bad) < 0) unlink(path);
-    log_error("the database refused the %" PRIu64 " records of %s: set aside as %s",
+    log_error("%" PRIu64 " records of %s set aside as %s for an operator",
               s->files[0].records, path, bad);
     s->records -= s->files[0].records;
     s->bytes -= s->files[0].bytes;

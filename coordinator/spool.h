@@ -1,7 +1,8 @@
 /* spool.h - flow records kept on disk while PostgreSQL is away.
  *
  * When a write to the database fails, the coordinator moves the batch from
- * memory into an append-only spool file (DIR/spool/SEQ-RECORDS.copy,
+ * memory into an append-only spool file (DIR/spool/SEQ-RECORDS.copy, the
+ * sealed batch as db_batch_encode() writes it,
  * fsync'd) and, once the database answers again, writes the files back in
  * order - oldest first, before anything newer - and deletes each only after
  * its transaction committed. Files survive a coordinator restart, so an
@@ -24,7 +25,9 @@ void spool_close(spool_t *s);
  * write failed (logged; the caller counts the records as dropped). */
 int spool_append(spool_t *s, const db_batch *b);
 
-/* Load the oldest file into out (cleared first). Returns 1, 0 when empty, -1 on a read error. */
+/* Load the oldest file into out (a sealed batch). Files that are not batches
+ * are set aside (*.bad) and skipped. Returns 1, 0 when empty, -1 on a read
+ * error. */
 int spool_peek(spool_t *s, db_batch *out);
 
 /* Delete the oldest file (after it was written to the database). */

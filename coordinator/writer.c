@@ -1,0 +1,226 @@
+/* writer.c - the database writer thread (see writer.h). */
+#include "writer.h"
+
+#include "log.h"
+#include "timeparse.h"
+#include "xmalloc.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct writer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    db_batch *inbox;   /* handed over, not yet written (under mu) */
+    db_batch *spare;   /* the empty one to give back (under mu) */
+    int stop;          /* under mu */
+    writer_stats st;   /* under mu */
+    /* the thread's own */
+    char *conninfo;
+    db_t *db;
+    spool_t *spool;
+    db_batch a, b, replay;
+    int64_t last_try;
+};
+
+static void writer__count(writer_t *w, uint64_t written, uint64_t batches, uint64_t dropped,
+                          uint64_t errors)
+{
+    pthread_mutex_lock(&w->mu);
+    w->st.records_written += written;
+    w->st.batches_written += batches;
+    w->st.records_dropped += dropped;
+    w->st.db_errors += errors;
+    w->st.connected = w->db != NULL;
+    w->st.records_spooled = spool_records(w->spool);
+    w->st.spool_bytes = spool_bytes(w->spool);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void writer__reconnect(writer_t *w)
+{
+    char err[1024];
+    int64_t now = timeparse_mono_ns();
+    if (w->db || now - w->last_try < 1000000000LL) return;
+    w->last_try = now;
+    w->db = db_open(w->conninfo, err, sizeof err);
+    if (!w->db) log_warn("database unreachable: %s", err);
+    else log_info("writer connected to the database");
+    writer__count(w, 0, 0, 0, 0);
+}
+
+static void writer__failed(writer_t *w, uint64_t n, const char *err)
+{
+    log_warn("writing %" PRIu64 " flow records failed, kept for later: %s", n, err);
+    if (!db_ok(w->db)) {
+        db_close(w->db);
+        w->db = NULL;
+    }
+    writer__count(w, 0, 0, 0, 1);
+}
+
+/* To the spool; what even the spool cannot keep is counted as dropped. */
+static void writer__spill(writer_t *w, const db_batch *b)
+{
+    uint64_t dropped = spool_append(w->spool, b) < 0 ? b->records : 0;
+    writer__count(w, 0, 0, dropped, 0);
+}
+
+/* Write the spool back, oldest first. Returns 0 when it is empty. */
+static int writer__replay(writer_t *w)
+{
+    char err[1024];
+    int rc;
+    while (w->db && (rc = spool_peek(w->spool, &w->replay)) == 1) {
+        uint64_t n = w->replay.records;
+        if (db_write(w->db, &w->replay, err, sizeof err) < 0) {
+            if (db_ok(w->db)) {
+                /* Connected, yet refused: the rows themselves are the
+                 * problem. Set them aside rather than block everything. */
+                spool_quarantine(w->spool);
+                writer__count(w, 0, 0, n, 1);
+                continue;
+            }
+            writer__failed(w, n, err);
+            return -1;
+        }
+        spool_pop(w->spool);
+        writer__count(w, n, 1, 0, 0);
+        log_info("wrote %" PRIu64 " spooled records (%" PRIu64 " left on disk)", n,
+                 spool_records(w->spool));
+    }
+    if (!w->db) return -1;
+    if (rc < 0) {
+        log_error("a spool file cannot be read; it stays for an operator to look at");
+        return -1;
+    }
+    return 0;
+}
+
+static void writer__write(writer_t *w, db_batch *b)
+{
+    char err[1024];
+    writer__reconnect(w);
+    if (!w->db || (spool_records(w->spool) && writer__replay(w) < 0)) {
+        writer__spill(w, b); /* behind the spool, in order */
+        return;
+    }
+    int64_t t0 = timeparse_mono_ns();
+    if (db_write(w->db, b, err, sizeof err) == 0) {
+        log_debug("wrote %" PRIu64 " records in %.1f ms", b->records,
+                  (double)(timeparse_mono_ns() - t0) / 1e6);
+        writer__count(w, b->records, 1, 0, 0);
+        return;
+    }
+    if (db_ok(w->db)) {
+        /* Refused, not lost: keep it for an operator rather than retry forever. */
+        log_error("the database refused a batch of %" PRIu64 " records: %s", b->records, err);
+        if (spool_append(w->spool, b) == 0) spool_quarantine(w->spool);
+        writer__count(w, 0, 0, b->records, 1);
+        return;
+    }
+    writer__failed(w, b->records, err);
+    writer__spill(w, b);
+}
+
+static void *writer__main(void *arg)
+{
+    writer_t *w = arg;
+    pthread_setname_np(pthread_self(), "mscope-dbwrite");
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->inbox && !w->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0) break; /* a second: retry */
+        }
+        db_batch *b = w->inbox;
+        int stop = w->stop;
+        w->st.busy = b != NULL;
+        pthread_mutex_unlock(&w->mu);
+        if (b) {
+            writer__write(w, b);
+            db_batch_clear(b);
+        } else if (spool_records(w->spool)) {
+            writer__reconnect(w);
+            writer__replay(w);
+        }
+        pthread_mutex_lock(&w->mu);
+        if (b) {
+            w->inbox = NULL;
+            w->spare = b;
+            w->st.busy = 0;
+        }
+        if (stop && !w->inbox) break;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+writer_t *writer_start(const char *conninfo, spool_t *spool)
+{
+    writer_t *w = xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->conninfo = xstrdup(conninfo ? conninfo : "");
+    w->spool = spool;
+    w->spare = &w->a;
+    w->st.records_spooled = spool_records(spool);
+    w->st.spool_bytes = spool_bytes(spool);
+    int rc = pthread_create(&w->thread, NULL, writer__main, w);
+    if (rc) {
+        log_error("pthread_create() failed: %s", strerror(rc));
+        abort(); /* as out of memory: nothing sensible to do without threads */
+    }
+    return w;
+}
+
+db_batch *writer_first_batch(writer_t *w) { return &w->b; }
+
+int writer_offer(writer_t *w, db_batch **b)
+{
+    pthread_mutex_lock(&w->mu);
+    int taken = !w->inbox && w->spare;
+    if (taken) {
+        w->inbox = *b;
+        *b = w->spare;
+        w->spare = NULL;
+        w->st.busy = 1;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return taken;
+}
+
+void writer_get_stats(writer_t *w, writer_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->st;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void writer_stop(writer_t *w, writer_stats *final)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    if (final) *final = w->st;
+    db_close(w->db);
+    spool_close(w->spool);
+    db_batch_free(&w->a);
+    db_batch_free(&w->b);
+    db_batch_free(&w->replay);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->conninfo);
+    free(w);
+}

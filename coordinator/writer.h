@@ -1,0 +1,50 @@
+/* writer.h - the coordinator's database writer thread.
+ *
+ * The main thread decodes the bus and turns records into COPY text while
+ * this thread writes the previous batch: on two cores the coordinator's
+ * work and PostgreSQL's overlap instead of taking turns. The handover is a
+ * double buffer: the main thread offers its sealed batch when the writer is
+ * idle and gets an empty one back; while the writer is busy the main
+ * thread's batch keeps growing (bounded by the caller), so batches grow
+ * with the load.
+ *
+ * The writer owns its own connection and the spool: a batch it cannot
+ * write goes to the spool (fsync'd); every second it reconnects when
+ * needed, and writes the spool back, oldest first, before anything newer.
+ */
+#ifndef MSCOPE_WRITER_H
+#define MSCOPE_WRITER_H
+
+#include "db.h"
+#include "spool.h"
+
+#include <stdint.h>
+
+typedef struct writer writer_t;
+
+typedef struct writer_stats {
+    uint64_t records_written, records_dropped, batches_written, db_errors;
+    uint64_t records_spooled, spool_bytes;
+    int connected;
+    int busy;
+} writer_stats;
+
+/* Start the thread with its own connection (may fail now: it retries).
+ * Takes the spool. */
+writer_t *writer_start(const char *conninfo, spool_t *spool);
+
+/* The batch the main thread fills first. The writer owns both batches of
+ * the double buffer: the caller never frees one. */
+db_batch *writer_first_batch(writer_t *w);
+
+/* Hand over *b (sealed) if the writer is idle: *b becomes an empty batch.
+ * Returns 1 when taken, 0 when the writer is busy (keep appending). */
+int writer_offer(writer_t *w, db_batch **b);
+
+void writer_get_stats(writer_t *w, writer_stats *out);
+
+/* Write or spool what was handed over, then stop and free (closes the
+ * spool); the last counters go to *final (may be NULL). Accepts NULL. */
+void writer_stop(writer_t *w, writer_stats *final);
+
+#endif

@@ -1,0 +1,183 @@
+/* flowgen.c - a load generator for the coordinator: publishes realistic
+ * FlowBatch messages (every field set, as a recorder's) on the bus as fast
+ * as the coordinator takes them (XPUB without drops: a full queue waits).
+ *
+ *   flowgen --to tcp://127.0.0.1:5556 --records N [--node NAME] [--batch 500]
+ *           [--interim-every K] [--servers N] [--seed S]
+ *
+ * Prints "sent=N seconds=S rate=R" at the end. Used by bench_coordinator.py:
+ * a recorder replaying a capture spends most of its CPU on the packets,
+ * which on two cores would measure the recorder, not the coordinator.
+ */
+#include "bus.h"
+#include "mirrorscope.pb-c.h"
+#include "timeparse.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+typedef struct gen_rec {
+    Mirrorscope__FlowRecord r;
+    Mirrorscope__Endpoint c, s;
+    Mirrorscope__Direction d[2];
+    Mirrorscope__Stat rtt[2], app;
+    Mirrorscope__Handshake hs;
+    uint8_t cip[4], sip[4], obs[4];
+} gen_rec;
+
+static void fill(gen_rec *g, uint64_t id, int64_t first, int final, int servers)
+{
+    static const uint32_t ports[] = { 443, 80, 22, 5432, 8080, 53, 3306, 6379 };
+    mirrorscope__flow_record__init(&g->r);
+    mirrorscope__endpoint__init(&g->c);
+    mirrorscope__endpoint__init(&g->s);
+    mirrorscope__handshake__init(&g->hs);
+    mirrorscope__stat__init(&g->app);
+    uint32_t srv = (uint32_t)(rnd() % (uint64_t)servers);
+    g->cip[0] = 10, g->cip[1] = (uint8_t)rnd(), g->cip[2] = (uint8_t)rnd(), g->cip[3] = (uint8_t)rnd();
+    g->sip[0] = 172, g->sip[1] = 16, g->sip[2] = (uint8_t)(srv >> 8), g->sip[3] = (uint8_t)srv;
+    g->obs[0] = 10, g->obs[1] = 0, g->obs[2] = 0, g->obs[3] = 9;
+    g->c.ip = (ProtobufCBinaryData){ 4, g->cip };
+    g->c.port = 32768 + (uint32_t)(rnd() % 28000);
+    g->s.ip = (ProtobufCBinaryData){ 4, g->sip };
+    g->s.port = ports[srv % 8];
+    g->r.flow_id = id;
+    g->r.vni = 7;
+    g->r.observer = (ProtobufCBinaryData){ 4, g->obs };
+    g->r.proto = 6;
+    g->r.client = &g->c;
+    g->r.server = &g->s;
+    g->r.first_ns = first;
+    int64_t rtt = 200000 + (int64_t)(rnd() % 40000000);
+    g->r.last_ns = first + rtt * (int64_t)(2 + rnd() % 50);
+    for (int k = 0; k < 2; k++) {
+        Mirrorscope__Direction *d = &g->d[k];
+        mirrorscope__direction__init(d);
+        mirrorscope__stat__init(&g->rtt[k]);
+        d->packets = 3 + rnd() % 200;
+        d->payload_bytes = d->packets * (rnd() % 1400);
+        d->ip_bytes = d->payload_bytes + 52 * d->packets;
+        d->retransmissions = rnd() % 16 == 0 ? (uint32_t)(rnd() % 5) : 0;
+        d->dup_acks = (uint32_t)(rnd() % 3);
+        d->fins = 1;
+        g->rtt[k].count = d->packets / 2;
+        g->rtt[k].min = rtt;
+        g->rtt[k].max = rtt * 3;
+        g->rtt[k].sum = (int64_t)g->rtt[k].count * rtt * 2;
+        d->rtt_ns = &g->rtt[k];
+    }
+    g->r.c2s = &g->d[0];
+    g->r.s2c = &g->d[1];
+    g->hs.complete = 1;
+    g->hs.syn_ns = first;
+    g->hs.synack_ns = first + rtt / 2;
+    g->hs.ack_ns = first + rtt;
+    g->hs.server_setup_ns = rtt / 2;
+    g->hs.client_setup_ns = rtt / 2;
+    g->hs.initial_rtt_ns = rtt;
+    g->hs.seen = 15;
+    g->r.handshake = &g->hs;
+    g->app.count = 1 + rnd() % 5;
+    g->app.min = rtt;
+    g->app.max = rtt * 4;
+    g->app.sum = (int64_t)g->app.count * rtt * 2;
+    g->r.app_response_ns = &g->app;
+    g->r.conn_state = (char *)(final ? "SF" : "S1");
+    g->r.history = (char *)(final ? "ShADadFf" : "ShADad");
+    g->r.final = final;
+}
+
+int main(int argc, char **argv)
+{
+    const char *to = NULL, *node = "flowgen";
+    long long records = 0, batch = 500, interim_every = 0, servers = 2000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--to")) to = argv[i + 1];
+        else if (!strcmp(argv[i], "--node")) node = argv[i + 1];
+        else if (!strcmp(argv[i], "--records")) records = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch")) batch = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--interim-every")) interim_every = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--servers")) servers = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seed")) rng ^= (uint64_t)atoll(argv[i + 1]) * 0x9e3779b97f4a7c15ULL;
+        else {
+            fprintf(stderr, "flowgen: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!to || records <= 0 || batch < 1 || batch > 5000 || servers < 1) {
+        fprintf(stderr, "usage: flowgen --to ENDPOINT --records N [--node NAME] [--batch 500] "
+                        "[--interim-every K] [--servers N] [--seed S]\n");
+        return 2;
+    }
+    char err[512];
+    bus_pub_t *pub = bus_pub_new(to, 1000, err, sizeof err);
+    if (!pub || !bus_pub_wait_subscriber(pub, 10000)) {
+        fprintf(stderr, "flowgen: %s\n", pub ? "no subscriber within 10 s" : err);
+        return 1;
+    }
+    gen_rec *g = xcalloc((size_t)batch, sizeof *g);
+    Mirrorscope__FlowRecord **ptrs = xcalloc((size_t)batch, sizeof *ptrs);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int64_t start = timeparse_now_ns();
+    uint64_t idbase = (uint64_t)(start / 1000000000LL) << 32, seq = 0;
+    /* Flows start over the last 10 minutes, in order, as a recorder sees them. */
+    int64_t first0 = start - 600000000000LL, step = 600000000000LL / records;
+    int64_t t0 = timeparse_mono_ns();
+    long long sent = 0, made = 0;
+    while (made < records) {
+        size_t n = 0;
+        while (n < (size_t)batch && made < records) {
+            int interim = interim_every && made % interim_every == 0 && n + 1 < (size_t)batch;
+            int64_t first = first0 + made * step;
+            if (interim) { /* the same flow twice: an interim, then its final */
+                fill(&g[n], idbase + (uint64_t)made, first, 0, (int)servers);
+                ptrs[n] = &g[n].r;
+                n++;
+            }
+            fill(&g[n], idbase + (uint64_t)made, first, 1, (int)servers);
+            ptrs[n] = &g[n].r;
+            n++;
+            made++;
+        }
+        Mirrorscope__FlowBatch b;
+        mirrorscope__flow_batch__init(&b);
+        b.node = (char *)node;
+        b.start_ns = start;
+        b.seq = ++seq;
+        b.n_records = n;
+        b.records = ptrs;
+        size_t len = mirrorscope__flow_batch__get_packed_size(&b);
+        if (len > cap) buf = xrealloc(buf, cap = len);
+        mirrorscope__flow_batch__pack(&b, buf);
+        int rc;
+        while ((rc = bus_pub_send(pub, "flow", buf, len)) == -EAGAIN) usleep(200);
+        if (rc < 0) {
+            fprintf(stderr, "flowgen: send failed: %s\n", strerror(-rc));
+            return 1;
+        }
+        sent += (long long)n;
+    }
+    bus_pub_close(pub, 60000);
+    double secs = (double)(timeparse_mono_ns() - t0) / 1e9;
+    printf("sent=%lld seconds=%.3f rate=%.0f\n", sent, secs, (double)sent / secs);
+    free(buf);
+    free(g);
+    free(ptrs);
+    return 0;
+}
