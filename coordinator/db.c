@@ -25,7 +25,6 @@ struct db {
     PGconn *conn;
     int32_t known_days[DB_KNOWN_DAYS]; /* partitions created this session */
     int nknown;
-    int live_rows;                     /* flows_live may hold rows */
 };
 
 /* The flow columns, in COPY order. The partition key first_ts is derived. */
@@ -300,21 +299,106 @@ static void db__aggregate(db_aggs *g, const char *node, const Mirrorscope__FlowR
     }
 }
 
+/* ---- flows with interim rows ------------------------------------------------ */
+
+struct db_liveset {
+    uint64_t *slot; /* 0 = empty, 1 = deleted, else a hash */
+    size_t cap, used, live;
+};
+
+db_liveset *db_liveset_new(void) { return xcalloc(1, sizeof(db_liveset)); }
+
+void db_liveset_free(db_liveset *s)
+{
+    if (!s) return;
+    free(s->slot);
+    free(s);
+}
+
+static uint64_t db__key(const char *node, uint64_t flow_id)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = node; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    h ^= flow_id * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+    return h < 2 ? h + 2 : h;
+}
+
+static void db__live_add(db_liveset *s, uint64_t k)
+{
+    if ((s->used + 1) * 2 > s->cap) { /* grow (or rehash away the deleted) */
+        uint64_t *old = s->slot;
+        size_t oldcap = s->cap;
+        s->cap = s->live * 4 > 1024 ? s->live * 4 : 1024;
+        size_t c = 1;
+        while (c < s->cap) c <<= 1;
+        s->cap = c;
+        s->slot = xcalloc(s->cap, sizeof *s->slot);
+        s->used = s->live = 0;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i] > 1) db__live_add(s, old[i]);
+        free(old);
+    }
+    size_t j = k & (s->cap - 1);
+    while (s->slot[j] > 1 && s->slot[j] != k) j = (j + 1) & (s->cap - 1);
+    if (s->slot[j] == k) return;
+    if (s->slot[j] == 0) s->used++;
+    s->slot[j] = k;
+    s->live++;
+}
+
+/* Remove k; 1 when it was there. */
+static int db__live_take(db_liveset *s, uint64_t k)
+{
+    if (!s->cap) return 0;
+    size_t j = k & (s->cap - 1);
+    while (s->slot[j]) {
+        if (s->slot[j] == k) {
+            s->slot[j] = 1;
+            s->live--;
+            return 1;
+        }
+        j = (j + 1) & (s->cap - 1);
+    }
+    return 0;
+}
+
+long db_liveset_load(db_t *d, db_liveset *s, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(d->conn, "SELECT node, flow_id FROM flows_live");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    long n = PQntuples(r);
+    for (long i = 0; i < n; i++)
+        db__live_add(s, db__key(PQgetvalue(r, (int)i, 0),
+                                (uint64_t)strtoll(PQgetvalue(r, (int)i, 1), NULL, 10)));
+    PQclear(r);
+    return n;
+}
+
 /* ---- batches ------------------------------------------------------------- */
 
-void db_batch_append(db_batch *b, const char *node, const Mirrorscope__FlowRecord *r)
+void db_batch_append(db_batch *b, db_liveset *live, const char *node,
+                     const Mirrorscope__FlowRecord *r)
 {
     b->records++;
+    uint64_t k = db__key(node, r->flow_id);
     if (!r->final) {
         db__row(&b->live, node, r, 1);
         b->interims++;
+        db__live_add(live, k);
         return;
     }
     db__row(&b->fin, node, r, 1);
-    db__text(&b->keys, node);
-    db__put(&b->keys, "\t", 1);
-    db__i64(&b->keys, (int64_t)r->flow_id, 0);
-    db__put(&b->keys, "\n", 1);
+    if (db__live_take(live, k)) { /* its interim row goes */
+        db__text(&b->keys, node);
+        db__put(&b->keys, "\t", 1);
+        db__i64(&b->keys, (int64_t)r->flow_id, 0);
+        db__put(&b->keys, "\n", 1);
+    }
     b->finals++;
     int32_t day = (int32_t)db__floordiv(r->first_ns, 86400000000000LL);
     int known = 0;
@@ -630,7 +714,6 @@ db_t *db_open(const char *conninfo, char *err, size_t errlen)
              "CREATE TEMP TABLE minutes_staging (LIKE flow_minutes)",
              cols);
     if (db__exec(d, sql, err, errlen) < 0) goto fail;
-    d->live_rows = 1; /* unknown: look before the first batch */
     return d;
 fail:
     db_close(d);
@@ -713,8 +796,8 @@ static int db__merge_live(db_t *d, const db_batch *b, char *err, size_t errlen)
 {
     static char sql[65536]; /* one writer thread per connection; too big for the stack */
     char cols[8192], upd[16384];
-    if (b->finals && db__copy(d, "COPY final_keys FROM STDIN", &b->keys, err, errlen) < 0) return -1;
-    if (b->finals &&
+    if (b->keys.len && db__copy(d, "COPY final_keys FROM STDIN", &b->keys, err, errlen) < 0) return -1;
+    if (b->keys.len &&
         db__exec(d, "DELETE FROM flows_live l USING final_keys k "
                     "WHERE l.node = k.node AND l.flow_id = k.flow_id", err, errlen) < 0)
         return -1;
@@ -734,7 +817,6 @@ static int db__merge_live(db_t *d, const db_batch *b, char *err, size_t errlen)
                  "updated_at = now() WHERE flows_live.last_ns <= EXCLUDED.last_ns",
                  cols, cols, upd);
         if (db__exec(d, sql, err, errlen) < 0) return -1;
-        d->live_rows = 1;
     }
     return db__exec(d, "TRUNCATE live_staging, final_keys", err, errlen);
 }
@@ -796,12 +878,7 @@ int db_write(db_t *d, const db_batch *b, char *err, size_t errlen)
         snprintf(stmt, sizeof stmt, "COPY flows (%s, first_ts) FROM STDIN", cols);
         if (db__copy(d, stmt, &b->fin, err, errlen) < 0) goto fail;
     }
-    if (b->finals && !b->interims && d->live_rows) { /* is there anything to take out? */
-        r = PQexec(d->conn, "SELECT EXISTS (SELECT 1 FROM flows_live)");
-        d->live_rows = PQresultStatus(r) != PGRES_TUPLES_OK || PQgetvalue(r, 0, 0)[0] == 't';
-        PQclear(r);
-    }
-    if ((b->interims || d->live_rows) && db__merge_live(d, b, err, errlen) < 0) goto fail;
+    if ((b->interims || b->keys.len) && db__merge_live(d, b, err, errlen) < 0) goto fail;
     if (b->mins.len && db__add_minutes(d, b, err, errlen) < 0) goto fail;
     if (db__exec(d, "COMMIT", err, errlen) < 0) goto fail;
     return 0;
@@ -881,6 +958,10 @@ int db_retention(db_t *d, int days, char *err, size_t errlen)
     /* The ledger only guards replays of spool files, which happen at the
      * next start: a week of it is plenty. */
     PQclear(PQexec(d->conn, "DELETE FROM applied_batches WHERE applied_at < now() - interval '7 days'"));
+    /* A safety net for the live set (lost at a crash): interim rows whose
+     * final is in flows. The equal first_ts prunes to one partition. */
+    PQclear(PQexec(d->conn, "DELETE FROM flows_live l WHERE EXISTS (SELECT 1 FROM flows f WHERE "
+                            "f.first_ts = l.first_ts AND f.node = l.node AND f.flow_id = l.flow_id)"));
     if (days <= 0) return 0;
     char p0[16];
     snprintf(p0, sizeof p0, "%d", days);

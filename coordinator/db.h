@@ -45,7 +45,19 @@ typedef struct db_batch {
     int sealed;
 } db_batch;
 
-void db_batch_append(db_batch *b, const char *node, const Mirrorscope__FlowRecord *r);
+/* The flows that have an interim row in flows_live, as 64-bit hashes of
+ * (node, flow_id): a final record's key is sent for deletion from
+ * flows_live only when its flow is here, so the common short flow costs
+ * nothing extra. A false positive only deletes nothing. */
+typedef struct db_liveset db_liveset;
+db_liveset *db_liveset_new(void);
+void db_liveset_free(db_liveset *s);
+
+/* Load the set from flows_live (at start). Returns the count or -1. */
+long db_liveset_load(db_t *d, db_liveset *s, char *err, size_t errlen);
+
+void db_batch_append(db_batch *b, db_liveset *live, const char *node,
+                     const Mirrorscope__FlowRecord *r);
 
 /* Render the aggregates and give the batch its ledger id (unique across
  * restarts: the coordinator's start time and a counter). No appends after. */

@@ -62,7 +62,7 @@ static const config_opt coord_opts[] = {
     { "pg-port", 0, CFG_INT, O(pg_port), "5433", 1, 65535, "PORT", "embedded PostgreSQL's port (its Unix socket name; it does not listen on the network)" },
     { "flush-interval", 0, CFG_DURATION, O(flush_interval), "250ms", 1000000LL, 0, "DURATION", "write records at least this often" },
     { "batch-records", 0, CFG_INT, O(batch_records), "20000", 1, 10000000, "N", "write when this many records wait" },
-    { "max-pending", 0, CFG_INT, O(max_pending), "2000000", 1000, 1000000000, "N", "records kept in memory while the database is away; beyond, dropped and counted" },
+    { "max-pending", 0, CFG_INT, O(max_pending), "200000", 1000, 100000000, "N", "records gathered while the writer is busy; beyond, the bus waits (recorders keep records in their own queues)" },
     { "retention-days", 0, CFG_INT, O(retention_days), "0", 0, 100000, "DAYS", "drop flows (whole day partitions) and per-minute rows older than this; 0 keeps everything" },
     { "max-spool", 0, CFG_SIZE, O(max_spool), "1G", 0, 0, "SIZE", "records kept on disk (DIR/spool) while PostgreSQL is away; beyond, dropped and counted" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "counters as JSON (default: DIR/stats.json)" },
@@ -88,6 +88,7 @@ typedef struct coord {
     writer_t *writer;
     writer_stats final_ws;  /* its last counters, once stopped */
     db_batch *pending;    /* filled here, handed to the writer (its buffer) */
+    db_liveset *live;     /* flows with an interim row in flows_live */
     uint64_t batch_seq;
     int64_t start_ns;
     int64_t last_db_try;
@@ -152,11 +153,7 @@ static void on_flow(coord *c, const uint8_t *data, size_t len)
     c->batches++;
     for (size_t i = 0; i < b->n_records; i++) {
         c->records_in++;
-        if (c->pending->records >= (uint64_t)c->cfg.max_pending) {
-            c->records_dropped++; /* the writer has been busy that long */
-            continue;
-        }
-        db_batch_append(c->pending, b->node, b->records[i]);
+        db_batch_append(c->pending, c->live, b->node, b->records[i]);
     }
     mirrorscope__flow_batch__free_unpacked(b, NULL);
 }
@@ -468,6 +465,13 @@ int main(int argc, char **argv)
         spool_close(spool);
         goto out;
     }
+    c.live = db_liveset_new();
+    long nlive = db_liveset_load(c.db, c.live, err, sizeof err);
+    if (nlive < 0) {
+        log_error("reading flows_live: %s", err);
+        spool_close(spool);
+        goto out;
+    }
     c.start_ns = timeparse_now_ns();
     c.writer = writer_start(c.conninfo, spool);
     c.pending = writer_first_batch(c.writer);
@@ -505,11 +509,14 @@ int main(int argc, char **argv)
          * answering searches. */
         void *socks[POLL_MAX];
         int ready[POLL_MAX];
-        socks[0] = bus;
+        /* A full batch while the writer is busy: leave the bus unread, so
+         * ZeroMQ holds back the recorders instead of us dropping records. */
+        socks[0] = c.pending->records < (uint64_t)c.cfg.max_pending ? bus : NULL;
         socks[1] = rpc;
         int ns = 2 + scatter_sockets(c.scatter, socks + 2, POLL_MAX - 2);
         bus_poll(socks, ns, ready, 20);
-        for (int burst = 0; ready[0] && burst < 1000; burst++) {
+        for (int burst = 0; ready[0] && burst < 1000 &&
+                            c.pending->records < (uint64_t)c.cfg.max_pending; burst++) {
             char topic[32];
             long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 0);
             if (n == 0) break;
@@ -571,6 +578,7 @@ out:
         if (c.nodes[i].last_hb) mirrorscope__heartbeat__free_unpacked(c.nodes[i].last_hb, NULL);
     free(c.nodes);
     writer_stop(c.writer, NULL);
+    db_liveset_free(c.live);
     config_free(coord_opts, &c.cfg);
     return rc;
 }

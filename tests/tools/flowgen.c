@@ -3,7 +3,11 @@
  * as the coordinator takes them (XPUB without drops: a full queue waits).
  *
  *   flowgen --to tcp://127.0.0.1:5556 --records N [--node NAME] [--batch 500]
- *           [--interim-every K] [--servers N] [--seed S]
+ *           [--interim-every K] [--interims-first MS] [--servers N] [--seed S]
+ *
+ * --interim-every K: every Kth flow also gets an interim record, sent just
+ * before its final; with --interims-first MS, all interim records go first,
+ * then MS milliseconds of quiet, then the finals (the live table's test).
  *
  * Prints "sent=N seconds=S rate=R" at the end. Used by bench_coordinator.py:
  * a recorder replaying a capture spends most of its CPU on the packets,
@@ -105,7 +109,7 @@ static void fill(gen_rec *g, uint64_t id, int64_t first, int final, int servers)
 int main(int argc, char **argv)
 {
     const char *to = NULL, *node = "flowgen";
-    long long records = 0, batch = 500, interim_every = 0, servers = 2000;
+    long long records = 0, batch = 500, interim_every = 0, servers = 2000, first_ms = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--to")) to = argv[i + 1];
         else if (!strcmp(argv[i], "--node")) node = argv[i + 1];
@@ -113,6 +117,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch")) batch = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--interim-every")) interim_every = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--servers")) servers = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--interims-first")) first_ms = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) rng ^= (uint64_t)atoll(argv[i + 1]) * 0x9e3779b97f4a7c15ULL;
         else {
             fprintf(stderr, "flowgen: unknown option %s\n", argv[i]);
@@ -139,39 +144,53 @@ int main(int argc, char **argv)
     /* Flows start over the last 10 minutes, in order, as a recorder sees them. */
     int64_t first0 = start - 600000000000LL, step = 600000000000LL / records;
     int64_t t0 = timeparse_mono_ns();
-    long long sent = 0, made = 0;
-    while (made < records) {
-        size_t n = 0;
-        while (n < (size_t)batch && made < records) {
-            int interim = interim_every && made % interim_every == 0 && n + 1 < (size_t)batch;
-            int64_t first = first0 + made * step;
-            if (interim) { /* the same flow twice: an interim, then its final */
-                fill(&g[n], idbase + (uint64_t)made, first, 0, (int)servers);
+    long long sent = 0;
+    /* phase 0: interims alone (--interims-first); phase 1: the records */
+    for (int phase = first_ms >= 0 ? 0 : 1; phase < 2; phase++) {
+        long long made = 0;
+        while (made < records) {
+            size_t n = 0;
+            while (n < (size_t)batch && made < records) {
+                int interim = interim_every && made % interim_every == 0;
+                int64_t first = first0 + made * step;
+                if (phase == 0 && !interim) {
+                    made++;
+                    continue;
+                }
+                if (phase == 1 && interim && first_ms < 0 && n + 1 < (size_t)batch) {
+                    /* the same flow twice: an interim, then its final */
+                    fill(&g[n], idbase + (uint64_t)made, first, 0, (int)servers);
+                    ptrs[n] = &g[n].r;
+                    n++;
+                }
+                fill(&g[n], idbase + (uint64_t)made, first, phase == 1, (int)servers);
                 ptrs[n] = &g[n].r;
                 n++;
+                made++;
             }
-            fill(&g[n], idbase + (uint64_t)made, first, 1, (int)servers);
-            ptrs[n] = &g[n].r;
-            n++;
-            made++;
+            if (!n) break;
+            Mirrorscope__FlowBatch b;
+            mirrorscope__flow_batch__init(&b);
+            b.node = (char *)node;
+            b.start_ns = start;
+            b.seq = ++seq;
+            b.n_records = n;
+            b.records = ptrs;
+            size_t len = mirrorscope__flow_batch__get_packed_size(&b);
+            if (len > cap) buf = xrealloc(buf, cap = len);
+            mirrorscope__flow_batch__pack(&b, buf);
+            int rc;
+            while ((rc = bus_pub_send(pub, "flow", buf, len)) == -EAGAIN) usleep(200);
+            if (rc < 0) {
+                fprintf(stderr, "flowgen: send failed: %s\n", strerror(-rc));
+                return 1;
+            }
+            sent += (long long)n;
         }
-        Mirrorscope__FlowBatch b;
-        mirrorscope__flow_batch__init(&b);
-        b.node = (char *)node;
-        b.start_ns = start;
-        b.seq = ++seq;
-        b.n_records = n;
-        b.records = ptrs;
-        size_t len = mirrorscope__flow_batch__get_packed_size(&b);
-        if (len > cap) buf = xrealloc(buf, cap = len);
-        mirrorscope__flow_batch__pack(&b, buf);
-        int rc;
-        while ((rc = bus_pub_send(pub, "flow", buf, len)) == -EAGAIN) usleep(200);
-        if (rc < 0) {
-            fprintf(stderr, "flowgen: send failed: %s\n", strerror(-rc));
-            return 1;
+        if (phase == 0) {
+            struct timespec ts = { first_ms / 1000, (first_ms % 1000) * 1000000L };
+            nanosleep(&ts, NULL);
         }
-        sent += (long long)n;
     }
     bus_pub_close(pub, 60000);
     double secs = (double)(timeparse_mono_ns() - t0) / 1e9;
