@@ -220,3 +220,80 @@ def vxsend(pcap, port, *args):
     p = run([VXSEND, "--to", f"127.0.0.1:{port}", "--count", *map(str, args), pcap])
     out = dict(kv.split("=") for kv in p.stdout.decode().split())
     return out
+
+
+# ---- the broker ------------------------------------------------------------
+
+def broker_binary():
+    return binary("MSCOPE_BROKER", "mscope-broker")
+
+
+def write_conf(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def broker_read(conf, pcap, *args, check_rc=True):
+    """Run mscope-broker --read over a file to the end; returns the process
+    result (stdout, stderr, returncode)."""
+    return run([broker_binary(), "--config", conf, "--read", pcap, *map(str, args)],
+               check_rc=check_rc)
+
+
+def pcap_dir(d):
+    """Every record of a pcap tool's file set, files in name order (which
+    must be time order), as pcapfile records; also the file names."""
+    names = sorted(n for n in os.listdir(d) if n.endswith(".pcap")) if os.path.isdir(d) else []
+    recs = []
+    for n in names:
+        recs += pcapfile.read_pcap(os.path.join(d, n))[1]
+    return recs, names
+
+
+class Broker:
+    """A broker daemon (UDP input on loopback unless args say otherwise), its
+    log in a file, its counters in a stats file; stopped by pid."""
+
+    def __init__(self, conf, workdir, *args, ns=None, listen=True):
+        self.port = free_udp_port()
+        self.stats_file = os.path.join(workdir, f"broker-{self.port}.json")
+        self.log = open(os.path.join(workdir, f"broker-{self.port}.log"), "ab+")
+        cmd = [broker_binary(), "--config", conf, "--stats-file", self.stats_file, *map(str, args)]
+        if listen:
+            cmd += ["--listen", f"127.0.0.1:{self.port}"]
+        if ns:
+            cmd = ["ip", "netns", "exec", ns] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 10)
+        if self.proc.poll() is not None:
+            fail(f"broker exited at start:\n{self.log_text()}")
+
+    def stats(self):
+        return read_stats(self.stats_file)
+
+    def log_text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_frames(self, n, timeout=30):
+        return wait_for(lambda: (self.stats() or {}).get("rx_packets", 0) >= n, timeout)
+
+    def stop(self, sig=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                fail("broker did not stop on SIGTERM within 30 s")
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
