@@ -212,7 +212,7 @@ static void output__scan_files(output_t *o)
             output__add_file(o, e->d_name);
     }
     closedir(d);
-    qsort(o->files, (size_t)o->nfiles, sizeof *o->files, output__cmpstr);
+    if (o->nfiles) qsort(o->files, (size_t)o->nfiles, sizeof *o->files, output__cmpstr);
 }
 
 static int output__pcap_open(output_t *o)
