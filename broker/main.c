@@ -79,6 +79,15 @@ static void usage(FILE *out)
     config_print_help(br_opts, out);
 }
 
+/* What is wrong with settings that each parsed fine, or NULL. */
+static const char *settings_problem(const br_settings *s)
+{
+    if (log_set_level(s->log_level) < 0) return "log-level: want error, warn, info or debug";
+    if (strcmp(s->decap, "none") && strcmp(s->decap, "vxlan")) return "decap: want none or vxlan";
+    if (s->read && s->interface) return "--read and --interface exclude each other";
+    return NULL;
+}
+
 /* Settings = defaults, then the file's global lines, then the flags. The
  * file is loaded into *cfgp. Returns 0 or -1 with err set. */
 static int load_settings(brokerd *d, br_settings *s, brconfig_t **cfgp, char *err, size_t errlen)
@@ -114,9 +123,10 @@ static void reload(brokerd *d)
         log_error("SIGHUP: %s; keeping the running configuration", err);
         goto out;
     }
-    if (log_set_level(s.log_level) < 0) {
-        log_error("SIGHUP: log-level '%s' is not error/warn/info/debug; keeping the running "
-                  "configuration", s.log_level);
+    const char *bad = settings_problem(&s);
+    if (bad) {
+        log_error("SIGHUP: %s; keeping the running configuration", bad);
+        log_set_level(d->cfg.log_level);
         goto out;
     }
     if (!same_str(s.listen, d->cfg.listen) || !same_str(s.interface, d->cfg.interface) ||
@@ -255,16 +265,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope-broker: %s\n", err);
         goto out;
     }
-    if (log_set_level(d.cfg.log_level) < 0) {
-        fprintf(stderr, "mscope-broker: --log-level: '%s' is not error/warn/info/debug\n", d.cfg.log_level);
-        goto out;
-    }
-    if (strcmp(d.cfg.decap, "none") && strcmp(d.cfg.decap, "vxlan")) {
-        fprintf(stderr, "mscope-broker: --decap: '%s' is not none or vxlan\n", d.cfg.decap);
-        goto out;
-    }
-    if (d.cfg.read && d.cfg.interface) {
-        fprintf(stderr, "mscope-broker: --read and --interface exclude each other\n");
+    const char *bad = settings_problem(&d.cfg);
+    if (bad) {
+        fprintf(stderr, "mscope-broker: %s\n", bad);
         goto out;
     }
     if (d.cfg.check) {
@@ -279,12 +282,11 @@ int main(int argc, char **argv)
         rc = 0;
         goto out;
     }
+    /* Every signal we act on is read from the signalfd between batches. */
+    static const int handled[] = { SIGINT, SIGTERM, SIGUSR1, SIGHUP };
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGHUP);
+    for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++) sigaddset(&set, handled[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     d.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -76,7 +76,7 @@ dir = {blocker}/sub
     try:
         sent = h.vxsend(src, b.port, "--rate", 20000, "--bad-every", 10)
         n = int(sent["sent"])
-        h.check(b.wait_frames(n), f"broker saw {b.stats()}")
+        h.check(b.wait_rx(n), f"broker saw {b.stats()}")
         got = 0
         while True:
             try:

@@ -27,34 +27,18 @@ B, K = f"{TAG}b", f"{TAG}k"
 FILTER = "tcp port 443 or udp"
 
 
-def ns(name, *cmd, check=True):
-    return h.run(["ip", "netns", "exec", name, *cmd], check_rc=check)
-
-
 def setup():
-    for n in (B, K):
-        h.run(["ip", "netns", "add", n])
-        ns(n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        ns(n, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        ns(n, "ip", "link", "set", "lo", "up")
+    h.netns_create(B, K)
     h.run(["ip", "link", "add", f"{TAG}u", "netns", B, "type", "veth", "peer", f"{TAG}v", "netns", K])
     h.run(["ip", "link", "add", f"{TAG}i", "netns", B, "type", "veth", "peer", f"{TAG}j", "netns", K])
-    ns(B, "ip", "addr", "add", "10.201.0.1/24", "dev", f"{TAG}u")
-    ns(K, "ip", "addr", "add", "10.201.0.2/24", "dev", f"{TAG}v")
+    h.ns_exec(B, "ip", "addr", "add", "10.201.0.1/24", "dev", f"{TAG}u")
+    h.ns_exec(K, "ip", "addr", "add", "10.201.0.2/24", "dev", f"{TAG}v")
     for n, dev in ((B, f"{TAG}u"), (K, f"{TAG}v"), (B, f"{TAG}i"), (K, f"{TAG}j")):
-        # No offloads: the receiver must not merge frames (GRO) before tcpdump.
-        ns(n, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off",
-           check=False)
-        ns(n, "ip", "link", "set", dev, "mtu", "9000")
-        ns(n, "ip", "link", "set", dev, "up")
-    ns(K, "ip", "link", "add", "vx100", "type", "vxlan", "id", "100", "dstport", "4789",
-       "local", "10.201.0.2", "dev", f"{TAG}v", "nolearning")
-    ns(K, "ip", "link", "set", "vx100", "up")
-
-
-def teardown():
-    for n in (B, K):
-        subprocess.run(["ip", "netns", "del", n], capture_output=True)
+        h.ns_exec(n, "ip", "link", "set", dev, "mtu", "9000")
+        h.link_up_plain(n, dev)
+    h.ns_exec(K, "ip", "link", "add", "vx100", "type", "vxlan", "id", "100", "dstport", "4789",
+              "local", "10.201.0.2", "dev", f"{TAG}v", "nolearning")
+    h.ns_exec(K, "ip", "link", "set", "vx100", "up")
 
 
 def tcpdump_on(dev, path, log):
@@ -123,7 +107,7 @@ filter = {FILTER}
             ok = h.wait_for(lambda: "listening on" in open(log.name).read() or p.poll() is not None, 10)
             h.check(ok and p.poll() is None, f"tcpdump did not start: {open(log.name).read()}")
         stats = os.path.join(d, "stats.json")
-        res = ns(B, h.broker_binary(), "--config", conf, "--read", src, "--read-rate", "20000",
+        res = h.ns_exec(B, h.broker_binary(), "--config", conf, "--read", src, "--read-rate", "20000",
                  "--stats-file", stats)
         time.sleep(1.0)
         for p, _ in dumps:
@@ -166,7 +150,7 @@ filter = {FILTER}
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        teardown()
+        h.netns_delete(B, K)
 
 
 if __name__ == "__main__":

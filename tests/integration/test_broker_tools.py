@@ -167,7 +167,7 @@ filter = tcp port 443
     b = h.Broker(conf, d)
     try:
         sent = h.vxsend(src, b.port, "--rate", 20000)
-        h.check(b.wait_frames(int(sent["sent"])), f"broker saw {b.stats()}")
+        h.check(b.wait_rx(int(sent["sent"])), f"broker saw {b.stats()}")
         got = []
         while True:
             try:
