@@ -28,6 +28,7 @@ struct broker {
     int ntools;
     dedup_t *dedup;
     uint64_t deduplicated, vlan_stripped, reloads;
+    int stats_warned;  /* the stats file could not be written (logged once) */
     uint64_t anomalies[DEC__COUNT];
 };
 
@@ -243,7 +244,7 @@ void broker_write_stats(broker_t *b, const input_stats *in, const char *path)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        log_warn("cannot write %s: %m", tmp);
+        if (!b->stats_warned++) log_warn("cannot write %s: %m (not retried in the log)", tmp);
         return;
     }
     fprintf(f,

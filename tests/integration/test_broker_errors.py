@@ -43,6 +43,12 @@ def bad_configs(d, src):
     p = h.run([h.broker_binary(), "--config", os.path.join(d, "missing.conf")], check_rc=False)
     h.check(p.returncode == 2 and b"cannot open config file" in p.stderr, "missing config file")
     print(f"bad configuration: {len(cases)} files refused, each error naming FILE:LINE")
+    examples = os.path.join(h.ROOT, "deploy", "examples")
+    for name in sorted(os.listdir(examples)):
+        if name.startswith("broker") and name.endswith(".conf"):
+            p = h.run([h.broker_binary(), "--config", os.path.join(examples, name), "--check"])
+            h.check(b": ok," in p.stdout, f"example {name}: {p.stdout.decode()}")
+            print(f"shipped example {name} validates")
 
 
 def live_errors(d, src):
