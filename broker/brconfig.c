@@ -307,8 +307,15 @@ static int brconfig__validate(brconfig_t *c, const char *path, char *err, size_t
         return -1;
     }
     for (int i = 0; i < c->n; i++) {
-        if (c->tools[i].kind == BRCONF_TOOL && brconfig__tool(&c->tools[i], path, err, errlen) < 0)
-            return -1;
+        brconf_tool *t = &c->tools[i];
+        if (t->kind == BRCONF_TOOL && brconfig__tool(t, path, err, errlen) < 0) return -1;
+        /* Two file sets with one name pattern would delete each other's files. */
+        for (int j = 0; t->type_id == BROUT_PCAP && j < i; j++) {
+            const brconf_tool *o = &c->tools[j];
+            if (o->type_id == BROUT_PCAP && !strcmp(o->dir, t->dir) && !strcmp(o->prefix, t->prefix))
+                VFAIL(t->line, "tool '%s' writes the same files as '%s' (line %d): give it another "
+                      "dir or prefix", t->name, o->name, o->line);
+        }
     }
     for (int i = 0; i < c->n; i++) {
         brconf_tool *t = &c->tools[i];

@@ -219,15 +219,27 @@ static void broker__json_out(FILE *f, const output_stats *s, const char *indent)
     fprintf(f, "}");
 }
 
+/* "key": "value", with the value escaped for JSON (paths may hold anything). */
+static void broker__json_str(FILE *f, const char *key, const char *v)
+{
+    fprintf(f, "\"%s\": \"", key);
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+        else fputc(*c, f);
+    }
+    fprintf(f, "\", ");
+}
+
 static void broker__json_conf(FILE *f, const output_t *o)
 {
     const brconf_tool *c = output_conf(o);
     fprintf(f, "\"type\": \"%s\", \"up\": %s, ", brconfig_type_name(c->type_id),
             output_is_up(o) ? "true" : "false");
-    if (c->dest) fprintf(f, "\"dest\": \"%s\", ", c->dest);
+    if (c->dest) broker__json_str(f, "dest", c->dest);
     if (c->type_id == BROUT_VXLAN) fprintf(f, "\"vni\": %" PRId64 ", ", c->vni);
-    if (c->dir) fprintf(f, "\"dir\": \"%s\", ", c->dir); /* paths with quotes are not escaped */
-    if (c->interface) fprintf(f, "\"interface\": \"%s\", ", c->interface);
+    if (c->dir) broker__json_str(f, "dir", c->dir);
+    if (c->interface) broker__json_str(f, "interface", c->interface);
 }
 
 static void broker__json_reasons(FILE *f, const char *name, const uint64_t *v, int n,

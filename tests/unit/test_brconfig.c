@@ -119,6 +119,8 @@ static void test_errors(void)
         "is a member of group 'g' (line 5): put 'filter' in the group");
     bad("[tool a]\ntype = pcap\ndir = /x\n[group g]\nmembers = a\n[group h]\nmembers = a\n", 7,
         "already a member of another group");
+    bad("[tool a]\ntype = pcap\ndir = /x\n[tool b]\ntype = pcap\ndir = /x\nprefix = a\n", 4,
+        "writes the same files as 'a' (line 1)");
     bad("[tool a]\ntype = pcap\ndir = /x\n[group g]\nmembers = a\ntype = udp\n", 6,
         "'type' does not apply to a group");
 }
