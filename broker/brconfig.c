@@ -81,6 +81,19 @@ const char *brconfig_type_name(int type_id)
     return type_id >= 0 && type_id <= BROUT_IFACE ? brconfig_types[type_id] : "?";
 }
 
+void brconfig_print_keys(FILE *out)
+{
+    fprintf(out, "  [tool NAME] / [group NAME] keys:\n");
+    for (int k = 0; brconfig_keys[k].name; k++) {
+        const config_opt *o = &brconfig_keys[k];
+        char key[64];
+        snprintf(key, sizeof key, "%s = %s", o->name, o->metavar ? o->metavar : "yes|no");
+        fprintf(out, "    %-36s %s", key, o->help);
+        if (o->def && *o->def && strcmp(o->def, "-1")) fprintf(out, " (default: %s)", o->def);
+        fputc('\n', out);
+    }
+}
+
 int brconfig_find(const brconfig_t *c, const char *name)
 {
     for (int i = 0; i < c->n; i++)

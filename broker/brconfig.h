@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum brconf_kind { BRCONF_TOOL, BRCONF_GROUP };
 enum brconf_type { BROUT_NONE = 0, BROUT_VXLAN, BROUT_UDP, BROUT_GRE, BROUT_PCAP, BROUT_IFACE };
@@ -75,6 +76,9 @@ typedef struct brconfig {
  * with "FILE:LINE: message" in err. */
 brconfig_t *brconfig_load(const char *path, const config_opt *globals, void *settings, char *err,
                           size_t errlen);
+
+/* Print every [tool]/[group] key with its meaning and default (for --help). */
+void brconfig_print_keys(FILE *out);
 
 /* Look a section up by name; -1 if absent. */
 int brconfig_find(const brconfig_t *c, const char *name);

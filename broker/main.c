@@ -77,6 +77,8 @@ static void usage(FILE *out)
             "options (also 'name = value' lines at the top of FILE; flags win):\n"
             "  -c, --config FILE              the configuration file (required)\n");
     config_print_help(br_opts, out);
+    fputc('\n', out);
+    brconfig_print_keys(out);
 }
 
 /* What is wrong with settings that each parsed fine, or NULL. */

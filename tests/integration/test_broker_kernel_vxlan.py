@@ -8,6 +8,7 @@ replays a capture (--read, paced) to three tools with one tcpdump filter:
          vxlan device (id 100) decapsulates it; tcpdump listens on that device;
   file - a pcap-file tool;
   inj  - frames injected into a veth whose peer in K runs another tcpdump;
+  live - a second broker in K capturing that veth (--interface) to a file;
   gre, plain - GRE (Transparent Ethernet Bridging) and plain UDP to K, read
          back from a tcpdump on K's end of the link.
 Each must equal `tcpdump -r INPUT FILTER`, packet for packet, in order.
@@ -87,6 +88,7 @@ dest = 10.201.0.2:4790
 filter = {FILTER}
 """)
     procs = []
+    live = None
     try:
         setup()
         dumps = []
@@ -106,6 +108,10 @@ filter = {FILTER}
         for p, log in dumps:
             ok = h.wait_for(lambda: "listening on" in open(log.name).read() or p.poll() is not None, 10)
             h.check(ok and p.poll() is None, f"tcpdump did not start: {open(log.name).read()}")
+        # A second broker captures the injected interface live (--interface).
+        live_conf = h.write_conf(os.path.join(d, "live.conf"),
+                                 f"[tool live]\ntype = pcap\ndir = {d}/live\n")
+        live = h.Broker(live_conf, d, "--interface", f"{TAG}j", ns=K, listen=False)
         stats = os.path.join(d, "stats.json")
         res = h.ns_exec(B, h.broker_binary(), "--config", conf, "--read", src, "--read-rate", "20000",
                  "--stats-file", stats)
@@ -113,6 +119,7 @@ filter = {FILTER}
         for p, _ in dumps:
             p.terminate()
             p.wait(10)
+        h.check(live.stop() == 0, f"live broker: {live.log_text()}")
         want = [bytes(r[3]) for r in h.tcpdump(src, FILTER)]
         h.check(len(want) > 500, f"filter selects too little: {len(want)}")
         st = h.read_stats(stats)
@@ -137,6 +144,8 @@ filter = {FILTER}
                 plain.append(f[14 + ihl + 8:])
         h.check(gre == want, f"gre tool: {len(gre)} frames on the wire, want {len(want)}")
         h.check(plain == want, f"udp tool: {len(plain)} frames on the wire, want {len(want)}")
+        lgot = [bytes(r[3]) for r in h.pcap_dir(f"{d}/live")[0]]
+        h.check(lgot == want, f"broker capturing {TAG}j live: {len(lgot)} frames, want {len(want)}")
         fgot = [bytes(r[3]) for r in h.pcap_dir(f"{d}/file")[0]]
         h.check(fgot == want, f"pcap-file tool: {len(fgot)} frames, want {len(want)}")
         for name in ("kern", "inj", "file", "gre", "plain"):
@@ -144,12 +153,14 @@ filter = {FILTER}
                     st["tools"][name]["send_errors_total"] == 0, f"{name}: {st['tools'][name]}")
         print(f"kernel vxlan: {len(want)} frames ('{FILTER}' of {st['rx_packets']}) decapsulated "
               f"by the kernel's vxlan device equal tcpdump -r, packet for packet; the pcap-file "
-              f"tool, the injected interface, GRE and plain UDP too")
+              f"tool, the injected interface, GRE and plain UDP too; a broker capturing the interface live as well")
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if live:
+            live.kill()
         h.netns_delete(B, K)
 
 
