@@ -21,6 +21,7 @@
 #include "timeparse.h"
 #include "xmalloc.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,7 @@
 #define OUT_RETRY_NS 5000000000LL
 #define OUT_LOG_NS 10000000000LL
 #define OUT_MAX_DGRAM 65507u
+#define OUT_STAMP_LEN 26 /* YYYYMMDDTHHMMSS.NNNNNNNNNZ */
 
 struct output {
     brconf_tool c;           /* output keys only; strings owned */
@@ -206,10 +208,13 @@ static void output__scan_files(output_t *o)
     size_t pl = strlen(o->c.prefix);
     struct dirent *e;
     while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n > pl + 6 && !strncmp(e->d_name, o->c.prefix, pl) && e->d_name[pl] == '-' &&
-            !strcmp(e->d_name + n - 5, ".pcap"))
-            output__add_file(o, e->d_name);
+        /* Exactly PREFIX-YYYYMMDDTHHMMSS.NNNNNNNNNZ.pcap: not another tool's
+         * files whose prefix merely starts with ours ("web" vs "web-2"). */
+        const char *n = e->d_name;
+        if (strlen(n) == pl + 1 + OUT_STAMP_LEN + 5 && !strncmp(n, o->c.prefix, pl) &&
+            n[pl] == '-' && isdigit((unsigned char)n[pl + 1]) && n[pl + 9] == 'T' &&
+            n[pl + OUT_STAMP_LEN] == 'Z' && !strcmp(n + pl + 1 + OUT_STAMP_LEN, ".pcap"))
+            output__add_file(o, n);
     }
     closedir(d);
     if (o->nfiles) qsort(o->files, (size_t)o->nfiles, sizeof *o->files, output__cmpstr);

@@ -52,6 +52,18 @@ dir = {d}/web
 filter = tcp port 443
 rotate-size = 256K
 
+[tool few]
+type = pcap
+dir = {d}/few
+rotate-size = 256K
+max-files = 3
+
+[tool few-more]
+type = pcap
+dir = {d}/few
+filter = tcp port 443
+rotate-size = 256K
+
 [tool small]
 type = pcap
 dir = {d}/small
@@ -69,6 +81,15 @@ slice = 200
     web, names = h.pcap_dir(f"{d}/web")
     h.check(len(names) > 3, f"web should have rotated at 256K: {names}")
     same(web, h.tcpdump(src, "tcp port 443"), "tool web vs tcpdump 'tcp port 443'")
+    fewdir = sorted(os.listdir(f"{d}/few"))
+    few = [n for n in fewdir if n.startswith("few-2")]
+    more = [n for n in fewdir if n.startswith("few-more-")]
+    st = h.read_stats(os.path.join(d, "two.json"))
+    h.check(len(few) == 3 and st["tools"]["few"]["files_deleted"] == st["tools"]["few"]["files"] - 3,
+            f"max-files 3: {few}, counters {st['tools']['few']}")
+    h.check(len(more) == len(fewdir) - 3 and len(more) > 3, f"another tool's files deleted: {fewdir}")
+    print(f"max-files: 3 newest of {st['tools']['few']['files']} files kept; the other tool's "
+          f"{len(more)} files in the same directory untouched")
     ts = [r[0] for r in web]
     h.check(ts == sorted(ts), "files sorted by name are not in time order")
     small, _ = h.pcap_dir(f"{d}/small")
