@@ -63,6 +63,7 @@ struct pcapout {
     int fd;
     int owns_fd;
     int err;
+    uint64_t size;
     size_t used;
     uint8_t *buf;
 };
@@ -97,6 +98,7 @@ pcapout_t *pcapout_open(const char *path, char *err, size_t errlen)
     o->buf = xmalloc(PCAPOUT_BUF);
     pcapio_file_header(o->buf);
     o->used = PCAPIO_FILE_HDR;
+    o->size = PCAPIO_FILE_HDR;
     return o;
 }
 
@@ -111,8 +113,13 @@ int pcapout_write(pcapout_t *o, int64_t ts_ns, uint32_t caplen, uint32_t origlen
     o->used += PCAPIO_REC_HDR;
     memcpy(o->buf + o->used, data, caplen);
     o->used += caplen;
+    o->size += PCAPIO_REC_HDR + caplen;
     return 0;
 }
+
+int pcapout_flush(pcapout_t *o) { return pcapout__flush(o); }
+
+uint64_t pcapout_size(const pcapout_t *o) { return o->size; }
 
 int pcapout_close(pcapout_t *o)
 {

@@ -51,6 +51,13 @@ pcapout_t *pcapout_open(const char *path, char *err, size_t errlen);
 int pcapout_write(pcapout_t *o, int64_t ts_ns, uint32_t caplen, uint32_t origlen,
                   const uint8_t *data);
 
+/* Write out what is buffered (a reader of the file sees every packet so far).
+ * Returns 0 or -errno (sticky, as for pcapout_write). */
+int pcapout_flush(pcapout_t *o);
+
+/* Bytes written to the file so far, buffered ones included. */
+uint64_t pcapout_size(const pcapout_t *o);
+
 /* Flush and close. Returns 0 or -errno of the first failure. Accepts NULL. */
 int pcapout_close(pcapout_t *o);
 

@@ -10,6 +10,7 @@
 
 #include "flowkey.h"
 #include "log.h"
+#include "netio.h"
 #include "pcapio.h"
 #include "timeparse.h"
 #include "xmalloc.h"
@@ -198,78 +199,6 @@ struct ingest_live {
     rx_thread *t;
 };
 
-static int ingest__parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[128];
-    const char *colon = strrchr(s, ':');
-    if (!colon) return -1;
-    long port = strtol(colon + 1, NULL, 10);
-    if (port <= 0 || port > 65535) return -1;
-    size_t hl = (size_t)(colon - s);
-    if (hl >= sizeof host) return -1;
-    memcpy(host, s, hl);
-    host[hl] = 0;
-    memset(ss, 0, sizeof *ss);
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        host[hl - 1] = 0;
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1) return -1;
-        *len = sizeof *a;
-        return 0;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    if (!*host) a->sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return -1;
-    *len = sizeof *a;
-    return 0;
-}
-
-static int ingest__udp_socket(const ingest_opts *o, char *err, size_t errlen)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (ingest__parse_listen(o->listen, &ss, &sl) < 0) {
-        snprintf(err, errlen, "bad --listen '%s' (want ADDR:PORT or [ADDR6]:PORT)", o->listen);
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket() failed: %s", strerror(errno));
-        return -1;
-    }
-    int one = 1, buf = (int)(o->rcvbuf > 0x7fffffff ? 0x7fffffff : o->rcvbuf);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    /* FORCE passes rmem_max when we are privileged; otherwise take what we may. */
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-        snprintf(err, errlen, "bind() to %s failed: %s", o->listen, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    int got = 0;
-    socklen_t gl = sizeof got;
-    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
-    if (got < buf)
-        log_warn("socket receive buffer is %d bytes, asked for %d (raise net.core.rmem_max)", got, buf);
-    return fd;
-}
-
-static void ingest__observer(const struct sockaddr_storage *ss, uint8_t out[16])
-{
-    if (ss->ss_family == AF_INET) {
-        decode_map4((const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr, out);
-    } else {
-        memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-    }
-}
-
 static void *ingest__udp_main(void *arg)
 {
     rx_thread *t = arg;
@@ -306,20 +235,11 @@ static void *ingest__udp_main(void *arg)
         for (int i = 0; i < n; i++) {
             struct msghdr *m = &t->msgs[i].msg_hdr;
             uint32_t len = t->msgs[i].msg_len;
-            int64_t ts = 0;
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-                if (c->cmsg_level != SOL_SOCKET) continue;
-                if (c->cmsg_type == SO_TIMESTAMPNS) {
-                    struct timespec tv;
-                    memcpy(&tv, CMSG_DATA(c), sizeof tv);
-                    ts = (int64_t)tv.tv_sec * 1000000000LL + tv.tv_nsec;
-                } else if (c->cmsg_type == SO_RXQ_OVFL) {
-                    uint32_t ov;
-                    memcpy(&ov, CMSG_DATA(c), sizeof ov);
-                    t->p.st.kernel_drops += ov - t->last_ovfl;
-                    t->last_ovfl = ov;
-                }
-            }
+            int64_t ts;
+            uint32_t ov = t->last_ovfl;
+            netio_rx_meta(m, &ts, &ov);
+            t->p.st.kernel_drops += ov - t->last_ovfl;
+            t->last_ovfl = ov;
             if (!ts) {
                 if (!fallback) {
                     struct timespec now;
@@ -342,7 +262,7 @@ static void *ingest__udp_main(void *arg)
                 continue;
             }
             uint8_t obs[16];
-            ingest__observer(&t->from[i], obs);
+            netio_addr16(&t->from[i], obs);
             ingest__frame(&t->p, ts, (const uint8_t *)t->iov[i].iov_base + DECODE_VXLAN_HDR,
                           cap - DECODE_VXLAN_HDR, len - DECODE_VXLAN_HDR, vni, obs);
         }
@@ -378,43 +298,6 @@ static void *ingest__pcap_main(void *arg)
     return NULL;
 }
 
-static pcap_t *ingest__open_iface(const ingest_opts *o, char *err, size_t errlen)
-{
-    char perr[PCAP_ERRBUF_SIZE];
-    pcap_t *pc = pcap_create(o->iface, perr);
-    if (!pc) {
-        snprintf(err, errlen, "pcap_create(%s) failed: %s", o->iface, perr);
-        return NULL;
-    }
-    pcap_set_snaplen(pc, (int)PCAPIO_SNAPLEN);
-    pcap_set_promisc(pc, 1);
-    pcap_set_timeout(pc, 100);
-    pcap_set_buffer_size(pc, 64 << 20);
-    pcap_set_tstamp_precision(pc, PCAP_TSTAMP_PRECISION_NANO);
-    int rc = pcap_activate(pc);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot capture on %s: %s", o->iface, pcap_geterr(pc));
-        pcap_close(pc);
-        return NULL;
-    }
-    if (pcap_datalink(pc) != DLT_EN10MB) {
-        snprintf(err, errlen, "%s: link type %d is not Ethernet", o->iface, pcap_datalink(pc));
-        pcap_close(pc);
-        return NULL;
-    }
-    if (o->capture_filter && *o->capture_filter) {
-        struct bpf_program prog;
-        if (pcap_compile(pc, &prog, o->capture_filter, 1, PCAP_NETMASK_UNKNOWN) < 0 ||
-            pcap_setfilter(pc, &prog) < 0) {
-            snprintf(err, errlen, "bad capture filter '%s': %s", o->capture_filter, pcap_geterr(pc));
-            pcap_close(pc);
-            return NULL;
-        }
-        pcap_freecode(&prog);
-    }
-    return pc;
-}
-
 ingest_live_t *ingest_live_start(const ingest_opts *o, char *err, size_t errlen)
 {
     ingest_live_t *l = xcalloc(1, sizeof *l);
@@ -427,10 +310,10 @@ ingest_live_t *ingest_live_start(const ingest_opts *o, char *err, size_t errlen)
         t->fd = -1;
         producer__init(&t->p, o, 0);
         if (o->iface) {
-            t->pc = ingest__open_iface(o, err, errlen);
+            t->pc = netio_open_live(o->iface, o->capture_filter, err, errlen);
             if (!t->pc) goto fail;
         } else {
-            t->fd = ingest__udp_socket(o, err, errlen);
+            t->fd = netio_udp_listen(o->listen, o->rcvbuf, err, errlen);
             if (t->fd < 0) goto fail;
             t->bufs = xmalloc((size_t)RX_VLEN * RX_BUF);
         }

@@ -22,15 +22,11 @@ C, S, R = f"{TAG}c", f"{TAG}s", f"{TAG}r"
 
 
 def ns(name, *cmd, check=True):
-    return h.run(["ip", "netns", "exec", name, *cmd], check_rc=check)
+    return h.ns_exec(name, *cmd, check=check)
 
 
 def setup():
-    for n in (C, S, R):
-        h.run(["ip", "netns", "add", n])
-        ns(n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        ns(n, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        ns(n, "ip", "link", "set", "lo", "up")
+    h.netns_create(C, S, R)
     h.run(["ip", "link", "add", f"{TAG}a", "netns", C, "type", "veth", "peer", f"{TAG}b", "netns", S])
     h.run(["ip", "link", "add", f"{TAG}m", "netns", C, "type", "veth", "peer", f"{TAG}n", "netns", R])
     ns(C, "ip", "addr", "add", "10.200.1.1/24", "dev", f"{TAG}a")
@@ -38,12 +34,7 @@ def setup():
     ns(C, "ip", "addr", "add", "10.200.2.1/24", "dev", f"{TAG}m")
     ns(R, "ip", "addr", "add", "10.200.2.2/24", "dev", f"{TAG}n")
     for n, dev in ((C, f"{TAG}a"), (S, f"{TAG}b"), (C, f"{TAG}m"), (R, f"{TAG}n")):
-        # Wire-sized frames, as a real NIC mirrors them: without this, tcpdump
-        # sees 64 KB GSO super-packets that the vxlan device then segments, and
-        # checksums still to be filled in on one copy and filled on the other.
-        ns(n, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off",
-           check=False)
-        ns(n, "ip", "link", "set", dev, "up")
+        h.link_up_plain(n, dev)
     ns(C, "ip", "link", "add", "vx0", "type", "vxlan", "id", "7", "dstport", "4789",
        "remote", "10.200.2.2", "local", "10.200.2.1", "dev", f"{TAG}m")
     ns(C, "ip", "link", "set", "vx0", "up")
@@ -60,8 +51,7 @@ table netdev mirror {{
 
 
 def teardown():
-    for n in (C, S, R):
-        subprocess.run(["ip", "netns", "del", n], capture_output=True)
+    h.netns_delete(C, S, R)
 
 
 

@@ -173,26 +173,22 @@ def read_stats(path):
         return None
 
 
-class Daemon:
-    """A recorder daemon on loopback, its log in a file, stopped by pid."""
+class _Process:
+    """A daemon started with its log in a file and its counters in a JSON
+    stats file it rewrites; ready once that file exists; stopped by pid."""
 
-    def __init__(self, datadir, *args, ns=None, stats_file=None):
-        self.datadir = datadir
-        self.port = free_udp_port()
-        self.stats_file = stats_file or os.path.join(datadir, "stats.json")
-        self.log = open(os.path.join(os.path.dirname(datadir.rstrip("/")),
-                                     os.path.basename(datadir.rstrip("/")) + ".log"), "ab+")
-        cmd = [RECORDER, "--data-dir", datadir, "--listen", f"127.0.0.1:{self.port}",
-               "--min-free", "0", "--stats-file", self.stats_file, *map(str, args)]
+    what = "daemon"
+
+    def _start(self, cmd, ns):
         if ns:
             cmd = ["ip", "netns", "exec", ns] + cmd
         # Ready means a fresh stats file: the daemon writes it once it is up.
         if os.path.exists(self.stats_file):
             os.unlink(self.stats_file)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
-        ok = wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 10)
+        wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 10)
         if self.proc.poll() is not None:
-            fail(f"recorder exited at start:\n{self.log_text()}")
+            fail(f"{self.what} exited at start:\n{self.log_text()}")
 
     def stats(self):
         return read_stats(self.stats_file)
@@ -212,11 +208,108 @@ class Daemon:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                fail("recorder did not stop on SIGTERM within 30 s")
+                fail(f"{self.what} did not stop on SIGTERM within 30 s")
         return self.proc.returncode
+
+
+class Daemon(_Process):
+    """A recorder daemon on loopback."""
+
+    what = "recorder"
+
+    def __init__(self, datadir, *args, ns=None, stats_file=None):
+        self.datadir = datadir
+        self.port = free_udp_port()
+        self.stats_file = stats_file or os.path.join(datadir, "stats.json")
+        self.log = open(os.path.join(os.path.dirname(datadir.rstrip("/")),
+                                     os.path.basename(datadir.rstrip("/")) + ".log"), "ab+")
+        self._start([RECORDER, "--data-dir", datadir, "--listen", f"127.0.0.1:{self.port}",
+                     "--min-free", "0", "--stats-file", self.stats_file, *map(str, args)], ns)
 
 
 def vxsend(pcap, port, *args):
     p = run([VXSEND, "--to", f"127.0.0.1:{port}", "--count", *map(str, args), pcap])
     out = dict(kv.split("=") for kv in p.stdout.decode().split())
     return out
+
+
+# ---- the broker ------------------------------------------------------------
+
+def broker_binary():
+    return binary("MSCOPE_BROKER", "mscope-broker")
+
+
+def write_conf(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def broker_read(conf, pcap, *args, check_rc=True):
+    """Run mscope-broker --read over a file to the end; returns the process
+    result (stdout, stderr, returncode)."""
+    return run([broker_binary(), "--config", conf, "--read", pcap, *map(str, args)],
+               check_rc=check_rc)
+
+
+def pcap_dir(d):
+    """Every record of a pcap tool's file set, files in name order (which
+    must be time order), as pcapfile records; also the file names."""
+    names = sorted(n for n in os.listdir(d) if n.endswith(".pcap")) if os.path.isdir(d) else []
+    recs = []
+    for n in names:
+        recs += pcapfile.read_pcap(os.path.join(d, n))[1]
+    return recs, names
+
+
+class Broker(_Process):
+    """A broker daemon (UDP input on loopback unless listen=False)."""
+
+    what = "broker"
+
+    def __init__(self, conf, workdir, *args, ns=None, listen=True):
+        self.port = free_udp_port()
+        self.stats_file = os.path.join(workdir, f"broker-{self.port}.json")
+        self.log = open(os.path.join(workdir, f"broker-{self.port}.log"), "ab+")
+        cmd = [broker_binary(), "--config", conf, "--stats-file", self.stats_file, *map(str, args)]
+        if listen:
+            cmd += ["--listen", f"127.0.0.1:{self.port}"]
+        self._start(cmd, ns)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- network namespaces (tests that need root) -------------------------------
+
+def ns_exec(name, *cmd, check=True):
+    return run(["ip", "netns", "exec", name, *cmd], check_rc=check)
+
+
+def netns_create(*names):
+    """Create namespaces with loopback up and IPv6 off (no stray router
+    solicitations or MLD reports in the captures)."""
+    for n in names:
+        run(["ip", "netns", "add", n])
+        ns_exec(n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        ns_exec(n, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+        ns_exec(n, "ip", "link", "set", "lo", "up")
+
+
+def netns_delete(*names):
+    for n in names:
+        subprocess.run(["ip", "netns", "del", n], capture_output=True)
+
+
+def link_up_plain(n, dev):
+    """Bring dev up in namespace n with no offloads, as a real NIC mirrors
+    wire-sized frames: without this, tcpdump sees 64 KB GSO super-packets and
+    checksums still to be filled in, and a receiver may merge frames (GRO)."""
+    ns_exec(n, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off",
+            check=False)
+    ns_exec(n, "ip", "link", "set", dev, "up")

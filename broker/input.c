@@ -1,0 +1,294 @@
+/* input.c - UDP, interface and file sources for the broker (see input.h).
+ *
+ * DESIGN: the UDP source receives 64 messages per recvmmsg() straight into
+ * its batch slots and decapsulates in place (the inner frame starts 8 bytes
+ * in), so nothing is copied. libpcap sources copy each (inner) frame into a
+ * 4 MiB arena, because libpcap's buffer is only valid until its next read;
+ * a batch ends at 64 frames or when the arena is full. Everything is
+ * preallocated when the input opens.
+ */
+#include "input.h"
+
+#include "log.h"
+#include "netio.h"
+#include "pcapio.h"
+#include "timeparse.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define INPUT_SLOT 10240u        /* a 9001-byte jumbo frame plus headers */
+#define INPUT_ARENA (4u << 20)   /* libpcap sources: frames up to PCAPIO_SNAPLEN */
+
+enum { SRC_UDP, SRC_IFACE, SRC_FILE };
+
+struct input {
+    input_opts o;
+    int kind;
+    int fd;
+    pcap_t *pc;
+    uint32_t last_ovfl;
+    input_stats st;
+    input_batch b;
+    uint8_t *mem;                /* UDP: 64 slots; libpcap: the arena */
+    uint32_t used;               /* arena bytes in use */
+    struct mmsghdr msgs[INPUT_BATCH];
+    struct iovec iov[INPUT_BATCH];
+    char ctrl[INPUT_BATCH][128];
+    input_fn fn;                 /* the current input_run's callback */
+    void *ctx;
+    int64_t start_mono;          /* --read-rate pacing */
+    uint64_t paced;
+};
+
+input_t *input_open(const input_opts *o, char *err, size_t errlen)
+{
+    input_t *in = xcalloc(1, sizeof *in);
+    in->o = *o;
+    in->fd = -1;
+    char perr[PCAP_ERRBUF_SIZE];
+    if (o->read) {
+        in->kind = SRC_FILE;
+        in->pc = pcap_open_offline_with_tstamp_precision(o->read, PCAP_TSTAMP_PRECISION_NANO, perr);
+        if (!in->pc) {
+            snprintf(err, errlen, "cannot read %s: %s", o->read, perr);
+            goto fail;
+        }
+        if (pcap_datalink(in->pc) != DLT_EN10MB) {
+            snprintf(err, errlen, "%s: link type %d is not supported (Ethernet captures only)",
+                     o->read, pcap_datalink(in->pc));
+            goto fail;
+        }
+    } else if (o->iface) {
+        in->kind = SRC_IFACE;
+        in->pc = netio_open_live(o->iface, o->capture_filter, err, errlen);
+        if (!in->pc) goto fail;
+        if (pcap_setnonblock(in->pc, 1, perr) < 0) {
+            snprintf(err, errlen, "pcap_setnonblock(%s) failed: %s", o->iface, perr);
+            goto fail;
+        }
+        in->fd = pcap_get_selectable_fd(in->pc);
+    } else {
+        in->kind = SRC_UDP;
+        in->fd = netio_udp_listen(o->listen, o->rcvbuf, err, errlen);
+        if (in->fd < 0) goto fail;
+    }
+    in->mem = xmalloc(in->kind == SRC_UDP ? (size_t)INPUT_BATCH * INPUT_SLOT : INPUT_ARENA);
+    return in;
+fail:
+    input_free(in);
+    return NULL;
+}
+
+static void input__deliver(input_t *in)
+{
+    if (in->b.n) {
+        in->st.frames += (uint64_t)in->b.n;
+        in->fn(in->ctx, &in->b);
+    }
+    in->b.n = 0;
+    in->used = 0;
+}
+
+/* libpcap sources: one captured frame, decapsulated when asked, copied. */
+static void input__frame(input_t *in, int64_t ts, const uint8_t *data, uint32_t caplen,
+                         uint32_t origlen)
+{
+    in->st.rx_packets++;
+    in->st.rx_bytes += caplen;
+    uint32_t vni = 0;
+    if (in->o.decap_vxlan) {
+        uint32_t off;
+        uint8_t outer[16];
+        int r = decode_outer_vxlan(data, caplen, origlen, in->o.vxlan_port, &off, &vni, outer);
+        if (r != VX_OK) {
+            in->st.not_decapsulated[r]++;
+            return;
+        }
+        data += off;
+        caplen -= off;
+        origlen = origlen > off ? origlen - off : caplen;
+    }
+    if (caplen > PCAPIO_SNAPLEN) {
+        caplen = PCAPIO_SNAPLEN;
+        in->st.truncated++;
+    }
+    if (origlen < caplen) origlen = caplen;
+    if (in->b.n == INPUT_BATCH || in->used + caplen > INPUT_ARENA) input__deliver(in);
+    input_pkt *p = &in->b.p[in->b.n++];
+    p->data = in->mem + in->used;
+    memcpy(p->data, data, caplen);
+    in->used += caplen;
+    p->caplen = caplen;
+    p->origlen = origlen;
+    p->ts_ns = ts;
+    p->vni = vni;
+}
+
+static void input__pcap_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+    input_t *in = (input_t *)user;
+    int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + h->ts.tv_usec; /* nanoseconds */
+    input__frame(in, ts, data, h->caplen, h->len);
+}
+
+static int input__wait(input_t *in, int timeout_ms)
+{
+    struct pollfd pfd = { in->fd, POLLIN, 0 };
+    int r = poll(&pfd, 1, timeout_ms);
+    return r < 0 && errno != EINTR ? -1 : r > 0;
+}
+
+static int input__udp(input_t *in, int max_batches, int timeout_ms)
+{
+    int total = 0, waited = 0;
+    for (int k = 0; k < max_batches; k++) {
+        for (int i = 0; i < INPUT_BATCH; i++) {
+            in->iov[i].iov_base = in->mem + (size_t)i * INPUT_SLOT;
+            in->iov[i].iov_len = INPUT_SLOT;
+            struct msghdr *m = &in->msgs[i].msg_hdr;
+            m->msg_iov = &in->iov[i];
+            m->msg_iovlen = 1;
+            m->msg_name = NULL;
+            m->msg_namelen = 0;
+            m->msg_control = in->ctrl[i];
+            m->msg_controllen = sizeof in->ctrl[i];
+            m->msg_flags = 0;
+        }
+        int n = recvmmsg(in->fd, in->msgs, INPUT_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                log_error("recvmmsg() failed: %s", strerror(errno));
+                return -2;
+            }
+            if (total || waited) return total;
+            int w = input__wait(in, timeout_ms);
+            if (w <= 0) return w < 0 ? -2 : 0;
+            waited = 1;
+            k--; /* the wait does not count as a batch */
+            continue;
+        }
+        int64_t fallback = 0;
+        for (int i = 0; i < n; i++) {
+            struct msghdr *m = &in->msgs[i].msg_hdr;
+            uint32_t len = in->msgs[i].msg_len, cap = len;
+            int64_t ts;
+            uint32_t ov = in->last_ovfl;
+            netio_rx_meta(m, &ts, &ov);
+            in->st.kernel_drops += ov - in->last_ovfl;
+            in->last_ovfl = ov;
+            if (!ts) {
+                if (!fallback) fallback = timeparse_now_ns();
+                ts = fallback;
+            }
+            in->st.rx_packets++;
+            in->st.rx_bytes += len;
+            if ((m->msg_flags & MSG_TRUNC) || len > INPUT_SLOT) {
+                cap = INPUT_SLOT;
+                in->st.truncated++;
+            }
+            uint32_t vni;
+            int r = decode_vxlan(in->iov[i].iov_base, cap, &vni);
+            if (r != VX_OK) {
+                in->st.not_decapsulated[r]++;
+                continue;
+            }
+            input_pkt *p = &in->b.p[in->b.n++];
+            p->data = (uint8_t *)in->iov[i].iov_base + DECODE_VXLAN_HDR;
+            p->caplen = cap - DECODE_VXLAN_HDR;
+            p->origlen = len - DECODE_VXLAN_HDR;
+            p->ts_ns = ts;
+            p->vni = vni;
+        }
+        total += n;
+        input__deliver(in);
+        if (n < INPUT_BATCH) break;
+    }
+    return total;
+}
+
+static int input__iface(input_t *in, int max_batches, int timeout_ms)
+{
+    int total = 0;
+    for (int k = 0; k < max_batches; k++) {
+        int n = pcap_dispatch(in->pc, INPUT_BATCH, input__pcap_cb, (u_char *)in);
+        if (n == PCAP_ERROR) {
+            log_error("capture on %s failed: %s", in->o.iface, pcap_geterr(in->pc));
+            return -2;
+        }
+        input__deliver(in);
+        total += n;
+        if (n > 0) continue;
+        if (total || k) break;
+        int w = input__wait(in, timeout_ms);
+        if (w < 0) return -2;
+        if (w == 0) break;
+    }
+    struct pcap_stat ps;
+    if (pcap_stats(in->pc, &ps) == 0) in->st.kernel_drops = ps.ps_drop + ps.ps_ifdrop;
+    return total;
+}
+
+static int input__file(input_t *in, int max_batches)
+{
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int total = 0, rc = 1;
+    if (!in->start_mono) in->start_mono = timeparse_mono_ns();
+    for (int k = 0; k < max_batches && rc == 1; k++) {
+        int got = 0;
+        while (got < INPUT_BATCH && (rc = pcap_next_ex(in->pc, &h, &data)) == 1) {
+            input__pcap_cb((u_char *)in, h, data);
+            got++;
+        }
+        input__deliver(in);
+        total += got;
+        in->paced += (uint64_t)got;
+        if (in->o.read_rate > 0) {
+            /* Pace: sleep until the packets so far are due at the rate. */
+            int64_t due = in->start_mono +
+                          (int64_t)(in->paced * 1000000000ULL / (uint64_t)in->o.read_rate);
+            int64_t ahead = due - timeparse_mono_ns();
+            if (ahead > 0) {
+                struct timespec ts = { ahead / 1000000000LL, ahead % 1000000000LL };
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    if (rc == PCAP_ERROR) {
+        log_error("%s is cut short or damaged after %llu packets: %s", in->o.read,
+                  (unsigned long long)in->st.rx_packets, pcap_geterr(in->pc));
+        return -2;
+    }
+    return rc == PCAP_ERROR_BREAK && !total ? -1 : total;
+}
+
+int input_run(input_t *in, int max_batches, int timeout_ms, input_fn fn, void *ctx)
+{
+    in->fn = fn;
+    in->ctx = ctx;
+    switch (in->kind) {
+    case SRC_UDP: return input__udp(in, max_batches, timeout_ms);
+    case SRC_IFACE: return input__iface(in, max_batches, timeout_ms);
+    default: return input__file(in, max_batches);
+    }
+}
+
+void input_get_stats(const input_t *in, input_stats *st) { *st = in->st; }
+
+void input_free(input_t *in)
+{
+    if (!in) return;
+    if (in->pc) pcap_close(in->pc);
+    else if (in->fd >= 0) close(in->fd);
+    free(in->mem);
+    free(in);
+}
