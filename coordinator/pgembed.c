@@ -137,7 +137,11 @@ pgembed_t *pgembed_start(const char *reldir, int port, char *conninfo, size_t co
         goto connected;
     }
     /* Unix socket only: nothing listens on the network. */
-    snprintf(opts, sizeof opts, "-k %s -c listen_addresses='' -p %d", pg->sockdir, port);
+    /* Bulk-load settings for a server that only we use: bigger buffers and
+     * fewer checkpoints (each one makes the next writes log whole pages). */
+    snprintf(opts, sizeof opts,
+             "-k %s -c listen_addresses='' -p %d -c shared_buffers=256MB -c max_wal_size=4GB "
+             "-c checkpoint_timeout=15min", pg->sockdir, port);
     char *argv[] = { pgctl, "-D", pg->pgdata, "-l", pg->logfile, "-w", "-t", "60", "-o", opts,
                      "start", NULL };
     if (pgembed__run(pg, argv, pg->logfile) != 0) {

@@ -3,11 +3,17 @@
  * as the coordinator takes them (XPUB without drops: a full queue waits).
  *
  *   flowgen --to tcp://127.0.0.1:5556 --records N [--node NAME] [--batch 500]
- *           [--interim-every K] [--interims-first MS] [--servers N] [--seed S]
+ *           [--interim-every K] [--interims-first MS] [--servers N] [--spread S] [--seed S]
  *
  * --interim-every K: every Kth flow also gets an interim record, sent just
  * before its final; with --interims-first MS, all interim records go first,
  * then MS milliseconds of quiet, then the finals (the live table's test).
+ *
+ * --pool N: make N distinct records once, pack them once, and send them over
+ * and over with the node renamed each pass ("NODE-1", "NODE-2", ...: flows
+ * stay unique), so the generator's own CPU stays out of the measurement (a
+ * serialized FlowBatch of node/seq fields followed by one of records is one
+ * valid FlowBatch: protobuf concatenation merges).
  *
  * Prints "sent=N seconds=S rate=R" at the end. Used by bench_coordinator.py:
  * a recorder replaying a capture spends most of its CPU on the packets,
@@ -109,7 +115,7 @@ static void fill(gen_rec *g, uint64_t id, int64_t first, int final, int servers)
 int main(int argc, char **argv)
 {
     const char *to = NULL, *node = "flowgen";
-    long long records = 0, batch = 500, interim_every = 0, servers = 2000, first_ms = -1;
+    long long records = 0, batch = 500, interim_every = 0, servers = 2000, first_ms = -1, pool = 0, spread = 60;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--to")) to = argv[i + 1];
         else if (!strcmp(argv[i], "--node")) node = argv[i + 1];
@@ -118,13 +124,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--interim-every")) interim_every = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--servers")) servers = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--interims-first")) first_ms = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--pool")) pool = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--spread")) spread = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) rng ^= (uint64_t)atoll(argv[i + 1]) * 0x9e3779b97f4a7c15ULL;
         else {
             fprintf(stderr, "flowgen: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (!to || records <= 0 || batch < 1 || batch > 5000 || servers < 1) {
+    if (!to || records <= 0 || batch < 1 || batch > 5000 || servers < 1 || spread < 1) {
         fprintf(stderr, "usage: flowgen --to ENDPOINT --records N [--node NAME] [--batch 500] "
                         "[--interim-every K] [--servers N] [--seed S]\n");
         return 2;
@@ -141,12 +149,63 @@ int main(int argc, char **argv)
     size_t cap = 0;
     int64_t start = timeparse_now_ns();
     uint64_t idbase = (uint64_t)(start / 1000000000LL) << 32, seq = 0;
-    /* Flows start over the last 10 minutes, in order, as a recorder sees them. */
-    int64_t first0 = start - 600000000000LL, step = 600000000000LL / records;
+    /* Flows start over the last --spread seconds (default 60), in order, as a
+     * recorder's records of short flows do. */
+    int64_t first0 = start - spread * 1000000000LL, step = spread * 1000000000LL / records;
     int64_t t0 = timeparse_mono_ns();
     long long sent = 0;
+    if (pool > 0) { /* pre-packed records, resent under new node names */
+        size_t nb = (size_t)((pool + batch - 1) / batch);
+        uint8_t **body = xcalloc(nb, sizeof *body);
+        size_t *blen = xcalloc(nb, sizeof *blen), *bcount = xcalloc(nb, sizeof *bcount);
+        for (size_t k = 0; k < nb; k++) {
+            size_t n = 0;
+            for (; n < (size_t)batch && (long long)(k * (size_t)batch + n) < pool; n++) {
+                long long i = (long long)(k * (size_t)batch + n);
+                int interim = interim_every && i % interim_every == 0;
+                fill(&g[n], idbase + (uint64_t)i, first0 + i * (spread * 1000000000LL / pool), !interim,
+                     (int)servers);
+                ptrs[n] = &g[n].r;
+            }
+            Mirrorscope__FlowBatch b;
+            mirrorscope__flow_batch__init(&b);
+            b.n_records = n;
+            b.records = ptrs;
+            blen[k] = mirrorscope__flow_batch__get_packed_size(&b);
+            body[k] = xmalloc(blen[k]);
+            mirrorscope__flow_batch__pack(&b, body[k]);
+            bcount[k] = n;
+        }
+        char name[300];
+        for (long long pass = 1; sent < records; pass++) {
+            snprintf(name, sizeof name, "%s-%lld", node, pass);
+            for (size_t k = 0; k < nb && sent < records; k++) {
+                Mirrorscope__FlowBatch h;
+                mirrorscope__flow_batch__init(&h);
+                h.node = name;
+                h.start_ns = start;
+                h.seq = ++seq;
+                size_t hl = mirrorscope__flow_batch__get_packed_size(&h);
+                if (hl + blen[k] > cap) buf = xrealloc(buf, cap = hl + blen[k]);
+                mirrorscope__flow_batch__pack(&h, buf);
+                memcpy(buf + hl, body[k], blen[k]);
+                int rc;
+                while ((rc = bus_pub_send(pub, "flow", buf, hl + blen[k])) == -EAGAIN) usleep(500);
+                if (rc < 0) {
+                    fprintf(stderr, "flowgen: send failed: %s\n", strerror(-rc));
+                    return 1;
+                }
+                sent += (long long)bcount[k];
+            }
+        }
+        for (size_t k = 0; k < nb; k++) free(body[k]);
+        free(body);
+        free(blen);
+        free(bcount);
+        first_ms = -2; /* done: skip the phases below */
+    }
     /* phase 0: interims alone (--interims-first); phase 1: the records */
-    for (int phase = first_ms >= 0 ? 0 : 1; phase < 2; phase++) {
+    for (int phase = first_ms >= 0 ? 0 : first_ms == -2 ? 2 : 1; phase < 2; phase++) {
         long long made = 0;
         while (made < records) {
             size_t n = 0;
