@@ -677,6 +677,23 @@ static int db__migrate_v2(db_t *d, char *err, size_t errlen);
 static int db__migrate_v3(db_t *d, char *err, size_t errlen);
 static int db__migrate_v4(db_t *d, char *err, size_t errlen);
 
+/* One migration: its statements and the version row, in one transaction. */
+static int db__migration(db_t *d, int version, const char *body, char *err, size_t errlen)
+{
+    size_t n = strlen(body) + 128;
+    char *sql = xmalloc(n);
+    snprintf(sql, n, "BEGIN;%sINSERT INTO schema_migrations (version) VALUES (%d);COMMIT;", body,
+             version);
+    int rc = db__exec(d, sql, err, errlen);
+    free(sql);
+    if (rc < 0) {
+        PQclear(PQexec(d->conn, "ROLLBACK"));
+        return -1;
+    }
+    log_info("database schema migrated to version %d", version);
+    return 0;
+}
+
 static int db__migrate(db_t *d, char *err, size_t errlen)
 {
     if (db__exec(d, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
@@ -703,18 +720,10 @@ static int db__migrate(db_t *d, char *err, size_t errlen)
  * fraction of the insert cost (measured: the B-tree alone cost ~25% of COPY). */
 static int db__migrate_v3(db_t *d, char *err, size_t errlen)
 {
-    if (db__exec(d,
-                 "BEGIN;"
-                 "DROP INDEX IF EXISTS flows_first_ts_idx;"
-                 "CREATE INDEX flows_first_ts_brin ON flows USING brin (first_ts);"
-                 "INSERT INTO schema_migrations (version) VALUES (3);"
-                 "COMMIT;",
-                 err, errlen) < 0) {
-        PQclear(PQexec(d->conn, "ROLLBACK"));
-        return -1;
-    }
-    log_info("database schema migrated to version 3");
-    return 0;
+    return db__migration(d, 3,
+                         "DROP INDEX IF EXISTS flows_first_ts_idx;"
+                         "CREATE INDEX flows_first_ts_brin ON flows USING brin (first_ts);",
+                         err, errlen);
 }
 
 /* v4: COPY at full speed. `flows` holds final records only, COPY'd straight
@@ -726,28 +735,20 @@ static int db__migrate_v3(db_t *d, char *err, size_t errlen)
  * halved COPY speed, the staging + merge halved it again. */
 static int db__migrate_v4(db_t *d, char *err, size_t errlen)
 {
-    if (db__exec(d,
-                 "BEGIN;"
-                 "CREATE TABLE flows_live (LIKE flows INCLUDING DEFAULTS, PRIMARY KEY (node, flow_id));"
-                 "INSERT INTO flows_live SELECT * FROM flows WHERE NOT final "
-                 "ON CONFLICT (node, flow_id) DO NOTHING;"
-                 "DELETE FROM flows WHERE NOT final;"
-                 "ALTER TABLE flows DROP CONSTRAINT flows_pkey;"
-                 "DROP INDEX IF EXISTS flows_server_ip_server_port_idx;"
-                 "DROP INDEX IF EXISTS flows_client_ip_idx;"
-                 "CREATE VIEW flows_all AS SELECT * FROM flows UNION ALL SELECT * FROM flows_live;"
-                 /* the primary key starts with minute: this index only cost inserts */
-                 "DROP INDEX IF EXISTS flow_minutes_minute_idx;"
-                 "CREATE TABLE applied_batches (id text PRIMARY KEY, "
-                 "applied_at timestamptz NOT NULL DEFAULT now());"
-                 "INSERT INTO schema_migrations (version) VALUES (4);"
-                 "COMMIT;",
-                 err, errlen) < 0) {
-        PQclear(PQexec(d->conn, "ROLLBACK"));
-        return -1;
-    }
-    log_info("database schema migrated to version 4");
-    return 0;
+    return db__migration(d, 4,
+        "CREATE TABLE flows_live (LIKE flows INCLUDING DEFAULTS, PRIMARY KEY (node, flow_id));"
+        "INSERT INTO flows_live SELECT * FROM flows WHERE NOT final "
+        "ON CONFLICT (node, flow_id) DO NOTHING;"
+        "DELETE FROM flows WHERE NOT final;"
+        "ALTER TABLE flows DROP CONSTRAINT flows_pkey;"
+        "DROP INDEX IF EXISTS flows_server_ip_server_port_idx;"
+        "DROP INDEX IF EXISTS flows_client_ip_idx;"
+        "CREATE VIEW flows_all AS SELECT * FROM flows UNION ALL SELECT * FROM flows_live;"
+        /* the primary key starts with minute: this index only cost inserts */
+        "DROP INDEX IF EXISTS flow_minutes_minute_idx;"
+        "CREATE TABLE applied_batches (id text PRIMARY KEY, "
+        "applied_at timestamptz NOT NULL DEFAULT now());",
+        err, errlen);
 }
 
 /* v1: flows partitioned by day of first packet, and the node registry. */
@@ -756,7 +757,6 @@ static int db__migrate_v1(db_t *d, char *err, size_t errlen)
     char cols[8192], sql[16384];
     db__cols(cols, sizeof cols, "", 1);
     snprintf(sql, sizeof sql,
-             "BEGIN;"
              "CREATE TABLE flows (%s, first_ts timestamptz NOT NULL, "
              "updated_at timestamptz NOT NULL DEFAULT now(), "
              "PRIMARY KEY (node, flow_id, first_ts)) PARTITION BY RANGE (first_ts);"
@@ -766,16 +766,9 @@ static int db__migrate_v1(db_t *d, char *err, size_t errlen)
              "CREATE TABLE nodes (node text PRIMARY KEY, start_ns bigint, version text, "
              "search_endpoint text, last_seen timestamptz, rx_packets bigint, rx_bytes bigint, "
              "stored_packets bigint, stored_bytes bigint, flows_active bigint, "
-             "records_published bigint, records_shed bigint, gaps bigint NOT NULL DEFAULT 0);"
-             "INSERT INTO schema_migrations (version) VALUES (1);"
-             "COMMIT;",
+             "records_published bigint, records_shed bigint, gaps bigint NOT NULL DEFAULT 0);",
              cols);
-    if (db__exec(d, sql, err, errlen) < 0) {
-        PQexec(d->conn, "ROLLBACK");
-        return -1;
-    }
-    log_info("database schema migrated to version 1");
-    return 0;
+    return db__migration(d, 1, sql, err, errlen);
 }
 
 /* v2: per-minute aggregates per node and server endpoint, for dashboards. */
@@ -783,7 +776,6 @@ static int db__migrate_v2(db_t *d, char *err, size_t errlen)
 {
     char sql[8192];
     size_t n = (size_t)snprintf(sql, sizeof sql,
-        "BEGIN;"
         "CREATE TABLE flow_minutes (minute timestamptz NOT NULL, node text NOT NULL, "
         "server_ip inet NOT NULL, server_port integer NOT NULL, proto smallint NOT NULL, "
         "flows bigint NOT NULL, packets bigint NOT NULL, bytes bigint NOT NULL, "
@@ -794,15 +786,8 @@ static int db__migrate_v2(db_t *d, char *err, size_t errlen)
         n += (size_t)snprintf(sql + n, sizeof sql - n, ", rtt_h%d bigint NOT NULL DEFAULT 0", i);
     snprintf(sql + n, sizeof sql - n,
              ", PRIMARY KEY (minute, node, server_ip, server_port, proto));"
-             "CREATE INDEX ON flow_minutes (minute);"
-             "INSERT INTO schema_migrations (version) VALUES (2);"
-             "COMMIT;");
-    if (db__exec(d, sql, err, errlen) < 0) {
-        PQclear(PQexec(d->conn, "ROLLBACK"));
-        return -1;
-    }
-    log_info("database schema migrated to version 2");
-    return 0;
+             "CREATE INDEX ON flow_minutes (minute);");
+    return db__migration(d, 2, sql, err, errlen);
 }
 
 db_t *db_open(const char *conninfo, char *err, size_t errlen)
