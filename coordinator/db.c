@@ -54,12 +54,17 @@ static const char *const DB_COLS[][2] = {
 
 /* ---- COPY text ----------------------------------------------------------- */
 
-static void db__put(db_text *t, const char *s, size_t n)
+static void db__grow(db_text *t, size_t n)
 {
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        t->buf = xrealloc(t->buf, t->cap);
-    }
+    t->cap = (t->len + n + 1) * 2;
+    t->buf = xrealloc(t->buf, t->cap);
+}
+
+/* Inlined: most calls append a constant 1-8 bytes, which the compiler then
+ * copies without a call (a quarter of the coordinator's CPU went here). */
+static inline __attribute__((always_inline)) void db__put(db_text *t, const char *s, size_t n)
+{
+    if (__builtin_expect(t->len + n + 1 > t->cap, 0)) db__grow(t, n);
     memcpy(t->buf + t->len, s, n);
     t->len += n;
 }

@@ -205,7 +205,7 @@ static void on_flow(coord *c, const uint8_t *data, size_t len)
     if (!b || !b->node || !*b->node) {
         c->bad_messages++;
         log_warn("undecodable flow batch (%zu bytes) ignored", len);
-        if (b) mirrorscope__flow_batch__free_unpacked(b, &flow_alloc);
+        /* nothing to free: the arena is reset before the next batch */
         return;
     }
     node_state *n = node_get(c, b->node);
@@ -215,7 +215,8 @@ static void on_flow(coord *c, const uint8_t *data, size_t len)
         c->records_in++;
         db_batch_append(c->pending, c->live, b->node, b->records[i]);
     }
-    mirrorscope__flow_batch__free_unpacked(b, &flow_alloc);
+    /* Not free_unpacked(): it would walk every field to free nothing; the
+     * arena is reset before the next batch. */
 }
 
 static void on_hb(coord *c, const uint8_t *data, size_t len)
