@@ -26,7 +26,15 @@ struct db {
     PGconn *conn;
     int32_t known_days[DB_KNOWN_DAYS]; /* partitions created this session */
     int nknown;
+    char sqlstate[6];                  /* of the last failed statement */
 };
+
+/* Remember why a statement failed: the data itself, or the moment? */
+static void db__state(db_t *d, const PGresult *r)
+{
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(d->sqlstate, sizeof d->sqlstate, "%s", st ? st : "");
+}
 
 /* The flow columns, in COPY order. The partition key first_ts is derived. */
 static const char *const DB_COLS[][2] = {
@@ -497,6 +505,20 @@ long db_liveset_load(db_t *d, db_liveset *s, char *err, size_t errlen)
 
 /* ---- batches ------------------------------------------------------------- */
 
+db_batch *db_batch_route(db_batch *plain, db_batch *ordered, db_liveset *live, const char *node,
+                         const Mirrorscope__FlowRecord *r)
+{
+    if (!r->final) return ordered;
+    uint64_t k = db__key(node, r->flow_id);
+    if (!live->cap) return plain;
+    size_t j = k & (live->cap - 1);
+    while (live->slot[j]) {
+        if (live->slot[j] == k) return ordered;
+        j = (j + 1) & (live->cap - 1);
+    }
+    return plain;
+}
+
 void db_batch_append(db_batch *b, db_liveset *live, const char *node,
                      const Mirrorscope__FlowRecord *r)
 {
@@ -662,7 +684,10 @@ static int db__exec(db_t *d, const char *sql, char *err, size_t errlen)
     PGresult *r = PQexec(d->conn, sql);
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!ok) snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+    if (!ok) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        db__state(d, r);
+    }
     PQclear(r);
     return ok ? 0 : -1;
 }
@@ -850,7 +875,11 @@ static int db__partitions(db_t *d, const db_batch *b, char *err, size_t errlen)
                  "+ interval '1 day')",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900, tm.tm_mon + 1,
                  tm.tm_mday, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-        if (db__exec(d, sql, err, errlen) < 0) return -1;
+        /* Two writers may create the same day at once: IF NOT EXISTS is not
+         * proof against that; the loser's "already exists" is success. */
+        if (db__exec(d, sql, err, errlen) < 0 && strcmp(d->sqlstate, "42P07") &&
+            strcmp(d->sqlstate, "23505"))
+            return -1;
         /* Remember only today and yesterday: retention (on another
          * connection) may drop older days, which then must be made again. */
         int32_t today = (int32_t)(time(NULL) / 86400);
@@ -866,6 +895,7 @@ static int db__copy_parts(db_t *d, const char *stmt, const char *const *part, co
     PGresult *r = PQexec(d->conn, stmt);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         snprintf(err, errlen, "%s: %s", stmt, PQresultErrorMessage(r));
+        db__state(d, r);
         PQclear(r);
         return -1;
     }
@@ -889,6 +919,7 @@ static int db__copy_parts(db_t *d, const char *stmt, const char *const *part, co
     while ((r = PQgetResult(d->conn))) {
         if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc) {
             snprintf(err, errlen, "%s: %s", stmt, PQresultErrorMessage(r));
+            db__state(d, r);
             rc = -1;
         }
         PQclear(r);
@@ -916,7 +947,7 @@ static int db__copy_binary(db_t *d, const char *stmt, const db_text *tuples, cha
  * is in this batch; finals take their flow's interim row out. */
 static int db__merge_live(db_t *d, const db_batch *b, char *err, size_t errlen)
 {
-    static char sql[65536]; /* one writer thread per connection; too big for the stack */
+    static _Thread_local char sql[65536]; /* per writer thread; too big for the stack */
     char cols[8192], upd[16384];
     if (b->keys.len && db__copy(d, "COPY final_keys FROM STDIN", &b->keys, err, errlen) < 0) return -1;
     if (b->keys.len &&
@@ -952,7 +983,10 @@ static int db__add_minutes(db_t *d, const db_batch *b, char *err, size_t errlen)
                                ", rtt_h%d = flow_minutes.rtt_h%d + EXCLUDED.rtt_h%d", i, i, i);
     if (db__copy(d, "COPY minutes_staging FROM STDIN", &b->mins, err, errlen) < 0) return -1;
     snprintf(sql, sizeof sql,
+             /* in key order: two writers adding to the same rows then wait
+              * for each other, never deadlock */
              "INSERT INTO flow_minutes SELECT * FROM minutes_staging "
+             "ORDER BY minute, node, server_ip, server_port, proto "
              "ON CONFLICT (minute, node, server_ip, server_port, proto) DO UPDATE SET "
              "flows = flow_minutes.flows + EXCLUDED.flows, packets = flow_minutes.packets + EXCLUDED.packets, "
              "bytes = flow_minutes.bytes + EXCLUDED.bytes, retransmissions = flow_minutes.retransmissions + "
@@ -973,6 +1007,10 @@ int db_write(db_t *d, const db_batch *b, char *err, size_t errlen)
         snprintf(err, errlen, "no database connection");
         return -1;
     }
+    d->sqlstate[0] = 0;
+    /* Partitions first, each in its own statement outside the batch's
+     * transaction (a failed CREATE would abort it). */
+    if (db__partitions(d, b, err, errlen) < 0) return -1;
     if (db__exec(d, "BEGIN", err, errlen) < 0) return -1;
     /* The ledger: a batch already committed (the spool kept it because the
      * commit's answer was lost, or we died before deleting the file) is not
@@ -992,10 +1030,9 @@ int db_write(db_t *d, const db_batch *b, char *err, size_t errlen)
         PQclear(PQexec(d->conn, "ROLLBACK"));
         return 0;
     }
-    if (db__partitions(d, b, err, errlen) < 0) goto fail;
     int64_t t0 = timeparse_mono_ns(), t1 = t0, t2, t3;
     if (b->finals) {
-        static char stmt[12000];
+        static _Thread_local char stmt[12000];
         char cols[8192];
         db__cols(cols, sizeof cols, "", 0);
         /* All in one day (the usual case): straight into its partition,
@@ -1024,7 +1061,8 @@ int db_write(db_t *d, const db_batch *b, char *err, size_t errlen)
     return 0;
 fail:
     PQclear(PQexec(d->conn, "ROLLBACK"));
-    return -1;
+    /* Data exceptions and integrity violations: these rows will never go. */
+    return !strncmp(d->sqlstate, "22", 2) || !strncmp(d->sqlstate, "23", 2) ? -2 : -1;
 }
 
 int db_index_sealed(db_t *d, char *err, size_t errlen)

@@ -59,6 +59,13 @@ long db_liveset_load(db_t *d, db_liveset *s, char *err, size_t errlen);
 void db_batch_append(db_batch *b, db_liveset *live, const char *node,
                      const Mirrorscope__FlowRecord *r);
 
+/* Which batch a record belongs in: `ordered` for interim records and for
+ * finals whose flow has an interim row (these must be written in arrival
+ * order, one batch after the other), `plain` for every other final (such
+ * batches may be written in parallel). */
+db_batch *db_batch_route(db_batch *plain, db_batch *ordered, db_liveset *live, const char *node,
+                         const Mirrorscope__FlowRecord *r);
+
 /* Render the aggregates and give the batch its ledger id (unique across
  * restarts: the coordinator's start time and a counter). No appends after. */
 void db_batch_seal(db_batch *b, const char *id);
@@ -75,7 +82,9 @@ int db_batch_decode(db_batch *b, const char *data, size_t len);
  * add the aggregates into `flow_minutes`, record the id in the ledger.
  * A batch whose id the ledger already holds is skipped (a replay after a
  * crash between commit and spool deletion). Returns 0 (written or already
- * there: clear it) or -1 with err set (nothing written: retry later). */
+ * there: clear it), -1 with err set (nothing written: retry later), or -2
+ * when PostgreSQL refused the rows themselves (a data exception or an
+ * integrity violation: they will never go; set them aside). */
 int db_write(db_t *d, const db_batch *b, char *err, size_t errlen);
 
 /* Index the day partitions before today that are not indexed yet (the

@@ -85,9 +85,11 @@ typedef struct coord {
     scatter_t *scatter;
     char conninfo[1024];
     db_t *db;             /* queries and the node registry (the writer has its own) */
-    writer_t *writer;
-    writer_stats final_ws;  /* its last counters, once stopped */
-    db_batch *pending;    /* filled here, handed to the writer (its buffer) */
+    writer_t *writer[2];  /* 0: ordered batches and the spool; 1: plain finals */
+    writer_stats final_ws;  /* their last counters, once stopped */
+    spool_t *spool;
+    db_batch *plain;      /* finals without an interim row: any writer, in parallel */
+    db_batch *ordered;    /* interims and the finals replacing them: writer 0, in order */
     db_liveset *live;     /* flows with an interim row in flows_live */
     uint64_t batch_seq;
     int64_t start_ns;
@@ -213,7 +215,8 @@ static void on_flow(coord *c, const uint8_t *data, size_t len)
     c->batches++;
     for (size_t i = 0; i < b->n_records; i++) {
         c->records_in++;
-        db_batch_append(c->pending, c->live, b->node, b->records[i]);
+        db_batch_append(db_batch_route(c->plain, c->ordered, c->live, b->node, b->records[i]),
+                        c->live, b->node, b->records[i]);
     }
     /* Not free_unpacked(): it would walk every field to free nothing; the
      * arena is reset before the next batch. */
@@ -251,20 +254,32 @@ static void reconnect(coord *c)
     else log_info("query connection to the database ready");
 }
 
-/* Give the writer what waits, when it is free: sealed with a ledger id
- * that is unique across our restarts. */
-static int handoff(coord *c)
+static uint64_t pending_records(const coord *c)
+{
+    return (c->plain ? c->plain->records : 0) + (c->ordered ? c->ordered->records : 0);
+}
+
+/* Seal *b with a ledger id unique across our restarts and hand it to w. */
+static int offer(coord *c, writer_t *w, db_batch **b)
 {
     char id[64];
-    if (!c->pending->records) return 1;
+    if (writer_busy(w)) return 0;
     snprintf(id, sizeof id, "%" PRId64 "-%" PRIu64, c->start_ns, c->batch_seq + 1);
-    writer_stats ws;
-    writer_get_stats(c->writer, &ws);
-    if (ws.busy) return 0;
-    db_batch_seal(c->pending, id);
-    if (!writer_offer(c->writer, &c->pending)) return 0; /* cannot happen: we are its only feeder */
+    db_batch_seal(*b, id);
+    if (!writer_offer(w, b)) return 0; /* cannot happen: we are its only feeder */
     c->batch_seq++;
     return 1;
+}
+
+/* Give the writers what waits, when they are free: ordered batches to
+ * writer 0 only (one after the other), plain ones to whichever is free.
+ * Returns 1 when nothing is left waiting. */
+static int handoff(coord *c)
+{
+    if (c->ordered->records) offer(c, c->writer[0], &c->ordered);
+    if (c->plain->records && !offer(c, c->writer[1], &c->plain) && !c->ordered->records)
+        offer(c, c->writer[0], &c->plain);
+    return !pending_records(c);
 }
 
 static void update_nodes(coord *c)
@@ -426,7 +441,15 @@ static void write_stats(coord *c)
     FILE *f = fopen(tmp, "w");
     if (!f) return;
     writer_stats ws = c->final_ws;
-    if (c->writer) writer_get_stats(c->writer, &ws);
+    if (c->writer[0]) {
+        writer_stats w1;
+        writer_get_stats(c->writer[0], &ws);
+        writer_get_stats(c->writer[1], &w1);
+        ws.records_written += w1.records_written;
+        ws.records_dropped += w1.records_dropped;
+        ws.db_errors += w1.db_errors;
+        ws.connected = ws.connected && w1.connected;
+    }
     fprintf(f,
             "{\n  \"version\": \"%s\",\n  \"nodes\": %zu,\n  \"batches\": %" PRIu64
             ",\n  \"heartbeats\": %" PRIu64 ",\n  \"records_received\": %" PRIu64
@@ -438,9 +461,9 @@ static void write_stats(coord *c)
             ",\n  \"rpc_unauthenticated\": %" PRIu64 ",\n  \"records_spooled\": %" PRIu64
             ",\n  \"spool_bytes\": %" PRIu64 ",\n",
             COORD_VERSION, c->nnodes, c->batches, c->heartbeats, c->records_in,
-            ws.records_written, c->pending ? c->pending->records : 0, c->records_dropped + ws.records_dropped,
+            ws.records_written, pending_records(c), c->records_dropped + ws.records_dropped,
             c->gaps, c->restarts, c->bad_messages, ws.db_errors, ws.connected, c->rpc_requests,
-            c->rpc_errors, c->rpc_unauthenticated, ws.records_spooled, ws.spool_bytes);
+            c->rpc_errors, c->rpc_unauthenticated, spool_records(c->spool), spool_bytes(c->spool));
     scatter_stats ss;
     memset(&ss, 0, sizeof ss);
     if (c->scatter) scatter_get_stats(c->scatter, &ss);
@@ -513,8 +536,8 @@ int main(int argc, char **argv)
     }
     char spooldir[4200];
     snprintf(spooldir, sizeof spooldir, "%s/spool", c.cfg.data_dir);
-    spool_t *spool = spool_open(spooldir, c.cfg.max_spool, err, sizeof err);
-    if (!spool) {
+    c.spool = spool_open(spooldir, c.cfg.max_spool, err, sizeof err);
+    if (!c.spool) {
         log_error("%s", err);
         goto out;
     }
@@ -523,19 +546,19 @@ int main(int argc, char **argv)
     c.db = db_open(c.conninfo, err, sizeof err);
     if (!c.db) {
         log_error("%s", err);
-        spool_close(spool);
         goto out;
     }
     c.live = db_liveset_new();
     long nlive = db_liveset_load(c.db, c.live, err, sizeof err);
     if (nlive < 0) {
         log_error("reading flows_live: %s", err);
-        spool_close(spool);
         goto out;
     }
     c.start_ns = timeparse_now_ns();
-    c.writer = writer_start(c.conninfo, spool);
-    c.pending = writer_first_batch(c.writer);
+    c.writer[0] = writer_start(c.conninfo, c.spool, 1);
+    c.writer[1] = writer_start(c.conninfo, c.spool, 0);
+    c.ordered = writer_first_batch(c.writer[0]);
+    c.plain = writer_first_batch(c.writer[1]);
     /* ~2000 batches of up to 500 records: beyond, ZeroMQ stops reading and
      * the recorders hold records in their own bounded queues (XPUB_NODROP). */
     bus = bus_sub_new(c.cfg.bus, 2000, err, sizeof err);
@@ -572,12 +595,12 @@ int main(int argc, char **argv)
         int ready[POLL_MAX];
         /* A full batch while the writer is busy: leave the bus unread, so
          * ZeroMQ holds back the recorders instead of us dropping records. */
-        socks[0] = c.pending->records < (uint64_t)c.cfg.max_pending ? bus : NULL;
+        socks[0] = pending_records(&c) < (uint64_t)c.cfg.max_pending ? bus : NULL;
         socks[1] = rpc;
         int ns = 2 + scatter_sockets(c.scatter, socks + 2, POLL_MAX - 2);
         bus_poll(socks, ns, ready, 20);
         for (int burst = 0; ready[0] && burst < 1000 &&
-                            c.pending->records < (uint64_t)c.cfg.max_pending; burst++) {
+                            pending_records(&c) < (uint64_t)c.cfg.max_pending; burst++) {
             char topic[32];
             long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 0);
             if (n == 0) break;
@@ -597,7 +620,7 @@ int main(int argc, char **argv)
         scatter_work(c.scatter);
         int64_t now = timeparse_mono_ns();
         if ((now - last_flush >= c.cfg.flush_interval ||
-             c.pending->records >= (uint64_t)c.cfg.batch_records) && handoff(&c)) {
+             pending_records(&c) >= (uint64_t)c.cfg.batch_records) && handoff(&c)) {
             last_flush = now;
             update_nodes(&c);
         }
@@ -621,13 +644,18 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     update_nodes(&c);
-    writer_stop(c.writer, &c.final_ws); /* writes the last batch, or spools it */
-    c.writer = NULL;
-    c.pending = NULL;
+    writer_stats w1;
+    writer_stop(c.writer[1], &w1); /* each writes its last batch, or spools it */
+    writer_stop(c.writer[0], &c.final_ws);
+    c.final_ws.records_written += w1.records_written;
+    c.final_ws.records_dropped += w1.records_dropped;
+    c.final_ws.db_errors += w1.db_errors;
+    c.writer[0] = c.writer[1] = NULL;
+    c.plain = c.ordered = NULL;
     write_stats(&c);
     rc = 0;
-    if (c.final_ws.records_spooled)
-        log_warn("%" PRIu64 " flow records wait in the spool for the next start", c.final_ws.records_spooled);
+    if (spool_records(c.spool))
+        log_warn("%" PRIu64 " flow records wait in the spool for the next start", spool_records(c.spool));
 out:
     free(msg);
     scatter_free(c.scatter);
@@ -638,7 +666,9 @@ out:
     for (size_t i = 0; i < c.nnodes; i++)
         if (c.nodes[i].last_hb) mirrorscope__heartbeat__free_unpacked(c.nodes[i].last_hb, NULL);
     free(c.nodes);
-    writer_stop(c.writer, NULL);
+    writer_stop(c.writer[1], NULL);
+    writer_stop(c.writer[0], NULL);
+    spool_close(c.spool);
     db_liveset_free(c.live);
     arena_reset(1);
     config_free(coord_opts, &c.cfg);

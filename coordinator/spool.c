@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ typedef struct spool_file {
 } spool_file;
 
 struct spool {
+    pthread_mutex_t mu; /* writers spill from two threads; recursive: peek quarantines */
     db_text scratch; /* a batch encoded, or a file read */
     char *dir;
     int64_t max_bytes;
@@ -26,6 +28,8 @@ struct spool {
     size_t n, cap;
     uint64_t next_seq, records, bytes;
 };
+
+static void spool__quarantine(spool_t *s);
 
 static int spool__cmp(const void *a, const void *b)
 {
@@ -52,6 +56,11 @@ spool_t *spool_open(const char *dir, int64_t max_bytes, char *err, size_t errlen
     spool_t *s = xcalloc(1, sizeof *s);
     s->dir = xstrdup(dir);
     s->max_bytes = max_bytes;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     struct dirent *de;
     while ((de = readdir(d))) {
         unsigned long long seq, recs;
@@ -83,10 +92,11 @@ void spool_close(spool_t *s)
     free(s->files);
     free(s->dir);
     free(s->scratch.buf);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
-int spool_append(spool_t *s, const db_batch *b)
+static int spool__append(spool_t *s, const db_batch *b)
 {
     if (!b->records) return 0;
     db_batch_encode(b, &s->scratch);
@@ -122,7 +132,7 @@ int spool_append(spool_t *s, const db_batch *b)
     return 0;
 }
 
-int spool_peek(spool_t *s, db_batch *out)
+static int spool__peek(spool_t *s, db_batch *out)
 {
     while (s->n) {
         char path[4096];
@@ -146,13 +156,13 @@ int spool_peek(spool_t *s, db_batch *out)
         if (db_batch_decode(out, s->scratch.buf, s->scratch.len) == 0) return 1;
         /* Not a batch (damaged, or written by an older version): set it aside. */
         log_error("spool file %s is not a batch this version reads", path);
-        spool_quarantine(s);
+        spool__quarantine(s);
     }
     db_batch_clear(out);
     return 0;
 }
 
-void spool_pop(spool_t *s)
+static void spool__pop(spool_t *s)
 {
     if (!s->n) return;
     char path[4096];
@@ -164,7 +174,7 @@ void spool_pop(spool_t *s)
     s->n--;
 }
 
-void spool_quarantine(spool_t *s)
+static void spool__quarantine(spool_t *s)
 {
     if (!s->n) return;
     char path[4096], bad[4200];
@@ -179,5 +189,35 @@ void spool_quarantine(spool_t *s)
     s->n--;
 }
 
-uint64_t spool_records(const spool_t *s) { return s->records; }
-uint64_t spool_bytes(const spool_t *s) { return s->bytes; }
+int spool_append(spool_t *s, const db_batch *b)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = spool__append(s, b);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int spool_peek(spool_t *s, db_batch *out)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = spool__peek(s, out);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void spool_pop(spool_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    spool__pop(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void spool_quarantine(spool_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    spool__quarantine(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t spool_records(const spool_t *s) { return __atomic_load_n(&s->records, __ATOMIC_RELAXED); }
+uint64_t spool_bytes(const spool_t *s) { return __atomic_load_n(&s->bytes, __ATOMIC_RELAXED); }

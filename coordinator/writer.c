@@ -26,6 +26,7 @@ struct writer {
     spool_t *spool;
     db_batch a, b, replay;
     int64_t last_try;
+    int replayer;
 };
 
 static void writer__count(writer_t *w, uint64_t written, uint64_t batches, uint64_t dropped,
@@ -78,8 +79,9 @@ static int writer__replay(writer_t *w)
     int rc;
     while (w->db && (rc = spool_peek(w->spool, &w->replay)) == 1) {
         uint64_t n = w->replay.records;
-        if (db_write(w->db, &w->replay, err, sizeof err) < 0) {
-            if (db_ok(w->db)) {
+        int rc_w = db_write(w->db, &w->replay, err, sizeof err);
+        if (rc_w < 0) {
+            if (rc_w == -2) {
                 /* Connected, yet refused: the rows themselves are the
                  * problem. Set them aside rather than block everything. */
                 spool_quarantine(w->spool);
@@ -106,18 +108,19 @@ static void writer__write(writer_t *w, db_batch *b)
 {
     char err[1024];
     writer__reconnect(w);
-    if (!w->db || (spool_records(w->spool) && writer__replay(w) < 0)) {
+    if (!w->db || (w->replayer && spool_records(w->spool) && writer__replay(w) < 0)) {
         writer__spill(w, b); /* behind the spool, in order */
         return;
     }
     int64_t t0 = timeparse_mono_ns();
-    if (db_write(w->db, b, err, sizeof err) == 0) {
+    int rc = db_write(w->db, b, err, sizeof err);
+    if (rc == 0) {
         log_debug("wrote %" PRIu64 " records in %.1f ms", b->records,
                   (double)(timeparse_mono_ns() - t0) / 1e6);
         writer__count(w, b->records, 1, 0, 0);
         return;
     }
-    if (db_ok(w->db)) {
+    if (rc == -2) {
         /* Refused, not lost: keep it for an operator rather than retry forever. */
         log_error("the database refused a batch of %" PRIu64 " records: %s", b->records, err);
         if (spool_append(w->spool, b) == 0) spool_quarantine(w->spool);
@@ -147,7 +150,7 @@ static void *writer__main(void *arg)
         if (b) {
             writer__write(w, b);
             db_batch_clear(b);
-        } else if (spool_records(w->spool)) {
+        } else if (w->replayer && spool_records(w->spool)) {
             writer__reconnect(w);
             writer__replay(w);
         }
@@ -163,13 +166,14 @@ static void *writer__main(void *arg)
     return NULL;
 }
 
-writer_t *writer_start(const char *conninfo, spool_t *spool)
+writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer)
 {
     writer_t *w = xcalloc(1, sizeof *w);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     w->conninfo = xstrdup(conninfo ? conninfo : "");
     w->spool = spool;
+    w->replayer = replayer;
     w->spare = &w->a;
     w->st.records_spooled = spool_records(spool);
     w->st.spool_bytes = spool_bytes(spool);
@@ -182,6 +186,14 @@ writer_t *writer_start(const char *conninfo, spool_t *spool)
 }
 
 db_batch *writer_first_batch(writer_t *w) { return &w->b; }
+
+int writer_busy(writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int busy = w->inbox != NULL;
+    pthread_mutex_unlock(&w->mu);
+    return busy;
+}
 
 int writer_offer(writer_t *w, db_batch **b)
 {
@@ -215,7 +227,6 @@ void writer_stop(writer_t *w, writer_stats *final)
     pthread_join(w->thread, NULL);
     if (final) *final = w->st;
     db_close(w->db);
-    spool_close(w->spool);
     db_batch_free(&w->a);
     db_batch_free(&w->b);
     db_batch_free(&w->replay);

@@ -8,9 +8,13 @@
  * thread's batch keeps growing (bounded by the caller), so batches grow
  * with the load.
  *
- * The writer owns its own connection and the spool: a batch it cannot
- * write goes to the spool (fsync'd); every second it reconnects when
- * needed, and writes the spool back, oldest first, before anything newer.
+ * Each writer has its own connection; the coordinator runs two: the first
+ * writes the batches that must keep their order (interim records, and the
+ * finals that replace them) and the spool, the second writes plain final
+ * records in parallel (PostgreSQL's COPY is one core per connection). A
+ * batch a writer cannot write goes to the shared spool (fsync'd); every
+ * second the first writer reconnects when needed and writes the spool
+ * back, oldest first, before anything newer of its own.
  */
 #ifndef MSCOPE_WRITER_H
 #define MSCOPE_WRITER_H
@@ -30,8 +34,12 @@ typedef struct writer_stats {
 } writer_stats;
 
 /* Start the thread with its own connection (may fail now: it retries).
- * Takes the spool. */
-writer_t *writer_start(const char *conninfo, spool_t *spool);
+ * replayer: this writer writes the spool back (one writer may). The spool
+ * stays the caller's. */
+writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer);
+
+/* 1 while it writes a batch. */
+int writer_busy(writer_t *w);
 
 /* The batch the main thread fills first. The writer owns both batches of
  * the double buffer: the caller never frees one. */
@@ -43,8 +51,8 @@ int writer_offer(writer_t *w, db_batch **b);
 
 void writer_get_stats(writer_t *w, writer_stats *out);
 
-/* Write or spool what was handed over, then stop and free (closes the
- * spool); the last counters go to *final (may be NULL). Accepts NULL. */
+/* Write or spool what was handed over, then stop and free; the last
+ * counters go to *final (may be NULL). Accepts NULL. */
 void writer_stop(writer_t *w, writer_stats *final);
 
 #endif
