@@ -1,7 +1,7 @@
 /* writer.h - the coordinator's database writer thread.
  *
- * The main thread decodes the bus and turns records into COPY text while
- * this thread writes the previous batch: on two cores the coordinator's
+ * The main thread decodes the bus and turns records into COPY data while
+ * the writers write the previous batches: on two cores the coordinator's
  * work and PostgreSQL's overlap instead of taking turns. The handover is a
  * double buffer: the main thread offers its sealed batch when the writer is
  * idle and gets an empty one back; while the writer is busy the main
