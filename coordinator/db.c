@@ -108,19 +108,6 @@ static void db__i64(db_text *t, int64_t v, int sep)
 
 static void db__null(db_text *t) { db__put(t, "\\N\t", 3); }
 
-static void db__ip(db_text *t, ProtobufCBinaryData ip)
-{
-    char s[64];
-    if (ip.len == 4) inet_ntop(AF_INET, ip.data, s, sizeof s);
-    else if (ip.len == 16) inet_ntop(AF_INET6, ip.data, s, sizeof s);
-    else {
-        db__null(t);
-        return;
-    }
-    db__put(t, s, strlen(s));
-    db__put(t, "\t", 1);
-}
-
 static int64_t db__floordiv(int64_t a, int64_t b) { return a / b - (a % b < 0); }
 
 /* A timestamptz in COPY text: UTC, microseconds (truncated). */
@@ -138,65 +125,7 @@ static void db__ts(db_text *t, int64_t ns, int sep)
     db__put(t, s, (size_t)n);
 }
 
-static void db__dir(db_text *t, const Mirrorscope__Direction *d)
-{
-    static const Mirrorscope__Direction zero = MIRRORSCOPE__DIRECTION__INIT;
-    static const Mirrorscope__Stat zstat = MIRRORSCOPE__STAT__INIT;
-    if (!d) d = &zero;
-    const Mirrorscope__Stat *r = d->rtt_ns ? d->rtt_ns : &zstat;
-    int64_t v[] = { (int64_t)d->packets, (int64_t)d->ip_bytes, (int64_t)d->payload_bytes,
-                    d->retransmissions, d->fast_retransmissions, d->spurious_retransmissions,
-                    d->out_of_order, d->dup_acks, d->lost_segments, d->zero_windows,
-                    d->window_full, d->keep_alives, d->rsts, d->fins, (int64_t)r->count,
-                    r->min, r->max, r->sum };
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) db__i64(t, v[i], 1);
-}
-
-/* One record as a COPY line of DB_COLS (plus first_ts for `flows`). */
-static void db__row(db_text *t, const char *node, const Mirrorscope__FlowRecord *r, int with_ts)
-{
-    static const Mirrorscope__Endpoint zep = MIRRORSCOPE__ENDPOINT__INIT;
-    static const Mirrorscope__Handshake zhs = MIRRORSCOPE__HANDSHAKE__INIT;
-    static const Mirrorscope__Stat zstat = MIRRORSCOPE__STAT__INIT;
-    const Mirrorscope__Endpoint *c = r->client ? r->client : &zep;
-    const Mirrorscope__Endpoint *s = r->server ? r->server : &zep;
-    const Mirrorscope__Handshake *h = r->handshake ? r->handshake : &zhs;
-    const Mirrorscope__Stat *a = r->app_response_ns ? r->app_response_ns : &zstat;
-    db__text(t, node);
-    db__put(t, "\t", 1);
-    db__i64(t, (int64_t)r->flow_id, 1);
-    db__i64(t, r->vni, 1);
-    db__ip(t, r->observer);
-    db__i64(t, r->proto, 1);
-    db__ip(t, c->ip);
-    db__i64(t, c->port, 1);
-    db__ip(t, s->ip);
-    db__i64(t, s->port, 1);
-    db__i64(t, r->first_ns, 1);
-    db__i64(t, r->last_ns, 1);
-    db__dir(t, r->c2s);
-    db__dir(t, r->s2c);
-    db__i64(t, h->seen, 1);
-    db__i64(t, h->syn_ns, 1);
-    db__i64(t, h->synack_ns, 1);
-    db__i64(t, h->ack_ns, 1);
-    db__i64(t, h->initial_rtt_ns, 1);
-    db__i64(t, (int64_t)a->count, 1);
-    db__i64(t, a->min, 1);
-    db__i64(t, a->max, 1);
-    db__i64(t, a->sum, 1);
-    db__text(t, r->conn_state ? r->conn_state : "");
-    db__put(t, "\t", 1);
-    db__text(t, r->history ? r->history : "");
-    db__put(t, r->final ? "\tt" : "\tf", 2);
-    if (with_ts) {
-        db__put(t, "\t", 1);
-        db__ts(t, r->first_ns, 0);
-    }
-    db__put(t, "\n", 1);
-}
-
-/* ---- binary COPY (final records into flows) ---------------------------------
+/* ---- binary COPY (records into flows and flows_live) ---------------------------------
  * PostgreSQL parses binary COPY fields without text conversion: measured
  * here, the flows COPY runs ~1.4x faster than in text. Each tuple is a field
  * count and length-prefixed fields in network order; the file header and
@@ -264,7 +193,7 @@ static void db__bdir(db_text *t, const Mirrorscope__Direction *d)
     db__bint8(t, r->sum);
 }
 
-/* The binary twin of db__row(): DB_COLS then first_ts. */
+/* One record as a binary COPY tuple: DB_COLS then first_ts. */
 static void db__brow(db_text *t, const char *node, const Mirrorscope__FlowRecord *r)
 {
     static const Mirrorscope__Endpoint zep = MIRRORSCOPE__ENDPOINT__INIT;
@@ -525,7 +454,7 @@ void db_batch_append(db_batch *b, db_liveset *live, const char *node,
     b->records++;
     uint64_t k = db__key(node, r->flow_id);
     if (!r->final) {
-        db__row(&b->live, node, r, 1);
+        db__brow(&b->live, node, r);
         b->interims++;
         db__live_add(live, k);
         return;
@@ -621,7 +550,7 @@ void db_batch_free(db_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-#define DB_SPOOL_MAGIC "MSCOPE-BATCH 3"
+#define DB_SPOOL_MAGIC "MSCOPE-BATCH 4"
 
 void db_batch_encode(const db_batch *b, db_text *out)
 {
@@ -955,7 +884,8 @@ static int db__merge_live(db_t *d, const db_batch *b, char *err, size_t errlen)
                     "WHERE l.node = k.node AND l.flow_id = k.flow_id", err, errlen) < 0)
         return -1;
     if (b->interims) {
-        if (db__copy(d, "COPY live_staging FROM STDIN", &b->live, err, errlen) < 0) return -1;
+        if (db__copy_binary(d, "COPY live_staging FROM STDIN (FORMAT binary)", &b->live, err, errlen) < 0)
+            return -1;
         db__cols(cols, sizeof cols, "", 0);
         size_t used = 0;
         for (size_t i = 2; i < DB_NCOLS; i++)

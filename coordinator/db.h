@@ -21,7 +21,7 @@ typedef struct db db_t;
 db_t *db_open(const char *conninfo, char *err, size_t errlen);
 void db_close(db_t *d);
 
-/* A growing text buffer (COPY text). */
+/* A growing buffer of COPY data. */
 typedef struct db_text {
     char *buf;
     size_t len, cap;
@@ -29,11 +29,11 @@ typedef struct db_text {
 
 typedef struct db_aggs db_aggs;
 
-/* Records waiting to be written, as COPY text ready for PostgreSQL (owned by
- * the caller, reused). Appending sorts each record: a final one goes
- * straight to `flows` (and its key to `keys`), an interim one to the live
- * table, and finals are summed into per-minute aggregates in memory, which
- * db_batch_seal() renders as text. A sealed batch is what is written, and
+/* Records waiting to be written, as COPY data ready for PostgreSQL (owned by
+ * the caller, reused): binary tuples for `flows` (finals) and `flows_live`
+ * (interims), text for the keys of finals that replace an interim row and
+ * for the per-minute aggregates, which are summed in memory and rendered by
+ * db_batch_seal(). A sealed batch is what is written, and
  * what the spool keeps. */
 typedef struct db_batch {
     db_text fin, keys, live, mins;
