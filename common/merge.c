@@ -7,6 +7,8 @@
  */
 #include "merge.h"
 
+#include "decode.h"
+#include "dedup.h"
 #include "pcapio.h"
 #include "xmalloc.h"
 
@@ -14,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEDUP_SLOTS (1u << 16)
+#define DEDUP_SLOTS (1u << 16)  /* packets remembered for dedup */
 
 typedef struct merge_chunk {
     const uint8_t *recs;
@@ -30,11 +32,6 @@ typedef struct merge_stream {
     int has_pkt, ended;
 } merge_stream;
 
-typedef struct dedup_slot {
-    uint64_t hash;
-    int64_t ts;
-} dedup_slot;
-
 struct merge {
     int n;
     merge_stream *s;
@@ -44,7 +41,7 @@ struct merge {
     merge_release_fn release;
     void *ctx;
     int64_t dedup_ns;
-    dedup_slot *dedup;
+    dedup_t *dedup;
     merge_stats st;
 };
 
@@ -65,7 +62,7 @@ merge_t *merge_new(int nstreams, merge_release_fn release, void *ctx)
 void merge_set_dedup(merge_t *m, int64_t window_ns)
 {
     m->dedup_ns = window_ns;
-    if (window_ns > 0 && !m->dedup) m->dedup = xcalloc(DEDUP_SLOTS, sizeof *m->dedup);
+    if (window_ns > 0 && !m->dedup) m->dedup = dedup_new(DEDUP_SLOTS, window_ns);
 }
 
 static inline void merge__hdr(const uint8_t *r, int64_t *ts, uint32_t *caplen, uint32_t *origlen)
@@ -196,69 +193,13 @@ static void merge__advance(merge_t *m)
     if (!s->ended) m->waiting++;
 }
 
-static inline uint64_t merge__mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-    return h ^ (h >> 29);
-}
-
-static uint64_t merge__hash_bytes(uint64_t h, const uint8_t *p, size_t n)
-{
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = merge__mix(h, w);
-        p += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, p, n);
-    return merge__mix(h, w ^ ((uint64_t)n << 56));
-}
-
-/* What two observation points of one packet agree on: the IP datagram as
- * captured, minus the TTL / hop limit and the IPv4 checksum that a router
- * between them changes. MAC addresses and VLAN tags differ by point and are
- * left out; a non-IP frame is compared whole. */
-static uint64_t merge__packet_hash(const uint8_t *d, uint32_t caplen, uint32_t origlen)
-{
-    uint64_t h = merge__mix(0x6d73636f7065ULL, origlen);
-    uint32_t off = 12;
-    uint16_t et = 0;
-    while (off + 2 <= caplen) {
-        et = (uint16_t)(d[off] << 8 | d[off + 1]);
-        if (et != 0x8100 && et != 0x88a8) break;
-        off += 4;
-    }
-    off += 2;
-    uint8_t hdr[60];
-    if (et == 0x0800 && off + 20 <= caplen) {
-        uint32_t ihl = (d[off] & 0x0fu) * 4;
-        if (ihl < 20 || ihl > 60 || off + ihl > caplen) ihl = 20;
-        memcpy(hdr, d + off, ihl);
-        hdr[8] = 0;              /* TTL */
-        hdr[10] = hdr[11] = 0;   /* header checksum */
-        h = merge__hash_bytes(h, hdr, ihl);
-        return merge__hash_bytes(h, d + off + ihl, caplen - off - ihl);
-    }
-    if (et == 0x86dd && off + 40 <= caplen) {
-        memcpy(hdr, d + off, 40);
-        hdr[7] = 0;              /* hop limit */
-        h = merge__hash_bytes(h, hdr, 40);
-        return merge__hash_bytes(h, d + off + 40, caplen - off - 40);
-    }
-    return merge__hash_bytes(h, d, caplen);
-}
-
-/* 1 when p repeats a packet returned within the window (then it is dropped). */
+/* 1 when p repeats a packet returned within the window (then it is dropped):
+ * the same invariant bytes as the broker's dedup (dedup.h). */
 static int merge__duplicate(merge_t *m, const merge_pkt *p)
 {
-    uint64_t h = merge__packet_hash(p->data, p->caplen, p->origlen);
-    dedup_slot *s = &m->dedup[h & (DEDUP_SLOTS - 1)];
-    if (s->hash == h && s->ts != INT64_MIN && p->ts_ns - s->ts <= m->dedup_ns) return 1;
-    s->hash = h;
-    s->ts = p->ts_ns;
-    return 0;
+    pkt_info_t pi;
+    decode_frame(p->data, p->caplen, p->origlen, &pi);
+    return dedup_check(m->dedup, dedup_key(p->data, p->caplen, &pi), p->ts_ns);
 }
 
 int merge_next(merge_t *m, merge_pkt *p, int *waiting)
@@ -306,7 +247,7 @@ void merge_free(merge_t *m)
             c = next;
         }
     }
-    free(m->dedup);
+    dedup_free(m->dedup);
     free(m->heap);
     free(m->s);
     free(m);

@@ -13,9 +13,7 @@
  * through the release callback (the coordinator grants the node one more
  * chunk there). Optional deduplication drops a packet identical to one
  * already emitted within a time window (the same packet mirrored at two
- * observation points): it compares the IP datagram with the TTL / hop limit
- * and the IPv4 header checksum masked, and the frame's VLAN-free payload
- * length, through a 64-bit hash in a fixed table.
+ * observation points), comparing what dedup.h compares (the broker's rule).
  */
 #ifndef MSCOPE_MERGE_H
 #define MSCOPE_MERGE_H
