@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "timeparse.h"
+#include "token.h"
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
@@ -77,20 +78,14 @@ static void usage(FILE *f)
     config_print_help(cli_opts, f);
 }
 
-static int read_token(const cli_settings *s, char *tok, size_t len)
+static int read_token(const cli_settings *s, char tok[TOKEN_MAX])
 {
+    char err[1024];
     const char *path = s->token_file ? s->token_file : getenv("MSCOPE_TOKEN_FILE");
     if (!path) path = "/var/lib/mscope/coordinator/rpc.token";
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "mscope: cannot read token file %s: %s (use --token-file)\n", path,
-                strerror(errno));
-        return -1;
-    }
-    if (!fgets(tok, (int)len, f)) tok[0] = 0;
-    fclose(f);
-    tok[strcspn(tok, "\r\n")] = 0;
-    return 0;
+    if (token_load(path, 0, tok, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "mscope: %s (use --token-file)\n", err);
+    return -1;
 }
 
 static void ip_str(ProtobufCBinaryData ip, char *out, size_t len)
@@ -295,7 +290,7 @@ int main(int argc, char **argv)
     cli_settings s;
     memset(&s, 0, sizeof s);
     log_init("mscope");
-    char err[1024], token[256];
+    char err[1024], token[TOKEN_MAX];
     const char *pos[CLI_MAX_ARGS];
     int npos = 0, help = 0, rc = 2;
     if (config_defaults(cli_opts, &s) < 0) return 2;
@@ -323,7 +318,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope: unexpected argument '%s'\n", pos[1]);
         goto out;
     }
-    if (read_token(&s, token, sizeof token) < 0) goto out;
+    if (read_token(&s, token) < 0) goto out;
     if (!strcmp(cmd, "search")) {
         rc = cli_search(&s, token, from, to, pos + 1, npos - 1);
         goto out;

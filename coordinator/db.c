@@ -7,6 +7,7 @@
  */
 #include "db.h"
 
+#include "hash.h"
 #include "log.h"
 #include "timeparse.h"
 #include "xmalloc.h"
@@ -370,11 +371,8 @@ void db_liveset_free(db_liveset *s)
 
 static uint64_t db__key(const char *node, uint64_t flow_id)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const char *p = node; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
-    h ^= flow_id * 0x9e3779b97f4a7c15ULL;
-    h ^= h >> 29;
-    return h < 2 ? h + 2 : h;
+    uint64_t h = hash_mix64(hash_bytes(node, strlen(node), flow_id));
+    return h < 2 ? h + 2 : h; /* 0 and 1 mark empty and deleted slots */
 }
 
 static void db__live_add(db_liveset *s, uint64_t k)

@@ -61,6 +61,8 @@ struct scatter {
     sc_search *s;
     uint64_t next_nid;
     uint8_t *rx;
+    uint8_t *tx;   /* a message to a client, packed */
+    size_t txcap;
     scatter_stats st;
 };
 
@@ -261,10 +263,9 @@ static int sc__to_client(scatter_t *sc, sc_search *s, Mirrorscope__Response *res
 {
     resp->id = s->id;
     size_t n = mirrorscope__response__get_packed_size(resp);
-    uint8_t *buf = xmalloc(n + 1);
-    mirrorscope__response__pack(resp, buf);
-    int rc = bus_rpc_send_to(sc->rpc, &s->client, buf, n);
-    free(buf);
+    if (n + 1 > sc->txcap) sc->tx = xrealloc(sc->tx, sc->txcap = n + 1);
+    mirrorscope__response__pack(resp, sc->tx);
+    int rc = bus_rpc_send_to(sc->rpc, &s->client, sc->tx, n);
     if (rc < 0) {
         log_info("search %" PRIu64 ": the client has gone (%s); stopped", s->id, strerror(-rc));
         sc->st.abandoned++;
@@ -505,6 +506,7 @@ void scatter_free(scatter_t *sc)
         if (sc->s[i].busy) sc__free_search(sc, &sc->s[i]);
     free(sc->s);
     free(sc->rx);
+    free(sc->tx);
     free(sc->token);
     free(sc);
 }

@@ -145,7 +145,6 @@ static void *writer__main(void *arg)
         }
         db_batch *b = w->inbox;
         int stop = w->stop;
-        w->st.busy = b != NULL;
         pthread_mutex_unlock(&w->mu);
         if (b) {
             writer__write(w, b);
@@ -158,7 +157,6 @@ static void *writer__main(void *arg)
         if (b) {
             w->inbox = NULL;
             w->spare = b;
-            w->st.busy = 0;
         }
         if (stop && !w->inbox) break;
     }
@@ -203,7 +201,6 @@ int writer_offer(writer_t *w, db_batch **b)
         w->inbox = *b;
         *b = w->spare;
         w->spare = NULL;
-        w->st.busy = 1;
         pthread_cond_signal(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);

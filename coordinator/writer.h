@@ -30,7 +30,6 @@ typedef struct writer_stats {
     uint64_t records_written, records_dropped, batches_written, db_errors;
     uint64_t records_spooled, spool_bytes;
     int connected;
-    int busy;
 } writer_stats;
 
 /* Start the thread with its own connection (may fail now: it retries).
@@ -38,7 +37,7 @@ typedef struct writer_stats {
  * stays the caller's. */
 writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer);
 
-/* 1 while it writes a batch. */
+/* 1 while it has a batch to write (check before sealing the next one). */
 int writer_busy(writer_t *w);
 
 /* The batch the main thread fills first. The writer owns both batches of
