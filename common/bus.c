@@ -369,6 +369,22 @@ void bus_dealer_close(bus_dealer_t *d, int linger_ms)
     free(d);
 }
 
+int bus_socket_fd(void *sock)
+{
+    int fd = -1;
+    size_t len = sizeof fd;
+    if (zmq_getsockopt(((const bus__base *)sock)->sock, ZMQ_FD, &fd, &len) < 0) return -errno;
+    return fd;
+}
+
+int bus_socket_readable(void *sock)
+{
+    int ev = 0;
+    size_t len = sizeof ev;
+    if (zmq_getsockopt(((const bus__base *)sock)->sock, ZMQ_EVENTS, &ev, &len) < 0) return 0;
+    return (ev & ZMQ_POLLIN) != 0;
+}
+
 #define BUS_POLL_MAX 1024
 
 int bus_poll(void *const *socks, int n, int *readable, int timeout_ms)

@@ -111,6 +111,14 @@ void bus_dealer_close(bus_dealer_t *d, int linger_ms);
  * ready (readable[i] set for each), 0 on timeout, -errno. */
 int bus_poll(void *const *socks, int n, int *readable, int timeout_ms);
 
+/* For event loops (buswatch.h): the descriptor ZeroMQ signals on (edge-
+ * triggered: it only says that the socket's state may have changed), and
+ * whether a message can be read now without waiting. sock is any of
+ * bus_sub_t, bus_rpc_t, bus_dealer_t. bus_socket_fd() returns -errno on
+ * failure; bus_socket_readable() returns 1 or 0. */
+int bus_socket_fd(void *sock);
+int bus_socket_readable(void *sock);
+
 /* One request, one reply, waiting up to timeout_ms for it. On success the
  * reply (malloc'd) is in *reply. Returns its length, or -ETIMEDOUT /
  * -errno with err set. */

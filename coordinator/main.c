@@ -2,26 +2,33 @@
  *
  *   mscope-coordinator --data-dir DIR [--db CONNINFO] [--bus tcp://0.0.0.0:5556]
  *
- * SUB on the bus: flow batches and heartbeats, gap detection per node, the
- * node registry, batched COPY of flow records and per-minute aggregates
- * into PostgreSQL - its own embedded server by default. While the database
- * is unreachable, batches wait in memory (bounded, counted when dropped)
- * and are retried every second. A ROUTER socket answers the protobuf RPC
- * API (list nodes, query flows, top talkers, time series), each request
- * authenticated by the token in DIR/rpc.token.
+ * Wires the modules together on one libuv loop: the bus (SUB) feeds the
+ * node registry (registry.c) and the writers' batches (db.c, writer.c);
+ * the RPC API (rpcapi.c) and the distributed search (scatter.c) answer
+ * clients; database queries, node registry writes and the hourly
+ * housekeeping run on the loop's thread pool (dbpool.c), so nothing here
+ * waits for PostgreSQL. While the database is unreachable, batches go to
+ * the spool on disk (spool.c) and are written back when it returns.
  */
+#include "arena.h"
 #include "bus.h"
+#include "buswatch.h"
 #include "config.h"
 #include "db.h"
+#include "dbpool.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "pgembed.h"
+#include "registry.h"
+#include "rpcapi.h"
 #include "scatter.h"
 #include "spool.h"
 #include "writer.h"
 #include "timeparse.h"
 #include "token.h"
 #include "xmalloc.h"
+
+#include <uv.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +44,8 @@
 
 #define COORD_VERSION "0.1.0"
 #define MSG_MAX (64u << 20)
-#define POLL_MAX 1024
+#define BUS_BURST 1000                    /* bus messages per wake-up */
+#define HOUSEKEEPING_MS (3600u * 1000u)   /* retention and indexing, hourly */
 
 typedef struct coord_settings {
     char *data_dir, *db, *bus, *rpc, *token_file, *search_token_file, *log_level, *stats_file;
@@ -71,20 +79,23 @@ static const config_opt coord_opts[] = {
 };
 #undef O
 
-typedef struct node_state {
-    char name[256];
-    int64_t start_ns;
-    uint64_t flow_seq, hb_seq, gaps;
-    Mirrorscope__Heartbeat *last_hb; /* owned, unpacked */
-    int hb_dirty;
-    int64_t seen_mono;               /* when its last heartbeat came */
-} node_state;
-
 typedef struct coord {
     coord_settings cfg;
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t flush_timer, stats_timer, house_timer;
+    uv_async_t writer_wake;  /* a writer can take the next batch */
+    bus_sub_t *bus;
+    bus_watch_t *bus_watch;
+    int bus_paused;
+    bus_rpc_t *rpc_sock;
+    rpcapi_t *api;
     scatter_t *scatter;
+    registry_t *reg;
+    dbpool_t *pool;
+    arena_t *arena;       /* flow batches are unpacked into it */
+    uint8_t *msg;         /* the bus receive buffer */
     char conninfo[1024];
-    db_t *db;             /* queries and the node registry (the writer has its own) */
     writer_t *writer[2];  /* 0: ordered batches and the spool; 1: plain finals */
     writer_stats final_ws;  /* their last counters, once stopped */
     spool_t *spool;
@@ -92,126 +103,23 @@ typedef struct coord {
     db_batch *ordered;    /* interims and the finals replacing them: writer 0, in order */
     db_liveset *live;     /* flows with an interim row in flows_live */
     uint64_t batch_seq;
-    int64_t start_ns;
-    int64_t last_db_try;
-    node_state *nodes;
-    size_t nnodes, cap_nodes;
+    int64_t start_ns, last_flush;
+    int stopping, house_busy, nodes_busy;
     /* counters */
-    uint64_t batches, records_in, records_dropped, gaps, restarts, bad_messages, heartbeats,
-        rpc_requests, rpc_errors, rpc_unauthenticated;
+    uint64_t batches, records_in, bad_messages, house_runs, house_errors;
     char token[TOKEN_MAX], search_token[TOKEN_MAX];
 } coord;
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) { stop_flag = sig; }
-
-static node_state *node_get(coord *c, const char *name)
-{
-    for (size_t i = 0; i < c->nnodes; i++)
-        if (!strcmp(c->nodes[i].name, name)) return &c->nodes[i];
-    xgrow((void **)&c->nodes, &c->cap_nodes, c->nnodes + 1, sizeof *c->nodes);
-    node_state *n = &c->nodes[c->nnodes++];
-    memset(n, 0, sizeof *n);
-    snprintf(n->name, sizeof n->name, "%s", name);
-    log_info("new node %s", n->name);
-    return n;
-}
-
-/* Sequence check: same process start and a jump = lost messages; a new
- * start time = the recorder restarted, not a gap. */
-static void check_seq(coord *c, node_state *n, int64_t start_ns, uint64_t seq, uint64_t *last,
-                      const char *topic)
-{
-    if (n->start_ns != start_ns) {
-        if (n->start_ns) {
-            c->restarts++;
-            log_info("node %s restarted", n->name);
-        }
-        n->start_ns = start_ns;
-        n->flow_seq = n->hb_seq = 0;
-        *last = 0;
-    }
-    if (*last && seq != *last + 1) {
-        uint64_t lost = seq > *last ? seq - *last - 1 : 0;
-        n->gaps += lost;
-        c->gaps += lost;
-        log_warn("node %s: %s sequence jumped from %" PRIu64 " to %" PRIu64 " (%" PRIu64
-                 " messages lost)", n->name, topic, *last, seq, lost);
-    }
-    *last = seq;
-}
-
-/* A bump allocator for unpacking flow batches: a batch of 500 records is
- * thousands of small allocations, all freed together right after; one
- * reset per batch instead of a malloc/free each. Blocks are chained when a
- * batch needs more; the next reset makes one block big enough for it. */
-typedef struct arena_block {
-    struct arena_block *next;
-    size_t cap, used;
-    _Alignas(16) uint8_t data[];
-} arena_block;
-
-static arena_block *flow_arena;
-
-static void *arena_alloc(void *ctx, size_t size)
-{
-    (void)ctx;
-    size = (size + 15) & ~(size_t)15;
-    arena_block *a = flow_arena;
-    if (!a || a->used + size > a->cap) {
-        size_t cap = size > (1u << 20) ? size : (1u << 20);
-        a = xmalloc(sizeof *a + cap);
-        a->next = flow_arena;
-        a->cap = cap;
-        a->used = 0;
-        flow_arena = a;
-    }
-    void *p = a->data + a->used;
-    a->used += size;
-    return p;
-}
-
-static void arena_free(void *ctx, void *p)
-{
-    (void)ctx;
-    (void)p;
-}
-
-static void arena_reset(int release)
-{
-    size_t total = 0;
-    int blocks = 0;
-    for (arena_block *a = flow_arena; a; a = a->next) total += a->cap, blocks++;
-    if (blocks <= 1 && !release) {
-        if (flow_arena) flow_arena->used = 0;
-        return;
-    }
-    while (flow_arena) {
-        arena_block *next = flow_arena->next;
-        free(flow_arena);
-        flow_arena = next;
-    }
-    if (release) return;
-    flow_arena = xmalloc(sizeof *flow_arena + total);
-    flow_arena->next = NULL;
-    flow_arena->cap = total;
-    flow_arena->used = 0;
-}
-
-static ProtobufCAllocator flow_alloc = { arena_alloc, arena_free, NULL };
-
 static void on_flow(coord *c, const uint8_t *data, size_t len)
 {
-    arena_reset(0);
-    Mirrorscope__FlowBatch *b = mirrorscope__flow_batch__unpack(&flow_alloc, len, data);
+    arena_reset(c->arena);
+    Mirrorscope__FlowBatch *b = mirrorscope__flow_batch__unpack(arena_protobuf(c->arena), len, data);
     if (!b || !b->node || !*b->node) {
         c->bad_messages++;
         log_warn("undecodable flow batch (%zu bytes) ignored", len);
-        /* nothing to free: the arena is reset before the next batch */
-        return;
+        return; /* nothing to free: the arena is reset before the next batch */
     }
-    node_state *n = node_get(c, b->node);
-    check_seq(c, n, b->start_ns, b->seq, &n->flow_seq, "flow");
+    registry_flow_seen(c->reg, b->node, b->start_ns, b->seq);
     c->batches++;
     for (size_t i = 0; i < b->n_records; i++) {
         c->records_in++;
@@ -231,27 +139,7 @@ static void on_hb(coord *c, const uint8_t *data, size_t len)
         if (h) mirrorscope__heartbeat__free_unpacked(h, NULL);
         return;
     }
-    node_state *n = node_get(c, h->node);
-    check_seq(c, n, h->start_ns, h->seq, &n->hb_seq, "hb");
-    if (n->last_hb) mirrorscope__heartbeat__free_unpacked(n->last_hb, NULL);
-    n->last_hb = h;
-    n->hb_dirty = 1;
-    n->seen_mono = timeparse_mono_ns();
-    c->heartbeats++;
-}
-
-/* The query connection (RPC answers, node registry): retried every second. */
-static void reconnect(coord *c)
-{
-    char err[1024];
-    int64_t now = timeparse_mono_ns();
-    if (c->db && db_ok(c->db)) return;
-    if (now - c->last_db_try < 1000000000LL) return;
-    c->last_db_try = now;
-    db_close(c->db);
-    c->db = db_open(c->conninfo, err, sizeof err);
-    if (!c->db) log_warn("database unreachable for queries: %s", err);
-    else log_info("query connection to the database ready");
+    registry_heartbeat(c->reg, &h);
 }
 
 static uint64_t pending_records(const coord *c)
@@ -271,6 +159,17 @@ static int offer(coord *c, writer_t *w, db_batch **b)
     return 1;
 }
 
+/* A full batch while the writers are busy: leave the bus unread, so ZeroMQ
+ * holds back the recorders instead of us dropping records. */
+static void bus_backpressure(coord *c)
+{
+    int full = pending_records(c) >= (uint64_t)c->cfg.max_pending;
+    if (c->bus_watch && full != c->bus_paused) {
+        bus_watch_pause(c->bus_watch, full);
+        c->bus_paused = full;
+    }
+}
+
 /* Give the writers what waits, when they are free: ordered batches to
  * writer 0 only (one after the other), plain ones to whichever is free.
  * Returns 1 when nothing is left waiting. */
@@ -279,26 +178,128 @@ static int handoff(coord *c)
     if (c->ordered->records) offer(c, c->writer[0], &c->ordered);
     if (c->plain->records && !offer(c, c->writer[1], &c->plain) && !c->ordered->records)
         offer(c, c->writer[0], &c->plain);
-    return !pending_records(c);
+    int empty = !pending_records(c);
+    if (empty) c->last_flush = timeparse_mono_ns();
+    bus_backpressure(c);
+    return empty;
+}
+
+static void on_bus_readable(void *data)
+{
+    coord *c = data;
+    for (int burst = 0; burst < BUS_BURST && !c->bus_paused; burst++) {
+        char topic[32];
+        long n = bus_sub_recv(c->bus, topic, sizeof topic, c->msg, MSG_MAX, 0);
+        if (n == 0) break;
+        if (n > 0 && !strcmp(topic, "flow")) on_flow(c, c->msg, (size_t)n);
+        else if (n > 0 && !strcmp(topic, "hb")) on_hb(c, c->msg, (size_t)n);
+        else {
+            c->bad_messages++;
+            log_warn("ignored a bus message (topic '%s', %ld)", topic, n);
+        }
+        bus_backpressure(c);
+    }
+    if (pending_records(c) >= (uint64_t)c->cfg.batch_records) handoff(c);
+}
+
+/* From a writer's thread: it can take the next batch. */
+static void writer_idle(void *data) { uv_async_send(&((coord *)data)->writer_wake); }
+
+static void on_writer_wake(uv_async_t *h)
+{
+    coord *c = h->data;
+    if (c->stopping || !pending_records(c)) return;
+    if (pending_records(c) >= (uint64_t)c->cfg.batch_records ||
+        timeparse_mono_ns() - c->last_flush >= c->cfg.flush_interval)
+        handoff(c);
+}
+
+/* ---- the node registry into PostgreSQL, as a database job ---------------- */
+
+typedef struct nodes_job {
+    coord *c;
+    registry_row *rows;
+    size_t n;
+} nodes_job;
+
+static int nodes_work(db_t *db, void *arg, char *err, size_t errlen)
+{
+    nodes_job *j = arg;
+    for (size_t i = 0; i < j->n; i++)
+        if (db_upsert_node(db, j->rows[i].hb, j->rows[i].gaps, err, errlen) < 0) return -1;
+    return 0;
+}
+
+static void nodes_done(void *arg, int rc, const char *err)
+{
+    nodes_job *j = arg;
+    if (rc < 0) {
+        log_warn("node registry update failed: %s", err);
+        registry_mark_dirty(j->c->reg, j->rows, j->n);
+    }
+    j->c->nodes_busy = 0;
+    registry_rows_free(j->rows, j->n);
+    free(j);
 }
 
 static void update_nodes(coord *c)
 {
-    char err[1024];
-    reconnect(c);
-    for (size_t i = 0; c->db && i < c->nnodes; i++) {
-        node_state *n = &c->nodes[i];
-        if (!n->hb_dirty) continue;
-        if (db_upsert_node(c->db, n->last_hb, n->gaps, err, sizeof err) == 0) {
-            n->hb_dirty = 0;
-        } else {
-            log_warn("node registry update failed: %s", err);
-            if (!db_ok(c->db)) {
-                db_close(c->db);
-                c->db = NULL;
-            }
-        }
+    if (c->nodes_busy) return;
+    size_t n;
+    registry_row *rows = registry_take_dirty(c->reg, &n);
+    if (!rows) return;
+    nodes_job *j = xcalloc(1, sizeof *j);
+    j->c = c;
+    j->rows = rows;
+    j->n = n;
+    c->nodes_busy = 1;
+    dbpool_submit(c->pool, nodes_work, nodes_done, j);
+}
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    coord *c = t->data;
+    if (timeparse_mono_ns() - c->last_flush >= c->cfg.flush_interval) handoff(c);
+    update_nodes(c);
+}
+
+/* ---- housekeeping: retention and indexing, hourly, on the pool ----------- */
+
+static int house_work(db_t *db, void *arg, char *err, size_t errlen)
+{
+    coord *c = arg;
+    int rc = 0;
+    if (db_retention(db, (int)c->cfg.retention_days, err, errlen) < 0) {
+        log_warn("retention failed: %s", err);
+        rc = -1;
     }
+    int64_t t0 = timeparse_mono_ns();
+    int n = db_index_sealed(db, err, errlen);
+    if (n < 0) {
+        log_warn("indexing sealed days failed: %s", err);
+        rc = -1;
+    } else if (n > 0) {
+        log_info("indexed %d sealed day partitions in %.1f s", n,
+                 (double)(timeparse_mono_ns() - t0) / 1e9);
+    }
+    return rc;
+}
+
+static void house_done(void *arg, int rc, const char *err)
+{
+    coord *c = arg;
+    c->house_busy = 0;
+    c->house_runs++;
+    if (rc < 0) c->house_errors++;
+    (void)err; /* logged by house_work, or by the pool when it could not connect */
+}
+
+static void on_house_timer(uv_timer_t *t)
+{
+    coord *c = t->data;
+    if (c->house_busy || c->stopping) return;
+    c->house_busy = 1;
+    dbpool_submit(c->pool, house_work, house_done, c);
 }
 
 /* A token file: the given path or DIR/NAME, created when missing. */
@@ -311,125 +312,6 @@ static int load_token(coord *c, const char *given, const char *name, char *out, 
     int rc = token_load(path, 1, out, err, errlen);
     if (rc == 1) log_info("created token file %s", path);
     return rc < 0 ? -1 : 0;
-}
-
-static int node_cmp(const void *a, const void *b)
-{
-    return strcmp(((const scatter_node *)a)->name, ((const scatter_node *)b)->name);
-}
-
-/* A search: every node heard from within dead-after (or the named ones),
- * sorted by name - the merge's tie order. Returns 0 when it streams. */
-static int start_search(coord *c, const bus_peer *client, uint64_t id,
-                        const Mirrorscope__SearchQuery *q, int *bad, char *err, size_t errlen)
-{
-    scatter_node *nodes = xcalloc(c->nnodes + 1, sizeof *nodes);
-    int n = 0, rc = -1;
-    int64_t now = timeparse_mono_ns();
-    for (size_t k = 0; k < q->n_nodes; k++) {
-        node_state *ns = NULL;
-        for (size_t i = 0; i < c->nnodes && !ns; i++)
-            if (!strcmp(c->nodes[i].name, q->nodes[k]) && c->nodes[i].last_hb) ns = &c->nodes[i];
-        if (!ns) {
-            snprintf(err, errlen, "unknown recorder '%.200s' (see mscope nodes)", q->nodes[k]);
-            *bad = 1;
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < c->nnodes; i++) {
-        node_state *ns = &c->nodes[i];
-        if (!ns->last_hb) continue;
-        int wanted = q->n_nodes == 0 && now - ns->seen_mono < c->cfg.dead_after;
-        for (size_t k = 0; k < q->n_nodes && !wanted; k++) wanted = !strcmp(ns->name, q->nodes[k]);
-        if (!wanted) continue;
-        nodes[n].name = ns->name;
-        nodes[n].endpoint = ns->last_hb->search_endpoint;
-        n++;
-    }
-    qsort(nodes, (size_t)n, sizeof *nodes, node_cmp);
-    rc = scatter_start(c->scatter, client, id, q, nodes, n, err, errlen);
-out:
-    free(nodes);
-    return rc;
-}
-
-static void rpc_answer(coord *c, bus_rpc_t *rpc, const uint8_t *data, long len)
-{
-    Mirrorscope__Response resp;
-    mirrorscope__response__init(&resp);
-    char err[1024] = "";
-    int bad = 0, rc = 0;
-    /* An empty body is a valid protobuf (all defaults): it is then refused
-     * below for its missing token and body. len < 0: too large. */
-    Mirrorscope__Request *req = len >= 0 ? mirrorscope__request__unpack(NULL, (size_t)len, data) : NULL;
-    c->rpc_requests++;
-    if (!req) {
-        resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
-        snprintf(err, sizeof err, len < 0 ? "request too large" : "not a Request message");
-    } else if (!token_equal(c->token, req->token)) {
-        resp.id = req->id;
-        resp.status = MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED;
-        snprintf(err, sizeof err, "missing or wrong token");
-        c->rpc_unauthenticated++;
-    } else {
-        resp.id = req->id;
-        bus_peer client;
-        bus_rpc_peer(rpc, &client);
-        if (req->body_case == MIRRORSCOPE__REQUEST__BODY_SEARCH_CREDIT) {
-            scatter_credit(c->scatter, &client, req->id, req->search_credit);
-            goto out; /* streams take no answer */
-        } else if (req->body_case == MIRRORSCOPE__REQUEST__BODY_SEARCH_CANCEL) {
-            scatter_cancel(c->scatter, &client, req->id);
-            goto out;
-        } else if (req->body_case == MIRRORSCOPE__REQUEST__BODY_SEARCH) {
-            if (!req->search) {
-                rc = -1;
-                bad = 1;
-                snprintf(err, sizeof err, "empty search");
-            } else if ((rc = start_search(c, &client, req->id, req->search, &bad, err, sizeof err)) == 0) {
-                goto out; /* the answer streams from scatter_work() */
-            }
-        } else if (reconnect(c), !c->db) {
-            rc = -1;
-            snprintf(err, sizeof err, "the database is not reachable right now");
-        } else {
-            switch (req->body_case) {
-            case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
-                rc = db_list_nodes(c->db, c->cfg.stale_after, c->cfg.dead_after, &resp, err, sizeof err);
-                break;
-            case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
-                rc = db_query_flows(c->db, req->query_flows, &resp, &bad, err, sizeof err);
-                break;
-            case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
-                rc = db_top_talkers(c->db, req->top_talkers, &resp, &bad, err, sizeof err);
-                break;
-            case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES:
-                rc = db_time_series(c->db, req->time_series, &resp, &bad, err, sizeof err);
-                break;
-            default:
-                rc = -1;
-                bad = 1;
-                snprintf(err, sizeof err, "unknown request type");
-            }
-        }
-        if (rc < 0)
-            resp.status = bad ? MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST
-                              : MIRRORSCOPE__RESPONSE__STATUS__ERROR;
-    }
-    if (resp.status != MIRRORSCOPE__RESPONSE__STATUS__OK) {
-        c->rpc_errors++;
-        err[strcspn(err, "\n")] = 0;
-        resp.error = err;
-        log_debug("rpc request refused: %s", err);
-    }
-    size_t n = mirrorscope__response__get_packed_size(&resp);
-    uint8_t *out = xmalloc(n + 1);
-    mirrorscope__response__pack(&resp, out);
-    bus_rpc_reply(rpc, out, n);
-    free(out);
-    db_response_free(&resp);
-out:
-    if (req) mirrorscope__request__free_unpacked(req, NULL);
 }
 
 static void write_stats(coord *c)
@@ -450,6 +332,11 @@ static void write_stats(coord *c)
         ws.db_errors += w1.db_errors;
         ws.connected = ws.connected && w1.connected;
     }
+    registry_stats rs;
+    registry_get_stats(c->reg, &rs);
+    rpcapi_stats as;
+    memset(&as, 0, sizeof as);
+    if (c->api) rpcapi_get_stats(c->api, &as);
     fprintf(f,
             "{\n  \"version\": \"%s\",\n  \"nodes\": %zu,\n  \"batches\": %" PRIu64
             ",\n  \"heartbeats\": %" PRIu64 ",\n  \"records_received\": %" PRIu64
@@ -460,10 +347,10 @@ static void write_stats(coord *c)
             ",\n  \"rpc_requests\": %" PRIu64 ",\n  \"rpc_errors\": %" PRIu64
             ",\n  \"rpc_unauthenticated\": %" PRIu64 ",\n  \"records_spooled\": %" PRIu64
             ",\n  \"spool_bytes\": %" PRIu64 ",\n",
-            COORD_VERSION, c->nnodes, c->batches, c->heartbeats, c->records_in,
-            ws.records_written, pending_records(c), c->records_dropped + ws.records_dropped,
-            c->gaps, c->restarts, c->bad_messages, ws.db_errors, ws.connected, c->rpc_requests,
-            c->rpc_errors, c->rpc_unauthenticated, spool_records(c->spool), spool_bytes(c->spool));
+            COORD_VERSION, (size_t)rs.nodes, c->batches, rs.heartbeats, c->records_in,
+            ws.records_written, pending_records(c), ws.records_dropped, rs.gaps, rs.restarts,
+            c->bad_messages, ws.db_errors, ws.connected, as.requests, as.errors,
+            as.unauthenticated, spool_records(c->spool), spool_bytes(c->spool));
     scatter_stats ss;
     memset(&ss, 0, sizeof ss);
     if (c->scatter) scatter_get_stats(c->scatter, &ss);
@@ -479,6 +366,48 @@ static void write_stats(coord *c)
     if (fclose(f) == 0) rename(tmp, path);
 }
 
+static void on_stats_timer(uv_timer_t *t) { write_stats(t->data); }
+
+/* SIGINT/SIGTERM: stop reading and close the loop's handles; main() then
+ * hands what is pending to the writers once the loop has run dry. */
+static void on_signal(uv_signal_t *h, int sig)
+{
+    coord *c = h->data;
+    if (c->stopping) return;
+    c->stopping = 1;
+    log_info("signal %d: writing what is pending and stopping", sig);
+    bus_watch_free(c->bus_watch);
+    c->bus_watch = NULL;
+    rpcapi_stop(c->api);
+    scatter_free(c->scatter);
+    c->scatter = NULL;
+    uv_close((uv_handle_t *)&c->sigint, NULL);
+    uv_close((uv_handle_t *)&c->sigterm, NULL);
+    uv_close((uv_handle_t *)&c->flush_timer, NULL);
+    uv_close((uv_handle_t *)&c->stats_timer, NULL);
+    uv_close((uv_handle_t *)&c->house_timer, NULL);
+}
+
+static void timer(coord *c, uv_timer_t *t, uv_timer_cb cb, uint64_t first_ms, uint64_t every_ms)
+{
+    uv_timer_init(&c->loop, t);
+    t->data = c;
+    uv_timer_start(t, cb, first_ms, every_ms);
+}
+
+static void signal_watch(coord *c, uv_signal_t *h, int sig)
+{
+    uv_signal_init(&c->loop, h);
+    h->data = c;
+    uv_signal_start(h, on_signal, sig);
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
 int main(int argc, char **argv)
 {
     coord c;
@@ -486,11 +415,8 @@ int main(int argc, char **argv)
     log_init("mscope-coordinator");
     char err[1024];
     const char *pos[1];
-    int npos = 0, help = 0, rc = 2;
+    int npos = 0, help = 0, rc = 2, loop_ready = 0;
     pgembed_t *pg = NULL;
-    bus_sub_t *bus = NULL;
-    bus_rpc_t *rpc = NULL;
-    uint8_t *msg = NULL;
     if (config_defaults(coord_opts, &c.cfg) < 0) return 2;
     if (config_parse_args(coord_opts, &c.cfg, argc, argv, 1, pos, 0, &npos, &help, err, sizeof err) < 0) {
         fprintf(stderr, "mscope-coordinator: %s\n", err);
@@ -519,9 +445,10 @@ int main(int argc, char **argv)
         log_error("cannot create %s: %s", c.cfg.data_dir, strerror(errno));
         goto out;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
+    /* Signals go through the loop; until it runs, the default (exit) is right. */
+    uv_loop_init(&c.loop);
+    loop_ready = 1;
     if (c.cfg.db) {
         snprintf(c.conninfo, sizeof c.conninfo, "%s", c.cfg.db);
     } else if (getenv("PGHOST")) {
@@ -543,26 +470,34 @@ int main(int argc, char **argv)
     }
     /* The first connection applies the migrations; a database that is not
      * there at start is a configuration error, not an outage. */
-    c.db = db_open(c.conninfo, err, sizeof err);
-    if (!c.db) {
+    db_t *db = db_open(c.conninfo, err, sizeof err);
+    if (!db) {
         log_error("%s", err);
         goto out;
     }
     c.live = db_liveset_new();
-    long nlive = db_liveset_load(c.db, c.live, err, sizeof err);
+    long nlive = db_liveset_load(db, c.live, err, sizeof err);
+    db_close(db);
     if (nlive < 0) {
         log_error("reading flows_live: %s", err);
         goto out;
     }
     c.start_ns = timeparse_now_ns();
-    c.writer[0] = writer_start(c.conninfo, c.spool, 1);
-    c.writer[1] = writer_start(c.conninfo, c.spool, 0);
+    c.last_flush = timeparse_mono_ns();
+    c.reg = registry_new();
+    c.arena = arena_new();
+    c.pool = dbpool_new(&c.loop, c.conninfo);
+    uv_async_init(&c.loop, &c.writer_wake, on_writer_wake);
+    c.writer_wake.data = &c;
+    uv_unref((uv_handle_t *)&c.writer_wake); /* it must not keep the loop alive */
+    c.writer[0] = writer_start(c.conninfo, c.spool, 1, writer_idle, &c);
+    c.writer[1] = writer_start(c.conninfo, c.spool, 0, writer_idle, &c);
     c.ordered = writer_first_batch(c.writer[0]);
     c.plain = writer_first_batch(c.writer[1]);
     /* ~2000 batches of up to 500 records: beyond, ZeroMQ stops reading and
      * the recorders hold records in their own bounded queues (XPUB_NODROP). */
-    bus = bus_sub_new(c.cfg.bus, 2000, err, sizeof err);
-    if (!bus) {
+    c.bus = bus_sub_new(c.cfg.bus, 2000, err, sizeof err);
+    if (!c.bus || !(c.bus_watch = bus_watch_new(&c.loop, c.bus, on_bus_readable, &c, err, sizeof err))) {
         log_error("%s", err);
         goto out;
     }
@@ -572,12 +507,11 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    rpc = bus_rpc_new(c.cfg.rpc, err, sizeof err);
-    if (!rpc) {
+    c.rpc_sock = bus_rpc_new(c.cfg.rpc, err, sizeof err);
+    if (!c.rpc_sock) {
         log_error("%s", err);
         goto out;
     }
-    log_info("answering requests on %s", c.cfg.rpc);
     scatter_opts so = {
         .token = c.search_token,
         .window = (uint32_t)c.cfg.search_window,
@@ -585,65 +519,37 @@ int main(int argc, char **argv)
         .idle_timeout_ns = c.cfg.search_idle_timeout,
         .max_searches = (int)c.cfg.max_searches,
     };
-    c.scatter = scatter_new(rpc, &so);
-    msg = xmalloc(MSG_MAX);
-    int64_t last_flush = timeparse_mono_ns(), last_stats = 0, last_retention = 0;
-    while (!stop_flag) {
-        /* One wait for everything: the bus, clients, and the recorders
-         * answering searches. */
-        void *socks[POLL_MAX];
-        int ready[POLL_MAX];
-        /* A full batch while the writer is busy: leave the bus unread, so
-         * ZeroMQ holds back the recorders instead of us dropping records. */
-        socks[0] = pending_records(&c) < (uint64_t)c.cfg.max_pending ? bus : NULL;
-        socks[1] = rpc;
-        int ns = 2 + scatter_sockets(c.scatter, socks + 2, POLL_MAX - 2);
-        bus_poll(socks, ns, ready, 20);
-        for (int burst = 0; ready[0] && burst < 1000 &&
-                            pending_records(&c) < (uint64_t)c.cfg.max_pending; burst++) {
-            char topic[32];
-            long n = bus_sub_recv(bus, topic, sizeof topic, msg, MSG_MAX, 0);
-            if (n == 0) break;
-            if (n > 0 && !strcmp(topic, "flow")) on_flow(&c, msg, (size_t)n);
-            else if (n > 0 && !strcmp(topic, "hb")) on_hb(&c, msg, (size_t)n);
-            else {
-                c.bad_messages++;
-                log_warn("ignored a bus message (topic '%s', %ld)", topic, n);
-            }
-        }
-        int q;
-        size_t qlen;
-        while ((q = bus_rpc_recv(rpc, msg, MSG_MAX, &qlen, 0)) != 0) {
-            if (q < 0 && q != -EMSGSIZE) break;
-            rpc_answer(&c, rpc, msg, q < 0 ? -1 : (long)qlen);
-        }
-        scatter_work(c.scatter);
-        int64_t now = timeparse_mono_ns();
-        if ((now - last_flush >= c.cfg.flush_interval ||
-             pending_records(&c) >= (uint64_t)c.cfg.batch_records) && handoff(&c)) {
-            last_flush = now;
-            update_nodes(&c);
-        }
-        if (now - last_stats >= 1000000000LL) {
-            write_stats(&c);
-            last_stats = now;
-        }
-        if (c.db && (!last_retention || now - last_retention >= 3600000000000LL)) {
-            /* Hourly, on the query connection: the writer goes on meanwhile. */
-            if (db_retention(c.db, (int)c.cfg.retention_days, err, sizeof err) < 0)
-                log_warn("retention failed: %s", err);
-            if (db_index_sealed(c.db, err, sizeof err) < 0)
-                log_warn("indexing sealed days failed: %s", err);
-            last_retention = now;
-        }
+    c.scatter = scatter_new(&c.loop, c.rpc_sock, &so);
+    rpcapi_opts ao = {
+        .token = c.token,
+        .stale_ns = c.cfg.stale_after,
+        .dead_ns = c.cfg.dead_after,
+        .max_queries = 64,
+    };
+    c.api = rpcapi_new(&c.loop, c.rpc_sock, &ao, c.reg, c.scatter, c.pool, err, sizeof err);
+    if (!c.api) {
+        log_error("%s", err);
+        goto out;
     }
-    log_info("signal %d: writing what is pending and stopping", (int)stop_flag);
-    /* What cannot be written now goes to the spool for the next start. */
+    log_info("answering requests on %s", c.cfg.rpc);
+    c.msg = xmalloc(MSG_MAX);
+    uint64_t flush_ms = (uint64_t)(c.cfg.flush_interval / 1000000);
+    timer(&c, &c.flush_timer, on_flush_timer, flush_ms ? flush_ms : 1, flush_ms ? flush_ms : 1);
+    timer(&c, &c.stats_timer, on_stats_timer, 0, 1000);
+    timer(&c, &c.house_timer, on_house_timer, 0, HOUSEKEEPING_MS);
+    signal_watch(&c, &c.sigint, SIGINT);
+    signal_watch(&c, &c.sigterm, SIGTERM);
+
+    uv_run(&c.loop, UV_RUN_DEFAULT);
+
+    /* Stopped: the loop has run dry (every query answered). What cannot be
+     * written now goes to the spool for the next start. */
     while (!handoff(&c)) {
         struct timespec ts = { 0, 10000000 };
         nanosleep(&ts, NULL);
     }
     update_nodes(&c);
+    uv_run(&c.loop, UV_RUN_DEFAULT); /* the last node registry write */
     writer_stats w1;
     writer_stop(c.writer[1], &w1); /* each writes its last batch, or spools it */
     writer_stop(c.writer[0], &c.final_ws);
@@ -657,20 +563,27 @@ int main(int argc, char **argv)
     if (spool_records(c.spool))
         log_warn("%" PRIu64 " flow records wait in the spool for the next start", spool_records(c.spool));
 out:
-    free(msg);
-    scatter_free(c.scatter);
-    bus_rpc_close(rpc);
-    bus_sub_close(bus);
-    db_close(c.db);
+    /* On an early failure the handles opened so far are closed here. */
+    if (loop_ready) {
+        bus_watch_free(c.bus_watch);
+        rpcapi_stop(c.api);
+        scatter_free(c.scatter);
+        writer_stop(c.writer[1], NULL); /* before closing what they wake */
+        writer_stop(c.writer[0], NULL);
+        uv_walk(&c.loop, close_handle, NULL);
+        uv_run(&c.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&c.loop);
+    }
+    free(c.msg);
+    rpcapi_free(c.api);
+    bus_rpc_close(c.rpc_sock);
+    bus_sub_close(c.bus);
+    dbpool_free(c.pool);
     pgembed_stop(pg);
-    for (size_t i = 0; i < c.nnodes; i++)
-        if (c.nodes[i].last_hb) mirrorscope__heartbeat__free_unpacked(c.nodes[i].last_hb, NULL);
-    free(c.nodes);
-    writer_stop(c.writer[1], NULL);
-    writer_stop(c.writer[0], NULL);
+    registry_free(c.reg);
     spool_close(c.spool);
     db_liveset_free(c.live);
-    arena_reset(1);
+    arena_free(c.arena);
     config_free(coord_opts, &c.cfg);
     return rc;
 }

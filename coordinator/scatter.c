@@ -7,6 +7,7 @@
  */
 #include "scatter.h"
 
+#include "buswatch.h"
 #include "log.h"
 #include "merge.h"
 #include "pcapio.h"
@@ -24,6 +25,7 @@
 #define SC_FLUSH_PARTIAL (64u << 10)      /* send a partial chunk this big while waiting */
 #define SC_FLUSH_AGE_NS 50000000LL        /* ... or this old */
 #define SC_CANCEL_LINGER_MS 50
+#define SC_TICK_MS 100                    /* timeouts are checked this often */
 
 enum { N_PENDING, N_RUNNING, N_OK, N_FAILED, N_TIMEOUT, N_UNREACHABLE, N_STOPPED };
 static const char *const node_state_name[] = { "pending", "running", "ok", "failed",
@@ -32,6 +34,7 @@ static const char *const node_state_name[] = { "pending", "running", "ok", "fail
 typedef struct sc_node {
     char *name, *endpoint, *error;
     bus_dealer_t *d;
+    bus_watch_t *w;  /* d on the loop */
     int state, bad_request, has_fig;
     Mirrorscope__SearchFigures fig;
     int64_t last_heard;
@@ -55,6 +58,8 @@ typedef struct sc_search {
 } sc_search;
 
 struct scatter {
+    uv_loop_t *loop;
+    uv_timer_t *tick;  /* freed by its close callback */
     bus_rpc_t *rpc;
     scatter_opts o;
     char *token;
@@ -66,9 +71,19 @@ struct scatter {
     scatter_stats st;
 };
 
-scatter_t *scatter_new(bus_rpc_t *rpc, const scatter_opts *o)
+static void sc__on_tick(uv_timer_t *t) { scatter_work(t->data); }
+
+/* A node's DEALER has something: read, merge and send what can go. */
+static void sc__on_readable(void *data) { scatter_work(data); }
+
+scatter_t *scatter_new(uv_loop_t *loop, bus_rpc_t *rpc, const scatter_opts *o)
 {
     scatter_t *sc = xcalloc(1, sizeof *sc);
+    sc->loop = loop;
+    sc->tick = xcalloc(1, sizeof *sc->tick);
+    uv_timer_init(loop, sc->tick);
+    sc->tick->data = sc;
+    uv_timer_start(sc->tick, sc__on_tick, SC_TICK_MS, SC_TICK_MS);
     sc->rpc = rpc;
     sc->o = *o;
     sc->token = xstrdup(o->token ? o->token : "");
@@ -109,6 +124,8 @@ static void sc__node_end(sc_search *s, int i, int state, const char *error, int 
         r.cancel = 1;
         sc__node_send(s->sc, s, nd, &r);
     }
+    bus_watch_free(nd->w);
+    nd->w = NULL;
     bus_dealer_close(nd->d, tell ? SC_CANCEL_LINGER_MS : 0);
     nd->d = NULL;
     merge_end(s->m, i);
@@ -220,8 +237,9 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
             continue;
         }
         nd->d = bus_dealer_new(nd->endpoint, SC_RX_MAX, e, sizeof e);
-        if (!nd->d || sc__node_send(sc, s, nd, &r) < 0) {
-            sc__node_end(s, i, N_UNREACHABLE, nd->d ? "cannot send the request" : e, 0);
+        if (nd->d) nd->w = bus_watch_new(sc->loop, nd->d, sc__on_readable, sc, e, sizeof e);
+        if (!nd->w || sc__node_send(sc, s, nd, &r) < 0) {
+            sc__node_end(s, i, N_UNREACHABLE, nd->w ? "cannot send the request" : e, 0);
             continue;
         }
     }
@@ -244,18 +262,6 @@ void scatter_cancel(scatter_t *sc, const bus_peer *client, uint64_t id)
     log_info("search %" PRIu64 " cancelled by the client", id);
     sc->st.cancelled++;
     sc__free_search(sc, s);
-}
-
-int scatter_sockets(scatter_t *sc, void **socks, int max)
-{
-    int k = 0;
-    for (int i = 0; i < sc->o.max_searches; i++) {
-        sc_search *s = &sc->s[i];
-        if (!s->busy) continue;
-        for (int j = 0; j < s->n && k < max; j++)
-            if (s->nodes[j].d) socks[k++] = s->nodes[j].d;
-    }
-    return k;
 }
 
 /* Send to the client; a client that has gone ends the search. */
@@ -504,6 +510,7 @@ void scatter_free(scatter_t *sc)
     if (!sc) return;
     for (int i = 0; i < sc->o.max_searches; i++)
         if (sc->s[i].busy) sc__free_search(sc, &sc->s[i]);
+    uv_close((uv_handle_t *)sc->tick, (uv_close_cb)free);
     free(sc->s);
     free(sc->rx);
     free(sc->tx);

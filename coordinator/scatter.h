@@ -2,9 +2,9 @@
  * recorder's search service, their time-ordered streams merged (merge.h)
  * and streamed to the client as they come.
  *
- * Everything runs in the coordinator's main loop: the module owns one DEALER
- * per (search, node), the caller polls them (scatter_sockets) and calls
- * scatter_work() after each poll. Memory per search is bounded by the nodes
+ * Everything runs on the coordinator's libuv loop: the module owns one
+ * DEALER per (search, node) and watches it there (buswatch.h), with a tick
+ * for the timeouts. Memory per search is bounded by the nodes
  * times the per-node window of 1 MiB chunks, plus one output chunk: a node
  * gets one more chunk of credit only when one of its chunks has been merged
  * and sent, and chunks go to the client only as far as its credit allows.
@@ -14,6 +14,8 @@
 
 #include "bus.h"
 #include "mirrorscope.pb-c.h"
+
+#include <uv.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -41,8 +43,9 @@ typedef struct scatter_stats {
     uint64_t bytes_held_max;  /* ever */
 } scatter_stats;
 
-/* rpc: the ROUTER the clients talk to (answers are sent on it). */
-scatter_t *scatter_new(bus_rpc_t *rpc, const scatter_opts *o);
+/* rpc: the ROUTER the clients talk to (answers are sent on it). The
+ * module's handles live on loop until scatter_free(). */
+scatter_t *scatter_new(uv_loop_t *loop, bus_rpc_t *rpc, const scatter_opts *o);
 
 /* Start a search for client (request id) over nodes (n, sorted by name by
  * the caller). Returns 0 when it runs (the answer streams from now on), or
@@ -55,14 +58,15 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
 void scatter_credit(scatter_t *sc, const bus_peer *client, uint64_t id, uint32_t n);
 void scatter_cancel(scatter_t *sc, const bus_peer *client, uint64_t id);
 
-/* The sockets to poll (at most max), and the work after a poll: read what
- * the nodes sent, merge, send to clients, enforce timeouts. */
-int scatter_sockets(scatter_t *sc, void **socks, int max);
+/* Read what the nodes sent, merge, send to clients as far as their credit
+ * goes, enforce timeouts. Runs by itself on the loop; call it after
+ * granting credit so the client's chunks go at once. */
 void scatter_work(scatter_t *sc);
 
 void scatter_get_stats(const scatter_t *sc, scatter_stats *out);
 
-/* Cancel everything (nodes are told), free. Accepts NULL. */
+/* Cancel everything (nodes are told), free. The loop must run once more
+ * to close the module's handles. Accepts NULL. */
 void scatter_free(scatter_t *sc);
 
 #endif

@@ -27,6 +27,8 @@ struct writer {
     db_batch a, b, replay;
     int64_t last_try;
     int replayer;
+    void (*on_idle)(void *);
+    void *on_idle_arg;
 };
 
 static void writer__count(writer_t *w, uint64_t written, uint64_t batches, uint64_t dropped,
@@ -157,6 +159,11 @@ static void *writer__main(void *arg)
         if (b) {
             w->inbox = NULL;
             w->spare = b;
+            if (w->on_idle) {
+                pthread_mutex_unlock(&w->mu);
+                w->on_idle(w->on_idle_arg);
+                pthread_mutex_lock(&w->mu);
+            }
         }
         if (stop && !w->inbox) break;
     }
@@ -164,9 +171,12 @@ static void *writer__main(void *arg)
     return NULL;
 }
 
-writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer)
+writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
+                       void (*on_idle)(void *), void *arg)
 {
     writer_t *w = xcalloc(1, sizeof *w);
+    w->on_idle = on_idle;
+    w->on_idle_arg = arg;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     w->conninfo = xstrdup(conninfo ? conninfo : "");

@@ -1,6 +1,6 @@
 /* writer.h - the coordinator's database writer thread.
  *
- * The main thread decodes the bus and turns records into COPY data while
+ * The loop thread decodes the bus and turns records into COPY data while
  * the writers write the previous batches: on two cores the coordinator's
  * work and PostgreSQL's overlap instead of taking turns. The handover is a
  * double buffer: the main thread offers its sealed batch when the writer is
@@ -34,8 +34,11 @@ typedef struct writer_stats {
 
 /* Start the thread with its own connection (may fail now: it retries).
  * replayer: this writer writes the spool back (one writer may). The spool
- * stays the caller's. */
-writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer);
+ * stays the caller's. on_idle (may be NULL) is called from the writer's
+ * thread each time it has finished a batch and can take the next: the
+ * coordinator wakes its loop with it (uv_async_send is safe there). */
+writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
+                       void (*on_idle)(void *), void *arg);
 
 /* 1 while it has a batch to write (check before sealing the next one). */
 int writer_busy(writer_t *w);

@@ -1,0 +1,183 @@
+/* registry.c - the node registry (see registry.h).
+ *
+ * Nodes are few (one per recorder instance), so a plain array searched by
+ * name is enough; heartbeats come once a second per node.
+ */
+#include "registry.h"
+
+#include "log.h"
+#include "timeparse.h"
+#include "xmalloc.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct reg_node {
+    char name[256];
+    int64_t start_ns;
+    uint64_t flow_seq, hb_seq, gaps;
+    Mirrorscope__Heartbeat *last_hb; /* owned, unpacked */
+    int dirty;
+    int64_t seen_mono;               /* when its last heartbeat came */
+} reg_node;
+
+struct registry {
+    reg_node *nodes;
+    size_t n, cap;
+    registry_stats st;
+};
+
+registry_t *registry_new(void) { return xcalloc(1, sizeof(registry_t)); }
+
+void registry_free(registry_t *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->nodes[i].last_hb) mirrorscope__heartbeat__free_unpacked(r->nodes[i].last_hb, NULL);
+    free(r->nodes);
+    free(r);
+}
+
+static reg_node *registry__find(registry_t *r, const char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->nodes[i].name, name)) return &r->nodes[i];
+    return NULL;
+}
+
+static reg_node *registry__get(registry_t *r, const char *name)
+{
+    reg_node *n = registry__find(r, name);
+    if (n) return n;
+    xgrow((void **)&r->nodes, &r->cap, r->n + 1, sizeof *r->nodes);
+    n = &r->nodes[r->n++];
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    r->st.nodes = r->n;
+    log_info("new node %s", n->name);
+    return n;
+}
+
+/* Sequence check: same process start and a jump = lost messages; a new
+ * start time = the recorder restarted, not a gap. */
+static void registry__seq(registry_t *r, reg_node *n, int64_t start_ns, uint64_t seq,
+                          uint64_t *last, const char *topic)
+{
+    if (n->start_ns != start_ns) {
+        if (n->start_ns) {
+            r->st.restarts++;
+            log_info("node %s restarted", n->name);
+        }
+        n->start_ns = start_ns;
+        n->flow_seq = n->hb_seq = 0;
+        *last = 0;
+    }
+    if (*last && seq != *last + 1) {
+        uint64_t lost = seq > *last ? seq - *last - 1 : 0;
+        n->gaps += lost;
+        r->st.gaps += lost;
+        log_warn("node %s: %s sequence jumped from %" PRIu64 " to %" PRIu64 " (%" PRIu64
+                 " messages lost)", n->name, topic, *last, seq, lost);
+    }
+    *last = seq;
+}
+
+void registry_flow_seen(registry_t *r, const char *node, int64_t start_ns, uint64_t seq)
+{
+    reg_node *n = registry__get(r, node);
+    registry__seq(r, n, start_ns, seq, &n->flow_seq, "flow");
+}
+
+void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb)
+{
+    Mirrorscope__Heartbeat *h = *hb;
+    *hb = NULL;
+    reg_node *n = registry__get(r, h->node);
+    registry__seq(r, n, h->start_ns, h->seq, &n->hb_seq, "hb");
+    if (n->last_hb) mirrorscope__heartbeat__free_unpacked(n->last_hb, NULL);
+    n->last_hb = h;
+    n->dirty = 1;
+    n->seen_mono = timeparse_mono_ns();
+    r->st.heartbeats++;
+}
+
+static int registry__cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int64_t alive_ns,
+                          const char **out_names, const char **out_endpoints, int max,
+                          char *err, size_t errlen)
+{
+    for (size_t k = 0; k < nnames; k++) {
+        reg_node *n = registry__find(r, names[k]);
+        if (!n || !n->last_hb) {
+            snprintf(err, errlen, "unknown recorder '%.200s' (see mscope nodes)", names[k]);
+            return -1;
+        }
+    }
+    /* Sort pointers to the names, then read each node's endpoint by name. */
+    int64_t now = timeparse_mono_ns();
+    int count = 0;
+    for (size_t i = 0; i < r->n && count < max; i++) {
+        reg_node *n = &r->nodes[i];
+        if (!n->last_hb) continue;
+        int wanted = nnames == 0 && now - n->seen_mono < alive_ns;
+        for (size_t k = 0; k < nnames && !wanted; k++) wanted = !strcmp(n->name, names[k]);
+        if (wanted) out_names[count++] = n->name;
+    }
+    qsort(out_names, (size_t)count, sizeof *out_names, registry__cmp);
+    for (int i = 0; i < count; i++)
+        out_endpoints[i] = registry__find(r, out_names[i])->last_hb->search_endpoint;
+    return count;
+}
+
+/* A deep copy through the wire format: the snapshot then outlives the
+ * registry's own message (a newer heartbeat replaces it meanwhile). */
+static Mirrorscope__Heartbeat *registry__copy(const Mirrorscope__Heartbeat *h)
+{
+    size_t len = mirrorscope__heartbeat__get_packed_size(h);
+    uint8_t *buf = xmalloc(len + 1);
+    mirrorscope__heartbeat__pack(h, buf);
+    Mirrorscope__Heartbeat *c = mirrorscope__heartbeat__unpack(NULL, len, buf);
+    free(buf);
+    if (!c) abort(); /* we just packed it: only out of memory can fail */
+    return c;
+}
+
+registry_row *registry_take_dirty(registry_t *r, size_t *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++) k += r->nodes[i].dirty;
+    *n = k;
+    if (!k) return NULL;
+    registry_row *rows = xcalloc(k, sizeof *rows);
+    k = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        reg_node *nd = &r->nodes[i];
+        if (!nd->dirty) continue;
+        rows[k].hb = registry__copy(nd->last_hb);
+        rows[k++].gaps = nd->gaps;
+        nd->dirty = 0;
+    }
+    return rows;
+}
+
+void registry_mark_dirty(registry_t *r, const registry_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        reg_node *nd = registry__find(r, rows[i].hb->node);
+        if (nd) nd->dirty = 1;
+    }
+}
+
+void registry_rows_free(registry_row *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++) mirrorscope__heartbeat__free_unpacked(rows[i].hb, NULL);
+    free(rows);
+}
+
+void registry_get_stats(const registry_t *r, registry_stats *out) { *out = r->st; }

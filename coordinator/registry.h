@@ -1,0 +1,60 @@
+/* registry.h - the coordinator's node registry: every recorder heard on the
+ * bus, its last heartbeat, and the sequence checks that tell lost messages
+ * (a gap) from a restart.
+ *
+ * The registry lives on the coordinator's loop thread. What PostgreSQL must
+ * learn (the `nodes` table) is taken out as a snapshot of the heartbeats that
+ * changed (registry_take_dirty), written by a database job, and handed back
+ * on failure (registry_mark_dirty), so the loop never waits for the database.
+ */
+#ifndef MSCOPE_REGISTRY_H
+#define MSCOPE_REGISTRY_H
+
+#include "mirrorscope.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct registry registry_t;
+
+typedef struct registry_stats {
+    uint64_t nodes, gaps, restarts, heartbeats;
+} registry_stats;
+
+registry_t *registry_new(void);
+void registry_free(registry_t *r); /* accepts NULL */
+
+/* A flow batch's header: check its sequence (gaps and restarts are counted
+ * and logged). The node is created on first sight. */
+void registry_flow_seen(registry_t *r, const char *node, int64_t start_ns, uint64_t seq);
+
+/* A heartbeat: check its sequence and keep it (takes ownership of *hb, an
+ * unpacked message, and NULLs the caller's pointer). */
+void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb);
+
+/* The nodes to search: each named one (all must be known: else -1 with the
+ * unknown name in err), or with no names every node heard from within
+ * alive_ns. Fills names/endpoints (borrowed until the registry changes:
+ * use them at once) sorted by name, at most max. Returns the count. */
+int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int64_t alive_ns,
+                          const char **out_names, const char **out_endpoints, int max,
+                          char *err, size_t errlen);
+
+/* A node's row for the `nodes` table. */
+typedef struct registry_row {
+    Mirrorscope__Heartbeat *hb; /* owned by the snapshot */
+    uint64_t gaps;
+} registry_row;
+
+/* Take the heartbeats that changed since the last take (copies; the nodes
+ * become clean). Returns the count in *n and an array to free with
+ * registry_rows_free(), or NULL when nothing changed. */
+registry_row *registry_take_dirty(registry_t *r, size_t *n);
+
+/* The write failed: these nodes are dirty again (unless newer came). */
+void registry_mark_dirty(registry_t *r, const registry_row *rows, size_t n);
+void registry_rows_free(registry_row *rows, size_t n);
+
+void registry_get_stats(const registry_t *r, registry_stats *out);
+
+#endif

@@ -1,0 +1,238 @@
+/* rpcapi.c - the protobuf RPC API (see rpcapi.h). */
+#include "rpcapi.h"
+
+#include "buswatch.h"
+#include "log.h"
+#include "token.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RPC_MSG_MAX (1u << 20)  /* a request: a query with its filters */
+#define RPC_BURST 256           /* requests per wake-up before others get a turn */
+#define RPC_MAX_NODES 4096
+
+struct rpcapi {
+    bus_rpc_t *sock;
+    bus_watch_t *watch;
+    rpcapi_opts o;
+    char token[TOKEN_MAX];
+    registry_t *reg;
+    scatter_t *sc;
+    dbpool_t *pool;
+    uint8_t *rx;
+    rpcapi_stats st;
+};
+
+/* A query on its way through the pool. */
+typedef struct rpc_job {
+    rpcapi_t *api;
+    bus_peer client;
+    Mirrorscope__Request *req; /* owned */
+    Mirrorscope__Response resp;
+    int bad;
+} rpc_job;
+
+static void rpcapi__send(rpcapi_t *a, const bus_peer *client, Mirrorscope__Response *resp,
+                         const char *err)
+{
+    char line[1024];
+    if (resp->status != MIRRORSCOPE__RESPONSE__STATUS__OK) {
+        a->st.errors++;
+        snprintf(line, sizeof line, "%s", err && *err ? err : "failed");
+        line[strcspn(line, "\n")] = 0;
+        resp->error = line;
+        log_debug("rpc request refused: %s", line);
+    }
+    size_t n = mirrorscope__response__get_packed_size(resp);
+    uint8_t *out = xmalloc(n + 1);
+    mirrorscope__response__pack(resp, out);
+    bus_rpc_send_to(a->sock, client, out, n); /* a client gone is no error of ours */
+    free(out);
+    resp->error = NULL;
+}
+
+static int rpcapi__work(db_t *db, void *arg, char *err, size_t errlen)
+{
+    rpc_job *j = arg;
+    const Mirrorscope__Request *q = j->req;
+    switch (q->body_case) {
+    case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
+        return db_list_nodes(db, j->api->o.stale_ns, j->api->o.dead_ns, &j->resp, err, errlen);
+    case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
+        return db_query_flows(db, q->query_flows, &j->resp, &j->bad, err, errlen);
+    case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
+        return db_top_talkers(db, q->top_talkers, &j->resp, &j->bad, err, errlen);
+    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES:
+        return db_time_series(db, q->time_series, &j->resp, &j->bad, err, errlen);
+    default:
+        j->bad = 1;
+        snprintf(err, errlen, "unknown request type");
+        return -1;
+    }
+}
+
+static void rpcapi__done(void *arg, int rc, const char *err)
+{
+    rpc_job *j = arg;
+    rpcapi_t *a = j->api;
+    a->st.queries_active--;
+    if (rc < 0)
+        j->resp.status = j->bad ? MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST
+                                : MIRRORSCOPE__RESPONSE__STATUS__ERROR;
+    rpcapi__send(a, &j->client, &j->resp, err);
+    db_response_free(&j->resp);
+    mirrorscope__request__free_unpacked(j->req, NULL);
+    free(j);
+}
+
+/* A search over the nodes the registry knows (or the ones named). Returns 0
+ * when it streams, -1 with err (bad set when the request was wrong). */
+static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope__Request *req,
+                          int *bad, char *err, size_t errlen)
+{
+    const Mirrorscope__SearchQuery *q = req->search;
+    if (!q) {
+        *bad = 1;
+        snprintf(err, errlen, "empty search");
+        return -1;
+    }
+    const char **names = xcalloc(RPC_MAX_NODES, sizeof *names);
+    const char **eps = xcalloc(RPC_MAX_NODES, sizeof *eps);
+    scatter_node *nodes = xcalloc(RPC_MAX_NODES, sizeof *nodes);
+    int rc = -1;
+    int n = registry_search_nodes(a->reg, q->nodes, q->n_nodes, a->o.dead_ns, names, eps,
+                                  RPC_MAX_NODES, err, errlen);
+    if (n < 0) {
+        *bad = 1;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) nodes[i] = (scatter_node){ names[i], eps[i] };
+    rc = scatter_start(a->sc, client, req->id, q, nodes, n, err, errlen);
+out:
+    free(nodes);
+    free(eps);
+    free(names);
+    return rc;
+}
+
+/* One request. len < 0: it was too large. */
+static void rpcapi__request(rpcapi_t *a, long len)
+{
+    Mirrorscope__Response resp;
+    mirrorscope__response__init(&resp);
+    char err[1024] = "";
+    bus_peer client;
+    bus_rpc_peer(a->sock, &client);
+    /* An empty body is a valid protobuf (all defaults): it is then refused
+     * below for its missing token and body. */
+    Mirrorscope__Request *req =
+        len >= 0 ? mirrorscope__request__unpack(NULL, (size_t)len, a->rx) : NULL;
+    a->st.requests++;
+    if (!req) {
+        resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
+        snprintf(err, sizeof err, len < 0 ? "request too large" : "not a Request message");
+        goto answer;
+    }
+    resp.id = req->id;
+    if (!token_equal(a->token, req->token)) {
+        resp.status = MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED;
+        snprintf(err, sizeof err, "missing or wrong token");
+        a->st.unauthenticated++;
+        goto answer;
+    }
+    int bad = 0;
+    switch (req->body_case) {
+    case MIRRORSCOPE__REQUEST__BODY_SEARCH_CREDIT:
+        scatter_credit(a->sc, &client, req->id, req->search_credit);
+        goto done; /* streams take no answer */
+    case MIRRORSCOPE__REQUEST__BODY_SEARCH_CANCEL:
+        scatter_cancel(a->sc, &client, req->id);
+        goto done;
+    case MIRRORSCOPE__REQUEST__BODY_SEARCH:
+        if (rpcapi__search(a, &client, req, &bad, err, sizeof err) == 0) goto done;
+        resp.status = bad ? MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST
+                          : MIRRORSCOPE__RESPONSE__STATUS__ERROR;
+        goto answer;
+    case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
+    case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
+    case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
+    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES:
+        if (a->st.queries_active >= (uint64_t)a->o.max_queries) {
+            resp.status = MIRRORSCOPE__RESPONSE__STATUS__ERROR;
+            snprintf(err, sizeof err, "busy: %d queries are running; try again later",
+                     a->o.max_queries);
+            goto answer;
+        }
+        rpc_job *j = xcalloc(1, sizeof *j);
+        j->api = a;
+        j->client = client;
+        j->req = req;
+        mirrorscope__response__init(&j->resp);
+        j->resp.id = req->id;
+        a->st.queries_active++;
+        dbpool_submit(a->pool, rpcapi__work, rpcapi__done, j);
+        return; /* answered by rpcapi__done() */
+    default:
+        resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
+        snprintf(err, sizeof err, "unknown request type");
+        goto answer;
+    }
+answer:
+    rpcapi__send(a, &client, &resp, err);
+done:
+    if (req) mirrorscope__request__free_unpacked(req, NULL);
+}
+
+static void rpcapi__on_readable(void *data)
+{
+    rpcapi_t *a = data;
+    int q;
+    size_t qlen;
+    for (int i = 0; i < RPC_BURST && (q = bus_rpc_recv(a->sock, a->rx, RPC_MSG_MAX, &qlen, 0)) != 0; i++) {
+        if (q < 0 && q != -EMSGSIZE) break;
+        rpcapi__request(a, q < 0 ? -1 : (long)qlen);
+    }
+    scatter_work(a->sc); /* credit may have come: send what it allows */
+}
+
+rpcapi_t *rpcapi_new(uv_loop_t *loop, bus_rpc_t *sock, const rpcapi_opts *o, registry_t *reg,
+                     scatter_t *sc, dbpool_t *pool, char *err, size_t errlen)
+{
+    rpcapi_t *a = xcalloc(1, sizeof *a);
+    a->sock = sock;
+    a->o = *o;
+    a->o.token = NULL;
+    if (a->o.max_queries < 1) a->o.max_queries = 64;
+    snprintf(a->token, sizeof a->token, "%s", o->token ? o->token : "");
+    a->reg = reg;
+    a->sc = sc;
+    a->pool = pool;
+    a->rx = xmalloc(RPC_MSG_MAX);
+    a->watch = bus_watch_new(loop, sock, rpcapi__on_readable, a, err, errlen);
+    if (!a->watch) {
+        rpcapi_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void rpcapi_stop(rpcapi_t *a)
+{
+    if (!a) return;
+    bus_watch_free(a->watch);
+    a->watch = NULL;
+}
+
+void rpcapi_get_stats(const rpcapi_t *a, rpcapi_stats *out) { *out = a->st; }
+
+void rpcapi_free(rpcapi_t *a)
+{
+    if (!a) return;
+    rpcapi_stop(a);
+    free(a->rx);
+    free(a);
+}
