@@ -16,6 +16,7 @@
 #include "config.h"
 #include "db.h"
 #include "dbpool.h"
+#include "httpd.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "pgembed.h"
@@ -23,6 +24,7 @@
 #include "rpcapi.h"
 #include "scatter.h"
 #include "spool.h"
+#include "status.h"
 #include "writer.h"
 #include "timeparse.h"
 #include "token.h"
@@ -46,9 +48,11 @@
 #define MSG_MAX (64u << 20)
 #define BUS_BURST 1000                    /* bus messages per wake-up */
 #define HOUSEKEEPING_MS (3600u * 1000u)   /* retention and indexing, hourly */
+#define STOP_GRACE_NS 2000000000LL        /* for HTTP clients to finish at exit */
+#define METRIC_NODES_MAX 4096
 
 typedef struct coord_settings {
-    char *data_dir, *db, *bus, *rpc, *token_file, *search_token_file, *log_level, *stats_file;
+    char *data_dir, *db, *bus, *rpc, *http, *token_file, *search_token_file, *log_level, *stats_file;
     int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
         retention_days, search_window, search_node_timeout, search_idle_timeout, max_searches;
 } coord_settings;
@@ -59,6 +63,7 @@ static const config_opt coord_opts[] = {
     { "db", 0, CFG_STR, O(db), NULL, 0, 0, "CONNINFO", "libpq connection string or URI of an existing server (no password here: use PGPASSFILE); default: PG* variables if PGHOST is set, else the embedded server" },
     { "bus", 0, CFG_STR, O(bus), "tcp://0.0.0.0:5556", 0, 0, "ENDPOINT", "where recorders publish (SUB, bound)" },
     { "rpc", 0, CFG_STR, O(rpc), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "where clients (mscope) send requests (ROUTER, bound)" },
+    { "http", 0, CFG_STR, O(http), "127.0.0.1:8080", 0, 0, "ADDR:PORT", "HTTP: /healthz, /readyz, /metrics (Prometheus); off disables" },
     { "token-file", 0, CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the RPC token clients must present (default: DIR/rpc.token, created 0600 if missing)" },
     { "search-token-file", 0, CFG_STR, O(search_token_file), NULL, 0, 0, "FILE", "the cluster's search token, presented to recorders (default: DIR/search.token, created 0600 if missing: copy it to every recorder)" },
     { "search-window", 0, CFG_INT, O(search_window), "4", 1, 64, "N", "search: 1 MiB chunks in flight per recorder" },
@@ -83,7 +88,7 @@ typedef struct coord {
     coord_settings cfg;
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
-    uv_timer_t flush_timer, stats_timer, house_timer;
+    uv_timer_t flush_timer, stats_timer, house_timer, stop_timer;
     uv_async_t writer_wake;  /* a writer can take the next batch */
     bus_sub_t *bus;
     bus_watch_t *bus_watch;
@@ -94,6 +99,9 @@ typedef struct coord {
     registry_t *reg;
     dbpool_t *pool;
     arena_t *arena;       /* flow batches are unpacked into it */
+    httpd_t *http;
+    metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
+    metrics_hist write_latency;
     uint8_t *msg;         /* the bus receive buffer */
     char conninfo[1024];
     writer_t *writer[2];  /* 0: ordered batches and the spool; 1: plain finals */
@@ -103,7 +111,7 @@ typedef struct coord {
     db_batch *ordered;    /* interims and the finals replacing them: writer 0, in order */
     db_liveset *live;     /* flows with an interim row in flows_live */
     uint64_t batch_seq;
-    int64_t start_ns, last_flush;
+    int64_t start_ns, last_flush, stop_at;
     int stopping, house_busy, nodes_busy;
     /* counters */
     uint64_t batches, records_in, bad_messages, house_runs, house_errors;
@@ -314,14 +322,9 @@ static int load_token(coord *c, const char *given, const char *name, char *out, 
     return rc < 0 ? -1 : 0;
 }
 
-static void write_stats(coord *c)
+static void gather(coord *c, coord_figures *f)
 {
-    char path[4096], tmp[4200];
-    if (c->cfg.stats_file) snprintf(path, sizeof path, "%s", c->cfg.stats_file);
-    else snprintf(path, sizeof path, "%s/stats.json", c->cfg.data_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return;
+    memset(f, 0, sizeof *f);
     writer_stats ws = c->final_ws;
     if (c->writer[0]) {
         writer_stats w1;
@@ -337,39 +340,133 @@ static void write_stats(coord *c)
     rpcapi_stats as;
     memset(&as, 0, sizeof as);
     if (c->api) rpcapi_get_stats(c->api, &as);
-    fprintf(f,
-            "{\n  \"version\": \"%s\",\n  \"nodes\": %zu,\n  \"batches\": %" PRIu64
-            ",\n  \"heartbeats\": %" PRIu64 ",\n  \"records_received\": %" PRIu64
-            ",\n  \"records_written\": %" PRIu64 ",\n  \"records_pending\": %" PRIu64
-            ",\n  \"records_dropped\": %" PRIu64 ",\n  \"gaps\": %" PRIu64
-            ",\n  \"restarts\": %" PRIu64 ",\n  \"bad_messages\": %" PRIu64
-            ",\n  \"db_errors\": %" PRIu64 ",\n  \"db_connected\": %d"
-            ",\n  \"rpc_requests\": %" PRIu64 ",\n  \"rpc_errors\": %" PRIu64
-            ",\n  \"rpc_unauthenticated\": %" PRIu64 ",\n  \"records_spooled\": %" PRIu64
-            ",\n  \"spool_bytes\": %" PRIu64 ",\n",
-            COORD_VERSION, (size_t)rs.nodes, c->batches, rs.heartbeats, c->records_in,
-            ws.records_written, pending_records(c), ws.records_dropped, rs.gaps, rs.restarts,
-            c->bad_messages, ws.db_errors, ws.connected, as.requests, as.errors,
-            as.unauthenticated, spool_records(c->spool), spool_bytes(c->spool));
     scatter_stats ss;
     memset(&ss, 0, sizeof ss);
     if (c->scatter) scatter_get_stats(c->scatter, &ss);
-    fprintf(f,
-            "  \"search\": {\"searches\": %" PRIu64 ", \"completed\": %" PRIu64
-            ", \"partial\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"cancelled\": %" PRIu64
-            ", \"abandoned\": %" PRIu64 ", \"packets\": %" PRIu64 ", \"bytes\": %" PRIu64
-            ", \"duplicates\": %" PRIu64 ", \"chunks_out\": %" PRIu64 ", \"active\": %" PRIu64
-            ", \"bytes_held\": %" PRIu64 ", \"bytes_held_max\": %" PRIu64 "}\n}\n",
-            ss.searches, ss.completed, ss.partial, ss.failed, ss.cancelled, ss.abandoned,
-            ss.packets, ss.bytes, ss.duplicates, ss.chunks_out, ss.active, ss.bytes_held,
-            ss.bytes_held_max);
-    if (fclose(f) == 0) rename(tmp, path);
+    *f = (coord_figures){
+        .batches = c->batches, .heartbeats = rs.heartbeats, .records_received = c->records_in,
+        .records_written = ws.records_written, .records_pending = pending_records(c),
+        .records_dropped = ws.records_dropped, .gaps = rs.gaps, .restarts = rs.restarts,
+        .bad_messages = c->bad_messages, .nodes = rs.nodes,
+        .db_errors = ws.db_errors, .db_connected = (uint64_t)ws.connected,
+        .records_spooled = spool_records(c->spool), .spool_bytes = spool_bytes(c->spool),
+        .housekeeping_runs = c->house_runs, .housekeeping_errors = c->house_errors,
+        .queries_active = as.queries_active,
+        .rpc_requests = as.requests, .rpc_errors = as.errors,
+        .rpc_unauthenticated = as.unauthenticated,
+        .searches = ss.searches, .completed = ss.completed, .partial = ss.partial,
+        .failed = ss.failed, .cancelled = ss.cancelled, .abandoned = ss.abandoned,
+        .packets = ss.packets, .bytes = ss.bytes, .duplicates = ss.duplicates,
+        .chunks_out = ss.chunks_out, .active = ss.active, .bytes_held = ss.bytes_held,
+        .bytes_held_max = ss.bytes_held_max,
+    };
+}
+
+static void write_stats(coord *c)
+{
+    char path[4096], tmp[4200];
+    if (c->cfg.stats_file) snprintf(path, sizeof path, "%s", c->cfg.stats_file);
+    else snprintf(path, sizeof path, "%s/stats.json", c->cfg.data_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    coord_figures f;
+    gather(c, &f);
+    json_t *o = status_json(&f, COORD_VERSION);
+    if (json_dump_file(o, tmp, JSON_INDENT(2)) == 0) rename(tmp, path);
+    json_decref(o);
+}
+
+/* ---- HTTP: health and metrics ------------------------------------------- */
+
+/* Why the coordinator cannot do its job now (none: healthy). */
+static json_t *health_reasons(coord *c)
+{
+    json_t *why = json_array();
+    coord_figures f;
+    gather(c, &f);
+    if (!f.db_connected || !dbpool_connected(c->pool))
+        json_array_append_new(why, json_string("the database is not reachable (records go to the spool)"));
+    if (c->bus_paused)
+        json_array_append_new(why, json_string("the writers are behind: the bus is held back"));
+    return why;
+}
+
+static void health_answer(coord *c, httpd_req_t *r, int ready)
+{
+    json_t *why = health_reasons(c);
+    if (ready && c->stopping) json_array_append_new(why, json_string("stopping"));
+    int ok = json_array_size(why) == 0;
+    httpd_respond_json(r, ok ? 200 : 503,
+                       json_pack("{s:s, s:o, s:s, s:I}", "status", ok ? "ok" : "unavailable",
+                                 "reasons", why, "version", COORD_VERSION, "uptime_s",
+                                 (json_int_t)((timeparse_now_ns() - c->start_ns) / 1000000000LL)));
+}
+
+static int on_healthz(void *data, httpd_req_t *r)
+{
+    health_answer(data, r, 0);
+    return 0;
+}
+
+static int on_readyz(void *data, httpd_req_t *r)
+{
+    health_answer(data, r, 1);
+    return 0;
+}
+
+static int on_metrics(void *data, httpd_req_t *r)
+{
+    coord *c = data;
+    coord_figures f;
+    gather(c, &f);
+    metrics_reset(c->metrics);
+    status_metrics(&f, c->metrics);
+    registry_info *ni = xcalloc(METRIC_NODES_MAX, sizeof *ni);
+    size_t n = registry_list(c->reg, ni, METRIC_NODES_MAX);
+    if (n > METRIC_NODES_MAX) n = METRIC_NODES_MAX;
+    metrics_family(c->metrics, "mscope_coordinator_node_bus_gaps_total", "counter",
+                   "Bus messages lost from this recorder (sequence gaps).");
+    uint64_t states[3] = { 0, 0, 0 };
+    for (size_t i = 0; i < n; i++) {
+        const char *l[] = { "node", ni[i].name, NULL };
+        metrics_sample(c->metrics, "mscope_coordinator_node_bus_gaps_total", l, (double)ni[i].gaps);
+        states[ni[i].silent_ns >= c->cfg.dead_after ? 2 : ni[i].silent_ns >= c->cfg.stale_after ? 1 : 0]++;
+    }
+    free(ni);
+    static const char *const state_names[] = { "alive", "stale", "dead" };
+    metrics_family(c->metrics, "mscope_coordinator_nodes", "gauge",
+                   "Recorders by state (stale: no heartbeat for --stale-after; dead: --dead-after).");
+    for (int i = 0; i < 3; i++) {
+        const char *l[] = { "state", state_names[i], NULL };
+        metrics_sample(c->metrics, "mscope_coordinator_nodes", l, (double)states[i]);
+    }
+    metrics_histogram(c->metrics, "mscope_coordinator_db_write_seconds",
+                      "Time to write one batch of flow records to PostgreSQL.", &c->write_latency);
+    if (c->scatter)
+        metrics_histogram(c->metrics, "mscope_coordinator_search_seconds",
+                          "Time from a search's start to its trailer.", scatter_latency(c->scatter));
+    metrics_process(c->metrics);
+    size_t len;
+    const char *text = metrics_text(c->metrics, &len);
+    httpd_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    return 0;
 }
 
 static void on_stats_timer(uv_timer_t *t) { write_stats(t->data); }
 
+/* Stopping: the loop ends once every database job has answered and the
+ * HTTP clients have gone (or had their grace). h2o keeps handles of its
+ * own, so the loop is stopped rather than left to run dry. */
+static void on_stop_timer(uv_timer_t *t)
+{
+    coord *c = t->data;
+    if (dbpool_busy(c->pool)) return;
+    if (httpd_connections(c->http) && timeparse_mono_ns() - c->stop_at < STOP_GRACE_NS) return;
+    uv_close((uv_handle_t *)t, NULL);
+    uv_stop(&c->loop);
+}
+
 /* SIGINT/SIGTERM: stop reading and close the loop's handles; main() then
- * hands what is pending to the writers once the loop has run dry. */
+ * hands what is pending to the writers once the loop has stopped. */
 static void on_signal(uv_signal_t *h, int sig)
 {
     coord *c = h->data;
@@ -386,6 +483,9 @@ static void on_signal(uv_signal_t *h, int sig)
     uv_close((uv_handle_t *)&c->flush_timer, NULL);
     uv_close((uv_handle_t *)&c->stats_timer, NULL);
     uv_close((uv_handle_t *)&c->house_timer, NULL);
+    httpd_shutdown(c->http);
+    c->stop_at = timeparse_mono_ns();
+    uv_timer_start(&c->stop_timer, on_stop_timer, 0, 20);
 }
 
 static void timer(coord *c, uv_timer_t *t, uv_timer_cb cb, uint64_t first_ms, uint64_t every_ms)
@@ -402,16 +502,12 @@ static void signal_watch(coord *c, uv_signal_t *h, int sig)
     uv_signal_start(h, on_signal, sig);
 }
 
-static void close_handle(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) uv_close(h, NULL);
-}
+/* Static: what h2o leaves of connections still open at exit stays reachable
+ * (the loop lives here), rather than being reported as a leak. */
+static coord c;
 
 int main(int argc, char **argv)
 {
-    coord c;
-    memset(&c, 0, sizeof c);
     log_init("mscope-coordinator");
     char err[1024];
     const char *pos[1];
@@ -487,11 +583,12 @@ int main(int argc, char **argv)
     c.reg = registry_new();
     c.arena = arena_new();
     c.pool = dbpool_new(&c.loop, c.conninfo);
+    c.metrics = metrics_new();
+    metrics_hist_init(&c.write_latency, metrics_latency_bounds, metrics_latency_nbounds);
     uv_async_init(&c.loop, &c.writer_wake, on_writer_wake);
     c.writer_wake.data = &c;
-    uv_unref((uv_handle_t *)&c.writer_wake); /* it must not keep the loop alive */
-    c.writer[0] = writer_start(c.conninfo, c.spool, 1, writer_idle, &c);
-    c.writer[1] = writer_start(c.conninfo, c.spool, 0, writer_idle, &c);
+    c.writer[0] = writer_start(c.conninfo, c.spool, 1, writer_idle, &c, &c.write_latency);
+    c.writer[1] = writer_start(c.conninfo, c.spool, 0, writer_idle, &c, &c.write_latency);
     c.ordered = writer_first_batch(c.writer[0]);
     c.plain = writer_first_batch(c.writer[1]);
     /* ~2000 batches of up to 500 records: beyond, ZeroMQ stops reading and
@@ -532,6 +629,17 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("answering requests on %s", c.cfg.rpc);
+    if (strcmp(c.cfg.http, "off") != 0) {
+        c.http = httpd_new(&c.loop, c.cfg.http, err, sizeof err);
+        if (!c.http) {
+            log_error("%s", err);
+            goto out;
+        }
+        httpd_route(c.http, "/healthz", on_healthz, &c);
+        httpd_route(c.http, "/readyz", on_readyz, &c);
+        httpd_route(c.http, "/metrics", on_metrics, &c);
+        log_info("HTTP (health, metrics) on %s", c.cfg.http);
+    }
     c.msg = xmalloc(MSG_MAX);
     uint64_t flush_ms = (uint64_t)(c.cfg.flush_interval / 1000000);
     timer(&c, &c.flush_timer, on_flush_timer, flush_ms ? flush_ms : 1, flush_ms ? flush_ms : 1);
@@ -539,6 +647,8 @@ int main(int argc, char **argv)
     timer(&c, &c.house_timer, on_house_timer, 0, HOUSEKEEPING_MS);
     signal_watch(&c, &c.sigint, SIGINT);
     signal_watch(&c, &c.sigterm, SIGTERM);
+    uv_timer_init(&c.loop, &c.stop_timer);
+    c.stop_timer.data = &c;
 
     uv_run(&c.loop, UV_RUN_DEFAULT);
 
@@ -549,7 +659,7 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     update_nodes(&c);
-    uv_run(&c.loop, UV_RUN_DEFAULT); /* the last node registry write */
+    while (c.nodes_busy) uv_run(&c.loop, UV_RUN_ONCE); /* the last node registry write */
     writer_stats w1;
     writer_stop(c.writer[1], &w1); /* each writes its last batch, or spools it */
     writer_stop(c.writer[0], &c.final_ws);
@@ -570,9 +680,16 @@ out:
         scatter_free(c.scatter);
         writer_stop(c.writer[1], NULL); /* before closing what they wake */
         writer_stop(c.writer[0], NULL);
-        uv_walk(&c.loop, close_handle, NULL);
-        uv_run(&c.loop, UV_RUN_DEFAULT);
-        uv_loop_close(&c.loop);
+        /* Ours only: h2o closes its own handles in httpd_free(). */
+        uv_handle_t *own[] = { (uv_handle_t *)&c.sigint, (uv_handle_t *)&c.sigterm,
+                               (uv_handle_t *)&c.flush_timer, (uv_handle_t *)&c.stats_timer,
+                               (uv_handle_t *)&c.house_timer, (uv_handle_t *)&c.stop_timer,
+                               (uv_handle_t *)&c.writer_wake };
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            if (own[i]->loop && !uv_is_closing(own[i])) uv_close(own[i], NULL);
+        httpd_free(c.http);
+        uv_run(&c.loop, UV_RUN_NOWAIT);
+        if (uv_loop_close(&c.loop) == 0) loop_ready = 0;
     }
     free(c.msg);
     rpcapi_free(c.api);
@@ -584,6 +701,7 @@ out:
     spool_close(c.spool);
     db_liveset_free(c.live);
     arena_free(c.arena);
+    metrics_free(c.metrics);
     config_free(coord_opts, &c.cfg);
     return rc;
 }

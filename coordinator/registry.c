@@ -181,3 +181,16 @@ void registry_rows_free(registry_row *rows, size_t n)
 }
 
 void registry_get_stats(const registry_t *r, registry_stats *out) { *out = r->st; }
+
+size_t registry_list(const registry_t *r, registry_info *out, size_t max)
+{
+    int64_t now = timeparse_mono_ns();
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const reg_node *n = &r->nodes[i];
+        if (!n->last_hb) continue;
+        if (k < max) out[k] = (registry_info){ n->name, n->gaps, now - n->seen_mono };
+        k++;
+    }
+    return k;
+}

@@ -57,4 +57,15 @@ void registry_rows_free(registry_row *rows, size_t n);
 
 void registry_get_stats(const registry_t *r, registry_stats *out);
 
+/* The nodes with a heartbeat, for /metrics: name (borrowed until the
+ * registry changes), gaps, and how long since the last heartbeat. */
+typedef struct registry_info {
+    const char *name;
+    uint64_t gaps;
+    int64_t silent_ns;
+} registry_info;
+
+/* Fills at most max; returns how many nodes there are. */
+size_t registry_list(const registry_t *r, registry_info *out, size_t max);
+
 #endif

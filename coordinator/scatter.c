@@ -69,6 +69,7 @@ struct scatter {
     uint8_t *tx;   /* a message to a client, packed */
     size_t txcap;
     scatter_stats st;
+    metrics_hist latency; /* a search's time from start to trailer */
 };
 
 static void sc__on_tick(uv_timer_t *t) { scatter_work(t->data); }
@@ -93,6 +94,7 @@ scatter_t *scatter_new(uv_loop_t *loop, bus_rpc_t *rpc, const scatter_opts *o)
     if (sc->o.idle_timeout_ns <= 0) sc->o.idle_timeout_ns = 60000000000LL;
     sc->s = xcalloc((size_t)sc->o.max_searches, sizeof *sc->s);
     sc->rx = xmalloc(SC_RX_MAX);
+    metrics_hist_init(&sc->latency, metrics_latency_bounds, metrics_latency_nbounds);
     sc->next_nid = (uint64_t)timeparse_now_ns();
     return sc;
 }
@@ -344,6 +346,7 @@ static void sc__send_trailer(scatter_t *sc, sc_search *s)
     } else {
         sc->st.completed++;
     }
+    metrics_hist_observe(&sc->latency, (double)t.took_ns / 1e9);
     sc->st.packets += s->packets;
     sc->st.bytes += s->bytes;
     sc->st.duplicates += ms.duplicates;
@@ -504,6 +507,8 @@ void scatter_work(scatter_t *sc)
 }
 
 void scatter_get_stats(const scatter_t *sc, scatter_stats *out) { *out = sc->st; }
+
+const metrics_hist *scatter_latency(const scatter_t *sc) { return &sc->latency; }
 
 void scatter_free(scatter_t *sc)
 {

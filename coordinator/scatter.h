@@ -13,6 +13,7 @@
 #define MSCOPE_SCATTER_H
 
 #include "bus.h"
+#include "metrics.h"
 #include "mirrorscope.pb-c.h"
 
 #include <uv.h>
@@ -64,6 +65,9 @@ void scatter_cancel(scatter_t *sc, const bus_peer *client, uint64_t id);
 void scatter_work(scatter_t *sc);
 
 void scatter_get_stats(const scatter_t *sc, scatter_stats *out);
+
+/* Searches' durations, start to trailer, in seconds. */
+const metrics_hist *scatter_latency(const scatter_t *sc);
 
 /* Cancel everything (nodes are told), free. The loop must run once more
  * to close the module's handles. Accepts NULL. */

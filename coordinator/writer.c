@@ -29,6 +29,7 @@ struct writer {
     int replayer;
     void (*on_idle)(void *);
     void *on_idle_arg;
+    metrics_hist *latency;
 };
 
 static void writer__count(writer_t *w, uint64_t written, uint64_t batches, uint64_t dropped,
@@ -117,8 +118,9 @@ static void writer__write(writer_t *w, db_batch *b)
     int64_t t0 = timeparse_mono_ns();
     int rc = db_write(w->db, b, err, sizeof err);
     if (rc == 0) {
-        log_debug("wrote %" PRIu64 " records in %.1f ms", b->records,
-                  (double)(timeparse_mono_ns() - t0) / 1e6);
+        int64_t took = timeparse_mono_ns() - t0;
+        log_debug("wrote %" PRIu64 " records in %.1f ms", b->records, (double)took / 1e6);
+        if (w->latency) metrics_hist_observe(w->latency, (double)took / 1e9);
         writer__count(w, b->records, 1, 0, 0);
         return;
     }
@@ -137,6 +139,7 @@ static void *writer__main(void *arg)
 {
     writer_t *w = arg;
     pthread_setname_np(pthread_self(), "mscope-dbwrite");
+    writer__reconnect(w); /* at once: health checks read the connected flag */
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->inbox && !w->stop) {
@@ -172,9 +175,10 @@ static void *writer__main(void *arg)
 }
 
 writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
-                       void (*on_idle)(void *), void *arg)
+                       void (*on_idle)(void *), void *arg, metrics_hist *latency)
 {
     writer_t *w = xcalloc(1, sizeof *w);
+    w->latency = latency;
     w->on_idle = on_idle;
     w->on_idle_arg = arg;
     pthread_mutex_init(&w->mu, NULL);

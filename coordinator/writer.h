@@ -20,6 +20,7 @@
 #define MSCOPE_WRITER_H
 
 #include "db.h"
+#include "metrics.h"
 #include "spool.h"
 
 #include <stdint.h>
@@ -36,9 +37,10 @@ typedef struct writer_stats {
  * replayer: this writer writes the spool back (one writer may). The spool
  * stays the caller's. on_idle (may be NULL) is called from the writer's
  * thread each time it has finished a batch and can take the next: the
- * coordinator wakes its loop with it (uv_async_send is safe there). */
+ * coordinator wakes its loop with it (uv_async_send is safe there).
+ * latency (may be NULL, borrowed) gets each written batch's duration. */
 writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
-                       void (*on_idle)(void *), void *arg);
+                       void (*on_idle)(void *), void *arg, metrics_hist *latency);
 
 /* 1 while it has a batch to write (check before sealing the next one). */
 int writer_busy(writer_t *w);

@@ -1,0 +1,349 @@
+/* httpd.c - HTTP/1.1 on the daemon's libuv loop with h2o (see httpd.h).
+ *
+ * DESIGN: one h2o handler at "/" takes every request and looks the path up
+ * in our own routing table, so routes can be added in any order and a miss
+ * gets the same JSON 404 as everything else. We accept connections
+ * ourselves (uv_listen) and hand each to h2o; its close callback counts the
+ * connections that are still open.
+ */
+#include "httpd.h"
+
+#include "log.h"
+#include "xmalloc.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <h2o.h>
+
+#define HTTPD_ROUTES_MAX 64
+#define HTTPD_BACKLOG 128
+
+typedef struct httpd_route_t {
+    char path[128];
+    size_t len;
+    int prefix;
+    httpd_handler fn;
+    void *data;
+} httpd_route_t;
+
+/* h2o's handler, with a way back to us. */
+typedef struct httpd_h2o_handler {
+    h2o_handler_t super;
+    httpd_t *h;
+} httpd_h2o_handler;
+
+struct httpd {
+    uv_loop_t *loop;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t *listener; /* freed by its close callback */
+    int conns;
+    httpd_route_t routes[HTTPD_ROUTES_MAX];
+    int nroutes;
+};
+
+struct httpd_req {
+    h2o_req_t *req;
+    char *path, *query;
+};
+
+static const httpd_route_t *httpd__match(const httpd_t *h, const char *path)
+{
+    const httpd_route_t *best = NULL;
+    size_t plen = strlen(path);
+    for (int i = 0; i < h->nroutes; i++) {
+        const httpd_route_t *r = &h->routes[i];
+        int hit = r->prefix ? plen >= r->len && !memcmp(path, r->path, r->len)
+                            : plen == r->len && !memcmp(path, r->path, r->len);
+        if (hit && (!best || r->len > best->len)) best = r;
+    }
+    return best;
+}
+
+static char *httpd__strdup(h2o_req_t *req, const char *s, size_t len)
+{
+    char *p = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(p, s, len);
+    p[len] = 0;
+    return p;
+}
+
+static int httpd__on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    httpd_t *h = ((httpd_h2o_handler *)self)->h;
+    httpd_req_t *r = h2o_mem_alloc_pool(&req->pool, sizeof *r);
+    r->req = req;
+    /* The path as sent, without the query; h2o's normalised path also drops
+     * "..", which is what routing must see. */
+    size_t plen = req->path_normalized.len;
+    const char *q = memchr(req->path_normalized.base, '?', plen);
+    if (q) plen = (size_t)(q - req->path_normalized.base);
+    r->path = httpd__strdup(req, req->path_normalized.base, plen);
+    if (req->query_at != SIZE_MAX)
+        r->query = httpd__strdup(req, req->path.base + req->query_at + 1,
+                                 req->path.len - req->query_at - 1);
+    else
+        r->query = httpd__strdup(req, "", 0);
+    const httpd_route_t *rt = httpd__match(h, r->path);
+    if (!rt || rt->fn(rt->data, r) < 0)
+        httpd_respond_error(r, 404, "no such resource: %.200s", r->path);
+    return 0;
+}
+
+/* An accepted connection: the handle first, so h2o's close callback (which
+ * gets the handle) finds the server. */
+typedef struct httpd_conn {
+    uv_tcp_t tcp;
+    httpd_t *h;
+} httpd_conn;
+
+static void httpd__on_close(uv_handle_t *handle)
+{
+    httpd_conn *c = (httpd_conn *)handle;
+    c->h->conns--;
+    free(c);
+}
+
+static void httpd__on_accept(uv_stream_t *listener, int status)
+{
+    httpd_t *h = listener->data;
+    if (status != 0) return;
+    httpd_conn *c = xcalloc(1, sizeof *c);
+    c->h = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    h->conns++;
+    h2o_accept(&h->accept_ctx, h2o_uv_socket_create((uv_stream_t *)&c->tcp, httpd__on_close));
+}
+
+/* "HOST:PORT" or "[V6]:PORT" into a socket address. */
+static int httpd__addr(const char *addr, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host) goto bad;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || end == colon + 1) goto bad;
+    if (host[0] == '[') {
+        size_t n = strlen(host);
+        if (n < 3 || host[n - 1] != ']') goto bad;
+        host[n - 1] = 0;
+        if (uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0) return 0;
+    } else if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0) {
+        return 0;
+    }
+bad:
+    snprintf(err, errlen, "bad HTTP listen address '%s' (want HOST:PORT, e.g. 0.0.0.0:8081, or off)", addr);
+    return -1;
+}
+
+httpd_t *httpd_new(uv_loop_t *loop, const char *addr, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (httpd__addr(addr, &ss, err, errlen) < 0) return NULL;
+    httpd_t *h = xcalloc(1, sizeof *h);
+    h->loop = loop;
+    h2o_config_init(&h->config);
+    h->config.max_request_entity_size = HTTPD_BODY_MAX;
+    h2o_hostconf_t *host = h2o_config_register_host(&h->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    httpd_h2o_handler *hd = (httpd_h2o_handler *)h2o_create_handler(path, sizeof *hd);
+    hd->super.on_req = httpd__on_req;
+    hd->h = h;
+    h2o_context_init(&h->ctx, loop, &h->config);
+    h->accept_ctx.ctx = &h->ctx;
+    h->accept_ctx.hosts = h->config.hosts;
+    h->listener = xcalloc(1, sizeof *h->listener);
+    uv_tcp_init(loop, h->listener);
+    h->listener->data = h;
+    int rc = uv_tcp_bind(h->listener, (struct sockaddr *)&ss, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)h->listener, HTTPD_BACKLOG, httpd__on_accept);
+    if (rc < 0) {
+        snprintf(err, errlen, "HTTP listen on %s failed: %s", addr, uv_strerror(rc));
+        httpd_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void httpd_route(httpd_t *h, const char *path, httpd_handler fn, void *data)
+{
+    if (h->nroutes == HTTPD_ROUTES_MAX || strlen(path) >= sizeof h->routes[0].path) {
+        log_error("httpd_route(%s): too many routes or too long a path", path);
+        abort(); /* a programming error */
+    }
+    httpd_route_t *r = &h->routes[h->nroutes++];
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->len = strlen(path);
+    r->prefix = r->len && path[r->len - 1] == '/';
+    r->fn = fn;
+    r->data = data;
+}
+
+const char *httpd_method(httpd_req_t *r)
+{
+    return httpd__strdup(r->req, r->req->method.base, r->req->method.len);
+}
+
+const char *httpd_path(httpd_req_t *r) { return r->path; }
+const char *httpd_query(httpd_req_t *r) { return r->query; }
+
+const char *httpd_header(httpd_req_t *r, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&r->req->headers, name, strlen(name), -1);
+    if (i < 0) return NULL;
+    h2o_iovec_t v = r->req->headers.entries[i].value;
+    return httpd__strdup(r->req, v.base, v.len);
+}
+
+const char *httpd_body(httpd_req_t *r, size_t *len)
+{
+    *len = r->req->entity.base ? r->req->entity.len : 0;
+    return httpd__strdup(r->req, r->req->entity.base ? r->req->entity.base : "", *len);
+}
+
+static int httpd__hex(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* URL-decode s[0..n) into out. Returns 0, or -1 when malformed or too long. */
+static int httpd__decode(const char *s, size_t n, char *out, size_t outlen)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int a = i + 1 < n ? httpd__hex(s[i + 1]) : -1;
+            int b = i + 2 < n ? httpd__hex(s[i + 2]) : -1;
+            if (a < 0 || b < 0) return -1;
+            c = a * 16 + b;
+            i += 2;
+        }
+        if (c == 0 || k + 1 >= outlen) return -1;
+        out[k++] = (char)c;
+    }
+    out[k] = 0;
+    return 0;
+}
+
+int httpd_param(httpd_req_t *r, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    const char *p = r->query;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        if (klen == nlen && !memcmp(p, name, nlen)) {
+            if (!eq) {
+                if (outlen) out[0] = 0;
+                return 1;
+            }
+            return httpd__decode(eq + 1, len - klen - 1, out, outlen) < 0 ? -1 : 1;
+        }
+        if (!amp) break;
+        p = amp + 1;
+    }
+    return 0;
+}
+
+static const char *httpd__reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "";
+    }
+}
+
+void httpd_respond(httpd_req_t *r, int status, const char *content_type, const char *body,
+                   size_t len)
+{
+    h2o_req_t *req = r->req;
+    req->res.status = status;
+    req->res.reason = httpd__reason(status);
+    const char *ct = content_type ? content_type : "text/plain; charset=utf-8";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct, strlen(ct));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    /* h2o_send_inline copies the body into the request's pool. */
+    h2o_send_inline(req, body, len);
+}
+
+void httpd_respond_json(httpd_req_t *r, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(body);
+    if (!text) {
+        httpd_respond(r, 500, NULL, "cannot encode the answer\n", 25);
+        return;
+    }
+    size_t n = strlen(text);
+    text = realloc(text, n + 2);
+    text[n++] = '\n';
+    text[n] = 0;
+    httpd_respond(r, status, "application/json", text, n);
+    free(text);
+}
+
+void httpd_respond_error(httpd_req_t *r, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    httpd_respond_json(r, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
+}
+
+void httpd_shutdown(httpd_t *h)
+{
+    if (!h || !h->listener) return;
+    uv_close((uv_handle_t *)h->listener, (uv_close_cb)free);
+    h->listener = NULL;
+    /* Not h2o_context_request_shutdown(): its HTTP/2 part arms a timer that
+     * h2o_context_dispose() then asserts on; HTTP/1 connections end after
+     * their request anyway (we send Connection: close on nothing, so idle
+     * keep-alive ones wait for their timeout or the daemon's exit). */
+}
+
+int httpd_connections(const httpd_t *h) { return h ? h->conns : 0; }
+
+void httpd_free(httpd_t *h)
+{
+    if (!h) return;
+    httpd_shutdown(h);
+    if (h->conns) {
+        log_debug("%d HTTP connections still open at exit", h->conns);
+        return;
+    }
+    h2o_context_dispose(&h->ctx); /* runs the loop once to close its handles */
+    h2o_config_dispose(&h->config);
+    free(h);
+}

@@ -1,0 +1,72 @@
+/* httpd.h - every daemon's HTTP side: h2o on the daemon's libuv loop (the
+ * only h2o user), with a small routing table and JSON answers (jansson).
+ *
+ * A daemon makes one server (`--http ADDR:PORT`, or "off"), adds routes
+ * (exact paths, or prefixes ending in '/'), and answers each request from
+ * its handler on the loop thread with httpd_respond*(). Request bodies are
+ * capped (HTTPD_BODY_MAX).
+ *
+ * Stopping: httpd_shutdown() closes the listener and lets the requests in
+ * progress finish; httpd_connections() says how many connections are still
+ * open, so a daemon can wait a moment for them before it exits.
+ */
+#ifndef MSCOPE_HTTPD_H
+#define MSCOPE_HTTPD_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <uv.h>
+
+#define HTTPD_BODY_MAX (1u << 20)
+
+typedef struct httpd httpd_t;
+typedef struct httpd_req httpd_req_t; /* valid until answered or the client goes */
+
+/* A handler answers req (now or later) and returns 0; or returns -1 for
+ * "not mine", which becomes 404. */
+typedef int (*httpd_handler)(void *data, httpd_req_t *req);
+
+/* Listen on addr ("HOST:PORT"; IPv6 as "[::1]:8080"). Returns NULL with err
+ * set when it cannot bind. */
+httpd_t *httpd_new(uv_loop_t *loop, const char *addr, char *err, size_t errlen);
+
+/* Route requests for path (exact), or every path below it when path ends
+ * with '/'. The longest match wins. data is borrowed. */
+void httpd_route(httpd_t *h, const char *path, httpd_handler fn, void *data);
+
+/* The request: method ("GET"), path without the query, the raw query
+ * string (no '?'; "" when none), a header by name (NULL when absent), and
+ * the body. Strings are NUL-terminated and live as long as the request. */
+const char *httpd_method(httpd_req_t *r);
+const char *httpd_path(httpd_req_t *r);
+const char *httpd_query(httpd_req_t *r);
+const char *httpd_header(httpd_req_t *r, const char *name);
+const char *httpd_body(httpd_req_t *r, size_t *len);
+
+/* The value of a query parameter (URL-decoded, into out of outlen bytes).
+ * Returns 1 when present, 0 when absent, -1 when too long or malformed. */
+int httpd_param(httpd_req_t *r, const char *name, char *out, size_t outlen);
+
+/* Answer with body (copied). content_type NULL means text/plain. */
+void httpd_respond(httpd_req_t *r, int status, const char *content_type, const char *body,
+                   size_t len);
+
+/* Answer with a JSON value (takes the reference: it is decref'd). */
+void httpd_respond_json(httpd_req_t *r, int status, json_t *body);
+
+/* An error as JSON: {"error": message, "status": status}. */
+void httpd_respond_error(httpd_req_t *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Stop listening; open connections finish their requests (idle keep-alive
+ * ones end with h2o's request timeout, or the process). Accepts NULL. */
+void httpd_shutdown(httpd_t *h);
+
+/* Connections open now. */
+int httpd_connections(const httpd_t *h);
+
+/* Free, when no connection is open; with some still open the server is
+ * left to the process's exit (as h2o's own server does). Accepts NULL. */
+void httpd_free(httpd_t *h);
+
+#endif

@@ -1,0 +1,33 @@
+/* status.h - the coordinator's figures, defined once: each is a row of one
+ * table that gives its stats.json key and its Prometheus name, type and
+ * help, so the file and /metrics can never disagree or miss one.
+ */
+#ifndef MSCOPE_STATUS_H
+#define MSCOPE_STATUS_H
+
+#include "metrics.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct coord_figures {
+    /* bus and records */
+    uint64_t batches, heartbeats, records_received, records_written, records_pending,
+        records_dropped, gaps, restarts, bad_messages, nodes;
+    /* database */
+    uint64_t db_errors, db_connected, records_spooled, spool_bytes, housekeeping_runs,
+        housekeeping_errors, queries_active;
+    /* RPC */
+    uint64_t rpc_requests, rpc_errors, rpc_unauthenticated;
+    /* search */
+    uint64_t searches, completed, partial, failed, cancelled, abandoned, packets, bytes,
+        duplicates, chunks_out, active, bytes_held, bytes_held_max;
+} coord_figures;
+
+/* stats.json's object (a new reference). */
+json_t *status_json(const coord_figures *f, const char *version);
+
+/* Every figure as Prometheus metrics (mscope_coordinator_*). */
+void status_metrics(const coord_figures *f, metrics_t *m);
+
+#endif
