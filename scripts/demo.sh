@@ -10,14 +10,32 @@
 # Usage: scripts/demo.sh [BUILD_DIR]; its files go to ./demo-data. Ports can be
 # moved with MSCOPE_DEMO_PORT (VXLAN in), MSCOPE_DEMO_BUS_PORT, _RPC_PORT,
 # _SEARCH_PORT and _PG_PORT (the embedded PostgreSQL's socket).
+# scripts/demo.sh --clean removes ./demo-data and its cluster (make clean).
 set -eu
+DEMO=demo-data
+
+# Remove the last demo's files. As root under a directory user postgres
+# cannot enter (root's home), its cluster lived elsewhere, linked from
+# coord/pgdata (see docs/OPERATIONS.md): that goes too.
+clean() {
+    if [ -L "$DEMO/coord/pgdata" ]; then
+        old=$(readlink "$DEMO/coord/pgdata")
+        rm -rf "$old" "$(dirname "$old")/pgrun"
+        rmdir "$(dirname "$old")" 2>/dev/null || true
+    fi
+    rm -rf "$DEMO"
+}
+if [ "${1:-}" = "--clean" ]; then
+    clean
+    exit 0
+fi
+
 BUILD=${1:-build}
 REC=$BUILD/mscope-recorder
 COORD=$BUILD/mscope-coordinator
 CLI=$BUILD/mscope
 GEN=$BUILD/tests/tools/pcapgen
 SEND=$BUILD/tests/tools/vxsend
-DEMO=demo-data
 PORT=${MSCOPE_DEMO_PORT:-14789}
 BUS=tcp://127.0.0.1:${MSCOPE_DEMO_BUS_PORT:-15556}
 RPC=tcp://127.0.0.1:${MSCOPE_DEMO_RPC_PORT:-15555}
@@ -33,14 +51,7 @@ stop() {
 }
 trap stop EXIT
 
-# As root under a directory user postgres cannot enter (root's home), the
-# last demo's cluster lives elsewhere, linked from coord/pgdata: remove it too.
-if [ -L "$DEMO/coord/pgdata" ]; then
-    old=$(readlink "$DEMO/coord/pgdata")
-    rm -rf "$old" "$(dirname "$old")/pgrun"
-    rmdir "$(dirname "$old")" 2>/dev/null || true
-fi
-rm -rf "$DEMO"
+clean
 mkdir -p "$DEMO"
 now=$(date +%s)
 echo "== 1. sample capture: $DEMO/sample.pcap"

@@ -4,7 +4,8 @@ a 0700 directory (root's home), scripts/demo.sh runs to the end, finds
 packets and shows flows, with the embedded PostgreSQL's cluster in
 /var/lib/mscope/pgembed; and when the coordinator cannot start, the script
 says why ("coordinator did not start:" and its log), never a cp error. Its
-ports are moved through MSCOPE_DEMO_*; nothing it started is left running.
+ports are moved through MSCOPE_DEMO_*; nothing it started is left running,
+and `demo.sh --clean` (make clean) removes the cluster with demo-data.
 """
 import os
 import re
@@ -93,6 +94,10 @@ def main():
         gone = h.wait_for(lambda: not leftovers(cwd, place), 10)
         h.check(gone, f"left running: {leftovers(cwd, place)}")
         print("ok  the demo's coordinator, recorder and PostgreSQL are gone")
+        h.run(["sh", DEMO, "--clean"], cwd=cwd)
+        h.check(not os.path.exists(place) and not os.path.exists(os.path.join(cwd, "demo-data")),
+                f"demo.sh --clean (make clean) left {place} or demo-data")
+        print("ok  demo.sh --clean removes demo-data and the cluster it linked to")
     finally:
         for pid_line in leftovers(cwd, place):
             try:
