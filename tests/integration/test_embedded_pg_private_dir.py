@@ -10,6 +10,7 @@ at once with one error line naming the cause.
 """
 import os
 import pwd
+import re
 import stat
 import subprocess
 import sys
@@ -68,6 +69,10 @@ def start_fails(datadir, want, env=None):
     took = time.time() - t0
     err = p.stderr.decode(errors="replace")
     errors = [line for line in err.splitlines() if " ERROR: " in line]
+    # Nothing else but log lines (a sanitizer's report would be caught here).
+    other = [line for line in err.splitlines()
+             if line and not re.search(r" mscope-coordinator (INFO|WARN|ERROR): ", line)]
+    h.check(not other, f"stderr holds more than log lines:\n{err}")
     h.check(p.returncode != 0, f"coordinator exited {p.returncode} without a database:\n{err}")
     h.check(took < 15, f"coordinator took {took:.1f} s to give up:\n{err}")
     h.check(len(errors) == 1 and want in errors[0],
