@@ -35,4 +35,5 @@ bench: build
 	./bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) demo-data
+	./scripts/demo.sh --clean
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -7,20 +7,51 @@
 #   4. search through the coordinator: one host and port, last 10 minutes
 #   5. show the answer with tcpdump, a TCP flow record, and the counters
 #   6. ask the coordinator with the mscope CLI: nodes, flows, top talkers
+# Usage: scripts/demo.sh [BUILD_DIR]; its files go to ./demo-data. Ports can be
+# moved with MSCOPE_DEMO_PORT (VXLAN in), MSCOPE_DEMO_BUS_PORT, _RPC_PORT,
+# _SEARCH_PORT and _PG_PORT (the embedded PostgreSQL's socket).
+# scripts/demo.sh --clean removes ./demo-data and its cluster (make clean).
 set -eu
+DEMO=demo-data
+
+# Remove the last demo's files. As root under a directory user postgres
+# cannot enter (root's home), its cluster lived elsewhere, linked from
+# coord/pgdata (see docs/OPERATIONS.md): that goes too.
+clean() {
+    if [ -L "$DEMO/coord/pgdata" ]; then
+        old=$(readlink "$DEMO/coord/pgdata")
+        rm -rf "$old" "$(dirname "$old")/pgrun"
+        rmdir "$(dirname "$old")" 2>/dev/null || true
+    fi
+    rm -rf "$DEMO"
+}
+if [ "${1:-}" = "--clean" ]; then
+    clean
+    exit 0
+fi
+
 BUILD=${1:-build}
 REC=$BUILD/mscope-recorder
 COORD=$BUILD/mscope-coordinator
 CLI=$BUILD/mscope
 GEN=$BUILD/tests/tools/pcapgen
 SEND=$BUILD/tests/tools/vxsend
-DEMO=demo-data
 PORT=${MSCOPE_DEMO_PORT:-14789}
 BUS=tcp://127.0.0.1:${MSCOPE_DEMO_BUS_PORT:-15556}
 RPC=tcp://127.0.0.1:${MSCOPE_DEMO_RPC_PORT:-15555}
 SEARCH=tcp://127.0.0.1:${MSCOPE_DEMO_SEARCH_PORT:-15557}
+PGPORT=${MSCOPE_DEMO_PG_PORT:-5439}
 
-rm -rf "$DEMO"
+# Stop what we started, waiting for each (the coordinator stops its PostgreSQL).
+pids=""
+stop() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    pids=""
+}
+trap stop EXIT
+
+clean
 mkdir -p "$DEMO"
 now=$(date +%s)
 echo "== 1. sample capture: $DEMO/sample.pcap"
@@ -28,11 +59,25 @@ echo "== 1. sample capture: $DEMO/sample.pcap"
 capinfos -c -s -u "$DEMO/sample.pcap" | sed 's/^/   /'
 
 echo "== 2. coordinator ($DEMO/coord, embedded PostgreSQL) and recorder daemon (udp 127.0.0.1:$PORT)"
-chmod 755 "$DEMO"   # as root, the embedded PostgreSQL runs as user postgres
-"$COORD" --data-dir "$DEMO/coord" --bus "$BUS" --rpc "$RPC" --pg-port 5439 2>"$DEMO/coordinator.log" &
+"$COORD" --data-dir "$DEMO/coord" --bus "$BUS" --rpc "$RPC" --pg-port "$PGPORT" 2>"$DEMO/coordinator.log" &
 cpid=$!
-trap 'kill $cpid 2>/dev/null || true' EXIT
-for i in $(seq 1 100); do [ -f "$DEMO/coord/search.token" ] && break; sleep 0.2; done
+pids=$cpid
+# Up once it has written its tokens (after its database answered); give up
+# at once if it exits, and after 60 s.
+i=0
+while [ ! -f "$DEMO/coord/search.token" ]; do
+    if ! kill -0 $cpid 2>/dev/null || [ $i -ge 300 ]; then
+        echo "coordinator did not start: $DEMO/coordinator.log says:"
+        tail -n 15 "$DEMO/coordinator.log" | sed 's/^/   /'
+        if [ -s "$DEMO/coord/postgresql.log" ]; then
+            echo "and its PostgreSQL's log, $DEMO/coord/postgresql.log, ends:"
+            tail -n 10 "$DEMO/coord/postgresql.log" | sed 's/^/   /'
+        fi
+        exit 1
+    fi
+    i=$((i + 1))
+    sleep 0.2
+done
 # The cluster's search token: the coordinator made it; every recorder needs a copy.
 mkdir -p "$DEMO/store"
 cp "$DEMO/coord/search.token" "$DEMO/store/search.token"
@@ -41,7 +86,7 @@ cp "$DEMO/coord/search.token" "$DEMO/store/search.token"
     --flows-json "$DEMO/flows.json" --coordinator "$BUS" --node-id demo-recorder \
     --flow-idle 2s --flow-grace 1s 2>"$DEMO/recorder.log" &
 pid=$!
-trap 'kill $pid $cpid 2>/dev/null || true' EXIT
+pids="$pid $cpid"
 sleep 1.5   # its first heartbeat tells the coordinator where to search
 
 echo "== 3. replaying the capture as VXLAN (VNI 7) at 100k packets/s"
@@ -62,7 +107,7 @@ kill -USR1 $pid
 sleep 0.3
 kill $pid
 wait $pid || true
-trap 'kill $cpid 2>/dev/null || true' EXIT
+pids=$cpid
 tail -n 3 "$DEMO/recorder.log" | sed 's/^/   /'
 echo "   flow records (TCP analysis, one JSON line per flow): $(wc -l < "$DEMO/flows.json") in $DEMO/flows.json"
 echo "   one of them, a TCP flow with a handshake:"
@@ -76,8 +121,7 @@ echo "   \$ mscope flows --since 10m --order bytes --limit 5"
 $M flows --since 10m --order bytes --limit 5 | sed 's/^/   /'
 echo "   \$ mscope top --since 10m --limit 5"
 $M top --since 10m --limit 5 | sed 's/^/   /'
-kill $cpid
-wait $cpid || true
+stop
 trap - EXIT
 echo
 echo "Segments are plain pcap: try  tcpdump -nr $DEMO/store/seg-000000000001.pcap | head"
