@@ -37,7 +37,8 @@ def main():
     port = h.free_tcp_port()
     log = open(os.path.join(BENCH_DIR, "coord-bench.log"), "wb")
     co = subprocess.Popen([coord_bin, "--data-dir", d, "--bus", f"tcp://127.0.0.1:{port}",
-                           "--rpc", f"tcp://127.0.0.1:{h.free_tcp_port()}", "--pg-port", str(PGPORT),
+                           "--rpc", f"tcp://127.0.0.1:{h.free_tcp_port()}",
+                           "--http", f"127.0.0.1:{h.free_tcp_port()}", "--pg-port", str(PGPORT),
                            "--log-level", "warn"], stdout=log, stderr=log)
     stats = lambda: h.read_stats(os.path.join(d, "stats.json")) or {}
     h.check(h.wait_for(lambda: stats(), 60), "coordinator did not start")

@@ -784,6 +784,8 @@ void db_close(db_t *d)
 
 int db_ok(db_t *d) { return d && PQstatus(d->conn) == CONNECTION_OK; }
 
+int db_ping(db_t *d, char *err, size_t errlen) { return db__exec(d, "SELECT 1", err, errlen); }
+
 /* Create the day partitions a batch needs (each once per session). */
 static int db__partitions(db_t *d, const db_batch *b, char *err, size_t errlen)
 {

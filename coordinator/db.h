@@ -96,8 +96,11 @@ int db_index_sealed(db_t *d, char *err, size_t errlen);
 int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, char *err,
                    size_t errlen);
 
-/* 1 when the connection is usable. */
+/* 1 when the connection is usable (as libpq last saw it). */
 int db_ok(db_t *d);
+
+/* A round trip ("SELECT 1"): 0, or -1 with err set. */
+int db_ping(db_t *d, char *err, size_t errlen);
 
 /* Housekeeping, hourly: prune the batch ledger; with days > 0 also drop day
  * partitions of flows, and per-minute and live rows, older than days.

@@ -6,7 +6,6 @@
 #include "xmalloc.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@ struct dbpool {
     db_t *idle[DBPOOL_MAX];  /* under mu */
     int nidle;               /* under mu */
     int64_t last_fail;       /* under mu: when a connect last failed */
-    atomic_int connected;
     int busy;                /* loop thread only */
 };
 
@@ -41,7 +39,6 @@ dbpool_t *dbpool_new(uv_loop_t *loop, const char *conninfo)
     p->loop = loop;
     p->conninfo = xstrdup(conninfo ? conninfo : "");
     pthread_mutex_init(&p->mu, NULL);
-    atomic_store(&p->connected, 1);
     return p;
 }
 
@@ -70,17 +67,14 @@ static db_t *dbpool__take(dbpool_t *p, char *err, size_t errlen)
         pthread_mutex_lock(&p->mu);
         p->last_fail = timeparse_mono_ns();
         pthread_mutex_unlock(&p->mu);
-        atomic_store(&p->connected, 0);
         return NULL;
     }
-    atomic_store(&p->connected, 1);
     return d;
 }
 
 static void dbpool__give(dbpool_t *p, db_t *d)
 {
     if (!db_ok(d)) {
-        atomic_store(&p->connected, 0);
         db_close(d);
         return;
     }
@@ -135,7 +129,6 @@ void dbpool_submit(dbpool_t *p, dbpool_work_fn work, dbpool_done_fn done, void *
 
 int dbpool_busy(const dbpool_t *p) { return p->busy; }
 
-int dbpool_connected(const dbpool_t *p) { return atomic_load(&p->connected); }
 
 void dbpool_free(dbpool_t *p)
 {

@@ -39,9 +39,6 @@ void dbpool_submit(dbpool_t *p, dbpool_work_fn work, dbpool_done_fn done, void *
 /* Jobs queued or running now. */
 int dbpool_busy(const dbpool_t *p);
 
-/* 1 when the last connection attempt or job found the database working. */
-int dbpool_connected(const dbpool_t *p);
-
 /* Close the connections. Call once no job is left (the loop has run dry).
  * Accepts NULL. */
 void dbpool_free(dbpool_t *p);

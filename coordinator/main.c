@@ -112,7 +112,9 @@ typedef struct coord {
     db_liveset *live;     /* flows with an interim row in flows_live */
     uint64_t batch_seq;
     int64_t start_ns, last_flush, stop_at;
-    int stopping, house_busy, nodes_busy;
+    int stopping, house_busy, nodes_busy, ping_busy;
+    int db_alive;         /* the last ping's answer */
+    uint64_t ticks;
     /* counters */
     uint64_t batches, records_in, bad_messages, house_runs, house_errors;
     char token[TOKEN_MAX], search_token[TOKEN_MAX];
@@ -381,9 +383,7 @@ static void write_stats(coord *c)
 static json_t *health_reasons(coord *c)
 {
     json_t *why = json_array();
-    coord_figures f;
-    gather(c, &f);
-    if (!f.db_connected || !dbpool_connected(c->pool))
+    if (!c->db_alive)
         json_array_append_new(why, json_string("the database is not reachable (records go to the spool)"));
     if (c->bus_paused)
         json_array_append_new(why, json_string("the writers are behind: the bus is held back"));
@@ -451,7 +451,33 @@ static int on_metrics(void *data, httpd_req_t *r)
     return 0;
 }
 
-static void on_stats_timer(uv_timer_t *t) { write_stats(t->data); }
+/* The health checks' view of the database: a round trip every few seconds
+ * (the writers only notice an outage when they next write). */
+static int ping_work(db_t *db, void *arg, char *err, size_t errlen)
+{
+    (void)arg;
+    return db_ping(db, err, errlen);
+}
+
+static void ping_done(void *arg, int rc, const char *err)
+{
+    coord *c = arg;
+    c->ping_busy = 0;
+    int ok = rc == 0;
+    if (ok && !c->db_alive) log_info("the database is reachable again");
+    if (!ok && c->db_alive) log_warn("the database is not reachable: %s", err);
+    c->db_alive = ok;
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    coord *c = t->data;
+    write_stats(c);
+    if (!c->ping_busy && !c->stopping && ++c->ticks % 2 == 0) {
+        c->ping_busy = 1;
+        dbpool_submit(c->pool, ping_work, ping_done, c);
+    }
+}
 
 /* Stopping: the loop ends once every database job has answered and the
  * HTTP clients have gone (or had their grace). h2o keeps handles of its
@@ -578,6 +604,7 @@ int main(int argc, char **argv)
         log_error("reading flows_live: %s", err);
         goto out;
     }
+    c.db_alive = 1; /* it answered just now */
     c.start_ns = timeparse_now_ns();
     c.last_flush = timeparse_mono_ns();
     c.reg = registry_new();

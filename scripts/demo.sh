@@ -6,10 +6,12 @@
 #   3. replay the capture to it wrapped in VXLAN, as Traffic Mirroring would
 #   4. search through the coordinator: one host and port, last 10 minutes
 #   5. show the answer with tcpdump, a TCP flow record, and the counters
-#   6. ask the coordinator with the mscope CLI: nodes, flows, top talkers
+#   6. ask the coordinator with the mscope CLI: nodes, flows, top talkers;
+#      and over HTTP: its health and Prometheus metrics
 # Usage: scripts/demo.sh [BUILD_DIR]; its files go to ./demo-data. Ports can be
 # moved with MSCOPE_DEMO_PORT (VXLAN in), MSCOPE_DEMO_BUS_PORT, _RPC_PORT,
-# _SEARCH_PORT and _PG_PORT (the embedded PostgreSQL's socket).
+# _SEARCH_PORT, _HTTP_PORT (the coordinator's health and metrics) and _PG_PORT
+# (the embedded PostgreSQL's socket).
 # scripts/demo.sh --clean removes ./demo-data and its cluster (make clean).
 set -eu
 DEMO=demo-data
@@ -40,6 +42,7 @@ PORT=${MSCOPE_DEMO_PORT:-14789}
 BUS=tcp://127.0.0.1:${MSCOPE_DEMO_BUS_PORT:-15556}
 RPC=tcp://127.0.0.1:${MSCOPE_DEMO_RPC_PORT:-15555}
 SEARCH=tcp://127.0.0.1:${MSCOPE_DEMO_SEARCH_PORT:-15557}
+HTTP=127.0.0.1:${MSCOPE_DEMO_HTTP_PORT:-18080}
 PGPORT=${MSCOPE_DEMO_PG_PORT:-5439}
 
 # Stop what we started, waiting for each (the coordinator stops its PostgreSQL).
@@ -59,7 +62,7 @@ echo "== 1. sample capture: $DEMO/sample.pcap"
 capinfos -c -s -u "$DEMO/sample.pcap" | sed 's/^/   /'
 
 echo "== 2. coordinator ($DEMO/coord, embedded PostgreSQL) and recorder daemon (udp 127.0.0.1:$PORT)"
-"$COORD" --data-dir "$DEMO/coord" --bus "$BUS" --rpc "$RPC" --pg-port "$PGPORT" 2>"$DEMO/coordinator.log" &
+"$COORD" --data-dir "$DEMO/coord" --bus "$BUS" --rpc "$RPC" --http "$HTTP" --pg-port "$PGPORT" 2>"$DEMO/coordinator.log" &
 cpid=$!
 pids=$cpid
 # Up once it has written its tokens (after its database answered); give up
@@ -121,6 +124,10 @@ echo "   \$ mscope flows --since 10m --order bytes --limit 5"
 $M flows --since 10m --order bytes --limit 5 | sed 's/^/   /'
 echo "   \$ mscope top --since 10m --limit 5"
 $M top --since 10m --limit 5 | sed 's/^/   /'
+echo "   \$ curl http://$HTTP/healthz"
+curl -s "http://$HTTP/healthz" | sed 's/^/   /'
+echo "   \$ curl -s http://$HTTP/metrics | grep ^mscope_coordinator_records"
+curl -s "http://$HTTP/metrics" | grep '^mscope_coordinator_records' | sed 's/^/   /'
 stop
 trap - EXIT
 echo

@@ -64,7 +64,8 @@ def start_fails(datadir, want, env=None):
     t0 = time.time()
     p = subprocess.run([cluster.COORD, "--data-dir", datadir, "--bus",
                         f"tcp://127.0.0.1:{h.free_tcp_port()}", "--rpc",
-                        f"tcp://127.0.0.1:{h.free_tcp_port()}", "--pg-port", str(PGPORT)],
+                        f"tcp://127.0.0.1:{h.free_tcp_port()}", "--http", "off",
+                        "--pg-port", str(PGPORT)],
                        capture_output=True, timeout=60, env=env)
     took = time.time() - t0
     err = p.stderr.decode(errors="replace")

@@ -29,12 +29,13 @@ class Coordinator:
         self.dir = os.path.join(d, "coord")
         self.port = reuse.port if reuse else h.free_tcp_port()
         self.rpc = reuse.rpc if reuse else f"tcp://127.0.0.1:{h.free_tcp_port()}"
+        self.http = reuse.http if reuse else f"127.0.0.1:{h.free_tcp_port()}"
         if reuse:  # a restart on the same directory: ready = a fresh stats file
             os.unlink(os.path.join(self.dir, "stats.json"))
         self.log = open(os.path.join(d, "coord.log"), "ab+")
         self.proc = subprocess.Popen([COORD, "--data-dir", self.dir, "--bus",
                                       f"tcp://127.0.0.1:{self.port}", "--rpc", self.rpc,
-                                      "--pg-port", str(PGPORT), *extra],
+                                      "--http", self.http, "--pg-port", str(PGPORT), *extra],
                                      stdout=self.log, stderr=self.log)
         ok = h.wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 60)
         if self.proc.poll() is not None or not ok:
@@ -44,6 +45,10 @@ class Coordinator:
         self.log.flush()
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+    def get(self, path, token=None):
+        """GET http://self.http/path: (status, headers, body bytes)."""
+        return h.http_get(self.http, path, token)
 
     def stats(self):
         return h.read_stats(os.path.join(self.dir, "stats.json"))

@@ -313,3 +313,58 @@ def link_up_plain(n, dev):
     ns_exec(n, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off",
             check=False)
     ns_exec(n, "ip", "link", "set", dev, "up")
+
+
+def http_get(addr, path, token=None, method="GET", body=None, timeout=10):
+    """One HTTP request to addr ("HOST:PORT"): (status, headers, body bytes).
+    Headers are keyed in lower case."""
+    import http.client
+    host, port = addr.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def http_json(addr, path, token=None):
+    """GET path and parse its JSON body: (status, value)."""
+    import json
+    status, _, body = http_get(addr, path, token)
+    return status, json.loads(body)
+
+
+def parse_metrics(text):
+    """Prometheus text exposition into {(name, ((label, value), ...)): float}."""
+    import re
+    out = {}
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = line_re.match(line)
+        if not m:
+            fail(f"not a metrics line: {line!r}")
+        labels = tuple(sorted(label_re.findall(m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def scrape(addr):
+    """GET /metrics from addr, checked by promtool (the Prometheus project's
+    own linter) and parsed."""
+    status, headers, body = http_get(addr, "/metrics")
+    check(status == 200, f"/metrics on {addr} answered {status}")
+    check(headers.get("content-type", "").startswith("text/plain; version=0.0.4"),
+          f"/metrics content type {headers.get('content-type')}")
+    if not shutil.which("promtool"):
+        fail("promtool is not installed (Debian package prometheus; run scripts/deps.sh)")
+    p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    check(p.returncode == 0, f"promtool check metrics on {addr}:\n"
+          f"{p.stdout.decode()}{p.stderr.decode()}")
+    return parse_metrics(body.decode())
