@@ -14,9 +14,9 @@
 #include "bus.h"
 #include "buswatch.h"
 #include "config.h"
+#include "ctl.h"
 #include "db.h"
 #include "dbpool.h"
-#include "httpd.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "pgembed.h"
@@ -48,7 +48,6 @@
 #define MSG_MAX (64u << 20)
 #define BUS_BURST 1000                    /* bus messages per wake-up */
 #define HOUSEKEEPING_MS (3600u * 1000u)   /* retention and indexing, hourly */
-#define STOP_GRACE_NS 2000000000LL        /* for HTTP clients to finish at exit */
 #define METRIC_NODES_MAX 4096
 
 typedef struct coord_settings {
@@ -86,9 +85,8 @@ static const config_opt coord_opts[] = {
 
 typedef struct coord {
     coord_settings cfg;
-    uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
-    uv_timer_t flush_timer, stats_timer, house_timer, stop_timer;
+    ctl_t *ctl;              /* the loop, signals, HTTP */
+    uv_timer_t flush_timer, house_timer;
     uv_async_t writer_wake;  /* a writer can take the next batch */
     bus_sub_t *bus;
     bus_watch_t *bus_watch;
@@ -99,7 +97,6 @@ typedef struct coord {
     registry_t *reg;
     dbpool_t *pool;
     arena_t *arena;       /* flow batches are unpacked into it */
-    httpd_t *http;
     metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
     metrics_hist write_latency;
     uint8_t *msg;         /* the bus receive buffer */
@@ -111,7 +108,7 @@ typedef struct coord {
     db_batch *ordered;    /* interims and the finals replacing them: writer 0, in order */
     db_liveset *live;     /* flows with an interim row in flows_live */
     uint64_t batch_seq;
-    int64_t start_ns, last_flush, stop_at;
+    int64_t start_ns, last_flush;
     int stopping, house_busy, nodes_busy, ping_busy;
     int db_alive;         /* the last ping's answer */
     uint64_t ticks;
@@ -469,9 +466,10 @@ static void ping_done(void *arg, int rc, const char *err)
     c->db_alive = ok;
 }
 
-static void on_stats_timer(uv_timer_t *t)
+/* Every second: stats.json, and a database ping every other time. */
+static void on_tick(void *data)
 {
-    coord *c = t->data;
+    coord *c = data;
     write_stats(c);
     if (!c->ping_busy && !c->stopping && ++c->ticks % 2 == 0) {
         c->ping_busy = 1;
@@ -479,53 +477,42 @@ static void on_stats_timer(uv_timer_t *t)
     }
 }
 
-/* Stopping: the loop ends once every database job has answered and the
- * HTTP clients have gone (or had their grace). h2o keeps handles of its
- * own, so the loop is stopped rather than left to run dry. */
-static void on_stop_timer(uv_timer_t *t)
-{
-    coord *c = t->data;
-    if (dbpool_busy(c->pool)) return;
-    if (httpd_connections(c->http) && timeparse_mono_ns() - c->stop_at < STOP_GRACE_NS) return;
-    uv_close((uv_handle_t *)t, NULL);
-    uv_stop(&c->loop);
-}
+/* Stopping waits for every database job to answer. */
+static int is_busy(void *data) { return dbpool_busy(((coord *)data)->pool) > 0; }
 
-/* SIGINT/SIGTERM: stop reading and close the loop's handles; main() then
- * hands what is pending to the writers once the loop has stopped. */
-static void on_signal(uv_signal_t *h, int sig)
+/* SIGINT/SIGTERM: stop reading and let the loop end (ctl.h); main() then
+ * hands what is pending to the writers. SIGUSR1: counters to the log. */
+static void on_signal(void *data, int sig)
 {
-    coord *c = h->data;
+    coord *c = data;
+    if (sig == SIGUSR1 || sig == SIGHUP) {
+        coord_figures f;
+        gather(c, &f);
+        if (sig == SIGHUP) log_info("SIGHUP: nothing to reload (restart to change options)");
+        log_info("records: %" PRIu64 " received, %" PRIu64 " written, %" PRIu64 " pending, %" PRIu64
+                 " spooled, %" PRIu64 " dropped; bus gaps %" PRIu64 "; searches %" PRIu64,
+                 f.records_received, f.records_written, f.records_pending, f.records_spooled,
+                 f.records_dropped, f.gaps, f.searches);
+        return;
+    }
     if (c->stopping) return;
     c->stopping = 1;
-    log_info("signal %d: writing what is pending and stopping", sig);
+    log_info("%s: writing what is pending and stopping", strsignal(sig));
     bus_watch_free(c->bus_watch);
     c->bus_watch = NULL;
     rpcapi_stop(c->api);
     scatter_free(c->scatter);
     c->scatter = NULL;
-    uv_close((uv_handle_t *)&c->sigint, NULL);
-    uv_close((uv_handle_t *)&c->sigterm, NULL);
     uv_close((uv_handle_t *)&c->flush_timer, NULL);
-    uv_close((uv_handle_t *)&c->stats_timer, NULL);
     uv_close((uv_handle_t *)&c->house_timer, NULL);
-    httpd_shutdown(c->http);
-    c->stop_at = timeparse_mono_ns();
-    uv_timer_start(&c->stop_timer, on_stop_timer, 0, 20);
+    ctl_stop(c->ctl);
 }
 
 static void timer(coord *c, uv_timer_t *t, uv_timer_cb cb, uint64_t first_ms, uint64_t every_ms)
 {
-    uv_timer_init(&c->loop, t);
+    uv_timer_init(ctl_loop(c->ctl), t);
     t->data = c;
     uv_timer_start(t, cb, first_ms, every_ms);
-}
-
-static void signal_watch(coord *c, uv_signal_t *h, int sig)
-{
-    uv_signal_init(&c->loop, h);
-    h->data = c;
-    uv_signal_start(h, on_signal, sig);
 }
 
 /* Static: what h2o leaves of connections still open at exit stays reachable
@@ -537,7 +524,7 @@ int main(int argc, char **argv)
     log_init("mscope-coordinator");
     char err[1024];
     const char *pos[1];
-    int npos = 0, help = 0, rc = 2, loop_ready = 0;
+    int npos = 0, help = 0, rc = 2;
     pgembed_t *pg = NULL;
     if (config_defaults(coord_opts, &c.cfg) < 0) return 2;
     if (config_parse_args(coord_opts, &c.cfg, argc, argv, 1, pos, 0, &npos, &help, err, sizeof err) < 0) {
@@ -568,9 +555,11 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* Signals go through the loop; until it runs, the default (exit) is right. */
-    uv_loop_init(&c.loop);
-    loop_ready = 1;
+    /* Signals go through the loop from here on (a stop asked for during
+     * start-up happens once the loop runs). */
+    ctl_hooks hooks = { .data = &c, .tick = on_tick, .on_signal = on_signal, .busy = is_busy };
+    c.ctl = ctl_new(&hooks, 1000);
+    uv_loop_t *loop = ctl_loop(c.ctl);
     if (c.cfg.db) {
         snprintf(c.conninfo, sizeof c.conninfo, "%s", c.cfg.db);
     } else if (getenv("PGHOST")) {
@@ -609,10 +598,10 @@ int main(int argc, char **argv)
     c.last_flush = timeparse_mono_ns();
     c.reg = registry_new();
     c.arena = arena_new();
-    c.pool = dbpool_new(&c.loop, c.conninfo);
+    c.pool = dbpool_new(loop, c.conninfo);
     c.metrics = metrics_new();
     metrics_hist_init(&c.write_latency, metrics_latency_bounds, metrics_latency_nbounds);
-    uv_async_init(&c.loop, &c.writer_wake, on_writer_wake);
+    uv_async_init(loop, &c.writer_wake, on_writer_wake);
     c.writer_wake.data = &c;
     c.writer[0] = writer_start(c.conninfo, c.spool, 1, writer_idle, &c, &c.write_latency);
     c.writer[1] = writer_start(c.conninfo, c.spool, 0, writer_idle, &c, &c.write_latency);
@@ -621,7 +610,7 @@ int main(int argc, char **argv)
     /* ~2000 batches of up to 500 records: beyond, ZeroMQ stops reading and
      * the recorders hold records in their own bounded queues (XPUB_NODROP). */
     c.bus = bus_sub_new(c.cfg.bus, 2000, err, sizeof err);
-    if (!c.bus || !(c.bus_watch = bus_watch_new(&c.loop, c.bus, on_bus_readable, &c, err, sizeof err))) {
+    if (!c.bus || !(c.bus_watch = bus_watch_new(loop, c.bus, on_bus_readable, &c, err, sizeof err))) {
         log_error("%s", err);
         goto out;
     }
@@ -643,50 +632,44 @@ int main(int argc, char **argv)
         .idle_timeout_ns = c.cfg.search_idle_timeout,
         .max_searches = (int)c.cfg.max_searches,
     };
-    c.scatter = scatter_new(&c.loop, c.rpc_sock, &so);
+    c.scatter = scatter_new(loop, c.rpc_sock, &so);
     rpcapi_opts ao = {
         .token = c.token,
         .stale_ns = c.cfg.stale_after,
         .dead_ns = c.cfg.dead_after,
         .max_queries = 64,
     };
-    c.api = rpcapi_new(&c.loop, c.rpc_sock, &ao, c.reg, c.scatter, c.pool, err, sizeof err);
+    c.api = rpcapi_new(loop, c.rpc_sock, &ao, c.reg, c.scatter, c.pool, err, sizeof err);
     if (!c.api) {
         log_error("%s", err);
         goto out;
     }
     log_info("answering requests on %s", c.cfg.rpc);
-    if (strcmp(c.cfg.http, "off") != 0) {
-        c.http = httpd_new(&c.loop, c.cfg.http, err, sizeof err);
-        if (!c.http) {
-            log_error("%s", err);
-            goto out;
-        }
-        httpd_route(c.http, "/healthz", on_healthz, &c);
-        httpd_route(c.http, "/readyz", on_readyz, &c);
-        httpd_route(c.http, "/metrics", on_metrics, &c);
+    if (ctl_listen(c.ctl, c.cfg.http, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (ctl_http(c.ctl)) {
+        httpd_route(ctl_http(c.ctl), "/healthz", on_healthz, &c);
+        httpd_route(ctl_http(c.ctl), "/readyz", on_readyz, &c);
+        httpd_route(ctl_http(c.ctl), "/metrics", on_metrics, &c);
         log_info("HTTP (health, metrics) on %s", c.cfg.http);
     }
     c.msg = xmalloc(MSG_MAX);
     uint64_t flush_ms = (uint64_t)(c.cfg.flush_interval / 1000000);
     timer(&c, &c.flush_timer, on_flush_timer, flush_ms ? flush_ms : 1, flush_ms ? flush_ms : 1);
-    timer(&c, &c.stats_timer, on_stats_timer, 0, 1000);
     timer(&c, &c.house_timer, on_house_timer, 0, HOUSEKEEPING_MS);
-    signal_watch(&c, &c.sigint, SIGINT);
-    signal_watch(&c, &c.sigterm, SIGTERM);
-    uv_timer_init(&c.loop, &c.stop_timer);
-    c.stop_timer.data = &c;
 
-    uv_run(&c.loop, UV_RUN_DEFAULT);
+    ctl_run(c.ctl);
 
-    /* Stopped: the loop has run dry (every query answered). What cannot be
-     * written now goes to the spool for the next start. */
+    /* Stopped, every query answered. What cannot be written now goes to
+     * the spool for the next start. */
     while (!handoff(&c)) {
         struct timespec ts = { 0, 10000000 };
         nanosleep(&ts, NULL);
     }
     update_nodes(&c);
-    while (c.nodes_busy) uv_run(&c.loop, UV_RUN_ONCE); /* the last node registry write */
+    while (c.nodes_busy) uv_run(loop, UV_RUN_ONCE); /* the last node registry write */
     writer_stats w1;
     writer_stop(c.writer[1], &w1); /* each writes its last batch, or spools it */
     writer_stop(c.writer[0], &c.final_ws);
@@ -701,22 +684,17 @@ int main(int argc, char **argv)
         log_warn("%" PRIu64 " flow records wait in the spool for the next start", spool_records(c.spool));
 out:
     /* On an early failure the handles opened so far are closed here. */
-    if (loop_ready) {
+    if (c.ctl) {
         bus_watch_free(c.bus_watch);
         rpcapi_stop(c.api);
         scatter_free(c.scatter);
         writer_stop(c.writer[1], NULL); /* before closing what they wake */
         writer_stop(c.writer[0], NULL);
-        /* Ours only: h2o closes its own handles in httpd_free(). */
-        uv_handle_t *own[] = { (uv_handle_t *)&c.sigint, (uv_handle_t *)&c.sigterm,
-                               (uv_handle_t *)&c.flush_timer, (uv_handle_t *)&c.stats_timer,
-                               (uv_handle_t *)&c.house_timer, (uv_handle_t *)&c.stop_timer,
+        uv_handle_t *own[] = { (uv_handle_t *)&c.flush_timer, (uv_handle_t *)&c.house_timer,
                                (uv_handle_t *)&c.writer_wake };
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
             if (own[i]->loop && !uv_is_closing(own[i])) uv_close(own[i], NULL);
-        httpd_free(c.http);
-        uv_run(&c.loop, UV_RUN_NOWAIT);
-        if (uv_loop_close(&c.loop) == 0) loop_ready = 0;
+        ctl_free(c.ctl);
     }
     free(c.msg);
     rpcapi_free(c.api);

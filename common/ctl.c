@@ -1,0 +1,113 @@
+/* ctl.c - a daemon's control loop (see ctl.h). */
+#include "ctl.h"
+
+#include "log.h"
+#include "timeparse.h"
+#include "xmalloc.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const int ctl_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
+#define CTL_NSIG (sizeof ctl_signals / sizeof ctl_signals[0])
+
+struct ctl {
+    uv_loop_t loop;
+    ctl_hooks h;
+    uv_signal_t sig[CTL_NSIG];
+    uv_timer_t tick, stop_timer;
+    httpd_t *http;
+    int stopping;
+    int64_t stop_at;
+};
+
+static void ctl__on_signal(uv_signal_t *s, int signum)
+{
+    ctl_t *c = s->data;
+    c->h.on_signal(c->h.data, signum);
+}
+
+static void ctl__on_tick(uv_timer_t *t)
+{
+    ctl_t *c = t->data;
+    if (c->h.tick) c->h.tick(c->h.data);
+}
+
+ctl_t *ctl_new(const ctl_hooks *hooks, uint64_t tick_ms)
+{
+    ctl_t *c = xcalloc(1, sizeof *c);
+    c->h = *hooks;
+    int rc = uv_loop_init(&c->loop);
+    if (rc < 0) {
+        log_error("uv_loop_init() failed: %s", uv_strerror(rc));
+        abort(); /* only out of descriptors or memory: nothing to run without it */
+    }
+    for (size_t i = 0; i < CTL_NSIG; i++) {
+        uv_signal_init(&c->loop, &c->sig[i]);
+        c->sig[i].data = c;
+        uv_signal_start(&c->sig[i], ctl__on_signal, ctl_signals[i]);
+    }
+    uv_timer_init(&c->loop, &c->tick);
+    c->tick.data = c;
+    if (tick_ms) uv_timer_start(&c->tick, ctl__on_tick, 0, tick_ms);
+    uv_timer_init(&c->loop, &c->stop_timer);
+    c->stop_timer.data = c;
+    return c;
+}
+
+uv_loop_t *ctl_loop(ctl_t *c) { return &c->loop; }
+
+int ctl_listen(ctl_t *c, const char *addr, char *err, size_t errlen)
+{
+    if (!addr || !strcmp(addr, "off")) return 0;
+    c->http = httpd_new(&c->loop, addr, err, errlen);
+    return c->http ? 0 : -1;
+}
+
+httpd_t *ctl_http(ctl_t *c) { return c->http; }
+
+void ctl_run(ctl_t *c) { uv_run(&c->loop, UV_RUN_DEFAULT); }
+
+/* The loop is stopped rather than left to run dry: h2o keeps handles of
+ * its own on it. */
+static void ctl__on_stop_timer(uv_timer_t *t)
+{
+    ctl_t *c = t->data;
+    if (c->h.busy && c->h.busy(c->h.data)) return;
+    if (httpd_connections(c->http) &&
+        timeparse_mono_ns() - c->stop_at < CTL_HTTP_GRACE_MS * 1000000LL)
+        return;
+    uv_timer_stop(t);
+    uv_stop(&c->loop);
+}
+
+static void ctl__close(uv_handle_t *h)
+{
+    if (h->loop && !uv_is_closing(h)) uv_close(h, NULL);
+}
+
+void ctl_stop(ctl_t *c)
+{
+    if (c->stopping) return;
+    c->stopping = 1;
+    c->stop_at = timeparse_mono_ns();
+    for (size_t i = 0; i < CTL_NSIG; i++) ctl__close((uv_handle_t *)&c->sig[i]);
+    ctl__close((uv_handle_t *)&c->tick);
+    httpd_shutdown(c->http);
+    uv_timer_start(&c->stop_timer, ctl__on_stop_timer, 0, 20);
+}
+
+int ctl_stopping(const ctl_t *c) { return c->stopping; }
+
+void ctl_free(ctl_t *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < CTL_NSIG; i++) ctl__close((uv_handle_t *)&c->sig[i]);
+    ctl__close((uv_handle_t *)&c->tick);
+    ctl__close((uv_handle_t *)&c->stop_timer);
+    httpd_free(c->http); /* runs the loop once to close h2o's handles */
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+    /* EBUSY when h2o kept connections open: they go with the process. */
+    if (uv_loop_close(&c->loop) == 0) free(c);
+}

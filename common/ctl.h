@@ -1,0 +1,59 @@
+/* ctl.h - a daemon's control side: one libuv loop with its signals, a
+ * periodic tick, the HTTP server (httpd.h) and an orderly stop. The same in
+ * every daemon: packet paths keep their own threads; this loop reports,
+ * answers HTTP and turns signals into calls.
+ *
+ * Signals: SIGINT, SIGTERM, SIGHUP and SIGUSR1 go to the daemon's on_signal
+ * hook on the loop thread (libuv's uv_signal: no async-signal-safety rules
+ * in the daemon's code). The daemon decides what each means; to end, it
+ * calls ctl_stop(). Stopping closes the tick and the signals and stops
+ * listening for HTTP, then ends ctl_run() as soon as the daemon's busy hook
+ * says nothing is in flight and the HTTP clients have gone (or after a
+ * grace of CTL_HTTP_GRACE_MS: idle keep-alive clients do not hold a daemon).
+ */
+#ifndef MSCOPE_CTL_H
+#define MSCOPE_CTL_H
+
+#include "httpd.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+#define CTL_HTTP_GRACE_MS 2000
+
+typedef struct ctl ctl_t;
+
+typedef struct ctl_hooks {
+    void *data;
+    void (*tick)(void *data);               /* every tick_ms; may be NULL */
+    void (*on_signal)(void *data, int sig); /* required */
+    int (*busy)(void *data);                /* while stopping: 1 = wait; may be NULL */
+} ctl_hooks;
+
+/* A loop with the signals watched and the tick armed (first tick at once).
+ * Never NULL. */
+ctl_t *ctl_new(const ctl_hooks *hooks, uint64_t tick_ms);
+
+uv_loop_t *ctl_loop(ctl_t *c);
+
+/* Serve HTTP on addr ("HOST:PORT"), or nothing for "off". Returns 0, or -1
+ * with err set when it cannot listen. */
+int ctl_listen(ctl_t *c, const char *addr, char *err, size_t errlen);
+
+/* The HTTP server, for routes (NULL when off). */
+httpd_t *ctl_http(ctl_t *c);
+
+/* Run the loop until the stop has finished. */
+void ctl_run(ctl_t *c);
+
+/* Begin the stop (see above). Idempotent. */
+void ctl_stop(ctl_t *c);
+
+/* 1 once ctl_stop() was called. */
+int ctl_stopping(const ctl_t *c);
+
+/* Close what is left and free. The daemon's own handles on the loop must
+ * be closed first (or be closing). Accepts NULL. */
+void ctl_free(ctl_t *c);
+
+#endif
