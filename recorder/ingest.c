@@ -180,6 +180,8 @@ int ingest_file(const ingest_opts *o, const char *path, const _Atomic int *stop,
 typedef struct rx_thread {
     struct ingest_live *l;
     pthread_t tid;
+    _Atomic int64_t beat;  /* monotonic ns of its last turn (health) */
+    _Atomic int failed;    /* it has ended on an error */
     int fd;          /* UDP */
     pcap_t *pc;      /* interface */
     uint32_t last_ovfl;
@@ -208,6 +210,7 @@ static void *ingest__udp_main(void *arg)
         t->iov[i].iov_len = RX_BUF;
     }
     while (!t->l->stop) {
+        t->beat = timeparse_mono_ns();
         for (int i = 0; i < RX_VLEN; i++) {
             struct msghdr *m = &t->msgs[i].msg_hdr;
             m->msg_iov = &t->iov[i];
@@ -285,9 +288,11 @@ static void *ingest__pcap_main(void *arg)
     rx_thread *t = arg;
     pthread_setname_np(pthread_self(), "mscope-capture");
     while (!t->l->stop) {
+        t->beat = timeparse_mono_ns();
         int n = pcap_dispatch(t->pc, 512, ingest__pcap_cb, (u_char *)t);
         if (n == PCAP_ERROR) {
             log_error("capture on %s failed: %s", t->l->o.iface, pcap_geterr(t->pc));
+            t->failed = 1;
             break;
         }
         struct pcap_stat ps;
@@ -309,6 +314,7 @@ ingest_live_t *ingest_live_start(const ingest_opts *o, char *err, size_t errlen)
         t->l = l;
         t->fd = -1;
         producer__init(&t->p, o, 0);
+        t->beat = timeparse_mono_ns();
         if (o->iface) {
             t->pc = netio_open_live(o->iface, o->capture_filter, err, errlen);
             if (!t->pc) goto fail;
@@ -354,6 +360,30 @@ void ingest_live_stats(ingest_live_t *l, ingest_stats *out)
         ingest_stats_add(out, &p->pub);
         pthread_mutex_unlock(&p->pub_mu);
     }
+}
+
+int ingest_live_health(ingest_live_t *l, int64_t stall_ns, char *why, size_t len)
+{
+    int sick = 0;
+    size_t used = 0;
+    int64_t now = timeparse_mono_ns();
+    why[0] = 0;
+    for (int i = 0; i < l->n; i++) {
+        rx_thread *t = &l->t[i];
+        int64_t quiet = now - t->beat;
+        int n = 0;
+        if (t->failed)
+            n = snprintf(why + used, len - used, "%sreceive thread %d has stopped on an error",
+                         sick ? "; " : "", i);
+        else if (quiet > stall_ns)
+            n = snprintf(why + used, len - used, "%sreceive thread %d is stuck (%.1f s)",
+                         sick ? "; " : "", i, (double)quiet / 1e9);
+        else
+            continue;
+        sick++;
+        if (n > 0 && used + (size_t)n < len) used += (size_t)n;
+    }
+    return sick;
 }
 
 void ingest_live_stop(ingest_live_t *l, ingest_stats *final)

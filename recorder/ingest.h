@@ -56,6 +56,12 @@ ingest_live_t *ingest_live_start(const ingest_opts *o, char *err, size_t errlen)
 /* Snapshot of the counters of all threads so far (thread-safe). */
 void ingest_live_stats(ingest_live_t *l, ingest_stats *out);
 
+/* Are the receive threads working? Each loops at least every few hundred
+ * milliseconds even when no packet comes; one that ended on an error (a
+ * capture interface that went away) or has not looped for stall_ns is
+ * unwell. Returns how many are, with the reasons in why (len bytes). */
+int ingest_live_health(ingest_live_t *l, int64_t stall_ns, char *why, size_t len);
+
 /* Stop the threads, submit what they hold, add their final counters into
  * *final (may be NULL), free. Accepts NULL. */
 void ingest_live_stop(ingest_live_t *l, ingest_stats *final);

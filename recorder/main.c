@@ -5,9 +5,15 @@
  *   mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT EXPR  search
  *
  * Threads: receive thread(s) -> pipeline -> one writer thread that owns the
- * store. The main thread only waits for signals and reports.
+ * store -> the analysis thread. A daemon's main thread runs the control loop
+ * (ctl.h): signals, stats.json every second, and HTTP - /healthz and
+ * /readyz for load balancers, /metrics for Prometheus (status.c). SIGTERM
+ * drains: /readyz turns 503 while recording goes on for --drain-time (the
+ * NLB's deregistration delay), then it stops; SIGINT stops at once.
  */
 #include "config.h"
+#include "ctl.h"
+#include "figures.h"
 #include "flowrec.h"
 #include "flowtab.h"
 #include "ingest.h"
@@ -16,6 +22,7 @@
 #include "publish.h"
 #include "search_cli.h"
 #include "searchsvc.h"
+#include "status.h"
 #include "store.h"
 #include "timeparse.h"
 #include "token.h"
@@ -33,14 +40,16 @@
 #include <unistd.h>
 
 #define MSCOPE_VERSION "0.1.0"
+#define RECENT_TICKS 6                /* "dropping now" = within the last 5 s */
+#define RX_STALL_NS 3000000000LL      /* a receive thread silent this long is stuck */
 
 typedef struct rec_settings {
     char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
         *flows_json, *node_id, *coordinator, *search_endpoint,
-        *search, *search_token_file;
+        *search, *search_token_file, *http;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
-        flow_grace, bus_queue, max_searches;
+        flow_grace, bus_queue, max_searches, drain_time;
     int no_analysis;
 } rec_settings;
 
@@ -76,6 +85,8 @@ static const config_opt rec_opts[] = {
     { "flow-idle", 0, CFG_DURATION, O(flow_idle), "60s", 1000000LL, 0, "DURATION", "final record after a flow is idle this long" },
     { "flow-grace", 0, CFG_DURATION, O(flow_grace), "5s", 0, 0, "DURATION", "final record this long after a TCP close (FIN both ways, or RST)" },
     { "no-analysis", 0, CFG_BOOL, O(no_analysis), NULL, 0, 0, NULL, "store only: no flow table, no records" },
+    { "http", 0, CFG_STR, O(http), "0.0.0.0:8081", 0, 0, "ADDR:PORT", "HTTP (daemon mode): /healthz and /readyz for load balancers, /metrics for Prometheus; off disables" },
+    { "drain-time", 0, CFG_DURATION, O(drain_time), "15s", 0, 0, "DURATION", "on SIGTERM, keep recording this long with /readyz at 503 (the load balancer's deregistration delay), then stop" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
     { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
@@ -101,6 +112,14 @@ typedef struct recorder {
     pthread_mutex_t snap_mu;
     store_stats snap;           /* the writer's latest store counters */
     flowtab_stats flow_snap;    /* and flow table counters */
+    /* the control loop (daemon mode) */
+    ctl_t *ctl;
+    metrics_t *metrics;
+    uv_timer_t drain_timer;
+    int draining;
+    int64_t drain_until, last_log;
+    uint64_t drops[RECENT_TICKS];  /* drop totals of the last ticks, a ring */
+    uint64_t ticks;
 } recorder;
 
 /* Flow records from the writer thread: JSON lines for --flows-json. */
@@ -212,83 +231,63 @@ static void counters(recorder *r, ingest_stats *in, store_stats *st)
     pthread_mutex_unlock(&r->snap_mu);
 }
 
-static void write_reasons(FILE *f, const char *name, const uint64_t *v, int n,
-                          const char *(*label)(int))
+static void gather(recorder *r, rec_figures *f)
 {
-    fprintf(f, "  \"%s\": {", name);
-    int first = 1;
-    for (int i = 1; i < n; i++) {
-        fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", label(i), v[i]);
-        first = 0;
-    }
-    fprintf(f, "}");
+    ingest_stats in;
+    store_stats st;
+    counters(r, &in, &st);
+    flowtab_stats fs;
+    pthread_mutex_lock(&r->snap_mu);
+    fs = r->flow_snap;
+    pthread_mutex_unlock(&r->snap_mu);
+    publish_stats ps;
+    memset(&ps, 0, sizeof ps);
+    if (r->pub) publish_get_stats(r->pub, &ps);
+    searchsvc_stats ss;
+    memset(&ss, 0, sizeof ss);
+    if (r->search) searchsvc_get_stats(r->search, &ss);
+    uint64_t not_vxlan = 0;
+    for (int i = 1; i < VX__COUNT; i++) not_vxlan += in.not_decapsulated[i];
+    *f = (rec_figures){
+        .rx_packets = in.rx_packets, .rx_bytes = in.rx_bytes, .accepted = in.stored_inner,
+        .stored_packets = st.packets, .stored_bytes = st.bytes, .queue_drops = in.queue_drops,
+        .kernel_drops = in.kernel_drops, .truncated = in.truncated,
+        .drop_disk_full = st.drop_disk_full, .not_vxlan = not_vxlan,
+        .disk_full_events = st.disk_full_events, .paused = (uint64_t)st.paused,
+        .segments = st.segments, .segments_sealed = st.segments_sealed,
+        .segments_evicted = st.segments_evicted, .recovered_segments = st.recovered_segments,
+        .recovered_torn_bytes = st.recovered_torn_bytes, .disk_used = st.disk_used,
+        .oldest_ns = st.oldest_ns, .newest_ns = st.newest_ns,
+        .flows_active = fs.active, .flows_created = fs.created,
+        .flows_evicted_full = fs.evicted_full, .flow_records = fs.records,
+        .flow_records_interim = fs.interim, .flows_unusable_packets = fs.unusable_packets,
+        .records_published = ps.published, .records_shed = ps.shed, .records_queued = ps.queued,
+        .flow_batches = ps.batches, .heartbeats = ps.heartbeats,
+        .s_requests = ss.requests, .s_started = ss.started, .s_completed = ss.completed,
+        .s_failed = ss.failed, .s_cancelled = ss.cancelled, .s_abandoned = ss.abandoned,
+        .s_refused = ss.refused, .s_chunks = ss.chunks, .s_packets = ss.packets,
+        .s_bytes = ss.bytes, .s_active = ss.active, .s_buffered_bytes = ss.buffered_bytes,
+        .s_buffered_bytes_max = ss.buffered_bytes_max,
+    };
+    memcpy(f->not_decapsulated, in.not_decapsulated, sizeof f->not_decapsulated);
+    memcpy(f->anomalies, in.anomalies, sizeof f->anomalies);
 }
 
 /* DIR/stats.json: the counters for tests and operators (replaced atomically). */
-static void write_stats_file(recorder *r, const ingest_stats *in, const store_stats *st)
+static void write_stats_file(recorder *r)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
     if (r->cfg.stats_file)
         snprintf(path, sizeof path, "%s", r->cfg.stats_file);
     else if (r->cfg.data_dir)
         snprintf(path, sizeof path, "%s/stats.json", r->cfg.data_dir);
     else
         return; /* analysis only, nowhere to keep it */
-    flowtab_stats fs;
-    pthread_mutex_lock(&r->snap_mu);
-    fs = r->flow_snap;
-    pthread_mutex_unlock(&r->snap_mu);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return;
-    fprintf(f,
-            "{\n  \"version\": \"%s\",\n  \"rx_packets\": %" PRIu64 ",\n  \"rx_bytes\": %" PRIu64
-            ",\n  \"accepted\": %" PRIu64 ",\n  \"stored_packets\": %" PRIu64
-            ",\n  \"stored_bytes\": %" PRIu64 ",\n  \"queue_drops\": %" PRIu64
-            ",\n  \"kernel_drops\": %" PRIu64 ",\n  \"truncated\": %" PRIu64
-            ",\n  \"drop_disk_full\": %" PRIu64 ",\n  \"disk_full_events\": %" PRIu64
-            ",\n  \"paused\": %d,\n  \"segments\": %" PRIu64 ",\n  \"segments_sealed\": %" PRIu64
-            ",\n  \"segments_evicted\": %" PRIu64 ",\n  \"recovered_segments\": %" PRIu64
-            ",\n  \"recovered_torn_bytes\": %" PRIu64 ",\n  \"disk_used\": %" PRIu64
-            ",\n  \"oldest_ns\": %" PRId64 ",\n  \"newest_ns\": %" PRId64 ",\n",
-            MSCOPE_VERSION, in->rx_packets, in->rx_bytes, in->stored_inner, st->packets,
-            st->bytes, in->queue_drops, in->kernel_drops, in->truncated, st->drop_disk_full,
-            st->disk_full_events, st->paused, st->segments, st->segments_sealed,
-            st->segments_evicted, st->recovered_segments, st->recovered_torn_bytes,
-            st->disk_used, st->oldest_ns, st->newest_ns);
-    fprintf(f,
-            "  \"flows_active\": %" PRIu64 ",\n  \"flows_created\": %" PRIu64
-            ",\n  \"flows_evicted_full\": %" PRIu64 ",\n  \"flow_records\": %" PRIu64
-            ",\n  \"flow_records_interim\": %" PRIu64 ",\n  \"flows_unusable_packets\": %" PRIu64
-            ",\n",
-            fs.active, fs.created, fs.evicted_full, fs.records, fs.interim, fs.unusable_packets);
-    if (r->pub) {
-        publish_stats ps;
-        publish_get_stats(r->pub, &ps);
-        fprintf(f,
-                "  \"records_published\": %" PRIu64 ",\n  \"records_shed\": %" PRIu64
-                ",\n  \"records_queued\": %" PRIu64 ",\n  \"flow_batches\": %" PRIu64
-                ",\n  \"heartbeats\": %" PRIu64 ",\n",
-                ps.published, ps.shed, ps.queued, ps.batches, ps.heartbeats);
-    }
-    if (r->search) {
-        searchsvc_stats ss;
-        searchsvc_get_stats(r->search, &ss);
-        fprintf(f,
-                "  \"search\": {\"requests\": %" PRIu64 ", \"started\": %" PRIu64
-                ", \"completed\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"cancelled\": %" PRIu64
-                ", \"abandoned\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"chunks\": %" PRIu64
-                ", \"packets\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"active\": %" PRIu64
-                ", \"buffered_bytes\": %" PRIu64 ", \"buffered_bytes_max\": %" PRIu64 "},\n",
-                ss.requests, ss.started, ss.completed, ss.failed, ss.cancelled, ss.abandoned,
-                ss.refused, ss.chunks, ss.packets, ss.bytes, ss.active, ss.buffered_bytes,
-                ss.buffered_bytes_max);
-    }
-    write_reasons(f, "not_decapsulated", in->not_decapsulated, VX__COUNT, vxlan_reason_name);
-    fprintf(f, ",\n");
-    write_reasons(f, "anomalies", in->anomalies, DEC__COUNT, decode_reason_name);
-    fprintf(f, "\n}\n");
-    if (fclose(f) == 0) rename(tmp, path);
+    rec_figures f;
+    gather(r, &f);
+    json_t *o = rec_status_json(&f, MSCOPE_VERSION);
+    if (figures_write_file(o, path) < 0) log_debug("cannot write %s: %s", path, strerror(errno));
+    json_decref(o);
 }
 
 static void log_counters(const ingest_stats *in, const store_stats *st)
@@ -498,7 +497,7 @@ static int run_import(recorder *r)
     ingest_stats in;
     store_stats st;
     counters(r, &in, &st);
-    write_stats_file(r, &in, &st);
+    write_stats_file(r);
     log_counters(&in, &st);
     if (r->writer_failed) {
         log_error("import of %s incomplete: the store could not write %" PRIu64
@@ -508,15 +507,128 @@ static int run_import(recorder *r)
     return rc < 0 ? 1 : 0;
 }
 
+/* ---- daemon mode: the control loop --------------------------------------- */
+
+/* Why this recorder cannot do its job now; empty when it can. */
+static json_t *health_reasons(recorder *r)
+{
+    json_t *why = json_array();
+    rec_figures f;
+    gather(r, &f);
+    if (f.paused)
+        json_array_append_new(why, json_string("the disk is full: recording is paused"));
+    char rx[512];
+    if (r->live && ingest_live_health(r->live, RX_STALL_NS, rx, sizeof rx))
+        json_array_append_new(why, json_string(rx));
+    /* Dropping now: any drop within the last few ticks. */
+    uint64_t oldest = r->drops[r->ticks % RECENT_TICKS];
+    uint64_t now = f.queue_drops + f.kernel_drops + f.drop_disk_full;
+    if (r->ticks >= RECENT_TICKS && now > oldest) {
+        char m[160];
+        snprintf(m, sizeof m, "dropping packets: %" PRIu64 " in the last %d s", now - oldest,
+                 RECENT_TICKS - 1);
+        json_array_append_new(why, json_string(m));
+    }
+    return why;
+}
+
+static void health_answer(recorder *r, httpd_req_t *q, int ready)
+{
+    json_t *why = health_reasons(r);
+    if (ready && r->draining) {
+        char m[128];
+        snprintf(m, sizeof m, "draining: stopping in %.0f s",
+                 (double)(r->drain_until - timeparse_mono_ns()) / 1e9);
+        json_array_append_new(why, json_string(m));
+    }
+    int ok = json_array_size(why) == 0;
+    httpd_respond_json(q, ok ? 200 : 503,
+                       json_pack("{s:s, s:o, s:s, s:s, s:I}", "status", ok ? "ok" : "unavailable",
+                                 "reasons", why, "node", r->node, "version", MSCOPE_VERSION,
+                                 "uptime_s",
+                                 (json_int_t)((timeparse_now_ns() - r->start_ns) / 1000000000LL)));
+}
+
+static int on_healthz(void *data, httpd_req_t *q)
+{
+    health_answer(data, q, 0);
+    return 0;
+}
+
+static int on_readyz(void *data, httpd_req_t *q)
+{
+    health_answer(data, q, 1);
+    return 0;
+}
+
+static int on_metrics(void *data, httpd_req_t *q)
+{
+    recorder *r = data;
+    rec_figures f;
+    gather(r, &f);
+    metrics_reset(r->metrics);
+    rec_status_metrics(&f, r->metrics);
+    metrics_process(r->metrics);
+    size_t len;
+    const char *text = metrics_text(r->metrics, &len);
+    httpd_respond(q, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    return 0;
+}
+
+/* Every second: stats.json, the drop history, the log now and then. */
+static void on_tick(void *data)
+{
+    recorder *r = data;
+    rec_figures f;
+    write_stats_file(r);
+    gather(r, &f);
+    r->ticks++;
+    r->drops[r->ticks % RECENT_TICKS] = f.queue_drops + f.kernel_drops + f.drop_disk_full;
+    if (timeparse_mono_ns() - r->last_log >= r->cfg.stats_interval) {
+        ingest_stats in;
+        store_stats st;
+        counters(r, &in, &st);
+        log_counters(&in, &st);
+        r->last_log = timeparse_mono_ns();
+    }
+}
+
+static void on_drained(uv_timer_t *t)
+{
+    recorder *r = t->data;
+    log_info("drained: stopping");
+    ctl_stop(r->ctl);
+}
+
+static void on_signal(void *data, int sig)
+{
+    recorder *r = data;
+    if (sig == SIGHUP) {
+        log_info("SIGHUP: nothing to reload (restart to change options)");
+        return;
+    }
+    if (sig == SIGUSR1) {
+        ingest_stats in;
+        store_stats st;
+        counters(r, &in, &st);
+        log_counters(&in, &st);
+        return;
+    }
+    if (sig == SIGTERM && !r->draining && r->cfg.drain_time > 0) {
+        r->draining = 1;
+        r->drain_until = timeparse_mono_ns() + r->cfg.drain_time;
+        log_info("SIGTERM: /readyz answers 503; recording goes on for %.0f s (--drain-time), "
+                 "then stops (SIGTERM again or SIGINT: at once)", (double)r->cfg.drain_time / 1e9);
+        uv_timer_start(&r->drain_timer, on_drained, (uint64_t)(r->cfg.drain_time / 1000000), 0);
+        return;
+    }
+    log_info("%s: shutting down", strsignal(sig));
+    ctl_stop(r->ctl);
+}
+
 static int run_daemon(recorder *r)
 {
     char err[1024];
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGHUP);
     ingest_opts io = make_ingest_opts(r);
     r->live = ingest_live_start(&io, err, sizeof err);
     if (!r->live) {
@@ -526,24 +638,28 @@ static int run_daemon(recorder *r)
     }
     log_info("recording into %s (segments %" PRId64 " MiB / %" PRId64 " s)", r->cfg.data_dir,
              r->cfg.segment_size >> 20, (int64_t)(r->cfg.segment_age / 1000000000LL));
-    int64_t last_log = timeparse_mono_ns();
-    for (;;) {
-        struct timespec to = { 1, 0 };
-        int sig = sigtimedwait(&set, NULL, &to);
-        ingest_stats in;
-        store_stats st;
-        counters(r, &in, &st);
-        write_stats_file(r, &in, &st);
-        if (sig == SIGINT || sig == SIGTERM) {
-            log_info("%s: shutting down", strsignal(sig));
-            break;
+    ctl_hooks hooks = { .data = r, .tick = on_tick, .on_signal = on_signal };
+    r->ctl = ctl_new(&hooks, 1000);
+    r->metrics = metrics_new();
+    r->last_log = timeparse_mono_ns();
+    uv_timer_init(ctl_loop(r->ctl), &r->drain_timer);
+    r->drain_timer.data = r;
+    int rc = 0;
+    if (ctl_listen(r->ctl, r->cfg.http, err, sizeof err) < 0) {
+        log_error("%s", err);
+        rc = 1;
+    } else {
+        httpd_t *http = ctl_http(r->ctl);
+        if (http) {
+            httpd_route(http, "/healthz", on_healthz, r);
+            httpd_route(http, "/readyz", on_readyz, r);
+            httpd_route(http, "/metrics", on_metrics, r);
+            log_info("HTTP (health, metrics) on %s", r->cfg.http);
         }
-        if (sig == SIGHUP) log_info("SIGHUP: nothing to reload (restart to change options)");
-        if (sig == SIGUSR1 || timeparse_mono_ns() - last_log >= r->cfg.stats_interval) {
-            log_counters(&in, &st);
-            last_log = timeparse_mono_ns();
-        }
+        ctl_run(r->ctl);
     }
+    uv_close((uv_handle_t *)&r->drain_timer, NULL);
+    ctl_free(r->ctl);
     ingest_stats fin;
     memset(&fin, 0, sizeof fin);
     ingest_live_stop(r->live, &fin);
@@ -553,9 +669,9 @@ static int run_daemon(recorder *r)
     ingest_stats in;
     store_stats st;
     counters(r, &in, &st);
-    write_stats_file(r, &in, &st);
+    write_stats_file(r);
     log_counters(&in, &st);
-    return 0;
+    return rc;
 }
 
 static void usage(FILE *out)
@@ -572,6 +688,10 @@ static void usage(FILE *out)
     config_print_help(rec_opts, out);
 }
 
+/* Static: what h2o leaves of HTTP connections still open at exit stays
+ * reachable (the loop hangs off it), rather than being reported as a leak. */
+static recorder r;
+
 int main(int argc, char **argv)
 {
     log_init("mscope-recorder");
@@ -580,8 +700,6 @@ int main(int argc, char **argv)
         printf("mscope-recorder %s\n", MSCOPE_VERSION);
         return 0;
     }
-    recorder r;
-    memset(&r, 0, sizeof r);
     pthread_mutex_init(&r.snap_mu, NULL);
     char err[1024];
     int help = 0, npos = 0;
@@ -634,15 +752,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder: --read and --interface exclude each other\n");
         goto out;
     }
-    /* Signals are taken synchronously by the main thread; block them before
-     * any thread starts so the others inherit the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGHUP);
-    if (!r.cfg.read) pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* A daemon's signals go through its control loop (run_daemon). */
     signal(SIGPIPE, SIG_IGN);
     r.start_ns = timeparse_now_ns();
     if (start_search(&r) < 0 || start_publisher(&r) < 0 || start_writer(&r) < 0) {
@@ -657,6 +767,7 @@ int main(int argc, char **argv)
 out:
     if (r.json && r.json != stdout) fclose(r.json);
     config_free(rec_opts, &r.cfg);
+    metrics_free(r.metrics);
     pthread_mutex_destroy(&r.snap_mu);
     return rc;
 }

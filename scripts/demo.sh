@@ -10,7 +10,8 @@
 #      and over HTTP: its health and Prometheus metrics
 # Usage: scripts/demo.sh [BUILD_DIR]; its files go to ./demo-data. Ports can be
 # moved with MSCOPE_DEMO_PORT (VXLAN in), MSCOPE_DEMO_BUS_PORT, _RPC_PORT,
-# _SEARCH_PORT, _HTTP_PORT (the coordinator's health and metrics) and _PG_PORT
+# _SEARCH_PORT, _HTTP_PORT and _REC_HTTP_PORT (the coordinator's and the
+# recorder's health and metrics) and _PG_PORT
 # (the embedded PostgreSQL's socket).
 # scripts/demo.sh --clean removes ./demo-data and its cluster (make clean).
 set -eu
@@ -43,6 +44,7 @@ BUS=tcp://127.0.0.1:${MSCOPE_DEMO_BUS_PORT:-15556}
 RPC=tcp://127.0.0.1:${MSCOPE_DEMO_RPC_PORT:-15555}
 SEARCH=tcp://127.0.0.1:${MSCOPE_DEMO_SEARCH_PORT:-15557}
 HTTP=127.0.0.1:${MSCOPE_DEMO_HTTP_PORT:-18080}
+REC_HTTP=127.0.0.1:${MSCOPE_DEMO_REC_HTTP_PORT:-18081}
 PGPORT=${MSCOPE_DEMO_PG_PORT:-5439}
 
 # Stop what we started, waiting for each (the coordinator stops its PostgreSQL).
@@ -85,7 +87,7 @@ done
 mkdir -p "$DEMO/store"
 cp "$DEMO/coord/search.token" "$DEMO/store/search.token"
 "$REC" --data-dir "$DEMO/store" --listen 127.0.0.1:$PORT --min-free 0 --segment-size 16M \
-    --search "$SEARCH" \
+    --search "$SEARCH" --http "$REC_HTTP" --drain-time 0 \
     --flows-json "$DEMO/flows.json" --coordinator "$BUS" --node-id demo-recorder \
     --flow-idle 2s --flow-grace 1s 2>"$DEMO/recorder.log" &
 pid=$!
@@ -105,7 +107,9 @@ echo "   first packets of the answer (tcpdump -r $DEMO/answer.pcap):"
 tcpdump -nr "$DEMO/answer.pcap" 2>/dev/null | head -5 | sed 's/^/     /'
 capinfos -c "$DEMO/answer.pcap" | sed 's/^/   /'
 
-echo "== 5. the recorder's counters ($DEMO/store/stats.json)"
+echo "== 5. the recorder's counters ($DEMO/store/stats.json, and Prometheus metrics over HTTP)"
+echo "   \$ curl -s http://$REC_HTTP/metrics | grep -E '^mscope_recorder_(packets|drops)'"
+curl -s "http://$REC_HTTP/metrics" | grep -E '^mscope_recorder_(packets|drops)' | sed 's/^/   /'
 kill -USR1 $pid
 sleep 0.3
 kill $pid

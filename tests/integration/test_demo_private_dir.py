@@ -57,6 +57,7 @@ def main():
                MSCOPE_DEMO_RPC_PORT=str(h.free_tcp_port()),
                MSCOPE_DEMO_SEARCH_PORT=str(h.free_tcp_port()),
                MSCOPE_DEMO_HTTP_PORT=str(h.free_tcp_port()),
+               MSCOPE_DEMO_REC_HTTP_PORT=str(h.free_tcp_port()),
                # The suites use 5400-5899, the demo 5439, test_embedded_pg 6100-6399.
                MSCOPE_DEMO_PG_PORT=str(6400 + os.getpid() % 300))
     env.pop("MSCOPE_PGEMBED_ROOT", None)

@@ -94,13 +94,15 @@ def main():
         setup()
         log = open(os.path.join(d, "rec.log"), "wb")
         rec = subprocess.Popen(["ip", "netns", "exec", R, h.RECORDER, "--data-dir", store,
-                                "--listen", "10.200.2.2:4789", "--min-free", "0"],
+                                "--listen", "10.200.2.2:4789", "--min-free", "0",
+                                "--drain-time", "0"],
                                stdout=log, stderr=log)
         procs.append(rec)
         live_store = os.path.join(d, "live")
         live_log = open(os.path.join(d, "live.log"), "wb")
         live = subprocess.Popen(["ip", "netns", "exec", C, h.RECORDER, "--data-dir", live_store,
-                                 "--interface", f"{TAG}a", "--min-free", "0"],
+                                 "--interface", f"{TAG}a", "--min-free", "0",
+                                 "--drain-time", "0"],
                                 stdout=live_log, stderr=live_log)
         procs.append(live)
         cap = os.path.join(d, "oracle.pcap")

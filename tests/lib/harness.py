@@ -218,13 +218,17 @@ class Daemon(_Process):
     what = "recorder"
 
     def __init__(self, datadir, *args, ns=None, stats_file=None):
+        """args come after our defaults, so they override them (e.g. a
+        --drain-time for the tests of draining)."""
         self.datadir = datadir
         self.port = free_udp_port()
+        self.http = f"127.0.0.1:{free_tcp_port()}"
         self.stats_file = stats_file or os.path.join(datadir, "stats.json")
         self.log = open(os.path.join(os.path.dirname(datadir.rstrip("/")),
                                      os.path.basename(datadir.rstrip("/")) + ".log"), "ab+")
         self._start([RECORDER, "--data-dir", datadir, "--listen", f"127.0.0.1:{self.port}",
-                     "--min-free", "0", "--stats-file", self.stats_file, *map(str, args)], ns)
+                     "--min-free", "0", "--stats-file", self.stats_file, "--http", self.http,
+                     "--drain-time", "0", *map(str, args)], ns)
 
 
 def vxsend(pcap, port, *args):
