@@ -520,10 +520,11 @@ static json_t *health_reasons(recorder *r)
     char rx[512];
     if (r->live && ingest_live_health(r->live, RX_STALL_NS, rx, sizeof rx))
         json_array_append_new(why, json_string(rx));
-    /* Dropping now: any drop within the last few ticks. */
-    uint64_t oldest = r->drops[r->ticks % RECENT_TICKS];
+    /* Dropping now: any drop since the oldest total in the ring (5 ticks
+     * ago; zero in the first seconds, so a drop since the start counts). */
+    uint64_t oldest = r->drops[(r->ticks + 1) % RECENT_TICKS];
     uint64_t now = f.queue_drops + f.kernel_drops + f.drop_disk_full;
-    if (r->ticks >= RECENT_TICKS && now > oldest) {
+    if (now > oldest) {
         char m[160];
         snprintf(m, sizeof m, "dropping packets: %" PRIu64 " in the last %d s", now - oldest,
                  RECENT_TICKS - 1);

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A full disk (a small tmpfs) pauses writing with a clear log line and a
-counter, never corrupts a segment, and resumes when space frees.
+counter, turns /healthz and /readyz to 503, never corrupts a segment, and
+resumes (healthy again) when space frees.
 Needs root to mount the tmpfs; skipped visibly otherwise.
 """
 import glob
@@ -42,6 +43,10 @@ def run(d, mnt):
         st = rec.stats()
         h.check(st["drop_disk_full"] > 0 and st["disk_full_events"] == 1, f"stats {st}")
         h.check("writing paused" in rec.log_text(), "no clear log line on disk full")
+        code, health = h.http_json(rec.http, "/healthz")
+        h.check(code == 503 and any("disk is full" in r for r in health["reasons"]),
+                f"/healthz on a full disk: {code} {health}")
+        h.check(h.http_json(rec.http, "/readyz")[0] == 503, "/readyz on a full disk")
         # The segment on the full disk is valid as it stands.
         seg = glob.glob(os.path.join(store, "seg-*.pcap"))[0]
         ok, err = h.capinfos_ok(seg)
@@ -51,6 +56,9 @@ def run(d, mnt):
         os.unlink(ballast)
         h.check(h.wait_for(lambda: rec.stats()["paused"] == 0, 10), "writing did not resume")
         h.check("writing resumed" in rec.log_text(), "resume not logged")
+        # Healthy again once the drops are older than the window (5 s).
+        h.check(h.wait_for(lambda: h.http_json(rec.http, "/healthz")[0] == 200, 10),
+                f"/healthz after the disk freed: {h.http_json(rec.http, '/healthz')}")
         h.vxsend(src, rec.port, "--rate", 20000, "--loop", 1)
         h.check(h.wait_for(lambda: rec.stats()["stored_packets"] > stored_before, 10),
                 "nothing stored after resume")

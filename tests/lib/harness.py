@@ -372,3 +372,13 @@ def scrape(addr):
     check(p.returncode == 0, f"promtool check metrics on {addr}:\n"
           f"{p.stdout.decode()}{p.stderr.decode()}")
     return parse_metrics(body.decode())
+
+
+def ns_http_json(ns, addr, path):
+    """GET http://addr/path from inside network namespace ns (curl there):
+    (status, parsed JSON body)."""
+    import json
+    p = run(["ip", "netns", "exec", ns, "curl", "-s", "-m", "10", "-w", "\n%{http_code}",
+             f"http://{addr}{path}"], check_rc=False)
+    body, _, code = p.stdout.decode().rpartition("\n")
+    return int(code or 0), json.loads(body) if body else None

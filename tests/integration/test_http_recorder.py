@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The recorder's HTTP side, as an NLB health check and Prometheus see it:
+- /metrics passes promtool and counts exactly what was fed (packets in and
+  stored, not-VXLAN messages as drops with their reason);
+- /healthz and /readyz are 200 while it works; 503 with a reason when it
+  drops packets now (a tiny socket buffer flooded), and when its capture
+  interface disappears (the receive path stopped);
+- SIGTERM drains: /readyz turns 503 at once while /healthz stays 200,
+  packets sent during the drain are stored, then it exits 0.
+(The full-disk case is in test_disk_full.)"""
+import os
+import signal
+import socket
+import time
+
+import harness as h
+
+NS = f"msh{os.getpid() % 100000}"
+
+
+def metric(m, name, **labels):
+    return m.get((name, tuple(sorted(labels.items()))))
+
+
+def counting(d):
+    src = h.gen(os.path.join(d, "in.pcap"), "--packets", 3000, "--flows", 50, "--seed", 5,
+                "--mix", "clean")
+    store = os.path.join(d, "store")
+    rec = h.Daemon(store)
+    try:
+        code, body = h.http_json(rec.http, "/healthz")
+        h.check(code == 200 and body["status"] == "ok", f"/healthz at start: {code} {body}")
+        h.check(h.http_json(rec.http, "/readyz")[0] == 200, "/readyz at start")
+        h.vxsend(src, rec.port, "--rate", 20000)
+        junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(25):  # no I flag (RFC 7348), or too short for a header
+            junk.sendto(b"\0" * (20 + i) if i % 2 else b"abc", ("127.0.0.1", rec.port))
+        junk.close()
+        h.check(rec.wait_rx(3025), f"rx {rec.stats()}")
+        h.check(h.wait_for(lambda: rec.stats()["stored_packets"] >= 3000, 10),
+                f"not stored: {rec.stats()}")
+        m = h.scrape(rec.http)
+        got = (metric(m, "mscope_recorder_packets_received_total"),
+               metric(m, "mscope_recorder_packets_stored_total"),
+               metric(m, "mscope_recorder_drops_total", reason="not_vxlan"),
+               metric(m, "mscope_recorder_drops_total", reason="queue"),
+               metric(m, "mscope_recorder_drops_total", reason="kernel"),
+               metric(m, "mscope_recorder_drops_total", reason="disk_full"))
+        h.check(got == (3025, 3000, 25, 0, 0, 0), f"metrics (rx, stored, drops...): {got}")
+        st = rec.stats()
+        h.check(st["stored_bytes"] == metric(m, "mscope_recorder_bytes_stored_total") and
+                st["segments"] == metric(m, "mscope_recorder_store_segments"),
+                "stats.json and /metrics disagree")
+        h.check(sum(v for (n, _), v in m.items()
+                    if n == "mscope_recorder_not_decapsulated_total") == 25,
+                "not_decapsulated_total by reason does not add up to the drops")
+        h.check(metric(m, "process_open_fds") > 0, "no process metrics")
+        print("ok  /metrics passes promtool: 3025 received, 3000 stored, 25 not-VXLAN drops")
+    finally:
+        h.check(rec.stop() == 0, "recorder exit status")
+
+
+def dropping(d):
+    src = h.gen(os.path.join(d, "burst.pcap"), "--packets", 200000, "--flows", 100,
+                "--seed", 6, "--mix", "clean")
+    rec = h.Daemon(os.path.join(d, "store2"), "--rcvbuf", "64K")
+    try:
+        h.vxsend(src, rec.port, "--rate", 0)
+        st = rec.stats()
+        if not h.wait_for(lambda: rec.stats()["kernel_drops"] > 0, 5):
+            h.skip(f"could not make the kernel drop (receiver kept up): {rec.stats()}")
+        code, body = h.http_json(rec.http, "/healthz")
+        h.check(code == 503 and any("dropping" in r for r in body["reasons"]),
+                f"/healthz while dropping: {code} {body}")
+        h.check(h.wait_for(lambda: h.http_json(rec.http, "/healthz")[0] == 200, 12),
+                "/healthz did not recover once the drops stopped")
+        print(f"ok  dropping now ({rec.stats()['kernel_drops']} kernel drops): 503, then 200")
+    finally:
+        h.check(rec.stop() == 0, "recorder exit status")
+
+
+def interface_gone(d):
+    if os.geteuid() != 0:
+        print("skip: the vanishing interface needs root (network namespaces)")
+        return
+    h.netns_create(NS)
+    try:
+        h.ns_exec(NS, "ip", "link", "add", "cap0", "type", "veth", "peer", "name", "cap1")
+        h.ns_exec(NS, "ip", "link", "set", "cap0", "up")
+        h.ns_exec(NS, "ip", "link", "set", "cap1", "up")
+        rec = h.Daemon(os.path.join(d, "store3"), "--interface", "cap0", ns=NS)
+        try:
+            code, body = h.ns_http_json(NS, rec.http, "/healthz")
+            h.check(code == 200, f"/healthz capturing: {code} {body}")
+            h.ns_exec(NS, "ip", "link", "del", "cap0")
+            ok = h.wait_for(lambda: h.ns_http_json(NS, rec.http, "/healthz")[0] == 503, 10)
+            code, body = h.ns_http_json(NS, rec.http, "/healthz")
+            h.check(ok and any("receive thread" in r for r in body["reasons"]),
+                    f"/healthz after the interface vanished: {code} {body}")
+            print(f"ok  capture interface deleted: 503 ({body['reasons'][0]})")
+        finally:
+            rec.stop()
+    finally:
+        h.netns_delete(NS)
+
+
+def drain(d):
+    src = h.gen(os.path.join(d, "late.pcap"), "--packets", 500, "--flows", 10, "--seed", 7,
+                "--mix", "clean")
+    rec = h.Daemon(os.path.join(d, "store4"), "--drain-time", "3s")
+    rec.proc.send_signal(signal.SIGTERM)
+    t0 = time.time()
+    h.check(h.wait_for(lambda: h.http_json(rec.http, "/readyz")[0] == 503, 2),
+            "/readyz did not turn 503 on SIGTERM")
+    code, body = h.http_json(rec.http, "/readyz")
+    h.check(any("draining" in r for r in body["reasons"]), f"/readyz reasons: {body}")
+    h.check(h.http_json(rec.http, "/healthz")[0] == 200, "/healthz must stay 200 while draining")
+    h.vxsend(src, rec.port, "--rate", 5000)
+    rc = rec.proc.wait(30)
+    took = time.time() - t0
+    h.check(rc == 0 and 2.5 < took < 10, f"drain: exit {rc} after {took:.1f} s (want ~3 s)")
+    st = rec.stats()
+    h.check(st["stored_packets"] == 500, f"packets sent while draining not stored: {st}")
+    print(f"ok  SIGTERM: /readyz 503 at once, 500 packets stored while draining, exit 0 "
+          f"after {took:.1f} s")
+
+
+def main():
+    h.init()
+    d = h.tmpdir()
+    counting(d)
+    drain(d)
+    interface_gone(d)
+    dropping(d)
+
+
+if __name__ == "__main__":
+    main()
