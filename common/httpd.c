@@ -12,6 +12,7 @@
 #include "xmalloc.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +48,20 @@ struct httpd {
     int nroutes;
 };
 
+/* Ours, on the heap: it outlives h2o's request when the answer is deferred
+ * (the client may go first), and carries a stream's state. */
 struct httpd_req {
-    h2o_req_t *req;
-    char *path, *query;
+    h2o_req_t *req;         /* NULL once h2o has disposed of the request */
+    char *path, *query;     /* in h2o's pool: valid while req is */
+    int answered;           /* respond() or stream_start() was called */
+    /* a streamed answer */
+    h2o_generator_t gen;
+    httpd_stream_cb proceed;
+    void (*on_close)(void *data, int complete);
+    void *data;
+    int streaming, final_sent, in_flight;
+    char *buf;              /* the piece h2o holds until it proceeds */
+    size_t cap;
 };
 
 static const httpd_route_t *httpd__match(const httpd_t *h, const char *path)
@@ -73,11 +85,28 @@ static char *httpd__strdup(h2o_req_t *req, const char *s, size_t len)
     return p;
 }
 
+/* h2o clears the request's pool: the request is over (answered, or the
+ * client went away). */
+static void httpd__dispose(void *p)
+{
+    httpd_req_t *r = *(httpd_req_t **)p;
+    r->req = NULL;
+    if (r->streaming) {
+        if (r->on_close) r->on_close(r->data, r->final_sent);
+        free(r->buf);
+        free(r);
+    } else if (r->answered) {
+        free(r);
+    }
+    /* else a deferred answer is pending: httpd_respond() frees it */
+}
+
 static int httpd__on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     httpd_t *h = ((httpd_h2o_handler *)self)->h;
-    httpd_req_t *r = h2o_mem_alloc_pool(&req->pool, sizeof *r);
+    httpd_req_t *r = xcalloc(1, sizeof *r);
     r->req = req;
+    *(httpd_req_t **)h2o_mem_alloc_shared(&req->pool, sizeof r, httpd__dispose) = r;
     /* The path as sent, without the query; h2o's normalised path also drops
      * "..", which is what routing must see. */
     size_t plen = req->path_normalized.len;
@@ -286,6 +315,11 @@ void httpd_respond(httpd_req_t *r, int status, const char *content_type, const c
                    size_t len)
 {
     h2o_req_t *req = r->req;
+    if (!req) { /* the client went away while we worked */
+        free(r);
+        return;
+    }
+    r->answered = 1; /* from here h2o may dispose of it (and free r) at any time */
     req->res.status = status;
     req->res.reason = httpd__reason(status);
     const char *ct = content_type ? content_type : "text/plain; charset=utf-8";
@@ -346,4 +380,62 @@ void httpd_free(httpd_t *h)
     h2o_context_dispose(&h->ctx); /* runs the loop once to close its handles */
     h2o_config_dispose(&h->config);
     free(h);
+}
+
+/* ---- streamed answers ---------------------------------------------------- */
+
+static void httpd__proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    httpd_req_t *r = (httpd_req_t *)((char *)g - offsetof(httpd_req_t, gen));
+    r->in_flight = 0;
+    if (!r->final_sent && r->proceed) r->proceed(r->data);
+}
+
+int httpd_stream_start(httpd_req_t *r, int status, const char *content_type,
+                       httpd_stream_cb proceed, void (*on_close)(void *data, int complete),
+                       void *data, const char *const *headers)
+{
+    h2o_req_t *req = r->req;
+    if (!req) {
+        free(r);
+        return -1;
+    }
+    r->answered = r->streaming = 1;
+    r->proceed = proceed;
+    r->on_close = on_close;
+    r->data = data;
+    r->gen.proceed = httpd__proceed;
+    r->gen.stop = NULL; /* the pool's dispose hook tells us instead */
+    req->res.status = status;
+    req->res.reason = httpd__reason(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                   strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    for (int i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+        char *name = httpd__strdup(req, headers[i], strlen(headers[i]));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
+                              headers[i + 1], strlen(headers[i + 1]));
+    }
+    h2o_start_response(req, &r->gen);
+    return 0;
+}
+
+int httpd_stream_ready(const httpd_req_t *r) { return r->req && !r->in_flight && !r->final_sent; }
+
+int httpd_stream_send(httpd_req_t *r, const void *data, size_t len, int final)
+{
+    if (!r->req || r->in_flight || r->final_sent) return -1;
+    if (len > r->cap) {
+        r->buf = xrealloc(r->buf, len);
+        r->cap = len;
+    }
+    if (len) memcpy(r->buf, data, len);
+    h2o_iovec_t v = h2o_iovec_init(r->buf, len);
+    r->in_flight = 1;
+    r->final_sent = final;
+    /* h2o may finish and dispose of the request inside this call. */
+    h2o_send(r->req, &v, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    return 0;
 }

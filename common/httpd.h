@@ -2,9 +2,12 @@
  * only h2o user), with a small routing table and JSON answers (jansson).
  *
  * A daemon makes one server (`--http ADDR:PORT`, or "off"), adds routes
- * (exact paths, or prefixes ending in '/'), and answers each request from
- * its handler on the loop thread with httpd_respond*(). Request bodies are
- * capped (HTTPD_BODY_MAX).
+ * (exact paths, or prefixes ending in '/'), and answers each request on the
+ * loop thread: at once from its handler with httpd_respond*(); later (after
+ * a database job), by keeping the request and answering when ready - the
+ * client may have gone by then, which httpd_respond() handles; or as a
+ * stream whose pieces go only as fast as the client takes them. Request
+ * bodies are capped (HTTPD_BODY_MAX).
  *
  * Stopping: httpd_shutdown() closes the listener and lets the requests in
  * progress finish; httpd_connections() says how many connections are still
@@ -36,7 +39,8 @@ void httpd_route(httpd_t *h, const char *path, httpd_handler fn, void *data);
 
 /* The request: method ("GET"), path without the query, the raw query
  * string (no '?'; "" when none), a header by name (NULL when absent), and
- * the body. Strings are NUL-terminated and live as long as the request. */
+ * the body. Strings are NUL-terminated and live while the handler runs
+ * (a handler that answers later copies what it needs). */
 const char *httpd_method(httpd_req_t *r);
 const char *httpd_path(httpd_req_t *r);
 const char *httpd_query(httpd_req_t *r);
@@ -47,7 +51,10 @@ const char *httpd_body(httpd_req_t *r, size_t *len);
  * Returns 1 when present, 0 when absent, -1 when too long or malformed. */
 int httpd_param(httpd_req_t *r, const char *name, char *out, size_t outlen);
 
-/* Answer with body (copied). content_type NULL means text/plain. */
+/* Answer with body (copied). content_type NULL means text/plain. Every
+ * request is answered exactly once (respond or stream); after that r is
+ * not the caller's any more. Answering a request whose client has gone
+ * only releases it. */
 void httpd_respond(httpd_req_t *r, int status, const char *content_type, const char *body,
                    size_t len);
 
@@ -57,6 +64,26 @@ void httpd_respond_json(httpd_req_t *r, int status, json_t *body);
 /* An error as JSON: {"error": message, "status": status}. */
 void httpd_respond_error(httpd_req_t *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- streamed answers -----------------------------------------------------
+ * httpd_stream_start() sends the status and headers (plus headers, a list of
+ * name, value pairs ending with NULL, or NULL). Then one piece at a time:
+ * httpd_stream_send() is allowed when httpd_stream_ready(), i.e. right after
+ * the start and each time proceed(data) is called (the client has taken the
+ * last piece); the piece is copied. final = 1 ends the answer. on_close(data,
+ * complete) is called once when the request is over - complete = 0 when the
+ * client went away first - and r is gone after it. */
+typedef void (*httpd_stream_cb)(void *data);
+
+/* Returns 0, or -1 when the client has already gone (r is released; no
+ * callback comes). */
+int httpd_stream_start(httpd_req_t *r, int status, const char *content_type,
+                       httpd_stream_cb proceed, void (*on_close)(void *data, int complete),
+                       void *data, const char *const *headers);
+int httpd_stream_ready(const httpd_req_t *r);
+
+/* Returns 0, or -1 when not ready (nothing sent). */
+int httpd_stream_send(httpd_req_t *r, const void *data, size_t len, int final);
 
 /* Stop listening; open connections finish their requests (idle keep-alive
  * ones end with h2o's request timeout, or the process). Accepts NULL. */

@@ -1263,23 +1263,67 @@ static Mirrorscope__FlowRecord *db__record_from(PGresult *r, int i)
 
 _Static_assert(DB_NCOLS == 59, "db__record_from() reads the columns by position");
 
+/* A page's position: the last row's sort key, flow id and node. Text of
+ * the form KEY.FLOWID.HEXNODE, safe in a URL as it is. */
+static void db__cursor_make(char *out, size_t len, const char *key, const char *flow_id,
+                            const char *node)
+{
+    int n = snprintf(out, len, "%s.%s.", key, flow_id);
+    for (const unsigned char *p = (const unsigned char *)node; n > 0 && *p && (size_t)n + 3 < len; p++)
+        n += snprintf(out + n, len - (size_t)n, "%02x", *p);
+}
+
+static int db__cursor_parse(const char *c, char *key, char *flow_id, char *node, size_t len)
+{
+    const char *d1 = strchr(c, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (!d2 || d1 == c || d2 == d1 + 1 || (size_t)(d1 - c) >= 32 || (size_t)(d2 - d1) > 32)
+        return -1;
+    for (const char *p = c; p < d2; p++)
+        if (p != d1 && !(*p >= '0' && *p <= '9') && !(*p == '-' && (p == c || p == d1 + 1)))
+            return -1;
+    memcpy(key, c, (size_t)(d1 - c));
+    key[d1 - c] = 0;
+    memcpy(flow_id, d1 + 1, (size_t)(d2 - d1 - 1));
+    flow_id[d2 - d1 - 1] = 0;
+    size_t hex = strlen(d2 + 1);
+    if (hex % 2 || hex / 2 >= len) return -1;
+    for (size_t i = 0; i < hex / 2; i++) {
+        unsigned v;
+        if (sscanf(d2 + 1 + 2 * i, "%2x", &v) != 1 || !v) return -1;
+        node[i] = (char)v;
+    }
+    node[hex / 2] = 0;
+    return 0;
+}
+
 int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
                    int *bad_request, char *err, size_t errlen)
 {
-    static const struct { const char *name, *sql; } orders[] = {
-        { "first", "first_ns" }, { "last", "last_ns DESC" },
-        { "bytes", "(c2s_ip_bytes + s2c_ip_bytes) DESC" },
-        { "packets", "(c2s_packets + s2c_packets) DESC" },
-        { "rtt", "((c2s_rtt_sum + s2c_rtt_sum) / nullif(c2s_rtt_count + s2c_rtt_count, 0)) DESC NULLS LAST" },
-        { "retransmissions", "(c2s_retransmissions + s2c_retransmissions) DESC" },
+    /* Each order is a sort key, then node and flow id: a total order, so a
+     * cursor (the last row's three values) starts the next page exactly. */
+    static const struct { const char *name, *key; int desc; } orders[] = {
+        { "first", "first_ns", 0 },
+        { "newest", "first_ns", 1 },
+        { "last", "last_ns", 1 },
+        { "bytes", "(c2s_ip_bytes + s2c_ip_bytes)", 1 },
+        { "packets", "(c2s_packets + s2c_packets)", 1 },
+        { "rtt", "coalesce((c2s_rtt_sum + s2c_rtt_sum) / nullif(c2s_rtt_count + s2c_rtt_count, 0), -1)", 1 },
+        { "retransmissions", "(c2s_retransmissions + s2c_retransmissions)", 1 },
     };
-    const char *order = NULL;
+    int o = -1;
     const char *ob = q->order_by && *q->order_by ? q->order_by : "first";
-    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++)
-        if (!strcmp(ob, orders[i].name)) order = orders[i].sql;
-    if (!order) {
+    for (int i = 0; i < (int)(sizeof orders / sizeof orders[0]); i++)
+        if (!strcmp(ob, orders[i].name)) o = i;
+    if (o < 0) {
         *bad_request = 1;
-        snprintf(err, errlen, "order_by must be first, last, bytes, packets, rtt or retransmissions");
+        snprintf(err, errlen, "order must be first, newest, last, bytes, packets, rtt or retransmissions");
+        return -1;
+    }
+    char ck[32] = "", cf[40] = "", cn[256] = "";
+    int has_cursor = q->cursor && *q->cursor;
+    if (has_cursor && db__cursor_parse(q->cursor, ck, cf, cn, sizeof cn) < 0) {
+        *bad_request = 1;
+        snprintf(err, errlen, "cursor: not a cursor from an earlier answer");
         return -1;
     }
     char p[9][64];
@@ -1293,13 +1337,15 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
     snprintf(p[6], 64, "%s", q->only_retransmissions ? "t" : "f");
     snprintf(p[7], 64, "%u", limit);
     const char *params[] = { p[0], p[1], q->host && *q->host ? q->host : NULL, p[3], p[4], p[5],
-                             p[6], p[7], q->node && *q->node ? q->node : NULL };
+                             p[6], p[7], q->node && *q->node ? q->node : NULL,
+                             has_cursor ? ck : NULL, has_cursor ? cf : NULL,
+                             has_cursor ? cn : NULL };
+    const char *dir = orders[o].desc ? "DESC" : "ASC";
     char cols[8192], sql[16384];
     db__cols(cols, sizeof cols, "", 0);
-    /* host() would lose nothing here; ::text keeps "/32" off the addresses */
     snprintf(sql, sizeof sql,
              "SELECT node, flow_id, vni, host(observer), proto, host(client_ip), client_port, "
-             "host(server_ip), server_port, first_ns, last_ns, %s FROM flows_all "
+             "host(server_ip), server_port, first_ns, last_ns, %s, %s FROM flows_all "
              "WHERE first_ts >= to_timestamp($1::bigint / 1e9) AND first_ns < $2::bigint "
              "AND ($3::inet IS NULL OR client_ip = $3::inet OR server_ip = $3::inet) "
              "AND ($4::int = 0 OR client_port = $4::int OR server_port = $4::int) "
@@ -1308,11 +1354,13 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
              "(c2s_rtt_sum + s2c_rtt_sum) / (c2s_rtt_count + s2c_rtt_count) >= $6::bigint)) "
              "AND (NOT $7::boolean OR c2s_retransmissions + s2c_retransmissions > 0) "
              "AND ($9::text IS NULL OR node = $9::text) "
-             "ORDER BY %s LIMIT $8::int",
+             "AND ($10::bigint IS NULL OR (%s, node, flow_id) %s ($10::bigint, $12::text, $11::bigint)) "
+             "ORDER BY %s %s, node %s, flow_id %s LIMIT $8::int",
              cols + strlen("node, flow_id, vni, observer, proto, client_ip, client_port, "
                            "server_ip, server_port, first_ns, last_ns, "),
-             order);
-    PGresult *r = db__query(d, sql, 9, params, bad_request, err, errlen);
+             orders[o].key, orders[o].key, orders[o].desc ? "<" : ">", orders[o].key, dir, dir,
+             dir);
+    PGresult *r = db__query(d, sql, 12, params, bad_request, err, errlen);
     if (!r) return -1;
     int n = PQntuples(r);
     resp->n_flows = (size_t)n;
@@ -1323,6 +1371,12 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         row->node = db__s(r, i, 0);
         row->record = db__record_from(r, i);
         resp->flows[i] = row;
+    }
+    if (n > 0 && (uint32_t)n == limit) {
+        char c[600];
+        db__cursor_make(c, sizeof c, PQgetvalue(r, n - 1, DB_NCOLS), PQgetvalue(r, n - 1, 1),
+                        PQgetvalue(r, n - 1, 0));
+        resp->next_cursor = xstrdup(c);
     }
     PQclear(r);
     return 0;
@@ -1442,6 +1496,8 @@ static void db__free_record(Mirrorscope__FlowRecord *m)
 
 void db_response_free(Mirrorscope__Response *resp)
 {
+    if (resp->next_cursor && resp->next_cursor != protobuf_c_empty_string) free(resp->next_cursor);
+    resp->next_cursor = (char *)protobuf_c_empty_string;
     for (size_t i = 0; i < resp->n_nodes; i++) {
         Mirrorscope__NodeInfo *n = resp->nodes[i];
         free(n->node);

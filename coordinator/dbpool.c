@@ -92,7 +92,7 @@ static void dbpool__work(uv_work_t *req)
     dbpool_job *j = req->data;
     db_t *d = dbpool__take(j->pool, j->err, sizeof j->err);
     if (!d) {
-        j->rc = -1;
+        j->rc = DBPOOL_UNREACHABLE;
         return;
     }
     j->rc = j->work(d, j->arg, j->err, sizeof j->err);

@@ -26,8 +26,9 @@ typedef struct dbpool dbpool_t;
 typedef int (*dbpool_work_fn)(db_t *db, void *arg, char *err, size_t errlen);
 
 /* Runs on the loop thread when the job has ended: rc is the work's result,
- * or -1 with err "the database is not reachable ..." when no connection
- * could be had (the work did not run). err is borrowed for the call. */
+ * or DBPOOL_UNREACHABLE with err set when no connection could be had (the
+ * work did not run). err is borrowed for the call. */
+#define DBPOOL_UNREACHABLE (-1000)
 typedef void (*dbpool_done_fn)(void *arg, int rc, const char *err);
 
 /* conninfo: libpq's string ("" for the PG* environment), copied. */

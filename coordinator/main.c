@@ -21,6 +21,7 @@
 #include "mirrorscope.pb-c.h"
 #include "pgembed.h"
 #include "registry.h"
+#include "restapi.h"
 #include "rpcapi.h"
 #include "scatter.h"
 #include "spool.h"
@@ -51,7 +52,8 @@
 #define METRIC_NODES_MAX 4096
 
 typedef struct coord_settings {
-    char *data_dir, *db, *bus, *rpc, *http, *token_file, *search_token_file, *log_level, *stats_file;
+    char *data_dir, *db, *bus, *rpc, *http, *token_file, *search_token_file, *api_read_token_file,
+        *api_admin_token_file, *log_level, *stats_file;
     int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
         retention_days, search_window, search_node_timeout, search_idle_timeout, max_searches;
 } coord_settings;
@@ -62,7 +64,9 @@ static const config_opt coord_opts[] = {
     { "db", 0, CFG_STR, O(db), NULL, 0, 0, "CONNINFO", "libpq connection string or URI of an existing server (no password here: use PGPASSFILE); default: PG* variables if PGHOST is set, else the embedded server" },
     { "bus", 0, CFG_STR, O(bus), "tcp://0.0.0.0:5556", 0, 0, "ENDPOINT", "where recorders publish (SUB, bound)" },
     { "rpc", 0, CFG_STR, O(rpc), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "where clients (mscope) send requests (ROUTER, bound)" },
-    { "http", 0, CFG_STR, O(http), "127.0.0.1:8080", 0, 0, "ADDR:PORT", "HTTP: /healthz, /readyz, /metrics (Prometheus); off disables" },
+    { "http", 0, CFG_STR, O(http), "127.0.0.1:8080", 0, 0, "ADDR:PORT", "HTTP: the REST API (/api/v1/), /healthz, /readyz, /metrics (Prometheus); off disables" },
+    { "api-read-token-file", 0, CFG_STR, O(api_read_token_file), NULL, 0, 0, "FILE", "REST API: the token that may query (default: DIR/api-read.token, created 0600 if missing)" },
+    { "api-admin-token-file", 0, CFG_STR, O(api_admin_token_file), NULL, 0, 0, "FILE", "REST API: the token that may do everything, searches included (default: DIR/api-admin.token, created 0600 if missing)" },
     { "token-file", 0, CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the RPC token clients must present (default: DIR/rpc.token, created 0600 if missing)" },
     { "search-token-file", 0, CFG_STR, O(search_token_file), NULL, 0, 0, "FILE", "the cluster's search token, presented to recorders (default: DIR/search.token, created 0600 if missing: copy it to every recorder)" },
     { "search-window", 0, CFG_INT, O(search_window), "4", 1, 64, "N", "search: 1 MiB chunks in flight per recorder" },
@@ -114,7 +118,8 @@ typedef struct coord {
     uint64_t ticks;
     /* counters */
     uint64_t batches, records_in, bad_messages, house_runs, house_errors;
-    char token[TOKEN_MAX], search_token[TOKEN_MAX];
+    char token[TOKEN_MAX], search_token[TOKEN_MAX], api_read[TOKEN_MAX], api_admin[TOKEN_MAX];
+    restapi_t *rest;
 } coord;
 
 static void on_flow(coord *c, const uint8_t *data, size_t len)
@@ -342,6 +347,9 @@ static void gather(coord *c, coord_figures *f)
     scatter_stats ss;
     memset(&ss, 0, sizeof ss);
     if (c->scatter) scatter_get_stats(c->scatter, &ss);
+    restapi_stats rest;
+    memset(&rest, 0, sizeof rest);
+    if (c->rest) restapi_get_stats(c->rest, &rest);
     *f = (coord_figures){
         .batches = c->batches, .heartbeats = rs.heartbeats, .records_received = c->records_in,
         .records_written = ws.records_written, .records_pending = pending_records(c),
@@ -350,9 +358,12 @@ static void gather(coord *c, coord_figures *f)
         .db_errors = ws.db_errors, .db_connected = (uint64_t)ws.connected,
         .records_spooled = spool_records(c->spool), .spool_bytes = spool_bytes(c->spool),
         .housekeeping_runs = c->house_runs, .housekeeping_errors = c->house_errors,
-        .queries_active = as.queries_active,
+        .queries_active = as.queries_active + rest.queries_active,
         .rpc_requests = as.requests, .rpc_errors = as.errors,
         .rpc_unauthenticated = as.unauthenticated,
+        .rest_requests = rest.requests, .rest_errors = rest.errors,
+        .rest_unauthenticated = rest.unauthenticated, .rest_forbidden = rest.forbidden,
+        .rest_streams = rest.streams_active,
         .searches = ss.searches, .completed = ss.completed, .partial = ss.partial,
         .failed = ss.failed, .cancelled = ss.cancelled, .abandoned = ss.abandoned,
         .packets = ss.packets, .bytes = ss.bytes, .duplicates = ss.duplicates,
@@ -616,7 +627,9 @@ int main(int argc, char **argv)
     }
     log_info("listening for recorders on %s", c.cfg.bus);
     if (load_token(&c, c.cfg.token_file, "rpc.token", c.token, err, sizeof err) < 0 ||
-        load_token(&c, c.cfg.search_token_file, "search.token", c.search_token, err, sizeof err) < 0) {
+        load_token(&c, c.cfg.search_token_file, "search.token", c.search_token, err, sizeof err) < 0 ||
+        load_token(&c, c.cfg.api_read_token_file, "api-read.token", c.api_read, err, sizeof err) < 0 ||
+        load_token(&c, c.cfg.api_admin_token_file, "api-admin.token", c.api_admin, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
     }
@@ -653,7 +666,15 @@ int main(int argc, char **argv)
         httpd_route(ctl_http(c.ctl), "/healthz", on_healthz, &c);
         httpd_route(ctl_http(c.ctl), "/readyz", on_readyz, &c);
         httpd_route(ctl_http(c.ctl), "/metrics", on_metrics, &c);
-        log_info("HTTP (health, metrics) on %s", c.cfg.http);
+        restapi_opts ro = {
+            .read_token = c.api_read,
+            .admin_token = c.api_admin,
+            .stale_ns = c.cfg.stale_after,
+            .dead_ns = c.cfg.dead_after,
+            .max_queries = 64,
+        };
+        c.rest = restapi_new(ctl_http(c.ctl), &ro, c.reg, c.scatter, c.pool);
+        log_info("HTTP (REST API, health, metrics) on %s", c.cfg.http);
     }
     c.msg = xmalloc(MSG_MAX);
     uint64_t flush_ms = (uint64_t)(c.cfg.flush_interval / 1000000);
@@ -698,6 +719,7 @@ out:
     }
     free(c.msg);
     rpcapi_free(c.api);
+    restapi_free(c.rest);
     bus_rpc_close(c.rpc_sock);
     bus_sub_close(c.bus);
     dbpool_free(c.pool);

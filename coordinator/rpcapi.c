@@ -3,6 +3,7 @@
 
 #include "buswatch.h"
 #include "log.h"
+#include "query.h"
 #include "token.h"
 #include "xmalloc.h"
 
@@ -33,7 +34,6 @@ typedef struct rpc_job {
     bus_peer client;
     Mirrorscope__Request *req; /* owned */
     Mirrorscope__Response resp;
-    int bad;
 } rpc_job;
 
 static void rpcapi__send(rpcapi_t *a, const bus_peer *client, Mirrorscope__Response *resp,
@@ -58,21 +58,8 @@ static void rpcapi__send(rpcapi_t *a, const bus_peer *client, Mirrorscope__Respo
 static int rpcapi__work(db_t *db, void *arg, char *err, size_t errlen)
 {
     rpc_job *j = arg;
-    const Mirrorscope__Request *q = j->req;
-    switch (q->body_case) {
-    case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
-        return db_list_nodes(db, j->api->o.stale_ns, j->api->o.dead_ns, &j->resp, err, errlen);
-    case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
-        return db_query_flows(db, q->query_flows, &j->resp, &j->bad, err, errlen);
-    case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
-        return db_top_talkers(db, q->top_talkers, &j->resp, &j->bad, err, errlen);
-    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES:
-        return db_time_series(db, q->time_series, &j->resp, &j->bad, err, errlen);
-    default:
-        j->bad = 1;
-        snprintf(err, errlen, "unknown request type");
-        return -1;
-    }
+    query_opts qo = { j->api->o.stale_ns, j->api->o.dead_ns };
+    return query_run(db, &qo, j->req, &j->resp, err, errlen);
 }
 
 static void rpcapi__done(void *arg, int rc, const char *err)
@@ -81,8 +68,8 @@ static void rpcapi__done(void *arg, int rc, const char *err)
     rpcapi_t *a = j->api;
     a->st.queries_active--;
     if (rc < 0)
-        j->resp.status = j->bad ? MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST
-                                : MIRRORSCOPE__RESPONSE__STATUS__ERROR;
+        j->resp.status = rc == QUERY_BAD_REQUEST ? MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST
+                                                 : MIRRORSCOPE__RESPONSE__STATUS__ERROR;
     rpcapi__send(a, &j->client, &j->resp, err);
     db_response_free(&j->resp);
     mirrorscope__request__free_unpacked(j->req, NULL);
@@ -160,7 +147,7 @@ static void rpcapi__request(rpcapi_t *a, long len)
     case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
     case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
     case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
-    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES:
+    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES: /* query_is_query() */
         if (a->st.queries_active >= (uint64_t)a->o.max_queries) {
             resp.status = MIRRORSCOPE__RESPONSE__STATUS__ERROR;
             snprintf(err, sizeof err, "busy: %d queries are running; try again later",

@@ -17,8 +17,9 @@ typedef struct coord_figures {
     /* database */
     uint64_t db_errors, db_connected, records_spooled, spool_bytes, housekeeping_runs,
         housekeeping_errors, queries_active;
-    /* RPC */
+    /* RPC and REST */
     uint64_t rpc_requests, rpc_errors, rpc_unauthenticated;
+    uint64_t rest_requests, rest_errors, rest_unauthenticated, rest_forbidden, rest_streams;
     /* search */
     uint64_t searches, completed, partial, failed, cancelled, abandoned, packets, bytes,
         duplicates, chunks_out, active, bytes_held, bytes_held_max;

@@ -1,0 +1,549 @@
+/* restapi.c - the REST API (see restapi.h).
+ *
+ * DESIGN: a handler checks the token, turns the URL's parameters into the
+ * same protobuf Request the RPC API takes (unknown or bad parameters are a
+ * 400 naming them), and runs it as a database job through the query layer;
+ * the job's end answers with the rows as JSON. An NDJSON export is a chain
+ * of such jobs, one page each: the next page is asked for only when the
+ * client has taken the last one, so a slow reader holds one page of memory.
+ */
+#include "restapi.h"
+
+#include "config.h"
+#include "log.h"
+#include "pbjson.h"
+#include "query.h"
+#include "timeparse.h"
+#include "token.h"
+#include "xmalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REST_PAGE 1000           /* NDJSON export: flows per database job */
+#define REST_PARAM_MAX 1024
+
+extern const char restapi_openapi_json[]; /* openapi.json, compiled in (CMake) */
+
+struct restapi {
+    httpd_t *http;
+    restapi_opts o;
+    char read_token[TOKEN_MAX], admin_token[TOKEN_MAX];
+    registry_t *reg;
+    scatter_t *sc;
+    dbpool_t *pool;
+    restapi_stats st;
+};
+
+/* A query on its way through the database pool; for an NDJSON export, the
+ * export's state across its pages. */
+typedef struct rest_job {
+    restapi_t *api;
+    httpd_req_t *req;
+    Mirrorscope__Request *q;    /* owned (unpacked copy) */
+    Mirrorscope__Response resp;
+    int ndjson, streaming, gone, in_db;
+    uint64_t rows;
+} rest_job;
+
+/* ---- errors and auth ------------------------------------------------------ */
+
+static void rest__error(restapi_t *a, httpd_req_t *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void rest__error(restapi_t *a, httpd_req_t *r, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    msg[strcspn(msg, "\n")] = 0;
+    a->st.errors++;
+    httpd_respond_error(r, status, "%s", msg);
+}
+
+enum { NEED_READ, NEED_ADMIN };
+
+/* 1 when the request carries a token good enough; else answered (401/403). */
+static int rest__auth(restapi_t *a, httpd_req_t *r, int need)
+{
+    const char *h = httpd_header(r, "authorization");
+    const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
+    if (tok && token_equal(a->admin_token, tok)) return 1;
+    if (tok && token_equal(a->read_token, tok)) {
+        if (need == NEED_READ) return 1;
+        a->st.forbidden++;
+        rest__error(a, r, 403, "this needs the admin token (the read token only queries)");
+        return 0;
+    }
+    a->st.unauthenticated++;
+    rest__error(a, r, 401, tok ? "wrong token" : "missing token: send Authorization: Bearer TOKEN");
+    return 0;
+}
+
+/* ---- parameters ----------------------------------------------------------- */
+
+/* Every parameter of the query must be one of known (NULL-terminated).
+ * Returns 0, or -1 after answering 400. */
+static int rest__known(restapi_t *a, httpd_req_t *r, const char *const *known)
+{
+    const char *p = httpd_query(r);
+    while (*p) {
+        size_t len = strcspn(p, "&"), klen = strcspn(p, "=&");
+        int ok = klen == 0;
+        for (int i = 0; known[i] && !ok; i++)
+            ok = strlen(known[i]) == klen && !memcmp(known[i], p, klen);
+        if (!ok) {
+            rest__error(a, r, 400, "unknown parameter '%.*s'", (int)(klen > 64 ? 64 : klen), p);
+            return -1;
+        }
+        p += len + (p[len] == '&');
+    }
+    return 0;
+}
+
+/* The parameter name: 0 absent, 1 present (value in out), -1 answered 400. */
+static int rest__param(restapi_t *a, httpd_req_t *r, const char *name, char *out, size_t len)
+{
+    int rc = httpd_param(r, name, out, len);
+    if (rc < 0) rest__error(a, r, 400, "%s: malformed or too long", name);
+    return rc;
+}
+
+static int rest__time(restapi_t *a, httpd_req_t *r, const char *name, int64_t *out)
+{
+    char v[REST_PARAM_MAX];
+    int rc = rest__param(a, r, name, v, sizeof v);
+    if (rc <= 0) return rc;
+    if (timeparse_parse(v, timeparse_now_ns(), out) < 0) {
+        rest__error(a, r, 400, "%s: '%.100s' is not a time (RFC 3339, Unix seconds, or a duration "
+                               "ago such as 15m)", name, v);
+        return -1;
+    }
+    return 1;
+}
+
+static int rest__uint(restapi_t *a, httpd_req_t *r, const char *name, uint32_t min, uint32_t max,
+                      uint32_t *out)
+{
+    char v[REST_PARAM_MAX], *end;
+    int rc = rest__param(a, r, name, v, sizeof v);
+    if (rc <= 0) return rc;
+    errno = 0;
+    unsigned long x = strtoul(v, &end, 10);
+    if (!*v || *end || errno || x < min || x > max) {
+        rest__error(a, r, 400, "%s: '%.100s' is not a number from %u to %u", name, v, min, max);
+        return -1;
+    }
+    *out = (uint32_t)x;
+    return 1;
+}
+
+static int rest__ip(restapi_t *a, httpd_req_t *r, const char *name, char **out)
+{
+    char v[REST_PARAM_MAX];
+    unsigned char tmp[16];
+    int rc = rest__param(a, r, name, v, sizeof v);
+    if (rc <= 0) return rc;
+    if (inet_pton(AF_INET, v, tmp) != 1 && inet_pton(AF_INET6, v, tmp) != 1) {
+        rest__error(a, r, 400, "%s: '%.100s' is not an IPv4 or IPv6 address", name, v);
+        return -1;
+    }
+    *out = xstrdup(v);
+    return 1;
+}
+
+static int rest__str(restapi_t *a, httpd_req_t *r, const char *name, const char *const *allowed,
+                     char **out)
+{
+    char v[REST_PARAM_MAX];
+    int rc = rest__param(a, r, name, v, sizeof v);
+    if (rc <= 0) return rc;
+    int ok = !allowed;
+    for (int i = 0; allowed && allowed[i] && !ok; i++) ok = !strcmp(allowed[i], v);
+    if (!ok) {
+        char list[256] = "";
+        for (int i = 0; allowed[i]; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", allowed[i]);
+        rest__error(a, r, 400, "%s: '%.100s' is not one of %s", name, v, list);
+        return -1;
+    }
+    *out = xstrdup(v);
+    return 1;
+}
+
+static int rest__proto(restapi_t *a, httpd_req_t *r, uint32_t *out)
+{
+    static const struct { const char *name; uint32_t num; } names[] = {
+        { "tcp", 6 }, { "udp", 17 }, { "icmp", 1 }, { "icmp6", 58 }, { "sctp", 132 },
+    };
+    char v[REST_PARAM_MAX];
+    int rc = rest__param(a, r, "proto", v, sizeof v);
+    if (rc <= 0) return rc;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(v, names[i].name)) {
+            *out = names[i].num;
+            return 1;
+        }
+    return rest__uint(a, r, "proto", 0, 255, out);
+}
+
+static int rest__bool(restapi_t *a, httpd_req_t *r, const char *name, protobuf_c_boolean *out)
+{
+    char v[16];
+    int rc = rest__param(a, r, name, v, sizeof v);
+    if (rc <= 0) return rc;
+    if (!*v || !strcmp(v, "1") || !strcmp(v, "true")) *out = 1;
+    else if (!strcmp(v, "0") || !strcmp(v, "false")) *out = 0;
+    else {
+        rest__error(a, r, 400, "%s: '%.15s' is not true or false", name, v);
+        return -1;
+    }
+    return 1;
+}
+
+static int rest__duration(restapi_t *a, httpd_req_t *r, const char *name, int64_t *out)
+{
+    char v[REST_PARAM_MAX];
+    int rc = rest__param(a, r, name, v, sizeof v);
+    if (rc <= 0) return rc;
+    if (config_parse_duration(v, out) < 0) {
+        rest__error(a, r, 400, "%s: '%.100s' is not a duration (e.g. 5ms, 1s)", name, v);
+        return -1;
+    }
+    return 1;
+}
+
+/* A Request the job owns outright: packed and unpacked again, so it holds
+ * its own copies of every string (the caller's are freed after). */
+static Mirrorscope__Request *rest__own(const Mirrorscope__Request *q)
+{
+    size_t n = mirrorscope__request__get_packed_size(q);
+    uint8_t *buf = xmalloc(n + 1);
+    mirrorscope__request__pack(q, buf);
+    Mirrorscope__Request *c = mirrorscope__request__unpack(NULL, n, buf);
+    free(buf);
+    if (!c) abort(); /* we just packed it: only out of memory can fail */
+    return c;
+}
+
+/* ---- running a query ------------------------------------------------------ */
+
+static int rest__work(db_t *db, void *arg, char *err, size_t errlen)
+{
+    rest_job *j = arg;
+    query_opts qo = { j->api->o.stale_ns, j->api->o.dead_ns };
+    return query_run(db, &qo, j->q, &j->resp, err, errlen);
+}
+
+static void rest__job_free(rest_job *j)
+{
+    if (j->streaming) j->api->st.streams_active--;
+    db_response_free(&j->resp);
+    mirrorscope__request__free_unpacked(j->q, NULL);
+    free(j);
+}
+
+/* The rows of a page: a JSON array of the Response's repeated field. */
+static json_t *rest__rows(const Mirrorscope__Response *resp, const char **key)
+{
+    json_t *a = json_array();
+    if (resp->n_nodes || resp->n_flows + resp->n_talkers + resp->n_minutes == 0) *key = "nodes";
+    for (size_t i = 0; i < resp->n_nodes; i++)
+        json_array_append_new(a, pbjson_message(&resp->nodes[i]->base));
+    if (resp->n_flows) *key = "flows";
+    for (size_t i = 0; i < resp->n_flows; i++)
+        json_array_append_new(a, pbjson_message(&resp->flows[i]->base));
+    if (resp->n_talkers) *key = "talkers";
+    for (size_t i = 0; i < resp->n_talkers; i++)
+        json_array_append_new(a, pbjson_message(&resp->talkers[i]->base));
+    if (resp->n_minutes) *key = "minutes";
+    for (size_t i = 0; i < resp->n_minutes; i++)
+        json_array_append_new(a, pbjson_message(&resp->minutes[i]->base));
+    return a;
+}
+
+static const char *rest__key(const Mirrorscope__Request *q)
+{
+    switch (q->body_case) {
+    case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS: return "flows";
+    case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS: return "talkers";
+    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES: return "minutes";
+    default: return "nodes";
+    }
+}
+
+static void rest__submit(rest_job *j);
+
+/* NDJSON: the client took the last page; fetch the next. */
+static void rest__proceed(void *data)
+{
+    rest_job *j = data;
+    if (j->resp.next_cursor && *j->resp.next_cursor) {
+        Mirrorscope__QueryFlows *f = j->q->query_flows;
+        if (f->cursor != protobuf_c_empty_string) free(f->cursor);
+        f->cursor = xstrdup(j->resp.next_cursor);
+        db_response_free(&j->resp);
+        mirrorscope__response__init(&j->resp);
+        rest__submit(j);
+    }
+}
+
+static void rest__closed(void *data, int complete)
+{
+    rest_job *j = data;
+    if (!complete) log_info("REST export: the client went away after %" PRIu64 " rows", j->rows);
+    j->gone = 1;
+    if (!j->in_db) rest__job_free(j); /* else the job's end frees it */
+}
+
+/* One NDJSON page: every row a line; the last page ends the answer. */
+static void rest__send_page(rest_job *j)
+{
+    size_t cap = 65536, len = 0;
+    char *buf = xmalloc(cap);
+    for (size_t i = 0; i < j->resp.n_flows; i++) {
+        json_t *row = pbjson_message(&j->resp.flows[i]->base);
+        char *line = json_dumps(row, JSON_COMPACT | JSON_ENSURE_ASCII);
+        json_decref(row);
+        size_t n = line ? strlen(line) : 0;
+        if (len + n + 2 > cap) buf = xrealloc(buf, cap = (len + n + 2) * 2);
+        memcpy(buf + len, line, n);
+        len += n;
+        buf[len++] = '\n';
+        free(line);
+    }
+    j->rows += j->resp.n_flows;
+    int last = !(j->resp.next_cursor && *j->resp.next_cursor);
+    httpd_stream_send(j->req, buf, len, last); /* last: j may be freed inside */
+    free(buf);
+}
+
+static void rest__done(void *arg, int rc, const char *err)
+{
+    rest_job *j = arg;
+    restapi_t *a = j->api;
+    j->in_db = 0;
+    a->st.queries_active--;
+    if (j->gone) { /* an export whose client went away meanwhile */
+        rest__job_free(j);
+        return;
+    }
+    if (rc < 0) {
+        int status = rc == QUERY_BAD_REQUEST ? 400
+                   : rc == QUERY_UNREACHABLE || rc == DBPOOL_UNREACHABLE ? 503 : 500;
+        if (j->streaming) { /* headers went already: end the stream short */
+            log_warn("REST export stopped after %" PRIu64 " rows: %s", j->rows, err);
+            httpd_stream_send(j->req, "", 0, 1);
+            return;
+        }
+        rest__error(a, j->req, status, "%s", err);
+        rest__job_free(j);
+        return;
+    }
+    if (j->ndjson) {
+        if (!j->streaming) {
+            if (httpd_stream_start(j->req, 200, "application/x-ndjson", rest__proceed,
+                                   rest__closed, j, NULL) < 0) {
+                rest__job_free(j);
+                return;
+            }
+            j->streaming = 1;
+            a->st.streams_active++;
+        }
+        rest__send_page(j);
+        return;
+    }
+    const char *key = rest__key(j->q);
+    json_t *o = json_object();
+    json_object_set_new(o, key, rest__rows(&j->resp, &key));
+    if (j->q->body_case == MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS)
+        json_object_set_new(o, "next_cursor", j->resp.next_cursor && *j->resp.next_cursor
+                                                  ? json_string(j->resp.next_cursor) : json_null());
+    httpd_respond_json(j->req, 200, o);
+    rest__job_free(j);
+}
+
+static void rest__submit(rest_job *j)
+{
+    j->in_db = 1;
+    j->api->st.queries_active++;
+    dbpool_submit(j->api->pool, rest__work, rest__done, j);
+}
+
+/* Run q (copied) for r; answers 503 when too many queries are in flight. */
+static int rest__query(restapi_t *a, httpd_req_t *r, const Mirrorscope__Request *q, int ndjson)
+{
+    if (a->st.queries_active >= (uint64_t)a->o.max_queries) {
+        rest__error(a, r, 503, "busy: %d queries are running; try again later", a->o.max_queries);
+        return 0;
+    }
+    rest_job *j = xcalloc(1, sizeof *j);
+    j->api = a;
+    j->req = r;
+    j->q = rest__own(q);
+    j->ndjson = ndjson;
+    mirrorscope__response__init(&j->resp);
+    rest__submit(j);
+    return 0;
+}
+
+/* ---- endpoints ------------------------------------------------------------ */
+
+static int rest__nodes(restapi_t *a, httpd_req_t *r)
+{
+    static const char *const known[] = { NULL };
+    if (rest__known(a, r, known) < 0) return 0;
+    Mirrorscope__Request q = MIRRORSCOPE__REQUEST__INIT;
+    Mirrorscope__ListNodes ln = MIRRORSCOPE__LIST_NODES__INIT;
+    q.body_case = MIRRORSCOPE__REQUEST__BODY_LIST_NODES;
+    q.list_nodes = &ln;
+    return rest__query(a, r, &q, 0);
+}
+
+static int rest__flows(restapi_t *a, httpd_req_t *r)
+{
+    static const char *const known[] = { "from", "to", "host", "port", "proto", "min_rtt",
+                                          "retransmissions", "order", "limit", "node", "cursor",
+                                          NULL };
+    static const char *const orders[] = { "newest", "first", "last", "bytes", "packets", "rtt",
+                                          "retransmissions", NULL };
+    Mirrorscope__QueryFlows f = MIRRORSCOPE__QUERY_FLOWS__INIT;
+    char *host = NULL, *order = NULL, *node = NULL, *cursor = NULL;
+    uint32_t port = 0, limit = 100;
+    int limit_given = 0;
+    int ok = rest__known(a, r, known) == 0 && rest__time(a, r, "from", &f.from_ns) >= 0 &&
+             rest__time(a, r, "to", &f.to_ns) >= 0 && rest__ip(a, r, "host", &host) >= 0 &&
+             rest__uint(a, r, "port", 1, 65535, &port) >= 0 && rest__proto(a, r, &f.proto) >= 0 &&
+             rest__duration(a, r, "min_rtt", &f.min_rtt_ns) >= 0 &&
+             rest__bool(a, r, "retransmissions", &f.only_retransmissions) >= 0 &&
+             rest__str(a, r, "order", orders, &order) >= 0 &&
+             (limit_given = rest__uint(a, r, "limit", 1, 10000, &limit)) >= 0 &&
+             rest__str(a, r, "node", NULL, &node) >= 0 &&
+             rest__str(a, r, "cursor", NULL, &cursor) >= 0;
+    if (ok) {
+        const char *accept = httpd_header(r, "accept");
+        int ndjson = accept && strstr(accept, "application/x-ndjson");
+        f.host = host ? host : (char *)protobuf_c_empty_string;
+        f.port = port;
+        f.order_by = order ? order : "newest";
+        /* An export pages by REST_PAGE unless told; limit is then the page size. */
+        f.limit = ndjson && !limit_given ? REST_PAGE : limit;
+        f.node = node ? node : (char *)protobuf_c_empty_string;
+        f.cursor = cursor ? cursor : (char *)protobuf_c_empty_string;
+        Mirrorscope__Request q = MIRRORSCOPE__REQUEST__INIT;
+        q.body_case = MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS;
+        q.query_flows = &f;
+        rest__query(a, r, &q, ndjson);
+    }
+    free(host);
+    free(order);
+    free(node);
+    free(cursor);
+    return 0;
+}
+
+static int rest__top(restapi_t *a, httpd_req_t *r)
+{
+    static const char *const known[] = { "from", "to", "by", "metric", "limit", NULL };
+    static const char *const bys[] = { "server", "client", NULL };
+    static const char *const metrics[] = { "bytes", "packets", "flows", "retransmissions", NULL };
+    Mirrorscope__TopTalkers t = MIRRORSCOPE__TOP_TALKERS__INIT;
+    char *by = NULL, *metric = NULL;
+    uint32_t limit = 10;
+    if (rest__known(a, r, known) == 0 && rest__time(a, r, "from", &t.from_ns) >= 0 &&
+        rest__time(a, r, "to", &t.to_ns) >= 0 && rest__str(a, r, "by", bys, &by) >= 0 &&
+        rest__str(a, r, "metric", metrics, &metric) >= 0 &&
+        rest__uint(a, r, "limit", 1, 1000, &limit) >= 0) {
+        t.by = by ? by : "server";
+        t.metric = metric ? metric : "bytes";
+        t.limit = limit;
+        Mirrorscope__Request q = MIRRORSCOPE__REQUEST__INIT;
+        q.body_case = MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS;
+        q.top_talkers = &t;
+        rest__query(a, r, &q, 0);
+    }
+    free(by);
+    free(metric);
+    return 0;
+}
+
+static int rest__series(restapi_t *a, httpd_req_t *r)
+{
+    static const char *const known[] = { "from", "to", "node", "server", "port", NULL };
+    Mirrorscope__TimeSeries t = MIRRORSCOPE__TIME_SERIES__INIT;
+    char *node = NULL, *server = NULL;
+    uint32_t port = 0;
+    if (rest__known(a, r, known) == 0 && rest__time(a, r, "from", &t.from_ns) >= 0 &&
+        rest__time(a, r, "to", &t.to_ns) >= 0 && rest__str(a, r, "node", NULL, &node) >= 0 &&
+        rest__ip(a, r, "server", &server) >= 0 && rest__uint(a, r, "port", 1, 65535, &port) >= 0) {
+        t.node = node ? node : (char *)protobuf_c_empty_string;
+        t.server_ip = server ? server : (char *)protobuf_c_empty_string;
+        t.server_port = port;
+        Mirrorscope__Request q = MIRRORSCOPE__REQUEST__INIT;
+        q.body_case = MIRRORSCOPE__REQUEST__BODY_TIME_SERIES;
+        q.time_series = &t;
+        rest__query(a, r, &q, 0);
+    }
+    free(node);
+    free(server);
+    return 0;
+}
+
+static int rest__on_request(void *data, httpd_req_t *r)
+{
+    restapi_t *a = data;
+    const char *path = httpd_path(r), *method = httpd_method(r);
+    a->st.requests++;
+    static const struct {
+        const char *path, *method;
+        int need;
+        int (*fn)(restapi_t *, httpd_req_t *);
+    } routes[] = {
+        { "/api/v1/nodes", "GET", NEED_READ, rest__nodes },
+        { "/api/v1/flows", "GET", NEED_READ, rest__flows },
+        { "/api/v1/top", "GET", NEED_READ, rest__top },
+        { "/api/v1/series", "GET", NEED_READ, rest__series },
+    };
+    if (!strcmp(path, "/api/v1/openapi.json")) {
+        httpd_respond(r, 200, "application/json", restapi_openapi_json, strlen(restapi_openapi_json));
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(path, routes[i].path)) continue;
+        if (strcmp(method, routes[i].method)) {
+            rest__error(a, r, 405, "%s takes %s", path, routes[i].method);
+            return 0;
+        }
+        if (!rest__auth(a, r, routes[i].need)) return 0;
+        return routes[i].fn(a, r);
+    }
+    rest__error(a, r, 404, "no such resource: %.200s (see /api/v1/openapi.json)", path);
+    return 0;
+}
+
+restapi_t *restapi_new(httpd_t *http, const restapi_opts *o, registry_t *reg, scatter_t *sc,
+                       dbpool_t *pool)
+{
+    restapi_t *a = xcalloc(1, sizeof *a);
+    a->http = http;
+    a->o = *o;
+    a->o.read_token = a->o.admin_token = NULL;
+    if (a->o.max_queries < 1) a->o.max_queries = 64;
+    snprintf(a->read_token, sizeof a->read_token, "%s", o->read_token ? o->read_token : "");
+    snprintf(a->admin_token, sizeof a->admin_token, "%s", o->admin_token ? o->admin_token : "");
+    a->reg = reg;
+    a->sc = sc;
+    a->pool = pool;
+    httpd_route(http, "/api/v1/", rest__on_request, a);
+    return a;
+}
+
+void restapi_get_stats(const restapi_t *a, restapi_stats *out) { *out = a->st; }
+
+void restapi_free(restapi_t *a) { free(a); }
