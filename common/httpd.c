@@ -322,7 +322,8 @@ void httpd_respond(httpd_req_t *r, int status, const char *content_type, const c
     r->answered = 1; /* from here h2o may dispose of it (and free r) at any time */
     req->res.status = status;
     req->res.reason = httpd__reason(status);
-    const char *ct = content_type ? content_type : "text/plain; charset=utf-8";
+    const char *ct = content_type ? httpd__strdup(req, content_type, strlen(content_type))
+                                  : "text/plain; charset=utf-8";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct, strlen(ct));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
@@ -409,14 +410,17 @@ int httpd_stream_start(httpd_req_t *r, int status, const char *content_type,
     r->gen.stop = NULL; /* the pool's dispose hook tells us instead */
     req->res.status = status;
     req->res.reason = httpd__reason(status);
+    content_type = httpd__strdup(req, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                    strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
+    /* h2o keeps pointers: the names and values go into the request's pool. */
     for (int i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
         char *name = httpd__strdup(req, headers[i], strlen(headers[i]));
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
-                              headers[i + 1], strlen(headers[i + 1]));
+        char *value = httpd__strdup(req, headers[i + 1], strlen(headers[i + 1]));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value,
+                              strlen(value));
     }
     h2o_start_response(req, &r->gen);
     return 0;

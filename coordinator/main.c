@@ -514,6 +514,7 @@ static void on_signal(void *data, int sig)
     rpcapi_stop(c->api);
     scatter_free(c->scatter);
     c->scatter = NULL;
+    restapi_close(c->rest);
     uv_close((uv_handle_t *)&c->flush_timer, NULL);
     uv_close((uv_handle_t *)&c->house_timer, NULL);
     ctl_stop(c->ctl);
@@ -673,7 +674,7 @@ int main(int argc, char **argv)
             .dead_ns = c.cfg.dead_after,
             .max_queries = 64,
         };
-        c.rest = restapi_new(ctl_http(c.ctl), &ro, c.reg, c.scatter, c.pool);
+        c.rest = restapi_new(loop, ctl_http(c.ctl), &ro, c.reg, c.scatter, c.pool);
         log_info("HTTP (REST API, health, metrics) on %s", c.cfg.http);
     }
     c.msg = xmalloc(MSG_MAX);
@@ -709,6 +710,7 @@ out:
         bus_watch_free(c.bus_watch);
         rpcapi_stop(c.api);
         scatter_free(c.scatter);
+        restapi_close(c.rest);
         writer_stop(c.writer[1], NULL); /* before closing what they wake */
         writer_stop(c.writer[0], NULL);
         uv_handle_t *own[] = { (uv_handle_t *)&c.flush_timer, (uv_handle_t *)&c.house_timer,

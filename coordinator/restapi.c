@@ -10,8 +10,10 @@
 #include "restapi.h"
 
 #include "config.h"
+#include "filter.h"
 #include "log.h"
 #include "pbjson.h"
+#include "pcapio.h"
 #include "query.h"
 #include "timeparse.h"
 #include "token.h"
@@ -27,11 +29,29 @@
 
 #define REST_PAGE 1000           /* NDJSON export: flows per database job */
 #define REST_PARAM_MAX 1024
+#define REST_SEARCHES_MAX 256    /* HTTP searches at once (scatter refuses beyond its own limit) */
+#define REST_DONE_KEPT 64        /* finished searches whose status can still be asked for */
+#define REST_MAX_NODES 4096
 
 extern const char restapi_openapi_json[]; /* openapi.json, compiled in (CMake) */
 
+/* A search streamed to an HTTP client. It lives until both the search has
+ * ended (scatter's ended()) and the HTTP request is over (on_close). */
+typedef struct rest_search {
+    struct restapi *api;
+    uint64_t id;
+    bus_peer peer;           /* the key scatter knows it by */
+    httpd_req_t *req;        /* NULL once the request is over */
+    int header_sent, final_pending, final_sent, search_over, gone;
+} rest_search;
+
 struct restapi {
     httpd_t *http;
+    uv_timer_t *reaper;      /* cancels searches whose client went (freed by close) */
+    rest_search *searches[REST_SEARCHES_MAX];
+    json_t *done[REST_DONE_KEPT]; /* statuses of ended searches, a ring */
+    int done_next;
+    uint64_t next_search;
     restapi_opts o;
     char read_token[TOKEN_MAX], admin_token[TOKEN_MAX];
     registry_t *reg;
@@ -495,6 +515,290 @@ static int rest__series(restapi_t *a, httpd_req_t *r)
     return 0;
 }
 
+/* ---- search --------------------------------------------------------------- */
+
+static json_t *rest__status_json(uint64_t id, const char *state, const char *error,
+                                 const Mirrorscope__SearchTrailer *t)
+{
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRIu64, id);
+    return json_pack("{s:s, s:s, s:o, s:o}", "id", ids, "state", state, "error",
+                     error ? json_string(error) : json_null(), "trailer",
+                     t ? pbjson_message(&t->base) : json_null());
+}
+
+static void rest__keep_status(restapi_t *a, json_t *st)
+{
+    json_decref(a->done[a->done_next]);
+    a->done[a->done_next] = st;
+    a->done_next = (a->done_next + 1) % REST_DONE_KEPT;
+}
+
+static void rest__search_release(rest_search *hs)
+{
+    restapi_t *a = hs->api;
+    for (int i = 0; i < REST_SEARCHES_MAX; i++)
+        if (a->searches[i] == hs) a->searches[i] = NULL;
+    a->st.streams_active--;
+    free(hs);
+}
+
+/* Send what can go now: the pcap header with the first piece, the end of
+ * the answer once the search is over. Returns 0, or -1 if not ready. */
+static int rest__search_piece(rest_search *hs, const uint8_t *data, size_t len, int final)
+{
+    if (!hs->req || !httpd_stream_ready(hs->req)) return -1;
+    if (!hs->header_sent) {
+        /* Prefix the file header: one piece, one round trip. */
+        uint8_t *buf = xmalloc(PCAPIO_FILE_HDR + len);
+        pcapio_file_header(buf);
+        if (len) memcpy(buf + PCAPIO_FILE_HDR, data, len);
+        hs->header_sent = 1;
+        hs->final_sent = final;
+        httpd_stream_send(hs->req, buf, PCAPIO_FILE_HDR + len, final);
+        free(buf);
+        return 0;
+    }
+    hs->final_sent = final;
+    httpd_stream_send(hs->req, data, len, final);
+    return 0;
+}
+
+/* scatter_sink.send: chunks go to the client (scatter sends one only when
+ * it has credit, i.e. when the stream is ready); the trailer is kept for
+ * GET /api/v1/searches/ID and ends the answer. */
+static int rest__sink_send(void *ctx, const Mirrorscope__Response *resp)
+{
+    rest_search *hs = ctx;
+    if (hs->gone || !hs->req) return -1;
+    if (resp->search_chunk) {
+        const ProtobufCBinaryData *rec = &resp->search_chunk->records;
+        return rest__search_piece(hs, rec->data, rec->len, 0) < 0 ? -1 : 0;
+    }
+    if (resp->search_trailer) {
+        int failed = resp->status != MIRRORSCOPE__RESPONSE__STATUS__OK;
+        rest__keep_status(hs->api, rest__status_json(hs->id, failed ? "failed" : "done",
+                                                     failed ? resp->error : NULL,
+                                                     resp->search_trailer));
+        if (rest__search_piece(hs, NULL, 0, 1) < 0) hs->final_pending = 1;
+    }
+    return 0;
+}
+
+/* scatter_sink.ended: the search is over, whatever the reason. */
+static void rest__sink_ended(void *ctx)
+{
+    rest_search *hs = ctx;
+    hs->search_over = 1;
+    if (hs->req && !hs->final_sent && !hs->final_pending) {
+        /* Stopped without a trailer (the client idle too long, or shutdown). */
+        rest__keep_status(hs->api, rest__status_json(hs->id, "cancelled", "the search was stopped", NULL));
+        if (rest__search_piece(hs, NULL, 0, 1) < 0) hs->final_pending = 1;
+    }
+    if (!hs->req) rest__search_release(hs);
+}
+
+/* The client took the last piece: one more chunk of credit, or the end. */
+static void rest__search_proceed(void *data)
+{
+    rest_search *hs = data;
+    if (hs->final_pending) {
+        hs->final_pending = 0;
+        rest__search_piece(hs, NULL, 0, 1);
+        return;
+    }
+    if (hs->search_over) return;
+    scatter_credit(hs->api->sc, &hs->peer, hs->id, 1);
+    scatter_work(hs->api->sc);
+}
+
+static void rest__on_reaper(uv_timer_t *t)
+{
+    restapi_t *a = t->data;
+    for (int i = 0; i < REST_SEARCHES_MAX; i++) {
+        rest_search *hs = a->searches[i];
+        if (hs && hs->gone && !hs->search_over) {
+            log_info("search %" PRIu64 ": the HTTP client went away; cancelled", hs->id);
+            scatter_cancel(a->sc, &hs->peer, hs->id); /* ended() releases it */
+        }
+    }
+}
+
+static void rest__search_closed(void *data, int complete)
+{
+    rest_search *hs = data;
+    hs->req = NULL;
+    if (hs->search_over) {
+        rest__search_release(hs);
+        return;
+    }
+    /* Cancel from the loop, not from inside whatever h2o was doing. */
+    (void)complete;
+    hs->gone = 1;
+    if (hs->api->reaper) uv_timer_start(hs->api->reaper, rest__on_reaper, 0, 0);
+}
+
+/* The JSON body into a SearchQuery (strings borrowed from body). Returns 0,
+ * or -1 after answering 400. */
+static int rest__search_query(restapi_t *a, httpd_req_t *r, json_t *body,
+                              Mirrorscope__SearchQuery *q, char ***nodes)
+{
+    static const char *const known[] = { "filter", "from", "to", "nodes", "max_packets",
+                                         "max_bytes", "dedup", "dedup_window", "node_timeout",
+                                         NULL };
+    const char *k;
+    json_t *v;
+    int64_t now = timeparse_now_ns();
+    json_object_foreach(body, k, v) {
+        int ok = 0;
+        for (int i = 0; known[i] && !ok; i++) ok = !strcmp(k, known[i]);
+        if (!ok) {
+            rest__error(a, r, 400, "unknown field '%.64s' in the search", k);
+            return -1;
+        }
+        if (!strcmp(k, "filter")) {
+            if (!json_is_string(v)) goto bad;
+            q->filter = (char *)json_string_value(v);
+        } else if (!strcmp(k, "from") || !strcmp(k, "to")) {
+            char tmp[64];
+            const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+            if (json_is_integer(v)) {
+                snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                t = tmp;
+            }
+            if (!t || timeparse_parse(t, now, !strcmp(k, "from") ? &q->from_ns : &q->to_ns) < 0) goto bad;
+        } else if (!strcmp(k, "nodes")) {
+            if (!json_is_array(v) || json_array_size(v) > REST_MAX_NODES) goto bad;
+            *nodes = xcalloc(json_array_size(v) + 1, sizeof **nodes);
+            size_t i;
+            json_t *e;
+            json_array_foreach(v, i, e) {
+                if (!json_is_string(e)) goto bad;
+                (*nodes)[i] = (char *)json_string_value(e);
+            }
+            q->n_nodes = json_array_size(v);
+            q->nodes = *nodes;
+        } else if (!strcmp(k, "max_packets") || !strcmp(k, "max_bytes")) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0) goto bad;
+            *(!strcmp(k, "max_packets") ? &q->max_packets : &q->max_bytes) =
+                (uint64_t)json_integer_value(v);
+        } else if (!strcmp(k, "dedup")) {
+            if (!json_is_boolean(v)) goto bad;
+            q->dedup = json_is_true(v);
+        } else {
+            int64_t ns;
+            if (!json_is_string(v) || config_parse_duration(json_string_value(v), &ns) < 0 || ns < 0)
+                goto bad;
+            if (!strcmp(k, "dedup_window")) q->dedup_window_ns = ns;
+            else q->node_timeout_ms = ns / 1000000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(ns / 1000000);
+        }
+        continue;
+    bad:
+        rest__error(a, r, 400, "%s: not a valid value (see the SearchRequest schema)", k);
+        return -1;
+    }
+    return 0;
+}
+
+static int rest__search(restapi_t *a, httpd_req_t *r)
+{
+    static const char *const known[] = { NULL };
+    if (rest__known(a, r, known) < 0) return 0;
+    size_t len;
+    const char *text = httpd_body(r, &len);
+    json_error_t jerr;
+    json_t *body = json_loadb(text, len, 0, &jerr);
+    char **nodes = NULL;
+    const char **names = NULL, **eps = NULL;
+    scatter_node *sn = NULL;
+    if (!body || !json_is_object(body)) {
+        rest__error(a, r, 400, "the body must be a JSON object (SearchRequest): %s",
+                    body ? "not an object" : jerr.text);
+        goto out;
+    }
+    Mirrorscope__SearchQuery q = MIRRORSCOPE__SEARCH_QUERY__INIT;
+    if (rest__search_query(a, r, body, &q, &nodes) < 0) goto out;
+    /* A bad filter is a 400 now, with libpcap's words, not a failed stream. */
+    char err[1024];
+    filter_t *f = filter_new(q.filter, err, sizeof err);
+    if (!f) {
+        rest__error(a, r, 400, "filter: %s", err);
+        goto out;
+    }
+    filter_free(f);
+    names = xcalloc(REST_MAX_NODES, sizeof *names);
+    eps = xcalloc(REST_MAX_NODES, sizeof *eps);
+    sn = xcalloc(REST_MAX_NODES, sizeof *sn);
+    int n = registry_search_nodes(a->reg, q.nodes, q.n_nodes, a->o.dead_ns, names, eps,
+                                  REST_MAX_NODES, err, sizeof err);
+    if (n < 0) {
+        rest__error(a, r, 400, "nodes: %s", err);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) sn[i] = (scatter_node){ names[i], eps[i] };
+    int slot = -1;
+    for (int i = 0; i < REST_SEARCHES_MAX && slot < 0; i++)
+        if (!a->searches[i]) slot = i;
+    if (slot < 0) {
+        rest__error(a, r, 503, "busy: too many searches; try again later");
+        goto out;
+    }
+    rest_search *hs = xcalloc(1, sizeof *hs);
+    hs->api = a;
+    hs->id = ++a->next_search;
+    hs->req = r;
+    hs->peer.len = (size_t)snprintf((char *)hs->peer.id, sizeof hs->peer.id, "http/%" PRIu64, hs->id);
+    q.credit = 1; /* the stream is ready for its first piece */
+    scatter_sink sink = { rest__sink_send, rest__sink_ended, hs };
+    if (scatter_start(a->sc, &hs->peer, hs->id, &q, sn, n, &sink, err, sizeof err) < 0) {
+        free(hs);
+        rest__error(a, r, strstr(err, "busy") || strstr(err, "no live") ? 503 : 400, "%s", err);
+        goto out;
+    }
+    a->searches[slot] = hs;
+    a->st.streams_active++;
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRIu64, hs->id);
+    const char *headers[] = { "x-mscope-search-id", ids, "content-disposition",
+                              "attachment; filename=\"mscope-search.pcap\"", NULL };
+    if (httpd_stream_start(r, 200, "application/vnd.tcpdump.pcap", rest__search_proceed,
+                           rest__search_closed, hs, headers) < 0) {
+        hs->req = NULL; /* the client went before the first byte */
+        hs->gone = 1;
+        if (a->reaper) uv_timer_start(a->reaper, rest__on_reaper, 0, 0);
+    }
+out:
+    free(sn);
+    free(eps);
+    free(names);
+    free(nodes);
+    json_decref(body);
+    return 0;
+}
+
+static int rest__search_status(restapi_t *a, httpd_req_t *r, const char *id)
+{
+    for (int i = 0; i < REST_SEARCHES_MAX; i++) {
+        rest_search *hs = a->searches[i];
+        char ids[32];
+        if (!hs) continue;
+        snprintf(ids, sizeof ids, "%" PRIu64, hs->id);
+        if (!strcmp(ids, id) && !hs->search_over) {
+            httpd_respond_json(r, 200, rest__status_json(hs->id, "running", NULL, NULL));
+            return 0;
+        }
+    }
+    for (int i = 0; i < REST_DONE_KEPT; i++) {
+        json_t *st = a->done[i];
+        if (st && !strcmp(json_string_value(json_object_get(st, "id")), id)) {
+            httpd_respond_json(r, 200, json_incref(st));
+            return 0;
+        }
+    }
+    rest__error(a, r, 404, "no search %.64s (or it ended long ago)", id);
+    return 0;
+}
+
 static int rest__on_request(void *data, httpd_req_t *r)
 {
     restapi_t *a = data;
@@ -509,7 +813,16 @@ static int rest__on_request(void *data, httpd_req_t *r)
         { "/api/v1/flows", "GET", NEED_READ, rest__flows },
         { "/api/v1/top", "GET", NEED_READ, rest__top },
         { "/api/v1/series", "GET", NEED_READ, rest__series },
+        { "/api/v1/search", "POST", NEED_ADMIN, rest__search },
     };
+    if (!strncmp(path, "/api/v1/searches/", 17)) {
+        if (strcmp(method, "GET")) {
+            rest__error(a, r, 405, "%s takes GET", path);
+            return 0;
+        }
+        if (!rest__auth(a, r, NEED_ADMIN)) return 0;
+        return rest__search_status(a, r, path + 17);
+    }
     if (!strcmp(path, "/api/v1/openapi.json")) {
         httpd_respond(r, 200, "application/json", restapi_openapi_json, strlen(restapi_openapi_json));
         return 0;
@@ -527,11 +840,14 @@ static int rest__on_request(void *data, httpd_req_t *r)
     return 0;
 }
 
-restapi_t *restapi_new(httpd_t *http, const restapi_opts *o, registry_t *reg, scatter_t *sc,
-                       dbpool_t *pool)
+restapi_t *restapi_new(uv_loop_t *loop, httpd_t *http, const restapi_opts *o, registry_t *reg,
+                       scatter_t *sc, dbpool_t *pool)
 {
     restapi_t *a = xcalloc(1, sizeof *a);
     a->http = http;
+    a->reaper = xcalloc(1, sizeof *a->reaper);
+    uv_timer_init(loop, a->reaper);
+    a->reaper->data = a;
     a->o = *o;
     a->o.read_token = a->o.admin_token = NULL;
     if (a->o.max_queries < 1) a->o.max_queries = 64;
@@ -546,4 +862,17 @@ restapi_t *restapi_new(httpd_t *http, const restapi_opts *o, registry_t *reg, sc
 
 void restapi_get_stats(const restapi_t *a, restapi_stats *out) { *out = a->st; }
 
-void restapi_free(restapi_t *a) { free(a); }
+void restapi_close(restapi_t *a)
+{
+    if (!a || !a->reaper) return;
+    uv_close((uv_handle_t *)a->reaper, (uv_close_cb)free);
+    a->reaper = NULL;
+}
+
+void restapi_free(restapi_t *a)
+{
+    if (!a) return;
+    restapi_close(a);
+    for (int i = 0; i < REST_DONE_KEPT; i++) json_decref(a->done[i]);
+    free(a);
+}

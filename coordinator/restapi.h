@@ -19,6 +19,7 @@
 #include "scatter.h"
 
 #include <stdint.h>
+#include <uv.h>
 
 typedef struct restapi restapi_t;
 
@@ -32,9 +33,13 @@ typedef struct restapi_stats {
     uint64_t requests, errors, unauthenticated, forbidden, queries_active, streams_active;
 } restapi_stats;
 
-/* Add the routes to http (borrowed, as are the others). */
-restapi_t *restapi_new(httpd_t *http, const restapi_opts *o, registry_t *reg, scatter_t *sc,
-                       dbpool_t *pool);
+/* Add the routes to http (borrowed, as are the others; a timer of ours
+ * lives on loop until restapi_close()). */
+restapi_t *restapi_new(uv_loop_t *loop, httpd_t *http, const restapi_opts *o, registry_t *reg,
+                       scatter_t *sc, dbpool_t *pool);
+
+/* Close the module's handle (at stop; the loop must run once more). */
+void restapi_close(restapi_t *a);
 
 void restapi_get_stats(const restapi_t *a, restapi_stats *out);
 

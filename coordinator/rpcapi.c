@@ -98,7 +98,7 @@ static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope
         goto out;
     }
     for (int i = 0; i < n; i++) nodes[i] = (scatter_node){ names[i], eps[i] };
-    rc = scatter_start(a->sc, client, req->id, q, nodes, n, err, errlen);
+    rc = scatter_start(a->sc, client, req->id, q, nodes, n, NULL, err, errlen);
 out:
     free(nodes);
     free(eps);

@@ -44,6 +44,7 @@ typedef struct sc_search {
     scatter_t *sc;
     int busy, ending;
     bus_peer client;
+    scatter_sink sink;   /* .send NULL: the RPC client on the ROUTER */
     uint64_t id, nid;
     merge_t *m;
     sc_node *nodes;
@@ -160,8 +161,10 @@ static void sc__free_search(scatter_t *sc, sc_search *s)
     merge_free(s->m);
     free(s->nodes);
     free(s->out);
+    scatter_sink sink = s->sink;
     memset(s, 0, sizeof *s);
     sc->st.active--;
+    if (sink.ended) sink.ended(sink.ctx);
 }
 
 static sc_search *sc__find(scatter_t *sc, const bus_peer *client, uint64_t id)
@@ -176,8 +179,8 @@ static sc_search *sc__find(scatter_t *sc, const bus_peer *client, uint64_t id)
 }
 
 int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
-                  const Mirrorscope__SearchQuery *q, const scatter_node *nodes, int n, char *err,
-                  size_t errlen)
+                  const Mirrorscope__SearchQuery *q, const scatter_node *nodes, int n,
+                  const scatter_sink *sink, char *err, size_t errlen)
 {
     sc_search *s = NULL;
     if (sc__find(sc, client, id)) {
@@ -199,6 +202,7 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
     s->sc = sc;
     s->busy = 1;
     s->client = *client;
+    if (sink) s->sink = *sink;
     s->id = id;
     s->nid = ++sc->next_nid;
     s->n = n;
@@ -270,10 +274,15 @@ void scatter_cancel(scatter_t *sc, const bus_peer *client, uint64_t id)
 static int sc__to_client(scatter_t *sc, sc_search *s, Mirrorscope__Response *resp)
 {
     resp->id = s->id;
-    size_t n = mirrorscope__response__get_packed_size(resp);
-    if (n + 1 > sc->txcap) sc->tx = xrealloc(sc->tx, sc->txcap = n + 1);
-    mirrorscope__response__pack(resp, sc->tx);
-    int rc = bus_rpc_send_to(sc->rpc, &s->client, sc->tx, n);
+    int rc;
+    if (s->sink.send) {
+        rc = s->sink.send(s->sink.ctx, resp) < 0 ? -EPIPE : 0;
+    } else {
+        size_t n = mirrorscope__response__get_packed_size(resp);
+        if (n + 1 > sc->txcap) sc->tx = xrealloc(sc->tx, sc->txcap = n + 1);
+        mirrorscope__response__pack(resp, sc->tx);
+        rc = bus_rpc_send_to(sc->rpc, &s->client, sc->tx, n);
+    }
     if (rc < 0) {
         log_info("search %" PRIu64 ": the client has gone (%s); stopped", s->id, strerror(-rc));
         sc->st.abandoned++;

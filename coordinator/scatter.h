@@ -44,16 +44,30 @@ typedef struct scatter_stats {
     uint64_t bytes_held_max;  /* ever */
 } scatter_stats;
 
+/* Where a search's answer goes when it is not the RPC client on the
+ * ROUTER: send() takes each Response (chunks, as far as the credit goes,
+ * then the trailer) and returns 0, or -1 when the client has gone (the
+ * search then stops); ended() is called once when the search is over for
+ * any reason (after the trailer, a cancel, a client gone or idle), after
+ * which the search calls nothing more. ctx is the caller's. */
+typedef struct scatter_sink {
+    int (*send)(void *ctx, const Mirrorscope__Response *resp);
+    void (*ended)(void *ctx);
+    void *ctx;
+} scatter_sink;
+
 /* rpc: the ROUTER the clients talk to (answers are sent on it). The
  * module's handles live on loop until scatter_free(). */
 scatter_t *scatter_new(uv_loop_t *loop, bus_rpc_t *rpc, const scatter_opts *o);
 
-/* Start a search for client (request id) over nodes (n, sorted by name by
- * the caller). Returns 0 when it runs (the answer streams from now on), or
- * -1 with err set (nothing was sent; the caller answers with an error). */
+/* Start a search for client (request id: the two name it for credit and
+ * cancel) over nodes (n, sorted by name by the caller). The answer goes to
+ * sink (copied), or with sink NULL to client on the ROUTER. Returns 0 when
+ * it runs (the answer streams from now on), or -1 with err set (nothing was
+ * sent, no sink callback comes; the caller answers with an error). */
 int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
-                  const Mirrorscope__SearchQuery *q, const scatter_node *nodes, int n, char *err,
-                  size_t errlen);
+                  const Mirrorscope__SearchQuery *q, const scatter_node *nodes, int n,
+                  const scatter_sink *sink, char *err, size_t errlen);
 
 /* The client grants n more chunks / cancels. Unknown ids are ignored. */
 void scatter_credit(scatter_t *sc, const bus_peer *client, uint64_t id, uint32_t n);

@@ -319,13 +319,15 @@ def link_up_plain(n, dev):
     ns_exec(n, "ip", "link", "set", dev, "up")
 
 
-def http_get(addr, path, token=None, method="GET", body=None, timeout=10):
+def http_get(addr, path, token=None, method="GET", body=None, timeout=10, headers=None):
     """One HTTP request to addr ("HOST:PORT"): (status, headers, body bytes).
     Headers are keyed in lower case."""
     import http.client
     host, port = addr.rsplit(":", 1)
     c = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = dict(headers or {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
