@@ -1,9 +1,11 @@
 /* broker.c - the processing chain (see broker.h).
  *
- * DESIGN: one thread runs everything: receive a batch, run each packet
- * through the chain, flush each output once (one sendmmsg per tool per
- * batch). Nothing is shared, so counters are plain integers, and a reload
- * between two batches cannot lose a packet in flight. Per packet there is no
+ * DESIGN: the packet thread (rxloop.c) runs the chain: receive a batch, run
+ * each packet through the chain, flush each output once (one sendmmsg per
+ * tool per batch). The control loop reads counters, ticks the outputs and
+ * reloads only while it holds rxloop's lock, which the packet thread takes
+ * per batch: counters stay plain integers, and a reload between two batches
+ * cannot lose a packet in flight. Per packet there is no
  * allocation: the frame is decoded once into a stack pkt_info_t and every
  * tool reads the same bytes; only masking copies, into the tool's buffer.
  */
@@ -15,8 +17,6 @@
 #include "tool.h"
 #include "xmalloc.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +28,6 @@ struct broker {
     int ntools;
     dedup_t *dedup;
     uint64_t deduplicated, vlan_stripped, reloads;
-    int stats_warned;  /* the stats file could not be written (logged once) */
     uint64_t anomalies[DEC__COUNT];
 };
 
@@ -192,144 +191,17 @@ void broker_tick(broker_t *b, int64_t now_ns)
 
 int broker_ntools(const broker_t *b) { return b->ntools; }
 
-/* Sum of a tool's outputs. */
-static void broker__tool_out(const tool_t *t, output_stats *sum)
+void broker_get_stats(const broker_t *b, broker_stats *st)
 {
-    memset(sum, 0, sizeof *sum);
-    for (int i = 0; i < tool_noutputs(t); i++) {
-        output_stats s;
-        output_get_stats(tool_output(t, i), &s);
-        sum->sent += s.sent;
-        sum->bytes += s.bytes;
-        sum->files += s.files;
-        sum->files_deleted += s.files_deleted;
-        for (int r = 0; r < OUT_ERR__COUNT; r++) sum->errors[r] += s.errors[r];
-    }
+    st->deduplicated = b->deduplicated;
+    st->vlan_stripped = b->vlan_stripped;
+    st->reloads = b->reloads;
+    memcpy(st->anomalies, b->anomalies, sizeof st->anomalies);
+    st->dedup = b->dedup != NULL;
+    st->strip_vlan = b->o.strip_vlan;
 }
 
-static void broker__json_out(FILE *f, const output_stats *s, const char *indent)
-{
-    uint64_t lost = 0;
-    for (int r = 0; r < OUT_ERR__COUNT; r++) lost += s->errors[r];
-    fprintf(f, "%s\"sent\": %" PRIu64 ", \"sent_bytes\": %" PRIu64 ", \"send_errors_total\": %" PRIu64
-            ", \"files\": %" PRIu64 ", \"files_deleted\": %" PRIu64 ",\n%s\"send_errors\": {",
-            indent, s->sent, s->bytes, lost, s->files, s->files_deleted, indent);
-    for (int r = 0; r < OUT_ERR__COUNT; r++)
-        fprintf(f, "%s\"%s\": %" PRIu64, r ? ", " : "", output_err_name(r), s->errors[r]);
-    fprintf(f, "}");
-}
-
-/* "key": "value", with the value escaped for JSON (paths may hold anything). */
-static void broker__json_str(FILE *f, const char *key, const char *v)
-{
-    fprintf(f, "\"%s\": \"", key);
-    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-        else fputc(*c, f);
-    }
-    fprintf(f, "\", ");
-}
-
-static void broker__json_conf(FILE *f, const output_t *o)
-{
-    const brconf_tool *c = output_conf(o);
-    fprintf(f, "\"type\": \"%s\", \"up\": %s, ", brconfig_type_name(c->type_id),
-            output_is_up(o) ? "true" : "false");
-    if (c->dest) broker__json_str(f, "dest", c->dest);
-    if (c->type_id == BROUT_VXLAN) fprintf(f, "\"vni\": %" PRId64 ", ", c->vni);
-    if (c->dir) broker__json_str(f, "dir", c->dir);
-    if (c->interface) broker__json_str(f, "interface", c->interface);
-}
-
-static void broker__json_reasons(FILE *f, const char *name, const uint64_t *v, int n,
-                                 const char *(*label)(int))
-{
-    fprintf(f, "  \"%s\": {", name);
-    for (int i = 1; i < n; i++) fprintf(f, "%s\"%s\": %" PRIu64, i > 1 ? ", " : "", label(i), v[i]);
-    fprintf(f, "},\n");
-}
-
-void broker_write_stats(broker_t *b, const input_stats *in, const char *path)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        if (!b->stats_warned++) log_warn("cannot write %s: %m (not retried in the log)", tmp);
-        return;
-    }
-    fprintf(f,
-            "{\n  \"rx_packets\": %" PRIu64 ",\n  \"rx_bytes\": %" PRIu64 ",\n  \"frames\": %" PRIu64
-            ",\n  \"kernel_drops\": %" PRIu64 ",\n  \"truncated\": %" PRIu64
-            ",\n  \"deduplicated\": %" PRIu64 ",\n  \"vlan_stripped\": %" PRIu64
-            ",\n  \"reloads\": %" PRIu64 ",\n  \"dedup\": %s,\n  \"strip_vlan\": %s,\n",
-            in->rx_packets, in->rx_bytes, in->frames, in->kernel_drops, in->truncated,
-            b->deduplicated, b->vlan_stripped, b->reloads, b->dedup ? "true" : "false",
-            b->o.strip_vlan ? "true" : "false");
-    broker__json_reasons(f, "not_decapsulated", in->not_decapsulated, VX__COUNT, vxlan_reason_name);
-    broker__json_reasons(f, "anomalies", b->anomalies, DEC__COUNT, decode_reason_name);
-    fprintf(f, "  \"tools\": {");
-    for (int t = 0; t < b->ntools; t++) {
-        tool_t *tl = b->tools[t];
-        const tool_stats *s = tool_counters(tl);
-        output_stats os;
-        broker__tool_out(tl, &os);
-        fprintf(f, "%s\n    \"%s\": {", t ? "," : "", tool_name(tl));
-        if (tool_is_group(tl)) fprintf(f, "\"type\": \"group\", ");
-        else broker__json_conf(f, tool_output(tl, 0));
-        fprintf(f, "\"in\": %" PRIu64 ", \"matched\": %" PRIu64 ", \"sliced\": %" PRIu64
-                ", \"masked\": %" PRIu64 ", \"deduplicated\": %" PRIu64 ",\n",
-                s->in, s->matched, s->sliced, s->masked, s->deduplicated);
-        broker__json_out(f, &os, "      ");
-        if (tool_is_group(tl)) {
-            fprintf(f, ",\n      \"members\": {");
-            for (int m = 0; m < tool_noutputs(tl); m++) {
-                output_t *o = tool_output(tl, m);
-                output_stats ms;
-                output_get_stats(o, &ms);
-                fprintf(f, "%s\n        \"%s\": {", m ? "," : "", output_conf(o)->name);
-                broker__json_conf(f, o);
-                fprintf(f, "\n");
-                broker__json_out(f, &ms, "          ");
-                fprintf(f, "}");
-            }
-            fprintf(f, "\n      }");
-        }
-        fprintf(f, "}");
-    }
-    fprintf(f, "\n  }\n}\n");
-    if (fclose(f) == 0) rename(tmp, path);
-}
-
-void broker_log_counters(broker_t *b, const input_stats *in)
-{
-    uint64_t nodecap = 0, anom = 0;
-    for (int i = 1; i < VX__COUNT; i++) nodecap += in->not_decapsulated[i];
-    for (int i = 1; i < DEC__COUNT; i++) anom += b->anomalies[i];
-    log_info("input: rx %" PRIu64 " pkts %" PRIu64 " bytes, %" PRIu64 " frames; dropped: "
-             "not-vxlan %" PRIu64 ", kernel %" PRIu64 ", duplicates %" PRIu64
-             "; vlan-stripped %" PRIu64 ", truncated %" PRIu64 ", malformed inner (passed on) %" PRIu64,
-             in->rx_packets, in->rx_bytes, in->frames, nodecap, in->kernel_drops, b->deduplicated,
-             b->vlan_stripped, in->truncated, anom);
-    for (int t = 0; t < b->ntools; t++) {
-        tool_t *tl = b->tools[t];
-        const tool_stats *s = tool_counters(tl);
-        output_stats os;
-        broker__tool_out(tl, &os);
-        char errs[256];
-        int n = 0;
-        errs[0] = 0;
-        for (int r = 0; r < OUT_ERR__COUNT && n < (int)sizeof errs - 40; r++)
-            if (os.errors[r])
-                n += snprintf(errs + n, sizeof errs - (size_t)n, " %s=%" PRIu64,
-                              output_err_name(r), os.errors[r]);
-        log_info("tool %s: in %" PRIu64 " matched %" PRIu64 " sent %" PRIu64 " sliced %" PRIu64
-                 " masked %" PRIu64 " deduplicated %" PRIu64 " send-errors%s", tool_name(tl),
-                 s->in, s->matched, os.sent, s->sliced, s->masked, s->deduplicated,
-                 n ? errs : " 0");
-    }
-}
+tool_t *broker_tool(const broker_t *b, int i) { return b->tools[i]; }
 
 void broker_free(broker_t *b)
 {

@@ -8,6 +8,7 @@
 
 #include "brconfig.h"
 #include "input.h"
+#include "tool.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,13 @@ typedef struct broker_opts {
 } broker_opts;
 
 typedef struct broker broker_t;
+
+/* The chain's own counters (the tools and outputs keep theirs). */
+typedef struct broker_stats {
+    uint64_t deduplicated, vlan_stripped, reloads;
+    uint64_t anomalies[DEC__COUNT]; /* inner frames by their first anomaly (passed on) */
+    int dedup, strip_vlan;          /* the options in force */
+} broker_stats;
 
 /* Build the chain and open every output of *cfg, which the broker takes
  * (*cfg becomes NULL). Returns NULL with err set if a tool cannot be built. */
@@ -37,14 +45,12 @@ void broker_batch(void *ctx, input_batch *batch);
 /* About once a second (now_ns monotonic): outputs retry, flush files, log. */
 void broker_tick(broker_t *b, int64_t now_ns);
 
-/* Write every counter as JSON to path (atomically, via path.tmp). */
-void broker_write_stats(broker_t *b, const input_stats *in, const char *path);
+void broker_get_stats(const broker_t *b, broker_stats *st);
 
-/* Log the counters: one line for the input, one per tool. */
-void broker_log_counters(broker_t *b, const input_stats *in);
-
-/* Number of tools (groups count once). */
+/* Number of tools (groups count once), and tool i of them (0 <= i <
+ * broker_ntools()), borrowed until the next reload. */
 int broker_ntools(const broker_t *b);
+tool_t *broker_tool(const broker_t *b, int i);
 
 void broker_free(broker_t *b);
 

@@ -2,31 +2,36 @@
  *
  *   mscope-broker --config FILE [--listen ADDR:PORT | --interface IF | --read FILE]
  *
- * One thread: input -> broker chain -> outputs. Signals arrive through a
- * signalfd read between batches: SIGUSR1 logs the counters, SIGHUP reloads
- * the configuration file, SIGINT/SIGTERM flush every output and exit.
+ * Two threads. The packet thread (rxloop.c) runs input -> broker chain ->
+ * outputs. The control side runs on a libuv loop (common/ctl): signals
+ * (SIGUSR1 logs the counters, SIGHUP reloads the configuration file,
+ * SIGINT/SIGTERM flush every output and exit), a tick each second (outputs
+ * retry and flush, stats.json, the periodic log) and HTTP: /healthz,
+ * /readyz and /metrics (status.c).
  */
 #include "brconfig.h"
 #include "broker.h"
 #include "config.h"
+#include "ctl.h"
 #include "input.h"
 #include "log.h"
+#include "rxloop.h"
+#include "status.h"
 #include "timeparse.h"
 #include "xmalloc.h"
 
-#include <errno.h>
+#include <uv.h>
+
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #define MSCOPE_VERSION "0.1.0"
 
 typedef struct br_settings {
-    char *listen, *interface, *capture_filter, *read, *decap, *stats_file, *log_level;
+    char *listen, *interface, *capture_filter, *read, *decap, *http, *stats_file, *log_level;
     int64_t vxlan_port, rcvbuf, read_rate, dedup_window, dedup_table, stats_interval;
     int dedup, strip_vlan, check;
 } br_settings;
@@ -45,6 +50,7 @@ static const config_opt br_opts[] = {
     { "dedup-window", 0, CFG_DURATION, O(dedup_window), "10ms", 1000, 60000000000LL, "DURATION", "how long a packet is remembered for --dedup" },
     { "dedup-table", 0, CFG_INT, O(dedup_table), "65536", 64, 1LL << 28, "N", "packets remembered at once for --dedup (fixed memory: 16 bytes each)" },
     { "strip-vlan", 0, CFG_BOOL, O(strip_vlan), "no", 0, 0, NULL, "remove 802.1Q/802.1ad VLAN tags from every frame before the tools see it" },
+    { "http", 0, CFG_STR, O(http), NULL, 0, 0, "ADDR:PORT", "HTTP: /healthz, /readyz, /metrics (Prometheus); off disables (default: 0.0.0.0:8082; with --read: off)" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "keep every counter here as JSON, rewritten each second (default: none)" },
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log the counters this often" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
@@ -59,8 +65,14 @@ typedef struct brokerd {
     int argc;          /* the command line without --config, reapplied on reload */
     char **argv;
     input_t *in;
-    broker_t *b;
-    int sfd;
+    broker_t *b;          /* the packet thread's: touch it only through rxloop_lock() */
+    rxloop_t *rx;
+    ctl_t *ctl;           /* the control loop, signals, HTTP */
+    uv_async_t rx_end;    /* the packet thread has ended */
+    status_t *status;
+    metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
+    int64_t start_ns, last_log;
+    int stopping;
 } brokerd;
 
 static void usage(FILE *out)
@@ -73,7 +85,8 @@ static void usage(FILE *out)
             "filter, slice and mask per tool; send as VXLAN/UDP/GRE, write rotating pcap files,\n"
             "inject into an interface; groups share the load by a symmetric flow hash.\n"
             "SIGHUP reloads FILE (unchanged tools keep their sockets and files), SIGUSR1 logs\n"
-            "the counters. Tools, groups and every key: docs/BROKER.md.\n\n"
+            "the counters. HTTP (--http): /healthz, /readyz, /metrics (Prometheus).\n"
+            "Tools, groups and every key: docs/BROKER.md.\n\n"
             "options (also 'name = value' lines at the top of FILE; flags win):\n"
             "  -c, --config FILE              the configuration file (required)\n");
     config_print_help(br_opts, out);
@@ -104,6 +117,8 @@ static int load_settings(brokerd *d, br_settings *s, brconfig_t **cfgp, char *er
         *cfgp = NULL;
         return -1;
     }
+    /* A daemon serves HTTP unless told not to; a file run only when asked. */
+    if (!s->http) s->http = xstrdup(s->read ? "off" : "0.0.0.0:8082");
     return 0;
 }
 
@@ -134,22 +149,29 @@ static void reload(brokerd *d)
     if (!same_str(s.listen, d->cfg.listen) || !same_str(s.interface, d->cfg.interface) ||
         !same_str(s.read, d->cfg.read) || !same_str(s.decap, d->cfg.decap) ||
         !same_str(s.capture_filter, d->cfg.capture_filter) || s.vxlan_port != d->cfg.vxlan_port ||
-        s.rcvbuf != d->cfg.rcvbuf)
-        log_warn("SIGHUP: the input options (listen, interface, read, decap, capture-filter, "
-                 "vxlan-port, rcvbuf) change only on a restart; the rest is reloaded");
+        s.rcvbuf != d->cfg.rcvbuf || !same_str(s.http, d->cfg.http))
+        log_warn("SIGHUP: the input and HTTP options (listen, interface, read, decap, "
+                 "capture-filter, vxlan-port, rcvbuf, http) change only on a restart; the rest "
+                 "is reloaded");
     broker_opts bo = broker_opts_of(&s);
-    if (broker_reload(d->b, &bo, &cfg, err, sizeof err) < 0) {
+    /* Parsed above without stopping the packets; swapped between two batches. */
+    broker_t *b = rxloop_lock(d->rx, NULL);
+    int rc = broker_reload(b, &bo, &cfg, err, sizeof err);
+    rxloop_unlock(d->rx);
+    if (rc < 0) {
         log_error("SIGHUP: %s; keeping the running configuration", err);
         goto out;
     }
-    /* Keep the input options that are in use; take the rest. */
-    char *keep[] = { d->cfg.listen, d->cfg.interface, d->cfg.read, d->cfg.decap, d->cfg.capture_filter };
-    char **news[] = { &s.listen, &s.interface, &s.read, &s.decap, &s.capture_filter };
-    for (int i = 0; i < 5; i++) {
+    /* Keep the input and HTTP options that are in use; take the rest. */
+    char *keep[] = { d->cfg.listen, d->cfg.interface, d->cfg.read, d->cfg.decap,
+                     d->cfg.capture_filter, d->cfg.http };
+    char **news[] = { &s.listen, &s.interface, &s.read, &s.decap, &s.capture_filter, &s.http };
+    for (int i = 0; i < 6; i++) {
         free(*news[i]);
         *news[i] = keep[i];
     }
     d->cfg.listen = d->cfg.interface = d->cfg.read = d->cfg.decap = d->cfg.capture_filter = NULL;
+    d->cfg.http = NULL;
     s.vxlan_port = d->cfg.vxlan_port;
     s.rcvbuf = d->cfg.rcvbuf;
     config_free(br_opts, &d->cfg);
@@ -161,55 +183,128 @@ out:
     config_free(br_opts, &s);
 }
 
-static void report(brokerd *d, int log_them)
+/* ---- the control loop ------------------------------------------------------ */
+
+static const char *source_of(const br_settings *s, char *buf, size_t len)
 {
-    input_stats st;
-    input_get_stats(d->in, &st);
-    if (d->cfg.stats_file) broker_write_stats(d->b, &st, d->cfg.stats_file);
-    if (log_them) broker_log_counters(d->b, &st);
+    if (s->read) snprintf(buf, len, "file %s", s->read);
+    else if (s->interface) snprintf(buf, len, "interface %s", s->interface);
+    else snprintf(buf, len, "udp %s", s->listen);
+    return buf;
 }
 
-/* Returns the exit status. */
-static int run(brokerd *d)
+/* Outputs retry and flush, stats.json, and the counters in the log every
+ * --stats-interval (always when log_now). */
+static void report(brokerd *d, int log_now)
 {
-    int rc = 0, stop = 0;
-    int64_t now = timeparse_mono_ns(), last_tick = now, last_log = now;
-    log_info("broker: %d tool(s) from %s; input %s%s%s", broker_ntools(d->b), d->config_path,
-             d->cfg.read ? d->cfg.read : d->cfg.interface ? d->cfg.interface : d->cfg.listen,
-             strcmp(d->cfg.decap, "vxlan") == 0 ? " (decapsulating VXLAN)" : "",
-             d->cfg.dedup ? ", dedup on" : "");
-    report(d, 0);
-    while (!stop) {
-        int n = input_run(d->in, 16, 100, broker_batch, d->b);
-        if (n == -1) break; /* end of the file */
-        if (n == -2) {
-            rc = 1;
-            break;
-        }
-        struct signalfd_siginfo si;
-        while (read(d->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-            switch (si.ssi_signo) {
-            case SIGINT:
-            case SIGTERM:
-                log_info("%s: flushing the outputs and exiting", strsignal((int)si.ssi_signo));
-                stop = 1;
-                break;
-            case SIGHUP: reload(d); break;
-            case SIGUSR1:
-                report(d, 1);
-                last_log = timeparse_mono_ns();
-                break;
-            }
-        }
-        now = timeparse_mono_ns();
-        if (now - last_tick >= 1000000000LL) {
-            broker_tick(d->b, now);
-            report(d, now - last_log >= d->cfg.stats_interval);
-            if (now - last_log >= d->cfg.stats_interval) last_log = now;
-            last_tick = now;
-        }
+    input_stats in;
+    int64_t now = timeparse_mono_ns();
+    broker_t *b = rxloop_lock(d->rx, &in);
+    broker_tick(b, now);
+    status_tick(d->status, &in);
+    json_t *o = d->cfg.stats_file ? status_json(d->status, b, &in) : NULL;
+    if (log_now || now - d->last_log >= d->cfg.stats_interval) {
+        status_log(d->status, b, &in);
+        d->last_log = now;
     }
-    return rc;
+    rxloop_unlock(d->rx);
+    if (o) status_write_file(d->status, o, d->cfg.stats_file);
+    json_decref(o);
+}
+
+static void on_tick(void *data) { report(data, 0); }
+
+static void on_signal(void *data, int sig)
+{
+    brokerd *d = data;
+    switch (sig) {
+    case SIGHUP: reload(d); break;
+    case SIGUSR1: report(d, 1); break;
+    default:
+        if (d->stopping) return;
+        d->stopping = 1;
+        log_info("%s: flushing the outputs and exiting", strsignal(sig));
+        rxloop_stop(d->rx);
+        ctl_stop(d->ctl);
+    }
+}
+
+/* Stopping waits for the packet thread's last batch. */
+static int is_busy(void *data)
+{
+    rxloop_state st;
+    rxloop_get_state(((brokerd *)data)->rx, &st);
+    return st.running;
+}
+
+/* On the packet thread, as it ends. */
+static void rx_ended(void *data) { uv_async_send(&((brokerd *)data)->rx_end); }
+
+/* A file read to its end (or not) ends the run. A live input that failed
+ * does not: the broker stays up for /healthz to say so, and exits 1 when
+ * stopped. */
+static void on_rx_end(uv_async_t *a)
+{
+    brokerd *d = a->data;
+    rxloop_state st;
+    rxloop_get_state(d->rx, &st);
+    if (d->cfg.read) {
+        d->stopping = 1;
+        ctl_stop(d->ctl);
+    } else if (st.result == RXLOOP_FAILED) {
+        log_error("nothing is received any more: /healthz reports it; stop the broker to restart "
+                  "it (it will exit 1)");
+    }
+}
+
+/* ---- HTTP: health and metrics ------------------------------------------- */
+
+static void health_answer(brokerd *d, httpd_req_t *r, int ready)
+{
+    rxloop_state st;
+    rxloop_get_state(d->rx, &st);
+    broker_t *b = rxloop_lock(d->rx, NULL);
+    json_t *why = status_health(d->status, b, &st);
+    int ntools = broker_ntools(b);
+    rxloop_unlock(d->rx);
+    if (ready && ctl_stopping(d->ctl)) json_array_append_new(why, json_string("stopping"));
+    int ok = json_array_size(why) == 0;
+    httpd_respond_json(r, ok ? 200 : 503,
+                       json_pack("{s:s, s:o, s:s, s:i, s:I}", "status", ok ? "ok" : "unavailable",
+                                 "reasons", why, "version", MSCOPE_VERSION, "tools", ntools,
+                                 "uptime_s",
+                                 (json_int_t)((timeparse_now_ns() - d->start_ns) / 1000000000LL)));
+}
+
+static int on_healthz(void *data, httpd_req_t *r)
+{
+    health_answer(data, r, 0);
+    return 0;
+}
+
+static int on_readyz(void *data, httpd_req_t *r)
+{
+    health_answer(data, r, 1);
+    return 0;
+}
+
+static int on_metrics(void *data, httpd_req_t *r)
+{
+    brokerd *d = data;
+    input_stats in;
+    rxloop_state st;
+    rxloop_get_state(d->rx, &st);
+    metrics_reset(d->metrics);
+    broker_t *b = rxloop_lock(d->rx, &in);
+    status_metrics(d->status, b, &in, d->metrics);
+    rxloop_unlock(d->rx);
+    metrics_gauge(d->metrics, "mscope_broker_input_running",
+                  "1 while the packet thread receives (0: ended or failed).", st.running);
+    metrics_process(d->metrics);
+    size_t len;
+    const char *text = metrics_text(d->metrics, &len);
+    httpd_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    return 0;
 }
 
 /* Take --config/-c out of argv (config_parse_args would read it as a file
@@ -236,14 +331,15 @@ static const char *take_config(int *argc, char **argv)
     return path;
 }
 
+/* Static: what h2o leaves of connections still open at exit stays reachable
+ * (the loop lives here), rather than being reported as a leak. */
+static brokerd d;
+
 int main(int argc, char **argv)
 {
     log_init("mscope-broker");
-    brokerd d;
-    memset(&d, 0, sizeof d);
-    d.sfd = -1;
     int rc = 2;
-    char err[1024];
+    char err[1024], src[4200];
     brconfig_t *cfg = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -284,19 +380,12 @@ int main(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    /* Every signal we act on is read from the signalfd between batches. */
-    static const int handled[] = { SIGINT, SIGTERM, SIGUSR1, SIGHUP };
-    sigset_t set;
-    sigemptyset(&set);
-    for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++) sigaddset(&set, handled[i]);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    rc = 1;
     signal(SIGPIPE, SIG_IGN);
-    d.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (d.sfd < 0) {
-        log_error("signalfd() failed: %s", strerror(errno));
-        rc = 1;
-        goto out;
-    }
+    /* Signals go through the loop from here on (a stop asked for during
+     * start-up happens once the loop runs). */
+    ctl_hooks hooks = { .data = &d, .tick = on_tick, .on_signal = on_signal, .busy = is_busy };
+    d.ctl = ctl_new(&hooks, 1000);
     input_opts io = {
         .listen = d.cfg.listen,
         .iface = d.cfg.interface,
@@ -310,24 +399,55 @@ int main(int argc, char **argv)
     d.in = input_open(&io, err, sizeof err);
     if (!d.in) {
         log_error("%s", err);
-        rc = 1;
         goto out;
     }
     broker_opts bo = broker_opts_of(&d.cfg);
     d.b = broker_new(&bo, &cfg, err, sizeof err);
     if (!d.b) {
         log_error("%s", err);
-        rc = 1;
         goto out;
     }
-    rc = run(&d);
-    broker_tick(d.b, timeparse_mono_ns());
+    if (ctl_listen(d.ctl, d.cfg.http, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    d.status = status_new(MSCOPE_VERSION, source_of(&d.cfg, src, sizeof src));
+    d.metrics = metrics_new();
+    d.start_ns = timeparse_now_ns();
+    d.last_log = timeparse_mono_ns();
+    if (ctl_http(d.ctl)) {
+        httpd_route(ctl_http(d.ctl), "/healthz", on_healthz, &d);
+        httpd_route(ctl_http(d.ctl), "/readyz", on_readyz, &d);
+        httpd_route(ctl_http(d.ctl), "/metrics", on_metrics, &d);
+    }
+    uv_async_init(ctl_loop(d.ctl), &d.rx_end, on_rx_end);
+    d.rx_end.data = &d;
+    log_info("broker: %d tool(s) from %s; input %s%s%s; HTTP %s", broker_ntools(d.b),
+             d.config_path, src, strcmp(d.cfg.decap, "vxlan") == 0 ? " (decapsulating VXLAN)" : "",
+             d.cfg.dedup ? ", dedup on" : "", d.cfg.http);
+    d.rx = rxloop_start(d.in, d.b, rx_ended, &d, err, sizeof err);
+    if (!d.rx) {
+        log_error("%s", err);
+        goto out;
+    }
+
+    ctl_run(d.ctl);
+
+    /* Stopped: the packet thread has ended (or ends now); the last counters. */
+    rc = rxloop_join(d.rx) == RXLOOP_FAILED ? 1 : 0;
     report(&d, 1);
 out:
+    rxloop_free(d.rx); /* before closing what it wakes */
+    if (d.ctl) {
+        if (d.rx_end.loop && !uv_is_closing((uv_handle_t *)&d.rx_end))
+            uv_close((uv_handle_t *)&d.rx_end, NULL);
+        ctl_free(d.ctl);
+    }
     broker_free(d.b); /* flushes and closes every output */
     input_free(d.in);
+    status_free(d.status);
+    metrics_free(d.metrics);
     brconfig_free(cfg);
-    if (d.sfd >= 0) close(d.sfd);
     config_free(br_opts, &d.cfg);
     free(d.argv);
     return rc;

@@ -68,6 +68,7 @@ struct output {
     uint64_t logged[OUT_ERR__COUNT];
     int last_errno[OUT_ERR__COUNT];
     int64_t last_log;
+    uint64_t lost_at_tick, recent_lost; /* for output_recent_losses() */
 };
 
 static const char *const output_err_names[OUT_ERR__COUNT] = {
@@ -404,6 +405,10 @@ void output_flush(output_t *o)
 
 void output_tick(output_t *o, int64_t now_ns)
 {
+    uint64_t lost = 0;
+    for (int r = 0; r < OUT_ERR__COUNT; r++) lost += o->st.errors[r];
+    o->recent_lost = lost - o->lost_at_tick;
+    o->lost_at_tick = lost;
     if (!o->up && now_ns >= o->next_retry) {
         output__open(o);
         if (o->up) log_info("tool %s: output is up again", o->c.name);
@@ -433,6 +438,8 @@ const brconf_tool *output_conf(const output_t *o) { return &o->c; }
 void output_get_stats(const output_t *o, output_stats *st) { *st = o->st; }
 
 int output_is_up(const output_t *o) { return o->up; }
+
+uint64_t output_recent_losses(const output_t *o) { return o->recent_lost; }
 
 void output_free(output_t *o)
 {

@@ -58,6 +58,10 @@ const brconf_tool *output_conf(const output_t *o);
 
 void output_get_stats(const output_t *o, output_stats *st);
 
+/* Frames lost between the last two output_tick() calls (about the last
+ * second): what says the output is failing now rather than once. */
+uint64_t output_recent_losses(const output_t *o);
+
 /* 1 when the output is open. */
 int output_is_up(const output_t *o);
 

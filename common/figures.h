@@ -21,7 +21,7 @@ enum figure_type {
 };
 
 typedef struct figure_row {
-    const char *key;    /* stats.json key */
+    const char *key;    /* stats.json key; NULL: a metric only */
     const char *group;  /* stats.json object it sits in (NULL: top level) */
     const char *metric; /* Prometheus name after the daemon's prefix; NULL: JSON only */
     const char *label;  /* one label for rows sharing a metric ("reason"), or NULL */
@@ -40,6 +40,16 @@ json_t *figures_json(const figure_row *rows, size_t n, const void *base);
  * together under one HELP/TYPE. */
 void figures_metrics(const figure_row *rows, size_t n, const void *base, const char *prefix,
                      metrics_t *m);
+
+/* The same for several instances of one set of rows (one per tool, per
+ * queue, ...): each metric's samples for every instance together under one
+ * HELP/TYPE, each sample labelled with its instance's labels (key, value
+ * pairs ending with NULL; labels itself may be NULL for none) before the
+ * row's own label. Nothing is rendered when ninst is 0. */
+#define FIGURES_LABELS_MAX 4
+void figures_metrics_each(const figure_row *rows, size_t n, const void *const *bases,
+                          const char *const *const *labels, size_t ninst, const char *prefix,
+                          metrics_t *m);
 
 /* Write a JSON value to path atomically (path.tmp, then rename). Returns 0
  * or -1 (errno set). */

@@ -273,9 +273,13 @@ class Broker(_Process):
 
     def __init__(self, conf, workdir, *args, ns=None, listen=True):
         self.port = free_udp_port()
+        # Its own HTTP port, so brokers of tests running at once do not
+        # collide on the default 8082 (args may still say --http).
+        self.http = f"127.0.0.1:{free_tcp_port()}"
         self.stats_file = os.path.join(workdir, f"broker-{self.port}.json")
         self.log = open(os.path.join(workdir, f"broker-{self.port}.log"), "ab+")
-        cmd = [broker_binary(), "--config", conf, "--stats-file", self.stats_file, *map(str, args)]
+        cmd = [broker_binary(), "--config", conf, "--stats-file", self.stats_file,
+               "--http", self.http, *map(str, args)]
         if listen:
             cmd += ["--listen", f"127.0.0.1:{self.port}"]
         self._start(cmd, ns)
