@@ -108,9 +108,9 @@ typedef struct coord {
     writer_t *writer[2];  /* 0: ordered batches and the spool; 1: plain finals */
     writer_stats final_ws;  /* their last counters, once stopped */
     spool_t *spool;
-    db_batch *plain;      /* finals without an interim row: any writer, in parallel */
-    db_batch *ordered;    /* interims and the finals replacing them: writer 0, in order */
-    db_liveset *live;     /* flows with an interim row in flows_live */
+    batch_t *plain;      /* finals without an interim row: any writer, in parallel */
+    batch_t *ordered;    /* interims and the finals replacing them: writer 0, in order */
+    liveset_t *live;     /* flows with an interim row in flows_live */
     uint64_t batch_seq;
     int64_t start_ns, last_flush;
     int stopping, house_busy, nodes_busy, ping_busy;
@@ -135,7 +135,7 @@ static void on_flow(coord *c, const uint8_t *data, size_t len)
     c->batches++;
     for (size_t i = 0; i < b->n_records; i++) {
         c->records_in++;
-        db_batch_append(db_batch_route(c->plain, c->ordered, c->live, b->node, b->records[i]),
+        batch_append(batch_route(c->plain, c->ordered, c->live, b->node, b->records[i]),
                         c->live, b->node, b->records[i]);
     }
     /* Not free_unpacked(): it would walk every field to free nothing; the
@@ -156,16 +156,16 @@ static void on_hb(coord *c, const uint8_t *data, size_t len)
 
 static uint64_t pending_records(const coord *c)
 {
-    return (c->plain ? c->plain->records : 0) + (c->ordered ? c->ordered->records : 0);
+    return (c->plain ? batch_records(c->plain) : 0) + (c->ordered ? batch_records(c->ordered) : 0);
 }
 
 /* Seal *b with a ledger id unique across our restarts and hand it to w. */
-static int offer(coord *c, writer_t *w, db_batch **b)
+static int offer(coord *c, writer_t *w, batch_t **b)
 {
     char id[64];
     if (writer_busy(w)) return 0;
     snprintf(id, sizeof id, "%" PRId64 "-%" PRIu64, c->start_ns, c->batch_seq + 1);
-    db_batch_seal(*b, id);
+    batch_seal(*b, id);
     if (!writer_offer(w, b)) return 0; /* cannot happen: we are its only feeder */
     c->batch_seq++;
     return 1;
@@ -187,8 +187,8 @@ static void bus_backpressure(coord *c)
  * Returns 1 when nothing is left waiting. */
 static int handoff(coord *c)
 {
-    if (c->ordered->records) offer(c, c->writer[0], &c->ordered);
-    if (c->plain->records && !offer(c, c->writer[1], &c->plain) && !c->ordered->records)
+    if (batch_records(c->ordered)) offer(c, c->writer[0], &c->ordered);
+    if (batch_records(c->plain) && !offer(c, c->writer[1], &c->plain) && !batch_records(c->ordered))
         offer(c, c->writer[0], &c->plain);
     int empty = !pending_records(c);
     if (empty) c->last_flush = timeparse_mono_ns();
@@ -598,7 +598,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    c.live = db_liveset_new();
+    c.live = liveset_new();
     long nlive = db_liveset_load(db, c.live, err, sizeof err);
     db_close(db);
     if (nlive < 0) {
@@ -728,7 +728,7 @@ out:
     pgembed_stop(pg);
     registry_free(c.reg);
     spool_close(c.spool);
-    db_liveset_free(c.live);
+    liveset_free(c.live);
     arena_free(c.arena);
     metrics_free(c.metrics);
     config_free(coord_opts, &c.cfg);

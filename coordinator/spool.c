@@ -21,7 +21,8 @@ typedef struct spool_file {
 
 struct spool {
     pthread_mutex_t mu; /* writers spill from two threads; recursive: peek quarantines */
-    db_text scratch; /* a batch encoded, or a file read */
+    char *scratch;       /* a batch encoded, or a file read */
+    size_t scratch_cap, scratch_len;
     char *dir;
     int64_t max_bytes;
     spool_file *files; /* oldest first */
@@ -91,22 +92,22 @@ void spool_close(spool_t *s)
     if (!s) return;
     free(s->files);
     free(s->dir);
-    free(s->scratch.buf);
+    free(s->scratch);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
-static int spool__append(spool_t *s, const db_batch *b)
+static int spool__append(spool_t *s, const batch_t *b)
 {
-    if (!b->records) return 0;
-    db_batch_encode(b, &s->scratch);
-    const char *data = s->scratch.buf;
-    size_t len = s->scratch.len;
+    if (!batch_records(b)) return 0;
+    batch_encode(b, &s->scratch, &s->scratch_cap, &s->scratch_len);
+    const char *data = s->scratch;
+    size_t len = s->scratch_len;
     if (s->max_bytes > 0 && s->bytes + len > (uint64_t)s->max_bytes) {
-        log_error("spool full (%" PRIu64 " bytes): %" PRIu64 " records dropped", s->bytes, b->records);
+        log_error("spool full (%" PRIu64 " bytes): %" PRIu64 " records dropped", s->bytes, batch_records(b));
         return -1;
     }
-    spool_file f = { s->next_seq++, b->records, len };
+    spool_file f = { s->next_seq++, batch_records(b), len };
     char path[4096], tmp[4200];
     spool__path(s, &f, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -120,7 +121,7 @@ static int spool__append(spool_t *s, const db_batch *b)
     }
     /* Durable before it counts as kept: the batch leaves memory after this. */
     if (fd < 0 || done < len || fdatasync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-        log_error("cannot spool %" PRIu64 " records to %s: %s", b->records, path, strerror(errno));
+        log_error("cannot spool %" PRIu64 " records to %s: %s", batch_records(b), path, strerror(errno));
         if (fd >= 0) close(fd);
         unlink(tmp);
         return -1;
@@ -132,7 +133,7 @@ static int spool__append(spool_t *s, const db_batch *b)
     return 0;
 }
 
-static int spool__peek(spool_t *s, db_batch *out)
+static int spool__peek(spool_t *s, batch_t *out)
 {
     while (s->n) {
         char path[4096];
@@ -143,22 +144,22 @@ static int spool__peek(spool_t *s, db_batch *out)
             return -1;
         }
         size_t need = (size_t)s->files[0].bytes;
-        if (s->scratch.cap < need + 1) {
-            s->scratch.cap = need + 1;
-            s->scratch.buf = xrealloc(s->scratch.buf, s->scratch.cap);
+        if (s->scratch_cap < need + 1) {
+            s->scratch_cap = need + 1;
+            s->scratch = xrealloc(s->scratch, s->scratch_cap);
         }
-        s->scratch.len = fread(s->scratch.buf, 1, need, f);
+        s->scratch_len = fread(s->scratch, 1, need, f);
         fclose(f);
-        if (s->scratch.len != need) {
+        if (s->scratch_len != need) {
             log_error("spool file %s: short read", path);
             return -1;
         }
-        if (db_batch_decode(out, s->scratch.buf, s->scratch.len) == 0) return 1;
+        if (batch_decode(out, s->scratch, s->scratch_len) == 0) return 1;
         /* Not a batch (damaged, or written by an older version): set it aside. */
         log_error("spool file %s is not a batch this version reads", path);
         spool__quarantine(s);
     }
-    db_batch_clear(out);
+    batch_clear(out);
     return 0;
 }
 
@@ -189,7 +190,7 @@ static void spool__quarantine(spool_t *s)
     s->n--;
 }
 
-int spool_append(spool_t *s, const db_batch *b)
+int spool_append(spool_t *s, const batch_t *b)
 {
     pthread_mutex_lock(&s->mu);
     int rc = spool__append(s, b);
@@ -197,7 +198,7 @@ int spool_append(spool_t *s, const db_batch *b)
     return rc;
 }
 
-int spool_peek(spool_t *s, db_batch *out)
+int spool_peek(spool_t *s, batch_t *out)
 {
     pthread_mutex_lock(&s->mu);
     int rc = spool__peek(s, out);

@@ -2,7 +2,7 @@
  *
  * When a write to the database fails, the coordinator moves the batch from
  * memory into an append-only spool file (DIR/spool/SEQ-RECORDS.copy, the
- * sealed batch as db_batch_encode() writes it,
+ * sealed batch as batch_encode() writes it,
  * fsync'd) and, once the database answers again, writes the files back in
  * order - oldest first, before anything newer - and deletes each only after
  * its transaction committed. Files survive a coordinator restart, so an
@@ -11,7 +11,7 @@
 #ifndef MSCOPE_SPOOL_H
 #define MSCOPE_SPOOL_H
 
-#include "db.h"
+#include "batch.h"
 
 #include <stdint.h>
 
@@ -23,12 +23,12 @@ void spool_close(spool_t *s);
 
 /* Append a batch as one file. Returns 0, or -1 when the spool is full or the
  * write failed (logged; the caller counts the records as dropped). */
-int spool_append(spool_t *s, const db_batch *b);
+int spool_append(spool_t *s, const batch_t *b);
 
 /* Load the oldest file into out (a sealed batch). Files that are not batches
  * are set aside (*.bad) and skipped. Returns 1, 0 when empty, -1 on a read
  * error. */
-int spool_peek(spool_t *s, db_batch *out);
+int spool_peek(spool_t *s, batch_t *out);
 
 /* Delete the oldest file (after it was written to the database). */
 void spool_pop(spool_t *s);

@@ -16,15 +16,15 @@ struct writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    db_batch *inbox;   /* handed over, not yet written (under mu) */
-    db_batch *spare;   /* the empty one to give back (under mu) */
+    batch_t *inbox;   /* handed over, not yet written (under mu) */
+    batch_t *spare;   /* the empty one to give back (under mu) */
     int stop;          /* under mu */
     writer_stats st;   /* under mu */
     /* the thread's own */
     char *conninfo;
     db_t *db;
     spool_t *spool;
-    db_batch a, b, replay;
+    batch_t *a, *b, *replay;
     int64_t last_try;
     int replayer;
     void (*on_idle)(void *);
@@ -69,9 +69,9 @@ static void writer__failed(writer_t *w, uint64_t n, const char *err)
 }
 
 /* To the spool; what even the spool cannot keep is counted as dropped. */
-static void writer__spill(writer_t *w, const db_batch *b)
+static void writer__spill(writer_t *w, const batch_t *b)
 {
-    uint64_t dropped = spool_append(w->spool, b) < 0 ? b->records : 0;
+    uint64_t dropped = spool_append(w->spool, b) < 0 ? batch_records(b) : 0;
     writer__count(w, 0, 0, dropped, 0);
 }
 
@@ -80,9 +80,9 @@ static int writer__replay(writer_t *w)
 {
     char err[1024];
     int rc;
-    while (w->db && (rc = spool_peek(w->spool, &w->replay)) == 1) {
-        uint64_t n = w->replay.records;
-        int rc_w = db_write(w->db, &w->replay, err, sizeof err);
+    while (w->db && (rc = spool_peek(w->spool, w->replay)) == 1) {
+        uint64_t n = batch_records(w->replay);
+        int rc_w = db_write(w->db, w->replay, err, sizeof err);
         if (rc_w < 0) {
             if (rc_w == -2) {
                 /* Connected, yet refused: the rows themselves are the
@@ -107,7 +107,7 @@ static int writer__replay(writer_t *w)
     return 0;
 }
 
-static void writer__write(writer_t *w, db_batch *b)
+static void writer__write(writer_t *w, batch_t *b)
 {
     char err[1024];
     writer__reconnect(w);
@@ -119,19 +119,19 @@ static void writer__write(writer_t *w, db_batch *b)
     int rc = db_write(w->db, b, err, sizeof err);
     if (rc == 0) {
         int64_t took = timeparse_mono_ns() - t0;
-        log_debug("wrote %" PRIu64 " records in %.1f ms", b->records, (double)took / 1e6);
+        log_debug("wrote %" PRIu64 " records in %.1f ms", batch_records(b), (double)took / 1e6);
         if (w->latency) metrics_hist_observe(w->latency, (double)took / 1e9);
-        writer__count(w, b->records, 1, 0, 0);
+        writer__count(w, batch_records(b), 1, 0, 0);
         return;
     }
     if (rc == -2) {
         /* Refused, not lost: keep it for an operator rather than retry forever. */
-        log_error("the database refused a batch of %" PRIu64 " records: %s", b->records, err);
+        log_error("the database refused a batch of %" PRIu64 " records: %s", batch_records(b), err);
         if (spool_append(w->spool, b) == 0) spool_quarantine(w->spool);
-        writer__count(w, 0, 0, b->records, 1);
+        writer__count(w, 0, 0, batch_records(b), 1);
         return;
     }
-    writer__failed(w, b->records, err);
+    writer__failed(w, batch_records(b), err);
     writer__spill(w, b);
 }
 
@@ -148,12 +148,12 @@ static void *writer__main(void *arg)
             ts.tv_sec += 1;
             if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0) break; /* a second: retry */
         }
-        db_batch *b = w->inbox;
+        batch_t *b = w->inbox;
         int stop = w->stop;
         pthread_mutex_unlock(&w->mu);
         if (b) {
             writer__write(w, b);
-            db_batch_clear(b);
+            batch_clear(b);
         } else if (w->replayer && spool_records(w->spool)) {
             writer__reconnect(w);
             writer__replay(w);
@@ -186,7 +186,10 @@ writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
     w->conninfo = xstrdup(conninfo ? conninfo : "");
     w->spool = spool;
     w->replayer = replayer;
-    w->spare = &w->a;
+    w->a = batch_new();
+    w->b = batch_new();
+    w->replay = batch_new();
+    w->spare = w->a;
     w->st.records_spooled = spool_records(spool);
     w->st.spool_bytes = spool_bytes(spool);
     int rc = pthread_create(&w->thread, NULL, writer__main, w);
@@ -197,7 +200,7 @@ writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
     return w;
 }
 
-db_batch *writer_first_batch(writer_t *w) { return &w->b; }
+batch_t *writer_first_batch(writer_t *w) { return w->b; }
 
 int writer_busy(writer_t *w)
 {
@@ -207,7 +210,7 @@ int writer_busy(writer_t *w)
     return busy;
 }
 
-int writer_offer(writer_t *w, db_batch **b)
+int writer_offer(writer_t *w, batch_t **b)
 {
     pthread_mutex_lock(&w->mu);
     int taken = !w->inbox && w->spare;
@@ -238,9 +241,9 @@ void writer_stop(writer_t *w, writer_stats *final)
     pthread_join(w->thread, NULL);
     if (final) *final = w->st;
     db_close(w->db);
-    db_batch_free(&w->a);
-    db_batch_free(&w->b);
-    db_batch_free(&w->replay);
+    batch_free(w->a);
+    batch_free(w->b);
+    batch_free(w->replay);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w->conninfo);

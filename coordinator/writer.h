@@ -47,11 +47,11 @@ int writer_busy(writer_t *w);
 
 /* The batch the main thread fills first. The writer owns both batches of
  * the double buffer: the caller never frees one. */
-db_batch *writer_first_batch(writer_t *w);
+batch_t *writer_first_batch(writer_t *w);
 
 /* Hand over *b (sealed) if the writer is idle: *b becomes an empty batch.
  * Returns 1 when taken, 0 when the writer is busy (keep appending). */
-int writer_offer(writer_t *w, db_batch **b);
+int writer_offer(writer_t *w, batch_t **b);
 
 void writer_get_stats(writer_t *w, writer_stats *out);
 
