@@ -2,21 +2,22 @@
  *
  *   mscope-coordinator --data-dir DIR [--db CONNINFO] [--bus tcp://0.0.0.0:5556]
  *
- * Wires the modules together on one libuv loop: the bus (SUB) feeds the
- * node registry (registry.c) and the writers' batches (db.c, writer.c);
- * the RPC API (rpcapi.c) and the distributed search (scatter.c) answer
- * clients; database queries, node registry writes and the hourly
- * housekeeping run on the loop's thread pool (dbpool.c), so nothing here
- * waits for PostgreSQL. While the database is unreachable, batches go to
- * the spool on disk (spool.c) and are written back when it returns.
+ * Wires the modules together on one libuv loop (ctl.h): the bus (intake.c)
+ * feeds the node registry (registry.c) and the writers (writer.c, db.c);
+ * the RPC and REST APIs (rpcapi.c, restapi.c) answer clients through the
+ * query layer (query.c) and the distributed search (scatter.c). Database
+ * queries, node registry writes, the ping and the hourly housekeeping run
+ * on the loop's thread pool (dbpool.c), so nothing here waits for
+ * PostgreSQL. While the database is unreachable, batches go to the spool
+ * on disk (spool.c) and are written back when it returns. What is left
+ * here: the options, those periodic jobs, health and /metrics.
  */
-#include "arena.h"
 #include "bus.h"
-#include "buswatch.h"
 #include "config.h"
 #include "ctl.h"
 #include "db.h"
 #include "dbpool.h"
+#include "intake.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "pgembed.h"
@@ -26,7 +27,6 @@
 #include "scatter.h"
 #include "spool.h"
 #include "status.h"
-#include "writer.h"
 #include "timeparse.h"
 #include "token.h"
 #include "xmalloc.h"
@@ -46,8 +46,6 @@
 #include <unistd.h>
 
 #define COORD_VERSION "0.1.0"
-#define MSG_MAX (64u << 20)
-#define BUS_BURST 1000                    /* bus messages per wake-up */
 #define HOUSEKEEPING_MS (3600u * 1000u)   /* retention and indexing, hourly */
 #define METRIC_NODES_MAX 4096
 
@@ -90,141 +88,23 @@ static const config_opt coord_opts[] = {
 typedef struct coord {
     coord_settings cfg;
     ctl_t *ctl;              /* the loop, signals, HTTP */
-    uv_timer_t flush_timer, house_timer;
-    uv_async_t writer_wake;  /* a writer can take the next batch */
-    bus_sub_t *bus;
-    bus_watch_t *bus_watch;
-    int bus_paused;
+    uv_timer_t nodes_timer, house_timer;
+    intake_t *intake;        /* the bus into the writers */
     bus_rpc_t *rpc_sock;
     rpcapi_t *api;
     scatter_t *scatter;
     registry_t *reg;
     dbpool_t *pool;
-    arena_t *arena;       /* flow batches are unpacked into it */
     metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
-    metrics_hist write_latency;
-    uint8_t *msg;         /* the bus receive buffer */
     char conninfo[1024];
-    writer_t *writer[2];  /* 0: ordered batches and the spool; 1: plain finals */
-    writer_stats final_ws;  /* their last counters, once stopped */
     spool_t *spool;
-    batch_t *plain;      /* finals without an interim row: any writer, in parallel */
-    batch_t *ordered;    /* interims and the finals replacing them: writer 0, in order */
-    liveset_t *live;     /* flows with an interim row in flows_live */
-    uint64_t batch_seq;
-    int64_t start_ns, last_flush;
+    int64_t start_ns;
     int stopping, house_busy, nodes_busy, ping_busy;
     int db_alive;         /* the last ping's answer */
-    uint64_t ticks;
-    /* counters */
-    uint64_t batches, records_in, bad_messages, house_runs, house_errors;
+    uint64_t ticks, house_runs, house_errors;
     char token[TOKEN_MAX], search_token[TOKEN_MAX], api_read[TOKEN_MAX], api_admin[TOKEN_MAX];
     restapi_t *rest;
 } coord;
-
-static void on_flow(coord *c, const uint8_t *data, size_t len)
-{
-    arena_reset(c->arena);
-    Mirrorscope__FlowBatch *b = mirrorscope__flow_batch__unpack(arena_protobuf(c->arena), len, data);
-    if (!b || !b->node || !*b->node) {
-        c->bad_messages++;
-        log_warn("undecodable flow batch (%zu bytes) ignored", len);
-        return; /* nothing to free: the arena is reset before the next batch */
-    }
-    registry_flow_seen(c->reg, b->node, b->start_ns, b->seq);
-    c->batches++;
-    for (size_t i = 0; i < b->n_records; i++) {
-        c->records_in++;
-        batch_append(batch_route(c->plain, c->ordered, c->live, b->node, b->records[i]),
-                        c->live, b->node, b->records[i]);
-    }
-    /* Not free_unpacked(): it would walk every field to free nothing; the
-     * arena is reset before the next batch. */
-}
-
-static void on_hb(coord *c, const uint8_t *data, size_t len)
-{
-    Mirrorscope__Heartbeat *h = mirrorscope__heartbeat__unpack(NULL, len, data);
-    if (!h || !h->node || !*h->node) {
-        c->bad_messages++;
-        log_warn("undecodable heartbeat (%zu bytes) ignored", len);
-        if (h) mirrorscope__heartbeat__free_unpacked(h, NULL);
-        return;
-    }
-    registry_heartbeat(c->reg, &h);
-}
-
-static uint64_t pending_records(const coord *c)
-{
-    return (c->plain ? batch_records(c->plain) : 0) + (c->ordered ? batch_records(c->ordered) : 0);
-}
-
-/* Seal *b with a ledger id unique across our restarts and hand it to w. */
-static int offer(coord *c, writer_t *w, batch_t **b)
-{
-    char id[64];
-    if (writer_busy(w)) return 0;
-    snprintf(id, sizeof id, "%" PRId64 "-%" PRIu64, c->start_ns, c->batch_seq + 1);
-    batch_seal(*b, id);
-    if (!writer_offer(w, b)) return 0; /* cannot happen: we are its only feeder */
-    c->batch_seq++;
-    return 1;
-}
-
-/* A full batch while the writers are busy: leave the bus unread, so ZeroMQ
- * holds back the recorders instead of us dropping records. */
-static void bus_backpressure(coord *c)
-{
-    int full = pending_records(c) >= (uint64_t)c->cfg.max_pending;
-    if (c->bus_watch && full != c->bus_paused) {
-        bus_watch_pause(c->bus_watch, full);
-        c->bus_paused = full;
-    }
-}
-
-/* Give the writers what waits, when they are free: ordered batches to
- * writer 0 only (one after the other), plain ones to whichever is free.
- * Returns 1 when nothing is left waiting. */
-static int handoff(coord *c)
-{
-    if (batch_records(c->ordered)) offer(c, c->writer[0], &c->ordered);
-    if (batch_records(c->plain) && !offer(c, c->writer[1], &c->plain) && !batch_records(c->ordered))
-        offer(c, c->writer[0], &c->plain);
-    int empty = !pending_records(c);
-    if (empty) c->last_flush = timeparse_mono_ns();
-    bus_backpressure(c);
-    return empty;
-}
-
-static void on_bus_readable(void *data)
-{
-    coord *c = data;
-    for (int burst = 0; burst < BUS_BURST && !c->bus_paused; burst++) {
-        char topic[32];
-        long n = bus_sub_recv(c->bus, topic, sizeof topic, c->msg, MSG_MAX, 0);
-        if (n == 0) break;
-        if (n > 0 && !strcmp(topic, "flow")) on_flow(c, c->msg, (size_t)n);
-        else if (n > 0 && !strcmp(topic, "hb")) on_hb(c, c->msg, (size_t)n);
-        else {
-            c->bad_messages++;
-            log_warn("ignored a bus message (topic '%s', %ld)", topic, n);
-        }
-        bus_backpressure(c);
-    }
-    if (pending_records(c) >= (uint64_t)c->cfg.batch_records) handoff(c);
-}
-
-/* From a writer's thread: it can take the next batch. */
-static void writer_idle(void *data) { uv_async_send(&((coord *)data)->writer_wake); }
-
-static void on_writer_wake(uv_async_t *h)
-{
-    coord *c = h->data;
-    if (c->stopping || !pending_records(c)) return;
-    if (pending_records(c) >= (uint64_t)c->cfg.batch_records ||
-        timeparse_mono_ns() - c->last_flush >= c->cfg.flush_interval)
-        handoff(c);
-}
 
 /* ---- the node registry into PostgreSQL, as a database job ---------------- */
 
@@ -268,12 +148,7 @@ static void update_nodes(coord *c)
     dbpool_submit(c->pool, nodes_work, nodes_done, j);
 }
 
-static void on_flush_timer(uv_timer_t *t)
-{
-    coord *c = t->data;
-    if (timeparse_mono_ns() - c->last_flush >= c->cfg.flush_interval) handoff(c);
-    update_nodes(c);
-}
+static void on_nodes_timer(uv_timer_t *t) { update_nodes(t->data); }
 
 /* ---- housekeeping: retention and indexing, hourly, on the pool ----------- */
 
@@ -329,16 +204,9 @@ static int load_token(coord *c, const char *given, const char *name, char *out, 
 static void gather(coord *c, coord_figures *f)
 {
     memset(f, 0, sizeof *f);
-    writer_stats ws = c->final_ws;
-    if (c->writer[0]) {
-        writer_stats w1;
-        writer_get_stats(c->writer[0], &ws);
-        writer_get_stats(c->writer[1], &w1);
-        ws.records_written += w1.records_written;
-        ws.records_dropped += w1.records_dropped;
-        ws.db_errors += w1.db_errors;
-        ws.connected = ws.connected && w1.connected;
-    }
+    intake_stats is;
+    intake_get_stats(c->intake, &is);
+    const writer_stats ws = is.writers;
     registry_stats rs;
     registry_get_stats(c->reg, &rs);
     rpcapi_stats as;
@@ -351,10 +219,10 @@ static void gather(coord *c, coord_figures *f)
     memset(&rest, 0, sizeof rest);
     if (c->rest) restapi_get_stats(c->rest, &rest);
     *f = (coord_figures){
-        .batches = c->batches, .heartbeats = rs.heartbeats, .records_received = c->records_in,
-        .records_written = ws.records_written, .records_pending = pending_records(c),
+        .batches = is.batches, .heartbeats = rs.heartbeats, .records_received = is.records_in,
+        .records_written = ws.records_written, .records_pending = is.pending,
         .records_dropped = ws.records_dropped, .gaps = rs.gaps, .restarts = rs.restarts,
-        .bad_messages = c->bad_messages, .nodes = rs.nodes,
+        .bad_messages = is.bad_messages, .nodes = rs.nodes,
         .db_errors = ws.db_errors, .db_connected = (uint64_t)ws.connected,
         .records_spooled = spool_records(c->spool), .spool_bytes = spool_bytes(c->spool),
         .housekeeping_runs = c->house_runs, .housekeeping_errors = c->house_errors,
@@ -393,7 +261,9 @@ static json_t *health_reasons(coord *c)
     json_t *why = json_array();
     if (!c->db_alive)
         json_array_append_new(why, json_string("the database is not reachable (records go to the spool)"));
-    if (c->bus_paused)
+    intake_stats is;
+    intake_get_stats(c->intake, &is);
+    if (is.paused)
         json_array_append_new(why, json_string("the writers are behind: the bus is held back"));
     return why;
 }
@@ -448,7 +318,8 @@ static int on_metrics(void *data, httpd_req_t *r)
         metrics_sample(c->metrics, "mscope_coordinator_nodes", l, (double)states[i]);
     }
     metrics_histogram(c->metrics, "mscope_coordinator_db_write_seconds",
-                      "Time to write one batch of flow records to PostgreSQL.", &c->write_latency);
+                      "Time to write one batch of flow records to PostgreSQL.",
+                      intake_write_latency(c->intake));
     if (c->scatter)
         metrics_histogram(c->metrics, "mscope_coordinator_search_seconds",
                           "Time from a search's start to its trailer.", scatter_latency(c->scatter));
@@ -509,13 +380,12 @@ static void on_signal(void *data, int sig)
     if (c->stopping) return;
     c->stopping = 1;
     log_info("%s: writing what is pending and stopping", strsignal(sig));
-    bus_watch_free(c->bus_watch);
-    c->bus_watch = NULL;
+    intake_stop_reading(c->intake);
     rpcapi_stop(c->api);
     scatter_free(c->scatter);
     c->scatter = NULL;
     restapi_close(c->rest);
-    uv_close((uv_handle_t *)&c->flush_timer, NULL);
+    uv_close((uv_handle_t *)&c->nodes_timer, NULL);
     uv_close((uv_handle_t *)&c->house_timer, NULL);
     ctl_stop(c->ctl);
 }
@@ -598,35 +468,32 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    c.live = liveset_new();
-    long nlive = db_liveset_load(db, c.live, err, sizeof err);
+    liveset_t *live = liveset_new();
+    long nlive = db_liveset_load(db, live, err, sizeof err);
     db_close(db);
     if (nlive < 0) {
         log_error("reading flows_live: %s", err);
+        liveset_free(live);
         goto out;
     }
     c.db_alive = 1; /* it answered just now */
     c.start_ns = timeparse_now_ns();
-    c.last_flush = timeparse_mono_ns();
     c.reg = registry_new();
-    c.arena = arena_new();
     c.pool = dbpool_new(loop, c.conninfo);
     c.metrics = metrics_new();
-    metrics_hist_init(&c.write_latency, metrics_latency_bounds, metrics_latency_nbounds);
-    uv_async_init(loop, &c.writer_wake, on_writer_wake);
-    c.writer_wake.data = &c;
-    c.writer[0] = writer_start(c.conninfo, c.spool, 1, writer_idle, &c, &c.write_latency);
-    c.writer[1] = writer_start(c.conninfo, c.spool, 0, writer_idle, &c, &c.write_latency);
-    c.ordered = writer_first_batch(c.writer[0]);
-    c.plain = writer_first_batch(c.writer[1]);
-    /* ~2000 batches of up to 500 records: beyond, ZeroMQ stops reading and
-     * the recorders hold records in their own bounded queues (XPUB_NODROP). */
-    c.bus = bus_sub_new(c.cfg.bus, 2000, err, sizeof err);
-    if (!c.bus || !(c.bus_watch = bus_watch_new(loop, c.bus, on_bus_readable, &c, err, sizeof err))) {
+    intake_opts io = {
+        .endpoint = c.cfg.bus,
+        .conninfo = c.conninfo,
+        .start_ns = c.start_ns,
+        .flush_interval_ns = c.cfg.flush_interval,
+        .batch_records = (uint64_t)c.cfg.batch_records,
+        .max_pending = (uint64_t)c.cfg.max_pending,
+    };
+    c.intake = intake_new(loop, &io, &live, c.spool, c.reg, err, sizeof err);
+    if (!c.intake) {
         log_error("%s", err);
         goto out;
     }
-    log_info("listening for recorders on %s", c.cfg.bus);
     if (load_token(&c, c.cfg.token_file, "rpc.token", c.token, err, sizeof err) < 0 ||
         load_token(&c, c.cfg.search_token_file, "search.token", c.search_token, err, sizeof err) < 0 ||
         load_token(&c, c.cfg.api_read_token_file, "api-read.token", c.api_read, err, sizeof err) < 0 ||
@@ -677,29 +544,16 @@ int main(int argc, char **argv)
         c.rest = restapi_new(loop, ctl_http(c.ctl), &ro, c.reg, c.scatter, c.pool);
         log_info("HTTP (REST API, health, metrics) on %s", c.cfg.http);
     }
-    c.msg = xmalloc(MSG_MAX);
-    uint64_t flush_ms = (uint64_t)(c.cfg.flush_interval / 1000000);
-    timer(&c, &c.flush_timer, on_flush_timer, flush_ms ? flush_ms : 1, flush_ms ? flush_ms : 1);
+    timer(&c, &c.nodes_timer, on_nodes_timer, 250, 250);
     timer(&c, &c.house_timer, on_house_timer, 0, HOUSEKEEPING_MS);
 
     ctl_run(c.ctl);
 
     /* Stopped, every query answered. What cannot be written now goes to
      * the spool for the next start. */
-    while (!handoff(&c)) {
-        struct timespec ts = { 0, 10000000 };
-        nanosleep(&ts, NULL);
-    }
+    intake_finish(c.intake);
     update_nodes(&c);
     while (c.nodes_busy) uv_run(loop, UV_RUN_ONCE); /* the last node registry write */
-    writer_stats w1;
-    writer_stop(c.writer[1], &w1); /* each writes its last batch, or spools it */
-    writer_stop(c.writer[0], &c.final_ws);
-    c.final_ws.records_written += w1.records_written;
-    c.final_ws.records_dropped += w1.records_dropped;
-    c.final_ws.db_errors += w1.db_errors;
-    c.writer[0] = c.writer[1] = NULL;
-    c.plain = c.ordered = NULL;
     write_stats(&c);
     rc = 0;
     if (spool_records(c.spool))
@@ -707,29 +561,23 @@ int main(int argc, char **argv)
 out:
     /* On an early failure the handles opened so far are closed here. */
     if (c.ctl) {
-        bus_watch_free(c.bus_watch);
+        intake_close(c.intake);
         rpcapi_stop(c.api);
         scatter_free(c.scatter);
         restapi_close(c.rest);
-        writer_stop(c.writer[1], NULL); /* before closing what they wake */
-        writer_stop(c.writer[0], NULL);
-        uv_handle_t *own[] = { (uv_handle_t *)&c.flush_timer, (uv_handle_t *)&c.house_timer,
-                               (uv_handle_t *)&c.writer_wake };
+        uv_handle_t *own[] = { (uv_handle_t *)&c.nodes_timer, (uv_handle_t *)&c.house_timer };
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
             if (own[i]->loop && !uv_is_closing(own[i])) uv_close(own[i], NULL);
         ctl_free(c.ctl);
     }
-    free(c.msg);
+    intake_free(c.intake);
     rpcapi_free(c.api);
     restapi_free(c.rest);
     bus_rpc_close(c.rpc_sock);
-    bus_sub_close(c.bus);
     dbpool_free(c.pool);
     pgembed_stop(pg);
     registry_free(c.reg);
     spool_close(c.spool);
-    liveset_free(c.live);
-    arena_free(c.arena);
     metrics_free(c.metrics);
     config_free(coord_opts, &c.cfg);
     return rc;
