@@ -10,5 +10,8 @@ for b in bench_ingest.py bench_search.py bench_udp.py bench_analysis.py bench_co
     python3 "$b"
     echo
 done
+echo "=== json_writer (flow-record JSON: hand-written vs jansson)"
+"$MSCOPE_BUILD/tests/tools/json_writer" 1000000
+echo
 echo "=== bench_udp.py, store only (--no-analysis)"
 MSCOPE_BENCH_RECORDER_ARGS=--no-analysis python3 bench_udp.py

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,21 +174,32 @@ static void fmt_time(int64_t ns, char *buf, size_t len)
     snprintf(buf, len, "%.23s", full); /* to the millisecond */
 }
 
+/* A JSON value to stdout, one line, and its reference dropped. */
+static void print_json(json_t *v)
+{
+    json_dumpf(v, stdout, JSON_COMPACT);
+    putchar('\n');
+    json_decref(v);
+}
+
 static void print_nodes(const Mirrorscope__Response *r, int json)
 {
     if (json) {
-        printf("[");
+        /* Strings here came from recorders over the network: jansson escapes them. */
+        json_t *a = json_array();
         for (size_t i = 0; i < r->n_nodes; i++) {
             const Mirrorscope__NodeInfo *n = r->nodes[i];
-            printf("%s{\"node\":\"%s\",\"state\":\"%s\",\"start_ns\":%" PRId64 ",\"last_seen_ns\":%" PRId64
-                   ",\"version\":\"%s\",\"search_endpoint\":\"%s\",\"rx_packets\":%" PRIu64
-                   ",\"stored_packets\":%" PRIu64 ",\"flows_active\":%" PRIu64
-                   ",\"records_published\":%" PRIu64 ",\"records_shed\":%" PRIu64 ",\"gaps\":%" PRIu64 "}",
-                   i ? "," : "", n->node, n->state, n->start_ns, n->last_seen_ns, n->version,
-                   n->search_endpoint, n->rx_packets, n->stored_packets, n->flows_active,
-                   n->records_published, n->records_shed, n->gaps);
+            json_array_append_new(
+                a, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+                             "node", n->node, "state", n->state, "start_ns", (json_int_t)n->start_ns,
+                             "last_seen_ns", (json_int_t)n->last_seen_ns, "version", n->version,
+                             "search_endpoint", n->search_endpoint, "rx_packets",
+                             (json_int_t)n->rx_packets, "stored_packets", (json_int_t)n->stored_packets,
+                             "flows_active", (json_int_t)n->flows_active, "records_published",
+                             (json_int_t)n->records_published, "records_shed",
+                             (json_int_t)n->records_shed, "gaps", (json_int_t)n->gaps));
         }
-        printf("]\n");
+        print_json(a);
         return;
     }
     printf("%-24s %-6s %-23s %12s %12s %8s %6s  %s\n", "NODE", "STATE", "LAST SEEN", "RX PACKETS",
@@ -239,10 +251,9 @@ static void print_flows(const Mirrorscope__Response *r, int json)
 
 static void print_talkers(const Mirrorscope__Response *r, int json)
 {
+    json_t *a = json ? json_array() : NULL;
     if (!json)
         printf("%-40s %10s %12s %14s %8s\n", "ENDPOINT", "FLOWS", "PACKETS", "BYTES", "RETX");
-    else
-        printf("[");
     for (size_t i = 0; i < r->n_talkers; i++) {
         const Mirrorscope__TalkerRow *t = r->talkers[i];
         char ip[64], ep[80];
@@ -250,30 +261,34 @@ static void print_talkers(const Mirrorscope__Response *r, int json)
         if (t->port) snprintf(ep, sizeof ep, "%s:%u", ip, t->port);
         else snprintf(ep, sizeof ep, "%s", ip);
         if (json)
-            printf("%s{\"ip\":\"%s\",\"port\":%u,\"flows\":%" PRIu64 ",\"packets\":%" PRIu64
-                   ",\"bytes\":%" PRIu64 ",\"retransmissions\":%" PRIu64 "}",
-                   i ? "," : "", ip, t->port, t->flows, t->packets, t->bytes, t->retransmissions);
+            json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "ip", ip, "port",
+                                               (json_int_t)t->port, "flows", (json_int_t)t->flows,
+                                               "packets", (json_int_t)t->packets, "bytes",
+                                               (json_int_t)t->bytes, "retransmissions",
+                                               (json_int_t)t->retransmissions));
         else
             printf("%-40s %10" PRIu64 " %12" PRIu64 " %14" PRIu64 " %8" PRIu64 "\n", ep, t->flows,
                    t->packets, t->bytes, t->retransmissions);
     }
-    if (json) printf("]\n");
+    if (json) print_json(a);
 }
 
 static void print_series(const Mirrorscope__Response *r, int json)
 {
+    json_t *a = json ? json_array() : NULL;
     if (!json)
         printf("%-23s %8s %12s %14s %8s %10s\n", "MINUTE", "FLOWS", "PACKETS", "BYTES", "RETX", "RTT ms");
-    else
-        printf("[");
     for (size_t i = 0; i < r->n_minutes; i++) {
         const Mirrorscope__MinuteRow *m = r->minutes[i];
         if (json) {
-            printf("%s{\"minute_ns\":%" PRId64 ",\"flows\":%" PRIu64 ",\"packets\":%" PRIu64
-                   ",\"bytes\":%" PRIu64 ",\"retransmissions\":%" PRIu64 ",\"rtt_sum\":%" PRId64
-                   ",\"rtt_count\":%" PRIu64 ",\"app_sum\":%" PRId64 ",\"app_count\":%" PRIu64 "}",
-                   i ? "," : "", m->minute_ns, m->flows, m->packets, m->bytes,
-                   m->retransmissions, m->rtt_sum, m->rtt_count, m->app_sum, m->app_count);
+            json_array_append_new(
+                a, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "minute_ns",
+                             (json_int_t)m->minute_ns, "flows", (json_int_t)m->flows, "packets",
+                             (json_int_t)m->packets, "bytes", (json_int_t)m->bytes,
+                             "retransmissions", (json_int_t)m->retransmissions, "rtt_sum",
+                             (json_int_t)m->rtt_sum, "rtt_count", (json_int_t)m->rtt_count,
+                             "app_sum", (json_int_t)m->app_sum, "app_count",
+                             (json_int_t)m->app_count));
         } else {
             char t[40], rtt[16] = "-";
             fmt_time(m->minute_ns, t, sizeof t);
@@ -282,7 +297,7 @@ static void print_series(const Mirrorscope__Response *r, int json)
                    m->packets, m->bytes, m->retransmissions, rtt);
         }
     }
-    if (json) printf("]\n");
+    if (json) print_json(a);
 }
 
 int main(int argc, char **argv)
