@@ -1,4 +1,5 @@
-/* bus.c - ZeroMQ XPUB publisher for the bus (see bus.h). */
+/* bus.c - the ZeroMQ sockets: the bus (XPUB/SUB), the RPC server (ROUTER)
+ * and its stream clients (DEALER); see bus.h. The only libzmq user. */
 #include "bus.h"
 
 #include "log.h"
@@ -10,8 +11,8 @@
 #include <string.h>
 #include <zmq.h>
 
-/* Every socket object starts with these two fields, so bus_poll() can take
- * any of them. */
+/* Every socket object starts with these two fields, so bus_socket_fd()
+ * and bus_socket_readable() can take any of them. */
 typedef struct bus__base {
     void *ctx;
     void *sock;
@@ -383,23 +384,4 @@ int bus_socket_readable(void *sock)
     size_t len = sizeof ev;
     if (zmq_getsockopt(((const bus__base *)sock)->sock, ZMQ_EVENTS, &ev, &len) < 0) return 0;
     return (ev & ZMQ_POLLIN) != 0;
-}
-
-#define BUS_POLL_MAX 1024
-
-int bus_poll(void *const *socks, int n, int *readable, int timeout_ms)
-{
-    zmq_pollitem_t items[BUS_POLL_MAX];
-    int map[BUS_POLL_MAX], k = 0;
-    for (int i = 0; i < n; i++) {
-        readable[i] = 0;
-        if (!socks[i] || k == BUS_POLL_MAX) continue;
-        items[k] = (zmq_pollitem_t){ ((const bus__base *)socks[i])->sock, 0, ZMQ_POLLIN, 0 };
-        map[k++] = i;
-    }
-    int rc = zmq_poll(items, k, timeout_ms);
-    if (rc < 0) return errno == EINTR ? 0 : -errno;
-    for (int j = 0; j < k; j++)
-        if (items[j].revents & ZMQ_POLLIN) readable[map[j]] = 1;
-    return rc;
 }

@@ -1,5 +1,5 @@
-/* bus.h - the ZeroMQ side of the recorder -> coordinator bus (the only
- * libzmq user on the publishing side).
+/* bus.h - every ZeroMQ socket of Mirrorscope (the only libzmq user): the
+ * recorder -> coordinator bus, the RPC server and its stream clients.
  *
  * A publisher is an XPUB socket that connects to the coordinator's SUB,
  * so recorders need no configuration but the coordinator's address. XPUB
@@ -106,10 +106,6 @@ int bus_dealer_recv(bus_dealer_t *d, void *data, size_t cap, size_t *len, int ti
  * Accepts NULL. */
 void bus_dealer_close(bus_dealer_t *d, int linger_ms);
 
-/* Wait up to timeout_ms until one of n sockets (any of bus_sub_t, bus_rpc_t,
- * bus_dealer_t; NULL entries are skipped) has a message. Returns the number
- * ready (readable[i] set for each), 0 on timeout, -errno. */
-int bus_poll(void *const *socks, int n, int *readable, int timeout_ms);
 
 /* For event loops (buswatch.h): the descriptor ZeroMQ signals on (edge-
  * triggered: it only says that the socket's state may have changed), and

@@ -3,8 +3,8 @@
  * The loop thread decodes the bus and turns records into COPY data while
  * the writers write the previous batches: on two cores the coordinator's
  * work and PostgreSQL's overlap instead of taking turns. The handover is a
- * double buffer: the main thread offers its sealed batch when the writer is
- * idle and gets an empty one back; while the writer is busy the main
+ * double buffer: the loop thread offers its sealed batch when the writer is
+ * idle and gets an empty one back; while the writer is busy the loop
  * thread's batch keeps growing (bounded by the caller), so batches grow
  * with the load.
  *
@@ -45,7 +45,7 @@ writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
 /* 1 while it has a batch to write (check before sealing the next one). */
 int writer_busy(writer_t *w);
 
-/* The batch the main thread fills first. The writer owns both batches of
+/* The batch the loop thread fills first. The writer owns both batches of
  * the double buffer: the caller never frees one. */
 batch_t *writer_first_batch(writer_t *w);
 
