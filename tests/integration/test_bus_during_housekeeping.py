@@ -116,8 +116,13 @@ def main():
                             "--batch", "100", "--node", "steady"],
                            stdout=gen_out, stderr=subprocess.STDOUT)
     log_from = os.path.getsize(os.path.join(d, "coord.log"))
-    co = Coordinator(d, reuse=co, extra=("--housekeeping-interval", "2s",
-                                         "--retention-days", "7"))
+    try:
+        co = Coordinator(d, reuse=co, extra=("--housekeeping-interval", "2s",
+                                             "--retention-days", "7"))
+    except SystemExit:  # it did not start: flowgen goes too
+        gen.kill()
+        gen.wait()
+        raise
     try:
         # Sampled until every record is received and written (flowgen's
         # count once it has exited), or a minute after it exited.
