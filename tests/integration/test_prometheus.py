@@ -209,6 +209,10 @@ filter = tcp port 443
         for addr in [co.http] + [r.http for r in recs] + [br.http]:
             h.scrape(addr)
         print("ok  every /metrics passes promtool check metrics")
+
+        prom.stop()
+        rcs = [(getattr(dmn, "what", "coordinator"), dmn.stop()) for dmn in reversed(daemons)]
+        h.check(all(rc == 0 for _, rc in rcs), f"exit status: {rcs}")
     finally:
         if prom:
             prom.stop()
