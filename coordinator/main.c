@@ -46,14 +46,13 @@
 #include <unistd.h>
 
 #define COORD_VERSION "0.1.0"
-#define HOUSEKEEPING_MS (3600u * 1000u)   /* retention and indexing, hourly */
 #define METRIC_NODES_MAX 4096
 
 typedef struct coord_settings {
     char *data_dir, *db, *bus, *rpc, *http, *token_file, *search_token_file, *api_read_token_file,
         *api_admin_token_file, *log_level, *stats_file;
     int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
-        retention_days, search_window, search_node_timeout, search_idle_timeout, max_searches;
+        retention_days, housekeeping_interval, search_window, search_node_timeout, search_idle_timeout, max_searches;
 } coord_settings;
 
 #define O(f) offsetof(coord_settings, f)
@@ -78,6 +77,7 @@ static const config_opt coord_opts[] = {
     { "batch-records", 0, CFG_INT, O(batch_records), "20000", 1, 10000000, "N", "write when this many records wait" },
     { "max-pending", 0, CFG_INT, O(max_pending), "200000", 1000, 100000000, "N", "records gathered while the writer is busy; beyond, the bus waits (recorders keep records in their own queues)" },
     { "retention-days", 0, CFG_INT, O(retention_days), "0", 0, 100000, "DAYS", "drop flows (whole day partitions) and per-minute rows older than this; 0 keeps everything" },
+    { "housekeeping-interval", 0, CFG_DURATION, O(housekeeping_interval), "1h", 1000000000LL, 0, "DURATION", "run retention and index sealed days this often (and once at start)" },
     { "max-spool", 0, CFG_SIZE, O(max_spool), "1G", 0, 0, "SIZE", "records kept on disk (DIR/spool) while PostgreSQL is away; beyond, dropped and counted" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "counters as JSON (default: DIR/stats.json)" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
@@ -545,7 +545,7 @@ int main(int argc, char **argv)
         log_info("HTTP (REST API, health, metrics) on %s", c.cfg.http);
     }
     timer(&c, &c.nodes_timer, on_nodes_timer, 250, 250);
-    timer(&c, &c.house_timer, on_house_timer, 0, HOUSEKEEPING_MS);
+    timer(&c, &c.house_timer, on_house_timer, 0, (uint64_t)(c.cfg.housekeeping_interval / 1000000));
 
     ctl_run(c.ctl);
 

@@ -4,6 +4,7 @@
  *
  *   flowgen --to tcp://127.0.0.1:5556 --records N [--node NAME] [--batch 500]
  *           [--interim-every K] [--interims-first MS] [--servers N] [--spread S] [--seed S]
+ *           [--rate R]
  *
  * --interim-every K: every Kth flow also gets an interim record, sent just
  * before its final; with --interims-first MS, all interim records go first,
@@ -14,6 +15,10 @@
  * stay unique), so the generator's own CPU stays out of the measurement (a
  * serialized FlowBatch of node/seq fields followed by one of records is one
  * valid FlowBatch: protobuf concatenation merges).
+ *
+ * --rate R: at most R records a second, evenly (checked after each batch), for
+ * a steady stream of known length; default: as fast as the coordinator takes
+ * them.
  *
  * Prints "sent=N seconds=S rate=R" at the end. Used by bench_coordinator.py:
  * a recorder replaying a capture spends most of its CPU on the packets,
@@ -112,9 +117,20 @@ static void fill(gen_rec *g, uint64_t id, int64_t first, int final, int servers)
     g->r.final = final;
 }
 
+/* With a rate, sleep until `sent` records are due (t0: when sending began). */
+static void pace(double rate, int64_t t0, long long sent)
+{
+    if (rate <= 0) return;
+    int64_t wait = t0 + (int64_t)((double)sent * 1e9 / rate) - timeparse_mono_ns();
+    if (wait <= 0) return;
+    struct timespec ts = { (time_t)(wait / 1000000000LL), (long)(wait % 1000000000LL) };
+    nanosleep(&ts, NULL);
+}
+
 int main(int argc, char **argv)
 {
     const char *to = NULL, *node = "flowgen";
+    double rate = 0;
     long long records = 0, batch = 500, interim_every = 0, servers = 2000, first_ms = -1, pool = 0, spread = 60;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--to")) to = argv[i + 1];
@@ -126,15 +142,16 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--interims-first")) first_ms = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--pool")) pool = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--spread")) spread = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) rng ^= (uint64_t)atoll(argv[i + 1]) * 0x9e3779b97f4a7c15ULL;
         else {
             fprintf(stderr, "flowgen: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (!to || records <= 0 || batch < 1 || batch > 5000 || servers < 1 || spread < 1) {
+    if (!to || records <= 0 || batch < 1 || batch > 5000 || servers < 1 || spread < 1 || rate < 0) {
         fprintf(stderr, "usage: flowgen --to ENDPOINT --records N [--node NAME] [--batch 500] "
-                        "[--interim-every K] [--servers N] [--seed S]\n");
+                        "[--interim-every K] [--servers N] [--seed S] [--rate R]\n");
         return 2;
     }
     char err[512];
@@ -196,6 +213,7 @@ int main(int argc, char **argv)
                     return 1;
                 }
                 sent += (long long)bcount[k];
+                pace(rate, t0, sent);
             }
         }
         for (size_t k = 0; k < nb; k++) free(body[k]);
@@ -245,6 +263,7 @@ int main(int argc, char **argv)
                 return 1;
             }
             sent += (long long)n;
+            pace(rate, t0, sent);
         }
         if (phase == 0) {
             struct timespec ts = { first_ms / 1000, (first_ms % 1000) * 1000000L };
