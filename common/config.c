@@ -63,6 +63,25 @@ const config_opt *config_find(const config_opt *opts, const char *name)
     return NULL;
 }
 
+/* A limit as the user writes it: durations in the largest whole unit. */
+static void config__fmt(enum config_type type, int64_t v, char *out, size_t len)
+{
+    static const struct { const char *unit; int64_t ns; } units[] = {
+        { "h", 3600000000000LL }, { "m", 60000000000LL }, { "s", 1000000000LL },
+        { "ms", 1000000LL }, { "us", 1000LL },
+    };
+    if (type == CFG_DURATION && v) {
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (v % units[i].ns == 0) {
+                snprintf(out, len, "%lld%s", (long long)(v / units[i].ns), units[i].unit);
+                return;
+            }
+        snprintf(out, len, "%lldns", (long long)v);
+        return;
+    }
+    snprintf(out, len, "%lld", (long long)v);
+}
+
 int config_set(const config_opt *o, void *settings, const char *value, char *err, size_t errlen)
 {
     int64_t v = 0;
@@ -115,8 +134,13 @@ int config_set(const config_opt *o, void *settings, const char *value, char *err
         break;
     }
     if (v < o->min || (o->max && v > o->max)) {
-        snprintf(err, errlen, "--%s: %s is out of range [%lld, %lld]", o->name, value,
-                 (long long)o->min, (long long)o->max);
+        char lo[32], hi[32];
+        config__fmt(o->type, o->min, lo, sizeof lo);
+        config__fmt(o->type, o->max, hi, sizeof hi);
+        if (o->max)
+            snprintf(err, errlen, "--%s: %s is out of range (%s to %s)", o->name, value, lo, hi);
+        else
+            snprintf(err, errlen, "--%s: %s is too small (at least %s)", o->name, value, lo);
         return -1;
     }
     *FIELD(settings, o, int64_t) = v;

@@ -354,28 +354,46 @@ fail:
 
 int db_index_sealed(db_t *d, char *err, size_t errlen)
 {
-    /* Our partitions before today without their host indexes yet. */
+    /* Our partitions before today without both host indexes, valid. */
     PGresult *r = PQexec(d->conn,
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'flows' "
         "AND c.relname ~ '^flows_[0-9]{8}$' "
         "AND to_date(substr(c.relname, 7), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date "
-        "AND NOT EXISTS (SELECT 1 FROM pg_indexes x WHERE x.tablename = c.relname "
-        "AND x.indexname = c.relname || '_server') ORDER BY 1");
+        "AND (SELECT count(*) FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid "
+        "WHERE x.indrelid = c.oid AND x.indisvalid AND ic.relname IN "
+        "(c.relname || '_client', c.relname || '_server')) < 2 ORDER BY 1");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "%s", PQresultErrorMessage(r));
         PQclear(r);
         return -1;
     }
+    /* CONCURRENTLY: a late record of that day (a flow that started before
+     * midnight) is written meanwhile instead of waiting for the build. A
+     * build that was interrupted leaves an invalid index: dropped, redone. */
+    static const char *const idx[][2] = { { "client", "client_ip" },
+                                          { "server", "server_ip, server_port" } };
     int done = 0;
     for (int i = 0; i < PQntuples(r); i++) {
         const char *t = PQgetvalue(r, i, 0); /* matched ^flows_[0-9]{8}$ above */
-        char sql[512];
-        snprintf(sql, sizeof sql,
-                 "CREATE INDEX IF NOT EXISTS %s_client ON %s (client_ip);"
-                 "CREATE INDEX IF NOT EXISTS %s_server ON %s (server_ip, server_port)",
-                 t, t, t, t);
-        if (db__exec(d, sql, err, errlen) < 0) break;
+        int ok = 1;
+        for (int k = 0; k < 2 && ok; k++) {
+            char sql[512];
+            snprintf(sql, sizeof sql,
+                     "SELECT 1 FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid "
+                     "WHERE ic.relname = '%s_%s' AND NOT x.indisvalid", t, idx[k][0]);
+            PGresult *inv = PQexec(d->conn, sql);
+            int invalid = PQresultStatus(inv) == PGRES_TUPLES_OK && PQntuples(inv) > 0;
+            PQclear(inv);
+            if (invalid) {
+                snprintf(sql, sizeof sql, "DROP INDEX CONCURRENTLY IF EXISTS %s_%s", t, idx[k][0]);
+                ok = db__exec(d, sql, err, errlen) == 0;
+            }
+            snprintf(sql, sizeof sql, "CREATE INDEX CONCURRENTLY IF NOT EXISTS %s_%s ON %s (%s)", t,
+                     idx[k][0], t, idx[k][1]);
+            ok = ok && db__exec(d, sql, err, errlen) == 0;
+        }
+        if (!ok) break;
         log_info("indexed the sealed day partition %s", t);
         done++;
     }

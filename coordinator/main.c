@@ -6,7 +6,7 @@
  * feeds the node registry (registry.c) and the writers (writer.c, db.c);
  * the RPC and REST APIs (rpcapi.c, restapi.c) answer clients through the
  * query layer (query.c) and the distributed search (scatter.c). Database
- * queries, node registry writes, the ping and the hourly housekeeping run
+ * queries, node registry writes, the ping and the housekeeping run
  * on the loop's thread pool (dbpool.c), so nothing here waits for
  * PostgreSQL. While the database is unreachable, batches go to the spool
  * on disk (spool.c) and are written back when it returns. What is left
@@ -150,7 +150,7 @@ static void update_nodes(coord *c)
 
 static void on_nodes_timer(uv_timer_t *t) { update_nodes(t->data); }
 
-/* ---- housekeeping: retention and indexing, hourly, on the pool ----------- */
+/* ---- housekeeping: retention and indexing (--housekeeping-interval), on the pool ---- */
 
 static int house_work(db_t *db, void *arg, char *err, size_t errlen)
 {

@@ -3,8 +3,8 @@
  * as the coordinator takes them (XPUB without drops: a full queue waits).
  *
  *   flowgen --to tcp://127.0.0.1:5556 --records N [--node NAME] [--batch 500]
- *           [--interim-every K] [--interims-first MS] [--servers N] [--spread S] [--seed S]
- *           [--rate R]
+ *           [--interim-every K] [--interims-first MS] [--servers N] [--spread S] [--pool N]
+ *           [--seed S] [--rate R]
  *
  * --interim-every K: every Kth flow also gets an interim record, sent just
  * before its final; with --interims-first MS, all interim records go first,
@@ -151,7 +151,8 @@ int main(int argc, char **argv)
     }
     if (!to || records <= 0 || batch < 1 || batch > 5000 || servers < 1 || spread < 1 || rate < 0) {
         fprintf(stderr, "usage: flowgen --to ENDPOINT --records N [--node NAME] [--batch 500] "
-                        "[--interim-every K] [--servers N] [--seed S] [--rate R]\n");
+                        "[--interim-every K] [--interims-first MS] [--servers N] [--spread S] "
+                        "[--pool N] [--seed S] [--rate R]\n");
         return 2;
     }
     char err[512];

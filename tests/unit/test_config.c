@@ -58,9 +58,30 @@ static void test_file(void)
     config_free(opts, &v);
 }
 
+/* Limits are said in the option's own terms: "at least 1s", not nanoseconds. */
+static void test_limits_in_words(void)
+{
+    typedef struct { int64_t d, n; } l_t;
+    static const config_opt lopts[] = {
+        { "every", 0, CFG_DURATION, offsetof(l_t, d), "1h", 1000000000LL, 0, "D", "how often" },
+        { "n", 0, CFG_INT, offsetof(l_t, n), "5", 1, 64, "N", "a count" },
+        { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
+    };
+    l_t v;
+    char err[256];
+    ASSERT_EQ(config_defaults(lopts, &v), 0);
+    ASSERT_EQ(config_set(&lopts[0], &v, "500ms", err, sizeof err), -1);
+    ASSERT_STREQ(err, "--every: 500ms is too small (at least 1s)");
+    ASSERT_EQ(config_set(&lopts[1], &v, "65", err, sizeof err), -1);
+    ASSERT_STREQ(err, "--n: 65 is out of range (1 to 64)");
+    ASSERT_EQ(config_set(&lopts[0], &v, "2s", err, sizeof err), 0);
+    ASSERT_EQ(v.d, 2000000000LL);
+}
+
 int main(void)
 {
     RUN(test_defaults_and_args);
     RUN(test_file);
+    RUN(test_limits_in_words);
     TEST_EXIT();
 }
