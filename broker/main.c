@@ -70,7 +70,6 @@ typedef struct brokerd {
     ctl_t *ctl;           /* the control loop, signals, HTTP */
     uv_async_t rx_end;    /* the packet thread has ended */
     status_t *status;
-    metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
     int64_t start_ns, last_log;
     int stopping;
 } brokerd;
@@ -259,52 +258,36 @@ static void on_rx_end(uv_async_t *a)
 
 /* ---- HTTP: health and metrics ------------------------------------------- */
 
-static void health_answer(brokerd *d, httpd_req_t *r, int ready)
+static void health(void *data, int ready, json_t *why)
 {
+    brokerd *d = data;
+    (void)ready;
     rxloop_state st;
     rxloop_get_state(d->rx, &st);
     broker_t *b = rxloop_lock(d->rx, NULL);
-    json_t *why = status_health(d->status, b, &st);
-    int ntools = broker_ntools(b);
+    status_health(d->status, b, &st, why);
     rxloop_unlock(d->rx);
-    if (ready && ctl_stopping(d->ctl)) json_array_append_new(why, json_string("stopping"));
-    int ok = json_array_size(why) == 0;
-    httpd_respond_json(r, ok ? 200 : 503,
-                       json_pack("{s:s, s:o, s:s, s:i, s:I}", "status", ok ? "ok" : "unavailable",
-                                 "reasons", why, "version", MSCOPE_VERSION, "tools", ntools,
-                                 "uptime_s",
-                                 (json_int_t)((timeparse_now_ns() - d->start_ns) / 1000000000LL)));
 }
 
-static int on_healthz(void *data, httpd_req_t *r)
+static void health_fields(void *data, json_t *obj)
 {
-    health_answer(data, r, 0);
-    return 0;
+    brokerd *d = data;
+    broker_t *b = rxloop_lock(d->rx, NULL);
+    json_object_set_new(obj, "tools", json_integer(broker_ntools(b)));
+    rxloop_unlock(d->rx);
 }
 
-static int on_readyz(void *data, httpd_req_t *r)
-{
-    health_answer(data, r, 1);
-    return 0;
-}
-
-static int on_metrics(void *data, httpd_req_t *r)
+static void metrics(void *data, metrics_t *m)
 {
     brokerd *d = data;
     input_stats in;
     rxloop_state st;
     rxloop_get_state(d->rx, &st);
-    metrics_reset(d->metrics);
     broker_t *b = rxloop_lock(d->rx, &in);
-    status_metrics(d->status, b, &in, d->metrics);
+    status_metrics(d->status, b, &in, m);
     rxloop_unlock(d->rx);
-    metrics_gauge(d->metrics, "mscope_broker_input_running",
+    metrics_gauge(m, "mscope_broker_input_running",
                   "1 while the packet thread receives (0: ended or failed).", st.running);
-    metrics_process(d->metrics);
-    size_t len;
-    const char *text = metrics_text(d->metrics, &len);
-    httpd_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-    return 0;
 }
 
 /* Take --config/-c out of argv (config_parse_args would read it as a file
@@ -412,14 +395,11 @@ int main(int argc, char **argv)
         goto out;
     }
     d.status = status_new(MSCOPE_VERSION, source_of(&d.cfg, src, sizeof src));
-    d.metrics = metrics_new();
     d.start_ns = timeparse_now_ns();
     d.last_log = timeparse_mono_ns();
-    if (ctl_http(d.ctl)) {
-        httpd_route(ctl_http(d.ctl), "/healthz", on_healthz, &d);
-        httpd_route(ctl_http(d.ctl), "/readyz", on_readyz, &d);
-        httpd_route(ctl_http(d.ctl), "/metrics", on_metrics, &d);
-    }
+    ctl_status cs = { .version = MSCOPE_VERSION, .health = health, .fields = health_fields,
+                      .metrics = metrics, .data = &d };
+    ctl_serve_status(d.ctl, &cs);
     uv_async_init(ctl_loop(d.ctl), &d.rx_end, on_rx_end);
     d.rx_end.data = &d;
     log_info("broker: %d tool(s) from %s; input %s%s%s; HTTP %s", broker_ntools(d.b),
@@ -446,7 +426,6 @@ out:
     broker_free(d.b); /* flushes and closes every output */
     input_free(d.in);
     status_free(d.status);
-    metrics_free(d.metrics);
     brconfig_free(cfg);
     config_free(br_opts, &d.cfg);
     free(d.argv);

@@ -319,9 +319,8 @@ static void status__out_health(json_t *why, const output_t *o, const char *group
                     name, in_group, output_recent_losses(o));
 }
 
-json_t *status_health(status_t *s, broker_t *b, const rxloop_state *rx)
+void status_health(status_t *s, broker_t *b, const rxloop_state *rx, json_t *why)
 {
-    json_t *why = json_array();
     if (!rx->running && rx->result == RXLOOP_FAILED)
         status__why(why, "the input (%s) has failed: nothing is received (the log says why)",
                     s->source);
@@ -338,7 +337,6 @@ json_t *status_health(status_t *s, broker_t *b, const rxloop_state *rx)
         for (int m = 0; m < tool_noutputs(t); m++)
             status__out_health(why, tool_output(t, m), tool_is_group(t) ? tool_name(t) : NULL);
     }
-    return why;
 }
 
 /* ---- the log --------------------------------------------------------------- */

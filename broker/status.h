@@ -40,11 +40,11 @@ int status_write_file(status_t *s, json_t *o, const char *path);
 /* Every figure as Prometheus metrics (mscope_broker_*), appended to m. */
 void status_metrics(status_t *s, broker_t *b, const input_stats *in, metrics_t *m);
 
-/* Why the broker cannot do its job now, as a new JSON array of sentences
- * (empty: healthy): the packet thread failed, ended or is stuck, the input
+/* Why the broker cannot do its job now, a sentence each appended to why
+ * (none: healthy): the packet thread failed, ended or is stuck, the input
  * dropped packets in the last second, an output is down or lost packets in
  * the last second. */
-json_t *status_health(status_t *s, broker_t *b, const rxloop_state *rx);
+void status_health(status_t *s, broker_t *b, const rxloop_state *rx, json_t *why);
 
 /* Log the counters: one line for the input, one per tool. */
 void status_log(status_t *s, broker_t *b, const input_stats *in);

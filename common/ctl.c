@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 
 static const int ctl_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
 #define CTL_NSIG (sizeof ctl_signals / sizeof ctl_signals[0])
@@ -19,12 +20,22 @@ struct ctl {
     uv_timer_t tick, stop_timer;
     httpd_t *http;
     int stopping;
-    int64_t stop_at;
+    int64_t stop_at, start_ns;
+    ctl_status status;
+    metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
 };
 
 static void ctl__on_signal(uv_signal_t *s, int signum)
 {
     ctl_t *c = s->data;
+    if (c->stopping && (signum == SIGINT || signum == SIGTERM)) {
+        /* The handlers stay installed to the end: a second SIGTERM (a
+         * supervisor's, a second Ctrl-C) must not kill the stop half-way,
+         * with records unwritten and the embedded server left running. */
+        log_warn("%s: already stopping (SIGKILL stops at once, losing what is in memory)",
+                 strsignal(signum));
+        return;
+    }
     c->h.on_signal(c->h.data, signum);
 }
 
@@ -38,6 +49,7 @@ ctl_t *ctl_new(const ctl_hooks *hooks, uint64_t tick_ms)
 {
     ctl_t *c = xcalloc(1, sizeof *c);
     c->h = *hooks;
+    c->start_ns = timeparse_now_ns();
     int rc = uv_loop_init(&c->loop);
     if (rc < 0) {
         log_error("uv_loop_init() failed: %s", uv_strerror(rc));
@@ -67,6 +79,53 @@ int ctl_listen(ctl_t *c, const char *addr, char *err, size_t errlen)
 
 httpd_t *ctl_http(ctl_t *c) { return c->http; }
 
+static void ctl__health(ctl_t *c, httpd_req_t *r, int ready)
+{
+    json_t *why = json_array();
+    c->status.health(c->status.data, ready, why);
+    if (ready && c->stopping) json_array_append_new(why, json_string("stopping"));
+    int ok = json_array_size(why) == 0;
+    json_t *o = json_pack("{s:s, s:o, s:s, s:I}", "status", ok ? "ok" : "unavailable", "reasons",
+                          why, "version", c->status.version ? c->status.version : "",
+                          "uptime_s", (json_int_t)((timeparse_now_ns() - c->start_ns) / 1000000000LL));
+    if (c->status.fields) c->status.fields(c->status.data, o);
+    httpd_respond_json(r, ok ? 200 : 503, o);
+}
+
+static int ctl__on_healthz(void *data, httpd_req_t *r)
+{
+    ctl__health(data, r, 0);
+    return 0;
+}
+
+static int ctl__on_readyz(void *data, httpd_req_t *r)
+{
+    ctl__health(data, r, 1);
+    return 0;
+}
+
+static int ctl__on_metrics(void *data, httpd_req_t *r)
+{
+    ctl_t *c = data;
+    metrics_reset(c->metrics);
+    c->status.metrics(c->status.data, c->metrics);
+    metrics_process(c->metrics);
+    size_t len;
+    const char *text = metrics_text(c->metrics, &len);
+    httpd_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    return 0;
+}
+
+void ctl_serve_status(ctl_t *c, const ctl_status *s)
+{
+    if (!c->http) return;
+    c->status = *s;
+    if (!c->metrics) c->metrics = metrics_new();
+    httpd_route(c->http, "/healthz", ctl__on_healthz, c);
+    httpd_route(c->http, "/readyz", ctl__on_readyz, c);
+    httpd_route(c->http, "/metrics", ctl__on_metrics, c);
+}
+
 void ctl_run(ctl_t *c) { uv_run(&c->loop, UV_RUN_DEFAULT); }
 
 /* The loop is stopped rather than left to run dry: h2o keeps handles of
@@ -92,7 +151,6 @@ void ctl_stop(ctl_t *c)
     if (c->stopping) return;
     c->stopping = 1;
     c->stop_at = timeparse_mono_ns();
-    for (size_t i = 0; i < CTL_NSIG; i++) ctl__close((uv_handle_t *)&c->sig[i]);
     ctl__close((uv_handle_t *)&c->tick);
     httpd_shutdown(c->http);
     uv_timer_start(&c->stop_timer, ctl__on_stop_timer, 0, 20);
@@ -107,6 +165,8 @@ void ctl_free(ctl_t *c)
     ctl__close((uv_handle_t *)&c->tick);
     ctl__close((uv_handle_t *)&c->stop_timer);
     httpd_free(c->http); /* runs the loop once to close h2o's handles */
+    metrics_free(c->metrics);
+    c->metrics = NULL;
     uv_run(&c->loop, UV_RUN_NOWAIT);
     /* EBUSY when h2o kept connections open: they go with the process. */
     if (uv_loop_close(&c->loop) == 0) free(c);

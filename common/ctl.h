@@ -6,15 +6,20 @@
  * Signals: SIGINT, SIGTERM, SIGHUP and SIGUSR1 go to the daemon's on_signal
  * hook on the loop thread (libuv's uv_signal: no async-signal-safety rules
  * in the daemon's code). The daemon decides what each means; to end, it
- * calls ctl_stop(). Stopping closes the tick and the signals and stops
- * listening for HTTP, then ends ctl_run() as soon as the daemon's busy hook
- * says nothing is in flight and the HTTP clients have gone (or after a
- * grace of CTL_HTTP_GRACE_MS: idle keep-alive clients do not hold a daemon).
+ * calls ctl_stop(). Stopping closes the tick and stops listening for HTTP,
+ * then ends ctl_run() as soon as the daemon's busy hook says nothing is in
+ * flight and the HTTP clients have gone (or after a grace of
+ * CTL_HTTP_GRACE_MS: idle keep-alive clients do not hold a daemon). The
+ * signal handlers stay until ctl_free(): once stopping, a further SIGINT or
+ * SIGTERM is logged and ignored, so it cannot cut the daemon's last writes
+ * short (SIGKILL still can). The status routes (ctl_serve_status) give
+ * every daemon the same /healthz, /readyz and /metrics.
  */
 #ifndef MSCOPE_CTL_H
 #define MSCOPE_CTL_H
 
 #include "httpd.h"
+#include "metrics.h"
 
 #include <stdint.h>
 #include <uv.h>
@@ -42,6 +47,26 @@ int ctl_listen(ctl_t *c, const char *addr, char *err, size_t errlen);
 
 /* The HTTP server, for routes (NULL when off). */
 httpd_t *ctl_http(ctl_t *c);
+
+/* The three status routes every daemon serves, the same way:
+ *   GET /healthz  200 {"status":"ok","reasons":[],"version","uptime_s",...}
+ *                 or 503 {"status":"unavailable","reasons":[...],...}
+ *   GET /readyz   the same, plus "stopping" once ctl_stop() was called
+ *   GET /metrics  Prometheus text: the daemon's metrics, then process_*
+ * health(data, ready, why) appends a sentence to why for each reason the
+ * daemon cannot do its job now (with ready: also what only readiness needs,
+ * e.g. draining); fields(data, obj) may add fields to the answer (NULL:
+ * none); metrics(data, m) renders the daemon's metrics. */
+typedef struct ctl_status {
+    const char *version;
+    void (*health)(void *data, int ready, json_t *why);
+    void (*fields)(void *data, json_t *obj);
+    void (*metrics)(void *data, metrics_t *m);
+    void *data;
+} ctl_status;
+
+/* Route the status endpoints (nothing when HTTP is off). s is copied. */
+void ctl_serve_status(ctl_t *c, const ctl_status *s);
 
 /* Run the loop until the stop has finished. */
 void ctl_run(ctl_t *c);

@@ -10,7 +10,7 @@
  * on the loop's thread pool (dbpool.c), so nothing here waits for
  * PostgreSQL. While the database is unreachable, batches go to the spool
  * on disk (spool.c) and are written back when it returns. What is left
- * here: the options, those periodic jobs, health and /metrics.
+ * here: the options, those periodic jobs, what health and /metrics say.
  */
 #include "bus.h"
 #include "config.h"
@@ -95,7 +95,6 @@ typedef struct coord {
     scatter_t *scatter;
     registry_t *reg;
     dbpool_t *pool;
-    metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
     char conninfo[1024];
     spool_t *spool;
     int64_t start_ns;
@@ -256,78 +255,49 @@ static void write_stats(coord *c)
 /* ---- HTTP: health and metrics ------------------------------------------- */
 
 /* Why the coordinator cannot do its job now (none: healthy). */
-static json_t *health_reasons(coord *c)
+static void health(void *data, int ready, json_t *why)
 {
-    json_t *why = json_array();
+    coord *c = data;
+    (void)ready;
     if (!c->db_alive)
         json_array_append_new(why, json_string("the database is not reachable (records go to the spool)"));
     intake_stats is;
     intake_get_stats(c->intake, &is);
     if (is.paused)
         json_array_append_new(why, json_string("the writers are behind: the bus is held back"));
-    return why;
 }
 
-static void health_answer(coord *c, httpd_req_t *r, int ready)
-{
-    json_t *why = health_reasons(c);
-    if (ready && c->stopping) json_array_append_new(why, json_string("stopping"));
-    int ok = json_array_size(why) == 0;
-    httpd_respond_json(r, ok ? 200 : 503,
-                       json_pack("{s:s, s:o, s:s, s:I}", "status", ok ? "ok" : "unavailable",
-                                 "reasons", why, "version", COORD_VERSION, "uptime_s",
-                                 (json_int_t)((timeparse_now_ns() - c->start_ns) / 1000000000LL)));
-}
-
-static int on_healthz(void *data, httpd_req_t *r)
-{
-    health_answer(data, r, 0);
-    return 0;
-}
-
-static int on_readyz(void *data, httpd_req_t *r)
-{
-    health_answer(data, r, 1);
-    return 0;
-}
-
-static int on_metrics(void *data, httpd_req_t *r)
+static void metrics(void *data, metrics_t *m)
 {
     coord *c = data;
     coord_figures f;
     gather(c, &f);
-    metrics_reset(c->metrics);
-    status_metrics(&f, c->metrics);
+    status_metrics(&f, m);
     registry_info *ni = xcalloc(METRIC_NODES_MAX, sizeof *ni);
     size_t n = registry_list(c->reg, ni, METRIC_NODES_MAX);
     if (n > METRIC_NODES_MAX) n = METRIC_NODES_MAX;
-    metrics_family(c->metrics, "mscope_coordinator_node_bus_gaps_total", "counter",
+    metrics_family(m, "mscope_coordinator_node_bus_gaps_total", "counter",
                    "Bus messages lost from this recorder (sequence gaps).");
     uint64_t states[3] = { 0, 0, 0 };
     for (size_t i = 0; i < n; i++) {
         const char *l[] = { "node", ni[i].name, NULL };
-        metrics_sample(c->metrics, "mscope_coordinator_node_bus_gaps_total", l, (double)ni[i].gaps);
+        metrics_sample(m, "mscope_coordinator_node_bus_gaps_total", l, (double)ni[i].gaps);
         states[ni[i].silent_ns >= c->cfg.dead_after ? 2 : ni[i].silent_ns >= c->cfg.stale_after ? 1 : 0]++;
     }
     free(ni);
     static const char *const state_names[] = { "alive", "stale", "dead" };
-    metrics_family(c->metrics, "mscope_coordinator_nodes", "gauge",
+    metrics_family(m, "mscope_coordinator_nodes", "gauge",
                    "Recorders by state (stale: no heartbeat for --stale-after; dead: --dead-after).");
     for (int i = 0; i < 3; i++) {
         const char *l[] = { "state", state_names[i], NULL };
-        metrics_sample(c->metrics, "mscope_coordinator_nodes", l, (double)states[i]);
+        metrics_sample(m, "mscope_coordinator_nodes", l, (double)states[i]);
     }
-    metrics_histogram(c->metrics, "mscope_coordinator_db_write_seconds",
+    metrics_histogram(m, "mscope_coordinator_db_write_seconds",
                       "Time to write one batch of flow records to PostgreSQL.",
                       intake_write_latency(c->intake));
     if (c->scatter)
-        metrics_histogram(c->metrics, "mscope_coordinator_search_seconds",
+        metrics_histogram(m, "mscope_coordinator_search_seconds",
                           "Time from a search's start to its trailer.", scatter_latency(c->scatter));
-    metrics_process(c->metrics);
-    size_t len;
-    const char *text = metrics_text(c->metrics, &len);
-    httpd_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-    return 0;
 }
 
 /* The health checks' view of the database: a round trip every few seconds
@@ -480,7 +450,6 @@ int main(int argc, char **argv)
     c.start_ns = timeparse_now_ns();
     c.reg = registry_new();
     c.pool = dbpool_new(loop, c.conninfo);
-    c.metrics = metrics_new();
     intake_opts io = {
         .endpoint = c.cfg.bus,
         .conninfo = c.conninfo,
@@ -531,9 +500,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (ctl_http(c.ctl)) {
-        httpd_route(ctl_http(c.ctl), "/healthz", on_healthz, &c);
-        httpd_route(ctl_http(c.ctl), "/readyz", on_readyz, &c);
-        httpd_route(ctl_http(c.ctl), "/metrics", on_metrics, &c);
+        ctl_status cs = { .version = COORD_VERSION, .health = health, .metrics = metrics, .data = &c };
+        ctl_serve_status(c.ctl, &cs);
         restapi_opts ro = {
             .read_token = c.api_read,
             .admin_token = c.api_admin,
@@ -578,7 +546,6 @@ out:
     pgembed_stop(pg);
     registry_free(c.reg);
     spool_close(c.spool);
-    metrics_free(c.metrics);
     config_free(coord_opts, &c.cfg);
     return rc;
 }

@@ -114,7 +114,6 @@ typedef struct recorder {
     flowtab_stats flow_snap;    /* and flow table counters */
     /* the control loop (daemon mode) */
     ctl_t *ctl;
-    metrics_t *metrics;
     uv_timer_t drain_timer;
     int draining;
     int64_t drain_until, last_log;
@@ -509,10 +508,11 @@ static int run_import(recorder *r)
 
 /* ---- daemon mode: the control loop --------------------------------------- */
 
-/* Why this recorder cannot do its job now; empty when it can. */
-static json_t *health_reasons(recorder *r)
+/* Why this recorder cannot do its job now (none: healthy); for /readyz,
+ * also that it is draining. */
+static void health(void *data, int ready, json_t *why)
 {
-    json_t *why = json_array();
+    recorder *r = data;
     rec_figures f;
     gather(r, &f);
     if (f.paused)
@@ -530,50 +530,24 @@ static json_t *health_reasons(recorder *r)
                  RECENT_TICKS - 1);
         json_array_append_new(why, json_string(m));
     }
-    return why;
-}
-
-static void health_answer(recorder *r, httpd_req_t *q, int ready)
-{
-    json_t *why = health_reasons(r);
     if (ready && r->draining) {
         char m[128];
         snprintf(m, sizeof m, "draining: stopping in %.0f s",
                  (double)(r->drain_until - timeparse_mono_ns()) / 1e9);
         json_array_append_new(why, json_string(m));
     }
-    int ok = json_array_size(why) == 0;
-    httpd_respond_json(q, ok ? 200 : 503,
-                       json_pack("{s:s, s:o, s:s, s:s, s:I}", "status", ok ? "ok" : "unavailable",
-                                 "reasons", why, "node", r->node, "version", MSCOPE_VERSION,
-                                 "uptime_s",
-                                 (json_int_t)((timeparse_now_ns() - r->start_ns) / 1000000000LL)));
 }
 
-static int on_healthz(void *data, httpd_req_t *q)
+static void health_fields(void *data, json_t *obj)
 {
-    health_answer(data, q, 0);
-    return 0;
+    json_object_set_new(obj, "node", json_string(((recorder *)data)->node));
 }
 
-static int on_readyz(void *data, httpd_req_t *q)
+static void metrics(void *data, metrics_t *m)
 {
-    health_answer(data, q, 1);
-    return 0;
-}
-
-static int on_metrics(void *data, httpd_req_t *q)
-{
-    recorder *r = data;
     rec_figures f;
-    gather(r, &f);
-    metrics_reset(r->metrics);
-    rec_status_metrics(&f, r->metrics);
-    metrics_process(r->metrics);
-    size_t len;
-    const char *text = metrics_text(r->metrics, &len);
-    httpd_respond(q, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-    return 0;
+    gather(data, &f);
+    rec_status_metrics(&f, m);
 }
 
 /* Every second: stats.json, the drop history, the log now and then. */
@@ -641,7 +615,6 @@ static int run_daemon(recorder *r)
              r->cfg.segment_size >> 20, (int64_t)(r->cfg.segment_age / 1000000000LL));
     ctl_hooks hooks = { .data = r, .tick = on_tick, .on_signal = on_signal };
     r->ctl = ctl_new(&hooks, 1000);
-    r->metrics = metrics_new();
     r->last_log = timeparse_mono_ns();
     uv_timer_init(ctl_loop(r->ctl), &r->drain_timer);
     r->drain_timer.data = r;
@@ -650,11 +623,10 @@ static int run_daemon(recorder *r)
         log_error("%s", err);
         rc = 1;
     } else {
-        httpd_t *http = ctl_http(r->ctl);
-        if (http) {
-            httpd_route(http, "/healthz", on_healthz, r);
-            httpd_route(http, "/readyz", on_readyz, r);
-            httpd_route(http, "/metrics", on_metrics, r);
+        if (ctl_http(r->ctl)) {
+            ctl_status cs = { .version = MSCOPE_VERSION, .health = health,
+                              .fields = health_fields, .metrics = metrics, .data = r };
+            ctl_serve_status(r->ctl, &cs);
             log_info("HTTP (health, metrics) on %s", r->cfg.http);
         }
         ctl_run(r->ctl);
@@ -768,7 +740,6 @@ int main(int argc, char **argv)
 out:
     if (r.json && r.json != stdout) fclose(r.json);
     config_free(rec_opts, &r.cfg);
-    metrics_free(r.metrics);
     pthread_mutex_destroy(&r.snap_mu);
     return rc;
 }

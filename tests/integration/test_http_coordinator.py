@@ -68,13 +68,20 @@ def main():
         keep = http.client.HTTPConnection(host, int(port), timeout=5)
         keep.request("GET", "/healthz")
         keep.getresponse().read()
+        # ... and a second SIGTERM (a supervisor's, a second Ctrl-C) must not
+        # cut the stop short: the embedded PostgreSQL is still stopped.
         t0 = time.time()
+        co.proc.terminate()
+        time.sleep(0.1)
         co.proc.terminate()
         rc = co.proc.wait(30)
         took = time.time() - t0
         h.check(rc == 0 and took < 10, f"SIGTERM with a keep-alive client: rc {rc} in {took:.1f} s")
         keep.close()
-        print(f"ok  SIGTERM with an idle keep-alive client: exit 0 in {took:.1f} s")
+        log = co.log_text()
+        h.check("already stopping" in log and "embedded PostgreSQL stopped" in log,
+                f"a second SIGTERM cut the stop short:\n{log[-2000:]}")
+        print(f"ok  SIGTERM twice with an idle keep-alive client: a clean stop, exit 0 in {took:.1f} s")
     finally:
         co.stop()
 
