@@ -738,8 +738,10 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
      * minute, which the BRIN index prunes to: a page then costs the rows near
      * it, not a sort of the whole range - an exporter paging through
      * millions of flows barely competes with the bus. (Times are in us.)
-     * The other orders are one query over the whole range. */
-    int windowed = !strcmp(orders[o].key, "first_ns"), desc = orders[o].desc;
+     * With a host, the host indexes find its few rows at once: one query,
+     * as for the other orders. */
+    int windowed = !strcmp(orders[o].key, "first_ns") && !(q->host && *q->host);
+    int desc = orders[o].desc;
     int64_t now_us = timeparse_now_ns() / 1000, from_us = q->from_ns / 1000, to_us = to / 1000;
     int64_t w = 60 * 1000000LL, lo, hi;
     if (!windowed) {

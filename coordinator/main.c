@@ -276,12 +276,12 @@ static void metrics(void *data, metrics_t *m)
     registry_info *ni = xcalloc(METRIC_NODES_MAX, sizeof *ni);
     size_t n = registry_list(c->reg, ni, METRIC_NODES_MAX);
     if (n > METRIC_NODES_MAX) n = METRIC_NODES_MAX;
-    metrics_family(m, "mscope_coordinator_node_bus_gaps_total", "counter",
+    metrics_family(m, "mscope_coordinator_bus_gaps_total", "counter",
                    "Bus messages lost from this recorder (sequence gaps).");
     uint64_t states[3] = { 0, 0, 0 };
     for (size_t i = 0; i < n; i++) {
         const char *l[] = { "node", ni[i].name, NULL };
-        metrics_sample(m, "mscope_coordinator_node_bus_gaps_total", l, (double)ni[i].gaps);
+        metrics_sample(m, "mscope_coordinator_bus_gaps_total", l, (double)ni[i].gaps);
         states[ni[i].silent_ns >= c->cfg.dead_after ? 2 : ni[i].silent_ns >= c->cfg.stale_after ? 1 : 0]++;
     }
     free(ni);

@@ -33,7 +33,7 @@ def main():
         h.check(h.wait_for(lambda: co.stats()["records_written"] >= n, 30),
                 f"records not written: {co.stats()}")
         m = h.scrape(co.http)
-        got = {k: m.get((f"mscope_coordinator_{k}_total", ())) for k in
+        got = {k: h.metric_sum(m, f"mscope_coordinator_{k}_total") for k in
                ("records_received", "records_written", "records_dropped", "bus_gaps")}
         h.check(got == {"records_received": n, "records_written": n, "records_dropped": 0,
                         "bus_gaps": 0}, f"metrics after {n} records: {got}")

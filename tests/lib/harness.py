@@ -365,6 +365,11 @@ def parse_metrics(text):
     return out
 
 
+def metric_sum(m, name):
+    """The sum of every sample of a metric, whatever its labels (0 when none)."""
+    return sum(v for (n, _), v in m.items() if n == name)
+
+
 def scrape(addr):
     """GET /metrics from addr, checked by promtool (the Prometheus project's
     own linter) and parsed."""
