@@ -101,7 +101,7 @@ def query_latency(d):
         days = int(co.psql("-At", "-c", "SELECT count(*) FROM pg_inherits i JOIN pg_class p "
                                         "ON p.oid = i.inhparent WHERE p.relname = 'flows'"))
         t0 = time.time()
-        h.check(h.wait_for(lambda: "indexed" in open(d + ".log").read(), 1800, 1),
+        h.check(h.wait_for(lambda: "sealed day partitions in" in open(d + ".log").read(), 1800, 1),
                 "sealed days were not indexed")
         index_s = time.time() - t0
         host = co.psql("-At", "-c", "SELECT host(server_ip) FROM flows GROUP BY 1 "

@@ -19,7 +19,9 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -149,6 +151,20 @@ void db_close(db_t *d)
 int db_ok(db_t *d) { return d && PQstatus(d->conn) == CONNECTION_OK; }
 
 int db_ping(db_t *d, char *err, size_t errlen) { return db__exec(d, "SELECT 1", err, errlen); }
+
+int db_lower_priority(db_t *d, int nice)
+{
+    /* Only a server on this machine (a Unix socket): a process id from a
+     * TCP connection names a process on another host. */
+    const char *host = PQhost(d->conn);
+    int pid = PQbackendPID(d->conn);
+    if (!host || host[0] != '/' || pid <= 0) return -1;
+    if (setpriority(PRIO_PROCESS, (id_t)pid, nice) < 0) {
+        log_debug("setpriority(%d, %d) failed: %s", pid, nice, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 /* Create the day partitions a batch needs (each once per session). */
 static int db__partitions(db_t *d, const batch_view *b, char *err, size_t errlen)
@@ -715,9 +731,9 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
     schema_col_list(cols, sizeof cols, 0);
     /* $13/$14: a window of first_ts, in whole microseconds (first_ts's own
      * resolution), so a row is in exactly one of two adjacent windows. */
-    snprintf(sql, sizeof sql,
-             "SELECT node, flow_id, vni, host(observer), proto, host(client_ip), client_port, "
-             "host(server_ip), server_port, first_ns, last_ns, %s, %s FROM flows_all "
+    char where[4096];
+    snprintf(where, sizeof where,
+             "FROM flows_all "
              "WHERE first_ts >= to_timestamp($1::bigint / 1e9) AND first_ns < $2::bigint "
              "AND ($3::inet IS NULL OR client_ip = $3::inet OR server_ip = $3::inet) "
              "AND ($4::int = 0 OR client_port = $4::int OR server_port = $4::int) "
@@ -728,26 +744,35 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
              "AND ($9::text IS NULL OR node = $9::text) "
              "AND ($10::bigint IS NULL OR (%s, node, flow_id) %s ($10::bigint, $12::text, $11::bigint)) "
              "AND ($13::bigint IS NULL OR first_ts >= timestamptz 'epoch' + $13::bigint * interval '1 microsecond') "
-             "AND ($14::bigint IS NULL OR first_ts < timestamptz 'epoch' + $14::bigint * interval '1 microsecond') "
+             "AND ($14::bigint IS NULL OR first_ts < timestamptz 'epoch' + $14::bigint * interval '1 microsecond') ",
+             orders[o].key, orders[o].desc ? "<" : ">");
+    snprintf(sql, sizeof sql,
+             "SELECT node, flow_id, vni, host(observer), proto, host(client_ip), client_port, "
+             "host(server_ip), server_port, first_ns, last_ns, %s, %s %s"
              "ORDER BY %s %s, node %s, flow_id %s LIMIT $8::int",
              cols + strlen("node, flow_id, vni, observer, proto, client_ip, client_port, "
                            "server_ip, server_port, first_ns, last_ns, "),
-             orders[o].key, orders[o].key, orders[o].desc ? "<" : ">", orders[o].key, dir, dir,
-             dir);
-    /* The time orders walk the range in windows of first_ts, doubling from a
-     * minute, which the BRIN index prunes to: a page then costs the rows near
-     * it, not a sort of the whole range - an exporter paging through
-     * millions of flows barely competes with the bus. (Times are in us.)
-     * With a host, the host indexes find its few rows at once: one query,
-     * as for the other orders. */
+             orders[o].key, where, orders[o].key, dir, dir, dir);
+    char probe[4200];
+    /* ($8, the page size, means nothing here; named so its type is known.) */
+    snprintf(probe, sizeof probe, "SELECT 1 %s AND $8::int > 0 LIMIT 1", where);
+    /* The time orders walk the range in windows of first_ts, which the BRIN
+     * index prunes to: a page then costs the rows near it, not a sort of
+     * the whole range - an exporter paging through millions of flows barely
+     * competes with the bus. (Times are in us.) The first window that holds
+     * a row is found with cheap LIMIT 1 probes, widening from a second, then
+     * narrowed by halves to its nearest second, so a dense range is never
+     * sorted whole; later windows double while they are sparse. With a
+     * host, the host indexes find its few rows at once: one query, as for
+     * the other orders. */
     int windowed = !strcmp(orders[o].key, "first_ns") && !(q->host && *q->host);
     int desc = orders[o].desc;
     int64_t now_us = timeparse_now_ns() / 1000, from_us = q->from_ns / 1000, to_us = to / 1000;
-    int64_t w = 60 * 1000000LL, lo, hi;
+    int64_t w = 1000000LL, lo, hi; /* INT64_MIN: an open end */
     if (!windowed) {
         lo = hi = INT64_MIN; /* no window */
     } else if (desc) {
-        hi = has_cursor ? strtoll(ck, NULL, 10) / 1000 + 1 : INT64_MIN; /* INT64_MIN: open */
+        hi = has_cursor ? strtoll(ck, NULL, 10) / 1000 + 1 : INT64_MIN;
         lo = (hi != INT64_MIN ? hi : (to_us < now_us ? to_us : now_us)) - w;
     } else {
         lo = has_cursor ? strtoll(ck, NULL, 10) / 1000 : from_us;
@@ -756,19 +781,52 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
     resp->flows = xcalloc((size_t)limit + 1, sizeof *resp->flows);
     resp->n_flows = 0;
     char last_key[32] = "", last_id[32] = "", last_node[256] = "";
+    int found = !windowed;
     for (int round = 0;; round++) {
         int last = !windowed || round >= 64;
-        if (windowed && desc && lo <= from_us) lo = INT64_MIN, last = 1;
+        if (windowed && desc && lo <= from_us) lo = from_us, last = 1;
         if (windowed && !desc && (hi >= to_us || hi > now_us)) hi = INT64_MIN, last = 1;
         char wl[32], wh[32], lim[16];
-        snprintf(wl, sizeof wl, "%" PRId64, lo);
-        snprintf(wh, sizeof wh, "%" PRId64, hi);
-        snprintf(lim, sizeof lim, "%zu", (size_t)limit - resp->n_flows);
         const char *params[] = { p[0], p[1], q->host && *q->host ? q->host : NULL, p[3], p[4],
                                  p[5], p[6], lim, q->node && *q->node ? q->node : NULL,
                                  has_cursor ? ck : NULL, has_cursor ? cf : NULL,
-                                 has_cursor ? cn : NULL, lo != INT64_MIN ? wl : NULL,
-                                 hi != INT64_MIN ? wh : NULL };
+                                 has_cursor ? cn : NULL, wl, wh };
+#define DB_WINDOW(l, h)                                                                   \
+    (snprintf(wl, sizeof wl, "%" PRId64, (l)), snprintf(wh, sizeof wh, "%" PRId64, (h)), \
+     params[12] = (l) != INT64_MIN ? wl : NULL, params[13] = (h) != INT64_MIN ? wh : NULL)
+        snprintf(lim, sizeof lim, "%zu", (size_t)limit - resp->n_flows);
+        if (!found) {
+            /* Is there a row in this window at all? */
+            DB_WINDOW(lo, hi);
+            PGresult *pr = db__query(d, probe, 14, params, bad_request, err, errlen);
+            if (!pr) return -1;
+            int any = PQntuples(pr) > 0;
+            PQclear(pr);
+            if (!any) {
+                if (last) break;
+                if (w < INT64_MAX / 4) w *= 2;
+                if (desc) hi = lo, lo = hi - w;
+                else lo = hi, hi = lo + w;
+                continue;
+            }
+            /* Narrow it to the second nearest the start of the walk. */
+            while (lo != INT64_MIN && hi != INT64_MIN && hi - lo > 1000000LL) {
+                int64_t mid = lo + (hi - lo) / 2;
+                if (desc) DB_WINDOW(mid, hi);
+                else DB_WINDOW(lo, mid);
+                pr = db__query(d, probe, 14, params, bad_request, err, errlen);
+                if (!pr) return -1;
+                any = PQntuples(pr) > 0;
+                PQclear(pr);
+                if (desc) *(any ? &lo : &hi) = mid;
+                else *(any ? &hi : &lo) = mid;
+                last = 0;
+            }
+            if (lo != INT64_MIN && hi != INT64_MIN) w = hi - lo;
+            found = 1;
+        }
+        DB_WINDOW(lo, hi);
+#undef DB_WINDOW
         PGresult *r = db__query(d, sql, 14, params, bad_request, err, errlen);
         if (!r) return -1;
         int n = PQntuples(r);

@@ -52,6 +52,11 @@ int db_ok(db_t *d);
 /* A round trip ("SELECT 1"): 0, or -1 with err set. */
 int db_ping(db_t *d, char *err, size_t errlen);
 
+/* Renice this connection's server process (it must be on this machine:
+ * the embedded server, or any server reached by a Unix socket). Returns 0,
+ * or -1 when it is not local or the kernel refused. */
+int db_lower_priority(db_t *d, int nice);
+
 /* Housekeeping, hourly: prune the batch ledger; with days > 0 also drop day
  * partitions of flows, and per-minute and live rows, older than days.
  * Returns the number of partitions dropped, or -1 with err set. */

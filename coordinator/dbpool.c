@@ -12,6 +12,7 @@
 
 #define DBPOOL_MAX 16
 #define DBPOOL_RETRY_NS 1000000000LL
+#define DBPOOL_NICE 10
 
 struct dbpool {
     uv_loop_t *loop;
@@ -61,6 +62,10 @@ static db_t *dbpool__take(dbpool_t *p, char *err, size_t errlen)
     }
     char e[1024];
     db_t *d = db_open(p->conninfo, e, sizeof e);
+    /* Queries and housekeeping yield the CPU to the writers' COPY: on a
+     * small machine an API client paging through flows, or an index build,
+     * must not slow the bus. */
+    if (d) db_lower_priority(d, DBPOOL_NICE);
     if (!d) {
         log_warn("database unreachable for queries: %s", e);
         snprintf(err, errlen, "the database is not reachable right now");

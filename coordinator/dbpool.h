@@ -6,8 +6,10 @@
  * CREATE INDEX ever stalls the bus or a search. A job's done callback runs
  * on the loop thread, where the answer is sent.
  *
- * Connections are opened on demand (at most one per pool thread), checked
- * after each job and dropped when broken; while the database is away a new
+ * Connections are opened on demand (at most one per pool thread), their
+ * server processes reniced (nice 10) when the server is on this machine so
+ * the writers' COPY comes first, checked after each job and dropped when
+ * broken; while the database is away a new
  * connection is tried at most once a second and jobs fail at once with
  * "the database is not reachable" rather than queue up behind timeouts.
  */

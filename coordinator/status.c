@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #define F(f) offsetof(coord_figures, f)
+#define FINISHED "Searches ended, by result: completed (every recorder answered), partial (some did not: labelled so), failed, cancelled by the client, abandoned (the client went away or stopped taking data)."
 static const figure_row status_rows[] = {
     { "batches", NULL, "bus_batches_total", NULL, NULL, FIG_COUNTER, F(batches), "Flow batches received on the bus.", 0 },
     { "heartbeats", NULL, "heartbeats_total", NULL, NULL, FIG_COUNTER, F(heartbeats), "Heartbeats received from recorders.", 0 },
@@ -35,11 +36,11 @@ static const figure_row status_rows[] = {
     { "rest_forbidden", NULL, "rest_forbidden_total", NULL, NULL, FIG_COUNTER, F(rest_forbidden), "REST API requests refused for needing the admin token (403).", 0 },
     { "rest_streams", NULL, "rest_streams_active", NULL, NULL, FIG_GAUGE, F(rest_streams), "REST answers streaming now (exports, searches).", 0 },
     { "searches", "search", "searches_total", NULL, NULL, FIG_COUNTER, F(searches), "Distributed searches started.", 0 },
-    { "completed", "search", "searches_finished_total", "result", "completed", FIG_COUNTER, F(completed), "Searches ended, by result: completed (every recorder answered), partial (some did not: labelled so), failed, cancelled by the client, abandoned (the client went away or stopped taking data).", 0 },
-    { "partial", "search", "searches_finished_total", "result", "partial", FIG_COUNTER, F(partial), "Searches ended, by result: completed (every recorder answered), partial (some did not: labelled so), failed, cancelled by the client, abandoned (the client went away or stopped taking data).", 0 },
-    { "failed", "search", "searches_finished_total", "result", "failed", FIG_COUNTER, F(failed), "Searches ended, by result: completed (every recorder answered), partial (some did not: labelled so), failed, cancelled by the client, abandoned (the client went away or stopped taking data).", 0 },
-    { "cancelled", "search", "searches_finished_total", "result", "cancelled", FIG_COUNTER, F(cancelled), "Searches ended, by result: completed (every recorder answered), partial (some did not: labelled so), failed, cancelled by the client, abandoned (the client went away or stopped taking data).", 0 },
-    { "abandoned", "search", "searches_finished_total", "result", "abandoned", FIG_COUNTER, F(abandoned), "Searches ended, by result: completed (every recorder answered), partial (some did not: labelled so), failed, cancelled by the client, abandoned (the client went away or stopped taking data).", 0 },
+    { "completed", "search", "searches_finished_total", "result", "completed", FIG_COUNTER, F(completed), FINISHED, 0 },
+    { "partial", "search", "searches_finished_total", "result", "partial", FIG_COUNTER, F(partial), FINISHED, 0 },
+    { "failed", "search", "searches_finished_total", "result", "failed", FIG_COUNTER, F(failed), FINISHED, 0 },
+    { "cancelled", "search", "searches_finished_total", "result", "cancelled", FIG_COUNTER, F(cancelled), FINISHED, 0 },
+    { "abandoned", "search", "searches_finished_total", "result", "abandoned", FIG_COUNTER, F(abandoned), FINISHED, 0 },
     { "packets", "search", "search_packets_total", NULL, NULL, FIG_COUNTER, F(packets), "Packets sent to search clients.", 0 },
     { "bytes", "search", "search_bytes_total", NULL, NULL, FIG_COUNTER, F(bytes), "Capture bytes sent to search clients.", 0 },
     { "duplicates", "search", "search_duplicates_total", NULL, NULL, FIG_COUNTER, F(duplicates), "Duplicate packets removed by searches with dedup.", 0 },
@@ -49,6 +50,7 @@ static const figure_row status_rows[] = {
     { "bytes_held_max", "search", "search_bytes_held_max", NULL, NULL, FIG_GAUGE, F(bytes_held_max), "Most bytes ever held for merging and output.", 0 },
 };
 #undef F
+#undef FINISHED
 
 #define NROWS (sizeof status_rows / sizeof status_rows[0])
 
