@@ -687,6 +687,19 @@ static int db__cursor_parse(const char *c, char *key, char *flow_id, char *node,
     return 0;
 }
 
+/* Microseconds since the epoch as a timestamptz literal (UTC). */
+static void db__us_text(char *out, size_t len, int64_t us)
+{
+    out[0] = 0;
+    if (us == INT64_MIN) return; /* an open end: not sent */
+    int64_t secs = us / 1000000 - (us % 1000000 < 0);
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) return;
+    snprintf(out, len, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us - secs * 1000000));
+}
+
 int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
                    int *bad_request, char *err, size_t errlen)
 {
@@ -730,7 +743,10 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
     char cols[8192], sql[16384];
     schema_col_list(cols, sizeof cols, 0);
     /* $13/$14: a window of first_ts, in whole microseconds (first_ts's own
-     * resolution), so a row is in exactly one of two adjacent windows. */
+     * resolution), so a row is in exactly one of two adjacent windows; as
+     * timestamp literals, so the planner sees constants and estimates the
+     * window (an expression it cannot fold made it guess a third of the
+     * table and scan all of it). */
     char where[4096];
     snprintf(where, sizeof where,
              "FROM flows_all "
@@ -743,8 +759,8 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
              "AND (NOT $7::boolean OR c2s_retransmissions + s2c_retransmissions > 0) "
              "AND ($9::text IS NULL OR node = $9::text) "
              "AND ($10::bigint IS NULL OR (%s, node, flow_id) %s ($10::bigint, $12::text, $11::bigint)) "
-             "AND ($13::bigint IS NULL OR first_ts >= timestamptz 'epoch' + $13::bigint * interval '1 microsecond') "
-             "AND ($14::bigint IS NULL OR first_ts < timestamptz 'epoch' + $14::bigint * interval '1 microsecond') ",
+             "AND ($13::timestamptz IS NULL OR first_ts >= $13::timestamptz) "
+             "AND ($14::timestamptz IS NULL OR first_ts < $14::timestamptz) ",
              orders[o].key, orders[o].desc ? "<" : ">");
     snprintf(sql, sizeof sql,
              "SELECT node, flow_id, vni, host(observer), proto, host(client_ip), client_port, "
@@ -780,26 +796,27 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
     }
     resp->flows = xcalloc((size_t)limit + 1, sizeof *resp->flows);
     resp->n_flows = 0;
+    int rc = -1;
     char last_key[32] = "", last_id[32] = "", last_node[256] = "";
     int found = !windowed;
     for (int round = 0;; round++) {
         int last = !windowed || round >= 64;
         if (windowed && desc && lo <= from_us) lo = from_us, last = 1;
         if (windowed && !desc && (hi >= to_us || hi > now_us)) hi = INT64_MIN, last = 1;
-        char wl[32], wh[32], lim[16];
+        char wl[48], wh[48], lim[16];
         const char *params[] = { p[0], p[1], q->host && *q->host ? q->host : NULL, p[3], p[4],
                                  p[5], p[6], lim, q->node && *q->node ? q->node : NULL,
                                  has_cursor ? ck : NULL, has_cursor ? cf : NULL,
                                  has_cursor ? cn : NULL, wl, wh };
 #define DB_WINDOW(l, h)                                                                   \
-    (snprintf(wl, sizeof wl, "%" PRId64, (l)), snprintf(wh, sizeof wh, "%" PRId64, (h)), \
+    (db__us_text(wl, sizeof wl, (l)), db__us_text(wh, sizeof wh, (h)),                    \
      params[12] = (l) != INT64_MIN ? wl : NULL, params[13] = (h) != INT64_MIN ? wh : NULL)
         snprintf(lim, sizeof lim, "%zu", (size_t)limit - resp->n_flows);
         if (!found) {
             /* Is there a row in this window at all? */
             DB_WINDOW(lo, hi);
             PGresult *pr = db__query(d, probe, 14, params, bad_request, err, errlen);
-            if (!pr) return -1;
+            if (!pr) goto out;
             int any = PQntuples(pr) > 0;
             PQclear(pr);
             if (!any) {
@@ -815,7 +832,7 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
                 if (desc) DB_WINDOW(mid, hi);
                 else DB_WINDOW(lo, mid);
                 pr = db__query(d, probe, 14, params, bad_request, err, errlen);
-                if (!pr) return -1;
+                if (!pr) goto out;
                 any = PQntuples(pr) > 0;
                 PQclear(pr);
                 if (desc) *(any ? &lo : &hi) = mid;
@@ -828,7 +845,7 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         DB_WINDOW(lo, hi);
 #undef DB_WINDOW
         PGresult *r = db__query(d, sql, 14, params, bad_request, err, errlen);
-        if (!r) return -1;
+        if (!r) goto out;
         int n = PQntuples(r);
         for (int i = 0; i < n; i++) {
             Mirrorscope__FlowRow *row = xmalloc(sizeof *row);
@@ -854,7 +871,9 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         db__cursor_make(c, sizeof c, last_key, last_id, last_node);
         resp->next_cursor = xstrdup(c);
     }
-    return 0;
+    rc = 0;
+out:
+    return rc;
 }
 
 int db_top_talkers(db_t *d, const Mirrorscope__TopTalkers *q, Mirrorscope__Response *resp,
