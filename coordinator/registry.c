@@ -6,6 +6,7 @@
 #include "registry.h"
 
 #include "log.h"
+#include "pbcopy.h"
 #include "timeparse.h"
 #include "xmalloc.h"
 
@@ -135,19 +136,6 @@ int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int6
     return count;
 }
 
-/* A deep copy through the wire format: the snapshot then outlives the
- * registry's own message (a newer heartbeat replaces it meanwhile). */
-static Mirrorscope__Heartbeat *registry__copy(const Mirrorscope__Heartbeat *h)
-{
-    size_t len = mirrorscope__heartbeat__get_packed_size(h);
-    uint8_t *buf = xmalloc(len + 1);
-    mirrorscope__heartbeat__pack(h, buf);
-    Mirrorscope__Heartbeat *c = mirrorscope__heartbeat__unpack(NULL, len, buf);
-    free(buf);
-    if (!c) abort(); /* we just packed it: only out of memory can fail */
-    return c;
-}
-
 registry_row *registry_take_dirty(registry_t *r, size_t *n)
 {
     size_t k = 0;
@@ -159,7 +147,7 @@ registry_row *registry_take_dirty(registry_t *r, size_t *n)
     for (size_t i = 0; i < r->n; i++) {
         reg_node *nd = &r->nodes[i];
         if (!nd->dirty) continue;
-        rows[k].hb = registry__copy(nd->last_hb);
+        rows[k].hb = (Mirrorscope__Heartbeat *)pbcopy(&nd->last_hb->base);
         rows[k++].gaps = nd->gaps;
         nd->dirty = 0;
     }

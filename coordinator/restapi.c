@@ -12,6 +12,7 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
+#include "pbcopy.h"
 #include "pbjson.h"
 #include "pcapio.h"
 #include "query.h"
@@ -239,19 +240,6 @@ static int rest__duration(restapi_t *a, httpd_req_t *r, const char *name, int64_
     return 1;
 }
 
-/* A Request the job owns outright: packed and unpacked again, so it holds
- * its own copies of every string (the caller's are freed after). */
-static Mirrorscope__Request *rest__own(const Mirrorscope__Request *q)
-{
-    size_t n = mirrorscope__request__get_packed_size(q);
-    uint8_t *buf = xmalloc(n + 1);
-    mirrorscope__request__pack(q, buf);
-    Mirrorscope__Request *c = mirrorscope__request__unpack(NULL, n, buf);
-    free(buf);
-    if (!c) abort(); /* we just packed it: only out of memory can fail */
-    return c;
-}
-
 /* ---- running a query ------------------------------------------------------ */
 
 static int rest__work(db_t *db, void *arg, char *err, size_t errlen)
@@ -406,7 +394,7 @@ static int rest__query(restapi_t *a, httpd_req_t *r, const Mirrorscope__Request 
     rest_job *j = xcalloc(1, sizeof *j);
     j->api = a;
     j->req = r;
-    j->q = rest__own(q);
+    j->q = (Mirrorscope__Request *)pbcopy(&q->base); /* the handler's strings go */
     j->ndjson = ndjson;
     mirrorscope__response__init(&j->resp);
     rest__submit(j);
