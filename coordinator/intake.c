@@ -173,8 +173,8 @@ intake_t *intake_new(uv_loop_t *loop, const intake_opts *o, liveset_t **live, sp
     in->wake->data = in;
     in->writer[0] = writer_start(o->conninfo, spool, 1, intake__writer_idle, in, &in->write_latency);
     in->writer[1] = writer_start(o->conninfo, spool, 0, intake__writer_idle, in, &in->write_latency);
-    in->ordered = writer_first_batch(in->writer[0]);
-    in->plain = writer_first_batch(in->writer[1]);
+    in->ordered = batch_new();
+    in->plain = batch_new();
     in->bus = bus_sub_new(o->endpoint, INTAKE_HWM, err, errlen);
     if (!in->bus || !(in->watch = bus_watch_new(loop, in->bus, intake__on_readable, in, err, errlen))) {
         intake_free(in); /* its handles close with the loop's next run */
@@ -215,6 +215,8 @@ void intake_finish(intake_t *in)
     in->final_ws.records_dropped += w1.records_dropped;
     in->final_ws.db_errors += w1.db_errors;
     in->writer[0] = in->writer[1] = NULL;
+    batch_free(in->plain); /* empty: handed over above */
+    batch_free(in->ordered);
     in->plain = in->ordered = NULL;
 }
 
@@ -247,6 +249,8 @@ void intake_close(intake_t *in)
     writer_stop(in->writer[1], NULL);
     writer_stop(in->writer[0], NULL);
     in->writer[0] = in->writer[1] = NULL;
+    batch_free(in->plain);
+    batch_free(in->ordered);
     in->plain = in->ordered = NULL;
     if (in->wake) uv_close((uv_handle_t *)in->wake, (uv_close_cb)free);
     in->wake = NULL;

@@ -24,7 +24,7 @@ struct writer {
     char *conninfo;
     db_t *db;
     spool_t *spool;
-    batch_t *a, *b, *replay;
+    batch_t *replay;
     int64_t last_try;
     int replayer;
     void (*on_idle)(void *);
@@ -186,10 +186,8 @@ writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
     w->conninfo = xstrdup(conninfo ? conninfo : "");
     w->spool = spool;
     w->replayer = replayer;
-    w->a = batch_new();
-    w->b = batch_new();
     w->replay = batch_new();
-    w->spare = w->a;
+    w->spare = batch_new();
     w->st.records_spooled = spool_records(spool);
     w->st.spool_bytes = spool_bytes(spool);
     int rc = pthread_create(&w->thread, NULL, writer__main, w);
@@ -199,8 +197,6 @@ writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
     }
     return w;
 }
-
-batch_t *writer_first_batch(writer_t *w) { return w->b; }
 
 int writer_busy(writer_t *w)
 {
@@ -241,8 +237,8 @@ void writer_stop(writer_t *w, writer_stats *final)
     pthread_join(w->thread, NULL);
     if (final) *final = w->st;
     db_close(w->db);
-    batch_free(w->a);
-    batch_free(w->b);
+    batch_free(w->spare); /* the one it holds: batches move between writers */
+    batch_free(w->inbox);
     batch_free(w->replay);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);

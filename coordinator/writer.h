@@ -45,12 +45,11 @@ writer_t *writer_start(const char *conninfo, spool_t *spool, int replayer,
 /* 1 while it has a batch to write (check before sealing the next one). */
 int writer_busy(writer_t *w);
 
-/* The batch the loop thread fills first. The writer owns both batches of
- * the double buffer: the caller never frees one. */
-batch_t *writer_first_batch(writer_t *w);
-
-/* Hand over *b (sealed) if the writer is idle: *b becomes an empty batch.
- * Returns 1 when taken, 0 when the writer is busy (keep appending). */
+/* Hand over *b (sealed) if the writer is idle: *b becomes an empty batch,
+ * the one the writer held. Returns 1 when taken, 0 when the writer is busy
+ * (keep appending). Batches change hands, and so owners: the caller frees
+ * the ones it holds at the end, writer_stop() the one its writer holds. A
+ * batch may go to any writer. */
 int writer_offer(writer_t *w, batch_t **b);
 
 void writer_get_stats(writer_t *w, writer_stats *out);
