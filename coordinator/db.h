@@ -42,6 +42,13 @@ int db_write(db_t *d, const batch_t *b, char *err, size_t errlen);
  * Returns the number indexed, or -1 with err set. */
 int db_index_sealed(db_t *d, char *err, size_t errlen);
 
+/* Summarise the BRIN time index of the day partition `day` (days since
+ * 1970, UTC) over the rows written since the last call, so time-ordered
+ * queries on the day being written prune as well as on sealed days. Gives
+ * up at once (returns 0) while another session holds the partition for an
+ * index build or VACUUM. Returns the block ranges summarised, or -1. */
+int db_summarize_day(db_t *d, int day, char *err, size_t errlen);
+
 /* Insert or update a node from its heartbeat (parameterised). */
 int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, char *err,
                    size_t errlen);
@@ -53,8 +60,9 @@ int db_ok(db_t *d);
 int db_ping(db_t *d, char *err, size_t errlen);
 
 /* Renice this connection's server process (it must be on this machine:
- * the embedded server, or any server reached by a Unix socket). Returns 0,
- * or -1 when it is not local or the kernel refused. */
+ * the embedded server, or any server reached by a Unix socket), and let it
+ * start no parallel workers (they would run at the server's priority).
+ * Returns 0, or -1 when it is not local or the kernel refused. */
 int db_lower_priority(db_t *d, int nice);
 
 /* Housekeeping, hourly: prune the batch ledger; with days > 0 also drop day
