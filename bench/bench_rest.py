@@ -132,7 +132,7 @@ def query_latency(d):
         # The statement db_query_flows() sends for this request (order newest,
         # no cursor), with the same parameters.
         sql = (f"PREPARE q(bigint, bigint, inet, int, int, bigint, boolean, int, text, bigint, "
-               f"text, bigint) AS SELECT node, flow_id, vni, host(observer), proto, host(client_ip), "
+               f"text, bigint, timestamptz, timestamptz) AS SELECT node, flow_id, vni, host(observer), proto, host(client_ip), "
                f"client_port, host(server_ip), server_port, first_ns, last_ns, {cols}, first_ns "
                f"FROM flows_all WHERE first_ts >= to_timestamp($1::bigint / 1e9) AND first_ns < "
                f"$2::bigint AND ($3::inet IS NULL OR client_ip = $3::inet OR server_ip = $3::inet) "
@@ -141,29 +141,39 @@ def query_latency(d):
                f"(c2s_rtt_sum + s2c_rtt_sum) / (c2s_rtt_count + s2c_rtt_count) >= $6::bigint)) AND "
                f"(NOT $7::boolean OR c2s_retransmissions + s2c_retransmissions > 0) AND ($9::text IS "
                f"NULL OR node = $9::text) AND ($10::bigint IS NULL OR (first_ns, node, flow_id) < "
-               f"($10::bigint, $12::text, $11::bigint)) ORDER BY first_ns DESC, node DESC, "
+               f"($10::bigint, $12::text, $11::bigint)) AND ($13::timestamptz IS NULL OR first_ts >= "
+               f"$13::timestamptz) AND ($14::timestamptz IS NULL OR first_ts < $14::timestamptz) ORDER BY first_ns DESC, node DESC, "
                f"flow_id DESC LIMIT $8::int;\n")
-        ex = f"EXECUTE q(0, {2**62}, '{host}', 0, 0, 0, false, 100, NULL, NULL, NULL, NULL);\n"
+        ex = f"EXECUTE q(0, {2**62}, '{host}', 0, 0, 0, false, 100, NULL, NULL, NULL, NULL, NULL, NULL);\n"
 
-        def psql_round(n):
-            out = co.psql("-At", "-o", "/dev/null", stdin=(sql + "\\timing on\n" + ex * n).encode())
-            ms.extend(float(l.split()[1]) for l in out.splitlines() if l.startswith("Time:"))
+        # psql twice: as is, and with the coordinator's own session setting on
+        # a local server (no parallel workers: they would not be reniced).
+        serial = "SET max_parallel_workers_per_gather = 0;\n"
+
+        def psql_round(n, into, prefix=""):
+            out = co.psql("-At", "-o", "/dev/null",
+                          stdin=(prefix + sql + "\\timing on\n" + ex * n).encode())
+            into.extend(float(l.split()[1]) for l in out.splitlines() if l.startswith("Time:"))
 
         # Warm both, then alternate rounds so neither side gets a warmer cache.
+        ms_serial = []
         rest_round(10)
-        psql_round(10)
+        psql_round(10, ms)
+        psql_round(10, ms_serial, serial)
         rest.clear()
         ms.clear()
+        ms_serial.clear()
         for _ in range(3):
             rest_round(QUERIES // 3)
-            psql_round(QUERIES // 3)
+            psql_round(QUERIES // 3, ms)
+            psql_round(QUERIES // 3, ms_serial, serial)
         conn.close()
-        h.check(len(ms) == len(rest), f"psql timings: {len(ms)}")
+        h.check(len(ms) == len(rest) == len(ms_serial), f"psql timings: {len(ms)}")
     finally:
         co.stop()
     return dict(rows=ROWS, days=days, load_s=load_s, index_s=index_s, host=host, answer=rows,
                 rest_p50=pct(rest, 50), rest_p99=pct(rest, 99), sql_p50=pct(ms, 50),
-                sql_p99=pct(ms, 99))
+                sql_p99=pct(ms, 99), serial_p50=pct(ms_serial, 50), serial_p99=pct(ms_serial, 99))
 
 
 def prometheus(d, target):
@@ -275,6 +285,7 @@ def main():
           f"100 newest of its flows per answer ({q['answer']} rows), {QUERIES} queries each:")
     print(f"   {'':40} {'p50 ms':>8} {'p99 ms':>8}")
     print(f"   {'psql, the same SQL (PREPARE/EXECUTE)':40} {q['sql_p50']:8.2f} {q['sql_p99']:8.2f}")
+    print(f"   {'psql, same, no parallel workers':40} {q['serial_p50']:8.2f} {q['serial_p99']:8.2f}")
     print(f"   {'REST GET /api/v1/flows (keep-alive)':40} {q['rest_p50']:8.2f} {q['rest_p99']:8.2f}")
     print(f"2. bus records/s, {WINDOW} s windows, {CYCLES} cycles quiet-busy-busy-quiet, means: "
           f"alone {b['quiet']:.0f}; with a REST pager ({b['paged']} rows in {b['pages']} pages, "

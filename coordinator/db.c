@@ -372,6 +372,9 @@ fail:
     return !strncmp(d->sqlstate, "22", 2) || !strncmp(d->sqlstate, "23", 2) ? -2 : -1;
 }
 
+static PGresult *db__query(db_t *d, const char *sql, int n, const char *const *params,
+                           int *bad_request, char *err, size_t errlen);
+
 /* Summarise a partition's BRIN time index up to its last block. BRIN
  * summarises a block range only when told (VACUUM, or this), and a time
  * range query must read every unsummarised range: on the day being written
@@ -387,17 +390,12 @@ static int db__summarize(db_t *d, const char *table, int lock_ms, char *err, siz
     if (db__exec(d, "BEGIN", err, errlen) < 0) return -1;
     if (lock_ms > 0 && db__exec(d, sql, err, errlen) < 0) goto fail;
     const char *params[] = { table };
-    PGresult *r = PQexecParams(d->conn,
+    PGresult *r = db__query(d,
         "SELECT coalesce(sum(brin_summarize_new_values(x.indexrelid)), 0) FROM pg_index x "
         "JOIN pg_class ic ON ic.oid = x.indexrelid JOIN pg_am a ON a.oid = ic.relam "
         "WHERE x.indrelid = to_regclass($1) AND a.amname = 'brin'",
-        1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-        db__state(d, r);
-        PQclear(r);
-        goto fail;
-    }
+        1, params, NULL, err, errlen);
+    if (!r) goto fail;
     int n = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     if (db__exec(d, "COMMIT", err, errlen) < 0) return -1;
@@ -579,6 +577,7 @@ static PGresult *db__query(db_t *d, const char *sql, int n, const char *const *p
     }
     PGresult *r = PQexecParams(d->conn, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+    db__state(d, r);
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (bad_request && state && !strncmp(state, "22", 2)) *bad_request = 1;
     snprintf(err, errlen, "%s", PQresultErrorMessage(r));

@@ -104,14 +104,13 @@ void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb)
     r->st.heartbeats++;
 }
 
-static int registry__cmp(const void *a, const void *b)
+static int registry__cmp_node(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const scatter_node *)a)->name, ((const scatter_node *)b)->name);
 }
 
 int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int64_t alive_ns,
-                          const char **out_names, const char **out_endpoints, int max,
-                          char *err, size_t errlen)
+                          scatter_node *out, int max, char *err, size_t errlen)
 {
     for (size_t k = 0; k < nnames; k++) {
         reg_node *n = registry__find(r, names[k]);
@@ -120,7 +119,6 @@ int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int6
             return -1;
         }
     }
-    /* Sort pointers to the names, then read each node's endpoint by name. */
     int64_t now = timeparse_mono_ns();
     int count = 0;
     for (size_t i = 0; i < r->n && count < max; i++) {
@@ -128,11 +126,9 @@ int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int6
         if (!n->last_hb) continue;
         int wanted = nnames == 0 && now - n->seen_mono < alive_ns;
         for (size_t k = 0; k < nnames && !wanted; k++) wanted = !strcmp(n->name, names[k]);
-        if (wanted) out_names[count++] = n->name;
+        if (wanted) out[count++] = (scatter_node){ n->name, n->last_hb->search_endpoint };
     }
-    qsort(out_names, (size_t)count, sizeof *out_names, registry__cmp);
-    for (int i = 0; i < count; i++)
-        out_endpoints[i] = registry__find(r, out_names[i])->last_hb->search_endpoint;
+    qsort(out, (size_t)count, sizeof *out, registry__cmp_node);
     return count;
 }
 

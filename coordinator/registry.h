@@ -11,6 +11,7 @@
 #define MSCOPE_REGISTRY_H
 
 #include "mirrorscope.pb-c.h"
+#include "scatter.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,11 +35,11 @@ void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb);
 
 /* The nodes to search: each named one (all must be known: else -1 with the
  * unknown name in err), or with no names every node heard from within
- * alive_ns. Fills names/endpoints (borrowed until the registry changes:
- * use them at once) sorted by name, at most max. Returns the count. */
+ * alive_ns. Fills out (names and endpoints borrowed until the registry
+ * changes: use them at once) sorted by name, at most max. Returns the
+ * count. */
 int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int64_t alive_ns,
-                          const char **out_names, const char **out_endpoints, int max,
-                          char *err, size_t errlen);
+                          scatter_node *out, int max, char *err, size_t errlen);
 
 /* A node's row for the `nodes` table. */
 typedef struct registry_row {

@@ -697,7 +697,6 @@ static int rest__search(restapi_t *a, httpd_req_t *r)
     json_error_t jerr;
     json_t *body = json_loadb(text, len, 0, &jerr);
     char **nodes = NULL;
-    const char **names = NULL, **eps = NULL;
     scatter_node *sn = NULL;
     if (!body || !json_is_object(body)) {
         rest__error(a, r, 400, "the body must be a JSON object (SearchRequest): %s",
@@ -714,16 +713,13 @@ static int rest__search(restapi_t *a, httpd_req_t *r)
         goto out;
     }
     filter_free(f);
-    names = xcalloc(REST_MAX_NODES, sizeof *names);
-    eps = xcalloc(REST_MAX_NODES, sizeof *eps);
     sn = xcalloc(REST_MAX_NODES, sizeof *sn);
-    int n = registry_search_nodes(a->reg, q.nodes, q.n_nodes, a->o.dead_ns, names, eps,
-                                  REST_MAX_NODES, err, sizeof err);
+    int n = registry_search_nodes(a->reg, q.nodes, q.n_nodes, a->o.dead_ns, sn, REST_MAX_NODES,
+                                  err, sizeof err);
     if (n < 0) {
         rest__error(a, r, 400, "nodes: %s", err);
         goto out;
     }
-    for (int i = 0; i < n; i++) sn[i] = (scatter_node){ names[i], eps[i] };
     int slot = -1;
     for (int i = 0; i < REST_SEARCHES_MAX && slot < 0; i++)
         if (!a->searches[i]) slot = i;
@@ -757,8 +753,6 @@ static int rest__search(restapi_t *a, httpd_req_t *r)
     }
 out:
     free(sn);
-    free(eps);
-    free(names);
     free(nodes);
     json_decref(body);
     return 0;

@@ -87,22 +87,13 @@ static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope
         snprintf(err, errlen, "empty search");
         return -1;
     }
-    const char **names = xcalloc(RPC_MAX_NODES, sizeof *names);
-    const char **eps = xcalloc(RPC_MAX_NODES, sizeof *eps);
     scatter_node *nodes = xcalloc(RPC_MAX_NODES, sizeof *nodes);
     int rc = -1;
-    int n = registry_search_nodes(a->reg, q->nodes, q->n_nodes, a->o.dead_ns, names, eps,
+    int n = registry_search_nodes(a->reg, q->nodes, q->n_nodes, a->o.dead_ns, nodes,
                                   RPC_MAX_NODES, err, errlen);
-    if (n < 0) {
-        *bad = 1;
-        goto out;
-    }
-    for (int i = 0; i < n; i++) nodes[i] = (scatter_node){ names[i], eps[i] };
-    rc = scatter_start(a->sc, client, req->id, q, nodes, n, NULL, err, errlen);
-out:
+    if (n < 0) *bad = 1;
+    else rc = scatter_start(a->sc, client, req->id, q, nodes, n, NULL, err, errlen);
     free(nodes);
-    free(eps);
-    free(names);
     return rc;
 }
 
