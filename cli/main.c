@@ -329,6 +329,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope: bad time '%s'\n", s.to);
         goto out;
     }
+    char rerr[200];
+    if (timeparse_check_range(from, to, rerr, sizeof rerr) < 0) {
+        fprintf(stderr, "mscope: %s\n", rerr);
+        goto out;
+    }
     if (strcmp(cmd, "search") && npos > 1) {
         fprintf(stderr, "mscope: unexpected argument '%s'\n", pos[1]);
         goto out;

@@ -2,6 +2,7 @@
 #include "timeparse.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -85,6 +86,8 @@ static int timeparse__rfc3339(const char *s, int64_t *out)
     tm.tm_min = mi;
     tm.tm_sec = sec;
     int64_t t = (int64_t)timegm(&tm) - offset;
+    /* int64 nanoseconds end in 2262 (and begin in 1677). */
+    if (t > TIMEPARSE_MAX_SEC || t < -TIMEPARSE_MAX_SEC) return -1;
     *out = t * 1000000000LL + frac;
     return 0;
 }
@@ -125,7 +128,12 @@ static int timeparse__ago(const char *s, int64_t now, int64_t *out)
         for (unsigned i = 0; i < sizeof units / sizeof units[0]; i++) {
             size_t ul = strlen(units[i].u);
             if (strncmp(p, units[i].u, ul) == 0 && !isalpha((unsigned char)p[ul])) {
-                total += (int64_t)(v * (double)units[i].ns);
+                /* Checked in floating point before the conversion: a
+                 * duration beyond now (before 1970) means nothing, and a
+                 * huge one ("100000000000h") must not wrap around. */
+                double ns = v * (double)units[i].ns;
+                if (!isfinite(ns) || ns > (double)(now - total)) return -1;
+                total += (int64_t)ns;
                 p += ul;
                 matched = 1;
                 break;
@@ -135,6 +143,16 @@ static int timeparse__ago(const char *s, int64_t now, int64_t *out)
     }
     *out = now - total;
     return 0;
+}
+
+int timeparse_check_range(int64_t from_ns, int64_t to_ns, char *err, size_t errlen)
+{
+    if (to_ns == 0 || to_ns == INT64_MAX || from_ns == INT64_MIN || from_ns < to_ns) return 0;
+    char f[48], t[48];
+    timeparse_format(from_ns, f, sizeof f);
+    timeparse_format(to_ns, t, sizeof t);
+    snprintf(err, errlen, "empty time range: from %s is not before to %s", f, t);
+    return -1;
 }
 
 int timeparse_parse(const char *s, int64_t now_ns, int64_t *out_ns)

@@ -8,11 +8,22 @@
 #ifndef MSCOPE_TIMEPARSE_H
 #define MSCOPE_TIMEPARSE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+/* The widest instant in whole seconds either side of 1970 (int64 ns). */
+#define TIMEPARSE_MAX_SEC (INT64_MAX / 1000000000LL - 1)
+
 /* Parse s into nanoseconds since the Unix epoch; durations count back from
- * now_ns. Returns 0, or -1 if s is none of the forms above (out untouched). */
+ * now_ns. Returns 0, or -1 if s is none of the forms above or names an
+ * instant outside 1970..2262 for durations, 1677..2262 otherwise (out
+ * untouched). */
 int timeparse_parse(const char *s, int64_t now_ns, int64_t *out_ns);
+
+/* [from, to) must hold an instant: 0, or -1 with err naming both ends when
+ * from is not before to. to of 0 or INT64_MAX and from of INT64_MIN mean
+ * an open end. */
+int timeparse_check_range(int64_t from_ns, int64_t to_ns, char *err, size_t errlen);
 
 /* Current wall-clock time in nanoseconds since the epoch. */
 int64_t timeparse_now_ns(void);

@@ -1,6 +1,8 @@
 /* query.c - the query layer shared by the RPC and REST APIs (see query.h). */
 #include "query.h"
 
+#include "timeparse.h"
+
 #include <stdio.h>
 
 int query_is_query(const Mirrorscope__Request *req)
@@ -18,6 +20,20 @@ int query_run(db_t *db, const query_opts *o, const Mirrorscope__Request *req,
               Mirrorscope__Response *resp, char *err, size_t errlen)
 {
     int bad = 0, rc;
+    int64_t from = 0, to = 0;
+    switch (req->body_case) {
+    case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
+        from = req->query_flows->from_ns, to = req->query_flows->to_ns;
+        break;
+    case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
+        from = req->top_talkers->from_ns, to = req->top_talkers->to_ns;
+        break;
+    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES:
+        from = req->time_series->from_ns, to = req->time_series->to_ns;
+        break;
+    default: break;
+    }
+    if (timeparse_check_range(from, to, err, errlen) < 0) return QUERY_BAD_REQUEST;
     switch (req->body_case) {
     case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
         rc = db_list_nodes(db, o->stale_ns, o->dead_ns, resp, err, errlen);

@@ -257,20 +257,17 @@ static void rest__job_free(rest_job *j)
     free(j);
 }
 
-/* The rows of a page: a JSON array of the Response's repeated field. */
-static json_t *rest__rows(const Mirrorscope__Response *resp, const char **key)
+/* The rows of a page: a JSON array of the Response's repeated field (the
+ * one its request fills; named by rest__key(), also when it is empty). */
+static json_t *rest__rows(const Mirrorscope__Response *resp)
 {
     json_t *a = json_array();
-    if (resp->n_nodes || resp->n_flows + resp->n_talkers + resp->n_minutes == 0) *key = "nodes";
     for (size_t i = 0; i < resp->n_nodes; i++)
         json_array_append_new(a, pbjson_message(&resp->nodes[i]->base));
-    if (resp->n_flows) *key = "flows";
     for (size_t i = 0; i < resp->n_flows; i++)
         json_array_append_new(a, pbjson_message(&resp->flows[i]->base));
-    if (resp->n_talkers) *key = "talkers";
     for (size_t i = 0; i < resp->n_talkers; i++)
         json_array_append_new(a, pbjson_message(&resp->talkers[i]->base));
-    if (resp->n_minutes) *key = "minutes";
     for (size_t i = 0; i < resp->n_minutes; i++)
         json_array_append_new(a, pbjson_message(&resp->minutes[i]->base));
     return a;
@@ -367,9 +364,8 @@ static void rest__done(void *arg, int rc, const char *err)
         rest__send_page(j);
         return;
     }
-    const char *key = rest__key(j->q);
     json_t *o = json_object();
-    json_object_set_new(o, key, rest__rows(&j->resp, &key));
+    json_object_set_new(o, rest__key(j->q), rest__rows(&j->resp));
     if (j->q->body_case == MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS)
         json_object_set_new(o, "next_cursor", j->resp.next_cursor && *j->resp.next_cursor
                                                   ? json_string(j->resp.next_cursor) : json_null());

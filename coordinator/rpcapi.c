@@ -5,6 +5,7 @@
 #include "log.h"
 #include "query.h"
 #include "token.h"
+#include "timeparse.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -85,6 +86,10 @@ static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope
     if (!q) {
         *bad = 1;
         snprintf(err, errlen, "empty search");
+        return -1;
+    }
+    if (timeparse_check_range(q->from_ns, q->to_ns, err, errlen) < 0) {
+        *bad = 1;
         return -1;
     }
     scatter_node *nodes = xcalloc(RPC_MAX_NODES, sizeof *nodes);

@@ -183,6 +183,7 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
                   const scatter_sink *sink, char *err, size_t errlen)
 {
     sc_search *s = NULL;
+    if (timeparse_check_range(q->from_ns, q->to_ns, err, errlen) < 0) return -1;
     if (sc__find(sc, client, id)) {
         snprintf(err, errlen, "a search with id %" PRIu64 " is already running", id);
         return -1;

@@ -82,6 +82,10 @@ int search_cli_main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder search: --to '%s' is not RFC 3339, Unix seconds or a duration like 15m\n", cfg.to);
         goto out;
     }
+    if (timeparse_check_range(q.from_ns, q.to_ns, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope-recorder search: %s\n", err);
+        goto out;
+    }
     if (!strcmp(cfg.write, "-") && isatty(1)) {
         fprintf(stderr, "mscope-recorder search: refusing to write pcap to a terminal; use -w FILE or a pipe\n");
         goto out;

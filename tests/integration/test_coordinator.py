@@ -96,6 +96,10 @@ def test_rpc(co, d, want_final):
                                  "--port", "443").stdout.decode(), "filtered flows")
     rc = mscope(co, "flows", "--host", "not-an-address", check_rc=False).returncode
     h.check(rc == 2, f"a bad filter value should exit 2, got {rc}")
+    for args, says in ((("--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"),
+                        b"empty time range"), (("--since", "100000000000h"), b"bad time")):
+        p = mscope(co, "flows", *args, check_rc=False)
+        h.check(p.returncode != 0 and says in p.stderr, f"flows {args}: {p.returncode} {p.stderr!r}")
     p = h.run([CLI, "--coordinator", co.rpc, "--token-file", os.path.join(d, "a.json"), "nodes"],
               check_rc=False)
     h.check(p.returncode == 3, f"a wrong token should exit 3, got {p.returncode}")

@@ -85,6 +85,11 @@ def flows_checks(api, co):
         h.check(len(seen) == NFLOWS and len(set(seen)) == NFLOWS,
                 f"order={order}: {len(seen)} rows, {len(set(seen))} distinct, want {NFLOWS}")
         print(f"ok  flows order={order}: {NFLOWS} flows in {pages} pages, each exactly once")
+    # An empty answer still names its rows (it once came back as "nodes").
+    for path, schema, key in (("flows", "FlowList", "flows"), ("top", "TalkerList", "talkers"),
+                              ("series", "MinuteList", "minutes")):
+        empty = api.get(f"/api/v1/{path}?from=1000000000&to=1000000001", schema)
+        h.check(empty.get(key) == [], f"empty {path}: {empty}")
     newest = api.get("/api/v1/flows?from=0&limit=50", "FlowList")["flows"]
     firsts = [int(f["record"]["first_ns"]) for f in newest]
     h.check(firsts == sorted(firsts, reverse=True), "default order is not newest first")
@@ -112,7 +117,10 @@ def error_checks(api, co):
            ("/api/v1/flows?order=sideways", "order"), ("/api/v1/flows?limit=0", "limit"),
            ("/api/v1/flows?from=yesterday-ish", "from"), ("/api/v1/flows?colour=red", "colour"),
            ("/api/v1/flows?cursor=garbage", "cursor"), ("/api/v1/top?by=planet", "by"),
-           ("/api/v1/series?server=300.1.1.1", "server"), ("/api/v1/flows?min_rtt=fast", "min_rtt")]
+           ("/api/v1/series?server=300.1.1.1", "server"), ("/api/v1/flows?min_rtt=fast", "min_rtt"),
+           ("/api/v1/flows?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "empty time range"),
+           ("/api/v1/top?from=1700000100&to=1700000000", "empty time range"),
+           ("/api/v1/flows?from=100000000000h", "from")]
     for path, name in bad:
         e = api.get(path, status=400)
         h.check(name in e["error"], f"{path}: the error does not name '{name}': {e}")
@@ -124,7 +132,8 @@ def error_checks(api, co):
     st, _, body = h.http_get(co.http, "/api/v1/flows", api.read, method="DELETE")
     h.check(st == 405, f"DELETE flows: {st}")
     for body in (b"not json", b"[1,2]", b'{"filter": 7}', b'{"colour": "red"}',
-                 b'{"filter": "tcp and and"}', b'{"nodes": ["nobody"]}'):
+                 b'{"filter": "tcp and and"}', b'{"nodes": ["nobody"]}',
+                 b'{"filter": "tcp", "from": "1700000100", "to": "1700000000"}'):
         st, _, ans = h.http_get(co.http, "/api/v1/search", api.admin, method="POST", body=body)
         h.check(st == 400, f"search body {body!r}: {st} {ans!r}")
         api.validate(json.loads(ans), "Error")

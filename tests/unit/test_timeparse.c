@@ -38,6 +38,38 @@ static void test_ago(void)
     ASSERT_EQ(t, now - 2 * 86400 * 1000000000LL);
     ASSERT_EQ(timeparse_parse("15q", now, &t), -1);
     ASSERT_EQ(timeparse_parse("", now, &t), -1);
+    /* Far out of range: refused, never wrapped around. */
+    t = 42;
+    ASSERT_EQ(timeparse_parse("100000000000h", now, &t), -1);
+    ASSERT_EQ(timeparse_parse("1e400s", now, &t), -1);
+    ASSERT_EQ(timeparse_parse("60y", now, &t), -1);
+    ASSERT_EQ(timeparse_parse("20000d", now, &t), -1); /* before 1970 */
+    ASSERT_EQ(t, 42);
+    ASSERT_EQ(timeparse_parse("19000d", now, &t), 0);
+}
+
+static void test_limits(void)
+{
+    int64_t t = 42;
+    ASSERT_EQ(timeparse_parse("9999-12-31T23:59:59Z", 0, &t), -1);
+    ASSERT_EQ(timeparse_parse("2263-01-01T00:00:00Z", 0, &t), -1);
+    ASSERT_EQ(t, 42);
+    ASSERT_EQ(timeparse_parse("2262-01-01T00:00:00Z", 0, &t), 0);
+    ASSERT_EQ(timeparse_parse("9999999999", 0, &t), -1);
+}
+
+static void test_range(void)
+{
+    char err[160] = "";
+    int64_t a = 1700000000LL * 1000000000LL, b = a + 1;
+    ASSERT_EQ(timeparse_check_range(a, b, err, sizeof err), 0);
+    ASSERT_EQ(timeparse_check_range(a, 0, err, sizeof err), 0);         /* no end */
+    ASSERT_EQ(timeparse_check_range(INT64_MIN, a, err, sizeof err), 0); /* no start */
+    ASSERT_EQ(timeparse_check_range(a, INT64_MAX, err, sizeof err), 0);
+    ASSERT_EQ(timeparse_check_range(b, a, err, sizeof err), -1);
+    ASSERT_STREQ(err, "empty time range: from 2023-11-14T22:13:20.000000001Z is not before to "
+                      "2023-11-14T22:13:20.000000000Z");
+    ASSERT_EQ(timeparse_check_range(a, a, err, sizeof err), -1);
 }
 
 static void test_format(void)
@@ -52,6 +84,8 @@ int main(void)
     RUN(test_rfc3339);
     RUN(test_unix);
     RUN(test_ago);
+    RUN(test_limits);
+    RUN(test_range);
     RUN(test_format);
     TEST_EXIT();
 }
