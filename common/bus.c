@@ -121,11 +121,15 @@ struct bus_sub {
     void *sock;
 };
 
-bus_sub_t *bus_sub_new(const char *endpoint, int hwm, char *err, size_t errlen)
+bus_sub_t *bus_sub_new(const char *endpoint, int hwm, size_t maxmsg, char *err, size_t errlen)
 {
     bus_sub_t *b = xcalloc(1, sizeof *b);
     if (bus__socket(ZMQ_SUB, "SUB", &b->ctx, &b->sock, err, errlen) < 0) goto fail;
     zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    /* Before the bind: ZeroMQ drops a peer that announces a bigger frame,
+     * before it allocates it. */
+    int64_t max = (int64_t)maxmsg;
+    zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &max, sizeof max);
     zmq_setsockopt(b->sock, ZMQ_SUBSCRIBE, "", 0);
     if (bus__attach(&b->ctx, &b->sock, endpoint, 1, err, errlen) < 0) goto fail;
     return b;

@@ -41,8 +41,9 @@ void bus_pub_close(bus_pub_t *b, int linger_ms);
 typedef struct bus_sub bus_sub_t;
 
 /* Bind a SUB socket on endpoint ("tcp://0.0.0.0:5556") subscribed to everything.
- * hwm bounds what ZeroMQ queues for us. Returns NULL with err set. */
-bus_sub_t *bus_sub_new(const char *endpoint, int hwm, char *err, size_t errlen);
+ * hwm bounds what ZeroMQ queues for us, in messages; a peer that sends a
+ * frame over maxmsg bytes is disconnected. Returns NULL with err set. */
+bus_sub_t *bus_sub_new(const char *endpoint, int hwm, size_t maxmsg, char *err, size_t errlen);
 
 /* Receive one [topic, data] message, waiting up to timeout_ms. topic gets
  * at most topiclen-1 bytes, NUL-terminated; data up to cap bytes (longer

@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INTAKE_MSG_MAX (64u << 20)
+/* The largest bus message: a recorder sends batches of 500 records (~200 KiB),
+ * flowgen up to 5000 (~2 MiB). Bigger frames cut their sender off. */
+#define INTAKE_MSG_MAX (8u << 20)
 #define INTAKE_BURST 1000      /* bus messages per wake-up */
 #define INTAKE_HWM 2000        /* ~2000 batches of up to 500 records queued in ZeroMQ */
 
@@ -175,7 +177,7 @@ intake_t *intake_new(uv_loop_t *loop, const intake_opts *o, liveset_t **live, sp
     in->writer[1] = writer_start(o->conninfo, spool, 0, intake__writer_idle, in, &in->write_latency);
     in->ordered = batch_new();
     in->plain = batch_new();
-    in->bus = bus_sub_new(o->endpoint, INTAKE_HWM, err, errlen);
+    in->bus = bus_sub_new(o->endpoint, INTAKE_HWM, INTAKE_MSG_MAX, err, errlen);
     if (!in->bus || !(in->watch = bus_watch_new(loop, in->bus, intake__on_readable, in, err, errlen))) {
         intake_free(in); /* its handles close with the loop's next run */
         return NULL;
