@@ -16,12 +16,26 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+# npm comes with NodeSource's nodejs, or as Debian's own package beside Debian's.
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "deps: installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "deps: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# HashiCorp's HCL parser for tests/integration/test_terraform.py (Terraform is
+# not packaged), exactly as the lockfile pins it; again only when the lockfile
+# is newer than what is installed.
+hcl="$(dirname "$0")/../tests/terraform"
+if [ ! -d "$hcl/node_modules" ] ||
+    [ -n "$(find "$hcl/package-lock.json" -newer "$hcl/node_modules")" ]; then
+    echo "deps: npm ci in tests/terraform"
+    (cd "$hcl" && npm ci --silent --no-audit --no-fund)
+    touch "$hcl/node_modules"
+fi
