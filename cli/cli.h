@@ -2,20 +2,23 @@
 #ifndef MSCOPE_CLI_H
 #define MSCOPE_CLI_H
 
+#include "bus.h"
+
 #include <stdint.h>
 
 #define CLI_MAX_ARGS 64
 
 typedef struct cli_settings {
-    char *coordinator, *token_file, *from, *to, *since, *host, *order, *node, *by, *metric;
+    char *coordinator, *token_file, *key_file, *coordinator_key, *from, *to, *since, *host, *order, *node, *by, *metric;
     char *write, *nodes;
     int64_t limit, port, proto, timeout, min_rtt;
     int64_t max_packets, max_bytes, dedup_window, node_timeout;
-    int json, retrans, dedup, allow_partial, quiet;
+    int json, retrans, dedup, allow_partial, quiet, insecure;
 } cli_settings;
 
-/* `mscope search`: words are the filter expression. Returns the exit status. */
-int cli_search(const cli_settings *s, const char *token, int64_t from_ns, int64_t to_ns,
-               const char *const *words, int nwords);
+/* `mscope search`: words are the filter expression; sec NULL for plain
+ * ZeroMQ. Returns the exit status. */
+int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
+               int64_t to_ns, const char *const *words, int nwords);
 
 #endif

@@ -34,6 +34,9 @@
 static const config_opt cli_opts[] = {
     { "coordinator", 'C', CFG_STR, O(coordinator), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "the coordinator's RPC address" },
     { "token-file", 'k', CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the coordinator's token file (default: $MSCOPE_TOKEN_FILE, else /var/lib/mscope/coordinator/rpc.token)" },
+    { "key-file", 0, CFG_STR, O(key_file), NULL, 0, 0, "FILE", "our CURVE key pair, whose .pub the coordinator allows (default: $MSCOPE_KEY_FILE, else /var/lib/mscope/coordinator/client.key)" },
+    { "coordinator-key", 0, CFG_STR, O(coordinator_key), NULL, 0, 0, "FILE", "the coordinator's public key (default: $MSCOPE_COORDINATOR_KEY, else /var/lib/mscope/coordinator/curve.pub)" },
+    { "insecure", 0, CFG_BOOL, O(insecure), NULL, 0, 0, NULL, "plain ZeroMQ, for a coordinator run with --insecure" },
     { "json", 'j', CFG_BOOL, O(json), NULL, 0, 0, NULL, "JSON for scripts (flows: an array of --flows-json objects)" },
     { "from", 0, CFG_STR, O(from), NULL, 0, 0, "TIME", "first instant (RFC 3339, Unix seconds, or a duration ago); default: 1h ago" },
     { "to", 0, CFG_STR, O(to), NULL, 0, 0, "TIME", "end instant, exclusive; default: now" },
@@ -71,7 +74,10 @@ static void usage(FILE *f)
                "  top       top talkers by bytes, packets, flows or retransmissions\n"
                "  series    per-minute time series\n"
                "  search    packets from every recorder, merged by time into one pcap:\n"
-               "            mscope search --since 20m 'host 10.0.3.7 and tcp port 443' -w incident.pcap\n\n"
+               "            mscope search --since 20m 'host 10.0.3.7 and tcp port 443' -w incident.pcap\n"
+               "  keygen NAME   write a new CURVE key pair to NAME.key (0600) and its public\n"
+               "            half to NAME.pub (for a coordinator's allowed keys, or a recorder's\n"
+               "            coordinator.pub)\n\n"
                "Time range (flows, top, series, search): --from/--since, --to; default: the last hour.\n\n"
                "exit status: 0 ok, 1 coordinator unreachable or failed, 2 bad usage or request,\n"
                "3 authentication refused, 4 search answer partial (some recorder did not answer\n"
@@ -87,6 +93,54 @@ static int read_token(const cli_settings *s, char tok[TOKEN_MAX])
     if (token_load(path, 0, tok, err, sizeof err) == 0) return 0;
     fprintf(stderr, "mscope: %s (use --token-file)\n", err);
     return -1;
+}
+
+/* The file named by an option, else an environment variable, else a default. */
+static const char *cli_path(const char *given, const char *env, const char *def)
+{
+    return given ? given : getenv(env) ? getenv(env) : def;
+}
+
+/* CURVE: our pair and the coordinator's public key. Returns 0, or -1 said. */
+static int read_keys(const cli_settings *s, bus_sec *sec)
+{
+    char err[1024];
+    const char *kf = cli_path(s->key_file, "MSCOPE_KEY_FILE", "/var/lib/mscope/coordinator/client.key");
+    const char *cf = cli_path(s->coordinator_key, "MSCOPE_COORDINATOR_KEY",
+                              "/var/lib/mscope/coordinator/curve.pub");
+    busauth_pair coord;
+    memset(sec, 0, sizeof *sec);
+    if (busauth_load(kf, 1, &sec->self, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope: %s (use --key-file; make a pair with 'mscope keygen NAME' and put "
+                        "NAME.pub in the coordinator's allowed keys)\n", err);
+        return -1;
+    }
+    if (busauth_load(cf, 0, &coord, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope: %s (use --coordinator-key: a copy of the coordinator's "
+                        "curve.pub)\n", err);
+        return -1;
+    }
+    memcpy(sec->server_key, coord.pub, sizeof coord.pub);
+    return 0;
+}
+
+/* `mscope keygen NAME`: NAME.key and NAME.pub (NAME may end in .key). */
+static int keygen(const char *name)
+{
+    char err[1024], keypath[4096], pubpath[4200];
+    size_t n = strlen(name);
+    if (n > 4 && !strcmp(name + n - 4, ".key")) snprintf(keypath, sizeof keypath, "%s", name);
+    else snprintf(keypath, sizeof keypath, "%s.key", name);
+    busauth_pub_path(keypath, pubpath, sizeof pubpath);
+    busauth_pair kp;
+    if (busauth_generate(&kp, err, sizeof err) < 0 ||
+        busauth_write(&kp, keypath, pubpath, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope keygen: %s\n", err);
+        return 1;
+    }
+    printf("%s: the key pair (secret: keep it 0600)\n%s: its public key %s\n", keypath, pubpath,
+           kp.pub);
+    return 0;
 }
 
 static void ip_str(ProtobufCBinaryData ip, char *out, size_t len)
@@ -319,6 +373,14 @@ int main(int argc, char **argv)
         goto out;
     }
     const char *cmd = pos[0];
+    if (!strcmp(cmd, "keygen")) {
+        if (npos != 2) {
+            fprintf(stderr, "mscope: usage: mscope keygen NAME (writes NAME.key and NAME.pub)\n");
+            goto out;
+        }
+        rc = keygen(pos[1]);
+        goto out;
+    }
     int64_t now = timeparse_now_ns(), from = now - 3600LL * 1000000000LL, to = 0;
     const char *fs = s.since ? s.since : s.from;
     if (fs && timeparse_parse(fs, now, &from) < 0) {
@@ -338,9 +400,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope: unexpected argument '%s'\n", pos[1]);
         goto out;
     }
-    if (read_token(&s, token) < 0) goto out;
+    bus_sec sec;
+    if (read_token(&s, token) < 0 || (!s.insecure && read_keys(&s, &sec) < 0)) goto out;
     if (!strcmp(cmd, "search")) {
-        rc = cli_search(&s, token, from, to, pos + 1, npos - 1);
+        rc = cli_search(&s, s.insecure ? NULL : &sec, token, from, to, pos + 1, npos - 1);
         goto out;
     }
     Mirrorscope__Request req;
@@ -395,11 +458,12 @@ int main(int argc, char **argv)
     uint8_t *buf = xmalloc(n + 1);
     mirrorscope__request__pack(&req, buf);
     void *reply = NULL;
-    long got = bus_rpc_call(s.coordinator, buf, n, &reply, (int)(s.timeout / 1000000), err, sizeof err);
+    long got = bus_rpc_call(s.coordinator, s.insecure ? NULL : &sec, buf, n, &reply,
+                            (int)(s.timeout / 1000000), err, sizeof err);
     free(buf);
     if (got < 0) {
         fprintf(stderr, "mscope: %s\n", err);
-        rc = 1;
+        rc = got == -EACCES ? 3 : 1;
         goto out;
     }
     Mirrorscope__Response *resp = mirrorscope__response__unpack(NULL, (size_t)got, reply);

@@ -75,8 +75,8 @@ static void print_summary(const Mirrorscope__SearchTrailer *t)
     if (t->duplicates) fprintf(stderr, "%" PRIu64 " duplicate packets dropped\n", t->duplicates);
 }
 
-int cli_search(const cli_settings *s, const char *token, int64_t from_ns, int64_t to_ns,
-               const char *const *words, int nwords)
+int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
+               int64_t to_ns, const char *const *words, int nwords)
 {
     char expr[8192] = "", err[1024];
     int rc = 2;
@@ -127,7 +127,7 @@ int cli_search(const cli_settings *s, const char *token, int64_t from_ns, int64_
     req.search = &q;
 
     rc = 1;
-    d = bus_dealer_new(s->coordinator, SEARCH_RX_MAX, err, sizeof err);
+    d = bus_dealer_new(s->coordinator, SEARCH_RX_MAX, sec, err, sizeof err);
     if (!d) {
         fprintf(stderr, "mscope search: %s\n", err);
         goto out;
@@ -168,6 +168,13 @@ int cli_search(const cli_settings *s, const char *token, int64_t from_ns, int64_
         int r = bus_dealer_recv(d, rx, SEARCH_RX_MAX, &len, 200);
         int64_t now = timeparse_mono_ns();
         if (r == 0) {
+            int hs = bus_socket_handshake(d);
+            if (hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED) {
+                fprintf(stderr, "%smscope search: %s: %s\n", progress ? "\n" : "", s->coordinator,
+                        bus_handshake_str(hs));
+                rc = 3;
+                goto out;
+            }
             if (now - last_msg > wait_ns) {
                 fprintf(stderr, "%smscope search: no answer from %s for %.0f s (is the coordinator running?)\n",
                         progress ? "\n" : "", s->coordinator, (double)wait_ns / 1e9);

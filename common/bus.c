@@ -1,5 +1,6 @@
 /* bus.c - the ZeroMQ sockets: the bus (XPUB/SUB), the RPC server (ROUTER)
- * and its stream clients (DEALER); see bus.h. The only libzmq user. */
+ * and its stream clients (DEALER); see bus.h. With busauth.c (keys, ZAP),
+ * the only libzmq user. */
 #include "bus.h"
 
 #include "log.h"
@@ -11,58 +12,156 @@
 #include <string.h>
 #include <zmq.h>
 
-/* Every socket object starts with these two fields, so bus_socket_fd()
- * and bus_socket_readable() can take any of them. */
+/* Every socket object starts with these fields, so bus_socket_fd(),
+ * bus_socket_readable() and bus_socket_refused() can take any of them. */
 typedef struct bus__base {
     void *ctx;
     void *sock;
+    busauth_zap *zap; /* servers with CURVE: who may connect */
+    void *mon;        /* clients with CURVE: handshake events (PAIR) */
+    int handshake;    /* the last handshake event seen on mon, 0 none */
 } bus__base;
 
 struct bus_pub {
     void *ctx;
     void *sock;
+    busauth_zap *zap;
+    void *mon;
+    int handshake;
     int subscribed;
 };
 
 /* Every socket here has its own context and linger 0 (set longer where a
- * close must deliver). Returns 0 with *ctx and *sock set, or -1 with err. */
-static int bus__socket(int type, const char *name, void **ctx, void **sock, char *err,
-                       size_t errlen)
+ * close must deliver). Returns 0 with b->ctx and b->sock set, or -1 with err. */
+static int bus__socket(int type, const char *name, bus__base *b, char *err, size_t errlen)
 {
     int zero = 0;
-    *ctx = zmq_ctx_new();
-    *sock = *ctx ? zmq_socket(*ctx, type) : NULL;
-    if (!*sock) {
+    b->ctx = zmq_ctx_new();
+    b->sock = b->ctx ? zmq_socket(b->ctx, type) : NULL;
+    if (!b->sock) {
         snprintf(err, errlen, "zmq_socket(%s) failed: %s", name, zmq_strerror(errno));
-        if (*ctx) zmq_ctx_term(*ctx);
-        *ctx = NULL;
+        if (b->ctx) zmq_ctx_term(b->ctx);
+        b->ctx = NULL;
         return -1;
     }
-    zmq_setsockopt(*sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
     return 0;
 }
 
-/* Bind or connect; on failure close the socket and context. */
-static int bus__attach(void **ctx, void **sock, const char *endpoint, int bind, char *err,
-                       size_t errlen)
+/* Close a socket and its context (and the context's ZAP handler, which
+ * only leaves once the context is shut down). */
+static void bus__close(bus__base *b)
 {
-    if ((bind ? zmq_bind(*sock, endpoint) : zmq_connect(*sock, endpoint)) == 0) return 0;
-    snprintf(err, errlen, "%s(%s) failed: %s", bind ? "zmq_bind" : "zmq_connect", endpoint,
-             zmq_strerror(errno));
-    zmq_close(*sock);
-    zmq_ctx_term(*ctx);
-    *sock = *ctx = NULL;
+    if (b->sock) zmq_close(b->sock);
+    if (b->mon) zmq_close(b->mon);
+    if (b->zap) {
+        zmq_ctx_shutdown(b->ctx);
+        busauth_zap_stop(b->zap);
+    }
+    if (b->ctx) zmq_ctx_term(b->ctx);
+    b->sock = b->ctx = b->mon = NULL;
+    b->zap = NULL;
+}
+
+/* CURVE for a server socket: the ZAP handler on its context first (without
+ * one libzmq lets in any client that knows our public key), then the
+ * socket options. Nothing to do for sec NULL (plain). Returns 0 or -1. */
+static int bus__secure_server(bus__base *b, const bus_sec *sec, const char *what, char *err,
+                              size_t errlen)
+{
+    if (!sec) return 0;
+    int one = 1;
+    if (!(b->zap = busauth_zap_start(b->ctx, what, sec->allow_dir, sec->allow_key, err, errlen)))
+        return -1;
+    if (zmq_setsockopt(b->sock, ZMQ_ZAP_DOMAIN, "mscope", 6) < 0 ||
+        zmq_setsockopt(b->sock, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+        zmq_setsockopt(b->sock, ZMQ_CURVE_SECRETKEY, sec->self.sec, BUSAUTH_KEY_LEN) < 0) {
+        snprintf(err, errlen, "%s: CURVE server options: %s", what, zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* CURVE for a client socket: our pair and the server's public key, and a
+ * monitor of the handshakes, so that a refusal can be told from silence. */
+static int bus__secure_client(bus__base *b, const bus_sec *sec, char *err, size_t errlen)
+{
+    if (!sec) return 0;
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://mscope-handshakes-%p", (void *)b);
+    if (zmq_setsockopt(b->sock, ZMQ_CURVE_SERVERKEY, sec->server_key, BUSAUTH_KEY_LEN) < 0 ||
+        zmq_setsockopt(b->sock, ZMQ_CURVE_PUBLICKEY, sec->self.pub, BUSAUTH_KEY_LEN) < 0 ||
+        zmq_setsockopt(b->sock, ZMQ_CURVE_SECRETKEY, sec->self.sec, BUSAUTH_KEY_LEN) < 0 ||
+        zmq_socket_monitor(b->sock, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
+        !(b->mon = zmq_socket(b->ctx, ZMQ_PAIR)) || zmq_connect(b->mon, mon) < 0) {
+        snprintf(err, errlen, "CURVE client options: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Secure, then bind or connect; on failure close everything. */
+static int bus__attach(bus__base *b, const bus_sec *sec, const char *what, const char *endpoint,
+                       int bind, char *err, size_t errlen)
+{
+    int rc = bind ? bus__secure_server(b, sec, what, err, errlen)
+                  : bus__secure_client(b, sec, err, errlen);
+    if (rc == 0 && (bind ? zmq_bind(b->sock, endpoint) : zmq_connect(b->sock, endpoint)) == 0)
+        return 0;
+    if (rc == 0)
+        snprintf(err, errlen, "%s(%s) failed: %s", bind ? "zmq_bind" : "zmq_connect", endpoint,
+                 zmq_strerror(errno));
+    bus__close(b);
     return -1;
 }
 
-bus_pub_t *bus_pub_new(const char *endpoint, int hwm, char *err, size_t errlen)
+int bus_socket_handshake(void *sock)
+{
+    bus__base *b = sock;
+    while (b->mon) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, b->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        /* An event is two frames: [u16 event, u32 value] and the endpoint. */
+        if (zmq_msg_more(&m) && zmq_msg_size(&m) >= 2) {
+            uint16_t ev;
+            memcpy(&ev, zmq_msg_data(&m), 2);
+            b->handshake = ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED       ? BUS_HANDSHAKE_OK
+                         : ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH     ? BUS_HANDSHAKE_REFUSED
+                                                                     : BUS_HANDSHAKE_FAILED;
+        }
+        zmq_msg_close(&m);
+    }
+    return b->handshake;
+}
+
+const char *bus_handshake_str(int h)
+{
+    switch (h) {
+    case BUS_HANDSHAKE_OK: return "connected";
+    case BUS_HANDSHAKE_REFUSED: return "the server refused our key (it is not in its allow-list)";
+    case BUS_HANDSHAKE_FAILED:
+        return "the CURVE handshake failed (a wrong server key, or the server runs --insecure)";
+    default: return "no connection yet";
+    }
+}
+
+bus_pub_t *bus_pub_new(const char *endpoint, int hwm, const bus_sec *sec, char *err,
+                       size_t errlen)
 {
     bus_pub_t *b = xcalloc(1, sizeof *b);
     int one = 1;
-    if (bus__socket(ZMQ_XPUB, "XPUB", &b->ctx, &b->sock, err, errlen) < 0) goto fail;
+    if (bus__socket(ZMQ_XPUB, "XPUB", (bus__base *)b, err, errlen) < 0) goto fail;
     zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->sock, ZMQ_XPUB_NODROP, &one, sizeof one);
-    if (bus__attach(&b->ctx, &b->sock, endpoint, 0, err, errlen) < 0) goto fail;
+    if (bus__attach((bus__base *)b, sec, "bus", endpoint, 0, err, errlen) < 0)
+        goto fail;
     return b;
 fail:
     free(b);
@@ -111,27 +210,31 @@ void bus_pub_close(bus_pub_t *b, int linger_ms)
 {
     if (!b) return;
     zmq_setsockopt(b->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    zmq_close(b->sock);
-    zmq_ctx_term(b->ctx);
+    bus__close((bus__base *)b);
     free(b);
 }
 
 struct bus_sub {
     void *ctx;
     void *sock;
+    busauth_zap *zap;
+    void *mon;
+    int handshake;
 };
 
-bus_sub_t *bus_sub_new(const char *endpoint, int hwm, size_t maxmsg, char *err, size_t errlen)
+bus_sub_t *bus_sub_new(const char *endpoint, int hwm, size_t maxmsg, const bus_sec *sec,
+                       char *err, size_t errlen)
 {
     bus_sub_t *b = xcalloc(1, sizeof *b);
-    if (bus__socket(ZMQ_SUB, "SUB", &b->ctx, &b->sock, err, errlen) < 0) goto fail;
+    if (bus__socket(ZMQ_SUB, "SUB", (bus__base *)b, err, errlen) < 0) goto fail;
     zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     /* Before the bind: ZeroMQ drops a peer that announces a bigger frame,
      * before it allocates it. */
     int64_t max = (int64_t)maxmsg;
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &max, sizeof max);
     zmq_setsockopt(b->sock, ZMQ_SUBSCRIBE, "", 0);
-    if (bus__attach(&b->ctx, &b->sock, endpoint, 1, err, errlen) < 0) goto fail;
+    if (bus__attach((bus__base *)b, sec, "bus", endpoint, 1, err, errlen) < 0)
+        goto fail;
     return b;
 fail:
     free(b);
@@ -139,22 +242,33 @@ fail:
 }
 
 long bus_sub_recv(bus_sub_t *b, char *topic, size_t topiclen, void *data, size_t cap,
-                  int timeout_ms)
+                  char *peer_key, int timeout_ms)
 {
     zmq_pollitem_t it = { b->sock, 0, ZMQ_POLLIN, 0 };
     int rc = zmq_poll(&it, 1, timeout_ms);
     if (rc < 0) return errno == EINTR ? 0 : -errno;
     if (rc == 0) return 0;
-    int n = zmq_recv(b->sock, topic, topiclen - 1, ZMQ_DONTWAIT);
-    if (n < 0) return errno == EAGAIN ? 0 : -errno;
-    topic[(size_t)n < topiclen - 1 ? (size_t)n : topiclen - 1] = 0;
+    zmq_msg_t t;
+    zmq_msg_init(&t);
+    if (zmq_msg_recv(&t, b->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&t);
+        return errno == EAGAIN ? 0 : -errno;
+    }
+    size_t n = zmq_msg_size(&t) < topiclen - 1 ? zmq_msg_size(&t) : topiclen - 1;
+    memcpy(topic, zmq_msg_data(&t), n);
+    topic[n] = 0;
+    if (peer_key) { /* the User-Id our ZAP handler gave the connection: its key */
+        const char *uid = zmq_msg_gets(&t, "User-Id");
+        snprintf(peer_key, BUSAUTH_KEY_LEN + 1, "%s", uid ? uid : "");
+    }
+    zmq_msg_close(&t);
     int more = 0;
     size_t ml = sizeof more;
     zmq_getsockopt(b->sock, ZMQ_RCVMORE, &more, &ml);
     if (!more) return -EPROTO;
-    n = zmq_recv(b->sock, data, cap, 0);
-    if (n < 0) return -errno;
-    long len = n;
+    int got = zmq_recv(b->sock, data, cap, 0);
+    if (got < 0) return -errno;
+    long len = got;
     zmq_getsockopt(b->sock, ZMQ_RCVMORE, &more, &ml);
     int bad = 0;
     while (more) { /* swallow extra frames of a malformed message */
@@ -171,8 +285,7 @@ long bus_sub_recv(bus_sub_t *b, char *topic, size_t topiclen, void *data, size_t
 void bus_sub_close(bus_sub_t *b)
 {
     if (!b) return;
-    zmq_close(b->sock);
-    zmq_ctx_term(b->ctx);
+    bus__close((bus__base *)b);
     free(b);
 }
 
@@ -181,22 +294,27 @@ void bus_sub_close(bus_sub_t *b)
 struct bus_rpc {
     void *ctx;
     void *sock;
+    busauth_zap *zap;
+    void *mon;
+    int handshake;
     zmq_msg_t env[RPC_ENVELOPE_MAX];
     int nenv;
 };
 
-bus_rpc_t *bus_rpc_new(const char *endpoint, char *err, size_t errlen)
+bus_rpc_t *bus_rpc_new(const char *endpoint, const bus_sec *sec, const char *what, char *err,
+                       size_t errlen)
 {
     bus_rpc_t *r = xcalloc(1, sizeof *r);
     int64_t maxsize = 1 << 20;
     int one = 1;
-    if (bus__socket(ZMQ_ROUTER, "ROUTER", &r->ctx, &r->sock, err, errlen) < 0) goto fail;
+    if (bus__socket(ZMQ_ROUTER, "ROUTER", (bus__base *)r, err, errlen) < 0) goto fail;
     /* A request is small: refuse anything over 1 MiB at the transport. */
     zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
     /* Report a requester that has gone (EHOSTUNREACH) instead of dropping
      * silently: a stream to it is then stopped at once. */
     zmq_setsockopt(r->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    if (bus__attach(&r->ctx, &r->sock, endpoint, 1, err, errlen) < 0) goto fail;
+    if (bus__attach((bus__base *)r, sec, what, endpoint, 1, err, errlen) < 0)
+        goto fail;
     return r;
 fail:
     free(r);
@@ -274,34 +392,45 @@ void bus_rpc_close(bus_rpc_t *r)
 {
     if (!r) return;
     bus__rpc_drop_env(r);
-    zmq_close(r->sock);
-    zmq_ctx_term(r->ctx);
+    bus__close((bus__base *)r);
     free(r);
 }
 
-long bus_rpc_call(const char *endpoint, const void *req, size_t len, void **reply,
-                  int timeout_ms, char *err, size_t errlen)
+long bus_rpc_call(const char *endpoint, const bus_sec *sec, const void *req, size_t len,
+                  void **reply, int timeout_ms, char *err, size_t errlen)
 {
     long rc = -1;
-    void *ctx, *s;
+    bus__base b = { 0 };
     *reply = NULL;
-    if (bus__socket(ZMQ_DEALER, "DEALER", &ctx, &s, err, errlen) < 0) return -EIO;
-    if (bus__attach(&ctx, &s, endpoint, 0, err, errlen) < 0) return -EIO;
-    if (zmq_send(s, req, len, 0) < 0) {
+    if (bus__socket(ZMQ_DEALER, "DEALER", &b, err, errlen) < 0) return -EIO;
+    if (bus__attach(&b, sec, "rpc", endpoint, 0, err, errlen) < 0) return -EIO;
+    if (zmq_send(b.sock, req, len, 0) < 0) {
         snprintf(err, errlen, "sending to %s failed: %s", endpoint, zmq_strerror(errno));
         rc = -errno;
         goto out;
     }
-    zmq_pollitem_t it = { s, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll(&it, 1, timeout_ms) <= 0) {
-        snprintf(err, errlen, "no answer from %s within %d ms (is the coordinator running?)",
-                 endpoint, timeout_ms);
-        rc = -ETIMEDOUT;
-        goto out;
+    /* Wait for the answer, or for a handshake that fails (then there will
+     * be none: say why at once instead of timing out). */
+    for (int waited = 0;; waited += 50) {
+        zmq_pollitem_t it = { b.sock, 0, ZMQ_POLLIN, 0 };
+        int left = timeout_ms - waited;
+        if (zmq_poll(&it, 1, left < 50 ? (left > 0 ? left : 0) : 50) > 0) break;
+        int hs = bus_socket_handshake(&b);
+        if (hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED) {
+            snprintf(err, errlen, "%s: %s", endpoint, bus_handshake_str(hs));
+            rc = -EACCES;
+            goto out;
+        }
+        if (left <= 50) {
+            snprintf(err, errlen, "no answer from %s within %d ms (is the coordinator running?)",
+                     endpoint, timeout_ms);
+            rc = -ETIMEDOUT;
+            goto out;
+        }
     }
     zmq_msg_t m;
     zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, s, 0) < 0) {
+    if (zmq_msg_recv(&m, b.sock, 0) < 0) {
         snprintf(err, errlen, "receiving from %s failed: %s", endpoint, zmq_strerror(errno));
         rc = -errno;
         zmq_msg_close(&m);
@@ -312,23 +441,27 @@ long bus_rpc_call(const char *endpoint, const void *req, size_t len, void **repl
     memcpy(*reply, zmq_msg_data(&m), (size_t)rc);
     zmq_msg_close(&m);
 out:
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    bus__close(&b);
     return rc;
 }
 
 struct bus_dealer {
     void *ctx;
     void *sock;
+    busauth_zap *zap; /* always NULL: a client */
+    void *mon;
+    int handshake;
 };
 
-bus_dealer_t *bus_dealer_new(const char *endpoint, long maxmsg, char *err, size_t errlen)
+bus_dealer_t *bus_dealer_new(const char *endpoint, long maxmsg, const bus_sec *sec, char *err,
+                             size_t errlen)
 {
     bus_dealer_t *d = xcalloc(1, sizeof *d);
     int64_t max = maxmsg;
-    if (bus__socket(ZMQ_DEALER, "DEALER", &d->ctx, &d->sock, err, errlen) < 0) goto fail;
+    if (bus__socket(ZMQ_DEALER, "DEALER", (bus__base *)d, err, errlen) < 0) goto fail;
     zmq_setsockopt(d->sock, ZMQ_MAXMSGSIZE, &max, sizeof max);
-    if (bus__attach(&d->ctx, &d->sock, endpoint, 0, err, errlen) < 0) goto fail;
+    if (bus__attach((bus__base *)d, sec, "search", endpoint, 0, err, errlen) < 0)
+        goto fail;
     return d;
 fail:
     free(d);
@@ -369,8 +502,7 @@ void bus_dealer_close(bus_dealer_t *d, int linger_ms)
 {
     if (!d) return;
     zmq_setsockopt(d->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    zmq_close(d->sock);
-    zmq_ctx_term(d->ctx);
+    bus__close((bus__base *)d);
     free(d);
 }
 
@@ -380,6 +512,11 @@ int bus_socket_fd(void *sock)
     size_t len = sizeof fd;
     if (zmq_getsockopt(((const bus__base *)sock)->sock, ZMQ_FD, &fd, &len) < 0) return -errno;
     return fd;
+}
+
+uint64_t bus_socket_refused(void *sock)
+{
+    return busauth_zap_refused(((const bus__base *)sock)->zap);
 }
 
 int bus_socket_readable(void *sock)

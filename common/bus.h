@@ -8,17 +8,36 @@
  * connection is up - ZeroMQ's "slow joiner"), and with XPUB_NODROP a full
  * queue is reported to us instead of dropping silently (ZeroMQ's default
  * high-water mark silently sheds most of a burst).
+ *
+ * Every constructor takes a bus_sec: with it the socket speaks CURVE
+ * (encrypted; a server lets in only the client keys its allow-list names,
+ * see busauth.h); NULL means plain ZeroMQ, which daemons use only when
+ * told --insecure.
  */
 #ifndef MSCOPE_BUS_H
 #define MSCOPE_BUS_H
 
+#include "busauth.h"
+
 #include <stddef.h>
+#include <stdint.h>
+
+/* How a socket proves who it is and whom it lets in. Borrowed by the
+ * constructors for their duration only (the ZAP handler copies what it
+ * keeps). */
+typedef struct bus_sec {
+    busauth_pair self;                    /* this end's key pair */
+    char server_key[BUSAUTH_KEY_LEN + 1]; /* clients: the server's public key */
+    const char *allow_dir;                /* servers: allowed client keys (*.pub); may be NULL */
+    const char *allow_key;                /* servers: one more allowed key; may be NULL */
+} bus_sec;
 
 typedef struct bus_pub bus_pub_t;
 
 /* Connect a publisher to endpoint ("tcp://host:5556"). hwm is the number of
  * messages queued before sends report -EAGAIN. Returns NULL with err set. */
-bus_pub_t *bus_pub_new(const char *endpoint, int hwm, char *err, size_t errlen);
+bus_pub_t *bus_pub_new(const char *endpoint, int hwm, const bus_sec *sec, char *err,
+                       size_t errlen);
 
 /* Wait up to timeout_ms for a subscriber. Returns 1 once one has joined
  * (now or before), 0 on timeout. */
@@ -43,22 +62,27 @@ typedef struct bus_sub bus_sub_t;
 /* Bind a SUB socket on endpoint ("tcp://0.0.0.0:5556") subscribed to everything.
  * hwm bounds what ZeroMQ queues for us, in messages; a peer that sends a
  * frame over maxmsg bytes is disconnected. Returns NULL with err set. */
-bus_sub_t *bus_sub_new(const char *endpoint, int hwm, size_t maxmsg, char *err, size_t errlen);
+bus_sub_t *bus_sub_new(const char *endpoint, int hwm, size_t maxmsg, const bus_sec *sec,
+                       char *err, size_t errlen);
 
 /* Receive one [topic, data] message, waiting up to timeout_ms. topic gets
  * at most topiclen-1 bytes, NUL-terminated; data up to cap bytes (longer
- * messages are cut and reported as -EMSGSIZE). Returns the data length, 0 on
- * timeout, or -errno; a message that is not two frames is -EPROTO. */
+ * messages are cut and reported as -EMSGSIZE). peer_key (may be NULL; else
+ * BUSAUTH_KEY_LEN + 1 bytes) gets the sender's public key, "" when plain.
+ * Returns the data length, 0 on timeout, or -errno; a message that is not
+ * two frames is -EPROTO. */
 long bus_sub_recv(bus_sub_t *b, char *topic, size_t topiclen, void *data, size_t cap,
-                  int timeout_ms);
+                  char *peer_key, int timeout_ms);
 
 void bus_sub_close(bus_sub_t *b);
 /* ---- RPC server (ROUTER) ------------------------------------------------- */
 
 typedef struct bus_rpc bus_rpc_t;
 
-/* Bind a ROUTER socket for requests from REQ or DEALER clients. */
-bus_rpc_t *bus_rpc_new(const char *endpoint, char *err, size_t errlen);
+/* Bind a ROUTER socket for requests from REQ or DEALER clients. what names
+ * it in logs ("rpc", "search"). */
+bus_rpc_t *bus_rpc_new(const char *endpoint, const bus_sec *sec, const char *what, char *err,
+                       size_t errlen);
 
 /* Receive one request, waiting up to timeout_ms. The routing envelope is
  * kept inside the server until bus_rpc_reply(). Returns 1 with the body's
@@ -94,7 +118,8 @@ int bus_rpc_send_to(bus_rpc_t *r, const bus_peer *p, const void *data, size_t le
  * guard against garbage). */
 typedef struct bus_dealer bus_dealer_t;
 
-bus_dealer_t *bus_dealer_new(const char *endpoint, long maxmsg, char *err, size_t errlen);
+bus_dealer_t *bus_dealer_new(const char *endpoint, long maxmsg, const bus_sec *sec, char *err,
+                             size_t errlen);
 
 /* Send without blocking (queued until connected). 0, -EAGAIN or -errno. */
 int bus_dealer_send(bus_dealer_t *d, const void *data, size_t len);
@@ -116,10 +141,19 @@ void bus_dealer_close(bus_dealer_t *d, int linger_ms);
 int bus_socket_fd(void *sock);
 int bus_socket_readable(void *sock);
 
+/* Servers with CURVE: peers refused so far (sock: bus_sub_t, bus_rpc_t). */
+uint64_t bus_socket_refused(void *sock);
+
+/* Clients with CURVE: how the last handshake went (sock: bus_pub_t,
+ * bus_dealer_t). Plain sockets always say BUS_HANDSHAKE_NONE. */
+enum { BUS_HANDSHAKE_NONE, BUS_HANDSHAKE_OK, BUS_HANDSHAKE_REFUSED, BUS_HANDSHAKE_FAILED };
+int bus_socket_handshake(void *sock);
+const char *bus_handshake_str(int handshake);
+
 /* One request, one reply, waiting up to timeout_ms for it. On success the
- * reply (malloc'd) is in *reply. Returns its length, or -ETIMEDOUT /
- * -errno with err set. */
-long bus_rpc_call(const char *endpoint, const void *req, size_t len, void **reply,
-                  int timeout_ms, char *err, size_t errlen);
+ * reply (malloc'd) is in *reply. Returns its length, -ETIMEDOUT, -EACCES
+ * when the handshake failed (err says why), or -errno with err set. */
+long bus_rpc_call(const char *endpoint, const bus_sec *sec, const void *req, size_t len,
+                  void **reply, int timeout_ms, char *err, size_t errlen);
 
 #endif

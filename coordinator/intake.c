@@ -43,6 +43,7 @@ struct intake {
     liveset_t *live;
     spool_t *spool;
     uint64_t batch_seq, batches, records_in, bad_messages;
+    char peer_key[BUSAUTH_KEY_LEN + 1]; /* the sender of the message being read */
     int64_t last_flush;
     metrics_hist write_latency;
 };
@@ -81,7 +82,7 @@ static void intake__heartbeat(intake_t *in, const uint8_t *data, size_t len)
         if (h) mirrorscope__heartbeat__free_unpacked(h, NULL);
         return;
     }
-    registry_heartbeat(in->reg, &h);
+    registry_heartbeat(in->reg, &h, in->peer_key);
 }
 
 /* Seal *b with a ledger id unique across our restarts and hand it to w. */
@@ -127,7 +128,8 @@ static void intake__on_readable(void *data)
     intake_t *in = data;
     for (int burst = 0; burst < INTAKE_BURST && !in->paused; burst++) {
         char topic[32];
-        long n = bus_sub_recv(in->bus, topic, sizeof topic, in->msg, INTAKE_MSG_MAX, 0);
+        long n = bus_sub_recv(in->bus, topic, sizeof topic, in->msg, INTAKE_MSG_MAX,
+                              in->peer_key, 0);
         if (n == 0) break;
         if (n > 0 && !strcmp(topic, "flow")) intake__flow(in, in->msg, (size_t)n);
         else if (n > 0 && !strcmp(topic, "hb")) intake__heartbeat(in, in->msg, (size_t)n);
@@ -177,7 +179,7 @@ intake_t *intake_new(uv_loop_t *loop, const intake_opts *o, liveset_t **live, sp
     in->writer[1] = writer_start(o->conninfo, spool, 0, intake__writer_idle, in, &in->write_latency);
     in->ordered = batch_new();
     in->plain = batch_new();
-    in->bus = bus_sub_new(o->endpoint, INTAKE_HWM, INTAKE_MSG_MAX, err, errlen);
+    in->bus = bus_sub_new(o->endpoint, INTAKE_HWM, INTAKE_MSG_MAX, o->sec, err, errlen);
     if (!in->bus || !(in->watch = bus_watch_new(loop, in->bus, intake__on_readable, in, err, errlen))) {
         intake_free(in); /* its handles close with the loop's next run */
         return NULL;
@@ -238,7 +240,8 @@ void intake_get_stats(const intake_t *in, intake_stats *out)
     }
     *out = (intake_stats){ .batches = in->batches, .records_in = in->records_in,
                            .bad_messages = in->bad_messages, .pending = intake__pending(in),
-                           .paused = in->paused, .writers = ws };
+                           .paused = in->paused, .writers = ws,
+                           .refused_peers = in->bus ? bus_socket_refused(in->bus) : 0 };
 }
 
 const metrics_hist *intake_write_latency(const intake_t *in) { return &in->write_latency; }

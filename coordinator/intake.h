@@ -22,6 +22,7 @@ typedef struct intake intake_t;
 
 typedef struct intake_opts {
     const char *endpoint;       /* where recorders publish (bound) */
+    const bus_sec *sec;         /* CURVE (used at start only); NULL: plain */
     const char *conninfo;       /* for the writers' connections */
     int64_t start_ns;           /* the coordinator's start: batch ids unique across restarts */
     int64_t flush_interval_ns;  /* hand records over at least this often */
@@ -31,6 +32,7 @@ typedef struct intake_opts {
 
 typedef struct intake_stats {
     uint64_t batches, records_in, bad_messages, pending;
+    uint64_t refused_peers;     /* connections refused: key not allowed */
     int paused;                 /* the bus is held back now */
     writer_stats writers;       /* both writers' counters, summed */
 } intake_stats;

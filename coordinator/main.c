@@ -50,9 +50,10 @@
 
 typedef struct coord_settings {
     char *data_dir, *db, *bus, *rpc, *http, *token_file, *search_token_file, *api_read_token_file,
-        *api_admin_token_file, *log_level, *stats_file;
+        *api_admin_token_file, *log_level, *stats_file, *key_file, *allow_dir;
     int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
         retention_days, housekeeping_interval, search_window, search_node_timeout, search_idle_timeout, max_searches;
+    int insecure;
 } coord_settings;
 
 #define O(f) offsetof(coord_settings, f)
@@ -66,6 +67,9 @@ static const config_opt coord_opts[] = {
     { "api-admin-token-file", 0, CFG_STR, O(api_admin_token_file), NULL, 0, 0, "FILE", "REST API: the token that may do everything, searches included (default: DIR/api-admin.token, created 0600 if missing)" },
     { "token-file", 0, CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the RPC token clients must present (default: DIR/rpc.token, created 0600 if missing)" },
     { "search-token-file", 0, CFG_STR, O(search_token_file), NULL, 0, 0, "FILE", "the cluster's search token, presented to recorders (default: DIR/search.token, created 0600 if missing: copy it to every recorder)" },
+    { "key-file", 0, CFG_STR, O(key_file), NULL, 0, 0, "FILE", "this coordinator's CURVE key pair (default: DIR/curve.key, created 0600 with DIR/curve.pub if missing: give curve.pub to every recorder and CLI user)" },
+    { "allow-dir", 0, CFG_STR, O(allow_dir), NULL, 0, 0, "DIR", "public keys (one NAME.pub file each) of the recorders and CLI users let in on the bus and the RPC, read at every connection (default: DIR/allowed-keys, created with client.pub, the key of DIR/client.key, for the local CLI)" },
+    { "insecure", 0, CFG_BOOL, O(insecure), NULL, 0, 0, NULL, "plain ZeroMQ on the bus, the RPC and searches: unencrypted, and anyone who reaches the ports may publish" },
     { "search-window", 0, CFG_INT, O(search_window), "4", 1, 64, "N", "search: 1 MiB chunks in flight per recorder" },
     { "search-node-timeout", 0, CFG_DURATION, O(search_node_timeout), "10s", 100000000LL, 0, "DURATION", "search: give up a recorder silent this long (the answer is then partial)" },
     { "search-idle-timeout", 0, CFG_DURATION, O(search_idle_timeout), "60s", 1000000000LL, 0, "DURATION", "search: stop when the client takes nothing for this long" },
@@ -102,6 +106,8 @@ typedef struct coord {
     int db_alive;         /* the last ping's answer */
     uint64_t ticks, house_runs, house_errors;
     char token[TOKEN_MAX], search_token[TOKEN_MAX], api_read[TOKEN_MAX], api_admin[TOKEN_MAX];
+    bus_sec sec;             /* CURVE keys, unless --insecure */
+    char allow_dir[4096];
     restapi_t *rest;
 } coord;
 
@@ -200,6 +206,60 @@ static int load_token(coord *c, const char *given, const char *name, char *out, 
     return rc < 0 ? -1 : 0;
 }
 
+/* CURVE keys, unless --insecure: our pair (DIR/curve.key; its public half
+ * DIR/curve.pub goes to recorders and CLI users) and the allow-list
+ * directory. At the first start the default directory is made holding the
+ * key of a local CLI pair (DIR/client.key), as DIR/rpc.token is made for
+ * it: whoever can read DIR can use the CLI here. Returns 0 or -1. */
+static int load_keys(coord *c, char *err, size_t errlen)
+{
+    char path[4096];
+    if (c->cfg.insecure) {
+        log_warn("--insecure: the bus, the RPC and searches are plain ZeroMQ, unencrypted; "
+                 "anyone who reaches the bus port can write flow records");
+        return 0;
+    }
+    if (!busauth_available()) {
+        snprintf(err, errlen, "this libzmq has no CURVE: run with --insecure, or install a libzmq "
+                 "built with libsodium");
+        return -1;
+    }
+    if (c->cfg.key_file) snprintf(path, sizeof path, "%s", c->cfg.key_file);
+    else snprintf(path, sizeof path, "%s/curve.key", c->cfg.data_dir);
+    int rc = c->cfg.key_file ? busauth_load(path, 1, &c->sec.self, err, errlen)
+                             : busauth_load_or_create(path, &c->sec.self, err, errlen);
+    if (rc < 0) return -1;
+    if (rc == 1) log_info("created the coordinator's key pair %s (its public half, for recorders "
+                          "and CLI users, is next to it)", path);
+    if (c->cfg.allow_dir) {
+        snprintf(c->allow_dir, sizeof c->allow_dir, "%s", c->cfg.allow_dir);
+        struct stat st;
+        if (stat(c->allow_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "--allow-dir %.900s: not a directory", c->allow_dir);
+            return -1;
+        }
+    } else {
+        snprintf(c->allow_dir, sizeof c->allow_dir, "%s/allowed-keys", c->cfg.data_dir);
+        if (mkdir(c->allow_dir, 0700) == 0) {
+            busauth_pair cli;
+            char keypath[4096], pubpath[4200];
+            snprintf(keypath, sizeof keypath, "%s/client.key", c->cfg.data_dir);
+            snprintf(pubpath, sizeof pubpath, "%s/client.pub", c->allow_dir);
+            unlink(keypath); /* the pair of an allow-list that is gone */
+            if (busauth_generate(&cli, err, errlen) < 0 ||
+                busauth_write(&cli, keypath, pubpath, err, errlen) < 0)
+                return -1;
+            log_info("created %s, the allowed keys, with the key of %s for the local CLI",
+                     c->allow_dir, keypath);
+        } else if (errno != EEXIST) {
+            snprintf(err, errlen, "mkdir(%.900s) failed: %s", c->allow_dir, strerror(errno));
+            return -1;
+        }
+    }
+    c->sec.allow_dir = c->allow_dir;
+    return 0;
+}
+
 static void gather(coord *c, coord_figures *f)
 {
     memset(f, 0, sizeof *f);
@@ -222,6 +282,8 @@ static void gather(coord *c, coord_figures *f)
         .records_written = ws.records_written, .records_pending = is.pending,
         .records_dropped = ws.records_dropped, .gaps = rs.gaps, .restarts = rs.restarts,
         .bad_messages = is.bad_messages, .nodes = rs.nodes,
+        .bus_refused = is.refused_peers,
+        .rpc_refused = c->rpc_sock ? bus_socket_refused(c->rpc_sock) : 0,
         .db_errors = ws.db_errors, .db_connected = (uint64_t)ws.connected,
         .records_spooled = spool_records(c->spool), .spool_bytes = spool_bytes(c->spool),
         .housekeeping_runs = c->house_runs, .housekeeping_errors = c->house_errors,
@@ -461,8 +523,14 @@ int main(int argc, char **argv)
     c.start_ns = timeparse_now_ns();
     c.reg = registry_new();
     c.pool = dbpool_new(loop, c.conninfo);
+    if (load_keys(&c, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    const bus_sec *sec = c.cfg.insecure ? NULL : &c.sec;
     intake_opts io = {
         .endpoint = c.cfg.bus,
+        .sec = sec,
         .conninfo = c.conninfo,
         .start_ns = c.start_ns,
         .flush_interval_ns = c.cfg.flush_interval,
@@ -481,13 +549,14 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    c.rpc_sock = bus_rpc_new(c.cfg.rpc, err, sizeof err);
+    c.rpc_sock = bus_rpc_new(c.cfg.rpc, sec, "rpc", err, sizeof err);
     if (!c.rpc_sock) {
         log_error("%s", err);
         goto out;
     }
     scatter_opts so = {
         .token = c.search_token,
+        .self = sec ? &c.sec.self : NULL,
         .window = (uint32_t)c.cfg.search_window,
         .node_timeout_ns = c.cfg.search_node_timeout,
         .idle_timeout_ns = c.cfg.search_idle_timeout,

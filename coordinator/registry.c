@@ -20,6 +20,7 @@ typedef struct reg_node {
     int64_t start_ns;
     uint64_t flow_seq, hb_seq, gaps;
     Mirrorscope__Heartbeat *last_hb; /* owned, unpacked */
+    char key[BUSAUTH_KEY_LEN + 1];   /* its CURVE key (that of its bus connection), "" plain */
     int dirty;
     int64_t seen_mono;               /* when its last heartbeat came */
 } reg_node;
@@ -91,11 +92,12 @@ void registry_flow_seen(registry_t *r, const char *node, int64_t start_ns, uint6
     registry__seq(r, n, start_ns, seq, &n->flow_seq, "flow");
 }
 
-void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb)
+void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb, const char *key)
 {
     Mirrorscope__Heartbeat *h = *hb;
     *hb = NULL;
     reg_node *n = registry__get(r, h->node);
+    snprintf(n->key, sizeof n->key, "%s", key ? key : "");
     registry__seq(r, n, h->start_ns, h->seq, &n->hb_seq, "hb");
     if (n->last_hb) mirrorscope__heartbeat__free_unpacked(n->last_hb, NULL);
     n->last_hb = h;
@@ -126,7 +128,7 @@ int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int6
         if (!n->last_hb) continue;
         int wanted = nnames == 0 && now - n->seen_mono < alive_ns;
         for (size_t k = 0; k < nnames && !wanted; k++) wanted = !strcmp(n->name, names[k]);
-        if (wanted) out[count++] = (scatter_node){ n->name, n->last_hb->search_endpoint };
+        if (wanted) out[count++] = (scatter_node){ n->name, n->last_hb->search_endpoint, n->key };
     }
     qsort(out, (size_t)count, sizeof *out, registry__cmp_node);
     return count;

@@ -30,8 +30,10 @@ void registry_free(registry_t *r); /* accepts NULL */
 void registry_flow_seen(registry_t *r, const char *node, int64_t start_ns, uint64_t seq);
 
 /* A heartbeat: check its sequence and keep it (takes ownership of *hb, an
- * unpacked message, and NULLs the caller's pointer). */
-void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb);
+ * unpacked message, and NULLs the caller's pointer). key is the CURVE key
+ * its bus connection was let in with ("" or NULL when plain): searches are
+ * encrypted to it. */
+void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb, const char *key);
 
 /* The nodes to search: each named one (all must be known: else -1 with the
  * unknown name in err), or with no names every node heard from within

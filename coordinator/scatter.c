@@ -64,6 +64,7 @@ struct scatter {
     bus_rpc_t *rpc;
     scatter_opts o;
     char *token;
+    busauth_pair self; /* CURVE: our pair (o.self copied); self.sec "" when plain */
     sc_search *s;
     uint64_t next_nid;
     uint8_t *rx;
@@ -89,6 +90,8 @@ scatter_t *scatter_new(uv_loop_t *loop, bus_rpc_t *rpc, const scatter_opts *o)
     sc->rpc = rpc;
     sc->o = *o;
     sc->token = xstrdup(o->token ? o->token : "");
+    if (o->self) sc->self = *o->self;
+    sc->o.self = NULL;
     if (sc->o.window < 1) sc->o.window = 4;
     if (sc->o.max_searches < 1) sc->o.max_searches = 8;
     if (sc->o.node_timeout_ns <= 0) sc->o.node_timeout_ns = 10000000000LL;
@@ -243,7 +246,17 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
             sc__node_end(s, i, N_UNREACHABLE, "the recorder announces no search service (no search token there?)", 0);
             continue;
         }
-        nd->d = bus_dealer_new(nd->endpoint, SC_RX_MAX, e, sizeof e);
+        /* With CURVE, the recorder's search service has the key its bus
+         * connection was let in with. */
+        bus_sec sec = { .self = sc->self };
+        if (sc->self.sec[0]) {
+            if (!nodes[i].key || !*nodes[i].key) {
+                sc__node_end(s, i, N_UNREACHABLE, "the recorder's key is unknown (its bus connection is plain: --insecure?)", 0);
+                continue;
+            }
+            snprintf(sec.server_key, sizeof sec.server_key, "%s", nodes[i].key);
+        }
+        nd->d = bus_dealer_new(nd->endpoint, SC_RX_MAX, sc->self.sec[0] ? &sec : NULL, e, sizeof e);
         if (nd->d) nd->w = bus_watch_new(sc->loop, nd->d, sc__on_readable, sc, e, sizeof e);
         if (!nd->w || sc__node_send(sc, s, nd, &r) < 0) {
             sc__node_end(s, i, N_UNREACHABLE, nd->w ? "cannot send the request" : e, 0);
@@ -496,7 +509,12 @@ void scatter_work(scatter_t *sc)
         for (int i = 0; i < s->n; i++) {
             sc__drain(sc, s, i, now);
             sc_node *nd = &s->nodes[i];
-            if (nd->state < N_OK && now - nd->last_heard > s->node_timeout) {
+            int hs = nd->state < N_OK && nd->d ? bus_socket_handshake(nd->d) : BUS_HANDSHAKE_NONE;
+            if (hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED) {
+                log_warn("search %" PRIu64 ": recorder %s (%s): %s", s->id, nd->name, nd->endpoint,
+                         bus_handshake_str(hs));
+                sc__node_end(s, i, N_UNREACHABLE, bus_handshake_str(hs), 1);
+            } else if (nd->state < N_OK && now - nd->last_heard > s->node_timeout) {
                 int heard = nd->state == N_RUNNING;
                 char e[160];
                 snprintf(e, sizeof e, "%s for %.1f s", heard ? "silent" : "no answer",

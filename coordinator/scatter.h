@@ -26,10 +26,12 @@ typedef struct scatter scatter_t;
 typedef struct scatter_node {
     const char *name;
     const char *endpoint; /* "" when the node announces no search service */
+    const char *key;      /* its CURVE public key (from the bus), "" when plain */
 } scatter_node;
 
 typedef struct scatter_opts {
     const char *token;        /* the cluster's search token, sent to recorders */
+    const busauth_pair *self; /* CURVE: our key pair (copied); NULL: plain */
     uint32_t window;          /* chunks in flight per node */
     int64_t node_timeout_ns;  /* default when the query gives none */
     int64_t idle_timeout_ns;  /* default for the client */

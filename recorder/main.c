@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MSCOPE_VERSION "0.1.0"
@@ -46,11 +47,11 @@
 typedef struct rec_settings {
     char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
         *flows_json, *node_id, *coordinator, *search_endpoint,
-        *search, *search_token_file, *http;
+        *search, *search_token_file, *http, *key_file, *coordinator_key;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
         flow_grace, bus_queue, max_searches, drain_time;
-    int no_analysis;
+    int no_analysis, insecure;
 } rec_settings;
 
 #define O(f) offsetof(rec_settings, f)
@@ -79,6 +80,9 @@ static const config_opt rec_opts[] = {
     { "search-token-file", 0, CFG_STR, O(search_token_file), NULL, 0, 0, "FILE", "the cluster's search token, which every search must carry (default: DIR/search.token; without it the search service stays off)" },
     { "search-endpoint", 0, CFG_STR, O(search_endpoint), NULL, 0, 0, "ENDPOINT", "search address announced in heartbeats (default: --search with a wildcard address replaced by the host name)" },
     { "max-searches", 0, CFG_INT, O(max_searches), "4", 1, 64, "N", "searches served at once; more are refused as busy" },
+    { "key-file", 0, CFG_STR, O(key_file), NULL, 0, 0, "FILE", "this recorder's CURVE key pair (default: DIR/curve.key, created 0600 with DIR/curve.pub if missing: put curve.pub in the coordinator's allowed keys)" },
+    { "coordinator-key", 0, CFG_STR, O(coordinator_key), NULL, 0, 0, "FILE", "the coordinator's public key (default: DIR/coordinator.pub, a copy of the coordinator's curve.pub): the bus is encrypted to it, and only it may search" },
+    { "insecure", 0, CFG_BOOL, O(insecure), NULL, 0, 0, NULL, "plain ZeroMQ on the bus and the search service: unencrypted, and no key needed to connect" },
     { "node-id", 0, CFG_STR, O(node_id), NULL, 0, 0, "NAME", "this recorder's name in flow records (default: host name and VXLAN port)" },
     { "max-flows", 0, CFG_INT, O(max_flows), "1000000", 1, 100000000, "N", "flows tracked at once; when full the least recently active is closed early (counted)" },
     { "flow-interval", 0, CFG_DURATION, O(flow_interval), "10s", 1000000LL, 0, "DURATION", "interim record of a long flow this often" },
@@ -100,6 +104,8 @@ typedef struct recorder {
     FILE *json;                 /* --flows-json */
     publisher_t *pub;           /* --coordinator */
     searchsvc_t *search;        /* the search service (daemon mode) */
+    bus_sec sec;                /* CURVE keys, unless --insecure */
+    int have_keys;              /* sec holds our pair and the coordinator's key */
     char search_announce[512];
     int64_t start_ns;
     pipeline_t *pipe;
@@ -264,7 +270,7 @@ static void gather(recorder *r, rec_figures *f)
         .flow_batches = ps.batches, .heartbeats = ps.heartbeats,
         .s_requests = ss.requests, .s_started = ss.started, .s_completed = ss.completed,
         .s_failed = ss.failed, .s_cancelled = ss.cancelled, .s_abandoned = ss.abandoned,
-        .s_refused = ss.refused, .s_chunks = ss.chunks, .s_packets = ss.packets,
+        .s_refused = ss.refused, .s_refused_peers = ss.refused_peers, .s_chunks = ss.chunks, .s_packets = ss.packets,
         .s_bytes = ss.bytes, .s_active = ss.active, .s_buffered_bytes = ss.buffered_bytes,
         .s_buffered_bytes_max = ss.buffered_bytes_max,
     };
@@ -344,6 +350,10 @@ static int start_search(recorder *r)
 {
     char err[1024], path[4096], token[TOKEN_MAX];
     if (r->cfg.read || !r->cfg.data_dir || !strcmp(r->cfg.search, "off")) return 0;
+    if (!r->cfg.insecure && !r->have_keys) {
+        log_warn("search service off: no coordinator key (see --coordinator-key)");
+        return 0;
+    }
     if (r->cfg.search_token_file) snprintf(path, sizeof path, "%s", r->cfg.search_token_file);
     else snprintf(path, sizeof path, "%s/search.token", r->cfg.data_dir);
     if (token_load(path, 0, token, err, sizeof err) < 0) {
@@ -359,6 +369,7 @@ static int start_search(recorder *r)
         .dir = r->cfg.data_dir,
         .endpoint = r->cfg.search,
         .token = token,
+        .sec = r->cfg.insecure ? NULL : &r->sec,
         .node = r->node,
         .max_searches = (int)r->cfg.max_searches,
     };
@@ -383,12 +394,73 @@ static int start_search(recorder *r)
     return 0;
 }
 
+/* CURVE keys, unless --insecure: our pair (DIR/curve.key, made when
+ * missing) and the coordinator's public key, which the bus is encrypted to
+ * and which alone may search. Without the coordinator's key the bus cannot
+ * start (an error) and the search service stays off (a warning). Returns 0
+ * or -1. */
+static int load_keys(recorder *r)
+{
+    char err[1024], path[4096];
+    int searching = !r->cfg.read && r->cfg.data_dir && strcmp(r->cfg.search, "off");
+    if (searching && !r->cfg.search_token_file) { /* no token: the service stays off anyway */
+        snprintf(path, sizeof path, "%s/search.token", r->cfg.data_dir);
+        searching = access(path, F_OK) == 0;
+    }
+    if (r->cfg.insecure) {
+        if (r->cfg.coordinator || searching)
+            log_warn("--insecure: the bus%s is plain ZeroMQ, unencrypted, and lets in anyone "
+                     "who reaches it", searching ? " and the search service" : "");
+        return 0;
+    }
+    if (!r->cfg.coordinator && !searching) return 0;
+    if (!r->cfg.key_file && !r->cfg.data_dir) {
+        log_error("--coordinator needs this recorder's key: --key-file FILE (make one with "
+                  "'mscope keygen NAME'), or --insecure");
+        return -1;
+    }
+    if (r->cfg.key_file) snprintf(path, sizeof path, "%s", r->cfg.key_file);
+    else snprintf(path, sizeof path, "%s/curve.key", r->cfg.data_dir);
+    /* The key goes in the data directory, which the store makes later. */
+    if (!r->cfg.key_file && mkdir(r->cfg.data_dir, 0755) < 0 && errno != EEXIST) {
+        log_error("mkdir(%s) failed: %s", r->cfg.data_dir, strerror(errno));
+        return -1;
+    }
+    int rc = r->cfg.key_file ? busauth_load(path, 1, &r->sec.self, err, sizeof err)
+                             : busauth_load_or_create(path, &r->sec.self, err, sizeof err);
+    if (rc < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (rc == 1) {
+        char pub[4096];
+        busauth_pub_path(path, pub, sizeof pub);
+        log_info("created this recorder's key pair %s: put %s in the coordinator's allowed "
+                 "keys", path, pub);
+    }
+    if (r->cfg.coordinator_key) snprintf(path, sizeof path, "%s", r->cfg.coordinator_key);
+    else if (r->cfg.data_dir) snprintf(path, sizeof path, "%s/coordinator.pub", r->cfg.data_dir);
+    else snprintf(path, sizeof path, "(none: give --coordinator-key FILE)");
+    busauth_pair coord;
+    if (busauth_load(path, 0, &coord, err, sizeof err) < 0) {
+        if (!r->cfg.coordinator) return 0; /* start_search() says so */
+        log_error("%s: copy the coordinator's curve.pub there, or give --coordinator-key FILE "
+                  "(or --insecure)", err);
+        return -1;
+    }
+    memcpy(r->sec.server_key, coord.pub, sizeof coord.pub);
+    r->sec.allow_key = r->sec.server_key;
+    r->have_keys = 1;
+    return 0;
+}
+
 static int start_publisher(recorder *r)
 {
     char err[512];
     if (!r->cfg.coordinator) return 0;
     publish_opts po = {
         .endpoint = r->cfg.coordinator,
+        .sec = r->cfg.insecure ? NULL : &r->sec,
         .node = r->node,
         .version = MSCOPE_VERSION,
         .search_endpoint = r->search_announce,
@@ -728,7 +800,8 @@ int main(int argc, char **argv)
     /* A daemon's signals go through its control loop (run_daemon). */
     signal(SIGPIPE, SIG_IGN);
     r.start_ns = timeparse_now_ns();
-    if (start_search(&r) < 0 || start_publisher(&r) < 0 || start_writer(&r) < 0) {
+    if (load_keys(&r) < 0 || start_search(&r) < 0 || start_publisher(&r) < 0 ||
+        start_writer(&r) < 0) {
         publish_stop(r.pub, 0);
         searchsvc_stop(r.search);
         rc = 1;

@@ -248,9 +248,11 @@ static void *publish__main(void *arg)
     publisher_t *p = arg;
     pthread_setname_np(pthread_self(), "mscope-publish");
     if (p->o.wait_subscriber_ms > 0 && !bus_pub_wait_subscriber(p->bus, p->o.wait_subscriber_ms))
-        log_warn("no subscriber on %s after %d ms; publishing anyway (records queue up to the "
-                 "high-water mark)", p->o.endpoint, p->o.wait_subscriber_ms);
+        log_warn("no subscriber on %s after %d ms (%s); publishing anyway (records queue up to "
+                 "the high-water mark)", p->o.endpoint, p->o.wait_subscriber_ms,
+                 bus_handshake_str(bus_socket_handshake(p->bus)));
     int64_t last_hb = 0, first_wait = 0;
+    int handshake = BUS_HANDSHAKE_NONE;
     for (;;) {
         pthread_mutex_lock(&p->mu);
         if (!p->stop && p->count < p->o.batch_max) {
@@ -270,6 +272,14 @@ static void *publish__main(void *arg)
         if (now - last_hb >= p->o.heartbeat_ns) {
             publish__heartbeat(p);
             last_hb = now;
+            /* A coordinator that refuses our key would otherwise look like
+             * one that is away: say so once per change. */
+            int hs = bus_socket_handshake(p->bus);
+            if (hs != handshake && hs != BUS_HANDSHAKE_OK)
+                log_warn("coordinator %s: %s", p->o.endpoint, bus_handshake_str(hs));
+            else if (hs != handshake && handshake != BUS_HANDSHAKE_NONE)
+                log_info("coordinator %s: %s", p->o.endpoint, bus_handshake_str(hs));
+            handshake = hs;
         }
         if (stop) break;
         /* A partial batch waits up to batch_ns for company. */
@@ -296,10 +306,11 @@ static void *publish__main(void *arg)
 publisher_t *publish_start(const publish_opts *o, publish_counters_fn fn, void *ctx, char *err,
                            size_t errlen)
 {
-    bus_pub_t *bus = bus_pub_new(o->endpoint, 10000, err, errlen);
+    bus_pub_t *bus = bus_pub_new(o->endpoint, 10000, o->sec, err, errlen);
     if (!bus) return NULL;
     publisher_t *p = xcalloc(1, sizeof *p);
     p->o = *o;
+    p->o.sec = NULL; /* borrowed for the start only */
     p->node = xstrdup(o->node);
     p->version = xstrdup(o->version ? o->version : "");
     p->search = xstrdup(o->search_endpoint ? o->search_endpoint : "");

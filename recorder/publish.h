@@ -11,6 +11,7 @@
 #ifndef MSCOPE_PUBLISH_H
 #define MSCOPE_PUBLISH_H
 
+#include "bus.h"
 #include "flowrec.h"
 
 #include <stddef.h>
@@ -29,6 +30,7 @@ typedef void (*publish_counters_fn)(void *ctx, publish_counters *out);
 
 typedef struct publish_opts {
     const char *endpoint;        /* coordinator bus, tcp://host:5556 */
+    const bus_sec *sec;          /* CURVE keys (used at start only); NULL: plain */
     const char *node;
     const char *version;
     const char *search_endpoint; /* announced in heartbeats */

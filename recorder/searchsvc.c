@@ -379,7 +379,7 @@ searchsvc_t *searchsvc_start(const searchsvc_opts *o, char *err, size_t errlen)
     s->req = xmalloc(SVC_REQ_MAX);
     s->out = xmalloc(SVC_OUT_MAX);
     pthread_mutex_init(&s->mu, NULL);
-    s->rpc = bus_rpc_new(o->endpoint, err, errlen);
+    s->rpc = bus_rpc_new(o->endpoint, o->sec, "search", err, errlen);
     if (!s->rpc) goto fail;
     int rc = pthread_create(&s->thread, NULL, svc__main, s);
     if (rc) {
@@ -400,6 +400,7 @@ void searchsvc_get_stats(searchsvc_t *s, searchsvc_stats *out)
     pthread_mutex_lock(&s->mu);
     *out = s->st;
     pthread_mutex_unlock(&s->mu);
+    out->refused_peers = bus_socket_refused(s->rpc); /* the ZAP thread's, atomic */
 }
 
 void searchsvc_stop(searchsvc_t *s)

@@ -12,6 +12,8 @@
 #ifndef MSCOPE_SEARCHSVC_H
 #define MSCOPE_SEARCHSVC_H
 
+#include "bus.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +22,7 @@
 typedef struct searchsvc_opts {
     const char *dir;       /* the data directory to search */
     const char *endpoint;  /* where to bind the ROUTER */
+    const bus_sec *sec;    /* CURVE: our pair, who may search; NULL: plain */
     const char *token;     /* requests must carry it */
     const char *node;      /* our name, in replies */
     int max_searches;      /* at once; more are refused as busy */
@@ -32,6 +35,7 @@ typedef struct searchsvc_stats {
     uint64_t cancelled;     /* by the requester */
     uint64_t abandoned;     /* requester gone or silent */
     uint64_t refused;       /* bad token, busy, garbage */
+    uint64_t refused_peers; /* connections refused by CURVE (key not allowed) */
     uint64_t chunks, packets, bytes;
     uint64_t active;        /* now */
     uint64_t buffered_bytes;     /* in chunk buffers now */

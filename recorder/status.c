@@ -49,6 +49,7 @@ static const figure_row rec_rows[] = {
     { "cancelled", "search", "search_requests_total", "result", "cancelled", FIG_COUNTER, F(s_cancelled), SEARCHES, 0 },
     { "abandoned", "search", "search_requests_total", "result", "abandoned", FIG_COUNTER, F(s_abandoned), SEARCHES, 0 },
     { "refused", "search", "search_requests_total", "result", "refused", FIG_COUNTER, F(s_refused), SEARCHES, 0 },
+    { "refused_peers", "search", "search_peers_refused_total", NULL, NULL, FIG_COUNTER, F(s_refused_peers), "Connections to the search service refused: the peer's key is not allowed (CURVE).", 0 },
     { "chunks", "search", "search_chunks_total", NULL, NULL, FIG_COUNTER, F(s_chunks), "Capture chunks sent to searchers.", 0 },
     { "packets", "search", "search_packets_total", NULL, NULL, FIG_COUNTER, F(s_packets), "Packets sent to searchers.", 0 },
     { "bytes", "search", "search_bytes_total", NULL, NULL, FIG_COUNTER, F(s_bytes), "Capture bytes sent to searchers.", 0 },

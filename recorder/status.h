@@ -20,7 +20,7 @@ typedef struct rec_figures {
         flows_unusable_packets;
     uint64_t records_published, records_shed, records_queued, flow_batches, heartbeats;
     uint64_t s_requests, s_started, s_completed, s_failed, s_cancelled, s_abandoned, s_refused,
-        s_chunks, s_packets, s_bytes, s_active, s_buffered_bytes, s_buffered_bytes_max;
+        s_refused_peers, s_chunks, s_packets, s_bytes, s_active, s_buffered_bytes, s_buffered_bytes_max;
     uint64_t not_decapsulated[VX__COUNT];
     uint64_t anomalies[DEC__COUNT];
 } rec_figures;

@@ -83,9 +83,15 @@ while [ ! -f "$DEMO/coord/search.token" ]; do
     i=$((i + 1))
     sleep 0.2
 done
-# The cluster's search token: the coordinator made it; every recorder needs a copy.
+# Enrolling a recorder: the cluster's search token and the coordinator's public
+# key (both made by the coordinator) go to the recorder; the recorder's public
+# key goes into the coordinator's allowed keys. The bus, the searches and the
+# RPC are encrypted (CURVE); nobody without an allowed key gets in.
 mkdir -p "$DEMO/store"
 cp "$DEMO/coord/search.token" "$DEMO/store/search.token"
+cp "$DEMO/coord/curve.pub" "$DEMO/store/coordinator.pub"
+"$CLI" keygen "$DEMO/store/curve" >/dev/null
+cp "$DEMO/store/curve.pub" "$DEMO/coord/allowed-keys/demo-recorder.pub"
 "$REC" --data-dir "$DEMO/store" --listen 127.0.0.1:$PORT --min-free 0 --segment-size 16M \
     --search "$SEARCH" --http "$REC_HTTP" --drain-time 0 \
     --flows-json "$DEMO/flows.json" --coordinator "$BUS" --node-id demo-recorder \
@@ -98,7 +104,7 @@ echo "== 3. replaying the capture as VXLAN (VNI 7) at 100k packets/s"
 "$SEND" --to 127.0.0.1:$PORT --vni 7 --rate 100000 --count "$DEMO/sample.pcap" | sed 's/^/   /'
 sleep 1
 
-M="$CLI --coordinator $RPC --token-file $DEMO/coord/rpc.token"
+M="$CLI --coordinator $RPC --token-file $DEMO/coord/rpc.token --key-file $DEMO/coord/client.key --coordinator-key $DEMO/coord/curve.pub"
 echo "== 4. \$ mscope search --since 10m 'host 10.0.1.1 and tcp port 443' -w $DEMO/answer.pcap"
 # The coordinator asks every recorder and merges their answers by time. The
 # replay stamps packets with their arrival time, so search by recent time.
@@ -138,4 +144,4 @@ echo
 echo "Segments are plain pcap: try  tcpdump -nr $DEMO/store/seg-000000000001.pcap | head"
 echo "Search one recorder's files: $REC search --data-dir $DEMO/store -w out.pcap 'udp port 53'"
 echo "Analyse a file like tshark:  $REC --read tests/data/tcp_loss1.pcap --flows-json -"
-echo "Query the coordinator:       $CLI --token-file $DEMO/coord/rpc.token flows --help"
+echo "Query the coordinator:       $M flows --help"

@@ -121,7 +121,7 @@ def main():
     # the housekeeping indexes.
     now = datetime.datetime.now(datetime.timezone.utc)
     since_midnight = int((now - now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds())
-    gen = subprocess.Popen([flowgen, "--to", f"tcp://127.0.0.1:{co.port}",
+    gen = subprocess.Popen([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(),
                             "--records", str(RATE * SECONDS), "--rate", str(RATE),
                             "--batch", "100", "--node", "steady",
                             "--spread", str(since_midnight + 12 * 3600)],

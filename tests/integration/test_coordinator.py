@@ -26,9 +26,9 @@ try:
 except ImportError:
     h.fail("python3-zmq is not installed (scripts/deps.sh installs it)")
 
-def recorder_read(pcap, node, port, js):
-    return subprocess.Popen([h.RECORDER, "--read", pcap, "--coordinator", f"tcp://127.0.0.1:{port}",
-                             "--node-id", node, "--flows-json", js],
+def recorder_read(pcap, node, co, js):
+    keys = co.enroll(os.path.join(os.path.dirname(co.dir), node), node)
+    return subprocess.Popen([h.RECORDER, "--read", pcap, *keys, "--node-id", node, "--flows-json", js],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -71,8 +71,7 @@ def check_minutes(co):
 
 
 def mscope(co, *args, check_rc=True):
-    p = h.run([CLI, "--coordinator", co.rpc, "--token-file", os.path.join(co.dir, "rpc.token"),
-               "--timeout", "5s", *args], check_rc=check_rc)
+    p = h.run(co.cli("--timeout", "5s", *args), check_rc=check_rc)
     return p
 
 
@@ -100,11 +99,10 @@ def test_rpc(co, d, want_final):
                         b"empty time range"), (("--since", "100000000000h"), b"bad time")):
         p = mscope(co, "flows", *args, check_rc=False)
         h.check(p.returncode != 0 and says in p.stderr, f"flows {args}: {p.returncode} {p.stderr!r}")
-    p = h.run([CLI, "--coordinator", co.rpc, "--token-file", os.path.join(d, "a.json"), "nodes"],
-              check_rc=False)
+    p = h.run(co.cli("--token-file", os.path.join(d, "a.json"), "nodes"), check_rc=False)
     h.check(p.returncode == 3, f"a wrong token should exit 3, got {p.returncode}")
-    p = h.run([CLI, "--coordinator", f"tcp://127.0.0.1:{h.free_tcp_port()}", "--token-file",
-               os.path.join(co.dir, "rpc.token"), "--timeout", "500ms", "nodes"], check_rc=False)
+    p = h.run(co.cli("--coordinator", f"tcp://127.0.0.1:{h.free_tcp_port()}", "--timeout",
+                     "500ms", "nodes"), check_rc=False)
     h.check(p.returncode == 1 and b"no answer" in p.stderr, f"no coordinator: {p.returncode}")
     print("ok  mscope nodes/flows/top/series, JSON, exit codes 0/1/2/3")
 
@@ -114,7 +112,7 @@ def test_rpc(co, d, want_final):
     ctx = zmq.Context()
 
     def call(req_bytes, timeout=5000):
-        s = ctx.socket(zmq.DEALER)
+        s = co.curve(ctx.socket(zmq.DEALER))
         s.setsockopt(zmq.LINGER, 0)
         s.connect(co.rpc)
         s.send(req_bytes)
@@ -146,7 +144,7 @@ def test_rpc(co, d, want_final):
     r = call(pb.Request(id=10, token="x" * 48, list_nodes=pb.ListNodes()).SerializeToString())
     h.check(r.status == pb.Response.UNAUTHENTICATED and not r.nodes, f"bad token: {r}")
     # A client that disconnects mid-request: the coordinator carries on.
-    s = ctx.socket(zmq.DEALER)
+    s = co.curve(ctx.socket(zmq.DEALER))
     s.setsockopt(zmq.LINGER, 0)
     s.connect(co.rpc)
     s.send(pb.Request(id=11, token=token, query_flows=pb.QueryFlows(limit=10000)).SerializeToString())
@@ -177,7 +175,7 @@ def test_rpc(co, d, want_final):
 def test_gaps(co, pb):
     """A dropped batch is a gap; a restart (new start time) is not."""
     ctx = zmq.Context()
-    pub = ctx.socket(zmq.PUB)
+    pub = co.curve(ctx.socket(zmq.PUB))
     pub.connect(f"tcp://127.0.0.1:{co.port}")
     time.sleep(0.5)  # let the subscription reach us
 
@@ -197,7 +195,7 @@ def test_gaps(co, pb):
     pub.close(0)
     # A frame far over the bus's size limit: the sender is cut off before the
     # coordinator allocates it; others go on.
-    big = ctx.socket(zmq.PUB)
+    big = co.curve(ctx.socket(zmq.PUB))
     big.connect(f"tcp://127.0.0.1:{co.port}")
     time.sleep(0.5)
     def peak_rss():
@@ -210,7 +208,7 @@ def test_gaps(co, pb):
     h.check(peak_rss() - hwm0 < (64 << 20),
             f"a 256 MiB frame raised the coordinator's peak memory by {(peak_rss() - hwm0) >> 20} MiB")
     b0 = co.stats()["batches"]
-    pub = ctx.socket(zmq.PUB)
+    pub = co.curve(ctx.socket(zmq.PUB))
     pub.connect(f"tcp://127.0.0.1:{co.port}")
     time.sleep(0.5)
     batch(2, 222)  # the next after the restart: no gap
@@ -225,15 +223,14 @@ def test_live(co):
     """Interim records of long flows are visible (flows_live, flows_all, the
     API) until their final record replaces them: one row per flow."""
     flowgen = h.binary("MSCOPE_FLOWGEN", "flowgen")
-    g = subprocess.Popen([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", "--records", "3000",
+    g = subprocess.Popen([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(), "--records", "3000",
                           "--node", "live-test", "--interim-every", "10", "--interims-first", "4000"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     live = lambda: int(co.sql("SELECT count(*) FROM flows_live WHERE node = 'live-test'")[0][0])
     fin = lambda: int(co.sql("SELECT count(*) FROM flows WHERE node = 'live-test'")[0][0])
     h.check(h.wait_for(lambda: live() == 300, 10), f"interim rows: {live()} of 300 in flows_live")
     h.check(fin() == 0, "a final row before any final record was sent")
-    p = h.run([CLI, "--coordinator", co.rpc, "--token-file", os.path.join(co.dir, "rpc.token"),
-               "flows", "--node", "live-test", "--since", "1h", "--limit", "1000", "--json"])
+    p = h.run(co.cli("flows", "--node", "live-test", "--since", "1h", "--limit", "1000", "--json"))
     rows = json.loads(p.stdout)
     h.check(len(rows) == 300 and not any(r["final"] for r in rows),
             f"the API shows {len(rows)} rows for the interim flows")
@@ -259,8 +256,8 @@ def main():
     co = Coordinator(d)
     try:
         ja, jb = os.path.join(d, "a.json"), os.path.join(d, "b.json")
-        ra = recorder_read(a, "rec-a", co.port, ja)
-        rb = recorder_read(b, "rec-b", co.port, jb)
+        ra = recorder_read(a, "rec-a", co, ja)
+        rb = recorder_read(b, "rec-b", co, jb)
         h.check(ra.wait(60) == 0 and rb.wait(60) == 0, "a recorder failed")
         want = sorted(expected_rows(ja, "rec-a") + expected_rows(jb, "rec-b"))
         h.check(h.wait_for(lambda: co.stats()["records_written"] >= len(want), 20),
@@ -286,7 +283,7 @@ def main():
         co.pg_ctl("stop")
         jc = os.path.join(d, "c.json")
         c = h.gen(os.path.join(d, "c.pcap"), "--packets", 10000, "--flows", 100, "--seed", 33)
-        rc = recorder_read(c, "rec-c", co.port, jc)
+        rc = recorder_read(c, "rec-c", co, jc)
         h.check(rc.wait(60) == 0, "recorder c failed")
         time.sleep(15)
         st = co.stats()
@@ -310,7 +307,7 @@ def main():
         co.pg_ctl("stop")
         jd = os.path.join(d, "d.json")
         dd = h.gen(os.path.join(d, "dd.pcap"), "--packets", 8000, "--flows", 80, "--seed", 34)
-        h.check(recorder_read(dd, "rec-d", co.port, jd).wait(60) == 0, "recorder d failed")
+        h.check(recorder_read(dd, "rec-d", co, jd).wait(60) == 0, "recorder d failed")
         spooled = expected_rows(jd, "rec-d")
         h.check(h.wait_for(lambda: co.stats()["records_spooled"] == len(spooled), 10),
                 f"not everything reached the spool: {co.stats()} of {len(spooled)}")

@@ -33,7 +33,7 @@ def main():
             co = Coordinator(d, reuse=co)
             base = co.stats()["records_written"]
             # Flows of its own per round (--id-base) so a record written twice shows.
-            g = subprocess.Popen([flowgen, "--to", f"tcp://127.0.0.1:{co.port}",
+            g = subprocess.Popen([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(),
                                   "--records", "1000000", "--node", f"load{rnd}"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:

@@ -18,6 +18,7 @@ share of the flows of one pcap, and a real coordinator.
 """
 import collections
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -97,7 +98,7 @@ class Recorder(h.Daemon):
     def __init__(self, datadir, name, coord, *extra):
         self.search_port = h.free_tcp_port()
         self.endpoint = f"tcp://127.0.0.1:{self.search_port}"
-        super().__init__(datadir, "--node-id", name, "--coordinator", f"tcp://127.0.0.1:{coord.port}",
+        super().__init__(datadir, "--node-id", name, *coord.enroll(datadir, name),
                          "--search", self.endpoint, *extra)
 
     def rss_kib(self):
@@ -114,8 +115,7 @@ def rss_kib(pid):
 
 
 def cli(co, *args, check_rc=None):
-    p = h.run([cluster.CLI, "--coordinator", co.rpc, "--token-file", os.path.join(co.dir, "rpc.token"),
-               "search", *map(str, args)], check_rc=False)
+    p = h.run(co.cli("search", *args), check_rc=False)
     if check_rc is not None and p.returncode != check_rc:
         h.fail(f"mscope search {' '.join(map(str, args))} exited {p.returncode}, not {check_rc}:\n"
                f"{p.stderr.decode(errors='replace')}")
@@ -128,7 +128,7 @@ class SearchClient:
     def __init__(self, pb, co, query, token=None):
         self.pb = pb
         self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock = co.curve(self.ctx.socket(zmq.DEALER))
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.connect(co.rpc)
         self.token = token or open(os.path.join(co.dir, "rpc.token")).read().strip()
@@ -204,9 +204,9 @@ def oracle_checks(d, co, orig, owner):
           f"capinfos accepts ({n} searches)")
 
     # -w - streams a capture tshark reads.
-    p = subprocess.run(f"'{cluster.CLI}' --coordinator {co.rpc} --token-file "
-                       f"{os.path.join(co.dir, 'rpc.token')} search --from {h.ns_str(t0)} --to {h.ns_str(t1 + 1)} -q -w - tcp "
-                       f"| tshark -r - -T fields -e frame.number | wc -l",
+    cmd = " ".join(shlex.quote(a) for a in co.cli("search", "--from", h.ns_str(t0), "--to",
+                                                  h.ns_str(t1 + 1), "-q", "-w", "-", "tcp"))
+    p = subprocess.run(f"{cmd} | tshark -r - -T fields -e frame.number | wc -l",
                        shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     want = len(h.tcpdump(orig, "tcp"))
     h.check(p.returncode == 0 and int(p.stdout.decode().strip() or 0) == want,
@@ -295,10 +295,6 @@ def main():
 
     co = Coordinator(d)
     pb = load_pb(d)
-    token = open(os.path.join(co.dir, "search.token")).read()
-    for dd in dirs:
-        with open(os.path.join(dd, "search.token"), "w") as f:
-            f.write(token)
     recs = [Recorder(dd, NAMES[i], co) for i, dd in enumerate(dirs)]
     try:
         known = h.wait_for(lambda: co.stats()["nodes"] == 3, 15)
@@ -309,7 +305,8 @@ def main():
 
         # The search port itself: a wrong token and garbage.
         ctx = zmq.Context()
-        s = ctx.socket(zmq.DEALER)
+        s = co.curve(ctx.socket(zmq.DEALER), os.path.join(co.dir, "curve.key"),
+                     os.path.join(dirs[0], "curve.pub"))
         s.setsockopt(zmq.LINGER, 0)
         s.connect(recs[0].endpoint)
         req = pb.NodeSearchRequest(id=7, token="not-the-token-0123456789")
@@ -337,9 +334,8 @@ def main():
         live = h.gen(os.path.join(d, "live.pcap"), "--packets", 30000, "--flows", 100, "--seed", 53,
                      "--mix", "clean", "--start", 1900000000)
         rx0 = recs[0].stats()["rx_packets"]
-        search = subprocess.Popen([cluster.CLI, "--coordinator", co.rpc, "--token-file",
-                                   os.path.join(co.dir, "rpc.token"), "search", "--from", "0", "-q",
-                                   "-w", os.path.join(d, "all.pcap")],
+        search = subprocess.Popen(co.cli("search", "--from", "0", "-q", "-w",
+                                         os.path.join(d, "all.pcap")),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         sent = int(h.vxsend(live, recs[0].port, "--rate", 20000)["sent"])
         _, err = search.communicate(timeout=120)

@@ -115,12 +115,11 @@ def main():
                 f"the log does not say where and why:\n{log}")
         for tok in ("rpc.token", "search.token"):
             h.check(os.path.exists(os.path.join(co.dir, tok)), f"no {tok}")
-        h.run([cluster.CLI, "--coordinator", co.rpc, "--token-file",
-               os.path.join(co.dir, "rpc.token"), "--timeout", "5s", "nodes"])
+        h.run(co.cli("--timeout", "5s", "nodes"))
         print(f"ok  root, --data-dir under a 0700 directory: cluster in {place}, linked; "
               f"mscope nodes answers")
 
-        g = h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", "--records", "500",
+        g = h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(), "--records", "500",
                    "--node", "private-test"])
         count = lambda: co.sql("SELECT count(*) FROM flows WHERE node = 'private-test'")
         h.check(h.wait_for(lambda: count() == [["500"]], 20), f"flows: {count()} of 500 ({g.stdout})")

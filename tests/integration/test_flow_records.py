@@ -35,14 +35,45 @@ def load_pb(d):
     return mirrorscope_pb2
 
 
+class BusKeys:
+    """CURVE key files for the bus: a stand-in coordinator's pair (its
+    public half where a recorder reads it) and a recorder's pair."""
+
+    def __init__(self, d):
+        self.dir = os.path.join(d, "bus-keys")
+        os.makedirs(self.dir, exist_ok=True)
+        self.server_pub, self.server_sec = zmq.curve_keypair()
+        self.write("coordinator.pub", self.server_pub)
+        self.write("recorder.key", *zmq.curve_keypair())
+
+    def write(self, name, pub, sec=None):
+        fd = os.open(os.path.join(self.dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"public-key = {pub.decode()}\n")
+            if sec:
+                f.write(f"secret-key = {sec.decode()}\n")
+
+    def recorder_args(self, port):
+        """A recorder's arguments for the bus at port."""
+        return ["--coordinator", f"tcp://127.0.0.1:{port}",
+                "--key-file", os.path.join(self.dir, "recorder.key"),
+                "--coordinator-key", os.path.join(self.dir, "coordinator.pub")]
+
+
+KEYS = None
+
+
 class Sub:
-    """The coordinator's side of the bus, bound; collects everything."""
+    """The coordinator's side of the bus, bound, with CURVE (no allow-list:
+    any recorder may publish here); collects everything."""
 
     def __init__(self, pb, port=None):
         self.pb = pb
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.curve_server = True
+        self.sock.curve_secretkey = KEYS.server_sec
         if port:
             self.sock.bind(f"tcp://127.0.0.1:{port}")
             self.port = port
@@ -134,7 +165,7 @@ def test_bus_equals_json(pb, d):
     src = h.gen(os.path.join(d, "in.pcap"), "--packets", 30000, "--flows", 300, "--seed", 17)
     sub = Sub(pb)
     js = os.path.join(d, "flows.json")
-    h.run([h.RECORDER, "--read", src, "--coordinator", f"tcp://127.0.0.1:{sub.port}",
+    h.run([h.RECORDER, "--read", src, *KEYS.recorder_args(sub.port),
            "--flows-json", js, "--node-id", "rec-a"])
     time.sleep(0.5)
     sub.close()
@@ -174,7 +205,7 @@ def test_interim_idle_and_full(pb, d):
     pcapfile.write_pcap(path, [(ts, len(f), len(f), f) for ts, f in recs])
     sub = Sub(pb)
     js = os.path.join(d, "timed.json")
-    h.run([h.RECORDER, "--read", path, "--coordinator", f"tcp://127.0.0.1:{sub.port}",
+    h.run([h.RECORDER, "--read", path, *KEYS.recorder_args(sub.port),
            "--flows-json", js, "--flow-interval", "10s", "--flow-idle", "30s"])
     time.sleep(0.3)
     sub.close()
@@ -207,7 +238,7 @@ def test_interim_idle_and_full(pb, d):
 def test_shutdown_flush(pb, d):
     sub = Sub(pb)
     store = os.path.join(d, "store")
-    rec = h.Daemon(store, "--coordinator", f"tcp://127.0.0.1:{sub.port}", "--flow-idle", "1h")
+    rec = h.Daemon(store, *KEYS.recorder_args(sub.port), "--flow-idle", "1h")
     src = os.path.join(d, "in.pcap")
     h.vxsend(src, rec.port, "--rate", 50000)
     h.check(rec.wait_rx(30000), "daemon did not receive the feed")
@@ -232,7 +263,7 @@ def test_coordinator_away(pb, d):
     counted; when the coordinator appears it gets what waited."""
     port = h.free_tcp_port()
     store = os.path.join(d, "away")
-    rec = h.Daemon(store, "--coordinator", f"tcp://127.0.0.1:{port}", "--bus-queue", "300",
+    rec = h.Daemon(store, *KEYS.recorder_args(port), "--bus-queue", "300",
                    "--flow-grace", "0", "--flow-idle", "1s")
     try:
         h.vxsend(os.path.join(d, "in.pcap"), rec.port, "--rate", 50000)
@@ -259,9 +290,11 @@ def test_coordinator_away(pb, d):
 
 
 def main():
+    global KEYS
     h.init()
     d = h.tmpdir()
     pb = load_pb(d)
+    KEYS = BusKeys(d)
     test_bus_equals_json(pb, d)
     test_interim_idle_and_full(pb, d)
     test_shutdown_flush(pb, d)

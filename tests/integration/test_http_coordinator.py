@@ -29,7 +29,7 @@ def main():
 
         flowgen = h.binary("MSCOPE_FLOWGEN", "flowgen")
         n = 5000
-        h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", "--records", str(n)])
+        h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(), "--records", str(n)])
         h.check(h.wait_for(lambda: co.stats()["records_written"] >= n, 30),
                 f"records not written: {co.stats()}")
         m = h.scrape(co.http)

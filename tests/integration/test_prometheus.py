@@ -168,7 +168,7 @@ filter = tcp port 443
             h.check(int(h.vxsend(src, r.port, "--rate", 20000)["sent"]) == n, "vxsend count")
         sent_b = int(h.vxsend(bsrc, br.port, "--rate", 20000)["sent"])
         h.check(sent_b == BROKER_PACKETS, f"vxsend sent {sent_b} to the broker")
-        h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", "--records", str(RECORDS)])
+        h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(), "--records", str(RECORDS)])
         for r, n in zip(recs, REC_PACKETS):
             h.check(r.wait_rx(n), f"recorder {r.http}: {r.stats()}")
         h.check(h.wait_for(lambda: (br.stats() or {}).get("rx_packets") == BROKER_PACKETS, 15),

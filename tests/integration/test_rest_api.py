@@ -162,25 +162,19 @@ def search_checks(api, co, d):
     data = h.gen(os.path.join(d, "data.pcap"), "--packets", 20000, "--flows", 200, "--seed", 61)
     big = h.gen(os.path.join(d, "big.pcap"), "--bytes", "24m", "--flows", 100, "--seed", 62,
                 "--start", 1800000000)
-    token = open(os.path.join(co.dir, "search.token")).read()
     recs = []
     for i in range(2):
         dd = os.path.join(d, f"rec{i}")
         h.import_file(dd, data if i == 0 else big)
-        with open(os.path.join(dd, "search.token"), "w") as f:
-            f.write(token)
         ep = f"tcp://127.0.0.1:{h.free_tcp_port()}"
-        recs.append(h.Daemon(dd, "--node-id", f"r{i}", "--coordinator",
-                             f"tcp://127.0.0.1:{co.port}", "--search", ep))
+        recs.append(h.Daemon(dd, "--node-id", f"r{i}", *co.enroll(dd, f"r{i}"), "--search", ep))
     try:
         h.check(h.wait_for(lambda: co.stats()["nodes"] >= 2, 15), "recorders not known")
         time.sleep(1.5)
         api.get("/api/v1/nodes", "NodeList")
         for expr in ("tcp port 443", "udp", ""):
             want = os.path.join(d, "cli.pcap")
-            p = h.run([cluster.CLI, "--coordinator", co.rpc, "--token-file",
-                       os.path.join(co.dir, "rpc.token"), "search", "--from", "0", "-q", "-w",
-                       want, expr])
+            p = h.run(co.cli("search", "--from", "0", "-q", "-w", want, expr))
             body = json.dumps({"filter": expr, "from": "0"}).encode()
             st, hdr, got = h.http_get(co.http, "/api/v1/search", api.admin, method="POST",
                                       body=body, timeout=120)
@@ -247,7 +241,7 @@ def main():
     try:
         api = Api(co)
         flowgen = h.binary("MSCOPE_FLOWGEN", "flowgen")
-        h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", "--records", str(NFLOWS)])
+        h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(), "--records", str(NFLOWS)])
         h.check(h.wait_for(lambda: co.stats()["records_written"] >= NFLOWS, 60),
                 f"records not written: {co.stats()}")
         flows_checks(api, co)

@@ -27,6 +27,7 @@ PGPORT = 5400 + os.getpid() % 500
 class Coordinator:
     def __init__(self, d, reuse=None, extra=()):
         self.dir = os.path.join(d, "coord")
+        self.extra = list(extra)
         self.port = reuse.port if reuse else h.free_tcp_port()
         self.rpc = reuse.rpc if reuse else f"tcp://127.0.0.1:{h.free_tcp_port()}"
         self.http = reuse.http if reuse else f"127.0.0.1:{h.free_tcp_port()}"
@@ -40,6 +41,61 @@ class Coordinator:
         ok = h.wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 60)
         if self.proc.poll() is not None or not ok:
             h.fail(f"coordinator did not start:\n{self.log_text()}")
+
+    @property
+    def insecure(self):
+        return "--insecure" in self.extra
+
+    def keys(self):
+        """CURVE arguments of a client of ours (mscope), with the pair this
+        coordinator made for its local CLI."""
+        if self.insecure:
+            return ["--insecure"]
+        return ["--key-file", os.path.join(self.dir, "client.key"),
+                "--coordinator-key", os.path.join(self.dir, "curve.pub")]
+
+    def cli(self, *args):
+        """An mscope command line for this coordinator."""
+        return [CLI, "--coordinator", self.rpc, "--token-file", os.path.join(self.dir, "rpc.token"),
+                *self.keys(), *map(str, args)]
+
+    def flowgen_keys(self):
+        if self.insecure:
+            return []
+        return ["--key-file", os.path.join(self.dir, "client.key"),
+                "--server-key", os.path.join(self.dir, "curve.pub")]
+
+    def enroll(self, datadir, name):
+        """What an operator does for a new recorder: its key pair made and
+        allowed here; our public key and the search token copied there.
+        Returns the recorder's arguments for this coordinator's bus."""
+        bus = ["--coordinator", f"tcp://127.0.0.1:{self.port}"]
+        os.makedirs(datadir, exist_ok=True)
+        shutil.copy(os.path.join(self.dir, "search.token"), os.path.join(datadir, "search.token"))
+        if self.insecure:
+            return bus + ["--insecure"]
+        if not os.path.exists(os.path.join(datadir, "curve.key")):
+            h.run([CLI, "keygen", os.path.join(datadir, "curve")])
+        shutil.copy(os.path.join(datadir, "curve.pub"),
+                    os.path.join(self.dir, "allowed-keys", f"{name}.pub"))
+        shutil.copy(os.path.join(self.dir, "curve.pub"), os.path.join(datadir, "coordinator.pub"))
+        # Named, though they are the defaults of a recorder on datadir: an
+        # import without a data directory needs them too.
+        return bus + ["--key-file", os.path.join(datadir, "curve.key"),
+                      "--coordinator-key", os.path.join(datadir, "coordinator.pub")]
+
+    def curve(self, sock, key_file=None, server_pub=None):
+        """CURVE on a pyzmq client socket (before connect): the local CLI's
+        pair or the pair in key_file, to us or to the server whose public
+        key is in server_pub."""
+        if self.insecure:
+            return sock
+        pair = read_key(key_file or os.path.join(self.dir, "client.key"))
+        sock.curve_publickey = pair["public-key"].encode()
+        sock.curve_secretkey = pair["secret-key"].encode()
+        server = read_key(server_pub or os.path.join(self.dir, "curve.pub"))
+        sock.curve_serverkey = server["public-key"].encode()
+        return sock
 
     def log_text(self):
         self.log.flush()
@@ -75,6 +131,16 @@ class Coordinator:
             self.proc.terminate()
             self.proc.wait(60)
         return self.proc.returncode
+
+
+def read_key(path):
+    """A key file's fields ("public-key", "secret-key")."""
+    out = {}
+    for line in open(path):
+        if "=" in line and not line.lstrip().startswith("#"):
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
 
 
 def load_pb(d):

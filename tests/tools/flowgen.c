@@ -129,12 +129,14 @@ static void pace(double rate, int64_t t0, long long sent)
 
 int main(int argc, char **argv)
 {
-    const char *to = NULL, *node = "flowgen";
+    const char *to = NULL, *node = "flowgen", *key_file = NULL, *server_key = NULL;
     double rate = 0;
     long long records = 0, batch = 500, interim_every = 0, servers = 2000, first_ms = -1, pool = 0, spread = 60;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--to")) to = argv[i + 1];
         else if (!strcmp(argv[i], "--node")) node = argv[i + 1];
+        else if (!strcmp(argv[i], "--key-file")) key_file = argv[i + 1];
+        else if (!strcmp(argv[i], "--server-key")) server_key = argv[i + 1];
         else if (!strcmp(argv[i], "--records")) records = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--interim-every")) interim_every = atoll(argv[i + 1]);
@@ -152,11 +154,22 @@ int main(int argc, char **argv)
     if (!to || records <= 0 || batch < 1 || batch > 5000 || servers < 1 || spread < 1 || rate < 0) {
         fprintf(stderr, "usage: flowgen --to ENDPOINT --records N [--node NAME] [--batch 500] "
                         "[--interim-every K] [--interims-first MS] [--servers N] [--spread S] "
-                        "[--pool N] [--seed S] [--rate R]\n");
+                        "[--pool N] [--seed S] [--rate R] [--key-file PAIR --server-key PUB]\n");
         return 2;
     }
-    char err[512];
-    bus_pub_t *pub = bus_pub_new(to, 1000, err, sizeof err);
+    char err[1024];
+    /* CURVE with both keys (a coordinator's client.key and curve.pub), else plain. */
+    bus_sec sec;
+    memset(&sec, 0, sizeof sec);
+    busauth_pair srv;
+    if (key_file && server_key &&
+        (busauth_load(key_file, 1, &sec.self, err, sizeof err) < 0 ||
+         busauth_load(server_key, 0, &srv, err, sizeof err) < 0)) {
+        fprintf(stderr, "flowgen: %s\n", err);
+        return 2;
+    }
+    if (key_file && server_key) memcpy(sec.server_key, srv.pub, sizeof srv.pub);
+    bus_pub_t *pub = bus_pub_new(to, 1000, key_file && server_key ? &sec : NULL, err, sizeof err);
     if (!pub || !bus_pub_wait_subscriber(pub, 10000)) {
         fprintf(stderr, "flowgen: %s\n", pub ? "no subscriber within 10 s" : err);
         return 1;
