@@ -1,0 +1,228 @@
+# Optional brokers: one mirrored feed to many security tools. Their own NLB is
+# a second Traffic Mirror target; each broker filters, slices and masks the
+# packets per tool and sends them on (docs/BROKER.md).
+#
+# A packet of an ENI is mirrored by one session only (the lowest session
+# number whose filter accepts it), so the brokers get the ENIs, or the part of
+# their traffic, that a mirror module pointed at this NLB selects.
+
+locals {
+  vxlan_port = 4789
+
+  mirror_source_cidrs = length(var.mirror_source_cidrs) > 0 ? var.mirror_source_cidrs : [data.aws_vpc.this.cidr_block]
+
+  package_s3 = regexall("^s3://([^/]+)/(.+)$", var.package_url)
+
+  tags = merge(var.tags, { "mscope:role" = "broker" })
+}
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+data "aws_vpc" "this" {
+  id = var.vpc_id
+}
+
+data "aws_ami" "this" {
+  most_recent = true
+  owners      = var.ami_id == null ? ["136693071363"] : null # Debian's AWS account
+
+  filter {
+    name   = var.ami_id == null ? "name" : "image-id"
+    values = [var.ami_id == null ? "debian-12-amd64-*" : var.ami_id]
+  }
+}
+
+# ---- network ----------------------------------------------------------------
+
+resource "aws_security_group" "brokers" {
+  name_prefix = "${var.name}-"
+  description = "Mirrorscope brokers"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = var.name })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "vxlan" {
+  for_each = toset(local.mirror_source_cidrs)
+
+  security_group_id = aws_security_group.brokers.id
+  description       = "VXLAN from mirrored ENIs"
+  ip_protocol       = "udp"
+  from_port         = local.vxlan_port
+  to_port           = local.vxlan_port
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "http" {
+  security_group_id = aws_security_group.brokers.id
+  description       = "health checks and metrics"
+  ip_protocol       = "tcp"
+  from_port         = var.http_port
+  to_port           = var.http_port
+  cidr_ipv4         = data.aws_vpc.this.cidr_block
+}
+
+resource "aws_vpc_security_group_ingress_rule" "ssh" {
+  for_each = toset(var.ssh_cidrs)
+
+  security_group_id = aws_security_group.brokers.id
+  description       = "SSH"
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  cidr_ipv4         = each.value
+}
+
+# The tools, wherever they are; packages.
+resource "aws_vpc_security_group_egress_rule" "all" {
+  security_group_id = aws_security_group.brokers.id
+  description       = "everything out"
+  ip_protocol       = "-1"
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+resource "aws_lb" "brokers" {
+  name                             = var.name
+  internal                         = true
+  load_balancer_type               = "network"
+  subnets                          = var.subnet_ids
+  enable_cross_zone_load_balancing = true
+  tags                             = local.tags
+}
+
+resource "aws_lb_target_group" "vxlan" {
+  name                   = var.name
+  vpc_id                 = var.vpc_id
+  target_type            = "instance"
+  protocol               = "UDP"
+  port                   = local.vxlan_port
+  deregistration_delay   = var.deregistration_delay_seconds
+  connection_termination = true
+  tags                   = local.tags
+
+  # One ENI, one broker: a tool group's choice of member by connection is
+  # then made by one broker for both directions.
+  stickiness {
+    type    = "source_ip"
+    enabled = true
+  }
+
+  health_check {
+    protocol            = "HTTP"
+    port                = var.http_port
+    path                = "/readyz"
+    matcher             = "200"
+    interval            = 10
+    timeout             = 5
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+  }
+}
+
+resource "aws_lb_listener" "vxlan" {
+  load_balancer_arn = aws_lb.brokers.arn
+  protocol          = "UDP"
+  port              = local.vxlan_port
+  tags              = local.tags
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.vxlan.arn
+  }
+}
+
+# ---- identity ---------------------------------------------------------------
+
+resource "aws_iam_role" "brokers" {
+  name_prefix        = "${var.name}-"
+  tags               = local.tags
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "ec2.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "package" {
+  count = length(local.package_s3) > 0 ? 1 : 0
+
+  name   = "mscope-package"
+  role   = aws_iam_role.brokers.id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = "s3:GetObject"
+      Resource = "arn:${data.aws_partition.current.partition}:s3:::${local.package_s3[0][0]}/${local.package_s3[0][1]}"
+    }]
+  })
+}
+
+resource "aws_iam_instance_profile" "brokers" {
+  name_prefix = "${var.name}-"
+  role        = aws_iam_role.brokers.name
+  tags        = local.tags
+}
+
+# ---- instances --------------------------------------------------------------
+
+resource "aws_instance" "brokers" {
+  count = var.instance_count
+
+  ami                    = data.aws_ami.this.id
+  instance_type          = var.instance_type
+  subnet_id              = var.subnet_ids[count.index % length(var.subnet_ids)]
+  vpc_security_group_ids = [aws_security_group.brokers.id]
+  iam_instance_profile   = aws_iam_instance_profile.brokers.name
+  key_name               = var.key_name
+  tags                   = merge(local.tags, { Name = "${var.name}-${count.index}" })
+
+  user_data_base64 = base64gzip(templatefile("${path.module}/cloud-init.yaml.tftpl", {
+    node_lib       = file("${path.module}/../common/mscope-node.sh")
+    region         = data.aws_region.current.id
+    package_url    = var.package_url
+    package_sha256 = coalesce(var.package_sha256, "")
+    http_port      = var.http_port
+    dedup          = var.dedup
+    strip_vlan     = var.strip_vlan
+    extra_config   = var.extra_config
+    tools          = var.tools
+    groups         = var.groups
+  }))
+  # The configuration is in the user data: a change replaces the broker (the
+  # NLB moves its ENIs to the others meanwhile).
+  user_data_replace_on_change = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type           = "gp3"
+    volume_size           = var.root_volume_size_gb
+    encrypted             = true
+    kms_key_id            = var.kms_key_id
+    delete_on_termination = true
+  }
+
+  lifecycle {
+    ignore_changes = [ami]
+  }
+}
+
+resource "aws_lb_target_group_attachment" "brokers" {
+  count = var.instance_count
+
+  target_group_arn = aws_lb_target_group.vxlan.arn
+  target_id        = aws_instance.brokers[count.index].id
+  port             = local.vxlan_port
+}

@@ -1,0 +1,104 @@
+# mscope-node.sh - shell functions every Mirrorscope instance uses at boot,
+# installed as /usr/local/lib/mscope/node.sh by each module's cloud-init.
+# POSIX sh; the caller sets -eu and exports AWS_DEFAULT_REGION.
+
+# The instance metadata, IMDSv2 only: the launch templates require tokens.
+imds() {
+    t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \
+        http://169.254.169.254/latest/api/token) &&
+        curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/$1"
+}
+
+# mount_data_volume [DEVICE...]: format (once) and mount the data volume on
+# /var/lib/mscope. Its /dev name differs between Nitro (nvmeXn1, with a
+# /dev/disk/by-id name holding the volume id) and Xen (xvdf) instances: the
+# volume is the first DEVICE that appears or, with none given, the one whole
+# disk that has no partitions and no mount.
+mount_data_volume() {
+    disk=""
+    for _ in $(seq 120); do
+        for d in "$@"; do
+            if [ -e "$d" ]; then
+                disk=$(readlink -f "$d")
+                break
+            fi
+        done
+        if [ $# -eq 0 ]; then
+            for d in $(lsblk -dnpo NAME,TYPE | awk '$2 == "disk" { print $1 }'); do
+                if [ "$(lsblk -no NAME "$d" | wc -l)" -eq 1 ] &&
+                    [ -z "$(lsblk -no MOUNTPOINT "$d" | tr -d '[:space:]')" ]; then
+                    disk=$d
+                    break
+                fi
+            done
+        fi
+        [ -n "$disk" ] && break
+        sleep 5 # an EBS attachment can come minutes after boot
+    done
+    if [ -z "$disk" ]; then
+        echo "mscope: no data volume found" >&2
+        return 1
+    fi
+    # Never format a volume that holds a file system: it may be the store of a
+    # replaced instance.
+    blkid "$disk" >/dev/null 2>&1 || mkfs.xfs -q -L mscope-data "$disk"
+    mkdir -p /var/lib/mscope
+    grep -q ' /var/lib/mscope ' /etc/fstab ||
+        echo "LABEL=mscope-data /var/lib/mscope xfs defaults,noatime,nofail 0 2" >>/etc/fstab
+    mountpoint -q /var/lib/mscope || mount /var/lib/mscope
+}
+
+# install_package URL SHA256: the Mirrorscope .deb from https:// or s3://,
+# checked against SHA256 when it is not empty.
+install_package() {
+    case "$1" in
+    s3://*) aws s3 cp --only-show-errors "$1" /tmp/mscope.deb ;;
+    *) curl -fsSL --retry 5 -o /tmp/mscope.deb "$1" ;;
+    esac
+    [ -z "$2" ] || echo "$2  /tmp/mscope.deb" | sha256sum -c --quiet -
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/mscope.deb
+    rm -f /tmp/mscope.deb
+    id mscope >/dev/null 2>&1 ||
+        useradd --system --home-dir /var/lib/mscope --shell /usr/sbin/nologin mscope
+}
+
+# fetch_secret ARN FILE: the secret's string into FILE, mode 0600, owned by
+# user mscope, written whole or not at all. The value never appears on a
+# command line. Returns non-zero while the secret has no value yet.
+fetch_secret() {
+    (
+        umask 077
+        aws secretsmanager get-secret-value --secret-id "$1" \
+            --query SecretString --output text >"$2.new" 2>/dev/null
+    ) || {
+        rm -f "$2.new"
+        return 1
+    }
+    chown mscope:mscope "$2.new"
+    mv -f "$2.new" "$2"
+}
+
+# complete_hook HOOK: tell Auto Scaling this instance may go on (CONTINUE).
+complete_hook() {
+    aws autoscaling complete-lifecycle-action --auto-scaling-group-name "$ASG" \
+        --lifecycle-hook-name "$1" --instance-id "$(imds meta-data/instance-id)" \
+        --lifecycle-action-result CONTINUE ||
+        echo "mscope: lifecycle action $1 not completed (none pending, e.g. after a reboot)" >&2
+}
+
+# lifecycle SERVICE HTTP_PORT: complete the launch hook once SERVICE answers
+# /readyz 200 (only then does the NLB send to it), then wait for the
+# instance's turn to terminate, stop SERVICE (SIGTERM: it drains) and
+# complete the terminate hook. Runs as a service of its own.
+lifecycle() {
+    until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/readyz")" = 200 ]; do
+        sleep 5
+    done
+    complete_hook "$LAUNCH_HOOK"
+    # "Terminated" here means Auto Scaling waits on our terminate hook.
+    until [ "$(imds meta-data/autoscaling/target-lifecycle-state)" = Terminated ]; do
+        sleep 5
+    done
+    systemctl stop "$1"
+    complete_hook "$TERMINATE_HOOK"
+}
