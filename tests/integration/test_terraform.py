@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""The Terraform of deploy/terraform, read by HashiCorp's own HCL parser
+(hcl2json from npm, pinned in tests/terraform/: Terraform itself is not
+packaged in Debian):
+- every .tf file parses;
+- in each module every var., local., module., data. and resource reference
+  has its block; a module call passes only variables the module declares and
+  every variable without a default; module outputs used exist;
+- templatefile(): every name a template uses is passed, every name passed is
+  used;
+- the settings Traffic Mirroring, the NLB, Auto Scaling and the security
+  groups need (issue 13): NLB of type network with cross-zone balancing, a
+  UDP 4789 listener, a UDP target group health-checked over HTTP on
+  /readyz at the recorder's port, source_ip stickiness, deregistration delay
+  = the recorders' drain time, IMDSv2 only, encrypted volumes, ELB health
+  checks, launch and terminate lifecycle hooks, CPU target tracking, at most
+  10 filter rules per direction, RDS with its password in Secrets Manager,
+  coordinator ports open to operator CIDRs only, UDP 4789 never from
+  anywhere.
+MSCOPE_TERRAFORM_DIR points the test at another copy of deploy/terraform."""
+import json
+import os
+import re
+import shutil
+
+import harness as h
+
+TF = os.environ.get("MSCOPE_TERRAFORM_DIR", os.path.join(h.ROOT, "deploy", "terraform"))
+NODE_DIR = os.path.join(h.ROOT, "tests", "terraform")
+
+# Arguments of a module block that are not the module's variables.
+META_ARGS = {"source", "version", "count", "for_each", "providers", "depends_on"}
+PROVIDERS = r"(?:aws|random|tls|null|time|cloudinit|terraform)"
+KEYWORDS = {"for", "in", "if", "else", "endif", "endfor", "true", "false", "null"}
+
+
+# ---- reading HCL ---------------------------------------------------------------
+
+def parse_all():
+    """{module dir: {file name: hcl2json's JSON}} for every .tf under TF."""
+    node = shutil.which("node")
+    if not node or not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@cdktf", "hcl2json")):
+        h.fail("node or tests/terraform/node_modules is missing (run scripts/deps.sh)")
+    files = []
+    for d, _, names in os.walk(TF):
+        files += [os.path.join(d, n) for n in sorted(names) if n.endswith(".tf")]
+    h.check(files, f"no .tf files under {TF}")
+    p = h.run([node, os.path.join(NODE_DIR, "hcl2json.js"), *files], check_rc=False)
+    h.check(p.returncode == 0, f"HCL does not parse: {p.stderr.decode(errors='replace')}")
+    mods = {}
+    for path, doc in json.loads(p.stdout).items():
+        mods.setdefault(os.path.dirname(path), {})[os.path.basename(path)] = doc
+    return mods
+
+
+def merged(files):
+    """One module's blocks, all files together: kind -> {name: body} (resource
+    and data: "TYPE.NAME" -> body); locals: name -> value."""
+    m = {"variable": {}, "output": {}, "module": {}, "resource": {}, "data": {}, "locals": {}}
+    for doc in files.values():
+        for kind in ("variable", "output", "module"):
+            for name, bodies in doc.get(kind, {}).items():
+                m[kind][name] = bodies[0]
+        for kind in ("resource", "data"):
+            for typ, byname in doc.get(kind, {}).items():
+                for name, bodies in byname.items():
+                    m[kind][f"{typ}.{name}"] = bodies[0]
+        for block in doc.get("locals", []):
+            m["locals"].update(block)
+    return m
+
+
+def scan_template(s, i=0, quoted=False):
+    """The code parts of an HCL template (a JSON string, a quoted string inside
+    an expression, or a .tftpl file): (code, index after it). Literal text is
+    dropped, so words inside strings are never taken for references."""
+    code = []
+    while i < len(s):
+        if quoted and s[i] == "\\":
+            i += 2
+        elif quoted and s[i] == '"':
+            return " ".join(code), i + 1
+        elif s.startswith(("$${", "%%{"), i):
+            i += 3
+        elif s.startswith(("${", "%{"), i):
+            c, i = scan_code(s, i + 2)
+            code.append(c)
+        else:
+            i += 1
+    return " ".join(code), i
+
+
+def scan_code(s, i):
+    """An expression up to its closing brace: (code, index after the brace)."""
+    out, depth = [], 0
+    while i < len(s):
+        c = s[i]
+        if c == '"':
+            inner, i = scan_template(s, i + 1, quoted=True)
+            out.append(' "" ' + inner + " ")
+            continue
+        if c in "{[(":
+            depth += 1
+        elif c in "}])":
+            if depth == 0:
+                return "".join(out), i + 1
+            depth -= 1
+        out.append(c)
+        i += 1
+    return "".join(out), i
+
+
+def strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from strings(v)
+
+
+def code(node):
+    return " ".join(scan_template(s)[0] for s in strings(node))
+
+
+def object_keys(s, i):
+    """Keys and value texts of the object literal whose '{' is at s[i]."""
+    keys, depth, j, start = {}, 0, i + 1, True
+    key_re = re.compile(r"\s*([A-Za-z_][\w-]*)\s*=(?![=>])")
+    last = None
+    while j < len(s):
+        c = s[j]
+        if depth == 0 and start:
+            m = key_re.match(s, j)
+            if m:
+                if last:
+                    keys[last[0]] = s[last[1]:j]
+                last = (m.group(1), m.end())
+                j, start = m.end(), False
+                continue
+        if c == '"':
+            j = scan_template(s, j + 1, quoted=True)[1]
+            continue
+        if c in "{[(":
+            depth += 1
+        elif c in "}])":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c in "\n," and depth == 0:
+            start = True
+        j += 1
+    if last:
+        keys[last[0]] = s[last[1]:j]
+    return keys
+
+
+def template_names(text):
+    """Free names a .tftpl uses: not attributes, functions, keywords or loop
+    variables."""
+    c = scan_template(text)[0]
+    bound = set()
+    for m in re.finditer(r"\bfor\s+([A-Za-z_]\w*)(?:\s*,\s*([A-Za-z_]\w*))?\s+in\b", c):
+        bound.update(n for n in m.groups() if n)
+    names = set()
+    for m in re.finditer(r"(?<![\w.])([A-Za-z_]\w*)(?!\s*\(|\w)", c):
+        n = m.group(1)
+        if n not in KEYWORDS and n not in bound:
+            names.add(n)
+    return names
+
+
+# ---- the generic checks --------------------------------------------------------
+
+def check_references(rel, m):
+    c = code(m)
+    for name in set(re.findall(r"(?<![\w.])var\.([A-Za-z_][\w-]*)", c)):
+        h.check(name in m["variable"], f"{rel}: var.{name} has no variable block")
+    for name in set(re.findall(r"(?<![\w.])local\.([A-Za-z_][\w-]*)", c)):
+        h.check(name in m["locals"], f"{rel}: local.{name} is in no locals block")
+    for name in set(re.findall(r"(?<![\w.])module\.([A-Za-z_][\w-]*)", c)):
+        h.check(name in m["module"], f"{rel}: module.{name} has no module block")
+    for typ, name in set(re.findall(r"(?<![\w.])data\.([a-z]\w*)\.([A-Za-z_][\w-]*)", c)):
+        h.check(f"{typ}.{name}" in m["data"], f"{rel}: data.{typ}.{name} has no data block")
+    for typ, name in set(re.findall(rf"(?<![\w.])({PROVIDERS}_[a-z0-9_]+)\.([A-Za-z_][\w-]*)", c)):
+        h.check(f"{typ}.{name}" in m["resource"], f"{rel}: {typ}.{name} has no resource block")
+
+
+def check_module_calls(rel, d, m, mods):
+    c = code(m)
+    for name, call in m["module"].items():
+        src = os.path.normpath(os.path.join(d, call.get("source", "")))
+        h.check(src in mods, f"{rel}: module {name}: source {call.get('source')} holds no .tf files")
+        target = merged(mods[src])
+        for arg in set(call) - META_ARGS:
+            h.check(arg in target["variable"],
+                    f"{rel}: module {name} passes {arg}, which {os.path.relpath(src, TF)} does not declare")
+        for var, body in target["variable"].items():
+            h.check("default" in body or var in call,
+                    f"{rel}: module {name} does not pass {var}, which has no default")
+        for out in set(re.findall(rf"(?<![\w.])module\.{name}(?:\[[^\]]*\])?\.([A-Za-z_][\w-]*)", c)):
+            h.check(out in target["output"],
+                    f"{rel}: module.{name}.{out}: {os.path.relpath(src, TF)} has no such output")
+
+
+def template_calls(m):
+    """{template file: {key: value text}} of every templatefile() in a module."""
+    calls = {}
+    for s in strings(m):
+        for t in re.finditer(r'templatefile\(\s*"\$\{path\.module\}/([^"]+)"\s*,\s*\{', s):
+            calls[t.group(1)] = object_keys(s, t.end() - 1)
+    return calls
+
+
+def check_templates(rel, d, m):
+    for name, keys in template_calls(m).items():
+        path = os.path.join(d, name)
+        h.check(os.path.exists(path), f"{rel}: templatefile {name} does not exist")
+        text = open(path).read()
+        used = template_names(text)
+        # "~}" strips all the whitespace after it, the next line's indentation
+        # too: inside a YAML block scalar that breaks the document.
+        for e in re.finditer(r"~\}[ \t]*\n[ \t]+\S", text):
+            h.fail(f"{rel}/{name}:{text[:e.start()].count(chr(10)) + 1}: '~}}' strips the next line's "
+                   "indentation too (strip on the left instead: '%{~ ... }')")
+        h.check(used <= set(keys), f"{rel}/{name} uses {sorted(used - set(keys))}, not passed")
+        h.check(set(keys) <= used, f"{rel}: {name} is passed {sorted(set(keys) - used)}, never used")
+    for s in strings(m):
+        for f in re.findall(r'file\(\s*"\$\{path\.module\}/([^"]+)"', s):
+            h.check(os.path.exists(os.path.join(d, f)), f"{rel}: file {f} does not exist")
+
+
+# ---- the settings --------------------------------------------------------------
+
+def of_type(m, kind, typ):
+    return {k.split(".", 1)[1]: v for k, v in m[kind].items() if k.split(".", 1)[0] == typ}
+
+
+def one(m, typ, rel):
+    found = of_type(m, "resource", typ)
+    h.check(len(found) == 1, f"{rel}: want one {typ}, found {sorted(found)}")
+    return next(iter(found.items()))
+
+
+def block(body, name):
+    b = body.get(name) or [{}]
+    return b[0]
+
+
+def resolve(m, v):
+    """A value through local.X indirections."""
+    for _ in range(5):
+        r = re.fullmatch(r"\$\{local\.(\w+)\}", v) if isinstance(v, str) else None
+        if not r:
+            return v
+        v = m["locals"].get(r.group(1))
+    return v
+
+
+def expand(m, v):
+    """A value's text with every local.X replaced by its definition."""
+    s = json.dumps(v) if not isinstance(v, str) else v
+    for _ in range(5):
+        s = re.sub(r"(?<![\w.])local\.(\w+)", lambda r: f"({m['locals'].get(r.group(1))})", s)
+    return s
+
+
+def ref(v, what):
+    return isinstance(v, str) and re.search(rf"(?<![\w.]){re.escape(what)}(?![\w-])", v)
+
+
+def default_of(m, var):
+    return m["variable"].get(var, {}).get("default")
+
+
+def check_nlb(rel, m, http_default):
+    """The NLB, listener and target group shared by recorders and brokers."""
+    _, lb = one(m, "aws_lb", rel)
+    h.check(lb.get("load_balancer_type") == "network", f"{rel}: the load balancer is not type network")
+    h.check(lb.get("enable_cross_zone_load_balancing") is True, f"{rel}: cross-zone balancing is off")
+    h.check(lb.get("internal") is True, f"{rel}: the NLB is not internal")
+    tg_name, tg = one(m, "aws_lb_target_group", rel)
+    h.check(tg.get("protocol") == "UDP" and resolve(m, tg.get("port")) == 4789,
+            f"{rel}: target group is not UDP 4789: {tg.get('protocol')} {tg.get('port')}")
+    hc = block(tg, "health_check")
+    h.check(hc.get("protocol") == "HTTP" and hc.get("path") == "/readyz",
+            f"{rel}: health check is not HTTP /readyz: {hc}")
+    h.check(hc.get("port") == "${var.http_port}" and default_of(m, "http_port") == http_default,
+            f"{rel}: health check port is not var.http_port (default {http_default}): {hc.get('port')}")
+    st = block(tg, "stickiness")
+    h.check(st.get("type") == "source_ip" and st.get("enabled") is True,
+            f"{rel}: target group stickiness is not source_ip: {st}")
+    _, ls = one(m, "aws_lb_listener", rel)
+    h.check(ls.get("protocol") == "UDP" and resolve(m, ls.get("port")) == 4789,
+            f"{rel}: listener is not UDP 4789")
+    fwd = block(ls, "default_action")
+    h.check(fwd.get("type") == "forward" and ref(fwd.get("target_group_arn"), f"aws_lb_target_group.{tg_name}"),
+            f"{rel}: the listener does not forward to the target group")
+    return tg
+
+
+def ingress_rules(mods):
+    """(module, name, body) of every ingress rule, whatever its resource."""
+    for d, files in mods.items():
+        m = merged(files)
+        rel = os.path.relpath(d, TF)
+        for name, r in of_type(m, "resource", "aws_vpc_security_group_ingress_rule").items():
+            yield rel, m, name, r
+        for name, r in of_type(m, "resource", "aws_security_group_rule").items():
+            if r.get("type") == "ingress":
+                yield rel, m, name, r
+        for name, sg in of_type(m, "resource", "aws_security_group").items():
+            for i, r in enumerate(sg.get("ingress", [])):
+                yield rel, m, f"{name}.ingress[{i}]", r
+
+
+def cidrs_of(r):
+    return [r.get("cidr_ipv4"), r.get("cidr_ipv6"), *(r.get("cidr_blocks") or []),
+            *(r.get("ipv6_cidr_blocks") or [])]
+
+
+def refuses_anywhere(m, var):
+    """var has a validation that refuses 0.0.0.0/0."""
+    conds = [v.get("condition", "") for v in m["variable"].get(var, {}).get("validation", [])]
+    return any(re.search(r'!=\s*"0\.0\.0\.0/0"', c) for c in conds)
+
+
+def check_security(mods):
+    vxlan = 0
+    for rel, m, name, r in ingress_rules(mods):
+        for c in cidrs_of(r):
+            h.check(c not in ("0.0.0.0/0", "::/0"), f"{rel}: ingress {name} is open to {c}")
+        proto = str(r.get("ip_protocol", r.get("protocol", ""))).lower()
+        ports = {resolve(m, r.get("from_port")), resolve(m, r.get("to_port"))}
+        if proto == "-1" or (proto in ("udp", "17") and 4789 in ports):
+            vxlan += 1
+            h.check(r.get("cidr_ipv4") == "${each.value}" and
+                    ref(expand(m, r.get("for_each")), "var.mirror_source_cidrs"),
+                    f"{rel}: UDP 4789 ingress {name} is not from var.mirror_source_cidrs only")
+            h.check(refuses_anywhere(m, "mirror_source_cidrs"),
+                    f"{rel}: mirror_source_cidrs does not refuse 0.0.0.0/0")
+    h.check(vxlan >= 2, f"UDP 4789 ingress rules found in {vxlan} places, want recorders and brokers")
+    print(f"ok  no ingress from 0.0.0.0/0; UDP 4789 from the mirror source CIDRs only ({vxlan} rules)")
+
+
+def check_recorders(mods):
+    d = os.path.join(TF, "modules", "recorders")
+    h.check(d in mods, "no modules/recorders")
+    m, rel = merged(mods[d]), "modules/recorders"
+    tg = check_nlb(rel, m, 8081)
+    h.check(tg.get("deregistration_delay") == "${var.drain_time_seconds}",
+            f"{rel}: deregistration_delay is not var.drain_time_seconds: {tg.get('deregistration_delay')}")
+    calls = template_calls(m)
+    h.check(len(calls) == 1, f"{rel}: want one cloud-init template, found {sorted(calls)}")
+    tpl_name, keys = next(iter(calls.items()))
+    tpl = open(os.path.join(d, tpl_name)).read()
+    h.check(keys.get("drain_time", "").strip() == "var.drain_time_seconds" and
+            re.search(r"^\s*drain-time = \$\{drain_time\}s$", tpl, re.M),
+            f"{rel}: the recorder's drain-time is not var.drain_time_seconds")
+    h.check(re.search(r"^\s*coordinator = \$\{coordinator\}$", tpl, re.M) and
+            "var.coordinator_address" in keys.get("coordinator", ""),
+            f"{rel}: the recorder's configuration lacks the coordinator's address")
+    print("ok  recorders: internal NLB (network, cross-zone), UDP 4789 listener and target group, "
+          "HTTP /readyz on var.http_port, source_ip stickiness, deregistration delay = drain-time")
+
+    _, lt = one(m, "aws_launch_template", rel)
+    h.check(block(lt, "metadata_options").get("http_tokens") == "required", f"{rel}: IMDSv1 allowed")
+    ebs = [(b.get("device_name"), block(b, "ebs")) for b in lt.get("block_device_mappings", [])]
+    data = [e for dev, e in ebs if not ref(dev, "data.aws_ami.this.root_device_name")]
+    h.check(data and data[0].get("volume_size") == "${var.data_volume_size_gb}",
+            f"{rel}: no data volume sized by var.data_volume_size_gb")
+    h.check(all(e.get("encrypted") is True for _, e in ebs), f"{rel}: an EBS volume is not encrypted")
+    h.check("templatefile" in lt.get("user_data", ""), f"{rel}: user_data is not rendered from a template")
+    lib = open(os.path.join(TF, "modules", "common", "mscope-node.sh")).read()
+    h.check("complete-lifecycle-action" in lib and "/readyz" in lib and
+            re.search(r"lifecycle mscope-recorder", tpl),
+            f"{rel}: cloud-init does not complete the launch hook after /readyz")
+
+    asg_name, asg = one(m, "aws_autoscaling_group", rel)
+    h.check(asg.get("health_check_type") == "ELB", f"{rel}: health_check_type is not ELB")
+    h.check(re.search(r"aws_lb_target_group\.\w+\.arn", json.dumps(asg.get("target_group_arns"))),
+            f"{rel}: the Auto Scaling group is not in the target group")
+    hooks = asg.get("initial_lifecycle_hook", [])
+    hooks += of_type(m, "resource", "aws_autoscaling_lifecycle_hook").values()
+    trans = {x.get("lifecycle_transition"): x for x in hooks}
+    h.check("autoscaling:EC2_INSTANCE_LAUNCHING" in trans, f"{rel}: no launch lifecycle hook")
+    term = trans.get("autoscaling:EC2_INSTANCE_TERMINATING")
+    h.check(term, f"{rel}: no terminate lifecycle hook")
+    beat = expand(m, term.get("heartbeat_timeout"))
+    h.check(re.search(r"max\(.*var\.drain_time_seconds\s*\+", beat),
+            f"{rel}: the terminate hook's heartbeat is not at least the drain time: {beat}")
+    _, pol = one(m, "aws_autoscaling_policy", rel)
+    ttc = block(pol, "target_tracking_configuration")
+    h.check(pol.get("policy_type") == "TargetTrackingScaling" and
+            block(ttc, "predefined_metric_specification").get("predefined_metric_type") ==
+            "ASGAverageCPUUtilization" and ref(pol.get("autoscaling_group_name"),
+                                               f"aws_autoscaling_group.{asg_name}"),
+            f"{rel}: no CPU target tracking policy on the group")
+    h.check("autoscaling:CompleteLifecycleAction" in json.dumps(m["resource"]),
+            f"{rel}: the instance role may not complete lifecycle actions")
+    ports = {r.get("from_port"): r for r in of_type(m, "resource", "aws_vpc_security_group_ingress_rule").values()}
+    for p in ("${var.bus_port}", "${var.search_port}"):
+        h.check(p in ports and "referenced_security_group_id" in ports[p] and not ports[p].get("cidr_ipv4"),
+                f"{rel}: {p} is not opened by security group reference")
+    print("ok  recorders: IMDSv2 only, encrypted data volume, ELB health checks, launch and terminate "
+          "hooks (heartbeat >= drain), CPU target tracking, bus/search by security group")
+
+
+def check_coordinator(mods):
+    d = os.path.join(TF, "modules", "coordinator")
+    h.check(d in mods, "no modules/coordinator")
+    m, rel = merged(mods[d]), "modules/coordinator"
+    _, db = one(m, "aws_db_instance", rel)
+    h.check(db.get("manage_master_user_password") is True and "password" not in db,
+            f"{rel}: the RDS password is not managed in Secrets Manager")
+    h.check(db.get("storage_encrypted") is True, f"{rel}: RDS storage not encrypted")
+    h.check(re.search(r'var\.database\s*==\s*"rds"', expand(m, db.get("count"))),
+            f"{rel}: RDS is not chosen by var.database: count = {db.get('count')}")
+    vols = of_type(m, "resource", "aws_ebs_volume")
+    h.check(vols and all(v.get("encrypted") is True for v in vols.values()), f"{rel}: data volume not encrypted")
+    h.check(of_type(m, "resource", "aws_volume_attachment"), f"{rel}: the data volume is not attached")
+    tpl = open(os.path.join(d, next(iter(template_calls(m))))).read()
+    h.check("PGPASSFILE" in tpl and not re.search(r"password\s*=", tpl),
+            f"{rel}: the database password must reach libpq through PGPASSFILE")
+    h.check("default" not in m["variable"].get("operator_cidrs", {"default": 0}) and
+            refuses_anywhere(m, "operator_cidrs"),
+            f"{rel}: operator_cidrs must be required and refuse 0.0.0.0/0")
+    seen = set()
+    for name, r in of_type(m, "resource", "aws_vpc_security_group_ingress_rule").items():
+        port = r.get("from_port")
+        if port in ("${var.http_port}", "${var.rpc_port}"):
+            seen.add(port)
+            h.check(r.get("cidr_ipv4") == "${each.value}" and ref(r.get("for_each"), "var.operator_cidrs")
+                    and not r.get("referenced_security_group_id"),
+                    f"{rel}: ingress {name} on {port} is not from var.operator_cidrs only")
+    h.check(seen == {"${var.http_port}", "${var.rpc_port}"}, f"{rel}: HTTP and RPC ingress rules: {seen}")
+    print("ok  coordinator: RDS password managed by RDS (Secrets Manager, PGPASSFILE), chosen by "
+          "var.database; encrypted data volume; HTTP and RPC from var.operator_cidrs only")
+
+
+def check_mirror(mods):
+    d = os.path.join(TF, "modules", "mirror")
+    h.check(d in mods, "no modules/mirror")
+    m, rel = merged(mods[d]), "modules/mirror"
+    _, tgt = one(m, "aws_ec2_traffic_mirror_target", rel)
+    h.check(ref(tgt.get("network_load_balancer_arn"), "var.target_nlb_arn"), f"{rel}: target is not the NLB")
+    conds = [v.get("condition", "") for v in m["variable"]["filter_rules"].get("validation", [])]
+    for direction in ("ingress", "egress"):
+        h.check(any(re.search(rf'direction\s*==\s*"{direction}"\s*\]\)\s*<=\s*10', c) for c in conds),
+                f"{rel}: filter_rules: no validation of at most 10 {direction} rules")
+    _, rule = one(m, "aws_ec2_traffic_mirror_filter_rule", rel)
+    h.check(ref(expand(m, rule.get("for_each")), "var.filter_rules"), f"{rel}: rules not from var.filter_rules")
+    _, ses = one(m, "aws_ec2_traffic_mirror_session", rel)
+    src = expand(m, ses.get("for_each"))
+    h.check(ref(src, "var.source_eni_ids") and re.search(r"data\.aws_instance\.\w+", src),
+            f"{rel}: sessions are not made for listed ENIs and tagged instances")
+    h.check(of_type(m, "data", "aws_instances") and of_type(m, "data", "aws_instance"),
+            f"{rel}: no instance lookup by tags")
+    h.check(all(k in ses for k in ("session_number", "virtual_network_id", "packet_length")),
+            f"{rel}: sessions lack a session number, VNI or packet_length")
+    conds = json.dumps(m["variable"]["packet_length"].get("validation"))
+    h.check("8500" in conds, f"{rel}: packet_length is not limited to 8500")
+    print("ok  mirror: NLB target, filter rules from a variable (<= 10 per direction), sessions for "
+          "listed ENIs and tagged instances with session number, VNI, packet_length")
+
+
+def check_broker(mods):
+    d = os.path.join(TF, "modules", "broker")
+    h.check(d in mods, "no modules/broker")
+    m, rel = merged(mods[d]), "modules/broker"
+    check_nlb(rel, m, 8082)
+    _, inst = one(m, "aws_instance", rel)
+    h.check(inst.get("count") == "${var.instance_count}", f"{rel}: brokers not counted by var.instance_count")
+    calls = False
+    for d2, files in mods.items():
+        for name, call in merged(files)["module"].items():
+            if call.get("source", "").rstrip("/").endswith("modules/broker"):
+                calls = True
+                h.check("count" in call or "for_each" in call,
+                        f"{os.path.relpath(d2, TF)}: module {name}: brokers are not optional (count)")
+    h.check(calls, "no example calls modules/broker")
+    print("ok  broker: optional (count), NLB like the recorders' with /readyz on 8082")
+
+
+def check_everywhere(mods):
+    """IMDSv2 and encryption wherever an instance or a volume is defined."""
+    n = 0
+    for d, files in mods.items():
+        m, rel = merged(files), os.path.relpath(d, TF)
+        for typ in ("aws_instance", "aws_launch_template"):
+            for name, r in of_type(m, "resource", typ).items():
+                n += 1
+                h.check(block(r, "metadata_options").get("http_tokens") == "required",
+                        f"{rel}: {typ}.{name} allows IMDSv1")
+                for b in r.get("root_block_device", []) + [block(x, "ebs") for x in r.get("block_device_mappings", [])]:
+                    h.check(b.get("encrypted") is True, f"{rel}: {typ}.{name} has an unencrypted volume")
+    h.check(n >= 3, f"only {n} instances or launch templates")
+    print(f"ok  IMDSv2 only and encrypted volumes on all {n} instances and launch templates")
+
+
+def main():
+    mods = parse_all()
+    nfiles = sum(len(f) for f in mods.values())
+    print(f"ok  {nfiles} .tf files in {len(mods)} modules parse (hcl2json)")
+    readme = open(os.path.join(TF, "README.md")).read()
+    for d, files in sorted(mods.items()):
+        rel = os.path.relpath(d, TF)
+        m = merged(files)
+        check_references(rel, m)
+        check_module_calls(rel, d, m, mods)
+        check_templates(rel, d, m)
+        for name, body in m["variable"].items():
+            h.check(body.get("description") and body.get("type"), f"{rel}: variable {name} lacks description or type")
+            h.check(f"| `{name}` |" in readme.split(f"### `{rel}`", 1)[-1],
+                    f"README.md does not describe {rel}'s variable {name}")
+    print("ok  every reference has its block; module calls match the modules' variables and outputs; "
+          "templates get exactly the names they use; README.md describes every variable")
+    check_mirror(mods)
+    check_recorders(mods)
+    check_coordinator(mods)
+    check_broker(mods)
+    check_security(mods)
+    check_everywhere(mods)
+
+
+if __name__ == "__main__":
+    main()
