@@ -107,12 +107,7 @@ int busauth_load(const char *path, int need_secret, busauth_pair *kp, char *err,
         return -1;
     }
     struct stat st;
-    if (need_secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
-        snprintf(err, errlen, "key file %.900s holds a secret key but is readable by others "
-                 "(chmod 600 it)", path);
-        fclose(f);
-        return -1;
-    }
+    int loose = fstat(fileno(f), &st) == 0 && (st.st_mode & 077);
     char line[256];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
@@ -130,6 +125,11 @@ int busauth_load(const char *path, int need_secret, busauth_pair *kp, char *err,
     }
     fclose(f);
     if (rc < 0) return -1;
+    if (need_secret && kp->sec[0] && loose) {
+        snprintf(err, errlen, "key file %.900s holds a secret key but is readable by others "
+                 "(chmod 600 it)", path);
+        return -1;
+    }
     if (!kp->pub[0] || (need_secret && !kp->sec[0])) {
         snprintf(err, errlen, "key file %.900s has no %s", path,
                  kp->pub[0] ? "secret-key (give the pair's .key file, not the .pub)" : "public-key");
