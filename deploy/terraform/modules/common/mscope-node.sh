@@ -78,6 +78,22 @@ fetch_secret() {
     mv -f "$2.new" "$2"
 }
 
+# put_field JSON FIELD FILE MODE: one field of a fetched JSON secret into FILE
+# with MODE, owned by user mscope, written whole or not at all.
+put_field() {
+    (
+        umask 077
+        jq -er --arg f "$2" '.[$f] // empty' "$1" >"$3.new"
+    ) || {
+        rm -f "$3.new"
+        echo "mscope: no $2 in the cluster secret" >&2
+        return 1
+    }
+    chmod "$4" "$3.new"
+    chown mscope:mscope "$3.new"
+    mv -f "$3.new" "$3"
+}
+
 # complete_hook HOOK: tell Auto Scaling this instance may go on (CONTINUE).
 complete_hook() {
     aws autoscaling complete-lifecycle-action --auto-scaling-group-name "$ASG" \

@@ -3,8 +3,9 @@
 # instance keeps them; the database is RDS or embedded.
 #
 # No secret goes through Terraform's state or a command line: RDS generates
-# the database password in Secrets Manager, the coordinator generates the
-# cluster's search token and stores it in a secret the recorders may read.
+# the database password in Secrets Manager; the coordinator generates the
+# cluster's search token and CURVE keys and keeps them in a secret the
+# recorders may read.
 
 locals {
   rds = var.database == "rds"
@@ -159,13 +160,14 @@ resource "aws_db_instance" "this" {
   tags                       = local.tags
 }
 
-# ---- the search token -------------------------------------------------------
+# ---- the cluster's keys -----------------------------------------------------
 
-# Created empty: the coordinator fills it at first boot with the token it
-# generates, and the recorders wait for it.
-resource "aws_secretsmanager_secret" "search_token" {
-  name_prefix             = "${var.name}-search-token-"
-  description             = "Mirrorscope: the cluster's search token (coordinator to recorders)"
+# Created empty: the coordinator fills it at first boot (search token, its
+# CURVE key pair, the recorders' shared pair), the recorders wait for it, and
+# a rebuilt coordinator takes its identity back from it.
+resource "aws_secretsmanager_secret" "cluster" {
+  name_prefix             = "${var.name}-cluster-"
+  description             = "Mirrorscope: search token and CURVE keys of the coordinator and the recorders"
   recovery_window_in_days = var.secret_recovery_days
   tags                    = local.tags
 }
@@ -192,10 +194,10 @@ resource "aws_iam_role_policy" "coordinator" {
     Version   = "2012-10-17"
     Statement = concat(
       [{
-        Sid      = "SearchToken"
+        Sid      = "ClusterSecret"
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:ListSecretVersionIds"]
-        Resource = aws_secretsmanager_secret.search_token.arn
+        Resource = aws_secretsmanager_secret.cluster.arn
       }],
       [
         for db in aws_db_instance.this : {
@@ -264,7 +266,7 @@ resource "aws_instance" "coordinator" {
     # Nitro instances name EBS volumes by id under /dev/disk/by-id; Xen ones
     # use the attachment's device name.
     data_disks         = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${replace(aws_ebs_volume.data.id, "-", "")} /dev/xvdf"
-    search_token_arn   = aws_secretsmanager_secret.search_token.arn
+    cluster_secret_arn = aws_secretsmanager_secret.cluster.arn
     bus_port           = var.bus_port
     rpc_port           = var.rpc_port
     http_port          = var.http_port

@@ -13,9 +13,9 @@ output "security_group_id" {
   value       = aws_security_group.coordinator.id
 }
 
-output "search_token_secret_arn" {
-  description = "Secret holding the cluster's search token, filled by the coordinator at first boot."
-  value       = aws_secretsmanager_secret.search_token.arn
+output "cluster_secret_arn" {
+  description = "Secret holding the search token and the CURVE keys, filled by the coordinator at first boot."
+  value       = aws_secretsmanager_secret.cluster.arn
 }
 
 output "rest_url" {

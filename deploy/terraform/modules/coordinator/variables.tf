@@ -193,7 +193,7 @@ variable "extra_config" {
     condition = alltrue([
       for k, v in var.extra_config :
       can(regex("^[a-z][a-z-]*$", k)) && !can(regex("[#\\n]", v)) &&
-      !contains(["data-dir", "db", "bus", "rpc", "http", "retention-days"], k)
+      !contains(["data-dir", "db", "bus", "rpc", "http", "retention-days", "key-file", "allow-dir", "insecure"], k)
     ])
     error_message = "extra_config: option names in lower case; values without '#' or newlines; the options this module sets itself are not allowed."
   }
@@ -218,7 +218,7 @@ variable "http_port" {
 }
 
 variable "secret_recovery_days" {
-  description = "Days a deleted search-token secret can be restored (0 deletes at once, 7-30 otherwise)."
+  description = "Days a deleted cluster secret (token and keys) can be restored (0 deletes at once, 7-30 otherwise)."
   type        = number
   default     = 7
 

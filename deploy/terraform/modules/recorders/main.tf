@@ -202,10 +202,10 @@ resource "aws_iam_role_policy" "recorders" {
           Resource = local.asg_arn
         },
         {
-          Sid      = "SearchToken"
+          Sid      = "ClusterSecret"
           Effect   = "Allow"
           Action   = "secretsmanager:GetSecretValue"
-          Resource = var.search_token_secret_arn
+          Resource = var.cluster_secret_arn
         },
       ],
       [
@@ -238,20 +238,20 @@ resource "aws_launch_template" "recorders" {
   tags                   = local.tags
 
   user_data = base64encode(templatefile("${path.module}/cloud-init.yaml.tftpl", {
-    node_lib                = file("${path.module}/../common/mscope-node.sh")
-    region                  = data.aws_region.current.id
-    package_url             = var.package_url
-    package_sha256          = coalesce(var.package_sha256, "")
-    coordinator             = "tcp://${var.coordinator_address}:${var.bus_port}"
-    search_token_secret_arn = var.search_token_secret_arn
-    search_port             = var.search_port
-    http_port               = var.http_port
-    drain_time              = var.drain_time_seconds
-    rx_threads              = var.rx_threads
-    extra_config            = var.extra_config
-    asg_name                = var.name
-    launch_hook             = local.launch_hook
-    terminate_hook          = local.terminate_hook
+    node_lib           = file("${path.module}/../common/mscope-node.sh")
+    region             = data.aws_region.current.id
+    package_url        = var.package_url
+    package_sha256     = coalesce(var.package_sha256, "")
+    coordinator        = "tcp://${var.coordinator_address}:${var.bus_port}"
+    cluster_secret_arn = var.cluster_secret_arn
+    search_port        = var.search_port
+    http_port          = var.http_port
+    drain_time         = var.drain_time_seconds
+    rx_threads         = var.rx_threads
+    extra_config       = var.extra_config
+    asg_name           = var.name
+    launch_hook        = local.launch_hook
+    terminate_hook     = local.terminate_hook
   }))
 
   iam_instance_profile {

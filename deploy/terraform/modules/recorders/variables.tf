@@ -173,8 +173,8 @@ variable "coordinator_security_group_id" {
   type        = string
 }
 
-variable "search_token_secret_arn" {
-  description = "Secrets Manager secret holding the cluster's search token (the coordinator module creates and fills it); copied to each recorder at boot, mode 0600."
+variable "cluster_secret_arn" {
+  description = "Secrets Manager secret the coordinator fills at its first boot (modules/coordinator): the search token, the recorders' CURVE key pair and the coordinator's public key, copied to each recorder at boot (0600)."
   type        = string
 }
 
@@ -227,7 +227,7 @@ variable "extra_config" {
     condition = alltrue([
       for k, v in var.extra_config :
       can(regex("^[a-z][a-z-]*$", k)) && !can(regex("[#\\n]", v)) &&
-      !contains(["data-dir", "listen", "coordinator", "http", "drain-time", "search", "search-token-file", "node-id", "search-endpoint"], k)
+      !contains(["data-dir", "listen", "coordinator", "http", "drain-time", "search", "search-token-file", "node-id", "search-endpoint", "key-file", "coordinator-key", "insecure"], k)
     ])
     error_message = "extra_config: option names in lower case; values without '#' or newlines; the options this module sets itself are not allowed."
   }
