@@ -7,7 +7,9 @@ packaged in Debian):
   has its block; a module call passes only variables the module declares and
   every variable without a default; module outputs used exist;
 - templatefile(): every name a template uses is passed, every name passed is
-  used;
+  used; no strip marker eats the indentation of the cloud-init YAML; no
+  daemon runs --insecure, the recorders get their CURVE keys;
+- README.md describes every variable;
 - the settings Traffic Mirroring, the NLB, Auto Scaling and the security
   groups need (issue 13): NLB of type network with cross-zone balancing, a
   UDP 4789 listener, a UDP target group health-checked over HTTP on
@@ -227,6 +229,7 @@ def check_templates(rel, d, m):
                    "indentation too (strip on the left instead: '%{~ ... }')")
         h.check(used <= set(keys), f"{rel}/{name} uses {sorted(used - set(keys))}, not passed")
         h.check(set(keys) <= used, f"{rel}: {name} is passed {sorted(set(keys) - used)}, never used")
+        h.check(not re.search(r"^\s*insecure\s*=", text, re.M), f"{rel}/{name}: a daemon runs without CURVE")
     for s in strings(m):
         for f in re.findall(r'file\(\s*"\$\{path\.module\}/([^"]+)"', s):
             h.check(os.path.exists(os.path.join(d, f)), f"{rel}: file {f} does not exist")
@@ -362,6 +365,8 @@ def check_recorders(mods):
     h.check(re.search(r"^\s*coordinator = \$\{coordinator\}$", tpl, re.M) and
             "var.coordinator_address" in keys.get("coordinator", ""),
             f"{rel}: the recorder's configuration lacks the coordinator's address")
+    h.check(re.search(r"^\s*key-file = \S", tpl, re.M) and re.search(r"^\s*coordinator-key = \S", tpl, re.M),
+            f"{rel}: the recorder's configuration names no CURVE key pair or coordinator key")
     print("ok  recorders: internal NLB (network, cross-zone), UDP 4789 listener and target group, "
           "HTTP /readyz on var.http_port, source_ip stickiness, deregistration delay = drain-time")
 
