@@ -158,8 +158,10 @@ bus_pub_t *bus_pub_new(const char *endpoint, int hwm, const bus_sec *sec, char *
     bus_pub_t *b = xcalloc(1, sizeof *b);
     int one = 1;
     if (bus__socket(ZMQ_XPUB, "XPUB", (bus__base *)b, err, errlen) < 0) goto fail;
+    int64_t max = 4096; /* what comes back is subscriptions, a few bytes each */
     zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->sock, ZMQ_XPUB_NODROP, &one, sizeof one);
+    zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &max, sizeof max);
     if (bus__attach((bus__base *)b, sec, "bus", endpoint, 0, err, errlen) < 0)
         goto fail;
     return b;
@@ -401,8 +403,10 @@ long bus_rpc_call(const char *endpoint, const bus_sec *sec, const void *req, siz
 {
     long rc = -1;
     bus__base b = { 0 };
+    int64_t max = BUS_RPC_REPLY_MAX;
     *reply = NULL;
     if (bus__socket(ZMQ_DEALER, "DEALER", &b, err, errlen) < 0) return -EIO;
+    zmq_setsockopt(b.sock, ZMQ_MAXMSGSIZE, &max, sizeof max);
     if (bus__attach(&b, sec, "rpc", endpoint, 0, err, errlen) < 0) return -EIO;
     if (zmq_send(b.sock, req, len, 0) < 0) {
         snprintf(err, errlen, "sending to %s failed: %s", endpoint, zmq_strerror(errno));

@@ -150,6 +150,10 @@ enum { BUS_HANDSHAKE_NONE, BUS_HANDSHAKE_OK, BUS_HANDSHAKE_REFUSED, BUS_HANDSHAK
 int bus_socket_handshake(void *sock);
 const char *bus_handshake_str(int handshake);
 
+/* The largest reply bus_rpc_call() takes (10 000 flow records are ~4 MiB);
+ * a bigger one ends the connection, and the call times out. */
+#define BUS_RPC_REPLY_MAX (64 << 20)
+
 /* One request, one reply, waiting up to timeout_ms for it. On success the
  * reply (malloc'd) is in *reply. Returns its length, -ETIMEDOUT, -EACCES
  * when the handshake failed (err says why), or -errno with err set. */

@@ -300,6 +300,12 @@ static uint32_t batch__node_index(batch_aggs *g, const char *node)
     return (uint32_t)g->nnodes++;
 }
 
+/* *acc += v, saturating (both are non-negative here). */
+static void batch__sadd(int64_t *acc, int64_t v)
+{
+    if (__builtin_add_overflow(*acc, v, acc)) *acc = INT64_MAX;
+}
+
 static void batch__aggregate(batch_aggs *g, const char *node, const Mirrorscope__FlowRecord *r)
 {
     ProtobufCBinaryData ip = r->server ? r->server->ip : (ProtobufCBinaryData){ 0, NULL };
@@ -318,13 +324,16 @@ static void batch__aggregate(batch_aggs *g, const char *node, const Mirrorscope_
     const Mirrorscope__Direction *c = r->c2s ? r->c2s : &zd, *s = r->s2c ? r->s2c : &zd;
     const Mirrorscope__Stat *cr = c->rtt_ns ? c->rtt_ns : &zs, *sr = s->rtt_ns ? s->rtt_ns : &zs;
     const Mirrorscope__Stat *a = r->app_response_ns ? r->app_response_ns : &zs;
+    /* The records passed wire_record_ok(): each value fits with room, but a
+     * minute's sums over many records could still overflow: they stop at
+     * INT64_MAX instead. */
     m->flows++;
-    m->packets += (int64_t)(c->packets + s->packets);
-    m->bytes += (int64_t)(c->ip_bytes + s->ip_bytes);
-    m->retrans += (int64_t)c->retransmissions + s->retransmissions;
+    batch__sadd(&m->packets, (int64_t)(c->packets + s->packets));
+    batch__sadd(&m->bytes, (int64_t)(c->ip_bytes + s->ip_bytes));
+    batch__sadd(&m->retrans, (int64_t)c->retransmissions + s->retransmissions);
     int64_t rsum = cr->sum + sr->sum, rcnt = (int64_t)(cr->count + sr->count);
-    m->rtt_sum += rsum;
-    m->rtt_count += rcnt;
+    batch__sadd(&m->rtt_sum, rsum);
+    batch__sadd(&m->rtt_count, rcnt);
     if (rcnt > 0) {
         /* the least non-zero direction minimum; the greatest maximum */
         int64_t lo = cr->min && sr->min ? (cr->min < sr->min ? cr->min : sr->min)
@@ -336,8 +345,8 @@ static void batch__aggregate(batch_aggs *g, const char *node, const Mirrorscope_
         int b = (int)floor(log2((double)(rsum / rcnt) / 1000.0 + 1));
         m->hist[b < 0 ? 0 : b >= SCHEMA_RTT_BUCKETS ? SCHEMA_RTT_BUCKETS - 1 : b]++;
     }
-    m->app_sum += a->sum;
-    m->app_count += (int64_t)a->count;
+    batch__sadd(&m->app_sum, a->sum);
+    batch__sadd(&m->app_count, (int64_t)a->count);
     if (a->count) {
         if (!m->has_app || a->min < m->app_min) m->app_min = a->min;
         if (!m->has_app || a->max > m->app_max) m->app_max = a->max;

@@ -311,6 +311,23 @@ static int db__add_minutes(db_t *d, const batch_view *b, char *err, size_t errle
     return db__exec(d, sql, err, errlen);
 }
 
+/* Did the last statement fail because of the rows themselves, so that
+ * trying again can never work? Worth retrying are only the failures of the
+ * server or the path to it - a lost connection (08, or no SQLSTATE),
+ * rollbacks for concurrency (40), missing objects while housekeeping runs
+ * (42), resources (53), locks and shutdowns (55, 57), I/O (58), internal
+ * errors (XX). Everything else - data exceptions (22), constraints (23),
+ * limits such as a row too big to index (54), ... - would stall every batch
+ * queued behind this one forever. */
+static int db__data_error(const db_t *d)
+{
+    static const char *const retry[] = { "08", "40", "42", "53", "55", "57", "58", "XX" };
+    if (!d->sqlstate[0] || PQstatus(d->conn) != CONNECTION_OK) return 0;
+    for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++)
+        if (!strncmp(d->sqlstate, retry[i], 2)) return 0;
+    return 1;
+}
+
 int db_write(db_t *d, const batch_t *batch, char *err, size_t errlen)
 {
     batch_view view, *b = &view;
@@ -368,12 +385,12 @@ int db_write(db_t *d, const batch_t *batch, char *err, size_t errlen)
     return 0;
 fail:
     PQclear(PQexec(d->conn, "ROLLBACK"));
-    /* Data exceptions and integrity violations: these rows will never go. */
-    return !strncmp(d->sqlstate, "22", 2) || !strncmp(d->sqlstate, "23", 2) ? -2 : -1;
+    return db__data_error(d) ? -2 : -1;
 }
 
 static PGresult *db__query(db_t *d, const char *sql, int n, const char *const *params,
                            int *bad_request, char *err, size_t errlen);
+
 
 /* Summarise a partition's BRIN time index up to its last block. BRIN
  * summarises a block range only when told (VACUUM, or this), and a time

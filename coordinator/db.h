@@ -32,9 +32,9 @@ long db_liveset_load(db_t *d, liveset_t *s, char *err, size_t errlen);
  * add the aggregates into `flow_minutes`, record the id in the ledger.
  * A batch whose id the ledger already holds is skipped (a replay after a
  * crash between commit and spool deletion). Returns 0 (written or already
- * there: clear it), -1 with err set (nothing written: retry later), or -2
- * when PostgreSQL refused the rows themselves (a data exception or an
- * integrity violation: they will never go; set them aside). */
+ * there: clear it), -1 with err set (nothing written: the server or the
+ * connection failed; retry later), or -2 when PostgreSQL refused the rows
+ * themselves (any other error: they will never go; set them aside). */
 int db_write(db_t *d, const batch_t *b, char *err, size_t errlen);
 
 /* Index the day partitions before today that are not indexed yet (the

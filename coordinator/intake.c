@@ -14,6 +14,7 @@
 #include "buswatch.h"
 #include "log.h"
 #include "timeparse.h"
+#include "wire.h"
 #include "xmalloc.h"
 
 #include <inttypes.h>
@@ -42,7 +43,9 @@ struct intake {
     batch_t *plain, *ordered;  /* owned by the writers (double buffers) */
     liveset_t *live;
     spool_t *spool;
-    uint64_t batch_seq, batches, records_in, bad_messages;
+    uint64_t batch_seq, batches, records_in, bad_messages, bad_records;
+    int64_t bad_logged_ns;      /* rejected records are logged at most every 10 s */
+    uint64_t bad_logged;
     char peer_key[BUSAUTH_KEY_LEN + 1]; /* the sender of the message being read */
     int64_t last_flush;
     metrics_hist write_latency;
@@ -53,19 +56,39 @@ static uint64_t intake__pending(const intake_t *in)
     return (in->plain ? batch_records(in->plain) : 0) + (in->ordered ? batch_records(in->ordered) : 0);
 }
 
+/* A record no recorder could have sent: dropped alone, counted, logged at
+ * most every 10 s (a hostile sender must not flood the log). */
+static void intake__bad_record(intake_t *in, const char *node, const Mirrorscope__FlowRecord *r,
+                               const char *why)
+{
+    in->bad_records++;
+    int64_t now = timeparse_mono_ns();
+    if (in->bad_logged_ns && now - in->bad_logged_ns < 10000000000LL) return;
+    log_warn("flow record %" PRIu64 " of %s dropped: %s (%" PRIu64 " dropped so far, %" PRIu64
+             " since the last message)", r->flow_id, node, why, in->bad_records,
+             in->bad_records - in->bad_logged);
+    in->bad_logged_ns = now;
+    in->bad_logged = in->bad_records;
+}
+
 static void intake__flow(intake_t *in, const uint8_t *data, size_t len)
 {
     arena_reset(in->arena);
     Mirrorscope__FlowBatch *b = mirrorscope__flow_batch__unpack(arena_protobuf(in->arena), len, data);
-    if (!b || !b->node || !*b->node) {
+    const char *why = "undecodable";
+    if (!b || !wire_node_ok(b->node, &why)) {
         in->bad_messages++;
-        log_warn("undecodable flow batch (%zu bytes) ignored", len);
+        log_warn("flow batch (%zu bytes) ignored: %s", len, why);
         return; /* nothing to free: the arena is reset before the next batch */
     }
     registry_flow_seen(in->reg, b->node, b->start_ns, b->seq);
     in->batches++;
     for (size_t i = 0; i < b->n_records; i++) {
         in->records_in++;
+        if (!wire_record_ok(b->records[i], &why)) {
+            intake__bad_record(in, b->node, b->records[i], why);
+            continue;
+        }
         batch_append(batch_route(in->plain, in->ordered, in->live, b->node, b->records[i]),
                      in->live, b->node, b->records[i]);
     }
@@ -76,9 +99,10 @@ static void intake__flow(intake_t *in, const uint8_t *data, size_t len)
 static void intake__heartbeat(intake_t *in, const uint8_t *data, size_t len)
 {
     Mirrorscope__Heartbeat *h = mirrorscope__heartbeat__unpack(NULL, len, data);
-    if (!h || !h->node || !*h->node) {
+    const char *why = "undecodable";
+    if (!h || !wire_heartbeat_fix(h, &why)) {
         in->bad_messages++;
-        log_warn("undecodable heartbeat (%zu bytes) ignored", len);
+        log_warn("heartbeat (%zu bytes) ignored: %s", len, why);
         if (h) mirrorscope__heartbeat__free_unpacked(h, NULL);
         return;
     }
@@ -240,7 +264,7 @@ void intake_get_stats(const intake_t *in, intake_stats *out)
     }
     *out = (intake_stats){ .batches = in->batches, .records_in = in->records_in,
                            .bad_messages = in->bad_messages, .pending = intake__pending(in),
-                           .paused = in->paused, .writers = ws,
+                           .paused = in->paused, .writers = ws, .bad_records = in->bad_records,
                            .refused_peers = in->bus ? bus_socket_refused(in->bus) : 0 };
 }
 

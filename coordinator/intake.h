@@ -33,6 +33,7 @@ typedef struct intake_opts {
 typedef struct intake_stats {
     uint64_t batches, records_in, bad_messages, pending;
     uint64_t refused_peers;     /* connections refused: key not allowed */
+    uint64_t bad_records;       /* records with values out of range, dropped (wire.h) */
     int paused;                 /* the bus is held back now */
     writer_stats writers;       /* both writers' counters, summed */
 } intake_stats;

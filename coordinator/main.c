@@ -17,6 +17,7 @@
 #include "ctl.h"
 #include "db.h"
 #include "dbpool.h"
+#include "figures.h"
 #include "intake.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
@@ -282,7 +283,7 @@ static void gather(coord *c, coord_figures *f)
         .records_written = ws.records_written, .records_pending = is.pending,
         .records_dropped = ws.records_dropped, .gaps = rs.gaps, .restarts = rs.restarts,
         .bad_messages = is.bad_messages, .nodes = rs.nodes,
-        .bus_refused = is.refused_peers,
+        .bus_refused = is.refused_peers, .bad_records = is.bad_records,
         .rpc_refused = c->rpc_sock ? bus_socket_refused(c->rpc_sock) : 0,
         .db_errors = ws.db_errors, .db_connected = (uint64_t)ws.connected,
         .records_spooled = spool_records(c->spool), .spool_bytes = spool_bytes(c->spool),
@@ -303,14 +304,13 @@ static void gather(coord *c, coord_figures *f)
 
 static void write_stats(coord *c)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
     if (c->cfg.stats_file) snprintf(path, sizeof path, "%s", c->cfg.stats_file);
     else snprintf(path, sizeof path, "%s/stats.json", c->cfg.data_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     coord_figures f;
     gather(c, &f);
     json_t *o = status_json(&f, COORD_VERSION);
-    if (json_dump_file(o, tmp, JSON_INDENT(2)) == 0) rename(tmp, path);
+    if (figures_write_file(o, path) < 0) log_debug("cannot write %s: %s", path, strerror(errno));
     json_decref(o);
 }
 

@@ -19,6 +19,7 @@ static const figure_row status_rows[] = {
     { "gaps", NULL, NULL, NULL, NULL, FIG_COUNTER, F(gaps), NULL, 0 },
     { "restarts", NULL, "node_restarts_total", NULL, NULL, FIG_COUNTER, F(restarts), "Recorder restarts seen on the bus.", 0 },
     { "bad_messages", NULL, "bad_messages_total", NULL, NULL, FIG_COUNTER, F(bad_messages), "Bus messages that could not be decoded.", 0 },
+    { "bad_records", NULL, "bad_records_total", NULL, NULL, FIG_COUNTER, F(bad_records), "Flow records dropped on arrival: a value no recorder sends (out of range, too long).", 0 },
     { "bus_refused", NULL, "bus_peers_refused_total", NULL, NULL, FIG_COUNTER, F(bus_refused), "Connections to the bus refused: the peer's key is not allowed (CURVE).", 0 },
     { "rpc_refused", NULL, "rpc_peers_refused_total", NULL, NULL, FIG_COUNTER, F(rpc_refused), "Connections to the RPC refused: the peer's key is not allowed (CURVE).", 0 },
     { "nodes", NULL, "nodes_known", NULL, NULL, FIG_GAUGE, F(nodes), "Recorders ever heard from since the start.", 0 },

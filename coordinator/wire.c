@@ -1,0 +1,123 @@
+/* wire.c - what the coordinator accepts from the bus (see wire.h). */
+#include "wire.h"
+
+#include "timeparse.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define WIRE_TIME_MAX (TIMEPARSE_MAX_SEC * 1000000000LL)
+#define WIRE_TEXT_MAX 64 /* conn_state, history: a recorder's are 8 and 24 bytes */
+
+/* At most max bytes of UTF-8 (PostgreSQL refuses anything else in text)
+ * without control characters or backslash. */
+static int wire__text_ok(const char *s, size_t max)
+{
+    if (!s) return 1;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    while (p[n]) {
+        unsigned c = p[n];
+        int extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
+                  : (c & 0xf8) == 0xf0 ? 3 : -1;
+        if (extra < 0 || (extra == 0 && (c < 0x20 || c == 0x7f || c == '\\'))) return 0;
+        if ((extra == 1 && c < 0xc2) || (extra == 3 && c > 0xf4)) return 0; /* overlong, > U+10FFFF */
+        for (int k = 1; k <= extra; k++)
+            if ((p[n + k] & 0xc0) != 0x80) return 0; /* also stops at the NUL */
+        unsigned c1 = extra ? p[n + 1] : 0;
+        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+            (c == 0xf4 && c1 > 0x8f))
+            return 0; /* overlong, surrogates, beyond U+10FFFF */
+        n += (size_t)extra + 1;
+        if (n > max) return 0;
+    }
+    return 1;
+}
+
+int wire_node_ok(const char *node, const char **why)
+{
+    if (!node || !*node) *why = "empty node name";
+    else if (strlen(node) > WIRE_NODE_MAX) *why = "node name longer than 255 bytes";
+    else if (!wire__text_ok(node, WIRE_NODE_MAX)) *why = "node name not UTF-8 text";
+    else return 1;
+    return 0;
+}
+
+static int wire__time_ok(int64_t t) { return t >= 0 && t <= WIRE_TIME_MAX; }
+
+static int wire__ip_ok(ProtobufCBinaryData ip) { return ip.len == 0 || ip.len == 4 || ip.len == 16; }
+
+/* A statistic of durations: non-negative, min <= max, the sum of count
+ * values each at most max (so the mean is one of them). */
+static int wire__stat_ok(const Mirrorscope__Stat *s)
+{
+    if (!s || !s->count) return 1;
+    return s->count <= (uint64_t)WIRE_COUNT_MAX && s->min >= 0 && s->min <= s->max &&
+           s->max <= WIRE_TIME_MAX && s->sum >= 0 && s->sum <= WIRE_TIME_MAX;
+}
+
+static int wire__dir_ok(const Mirrorscope__Direction *d)
+{
+    if (!d) return 1;
+    return d->packets <= (uint64_t)WIRE_COUNT_MAX && d->ip_bytes <= (uint64_t)WIRE_COUNT_MAX &&
+           d->payload_bytes <= d->ip_bytes && wire__stat_ok(d->rtt_ns);
+}
+
+int wire_record_ok(const Mirrorscope__FlowRecord *r, const char **why)
+{
+    const Mirrorscope__Handshake *h = r->handshake;
+    if (!wire__time_ok(r->first_ns) || !wire__time_ok(r->last_ns) || r->last_ns < r->first_ns)
+        *why = "first_ns/last_ns out of range or reversed";
+    else if (r->proto > 255 || r->vni > 0xffffff)
+        *why = "proto or vni out of range";
+    else if (!wire__ip_ok(r->observer) || (r->client && !wire__ip_ok(r->client->ip)) ||
+             (r->server && !wire__ip_ok(r->server->ip)))
+        *why = "an address that is neither IPv4 nor IPv6";
+    else if ((r->client && r->client->port > 65535) || (r->server && r->server->port > 65535))
+        *why = "port out of range";
+    else if (!wire__dir_ok(r->c2s) || !wire__dir_ok(r->s2c))
+        *why = "a direction's counters or RTT out of range";
+    else if (!wire__stat_ok(r->app_response_ns))
+        *why = "app_response_ns out of range";
+    else if (h && (h->seen > 15 || !wire__time_ok(h->syn_ns) || !wire__time_ok(h->synack_ns) ||
+                   !wire__time_ok(h->ack_ns) || h->initial_rtt_ns < 0 ||
+                   h->initial_rtt_ns > WIRE_TIME_MAX))
+        *why = "handshake times out of range";
+    else if (!wire__text_ok(r->conn_state, WIRE_TEXT_MAX) || !wire__text_ok(r->history, WIRE_TEXT_MAX))
+        *why = "conn_state or history too long or not text";
+    else
+        return 1;
+    return 0;
+}
+
+static void wire__clamp_u(uint64_t *v)
+{
+    if (*v > (uint64_t)INT64_MAX) *v = (uint64_t)INT64_MAX;
+}
+
+static void wire__clamp_t(int64_t *t)
+{
+    if (*t < 0) *t = 0;
+    if (*t > WIRE_TIME_MAX) *t = WIRE_TIME_MAX;
+}
+
+int wire_heartbeat_fix(Mirrorscope__Heartbeat *h, const char **why)
+{
+    if (!wire_node_ok(h->node, why)) return 0;
+    if (!wire__text_ok(h->version, WIRE_NODE_MAX) || !wire__text_ok(h->search_endpoint, WIRE_NODE_MAX)) {
+        *why = "version or search_endpoint too long or not text";
+        return 0;
+    }
+    wire__clamp_t(&h->start_ns);
+    wire__clamp_t(&h->time_ns);
+    Mirrorscope__Counters *c = h->counters;
+    if (c) {
+        uint64_t *u[] = { &c->rx_packets, &c->rx_bytes, &c->stored_packets, &c->stored_bytes,
+                          &c->flows_active, &c->records_published, &c->records_shed, &c->disk_used };
+        for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) wire__clamp_u(u[i]);
+        for (size_t i = 0; i < c->n_drops; i++) wire__clamp_u(&c->drops[i]->value);
+        wire__clamp_t(&c->oldest_ns);
+        wire__clamp_t(&c->newest_ns);
+    }
+    return 1;
+}
