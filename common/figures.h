@@ -51,8 +51,9 @@ void figures_metrics_each(const figure_row *rows, size_t n, const void *const *b
                           const char *const *const *labels, size_t ninst, const char *prefix,
                           metrics_t *m);
 
-/* Write a JSON value to path atomically (path.tmp, then rename). Returns 0
- * or -1 (errno set). */
+/* Write a JSON value to path so that a reader always sees a whole file, and
+ * so that it keeps being written when the disk is full (see figures.c).
+ * Returns 0 or -1 (errno set). */
 int figures_write_file(json_t *o, const char *path);
 
 #endif

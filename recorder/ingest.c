@@ -137,6 +137,17 @@ static void ingest__outer(producer *p, const ingest_opts *o, int64_t ts_ns, cons
     ingest__frame(p, ts_ns, data + inner, caplen - inner, origlen - inner, vni, outer);
 }
 
+/* A packet's time in nanoseconds (our handles are opened with nanosecond
+ * precision). A pcap file keeps seconds as an unsigned 32-bit number (good
+ * until 2106), but libpcap hands them over through a signed 32-bit field:
+ * from 2038 on they come out negative, and would be stored as times before
+ * 1970 that no search finds. */
+static int64_t ingest__ts_ns(const struct pcap_pkthdr *h)
+{
+    int64_t sec = h->ts.tv_sec < 0 ? (int64_t)(uint32_t)h->ts.tv_sec : (int64_t)h->ts.tv_sec;
+    return sec * 1000000000LL + h->ts.tv_usec;
+}
+
 /* ---- file ---------------------------------------------------------------- */
 
 int ingest_file(const ingest_opts *o, const char *path, const _Atomic int *stop, ingest_stats *st,
@@ -159,10 +170,8 @@ int ingest_file(const ingest_opts *o, const char *path, const _Atomic int *stop,
     struct pcap_pkthdr *h;
     const u_char *data;
     int rc, out = 0;
-    while (!*stop && (rc = pcap_next_ex(pc, &h, &data)) == 1) {
-        int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + h->ts.tv_usec; /* nanoseconds */
-        ingest__outer(&p, o, ts, data, h->caplen, h->len);
-    }
+    while (!*stop && (rc = pcap_next_ex(pc, &h, &data)) == 1)
+        ingest__outer(&p, o, ingest__ts_ns(h), data, h->caplen, h->len);
     if (!*stop && rc == PCAP_ERROR) {
         snprintf(err, errlen, "%s is cut short or damaged after %llu packets: %s", path,
                  (unsigned long long)p.st.rx_packets, pcap_geterr(pc));
@@ -279,8 +288,7 @@ static void *ingest__udp_main(void *arg)
 static void ingest__pcap_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
 {
     rx_thread *t = (rx_thread *)user;
-    int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + h->ts.tv_usec;
-    ingest__outer(&t->p, &t->l->o, ts, data, h->caplen, h->len);
+    ingest__outer(&t->p, &t->l->o, ingest__ts_ns(h), data, h->caplen, h->len);
 }
 
 static void *ingest__pcap_main(void *arg)

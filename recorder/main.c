@@ -562,6 +562,9 @@ static int run_import(recorder *r)
     char err[1024];
     ingest_opts io = make_ingest_opts(r);
     r->import_mode = 1;
+    /* Now, while there is room: an import that fills the disk can then
+     * still say so at the end (figures_write_file() reuses the files). */
+    write_stats_file(r);
     int rc = ingest_file(&io, r->cfg.read, &r->writer_failed, &r->import_st, err, sizeof err);
     stop_writer(r);
     if (rc < 0) log_error("%s", err);

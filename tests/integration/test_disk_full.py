@@ -24,6 +24,7 @@ def main():
     h.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt])
     try:
         run(d, mnt)
+        stats_on_the_full_disk(d, mnt)
     finally:
         subprocess.run(["umount", "-l", mnt])
 
@@ -75,6 +76,63 @@ def run(d, mnt):
     h.check(ok, f"capinfos rejects the segment after all: {err}")
     print(f"disk full: paused, {st['drop_disk_full']} dropped and counted, resumed, "
           f"{st['stored_packets']} stored intact")
+
+
+def fill(path):
+    """Write zeros until the file system is full; the bytes written."""
+    n = 0
+    with open(path, "wb") as f:
+        try:
+            while True:
+                n += f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return n
+
+
+def stats_on_the_full_disk(d, mnt):
+    """stats.json lives on the disk the recorder fills (its default place):
+    it must keep saying what happens, daemon and import alike."""
+    for name in ("ballast", "store"):
+        p = os.path.join(mnt, name)
+        if os.path.isdir(p):
+            subprocess.run(["rm", "-rf", p])
+        elif os.path.exists(p):
+            os.unlink(p)
+    src = h.gen(os.path.join(d, "in2.pcap"), "--packets", 6000, "--flows", 50, "--seed", 5,
+                "--mix", "clean")
+    store = os.path.join(mnt, "store2")
+    rec = h.Daemon(store, "--segment-size", "64M", stats_file=os.path.join(store, "stats.json"))
+    try:
+        h.check(h.wait_for(lambda: os.path.exists(os.path.join(store, "stats.json.tmp")), 10),
+                "stats.json and its companion were not made at start")
+        fill(os.path.join(mnt, "ballast2"))
+        h.vxsend(src, rec.port, "--rate", 20000)
+        # Every packet received is in stats.json, though nothing can be written.
+        ok = h.wait_for(lambda: (rec.stats() or {}).get("rx_packets") == 6000 and
+                        rec.stats()["paused"] == 1, 10)
+        h.check(ok, f"stats.json on the full disk froze: {rec.stats()}")
+        st = rec.stats()
+        h.check(st["drop_disk_full"] > 0, f"drops on the full disk not in stats.json: {st}")
+    finally:
+        rec.stop()
+    os.unlink(os.path.join(mnt, "ballast2"))
+    print(f"ok  stats.json on the full disk keeps counting: {st['rx_packets']} received, "
+          f"{st['drop_disk_full']} dropped, paused")
+
+    # An import that fills the disk: its stats.json says so at the end.
+    imp = os.path.join(mnt, "imp")
+    big = h.gen(os.path.join(d, "big.pcap"), "--bytes", "8m", "--flows", 50, "--seed", 6)
+    p = h.run([h.RECORDER, "--data-dir", imp, "--read", big, "--segment-size", "64M",
+               "--min-free", "0"], check_rc=False)
+    h.check(p.returncode == 1 and b"disk full" in p.stderr, f"import on a small disk: "
+            f"{p.returncode} {p.stderr[-300:]!r}")
+    st = h.read_stats(os.path.join(imp, "stats.json"))
+    h.check(st and st["drop_disk_full"] > 0 and st["rx_packets"] == st["stored_packets"] +
+            st["drop_disk_full"], f"the import's stats.json: {st}")
+    print(f"ok  an import that filled the disk wrote its stats.json: {st['stored_packets']} "
+          f"stored, {st['drop_disk_full']} dropped")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,25 @@ def test_locked(d, src):
     print("ok  one writer per data directory")
 
 
+def test_far_future(d, src):
+    """Pcap seconds are unsigned 32-bit: times from 2038 to 2106 are stored
+    and found as they are (libpcap hands them over as negative numbers)."""
+    frames = pcapfile.read_pcap(src)[1][:4]
+    times = [1700000000 * 10**9 + 5, (1 << 31) * 10**9 + 123456789,
+             0xF0000000 * 10**9 + 999999999, 0xFFFFFFFF * 10**9 + 1]
+    recs = [(t, r[1], r[2], r[3]) for t, r in zip(times, frames)]
+    path = os.path.join(d, "future.pcap")
+    pcapfile.write_pcap(path, recs)
+    store = os.path.join(d, "future")
+    h.import_file(store, path)
+    got, _ = h.search(store, "")
+    h.check(pcapfile.compare(got, h.tcpdump(path, "")) is None and [r[0] for r in got] == times,
+            f"times past 2038: stored {[r[0] for r in got]}, want {times}")
+    later, _ = h.search(store, "", t_from="2097-01-01T00:00:00Z")
+    h.check([r[0] for r in later] == times[2:], f"--from 2097: {[r[0] for r in later]}")
+    print("ok  pcap times in 2038, 2097 and 2106 stored and found as tcpdump reads them")
+
+
 def main():
     h.init()
     d = h.tmpdir()
@@ -112,6 +131,7 @@ def main():
     test_truncated(d, src)
     test_bad_files(d)
     test_locked(d, src)
+    test_far_future(d, src)
 
 
 if __name__ == "__main__":
