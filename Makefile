@@ -3,9 +3,10 @@
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_DEB  ?= build-deb
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan check unit demo bench clean
+.PHONY: all deps build build-asan check unit demo bench deb clean
 
 all: build
 
@@ -34,6 +35,16 @@ demo: build
 bench: build
 	./bench/run.sh $(BUILD)
 
+# The Debian package (deploy/systemd/README.md): a Release build of its own,
+# then CPack; prints where the .deb is.
+deb: deps
+	cmake -S . -B $(BUILD_DEB) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+		-DMSCOPE_PACKAGE=ON -DBUILD_TESTING=OFF
+	cmake --build $(BUILD_DEB) -j $(JOBS)
+	rm -f $(BUILD_DEB)/mirrorscope_*.deb
+	cd $(BUILD_DEB) && cpack -G DEB
+	@echo "deb: $$(ls $(abspath $(BUILD_DEB))/mirrorscope_*.deb)"
+
 clean:
 	./scripts/demo.sh --clean
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_DEB)

@@ -8,7 +8,8 @@ libpcap-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev libpq-d
 libh2o-dev libjansson-dev libssl-dev prometheus curl
 protobuf-compiler python3-zmq python3-protobuf python3-jsonschema
 postgresql postgresql-client
-tcpdump tshark wireshark-common iproute2 iputils-ping ethtool nftables util-linux python3"
+tcpdump tshark wireshark-common iproute2 iputils-ping ethtool nftables util-linux python3
+dpkg-dev systemd passwd strace"
 
 missing=""
 for p in $PKGS; do
