@@ -54,9 +54,12 @@ uint64_t dedup_key(const uint8_t *frame, uint32_t caplen, const pkt_info_t *pi)
         return k;
     }
     if (pi->l3 == PKT_L3_IPV6 && caplen >= off + 40) {
-        /* Everything but byte 7, the hop limit. */
+        /* Everything but byte 7, the hop limit. ip_len is 0 when the version
+         * is not 6 (decode stops before the length): then the header alone,
+         * not end - off - 8 wrapped to 4 GiB (a read far past the frame). */
         uint64_t k = hash_bytes(frame + off, 7, 0x6);
         uint32_t end = off + pi->ip_len < caplen ? off + pi->ip_len : caplen;
+        if (end < off + 40) end = off + 40;
         return hash_bytes(frame + off + 8, end - off - 8, k);
     }
     if (off > caplen) off = caplen;
