@@ -246,11 +246,14 @@ static int es__mask_len(const char *s)
     return len;
 }
 
-static int es__parse_uint(const char *s, long max, long *out)
+/* A number as libpcap reads it there: base 0 (0x hex, leading 0 octal) for
+ * ports, protocols and prefix lengths, but base 10 for each end of a
+ * portrange, which libpcap scans with "%d-%d" (its "010-020" is 10 to 20). */
+static int es__parse_uint(const char *s, int base, long max, long *out)
 {
     char *end;
     if (!isdigit((unsigned char)*s)) return -1;
-    long v = strtol(s, &end, 0);
+    long v = strtol(s, &end, base);
     if (*end || v < 0 || v > max) return -1;
     *out = v;
     return 0;
@@ -279,7 +282,7 @@ static int es__atom(exprscan_t *e, const char *pq, const char *dq, const char *t
         len = fam == 4 ? 32 : 128;
         if (slash) {
             long l;
-            if (es__parse_uint(slash + 1, len, &l) < 0) return es__node(e, N_UNK);
+            if (es__parse_uint(slash + 1, 0, len, &l) < 0) return es__node(e, N_UNK);
             len = (int)l;
         } else if (!strcmp(tq, "net")) {
             if (es__is(e, 0, "mask") && es__peek(e, 1)->type == T_ID) {
@@ -305,7 +308,7 @@ static int es__atom(exprscan_t *e, const char *pq, const char *dq, const char *t
         else if (*pq) return es__node(e, N_UNK); /* sctp, ip6 port, ... */
         long lo, hi;
         if (!strcmp(tq, "port")) {
-            if (es__parse_uint(id, 65535, &lo) < 0) return es__node(e, N_UNK); /* a service name */
+            if (es__parse_uint(id, 0, 65535, &lo) < 0) return es__node(e, N_UNK); /* a service name */
             hi = lo;
         } else {
             char buf[ES_TOKLEN];
@@ -313,7 +316,7 @@ static int es__atom(exprscan_t *e, const char *pq, const char *dq, const char *t
             char *dash = strchr(buf, '-');
             if (!dash) return es__node(e, N_UNK);
             *dash = 0;
-            if (es__parse_uint(buf, 65535, &lo) < 0 || es__parse_uint(dash + 1, 65535, &hi) < 0)
+            if (es__parse_uint(buf, 10, 65535, &lo) < 0 || es__parse_uint(dash + 1, 10, 65535, &hi) < 0)
                 return es__node(e, N_UNK);
             if (lo > hi) { long t = lo; lo = hi; hi = t; }
         }
@@ -328,7 +331,7 @@ static int es__atom(exprscan_t *e, const char *pq, const char *dq, const char *t
     }
     if (!strcmp(tq, "proto") && !*dq) {
         long p;
-        if (es__parse_uint(id, 255, &p) < 0) return es__node(e, N_UNK);
+        if (es__parse_uint(id, 0, 255, &p) < 0) return es__node(e, N_UNK);
         int fam = !strcmp(pq, "ip") ? 4 : !strcmp(pq, "ip6") ? 6 : 0;
         if (*pq && !fam) return es__node(e, N_UNK);
         int n = es__node(e, N_PROTO);
