@@ -680,6 +680,7 @@ static es_set es__ports(const segidx_t *ix, uint16_t lo, uint16_t hi)
 static size_t es__estimate(const exprscan_t *e, int i, const segidx_t *ix)
 {
     const es_node *n = &e->nodes[i];
+    if (n->shift) return SIZE_MAX; /* no lookup after `vlan`: see es__cand */
     switch (n->type) {
     case N_HOST: return es__host_bound(ix, n->hi, 1) - es__host_bound(ix, n->lo, 0);
     case N_PORT: return es__port_bound(ix, n->phi, 1) - es__port_bound(ix, n->plo, 0);
@@ -699,6 +700,11 @@ static es_set es__cand(const exprscan_t *e, int i, const segidx_t *ix)
 {
     const es_node *n = &e->nodes[i];
     es_set all = { NULL, -1 };
+    /* A term after `vlan` reads 4 bytes further on per tag: in a flow with
+     * fewer tags it sees other bytes (the IP length as ethertype, ports as
+     * an address) and may match where no address or port of the flow does
+     * (es__eval: UNKNOWN). Its lookup would miss such flows: judge them all. */
+    if (n->shift) return all;
     switch (n->type) {
     case N_HOST: return es__hosts(ix, n->lo, n->hi);
     case N_PORT: return es__ports(ix, n->plo, n->phi);
