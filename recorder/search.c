@@ -152,6 +152,9 @@ static void search__add_flow(search_t *s, cursor *c, uint32_t f, size_t *cap)
         return;
     }
     const segidx_flow *fl = &ix->flows[f];
+    /* No flow is empty in an index we wrote; a damaged one adds nothing (and
+     * c->cand may still be NULL, where even + 0 is undefined). */
+    if (!fl->packets) return;
     if (fl->last_ns < s->q.from_ns || fl->first_ns >= s->q.to_ns) return;
     if (exprscan_eval(s->es, &fl->key) == ES_FALSE) return;
     s->st.flows_selected++;

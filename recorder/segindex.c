@@ -254,8 +254,10 @@ segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes)
     segidx_port *ports = (segidx_port *)(buf + h.off_ports);
     segidx_block *blocks = (segidx_block *)(buf + h.off_blocks);
 
-    memcpy(ts, b->ts, n * sizeof *ts);
-    memcpy(off, b->off, n * sizeof *off);
+    if (n) { /* an empty builder has no arrays yet: memcpy from NULL is undefined */
+        memcpy(ts, b->ts, n * sizeof *ts);
+        memcpy(off, b->off, n * sizeof *off);
+    }
     for (size_t f = 0; f < b->nflows; f++) {
         if (!cnt[f]) continue;
         segidx_flow *fl = &flows[remap[f]];
