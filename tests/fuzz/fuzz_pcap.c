@@ -1,0 +1,171 @@
+/* fuzz_pcap.c - capture files, read the two ways Mirrorscope reads them.
+ *
+ *   - Imports (`mscope-recorder --read`, `mscope-broker --read`): libpcap
+ *     opens pcap or pcapng of any byte order and resolution; every packet
+ *     then goes through what recorder/ingest.c does with it (decapsulate
+ *     when --decap vxlan, decode, index key, analysis fields) and into a
+ *     small flow table - the TCP analysis of `--read FILE --flows-json -` -
+ *     whose records are printed as JSON. Both with and without --decap.
+ *   - Our own segments (crash repair at start-up, searches of segments that
+ *     have no index yet): pcapio's header and record checks walked by
+ *     segidx_scan_pcap, the index built from the walk and laid out.
+ * libpcap itself is not instrumented (Debian's build): this target is about
+ * our code behind it. Memory is the input itself (fmemopen, a memfd).
+ */
+#include "decode.h"
+#include "flowkey.h"
+#include "flowrec.h"
+#include "flowtab.h"
+#include "fuzz.h"
+#include "pcapio.h"
+#include "segindex.h"
+
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <string.h>
+
+#define FUZZ_MAX_PACKETS 4096 /* an input of 1 MiB holds at most 64 Ki empty records */
+
+typedef struct fuzz_import {
+    uint64_t records;
+    int monotonic; /* no packet so far earlier than the one before */
+} fuzz_import;
+
+static void fuzz__stat_ok(const flowrec_stat *s)
+{
+    if (s->count) FUZZ_CHECK(s->min >= 0 && s->min <= s->max && s->sum >= 0);
+}
+
+static void fuzz__emit(void *ctx, const flowrec *r)
+{
+    fuzz_import *im = ctx;
+    char buf[2048];
+    int n = flowrec_json(r, "fuzz", buf, sizeof buf);
+    FUZZ_CHECK(n > 0 && (size_t)n < sizeof buf);
+    FUZZ_CHECK(buf[0] == '{' && buf[n - 1] == '}');
+    /* What the coordinator demands of a record's times (coordinator/wire.c),
+     * for captures whose clock never goes back. (One that does can end a
+     * flow before it began or measure a negative RTT: known, reported.) */
+    if (im->monotonic) {
+        FUZZ_CHECK(r->first_ns <= r->last_ns);
+        fuzz__stat_ok(&r->c2s.rtt);
+        fuzz__stat_ok(&r->s2c.rtt);
+        fuzz__stat_ok(&r->app_response);
+        if (r->hs_seen & FLOWREC_HS_IRTT) FUZZ_CHECK(r->initial_rtt_ns >= 0);
+    }
+    im->records++;
+}
+
+/* ingest__frame: decode, key, analysis fields, then the flow table. */
+static void fuzz__frame(flowtab_t *ft, int64_t ts, const uint8_t *p, uint32_t caplen,
+                        uint32_t origlen, uint32_t vni, const uint8_t *observer)
+{
+    if (caplen > PCAPIO_SNAPLEN) caplen = PCAPIO_SNAPLEN;
+    if (origlen < caplen) origlen = caplen;
+    pkt_info_t pi;
+    decode_frame(p, caplen, origlen, &pi);
+    flowkey_t k;
+    flowkey_from_pkt(&k, &pi, vni, observer);
+    volatile uint64_t h = flowkey_hash(&k);
+    (void)h;
+    pkt_ana a;
+    flowtab_ana_from(&a, &pi);
+    flowtab_packet(ft, ts, vni, observer, &a, flowtab_hash(&a, vni, observer));
+}
+
+static void fuzz__import(const uint8_t *data, size_t size, int decap)
+{
+    if (!size) return; /* fmemopen refuses an empty buffer */
+    FILE *f = fmemopen((void *)data, size, "rb");
+    FUZZ_CHECK(f);
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *pc = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!pc) {
+        fclose(f);
+        return;
+    }
+    if (pcap_datalink(pc) != DLT_EN10MB) { /* ingest_file refuses the file */
+        pcap_close(pc);
+        return;
+    }
+    fuzz_import im = { 0, 1 };
+    flowtab_opts o = { .max_flows = 16, .idle_ns = 60000000000LL, .interval_ns = 10000000000LL,
+                       .grace_ns = 5000000000LL, .id_base = 1 };
+    flowtab_t *ft = flowtab_new(&o, fuzz__emit, &im);
+    FUZZ_CHECK(ft);
+    struct pcap_pkthdr *h;
+    const u_char *p;
+    int64_t prev = INT64_MIN;
+    for (int n = 0; n < FUZZ_MAX_PACKETS && pcap_next_ex(pc, &h, &p) == 1; n++) {
+        /* As ingest.c reads a time (seconds are unsigned in a pcap file),
+         * but wrapping: a pcapng time past 2262 does not fit in int64
+         * nanoseconds, where ingest.c's multiplication overflows (reported). */
+        int64_t sec = h->ts.tv_sec < 0 ? (int64_t)(uint32_t)h->ts.tv_sec : (int64_t)h->ts.tv_sec;
+        int64_t ts = (int64_t)((uint64_t)sec * 1000000000ULL + (uint64_t)h->ts.tv_usec);
+        if (ts < prev) im.monotonic = 0;
+        prev = ts;
+        if (!decap) {
+            fuzz__frame(ft, ts, p, h->caplen, h->len, 0, NULL);
+            continue;
+        }
+        uint32_t inner, vni;
+        uint8_t outer[16];
+        if (decode_outer_vxlan(p, h->caplen, h->len, DECODE_VXLAN_PORT, &inner, &vni, outer) == VX_OK)
+            fuzz__frame(ft, ts, p + inner, h->caplen - inner, h->len - inner, vni, outer);
+    }
+    flowtab_flush(ft);
+    flowtab_stats st;
+    flowtab_get_stats(ft, &st);
+    FUZZ_CHECK(st.records == im.records && st.active == 0);
+    flowtab_free(ft);
+    pcap_close(pc); /* closes f */
+}
+
+/* store.c's crash repair and search.c's index of an unsealed segment. */
+static void fuzz__segment(const uint8_t *data, size_t size)
+{
+    int fd;
+    fuzz_memfile(data, size, &fd);
+    segidx_builder_t *b = segidx_builder_new();
+    segidx_builder_reset(b, 1);
+    uint64_t valid;
+    int rc = segidx_scan_pcap(b, fd, size, &valid);
+    FUZZ_CHECK(valid <= size);
+    FUZZ_CHECK(rc == (size >= PCAPIO_FILE_HDR && pcapio_check_header(data, size) == 0 ? 0 : -1));
+    if (rc == 0) {
+        FUZZ_CHECK(valid >= PCAPIO_FILE_HDR);
+        segidx_t *ix = segidx_builder_finish(b, valid);
+        const segidx_hdr *hd = ix->hdr;
+        FUZZ_CHECK(hd->npkts == segidx_builder_count(b));
+        /* Every packet is in exactly one posting list, at an offset the
+         * walk found a whole record at. */
+        uint64_t posted = 0;
+        for (uint64_t f = 0; f < hd->nflows; f++) {
+            FUZZ_CHECK(segidx_flow_ok(ix, f));
+            posted += ix->flows[f].packets;
+        }
+        FUZZ_CHECK(posted == hd->npkts);
+        for (uint64_t i = 0; i < hd->npkts; i++) {
+            int64_t ts;
+            uint32_t caplen, origlen;
+            FUZZ_CHECK(ix->off[i] + (uint64_t)PCAPIO_REC_HDR <= valid);
+            FUZZ_CHECK(pcapio_parse_rec(data, valid, ix->off[i], &ts, &caplen, &origlen) > 0);
+            FUZZ_CHECK(ts == ix->ts[i]);
+        }
+        segidx_free(ix);
+    }
+    segidx_builder_free(b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int init;
+    if (!init) {
+        fuzz_quiet();
+        init = 1;
+    }
+    fuzz__import(data, size, 0);
+    fuzz__import(data, size, 1);
+    fuzz__segment(data, size);
+    return 0;
+}

@@ -1,0 +1,350 @@
+#!/usr/bin/python3
+"""mkcorpus.py - make the seed corpora of tests/fuzz/corpus/ from real data.
+
+    python3 tests/fuzz/mkcorpus.py BUILD_DIR [TARGET...]
+
+BUILD_DIR holds pcapgen (tests/tools) and mscope-recorder. Seeds come from
+the captures in tests/data, from pcapgen (deterministic: same options, same
+bytes), from segments and indexes that `mscope-recorder --read` writes, from
+deploy/examples and the recorder's --help, and from the messages a recorder
+publishes on the bus. Each target's directory is replaced; files are named by
+content (sha1), as libFuzzer names what it adds. The seeds are committed: run
+this again only when a format changes. Inputs that once crashed a target
+("crash-WHAT") or that show a case worth keeping are kept in the same
+directories under names that are not a sha1, and are not touched here.
+"""
+import hashlib
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
+DATA = os.path.join(ROOT, "tests", "data")
+
+
+def read_pcap(path):
+    """(header bytes, [(rec_header, frame)]) of a classic pcap file, any order."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    magic = raw[:4]
+    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    off, recs = 24, []
+    while off + 16 <= len(raw):
+        _, _, caplen, _ = struct.unpack(endian + "IIII", raw[off:off + 16])
+        recs.append((raw[off:off + 16], raw[off + 16:off + 16 + caplen]))
+        off += 16 + caplen
+    return raw[:24], recs
+
+
+def write_pcap(path, header, recs):
+    with open(path, "wb") as f:
+        f.write(header)
+        for h, d in recs:
+            f.write(h + d)
+
+
+def frame_kind(d):
+    """A coarse class of a frame, to keep one of each: ethertypes, IP version,
+    protocol, fragment and extension-header bits, sliced or whole."""
+    if len(d) < 14:
+        return ("short", len(d))
+    et, off, tags = struct.unpack(">H", d[12:14])[0], 14, 0
+    while et in (0x8100, 0x88A8, 0x9100) and off + 4 <= len(d):
+        et, off, tags = struct.unpack(">H", d[off + 2:off + 4])[0], off + 4, tags + 1
+    k = [et, tags]
+    if et == 0x0800 and off + 20 <= len(d):
+        ihl = (d[off] & 15) * 4
+        frag = struct.unpack(">H", d[off + 6:off + 8])[0]
+        k += [d[off] >> 4, ihl > 20, d[off + 9], bool(frag & 0x3FFF), bool(frag & 0x1FFF)]
+        tl = struct.unpack(">H", d[off + 2:off + 4])[0]
+        k.append(off + tl > len(d))
+    elif et == 0x86DD and off + 40 <= len(d):
+        k += [d[off] >> 4, d[off + 6]]
+        pl = struct.unpack(">H", d[off + 4:off + 6])[0]
+        k.append(off + 40 + pl > len(d))
+    return tuple(k)
+
+
+class Corpus:
+    def __init__(self, name):
+        self.dir = os.path.join(CORPUS, name)
+        os.makedirs(self.dir, exist_ok=True)
+        for f in os.listdir(self.dir):
+            if re.fullmatch(r"[0-9a-f]{40}", f):
+                os.unlink(os.path.join(self.dir, f))
+        self.n = self.bytes = 0
+
+    def add(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        name = hashlib.sha1(data).hexdigest()
+        path = os.path.join(self.dir, name)
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.write(data)
+            self.n += 1
+            self.bytes += len(data)
+
+    def done(self):
+        print("%-14s %4d files %8d bytes" % (os.path.basename(self.dir), self.n, self.bytes))
+
+
+def pcapgen(build, out, *args):
+    subprocess.run([os.path.join(build, "tests", "tools", "pcapgen"), "-w", out] + list(args),
+                   check=True, stderr=subprocess.DEVNULL)
+
+
+def recorder(build):
+    return os.path.join(build, "mscope-recorder")
+
+
+def distinct(recs, limit, key=frame_kind):
+    seen, out = set(), []
+    for _, d in recs:
+        k = key(d)
+        if k not in seen and len(out) < limit:
+            seen.add(k)
+            out.append(d)
+    return out
+
+
+def seeds_decode(build, tmp):
+    c = Corpus("decode")
+    # Real Linux TCP (handshake with options, data, FIN): the first packets.
+    for _, d in read_pcap(os.path.join(DATA, "tcp_clean.pcap"))[1][:4]:
+        c.add(d)
+    # pcapgen's awkward cases: tags, options, fragments, extension headers,
+    # ARP, malformed and sliced frames; one of each kind.
+    pcapgen(build, tmp + "/d.pcap", "--packets", "4000", "--seed", "11")
+    for d in distinct(read_pcap(tmp + "/d.pcap")[1], 48):
+        c.add(d)
+    # Outer VXLAN frames, some undecapsulatable; and the UDP payload alone,
+    # as the VXLAN listener receives it (from byte 42 on: Ethernet/IPv4/UDP).
+    pcapgen(build, tmp + "/v.pcap", "--packets", "400", "--seed", "12", "--vxlan",
+            "--bad-vxlan", "20")
+    vx = read_pcap(tmp + "/v.pcap")[1]
+    for d in distinct(vx, 12, key=lambda d: (d[23], d[36:38], d[42] & 8, frame_kind(d[50:]))):
+        c.add(d)
+        c.add(d[42:])
+    c.done()
+
+
+def seeds_pcap(build, tmp):
+    c = Corpus("pcap")
+    hdr, recs = read_pcap(os.path.join(DATA, "tcp_clean.pcap"))
+    write_pcap(tmp + "/a.pcap", hdr, recs[:10])
+    pcapgen(build, tmp + "/u.pcap", "--packets", "24", "--seed", "21")           # microseconds
+    pcapgen(build, tmp + "/n.pcap", "--packets", "24", "--seed", "22", "--nsec")  # nanoseconds
+    pcapgen(build, tmp + "/v.pcap", "--packets", "24", "--seed", "23", "--nsec", "--vxlan",
+            "--bad-vxlan", "10")
+    for f in ("a", "u", "n", "v"):
+        with open("%s/%s.pcap" % (tmp, f), "rb") as fh:
+            c.add(fh.read())
+    # Big-endian: the same records with every header field swapped.
+    hdr, recs = read_pcap(tmp + "/u.pcap")
+    be = struct.pack(">IHHiIII", *struct.unpack("<IHHiIII", hdr))
+    c.add(be + b"".join(struct.pack(">IIII", *struct.unpack("<IIII", h)) + d for h, d in recs))
+    # pcapng, as Wireshark and dumpcap write it.
+    for f in ("a", "v"):
+        subprocess.run(["editcap", "-F", "pcapng", "%s/%s.pcap" % (tmp, f), "%s/%s.pcapng" % (tmp, f)],
+                       check=True)
+        with open("%s/%s.pcapng" % (tmp, f), "rb") as fh:
+            c.add(fh.read())
+    # A segment as the recorder writes it (nanoseconds, native order), cut
+    # inside its last record as a crash leaves it.
+    subprocess.run([recorder(build), "--data-dir", tmp + "/seg", "--read", tmp + "/n.pcap",
+                    "--log-level", "error"], check=True)
+    with open(tmp + "/seg/seg-000000000001.pcap", "rb") as fh:
+        seg = fh.read()
+    c.add(seg)
+    c.add(seg[:-7])
+    c.done()
+
+
+def seeds_segindex(build, tmp):
+    """An input is a segment's index followed by its pcap file."""
+    c = Corpus("segindex")
+    hdr, recs = read_pcap(os.path.join(DATA, "tcp_short_conns.pcap"))
+    write_pcap(tmp + "/s.pcap", hdr, recs[:40])
+    pcapgen(build, tmp + "/g.pcap", "--packets", "40", "--flows", "10", "--nsec", "--seed", "31")
+    pcapgen(build, tmp + "/c.pcap", "--packets", "30", "--flows", "30", "--nsec", "--seed", "32",
+            "--mix", "clean")
+    pcapgen(build, tmp + "/v.pcap", "--packets", "30", "--flows", "8", "--nsec", "--seed", "33",
+            "--vxlan")
+    for name, extra in (("s", []), ("g", []), ("c", []), ("v", ["--decap", "vxlan"])):
+        d = "%s/idx-%s" % (tmp, name)
+        subprocess.run([recorder(build), "--data-dir", d, "--read", "%s/%s.pcap" % (tmp, name),
+                        "--log-level", "error"] + extra, check=True)
+        with open(d + "/seg-000000000001.idx", "rb") as f:
+            idx = f.read()
+        with open(d + "/seg-000000000001.pcap", "rb") as f:
+            seg = f.read()
+        c.add(idx + seg)
+    c.done()
+
+
+EXPRS = [
+    "host 10.0.1.1", "src host 10.0.1.1", "dst net 192.168.0.0/16", "net 10.0.0.0 mask 255.255.0.0",
+    "ip6 net 2001:db8::/48", "host 2001:db8::2 and udp", "port 443", "tcp dst port 443",
+    "udp port 53 or tcp port 53", "portrange 5000-6000", "src or dst host 10.0.2.2",
+    "src and dst net 10.0.0.0/16", "host 10.0.1.1 or 10.0.3.3", "host 10.0.1.1 and not 10.0.2.2",
+    "not (host 10.0.1.1 or port 53)", "port 53 or port 443 and host 10.0.1.1",
+    "tcp and not port 443", "icmp or icmp6", "ip proto 47", "proto 6", "ip and not tcp", "not ip6",
+    "vlan and host 10.0.1.1", "vlan 100 and host 10.0.1.1", "vlan and vlan and udp",
+    "host 10.0.1.1 or vlan and ip6", "mpls or host 10.0.1.1", "arp or host 10.0.1.1",
+    "sctp or host 10.9.9.9", "tcp[13] & 2 != 0", "(tcp[13] & 2) != 0 and host 10.0.1.1",
+    "len > 100", "greater 40 and port 53", "ether host 00:00:00:00:00:01 or port 53",
+    "host (10.0.0.1 or 10.0.0.2)", "not not host 10.0.1.1", "tcp port 80 or 443",
+    "dst port 443 and (src net 10.0.0.0/8 or src net 172.16.0.0/12)",
+    "ip host 10.0.1.1 and tcp[tcpflags] & (tcp-syn|tcp-fin) != 0",
+    "net 10.0.3.0/24 and not port 22", "udp portrange 1-1023 or icmp6 and ip6 host ::1",
+]
+
+
+def seeds_exprscan(build, tmp):
+    c = Corpus("exprscan")
+    for e in EXPRS:
+        c.add(e)
+    c.done()
+
+
+def seeds_exprscan_bpf(build, tmp):
+    """An expression, then optionally NUL and packet descriptions (see the target)."""
+    c = Corpus("exprscan_bpf")
+    for i, e in enumerate(EXPRS):
+        c.add(e)
+        c.add(e.encode() + b"\0" + bytes((i * 7 + k) & 0xFF for k in range(24)))
+    c.done()
+
+
+def seeds_config(build, tmp):
+    """Recorder configuration files: every option with its default, as --help
+    prints them, and a few hand-written ones in the README's style."""
+    c = Corpus("config")
+    out = subprocess.run([recorder(build), "--help"], capture_output=True, text=True).stdout
+    lines = []
+    for m in re.finditer(r"^\s+(?:-\w, )?--([\w-]+)(?: (\S+))?.*?(?:\(default: ([^)]*)\))?$", out, re.M):
+        name, meta, default = m.groups()
+        if name in ("config", "help", "read"):
+            continue
+        if default is not None:
+            lines.append("%s = %s" % (name, default))
+        elif meta is None:
+            lines.append("%s = yes" % name)
+    c.add("# every option at its default\n" + "\n".join(lines) + "\n")
+    c.add("data-dir = /var/lib/mscope\nmax-disk = 500G   # the budget\nmin-free = 5%\n")
+    c.add("data-dir=/srv/mscope\nsegment-size = 1G\nsegment-age = 90s\nflush-interval = 250ms\n"
+          "rx-threads = 2\nrcvbuf = 256M\ninsecure = no\nflow-idle = 2m\nflow-grace = 500us\n")
+    c.add("listen = [::]:4789\nvxlan-port = 0x12b5\nmax-flows = 1e6\nstats-interval = 1.5h\n")
+    c.add("coordinator = tcp://10.0.0.9:5556\nbus-queue = 100000\nnode-id = rec-a\n"
+          "no-analysis = off\ndrain-time = 0\n")
+    c.done()
+
+
+def seeds_brconfig(build, tmp):
+    c = Corpus("brconfig")
+    for f in sorted(os.listdir(os.path.join(ROOT, "deploy", "examples"))):
+        with open(os.path.join(ROOT, "deploy", "examples", f), "rb") as fh:
+            c.add(fh.read())
+    c.add("[tool a]\ntype = udp\ndest = 127.0.0.1:9000\n[tool b]\ntype = gre\ndest = 10.0.0.2\n"
+          "[group g]\nmembers = a, b\nfilter = tcp\naction = drop\nslice = 96\nmask-payload = yes\n")
+    c.add("dedup = yes\nstrip-vlan = yes\n[tool i]\ntype = interface\ninterface = lo\n"
+          "[tool p]\ntype = pcap\ndir = /tmp/x\nprefix = p.1\nrotate-size = 4K\nrotate-interval = 10s\n"
+          "max-files = 3\n[tool v6]\ntype = vxlan\ndest = [::1]:4789\nvni = 16777215\n")
+    c.done()
+
+
+def seeds_bus(build, tmp):
+    """FlowBatch and Heartbeat messages as a recorder publishes them: import
+    captures with --coordinator pointing at a SUB socket here."""
+    import zmq
+    c = Corpus("bus")
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    port = sub.bind_to_random_port("tcp://127.0.0.1")
+    got = {}
+    for i, f in enumerate(("tcp_short_conns.pcap", "tcp_loss5_reorder.pcap", "tcp_zerowin.pcap")):
+        p = subprocess.Popen([recorder(build), "--read", os.path.join(DATA, f),
+                              "--data-dir", "%s/bus%d" % (tmp, i), "--node-id", "rec-%d" % i,
+                              "--coordinator", "tcp://127.0.0.1:%d" % port, "--insecure",
+                              "--log-level", "error"])
+        deadline = time.time() + 30
+        while p.poll() is None or sub.poll(500):
+            if sub.poll(200):
+                topic, data = sub.recv_multipart()
+                got.setdefault(topic, []).append(data)
+            if time.time() > deadline:
+                p.kill()
+                break
+    for topic, msgs in sorted(got.items()):
+        for m in sorted(msgs, key=len)[:4]:
+            if len(m) <= 4096:
+                c.add(m)
+                continue
+            # A big batch: its header fields and its first records only.
+            fields = pb_fields(m)
+            for keep in (1, 4):
+                c.add(b"".join(raw for num, raw in fields if num != 4) +
+                      b"".join([raw for num, raw in fields if num == 4][:keep]))
+    c.done()
+
+
+def pb_varint(b, i):
+    v = shift = 0
+    while True:
+        v |= (b[i] & 0x7F) << shift
+        shift += 7
+        i += 1
+        if not b[i - 1] & 0x80:
+            return v, i
+
+
+def pb_fields(b):
+    """The top-level fields of a protobuf message: [(number, raw bytes)]."""
+    out, i = [], 0
+    while i < len(b):
+        start = i
+        key, i = pb_varint(b, i)
+        wt = key & 7
+        if wt == 0:
+            _, i = pb_varint(b, i)
+        elif wt == 1:
+            i += 8
+        elif wt == 2:
+            n, i = pb_varint(b, i)
+            i += n
+        elif wt == 5:
+            i += 4
+        else:
+            raise ValueError("wire type %d" % wt)
+        out.append((key >> 3, b[start:i]))
+    return out
+
+
+TARGETS = {
+    "decode": seeds_decode, "pcap": seeds_pcap, "segindex": seeds_segindex,
+    "exprscan": seeds_exprscan, "exprscan_bpf": seeds_exprscan_bpf, "config": seeds_config,
+    "brconfig": seeds_brconfig, "bus": seeds_bus,
+}
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    build = os.path.abspath(sys.argv[1])
+    names = sys.argv[2:] or list(TARGETS)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in names:
+            TARGETS[n](build, tmp)
+
+
+if __name__ == "__main__":
+    main()
