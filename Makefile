@@ -4,9 +4,13 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_DEB  ?= build-deb
+BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# make fuzz: seconds per target, and which targets (tests/fuzz/fuzz_NAME.c).
+FUZZ_TIME    ?= 60
+FUZZ_TARGETS ?= decode pcap segindex exprscan exprscan_bpf config brconfig bus
 
-.PHONY: all deps build build-asan check unit demo bench deb clean
+.PHONY: all deps build build-asan check unit demo bench fuzz deb clean
 
 all: build
 
@@ -35,6 +39,16 @@ demo: build
 bench: build
 	./bench/run.sh $(BUILD)
 
+# libFuzzer (clang) with ASan and UBSan: each target in turn for FUZZ_TIME
+# seconds; new inputs stay in $(BUILD_FUZZ)/corpus, findings in
+# $(BUILD_FUZZ)/findings (tests/fuzz/run.sh). make check replays the seeds.
+fuzz:
+	./scripts/deps.sh --fuzz
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DMSCOPE_FUZZ=ON -DMSCOPE_WERROR=OFF
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_targets
+	./tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_TIME) $(FUZZ_TARGETS)
+
 # The Debian package (deploy/systemd/README.md): a Release build of its own,
 # then CPack; prints where the .deb is.
 deb: deps
@@ -47,4 +61,4 @@ deb: deps
 
 clean:
 	./scripts/demo.sh --clean
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_DEB)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_DEB)

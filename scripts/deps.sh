@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install every Debian package the build, the tests and the demo need.
+# Install every Debian package the build, the tests and the demo need
+# (with --fuzz, also what `make fuzz` needs).
 # Idempotent: asks apt only for what is missing, so a warm machine pays nothing.
 set -eu
 
@@ -10,6 +11,10 @@ protobuf-compiler python3-zmq python3-protobuf python3-jsonschema
 postgresql postgresql-client
 tcpdump tshark wireshark-common iproute2 iputils-ping ethtool nftables util-linux python3
 dpkg-dev systemd passwd strace"
+# `deps.sh --fuzz` (make fuzz) adds clang and its libFuzzer/sanitizer runtimes.
+if [ "${1:-}" = "--fuzz" ]; then
+    PKGS="$PKGS clang libclang-rt-14-dev"
+fi
 
 missing=""
 for p in $PKGS; do
