@@ -16,6 +16,7 @@
 #include "input.h"
 #include "log.h"
 #include "rxloop.h"
+#include "sandbox.h"
 #include "status.h"
 #include "timeparse.h"
 #include "xmalloc.h"
@@ -31,9 +32,9 @@
 #define MSCOPE_VERSION "0.1.0"
 
 typedef struct br_settings {
-    char *listen, *interface, *capture_filter, *read, *decap, *http, *stats_file, *log_level;
+    char *listen, *interface, *capture_filter, *read, *decap, *http, *stats_file, *log_level, *user;
     int64_t vxlan_port, rcvbuf, read_rate, dedup_window, dedup_table, stats_interval;
-    int dedup, strip_vlan, check;
+    int dedup, strip_vlan, check, seccomp;
 } br_settings;
 
 #define O(f) offsetof(br_settings, f)
@@ -55,6 +56,8 @@ static const config_opt br_opts[] = {
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log the counters this often" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
     { "check", 0, CFG_BOOL, O(check), "no", 0, 0, NULL, "validate the configuration file, print a summary and exit" },
+    { "user", 0, CFG_STR, O(user), NULL, 0, 0, "NAME", "as root: become this user at start (with --interface keeping only CAP_NET_RAW)" },
+    { "seccomp", 0, CFG_BOOL, O(seccomp), "yes", 0, 0, NULL, "allow only the system calls the broker makes, once it runs (--seccomp=no to turn off)" },
     { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #undef O
@@ -364,6 +367,10 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = 1;
+    if (sandbox_drop_user(d.cfg.user, d.cfg.interface != NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope-broker: %s\n", err);
+        goto out;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* Signals go through the loop from here on (a stop asked for during
      * start-up happens once the loop runs). */
@@ -411,6 +418,11 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* Every thread runs now: from here on only the calls they make. */
+    if (d.cfg.seccomp && sandbox_seccomp("mscope-broker", 0, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
     ctl_run(d.ctl);
 
     /* Stopped: the packet thread has ended (or ends now); the last counters. */

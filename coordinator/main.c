@@ -25,6 +25,7 @@
 #include "registry.h"
 #include "restapi.h"
 #include "rpcapi.h"
+#include "sandbox.h"
 #include "scatter.h"
 #include "spool.h"
 #include "status.h"
@@ -51,7 +52,7 @@
 
 typedef struct coord_settings {
     char *data_dir, *db, *bus, *rpc, *http, *token_file, *search_token_file, *api_read_token_file,
-        *api_admin_token_file, *log_level, *stats_file, *key_file, *allow_dir;
+        *api_admin_token_file, *log_level, *stats_file, *key_file, *allow_dir, *user;
     int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
         retention_days, housekeeping_interval, search_window, search_node_timeout, search_idle_timeout, max_searches;
     int insecure;
@@ -71,6 +72,7 @@ static const config_opt coord_opts[] = {
     { "key-file", 0, CFG_STR, O(key_file), NULL, 0, 0, "FILE", "this coordinator's CURVE key pair (default: DIR/curve.key, created 0600 with DIR/curve.pub if missing: give curve.pub to every recorder and CLI user)" },
     { "allow-dir", 0, CFG_STR, O(allow_dir), NULL, 0, 0, "DIR", "public keys (one NAME.pub file each) of the recorders and CLI users let in on the bus and the RPC, read at every connection (default: DIR/allowed-keys, created with client.pub, the key of DIR/client.key, for the local CLI)" },
     { "insecure", 0, CFG_BOOL, O(insecure), NULL, 0, 0, NULL, "plain ZeroMQ on the bus, the RPC and searches: unencrypted, and anyone who reaches the ports may publish" },
+    { "user", 0, CFG_STR, O(user), NULL, 0, 0, "NAME", "as root: become this user at start, before anything is created, with no capabilities (the embedded PostgreSQL then runs as that user too)" },
     { "search-window", 0, CFG_INT, O(search_window), "4", 1, 64, "N", "search: 1 MiB chunks in flight per recorder" },
     { "search-node-timeout", 0, CFG_DURATION, O(search_node_timeout), "10s", 100000000LL, 0, "DURATION", "search: give up a recorder silent this long (the answer is then partial)" },
     { "search-idle-timeout", 0, CFG_DURATION, O(search_idle_timeout), "60s", 1000000000LL, 0, "DURATION", "search: stop when the client takes nothing for this long" },
@@ -475,6 +477,11 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = 1;
+    char uerr[512];
+    if (sandbox_drop_user(c.cfg.user, 0, uerr, sizeof uerr) < 0) {
+        log_error("%s", uerr);
+        goto out;
+    }
     if (mkdir(c.cfg.data_dir, 0755) < 0 && errno != EEXIST) {
         log_error("cannot create %s: %s", c.cfg.data_dir, strerror(errno));
         goto out;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "publish.h"
+#include "sandbox.h"
 #include "search_cli.h"
 #include "searchsvc.h"
 #include "status.h"
@@ -47,11 +48,11 @@
 typedef struct rec_settings {
     char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
         *flows_json, *node_id, *coordinator, *search_endpoint,
-        *search, *search_token_file, *http, *key_file, *coordinator_key;
+        *search, *search_token_file, *http, *key_file, *coordinator_key, *user;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
         flow_grace, bus_queue, max_searches, drain_time;
-    int no_analysis, insecure;
+    int no_analysis, insecure, seccomp;
 } rec_settings;
 
 #define O(f) offsetof(rec_settings, f)
@@ -91,6 +92,8 @@ static const config_opt rec_opts[] = {
     { "no-analysis", 0, CFG_BOOL, O(no_analysis), NULL, 0, 0, NULL, "store only: no flow table, no records" },
     { "http", 0, CFG_STR, O(http), "0.0.0.0:8081", 0, 0, "ADDR:PORT", "HTTP (daemon mode): /healthz and /readyz for load balancers, /metrics for Prometheus; off disables" },
     { "drain-time", 0, CFG_DURATION, O(drain_time), "15s", 0, 0, "DURATION", "on SIGTERM, keep recording this long with /readyz at 503 (the load balancer's deregistration delay), then stop" },
+    { "user", 0, CFG_STR, O(user), NULL, 0, 0, "NAME", "as root: become this user at start, before anything is created (with --interface keeping only CAP_NET_RAW)" },
+    { "seccomp", 0, CFG_BOOL, O(seccomp), "yes", 0, 0, NULL, "daemon: allow only the system calls the recorder makes, once it runs (--seccomp=no to turn off)" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
     { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
@@ -350,10 +353,6 @@ static int start_search(recorder *r)
 {
     char err[1024], path[4096], token[TOKEN_MAX];
     if (r->cfg.read || !r->cfg.data_dir || !strcmp(r->cfg.search, "off")) return 0;
-    if (!r->cfg.insecure && !r->have_keys) {
-        log_warn("search service off: no coordinator key (see --coordinator-key)");
-        return 0;
-    }
     if (r->cfg.search_token_file) snprintf(path, sizeof path, "%s", r->cfg.search_token_file);
     else snprintf(path, sizeof path, "%s/search.token", r->cfg.data_dir);
     if (token_load(path, 0, token, err, sizeof err) < 0) {
@@ -363,6 +362,10 @@ static int start_search(recorder *r)
         }
         log_warn("search service off: no search token (%s); put the coordinator's search "
                  "token there or use --search-token-file", err);
+        return 0;
+    }
+    if (!r->cfg.insecure && !r->have_keys) {
+        log_warn("search service off: no coordinator key (see --coordinator-key)");
         return 0;
     }
     searchsvc_opts so = {
@@ -704,7 +707,13 @@ static int run_daemon(recorder *r)
             ctl_serve_status(r->ctl, &cs);
             log_info("HTTP (health, metrics) on %s", r->cfg.http);
         }
-        ctl_run(r->ctl);
+        /* Every thread runs now: from here on only the calls they make. */
+        if (r->cfg.seccomp && sandbox_seccomp("mscope-recorder", 0, err, sizeof err) < 0) {
+            log_error("%s", err);
+            rc = 1;
+        } else {
+            ctl_run(r->ctl);
+        }
     }
     uv_close((uv_handle_t *)&r->drain_timer, NULL);
     ctl_free(r->ctl);
@@ -803,6 +812,11 @@ int main(int argc, char **argv)
     /* A daemon's signals go through its control loop (run_daemon). */
     signal(SIGPIPE, SIG_IGN);
     r.start_ns = timeparse_now_ns();
+    if (sandbox_drop_user(r.cfg.user, r.cfg.interface != NULL, err, sizeof err) < 0) {
+        log_error("%s", err);
+        rc = 1;
+        goto out;
+    }
     if (load_keys(&r) < 0 || start_search(&r) < 0 || start_publisher(&r) < 0 ||
         start_writer(&r) < 0) {
         publish_stop(r.pub, 0);

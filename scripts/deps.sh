@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config
 libpcap-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev libpq-dev
-libh2o-dev libjansson-dev libssl-dev prometheus curl
+libh2o-dev libjansson-dev libssl-dev libseccomp-dev prometheus curl
 protobuf-compiler python3-zmq python3-protobuf python3-jsonschema
 postgresql postgresql-client
 tcpdump tshark wireshark-common iproute2 iputils-ping ethtool nftables util-linux python3

@@ -1,0 +1,34 @@
+/* sandbox.h - a daemon gives up what it does not need once it is set up:
+ * root (for --user), and every system call it does not make (a seccomp
+ * filter of allowed calls; anything else kills the process).
+ *
+ * The order in a daemon's start: sandbox_drop_user() first (so that what
+ * it creates belongs to the user), then everything else (data directory,
+ * sockets, threads), then sandbox_seccomp() once the daemon runs (the
+ * filter is applied to every thread, TSYNC, and inherited by later ones).
+ */
+#ifndef MSCOPE_SANDBOX_H
+#define MSCOPE_SANDBOX_H
+
+#include <stddef.h>
+
+/* Become user (its uid, gid and supplementary groups), with no capability
+ * left but CAP_NET_RAW when keep_net_raw (a live interface). Running as
+ * that user already is fine; another user without root is an error. NULL
+ * or "" does nothing. Returns 0, or -1 with err set. */
+int sandbox_drop_user(const char *user, int keep_net_raw, char *err, size_t errlen);
+
+/* What a daemon does besides the common calls (files, sockets, threads,
+ * the event loop, time, memory). */
+enum {
+    SANDBOX_CHILDREN = 1,  /* runs programs (the coordinator's embedded PostgreSQL) */
+};
+
+/* Install the filter for every thread of the process. A forbidden call is
+ * logged (its number) and the process is killed by SIGSYS. who names the
+ * daemon in that message. With MSCOPE_SANDBOX_SELFTEST=1 in the
+ * environment, make a forbidden call right after (the tests' proof that
+ * the filter kills). Returns 0, or -1 with err set (nothing installed). */
+int sandbox_seccomp(const char *who, int flags, char *err, size_t errlen);
+
+#endif

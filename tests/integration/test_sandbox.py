@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Least privilege (common/sandbox.h).
+
+- The recorder and the broker run under their seccomp filter by default
+  (every other test runs them so); a forbidden system call kills them with
+  SIGSYS and the log names the call (MSCOPE_SANDBOX_SELFTEST makes one).
+- --user (as root): the recorder becomes that user before it creates
+  anything (its files belong to the user) with no capability left, or only
+  CAP_NET_RAW with --interface, which it can still capture on; the broker
+  likewise; the coordinator becomes the user and its embedded PostgreSQL
+  runs as that user too.
+"""
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+
+import cluster
+import harness as h
+from cluster import Coordinator
+
+SWAPOFF = 168  # x86_64: the self-test's forbidden call (swapoff)
+CAP_NET_RAW = 1 << 13
+
+
+def proc_status(pid):
+    out = {}
+    for line in open(f"/proc/{pid}/status"):
+        k, _, v = line.partition(":")
+        out[k] = v.strip()
+    return out
+
+
+def selftest(cmd, name, d):
+    log = os.path.join(d, f"{name}-selftest.log")
+    with open(log, "wb") as f:
+        p = subprocess.run(cmd, stdout=f, stderr=f, timeout=30,
+                           env=dict(os.environ, MSCOPE_SANDBOX_SELFTEST="1"))
+    text = open(log, errors="replace").read()
+    h.check(p.returncode == -signal.SIGSYS,
+            f"{name}: a forbidden call should kill it with SIGSYS, got {p.returncode}:\n{text}")
+    h.check(f"seccomp: forbidden system call {SWAPOFF}" in text and "filter installed" in text,
+            f"{name}: the log does not name the forbidden call:\n{text}")
+    print(f"ok  {name}: a forbidden system call kills it (SIGSYS), the log names it")
+
+
+def main():
+    h.init()
+    cluster.init()
+    d = h.tmpdir()
+    os.chmod(d, 0o755)
+    if os.uname().machine != "x86_64":
+        h.skip("the self-test's system call number is x86_64's")
+    rec_dir = os.path.join(d, "rec")
+    selftest([h.RECORDER, "--data-dir", rec_dir, "--listen", f"127.0.0.1:{h.free_udp_port()}",
+              "--http", "off", "--search", "off", "--min-free", "0"], "mscope-recorder", d)
+    conf = h.write_conf(os.path.join(d, "broker.conf"),
+                        f"listen = 127.0.0.1:{h.free_udp_port()}\nhttp = off\n\n"
+                        f"[tool ids]\ntype = pcap\ndir = {d}/ids\n")
+    os.makedirs(os.path.join(d, "ids"))
+    selftest([h.broker_binary(), "--config", conf], "mscope-broker", d)
+
+    # Under the filter, a recorder does its job (the other tests do all of it).
+    src = h.gen(os.path.join(d, "in.pcap"), "--packets", 3000, "--flows", 30, "--seed", 81)
+    rec = h.Daemon(os.path.join(d, "plain"))
+    try:
+        h.vxsend(src, rec.port, "--rate", 20000)
+        h.check(rec.wait_rx(3000), f"under seccomp: {rec.stats()}")
+        h.check("seccomp filter installed" in rec.log_text(), "no filter by default")
+    finally:
+        h.check(rec.stop() == 0, f"recorder under seccomp exit:\n{rec.log_text()}")
+    got, _ = h.search(os.path.join(d, "plain"), "")
+    h.check(len(got) == 3000, f"stored under seccomp: {len(got)} of 3000")
+    print("ok  a recorder under its filter receives, stores and stops cleanly")
+
+    if os.geteuid() != 0:
+        print("skip  --user (needs root)")
+        return
+    nobody = pwd.getpwnam("nobody")
+
+    def nobodys(path):
+        """A data directory for nobody, as the package's postinst makes them."""
+        os.makedirs(path)
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        return path
+
+    # The recorder as nobody: its files are nobody's, no capabilities.
+    store = nobodys(os.path.join(d, "as-nobody"))
+    rec = h.Daemon(store, "--user", "nobody")
+    try:
+        st = proc_status(rec.proc.pid)
+        h.check(st["Uid"].split()[:2] == [str(nobody.pw_uid)] * 2 and int(st["CapEff"], 16) == 0
+                and int(st["CapPrm"], 16) == 0, f"recorder --user nobody: {st['Uid']} "
+                f"CapEff {st['CapEff']} CapPrm {st['CapPrm']}")
+        h.vxsend(src, rec.port, "--rate", 20000)
+        h.check(rec.wait_rx(3000), f"recorder as nobody: {rec.stats()}")
+    finally:
+        h.check(rec.stop() == 0, f"recorder as nobody exit:\n{rec.log_text()}")
+    owners = {os.stat(os.path.join(store, f)).st_uid for f in os.listdir(store)}
+    h.check(owners == {nobody.pw_uid}, f"files in the data directory belong to {owners}")
+    print("ok  recorder --user nobody: runs as nobody with no capabilities, its files are nobody's")
+
+    # A live interface: only CAP_NET_RAW kept, and capture works with it.
+    store = nobodys(os.path.join(d, "live"))
+    rec = h.Daemon(store, "--user", "nobody", "--interface", "lo", "--capture-filter",
+                   "udp port 9")
+    try:
+        st = proc_status(rec.proc.pid)
+        h.check(int(st["CapEff"], 16) == CAP_NET_RAW and int(st["CapPrm"], 16) == CAP_NET_RAW and
+                int(st["CapBnd"], 16) == CAP_NET_RAW, f"--interface as nobody: CapEff "
+                f"{st['CapEff']} CapPrm {st['CapPrm']} CapBnd {st['CapBnd']}")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(50):
+            s.sendto(b"x" * 32, ("127.0.0.1", 9))
+        s.close()
+        h.check(rec.wait_rx(50, 10), f"capture on lo as nobody: {rec.stats()}")
+    finally:
+        h.check(rec.stop() == 0, f"live recorder as nobody exit:\n{rec.log_text()}")
+    print("ok  recorder --user nobody --interface lo: only CAP_NET_RAW kept, capture works")
+
+    # The coordinator as nobody, on a directory nobody owns: PostgreSQL too.
+    base = os.path.join(d, "co-nobody")
+    nobodys(os.path.join(base, "coord"))
+    co = Coordinator(base, extra=["--user", "nobody", "--pg-port", str(cluster.PGPORT + 2)])
+    try:
+        st = proc_status(co.proc.pid)
+        h.check(st["Uid"].split()[0] == str(nobody.pw_uid) and int(st["CapEff"], 16) == 0,
+                f"coordinator --user nobody: {st['Uid']} {st['CapEff']}")
+        pid = open(os.path.join(co.dir, "pgdata", "postmaster.pid")).readline().strip()
+        h.check(os.stat(f"/proc/{pid}").st_uid == nobody.pw_uid,
+                "the embedded PostgreSQL does not run as nobody")
+        h.check(h.run(co.cli("nodes")).returncode == 0, "the CLI cannot talk to it")
+    finally:
+        rc = co.stop()
+    h.check(rc == 0, f"coordinator as nobody exit {rc}:\n{co.log_text()}")
+    print("ok  coordinator --user nobody: it and its embedded PostgreSQL run as nobody")
+
+
+if __name__ == "__main__":
+    main()
