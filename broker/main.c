@@ -32,7 +32,8 @@
 #define MSCOPE_VERSION "0.1.0"
 
 typedef struct br_settings {
-    char *listen, *interface, *capture_filter, *read, *decap, *http, *stats_file, *log_level, *user;
+    char *listen, *interface, *capture_filter, *read, *decap, *http, *stats_file, *log_level, *user,
+        *http_cert, *http_key;
     int64_t vxlan_port, rcvbuf, read_rate, dedup_window, dedup_table, stats_interval;
     int dedup, strip_vlan, check, seccomp;
 } br_settings;
@@ -52,6 +53,7 @@ static const config_opt br_opts[] = {
     { "dedup-table", 0, CFG_INT, O(dedup_table), "65536", 64, 1LL << 28, "N", "packets remembered at once for --dedup (fixed memory: 16 bytes each)" },
     { "strip-vlan", 0, CFG_BOOL, O(strip_vlan), "no", 0, 0, NULL, "remove 802.1Q/802.1ad VLAN tags from every frame before the tools see it" },
     { "http", 0, CFG_STR, O(http), NULL, 0, 0, "ADDR:PORT", "HTTP: /healthz, /readyz, /metrics (Prometheus); off disables (default: 0.0.0.0:8082; with --read: off)" },
+    CTL_TLS_OPTS(br_settings, http_cert, http_key),
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "keep every counter here as JSON, rewritten each second (default: none)" },
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log the counters this often" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },
@@ -397,7 +399,8 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    if (ctl_listen(d.ctl, d.cfg.http, err, sizeof err) < 0) {
+    httpd_tls tls = { d.cfg.http_cert, d.cfg.http_key };
+    if (ctl_listen(d.ctl, d.cfg.http, &tls, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
     }

@@ -70,10 +70,10 @@ ctl_t *ctl_new(const ctl_hooks *hooks, uint64_t tick_ms)
 
 uv_loop_t *ctl_loop(ctl_t *c) { return &c->loop; }
 
-int ctl_listen(ctl_t *c, const char *addr, char *err, size_t errlen)
+int ctl_listen(ctl_t *c, const char *addr, const httpd_tls *tls, char *err, size_t errlen)
 {
     if (!addr || !strcmp(addr, "off")) return 0;
-    c->http = httpd_new(&c->loop, addr, err, errlen);
+    c->http = httpd_new(&c->loop, addr, tls, err, errlen);
     return c->http ? 0 : -1;
 }
 

@@ -41,9 +41,16 @@ ctl_t *ctl_new(const ctl_hooks *hooks, uint64_t tick_ms);
 
 uv_loop_t *ctl_loop(ctl_t *c);
 
-/* Serve HTTP on addr ("HOST:PORT"), or nothing for "off". Returns 0, or -1
- * with err set when it cannot listen. */
-int ctl_listen(ctl_t *c, const char *addr, char *err, size_t errlen);
+/* Serve HTTP on addr ("HOST:PORT"), or nothing for "off"; HTTPS when tls
+ * names a certificate and a key (may be NULL). Returns 0, or -1 with err
+ * set when it cannot listen or read the files. */
+int ctl_listen(ctl_t *c, const char *addr, const httpd_tls *tls, char *err, size_t errlen);
+
+/* The rows of an option table for HTTPS, the same in every daemon: the
+ * settings struct S has char *FIELD_cert, *FIELD_key (see config.h). */
+#define CTL_TLS_OPTS(S, cert, key) \
+    { "http-cert", 0, CFG_STR, offsetof(S, cert), NULL, 0, 0, "FILE", "HTTPS on --http: the certificate chain (PEM), with --http-key; the port then speaks only HTTPS" }, \
+    { "http-key", 0, CFG_STR, offsetof(S, key), NULL, 0, 0, "FILE", "HTTPS: the certificate's private key (PEM; keep it 0600)" }
 
 /* The HTTP server, for routes (NULL when off). */
 httpd_t *ctl_http(ctl_t *c);

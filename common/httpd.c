@@ -4,7 +4,8 @@
  * in our own routing table, so routes can be added in any order and a miss
  * gets the same JSON 404 as everything else. We accept connections
  * ourselves (uv_listen) and hand each to h2o; its close callback counts the
- * connections that are still open.
+ * connections that are still open. With TLS, h2o does the handshake on the
+ * accepted socket (accept_ctx.ssl_ctx, OpenSSL); nothing else changes.
  */
 #include "httpd.h"
 
@@ -19,6 +20,8 @@
 #include <string.h>
 
 #include <h2o.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define HTTPD_ROUTES_MAX 64
 #define HTTPD_BACKLOG 128
@@ -42,6 +45,7 @@ struct httpd {
     h2o_globalconf_t config;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
+    SSL_CTX *ssl;       /* NULL: plain HTTP */
     uv_tcp_t *listener; /* freed by its close callback */
     int conns;
     httpd_route_t routes[HTTPD_ROUTES_MAX];
@@ -177,10 +181,42 @@ bad:
     return -1;
 }
 
-httpd_t *httpd_new(uv_loop_t *loop, const char *addr, char *err, size_t errlen)
+/* An OpenSSL server context for the certificate chain and key in tls. */
+static SSL_CTX *httpd__tls(const httpd_tls *tls, char *err, size_t errlen)
+{
+    SSL_CTX *s = SSL_CTX_new(TLS_server_method());
+    const char *what = "SSL_CTX_new()";
+    if (!s) goto fail;
+    SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+    SSL_CTX_set_options(s, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    what = tls->cert_file;
+    if (SSL_CTX_use_certificate_chain_file(s, tls->cert_file) != 1) goto fail;
+    what = tls->key_file;
+    if (SSL_CTX_use_PrivateKey_file(s, tls->key_file, SSL_FILETYPE_PEM) != 1) goto fail;
+    what = "the key and the certificate";
+    if (SSL_CTX_check_private_key(s) != 1) goto fail;
+    return s;
+fail:;
+    char why[256] = "unknown error";
+    unsigned long e = ERR_peek_last_error();
+    if (e) ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    snprintf(err, errlen, "HTTP TLS: %s: %s", what, why);
+    SSL_CTX_free(s);
+    return NULL;
+}
+
+httpd_t *httpd_new(uv_loop_t *loop, const char *addr, const httpd_tls *tls, char *err,
+                   size_t errlen)
 {
     struct sockaddr_storage ss;
     if (httpd__addr(addr, &ss, err, errlen) < 0) return NULL;
+    if (tls && (!tls->cert_file) != (!tls->key_file)) {
+        snprintf(err, errlen, "HTTP TLS needs both a certificate and a key file");
+        return NULL;
+    }
+    SSL_CTX *ssl = tls && tls->cert_file ? httpd__tls(tls, err, errlen) : NULL;
+    if (tls && tls->cert_file && !ssl) return NULL;
     httpd_t *h = xcalloc(1, sizeof *h);
     h->loop = loop;
     h2o_config_init(&h->config);
@@ -193,6 +229,7 @@ httpd_t *httpd_new(uv_loop_t *loop, const char *addr, char *err, size_t errlen)
     h2o_context_init(&h->ctx, loop, &h->config);
     h->accept_ctx.ctx = &h->ctx;
     h->accept_ctx.hosts = h->config.hosts;
+    h->accept_ctx.ssl_ctx = h->ssl = ssl;
     h->listener = xcalloc(1, sizeof *h->listener);
     uv_tcp_init(loop, h->listener);
     h->listener->data = h;
@@ -380,6 +417,7 @@ void httpd_free(httpd_t *h)
     }
     h2o_context_dispose(&h->ctx); /* runs the loop once to close its handles */
     h2o_config_dispose(&h->config);
+    SSL_CTX_free(h->ssl);
     free(h);
 }
 

@@ -29,9 +29,19 @@ typedef struct httpd_req httpd_req_t; /* valid until answered or the client goes
  * "not mine", which becomes 404. */
 typedef int (*httpd_handler)(void *data, httpd_req_t *req);
 
-/* Listen on addr ("HOST:PORT"; IPv6 as "[::1]:8080"). Returns NULL with err
- * set when it cannot bind. */
-httpd_t *httpd_new(uv_loop_t *loop, const char *addr, char *err, size_t errlen);
+/* TLS for a listener: PEM files (the certificate chain, then the key).
+ * Both NULL: plain HTTP. */
+typedef struct httpd_tls {
+    const char *cert_file;
+    const char *key_file;
+} httpd_tls;
+
+/* Listen on addr ("HOST:PORT"; IPv6 as "[::1]:8080"), with TLS when tls
+ * names files (TLS 1.2 or later; plain HTTP on that port then fails the
+ * handshake). Returns NULL with err set when it cannot bind, or the files
+ * cannot be read or do not match. */
+httpd_t *httpd_new(uv_loop_t *loop, const char *addr, const httpd_tls *tls, char *err,
+                   size_t errlen);
 
 /* Route requests for path (exact), or every path below it when path ends
  * with '/'. The longest match wins. data is borrowed. */

@@ -52,7 +52,8 @@
 
 typedef struct coord_settings {
     char *data_dir, *db, *bus, *rpc, *http, *token_file, *search_token_file, *api_read_token_file,
-        *api_admin_token_file, *log_level, *stats_file, *key_file, *allow_dir, *user;
+        *api_admin_token_file, *log_level, *stats_file, *key_file, *allow_dir, *user, *http_cert,
+        *http_key;
     int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
         retention_days, housekeeping_interval, search_window, search_node_timeout, search_idle_timeout, max_searches;
     int insecure;
@@ -65,6 +66,7 @@ static const config_opt coord_opts[] = {
     { "bus", 0, CFG_STR, O(bus), "tcp://0.0.0.0:5556", 0, 0, "ENDPOINT", "where recorders publish (SUB, bound)" },
     { "rpc", 0, CFG_STR, O(rpc), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "where clients (mscope) send requests (ROUTER, bound)" },
     { "http", 0, CFG_STR, O(http), "127.0.0.1:8080", 0, 0, "ADDR:PORT", "HTTP: the REST API (/api/v1/), /healthz, /readyz, /metrics (Prometheus); off disables" },
+    CTL_TLS_OPTS(coord_settings, http_cert, http_key),
     { "api-read-token-file", 0, CFG_STR, O(api_read_token_file), NULL, 0, 0, "FILE", "REST API: the token that may query (default: DIR/api-read.token, created 0600 if missing)" },
     { "api-admin-token-file", 0, CFG_STR, O(api_admin_token_file), NULL, 0, 0, "FILE", "REST API: the token that may do everything, searches included (default: DIR/api-admin.token, created 0600 if missing)" },
     { "token-file", 0, CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the RPC token clients must present (default: DIR/rpc.token, created 0600 if missing)" },
@@ -582,7 +584,8 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("answering requests on %s", c.cfg.rpc);
-    if (ctl_listen(c.ctl, c.cfg.http, err, sizeof err) < 0) {
+    httpd_tls tls = { c.cfg.http_cert, c.cfg.http_key };
+    if (ctl_listen(c.ctl, c.cfg.http, &tls, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
     }

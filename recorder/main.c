@@ -48,7 +48,8 @@
 typedef struct rec_settings {
     char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
         *flows_json, *node_id, *coordinator, *search_endpoint,
-        *search, *search_token_file, *http, *key_file, *coordinator_key, *user;
+        *search, *search_token_file, *http, *key_file, *coordinator_key, *user, *http_cert,
+        *http_key;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
         flow_grace, bus_queue, max_searches, drain_time;
@@ -91,6 +92,7 @@ static const config_opt rec_opts[] = {
     { "flow-grace", 0, CFG_DURATION, O(flow_grace), "5s", 0, 0, "DURATION", "final record this long after a TCP close (FIN both ways, or RST)" },
     { "no-analysis", 0, CFG_BOOL, O(no_analysis), NULL, 0, 0, NULL, "store only: no flow table, no records" },
     { "http", 0, CFG_STR, O(http), "0.0.0.0:8081", 0, 0, "ADDR:PORT", "HTTP (daemon mode): /healthz and /readyz for load balancers, /metrics for Prometheus; off disables" },
+    CTL_TLS_OPTS(rec_settings, http_cert, http_key),
     { "drain-time", 0, CFG_DURATION, O(drain_time), "15s", 0, 0, "DURATION", "on SIGTERM, keep recording this long with /readyz at 503 (the load balancer's deregistration delay), then stop" },
     { "user", 0, CFG_STR, O(user), NULL, 0, 0, "NAME", "as root: become this user at start, before anything is created (with --interface keeping only CAP_NET_RAW)" },
     { "seccomp", 0, CFG_BOOL, O(seccomp), "yes", 0, 0, NULL, "daemon: allow only the system calls the recorder makes, once it runs (--seccomp=no to turn off)" },
@@ -697,7 +699,8 @@ static int run_daemon(recorder *r)
     uv_timer_init(ctl_loop(r->ctl), &r->drain_timer);
     r->drain_timer.data = r;
     int rc = 0;
-    if (ctl_listen(r->ctl, r->cfg.http, err, sizeof err) < 0) {
+    httpd_tls tls = { r->cfg.http_cert, r->cfg.http_key };
+    if (ctl_listen(r->ctl, r->cfg.http, &tls, err, sizeof err) < 0) {
         log_error("%s", err);
         rc = 1;
     } else {
