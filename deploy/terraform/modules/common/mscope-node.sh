@@ -49,17 +49,30 @@ mount_data_volume() {
 }
 
 # install_package URL SHA256: the Mirrorscope .deb from https:// or s3://,
-# checked against SHA256 when it is not empty.
+# checked against SHA256 when it is not empty. The package brings the
+# binaries, the hardened units in /lib/systemd/system, the user and group
+# mscope and the data directories /var/lib/mscope/{recorder,coordinator,broker}
+# (its postinst; existing ones are left as they are).
+#
+# cloud-init has already written /etc/mscope/*.conf (write_files runs before
+# runcmd), and the package ships those paths as conffiles: dpkg would ask
+# whether to keep them and, with no terminal, fail the install. confold keeps
+# the file we wrote, confdef takes dpkg's default wherever there is one. This
+# rather than writing the configuration after the install: that would only
+# move the question to the next upgrade (from then on the file is a locally
+# changed conffile, so every later install needs these options anyway), and
+# the configuration stays in write_files, rendered by Terraform, not in a
+# script.
 install_package() {
     case "$1" in
     s3://*) aws s3 cp --only-show-errors "$1" /tmp/mscope.deb ;;
     *) curl -fsSL --retry 5 -o /tmp/mscope.deb "$1" ;;
     esac
     [ -z "$2" ] || echo "$2  /tmp/mscope.deb" | sha256sum -c --quiet -
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/mscope.deb
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        /tmp/mscope.deb
     rm -f /tmp/mscope.deb
-    id mscope >/dev/null 2>&1 ||
-        useradd --system --home-dir /var/lib/mscope --shell /usr/sbin/nologin mscope
 }
 
 # fetch_secret ARN FILE: the secret's string into FILE, mode 0600, owned by
