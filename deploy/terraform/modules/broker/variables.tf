@@ -183,7 +183,7 @@ variable "extra_config" {
     condition = alltrue([
       for k, v in var.extra_config :
       can(regex("^[a-z][a-z-]*$", k)) && !can(regex("[#\\n]", v)) &&
-      !contains(["listen", "http", "dedup", "strip-vlan", "interface", "read"], k)
+      !contains(["listen", "http", "dedup", "strip-vlan", "stats-file", "interface", "read"], k)
     ])
     error_message = "extra_config: option names in lower case; values without '#' or newlines; the options this module sets itself are not allowed."
   }
