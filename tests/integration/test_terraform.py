@@ -18,8 +18,21 @@ packaged in Debian):
   checks, launch and terminate lifecycle hooks, CPU target tracking, at most
   10 filter rules per direction, RDS with its password in Secrets Manager,
   coordinator ports open to operator CIDRs only, UDP 4789 never from
-  anywhere.
-MSCOPE_TERRAFORM_DIR points the test at another copy of deploy/terraform."""
+  anywhere;
+- the instances run the package's hardened units: no cloud-init template
+  writes /etc/systemd/system/mscope-{recorder,coordinator,broker}.service,
+  only drop-ins (.service.d/*.conf) that change ordering, environment,
+  timeouts, never the sandbox (capabilities only fewer, ReadWritePaths only
+  on the data volume); the helper services cloud-init adds are sandboxed;
+- the .deb is installed with --force-confold wherever cloud-init has written
+  one of its conffiles (deploy/debian/conffiles) before the install, so dpkg
+  keeps it instead of asking with no terminal;
+- every data-dir, stats-file and pcap dir in the Terraform templates,
+  deploy/examples and deploy/config lies under the ReadWritePaths of the
+  daemon's unit in deploy/systemd (plus its drop-in's).
+MSCOPE_DEPLOY_DIR points the test at another copy of deploy/ (units,
+examples, conffiles and Terraform); MSCOPE_TERRAFORM_DIR at another copy of
+deploy/terraform alone."""
 import json
 import os
 import re
@@ -27,7 +40,8 @@ import shutil
 
 import harness as h
 
-TF = os.environ.get("MSCOPE_TERRAFORM_DIR", os.path.join(h.ROOT, "deploy", "terraform"))
+DEPLOY = os.environ.get("MSCOPE_DEPLOY_DIR", os.path.join(h.ROOT, "deploy"))
+TF = os.environ.get("MSCOPE_TERRAFORM_DIR", os.path.join(DEPLOY, "terraform"))
 NODE_DIR = os.path.join(h.ROOT, "tests", "terraform")
 
 # Arguments of a module block that are not the module's variables.
@@ -505,6 +519,245 @@ def check_everywhere(mods):
     print(f"ok  IMDSv2 only and encrypted volumes on all {n} instances and launch templates")
 
 
+# ---- the package's units, its conffiles, the daemons' paths ------------------
+
+DAEMONS = ("recorder", "coordinator", "broker")
+# What a deployment's drop-in may set in a package unit: ordering, the
+# environment, timeouts and limits; capabilities only to fewer, write access
+# only on the data volume (checked below). Anything else is the unit's sandbox
+# or its command, which stay the package's.
+DROPIN_MAY = {
+    "Unit": {"RequiresMountsFor", "After", "Wants", "Requires", "Before"},
+    "Service": {"Environment", "EnvironmentFile", "TimeoutStopSec", "TimeoutStartSec", "LimitNOFILE",
+                "RestartSec", "CapabilityBoundingSet", "AmbientCapabilities", "ReadWritePaths"},
+}
+DATA_VOLUME = "/var/lib/mscope"
+# The sandbox every helper service cloud-init adds (not in the package) must have.
+HELPER_MUST = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
+               "PrivateDevices": "yes", "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes",
+               "ProtectControlGroups": "yes", "RestrictNamespaces": "yes",
+               "SystemCallArchitectures": "native"}
+# Examples run by hand from the source tree (--read), never by the unit.
+HAND_RUN_EXAMPLES = {"broker-local.conf"}
+
+
+def unit_settings(text):
+    """{section: {key: [values]}} of a systemd unit or drop-in."""
+    secs, cur = {}, None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        m = re.fullmatch(r"\[([A-Za-z]+)\]", line)
+        if m:
+            cur = secs.setdefault(m.group(1), {})
+            continue
+        k, _, v = line.partition("=")
+        (cur if cur is not None else secs.setdefault("", {})).setdefault(k.strip(), []).append(v.strip())
+    return secs
+
+
+def write_files(text):
+    """[(path, content)] of the write_files entries of a cloud-init template.
+    Template directive lines are dropped, so every branch of an if is kept."""
+    lines = [ln for ln in text.splitlines() if not re.fullmatch(r"\s*%\{[^}]*\}\s*", ln)]
+    files, cur, in_wf = [], None, False
+    for ln in lines:
+        if cur is not None and cur["block"] is not None:
+            ind = len(ln) - len(ln.lstrip(" "))
+            if not ln.strip():
+                cur["content"].append("")
+                continue
+            if cur["block"] == -1 and ind > cur["key"]:
+                cur["block"] = ind
+            if cur["block"] != -1 and ind >= cur["block"]:
+                cur["content"].append(ln[cur["block"]:])
+                continue
+            cur["block"] = None
+        if re.match(r"\S", ln) and not ln.startswith("#"):
+            in_wf, cur = ln.startswith("write_files:"), None
+            continue
+        if not in_wf:
+            continue
+        m = re.match(r"(\s*)- path:\s*(\S+)\s*$", ln)
+        if m:
+            cur = {"path": m.group(2).strip("'\""), "key": len(m.group(1)) + 2, "block": None, "content": []}
+            files.append(cur)
+            continue
+        m = re.match(r"(\s*)content:\s*\|[-+]?\s*$", ln)
+        if m and cur is not None:
+            cur["key"], cur["block"] = len(m.group(1)), -1
+    return [(f["path"], "\n".join(f["content"]).strip("\n") + "\n") for f in files]
+
+
+def conf_paths(text):
+    """[(key, value)] of the data-dir, stats-file and (pcap) dir lines of a
+    daemon's configuration, comments removed."""
+    out = []
+    for raw in text.splitlines():
+        m = re.match(r"\s*(data-dir|stats-file|dir)\s*=\s*(.*)$", raw)
+        if m:
+            out.append((m.group(1), re.sub(r"\s+#.*$", "", m.group(2)).strip()))
+    return out
+
+
+def under(path, dirs):
+    p = os.path.normpath(path)
+    return any(p == d or p.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
+def rw_paths(values):
+    return [p.lstrip("-+") for v in values for p in v.split()]
+
+
+def caps(values):
+    return set(" ".join(values).split())
+
+
+def package_units():
+    """{daemon: settings} of deploy/systemd/mscope-DAEMON.service."""
+    units = {}
+    for dm in DAEMONS:
+        path = os.path.join(DEPLOY, "systemd", f"mscope-{dm}.service")
+        h.check(os.path.exists(path), f"no package unit {path}")
+        units[dm] = unit_settings(open(path).read())
+        h.check(rw_paths(units[dm].get("Service", {}).get("ReadWritePaths", [])),
+                f"{path}: no ReadWritePaths")
+    return units
+
+
+def install_commands(text):
+    """The commands in TEXT (a script) that install a .deb, continuation
+    lines joined."""
+    text = text.replace("\\\n", " ")
+    return [ln.strip() for ln in text.splitlines() if not ln.strip().startswith("#") and
+            re.search(r"\b(apt-get|apt|dpkg)\b[^|;&]*(\binstall\b|\s-i\b)[^|;&]*\.deb\b", ln)]
+
+
+def check_deploy(mods):
+    units = package_units()
+    conffiles = set(open(os.path.join(DEPLOY, "debian", "conffiles")).read().split())
+    lib = open(os.path.join(TF, "modules", "common", "mscope-node.sh")).read()
+    fn = re.search(r"^install_package\(\)\s*\{\n(.*?)^\}", lib, re.M | re.S)
+    h.check(fn, "modules/common/mscope-node.sh: no install_package function")
+    lib_installs = install_commands(fn.group(1))
+    h.check(lib_installs, "mscope-node.sh: install_package installs no .deb")
+    own_unit = re.compile(r"/etc/systemd/system/mscope-(?:%s)\.service(?!\.d/)" % "|".join(DAEMONS))
+    h.check(not own_unit.search(lib), "mscope-node.sh writes a unit of its own for a daemon of the package")
+
+    templates, dropins, helpers, stats = 0, 0, 0, 0
+    for d, files in sorted(mods.items()):
+        rel = os.path.relpath(d, TF)
+        for name in sorted(template_calls(merged(files))):
+            if not name.startswith("cloud-init"):
+                continue
+            templates += 1
+            where = f"{rel}/{name}"
+            text = open(os.path.join(d, name)).read()
+            for e in own_unit.finditer(text):
+                h.fail(f"{where}:{text[:e.start()].count(chr(10)) + 1}: writes {e.group(0)}, which overrides "
+                       "the package's hardened unit: put the deployment's changes in a .service.d drop-in")
+            wf = write_files(text)
+            h.check(wf, f"{where}: no write_files entries found")
+
+            # Drop-ins: only what the deployment changes, never the sandbox.
+            extra_rw = {dm: [] for dm in DAEMONS}
+            for path, content in wf:
+                m = re.fullmatch(r"/etc/systemd/system/mscope-(\w+)\.service\.d/[^/]+\.conf", path)
+                if not m or m.group(1) not in DAEMONS:
+                    continue
+                dm, unit, dropins = m.group(1), units[m.group(1)], dropins + 1
+                for sec, keys in unit_settings(content).items():
+                    for key, vals in keys.items():
+                        h.check(key in DROPIN_MAY.get(sec, set()),
+                                f"{where}: {path} sets [{sec}] {key}, which the package's unit decides "
+                                "(a drop-in may change only: " +
+                                "; ".join(f"[{s}] {' '.join(sorted(k))}" for s, k in DROPIN_MAY.items()) + ")")
+                        if key in ("CapabilityBoundingSet", "AmbientCapabilities"):
+                            have = caps(unit.get("Service", {}).get(key, []))
+                            h.check(caps(vals) <= have and not any(v.startswith("~") for v in vals),
+                                    f"{where}: {path}: {key}={' '.join(vals)} grants more than the unit's "
+                                    f"{' '.join(sorted(have)) or '(none)'}")
+                        if key == "ReadWritePaths":
+                            for p in rw_paths(vals):
+                                h.check(under(p, [DATA_VOLUME]) and os.path.normpath(p) != DATA_VOLUME,
+                                        f"{where}: {path}: ReadWritePaths {p} is not on the data volume "
+                                        f"(under {DATA_VOLUME}/)")
+                            extra_rw[dm] += rw_paths(vals)
+            if re.search(r"^\s*mount_data_volume\b", text, re.M):
+                for dm in DAEMONS:
+                    if re.search(rf"enable --now [^\n]*mscope-{dm}\.service", text):
+                        mounts = rw_paths(units[dm].get("Unit", {}).get("RequiresMountsFor", []))
+                        mounts += [p for pth, c in wf if pth.startswith(f"/etc/systemd/system/mscope-{dm}.service.d/")
+                                   for p in rw_paths(unit_settings(c).get("Unit", {}).get("RequiresMountsFor", []))]
+                        h.check(any(under(p, [DATA_VOLUME]) for p in mounts),
+                                f"{where}: mscope-{dm} is not ordered after the data volume on {DATA_VOLUME}")
+
+            # Helper services cloud-init adds: sandboxed too.
+            for path, content in wf:
+                m = re.fullmatch(r"/etc/systemd/system/([\w@.-]+)\.service", path)
+                if not m:
+                    continue
+                helpers += 1
+                svc = unit_settings(content).get("Service", {})
+                for key, want in HELPER_MUST.items():
+                    h.check(svc.get(key, [""])[-1] == want,
+                            f"{where}: helper {path}: {key}={svc.get(key, ['(unset)'])[-1]}, want {want}")
+                h.check(svc.get("ProtectHome", [""])[-1] in ("yes", "read-only", "tmpfs"),
+                        f"{where}: helper {path}: ProtectHome not set")
+                h.check(svc.get("SystemCallFilter") and svc.get("RestrictAddressFamilies"),
+                        f"{where}: helper {path}: no SystemCallFilter or RestrictAddressFamilies")
+                for p in rw_paths(svc.get("ReadWritePaths", [])):
+                    h.check(under(p, ["/etc/mscope", DATA_VOLUME]),
+                            f"{where}: helper {path} may write {p}, outside /etc/mscope and {DATA_VOLUME}")
+
+            # The install: a conffile written before it (write_files runs
+            # before runcmd) is kept only with --force-confold.
+            installs = install_commands(text)
+            h.check(installs or re.search(r"^\s*install_package\b", text, re.M),
+                    f"{where}: does not install the package")
+            if re.search(r"^\s*install_package\b", text, re.M):
+                installs += lib_installs
+            before = sorted(p for p, _ in wf if p in conffiles)
+            for c in installs if before else []:
+                h.check("--force-confold" in c,
+                        f"{where} writes {', '.join(before)} (conffiles of the package) before the install, "
+                        f"which then stops at dpkg's question with no terminal: {c!r} lacks "
+                        "-o Dpkg::Options::=--force-confold (or write the configuration after the install)")
+
+            # The daemons' paths, where their units let them write.
+            for dm in DAEMONS:
+                allowed = rw_paths(units[dm]["Service"]["ReadWritePaths"]) + extra_rw[dm]
+                for path, content in wf:
+                    if path != f"/etc/mscope/{dm}.conf":
+                        continue
+                    for key, v in conf_paths(content):
+                        stats += key == "stats-file"
+                        h.check(under(v, allowed), f"{where}: {path}: {key} = {v} is outside what "
+                                f"mscope-{dm}.service may write (ReadWritePaths {' '.join(allowed)})")
+    h.check(templates >= 3, f"only {templates} cloud-init templates found")
+    h.check(dropins >= 2, f"only {dropins} drop-ins for the package's units in the cloud-init templates")
+    h.check(stats >= 1, "no stats-file in the cloud-init templates: the check would be vacuous")
+
+    # The examples and the package's default configuration.
+    nconf = 0
+    for sub in ("examples", "config"):
+        for name in sorted(os.listdir(os.path.join(DEPLOY, sub))):
+            dm = next((x for x in DAEMONS if name.startswith(x)), None)
+            if not name.endswith(".conf") or dm is None or (sub == "examples" and name in HAND_RUN_EXAMPLES):
+                continue
+            nconf += 1
+            allowed = rw_paths(units[dm]["Service"]["ReadWritePaths"])
+            for key, v in conf_paths(open(os.path.join(DEPLOY, sub, name)).read()):
+                h.check(under(v, allowed), f"deploy/{sub}/{name}: {key} = {v} is outside what "
+                        f"mscope-{dm}.service may write (ReadWritePaths {' '.join(allowed)})")
+    h.check(nconf >= 4, f"only {nconf} configuration files in deploy/examples and deploy/config")
+    print(f"ok  {templates} cloud-init templates use the package's units ({dropins} drop-ins that keep "
+          f"the sandbox, {helpers} sandboxed helper services), install the .deb with --force-confold; "
+          f"data-dir, stats-file and pcap dirs of the templates and {nconf} example and default "
+          "configurations lie under their units' ReadWritePaths")
+
+
 def main():
     mods = parse_all()
     nfiles = sum(len(f) for f in mods.values())
@@ -528,6 +781,7 @@ def main():
     check_broker(mods)
     check_security(mods)
     check_everywhere(mods)
+    check_deploy(mods)
 
 
 if __name__ == "__main__":
