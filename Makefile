@@ -33,8 +33,11 @@ check: build build-asan
 unit: build
 	cd $(BUILD) && ctest -L unit --output-on-failure
 
+# As root: the AWS topology in network namespaces (deploy/local); otherwise, or
+# with MSCOPE_DEMO_LOOPBACK=1, one recorder on loopback.
 demo: build
-	./scripts/demo.sh $(BUILD)
+	@if [ "$$(id -u)" = 0 ] && [ -z "$$MSCOPE_DEMO_LOOPBACK" ]; then \
+		./scripts/demo.sh --topology $(BUILD); else ./scripts/demo.sh $(BUILD); fi
 
 bench: build
 	./bench/run.sh $(BUILD)

@@ -14,23 +14,37 @@
 # recorder's health and metrics) and _PG_PORT
 # (the embedded PostgreSQL's socket).
 # scripts/demo.sh --clean removes ./demo-data and its cluster (make clean).
+# scripts/demo.sh --topology [BUILD_DIR] (what `make demo` runs as root): the AWS
+# topology emulated with network namespaces (deploy/local/README.md) in
+# ./demo-data/local, left up for a look around.
 set -eu
 DEMO=demo-data
+TOPOLOGY=$(dirname "$0")/../deploy/local/topology.py
 
 # Remove the last demo's files. As root under a directory user postgres
 # cannot enter (root's home), its cluster lived elsewhere, linked from
 # coord/pgdata (see docs/OPERATIONS.md): that goes too.
 clean() {
-    if [ -L "$DEMO/coord/pgdata" ]; then
-        old=$(readlink "$DEMO/coord/pgdata")
-        rm -rf "$old" "$(dirname "$old")/pgrun"
-        rmdir "$(dirname "$old")" 2>/dev/null || true
+    if [ -f "$DEMO/local/topology.json" ]; then
+        python3 "$TOPOLOGY" down --dir "$DEMO/local"
     fi
+    for c in "$DEMO/coord" "$DEMO/local/coord"; do
+        if [ -L "$c/pgdata" ]; then
+            old=$(readlink "$c/pgdata")
+            rm -rf "$old" "$(dirname "$old")/pgrun"
+            rmdir "$(dirname "$old")" 2>/dev/null || true
+        fi
+    done
     rm -rf "$DEMO"
 }
 if [ "${1:-}" = "--clean" ]; then
     clean
     exit 0
+fi
+if [ "${1:-}" = "--topology" ]; then
+    clean
+    mkdir -p "$DEMO"
+    exec python3 "$TOPOLOGY" demo --dir "$DEMO/local" --build "${2:-build}"
 fi
 
 BUILD=${1:-build}

@@ -7,6 +7,7 @@
   topology.py traffic [--dir DIR] [--count N]  run the traffic generator once more
   topology.py add-recorder [--dir DIR]         one more recorder, enrolled, behind the NLB
   topology.py down [--dir DIR]                 stop what up started (by pid) and remove its namespaces
+  topology.py demo [--dir DIR]                 up, traffic, where it landed, flows, a search (make demo as root)
 
 DIR (default /tmp/mscope-local) holds every file, logs and topology.json, the
 record of what was made, which `down` reads - also after a failed `up`.
@@ -287,6 +288,12 @@ table netdev mirror {{
         self.wait("the coordinator's tokens",
                   lambda: os.path.exists(os.path.join(self.coord_dir, "search.token")) and
                   os.path.exists(os.path.join(self.coord_dir, "stats.json")), 90, "coordinator")
+        # DIR/mscope: the CLI in the coordinator's namespace, with its keys.
+        w = os.path.join(self.dir, "mscope")
+        with open(w, "w") as f:
+            f.write("#!/bin/sh\n# mscope for this topology's coordinator (run as root)\nexec " +
+                    " ".join(f"'{a}'" for a in self.cli()) + ' "$@"\n')
+        os.chmod(w, 0o755)
 
     def enroll(self, datadir, name):
         """What an operator does for a new recorder (docs/OPERATIONS.md, Keys)."""
@@ -422,7 +429,7 @@ table netdev mirror {{
 
     def look_around(self):
         t = self.tag
-        m = " ".join(self.cli())
+        m = os.path.join(self.dir, "mscope")
         return f"""How to look around ({self.dir}):
   ip netns list | grep {t}                       the namespaces (vpc bridges, users, i1-i3, nlb, r1.., coord, broker, tool)
   ip netns exec {t}-nlb nft list ruleset          the NLB: jhash ip saddr over the healthy recorders
@@ -462,14 +469,89 @@ table netdev mirror {{
         self.save()
 
 
+def sh(cmd, indent="   "):
+    """Run a command line, show its output indented."""
+    p = subprocess.run(cmd, capture_output=True, shell=isinstance(cmd, str))
+    for line in (p.stdout + p.stderr).decode(errors="replace").splitlines():
+        print(indent + line)
+    return p.returncode
+
+
+def demo(d, build):
+    """What `make demo` shows as root: the topology up, real traffic landing
+    on the recorders the NLB picks, flows in PostgreSQL, a distributed search
+    equal to tcpdump on the instance; then it stays up for a look around."""
+    if os.path.exists(os.path.join(d, "topology.json")):
+        Topology(d).down()
+    shutil.rmtree(d, ignore_errors=True)
+    t = Topology(d, build=build)
+    print(f"== 1. the topology in network namespaces {t.tag}-* ({d})")
+    t.up(3)
+    t.status()
+    print("== 2. traffic: HTTP to i1, TCP to i2, UDP to i3, from the users namespace")
+    since = time.time_ns()
+    conns = t.traffic(count=5)
+    for kind in ("http", "tcp", "udp"):
+        cs = [c for c in conns if c["kind"] == kind]
+        print(f"   {len(cs)} {kind} connections, {sum(c['c2s'] for c in cs)} bytes up, "
+              f"{sum(c['s2c'] for c in cs)} bytes down")
+    print("== 3. where it landed: each instance's mirror session -> the NLB -> one recorder")
+    where = t.nlb_status().get("sources", {})
+    time.sleep(1.2)  # the recorders' stats.json is refreshed every second
+    for k in t.st["recorders"]:
+        st = t.rec_stats(k)
+        srcs = [s for s, r in where.items() if r == f"rec-{k}"]
+        print(f"   rec-{k} ({rec_ip(k)}): {st.get('rx_packets', 0)} packets received, "
+              f"{st.get('stored_packets', 0)} stored; mirror sources {srcs}")
+    ids = os.path.join(d, "tool", "ids.pcap")
+    n = subprocess.run(["tcpdump", "-r", ids, "-nq"], capture_output=True).stdout.count(b"\n")
+    print(f"   the IDS (broker -> kernel vxlan {TOOL_VNI} -> tcpdump {ids}): {n} TCP packets")
+    print("== 4. flows in PostgreSQL (final records; recorders close a flow 1 s after its FIN)")
+    end = time.time() + 20
+    while time.time() < end:
+        try:
+            if int(t.sql(f"SELECT count(*) FROM flows WHERE final AND first_ns >= {since}")[0][0]) >= len(conns):
+                break
+        except RuntimeError:
+            pass
+        time.sleep(0.5)
+    q = ("SELECT node, vni, host(observer) AS mirrored, host(server_ip) AS server, server_port, "
+         "count(*) AS flows, sum(c2s_payload_bytes) AS bytes_up, sum(s2c_payload_bytes) AS bytes_down "
+         "FROM flows WHERE final GROUP BY 1, 2, 3, 4, 5 ORDER BY 1")
+    print(f"   $ {t.psql_command()} -c '{q}'")
+    sh(t.psql_command().split() + ["-c", q])
+    m = os.path.join(d, "mscope")
+    print(f"   $ {m} flows --since 10m --order bytes --limit 5")
+    sh(t.cli("flows", "--since", "10m", "--order", "bytes", "--limit", "5"))
+    c = [c for c in conns if c["kind"] == "http"][0]
+    expr = f"host {c['client']} and tcp port {c['cport']}"
+    out = os.path.join(d, "http.pcap")
+    print(f"== 5. a distributed search for one HTTP connection: the coordinator asks every recorder")
+    print(f"   $ {m} search --since 10m -w {out} '{expr}'")
+    sh(t.cli("search", "--since", "10m", "-w", out, expr))
+    sh(["tcpdump", "-nr", out, "-c", "6"])
+    na = subprocess.run(["tcpdump", "-r", out, "-nq"], capture_output=True).stdout.count(b"\n")
+    nb = subprocess.run(["tcpdump", "-r", os.path.join(d, "i1", "eth0.pcap"), "-nq", expr],
+                        capture_output=True).stdout.count(b"\n")
+    print(f"   {na} packets; tcpdump on i1's eth0 captured {nb} of this connection "
+          f"(tests/integration/test_local_topology.py checks they are the same packets)")
+    print(f"== 6. $ {m} nodes")
+    sh(t.cli("nodes"))
+    print()
+    print("It stays up. " + t.look_around())
+
+
 def main():
     ap = argparse.ArgumentParser(description="The AWS topology on one machine (network namespaces).")
-    ap.add_argument("command", choices=["up", "down", "status", "traffic", "add-recorder"])
+    ap.add_argument("command", choices=["up", "down", "status", "traffic", "add-recorder", "demo"])
     ap.add_argument("--dir", default="/tmp/mscope-local")
     ap.add_argument("--build", default=None, help="where the binaries are (default: build/)")
     ap.add_argument("--recorders", type=int, default=3)
     ap.add_argument("--count", type=int, default=5, help="traffic: connections per server")
     a = ap.parse_args()
+    if a.command == "demo":
+        demo(os.path.abspath(a.dir), a.build)
+        return
     if a.command == "up":
         if os.path.exists(os.path.join(a.dir, "topology.json")):
             old = Topology(a.dir)
