@@ -106,7 +106,7 @@ def main():
     ap.add_argument("--status", required=True)
     ap.add_argument("--port", type=int, default=8081)
     ap.add_argument("--interval", type=float, default=1.0)
-    ap.add_argument("--timeout", type=float, default=0.5)
+    ap.add_argument("--timeout", type=float, default=1.0)
     ap.add_argument("--healthy", type=int, default=2)
     ap.add_argument("--unhealthy", type=int, default=2)
     a = ap.parse_args()

@@ -284,7 +284,8 @@ table netdev mirror {{
         self.start("coordinator", "coord", [
             self.COORD, "--data-dir", self.coord_dir, "--bus", f"tcp://{COORD_IP}:5556",
             "--rpc", "tcp://127.0.0.1:5555", "--http", "127.0.0.1:8080",
-            "--pg-port", self.pgport, "--stale-after", "3s", "--dead-after", "8s"])
+            "--pg-port", self.pgport, "--stale-after", "3s", "--dead-after", "8s",
+            "--search-node-timeout", "3s"])
         self.wait("the coordinator's tokens",
                   lambda: os.path.exists(os.path.join(self.coord_dir, "search.token")) and
                   os.path.exists(os.path.join(self.coord_dir, "stats.json")), 90, "coordinator")
