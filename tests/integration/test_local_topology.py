@@ -245,7 +245,8 @@ def kill_checks(t, d):
     h.check(all(f["node"] != victim and f["node"] == now[instance_of(f["server"])[2]] for f in flows),
             f"new traffic reached {victim} or not its NLB target: {[(f['server'], f['node']) for f in flows]}")
     say(f"ok  new traffic ({len(conns)} connections) all on the others: {sorted(set(now.values()))}")
-    p = h.run(t.cli("search", "--since", "10m", "-w", os.path.join(d, "partial.pcap"), "tcp"),
+    p = h.run(t.cli("search", "--since", "10m", "--node-timeout", "3s", "-w",
+                    os.path.join(d, "partial.pcap"), "tcp"),
               check_rc=False)
     err = p.stderr.decode(errors="replace")
     h.check(p.returncode == 4 and victim in err, f"search without {victim}: exit {p.returncode}: {err}")
