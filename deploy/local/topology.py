@@ -75,7 +75,8 @@ class Topology:
         self.COORD = binary("MSCOPE_COORDINATOR", "mscope-coordinator", b)
         self.CLI = binary("MSCOPE_CLI", "mscope", b)
         self.BROKER = binary("MSCOPE_BROKER", "mscope-broker", b)
-        self.pgport = 6700 + int(self.tag.rsplit("-", 1)[-1]) % 200 if self.tag[4:].isdigit() else 6799
+        # The embedded PostgreSQL's port names its socket (6700-6899: the tests' other ranges are lower).
+        self.pgport = 6700 + int("".join(ch for ch in self.tag if ch.isdigit()) or "0") % 200
         self.children = {}
 
     @property

@@ -21,6 +21,7 @@ with SIGTERM while traffic flows drains: out of the NLB, it records on for
 --drain-time and exits 0; every packet tcpdump saw on every instance's
 interface over the whole run is stored by some recorder, and the connections
 the draining recorder alone saw have their exact flows in PostgreSQL.
+A failed `up` leaves no namespace or process behind, nor does `down`.
 Needs root (namespaces); skipped visibly otherwise.
 """
 import collections
@@ -365,6 +366,19 @@ def main():
             h.fail(f"{tool} is not installed (run scripts/deps.sh)")
     d = h.tmpdir("msl-")
     os.chmod(d, 0o755)  # the embedded PostgreSQL runs as postgres
+    # A failed `up` (the broker, started last, cannot run) removes what it made.
+    bad = topology.Topology(os.path.join(d, "bad"), tag=f"msl-{os.getpid()}x")
+    bad.BROKER = "/bin/false"
+    try:
+        bad.up(1)
+        h.fail("topology up with a broken broker succeeded")
+    except RuntimeError as e:
+        h.check("broker" in str(e), f"up failed for another reason: {e}")
+    left, procs = leftovers(bad)
+    h.check(not left and not procs and len(bad.st["procs"]) >= 8,
+            f"a failed up left namespaces {left}, processes {procs}")
+    say(f"ok  a failed up (broker cannot start) stopped its {len(bad.st['procs'])} processes "
+        f"and removed its namespaces")
     t = topology.Topology(os.path.join(d, "topo"), tag=f"msl-{os.getpid()}")
     try:
         try:
