@@ -19,7 +19,8 @@ typedef struct bus__base {
     void *sock;
     busauth_zap *zap; /* servers with CURVE: who may connect */
     void *mon;        /* clients with CURVE: handshake events (PAIR) */
-    int handshake;    /* the last handshake event seen on mon, 0 none */
+    int handshake;    /* what the handshakes seen on mon say, BUS_HANDSHAKE_* */
+    int failures;     /* failed handshakes since the last that succeeded */
 } bus__base;
 
 struct bus_pub {
@@ -28,6 +29,7 @@ struct bus_pub {
     busauth_zap *zap;
     void *mon;
     int handshake;
+    int failures;
     int subscribed;
 };
 
@@ -118,6 +120,8 @@ static int bus__attach(bus__base *b, const bus_sec *sec, const char *what, const
     return -1;
 }
 
+#define BUS__HANDSHAKE_FAILURES 3 /* in a row: a wrong key, not bad luck */
+
 int bus_socket_handshake(void *sock)
 {
     bus__base *b = sock;
@@ -128,13 +132,23 @@ int bus_socket_handshake(void *sock)
             zmq_msg_close(&m);
             break;
         }
-        /* An event is two frames: [u16 event, u32 value] and the endpoint. */
+        /* An event is two frames: [u16 event, u32 value] and the endpoint.
+         * A refusal is the server's word (ZAP said no). A server that
+         * cannot decrypt our hello (a wrong server key) just closes the
+         * connection, which looks like any connection lost during a
+         * handshake: only several in a row, with no success between, say
+         * that it is not passing trouble. */
         if (zmq_msg_more(&m) && zmq_msg_size(&m) >= 2) {
             uint16_t ev;
             memcpy(&ev, zmq_msg_data(&m), 2);
-            b->handshake = ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED       ? BUS_HANDSHAKE_OK
-                         : ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH     ? BUS_HANDSHAKE_REFUSED
-                                                                     : BUS_HANDSHAKE_FAILED;
+            if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                b->handshake = BUS_HANDSHAKE_OK;
+                b->failures = 0;
+            } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+                b->handshake = BUS_HANDSHAKE_REFUSED;
+            } else if (++b->failures >= BUS__HANDSHAKE_FAILURES) {
+                b->handshake = BUS_HANDSHAKE_FAILED;
+            }
         }
         zmq_msg_close(&m);
     }
@@ -222,6 +236,7 @@ struct bus_sub {
     busauth_zap *zap;
     void *mon;
     int handshake;
+    int failures;
 };
 
 bus_sub_t *bus_sub_new(const char *endpoint, int hwm, size_t maxmsg, const bus_sec *sec,
@@ -299,6 +314,7 @@ struct bus_rpc {
     busauth_zap *zap;
     void *mon;
     int handshake;
+    int failures;
     zmq_msg_t env[RPC_ENVELOPE_MAX];
     int nenv;
 };
@@ -455,6 +471,7 @@ struct bus_dealer {
     busauth_zap *zap; /* always NULL: a client */
     void *mon;
     int handshake;
+    int failures;
 };
 
 bus_dealer_t *bus_dealer_new(const char *endpoint, long maxmsg, const bus_sec *sec, char *err,

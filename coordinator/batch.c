@@ -300,10 +300,10 @@ static uint32_t batch__node_index(batch_aggs *g, const char *node)
     return (uint32_t)g->nnodes++;
 }
 
-/* *acc += v, saturating (both are non-negative here). */
+/* *acc += v, saturating. */
 static void batch__sadd(int64_t *acc, int64_t v)
 {
-    if (__builtin_add_overflow(*acc, v, acc)) *acc = INT64_MAX;
+    if (__builtin_add_overflow(*acc, v, acc)) *acc = v < 0 ? INT64_MIN : INT64_MAX;
 }
 
 static void batch__aggregate(batch_aggs *g, const char *node, const Mirrorscope__FlowRecord *r)

@@ -4,9 +4,14 @@
 #include "timeparse.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WIRE_TIME_MAX (TIMEPARSE_MAX_SEC * 1000000000LL)
+/* A duration statistic's values: a capture whose clock steps back gives
+ * negative ones (Wireshark shows them too), but two of them must add up
+ * without overflow. */
+#define WIRE_STAT_MAX (WIRE_TIME_MAX / 4)
 #define WIRE_TEXT_MAX 64 /* conn_state, history: a recorder's are 8 and 24 bytes */
 
 /* At most max bytes of UTF-8 (PostgreSQL refuses anything else in text)
@@ -47,13 +52,14 @@ static int wire__time_ok(int64_t t) { return t >= 0 && t <= WIRE_TIME_MAX; }
 
 static int wire__ip_ok(ProtobufCBinaryData ip) { return ip.len == 0 || ip.len == 4 || ip.len == 16; }
 
-/* A statistic of durations: non-negative, min <= max, the sum of count
- * values each at most max (so the mean is one of them). */
+static int wire__dur_ok(int64_t v) { return v >= -WIRE_STAT_MAX && v <= WIRE_STAT_MAX; }
+
+/* A statistic of durations: min <= max, every value within +-WIRE_STAT_MAX. */
 static int wire__stat_ok(const Mirrorscope__Stat *s)
 {
     if (!s || !s->count) return 1;
-    return s->count <= (uint64_t)WIRE_COUNT_MAX && s->min >= 0 && s->min <= s->max &&
-           s->max <= WIRE_TIME_MAX && s->sum >= 0 && s->sum <= WIRE_TIME_MAX;
+    return s->count <= (uint64_t)WIRE_COUNT_MAX && s->min <= s->max && wire__dur_ok(s->min) &&
+           wire__dur_ok(s->max) && wire__dur_ok(s->sum);
 }
 
 static int wire__dir_ok(const Mirrorscope__Direction *d)
@@ -66,8 +72,9 @@ static int wire__dir_ok(const Mirrorscope__Direction *d)
 int wire_record_ok(const Mirrorscope__FlowRecord *r, const char **why)
 {
     const Mirrorscope__Handshake *h = r->handshake;
-    if (!wire__time_ok(r->first_ns) || !wire__time_ok(r->last_ns) || r->last_ns < r->first_ns)
-        *why = "first_ns/last_ns out of range or reversed";
+    /* last_ns before first_ns is allowed: a capture's clock may step back. */
+    if (!wire__time_ok(r->first_ns) || !wire__time_ok(r->last_ns))
+        *why = "first_ns/last_ns out of range";
     else if (r->proto > 255 || r->vni > 0xffffff)
         *why = "proto or vni out of range";
     else if (!wire__ip_ok(r->observer) || (r->client && !wire__ip_ok(r->client->ip)) ||
@@ -80,8 +87,7 @@ int wire_record_ok(const Mirrorscope__FlowRecord *r, const char **why)
     else if (!wire__stat_ok(r->app_response_ns))
         *why = "app_response_ns out of range";
     else if (h && (h->seen > 15 || !wire__time_ok(h->syn_ns) || !wire__time_ok(h->synack_ns) ||
-                   !wire__time_ok(h->ack_ns) || h->initial_rtt_ns < 0 ||
-                   h->initial_rtt_ns > WIRE_TIME_MAX))
+                   !wire__time_ok(h->ack_ns) || !wire__dur_ok(h->initial_rtt_ns)))
         *why = "handshake times out of range";
     else if (!wire__text_ok(r->conn_state, WIRE_TEXT_MAX) || !wire__text_ok(r->history, WIRE_TEXT_MAX))
         *why = "conn_state or history too long or not text";
@@ -101,9 +107,28 @@ static void wire__clamp_t(int64_t *t)
     if (*t > WIRE_TIME_MAX) *t = WIRE_TIME_MAX;
 }
 
+/* 1 when m packs into something protobuf-c unpacks again: a field
+ * numbered 0, say, is kept as "unknown" on the way in but cannot be read
+ * back, and the registry keeps its heartbeats by packing them. */
+static int wire__round_trip(const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf) return 0;
+    protobuf_c_message_pack(m, buf);
+    ProtobufCMessage *c = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+    free(buf);
+    if (c) protobuf_c_message_free_unpacked(c, NULL);
+    return c != NULL;
+}
+
 int wire_heartbeat_fix(Mirrorscope__Heartbeat *h, const char **why)
 {
     if (!wire_node_ok(h->node, why)) return 0;
+    if (!wire__round_trip(&h->base)) {
+        *why = "a field that does not survive a round trip (numbered 0?)";
+        return 0;
+    }
     if (!wire__text_ok(h->version, WIRE_NODE_MAX) || !wire__text_ok(h->search_endpoint, WIRE_NODE_MAX)) {
         *why = "version or search_endpoint too long or not text";
         return 0;

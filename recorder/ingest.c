@@ -141,10 +141,12 @@ static void ingest__outer(producer *p, const ingest_opts *o, int64_t ts_ns, cons
  * precision). A pcap file keeps seconds as an unsigned 32-bit number (good
  * until 2106), but libpcap hands them over through a signed 32-bit field:
  * from 2038 on they come out negative, and would be stored as times before
- * 1970 that no search finds. */
+ * 1970 that no search finds. A pcapng time past 2262 does not fit our
+ * nanoseconds: it is kept at the last second that does. */
 static int64_t ingest__ts_ns(const struct pcap_pkthdr *h)
 {
     int64_t sec = h->ts.tv_sec < 0 ? (int64_t)(uint32_t)h->ts.tv_sec : (int64_t)h->ts.tv_sec;
+    if (sec > TIMEPARSE_MAX_SEC) sec = TIMEPARSE_MAX_SEC;
     return sec * 1000000000LL + h->ts.tv_usec;
 }
 

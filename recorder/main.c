@@ -234,9 +234,11 @@ static void *analysis_main(void *arg)
 static void counters(recorder *r, ingest_stats *in, store_stats *st)
 {
     memset(in, 0, sizeof *in);
+    /* Under the lock: the publisher's heartbeats call this while the main
+     * thread starts and stops the live source. */
+    pthread_mutex_lock(&r->snap_mu);
     if (r->live) ingest_live_stats(r->live, in);
     ingest_stats_add(in, &r->import_st);
-    pthread_mutex_lock(&r->snap_mu);
     *st = r->snap;
     pthread_mutex_unlock(&r->snap_mu);
 }
@@ -518,7 +520,9 @@ static int start_writer(recorder *r)
         log_error("%s", err);
         return -1;
     }
+    pthread_mutex_lock(&r->snap_mu); /* the publisher's heartbeats read it */
     store_get_stats(r->store, &r->snap);
+    pthread_mutex_unlock(&r->snap_mu);
 pipeline:
     r->pipe = pipeline_new((unsigned)r->cfg.queue_batches);
     int rc = pthread_create(&r->writer, NULL, writer_main, r);
@@ -570,7 +574,12 @@ static int run_import(recorder *r)
     /* Now, while there is room: an import that fills the disk can then
      * still say so at the end (figures_write_file() reuses the files). */
     write_stats_file(r);
-    int rc = ingest_file(&io, r->cfg.read, &r->writer_failed, &r->import_st, err, sizeof err);
+    ingest_stats done;
+    memset(&done, 0, sizeof done);
+    int rc = ingest_file(&io, r->cfg.read, &r->writer_failed, &done, err, sizeof err);
+    pthread_mutex_lock(&r->snap_mu); /* the publisher's heartbeats read it */
+    r->import_st = done;
+    pthread_mutex_unlock(&r->snap_mu);
     stop_writer(r);
     if (rc < 0) log_error("%s", err);
     ingest_stats in;
@@ -685,7 +694,10 @@ static int run_daemon(recorder *r)
 {
     char err[1024];
     ingest_opts io = make_ingest_opts(r);
-    r->live = ingest_live_start(&io, err, sizeof err);
+    ingest_live_t *live = ingest_live_start(&io, err, sizeof err);
+    pthread_mutex_lock(&r->snap_mu);
+    r->live = live;
+    pthread_mutex_unlock(&r->snap_mu);
     if (!r->live) {
         log_error("%s", err);
         stop_writer(r);
@@ -722,9 +734,15 @@ static int run_daemon(recorder *r)
     ctl_free(r->ctl);
     ingest_stats fin;
     memset(&fin, 0, sizeof fin);
-    ingest_live_stop(r->live, &fin);
+    pthread_mutex_lock(&r->snap_mu);
+    ingest_live_t *gone = r->live;
+    ingest_live_stats(gone, &r->import_st); /* what it had, while it stops */
     r->live = NULL;
+    pthread_mutex_unlock(&r->snap_mu);
+    ingest_live_stop(gone, &fin);
+    pthread_mutex_lock(&r->snap_mu);
     r->import_st = fin;
+    pthread_mutex_unlock(&r->snap_mu);
     stop_writer(r);
     ingest_stats in;
     store_stats st;

@@ -102,7 +102,7 @@ def main():
         bad = [
             record(pb, 101, first_ns=-5, last_ns=10),
             record(pb, 102, first_ns=I64, last_ns=I64),
-            record(pb, 103, last_ns=NOW - 1),
+            record(pb, 103, first_ns=9223372036 * 10**9, last_ns=9223372036 * 10**9),
             record(pb, 104, c2s__packets=U64),
             record(pb, 105, s2c__ip_bytes=1 << 63),
             record(pb, 106, server__port=70000),
@@ -110,8 +110,8 @@ def main():
             record(pb, 108, history="H" * 1024),
             record(pb, 109, c2s__rtt_ns__count=2, c2s__rtt_ns__min=9, c2s__rtt_ns__max=3,
                    c2s__rtt_ns__sum=12),
-            record(pb, 110, app_response_ns__count=1, app_response_ns__min=-1,
-                   app_response_ns__max=5, app_response_ns__sum=4),
+            record(pb, 110, app_response_ns__count=2, app_response_ns__min=1,
+                   app_response_ns__max=5, app_response_ns__sum=1 << 62),
             record(pb, 111, handshake__seen=1, handshake__syn_ns=-(1 << 62)),
         ]
         r0 = co.stats()["bad_records"]
@@ -129,6 +129,24 @@ def main():
                 "bad_records not in /metrics")
         print(f"ok  {len(bad)} absurd records dropped alone and counted; the 20 good ones of their "
               f"batch written")
+
+        # What a capture whose clock steps back makes (Wireshark shows the
+        # same): last before first, negative durations - kept.
+        back = [record(pb, 300, last_ns=NOW - 10**6, handshake__seen=15,
+                       handshake__initial_rtt_ns=-2000, c2s__rtt_ns__count=1,
+                       c2s__rtt_ns__min=-5, c2s__rtt_ns__max=-5, c2s__rtt_ns__sum=-5)]
+        send("backwards", back)
+        h.check(h.wait_for(lambda: count(co, "node = 'backwards'") == 1, 10),
+                "a record of a clock that stepped back was dropped")
+        print("ok  a record of a capture whose clock stepped back (last before first, negative "
+              "RTTs) is kept")
+
+        # A heartbeat with a field numbered 0: ignored, the coordinator lives.
+        b0 = co.stats()["bad_messages"]
+        pub.send_multipart([b"hb", bytes.fromhex("0a0130800001")])
+        h.check(h.wait_for(lambda: co.stats()["bad_messages"] == b0 + 1, 5) and
+                co.proc.poll() is None, f"a heartbeat with field 0: {co.stats()}")
+        print("ok  a heartbeat with a field numbered 0 (found by fuzzing) is ignored, not fatal")
 
         # A heartbeat at the limits: the node registers, clamped.
         hb = pb.Heartbeat(node="limits", start_ns=-1, seq=1, version="x", time_ns=I64)
