@@ -3,6 +3,7 @@
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 BUILD_DEB  ?= build-deb
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
@@ -10,7 +11,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_TIME    ?= 60
 FUZZ_TARGETS ?= decode pcap segindex exprscan exprscan_bpf config brconfig bus
 
-.PHONY: all deps build build-asan check unit demo bench fuzz deb clean
+.PHONY: all deps build build-asan build-tsan check unit demo bench fuzz deb clean
 
 all: build
 
@@ -26,9 +27,16 @@ build-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMSCOPE_SANITIZE=ON
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
-check: build build-asan
+# ThreadSanitizer, for the tests whose daemons hand data between threads
+# (label concurrency; tests/tsan.supp names the uninstrumented libraries).
+build-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DMSCOPE_TSAN=ON
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+
+check: build build-asan build-tsan
 	cd $(BUILD_ASAN) && ctest --output-on-failure --timeout 600
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
+	cd $(BUILD_TSAN) && ctest -L 'unit|concurrency' --output-on-failure --timeout 600
 
 unit: build
 	cd $(BUILD) && ctest -L unit --output-on-failure
