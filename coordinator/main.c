@@ -10,7 +10,9 @@
  * on the loop's thread pool (dbpool.c), so nothing here waits for
  * PostgreSQL. While the database is unreachable, batches go to the spool
  * on disk (spool.c) and are written back when it returns. What is left
- * here: the options, those periodic jobs, what health and /metrics say.
+ * here: the options, the keys (CURVE on the bus, the RPC and searches;
+ * busauth.h) and --user (sandbox.h), those periodic jobs, what health and
+ * /metrics say.
  */
 #include "bus.h"
 #include "config.h"
