@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "input.h"
 #include "log.h"
+#include "netio.h"
 #include "rxloop.h"
 #include "sandbox.h"
 #include "status.h"
@@ -23,11 +24,14 @@
 
 #include <uv.h>
 
+#include <errno.h>
+#include <pcap/pcap.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MSCOPE_VERSION "0.1.0"
 
@@ -99,11 +103,38 @@ static void usage(FILE *out)
 }
 
 /* What is wrong with settings that each parsed fine, or NULL. */
-static const char *settings_problem(const br_settings *s)
+/* What the start would refuse in the global options, said before anything
+ * is opened: --check must not pass what the start then rejects. Returns
+ * NULL, or the problem (in buf when it needs words of its own). */
+static const char *settings_problem(const br_settings *s, char *buf, size_t len)
 {
+    struct sockaddr_storage ss;
+    socklen_t sl;
     if (log_set_level(s->log_level) < 0) return "log-level: want error, warn, info or debug";
     if (strcmp(s->decap, "none") && strcmp(s->decap, "vxlan")) return "decap: want none or vxlan";
     if (s->read && s->interface) return "--read and --interface exclude each other";
+    if (!s->read && !s->interface && netio_parse_addr(s->listen, &ss, &sl) < 0) {
+        snprintf(buf, len, "listen: '%.200s' is not ADDR:PORT", s->listen);
+        return buf;
+    }
+    if (s->http && strcmp(s->http, "off") && netio_parse_addr(s->http, &ss, &sl) < 0) {
+        snprintf(buf, len, "http: '%.200s' is not ADDR:PORT or off", s->http);
+        return buf;
+    }
+    if ((!s->http_cert) != (!s->http_key)) return "http-cert and http-key go together";
+    if (s->read && access(s->read, R_OK) < 0) {
+        snprintf(buf, len, "read: %.200s: %s", s->read, strerror(errno));
+        return buf;
+    }
+    if (s->capture_filter) { /* compiled as the capture will compile it */
+        pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+        struct bpf_program prog;
+        int bad = pcap_compile(dead, &prog, s->capture_filter, 1, PCAP_NETMASK_UNKNOWN) < 0;
+        if (bad) snprintf(buf, len, "capture-filter: %.300s", pcap_geterr(dead));
+        else pcap_freecode(&prog);
+        pcap_close(dead);
+        if (bad) return buf;
+    }
     return NULL;
 }
 
@@ -144,7 +175,8 @@ static void reload(brokerd *d)
         log_error("SIGHUP: %s; keeping the running configuration", err);
         goto out;
     }
-    const char *bad = settings_problem(&s);
+    char why[512];
+    const char *bad = settings_problem(&s, why, sizeof why);
     if (bad) {
         log_error("SIGHUP: %s; keeping the running configuration", bad);
         log_set_level(d->cfg.log_level);
@@ -351,7 +383,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope-broker: %s\n", err);
         goto out;
     }
-    const char *bad = settings_problem(&d.cfg);
+    char why[512];
+    const char *bad = settings_problem(&d.cfg, why, sizeof why);
     if (bad) {
         fprintf(stderr, "mscope-broker: %s\n", bad);
         goto out;

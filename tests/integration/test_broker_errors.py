@@ -43,6 +43,22 @@ def bad_configs(d, src):
     p = h.run([h.broker_binary(), "--config", os.path.join(d, "missing.conf")], check_rc=False)
     h.check(p.returncode == 2 and b"cannot open config file" in p.stderr, "missing config file")
     print(f"bad configuration: {len(cases)} files refused, each error naming FILE:LINE")
+    # Global options the start would refuse: --check refuses them too, with
+    # the same words, before anything is opened.
+    globals_bad = [("listen = 127.0.0.1\n", "listen: '127.0.0.1' is not ADDR:PORT"),
+                   ("http = 8082\n", "http: '8082' is not ADDR:PORT or off"),
+                   ("interface = lo\ncapture-filter = tcp port 99999\n", "capture-filter: illegal port"),
+                   (f"read = {d}/no-such.pcap\n", "read: "),
+                   ("http-cert = /etc/hostname\n", "http-cert and http-key go together")]
+    for i, (text, want) in enumerate(globals_bad):
+        conf = h.write_conf(os.path.join(d, f"global{i}.conf"),
+                            f"{text}[tool t]\ntype = pcap\ndir = {d}/g{i}\n")
+        for extra in (["--check"], []):
+            p = h.run([h.broker_binary(), "--config", conf, *extra], check_rc=False, timeout=20)
+            err = p.stderr.decode(errors="replace")
+            h.check(p.returncode == 2 and want in err,
+                    f"global option {text.strip()!r} {extra}: exit {p.returncode}: {err}")
+    print(f"{len(globals_bad)} bad global options: --check and the start refuse them alike")
     examples = os.path.join(h.ROOT, "deploy", "examples")
     for name in sorted(os.listdir(examples)):
         if name.startswith("broker") and name.endswith(".conf"):
