@@ -14,7 +14,9 @@ packaged in Debian):
   groups need (issue 13): NLB of type network with cross-zone balancing, a
   UDP 4789 listener, a UDP target group health-checked over HTTP on
   /readyz at the recorder's port, source_ip stickiness, deregistration delay
-  = the recorders' drain time, IMDSv2 only, encrypted volumes, ELB health
+  = the recorders' drain time (the NLB in modules/vxlan_nlb, followed
+  through the recorders' and brokers' calls of it; UDP 4789 ingress in
+  modules/vxlan_sg, given each caller's mirror_source_cidrs), IMDSv2 only, encrypted volumes, ELB health
   checks, launch and terminate lifecycle hooks, CPU target tracking, at most
   10 filter rules per direction, RDS with its password in Secrets Manager,
   coordinator ports open to operator CIDRs only, UDP 4789 never from
@@ -292,30 +294,71 @@ def default_of(m, var):
     return m["variable"].get(var, {}).get("default")
 
 
-def check_nlb(rel, m, http_default):
-    """The NLB, listener and target group shared by recorders and brokers."""
-    _, lb = one(m, "aws_lb", rel)
-    h.check(lb.get("load_balancer_type") == "network", f"{rel}: the load balancer is not type network")
-    h.check(lb.get("enable_cross_zone_load_balancing") is True, f"{rel}: cross-zone balancing is off")
-    h.check(lb.get("internal") is True, f"{rel}: the NLB is not internal")
-    tg_name, tg = one(m, "aws_lb_target_group", rel)
-    h.check(tg.get("protocol") == "UDP" and resolve(m, tg.get("port")) == 4789,
-            f"{rel}: target group is not UDP 4789: {tg.get('protocol')} {tg.get('port')}")
+def module_call(mods, d, m, rel, sub):
+    """The one call in module m (directory d) of modules/SUB: (name, arguments,
+    the called module merged)."""
+    src = os.path.join(TF, "modules", sub)
+    found = {n: c for n, c in m["module"].items()
+             if os.path.normpath(os.path.join(d, c.get("source", ""))) == src}
+    h.check(len(found) == 1, f"{rel}: want one call of modules/{sub}, found {sorted(found)}")
+    h.check(src in mods, f"no modules/{sub}")
+    name, call = next(iter(found.items()))
+    return name, call, merged(mods[src])
+
+
+def arg(call, target, var):
+    """What a module call gives VAR: its argument, or the variable's default."""
+    return call[var] if var in call else default_of(target, var)
+
+
+def output_ref(target, out, what):
+    return ref(target["output"].get(out, {}).get("value"), what)
+
+
+def check_nlb(mods, d, rel, m, http_default):
+    """The NLB, listener and target group of modules/vxlan_nlb, as the
+    recorders and the brokers call it: settings both in the submodule and in
+    the call's arguments. Returns (call name, call, submodule)."""
+    sub = "modules/vxlan_nlb"
+    name, call, n = module_call(mods, d, m, rel, "vxlan_nlb")
+    _, lb = one(n, "aws_lb", sub)
+    h.check(lb.get("load_balancer_type") == "network", f"{sub}: the load balancer is not type network")
+    h.check(lb.get("enable_cross_zone_load_balancing") is True, f"{sub}: cross-zone balancing is off")
+    h.check(lb.get("internal") is True, f"{sub}: the NLB is not internal")
+    h.check(lb.get("subnets") == "${var.subnet_ids}" and call.get("subnet_ids") == "${var.subnet_ids}",
+            f"{rel}: the NLB is not in var.subnet_ids")
+    tg_name, tg = one(n, "aws_lb_target_group", sub)
+    h.check(tg.get("protocol") == "UDP" and resolve(n, tg.get("port")) == 4789,
+            f"{sub}: target group is not UDP 4789: {tg.get('protocol')} {tg.get('port')}")
+    h.check(tg.get("connection_termination") is True, f"{sub}: target group without connection_termination")
     hc = block(tg, "health_check")
-    h.check(hc.get("protocol") == "HTTP" and hc.get("path") == "/readyz",
-            f"{rel}: health check is not HTTP /readyz: {hc}")
-    h.check(hc.get("port") == "${var.http_port}" and default_of(m, "http_port") == http_default,
-            f"{rel}: health check port is not var.http_port (default {http_default}): {hc.get('port')}")
+    h.check(hc.get("protocol") == "HTTP" and hc.get("path") == "${var.health_check_path}",
+            f"{sub}: health check is not HTTP on var.health_check_path: {hc}")
+    h.check(arg(call, n, "health_check_path") == "/readyz",
+            f"{rel}: module {name}: health check path is not /readyz: {arg(call, n, 'health_check_path')}")
+    h.check(hc.get("port") == "${var.health_check_port}", f"{sub}: health check port is not var.health_check_port")
+    h.check(call.get("health_check_port") == "${var.http_port}" and default_of(m, "http_port") == http_default,
+            f"{rel}: module {name}: health check port is not var.http_port (default {http_default}): "
+            f"{call.get('health_check_port')}")
     st = block(tg, "stickiness")
     h.check(st.get("type") == "source_ip" and st.get("enabled") is True,
-            f"{rel}: target group stickiness is not source_ip: {st}")
-    _, ls = one(m, "aws_lb_listener", rel)
-    h.check(ls.get("protocol") == "UDP" and resolve(m, ls.get("port")) == 4789,
-            f"{rel}: listener is not UDP 4789")
+            f"{sub}: target group stickiness is not source_ip: {st}")
+    h.check(tg.get("deregistration_delay") == "${var.deregistration_delay_seconds}",
+            f"{sub}: deregistration_delay is not var.deregistration_delay_seconds: {tg.get('deregistration_delay')}")
+    _, ls = one(n, "aws_lb_listener", sub)
+    h.check(ls.get("protocol") == "UDP" and resolve(n, ls.get("port")) == 4789,
+            f"{sub}: listener is not UDP 4789")
+    lb_name = next(iter(of_type(n, "resource", "aws_lb")))
+    h.check(ref(ls.get("load_balancer_arn"), f"aws_lb.{lb_name}"), f"{sub}: the listener is not on the NLB")
     fwd = block(ls, "default_action")
     h.check(fwd.get("type") == "forward" and ref(fwd.get("target_group_arn"), f"aws_lb_target_group.{tg_name}"),
-            f"{rel}: the listener does not forward to the target group")
-    return tg
+            f"{sub}: the listener does not forward to the target group")
+    h.check(output_ref(n, "nlb_arn", f"aws_lb.{lb_name}.arn") and
+            output_ref(n, "target_group_arn", f"aws_lb_target_group.{tg_name}.arn"),
+            f"{sub}: outputs nlb_arn and target_group_arn are not the NLB's and the target group's")
+    h.check(output_ref(m, "nlb_arn", f"module.{name}.nlb_arn"),
+            f"{rel}: output nlb_arn is not module.{name}.nlb_arn (the Traffic Mirror target)")
+    return name, call, n
 
 
 def ingress_rules(mods):
@@ -345,7 +388,7 @@ def refuses_anywhere(m, var):
 
 
 def check_security(mods):
-    vxlan = 0
+    vxlan, vxlan_mods = 0, set()
     for rel, m, name, r in ingress_rules(mods):
         for c in cidrs_of(r):
             h.check(c not in ("0.0.0.0/0", "::/0"), f"{rel}: ingress {name} is open to {c}")
@@ -358,17 +401,45 @@ def check_security(mods):
                     f"{rel}: UDP 4789 ingress {name} is not from var.mirror_source_cidrs only")
             h.check(refuses_anywhere(m, "mirror_source_cidrs"),
                     f"{rel}: mirror_source_cidrs does not refuse 0.0.0.0/0")
-    h.check(vxlan >= 2, f"UDP 4789 ingress rules found in {vxlan} places, want recorders and brokers")
-    print(f"ok  no ingress from 0.0.0.0/0; UDP 4789 from the mirror source CIDRs only ({vxlan} rules)")
+            vxlan_mods.add(rel)
+    h.check(vxlan >= 1, "no UDP 4789 ingress rule found")
+    # The recorders and the brokers open UDP 4789 themselves or through a
+    # module with such a rule (modules/vxlan_sg), passing it their own
+    # mirror_source_cidrs, which refuses 0.0.0.0/0 too; their instances are
+    # in that security group.
+    for rel, what in (("modules/recorders", "aws_launch_template"), ("modules/broker", "aws_instance")):
+        d = os.path.join(TF, rel)
+        h.check(d in mods, f"no {rel}")
+        m = merged(mods[d])
+        sgs = [f"aws_security_group.{n}.id" for n in of_type(m, "resource", "aws_security_group")
+               if rel in vxlan_mods]
+        for name, call in m["module"].items():
+            src = os.path.relpath(os.path.normpath(os.path.join(d, call.get("source", ""))), TF)
+            if src not in vxlan_mods:
+                continue
+            h.check(call.get("mirror_source_cidrs") == "${var.mirror_source_cidrs}" and
+                    refuses_anywhere(m, "mirror_source_cidrs"),
+                    f"{rel}: module {name} ({src}) is not given var.mirror_source_cidrs, "
+                    "or that does not refuse 0.0.0.0/0")
+            target = merged(mods[os.path.join(TF, src)])
+            sgs += [f"module.{name}.{o}" for o, body in target["output"].items()
+                    if re.fullmatch(r"\$\{aws_security_group\.\w+\.id\}", str(body.get("value")))]
+        h.check(sgs, f"{rel}: UDP 4789 is opened neither here nor by a module it calls")
+        _, inst = one(m, what, rel)
+        h.check(any(ref(x, sg) for x in inst.get("vpc_security_group_ids", []) for sg in sgs),
+                f"{rel}: {what} is not in the security group that admits UDP 4789 ({sgs})")
+    print(f"ok  no ingress from 0.0.0.0/0; UDP 4789 from the mirror source CIDRs only ({vxlan} rule(s), "
+          "for recorders and brokers)")
 
 
 def check_recorders(mods):
     d = os.path.join(TF, "modules", "recorders")
     h.check(d in mods, "no modules/recorders")
     m, rel = merged(mods[d]), "modules/recorders"
-    tg = check_nlb(rel, m, 8081)
-    h.check(tg.get("deregistration_delay") == "${var.drain_time_seconds}",
-            f"{rel}: deregistration_delay is not var.drain_time_seconds: {tg.get('deregistration_delay')}")
+    nlb, call, _ = check_nlb(mods, d, rel, m, 8081)
+    h.check(call.get("deregistration_delay_seconds") == "${var.drain_time_seconds}",
+            f"{rel}: module {nlb}: deregistration delay is not var.drain_time_seconds: "
+            f"{call.get('deregistration_delay_seconds')}")
     calls = template_calls(m)
     h.check(len(calls) == 1, f"{rel}: want one cloud-init template, found {sorted(calls)}")
     tpl_name, keys = next(iter(calls.items()))
@@ -381,8 +452,8 @@ def check_recorders(mods):
             f"{rel}: the recorder's configuration lacks the coordinator's address")
     h.check(re.search(r"^\s*key-file = \S", tpl, re.M) and re.search(r"^\s*coordinator-key = \S", tpl, re.M),
             f"{rel}: the recorder's configuration names no CURVE key pair or coordinator key")
-    print("ok  recorders: internal NLB (network, cross-zone), UDP 4789 listener and target group, "
-          "HTTP /readyz on var.http_port, source_ip stickiness, deregistration delay = drain-time")
+    print("ok  recorders: modules/vxlan_nlb's internal NLB (network, cross-zone), UDP 4789 listener and "
+          "target group, HTTP /readyz on var.http_port, source_ip stickiness, deregistration delay = drain-time")
 
     _, lt = one(m, "aws_launch_template", rel)
     h.check(block(lt, "metadata_options").get("http_tokens") == "required", f"{rel}: IMDSv1 allowed")
@@ -399,7 +470,7 @@ def check_recorders(mods):
 
     asg_name, asg = one(m, "aws_autoscaling_group", rel)
     h.check(asg.get("health_check_type") == "ELB", f"{rel}: health_check_type is not ELB")
-    h.check(re.search(r"aws_lb_target_group\.\w+\.arn", json.dumps(asg.get("target_group_arns"))),
+    h.check(re.search(rf"module\.{nlb}\.target_group_arn", json.dumps(asg.get("target_group_arns"))),
             f"{rel}: the Auto Scaling group is not in the target group")
     hooks = asg.get("initial_lifecycle_hook", [])
     hooks += of_type(m, "resource", "aws_autoscaling_lifecycle_hook").values()
@@ -489,7 +560,12 @@ def check_broker(mods):
     d = os.path.join(TF, "modules", "broker")
     h.check(d in mods, "no modules/broker")
     m, rel = merged(mods[d]), "modules/broker"
-    check_nlb(rel, m, 8082)
+    nlb, call, _ = check_nlb(mods, d, rel, m, 8082)
+    h.check(call.get("deregistration_delay_seconds") == "${var.deregistration_delay_seconds}",
+            f"{rel}: module {nlb}: deregistration delay is not var.deregistration_delay_seconds")
+    _, att = one(m, "aws_lb_target_group_attachment", rel)
+    h.check(ref(att.get("target_group_arn"), f"module.{nlb}.target_group_arn"),
+            f"{rel}: the brokers are not attached to module.{nlb}'s target group")
     _, inst = one(m, "aws_instance", rel)
     h.check(inst.get("count") == "${var.instance_count}", f"{rel}: brokers not counted by var.instance_count")
     calls = False
@@ -500,7 +576,7 @@ def check_broker(mods):
                 h.check("count" in call or "for_each" in call,
                         f"{os.path.relpath(d2, TF)}: module {name}: brokers are not optional (count)")
     h.check(calls, "no example calls modules/broker")
-    print("ok  broker: optional (count), NLB like the recorders' with /readyz on 8082")
+    print("ok  broker: optional (count), modules/vxlan_nlb like the recorders' with /readyz on 8082")
 
 
 def check_everywhere(mods):

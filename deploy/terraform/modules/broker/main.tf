@@ -1,6 +1,7 @@
-# Optional brokers: one mirrored feed to many security tools. Their own NLB is
-# a second Traffic Mirror target; each broker filters, slices and masks the
-# packets per tool and sends them on (docs/BROKER.md).
+# Optional brokers: one mirrored feed to many security tools. Their own NLB
+# (modules/vxlan_nlb, like the recorders') is a second Traffic Mirror target;
+# each broker filters, slices and masks the packets per tool and sends them on
+# (docs/BROKER.md).
 #
 # A packet of an ENI is mirrored by one session only (the lowest session
 # number whose filter accepts it), so the brokers get the ENIs, or the part of
@@ -9,8 +10,6 @@
 locals {
   vxlan_port = 4789
 
-  mirror_source_cidrs = length(var.mirror_source_cidrs) > 0 ? var.mirror_source_cidrs : [data.aws_vpc.this.cidr_block]
-
   package_s3 = regexall("^s3://([^/]+)/(.+)$", var.package_url)
 
   tags = merge(var.tags, { "mscope:role" = "broker" })
@@ -18,10 +17,6 @@ locals {
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
-
-data "aws_vpc" "this" {
-  id = var.vpc_id
-}
 
 data "aws_ami" "this" {
   most_recent = true
@@ -35,104 +30,32 @@ data "aws_ami" "this" {
 
 # ---- network ----------------------------------------------------------------
 
-resource "aws_security_group" "brokers" {
-  name_prefix = "${var.name}-"
-  description = "Mirrorscope brokers"
-  vpc_id      = var.vpc_id
-  tags        = merge(local.tags, { Name = var.name })
+# VXLAN from the mirror sources, health checks and metrics, SSH, egress (the
+# tools, wherever they are; packages).
+module "security_group" {
+  source = "../vxlan_sg"
 
-  lifecycle {
-    create_before_destroy = true
-  }
+  name                = var.name
+  description         = "Mirrorscope brokers"
+  vpc_id              = var.vpc_id
+  mirror_source_cidrs = var.mirror_source_cidrs
+  http_port           = var.http_port
+  ssh_cidrs           = var.ssh_cidrs
+  tags                = local.tags
 }
 
-resource "aws_vpc_security_group_ingress_rule" "vxlan" {
-  for_each = toset(local.mirror_source_cidrs)
+# One ENI, one broker (source_ip stickiness): a tool group's choice of member
+# by connection is then made by one broker for both directions.
+module "nlb" {
+  source = "../vxlan_nlb"
 
-  security_group_id = aws_security_group.brokers.id
-  description       = "VXLAN from mirrored ENIs"
-  ip_protocol       = "udp"
-  from_port         = local.vxlan_port
-  to_port           = local.vxlan_port
-  cidr_ipv4         = each.value
-}
-
-resource "aws_vpc_security_group_ingress_rule" "http" {
-  security_group_id = aws_security_group.brokers.id
-  description       = "health checks and metrics"
-  ip_protocol       = "tcp"
-  from_port         = var.http_port
-  to_port           = var.http_port
-  cidr_ipv4         = data.aws_vpc.this.cidr_block
-}
-
-resource "aws_vpc_security_group_ingress_rule" "ssh" {
-  for_each = toset(var.ssh_cidrs)
-
-  security_group_id = aws_security_group.brokers.id
-  description       = "SSH"
-  ip_protocol       = "tcp"
-  from_port         = 22
-  to_port           = 22
-  cidr_ipv4         = each.value
-}
-
-# The tools, wherever they are; packages.
-resource "aws_vpc_security_group_egress_rule" "all" {
-  security_group_id = aws_security_group.brokers.id
-  description       = "everything out"
-  ip_protocol       = "-1"
-  cidr_ipv4         = "0.0.0.0/0"
-}
-
-resource "aws_lb" "brokers" {
-  name                             = var.name
-  internal                         = true
-  load_balancer_type               = "network"
-  subnets                          = var.subnet_ids
-  enable_cross_zone_load_balancing = true
-  tags                             = local.tags
-}
-
-resource "aws_lb_target_group" "vxlan" {
-  name                   = var.name
-  vpc_id                 = var.vpc_id
-  target_type            = "instance"
-  protocol               = "UDP"
-  port                   = local.vxlan_port
-  deregistration_delay   = var.deregistration_delay_seconds
-  connection_termination = true
-  tags                   = local.tags
-
-  # One ENI, one broker: a tool group's choice of member by connection is
-  # then made by one broker for both directions.
-  stickiness {
-    type    = "source_ip"
-    enabled = true
-  }
-
-  health_check {
-    protocol            = "HTTP"
-    port                = var.http_port
-    path                = "/readyz"
-    matcher             = "200"
-    interval            = 10
-    timeout             = 5
-    healthy_threshold   = 2
-    unhealthy_threshold = 3
-  }
-}
-
-resource "aws_lb_listener" "vxlan" {
-  load_balancer_arn = aws_lb.brokers.arn
-  protocol          = "UDP"
-  port              = local.vxlan_port
-  tags              = local.tags
-
-  default_action {
-    type             = "forward"
-    target_group_arn = aws_lb_target_group.vxlan.arn
-  }
+  name                         = var.name
+  vpc_id                       = var.vpc_id
+  subnet_ids                   = var.subnet_ids
+  health_check_port            = var.http_port
+  health_check_path            = "/readyz"
+  deregistration_delay_seconds = var.deregistration_delay_seconds
+  tags                         = local.tags
 }
 
 # ---- identity ---------------------------------------------------------------
@@ -179,7 +102,7 @@ resource "aws_instance" "brokers" {
   ami                    = data.aws_ami.this.id
   instance_type          = var.instance_type
   subnet_id              = var.subnet_ids[count.index % length(var.subnet_ids)]
-  vpc_security_group_ids = [aws_security_group.brokers.id]
+  vpc_security_group_ids = [module.security_group.security_group_id]
   iam_instance_profile   = aws_iam_instance_profile.brokers.name
   key_name               = var.key_name
   tags                   = merge(local.tags, { Name = "${var.name}-${count.index}" })
@@ -222,7 +145,7 @@ resource "aws_instance" "brokers" {
 resource "aws_lb_target_group_attachment" "brokers" {
   count = var.instance_count
 
-  target_group_arn = aws_lb_target_group.vxlan.arn
+  target_group_arn = module.nlb.target_group_arn
   target_id        = aws_instance.brokers[count.index].id
   port             = local.vxlan_port
 }

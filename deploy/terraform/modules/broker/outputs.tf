@@ -1,11 +1,11 @@
 output "nlb_arn" {
   description = "The brokers' NLB: a Traffic Mirror target for a second mirror module."
-  value       = aws_lb.brokers.arn
+  value       = module.nlb.nlb_arn
 }
 
 output "security_group_id" {
   description = "Security group of the brokers (let the tools accept traffic from it)."
-  value       = aws_security_group.brokers.id
+  value       = module.security_group.security_group_id
 }
 
 output "private_ips" {

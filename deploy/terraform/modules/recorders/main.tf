@@ -1,5 +1,6 @@
 # The recorders: an internal NLB that takes the VXLAN feed of Traffic
-# Mirroring on UDP 4789, and an Auto Scaling group of recorders behind it.
+# Mirroring on UDP 4789 (modules/vxlan_nlb), and an Auto Scaling group of
+# recorders behind it.
 #
 # The NLB pins a UDP flow (outer 5-tuple) to one target, but the outer source
 # port of VXLAN is a hash of the inner flow, different for the two directions
@@ -8,10 +9,6 @@
 # analysis and flow records are whole.
 
 locals {
-  vxlan_port = 4789
-
-  mirror_source_cidrs = length(var.mirror_source_cidrs) > 0 ? var.mirror_source_cidrs : [data.aws_vpc.this.cidr_block]
-
   launch_hook    = "${var.name}-launch"
   terminate_hook = "${var.name}-terminate"
   # Terminating waits for the drain, the sealing of the open segment and the
@@ -29,10 +26,6 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
-data "aws_vpc" "this" {
-  id = var.vpc_id
-}
-
 data "aws_ami" "this" {
   most_recent = true
   owners      = var.ami_id == null ? ["136693071363"] : null # Debian's AWS account
@@ -45,42 +38,22 @@ data "aws_ami" "this" {
 
 # ---- network ----------------------------------------------------------------
 
-resource "aws_security_group" "recorders" {
-  name_prefix = "${var.name}-"
-  description = "Mirrorscope recorders"
-  vpc_id      = var.vpc_id
-  tags        = merge(local.tags, { Name = var.name })
+# VXLAN from the mirror sources, health checks and metrics, SSH, egress
+# (packages, the coordinator, Secrets Manager and the Auto Scaling API).
+module "security_group" {
+  source = "../vxlan_sg"
 
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-# VXLAN has no authentication: whoever reaches 4789 writes into the store.
-resource "aws_vpc_security_group_ingress_rule" "vxlan" {
-  for_each = toset(local.mirror_source_cidrs)
-
-  security_group_id = aws_security_group.recorders.id
-  description       = "VXLAN from mirrored ENIs"
-  ip_protocol       = "udp"
-  from_port         = local.vxlan_port
-  to_port           = local.vxlan_port
-  cidr_ipv4         = each.value
-}
-
-# The NLB's health checks come from its own addresses in the VPC; Prometheus
-# scrapes /metrics on the same port.
-resource "aws_vpc_security_group_ingress_rule" "http" {
-  security_group_id = aws_security_group.recorders.id
-  description       = "health checks and metrics"
-  ip_protocol       = "tcp"
-  from_port         = var.http_port
-  to_port           = var.http_port
-  cidr_ipv4         = data.aws_vpc.this.cidr_block
+  name                = var.name
+  description         = "Mirrorscope recorders"
+  vpc_id              = var.vpc_id
+  mirror_source_cidrs = var.mirror_source_cidrs
+  http_port           = var.http_port
+  ssh_cidrs           = var.ssh_cidrs
+  tags                = local.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "search" {
-  security_group_id            = aws_security_group.recorders.id
+  security_group_id            = module.security_group.security_group_id
   description                  = "searches from the coordinator"
   ip_protocol                  = "tcp"
   from_port                    = var.search_port
@@ -96,81 +69,21 @@ resource "aws_vpc_security_group_ingress_rule" "bus" {
   ip_protocol                  = "tcp"
   from_port                    = var.bus_port
   to_port                      = var.bus_port
-  referenced_security_group_id = aws_security_group.recorders.id
+  referenced_security_group_id = module.security_group.security_group_id
 }
 
-resource "aws_vpc_security_group_ingress_rule" "ssh" {
-  for_each = toset(var.ssh_cidrs)
+# The recorder records on for its drain time after SIGTERM: flows stay on it
+# exactly that long (the deregistration delay), then move to another recorder.
+module "nlb" {
+  source = "../vxlan_nlb"
 
-  security_group_id = aws_security_group.recorders.id
-  description       = "SSH"
-  ip_protocol       = "tcp"
-  from_port         = 22
-  to_port           = 22
-  cidr_ipv4         = each.value
-}
-
-# Packages, the coordinator, Secrets Manager and the Auto Scaling API.
-resource "aws_vpc_security_group_egress_rule" "all" {
-  security_group_id = aws_security_group.recorders.id
-  description       = "everything out"
-  ip_protocol       = "-1"
-  cidr_ipv4         = "0.0.0.0/0"
-}
-
-resource "aws_lb" "recorders" {
-  name               = var.name
-  internal           = true
-  load_balancer_type = "network"
-  subnets            = var.subnet_ids
-  # Traffic Mirroring keeps sending to every NLB node, also in zones without a
-  # healthy recorder; AWS recommends cross-zone balancing for mirror targets.
-  enable_cross_zone_load_balancing = true
-  tags                             = local.tags
-}
-
-resource "aws_lb_target_group" "vxlan" {
-  name        = var.name
-  vpc_id      = var.vpc_id
-  target_type = "instance"
-  protocol    = "UDP"
-  port        = local.vxlan_port
-  # The recorder records on for its drain time after SIGTERM: flows stay on it
-  # exactly that long, then move to another recorder.
-  deregistration_delay   = var.drain_time_seconds
-  connection_termination = true
-  tags                   = local.tags
-
-  stickiness {
-    type    = "source_ip"
-    enabled = true
-  }
-
-  # UDP health checks do not exist; /readyz turns 503 when the recorder drops
-  # packets, stops receiving or drains.
-  health_check {
-    protocol            = "HTTP"
-    port                = var.http_port
-    path                = "/readyz"
-    matcher             = "200"
-    interval            = 10
-    timeout             = 5
-    healthy_threshold   = 2
-    unhealthy_threshold = 3
-  }
-}
-
-# Removing this listener makes mirroring fail silently: keep it.
-resource "aws_lb_listener" "vxlan" {
-  load_balancer_arn = aws_lb.recorders.arn
-  protocol          = "UDP"
-  port              = local.vxlan_port
-  tags              = local.tags
-
-  default_action {
-    type             = "forward"
-    target_group_arn = aws_lb_target_group.vxlan.arn
-  }
+  name                         = var.name
+  vpc_id                       = var.vpc_id
+  subnet_ids                   = var.subnet_ids
+  health_check_port            = var.http_port
+  health_check_path            = "/readyz"
+  deregistration_delay_seconds = var.drain_time_seconds
+  tags                         = local.tags
 }
 
 # ---- identity ---------------------------------------------------------------
@@ -233,7 +146,7 @@ resource "aws_launch_template" "recorders" {
   image_id               = data.aws_ami.this.id
   instance_type          = var.instance_type
   key_name               = var.key_name
-  vpc_security_group_ids = [aws_security_group.recorders.id]
+  vpc_security_group_ids = [module.security_group.security_group_id]
   update_default_version = true
   tags                   = local.tags
 
@@ -312,7 +225,7 @@ resource "aws_autoscaling_group" "recorders" {
   min_size            = var.min_size
   max_size            = var.max_size
   vpc_zone_identifier = var.subnet_ids
-  target_group_arns   = [aws_lb_target_group.vxlan.arn]
+  target_group_arns   = [module.nlb.target_group_arn]
   # A recorder that fails /readyz for long (dropping, stuck) is replaced.
   health_check_type         = "ELB"
   health_check_grace_period = var.health_check_grace_seconds

@@ -1,21 +1,21 @@
 output "nlb_arn" {
   description = "The recorders' NLB: the Traffic Mirror target."
-  value       = aws_lb.recorders.arn
+  value       = module.nlb.nlb_arn
 }
 
 output "nlb_dns_name" {
   description = "DNS name of the NLB."
-  value       = aws_lb.recorders.dns_name
+  value       = module.nlb.nlb_dns_name
 }
 
 output "target_group_arn" {
   description = "The UDP 4789 target group."
-  value       = aws_lb_target_group.vxlan.arn
+  value       = module.nlb.target_group_arn
 }
 
 output "security_group_id" {
   description = "Security group of the recorders."
-  value       = aws_security_group.recorders.id
+  value       = module.security_group.security_group_id
 }
 
 output "autoscaling_group_name" {
