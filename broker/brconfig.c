@@ -164,8 +164,9 @@ static int brconfig__section(brconfig_t *c, char *s, const char *path, int linen
     return 0;
 }
 
-static int brconfig__key(brconfig_t *c, const config_opt *globals, void *settings, char *key,
-                         char *val, const char *path, int lineno, char *err, size_t errlen)
+static int brconfig__key(brconfig_t *c, const config_opt *globals, void *settings,
+                         config_origin *where, char *key, char *val, const char *path, int lineno,
+                         char *err, size_t errlen)
 {
     char msg[512];
     if (c->n == 0) {
@@ -179,6 +180,7 @@ static int brconfig__key(brconfig_t *c, const config_opt *globals, void *setting
             snprintf(err, errlen, "%s:%d: %s", path, lineno, brconfig__unflag(msg));
             return -1;
         }
+        config_origin_note(globals, where, g, path, lineno);
         return 0;
     }
     brconf_tool *t = &c->tools[c->n - 1];
@@ -354,8 +356,8 @@ static int brconfig__validate(brconfig_t *c, const char *path, char *err, size_t
     return 0;
 }
 
-brconfig_t *brconfig_load(const char *path, const config_opt *globals, void *settings, char *err,
-                          size_t errlen)
+brconfig_t *brconfig_load(const char *path, const config_opt *globals, void *settings,
+                          config_origin *where, char *err, size_t errlen)
 {
     brconfig_t *c = xcalloc(1, sizeof *c);
     c->path = xstrdup(path);
@@ -396,7 +398,7 @@ brconfig_t *brconfig_load(const char *path, const config_opt *globals, void *set
             rc = -1;
             break;
         }
-        rc = brconfig__key(c, globals, settings, key, val, path, lineno, err, errlen);
+        rc = brconfig__key(c, globals, settings, where, key, val, path, lineno, err, errlen);
     }
     fclose(f);
     if (rc < 0 || brconfig__validate(c, path, err, errlen) < 0) goto fail;

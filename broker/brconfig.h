@@ -72,10 +72,12 @@ typedef struct brconfig {
 
 /* Parse and validate path. Global lines (before the first section) are
  * applied to settings through the program's option table globals (may be
- * NULL: then global lines are an error). Returns the configuration, or NULL
- * with "FILE:LINE: message" in err. */
-brconfig_t *brconfig_load(const char *path, const config_opt *globals, void *settings, char *err,
-                          size_t errlen);
+ * NULL: then global lines are an error), and where each was set goes in
+ * where (one entry per row of globals, path borrowed; may be NULL), so that
+ * what is found wrong with them later names FILE:LINE too. Returns the
+ * configuration, or NULL with "FILE:LINE: message" in err. */
+brconfig_t *brconfig_load(const char *path, const config_opt *globals, void *settings,
+                          config_origin *where, char *err, size_t errlen);
 
 /* Print every [tool]/[group] key with its meaning and default (for --help). */
 void brconfig_print_keys(FILE *out);

@@ -102,52 +102,82 @@ static void usage(FILE *out)
     brconfig_print_keys(out);
 }
 
-/* What is wrong with settings that each parsed fine, or NULL. */
+#define BR_NOPTS (sizeof br_opts / sizeof br_opts[0])
+
 /* What the start would refuse in the global options, said before anything
- * is opened: --check must not pass what the start then rejects. Returns
- * NULL, or the problem (in buf when it needs words of its own). */
-static const char *settings_problem(const br_settings *s, char *buf, size_t len)
+ * is opened: --check must not pass what the start then rejects. Each
+ * problem names where the option was set (where: FILE:LINE or its flag),
+ * as the parsers' own messages do. Returns NULL, or the problem in buf. */
+static const char *settings_problem(const br_settings *s, const config_origin *where, char *buf,
+                                    size_t len)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (log_set_level(s->log_level) < 0) return "log-level: want error, warn, info or debug";
-    if (strcmp(s->decap, "none") && strcmp(s->decap, "vxlan")) return "decap: want none or vxlan";
-    if (s->read && s->interface) return "--read and --interface exclude each other";
-    if (!s->read && !s->interface && netio_parse_addr(s->listen, &ss, &sl) < 0) {
-        snprintf(buf, len, "listen: '%.200s' is not ADDR:PORT", s->listen);
-        return buf;
+    char at[4200], at2[4200];
+#define AT(name) config_origin_str(br_opts, where, name, at, sizeof at)
+#define PROBLEM(...)                        \
+    do {                                    \
+        snprintf(buf, len, __VA_ARGS__);    \
+        return buf;                         \
+    } while (0)
+    if (log_set_level(s->log_level) < 0)
+        PROBLEM("%s: want error, warn, info or debug", AT("log-level"));
+    if (strcmp(s->decap, "none") && strcmp(s->decap, "vxlan"))
+        PROBLEM("%s: want none or vxlan", AT("decap"));
+    if (s->read && s->interface)
+        PROBLEM("%s: --read and --interface exclude each other (%s)", AT("read"),
+                config_origin_str(br_opts, where, "interface", at2, sizeof at2));
+    if (!s->read && !s->interface && netio_parse_addr(s->listen, &ss, &sl) < 0)
+        PROBLEM("%s: '%.200s' is not ADDR:PORT", AT("listen"), s->listen);
+    if (s->http && strcmp(s->http, "off") && netio_parse_addr(s->http, &ss, &sl) < 0)
+        PROBLEM("%s: '%.200s' is not ADDR:PORT or off", AT("http"), s->http);
+    if ((!s->http_cert) != (!s->http_key))
+        PROBLEM("%s: http-cert and http-key go together", AT(s->http_cert ? "http-cert" : "http-key"));
+    if (s->http_cert && strcmp(s->http, "off")) { /* loaded as the start will load them */
+        httpd_tls tls = { s->http_cert, s->http_key };
+        char terr[1024];
+        int bad = httpd_tls_check(&tls, terr, sizeof terr);
+        if (bad) PROBLEM("%s: %s", AT(bad == 1 ? "http-cert" : "http-key"), terr);
     }
-    if (s->http && strcmp(s->http, "off") && netio_parse_addr(s->http, &ss, &sl) < 0) {
-        snprintf(buf, len, "http: '%.200s' is not ADDR:PORT or off", s->http);
-        return buf;
-    }
-    if ((!s->http_cert) != (!s->http_key)) return "http-cert and http-key go together";
-    if (s->read && access(s->read, R_OK) < 0) {
-        snprintf(buf, len, "read: %.200s: %s", s->read, strerror(errno));
-        return buf;
+    if (s->read) { /* opened as the input will open it */
+        char perr[PCAP_ERRBUF_SIZE];
+        if (access(s->read, R_OK) < 0) PROBLEM("%s: %.200s: %s", AT("read"), s->read, strerror(errno));
+        pcap_t *pc = pcap_open_offline(s->read, perr);
+        if (!pc) PROBLEM("%s: cannot read %.200s: %s", AT("read"), s->read, perr);
+        int dlt = pcap_datalink(pc);
+        pcap_close(pc);
+        if (dlt != DLT_EN10MB)
+            PROBLEM("%s: %.200s: link type %d is not supported (Ethernet captures only)", AT("read"),
+                    s->read, dlt);
     }
     if (s->capture_filter) { /* compiled as the capture will compile it */
         pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
         struct bpf_program prog;
         int bad = pcap_compile(dead, &prog, s->capture_filter, 1, PCAP_NETMASK_UNKNOWN) < 0;
-        if (bad) snprintf(buf, len, "capture-filter: %.300s", pcap_geterr(dead));
+        if (bad) snprintf(buf, len, "%s: %.300s", AT("capture-filter"), pcap_geterr(dead));
         else pcap_freecode(&prog);
         pcap_close(dead);
         if (bad) return buf;
     }
     return NULL;
+#undef PROBLEM
+#undef AT
 }
 
-/* Settings = defaults, then the file's global lines, then the flags. The
- * file is loaded into *cfgp. Returns 0 or -1 with err set. */
-static int load_settings(brokerd *d, br_settings *s, brconfig_t **cfgp, char *err, size_t errlen)
+/* Settings = defaults, then the file's global lines, then the flags; where
+ * each was set goes in where (BR_NOPTS entries). The file is loaded into
+ * *cfgp. Returns 0 or -1 with err set. */
+static int load_settings(brokerd *d, br_settings *s, config_origin *where, brconfig_t **cfgp,
+                         char *err, size_t errlen)
 {
     const char *pos[1];
     int npos = 0, help = 0;
+    memset(where, 0, BR_NOPTS * sizeof *where);
     if (config_defaults(br_opts, s) < 0) return -1;
-    *cfgp = brconfig_load(d->config_path, br_opts, s, err, errlen);
+    *cfgp = brconfig_load(d->config_path, br_opts, s, where, err, errlen);
     if (!*cfgp) return -1;
-    if (config_parse_args(br_opts, s, d->argc, d->argv, 1, pos, 0, &npos, &help, err, errlen) < 0) {
+    if (config_parse_args_where(br_opts, s, where, d->argc, d->argv, 1, pos, 0, &npos, &help, err,
+                                errlen) < 0) {
         brconfig_free(*cfgp);
         *cfgp = NULL;
         return -1;
@@ -169,14 +199,15 @@ static void reload(brokerd *d)
 {
     char err[1024];
     br_settings s;
+    config_origin where[BR_NOPTS];
     brconfig_t *cfg = NULL;
     memset(&s, 0, sizeof s);
-    if (load_settings(d, &s, &cfg, err, sizeof err) < 0) {
+    if (load_settings(d, &s, where, &cfg, err, sizeof err) < 0) {
         log_error("SIGHUP: %s; keeping the running configuration", err);
         goto out;
     }
-    char why[512];
-    const char *bad = settings_problem(&s, why, sizeof why);
+    char why[5000];
+    const char *bad = settings_problem(&s, where, why, sizeof why);
     if (bad) {
         log_error("SIGHUP: %s; keeping the running configuration", bad);
         log_set_level(d->cfg.log_level);
@@ -379,12 +410,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope-broker: --config FILE is required (see --help)\n");
         goto out;
     }
-    if (load_settings(&d, &d.cfg, &cfg, err, sizeof err) < 0) {
+    config_origin where[BR_NOPTS];
+    if (load_settings(&d, &d.cfg, where, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "mscope-broker: %s\n", err);
         goto out;
     }
-    char why[512];
-    const char *bad = settings_problem(&d.cfg, why, sizeof why);
+    char why[5000];
+    const char *bad = settings_problem(&d.cfg, where, why, sizeof why);
     if (bad) {
         fprintf(stderr, "mscope-broker: %s\n", bad);
         goto out;

@@ -1,4 +1,5 @@
-/* config.c - one option table for flags, config files and --help (see config.h). */
+/* config.c - one option table for flags, config files and --help, and where
+ * each value came from for later messages (see config.h). */
 #include "config.h"
 
 #include "xmalloc.h"
@@ -175,8 +176,29 @@ static char *config__trim(char *s)
     return s;
 }
 
-int config_load_file(const config_opt *opts, void *settings, const char *path, char *err,
-                     size_t errlen)
+void config_origin_note(const config_opt *opts, config_origin *where, const config_opt *o,
+                        const char *file, int line)
+{
+    if (!where) return;
+    config_origin *w = &where[o - opts];
+    w->file = file;
+    w->line = file ? line : 0;
+    w->flag = !file;
+}
+
+const char *config_origin_str(const config_opt *opts, const config_origin *where, const char *name,
+                              char *buf, size_t len)
+{
+    const config_opt *o = config_find(opts, name);
+    const config_origin *w = o && where ? &where[o - opts] : NULL;
+    if (w && w->file) snprintf(buf, len, "%s:%d: %s", w->file, w->line, name);
+    else if (w && w->flag) snprintf(buf, len, "--%s", name);
+    else snprintf(buf, len, "%s", name);
+    return buf;
+}
+
+static int config__load_file(const config_opt *opts, void *settings, config_origin *where,
+                             const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -210,9 +232,16 @@ int config_load_file(const config_opt *opts, void *settings, const char *path, c
             rc = -1;
             break;
         }
+        config_origin_note(opts, where, o, path, lineno);
     }
     fclose(f);
     return rc;
+}
+
+int config_load_file(const config_opt *opts, void *settings, const char *path, char *err,
+                     size_t errlen)
+{
+    return config__load_file(opts, settings, NULL, path, err, errlen);
 }
 
 static const config_opt *config__find_short(const config_opt *opts, char c)
@@ -225,6 +254,14 @@ static const config_opt *config__find_short(const config_opt *opts, char c)
 int config_parse_args(const config_opt *opts, void *settings, int argc, char **argv, int argi,
                       const char **positional, int max_pos, int *npos, int *help, char *err,
                       size_t errlen)
+{
+    return config_parse_args_where(opts, settings, NULL, argc, argv, argi, positional, max_pos,
+                                   npos, help, err, errlen);
+}
+
+int config_parse_args_where(const config_opt *opts, void *settings, config_origin *where, int argc,
+                            char **argv, int argi, const char **positional, int max_pos, int *npos,
+                            int *help, char *err, size_t errlen)
 {
     int only_pos = 0;
     *npos = 0;
@@ -253,7 +290,7 @@ int config_parse_args(const config_opt *opts, void *settings, int argc, char **a
                     snprintf(err, errlen, "--config needs a file");
                     return -1;
                 }
-                if (config_load_file(opts, settings, path, err, errlen) < 0) return -1;
+                if (config__load_file(opts, settings, where, path, err, errlen) < 0) return -1;
                 continue;
             }
             o = config_find(opts, name);
@@ -284,6 +321,7 @@ int config_parse_args(const config_opt *opts, void *settings, int argc, char **a
             val = argv[++i];
         }
         if (config_set(o, settings, val, err, errlen) < 0) return -1;
+        config_origin_note(opts, where, o, NULL, 0);
     }
     return 0;
 }

@@ -32,6 +32,15 @@ typedef struct config_opt {
     const char *help;
 } config_opt;
 
+/* Where an option got its value, for messages about it found later (after
+ * a file and the flags have been merged): one per row of a table, indexed
+ * like it, zeroed = every option at its default. */
+typedef struct config_origin {
+    const char *file; /* borrowed: the path as given, which must outlive it */
+    int line;         /* the file's line, or 0 */
+    int flag;         /* 1: set last by its command-line flag */
+} config_origin;
+
 /* Fill every field from its default. Returns 0, or -1 if a default does not
  * parse (a programming error, logged). */
 int config_defaults(const config_opt *opts, void *settings);
@@ -56,6 +65,25 @@ int config_load_file(const config_opt *opts, void *settings, const char *path, c
 int config_parse_args(const config_opt *opts, void *settings, int argc, char **argv, int argi,
                       const char **positional, int max_pos, int *npos, int *help, char *err,
                       size_t errlen);
+
+/* config_parse_args() that also keeps in where (one entry per row of opts,
+ * may be NULL) where each option set got its value: the flag, or FILE:LINE
+ * of a --config file. Entries of options not set are left alone, so a
+ * caller can fill where from another source first (the broker's file). */
+int config_parse_args_where(const config_opt *opts, void *settings, config_origin *where, int argc,
+                            char **argv, int argi, const char **positional, int max_pos, int *npos,
+                            int *help, char *err, size_t errlen);
+
+/* Note in where that option o of opts was set at file:line (file borrowed). */
+void config_origin_note(const config_opt *opts, config_origin *where, const config_opt *o,
+                        const char *file, int line);
+
+/* How a message about option name names it, the way config_set() and the
+ * file parser word their own: "FILE:LINE: name" when it was set in a file,
+ * "--name" when by its flag, "name" at its default (or where NULL). A
+ * message is then "<that>: the problem". Returns buf. */
+const char *config_origin_str(const config_opt *opts, const config_origin *where, const char *name,
+                              char *buf, size_t len);
 
 /* Print one line per option: flags, metavar, help and default. */
 void config_print_help(const config_opt *opts, FILE *out);

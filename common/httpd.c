@@ -181,9 +181,11 @@ bad:
     return -1;
 }
 
-/* An OpenSSL server context for the certificate chain and key in tls. */
-static SSL_CTX *httpd__tls(const httpd_tls *tls, char *err, size_t errlen)
+/* An OpenSSL server context for the certificate chain and key in tls. On
+ * failure *bad says which file it was: 1 the certificate, 2 the key. */
+static SSL_CTX *httpd__tls(const httpd_tls *tls, int *bad, char *err, size_t errlen)
 {
+    *bad = 1;
     SSL_CTX *s = SSL_CTX_new(TLS_server_method());
     const char *what = "SSL_CTX_new()";
     if (!s) goto fail;
@@ -192,6 +194,7 @@ static SSL_CTX *httpd__tls(const httpd_tls *tls, char *err, size_t errlen)
     what = tls->cert_file;
     if (SSL_CTX_use_certificate_chain_file(s, tls->cert_file) != 1) goto fail;
     what = tls->key_file;
+    *bad = 2;
     if (SSL_CTX_use_PrivateKey_file(s, tls->key_file, SSL_FILETYPE_PEM) != 1) goto fail;
     what = "the key and the certificate";
     if (SSL_CTX_check_private_key(s) != 1) goto fail;
@@ -206,16 +209,26 @@ fail:;
     return NULL;
 }
 
+int httpd_tls_check(const httpd_tls *tls, char *err, size_t errlen)
+{
+    int bad = 0;
+    SSL_CTX *s = httpd__tls(tls, &bad, err, errlen);
+    if (!s) return bad;
+    SSL_CTX_free(s);
+    return 0;
+}
+
 httpd_t *httpd_new(uv_loop_t *loop, const char *addr, const httpd_tls *tls, char *err,
                    size_t errlen)
 {
+    int bad;
     struct sockaddr_storage ss;
     if (httpd__addr(addr, &ss, err, errlen) < 0) return NULL;
     if (tls && (!tls->cert_file) != (!tls->key_file)) {
         snprintf(err, errlen, "HTTP TLS needs both a certificate and a key file");
         return NULL;
     }
-    SSL_CTX *ssl = tls && tls->cert_file ? httpd__tls(tls, err, errlen) : NULL;
+    SSL_CTX *ssl = tls && tls->cert_file ? httpd__tls(tls, &bad, err, errlen) : NULL;
     if (tls && tls->cert_file && !ssl) return NULL;
     httpd_t *h = xcalloc(1, sizeof *h);
     h->loop = loop;

@@ -43,6 +43,11 @@ typedef struct httpd_tls {
 httpd_t *httpd_new(uv_loop_t *loop, const char *addr, const httpd_tls *tls, char *err,
                    size_t errlen);
 
+/* Load tls's files as httpd_new() would, and let them go: for a daemon's
+ * --check. Returns 0; 1 when the certificate cannot be used, 2 when the
+ * key cannot (or does not match it), with httpd_new()'s words in err. */
+int httpd_tls_check(const httpd_tls *tls, char *err, size_t errlen);
+
 /* Route requests for path (exact), or every path below it when path ends
  * with '/'. The longest match wins. data is borrowed. */
 void httpd_route(httpd_t *h, const char *path, httpd_handler fn, void *data);

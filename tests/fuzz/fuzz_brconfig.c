@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(config_defaults(br_opts, &s) == 0);
     char err[1024] = "";
     const char *path = fuzz_memfile(data, size, NULL);
-    brconfig_t *c = brconfig_load(path, br_opts, &s, err, sizeof err);
+    brconfig_t *c = brconfig_load(path, br_opts, &s, NULL, err, sizeof err);
     if (c) fuzz__check(c);
     else FUZZ_CHECK(err[0] && strlen(err) < sizeof err);
     brconfig_free(c);

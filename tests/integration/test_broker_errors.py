@@ -3,7 +3,9 @@
 the others.
 
 - Bad configuration files: the broker refuses to start, exit 2, and the error
-  names FILE:LINE and the problem.
+  names FILE:LINE and the problem; so do global options found wrong only
+  after the file and the flags are merged (or name the flag), alike with
+  --check and at the start.
 - A live feed with malformed VXLAN messages, a tool nobody listens for
   (ICMP port unreachable -> ECONNREFUSED), a tool whose directory cannot be
   created (down) and a tool whose frames exceed a datagram: each loss is
@@ -44,21 +46,62 @@ def bad_configs(d, src):
     h.check(p.returncode == 2 and b"cannot open config file" in p.stderr, "missing config file")
     print(f"bad configuration: {len(cases)} files refused, each error naming FILE:LINE")
     # Global options the start would refuse: --check refuses them too, with
-    # the same words, before anything is opened.
-    globals_bad = [("listen = 127.0.0.1\n", "listen: '127.0.0.1' is not ADDR:PORT"),
-                   ("http = 8082\n", "http: '8082' is not ADDR:PORT or off"),
-                   ("interface = lo\ncapture-filter = tcp port 99999\n", "capture-filter: illegal port"),
-                   (f"read = {d}/no-such.pcap\n", "read: "),
-                   ("http-cert = /etc/hostname\n", "http-cert and http-key go together")]
-    for i, (text, want) in enumerate(globals_bad):
+    # the same words, before anything is opened; each error names the
+    # FILE:LINE the value came from, or its flag.
+    notpcap = h.write_conf(os.path.join(d, "not-a.pcap"), "hello\n")
+    globals_bad = [("listen = 127.0.0.1\n", 1, "listen: '127.0.0.1' is not ADDR:PORT"),
+                   ("http = 8082\n", 1, "http: '8082' is not ADDR:PORT or off"),
+                   ("interface = lo\ncapture-filter = tcp port 99999\n", 2,
+                    "capture-filter: illegal port"),
+                   (f"read = {d}/no-such.pcap\n", 1, "read: "),
+                   (f"read = {notpcap}\n", 1, f"read: cannot read {notpcap}"),
+                   ("http-cert = /etc/hostname\n", 1, "http-cert: http-cert and http-key go together"),
+                   ("# TLS\nhttp-cert = /etc/hostname\nhttp-key = /etc/hostname\n", 2,
+                    "http-cert: HTTP TLS: /etc/hostname"),
+                   ("dedup = yes\nrcvbuf = 1K\n", 2, "rcvbuf: 1K is out of range"),
+                   ("log-level = loud\n", 1, "log-level: want error, warn, info or debug"),
+                   ("decap = gre\n", 1, "decap: want none or vxlan"),
+                   ("read = /etc/hostname\ninterface = lo\n", 1,
+                    "read: --read and --interface exclude each other"),
+                   ("dedup-window = 2m\n", 1, "dedup-window: 2m is out of range")]
+    for i, (text, line, want) in enumerate(globals_bad):
         conf = h.write_conf(os.path.join(d, f"global{i}.conf"),
                             f"{text}[tool t]\ntype = pcap\ndir = {d}/g{i}\n")
+        said = []
         for extra in (["--check"], []):
             p = h.run([h.broker_binary(), "--config", conf, *extra], check_rc=False, timeout=20)
             err = p.stderr.decode(errors="replace")
+            h.check(p.returncode == 2 and f"{conf}:{line}: {want}" in err,
+                    f"global option {text.strip()!r} {extra}: exit {p.returncode}, want "
+                    f"'{conf}:{line}: {want}': {err}")
+            said.append(err)
+        h.check(said[0] == said[1], f"--check and the start say different things: {said}")
+    # The same values as flags: the error names the flag.
+    plain = h.write_conf(os.path.join(d, "plain.conf"), f"[tool t]\ntype = pcap\ndir = {d}/gp\n")
+    flags_bad = [(["--listen", "127.0.0.1"], "--listen: '127.0.0.1' is not ADDR:PORT"),
+                 (["--http", "8082"], "--http: '8082' is not ADDR:PORT or off"),
+                 (["--interface", "lo", "--capture-filter", "tcp port 99999"],
+                  "--capture-filter: illegal port"),
+                 (["--http-key", "/etc/hostname"], "--http-key: http-cert and http-key go together"),
+                 (["--rcvbuf", "1K"], "--rcvbuf: 1K is out of range"),
+                 (["--decap", "gre"], "--decap: want none or vxlan")]
+    for args, want in flags_bad:
+        for extra in (["--check"], []):
+            p = h.run([h.broker_binary(), "--config", plain, *args, *extra], check_rc=False,
+                      timeout=20)
+            err = p.stderr.decode(errors="replace")
             h.check(p.returncode == 2 and want in err,
-                    f"global option {text.strip()!r} {extra}: exit {p.returncode}: {err}")
-    print(f"{len(globals_bad)} bad global options: --check and the start refuse them alike")
+                    f"flags {args} {extra}: exit {p.returncode}, want '{want}': {err}")
+    # A flag overrides the file: the error names the flag, not the line.
+    conf = h.write_conf(os.path.join(d, "override.conf"),
+                        f"listen = 127.0.0.1:4789\n[tool t]\ntype = pcap\ndir = {d}/go\n")
+    p = h.run([h.broker_binary(), "--config", conf, "--listen", "nowhere", "--check"],
+              check_rc=False)
+    err = p.stderr.decode(errors="replace")
+    h.check(p.returncode == 2 and "--listen: 'nowhere'" in err and f"{conf}:1" not in err,
+            f"a flag over the file: {err}")
+    print(f"{len(globals_bad)} bad global options in a file and {len(flags_bad)} as flags: "
+          f"--check and the start refuse them alike, naming FILE:LINE or the flag")
     examples = os.path.join(h.ROOT, "deploy", "examples")
     for name in sorted(os.listdir(examples)):
         if name.startswith("broker") and name.endswith(".conf"):

@@ -24,7 +24,7 @@ static brconfig_t *load(const char *text, g_t *g, char *err, size_t errlen)
     fputs(text, f);
     fclose(f);
     config_defaults(globals, g);
-    brconfig_t *c = brconfig_load(path, globals, g, err, errlen);
+    brconfig_t *c = brconfig_load(path, globals, g, NULL, err, errlen);
     unlink(path);
     return c;
 }
