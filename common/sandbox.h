@@ -18,15 +18,13 @@
  * or "" does nothing. Returns 0, or -1 with err set. */
 int sandbox_drop_user(const char *user, int keep_net_raw, char *err, size_t errlen);
 
-/* What a daemon does besides the common calls (files, sockets, threads,
- * the event loop, time, memory). */
-enum {
-    SANDBOX_CHILDREN = 1,  /* runs programs (the coordinator's embedded PostgreSQL) */
-};
-
 /* Install the filter for every thread of the process. A forbidden call is
  * logged (its number) and the process is killed by SIGSYS. who names the
- * daemon in that message. With MSCOPE_SANDBOX_SELFTEST=1 in the
+ * daemon in that message; flags would add calls only some daemon makes
+ * beyond the common ones (files, sockets, threads, the event loop, time,
+ * memory): none so far, pass 0. No daemon may run programs under it (the
+ * coordinator with its embedded PostgreSQL, which pg_ctl stops, goes
+ * without). With MSCOPE_SANDBOX_SELFTEST=1 in the
  * environment, make a forbidden call right after (the tests' proof that
  * the filter kills). Returns 0, or -1 with err set (nothing installed). */
 int sandbox_seccomp(const char *who, int flags, char *err, size_t errlen);

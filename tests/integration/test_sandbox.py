@@ -4,12 +4,17 @@
 - The recorder and the broker run under their seccomp filter by default
   (every other test runs them so); a forbidden system call kills them with
   SIGSYS and the log names the call (MSCOPE_SANDBOX_SELFTEST makes one).
+- The coordinator: with its embedded PostgreSQL no filter, and the log
+  says why; with an external database (--db) under its filter it writes
+  flow records, answers the RPC and REST, serves a distributed search and
+  stops cleanly, and a forbidden call kills it likewise.
 - --user (as root): the recorder becomes that user before it creates
   anything (its files belong to the user) with no capability left, or only
   CAP_NET_RAW with --interface, which it can still capture on; the broker
   likewise; the coordinator becomes the user and its embedded PostgreSQL
   runs as that user too.
 """
+import json
 import os
 import pwd
 import signal
@@ -19,6 +24,7 @@ import time
 
 import cluster
 import harness as h
+import pcapfile
 from cluster import Coordinator
 
 SWAPOFF = 168  # x86_64: the self-test's forbidden call (swapoff)
@@ -44,6 +50,87 @@ def selftest(cmd, name, d):
     h.check(f"seccomp: forbidden system call {SWAPOFF}" in text and "filter installed" in text,
             f"{name}: the log does not name the forbidden call:\n{text}")
     print(f"ok  {name}: a forbidden system call kills it (SIGSYS), the log names it")
+
+
+def coordinator(d, src):
+    """With its embedded PostgreSQL the coordinator runs unfiltered and says
+    why; with an external database (here that same server, started by
+    hand) it runs under its filter and does its job: flow records written,
+    the RPC and REST APIs answered, a distributed search served."""
+    base = os.path.join(d, "co-embedded")
+    os.makedirs(base)
+    co = Coordinator(base)
+    try:
+        text = co.log_text()
+        h.check("seccomp filter not installed" in text and "pg_ctl" in text and "--db" in text
+                and "seccomp filter installed" not in text,
+                f"embedded PostgreSQL: the log should say the filter is not installed and why:\n{text}")
+    finally:
+        h.check(co.stop() == 0, f"coordinator with the embedded server exit:\n{co.log_text()}")
+    print("ok  mscope-coordinator with its embedded PostgreSQL: no filter, the log says why")
+
+    co.pg_ctl("start")  # the same server, now external to the coordinators below
+    try:
+        db = f"host={os.path.join(co.dir, 'pgrun')} port={cluster.PGPORT} user=mscope dbname=postgres"
+        sd = os.path.join(d, "co-selftest")
+        selftest([cluster.COORD, "--data-dir", sd, "--db", db, "--http", "off",
+                  "--bus", f"tcp://127.0.0.1:{h.free_tcp_port()}",
+                  "--rpc", f"tcp://127.0.0.1:{h.free_tcp_port()}"], "mscope-coordinator", d)
+        filtered_coordinator(d, src, db)
+    finally:
+        co.pg_ctl("stop")
+
+
+def filtered_coordinator(d, src, db):
+    base = os.path.join(d, "co-db")
+    os.makedirs(base)
+    co = Coordinator(base, extra=["--db", db])
+    rec_dir = os.path.join(base, "rec")
+    rec = None
+    try:
+        h.check("seccomp filter installed" in co.log_text(), f"--db: no filter:\n{co.log_text()}")
+        h.import_file(rec_dir, src)
+        ep = f"tcp://127.0.0.1:{h.free_tcp_port()}"
+        rec = h.Daemon(rec_dir, "--node-id", "sandboxed", *co.enroll(rec_dir, "sandboxed"),
+                       "--search", ep)
+        h.vxsend(src, rec.port, "--rate", 20000)
+        h.check(rec.wait_rx(3000), f"recorder: {rec.stats()}")
+        h.check(h.wait_for(lambda: co.stats()["nodes"] == 1, 15), f"not registered: {co.stats()}")
+        time.sleep(1.5)  # a heartbeat with the search endpoint
+        # The RPC.
+        p = h.run(co.cli("nodes"))
+        h.check(b"sandboxed" in p.stdout, f"mscope nodes: {p.stdout!r}")
+        # A distributed search, by the RPC and by REST: all 6000 packets.
+        want = os.path.join(base, "cli.pcap")
+        h.run(co.cli("search", "--from", "0", "-q", "-w", want, ""))
+        got = pcapfile.read_pcap(want)[1]
+        h.check(len(got) == 6000, f"mscope search under the filter: {len(got)} packets of 6000")
+        admin = open(os.path.join(co.dir, "api-admin.token")).read().strip()
+        st, _, body = h.http_get(co.http, "/api/v1/search", admin, method="POST",
+                                 body=json.dumps({"filter": "", "from": "0"}).encode(), timeout=60)
+        h.check(st == 200 and body == open(want, "rb").read(),
+                f"REST search under the filter: {st}, {len(body)} bytes")
+        # The recorder's flow records, written to PostgreSQL.
+        rec_rc = rec.stop()
+        rec = None
+        h.check(rec_rc == 0, "recorder exit")
+        h.check(h.wait_for(lambda: co.stats()["records_written"] >= 30, 15),
+                f"flow records not written under the filter: {co.stats()}")
+        read = open(os.path.join(co.dir, "api-read.token")).read().strip()
+        st, _, body = co.get("/api/v1/flows?from=0&limit=1000", read)
+        flows = json.loads(body)["flows"] if st == 200 else []
+        h.check(st == 200 and len(flows) >= 30, f"REST flows: {st} {len(flows)}")
+        st, _, body = co.get("/metrics")
+        h.check(st == 200 and b"mscope_coordinator_records_written_total" in body, f"/metrics: {st}")
+    finally:
+        if rec:
+            rec.stop()
+        rc = co.stop()
+    text = co.log_text()
+    h.check(rc == 0 and "forbidden system call" not in text,
+            f"coordinator under the filter exit {rc}:\n{text}")
+    print(f"ok  mscope-coordinator --db: under its filter it writes flows ({len(flows)}), answers "
+          f"the RPC and REST, serves a distributed search ({len(got)} packets), stops cleanly")
 
 
 def main():
@@ -74,6 +161,8 @@ def main():
     got, _ = h.search(os.path.join(d, "plain"), "")
     h.check(len(got) == 3000, f"stored under seccomp: {len(got)} of 3000")
     print("ok  a recorder under its filter receives, stores and stops cleanly")
+
+    coordinator(d, src)
 
     if os.geteuid() != 0:
         print("skip  --user (needs root)")
