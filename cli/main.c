@@ -244,26 +244,29 @@ static void print_nodes(const Mirrorscope__Response *r, int json)
         for (size_t i = 0; i < r->n_nodes; i++) {
             const Mirrorscope__NodeInfo *n = r->nodes[i];
             json_array_append_new(
-                a, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+                a, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
                              "node", n->node, "state", n->state, "start_ns", (json_int_t)n->start_ns,
                              "last_seen_ns", (json_int_t)n->last_seen_ns, "version", n->version,
                              "search_endpoint", n->search_endpoint, "rx_packets",
                              (json_int_t)n->rx_packets, "stored_packets", (json_int_t)n->stored_packets,
                              "flows_active", (json_int_t)n->flows_active, "records_published",
                              (json_int_t)n->records_published, "records_shed",
-                             (json_int_t)n->records_shed, "gaps", (json_int_t)n->gaps));
+                             (json_int_t)n->records_shed, "gaps", (json_int_t)n->gaps,
+                             "clock_offset_ns", n->clock_offset_known
+                                 ? json_integer((json_int_t)n->clock_offset_ns) : json_null()));
         }
         print_json(a);
         return;
     }
-    printf("%-24s %-6s %-23s %12s %12s %8s %6s  %s\n", "NODE", "STATE", "LAST SEEN", "RX PACKETS",
-           "STORED", "FLOWS", "GAPS", "SEARCH");
+    printf("%-24s %-6s %-23s %12s %12s %8s %6s %9s  %s\n", "NODE", "STATE", "LAST SEEN", "RX PACKETS",
+           "STORED", "FLOWS", "GAPS", "CLOCK", "SEARCH");
     for (size_t i = 0; i < r->n_nodes; i++) {
         const Mirrorscope__NodeInfo *n = r->nodes[i];
-        char t[40];
+        char t[40], clk[32] = "-";
         fmt_time(n->last_seen_ns, t, sizeof t);
-        printf("%-24s %-6s %-23s %12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %6" PRIu64 "  %s\n", n->node,
-               n->state, t, n->rx_packets, n->stored_packets, n->flows_active, n->gaps,
+        if (n->clock_offset_known) snprintf(clk, sizeof clk, "%+.1fs", (double)n->clock_offset_ns / 1e9);
+        printf("%-24s %-6s %-23s %12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %6" PRIu64 " %9s  %s\n", n->node,
+               n->state, t, n->rx_packets, n->stored_packets, n->flows_active, n->gaps, clk,
                n->search_endpoint);
     }
 }

@@ -480,12 +480,13 @@ int db_index_sealed(db_t *d, char *err, size_t errlen)
     return done;
 }
 
-int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, char *err,
-                   size_t errlen)
+int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps,
+                   const int64_t *clock_offset_ns, char *err, size_t errlen)
 {
     static const Mirrorscope__Counters zc = MIRRORSCOPE__COUNTERS__INIT;
     const Mirrorscope__Counters *c = hb->counters ? hb->counters : &zc;
     char v[10][32];
+    if (clock_offset_ns) snprintf(v[9], 32, "%" PRId64, *clock_offset_ns);
     snprintf(v[0], 32, "%" PRId64, hb->start_ns);
     snprintf(v[1], 32, "%" PRIu64, c->rx_packets);
     snprintf(v[2], 32, "%" PRIu64, c->rx_bytes);
@@ -496,19 +497,20 @@ int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, cha
     snprintf(v[7], 32, "%" PRIu64, c->records_shed);
     snprintf(v[8], 32, "%" PRIu64, gaps);
     const char *params[] = { hb->node, v[0], hb->version, hb->search_endpoint, v[1], v[2], v[3],
-                             v[4], v[5], v[6], v[7], v[8] };
+                             v[4], v[5], v[6], v[7], v[8], clock_offset_ns ? v[9] : NULL };
     PGresult *r = PQexecParams(
         d->conn,
         "INSERT INTO nodes (node, start_ns, version, search_endpoint, last_seen, rx_packets, "
         "rx_bytes, stored_packets, stored_bytes, flows_active, records_published, records_shed, "
-        "gaps) VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8, $9, $10, $11, $12) "
+        "gaps, clock_offset_ns) VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8, $9, $10, $11, $12, "
+        "$13) "
         "ON CONFLICT (node) DO UPDATE SET start_ns = EXCLUDED.start_ns, version = "
         "EXCLUDED.version, search_endpoint = EXCLUDED.search_endpoint, last_seen = now(), "
         "rx_packets = EXCLUDED.rx_packets, rx_bytes = EXCLUDED.rx_bytes, stored_packets = "
         "EXCLUDED.stored_packets, stored_bytes = EXCLUDED.stored_bytes, flows_active = "
         "EXCLUDED.flows_active, records_published = EXCLUDED.records_published, records_shed = "
-        "EXCLUDED.records_shed, gaps = EXCLUDED.gaps",
-        12, NULL, params, NULL, NULL, 0);
+        "EXCLUDED.records_shed, gaps = EXCLUDED.gaps, clock_offset_ns = EXCLUDED.clock_offset_ns",
+        13, NULL, params, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) snprintf(err, errlen, "%s", PQresultErrorMessage(r));
     PQclear(r);
@@ -614,8 +616,8 @@ int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Respo
         "(extract(epoch from last_seen) * 1e9)::bigint, "
         "CASE WHEN now() - last_seen > $2::bigint * interval '1 millisecond' THEN 'dead' "
         "WHEN now() - last_seen > $1::bigint * interval '1 millisecond' THEN 'stale' ELSE 'alive' END, "
-        "rx_packets, stored_packets, flows_active, records_published, records_shed, gaps "
-        "FROM nodes ORDER BY node", 2, params, NULL, err, errlen);
+        "rx_packets, stored_packets, flows_active, records_published, records_shed, gaps, "
+        "clock_offset_ns FROM nodes ORDER BY node", 2, params, NULL, err, errlen);
     if (!r) return -1;
     int n = PQntuples(r);
     resp->n_nodes = (size_t)n;
@@ -635,6 +637,8 @@ int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Respo
         ni->records_published = (uint64_t)db__i(r, i, 9);
         ni->records_shed = (uint64_t)db__i(r, i, 10);
         ni->gaps = (uint64_t)db__i(r, i, 11);
+        ni->clock_offset_known = !PQgetisnull(r, i, 12);
+        ni->clock_offset_ns = db__i(r, i, 12);
         resp->nodes[i] = ni;
     }
     PQclear(r);

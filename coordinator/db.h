@@ -49,9 +49,11 @@ int db_index_sealed(db_t *d, char *err, size_t errlen);
  * index build or VACUUM. Returns the block ranges summarised, or -1. */
 int db_summarize_day(db_t *d, int day, char *err, size_t errlen);
 
-/* Insert or update a node from its heartbeat (parameterised). */
-int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps, char *err,
-                   size_t errlen);
+/* Insert or update a node from its heartbeat (parameterised), with its
+ * gap count and its clock's offset from ours (NULL: not measured; see
+ * registry.h). Returns 0, or -1 with err set. */
+int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps,
+                   const int64_t *clock_offset_ns, char *err, size_t errlen);
 
 /* 1 when the connection is usable (as libpq last saw it). */
 int db_ok(db_t *d);

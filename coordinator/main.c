@@ -131,7 +131,9 @@ static int nodes_work(db_t *db, void *arg, char *err, size_t errlen)
 {
     nodes_job *j = arg;
     for (size_t i = 0; i < j->n; i++)
-        if (db_upsert_node(db, j->rows[i].hb, j->rows[i].gaps, err, errlen) < 0) return -1;
+        if (db_upsert_node(db, j->rows[i].hb, j->rows[i].gaps,
+                           j->rows[i].clock_known ? &j->rows[i].clock_offset_ns : NULL, err, errlen) < 0)
+            return -1;
     return 0;
 }
 
@@ -352,6 +354,13 @@ static void metrics(void *data, metrics_t *m)
         const char *l[] = { "node", ni[i].name, NULL };
         metrics_sample(m, "mscope_coordinator_bus_gaps_total", l, (double)ni[i].gaps);
         states[ni[i].silent_ns >= c->cfg.dead_after ? 2 : ni[i].silent_ns >= c->cfg.stale_after ? 1 : 0]++;
+    }
+    metrics_family(m, "mscope_coordinator_node_clock_offset_seconds", "gauge",
+                   "This recorder's clock minus ours, from its heartbeats (5 s either way is warned of).");
+    for (size_t i = 0; i < n; i++) {
+        const char *l[] = { "node", ni[i].name, NULL };
+        if (ni[i].clock_known)
+            metrics_sample(m, "mscope_coordinator_node_clock_offset_seconds", l, (double)ni[i].clock_offset_ns / 1e9);
     }
     free(ni);
     static const char *const state_names[] = { "alive", "stale", "dead" };

@@ -23,6 +23,10 @@ typedef struct reg_node {
     char key[BUSAUTH_KEY_LEN + 1];   /* its CURVE key (that of its bus connection), "" plain */
     int dirty;
     int64_t seen_mono;               /* when its last heartbeat came */
+    int64_t clock[REGISTRY_CLOCK_SAMPLES]; /* the last offsets measured (registry.h) */
+    unsigned nclock, clock_next;
+    int clock_warned;                /* a warning stands: it is off */
+    int64_t clock_warned_mono;       /* when the last one was logged */
 } reg_node;
 
 struct registry {
@@ -74,6 +78,7 @@ static void registry__seq(registry_t *r, reg_node *n, int64_t start_ns, uint64_t
         }
         n->start_ns = start_ns;
         n->flow_seq = n->hb_seq = 0;
+        n->nclock = n->clock_next = 0; /* its clock may have been set meanwhile */
         *last = 0;
     }
     if (*last && seq != *last + 1) {
@@ -92,6 +97,40 @@ void registry_flow_seen(registry_t *r, const char *node, int64_t start_ns, uint6
     registry__seq(r, n, start_ns, seq, &n->flow_seq, "flow");
 }
 
+/* Its clock minus ours, when it measured anything (the largest sample). */
+static int registry__offset(const reg_node *n, int64_t *out)
+{
+    if (!n->nclock) return 0;
+    int64_t best = n->clock[0];
+    for (unsigned i = 1; i < n->nclock; i++)
+        if (n->clock[i] > best) best = n->clock[i];
+    *out = best;
+    return 1;
+}
+
+/* One heartbeat's measure: sent at sent_ns by its clock, come now by ours.
+ * Warns (rate-limited) while the offset is past the threshold. */
+static void registry__clock(reg_node *n, int64_t sent_ns)
+{
+    n->clock[n->clock_next] = sent_ns - timeparse_now_ns();
+    n->clock_next = (n->clock_next + 1) % REGISTRY_CLOCK_SAMPLES;
+    if (n->nclock < REGISTRY_CLOCK_SAMPLES) n->nclock++;
+    int64_t off = 0, now = timeparse_mono_ns();
+    registry__offset(n, &off);
+    int64_t mag = off < 0 ? -off : off;
+    if (mag > REGISTRY_CLOCK_WARN_NS) {
+        if (n->clock_warned && now - n->clock_warned_mono < REGISTRY_CLOCK_WARN_EVERY_NS) return;
+        log_warn("node %s: its clock is %+.1f s off ours (more than %lld s: check its NTP); its "
+                 "flow records keep its times", n->name, (double)off / 1e9,
+                 REGISTRY_CLOCK_WARN_NS / 1000000000LL);
+        n->clock_warned = 1;
+        n->clock_warned_mono = now;
+    } else if (n->clock_warned && mag <= REGISTRY_CLOCK_WARN_NS / 2) {
+        log_info("node %s: its clock agrees with ours again (%+.1f s off)", n->name, (double)off / 1e9);
+        n->clock_warned = 0;
+    }
+}
+
 void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb, const char *key)
 {
     Mirrorscope__Heartbeat *h = *hb;
@@ -99,6 +138,7 @@ void registry_heartbeat(registry_t *r, Mirrorscope__Heartbeat **hb, const char *
     reg_node *n = registry__get(r, h->node);
     snprintf(n->key, sizeof n->key, "%s", key ? key : "");
     registry__seq(r, n, h->start_ns, h->seq, &n->hb_seq, "hb");
+    if (h->time_ns) registry__clock(n, h->time_ns);
     if (n->last_hb) mirrorscope__heartbeat__free_unpacked(n->last_hb, NULL);
     n->last_hb = h;
     n->dirty = 1;
@@ -146,7 +186,9 @@ registry_row *registry_take_dirty(registry_t *r, size_t *n)
         reg_node *nd = &r->nodes[i];
         if (!nd->dirty) continue;
         rows[k].hb = (Mirrorscope__Heartbeat *)pbcopy(&nd->last_hb->base);
-        rows[k++].gaps = nd->gaps;
+        rows[k].gaps = nd->gaps;
+        rows[k].clock_known = registry__offset(nd, &rows[k].clock_offset_ns);
+        k++;
         nd->dirty = 0;
     }
     return rows;
@@ -175,7 +217,10 @@ size_t registry_list(const registry_t *r, registry_info *out, size_t max)
     for (size_t i = 0; i < r->n; i++) {
         const reg_node *n = &r->nodes[i];
         if (!n->last_hb) continue;
-        if (k < max) out[k] = (registry_info){ n->name, n->gaps, now - n->seen_mono };
+        if (k < max) {
+            out[k] = (registry_info){ n->name, n->gaps, now - n->seen_mono, 0, 0 };
+            out[k].clock_known = registry__offset(n, &out[k].clock_offset_ns);
+        }
         k++;
     }
     return k;

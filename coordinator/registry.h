@@ -6,6 +6,16 @@
  * learn (the `nodes` table) is taken out as a snapshot of the heartbeats that
  * changed (registry_take_dirty), written by a database job, and handed back
  * on failure (registry_mark_dirty), so the loop never waits for the database.
+ *
+ * Each node's clock is compared with ours: a heartbeat says when it was sent
+ * by the recorder's wall clock, and we note when it came by ours. The
+ * difference is its clock's offset plus the message's delay, which is never
+ * negative: so the largest of the last REGISTRY_CLOCK_SAMPLES differences
+ * (the least delayed) is the offset reported. Beyond REGISTRY_CLOCK_WARN_NS
+ * either way a warning is logged, again every REGISTRY_CLOCK_WARN_EVERY_NS
+ * while it lasts, and once when the clock agrees again. Nothing else uses
+ * a recorder's clock here: liveness is our own time since its last
+ * heartbeat, and its flow records keep the times it gave them.
  */
 #ifndef MSCOPE_REGISTRY_H
 #define MSCOPE_REGISTRY_H
@@ -17,6 +27,10 @@
 #include <stdint.h>
 
 typedef struct registry registry_t;
+
+#define REGISTRY_CLOCK_SAMPLES 8
+#define REGISTRY_CLOCK_WARN_NS 5000000000LL           /* 5 s */
+#define REGISTRY_CLOCK_WARN_EVERY_NS 600000000000LL   /* 10 min */
 
 typedef struct registry_stats {
     uint64_t nodes, gaps, restarts, heartbeats;
@@ -47,6 +61,8 @@ int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int6
 typedef struct registry_row {
     Mirrorscope__Heartbeat *hb; /* owned by the snapshot */
     uint64_t gaps;
+    int clock_known;            /* 0: its heartbeats carry no send time */
+    int64_t clock_offset_ns;    /* its clock minus ours (see above) */
 } registry_row;
 
 /* Take the heartbeats that changed since the last take (copies; the nodes
@@ -61,11 +77,14 @@ void registry_rows_free(registry_row *rows, size_t n);
 void registry_get_stats(const registry_t *r, registry_stats *out);
 
 /* The nodes with a heartbeat, for /metrics: name (borrowed until the
- * registry changes), gaps, and how long since the last heartbeat. */
+ * registry changes), gaps, how long since the last heartbeat, and the
+ * clock offset (when known). */
 typedef struct registry_info {
     const char *name;
     uint64_t gaps;
     int64_t silent_ns;
+    int clock_known;
+    int64_t clock_offset_ns;
 } registry_info;
 
 /* Fills at most max; returns how many nodes there are. */

@@ -129,10 +129,17 @@ static int schema__v5(char *out, size_t len)
         len);
 }
 
+/* v6: each node's clock offset from the coordinator's, measured from its
+ * heartbeats (registry.h); NULL until measured. */
+static int schema__v6(char *out, size_t len)
+{
+    return schema__fits(snprintf(out, len, "ALTER TABLE nodes ADD COLUMN clock_offset_ns bigint;"), len);
+}
+
 int schema_migration_sql(int version, char *out, size_t len)
 {
     static int (*const steps[])(char *, size_t) = { schema__v1, schema__v2, schema__v3, schema__v4,
-                                                    schema__v5 };
+                                                    schema__v5, schema__v6 };
     _Static_assert(sizeof steps / sizeof steps[0] == SCHEMA_VERSION, "one step per version");
     if (version < 1 || version > SCHEMA_VERSION) return -1;
     return steps[version - 1](out, len);
