@@ -7,11 +7,18 @@
 #include <string.h>
 #include <time.h>
 
+/* Written once at start (before threads), read by every thread after. */
+static int64_t timeparse__skew_ns;
+
+void timeparse_set_skew_ns(int64_t ns) { timeparse__skew_ns = ns; }
+
+int64_t timeparse_skew_ns(void) { return timeparse__skew_ns; }
+
 int64_t timeparse_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + timeparse__skew_ns;
 }
 
 int64_t timeparse_mono_ns(void)

@@ -25,8 +25,20 @@ int timeparse_parse(const char *s, int64_t now_ns, int64_t *out_ns);
  * an open end. */
 int timeparse_check_range(int64_t from_ns, int64_t to_ns, char *err, size_t errlen);
 
-/* Current wall-clock time in nanoseconds since the epoch. */
+/* Current wall-clock time in nanoseconds since the epoch, plus the test
+ * skew below (0 unless set). */
 int64_t timeparse_now_ns(void);
+
+/* TEST HOOK. A recorder whose clock is off cannot be had here without
+ * moving the clock of the whole machine, so a recorder started with
+ * MSCOPE_CLOCK_OFFSET_S=SECONDS in its environment sets this skew: every
+ * wall-clock reading it makes (timeparse_now_ns, and the kernel's receive
+ * times of live packets, which ingest shifts by timeparse_skew_ns) is that
+ * far off, as on a host whose clock is. Its log says so at start. Interval
+ * timers (CLOCK_MONOTONIC) and log line times are untouched. Set it once,
+ * before any thread starts. */
+void timeparse_set_skew_ns(int64_t ns);
+int64_t timeparse_skew_ns(void);
 
 /* CLOCK_MONOTONIC in nanoseconds: for intervals and timeouts. */
 int64_t timeparse_mono_ns(void);

@@ -255,12 +255,10 @@ static void *ingest__udp_main(void *arg)
             t->p.st.kernel_drops += ov - t->last_ovfl;
             t->last_ovfl = ov;
             if (!ts) {
-                if (!fallback) {
-                    struct timespec now;
-                    clock_gettime(CLOCK_REALTIME, &now);
-                    fallback = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
-                }
+                if (!fallback) fallback = timeparse_now_ns();
                 ts = fallback;
+            } else {
+                ts += timeparse_skew_ns(); /* the test hook's skew (timeparse.h), else 0 */
             }
             t->p.st.rx_packets++;
             t->p.st.rx_bytes += len;
@@ -290,7 +288,8 @@ static void *ingest__udp_main(void *arg)
 static void ingest__pcap_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
 {
     rx_thread *t = (rx_thread *)user;
-    ingest__outer(&t->p, &t->l->o, ingest__ts_ns(h), data, h->caplen, h->len);
+    /* The kernel's receive time, shifted by the test hook's skew (timeparse.h). */
+    ingest__outer(&t->p, &t->l->o, ingest__ts_ns(h) + timeparse_skew_ns(), data, h->caplen, h->len);
 }
 
 static void *ingest__pcap_main(void *arg)

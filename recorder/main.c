@@ -10,6 +10,8 @@
  * /readyz for load balancers, /metrics for Prometheus (status.c). SIGTERM
  * drains: /readyz turns 503 while recording goes on for --drain-time (the
  * NLB's deregistration delay), then it stops; SIGINT stops at once.
+ * MSCOPE_CLOCK_OFFSET_S in the environment is a test hook (timeparse.h): a
+ * wall clock that far off.
  */
 #include "config.h"
 #include "ctl.h"
@@ -770,6 +772,25 @@ static void usage(FILE *out)
  * reachable (the loop hangs off it), rather than being reported as a leak. */
 static recorder r;
 
+/* The test hook of timeparse.h: MSCOPE_CLOCK_OFFSET_S=SECONDS makes this
+ * recorder's wall clock that far off (the fault tests' recorder whose clock
+ * is minutes off). Returns 0, or -1 when the value is not a number of
+ * seconds within a day. */
+static int clock_skew_hook(void)
+{
+    const char *s = getenv("MSCOPE_CLOCK_OFFSET_S");
+    if (!s || !*s) return 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !(v >= -86400 && v <= 86400)) {
+        fprintf(stderr, "mscope-recorder: MSCOPE_CLOCK_OFFSET_S: '%s' is not seconds within a day\n", s);
+        return -1;
+    }
+    timeparse_set_skew_ns((int64_t)(v * 1e9));
+    log_warn("MSCOPE_CLOCK_OFFSET_S (a test hook): this recorder's wall clock reads %+.3f s off", v);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     log_init("mscope-recorder");
@@ -832,6 +853,7 @@ int main(int argc, char **argv)
     }
     /* A daemon's signals go through its control loop (run_daemon). */
     signal(SIGPIPE, SIG_IGN);
+    if (clock_skew_hook() < 0) goto out;
     r.start_ns = timeparse_now_ns();
     if (sandbox_drop_user(r.cfg.user, r.cfg.interface != NULL, err, sizeof err) < 0) {
         log_error("%s", err);

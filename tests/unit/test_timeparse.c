@@ -79,6 +79,19 @@ static void test_format(void)
     ASSERT_STREQ(buf, "2023-11-14T22:13:20.000000042Z");
 }
 
+/* The test hook's skew moves the wall clock, and only it. */
+static void test_skew(void)
+{
+    int64_t real = timeparse_now_ns(), mono = timeparse_mono_ns();
+    timeparse_set_skew_ns(-300LL * 1000000000LL);
+    int64_t off = timeparse_now_ns() - real, mono_step = timeparse_mono_ns() - mono;
+    timeparse_set_skew_ns(0);
+    ASSERT_EQ(timeparse_skew_ns(), 0);
+    ASSERT_TRUE(off < -299LL * 1000000000LL && off > -301LL * 1000000000LL);
+    ASSERT_TRUE(mono_step >= 0 && mono_step < 1000000000LL);
+    ASSERT_TRUE(timeparse_now_ns() - real < 1000000000LL);
+}
+
 int main(void)
 {
     RUN(test_rfc3339);
@@ -87,5 +100,6 @@ int main(void)
     RUN(test_limits);
     RUN(test_range);
     RUN(test_format);
+    RUN(test_skew);
     TEST_EXIT();
 }
