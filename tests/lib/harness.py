@@ -179,13 +179,14 @@ class _Process:
 
     what = "daemon"
 
-    def _start(self, cmd, ns):
+    def _start(self, cmd, ns, env=None):
         if ns:
             cmd = ["ip", "netns", "exec", ns] + cmd
         # Ready means a fresh stats file: the daemon writes it once it is up.
         if os.path.exists(self.stats_file):
             os.unlink(self.stats_file)
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
+                                     env=dict(os.environ, **env) if env else None)
         wait_for(lambda: self.stats() is not None or self.proc.poll() is not None, 10)
         if self.proc.poll() is not None:
             fail(f"{self.what} exited at start:\n{self.log_text()}")
@@ -217,9 +218,10 @@ class Daemon(_Process):
 
     what = "recorder"
 
-    def __init__(self, datadir, *args, ns=None, stats_file=None):
+    def __init__(self, datadir, *args, ns=None, stats_file=None, env=None):
         """args come after our defaults, so they override them (e.g. a
-        --drain-time for the tests of draining)."""
+        --drain-time for the tests of draining); env adds to the
+        environment (e.g. a test hook)."""
         self.datadir = datadir
         self.port = free_udp_port()
         self.http = f"127.0.0.1:{free_tcp_port()}"
@@ -228,7 +230,7 @@ class Daemon(_Process):
                                      os.path.basename(datadir.rstrip("/")) + ".log"), "ab+")
         self._start([RECORDER, "--data-dir", datadir, "--listen", f"127.0.0.1:{self.port}",
                      "--min-free", "0", "--stats-file", self.stats_file, "--http", self.http,
-                     "--drain-time", "0", *map(str, args)], ns)
+                     "--drain-time", "0", *map(str, args)], ns, env)
 
 
 def vxsend(pcap, port, *args):
