@@ -75,6 +75,21 @@ static void print_summary(const Mirrorscope__SearchTrailer *t)
     if (t->duplicates) fprintf(stderr, "%" PRIu64 " duplicate packets dropped\n", t->duplicates);
 }
 
+/* What a recorder says it had to work around: shown even with --quiet. */
+static void print_index_warnings(const Mirrorscope__SearchTrailer *t)
+{
+    for (size_t i = 0; i < t->n_nodes; i++) {
+        const Mirrorscope__SearchFigures *f = t->nodes[i]->figures;
+        if (f && f->indexes_damaged)
+            fprintf(stderr, "warning: %s: %" PRIu64 " segment index%s failed %s checksums; %s scanned instead (nothing missed)\n",
+                    t->nodes[i]->node, f->indexes_damaged, f->indexes_damaged == 1 ? "" : "es",
+                    f->indexes_damaged == 1 ? "its" : "their", f->indexes_damaged == 1 ? "that segment was" : "those segments were");
+        if (f && f->bad_records)
+            fprintf(stderr, "warning: %s: %" PRIu64 " index entries did not match their segment and were skipped\n",
+                    t->nodes[i]->node, f->bad_records);
+    }
+}
+
 int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
                int64_t to_ns, const char *const *words, int nwords)
 {
@@ -214,6 +229,7 @@ int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int
                 fprintf(stderr, "mscope search: %s\n", resp->error && *resp->error ? resp->error : "refused");
             if (resp->search_trailer && (!s->quiet || resp->search_trailer->partial))
                 print_summary(resp->search_trailer);
+            if (resp->search_trailer) print_index_warnings(resp->search_trailer);
             rc = resp->status == MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED ? 3
                : resp->status == MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST ? 2
                : resp->status != MIRRORSCOPE__RESPONSE__STATUS__OK ? 1

@@ -437,6 +437,8 @@ static void sc__figures(sc_node *nd, const Mirrorscope__SearchFigures *f)
     nd->fig.candidates = f->candidates;
     nd->fig.index_used = f->index_used;
     nd->fig.limited = f->limited;
+    nd->fig.indexes_damaged = f->indexes_damaged;
+    nd->fig.bad_records = f->bad_records;
     nd->fig.took_ns = f->took_ns;
     nd->has_fig = 1;
 }

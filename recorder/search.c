@@ -8,6 +8,9 @@
  * Only then is each candidate read and matched exactly with libpcap's BPF.
  * Segments are activated lazily, in order of their first timestamp, so
  * memory holds only the segments that overlap the current point in time.
+ * Every index byte the candidates come from is checked against its chunk's
+ * checksum first; a segment whose index is damaged is answered from its
+ * pcap instead (indexed on the fly, as the open segment is) and counted.
  */
 #include "search.h"
 
@@ -21,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,31 +66,76 @@ static int search__cmp_seg(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Map the segment's index, or build one in memory when there is none yet
- * (the open segment of a running daemon, or one a crash left). */
-static segidx_t *search__index(search_t *s, uint64_t seq)
+/* A damaged index is rebuilt from its pcap and written back, so the next
+ * search trusts it again; a failed write (a reader without write access to
+ * the directory, a full disk) only means the next search scans again. The
+ * segment may be evicted meanwhile: then the new index goes too. */
+static void search__write_back(const segidx_t *ix, const char *idx, const char *pcap)
 {
-    char path[4096], err[256];
-    store_segment_path(s->dir, seq, "pcap", path, sizeof path);
+    int rc = segidx_write(ix, idx);
+    if (rc < 0) {
+        log_warn("cannot rewrite index %s: %s (the next search scans its segment again)", idx,
+                 strerror(-rc));
+        return;
+    }
     struct stat sb;
-    if (stat(path, &sb) < 0) return NULL; /* evicted meanwhile */
-    store_segment_path(s->dir, seq, "idx", path, sizeof path);
-    segidx_t *ix = segidx_open(path, err, sizeof err);
-    if (ix && ix->hdr->pcap_bytes <= (uint64_t)sb.st_size) return ix;
-    segidx_free(ix);
-    store_segment_path(s->dir, seq, "pcap", path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (stat(pcap, &sb) < 0) unlink(idx);
+}
+
+static void search__damaged(search_t *s, const char *idx, const char *why)
+{
+    s->st.indexes_damaged++;
+    log_warn("%s: %s; scanning its segment instead", idx, why);
+}
+
+/* The segment's index built from its pcap (NULL if the pcap is gone or not
+ * ours); written back when rewrite is set. */
+static segidx_t *search__rebuild(search_t *s, uint64_t seq, int rewrite)
+{
+    char pcap[4096], idx[4096];
+    store_segment_path(s->dir, seq, "pcap", pcap, sizeof pcap);
+    store_segment_path(s->dir, seq, "idx", idx, sizeof idx);
+    int fd = open(pcap, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return NULL;
+    struct stat sb;
+    segidx_t *ix = NULL;
     segidx_builder_t *b = segidx_builder_new();
     segidx_builder_reset(b, seq);
     uint64_t valid;
-    ix = NULL;
-    if (segidx_scan_pcap(b, fd, (uint64_t)sb.st_size, &valid) == 0) {
+    if (fstat(fd, &sb) == 0 && segidx_scan_pcap(b, fd, (uint64_t)sb.st_size, &valid) == 0) {
         ix = segidx_builder_finish(b, valid);
-        s->st.segments_unindexed++;
+        if (rewrite) search__write_back(ix, idx, pcap);
     }
     segidx_builder_free(b);
     close(fd);
+    return ix;
+}
+
+/* Map the segment's index, or build one in memory when there is none yet
+ * (the open segment of a running daemon, or one a crash left) or when the
+ * one on disk is damaged (counted in indexes_damaged: the answer says so,
+ * and is still whole). Damage inside the sections is found later, chunk by
+ * chunk, as the search reads them (search__activate). */
+static segidx_t *search__index(search_t *s, uint64_t seq)
+{
+    char pcap[4096], idx[4096], err[256];
+    store_segment_path(s->dir, seq, "pcap", pcap, sizeof pcap);
+    struct stat sb;
+    if (stat(pcap, &sb) < 0) return NULL; /* evicted meanwhile */
+    store_segment_path(s->dir, seq, "idx", idx, sizeof idx);
+    segidx_t *ix = segidx_open(idx, err, sizeof err);
+    /* No index (open segment) or one of an older version: scan, quietly. */
+    int damaged = !ix && errno == EBADMSG, rewrite = damaged || (!ix && errno == EPROTO);
+    if (ix && ix->hdr->pcap_bytes <= (uint64_t)sb.st_size) return ix;
+    if (ix) {
+        snprintf(err, sizeof err, "index covers %" PRIu64 " bytes of a %" PRIu64 "-byte segment",
+                 ix->hdr->pcap_bytes, (uint64_t)sb.st_size);
+        damaged = rewrite = 1;
+    }
+    segidx_free(ix);
+    if (damaged) search__damaged(s, idx, err);
+    ix = search__rebuild(s, seq, rewrite);
+    if (ix && !damaged) s->st.segments_unindexed++;
     return ix;
 }
 
@@ -144,32 +193,50 @@ static int search__cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void search__add_flow(search_t *s, cursor *c, uint32_t f, size_t *cap)
+/* Add flow f's packets to the candidates. Returns -1 when what it reads
+ * fails its checksum. */
+static int search__add_flow(search_t *s, cursor *c, uint32_t f, size_t *cap)
 {
     const segidx_t *ix = c->ix;
+    if (f >= ix->hdr->nflows) {
+        s->st.bad_records++;
+        return 0;
+    }
+    if (segidx_check(ix, &ix->flows[f], sizeof ix->flows[f]) < 0) return -1;
     if (!segidx_flow_ok(ix, f)) {
         s->st.bad_records++;
-        return;
+        return 0;
     }
     const segidx_flow *fl = &ix->flows[f];
     /* No flow is empty in an index we wrote; a damaged one adds nothing (and
      * c->cand may still be NULL, where even + 0 is undefined). */
-    if (!fl->packets) return;
-    if (fl->last_ns < s->q.from_ns || fl->first_ns >= s->q.to_ns) return;
-    if (exprscan_eval(s->es, &fl->key) == ES_FALSE) return;
+    if (!fl->packets) return 0;
+    if (fl->last_ns < s->q.from_ns || fl->first_ns >= s->q.to_ns) return 0;
+    if (exprscan_eval(s->es, &fl->key) == ES_FALSE) return 0;
+    if (segidx_check(ix, ix->posts + fl->post_start, fl->packets * sizeof *ix->posts) < 0) return -1;
     s->st.flows_selected++;
     xgrow((void **)&c->cand, cap, c->ncand + fl->packets, sizeof *c->cand);
     memcpy(c->cand + c->ncand, ix->posts + fl->post_start, fl->packets * sizeof *c->cand);
     c->ncand += fl->packets;
+    return 0;
 }
 
-/* Fill c->cand with the ordinals to read, in (time, ordinal) order. */
-static void search__candidates(search_t *s, cursor *c)
+/* Fill c->cand with the ordinals to read, in (time, ordinal) order, reading
+ * only index chunks that pass their checksums: then search_next trusts
+ * ts[] and off[] of every candidate. Returns -1 at the first that does not
+ * (c->cand is then incomplete: the caller rebuilds the index and comes
+ * again). */
+static int search__candidates(search_t *s, cursor *c)
 {
     const segidx_t *ix = c->ix;
     const segidx_hdr *h = ix->hdr;
     size_t cap = 0;
     uint32_t *flows = NULL;
+    int rc = -1;
+    if (segidx_check(ix, ix->hosts, h->nhosts * sizeof *ix->hosts) < 0 ||
+        segidx_check(ix, ix->ports, h->nports * sizeof *ix->ports) < 0 ||
+        segidx_check(ix, ix->blocks, h->nblocks * sizeof *ix->blocks) < 0)
+        return -1;
     long nf = exprscan_candidates(s->es, ix, &flows);
     int whole = h->min_ts >= s->q.from_ns && h->max_ts < s->q.to_ns;
     if (filter_is_all(s->filter) || !exprscan_parsed(s->es)) {
@@ -186,17 +253,24 @@ static void search__candidates(search_t *s, cursor *c)
         /* Odd flows are always read (flowkey.h); then the lookups' picks, or
          * every flow judged one by one when the lookups had nothing. */
         uint32_t f = 0;
-        for (; f < h->nflows && ix->flows[f].key.kind == FK_ODD; f++) search__add_flow(s, c, f, &cap);
+        for (; f < h->nflows; f++) {
+            if (segidx_check(ix, &ix->flows[f], sizeof ix->flows[f]) < 0) goto out;
+            if (ix->flows[f].key.kind != FK_ODD) break;
+            if (search__add_flow(s, c, f, &cap) < 0) goto out;
+        }
         if (nf < 0) {
-            for (; f < h->nflows; f++) search__add_flow(s, c, f, &cap);
+            for (; f < h->nflows; f++)
+                if (search__add_flow(s, c, f, &cap) < 0) goto out;
         } else {
-            for (long i = 0; i < nf; i++)
-                if (flows[i] < h->nflows && ix->flows[flows[i]].key.kind != FK_ODD)
-                    search__add_flow(s, c, flows[i], &cap);
+            for (long i = 0; i < nf; i++) {
+                if (flows[i] >= h->nflows) continue;
+                if (segidx_check(ix, &ix->flows[flows[i]], sizeof *ix->flows) < 0) goto out;
+                if (ix->flows[flows[i]].key.kind != FK_ODD && search__add_flow(s, c, flows[i], &cap) < 0)
+                    goto out;
+            }
         }
         if (c->ncand > 1) qsort(c->cand, c->ncand, sizeof *c->cand, search__cmp_u32);
     }
-    free(flows);
     /* Per-packet time filter, and a bound check against a corrupt index. */
     size_t o = 0;
     for (size_t i = 0; i < c->ncand; i++) {
@@ -205,6 +279,9 @@ static void search__candidates(search_t *s, cursor *c)
             s->st.bad_records++;
             continue;
         }
+        if (segidx_check(ix, &ix->ts[p], sizeof *ix->ts) < 0 ||
+            segidx_check(ix, &ix->off[p], sizeof *ix->off) < 0)
+            goto out;
         if (whole || (ix->ts[p] >= s->q.from_ns && ix->ts[p] < s->q.to_ns)) c->cand[o++] = p;
     }
     c->ncand = o;
@@ -213,6 +290,10 @@ static void search__candidates(search_t *s, cursor *c)
         qsort(c->cand, c->ncand, sizeof *c->cand, search__cmp_ts);
     }
     c->dense = c->ncand * 32 > h->npkts;
+    rc = 0;
+out:
+    free(flows);
+    return rc;
 }
 
 static void search__release(cursor *c)
@@ -229,7 +310,22 @@ static void search__release(cursor *c)
 
 static int search__activate(search_t *s, cursor *c)
 {
-    search__candidates(s, c);
+    if (search__candidates(s, c) < 0) {
+        /* A chunk failed: this segment is answered from its pcap instead. */
+        char idx[4096];
+        store_segment_path(s->dir, c->seq, "idx", idx, sizeof idx);
+        search__damaged(s, idx, c->ix->chk->damage);
+        free(c->cand);
+        c->cand = NULL;
+        c->ncand = 0;
+        segidx_free(c->ix);
+        c->ix = search__rebuild(s, c->seq, 1);
+        if (!c->ix) {
+            log_warn("segment %" PRIu64 " vanished during the search (evicted?)", c->seq);
+            return 0;
+        }
+        search__candidates(s, c); /* built from the packets: passes */
+    }
     if (!c->ncand) {
         search__release(c);
         return 0;

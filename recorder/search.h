@@ -32,6 +32,7 @@ typedef struct search_stats {
     uint64_t segments_unindexed;  /* indexed on the fly (open or unsealed) */
     uint64_t candidates;          /* packets read and matched with BPF */
     uint64_t flows_selected;      /* flows whose packets were read */
+    uint64_t indexes_damaged;     /* failed their checksums: rebuilt from the segment */
     uint64_t bad_records;         /* index/file disagreements, skipped */
     int index_used;               /* the expression narrowed the flows */
     int limited;                  /* stopped by max_packets/max_bytes */

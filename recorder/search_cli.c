@@ -121,6 +121,10 @@ int search_cli_main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder search: writing %s failed: %s\n", cfg.write, strerror(-werr));
         rc = 1;
     }
+    if (st.indexes_damaged)
+        fprintf(stderr, "mscope-recorder search: warning: %" PRIu64 " segment index%s failed %s checksums; %s scanned instead (nothing missed)\n",
+                st.indexes_damaged, st.indexes_damaged == 1 ? "" : "es", st.indexes_damaged == 1 ? "its" : "their",
+                st.indexes_damaged == 1 ? "that segment was" : "those segments were");
     if (st.bad_records)
         fprintf(stderr, "mscope-recorder search: warning: %" PRIu64 " index entries did not match their segment and were skipped\n", st.bad_records);
     if (st.limited)

@@ -94,6 +94,8 @@ static int svc__send_done(searchsvc_t *s, const bus_peer *peer, uint64_t id, int
         f.candidates = fig->candidates;
         f.index_used = fig->index_used;
         f.limited = fig->limited;
+        f.indexes_damaged = fig->indexes_damaged;
+        f.bad_records = fig->bad_records;
         f.took_ns = took_ns;
         d.figures = &f;
     }

@@ -6,9 +6,13 @@
  * the writer's inner loop is one hash probe and four stores. At seal time the
  * flow statistics and posting lists fall out of one counting sort over the
  * flow ids, and the host/port lookup tables out of two qsorts over the flows.
+ * The chunk checksums are computed last, over the laid-out sections. A view
+ * of a file carries one bit per chunk: set once the chunk has matched, so
+ * the readers' segidx_check is a bit test after the first read.
  */
 #include "segindex.h"
 
+#include "crc32c.h"
 #include "decode.h"
 #include "log.h"
 #include "pcapio.h"
@@ -16,14 +20,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char SEGIDX_MAGIC[8] = { 'M', 'S', 'C', 'I', 'D', 'X', 0, 1 };
-#define SEGIDX_VERSION 1
+#define SEGIDX_VERSION 2
 
 struct segidx_builder {
     uint64_t seq;
@@ -164,28 +170,86 @@ static int segidx__cmp_port(const void *a, const void *b)
 
 static size_t segidx__align(size_t x) { return (x + 7) & ~(size_t)7; }
 
-static int segidx__bind(segidx_t *ix, char *err, size_t errlen)
+static void segidx__chk_free(segidx_t *ix)
 {
-    const segidx_hdr *h = ix->base;
-    if (ix->size < sizeof *h || memcmp(h->magic, SEGIDX_MAGIC, 8) != 0 ||
-        h->version != SEGIDX_VERSION || h->total_size != ix->size) {
-        snprintf(err, errlen, "not a segment index (or torn)");
-        return -1;
-    }
-    struct { uint64_t off, n, elem; } sec[] = {
-        { h->off_ts, h->npkts, sizeof(int64_t) },   { h->off_off, h->npkts, 4 },
+    if (!ix->chk) return;
+    free(ix->chk->ok);
+    free(ix->chk);
+    ix->chk = NULL;
+}
+
+typedef struct segidx__sec { uint64_t off, n, elem; } segidx__sec;
+
+#define SEGIDX_NSEC 7
+
+static const char *const segidx__sec_name[SEGIDX_NSEC] = { "times", "offsets", "flows", "posting lists",
+                                                           "hosts", "ports", "time blocks" };
+
+static void segidx__sections(const segidx_hdr *h, segidx__sec sec[SEGIDX_NSEC])
+{
+    segidx__sec s[SEGIDX_NSEC] = {
+        { h->off_ts, h->npkts, sizeof(int64_t) },         { h->off_off, h->npkts, 4 },
         { h->off_flows, h->nflows, sizeof(segidx_flow) }, { h->off_posts, h->npkts, 4 },
         { h->off_hosts, h->nhosts, sizeof(segidx_host) }, { h->off_ports, h->nports, sizeof(segidx_port) },
         { h->off_blocks, h->nblocks, sizeof(segidx_block) },
     };
-    for (unsigned i = 0; i < sizeof sec / sizeof sec[0]; i++) {
-        if (sec[i].n > ix->size || sec[i].off > ix->size ||
-            sec[i].n * sec[i].elem > ix->size - sec[i].off || (sec[i].off & 7)) {
-            snprintf(err, errlen, "index section %u out of bounds", i);
-            return -1;
+    memcpy(sec, s, sizeof s);
+}
+
+static uint64_t segidx__nchunks(const segidx_hdr *h)
+{
+    return (h->off_crcs - sizeof *h + SEGIDX_CHUNK - 1) / SEGIDX_CHUNK;
+}
+
+static uint32_t segidx__hdr_crc(const segidx_hdr *h)
+{
+    segidx_hdr c = *h;
+    c.hdr_crc = 0;
+    return crc32c(&c, sizeof c, 0);
+}
+
+static int segidx__bind(segidx_t *ix, char *err, size_t errlen)
+{
+    const segidx_hdr *h = ix->base;
+    if (ix->size < sizeof *h || memcmp(h->magic, SEGIDX_MAGIC, 8) != 0) {
+        snprintf(err, errlen, "not a segment index");
+        return -EBADMSG;
+    }
+    if (h->version != SEGIDX_VERSION) {
+        snprintf(err, errlen, "index version %u (this program writes %u)", h->version, SEGIDX_VERSION);
+        return -EPROTO;
+    }
+    if (h->hdr_crc != segidx__hdr_crc(h)) {
+        snprintf(err, errlen, "index header fails its checksum");
+        return -EBADMSG;
+    }
+    if (h->total_size != ix->size) {
+        snprintf(err, errlen, "index is %zu bytes, its header says %" PRIu64 " (torn?)", ix->size,
+                 h->total_size);
+        return -EBADMSG;
+    }
+    if (h->off_crcs < sizeof *h || h->off_crcs > ix->size || (h->off_crcs & 7) ||
+        segidx__nchunks(h) * 4 > ix->size - h->off_crcs) {
+        snprintf(err, errlen, "index chunk table out of bounds");
+        return -EBADMSG;
+    }
+    segidx__sec sec[SEGIDX_NSEC];
+    segidx__sections(h, sec);
+    for (unsigned i = 0; i < SEGIDX_NSEC; i++) {
+        /* Every section lies between the header and the chunk table, so
+         * every byte a search reads is under some chunk's checksum. */
+        if (sec[i].n > ix->size || sec[i].off > h->off_crcs || sec[i].off < sizeof *h ||
+            sec[i].n * sec[i].elem > h->off_crcs - sec[i].off || (sec[i].off & 7)) {
+            snprintf(err, errlen, "index section %s out of bounds", segidx__sec_name[i]);
+            return -EBADMSG;
         }
     }
     const char *base = ix->base;
+    uint64_t nchunks = segidx__nchunks(h);
+    if (crc32c(base + h->off_crcs, nchunks * 4, 0) != h->crcs_crc) {
+        snprintf(err, errlen, "index chunk table fails its checksum");
+        return -EBADMSG;
+    }
     ix->hdr = h;
     ix->ts = (const int64_t *)(base + h->off_ts);
     ix->off = (const uint32_t *)(base + h->off_off);
@@ -194,10 +258,79 @@ static int segidx__bind(segidx_t *ix, char *err, size_t errlen)
     ix->hosts = (const segidx_host *)(base + h->off_hosts);
     ix->ports = (const segidx_port *)(base + h->off_ports);
     ix->blocks = (const segidx_block *)(base + h->off_blocks);
+    ix->chk = xcalloc(1, sizeof *ix->chk);
+    ix->chk->nchunks = nchunks;
+    ix->chk->crcs = (const uint32_t *)(base + h->off_crcs);
+    ix->chk->ok = xcalloc(nchunks / 64 + 1, sizeof *ix->chk->ok);
     /* Per-flow and per-entry bounds are checked where they are used
-     * (segidx_flow_ok, the search's ordinal check): walking every flow here
-     * would fault in the whole file for a query that needs a few pages. */
+     * (segidx_flow_ok, the search's ordinal check), and so are the chunks'
+     * checksums (segidx_check): walking every flow or chunk here would fault
+     * in the whole file for a query that needs a few pages. */
     return 0;
+}
+
+static uint32_t segidx__chunk_crc(const char *base, const segidx_hdr *h, uint64_t c)
+{
+    uint64_t a = sizeof *h + c * SEGIDX_CHUNK, b = a + SEGIDX_CHUNK;
+    return crc32c(base + a, (b < h->off_crcs ? b : h->off_crcs) - a, 0);
+}
+
+void segidx_checksum(void *base, size_t size)
+{
+    segidx_hdr *h = base;
+    if (size < sizeof *h) return;
+    /* Only a table that fits is computed; segidx__bind refuses the rest. */
+    if (h->off_crcs >= sizeof *h && h->off_crcs <= size && !(h->off_crcs & 7) &&
+        segidx__nchunks(h) * 4 <= size - h->off_crcs) {
+        uint32_t *crcs = (uint32_t *)((char *)base + h->off_crcs);
+        uint64_t n = segidx__nchunks(h);
+        for (uint64_t c = 0; c < n; c++) crcs[c] = segidx__chunk_crc(base, h, c);
+        h->crcs_crc = crc32c(crcs, n * 4, 0);
+    }
+    h->hdr_crc = segidx__hdr_crc(h);
+}
+
+int segidx__check_slow(const segidx_t *ix, size_t a, size_t b)
+{
+    struct segidx_chk *k = ix->chk;
+    const segidx_hdr *h = ix->hdr;
+    if (!k) return 0; /* built in memory: nothing to check */
+    if (a < sizeof *h) a = sizeof *h; /* the header was checked at open */
+    if (b > h->off_crcs) b = h->off_crcs;
+    if (b <= a) return 0;
+    for (uint64_t c = (a - sizeof *h) / SEGIDX_CHUNK; c <= (b - 1 - sizeof *h) / SEGIDX_CHUNK; c++) {
+        if (k->ok[c >> 6] >> (c & 63) & 1) continue;
+        if (segidx__chunk_crc(ix->base, h, c) != k->crcs[c]) {
+            if (!k->damage[0]) {
+                /* Name the sections the chunk holds. */
+                uint64_t lo = sizeof *h + c * SEGIDX_CHUNK, hi = lo + SEGIDX_CHUNK;
+                segidx__sec sec[SEGIDX_NSEC];
+                segidx__sections(h, sec);
+                size_t n = (size_t)snprintf(k->damage, sizeof k->damage,
+                                            "index chunk %" PRIu64 " fails its checksum (", c);
+                const char *sep = "";
+                for (unsigned i = 0; i < SEGIDX_NSEC && n < sizeof k->damage; i++) {
+                    uint64_t end = sec[i].off + sec[i].n * sec[i].elem;
+                    if (sec[i].n && sec[i].off < hi && end > lo) {
+                        n += (size_t)snprintf(k->damage + n, sizeof k->damage - n, "%s%s", sep,
+                                              segidx__sec_name[i]);
+                        sep = ", ";
+                    }
+                }
+                if (n < sizeof k->damage) snprintf(k->damage + n, sizeof k->damage - n, ")");
+            }
+            return -1;
+        }
+        k->ok[c >> 6] |= 1ULL << (c & 63);
+    }
+    return 0;
+}
+
+int segidx_verify(const segidx_t *ix, char *err, size_t errlen)
+{
+    if (segidx__check_slow(ix, sizeof *ix->hdr, ix->hdr->off_crcs) == 0) return 0;
+    snprintf(err, errlen, "%s", ix->chk->damage);
+    return -1;
 }
 
 segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes)
@@ -243,6 +376,7 @@ segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes)
     h.off_hosts = o; o = segidx__align(o + nhosts * sizeof(segidx_host));
     h.off_ports = o; o = segidx__align(o + nports * sizeof(segidx_port));
     h.off_blocks = o; o = segidx__align(o + nblocks * sizeof(segidx_block));
+    h.off_crcs = o; o = segidx__align(o + segidx__nchunks(&h) * 4);
     h.total_size = o;
 
     char *buf = xcalloc(1, o);
@@ -311,6 +445,7 @@ segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes)
     qsort(hosts, nhosts, sizeof *hosts, segidx__cmp_host);
     qsort(ports, nports, sizeof *ports, segidx__cmp_port);
     memcpy(buf, &h, sizeof h);
+    segidx_checksum(buf, o);
     free(cnt);
     free(remap);
 
@@ -322,6 +457,7 @@ segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes)
         log_error("built an inconsistent index: %s", err); /* a bug, not input */
         abort();
     }
+    segidx__chk_free(ix); /* made here from the packets: nothing to check */
     return ix;
 }
 
@@ -357,10 +493,12 @@ segidx_t *segidx_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "open(%s) failed: %s", path, strerror(errno));
         return NULL;
     }
-    off_t size = lseek(fd, 0, SEEK_END);
+    struct stat sb;
+    off_t size = fstat(fd, &sb) == 0 ? sb.st_size : -1;
     if (size < (off_t)sizeof(segidx_hdr)) {
         snprintf(err, errlen, "%s: too short to be an index", path);
         close(fd);
+        errno = EBADMSG;
         return NULL;
     }
     void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
@@ -373,8 +511,10 @@ segidx_t *segidx_open(const char *path, char *err, size_t errlen)
     ix->base = m;
     ix->size = (size_t)size;
     ix->mapped = 1;
-    if (segidx__bind(ix, err, errlen) < 0) {
+    int rc = segidx__bind(ix, err, errlen);
+    if (rc < 0) {
         segidx_free(ix);
+        errno = -rc;
         return NULL;
     }
     return ix;
@@ -383,6 +523,7 @@ segidx_t *segidx_open(const char *path, char *err, size_t errlen)
 void segidx_free(segidx_t *ix)
 {
     if (!ix) return;
+    segidx__chk_free(ix);
     if (ix->mapped)
         munmap(ix->base, ix->size);
     else

@@ -12,6 +12,13 @@
  *   ports[nports] (port, flow) sorted: port and portrange lookups
  *   blocks[]      min/max timestamp per SEGIDX_BLOCK packets: the sparse
  *                 time index that lets a scan skip blocks outside the range
+ *   crcs[]        CRC-32C of each SEGIDX_CHUNK bytes of the sections
+ * Version 2 added the checksums: a flipped bit in a time, a flow key or a
+ * count would otherwise give a wrong answer that looks right. The header has
+ * its own CRC and one of the chunk table; segidx_open() checks both. A
+ * search checks each chunk the first time it reads from it (segidx_check),
+ * so a selective search verifies the few chunks it touches, not the file.
+ * Version 1 files (no checksums) are not opened: the store rebuilds them.
  * The same layout is built in memory for the open segment and for segments
  * that were never sealed (crash, or still being written by a daemon), so the
  * search engine has one code path.
@@ -25,6 +32,7 @@
 #include <stdint.h>
 
 #define SEGIDX_BLOCK 1024
+#define SEGIDX_CHUNK 65536u /* one CRC per this many bytes: the kernel's fault-around size */
 #define SEGIDX_F_TS_SORTED 0x1 /* ts[] is non-decreasing: ordinal order is time order */
 
 typedef struct segidx_hdr {
@@ -35,7 +43,10 @@ typedef struct segidx_hdr {
     int64_t min_ts, max_ts;
     uint64_t npkts, nflows, nhosts, nports, nblocks;
     uint64_t off_ts, off_off, off_flows, off_posts, off_hosts, off_ports, off_blocks;
+    uint64_t off_crcs;   /* the chunk table: sections from sizeof(hdr) to here, chunked */
     uint64_t total_size;
+    uint32_t crcs_crc;   /* CRC-32C of the chunk table */
+    uint32_t hdr_crc;    /* CRC-32C of this header with hdr_crc = 0 */
 } segidx_hdr;
 
 typedef struct segidx_flow {
@@ -64,7 +75,34 @@ typedef struct segidx {
     void *base;
     size_t size;
     int mapped;
+    /* Which chunks passed their CRC (one bit each; all set for an index
+     * built in memory), and what failed first. Behind a pointer so that a
+     * reader holding a const view can still record what it checked. */
+    struct segidx_chk {
+        uint64_t *ok;
+        uint64_t nchunks;
+        const uint32_t *crcs;
+        char damage[160];
+    } *chk;
 } segidx_t;
+
+int segidx__check_slow(const segidx_t *ix, size_t a, size_t b);
+
+/* Before reading len bytes at p (inside ix's sections): 0 when every chunk
+ * they lie in matches its checksum (each chunk is computed once per view),
+ * -1 when one does not (ix->chk->damage says which). Cheap when checked. */
+static inline int segidx_check(const segidx_t *ix, const void *p, size_t len)
+{
+    if (!ix->chk) return 0; /* built in memory */
+    size_t a = (size_t)((const char *)p - (const char *)ix->base);
+    if (a >= sizeof(segidx_hdr) && len) {
+        uint64_t c = (a - sizeof(segidx_hdr)) / SEGIDX_CHUNK;
+        if (c == (a + len - 1 - sizeof(segidx_hdr)) / SEGIDX_CHUNK && c < ix->chk->nchunks &&
+            (ix->chk->ok[c >> 6] >> (c & 63) & 1))
+            return 0;
+    }
+    return segidx__check_slow(ix, a, a + len);
+}
 
 /* 1 when flow f's posting list lies inside posts[] (a corrupt file cannot
  * steer reads out of bounds). */
@@ -74,9 +112,21 @@ static inline int segidx_flow_ok(const segidx_t *ix, uint64_t f)
            ix->flows[f].packets <= ix->hdr->npkts - ix->flows[f].post_start;
 }
 
-/* Map and validate an index file. Returns NULL with err set when the file is
- * missing, short, or inconsistent (callers then rebuild from the pcap). */
+/* Map and validate an index file: its version, header and chunk table
+ * checksums and section bounds (not the chunks: see segidx_check). Returns
+ * NULL with err set and errno ENOENT (no file), EPROTO (another version) or
+ * EBADMSG (short, torn, or failing its header or chunk table checksum or
+ * bounds); callers then rebuild from the pcap. */
 segidx_t *segidx_open(const char *path, char *err, size_t errlen);
+
+/* Check every chunk (segidx_check over all sections). Returns 0, or -1 with
+ * err naming the first damaged chunk and the sections it holds. */
+int segidx_verify(const segidx_t *ix, char *err, size_t errlen);
+
+/* Compute and store the chunk table and header checksums of the index laid
+ * out in base[0..size) (whose header's offsets and counts are set). The
+ * builder calls it; the fuzz target too, so its inputs get past the check. */
+void segidx_checksum(void *base, size_t size);
 void segidx_free(segidx_t *ix);
 
 /* --- building ------------------------------------------------------------ */

@@ -169,6 +169,7 @@ static void store__load(store_t *s)
     for (long i = 0; i < n; i++) {
         store_segment_path(s->dir, seqs[i], "idx", path, sizeof path);
         segidx_t *ix = segidx_open(path, err, sizeof err);
+        if (!ix && errno != ENOENT) log_warn("index %s: %s: rebuilding it", path, err);
         char pcap[4096];
         store_segment_path(s->dir, seqs[i], "pcap", pcap, sizeof pcap);
         uint64_t psize = store__file_size(pcap);

@@ -11,7 +11,10 @@
  * `not` expression (every flow judged on its key). segidx_open() checks the
  * header and sections; what it leaves to the search (a flow's posting list,
  * an ordinal, a record's offset) must be checked where it is used: a corrupt
- * index may lose packets but never read outside the files.
+ * index may lose packets but never read outside the files. Inputs of even
+ * length get their checksums made right before they are written (so the
+ * fuzzer reaches the search with any content); odd ones are written as they
+ * are (the checksum's refusal and the rebuild from the pcap).
  */
 #include "fuzz.h"
 #include "pcapio.h"
@@ -43,21 +46,26 @@ static void fuzz__write(const char *name, const uint8_t *p, size_t n)
     close(fd);
 }
 
+/* Seg 2 = hard links to seg 1's files, made again for every input: a search
+ * that rebuilds a damaged index writes it back under a new inode. */
+static void fuzz__link(void)
+{
+    char a[512], b[512];
+    for (int i = 0; i < 2; i++) {
+        const char *ext = i ? "idx" : "pcap";
+        snprintf(a, sizeof a, "%s/seg-000000000001.%s", fuzz_dir, ext);
+        snprintf(b, sizeof b, "%s/seg-000000000002.%s", fuzz_dir, ext);
+        unlink(b);
+        FUZZ_CHECK(link(a, b) == 0);
+    }
+}
+
 static void fuzz__setup(void)
 {
     /* tmpfs when there is one: two files are rewritten per input. */
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf(fuzz_dir, sizeof fuzz_dir, "%s/fuzz_segindex.XXXXXX", base);
     FUZZ_CHECK(mkdtemp(fuzz_dir));
-    fuzz__write("seg-000000000001.pcap", NULL, 0);
-    fuzz__write("seg-000000000001.idx", NULL, 0);
-    char a[512], b[512];
-    for (int i = 0; i < 2; i++) {
-        const char *ext = i ? "idx" : "pcap";
-        snprintf(a, sizeof a, "%s/seg-000000000001.%s", fuzz_dir, ext);
-        snprintf(b, sizeof b, "%s/seg-000000000002.%s", fuzz_dir, ext);
-        FUZZ_CHECK(link(a, b) == 0);
-    }
 }
 
 static void fuzz__cleanup(void)
@@ -113,8 +121,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(&h, data, sizeof h);
         if (h.total_size <= size) ilen = (size_t)h.total_size;
     }
-    fuzz__write("seg-000000000001.idx", data, ilen);
+    if (size % 2 == 0 && ilen >= sizeof h) {
+        uint8_t *ix = malloc(ilen);
+        FUZZ_CHECK(ix);
+        memcpy(ix, data, ilen);
+        segidx_checksum(ix, ilen);
+        fuzz__write("seg-000000000001.idx", ix, ilen);
+        free(ix);
+    } else {
+        fuzz__write("seg-000000000001.idx", data, ilen);
+    }
     fuzz__write("seg-000000000001.pcap", data + ilen, size - ilen);
+    fuzz__link();
 
     fuzz__search("", INT64_MIN, INT64_MAX);
     /* A range inside what the header claims, when it claims one. */
