@@ -71,13 +71,13 @@ def test_clock_skew(co, d):
     skews = {"ahead": 300, "behind": -300}
     recs = {}
     t0 = time.time_ns()
-    for name, s in skews.items():
-        dd = os.path.join(d, name)
-        recs[name] = h.Daemon(dd, "--node-id", name, *co.enroll(dd, name), *rec_args(),
-                              env={"MSCOPE_CLOCK_OFFSET_S": str(s)})
-        h.check(f"this recorder's wall clock reads {s:+.3f} s off" in recs[name].log_text(),
-                f"{name}: the test hook is not announced")
     try:
+        for name, s in skews.items():
+            dd = os.path.join(d, name)
+            recs[name] = h.Daemon(dd, "--node-id", name, *co.enroll(dd, name), *rec_args(),
+                                  env={"MSCOPE_CLOCK_OFFSET_S": str(s)})
+            h.check(f"this recorder's wall clock reads {s:+.3f} s off" in recs[name].log_text(),
+                    f"{name}: the test hook is not announced")
         for i, (name, rec) in enumerate(recs.items()):
             src = h.gen(os.path.join(d, f"{name}.pcap"), "--packets", 20000, "--flows", 200,
                         "--seed", 141 + i, "--mix", "clean")
@@ -157,11 +157,23 @@ def node_state(co, name):
 
 
 def test_recorder_killed(co, d):
+    running = []
+    try:
+        return recorder_killed(co, d, running)
+    finally:
+        for rec in running:  # a failed check must not leave one behind
+            if rec.proc.poll() is None:
+                rec.proc.kill()
+                rec.proc.wait()
+
+
+def recorder_killed(co, d, running):
     name = "killed"
     dd = os.path.join(d, name)
     args = ("--node-id", name, *co.enroll(dd, name), *rec_args(), "--flow-interval", "1s",
             "--segment-size", "256M", "--segment-age", "1h")
     rec = h.Daemon(dd, *args)
+    running.append(rec)
     # Before: a capture whose flows all end; their records are written.
     p1 = h.gen(os.path.join(d, "k1.pcap"), "--packets", 10000, "--flows", 100, "--seed", 151,
                "--mix", "clean")
@@ -219,6 +231,7 @@ def test_recorder_killed(co, d):
 
     # Restarted on the same directory: repaired, alive again, and records flow.
     rec = h.Daemon(dd, *args)
+    running.append(rec)
     try:
         st = rec.stats()
         h.check(st["recovered_segments"] == 1, f"repair at start-up: {st}")
