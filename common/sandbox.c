@@ -7,9 +7,9 @@
  * the sanitizers add a few of their own) and is kept in one place for all
  * daemons: the coordinator's threads (libuv and its pool, ZeroMQ, libpq,
  * h2o with OpenSSL) need no call beyond it. What only some daemon needs
- * would come with a flag. No daemon runs programs under the filter: the
- * coordinator goes without it when its embedded PostgreSQL, which pg_ctl
- * stops, is in use. The default action is a trap, not a silent kill, so
+ * comes with a flag (SANDBOX_SIGINT: the coordinator stops its embedded
+ * PostgreSQL with a signal rather than by running pg_ctl). No daemon runs
+ * programs under the filter. The default action is a trap, not a silent kill, so
  * that the log names the call that was missing.
  */
 #include "sandbox.h"
@@ -143,7 +143,6 @@ static int sandbox__allow(scmp_filter_ctx ctx, const char *const *names, size_t 
 
 int sandbox_seccomp(const char *who, int flags, char *err, size_t errlen)
 {
-    (void)flags; /* no extras defined */
     sandbox__who = who;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -154,6 +153,12 @@ int sandbox_seccomp(const char *who, int flags, char *err, size_t errlen)
     int rc = ctx ? 0 : -ENOMEM;
     if (!rc) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (!rc) rc = sandbox__allow(ctx, sandbox__common, SANDBOX_N(sandbox__common));
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) /* there kill() is common */
+    if (!rc && (flags & SANDBOX_SIGINT))
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGINT));
+    if (!rc && (flags & SANDBOX_SIGINT))
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, 0));
+#endif
     if (!rc) rc = seccomp_load(ctx);
     if (ctx) seccomp_release(ctx);
     if (rc) {

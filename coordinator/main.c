@@ -11,8 +11,8 @@
  * PostgreSQL. While the database is unreachable, batches go to the spool
  * on disk (spool.c) and are written back when it returns. What is left
  * here: the options, the keys (CURVE on the bus, the RPC and searches;
- * busauth.h), --user and the seccomp filter (sandbox.h; only with an
- * external database), those periodic jobs, what health and /metrics say.
+ * busauth.h), --user and the seccomp filter (sandbox.h), those periodic
+ * jobs, what health and /metrics say.
  */
 #include "bus.h"
 #include "config.h"
@@ -77,7 +77,7 @@ static const config_opt coord_opts[] = {
     { "allow-dir", 0, CFG_STR, O(allow_dir), NULL, 0, 0, "DIR", "public keys (one NAME.pub file each) of the recorders and CLI users let in on the bus and the RPC, read at every connection (default: DIR/allowed-keys, created with client.pub, the key of DIR/client.key, for the local CLI)" },
     { "insecure", 0, CFG_BOOL, O(insecure), NULL, 0, 0, NULL, "plain ZeroMQ on the bus, the RPC and searches: unencrypted, and anyone who reaches the ports may publish" },
     { "user", 0, CFG_STR, O(user), NULL, 0, 0, "NAME", "as root: become this user at start, before anything is created, with no capabilities (the embedded PostgreSQL then runs as that user too)" },
-    { "seccomp", 0, CFG_BOOL, O(seccomp), "yes", 0, 0, NULL, "allow only the system calls the coordinator makes, once it runs (--seccomp=no to turn off); only with an external database (--db or PGHOST): the embedded PostgreSQL is stopped by a program (pg_ctl), which the filter forbids" },
+    { "seccomp", 0, CFG_BOOL, O(seccomp), "yes", 0, 0, NULL, "allow only the system calls the coordinator makes, once it runs (--seccomp=no to turn off)" },
     { "search-window", 0, CFG_INT, O(search_window), "4", 1, 64, "N", "search: 1 MiB chunks in flight per recorder" },
     { "search-node-timeout", 0, CFG_DURATION, O(search_node_timeout), "10s", 100000000LL, 0, "DURATION", "search: give up a recorder silent this long (the answer is then partial)" },
     { "search-idle-timeout", 0, CFG_DURATION, O(search_idle_timeout), "60s", 1000000000LL, 0, "DURATION", "search: stop when the client takes nothing for this long" },
@@ -618,16 +618,11 @@ int main(int argc, char **argv)
     timer(&c, &c.house_timer, on_house_timer, 0, (uint64_t)(c.cfg.housekeeping_interval / 1000000));
 
     /* Every thread runs now (the loop's thread pool starts later, from a
-     * filtered thread): from here on only the calls they make. Not with
-     * the embedded server: its server processes descend from the pg_ctl
-     * run before this and would be free, but pg_ctl stops it at exit, a
-     * program we would have to be allowed to run (fork, execve), and
-     * which would run under our filter. */
-    if (c.cfg.seccomp && pg) {
-        log_info("seccomp filter not installed: the embedded PostgreSQL is stopped by running "
-                 "pg_ctl, which the filter forbids (and would be inherited by); it is installed "
-                 "with an external database (--db or PGHOST)");
-    } else if (c.cfg.seccomp && sandbox_seccomp("mscope-coordinator", 0, err, sizeof err) < 0) {
+     * filtered thread): from here on only the calls they make. The embedded
+     * server's processes descend from the pg_ctl run before this, so they
+     * are free of it; we stop the server with SIGINT to its postmaster, the
+     * one signal we may send. */
+    if (c.cfg.seccomp && sandbox_seccomp("mscope-coordinator", pg ? SANDBOX_SIGINT : 0, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
     }

@@ -24,7 +24,10 @@ typedef struct pgembed pgembed_t;
 pgembed_t *pgembed_start(const char *dir, int port, char *conninfo, size_t conninfo_len,
                          char *err, size_t errlen);
 
-/* Stop the server (fast shutdown) and free. Accepts NULL. */
+/* Stop the server (fast shutdown: SIGINT to the postmaster its
+ * postmaster.pid names now, then wait for it to be gone, at most 2
+ * minutes; a warning when it cannot) and free. Runs no program, so it
+ * works under the seccomp filter. Accepts NULL. */
 void pgembed_stop(pgembed_t *pg);
 
 #endif

@@ -53,21 +53,28 @@ def selftest(cmd, name, d):
 
 
 def coordinator(d, src):
-    """With its embedded PostgreSQL the coordinator runs unfiltered and says
-    why; with an external database (here that same server, started by
-    hand) it runs under its filter and does its job: flow records written,
-    the RPC and REST APIs answered, a distributed search served."""
+    """With its embedded PostgreSQL the coordinator runs under its filter too
+    (the server's processes were started before it) and stops the server at
+    exit by a signal, the one it may send; with an external database (here
+    that same server, started by hand) it runs under its filter and does its
+    job: flow records written, the RPC and REST APIs answered, a distributed
+    search served."""
     base = os.path.join(d, "co-embedded")
     os.makedirs(base)
     co = Coordinator(base)
     try:
-        text = co.log_text()
-        h.check("seccomp filter not installed" in text and "pg_ctl" in text and "--db" in text
-                and "seccomp filter installed" not in text,
-                f"embedded PostgreSQL: the log should say the filter is not installed and why:\n{text}")
+        h.check("seccomp filter installed" in co.log_text(), f"embedded: no filter:\n{co.log_text()}")
+        p = h.run(co.cli("nodes"), check_rc=False)
+        h.check(p.returncode == 0, f"mscope nodes under the filter: {p.stderr.decode()}")
+        h.check(os.path.exists(os.path.join(co.dir, "pgdata", "postmaster.pid")), "no server running")
     finally:
-        h.check(co.stop() == 0, f"coordinator with the embedded server exit:\n{co.log_text()}")
-    print("ok  mscope-coordinator with its embedded PostgreSQL: no filter, the log says why")
+        rc = co.stop()
+    text = co.log_text()
+    h.check(rc == 0 and "forbidden system call" not in text and "embedded PostgreSQL stopped" in text,
+            f"coordinator with the embedded server: exit {rc}:\n{text}")
+    h.check(not os.path.exists(os.path.join(co.dir, "pgdata", "postmaster.pid")),
+            "the embedded server still runs after the coordinator stopped")
+    print("ok  mscope-coordinator with its embedded PostgreSQL: filtered, stops its server by a signal")
 
     co.pg_ctl("start")  # the same server, now external to the coordinators below
     try:
