@@ -349,6 +349,7 @@ static const char *httpd__reason(int status)
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -364,6 +365,13 @@ static const char *httpd__reason(int status)
 void httpd_respond(httpd_req_t *r, int status, const char *content_type, const char *body,
                    size_t len)
 {
+    httpd_respond_with(r, status, content_type, "no-store", NULL, body, len);
+}
+
+void httpd_respond_with(httpd_req_t *r, int status, const char *content_type,
+                        const char *cache_control, const char *const *headers, const char *body,
+                        size_t len)
+{
     h2o_req_t *req = r->req;
     if (!req) { /* the client went away while we worked */
         free(r);
@@ -375,8 +383,15 @@ void httpd_respond(httpd_req_t *r, int status, const char *content_type, const c
     const char *ct = content_type ? httpd__strdup(req, content_type, strlen(content_type))
                                   : "text/plain; charset=utf-8";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct, strlen(ct));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   H2O_STRLIT("no-store"));
+    cache_control = httpd__strdup(req, cache_control, strlen(cache_control));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cache_control,
+                   strlen(cache_control));
+    for (int i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+        char *name = httpd__strdup(req, headers[i], strlen(headers[i]));
+        char *value = httpd__strdup(req, headers[i + 1], strlen(headers[i + 1]));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value,
+                              strlen(value));
+    }
     /* h2o_send_inline copies the body into the request's pool. */
     h2o_send_inline(req, body, len);
 }

@@ -73,6 +73,13 @@ int httpd_param(httpd_req_t *r, const char *name, char *out, size_t outlen);
 void httpd_respond(httpd_req_t *r, int status, const char *content_type, const char *body,
                    size_t len);
 
+/* httpd_respond() with the Cache-Control value given (httpd_respond() says
+ * "no-store") and extra headers: a list of name, value pairs ending with
+ * NULL, or NULL. Everything is copied. */
+void httpd_respond_with(httpd_req_t *r, int status, const char *content_type,
+                        const char *cache_control, const char *const *headers, const char *body,
+                        size_t len);
+
 /* Answer with a JSON value (takes the reference: it is decref'd). */
 void httpd_respond_json(httpd_req_t *r, int status, json_t *body);
 

@@ -5,7 +5,8 @@
  * Wires the modules together on one libuv loop (ctl.h): the bus (intake.c)
  * feeds the node registry (registry.c) and the writers (writer.c, db.c);
  * the RPC and REST APIs (rpcapi.c, restapi.c) answer clients through the
- * query layer (query.c) and the distributed search (scatter.c). Database
+ * query layer (query.c) and the distributed search (scatter.c); the HTTP
+ * listener also serves the web dashboard's embedded files (webui.c). Database
  * queries, node registry writes, the ping and the housekeeping run
  * on the loop's thread pool (dbpool.c), so nothing here waits for
  * PostgreSQL. While the database is unreachable, batches go to the spool
@@ -33,6 +34,7 @@
 #include "status.h"
 #include "timeparse.h"
 #include "token.h"
+#include "webui.h"
 #include "xmalloc.h"
 
 #include <uv.h>
@@ -67,7 +69,7 @@ static const config_opt coord_opts[] = {
     { "db", 0, CFG_STR, O(db), NULL, 0, 0, "CONNINFO", "libpq connection string or URI of an existing server (no password here: use PGPASSFILE); default: PG* variables if PGHOST is set, else the embedded server" },
     { "bus", 0, CFG_STR, O(bus), "tcp://0.0.0.0:5556", 0, 0, "ENDPOINT", "where recorders publish (SUB, bound)" },
     { "rpc", 0, CFG_STR, O(rpc), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "where clients (mscope) send requests (ROUTER, bound)" },
-    { "http", 0, CFG_STR, O(http), "127.0.0.1:8080", 0, 0, "ADDR:PORT", "HTTP: the REST API (/api/v1/), /healthz, /readyz, /metrics (Prometheus); off disables" },
+    { "http", 0, CFG_STR, O(http), "127.0.0.1:8080", 0, 0, "ADDR:PORT", "HTTP: the dashboard (/), the REST API (/api/v1/), /healthz, /readyz, /metrics (Prometheus); off disables" },
     CTL_TLS_OPTS(coord_settings, http_cert, http_key),
     { "api-read-token-file", 0, CFG_STR, O(api_read_token_file), NULL, 0, 0, "FILE", "REST API: the token that may query (default: DIR/api-read.token, created 0600 if missing)" },
     { "api-admin-token-file", 0, CFG_STR, O(api_admin_token_file), NULL, 0, 0, "FILE", "REST API: the token that may do everything, searches included (default: DIR/api-admin.token, created 0600 if missing)" },
@@ -612,7 +614,8 @@ int main(int argc, char **argv)
             .max_queries = 64,
         };
         c.rest = restapi_new(loop, ctl_http(c.ctl), &ro, c.reg, c.scatter, c.pool);
-        log_info("HTTP (REST API, health, metrics) on %s", c.cfg.http);
+        webui_serve(ctl_http(c.ctl));
+        log_info("HTTP (dashboard, REST API, health, metrics) on %s", c.cfg.http);
     }
     timer(&c, &c.nodes_timer, on_nodes_timer, 250, 250);
     timer(&c, &c.house_timer, on_house_timer, 0, (uint64_t)(c.cfg.housekeeping_interval / 1000000));

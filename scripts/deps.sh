@@ -10,7 +10,7 @@ libh2o-dev libjansson-dev libssl-dev libseccomp-dev prometheus curl
 protobuf-compiler python3-zmq python3-protobuf python3-jsonschema
 postgresql postgresql-client
 tcpdump tshark wireshark-common iproute2 iputils-ping ethtool nftables util-linux python3
-dpkg-dev systemd passwd strace"
+dpkg-dev systemd passwd strace chromium"
 # `deps.sh --fuzz` (make fuzz) adds clang and its libFuzzer/sanitizer runtimes.
 if [ "${1:-}" = "--fuzz" ]; then
     PKGS="$PKGS clang libclang-rt-14-dev"
@@ -35,13 +35,20 @@ if [ -n "$missing" ]; then
     $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# HashiCorp's HCL parser for tests/integration/test_terraform.py (Terraform is
-# not packaged), exactly as the lockfile pins it; again only when the lockfile
-# is newer than what is installed.
-hcl="$(dirname "$0")/../tests/terraform"
-if [ ! -d "$hcl/node_modules" ] ||
-    [ -n "$(find "$hcl/package-lock.json" -newer "$hcl/node_modules")" ]; then
-    echo "deps: npm ci in tests/terraform"
-    (cd "$hcl" && npm ci --silent --no-audit --no-fund)
-    touch "$hcl/node_modules"
-fi
+# npm packages, exactly as each committed lockfile pins them, installed again
+# only when the lockfile is newer than what is installed:
+# - tests/terraform: HashiCorp's HCL parser for tests/integration/test_terraform.py
+#   (Terraform is not packaged);
+# - web: uPlot, which the build embeds in mscope-coordinator (the dashboard);
+# - tests/browser: playwright-core, which drives Debian's chromium in
+#   tests/integration/test_dashboard.py (it downloads no browser).
+root="$(dirname "$0")/.."
+for dir in tests/terraform web tests/browser; do
+    d="$root/$dir"
+    if [ ! -d "$d/node_modules" ] ||
+        [ -n "$(find "$d/package-lock.json" -newer "$d/node_modules")" ]; then
+        echo "deps: npm ci in $dir"
+        (cd "$d" && npm ci --silent --no-audit --no-fund)
+        touch "$d/node_modules"
+    fi
+done

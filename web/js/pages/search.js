@@ -1,0 +1,6 @@
+// search: coming next.
+import { h } from "../dom.js";
+
+export async function render(el) {
+  el.append(h("h1", {}, "search"), h("p", { class: "muted" }, "Not built yet."));
+}
