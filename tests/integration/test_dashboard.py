@@ -80,6 +80,14 @@ def feed(co, d):
                      "--seed", 81 + i, "--rate", 10, "--start", now - SPAN_S - 120)
         args = co.enroll(dd, name)
         h.import_file(dd, pcap, "--node-id", name, *args)
+        if i == 1:  # real TCP with loss, reordering and zero windows, moved to recent minutes
+            for k, name_ in enumerate(("tcp_loss1", "tcp_loss5_reorder", "tcp_zerowin", "tcp_clean",
+                                       "tcp_short_conns")):
+                src = os.path.join(h.ROOT, "tests", "data", f"{name_}.pcap")
+                first = float(h.run(["capinfos", "-a", "-S", "-T", "-r", src]).stdout.split()[-1])
+                moved = os.path.join(d, f"{name_}-moved.pcap")
+                h.run(["editcap", "-t", str(now - 900 + 150 * k - first), src, moved])
+                h.import_file(dd, moved, "--node-id", name, *args)
         ep = f"tcp://127.0.0.1:{h.free_tcp_port()}"
         recs.append(h.Daemon(dd, "--node-id", name, *args, "--search", ep))
     return recs
@@ -110,6 +118,7 @@ def main():
                                   "--loop", "0", livepcap],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for r in recs]
         time.sleep(2)
+        now = int(time.time())
 
         out = os.path.join(d, "browser")
         os.makedirs(out)
@@ -118,7 +127,8 @@ def main():
         env = dict(os.environ, MSCOPE_URL=f"http://{co.http}", MSCOPE_CHROMIUM=CHROMIUM,
                    MSCOPE_READ_TOKEN=open(os.path.join(co.dir, "api-read.token")).read().strip(),
                    MSCOPE_ADMIN_TOKEN=open(os.path.join(co.dir, "api-admin.token")).read().strip(),
-                   MSCOPE_OUT=out, MSCOPE_SHOTS=shots)
+                   MSCOPE_OUT=out, MSCOPE_SHOTS=shots,
+                   MSCOPE_RANGE_FROM=str(now - SPAN_S - 300), MSCOPE_RANGE_TO=str(now - 30))
         p = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard.test.js")], env=env,
                            timeout=400)
         h.check(p.returncode == 0, f"dashboard.test.js exited {p.returncode}")
