@@ -18,6 +18,11 @@ typedef struct cli_settings {
 
 /* `mscope search`: words are the filter expression; sec NULL for plain
  * ZeroMQ. Returns the exit status. */
+/* `mscope monitors OP [NAME [KEY=VALUE...]]` (monitors.c): words follow
+ * "monitors". Returns the exit status. */
+int cli_monitors(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
+                 int64_t to_ns, const char *const *words, int nwords);
+
 int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
                int64_t to_ns, const char *const *words, int nwords);
 

@@ -4,6 +4,7 @@
  *   mscope flows [filters]            flow records (TCP analysis) from PostgreSQL
  *   mscope top [--by server|client] [--metric bytes|packets|flows|retransmissions]
  *   mscope series [--host IP --port N --node NAME]   per-minute time series
+ *   mscope monitors list|show|create|set|delete|series   monitors (monitors.c)
  *
  * Exit status: 0 success; 1 the coordinator failed or cannot be reached;
  * 2 bad usage or a request it refused as bad; 3 authentication refused.
@@ -73,6 +74,9 @@ static void usage(FILE *f)
                "  flows     flow records, newest analysis from every recorder\n"
                "  top       top talkers by bytes, packets, flows or retransmissions\n"
                "  series    per-minute time series\n"
+               "  monitors  list | show NAME | create NAME [KEY=VALUE...] | set NAME [KEY=VALUE...] |\n"
+               "            delete NAME | series NAME: named flow filters and their per-minute series;\n"
+               "            keys server=NET client=NET port=N proto=tcp|udp|N nodes=A,B filter=EXPR\n"
                "  search    packets from every recorder, merged by time into one pcap:\n"
                "            mscope search --since 20m 'host 10.0.3.7 and tcp port 443' -w incident.pcap\n"
                "  keygen NAME   write a new CURVE key pair to NAME.key (0600) and its public\n"
@@ -397,6 +401,12 @@ int main(int argc, char **argv)
     char rerr[200];
     if (timeparse_check_range(from, to, rerr, sizeof rerr) < 0) {
         fprintf(stderr, "mscope: %s\n", rerr);
+        goto out;
+    }
+    if (!strcmp(cmd, "monitors")) {
+        bus_sec msec;
+        if (read_token(&s, token) < 0 || (!s.insecure && read_keys(&s, &msec) < 0)) goto out;
+        rc = cli_monitors(&s, s.insecure ? NULL : &msec, token, from, to, pos + 1, npos - 1);
         goto out;
     }
     if (strcmp(cmd, "search") && npos > 1) {

@@ -558,10 +558,47 @@ int db_retention(db_t *d, int days, char *err, size_t errlen)
                      1, NULL, params, NULL, NULL, 0);
     PQclear(r);
     r = PQexecParams(d->conn,
+                     "DELETE FROM monitor_minutes WHERE minute < date_trunc('day', now()) - $1::int * interval '1 day'",
+                     1, NULL, params, NULL, NULL, 0);
+    PQclear(r);
+    r = PQexecParams(d->conn,
                      "DELETE FROM flows_live WHERE first_ts < date_trunc('day', now()) - $1::int * interval '1 day'",
                      1, NULL, params, NULL, NULL, 0);
     PQclear(r);
     return dropped;
+}
+
+/* ---- any other module's statements ------------------------------------------ */
+
+long db_exec_params(db_t *d, const char *sql, int n, const char *const *params, db_row_fn fn,
+                    void *arg, char sqlstate[6], char *err, size_t errlen)
+{
+    if (sqlstate) sqlstate[0] = 0;
+    if (!db_ok(d)) {
+        snprintf(err, errlen, "the database is not reachable right now");
+        return -1;
+    }
+    PGresult *r = PQexecParams(d->conn, sql, n, NULL, params, NULL, NULL, 0);
+    long rows = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        int nr = PQntuples(r), nc = PQnfields(r);
+        const char *vals[64];
+        for (int i = 0; fn && i < nr; i++) {
+            for (int c = 0; c < nc && c < 64; c++)
+                vals[c] = PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
+            fn(arg, nc < 64 ? nc : 64, vals);
+        }
+        rows = nr;
+    } else if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+        rows = atol(PQcmdTuples(r));
+    } else {
+        db__state(d, r);
+        if (sqlstate) snprintf(sqlstate, 6, "%s", d->sqlstate);
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        err[strcspn(err, "\n")] = 0;
+    }
+    PQclear(r);
+    return rows;
 }
 
 /* ---- RPC queries ----------------------------------------------------------- */

@@ -72,6 +72,15 @@ int db_lower_priority(db_t *d, int nice);
  * Returns the number of partitions dropped, or -1 with err set. */
 int db_retention(db_t *d, int days, char *err, size_t errlen);
 
+/* One parameterised statement for a module that keeps its SQL itself
+ * (monitor.c, monseries.c): fn (may be NULL) gets each row's values as text,
+ * NULL for SQL NULL (at most 64 columns). Returns the rows returned or
+ * affected, or -1 with err set and sqlstate (if not NULL) PostgreSQL's code,
+ * e.g. "23505" for a duplicate key. */
+typedef void (*db_row_fn)(void *arg, int ncols, const char *const *vals);
+long db_exec_params(db_t *d, const char *sql, int n, const char *const *params, db_row_fn fn,
+                    void *arg, char sqlstate[6], char *err, size_t errlen);
+
 /* ---- queries for the APIs (query.h calls these) ----------------------------
  * Each fills the repeated fields of resp (free them with db_response_free()). Filter values travel as $n
  * parameters only. Returns 0, or -1 with err set; bad_request is set when

@@ -91,6 +91,7 @@ static void intake__flow(intake_t *in, const uint8_t *data, size_t len)
         }
         batch_append(batch_route(in->plain, in->ordered, in->live, b->node, b->records[i]),
                      in->live, b->node, b->records[i]);
+        if (in->o.on_record) in->o.on_record(in->o.on_record_data, b->node, b->records[i]);
     }
     /* Not free_unpacked(): it would walk every field to free nothing; the
      * arena is reset before the next batch. */

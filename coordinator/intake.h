@@ -28,6 +28,10 @@ typedef struct intake_opts {
     int64_t flush_interval_ns;  /* hand records over at least this often */
     uint64_t batch_records;     /* ... or when this many wait */
     uint64_t max_pending;       /* beyond, the bus waits */
+    /* Each record that passed the checks, on the loop thread (monitor.h's
+     * series); NULL: none. The record is borrowed for the call. */
+    void (*on_record)(void *data, const char *node, const Mirrorscope__FlowRecord *r);
+    void *on_record_data;
 } intake_opts;
 
 typedef struct intake_stats {

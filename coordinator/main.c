@@ -24,6 +24,7 @@
 #include "intake.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
+#include "monitor.h"
 #include "pgembed.h"
 #include "registry.h"
 #include "restapi.h"
@@ -119,6 +120,7 @@ typedef struct coord {
     bus_sec sec;             /* CURVE keys, unless --insecure */
     char allow_dir[4096];
     restapi_t *rest;
+    monitor_set_t *monitors;  /* monitor.h: definitions and their series */
 } coord;
 
 /* ---- the node registry into PostgreSQL, as a database job ---------------- */
@@ -559,6 +561,8 @@ int main(int argc, char **argv)
         .flush_interval_ns = c.cfg.flush_interval,
         .batch_records = (uint64_t)c.cfg.batch_records,
         .max_pending = (uint64_t)c.cfg.max_pending,
+        .on_record = monitor_record,
+        .on_record_data = c.monitors = monitor_new(loop, c.pool),
     };
     c.intake = intake_new(loop, &io, &live, c.spool, c.reg, err, sizeof err);
     if (!c.intake) {
@@ -591,6 +595,7 @@ int main(int argc, char **argv)
         .stale_ns = c.cfg.stale_after,
         .dead_ns = c.cfg.dead_after,
         .max_queries = 64,
+        .monitors = c.monitors,
     };
     c.api = rpcapi_new(loop, c.rpc_sock, &ao, c.reg, c.scatter, c.pool, err, sizeof err);
     if (!c.api) {
@@ -612,6 +617,7 @@ int main(int argc, char **argv)
             .stale_ns = c.cfg.stale_after,
             .dead_ns = c.cfg.dead_after,
             .max_queries = 64,
+            .monitors = c.monitors,
         };
         c.rest = restapi_new(loop, ctl_http(c.ctl), &ro, c.reg, c.scatter, c.pool);
         webui_serve(ctl_http(c.ctl));
@@ -634,6 +640,7 @@ int main(int argc, char **argv)
     /* Stopped, every query answered. What cannot be written now goes to
      * the spool for the next start. */
     intake_finish(c.intake);
+    monitor_finish(c.monitors); /* the last second of monitor series */
     update_nodes(&c);
     while (c.nodes_busy) uv_run(loop, UV_RUN_ONCE); /* the last node registry write */
     write_stats(&c);
@@ -647,6 +654,7 @@ out:
         rpcapi_stop(c.api);
         scatter_free(c.scatter);
         restapi_close(c.rest);
+        monitor_close(c.monitors);
         uv_handle_t *own[] = { (uv_handle_t *)&c.nodes_timer, (uv_handle_t *)&c.house_timer };
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
             if (own[i]->loop && !uv_is_closing(own[i])) uv_close(own[i], NULL);
@@ -655,6 +663,7 @@ out:
     intake_free(c.intake);
     rpcapi_free(c.api);
     restapi_free(c.rest);
+    monitor_free(c.monitors);
     bus_rpc_close(c.rpc_sock);
     dbpool_free(c.pool);
     pgembed_stop(pg);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
+#include "monrest.h"
 #include "pbcopy.h"
 #include "pbjson.h"
 #include "pcapio.h"
@@ -800,6 +801,11 @@ static int rest__on_request(void *data, httpd_req_t *r)
         }
         if (!rest__auth(a, r, NEED_ADMIN)) return 0;
         return rest__search_status(a, r, path + 17);
+    }
+    if (monrest_path(path) && a->o.monitors) {
+        if (!rest__auth(a, r, monrest_needs_admin(r) ? NEED_ADMIN : NEED_READ)) return 0;
+        monrest_handle(a->o.monitors, r, &a->st.errors);
+        return 0;
     }
     if (!strcmp(path, "/api/v1/openapi.json")) {
         httpd_respond(r, 200, "application/json", restapi_openapi_json, strlen(restapi_openapi_json));

@@ -3,7 +3,8 @@
  * The same questions the RPC API answers, from the same query layer
  * (query.h): nodes, flows (every RPC filter, newest first, paged with a
  * cursor; `Accept: application/x-ndjson` streams every matching flow),
- * top talkers, per-minute series - and the distributed search, whose pcap
+ * top talkers, per-minute series, monitors (monrest.h) - and the
+ * distributed search, whose pcap
  * streams as fast as the HTTP client takes it. Rows are the .proto's
  * messages as JSON (pbjson.h). Bearer tokens: the read token for queries,
  * the admin token for everything (searches return packets: admin only).
@@ -15,6 +16,7 @@
 
 #include "dbpool.h"
 #include "httpd.h"
+#include "monitor.h"
 #include "registry.h"
 #include "scatter.h"
 
@@ -27,6 +29,7 @@ typedef struct restapi_opts {
     const char *read_token, *admin_token; /* copied */
     int64_t stale_ns, dead_ns;
     int max_queries;                      /* database jobs in flight; more: 503 */
+    monitor_set_t *monitors;              /* borrowed: /api/v1/monitors (monrest.h); NULL: 404 */
 } restapi_opts;
 
 typedef struct restapi_stats {

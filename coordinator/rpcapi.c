@@ -77,6 +77,20 @@ static void rpcapi__done(void *arg, int rc, const char *err)
     free(j);
 }
 
+/* A monitor request on its way (monitor.h answers it). */
+typedef struct rpc_mon {
+    rpcapi_t *api;
+    bus_peer client;
+} rpc_mon;
+
+static void rpcapi__monitor_done(void *arg, Mirrorscope__Response *resp, const char *err)
+{
+    rpc_mon *mj = arg;
+    mj->api->st.queries_active--;
+    rpcapi__send(mj->api, &mj->client, resp, err);
+    free(mj);
+}
+
 /* A search over the nodes the registry knows (or the ones named). Returns 0
  * when it streams, -1 with err (bad set when the request was wrong). */
 static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope__Request *req,
@@ -159,7 +173,17 @@ static void rpcapi__request(rpcapi_t *a, long len)
         a->st.queries_active++;
         dbpool_submit(a->pool, rpcapi__work, rpcapi__done, j);
         return; /* answered by rpcapi__done() */
+    case MIRRORSCOPE__REQUEST__BODY_MONITOR:
+    case MIRRORSCOPE__REQUEST__BODY_MONITOR_SERIES:
+        if (!a->o.monitors) goto unknown;
+        rpc_mon *mj = xmalloc(sizeof *mj);
+        mj->api = a;
+        mj->client = client;
+        a->st.queries_active++;
+        monitor_submit(a->o.monitors, req, rpcapi__monitor_done, mj);
+        goto done;
     default:
+    unknown:
         resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
         snprintf(err, sizeof err, "unknown request type");
         goto answer;

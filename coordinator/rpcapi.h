@@ -2,7 +2,8 @@
  *
  * Requests come on the ROUTER (bus.h) from REQ or DEALER clients. Each is
  * authenticated by the RPC token; searches, credit and cancels go to the
- * scatter module at once; queries (nodes, flows, top talkers, series) run
+ * scatter module at once; queries (nodes, flows, top talkers, series) and
+ * monitor requests (monitor.h) run
  * as database jobs (dbpool.h) and are answered, by request id, when they
  * end - so a slow query never holds up the bus or another client.
  */
@@ -11,6 +12,7 @@
 
 #include "bus.h"
 #include "dbpool.h"
+#include "monitor.h"
 #include "registry.h"
 #include "scatter.h"
 
@@ -23,6 +25,7 @@ typedef struct rpcapi_opts {
     const char *token;        /* copied */
     int64_t stale_ns, dead_ns;  /* node states in ListNodes; search's "alive" */
     int max_queries;          /* queries in flight; more are answered "busy" */
+    monitor_set_t *monitors;  /* borrowed: monitor requests; NULL refuses them */
 } rpcapi_opts;
 
 typedef struct rpcapi_stats {

@@ -136,10 +136,48 @@ static int schema__v6(char *out, size_t len)
     return schema__fits(snprintf(out, len, "ALTER TABLE nodes ADD COLUMN clock_offset_ns bigint;"), len);
 }
 
+/* v7: monitors (named flow filters, monitor.h) and their per-minute series
+ * (monseries.h). The latency histograms are bigint arrays of log-linear
+ * buckets, trailing zeros cut; mscope_hist_add() adds two (the upsert) and
+ * mscope_hist_quantile() reads a percentile from one (the API, Grafana).
+ * Bucket i (1-based) holds values from (4 + (i-2) % 4) * 2^((i-2)/4) / 4 us,
+ * a quarter of their power of two wide; bucket 1 is under 1 us. */
+static int schema__v7(char *out, size_t len)
+{
+    static const char *const hist_fn =
+        "CREATE FUNCTION mscope_hist_add(a bigint[], b bigint[]) RETURNS bigint[] "
+        "LANGUAGE sql IMMUTABLE AS $f$ SELECT coalesce(array_agg(coalesce(a[i], 0) + "
+        "coalesce(b[i], 0) ORDER BY i), '{}') FROM generate_series(1, greatest("
+        "coalesce(array_length(a, 1), 0), coalesce(array_length(b, 1), 0))) i $f$;"
+        "CREATE FUNCTION mscope_hist_quantile(h bigint[], q float8) RETURNS bigint "
+        "LANGUAGE sql IMMUTABLE AS $f$ SELECT CASE WHEN i = 1 THEN 0 ELSE round(1000 * "
+        "((4 + (i - 2) % 4) * 2 ^ ((i - 2) / 4) / 4.0 + 2 ^ ((i - 2) / 4) / 8.0))::bigint END "
+        "FROM (SELECT i, sum(h[i]) OVER (ORDER BY i) AS cum, sum(h[i]) OVER () AS total "
+        "FROM generate_subscripts(h, 1) i) b WHERE total > 0 AND cum >= q * total "
+        "ORDER BY i LIMIT 1 $f$;";
+    return schema__fits(snprintf(out, len,
+        "CREATE TABLE monitors (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, "
+        "server cidr, client cidr, server_port integer NOT NULL DEFAULT 0, "
+        "proto smallint NOT NULL DEFAULT 0, nodes text[] NOT NULL DEFAULT '{}', "
+        "filter text NOT NULL DEFAULT '', created_at timestamptz NOT NULL DEFAULT now(), "
+        "changed_at timestamptz NOT NULL DEFAULT now());"
+        "CREATE TABLE monitor_minutes (monitor_id bigint NOT NULL REFERENCES monitors "
+        "ON DELETE CASCADE, minute timestamptz NOT NULL, "
+        "c2s_bytes bigint NOT NULL, s2c_bytes bigint NOT NULL, c2s_packets bigint NOT NULL, "
+        "s2c_packets bigint NOT NULL, flows_started bigint NOT NULL, "
+        "flows_finished bigint NOT NULL, flows_active bigint NOT NULL, "
+        "retransmissions bigint NOT NULL, zero_windows bigint NOT NULL, resets bigint NOT NULL, "
+        "handshakes_failed bigint NOT NULL, "
+        "hs_count bigint NOT NULL, hs_sum bigint NOT NULL, hs_hist bigint[] NOT NULL, "
+        "rtt_count bigint NOT NULL, rtt_sum bigint NOT NULL, rtt_hist bigint[] NOT NULL, "
+        "app_count bigint NOT NULL, app_sum bigint NOT NULL, app_hist bigint[] NOT NULL, "
+        "PRIMARY KEY (monitor_id, minute));%s", hist_fn), len);
+}
+
 int schema_migration_sql(int version, char *out, size_t len)
 {
     static int (*const steps[])(char *, size_t) = { schema__v1, schema__v2, schema__v3, schema__v4,
-                                                    schema__v5, schema__v6 };
+                                                    schema__v5, schema__v6, schema__v7 };
     _Static_assert(sizeof steps / sizeof steps[0] == SCHEMA_VERSION, "one step per version");
     if (version < 1 || version > SCHEMA_VERSION) return -1;
     return steps[version - 1](out, len);
