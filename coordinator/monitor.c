@@ -52,7 +52,6 @@ struct monitor_set {
     uv_timer_t *timer;
     monitor_live *live;
     size_t n_live;
-    int loaded;
     monseries_t *series;   /* being summed */
     monseries_t *writing;  /* handed to a job, or NULL */
     uint64_t rows_lost;
@@ -433,7 +432,7 @@ static void monitor__flush_done(void *arg, int rc, const char *err)
     monitor_job *j = arg;
     monitor_set_t *s = j->set;
     if (rc < 0) {
-        if (j->retry) {
+        if (j->retry || rc == DBPOOL_UNREACHABLE) {
             log_warn("monitor series: cannot write them now (%s); trying again in a second", err);
             monseries_merge(s->series, s->writing);
         } else {
