@@ -3,6 +3,7 @@
 #define MSCOPE_CLI_H
 
 #include "bus.h"
+#include "mirrorscope.pb-c.h"
 
 #include <stdint.h>
 
@@ -17,13 +18,16 @@ typedef struct cli_settings {
 } cli_settings;
 
 /* `mscope search`: words are the filter expression; sec NULL for plain
- * ZeroMQ. Returns the exit status. */
+ * ZeroMQ. flows_of non-NULL: `mscope flows ... -w FILE`, the packets of the
+ * flows it selects (drill-down; from/to are then its). Returns the exit
+ * status. */
 /* `mscope monitors OP [NAME [KEY=VALUE...]]` (monitors.c): words follow
  * "monitors". Returns the exit status. */
 int cli_monitors(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
                  int64_t to_ns, const char *const *words, int nwords);
 
 int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
-               int64_t to_ns, const char *const *words, int nwords);
+               int64_t to_ns, const char *const *words, int nwords,
+               Mirrorscope__QueryFlows *flows_of);
 
 #endif

@@ -2,6 +2,7 @@
  *
  *   mscope nodes                      the recorders the coordinator knows
  *   mscope flows [filters]            flow records (TCP analysis) from PostgreSQL
+ *   mscope flows [filters] -w FILE    the packets of exactly those flows (drill-down)
  *   mscope top [--by server|client] [--metric bytes|packets|flows|retransmissions]
  *   mscope series [--host IP --port N --node NAME]   per-minute time series
  *   mscope monitors list|show|create|set|delete|series   monitors (monitors.c)
@@ -42,7 +43,7 @@ static const config_opt cli_opts[] = {
     { "from", 0, CFG_STR, O(from), NULL, 0, 0, "TIME", "first instant (RFC 3339, Unix seconds, or a duration ago); default: 1h ago" },
     { "to", 0, CFG_STR, O(to), NULL, 0, 0, "TIME", "end instant, exclusive; default: now" },
     { "since", 0, CFG_STR, O(since), NULL, 0, 0, "DURATION", "same as --from DURATION" },
-    { "limit", 'n', CFG_INT, O(limit), "0", 0, 10000, "N", "rows at most; 0 = the command's default (flows 100, top 10)" },
+    { "limit", 'n', CFG_INT, O(limit), "0", 0, 100000, "N", "rows at most; 0 = the command's default (flows 100, top 10; flows -w 10000, at most 100000)" },
     { "host", 0, CFG_STR, O(host), NULL, 0, 0, "IP", "flows/series: client or server address" },
     { "port", 0, CFG_INT, O(port), "0", 0, 65535, "N", "flows/series: client or server port" },
     { "proto", 0, CFG_INT, O(proto), "0", 0, 255, "N", "flows: IP protocol (6 tcp, 17 udp)" },
@@ -53,7 +54,7 @@ static const config_opt cli_opts[] = {
     { "by", 0, CFG_STR, O(by), "server", 0, 0, "SIDE", "top: server or client" },
     { "metric", 0, CFG_STR, O(metric), "bytes", 0, 0, "M", "top: bytes, packets, flows, retransmissions" },
     { "timeout", 0, CFG_DURATION, O(timeout), "10s", 1000000LL, 0, "DURATION", "how long to wait for the coordinator" },
-    { "write", 'w', CFG_STR, O(write), NULL, 0, 0, "FILE", "search: write the pcap here; - is stdout (required)" },
+    { "write", 'w', CFG_STR, O(write), NULL, 0, 0, "FILE", "search: write the pcap here; - is stdout (required); flows: the packets of the flows selected, instead of the rows" },
     { "nodes", 0, CFG_STR, O(nodes), NULL, 0, 0, "A,B,...", "search: only these recorders (default: every live one)" },
     { "max-packets", 'c', CFG_INT, O(max_packets), "0", 0, 0, "N", "search: stop after N packets (0 = no limit)" },
     { "max-bytes", 0, CFG_SIZE, O(max_bytes), "0", 0, 0, "SIZE", "search: stop before SIZE captured bytes (0 = no limit)" },
@@ -71,7 +72,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: mscope COMMAND [options]\n\n"
                "commands:\n"
                "  nodes     the recorders the coordinator knows, and their state\n"
-               "  flows     flow records, newest analysis from every recorder\n"
+               "  flows     flow records, newest analysis from every recorder; with -w FILE the\n"
+               "            packets of exactly the flows selected, as one pcap (drill-down):\n"
+               "            mscope flows --since 1h --host 10.0.3.7 --port 443 --retrans -w slow.pcap\n"
                "  top       top talkers by bytes, packets, flows or retransmissions\n"
                "  series    per-minute time series\n"
                "  monitors  list | show NAME | create NAME [KEY=VALUE...] | set NAME [KEY=VALUE...] |\n"
@@ -409,14 +412,32 @@ int main(int argc, char **argv)
         rc = cli_monitors(&s, s.insecure ? NULL : &msec, token, from, to, pos + 1, npos - 1);
         goto out;
     }
-    if (strcmp(cmd, "search") && npos > 1) {
+    int drill = !strcmp(cmd, "flows") && s.write;
+    if (s.limit > 10000 && !drill) {
+        fprintf(stderr, "mscope: --limit: at most 10000 rows (up to 100000 flows with flows -w)\n");
+        goto out;
+    }
+    if (strcmp(cmd, "search") && !drill && npos > 1) {
         fprintf(stderr, "mscope: unexpected argument '%s'\n", pos[1]);
         goto out;
     }
     bus_sec sec;
     if (read_token(&s, token) < 0 || (!s.insecure && read_keys(&s, &sec) < 0)) goto out;
-    if (!strcmp(cmd, "search")) {
-        rc = cli_search(&s, s.insecure ? NULL : &sec, token, from, to, pos + 1, npos - 1);
+    Mirrorscope__QueryFlows qf;
+    mirrorscope__query_flows__init(&qf);
+    qf.from_ns = from;
+    qf.to_ns = to;
+    qf.host = s.host;
+    qf.port = (uint32_t)s.port;
+    qf.proto = (uint32_t)s.proto;
+    qf.min_rtt_ns = s.min_rtt;
+    qf.only_retransmissions = s.retrans;
+    qf.order_by = s.order;
+    qf.limit = s.limit ? (uint32_t)s.limit : drill ? 10000 : 100;
+    qf.node = s.node;
+    if (!strcmp(cmd, "search") || drill) {
+        rc = cli_search(&s, s.insecure ? NULL : &sec, token, from, to, pos + 1, npos - 1,
+                        drill ? &qf : NULL);
         goto out;
     }
     Mirrorscope__Request req;
@@ -424,7 +445,6 @@ int main(int argc, char **argv)
     req.id = (uint64_t)now;
     req.token = token;
     Mirrorscope__ListNodes ln;
-    Mirrorscope__QueryFlows qf;
     Mirrorscope__TopTalkers tt;
     Mirrorscope__TimeSeries ts;
     if (!strcmp(cmd, "nodes")) {
@@ -432,17 +452,6 @@ int main(int argc, char **argv)
         req.body_case = MIRRORSCOPE__REQUEST__BODY_LIST_NODES;
         req.list_nodes = &ln;
     } else if (!strcmp(cmd, "flows")) {
-        mirrorscope__query_flows__init(&qf);
-        qf.from_ns = from;
-        qf.to_ns = to;
-        qf.host = s.host;
-        qf.port = (uint32_t)s.port;
-        qf.proto = (uint32_t)s.proto;
-        qf.min_rtt_ns = s.min_rtt;
-        qf.only_retransmissions = s.retrans;
-        qf.order_by = s.order;
-        qf.limit = s.limit ? (uint32_t)s.limit : 100;
-        qf.node = s.node;
         req.body_case = MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS;
         req.query_flows = &qf;
     } else if (!strcmp(cmd, "top")) {

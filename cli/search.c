@@ -75,6 +75,18 @@ static void print_summary(const Mirrorscope__SearchTrailer *t)
     if (t->duplicates) fprintf(stderr, "%" PRIu64 " duplicate packets dropped\n", t->duplicates);
 }
 
+/* A drill-down's selection: said even with --quiet when it is not whole. */
+static void print_flows_note(const Mirrorscope__SearchTrailer *t, int quiet)
+{
+    if (!quiet) fprintf(stderr, "the packets of %" PRIu64 " flow%s\n", t->flows, t->flows == 1 ? "" : "s");
+    if (t->flows_limited)
+        fprintf(stderr, "warning: more flows match than the limit (%" PRIu64 "): narrow the filter or raise --limit (at most 100000)\n",
+                t->flows);
+    if (t->flows_unreachable)
+        fprintf(stderr, "warning: %" PRIu64 " of the flows were seen by recorders this coordinator does not know now: their packets are missing\n",
+                t->flows_unreachable);
+}
+
 /* What a recorder says it had to work around: shown even with --quiet. */
 static void print_index_warnings(const Mirrorscope__SearchTrailer *t)
 {
@@ -91,7 +103,8 @@ static void print_index_warnings(const Mirrorscope__SearchTrailer *t)
 }
 
 int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
-               int64_t to_ns, const char *const *words, int nwords)
+               int64_t to_ns, const char *const *words, int nwords,
+               Mirrorscope__QueryFlows *flows_of)
 {
     char expr[8192] = "", err[1024];
     int rc = 2;
@@ -128,6 +141,7 @@ int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int
     q.dedup = s->dedup;
     q.dedup_window_ns = s->dedup_window;
     q.node_timeout_ms = (uint32_t)(s->node_timeout / 1000000LL);
+    q.flows_of = flows_of;
     if (s->nodes) {
         nodes_copy = xstrdup(s->nodes);
         for (char *tok = strtok(nodes_copy, ","); tok && q.n_nodes < 256; tok = strtok(NULL, ","))
@@ -230,6 +244,7 @@ int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int
             if (resp->search_trailer && (!s->quiet || resp->search_trailer->partial))
                 print_summary(resp->search_trailer);
             if (resp->search_trailer) print_index_warnings(resp->search_trailer);
+            if (resp->search_trailer && flows_of) print_flows_note(resp->search_trailer, s->quiet);
             rc = resp->status == MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED ? 3
                : resp->status == MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST ? 2
                : resp->status != MIRRORSCOPE__RESPONSE__STATUS__OK ? 1

@@ -319,14 +319,13 @@ struct bus_rpc {
     int nenv;
 };
 
-bus_rpc_t *bus_rpc_new(const char *endpoint, const bus_sec *sec, const char *what, char *err,
-                       size_t errlen)
+bus_rpc_t *bus_rpc_new(const char *endpoint, size_t maxmsg, const bus_sec *sec, const char *what,
+                       char *err, size_t errlen)
 {
     bus_rpc_t *r = xcalloc(1, sizeof *r);
-    int64_t maxsize = 1 << 20;
+    int64_t maxsize = (int64_t)maxmsg;
     int one = 1;
     if (bus__socket(ZMQ_ROUTER, "ROUTER", (bus__base *)r, err, errlen) < 0) goto fail;
-    /* A request is small: refuse anything over 1 MiB at the transport. */
     zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
     /* Report a requester that has gone (EHOSTUNREACH) instead of dropping
      * silently: a stream to it is then stopped at once. */

@@ -79,10 +79,11 @@ void bus_sub_close(bus_sub_t *b);
 
 typedef struct bus_rpc bus_rpc_t;
 
-/* Bind a ROUTER socket for requests from REQ or DEALER clients. what names
- * it in logs ("rpc", "search"). */
-bus_rpc_t *bus_rpc_new(const char *endpoint, const bus_sec *sec, const char *what, char *err,
-                       size_t errlen);
+/* Bind a ROUTER socket for requests from REQ or DEALER clients; a message
+ * over maxmsg bytes is refused by the transport (the peer is disconnected).
+ * what names it in logs ("rpc", "search"). */
+bus_rpc_t *bus_rpc_new(const char *endpoint, size_t maxmsg, const bus_sec *sec, const char *what,
+                       char *err, size_t errlen);
 
 /* Receive one request, waiting up to timeout_ms. The routing envelope is
  * kept inside the server until bus_rpc_reply(). Returns 1 with the body's

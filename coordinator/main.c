@@ -576,7 +576,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    c.rpc_sock = bus_rpc_new(c.cfg.rpc, sec, "rpc", err, sizeof err);
+    c.rpc_sock = bus_rpc_new(c.cfg.rpc, RPCAPI_REQUEST_MAX, sec, "rpc", err, sizeof err);
     if (!c.rpc_sock) {
         log_error("%s", err);
         goto out;

@@ -168,7 +168,8 @@ int registry_search_nodes(registry_t *r, char *const *names, size_t nnames, int6
         if (!n->last_hb) continue;
         int wanted = nnames == 0 && now - n->seen_mono < alive_ns;
         for (size_t k = 0; k < nnames && !wanted; k++) wanted = !strcmp(n->name, names[k]);
-        if (wanted) out[count++] = (scatter_node){ n->name, n->last_hb->search_endpoint, n->key };
+        if (wanted)
+            out[count++] = (scatter_node){ .name = n->name, .endpoint = n->last_hb->search_endpoint, .key = n->key };
     }
     qsort(out, (size_t)count, sizeof *out, registry__cmp_node);
     return count;

@@ -9,6 +9,7 @@
  */
 #include "restapi.h"
 
+#include "drill.h"
 #include "config.h"
 #include "filter.h"
 #include "log.h"
@@ -411,45 +412,67 @@ static int rest__nodes(restapi_t *a, httpd_req_t *r)
     return rest__query(a, r, &q, 0);
 }
 
+/* The flows query of GET /api/v1/flows and /api/v1/flows/pcap, from the
+ * query string (strings owned: rest__flowq_free()). Returns 0, or -1 after
+ * answering 400. */
+typedef struct rest_flowq {
+    Mirrorscope__QueryFlows f;
+    char *host, *order, *node, *cursor;
+    int limit_given;
+} rest_flowq;
+
+static int rest__flowq_parse(restapi_t *a, httpd_req_t *r, const char *const *known,
+                             uint32_t max_limit, uint32_t def_limit, rest_flowq *q)
+{
+    static const char *const orders[] = { "newest", "first", "last", "bytes", "packets", "rtt",
+                                          "retransmissions", NULL };
+    memset(q, 0, sizeof *q);
+    mirrorscope__query_flows__init(&q->f);
+    Mirrorscope__QueryFlows *f = &q->f;
+    uint32_t port = 0, limit = def_limit;
+    int ok = rest__known(a, r, known) == 0 && rest__time(a, r, "from", &f->from_ns) >= 0 &&
+             rest__time(a, r, "to", &f->to_ns) >= 0 && rest__ip(a, r, "host", &q->host) >= 0 &&
+             rest__uint(a, r, "port", 1, 65535, &port) >= 0 && rest__proto(a, r, &f->proto) >= 0 &&
+             rest__duration(a, r, "min_rtt", &f->min_rtt_ns) >= 0 &&
+             rest__bool(a, r, "retransmissions", &f->only_retransmissions) >= 0 &&
+             rest__str(a, r, "order", orders, &q->order) >= 0 &&
+             (q->limit_given = rest__uint(a, r, "limit", 1, max_limit, &limit)) >= 0 &&
+             rest__str(a, r, "node", NULL, &q->node) >= 0 &&
+             rest__str(a, r, "cursor", NULL, &q->cursor) >= 0;
+    f->host = q->host ? q->host : (char *)protobuf_c_empty_string;
+    f->port = port;
+    f->order_by = q->order ? q->order : "newest";
+    f->limit = limit;
+    f->node = q->node ? q->node : (char *)protobuf_c_empty_string;
+    f->cursor = q->cursor ? q->cursor : (char *)protobuf_c_empty_string;
+    return ok ? 0 : -1;
+}
+
+static void rest__flowq_free(rest_flowq *q)
+{
+    free(q->host);
+    free(q->order);
+    free(q->node);
+    free(q->cursor);
+}
+
 static int rest__flows(restapi_t *a, httpd_req_t *r)
 {
     static const char *const known[] = { "from", "to", "host", "port", "proto", "min_rtt",
                                           "retransmissions", "order", "limit", "node", "cursor",
                                           NULL };
-    static const char *const orders[] = { "newest", "first", "last", "bytes", "packets", "rtt",
-                                          "retransmissions", NULL };
-    Mirrorscope__QueryFlows f = MIRRORSCOPE__QUERY_FLOWS__INIT;
-    char *host = NULL, *order = NULL, *node = NULL, *cursor = NULL;
-    uint32_t port = 0, limit = 100;
-    int limit_given = 0;
-    int ok = rest__known(a, r, known) == 0 && rest__time(a, r, "from", &f.from_ns) >= 0 &&
-             rest__time(a, r, "to", &f.to_ns) >= 0 && rest__ip(a, r, "host", &host) >= 0 &&
-             rest__uint(a, r, "port", 1, 65535, &port) >= 0 && rest__proto(a, r, &f.proto) >= 0 &&
-             rest__duration(a, r, "min_rtt", &f.min_rtt_ns) >= 0 &&
-             rest__bool(a, r, "retransmissions", &f.only_retransmissions) >= 0 &&
-             rest__str(a, r, "order", orders, &order) >= 0 &&
-             (limit_given = rest__uint(a, r, "limit", 1, 10000, &limit)) >= 0 &&
-             rest__str(a, r, "node", NULL, &node) >= 0 &&
-             rest__str(a, r, "cursor", NULL, &cursor) >= 0;
-    if (ok) {
+    rest_flowq q;
+    if (rest__flowq_parse(a, r, known, 10000, 100, &q) == 0) {
         const char *accept = httpd_header(r, "accept");
         int ndjson = accept && strstr(accept, "application/x-ndjson");
-        f.host = host ? host : (char *)protobuf_c_empty_string;
-        f.port = port;
-        f.order_by = order ? order : "newest";
         /* An export pages by REST_PAGE unless told; limit is then the page size. */
-        f.limit = ndjson && !limit_given ? REST_PAGE : limit;
-        f.node = node ? node : (char *)protobuf_c_empty_string;
-        f.cursor = cursor ? cursor : (char *)protobuf_c_empty_string;
-        Mirrorscope__Request q = MIRRORSCOPE__REQUEST__INIT;
-        q.body_case = MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS;
-        q.query_flows = &f;
-        rest__query(a, r, &q, ndjson);
+        if (ndjson && !q.limit_given) q.f.limit = REST_PAGE;
+        Mirrorscope__Request req = MIRRORSCOPE__REQUEST__INIT;
+        req.body_case = MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS;
+        req.query_flows = &q.f;
+        rest__query(a, r, &req, ndjson);
     }
-    free(host);
-    free(order);
-    free(node);
-    free(cursor);
+    rest__flowq_free(&q);
     return 0;
 }
 
@@ -623,6 +646,94 @@ static void rest__search_closed(void *data, int complete)
     if (hs->api->reaper) uv_timer_start(hs->api->reaper, rest__on_reaper, 0, 0);
 }
 
+/* A search's slot and stream state (released by rest__search_release()),
+ * or NULL after answering 503 when every slot is taken. */
+static rest_search *rest__search_new(restapi_t *a, httpd_req_t *r)
+{
+    int slot = -1;
+    for (int i = 0; i < REST_SEARCHES_MAX && slot < 0; i++)
+        if (!a->searches[i]) slot = i;
+    if (slot < 0) {
+        rest__error(a, r, 503, "busy: too many searches; try again later");
+        return NULL;
+    }
+    rest_search *hs = xcalloc(1, sizeof *hs);
+    hs->api = a;
+    hs->id = ++a->next_search;
+    hs->req = r;
+    hs->peer.len = (size_t)snprintf((char *)hs->peer.id, sizeof hs->peer.id, "http/%" PRIu64, hs->id);
+    a->searches[slot] = hs;
+    a->st.streams_active++;
+    return hs;
+}
+
+/* The search runs: start the answer (a pcap named file). */
+static void rest__search_stream(rest_search *hs, const char *file)
+{
+    restapi_t *a = hs->api;
+    char ids[32], disp[128];
+    snprintf(ids, sizeof ids, "%" PRIu64, hs->id);
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", file);
+    const char *headers[] = { "x-mscope-search-id", ids, "content-disposition", disp, NULL };
+    if (httpd_stream_start(hs->req, 200, "application/vnd.tcpdump.pcap", rest__search_proceed,
+                           rest__search_closed, hs, headers) < 0) {
+        hs->req = NULL; /* the client went before the first byte */
+        hs->gone = 1;
+        if (a->reaper) uv_timer_start(a->reaper, rest__on_reaper, 0, 0);
+    }
+}
+
+/* drill_started_fn of GET /api/v1/flows/pcap. */
+static void rest__drill_started(void *ctx, int ok, int bad, const char *err)
+{
+    rest_search *hs = ctx;
+    if (ok) {
+        rest__search_stream(hs, "mscope-flows.pcap");
+        return;
+    }
+    rest__error(hs->api, hs->req, bad ? 400 : strstr(err, "busy") ? 503 : 500, "%s", err);
+    rest__search_release(hs);
+}
+
+/* GET /api/v1/flows/pcap: the packets of the flows GET /api/v1/flows would
+ * select with the same parameters (drill.h), as one pcap; limit defaults to
+ * 10000 flows (at most 100000); filter narrows the packets with a tcpdump
+ * expression. The answer's status: GET /api/v1/searches/ID. */
+static int rest__flows_pcap(restapi_t *a, httpd_req_t *r)
+{
+    static const char *const known[] = { "from", "to", "host", "port", "proto", "min_rtt",
+                                          "retransmissions", "order", "limit", "node", "filter",
+                                          NULL };
+    rest_flowq fq;
+    char filter[4096] = "", err[1024];
+    if (rest__flowq_parse(a, r, known, DRILL_MAX_FLOWS, DRILL_DEFAULT_FLOWS, &fq) < 0) goto out;
+    if (httpd_param(r, "filter", filter, sizeof filter) < 0) {
+        rest__error(a, r, 400, "filter: too long or malformed");
+        goto out;
+    }
+    filter_t *f = filter_new(filter, err, sizeof err);
+    if (!f) {
+        rest__error(a, r, 400, "filter: %s", err);
+        goto out;
+    }
+    filter_free(f);
+    rest_search *hs = rest__search_new(a, r);
+    if (!hs) goto out;
+    Mirrorscope__SearchQuery q = MIRRORSCOPE__SEARCH_QUERY__INIT;
+    q.filter = filter;
+    q.credit = 1;
+    q.flows_of = &fq.f;
+    scatter_sink sink = { rest__sink_send, rest__sink_ended, hs };
+    drill_env env = { a->pool, a->reg, a->sc };
+    if (drill_start(&env, &hs->peer, hs->id, &q, &sink, rest__drill_started, hs, err, sizeof err) < 0) {
+        rest__search_release(hs);
+        rest__error(a, r, 400, "%s", err);
+    }
+out:
+    rest__flowq_free(&fq);
+    return 0;
+}
+
 /* The JSON body into a SearchQuery (strings borrowed from body). Returns 0,
  * or -1 after answering 400. */
 static int rest__search_query(restapi_t *a, httpd_req_t *r, json_t *body,
@@ -717,37 +828,16 @@ static int rest__search(restapi_t *a, httpd_req_t *r)
         rest__error(a, r, 400, "nodes: %s", err);
         goto out;
     }
-    int slot = -1;
-    for (int i = 0; i < REST_SEARCHES_MAX && slot < 0; i++)
-        if (!a->searches[i]) slot = i;
-    if (slot < 0) {
-        rest__error(a, r, 503, "busy: too many searches; try again later");
-        goto out;
-    }
-    rest_search *hs = xcalloc(1, sizeof *hs);
-    hs->api = a;
-    hs->id = ++a->next_search;
-    hs->req = r;
-    hs->peer.len = (size_t)snprintf((char *)hs->peer.id, sizeof hs->peer.id, "http/%" PRIu64, hs->id);
+    rest_search *hs = rest__search_new(a, r);
+    if (!hs) goto out;
     q.credit = 1; /* the stream is ready for its first piece */
     scatter_sink sink = { rest__sink_send, rest__sink_ended, hs };
     if (scatter_start(a->sc, &hs->peer, hs->id, &q, sn, n, &sink, err, sizeof err) < 0) {
-        free(hs);
+        rest__search_release(hs);
         rest__error(a, r, strstr(err, "busy") || strstr(err, "no live") ? 503 : 400, "%s", err);
         goto out;
     }
-    a->searches[slot] = hs;
-    a->st.streams_active++;
-    char ids[32];
-    snprintf(ids, sizeof ids, "%" PRIu64, hs->id);
-    const char *headers[] = { "x-mscope-search-id", ids, "content-disposition",
-                              "attachment; filename=\"mscope-search.pcap\"", NULL };
-    if (httpd_stream_start(r, 200, "application/vnd.tcpdump.pcap", rest__search_proceed,
-                           rest__search_closed, hs, headers) < 0) {
-        hs->req = NULL; /* the client went before the first byte */
-        hs->gone = 1;
-        if (a->reaper) uv_timer_start(a->reaper, rest__on_reaper, 0, 0);
-    }
+    rest__search_stream(hs, "mscope-search.pcap");
 out:
     free(sn);
     free(nodes);
@@ -793,6 +883,7 @@ static int rest__on_request(void *data, httpd_req_t *r)
         { "/api/v1/top", "GET", NEED_READ, rest__top },
         { "/api/v1/series", "GET", NEED_READ, rest__series },
         { "/api/v1/search", "POST", NEED_ADMIN, rest__search },
+        { "/api/v1/flows/pcap", "GET", NEED_ADMIN, rest__flows_pcap },
     };
     if (!strncmp(path, "/api/v1/searches/", 17)) {
         if (strcmp(method, "GET")) {

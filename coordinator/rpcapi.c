@@ -1,7 +1,9 @@
 /* rpcapi.c - the protobuf RPC API (see rpcapi.h). */
 #include "rpcapi.h"
 
+
 #include "buswatch.h"
+#include "drill.h"
 #include "log.h"
 #include "query.h"
 #include "token.h"
@@ -13,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RPC_MSG_MAX (1u << 20)  /* a request: a query with its filters */
 #define RPC_BURST 256           /* requests per wake-up before others get a turn */
 #define RPC_MAX_NODES 4096
 
@@ -91,8 +92,32 @@ static void rpcapi__monitor_done(void *arg, Mirrorscope__Response *resp, const c
     free(mj);
 }
 
-/* A search over the nodes the registry knows (or the ones named). Returns 0
- * when it streams, -1 with err (bad set when the request was wrong). */
+/* A drill-down that could not start: the client's answer. */
+typedef struct rpc_drill {
+    rpcapi_t *api;
+    bus_peer client;
+    uint64_t id;
+} rpc_drill;
+
+static void rpcapi__drill_started(void *ctx, int ok, int bad, const char *err)
+{
+    rpc_drill *d = ctx;
+    if (ok) {
+        free(d);
+        return;
+    }
+    Mirrorscope__Response resp;
+    mirrorscope__response__init(&resp);
+    resp.id = d->id;
+    resp.status = bad ? MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST : MIRRORSCOPE__RESPONSE__STATUS__ERROR;
+    rpcapi__send(d->api, &d->client, &resp, err);
+    free(d);
+}
+
+/* A search over the nodes the registry knows (or the ones named), or a
+ * drill-down (flows_of: drill.h). Returns 0 when it streams (or, for a
+ * drill-down, will stream or be answered), -1 with err (bad set when the
+ * request was wrong). */
 static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope__Request *req,
                           int *bad, char *err, size_t errlen)
 {
@@ -100,6 +125,16 @@ static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope
     if (!q) {
         *bad = 1;
         snprintf(err, errlen, "empty search");
+        return -1;
+    }
+    if (q->flows_of) {
+        rpc_drill *d = xcalloc(1, sizeof *d);
+        *d = (rpc_drill){ a, *client, req->id };
+        drill_env env = { a->pool, a->reg, a->sc };
+        if (drill_start(&env, client, req->id, q, NULL, rpcapi__drill_started, d, err, errlen) == 0)
+            return 0;
+        free(d);
+        *bad = 1;
         return -1;
     }
     if (timeparse_check_range(q->from_ns, q->to_ns, err, errlen) < 0) {
@@ -199,7 +234,7 @@ static void rpcapi__on_readable(void *data)
     rpcapi_t *a = data;
     int q;
     size_t qlen;
-    for (int i = 0; i < RPC_BURST && (q = bus_rpc_recv(a->sock, a->rx, RPC_MSG_MAX, &qlen, 0)) != 0; i++) {
+    for (int i = 0; i < RPC_BURST && (q = bus_rpc_recv(a->sock, a->rx, RPCAPI_REQUEST_MAX, &qlen, 0)) != 0; i++) {
         if (q < 0 && q != -EMSGSIZE) break;
         rpcapi__request(a, q < 0 ? -1 : (long)qlen);
     }
@@ -218,7 +253,7 @@ rpcapi_t *rpcapi_new(uv_loop_t *loop, bus_rpc_t *sock, const rpcapi_opts *o, reg
     a->reg = reg;
     a->sc = sc;
     a->pool = pool;
-    a->rx = xmalloc(RPC_MSG_MAX);
+    a->rx = xmalloc(RPCAPI_REQUEST_MAX);
     a->watch = bus_watch_new(loop, sock, rpcapi__on_readable, a, err, errlen);
     if (!a->watch) {
         rpcapi_free(a);

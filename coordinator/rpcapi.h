@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#define RPCAPI_REQUEST_MAX (1u << 20) /* a request: a query with its filters */
+
 typedef struct rpcapi rpcapi_t;
 
 typedef struct rpcapi_opts {

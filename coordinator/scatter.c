@@ -56,6 +56,8 @@ typedef struct sc_search {
     int limited, have_pkt;
     merge_pkt pkt;
     int64_t t0, client_heard, last_out, node_timeout, idle_timeout;
+    uint64_t flows, flows_unreachable; /* a drill-down's (scatter_note_flows) */
+    int flows_limited;
 } sc_search;
 
 struct scatter {
@@ -197,7 +199,8 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
         snprintf(err, errlen, "busy: %d searches are running; try again later", sc->o.max_searches);
         return -1;
     }
-    if (n < 1) {
+    /* A drill-down that selected no flows answers an empty capture. */
+    if (n < 1 && !q->flows_of) {
         snprintf(err, errlen, "no live recorders to search");
         return -1;
     }
@@ -230,6 +233,7 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
     nq.n_nodes = 0;
     nq.nodes = NULL;
     nq.dedup = 0;
+    nq.flows_of = NULL;
     int64_t idle_ms = s->idle_timeout / 1000000LL + 30000;
     nq.idle_timeout_ms = idle_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)idle_ms;
     Mirrorscope__NodeSearchRequest r;
@@ -256,6 +260,10 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
             }
             snprintf(sec.server_key, sizeof sec.server_key, "%s", nodes[i].key);
         }
+        if (nodes[i].n_flows) {
+            nq.flows = nodes[i].flows;
+            nq.n_flows = nodes[i].n_flows;
+        }
         nd->d = bus_dealer_new(nd->endpoint, SC_RX_MAX, sc->self.sec[0] ? &sec : NULL, e, sizeof e);
         if (nd->d) nd->w = bus_watch_new(sc->loop, nd->d, sc__on_readable, sc, e, sizeof e);
         if (!nd->w || sc__node_send(sc, s, nd, &r) < 0) {
@@ -265,6 +273,16 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
     }
     log_info("search %" PRIu64 ": '%s' sent to %d recorders", id, q->filter, n);
     return 0;
+}
+
+void scatter_note_flows(scatter_t *sc, const bus_peer *client, uint64_t id, uint64_t flows,
+                        int limited, uint64_t unreachable)
+{
+    sc_search *s = sc__find(sc, client, id);
+    if (!s) return;
+    s->flows = flows;
+    s->flows_limited = limited;
+    s->flows_unreachable = unreachable;
 }
 
 void scatter_credit(scatter_t *sc, const bus_peer *client, uint64_t id, uint32_t n)
@@ -357,9 +375,13 @@ static void sc__send_trailer(scatter_t *sc, sc_search *s)
     t.bytes = s->bytes;
     t.duplicates = ms.duplicates;
     t.took_ns = timeparse_mono_ns() - s->t0;
+    t.flows = s->flows;
+    t.flows_limited = s->flows_limited;
+    t.flows_unreachable = s->flows_unreachable;
+    if (s->flows_unreachable) t.partial = 1;
     resp.search_trailer = &t;
     char err[1024];
-    if (refused == s->n) {
+    if (s->n && refused == s->n) {
         resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
         snprintf(err, sizeof err, "%s", first_error ? first_error : "refused");
         resp.error = err;

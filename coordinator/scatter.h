@@ -27,6 +27,10 @@ typedef struct scatter_node {
     const char *name;
     const char *endpoint; /* "" when the node announces no search service */
     const char *key;      /* its CURVE public key (from the bus), "" when plain */
+    /* A drill-down: the flows asked of this node (SearchQuery.flows),
+     * borrowed until scatter_start() returns; n_flows 0 = the query's own. */
+    Mirrorscope__FlowSelection **flows;
+    size_t n_flows;
 } scatter_node;
 
 typedef struct scatter_opts {
@@ -70,6 +74,12 @@ scatter_t *scatter_new(uv_loop_t *loop, bus_rpc_t *rpc, const scatter_opts *o);
 int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
                   const Mirrorscope__SearchQuery *q, const scatter_node *nodes, int n,
                   const scatter_sink *sink, char *err, size_t errlen);
+
+/* A drill-down (drill.h) started this search: its trailer tells how many
+ * flows were selected, whether the limit cut the selection, and how many
+ * belong to recorders not asked (which makes the answer partial). */
+void scatter_note_flows(scatter_t *sc, const bus_peer *client, uint64_t id, uint64_t flows,
+                        int limited, uint64_t unreachable);
 
 /* The client grants n more chunks / cancels. Unknown ids are ignored. */
 void scatter_credit(scatter_t *sc, const bus_peer *client, uint64_t id, uint32_t n);

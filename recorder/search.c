@@ -14,8 +14,10 @@
  */
 #include "search.h"
 
+#include "decode.h"
 #include "exprscan.h"
 #include "filter.h"
+#include "flowtab.h"
 #include "log.h"
 #include "pcapio.h"
 #include "segindex.h"
@@ -33,6 +35,7 @@
 
 #define SEARCH_WIN (512u << 10) /* holds the largest record (256 KiB + header) */
 #define SEARCH_SMALL_READ 2048u
+#define SEARCH__DAMAGED 1 /* search__candidates: an index chunk failed its checksum */
 
 typedef struct cursor {
     uint64_t seq;
@@ -46,9 +49,28 @@ typedef struct cursor {
     size_t win_len;
 } cursor;
 
+/* A selected flow's identity, laid out for memcmp (zeroed padding) with the
+ * lower (address, port) first, so both directions of a flow compare equal. */
+typedef struct sel_key {
+    uint32_t vni;
+    uint8_t observer[16];
+    uint8_t a[16], b[16];
+    uint16_t a_port, b_port;
+    uint8_t proto, pad[3];
+} sel_key;
+
+typedef struct sel_flow {
+    sel_key k;
+    int64_t first_ns, last_ns;
+} sel_flow;
+
 struct search {
     char *dir;
     search_query q;
+    /* q.flows, sorted by (key, first_ns); in sel_any with the observation
+     * point left out, for index keys that do not know theirs */
+    sel_flow *sel, *sel_any;
+    size_t nsel;
     filter_t *filter;
     exprscan_t *es;
     cursor *segs; /* all overlapping segments, by (min_ts, seq) */
@@ -58,6 +80,66 @@ struct search {
     cursor *done; /* exhausted; released at the next call (its window is in use) */
     search_stats st;
 };
+
+static void search__sel_key(sel_key *k, uint32_t vni, const uint8_t observer[16], uint8_t proto,
+                            const uint8_t a[16], uint16_t ap, const uint8_t b[16], uint16_t bp)
+{
+    memset(k, 0, sizeof *k);
+    k->vni = vni;
+    memcpy(k->observer, observer, 16);
+    k->proto = proto;
+    int c = memcmp(a, b, 16);
+    if (c > 0 || (c == 0 && ap > bp)) {
+        const uint8_t *t = a;
+        a = b;
+        b = t;
+        uint16_t tp = ap;
+        ap = bp;
+        bp = tp;
+    }
+    memcpy(k->a, a, 16);
+    memcpy(k->b, b, 16);
+    k->a_port = ap;
+    k->b_port = bp;
+}
+
+static int search__cmp_sel(const void *x, const void *y)
+{
+    const sel_flow *a = x, *b = y;
+    int c = memcmp(&a->k, &b->k, sizeof a->k);
+    if (c) return c;
+    return (a->first_ns > b->first_ns) - (a->first_ns < b->first_ns);
+}
+
+static const uint8_t search__no_observer[16];
+
+/* The selected flows with key k: [*lo, return value) of *v, which is
+ * sel_any when k has no observation point (VNI 0, no observer: a segment
+ * indexed from its pcap, where they are not kept, or a local capture). */
+static size_t search__sel_find(const search_t *s, const sel_key *k, const sel_flow **v, size_t *lo)
+{
+    sel_key any = *k;
+    const sel_flow *arr = s->sel;
+    if (!k->vni && !memcmp(k->observer, search__no_observer, 16)) arr = s->sel_any;
+    *v = arr;
+    size_t a = 0, b = s->nsel;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (memcmp(&arr[m].k, &any, sizeof any) < 0) a = m + 1;
+        else b = m;
+    }
+    *lo = a;
+    while (b < s->nsel && !memcmp(&arr[b].k, &any, sizeof any)) b++;
+    return b;
+}
+
+/* 1 when a selected flow in v[lo, hi) spans ts (first and last inclusive). */
+static int search__sel_spans(const sel_flow *v, size_t lo, size_t hi, int64_t ts)
+{
+    for (size_t i = lo; i < hi; i++)
+        if (ts >= v[i].first_ns && ts <= v[i].last_ns) return 1;
+    return 0;
+}
 
 static int search__cmp_seg(const void *a, const void *b)
 {
@@ -153,6 +235,26 @@ search_t *search_new(const char *dir, const search_query *q, char *err, size_t e
     search_t *s = xcalloc(1, sizeof *s);
     s->dir = xstrdup(dir);
     s->q = *q;
+    s->q.flows = NULL;
+    if (q->nflows) {
+        s->sel = xmalloc(q->nflows * sizeof *s->sel);
+        for (size_t i = 0; i < q->nflows; i++) {
+            const search_flow *sf = &q->flows[i];
+            search__sel_key(&s->sel[i].k, sf->vni, sf->observer, sf->proto, sf->a, sf->a_port, sf->b,
+                            sf->b_port);
+            s->sel[i].first_ns = sf->first_ns;
+            s->sel[i].last_ns = sf->last_ns;
+        }
+        s->nsel = q->nflows;
+        s->sel_any = xmalloc(s->nsel * sizeof *s->sel_any);
+        for (size_t i = 0; i < s->nsel; i++) {
+            s->sel_any[i] = s->sel[i];
+            s->sel_any[i].k.vni = 0;
+            memset(s->sel_any[i].k.observer, 0, 16);
+        }
+        qsort(s->sel, s->nsel, sizeof *s->sel, search__cmp_sel);
+        qsort(s->sel_any, s->nsel, sizeof *s->sel_any, search__cmp_sel);
+    }
     s->filter = f;
     s->es = exprscan_new(q->expr);
     s->st.index_used = exprscan_parsed(s->es);
@@ -221,25 +323,101 @@ static int search__add_flow(search_t *s, cursor *c, uint32_t f, size_t *cap)
     return 0;
 }
 
+static const uint8_t *search__read(cursor *c, uint64_t off, int *err);
+
+/* Candidates of a search for selected flows (search_query.flows): the
+ * packets of each index flow whose key is a selected flow's (either way),
+ * inside its span; and of the odd flows (flowkey.h), each packet read and
+ * decoded as the analysis decodes it, kept when its addresses, ports and
+ * protocol are a selected flow's at that time. Needs c->fd and c->win.
+ * Returns -1 when an index chunk fails its checksum, -errno when reading
+ * the segment fails. */
+static int search__sel_candidates(search_t *s, cursor *c, size_t *cap)
+{
+    const segidx_t *ix = c->ix;
+    const segidx_hdr *h = ix->hdr;
+    for (uint64_t f = 0; f < h->nflows; f++) {
+        if (segidx_check(ix, &ix->flows[f], sizeof ix->flows[f]) < 0) return SEARCH__DAMAGED;
+        if (!segidx_flow_ok(ix, f)) {
+            s->st.bad_records++;
+            continue;
+        }
+        const segidx_flow *fl = &ix->flows[f];
+        if (!fl->packets || fl->last_ns < s->q.from_ns || fl->first_ns >= s->q.to_ns) continue;
+        const flowkey_t *k = &fl->key;
+        size_t lo = 0, hi = 0;
+        const sel_flow *v = s->sel;
+        if (k->kind != FK_ODD) {
+            sel_key sk;
+            search__sel_key(&sk, k->vni, k->observer, k->proto, k->src, k->sport, k->dst, k->dport);
+            hi = search__sel_find(s, &sk, &v, &lo);
+            if (lo == hi) continue;
+        }
+        const uint32_t *posts = ix->posts + fl->post_start;
+        if (segidx_check(ix, posts, fl->packets * sizeof *posts) < 0) return SEARCH__DAMAGED;
+        s->st.flows_selected++;
+        for (uint32_t i = 0; i < fl->packets; i++) {
+            uint32_t p = posts[i];
+            if (p >= h->npkts) {
+                s->st.bad_records++;
+                continue;
+            }
+            if (segidx_check(ix, &ix->ts[p], sizeof *ix->ts) < 0 ||
+                segidx_check(ix, &ix->off[p], sizeof *ix->off) < 0)
+                return SEARCH__DAMAGED;
+            int64_t ts = ix->ts[p];
+            if (ts < s->q.from_ns || ts >= s->q.to_ns) continue;
+            if (k->kind == FK_ODD) {
+                int err = 0;
+                const uint8_t *rec = search__read(c, ix->off[p], &err);
+                if (err) return err;
+                pcapio_rec_hdr rh;
+                if (!rec || (memcpy(&rh, rec, sizeof rh), rh.caplen > rh.origlen) ||
+                    (int64_t)rh.ts_sec * 1000000000LL + rh.ts_frac != ts) {
+                    s->st.bad_records++;
+                    continue;
+                }
+                pkt_info_t pi;
+                pkt_ana a;
+                decode_frame(rec + PCAPIO_REC_HDR, rh.caplen, rh.origlen, &pi);
+                flowtab_ana_from(&a, &pi);
+                if (!a.usable) continue;
+                sel_key sk;
+                search__sel_key(&sk, k->vni, k->observer, a.proto, a.src, a.sport, a.dst, a.dport);
+                hi = search__sel_find(s, &sk, &v, &lo);
+            }
+            if (!search__sel_spans(v, lo, hi, ts)) continue;
+            xgrow((void **)&c->cand, cap, c->ncand + 1, sizeof *c->cand);
+            c->cand[c->ncand++] = p;
+        }
+    }
+    return 0;
+}
+
 /* Fill c->cand with the ordinals to read, in (time, ordinal) order, reading
  * only index chunks that pass their checksums: then search_next trusts
- * ts[] and off[] of every candidate. Returns -1 at the first that does not
- * (c->cand is then incomplete: the caller rebuilds the index and comes
- * again). */
+ * ts[] and off[] of every candidate. Returns 0, SEARCH__DAMAGED at the
+ * first chunk that does not pass (c->cand is then incomplete: the caller
+ * rebuilds the index and comes again), or -errno (a read of a selection). */
 static int search__candidates(search_t *s, cursor *c)
 {
     const segidx_t *ix = c->ix;
     const segidx_hdr *h = ix->hdr;
     size_t cap = 0;
     uint32_t *flows = NULL;
-    int rc = -1;
+    int rc = SEARCH__DAMAGED;
     if (segidx_check(ix, ix->hosts, h->nhosts * sizeof *ix->hosts) < 0 ||
         segidx_check(ix, ix->ports, h->nports * sizeof *ix->ports) < 0 ||
         segidx_check(ix, ix->blocks, h->nblocks * sizeof *ix->blocks) < 0)
-        return -1;
-    long nf = exprscan_candidates(s->es, ix, &flows);
+        return SEARCH__DAMAGED;
+    long nf = s->nsel ? 0 : exprscan_candidates(s->es, ix, &flows);
     int whole = h->min_ts >= s->q.from_ns && h->max_ts < s->q.to_ns;
-    if (filter_is_all(s->filter) || !exprscan_parsed(s->es)) {
+    if (s->nsel) {
+        rc = search__sel_candidates(s, c, &cap);
+        if (rc != 0) goto out;
+        rc = SEARCH__DAMAGED;
+        if (c->ncand > 1) qsort(c->cand, c->ncand, sizeof *c->cand, search__cmp_u32);
+    } else if (filter_is_all(s->filter) || !exprscan_parsed(s->es)) {
         /* No usable terms: every packet in range, block by block. */
         c->cand = xmalloc((h->npkts ? h->npkts : 1) * sizeof *c->cand);
         for (uint64_t b = 0; b < h->nblocks; b++) {
@@ -308,9 +486,27 @@ static void search__release(cursor *c)
     c->ix = NULL;
 }
 
+static int search__open(search_t *s, cursor *c)
+{
+    char path[4096];
+    store_segment_path(s->dir, c->seq, "pcap", path, sizeof path);
+    c->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (c->fd < 0) {
+        log_warn("segment %s vanished during the search (evicted?)", path);
+        return -1;
+    }
+    c->win = xmalloc(SEARCH_WIN);
+    return 0;
+}
+
+/* Make c ready to read: its candidates and its file. Returns 1, 0 when it
+ * has nothing to give (released), or -errno when reading it failed. */
 static int search__activate(search_t *s, cursor *c)
 {
-    if (search__candidates(s, c) < 0) {
+    /* A selection reads odd packets while it picks: the file first. */
+    if (s->nsel && search__open(s, c) < 0) goto none;
+    int rc = search__candidates(s, c);
+    if (rc == SEARCH__DAMAGED) {
         /* A chunk failed: this segment is answered from its pcap instead. */
         char idx[4096];
         store_segment_path(s->dir, c->seq, "idx", idx, sizeof idx);
@@ -322,24 +518,20 @@ static int search__activate(search_t *s, cursor *c)
         c->ix = search__rebuild(s, c->seq, 1);
         if (!c->ix) {
             log_warn("segment %" PRIu64 " vanished during the search (evicted?)", c->seq);
-            return 0;
+            goto none;
         }
-        search__candidates(s, c); /* built from the packets: passes */
+        rc = search__candidates(s, c); /* built from the packets: no checksums to fail */
     }
-    if (!c->ncand) {
+    if (rc < 0) {
         search__release(c);
-        return 0;
+        return rc;
     }
-    char path[4096];
-    store_segment_path(s->dir, c->seq, "pcap", path, sizeof path);
-    c->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (c->fd < 0) {
-        log_warn("segment %s vanished during the search (evicted?)", path);
-        search__release(c);
-        return 0;
-    }
-    c->win = xmalloc(SEARCH_WIN);
+    if (!c->ncand) goto none;
+    if (c->fd < 0 && search__open(s, c) < 0) goto none;
     return 1;
+none:
+    search__release(c);
+    return 0;
 }
 
 static int64_t search__head_ts(const cursor *c) { return c->ix->ts[c->cand[c->i]]; }
@@ -419,7 +611,9 @@ int search_next(search_t *s, search_pkt *p)
         while (s->next < s->nsegs &&
                (!s->nheap || s->segs[s->next].ix->hdr->min_ts <= search__head_ts(s->heap[0]))) {
             cursor *c = &s->segs[s->next++];
-            if (search__activate(s, c)) search__push(s, c);
+            int rc = search__activate(s, c);
+            if (rc < 0) return rc;
+            if (rc) search__push(s, c);
         }
         if (!s->nheap) return 0;
         cursor *c = s->heap[0];
@@ -473,6 +667,8 @@ void search_free(search_t *s)
     for (size_t i = 0; i < s->nsegs; i++) search__release(&s->segs[i]);
     free(s->segs);
     free(s->heap);
+    free(s->sel);
+    free(s->sel_any);
     filter_free(s->filter);
     exprscan_free(s->es);
     free(s->dir);

@@ -11,12 +11,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One flow record's packets: those the analysis gave that record (same
+ * observation point, protocol and address/port pair either way, inside its
+ * time span). */
+typedef struct search_flow {
+    uint32_t vni;
+    uint8_t observer[16];
+    uint8_t proto;
+    uint8_t a[16], b[16]; /* IPv4 mapped; either way round */
+    uint16_t a_port, b_port;
+    int64_t first_ns, last_ns; /* inclusive */
+} search_flow;
+
 typedef struct search_query {
     int64_t from_ns;      /* inclusive */
     int64_t to_ns;        /* exclusive */
     const char *expr;     /* tcpdump filter; NULL or "" = all */
     uint64_t max_packets; /* 0 = no limit */
     uint64_t max_bytes;   /* captured bytes; 0 = no limit */
+    const search_flow *flows; /* nflows > 0: only these flows' packets (and expr's) */
+    size_t nflows;
 } search_query;
 
 typedef struct search_pkt {
@@ -40,8 +54,8 @@ typedef struct search_stats {
 
 typedef struct search search_t;
 
-/* Prepare a search over dir. Returns NULL with err set for a bad filter
- * (libpcap's message) or an unreadable directory. */
+/* Prepare a search over dir (q->flows is copied). Returns NULL with err set
+ * for a bad filter (libpcap's message) or an unreadable directory. */
 search_t *search_new(const char *dir, const search_query *q, char *err, size_t errlen);
 
 /* The next matching packet in (time, segment, arrival) order. Returns 1 with

@@ -3,6 +3,7 @@
 
 #include "bus.h"
 #include "filter.h"
+#include "decode.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "pcapio.h"
@@ -19,7 +20,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define SVC_REQ_MAX 65536
+/* A request carries a drill-down's flows (SearchQuery.flows: up to 100000,
+ * about 80 bytes each); it comes only from the coordinator (CURVE). */
+#define SVC_REQ_MAX (16u << 20)
 #define SVC_OUT_MAX (SEARCHSVC_CHUNK + 4096)
 #define SVC_SLICE_NS 20000000LL     /* one search's turn before the next one's */
 #define SVC_ALIVE_NS 1000000000LL   /* say we are alive at least this often */
@@ -136,6 +139,42 @@ static svc_job *svc__find(searchsvc_t *s, const bus_peer *p, uint64_t id)
     return NULL;
 }
 
+/* 16 address bytes (IPv4 mapped) of a protobuf Endpoint; -1 if malformed. */
+static int svc__addr(const Mirrorscope__Endpoint *e, uint8_t out[16])
+{
+    if (!e || (e->ip.len != 4 && e->ip.len != 16) || e->port > 65535) return -1;
+    if (e->ip.len == 4) decode_map4(e->ip.data, out);
+    else memcpy(out, e->ip.data, 16);
+    return 0;
+}
+
+/* The query's flow selection as the engine takes it (*out: free it). */
+static int svc__flows(const Mirrorscope__SearchQuery *q, search_flow **out, char *err, size_t errlen)
+{
+    search_flow *v = xcalloc(q->n_flows, sizeof *v);
+    for (size_t i = 0; i < q->n_flows; i++) {
+        const Mirrorscope__FlowSelection *f = q->flows[i];
+        search_flow *o = &v[i];
+        if (svc__addr(f->client, o->a) < 0 || svc__addr(f->server, o->b) < 0 || f->proto > 255 ||
+            (f->observer.len && f->observer.len != 4 && f->observer.len != 16) ||
+            f->last_ns < f->first_ns) {
+            snprintf(err, errlen, "flow selection %zu is malformed", i);
+            free(v);
+            return -1;
+        }
+        o->vni = f->vni;
+        if (f->observer.len == 4) decode_map4(f->observer.data, o->observer);
+        else if (f->observer.len == 16) memcpy(o->observer, f->observer.data, 16);
+        o->proto = (uint8_t)f->proto;
+        o->a_port = (uint16_t)f->client->port;
+        o->b_port = (uint16_t)f->server->port;
+        o->first_ns = f->first_ns;
+        o->last_ns = f->last_ns;
+    }
+    *out = v;
+    return 0;
+}
+
 static void svc__start(searchsvc_t *s, const bus_peer *peer, uint64_t id, const Mirrorscope__SearchQuery *q)
 {
     char err[1024];
@@ -169,7 +208,16 @@ static void svc__start(searchsvc_t *s, const bus_peer *peer, uint64_t id, const 
         svc__send_done(s, peer, id, 0, 1, "empty time range (to <= from)", NULL, 0);
         return;
     }
+    search_flow *flows = NULL;
+    if (q->n_flows && svc__flows(q, &flows, err, sizeof err) < 0) {
+        SVC_COUNT(s, failed, 1);
+        svc__send_done(s, peer, id, 0, 1, err, NULL, 0);
+        return;
+    }
+    sq.flows = flows;
+    sq.nflows = q->n_flows;
     search_t *it = search_new(s->dir, &sq, err, sizeof err);
+    free(flows);
     if (!it) {
         SVC_COUNT(s, failed, 1);
         svc__send_done(s, peer, id, 0, 0, err, NULL, 0);
@@ -190,7 +238,7 @@ static void svc__start(searchsvc_t *s, const bus_peer *peer, uint64_t id, const 
     s->st.buffered_bytes += SEARCHSVC_CHUNK;
     if (s->st.buffered_bytes > s->st.buffered_bytes_max) s->st.buffered_bytes_max = s->st.buffered_bytes;
     pthread_mutex_unlock(&s->mu);
-    log_debug("search %llu started: '%s'", (unsigned long long)id, q->filter);
+    log_debug("search %llu started: '%s'%s", (unsigned long long)id, q->filter, q->n_flows ? " (selected flows)" : "");
     if (svc__send_flag(s, j, 1) < 0) {
         SVC_COUNT(s, abandoned, 1);
         svc__end(s, j);
@@ -381,7 +429,7 @@ searchsvc_t *searchsvc_start(const searchsvc_opts *o, char *err, size_t errlen)
     s->req = xmalloc(SVC_REQ_MAX);
     s->out = xmalloc(SVC_OUT_MAX);
     pthread_mutex_init(&s->mu, NULL);
-    s->rpc = bus_rpc_new(o->endpoint, o->sec, "search", err, errlen);
+    s->rpc = bus_rpc_new(o->endpoint, SVC_REQ_MAX, o->sec, "search", err, errlen);
     if (!s->rpc) goto fail;
     int rc = pthread_create(&s->thread, NULL, svc__main, s);
     if (rc) {
