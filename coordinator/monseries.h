@@ -11,7 +11,8 @@
  * (bucket 0: under 1 us; b >= 1: from (4 + (b-1) % 4) * 2^((b-1)/4) / 4 us,
  * a quarter of that power wide), of each flow's own value (handshake: its
  * initial RTT; ACK RTT and response time: its mean), summed per minute;
- * PostgreSQL's mscope_hist_quantile() reads them (schema v7).
+ * PostgreSQL's mscope_hist_quantile() reads them (schema v7) and
+ * mscope_hist_sum() adds them over rows (v8).
  */
 #ifndef MSCOPE_MONSERIES_H
 #define MSCOPE_MONSERIES_H

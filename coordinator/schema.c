@@ -174,10 +174,21 @@ static int schema__v7(char *out, size_t len)
         "PRIMARY KEY (monitor_id, minute));%s", hist_fn), len);
 }
 
+/* v8: mscope_hist_sum(), the aggregate of monitor histograms, so a query
+ * (Grafana's, over buckets wider than a minute) merges minutes before it
+ * reads a percentile. */
+static int schema__v8(char *out, size_t len)
+{
+    return schema__fits(snprintf(out, len,
+        "CREATE AGGREGATE mscope_hist_sum(bigint[]) (SFUNC = mscope_hist_add, STYPE = bigint[], "
+        "INITCOND = '{}');"), len);
+}
+
 int schema_migration_sql(int version, char *out, size_t len)
 {
     static int (*const steps[])(char *, size_t) = { schema__v1, schema__v2, schema__v3, schema__v4,
-                                                    schema__v5, schema__v6, schema__v7 };
+                                                    schema__v5, schema__v6, schema__v7,
+                                                    schema__v8 };
     _Static_assert(sizeof steps / sizeof steps[0] == SCHEMA_VERSION, "one step per version");
     if (version < 1 || version > SCHEMA_VERSION) return -1;
     return steps[version - 1](out, len);
