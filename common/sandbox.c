@@ -154,10 +154,13 @@ int sandbox_seccomp(const char *who, int flags, char *err, size_t errlen)
     if (!rc) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (!rc) rc = sandbox__allow(ctx, sandbox__common, SANDBOX_N(sandbox__common));
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) /* there kill() is common */
+    /* Written out: clang finds SCMP_A1()'s initializer incomplete. */
+    struct scmp_arg_cmp sig_int = { .arg = 1, .op = SCMP_CMP_EQ, .datum_a = SIGINT, .datum_b = 0 };
+    struct scmp_arg_cmp sig_probe = { .arg = 1, .op = SCMP_CMP_EQ, .datum_a = 0, .datum_b = 0 };
     if (!rc && (flags & SANDBOX_SIGINT))
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGINT));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, sig_int);
     if (!rc && (flags & SANDBOX_SIGINT))
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, 0));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, sig_probe);
 #endif
     if (!rc) rc = seccomp_load(ctx);
     if (ctx) seccomp_release(ctx);
