@@ -51,6 +51,9 @@ static const config_opt cli_opts[] = {
     { "retrans", 0, CFG_BOOL, O(retrans), NULL, 0, 0, NULL, "flows: only flows with retransmissions" },
     { "order", 0, CFG_STR, O(order), "first", 0, 0, "KEY", "flows: first, last, bytes, packets, rtt, retransmissions" },
     { "node", 0, CFG_STR, O(node), NULL, 0, 0, "NAME", "flows/series: one recorder" },
+    { "server", 0, CFG_STR, O(server), NULL, 0, 0, "IP[/LEN][:PORT]", "flows: server address or network, and port ([IPv6]:PORT)" },
+    { "client", 0, CFG_STR, O(client), NULL, 0, 0, "IP[/LEN]", "flows: client address or network" },
+    { "monitor", 0, CFG_STR, O(monitor), NULL, 0, 0, "NAME", "flows: the flows a monitor counts (with -w: its packets, its own expression applied)" },
     { "by", 0, CFG_STR, O(by), "server", 0, 0, "SIDE", "top: server or client" },
     { "metric", 0, CFG_STR, O(metric), "bytes", 0, 0, "M", "top: bytes, packets, flows, retransmissions" },
     { "timeout", 0, CFG_DURATION, O(timeout), "10s", 1000000LL, 0, "DURATION", "how long to wait for the coordinator" },
@@ -74,7 +77,7 @@ static void usage(FILE *f)
                "  nodes     the recorders the coordinator knows, and their state\n"
                "  flows     flow records, newest analysis from every recorder; with -w FILE the\n"
                "            packets of exactly the flows selected, as one pcap (drill-down):\n"
-               "            mscope flows --since 1h --host 10.0.3.7 --port 443 --retrans -w slow.pcap\n"
+               "            mscope flows --since 1h --server 10.0.3.7:443 --retrans -w slow.pcap\n"
                "  top       top talkers by bytes, packets, flows or retransmissions\n"
                "  series    per-minute time series\n"
                "  monitors  list | show NAME | create NAME [KEY=VALUE...] | set NAME [KEY=VALUE...] |\n"
@@ -90,6 +93,40 @@ static void usage(FILE *f)
                "3 authentication refused, 4 search answer partial (some recorder did not answer\n"
                "completely; --allow-partial makes that 0)\n\noptions:\n");
     config_print_help(cli_opts, f);
+}
+
+/* --server IP[/LEN][:PORT] (an IPv6 address with a port in brackets) into
+ * its address part (out) and port. Returns 0, or -1 said. */
+static int parse_server(const char *v, char *out, size_t outlen, uint32_t *port)
+{
+    const char *colon = NULL;
+    size_t alen = strlen(v);
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close || (close[1] && close[1] != ':')) goto bad;
+        alen = (size_t)(close - v - 1);
+        v++;
+        colon = close[1] ? close + 1 : NULL;
+    } else if ((colon = strchr(v, ':')) && strchr(colon + 1, ':')) {
+        colon = NULL; /* IPv6 without a port */
+    } else if (colon) {
+        alen = (size_t)(colon - v);
+    }
+    if (!alen || alen >= outlen) goto bad;
+    memcpy(out, v, alen);
+    out[alen] = 0;
+    *port = 0;
+    if (colon) {
+        char *end;
+        errno = 0;
+        unsigned long p = strtoul(colon + 1, &end, 10);
+        if (!colon[1] || *end || errno || p < 1 || p > 65535) goto bad;
+        *port = (uint32_t)p;
+    }
+    return 0;
+bad:
+    fprintf(stderr, "mscope: --server: '%s' is not IP[/LEN][:PORT] ([IPv6]:PORT for a port)\n", v);
+    return -1;
 }
 
 static int read_token(const cli_settings *s, char tok[TOKEN_MAX])
@@ -435,6 +472,11 @@ int main(int argc, char **argv)
     qf.order_by = s.order;
     qf.limit = s.limit ? (uint32_t)s.limit : drill ? 10000 : 100;
     qf.node = s.node;
+    char server[128] = "";
+    if (s.server && parse_server(s.server, server, sizeof server, &qf.server_port) < 0) goto out;
+    qf.server = server;
+    qf.client = s.client;
+    qf.monitor = s.monitor;
     if (!strcmp(cmd, "search") || drill) {
         rc = cli_search(&s, s.insecure ? NULL : &sec, token, from, to, pos + 1, npos - 1,
                         drill ? &qf : NULL);

@@ -832,6 +832,24 @@ static void db__us_text(char *out, size_t len, int64_t us)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us - secs * 1000000));
 }
 
+int db_monitor_filter(db_t *d, const char *name, char *filter, size_t filterlen, int *bad_request,
+                      char *err, size_t errlen)
+{
+    const char *params[] = { name };
+    PGresult *r = db__query(d, "SELECT filter FROM monitors WHERE name = $1::text", 1, params,
+                            bad_request, err, errlen);
+    if (!r) return -1;
+    int found = PQntuples(r) == 1;
+    if (found && filter) snprintf(filter, filterlen, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (!found) {
+        *bad_request = 1;
+        snprintf(err, errlen, "no monitor '%.200s' (see mscope monitors list)", name);
+        return -1;
+    }
+    return 0;
+}
+
 int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
                    int *bad_request, char *err, size_t errlen)
 {
@@ -862,7 +880,11 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         snprintf(err, errlen, "cursor: not a cursor from an earlier answer");
         return -1;
     }
-    char p[9][64];
+    if (q->monitor && *q->monitor &&
+        db_monitor_filter(d, q->monitor, NULL, 0, bad_request, err, errlen) < 0)
+        return -1;
+    char p[9][64], sport[16];
+    snprintf(sport, sizeof sport, "%u", q->server_port);
     int64_t to = q->to_ns ? q->to_ns : INT64_MAX / 2;
     uint32_t limit = q->limit ? (q->limit > 10000 ? 10000 : q->limit) : 100;
     snprintf(p[0], 64, "%" PRId64, q->from_ns);
@@ -892,7 +914,17 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
              "AND ($9::text IS NULL OR node = $9::text) "
              "AND ($10::bigint IS NULL OR (%s, node, flow_id) %s ($10::bigint, $12::text, $11::bigint)) "
              "AND ($13::timestamptz IS NULL OR first_ts >= $13::timestamptz) "
-             "AND ($14::timestamptz IS NULL OR first_ts < $14::timestamptz) ",
+             "AND ($14::timestamptz IS NULL OR first_ts < $14::timestamptz) "
+             "AND ($15::inet IS NULL OR server_ip <<= $15::inet) "
+             "AND ($16::inet IS NULL OR client_ip <<= $16::inet) "
+             "AND ($17::int = 0 OR server_port = $17::int) "
+             /* A monitor's flow filter, as monseries.c matches records. */
+             "AND ($18::text IS NULL OR EXISTS (SELECT 1 FROM monitors m WHERE m.name = $18::text "
+             "AND (m.server IS NULL OR server_ip <<= m.server) "
+             "AND (m.client IS NULL OR client_ip <<= m.client) "
+             "AND (m.server_port = 0 OR server_port = m.server_port) "
+             "AND (m.proto = 0 OR proto = m.proto) "
+             "AND (cardinality(m.nodes) = 0 OR node = ANY (m.nodes)))) ",
              orders[o].key, orders[o].desc ? "<" : ">");
     snprintf(sql, sizeof sql,
              "SELECT node, flow_id, vni, host(observer), proto, host(client_ip), client_port, "
@@ -959,7 +991,10 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         const char *params[] = { p[0], p[1], q->host && *q->host ? q->host : NULL, p[3], p[4],
                                  p[5], p[6], lim, q->node && *q->node ? q->node : NULL,
                                  has_cursor ? ck : NULL, has_cursor ? cf : NULL,
-                                 has_cursor ? cn : NULL, wl, wh };
+                                 has_cursor ? cn : NULL, wl, wh,
+                                 q->server && *q->server ? q->server : NULL,
+                                 q->client && *q->client ? q->client : NULL, sport,
+                                 q->monitor && *q->monitor ? q->monitor : NULL };
 #define DB_WINDOW(l, h)                                                                   \
     (db__us_text(wl, sizeof wl, (l)), db__us_text(wh, sizeof wh, (h)),                    \
      params[12] = (l) != INT64_MIN ? wl : NULL, params[13] = (h) != INT64_MIN ? wh : NULL)
@@ -967,7 +1002,7 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         if (!found) {
             /* Is there a row in this window at all? */
             DB_WINDOW(lo, hi);
-            PGresult *pr = db__query(d, probe, 14, params, bad_request, err, errlen);
+            PGresult *pr = db__query(d, probe, 18, params, bad_request, err, errlen);
             if (!pr) goto out;
             int any = PQntuples(pr) > 0;
             PQclear(pr);
@@ -983,7 +1018,7 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
                 int64_t mid = lo + (hi - lo) / 2;
                 if (desc) DB_WINDOW(mid, hi);
                 else DB_WINDOW(lo, mid);
-                pr = db__query(d, probe, 14, params, bad_request, err, errlen);
+                pr = db__query(d, probe, 18, params, bad_request, err, errlen);
                 if (!pr) goto out;
                 any = PQntuples(pr) > 0;
                 PQclear(pr);
@@ -996,7 +1031,7 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         }
         DB_WINDOW(lo, hi);
 #undef DB_WINDOW
-        PGresult *r = db__query(d, sql, 14, params, bad_request, err, errlen);
+        PGresult *r = db__query(d, sql, 18, params, bad_request, err, errlen);
         if (!r) goto out;
         int n = PQntuples(r);
         for (int i = 0; i < n; i++) {

@@ -89,6 +89,11 @@ int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Respo
                   char *err, size_t errlen);
 int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
                    int *bad_request, char *err, size_t errlen);
+/* A monitor's tcpdump expression for its packets ("" for all) into filter
+ * (may be NULL: only "does it exist"). Returns 0, or -1 with err set
+ * (bad_request when there is no monitor of that name). */
+int db_monitor_filter(db_t *d, const char *name, char *filter, size_t filterlen, int *bad_request,
+                      char *err, size_t errlen);
 int db_top_talkers(db_t *d, const Mirrorscope__TopTalkers *q, Mirrorscope__Response *resp,
                    int *bad_request, char *err, size_t errlen);
 int db_time_series(db_t *d, const Mirrorscope__TimeSeries *q, Mirrorscope__Response *resp,

@@ -41,6 +41,7 @@ typedef struct drill_job {
     size_t n, cap;
     uint32_t limit;
     int limited, bad;
+    char monitor_filter[4096]; /* flows_of.monitor's tcpdump expression */
 } drill_job;
 
 static void drill__free(drill_job *j)
@@ -98,6 +99,10 @@ static int drill__work(db_t *db, void *arg, char *err, size_t errlen)
     Mirrorscope__QueryFlows qf = *j->q->flows_of;
     char *cursor = NULL;
     int rc = 0;
+    if (qf.monitor && *qf.monitor &&
+        db_monitor_filter(db, qf.monitor, j->monitor_filter, sizeof j->monitor_filter, &j->bad,
+                          err, errlen) < 0)
+        return -1;
     for (;;) {
         uint32_t want = j->limit - (uint32_t)j->n;
         qf.limit = want > 10000 ? 10000 : want;
@@ -173,6 +178,16 @@ static void drill__done(void *arg, int rc, const char *dberr)
     /* flows_of stays: it tells scatter_start() that no nodes is an empty
      * answer, not an error (it does not pass it on). */
     Mirrorscope__SearchQuery q = *j->q;
+    /* A monitor's packets are also its own expression's. */
+    char *expr = NULL;
+    if (j->monitor_filter[0]) {
+        const char *given = q.filter ? q.filter : "";
+        size_t n = strlen(given) + strlen(j->monitor_filter) + 16;
+        expr = xmalloc(n);
+        if (*given) snprintf(expr, n, "(%s) and (%s)", j->monitor_filter, given);
+        else snprintf(expr, n, "%s", j->monitor_filter);
+        q.filter = expr;
+    }
     q.n_nodes = 0;
     q.nodes = NULL;
     q.n_flows = 0;
@@ -190,6 +205,7 @@ static void drill__done(void *arg, int rc, const char *dberr)
                  j->limited ? " (the limit; more match)" : "", nn);
     }
     j->started(j->ctx, rc == 0, 0, err);
+    free(expr);
     free(sel);
     free(nodes);
     drill__free(j);

@@ -100,6 +100,12 @@ static int monitor__net(const char *s, monitor_net *n, char *canon, size_t len)
     return 0;
 }
 
+int monitor_net_canon(const char *s, char *canon, size_t len)
+{
+    monitor_net n;
+    return monitor__net(s, &n, canon, len);
+}
+
 static int monitor__net_match(const monitor_net *n, const Mirrorscope__Endpoint *ep)
 {
     if (!n->len) return 1;

@@ -35,6 +35,11 @@ monitor_set_t *monitor_new(uv_loop_t *loop, dbpool_t *pool);
  * record is added to the series of every monitor it matches. */
 void monitor_record(void *set, const char *node, const Mirrorscope__FlowRecord *r);
 
+/* An address or network as monitors take it ("10.0.3.7", "10.0.3.0/24")
+ * into its canonical text (ADDR/PREFIX, bits past the prefix cleared; ""
+ * for ""). Returns 0, or -1 when it is neither. */
+int monitor_net_canon(const char *s, char *canon, size_t len);
+
 /* 1 when req is a monitor request (MonitorRequest or MonitorSeries). */
 int monitor_is_request(const Mirrorscope__Request *req);
 

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
+#include "monitor.h"
 #include "monrest.h"
 #include "pbcopy.h"
 #include "pbjson.h"
@@ -178,6 +179,20 @@ static int rest__ip(restapi_t *a, httpd_req_t *r, const char *name, char **out)
         return -1;
     }
     *out = xstrdup(v);
+    return 1;
+}
+
+/* An address or network (monitor_net_canon()), canonical, into *out. */
+static int rest__net(restapi_t *a, httpd_req_t *r, const char *name, char **out)
+{
+    char v[REST_PARAM_MAX], canon[64];
+    int rc = rest__param(a, r, name, v, sizeof v);
+    if (rc <= 0) return rc;
+    if (monitor_net_canon(v, canon, sizeof canon) < 0) {
+        rest__error(a, r, 400, "%s: '%.100s' is not an address or network (10.0.3.7, 10.0.3.0/24)", name, v);
+        return -1;
+    }
+    *out = xstrdup(canon);
     return 1;
 }
 
@@ -417,7 +432,7 @@ static int rest__nodes(restapi_t *a, httpd_req_t *r)
  * answering 400. */
 typedef struct rest_flowq {
     Mirrorscope__QueryFlows f;
-    char *host, *order, *node, *cursor;
+    char *host, *order, *node, *cursor, *server, *client, *monitor;
     int limit_given;
 } rest_flowq;
 
@@ -429,7 +444,7 @@ static int rest__flowq_parse(restapi_t *a, httpd_req_t *r, const char *const *kn
     memset(q, 0, sizeof *q);
     mirrorscope__query_flows__init(&q->f);
     Mirrorscope__QueryFlows *f = &q->f;
-    uint32_t port = 0, limit = def_limit;
+    uint32_t port = 0, limit = def_limit, server_port = 0;
     int ok = rest__known(a, r, known) == 0 && rest__time(a, r, "from", &f->from_ns) >= 0 &&
              rest__time(a, r, "to", &f->to_ns) >= 0 && rest__ip(a, r, "host", &q->host) >= 0 &&
              rest__uint(a, r, "port", 1, 65535, &port) >= 0 && rest__proto(a, r, &f->proto) >= 0 &&
@@ -438,7 +453,14 @@ static int rest__flowq_parse(restapi_t *a, httpd_req_t *r, const char *const *kn
              rest__str(a, r, "order", orders, &q->order) >= 0 &&
              (q->limit_given = rest__uint(a, r, "limit", 1, max_limit, &limit)) >= 0 &&
              rest__str(a, r, "node", NULL, &q->node) >= 0 &&
-             rest__str(a, r, "cursor", NULL, &q->cursor) >= 0;
+             rest__str(a, r, "cursor", NULL, &q->cursor) >= 0 &&
+             rest__net(a, r, "server", &q->server) >= 0 && rest__net(a, r, "client", &q->client) >= 0 &&
+             rest__uint(a, r, "server_port", 1, 65535, &server_port) >= 0 &&
+             rest__str(a, r, "monitor", NULL, &q->monitor) >= 0;
+    f->server = q->server ? q->server : (char *)protobuf_c_empty_string;
+    f->client = q->client ? q->client : (char *)protobuf_c_empty_string;
+    f->server_port = server_port;
+    f->monitor = q->monitor ? q->monitor : (char *)protobuf_c_empty_string;
     f->host = q->host ? q->host : (char *)protobuf_c_empty_string;
     f->port = port;
     f->order_by = q->order ? q->order : "newest";
@@ -454,13 +476,16 @@ static void rest__flowq_free(rest_flowq *q)
     free(q->order);
     free(q->node);
     free(q->cursor);
+    free(q->server);
+    free(q->client);
+    free(q->monitor);
 }
 
 static int rest__flows(restapi_t *a, httpd_req_t *r)
 {
     static const char *const known[] = { "from", "to", "host", "port", "proto", "min_rtt",
                                           "retransmissions", "order", "limit", "node", "cursor",
-                                          NULL };
+                                          "server", "client", "server_port", "monitor", NULL };
     rest_flowq q;
     if (rest__flowq_parse(a, r, known, 10000, 100, &q) == 0) {
         const char *accept = httpd_header(r, "accept");
@@ -703,7 +728,7 @@ static int rest__flows_pcap(restapi_t *a, httpd_req_t *r)
 {
     static const char *const known[] = { "from", "to", "host", "port", "proto", "min_rtt",
                                           "retransmissions", "order", "limit", "node", "filter",
-                                          NULL };
+                                          "server", "client", "server_port", "monitor", NULL };
     rest_flowq fq;
     char filter[4096] = "", err[1024];
     if (rest__flowq_parse(a, r, known, DRILL_MAX_FLOWS, DRILL_DEFAULT_FLOWS, &fq) < 0) goto out;

@@ -5,7 +5,8 @@ into one capture.
 
 Two real recorders get different traffic (pcapgen's clean mix over VXLAN)
 and publish their flow records to a real coordinator. For several filters
-(a host, a host and port, a protocol, a mean RTT, one node, a limit),
+(a host, a server and port, a protocol, a mean RTT, one node, a client
+network, a monitor with its own expression, a limit),
 the capture equals tcpdump's reading of what the recorders received (their
 segments) with the equivalent expression: the selected flows' protocols,
 address pairs and ports (from `mscope flows --json` with the same filters),
@@ -45,7 +46,7 @@ def term(f):
     return f"({t})"
 
 
-def expected(stores, flows):
+def expected(stores, flows, extra=None):
     """tcpdump's packets of these flows from what each recorder received
     (its segments: packets carry their arrival times), inside the flows'
     spans, merged as the coordinator merges (time, then the recorders'
@@ -56,6 +57,8 @@ def expected(stores, flows):
         if not mine:
             continue
         expr = " or ".join(term(f) for f in mine)
+        if extra:
+            expr = f"({extra}) and ({expr})"
         got = []
         for seg in sorted(glob.glob(os.path.join(stores[name], "seg-*.pcap"))):
             got += h.tcpdump(seg, expr)
@@ -123,8 +126,9 @@ def main():
         rtts = sorted(m for m in map(mean_rtt, flows_json(co)) if m is not None)
         h.check(len(rtts) > 10, f"only {len(rtts)} flows with an RTT")
         median_us = int(rtts[len(rtts) // 2] // 1000)
-        cases = [("--host", "10.0.1.1"), ("--host", "10.0.2.2", "--port", 443), ("--proto", 17),
-                 ("--min-rtt", f"{median_us}us"), ("--host", "10.0.1.1", "--node", "rec-b")]
+        cases = [("--host", "10.0.1.1"), ("--server", "10.0.2.2:443"), ("--proto", 17),
+                 ("--min-rtt", f"{median_us}us"), ("--host", "10.0.1.1", "--node", "rec-b"),
+                 ("--client", "10.0.0.0/8", "--proto", 6)]
         for filters in cases:
             flows = flows_json(co, *filters)
             h.check(len(flows) > 0, f"{filters}: no flows selected (test data); all flows: "
@@ -139,6 +143,20 @@ def main():
             h.check(ok, f"{filters}: capinfos: {cerr}")
             print(f"ok  flows {' '.join(map(str, filters))}: {len(flows)} flows, {len(got)} packets "
                   f"== tcpdump")
+
+        # A monitor's packets: the flows its definition matches, its own
+        # tcpdump expression applied to them.
+        push = "tcp[tcpflags] & tcp-push != 0"
+        h.run(co.cli("monitors", "create", "web", "server=10.0.2.0/24", "port=443", f"filter={push}"))
+        flows = flows_json(co, "--monitor", "web")
+        want = expected(stores, flows, push)
+        got, err = drill(co, out, "--monitor", "web")
+        h.check(len(flows) > 0 and len(want) > 0 and got == want,
+                f"--monitor web: {len(got)} packets, tcpdump {len(want)} ({len(flows)} flows)")
+        p = h.run(co.cli("flows", *RANGE, "--monitor", "nope", "-w", out), check_rc=False)
+        h.check(p.returncode == 2 and b"no monitor 'nope'" in p.stderr,
+                f"unknown monitor: exit {p.returncode}: {p.stderr.decode()}")
+        print(f"ok  --monitor web: {len(flows)} flows, {len(got)} packets with its expression == tcpdump")
 
         # The limit: exactly that many flows' packets, and a warning.
         flows = flows_json(co, "--proto", 6, "--limit", 5)
@@ -159,10 +177,10 @@ def main():
         h.check(p.returncode == 2, f"bad host: exit {p.returncode}: {p.stderr.decode()}")
 
         # REST: the same capture for the same filters.
-        drill(co, out, "--host", "10.0.2.2", "--port", 443)
+        drill(co, out, "--server", "10.0.2.2:443")
         tok = open(os.path.join(co.dir, "api-admin.token")).read().strip()
         since = int(time.time()) - 3600
-        st, hdr, body = h.http_get(co.http, f"/api/v1/flows/pcap?from={since}&host=10.0.2.2&port=443",
+        st, hdr, body = h.http_get(co.http, f"/api/v1/flows/pcap?from={since}&server=10.0.2.2&server_port=443",
                                    token=tok)
         sid = hdr.get("x-mscope-search-id")
         status = h.http_json(co.http, f"/api/v1/searches/{sid}", tok)
