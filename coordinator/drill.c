@@ -146,7 +146,7 @@ static void drill__done(void *arg, int rc, const char *dberr)
         drill__free(j);
         return;
     }
-    qsort(j->rows, j->n, sizeof *j->rows, drill__cmp_row);
+    if (j->n) qsort(j->rows, j->n, sizeof *j->rows, drill__cmp_row); /* none: rows is NULL */
     for (size_t i = 0; i < j->n; i++) drill__link(&j->rows[i]);
     scatter_node *nodes = xcalloc(j->n + 1, sizeof *nodes);
     Mirrorscope__FlowSelection **sel = xcalloc(j->n + 1, sizeof *sel);
