@@ -280,6 +280,26 @@ static void print_json(json_t *v)
     json_decref(v);
 }
 
+/* Its drops by reason as a JSON object of counts. */
+static json_t *node_drops(const Mirrorscope__NodeInfo *n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n->n_drops; i++)
+        json_object_set_new(o, n->drops[i]->key, json_integer((json_int_t)n->drops[i]->value));
+    return o;
+}
+
+/* The span of packets it holds, "-" when it holds none. */
+static void fmt_span(int64_t oldest_ns, int64_t newest_ns, char *buf, size_t len)
+{
+    double s = (double)(newest_ns - oldest_ns) / 1e9;
+    if (!oldest_ns || newest_ns < oldest_ns) snprintf(buf, len, "-");
+    else if (s < 120) snprintf(buf, len, "%.0fs", s);
+    else if (s < 7200) snprintf(buf, len, "%.0fm", s / 60);
+    else if (s < 172800) snprintf(buf, len, "%.1fh", s / 3600);
+    else snprintf(buf, len, "%.1fd", s / 86400);
+}
+
 static void print_nodes(const Mirrorscope__Response *r, int json)
 {
     if (json) {
@@ -288,7 +308,8 @@ static void print_nodes(const Mirrorscope__Response *r, int json)
         for (size_t i = 0; i < r->n_nodes; i++) {
             const Mirrorscope__NodeInfo *n = r->nodes[i];
             json_array_append_new(
-                a, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                a, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, "
+                             "s:o, s:I, s:I, s:I}",
                              "node", n->node, "state", n->state, "start_ns", (json_int_t)n->start_ns,
                              "last_seen_ns", (json_int_t)n->last_seen_ns, "version", n->version,
                              "search_endpoint", n->search_endpoint, "rx_packets",
@@ -297,21 +318,38 @@ static void print_nodes(const Mirrorscope__Response *r, int json)
                              (json_int_t)n->records_published, "records_shed",
                              (json_int_t)n->records_shed, "gaps", (json_int_t)n->gaps,
                              "clock_offset_ns", n->clock_offset_known
-                                 ? json_integer((json_int_t)n->clock_offset_ns) : json_null()));
+                                 ? json_integer((json_int_t)n->clock_offset_ns) : json_null(),
+                             "drops", node_drops(n), "disk_used", (json_int_t)n->disk_used,
+                             "oldest_ns", (json_int_t)n->oldest_ns, "newest_ns",
+                             (json_int_t)n->newest_ns));
         }
         print_json(a);
         return;
     }
-    printf("%-24s %-6s %-23s %12s %12s %8s %6s %9s  %s\n", "NODE", "STATE", "LAST SEEN", "RX PACKETS",
-           "STORED", "FLOWS", "GAPS", "CLOCK", "SEARCH");
+    printf("%-24s %-6s %-23s %12s %12s %8s %10s %9s %7s %6s %9s  %s\n", "NODE", "STATE", "LAST SEEN",
+           "RX PACKETS", "STORED", "FLOWS", "DROPS", "DISK", "HELD", "GAPS", "CLOCK", "SEARCH");
     for (size_t i = 0; i < r->n_nodes; i++) {
         const Mirrorscope__NodeInfo *n = r->nodes[i];
-        char t[40], clk[32] = "-";
+        char t[40], clk[32] = "-", disk[32], held[32];
+        uint64_t drops = 0;
+        for (size_t k = 0; k < n->n_drops; k++) drops += n->drops[k]->value;
         fmt_time(n->last_seen_ns, t, sizeof t);
         if (n->clock_offset_known) snprintf(clk, sizeof clk, "%+.1fs", (double)n->clock_offset_ns / 1e9);
-        printf("%-24s %-6s %-23s %12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %6" PRIu64 " %9s  %s\n", n->node,
-               n->state, t, n->rx_packets, n->stored_packets, n->flows_active, n->gaps, clk,
+        if (n->disk_used >= 1000000000) snprintf(disk, sizeof disk, "%.1fG", (double)n->disk_used / 1e9);
+        else snprintf(disk, sizeof disk, "%.1fM", (double)n->disk_used / 1e6);
+        fmt_span(n->oldest_ns, n->newest_ns, held, sizeof held);
+        printf("%-24s %-6s %-23s %12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %10" PRIu64
+               " %9s %7s %6" PRIu64 " %9s  %s\n", n->node, n->state, t, n->rx_packets,
+               n->stored_packets, n->flows_active, drops, disk, held, n->gaps, clk,
                n->search_endpoint);
+    }
+    /* Which reasons, when any: the column above is their sum. */
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Mirrorscope__NodeInfo *n = r->nodes[i];
+        for (size_t k = 0; k < n->n_drops; k++)
+            if (n->drops[k]->value)
+                printf("  %s dropped %" PRIu64 " packets: %s\n", n->node, n->drops[k]->value,
+                       n->drops[k]->key);
     }
 }
 

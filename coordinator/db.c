@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <errno.h>
@@ -480,40 +481,75 @@ int db_index_sealed(db_t *d, char *err, size_t errlen)
     return done;
 }
 
+/* The counters a node's row keeps from its last heartbeat. Each name is a
+ * field of Counters, a column of `nodes` and, where the API shows it, a field
+ * of NodeInfo (proto/mirrorscope.proto), all 64-bit: the upsert and the
+ * listing copy them by these names through the descriptors, so a counter
+ * added to the protos, a migration and this list reaches mscope nodes and
+ * the REST row with no other code. The drops by reason (a map) are the jsonb
+ * column `drops`. */
+static const char *const db__node_counters[] = {
+    "rx_packets", "rx_bytes", "stored_packets", "stored_bytes", "flows_active",
+    "records_published", "records_shed", "disk_used", "oldest_ns", "newest_ns",
+};
+#define DB_NODE_NCOUNTERS (sizeof db__node_counters / sizeof db__node_counters[0])
+
+/* Field `name` of a message type; every name in the list is one of Counters. */
+static const ProtobufCFieldDescriptor *db__field(const ProtobufCMessageDescriptor *m, const char *name)
+{
+    return protobuf_c_message_descriptor_get_field_by_name(m, name);
+}
+
 int db_upsert_node(db_t *d, const Mirrorscope__Heartbeat *hb, uint64_t gaps,
                    const int64_t *clock_offset_ns, char *err, size_t errlen)
 {
     static const Mirrorscope__Counters zc = MIRRORSCOPE__COUNTERS__INIT;
     const Mirrorscope__Counters *c = hb->counters ? hb->counters : &zc;
-    char v[10][32];
-    if (clock_offset_ns) snprintf(v[9], 32, "%" PRId64, *clock_offset_ns);
+    enum { FIXED = 7 };
+    char v[FIXED + DB_NODE_NCOUNTERS][32];
+    const char *params[FIXED + DB_NODE_NCOUNTERS];
+    char cols[1024] = "", vals[512] = "", sets[2048] = "";
+    size_t nc = 0, nv = 0, ns = 0;
     snprintf(v[0], 32, "%" PRId64, hb->start_ns);
-    snprintf(v[1], 32, "%" PRIu64, c->rx_packets);
-    snprintf(v[2], 32, "%" PRIu64, c->rx_bytes);
-    snprintf(v[3], 32, "%" PRIu64, c->stored_packets);
-    snprintf(v[4], 32, "%" PRIu64, c->stored_bytes);
-    snprintf(v[5], 32, "%" PRIu64, c->flows_active);
-    snprintf(v[6], 32, "%" PRIu64, c->records_published);
-    snprintf(v[7], 32, "%" PRIu64, c->records_shed);
-    snprintf(v[8], 32, "%" PRIu64, gaps);
-    const char *params[] = { hb->node, v[0], hb->version, hb->search_endpoint, v[1], v[2], v[3],
-                             v[4], v[5], v[6], v[7], v[8], clock_offset_ns ? v[9] : NULL };
-    PGresult *r = PQexecParams(
-        d->conn,
-        "INSERT INTO nodes (node, start_ns, version, search_endpoint, last_seen, rx_packets, "
-        "rx_bytes, stored_packets, stored_bytes, flows_active, records_published, records_shed, "
-        "gaps, clock_offset_ns) VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8, $9, $10, $11, $12, "
-        "$13) "
-        "ON CONFLICT (node) DO UPDATE SET start_ns = EXCLUDED.start_ns, version = "
-        "EXCLUDED.version, search_endpoint = EXCLUDED.search_endpoint, last_seen = now(), "
-        "rx_packets = EXCLUDED.rx_packets, rx_bytes = EXCLUDED.rx_bytes, stored_packets = "
-        "EXCLUDED.stored_packets, stored_bytes = EXCLUDED.stored_bytes, flows_active = "
-        "EXCLUDED.flows_active, records_published = EXCLUDED.records_published, records_shed = "
-        "EXCLUDED.records_shed, gaps = EXCLUDED.gaps, clock_offset_ns = EXCLUDED.clock_offset_ns",
-        13, NULL, params, NULL, NULL, 0);
+    snprintf(v[1], 32, "%" PRIu64, gaps);
+    if (clock_offset_ns) snprintf(v[2], 32, "%" PRId64, *clock_offset_ns);
+    json_t *drops = json_object();
+    for (size_t i = 0; i < c->n_drops; i++)
+        json_object_set_new(drops, c->drops[i]->key, json_integer((json_int_t)c->drops[i]->value));
+    char *drops_text = json_dumps(drops, JSON_COMPACT);
+    json_decref(drops);
+    params[0] = hb->node;
+    params[1] = v[0];
+    params[2] = hb->version;
+    params[3] = hb->search_endpoint;
+    params[4] = v[1];
+    params[5] = clock_offset_ns ? v[2] : NULL;
+    params[6] = drops_text ? drops_text : "{}";
+    for (size_t i = 0; i < DB_NODE_NCOUNTERS; i++) {
+        const char *name = db__node_counters[i];
+        const ProtobufCFieldDescriptor *f = db__field(&mirrorscope__counters__descriptor, name);
+        const void *p = (const char *)c + f->offset;
+        if (f->type == PROTOBUF_C_TYPE_UINT64) snprintf(v[FIXED + i], 32, "%" PRIu64, *(const uint64_t *)p);
+        else snprintf(v[FIXED + i], 32, "%" PRId64, *(const int64_t *)p);
+        params[FIXED + i] = v[FIXED + i];
+        nc += (size_t)snprintf(cols + nc, sizeof cols - nc, ", %s", name);
+        nv += (size_t)snprintf(vals + nv, sizeof vals - nv, ", $%zu", FIXED + i + 1);
+        ns += (size_t)snprintf(sets + ns, sizeof sets - ns, ", %s = EXCLUDED.%s", name, name);
+    }
+    char sql[4096];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO nodes (node, start_ns, version, search_endpoint, last_seen, gaps, "
+             "clock_offset_ns, drops%s) VALUES ($1, $2, $3, $4, now(), $5, $6, $7%s) "
+             "ON CONFLICT (node) DO UPDATE SET start_ns = EXCLUDED.start_ns, version = "
+             "EXCLUDED.version, search_endpoint = EXCLUDED.search_endpoint, last_seen = now(), "
+             "gaps = EXCLUDED.gaps, clock_offset_ns = EXCLUDED.clock_offset_ns, "
+             "drops = EXCLUDED.drops%s", cols, vals, sets);
+    PGresult *r = PQexecParams(d->conn, sql, FIXED + (int)DB_NODE_NCOUNTERS, NULL, params, NULL,
+                               NULL, 0);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) snprintf(err, errlen, "%s", PQresultErrorMessage(r));
     PQclear(r);
+    free(drops_text);
     return ok ? 0 : -1;
 }
 
@@ -641,20 +677,46 @@ static PGresult *db__query(db_t *d, const char *sql, int n, const char *const *p
     return NULL;
 }
 
+/* A node's drops (the jsonb column's text) as NodeInfo's map entries. */
+static void db__node_drops(Mirrorscope__NodeInfo *ni, const char *text)
+{
+    json_t *o = json_loads(text, 0, NULL);
+    if (!json_is_object(o) || !json_object_size(o)) {
+        json_decref(o);
+        return;
+    }
+    ni->drops = xcalloc(json_object_size(o), sizeof *ni->drops);
+    const char *k;
+    json_t *val;
+    json_object_foreach(o, k, val) {
+        Mirrorscope__NodeInfo__DropsEntry *e = xmalloc(sizeof *e);
+        mirrorscope__node_info__drops_entry__init(e);
+        e->key = xstrdup(k);
+        e->value = (uint64_t)json_integer_value(val);
+        ni->drops[ni->n_drops++] = e;
+    }
+    json_decref(o);
+}
+
 int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Response *resp,
                   char *err, size_t errlen)
 {
-    char st[32], dd[32];
-    snprintf(st, sizeof st, "%" PRId64, stale_ns / 1000000);
-    snprintf(dd, sizeof dd, "%" PRId64, dead_ns / 1000000);
-    const char *params[] = { st, dd };
-    PGresult *r = db__query(d,
+    char st[32], dd[32], cols[1024] = "";
+    size_t nc = 0;
+    for (size_t i = 0; i < DB_NODE_NCOUNTERS; i++)
+        nc += (size_t)snprintf(cols + nc, sizeof cols - nc, ", %s", db__node_counters[i]);
+    char sql[2048];
+    snprintf(sql, sizeof sql,
         "SELECT node, start_ns, version, search_endpoint, "
         "(extract(epoch from last_seen) * 1e9)::bigint, "
         "CASE WHEN now() - last_seen > $2::bigint * interval '1 millisecond' THEN 'dead' "
         "WHEN now() - last_seen > $1::bigint * interval '1 millisecond' THEN 'stale' ELSE 'alive' END, "
-        "rx_packets, stored_packets, flows_active, records_published, records_shed, gaps, "
-        "clock_offset_ns FROM nodes ORDER BY node", 2, params, NULL, err, errlen);
+        "gaps, clock_offset_ns, drops%s FROM nodes ORDER BY node", cols);
+    enum { FIXED = 9 };
+    snprintf(st, sizeof st, "%" PRId64, stale_ns / 1000000);
+    snprintf(dd, sizeof dd, "%" PRId64, dead_ns / 1000000);
+    const char *params[] = { st, dd };
+    PGresult *r = db__query(d, sql, 2, params, NULL, err, errlen);
     if (!r) return -1;
     int n = PQntuples(r);
     resp->n_nodes = (size_t)n;
@@ -668,14 +730,15 @@ int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Respo
         ni->search_endpoint = db__s(r, i, 3);
         ni->last_seen_ns = db__i(r, i, 4);
         ni->state = db__s(r, i, 5);
-        ni->rx_packets = (uint64_t)db__i(r, i, 6);
-        ni->stored_packets = (uint64_t)db__i(r, i, 7);
-        ni->flows_active = (uint64_t)db__i(r, i, 8);
-        ni->records_published = (uint64_t)db__i(r, i, 9);
-        ni->records_shed = (uint64_t)db__i(r, i, 10);
-        ni->gaps = (uint64_t)db__i(r, i, 11);
-        ni->clock_offset_known = !PQgetisnull(r, i, 12);
-        ni->clock_offset_ns = db__i(r, i, 12);
+        ni->gaps = (uint64_t)db__i(r, i, 6);
+        ni->clock_offset_known = !PQgetisnull(r, i, 7);
+        ni->clock_offset_ns = db__i(r, i, 7);
+        db__node_drops(ni, PQgetvalue(r, i, 8));
+        for (size_t k = 0; k < DB_NODE_NCOUNTERS; k++) {
+            const ProtobufCFieldDescriptor *f =
+                db__field(&mirrorscope__node_info__descriptor, db__node_counters[k]);
+            if (f) *(int64_t *)((char *)ni + f->offset) = db__i(r, i, FIXED + (int)k);
+        }
         resp->nodes[i] = ni;
     }
     PQclear(r);
@@ -1192,6 +1255,11 @@ void db_response_free(Mirrorscope__Response *resp)
         free(n->version);
         free(n->search_endpoint);
         free(n->state);
+        for (size_t k = 0; k < n->n_drops; k++) {
+            free(n->drops[k]->key);
+            free(n->drops[k]);
+        }
+        free(n->drops);
         free(n);
     }
     for (size_t i = 0; i < resp->n_flows; i++) {

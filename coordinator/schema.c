@@ -184,11 +184,22 @@ static int schema__v8(char *out, size_t len)
         "INITCOND = '{}');"), len);
 }
 
+/* v9: each node's store and losses from its heartbeats' counters (the
+ * drops by reason as a JSON object of counts), for mscope nodes and the
+ * dashboard's Overview. */
+static int schema__v9(char *out, size_t len)
+{
+    return schema__fits(snprintf(out, len,
+        "ALTER TABLE nodes ADD COLUMN drops jsonb NOT NULL DEFAULT '{}', "
+        "ADD COLUMN disk_used bigint, ADD COLUMN oldest_ns bigint, ADD COLUMN newest_ns bigint;"),
+        len);
+}
+
 int schema_migration_sql(int version, char *out, size_t len)
 {
     static int (*const steps[])(char *, size_t) = { schema__v1, schema__v2, schema__v3, schema__v4,
                                                     schema__v5, schema__v6, schema__v7,
-                                                    schema__v8 };
+                                                    schema__v8, schema__v9 };
     _Static_assert(sizeof steps / sizeof steps[0] == SCHEMA_VERSION, "one step per version");
     if (version < 1 || version > SCHEMA_VERSION) return -1;
     return steps[version - 1](out, len);

@@ -17,7 +17,7 @@ extern const char *const schema_cols[][2];
 #define SCHEMA_RTT_BUCKETS 16
 
 /* The latest schema version. */
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 
 /* "a, b, c" (or "a type, b type" with with_types) into out. */
 void schema_col_list(char *out, size_t len, int with_types);

@@ -27,6 +27,9 @@ async function apiGet(src, token = E.MSCOPE_ADMIN_TOKEN) {
 
 // Each kind of table's row identity, as dom.js's table() writes data-key.
 function keysOf(src, body) {
+  // The Overview's drops and storage tables: a row per recorder (#part).
+  const part = src.match(/^\/api\/v1\/nodes#(\w+)$/);
+  if (part) return body.nodes.map((n) => `${n.node}|${part[1]}`);
   if (src.startsWith("/api/v1/nodes")) return body.nodes.map((n) => `${n.node}|${n.state}`);
   if (src.startsWith("/api/v1/top")) return body.talkers.map((t) => `${t.ip}|${t.port || 0}`);
   if (src.startsWith("/api/v1/flows")) return body.flows.map((f) => `${f.node}|${f.record.flow_id}`);

@@ -9,6 +9,8 @@
   search` writes; its per-recorder status is there when it ends; a slow HTTP
   reader keeps the coordinator's and the recorders' buffers bounded; a
   client that vanishes mid-stream frees the search everywhere.
+- nodes: each recorder's drops by reason and storage (REST and mscope
+  nodes) equal its own stats file.
 - Errors: bad parameters (400 naming them), no or a wrong token (401), the
   read token on an admin endpoint (403), unknown paths (404), wrong methods
   (405), PostgreSQL away (503); the coordinator survives them all.
@@ -158,6 +160,47 @@ def outage_check(api, co):
     print("ok  PostgreSQL away: 503; back to 200 when it returns")
 
 
+def nodes_check(api, co, recs):
+    """Each recorder's drops by reason and storage, in the REST nodes row and
+    mscope nodes --json, are what its own stats file says (a few short UDP
+    messages first, so one reason counts something)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(7):
+        s.sendto(b"abc", ("127.0.0.1", recs[0].port))
+    s.close()
+
+    def want(rec):
+        st = rec.stats()
+        drops = {"queue": st["queue_drops"], "kernel": st["kernel_drops"],
+                 "disk_full": st["drop_disk_full"], **st["not_decapsulated"]}
+        return {"drops": {k: str(v) for k, v in drops.items()}, "disk_used": str(st["disk_used"]),
+                "oldest_ns": str(st["oldest_ns"]), "newest_ns": str(st["newest_ns"])}
+
+    def got():
+        rows = {n["node"]: n for n in api.get("/api/v1/nodes", "NodeList")["nodes"]}
+        return {f"r{i}": {k: rows[f"r{i}"][k] for k in ("drops", "disk_used", "oldest_ns", "newest_ns")}
+                for i in range(len(recs)) if f"r{i}" in rows}
+
+    h.check(h.wait_for(lambda: sum(int(v) for v in want(recs[0])["drops"].values()) >= 7, 10),
+            f"the short messages not counted: {recs[0].stats()}")
+    expect = {f"r{i}": want(r) for i, r in enumerate(recs)}
+    h.check(sum(int(v) for v in expect["r0"]["drops"].values()) >= 7 and
+            int(expect["r0"]["disk_used"]) > 0 and int(expect["r0"]["oldest_ns"]) > 0,
+            f"the recorder's stats: {expect['r0']}")
+    h.check(h.wait_for(lambda: got() == {f"r{i}": want(r) for i, r in enumerate(recs)}, 10),
+            f"REST nodes {got()} vs the recorders' stats {expect}")
+    cli = {n["node"]: n for n in json.loads(h.run(co.cli("nodes", "--json")).stdout)}
+    for name, w in expect.items():
+        c = cli[name]
+        h.check({k: str(v) for k, v in c["drops"].items()} == w["drops"] and
+                [str(c[k]) for k in ("disk_used", "oldest_ns", "newest_ns")] ==
+                [w[k] for k in ("disk_used", "oldest_ns", "newest_ns")],
+                f"mscope nodes --json {name}: {c} vs {w}")
+    text = h.run(co.cli("nodes")).stdout.decode()
+    h.check("DROPS" in text and "DISK" in text and "r0 dropped" in text, f"mscope nodes:\n{text}")
+    print(f"ok  drops by reason and storage per recorder (REST, mscope nodes) == the recorders' stats")
+
+
 def search_checks(api, co, d):
     data = h.gen(os.path.join(d, "data.pcap"), "--packets", 20000, "--flows", 200, "--seed", 61)
     big = h.gen(os.path.join(d, "big.pcap"), "--bytes", "24m", "--flows", 100, "--seed", 62,
@@ -172,6 +215,7 @@ def search_checks(api, co, d):
         h.check(h.wait_for(lambda: co.stats()["nodes"] >= 2, 15), "recorders not known")
         time.sleep(1.5)
         api.get("/api/v1/nodes", "NodeList")
+        nodes_check(api, co, recs)
         for expr in ("tcp port 443", "udp", ""):
             want = os.path.join(d, "cli.pcap")
             p = h.run(co.cli("search", "--from", "0", "-q", "-w", want, expr))

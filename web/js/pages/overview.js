@@ -1,8 +1,9 @@
 // Overview: the recorders and their health (GET /api/v1/nodes, polled every
 // 5 s: the ingest rate is the change of each one's received packets between
 // two polls), and what the flow records say of the whole range
-// (GET /api/v1/series). Drops by reason and storage are not in the REST API
-// yet (the recorders report them on their own /metrics).
+// (GET /api/v1/series). Drops by reason and storage are each recorder's own
+// counters as its last heartbeat gave them (the nodes rows' drops, disk_used,
+// oldest_ns, newest_ns).
 import * as api from "../api.js";
 import * as fmt from "../format.js";
 import * as range from "../range.js";
@@ -37,6 +38,40 @@ function clock(n) {
   return `${ms >= 0 ? "+" : ""}${ms.toFixed(1)} ms`;
 }
 
+const dropped = (n) => Object.values(n.drops || {}).reduce((a, v) => a + api.num(v), 0);
+
+// The span of packets a recorder holds (newest minus oldest), "—" if none.
+function held(n) {
+  const o = api.num(n.oldest_ns);
+  const s = (api.num(n.newest_ns) - o) / 1e9;
+  if (!o || s < 0) return "—";
+  if (s < 120) return `${s.toFixed(0)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(0)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} d`;
+}
+
+// Drops: one row per recorder, one column per reason any recorder reports.
+function dropsTable(nodes) {
+  const reasons = [...new Set(nodes.flatMap((n) => Object.keys(n.drops || {})))].sort();
+  return table([
+    ["recorder", (n) => n.node],
+    ...reasons.map((k) => [k, (n) => fmt.count(api.num((n.drops || {})[k])), true]),
+    ["total", (n) => fmt.count(dropped(n)), true],
+  ], nodes, { src: "/api/v1/nodes#drops", key: (n) => `${n.node}|drops`, empty: "no recorder has been heard from" });
+}
+
+// Storage: bytes on disk and the time span of the packets held.
+function storageTable(nodes) {
+  return table([
+    ["recorder", (n) => n.node],
+    ["disk used", (n) => fmt.bytes(api.num(n.disk_used)), true],
+    ["oldest packet", (n) => (api.num(n.oldest_ns) ? fmt.time(n.oldest_ns) : "—")],
+    ["newest packet", (n) => (api.num(n.newest_ns) ? fmt.time(n.newest_ns) : "—")],
+    ["time held", held, true],
+  ], nodes, { src: "/api/v1/nodes#storage", key: (n) => `${n.node}|storage`, empty: "no recorder has been heard from" });
+}
+
 function cards(nodes, rate) {
   const by = (s) => nodes.filter((n) => n.state === s).length;
   const sum = (f) => nodes.reduce((a, n) => a + api.num(n[f]), 0);
@@ -47,6 +82,8 @@ function cards(nodes, rate) {
     card("stale / dead", `${by("stale")} / ${by("dead")}`, "card-down"),
     card("ingest rate", rate.size ? fmt.si(total, "pkt/s") : "measuring…", "card-rate"),
     card("flows active", fmt.count(sum("flows_active")), "card-flows"),
+    card("packets dropped", fmt.count(nodes.reduce((a, n) => a + dropped(n), 0)), "card-drops"),
+    card("storage used", fmt.bytes(sum("disk_used")), "card-disk"),
     card("records shed", fmt.count(sum("records_shed")), "card-shed"),
     card("bus gaps", fmt.count(sum("gaps")), "card-gaps"));
 }
@@ -77,14 +114,16 @@ export async function render(el) {
   el.append(h("h1", {}, "Overview"), top,
     h("div", { class: "grid" },
       panel("Traffic in flow records (bytes/s, all recorders)", traffic),
-      panel("Flows started per minute", flowsChart)),
-    h("p", { class: "note" }, "Drops by reason and storage use are on each recorder's own /metrics; the REST API does not carry them yet."));
+      panel("Flows started per minute", flowsChart)));
 
   const poll = async () => {
     try {
       const { nodes } = await api.get("nodes");
       const rate = rates(nodes);
-      top.replaceChildren(cards(nodes, rate), panel("Recorders", nodesTable(nodes, rate)));
+      top.replaceChildren(cards(nodes, rate), panel("Recorders", nodesTable(nodes, rate)),
+        h("div", { class: "grid" },
+          panel("Packets dropped, by reason", h("div", { id: "overview-drops" }, dropsTable(nodes))),
+          panel("Storage", h("div", { id: "overview-storage" }, storageTable(nodes)))));
     } catch (e) {
       top.replaceChildren(errorBox(e));
     }
