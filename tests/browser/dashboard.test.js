@@ -8,7 +8,11 @@
 // first series' colour) and each table's rows are those of the REST answer
 // it says it came from (data-src), in the same order. Downloads are saved
 // and listed in result.json with their expression and time range, for the
-// Python side to compare with `mscope search`. Exit status 0: all passed.
+// Python side to compare with `mscope search`. Monitors: one is created
+// from the page (after the read token is refused), the Python side feeds
+// its flow records (files in MSCOPE_OUT: monitor-created, then fed), and its
+// charts must equal its REST series; its packets are downloaded; one is
+// edited, one deleted. Exit status 0: all passed.
 "use strict";
 const { chromium } = require("playwright-core");
 const assert = require("node:assert/strict");
@@ -34,6 +38,7 @@ function keysOf(src, body) {
   if (src.startsWith("/api/v1/top")) return body.talkers.map((t) => `${t.ip}|${t.port || 0}`);
   if (src.startsWith("/api/v1/flows")) return body.flows.map((f) => `${f.node}|${f.record.flow_id}`);
   if (src.startsWith("/api/v1/searches/")) return body.trailer.nodes.map((n) => `${n.node}|${n.status}`);
+  if (src === "/api/v1/monitors") return body.monitors.map((m) => m.name);
   throw new Error(`no row keys for ${src}`);
 }
 
@@ -99,12 +104,119 @@ async function saveDownload(page, button, box, what) {
   await dl.saveAs(file);
   await page.waitForFunction((b) => document.querySelector(b).dataset.state === "done", box);
   const q = JSON.parse(await page.$eval(box, (el) => el.dataset.query));
-  result.downloads.push({ what, path: file, filter: q.filter, from: q.from, to: q.to, nodes: q.nodes || [] });
+  result.downloads.push({ what, path: file, filter: q.filter, from: q.from, to: q.to, nodes: q.nodes || [],
+    monitor: q.monitor });
 }
+
+// What a monitor's charts should draw from a MonitorMinute (the page's
+// formulas, written again): chart id -> the values of its series.
+const num = (v) => (v === undefined || v === null ? 0 : Number(v));
+const MONITOR_CHARTS = {
+  "chart-mon-throughput": [(m) => (num(m.c2s_bytes) * 8) / 60, (m) => (num(m.s2c_bytes) * 8) / 60],
+  "chart-mon-packets": [(m) => num(m.c2s_packets) / 60, (m) => num(m.s2c_packets) / 60],
+  "chart-mon-flows": [(m) => num(m.flows_started), (m) => num(m.flows_finished), (m) => num(m.flows_active)],
+  "chart-mon-handshake": ["p50", "p90", "p99"].map((p) => (m) => num(m.handshake_rtt?.[p])),
+  "chart-mon-ack": ["p50", "p90", "p99", "mean"].map((p) => (m) => num(m.ack_rtt?.[p])),
+  "chart-mon-app": ["p50", "p90", "p99", "mean"].map((p) => (m) => num(m.app_response?.[p])),
+  "chart-mon-errors": [(m) => num(m.retransmissions), (m) => num(m.zero_windows), (m) => num(m.resets),
+    (m) => num(m.handshakes_failed)],
+};
+
+// Each monitor chart's drawn values are its series' REST minutes, minute by
+// minute (null where the API lists no minute).
+async function checkMonitorCharts(page) {
+  const drawn = await page.$$eval("[id^=chart-mon-]", (els) => els.map((el) => ({
+    id: el.id, src: el.dataset.src, data: el.chartData })));
+  assert.deepEqual(drawn.map((c) => c.id).sort(), Object.keys(MONITOR_CHARTS).sort());
+  let minutes = 0;
+  for (const c of drawn) {
+    const body = await apiGet(c.src);
+    const by = new Map(body.minutes.map((m) => [Math.floor(Number(m.minute_ns) / 1e9), m]));
+    minutes = body.minutes.length;
+    const want = MONITOR_CHARTS[c.id].map((f) => c.data.x.map((t) => (by.has(t) ? f(by.get(t)) : null)));
+    assert.deepEqual(c.data.series.map((s) => s.values), want, `${c.id}: drawn values differ from ${c.src}`);
+    assert.ok([...by.keys()].every((t) => c.data.x.includes(t)), `${c.id}: a minute of ${c.src} not drawn`);
+  }
+  assert.ok(minutes > 0, "the monitor's series is empty");
+  return minutes;
+}
+
+// Wait for the Python side to create a file in MSCOPE_OUT.
+async function waitFile(name, timeout = 180000) {
+  const f = path.join(E.MSCOPE_OUT, name);
+  for (const t0 = Date.now(); !fs.existsSync(f); await new Promise((r) => setTimeout(r, 200))) {
+    assert.ok(Date.now() - t0 < timeout, `the test did not write ${name}`);
+  }
+}
+
+async function monitorChecks(page) {
+  const name = "page-web";
+  const fill = async () => {
+    await page.fill("#monitor-name", name);
+    await page.fill("#monitor-proto", "tcp");
+    await page.fill("#monitor-nodes", "rec-c");
+  };
+  // The read token cannot change monitors, and the page says so.
+  await page.evaluate((t) => sessionStorage.setItem("mscope.token", t), E.MSCOPE_READ_TOKEN);
+  await page.goto(`${URL}/#/monitors`);
+  await waitReady(page, "monitors");
+  await fill();
+  await page.click("#monitor-save");
+  await page.waitForSelector("#monitor-status .error");
+  const said = await page.$eval("#monitor-status .error", (e) => e.textContent);
+  assert.match(said, /needs the admin token/, `read token: ${said}`);
+  errors.length = 0; // the browser logs the refused request (403) itself
+  // The admin token creates it.
+  await page.evaluate((t) => sessionStorage.setItem("mscope.token", t), E.MSCOPE_ADMIN_TOKEN);
+  await page.reload();
+  await waitReady(page, "monitors");
+  await fill();
+  await page.click("#monitor-save");
+  await page.waitForFunction((n) => location.hash === `#/monitors?name=${n}` && document.body.dataset.ready === "1", name);
+  fs.writeFileSync(path.join(E.MSCOPE_OUT, "before-monitors.json"), JSON.stringify(result));
+  fs.writeFileSync(path.join(E.MSCOPE_OUT, "monitor-created"), name);
+  console.log(`ok  monitors: the read token is told it needs the admin one; ${name} created from the page`);
+  await waitFile("fed"); // its flow records have come (test_dashboard.py)
+
+  await visit(page, "monitors", { tables: { min: 1 }, charts: { min: 0 } });
+  await page.goto(`${URL}/#/monitors?name=${name}`);
+  await waitReady(page, "monitors");
+  await page.waitForTimeout(300);
+  const nc = await checkCharts(page, "monitor", { min: 7 });
+  const minutes = await checkMonitorCharts(page);
+  await page.screenshot({ path: path.join(E.MSCOPE_SHOTS, "monitors.png"), fullPage: true });
+  console.log(`ok  monitor ${name}: ${nc} charts drawn, equal to its REST series (${minutes} minutes)`);
+  await saveDownload(page, "#monitor-packets", "#monitor-packets-status", "monitor");
+  console.log(`ok  monitor ${name}: packets of the range downloaded`);
+
+  // Another one, created, edited and deleted from the page (page-web's
+  // packets are compared with the CLI's after this: it stays as it was).
+  await page.goto(`${URL}/#/monitors`);
+  await waitReady(page, "monitors");
+  await page.fill("#monitor-name", "page-tmp");
+  await page.click("#monitor-save");
+  await page.waitForFunction(() => location.hash === "#/monitors?name=page-tmp" && document.body.dataset.ready === "1");
+  await page.fill("#monitor-filter", "tcp");
+  await page.fill("#monitor-port", "8443");
+  await page.click("#monitor-save");
+  await page.waitForFunction(() => document.getElementById("monitor-saved"));
+  const edited = await apiGet("/api/v1/monitors/page-tmp");
+  assert.ok(edited.filter === "tcp" && edited.server_port === 8443, `edited: ${JSON.stringify(edited)}`);
+  await waitReady(page, "monitors");
+  page.once("dialog", (d) => d.accept());
+  await page.click("#monitor-delete");
+  await page.waitForFunction(() => location.hash === "#/monitors" && document.body.dataset.ready === "1");
+  const left = (await apiGet("/api/v1/monitors")).monitors.map((m) => m.name);
+  assert.deepEqual(left, [name], `after the delete: ${left}`);
+  await checkTables(page, "monitors after delete");
+  result.pages.push("monitors");
+  console.log("ok  monitors: edited and deleted from the page");
+}
+
+const errors = [];
 
 async function main() {
   const browser = await chromium.launch({ executablePath: E.MSCOPE_CHROMIUM, args: ["--no-sandbox"] });
-  const errors = [];
   try {
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
@@ -178,6 +290,8 @@ async function main() {
     await page.screenshot({ path: path.join(E.MSCOPE_SHOTS, "search.png"), fullPage: true });
     result.pages.push("search");
     console.log("ok  search: downloaded; per-recorder status equals /api/v1/searches/ID");
+
+    await monitorChecks(page);
 
     assert.deepEqual(errors, [], `the page reported errors:\n${errors.join("\n")}`);
   } finally {

@@ -16,6 +16,12 @@ answers searches and receives live VXLAN traffic from vxsend. Then:
   and of a flow's "packets" button are written where we can read them.
 - Those downloads: capinfos accepts them, and each equals `mscope search`
   for the same expression and time range, byte for byte.
+- Monitors: one created on the page (after the read token is told it needs
+  the admin one) is in `mscope monitors list --json`; a third recorder then
+  reads captures into the range (its flow records are the monitor's), the
+  monitor's charts equal its REST series, and its "packets" download passes
+  capinfos and equals `mscope flows --monitor NAME -w` for the range; another
+  is edited and deleted from the page.
 
 Screenshots of every page go to a scratch directory, or to
 MSCOPE_SCREENSHOTS (docs/img when refreshing the documentation's).
@@ -93,6 +99,55 @@ def feed(co, d):
     return recs
 
 
+def feed_monitor(co, d, now):
+    """The flow records of the monitor the page created (tcp on rec-c): a third recorder reads real TCP captures and generated traffic
+    moved into the pages' range, then runs to answer for its packets. Returns
+    once the monitor's minutes have been flushed."""
+    dd = os.path.join(d, "rec-c")
+    args = co.enroll(dd, "rec-c")
+    pcap = h.gen(os.path.join(d, "rec-c.pcap"), "--packets", 6000, "--flows", 200, "--seed", 91,
+                 "--rate", 10, "--start", now - 1200)
+    h.import_file(dd, pcap, "--node-id", "rec-c", *args)
+    for k, name in enumerate(("tcp_loss1", "tcp_zerowin", "tcp_clean", "tcp_short_conns")):
+        src = os.path.join(h.ROOT, "tests", "data", f"{name}.pcap")
+        first = float(h.run(["capinfos", "-a", "-S", "-T", "-r", src]).stdout.split()[-1])
+        moved = os.path.join(d, f"{name}-c.pcap")
+        h.run(["editcap", "-t", str(now - 1100 + 200 * k - first), src, moved])
+        h.import_file(dd, moved, "--node-id", "rec-c", *args)
+    rec = h.Daemon(dd, "--node-id", "rec-c", *args, "--search", f"tcp://127.0.0.1:{h.free_tcp_port()}")
+    count = lambda: int(co.sql("SELECT count(*) FROM flows_all WHERE node = 'rec-c'")[0][0])
+    last = -1
+    while count() != last:  # written, then quiet
+        last = count()
+        time.sleep(1.5)
+    time.sleep(2)  # the monitor's sums are flushed every second
+    return rec
+
+
+def compare_download(co, d, dl):
+    """A pcap the page downloaded: capinfos accepts it, and it equals mscope
+    search (or, for a monitor's packets, mscope flows --monitor -w) for the
+    same input, byte for byte."""
+    got = dl["path"]
+    ok, err = h.capinfos_ok(got)
+    h.check(ok, f"{dl['what']}: capinfos refuses {got}: {err}")
+    want = os.path.join(d, f"cli-{dl['what']}.pcap")
+    args = ["--from", dl["from"], "--to", dl["to"]]
+    if dl.get("monitor"):
+        h.run(co.cli("flows", "--monitor", dl["monitor"], *args, "-w", want))
+        how = f"mscope flows --monitor {dl['monitor']} -w"
+    else:
+        if dl.get("nodes"):
+            args += ["--nodes", ",".join(dl["nodes"])]
+        h.run(co.cli("search", *args, "-q", "-w", want, dl["filter"]))
+        how = f"mscope search {dl['filter']!r}"
+    a, b = open(got, "rb").read(), open(want, "rb").read()
+    h.check(a == b, f"{dl['what']}: the page's pcap ({len(a)} bytes) is not {how}'s "
+                    f"({len(b)} bytes) for {args}")
+    h.check(len(a) > 24, f"{dl['what']}: an empty capture")
+    print(f"ok  {dl['what']}: the page's download == {how} ({len(a)} bytes), capinfos accepts it")
+
+
 def main():
     h.init()
     cluster.init()
@@ -104,7 +159,7 @@ def main():
     os.chmod(d, 0o755)  # the embedded server runs as 'postgres' when we are root
     co = Coordinator(d)
     recs = []
-    live = None
+    live = node = None
     try:
         files_checks(co)
         recs = feed(co, d)
@@ -129,27 +184,36 @@ def main():
                    MSCOPE_ADMIN_TOKEN=open(os.path.join(co.dir, "api-admin.token")).read().strip(),
                    MSCOPE_OUT=out, MSCOPE_SHOTS=shots,
                    MSCOPE_RANGE_FROM=str(now - SPAN_S - 300), MSCOPE_RANGE_TO=str(now - 30))
-        p = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard.test.js")], env=env,
-                           timeout=400)
-        h.check(p.returncode == 0, f"dashboard.test.js exited {p.returncode}")
+        node = subprocess.Popen(["node", os.path.join(BROWSER_DIR, "dashboard.test.js")], env=env)
+        # The page creates a monitor, then waits for its flow records.
+        created = os.path.join(out, "monitor-created")
+        h.check(h.wait_for(lambda: os.path.exists(created) or node.poll() is not None, 400, 0.2) and
+                node.poll() is None, f"dashboard.test.js exited {node.poll()} before creating a monitor")
+        name = open(created).read()
+        mons = {m["name"]: m for m in json.loads(h.run(co.cli("monitors", "list", "--json")).stdout)}
+        h.check(name in mons and mons[name]["server_port"] == 0 and mons[name]["proto"] == 6 and
+                mons[name]["nodes"] == ["rec-c"], f"mscope monitors list: {mons}")
+        print(f"ok  the monitor created on the page is in mscope monitors list: {mons[name]}")
+        # The pages' downloads so far, before a third recorder holds packets of the range.
+        for dl in json.load(open(os.path.join(out, "before-monitors.json")))["downloads"]:
+            compare_download(co, d, dl)
+        recs.append(feed_monitor(co, d, now))
+        open(os.path.join(out, "fed"), "w").close()
+        try:
+            rc = node.wait(400)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            rc = node.wait()
+        h.check(rc == 0, f"dashboard.test.js exited {rc}")
         result = json.load(open(os.path.join(out, "result.json")))
         for dl in result.get("downloads", []):
-            got = dl["path"]
-            ok, err = h.capinfos_ok(got)
-            h.check(ok, f"{dl['what']}: capinfos refuses {got}: {err}")
-            want = os.path.join(d, f"cli-{dl['what']}.pcap")
-            args = ["--from", dl["from"], "--to", dl["to"]]
-            if dl.get("nodes"):
-                args += ["--nodes", ",".join(dl["nodes"])]
-            h.run(co.cli("search", *args, "-q", "-w", want, dl["filter"]))
-            a, b = open(got, "rb").read(), open(want, "rb").read()
-            h.check(a == b, f"{dl['what']}: the page's pcap ({len(a)} bytes) is not mscope "
-                            f"search's ({len(b)} bytes) for {dl['filter']!r} {args}")
-            h.check(len(a) > 24, f"{dl['what']}: an empty capture")
-            print(f"ok  {dl['what']}: the page's download == mscope search {dl['filter']!r} "
-                  f"({len(a)} bytes), capinfos accepts it")
+            if dl.get("monitor"):
+                compare_download(co, d, dl)
         print(f"ok  browser: {', '.join(result['pages'])}; screenshots in {shots}")
     finally:
+        if node and node.poll() is None:
+            node.kill()
+            node.wait()
         for x in live or []:
             x.kill()
             x.wait()

@@ -78,7 +78,7 @@ export async function request(path, init = {}) {
       try {
         msg = (await r.json()).error || msg;
       } catch (e) { /* not JSON */ }
-      if (r.status === 403) msg += " (searches need the admin token: Token… to change it)";
+      if (r.status === 403) msg += " (this needs the admin token: Token… to enter it)";
       throw new ApiError(r.status, msg);
     }
     return r;

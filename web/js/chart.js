@@ -9,13 +9,15 @@ const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"
 // ({label, values, unit}); fmt formats the y axis values. Sets
 // el.dataset.points to the number of values drawn, which the
 // browser test checks along with the canvas's pixels; zeros and gaps do
-// not count.
+// not count. el.chartData keeps what was drawn ({x, series}), for the test
+// to compare with the API's answer.
 export function lineChart(el, { x, series, fmt = (v) => String(v), src = "" }) {
   el.replaceChildren();
   el.classList.add("chart");
   const points = series.reduce((n, s) => n + s.values.filter((v) => v !== null && v !== undefined && v !== 0).length, 0);
   el.dataset.points = points;
   el.dataset.src = src;
+  el.chartData = { x, series: series.map((s) => ({ label: s.label, values: s.values })) };
   if (!points) {
     el.append(Object.assign(document.createElement("div"), { className: "empty", textContent: "no data in this range" }));
     return null;

@@ -9,8 +9,9 @@ import * as speeds from "./pages/speeds.js";
 import * as timing from "./pages/timing.js";
 import * as flows from "./pages/flows.js";
 import * as search from "./pages/search.js";
+import * as monitors from "./pages/monitors.js";
 
-const PAGES = { overview, speeds, timing, flows, search };
+const PAGES = { overview, speeds, timing, flows, search, monitors };
 
 let stop = null;
 let generation = 0;

@@ -10,10 +10,23 @@ import { badge, h, panel, table, errorBox } from "../dom.js";
 
 let running = null; // the AbortController of the search in progress
 
+// POST /api/v1/search for query: the answer, its capture streaming.
+function startSearch(query, signal) {
+  const body = { filter: query.filter, from: query.from, to: query.to };
+  if (query.nodes && query.nodes.length) body.nodes = query.nodes;
+  if (query.max_packets) body.max_packets = Number(query.max_packets);
+  return api.request("/api/v1/search", {
+    method: "POST", body: JSON.stringify(body), signal,
+    headers: { "Content-Type": "application/json" },
+  });
+}
+
 // Run query ({filter, from, to, nodes?, max_packets?}) and save the capture
-// as name; progress and the per-recorder status go into box. Resolves with
-// the search's status (or throws).
-export async function download(query, box, name) {
+// as name; progress and the per-recorder status go into box. start(query,
+// signal) asks for the capture: a search by default, or any request whose
+// answer is a search's stream (X-Mscope-Search-Id), such as GET
+// /api/v1/flows/pcap. Resolves with the search's status (or throws).
+export async function download(query, box, name, start = startSearch) {
   const bar = h("progress", {});
   const text = h("span", { class: "muted", id: "search-progress" }, " starting…");
   const nodesBox = h("div", { id: "search-nodes" });
@@ -25,18 +38,19 @@ export async function download(query, box, name) {
   let id = null;
   let poll = null;
   try {
-    const body = { filter: query.filter, from: query.from, to: query.to };
-    if (query.nodes && query.nodes.length) body.nodes = query.nodes;
-    if (query.max_packets) body.max_packets = Number(query.max_packets);
-    const r = await api.request("/api/v1/search", {
-      method: "POST", body: JSON.stringify(body), signal: ctl.signal,
-      headers: { "Content-Type": "application/json" },
-    });
+    const r = await start(query, ctl.signal);
     id = r.headers.get("X-Mscope-Search-Id");
     let state = "running";
+    // While it runs, the status has each recorder's state so far.
     poll = setInterval(async () => {
       try {
-        state = (await api.get(`searches/${id}`)).state;
+        const st = await api.get(`searches/${id}`);
+        state = st.state;
+        if (st.state === "running" && st.trailer) {
+          const n = st.trailer.nodes, ended = n.filter((x) => !["pending", "running"].includes(x.status));
+          state = `running, ${ended.length} of ${n.length} recorders done`;
+          nodesBox.replaceChildren(nodesTable(st.trailer, id));
+        }
       } catch (e) { /* the final status is asked for below */ }
     }, 500);
     const parts = [];
@@ -57,13 +71,7 @@ export async function download(query, box, name) {
     bar.value = 1;
     text.textContent = ` search ${id}: ${st.state}${t.partial ? " (PARTIAL: some recorders did not answer)" : ""}, ` +
       `${fmt.count(t.packets)} packets, ${fmt.bytes(got)} in ${name}`;
-    nodesBox.replaceChildren(table([
-      ["recorder", (n) => n.node],
-      ["status", (n) => badge(n.status)],
-      ["packets", (n) => fmt.count(n.figures?.packets), true],
-      ["bytes", (n) => fmt.bytes(api.num(n.figures?.bytes)), true],
-      ["error", (n) => n.error || ""],
-    ], t.nodes, { src: `/api/v1/searches/${id}`, key: (n) => `${n.node}|${n.status}` }));
+    nodesBox.replaceChildren(nodesTable(t, id));
     const url = URL.createObjectURL(new Blob(parts, { type: "application/vnd.tcpdump.pcap" }));
     const a = h("a", { href: url, download: name, id: "search-file" }, `Save ${name} again`);
     box.append(h("p", {}, a));
@@ -78,6 +86,17 @@ export async function download(query, box, name) {
     if (poll) clearInterval(poll);
     if (running === ctl) running = null;
   }
+}
+
+// Each recorder's part of a search (its status so far, or how it ended).
+function nodesTable(t, id) {
+  return table([
+    ["recorder", (n) => n.node],
+    ["status", (n) => badge(n.status)],
+    ["packets", (n) => fmt.count(n.figures?.packets), true],
+    ["bytes", (n) => fmt.bytes(api.num(n.figures?.bytes)), true],
+    ["error", (n) => n.error || ""],
+  ], t.nodes, { src: `/api/v1/searches/${id}`, key: (n) => `${n.node}|${n.status}` });
 }
 
 export async function render(el, params) {
