@@ -46,7 +46,7 @@ typedef struct rest_search {
     uint64_t id;
     bus_peer peer;           /* the key scatter knows it by */
     httpd_req_t *req;        /* NULL once the request is over */
-    int header_sent, final_pending, final_sent, search_over, gone;
+    int header_sent, final_pending, final_sent, search_over, gone, status_kept;
 } rest_search;
 
 struct restapi {
@@ -613,6 +613,7 @@ static int rest__sink_send(void *ctx, const Mirrorscope__Response *resp)
         rest__keep_status(hs->api, rest__status_json(hs->id, failed ? "failed" : "done",
                                                      failed ? resp->error : NULL,
                                                      resp->search_trailer));
+        hs->status_kept = 1;
         if (rest__search_piece(hs, NULL, 0, 1) < 0) hs->final_pending = 1;
     }
     return 0;
@@ -623,9 +624,16 @@ static void rest__sink_ended(void *ctx)
 {
     rest_search *hs = ctx;
     hs->search_over = 1;
+    /* Stopped without a trailer: the client went away or idled too long,
+     * or shutdown. Its status says so. */
+    if (!hs->status_kept) {
+        rest__keep_status(hs->api, rest__status_json(hs->id, "cancelled",
+                                                     hs->req ? "the search was stopped"
+                                                             : "the client went away",
+                                                     NULL));
+        hs->status_kept = 1;
+    }
     if (hs->req && !hs->final_sent && !hs->final_pending) {
-        /* Stopped without a trailer (the client idle too long, or shutdown). */
-        rest__keep_status(hs->api, rest__status_json(hs->id, "cancelled", "the search was stopped", NULL));
         if (rest__search_piece(hs, NULL, 0, 1) < 0) hs->final_pending = 1;
     }
     if (!hs->req) rest__search_release(hs);
@@ -878,7 +886,11 @@ static int rest__search_status(restapi_t *a, httpd_req_t *r, const char *id)
         if (!hs) continue;
         snprintf(ids, sizeof ids, "%" PRIu64, hs->id);
         if (!strcmp(ids, id) && !hs->search_over) {
-            httpd_respond_json(r, 200, rest__status_json(hs->id, "running", NULL, NULL));
+            /* Progress: every recorder's state and the packets sent so far. */
+            json_t *st = rest__status_json(hs->id, "running", NULL, NULL);
+            json_t *now = scatter_progress_json(a->sc, &hs->peer, hs->id);
+            if (now) json_object_set_new(st, "trailer", now);
+            httpd_respond_json(r, 200, st);
             return 0;
         }
     }

@@ -10,6 +10,7 @@
 #include "buswatch.h"
 #include "log.h"
 #include "merge.h"
+#include "pbjson.h"
 #include "pcapio.h"
 #include "timeparse.h"
 #include "xmalloc.h"
@@ -344,18 +345,20 @@ static int sc__send_chunk(scatter_t *sc, sc_search *s)
     return sc__to_client(sc, s, &resp);
 }
 
-static void sc__send_trailer(scatter_t *sc, sc_search *s)
+/* The trailer as it stands (the last one when every node has ended); its
+ * node array is allocated (free t->nodes[0] and t->nodes), its strings are
+ * the search's. *refused: nodes that refused the query; *first_error. */
+static void sc__trailer_fill(const sc_search *s, Mirrorscope__SearchTrailer *t, int *refused,
+                             const char **first_error)
 {
-    Mirrorscope__Response resp;
-    Mirrorscope__SearchTrailer t;
-    mirrorscope__response__init(&resp);
-    mirrorscope__search_trailer__init(&t);
-    Mirrorscope__NodeSearchStatus *st = xcalloc((size_t)s->n, sizeof *st);
-    Mirrorscope__NodeSearchStatus **stp = xcalloc((size_t)s->n, sizeof *stp);
+    mirrorscope__search_trailer__init(t);
+    Mirrorscope__NodeSearchStatus *st = xcalloc((size_t)s->n + 1, sizeof *st);
+    Mirrorscope__NodeSearchStatus **stp = xcalloc((size_t)s->n + 1, sizeof *stp);
+    stp[0] = st; /* for the free, even with no nodes */
     merge_stats ms;
     merge_get_stats(s->m, &ms);
-    int refused = 0;
-    const char *first_error = NULL;
+    *refused = 0;
+    *first_error = NULL;
     for (int i = 0; i < s->n; i++) {
         sc_node *nd = &s->nodes[i];
         mirrorscope__node_search_status__init(&st[i]);
@@ -365,20 +368,36 @@ static void sc__send_trailer(scatter_t *sc, sc_search *s)
         st[i].error = nd->error ? nd->error : "";
         if (nd->has_fig) st[i].figures = &nd->fig;
         stp[i] = &st[i];
-        if (nd->state != N_OK && nd->state != N_STOPPED) t.partial = 1;
-        if (nd->state == N_FAILED && nd->bad_request) refused++;
-        if (nd->error && !first_error) first_error = nd->error;
+        if (nd->state != N_OK && nd->state != N_STOPPED) t->partial = 1;
+        if (nd->state == N_FAILED && nd->bad_request) (*refused)++;
+        if (nd->error && !*first_error) *first_error = nd->error;
     }
-    t.n_nodes = (size_t)s->n;
-    t.nodes = stp;
-    t.packets = s->packets;
-    t.bytes = s->bytes;
-    t.duplicates = ms.duplicates;
-    t.took_ns = timeparse_mono_ns() - s->t0;
-    t.flows = s->flows;
-    t.flows_limited = s->flows_limited;
-    t.flows_unreachable = s->flows_unreachable;
-    if (s->flows_unreachable) t.partial = 1;
+    t->n_nodes = (size_t)s->n;
+    t->nodes = stp;
+    t->packets = s->packets;
+    t->bytes = s->bytes;
+    t->duplicates = ms.duplicates;
+    t->took_ns = timeparse_mono_ns() - s->t0;
+    t->flows = s->flows;
+    t->flows_limited = s->flows_limited;
+    t->flows_unreachable = s->flows_unreachable;
+    if (s->flows_unreachable) t->partial = 1;
+}
+
+static void sc__trailer_free(Mirrorscope__SearchTrailer *t)
+{
+    free(t->nodes[0]);
+    free(t->nodes);
+}
+
+static void sc__send_trailer(scatter_t *sc, sc_search *s)
+{
+    Mirrorscope__Response resp;
+    Mirrorscope__SearchTrailer t;
+    mirrorscope__response__init(&resp);
+    int refused;
+    const char *first_error;
+    sc__trailer_fill(s, &t, &refused, &first_error);
     resp.search_trailer = &t;
     char err[1024];
     if (s->n && refused == s->n) {
@@ -394,12 +413,25 @@ static void sc__send_trailer(scatter_t *sc, sc_search *s)
     metrics_hist_observe(&sc->latency, (double)t.took_ns / 1e9);
     sc->st.packets += s->packets;
     sc->st.bytes += s->bytes;
-    sc->st.duplicates += ms.duplicates;
+    sc->st.duplicates += t.duplicates;
     log_info("search %" PRIu64 ": %" PRIu64 " packets, %" PRIu64 " bytes from %d recorders%s in %.1f ms",
              s->id, s->packets, s->bytes, s->n, t.partial ? " (PARTIAL)" : "", (double)t.took_ns / 1e6);
     if (sc__to_client(sc, s, &resp) == 0) sc__free_search(sc, s);
-    free(st);
-    free(stp);
+    sc__trailer_free(&t);
+}
+
+json_t *scatter_progress_json(scatter_t *sc, const bus_peer *client, uint64_t id)
+{
+    sc_search *s = sc__find(sc, client, id);
+    if (!s) return NULL;
+    Mirrorscope__SearchTrailer t;
+    int refused;
+    const char *first_error;
+    sc__trailer_fill(s, &t, &refused, &first_error);
+    t.partial = 0; /* not decided yet */
+    json_t *j = pbjson_message(&t.base);
+    sc__trailer_free(&t);
+    return j;
 }
 
 /* Merge and send as far as the data at hand and the client's credit go. */

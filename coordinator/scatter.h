@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "mirrorscope.pb-c.h"
 
+#include <jansson.h>
 #include <uv.h>
 
 #include <stddef.h>
@@ -80,6 +81,11 @@ int scatter_start(scatter_t *sc, const bus_peer *client, uint64_t id,
  * belong to recorders not asked (which makes the answer partial). */
 void scatter_note_flows(scatter_t *sc, const bus_peer *client, uint64_t id, uint64_t flows,
                         int limited, uint64_t unreachable);
+
+/* A running search's trailer as it stands (JSON as pbjson renders it:
+ * each node's status so far - pending, running, or how it ended - and the
+ * packets and bytes sent until now); NULL when the search is not running. */
+json_t *scatter_progress_json(scatter_t *sc, const bus_peer *client, uint64_t id);
 
 /* The client grants n more chunks / cancels. Unknown ids are ignored. */
 void scatter_credit(scatter_t *sc, const bus_peer *client, uint64_t id, uint32_t n);

@@ -186,6 +186,31 @@ def main():
         status = h.http_json(co.http, f"/api/v1/searches/{sid}", tok)
         h.check(st == 200 and body == open(out, "rb").read(),
                 f"REST drill-down: {st} {len(body)} bytes vs {os.path.getsize(out)}: {status}")
+        # Progress while it runs: a reader that takes nothing holds the search
+        # (credit), and its status lists every recorder's state so far.
+        import socket
+        host, port = co.http.rsplit(":", 1)
+        sk = socket.socket()
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sk.connect((host, int(port)))
+        sk.sendall(f"GET /api/v1/flows/pcap?from={since} HTTP/1.1\r\nHost: x\r\n"
+                   f"Authorization: Bearer {tok}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sk.recv(1)
+        sid = [ln.split(b":", 1)[1].strip().decode() for ln in head.split(b"\r\n")
+               if ln.lower().startswith(b"x-mscope-search-id:")][0]
+        def running():
+            return h.http_json(co.http, f"/api/v1/searches/{sid}", tok)[1]
+        st = running()
+        h.check(st["state"] == "running" and st["trailer"] and
+                sorted(n["node"] for n in st["trailer"]["nodes"]) == NAMES and
+                all(n["status"] in ("pending", "running", "ok") for n in st["trailer"]["nodes"]) and
+                int(st["trailer"]["flows"]) > 0, f"status of a running drill-down: {st}")
+        sk.close()
+        h.check(h.wait_for(lambda: running()["state"] == "cancelled", 90),
+                f"the search did not end when its reader went: {running()}")
+        print(f"ok  a running search's status: each recorder's state, {st['trailer']['packets']} packets so far")
         rtok = open(os.path.join(co.dir, "api-read.token")).read().strip()
         st, _, _ = h.http_get(co.http, "/api/v1/flows/pcap?host=10.0.2.2", token=rtok)
         h.check(st == 403, f"packets with the read token: {st}")
