@@ -14,6 +14,7 @@
  */
 #include "search.h"
 
+#include "catalog.h"
 #include "decode.h"
 #include "exprscan.h"
 #include "filter.h"
@@ -259,7 +260,18 @@ search_t *search_new(const char *dir, const search_query *q, char *err, size_t e
     s->es = exprscan_new(q->expr);
     s->st.index_used = exprscan_parsed(s->es);
     s->segs = xcalloc((size_t)n + 1, sizeof *s->segs);
+    /* The catalog says which sealed segments lie outside the range: their
+     * indexes stay closed. Without one, every index is opened. */
+    catalog_entry *cat = NULL;
+    char cerr[256];
+    long ncat = catalog_read(dir, &cat, cerr, sizeof cerr);
+    if (ncat < 0) ncat = 0;
     for (long i = 0; i < n; i++) {
+        const catalog_entry *ce = catalog_find(cat, (size_t)ncat, seqs[i]);
+        if (ce && (!ce->packets || ce->max_ts < q->from_ns || ce->min_ts >= q->to_ns)) {
+            s->st.segments_skipped++;
+            continue;
+        }
         segidx_t *ix = search__index(s, seqs[i]);
         if (!ix) continue;
         const segidx_hdr *h = ix->hdr;
@@ -273,6 +285,7 @@ search_t *search_new(const char *dir, const search_query *q, char *err, size_t e
         c->fd = -1;
     }
     free(seqs);
+    free(cat);
     qsort(s->segs, s->nsegs, sizeof *s->segs, search__cmp_seg);
     s->st.segments = s->nsegs;
     s->heap = xcalloc(s->nsegs + 1, sizeof *s->heap);

@@ -16,6 +16,7 @@
  */
 #include "store.h"
 
+#include "catalog.h"
 #include "log.h"
 #include "pcapio.h"
 #include "segindex.h"
@@ -52,6 +53,7 @@ struct store {
     /* sealed segments, ascending seq */
     seg_info *segs;
     size_t nsegs, cap_segs;
+    int catalog_failing; /* the last catalog write failed (logged) */
     uint64_t next_seq;
     /* the open segment */
     int fd;              /* -1 when none is open */
@@ -219,12 +221,30 @@ static int store__evict_one(store_t *s, const char *why)
     return 0;
 }
 
+/* The sealed segments' catalog for searches (catalog.h): rewritten after
+ * each change of the list. A failure leaves the old one, which is safe
+ * (stale entries are skipped, missing ones opened); logged once a streak. */
+static void store__catalog(store_t *s)
+{
+    catalog_entry *e = xmalloc((s->nsegs ? s->nsegs : 1) * sizeof *e);
+    for (size_t i = 0; i < s->nsegs; i++)
+        e[i] = (catalog_entry){ s->segs[i].seq, s->segs[i].min_ts, s->segs[i].max_ts,
+                                s->segs[i].packets };
+    int rc = catalog_write(s->dir, e, s->nsegs);
+    free(e);
+    if (rc < 0 && !s->catalog_failing)
+        log_warn("cannot write %s/catalog: %s (searches open every index until it is written)",
+                 s->dir, strerror(-rc));
+    s->catalog_failing = rc < 0;
+}
+
 static void store__budget(store_t *s)
 {
     while (s->o.max_disk > 0 && store__used(s) > (uint64_t)s->o.max_disk)
         if (store__evict_one(s, "over --max-disk") < 0) break;
     while (s->o.min_free > 0 && store__free_bytes(s) < (uint64_t)s->o.min_free)
         if (store__evict_one(s, "free space below --min-free") < 0) break;
+    store__catalog(s);
 }
 
 /* After a write that stopped after done bytes, keep the whole records among
@@ -290,8 +310,12 @@ static int store__flush(store_t *s)
         return 0;
     }
     /* Out of space: make room from the oldest segments if we may, then retry. */
-    while ((rc == -ENOSPC || rc == -EDQUOT) && store__evict_one(s, "disk full") == 0)
+    int evicted = 0;
+    while ((rc == -ENOSPC || rc == -EDQUOT) && store__evict_one(s, "disk full") == 0) {
+        evicted = 1;
         rc = store__write_buf(s);
+    }
+    if (evicted) store__catalog(s);
     if (rc == 0) return 0;
     if (!s->st.paused) {
         s->st.paused = 1;
