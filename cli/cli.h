@@ -17,6 +17,13 @@ typedef struct cli_settings {
     int json, retrans, dedup, allow_partial, quiet, insecure;
 } cli_settings;
 
+/* One RPC to the coordinator. Returns 0 with *resp (free it with
+ * mirrorscope__response__free_unpacked), or the exit status after saying
+ * why on stderr: 1 unreachable or failed, 2 refused as bad (or no such
+ * thing, or a name taken), 3 authentication refused. */
+int cli_call(const cli_settings *s, const bus_sec *sec, Mirrorscope__Request *req,
+             Mirrorscope__Response **resp);
+
 /* `mscope search`: words are the filter expression; sec NULL for plain
  * ZeroMQ. flows_of non-NULL: `mscope flows ... -w FILE`, the packets of the
  * flows it selects (drill-down; from/to are then its). Returns the exit

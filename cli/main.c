@@ -129,6 +129,44 @@ bad:
     return -1;
 }
 
+int cli_call(const cli_settings *s, const bus_sec *sec, Mirrorscope__Request *req,
+             Mirrorscope__Response **resp)
+{
+    char err[1024];
+    size_t n = mirrorscope__request__get_packed_size(req);
+    uint8_t *buf = xmalloc(n + 1);
+    mirrorscope__request__pack(req, buf);
+    void *reply = NULL;
+    long got = bus_rpc_call(s->coordinator, sec, buf, n, &reply, (int)(s->timeout / 1000000), err,
+                            sizeof err);
+    free(buf);
+    *resp = NULL;
+    if (got < 0) {
+        fprintf(stderr, "mscope: %s\n", err);
+        return got == -EACCES ? 3 : 1;
+    }
+    Mirrorscope__Response *r = mirrorscope__response__unpack(NULL, (size_t)got, reply);
+    free(reply);
+    if (!r) {
+        fprintf(stderr, "mscope: the coordinator's answer is not a Response\n");
+        return 1;
+    }
+    int rc;
+    switch (r->status) {
+    case MIRRORSCOPE__RESPONSE__STATUS__OK: rc = 0; break;
+    case MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED: rc = 3; break;
+    case MIRRORSCOPE__RESPONSE__STATUS__ERROR: rc = 1; break;
+    default: rc = 2; break; /* bad request, no such monitor, a name taken */
+    }
+    if (rc) {
+        fprintf(stderr, "mscope: %s\n", r->error && *r->error ? r->error : "request failed");
+        mirrorscope__response__free_unpacked(r, NULL);
+        return rc;
+    }
+    *resp = r;
+    return 0;
+}
+
 static int read_token(const cli_settings *s, char tok[TOKEN_MAX])
 {
     char err[1024];
@@ -556,36 +594,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope: unknown command '%s' (nodes, flows, top, series, search; see --help)\n", cmd);
         goto out;
     }
-    size_t n = mirrorscope__request__get_packed_size(&req);
-    uint8_t *buf = xmalloc(n + 1);
-    mirrorscope__request__pack(&req, buf);
-    void *reply = NULL;
-    long got = bus_rpc_call(s.coordinator, s.insecure ? NULL : &sec, buf, n, &reply,
-                            (int)(s.timeout / 1000000), err, sizeof err);
-    free(buf);
-    if (got < 0) {
-        fprintf(stderr, "mscope: %s\n", err);
-        rc = got == -EACCES ? 3 : 1;
-        goto out;
-    }
-    Mirrorscope__Response *resp = mirrorscope__response__unpack(NULL, (size_t)got, reply);
-    free(reply);
-    if (!resp) {
-        fprintf(stderr, "mscope: the coordinator's answer is not a Response\n");
-        rc = 1;
-        goto out;
-    }
-    if (resp->status != MIRRORSCOPE__RESPONSE__STATUS__OK) {
-        fprintf(stderr, "mscope: %s\n", resp->error && *resp->error ? resp->error : "request failed");
-        rc = resp->status == MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED ? 3
-           : resp->status == MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST ? 2 : 1;
-    } else {
-        if (!strcmp(cmd, "nodes")) print_nodes(resp, s.json);
-        else if (!strcmp(cmd, "flows")) print_flows(resp, s.json);
-        else if (!strcmp(cmd, "top")) print_talkers(resp, s.json);
-        else print_series(resp, s.json);
-        rc = 0;
-    }
+    Mirrorscope__Response *resp;
+    rc = cli_call(&s, s.insecure ? NULL : &sec, &req, &resp);
+    if (rc) goto out;
+    if (!strcmp(cmd, "nodes")) print_nodes(resp, s.json);
+    else if (!strcmp(cmd, "flows")) print_flows(resp, s.json);
+    else if (!strcmp(cmd, "top")) print_talkers(resp, s.json);
+    else print_series(resp, s.json);
     mirrorscope__response__free_unpacked(resp, NULL);
 out:
     config_free(cli_opts, &s);

@@ -205,34 +205,10 @@ int cli_monitors(const cli_settings *s, const bus_sec *sec, const char *token, i
         req.body_case = MIRRORSCOPE__REQUEST__BODY_MONITOR;
         req.monitor = &mr;
     }
-    size_t n = mirrorscope__request__get_packed_size(&req);
-    uint8_t *buf = xmalloc(n + 1);
-    mirrorscope__request__pack(&req, buf);
-    void *reply = NULL;
-    char err[1024];
-    long got = bus_rpc_call(s->coordinator, sec, buf, n, &reply, (int)(s->timeout / 1000000), err, sizeof err);
-    free(buf);
-    if (got < 0) {
-        fprintf(stderr, "mscope: %s\n", err);
-        rc = got == -EACCES ? 3 : 1;
-        goto out;
-    }
-    Mirrorscope__Response *resp = mirrorscope__response__unpack(NULL, (size_t)got, reply);
-    free(reply);
-    if (!resp) {
-        fprintf(stderr, "mscope: the coordinator's answer is not a Response\n");
-        rc = 1;
-        goto out;
-    }
-    switch (resp->status) {
-    case MIRRORSCOPE__RESPONSE__STATUS__OK: rc = 0; break;
-    case MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED: rc = 3; break;
-    case MIRRORSCOPE__RESPONSE__STATUS__ERROR: rc = 1; break;
-    default: rc = 2; break; /* bad request, no such monitor, the name taken */
-    }
-    if (rc) {
-        fprintf(stderr, "mscope: %s\n", resp->error && *resp->error ? resp->error : "request failed");
-    } else if (s->json) {
+    Mirrorscope__Response *resp;
+    rc = cli_call(s, sec, &req, &resp);
+    if (rc) goto out;
+    if (s->json) {
         json_t *a = json_array();
         for (size_t i = 0; i < resp->n_monitors; i++) json_array_append_new(a, pbjson_message(&resp->monitors[i]->base));
         for (size_t i = 0; i < resp->n_monitor_minutes; i++)

@@ -16,19 +16,6 @@ import harness as h  # noqa: E402
 import pcapfile
 
 
-def whole_records(path):
-    """The records wholly present in a pcap file, tolerant of a torn tail."""
-    data = open(path, "rb").read()
-    out, off = [], 24
-    while off + 16 <= len(data):
-        sec, frac, cap, orig = struct.unpack_from("<IIII", data, off)
-        if off + 16 + cap > len(data):
-            break
-        out.append((sec * 1000000000 + frac, cap, orig, data[off + 16:off + 16 + cap]))
-        off += 16 + cap
-    return out, off, len(data)
-
-
 def main():
     h.init()
     d = h.tmpdir()
@@ -59,7 +46,7 @@ def main():
         f.write(struct.pack("<IIII", 1700000000, 0, 1400, 1400) + b"\x00" * 100)
     before = []
     for s in segs:
-        before += whole_records(s)[0]
+        before += pcapfile.whole_records(s)[0]
     # The last flush interval's packets were still in memory: not on disk.
     h.check(len(before) > 5000, f"only {len(before)} packets on disk")
 
@@ -69,7 +56,7 @@ def main():
 
     rec2 = h.Daemon(store)
     rec2.stop()
-    recs, end, size = whole_records(unsealed[0])
+    recs, end, size = pcapfile.whole_records(unsealed[0])
     h.check(end == size, f"torn tail not cut: whole records end at {end}, file is {size}")
     h.check(os.path.exists(unsealed[0][:-5] + ".idx"), "recovered segment has no index")
     st = rec2.stats()

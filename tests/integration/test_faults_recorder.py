@@ -139,19 +139,6 @@ def test_clock_skew(co, d):
           "/metrics, one warning each")
 
 
-def whole_records(path):
-    """The records wholly present in a pcap file (a crash may tear the last)."""
-    data = open(path, "rb").read()
-    out, off = [], 24
-    while off + 16 <= len(data):
-        sec, frac, cap, orig = struct.unpack_from("<IIII", data, off)
-        if off + 16 + cap > len(data):
-            break
-        out.append((sec * 1000000000 + frac, cap, orig, data[off + 16:off + 16 + cap]))
-        off += 16 + cap
-    return out
-
-
 def node_state(co, name):
     return nodes_json(co).get(name, {}).get("state")
 
@@ -193,7 +180,7 @@ def recorder_killed(co, d, running):
         # (One segment: the open one, unsealed at the crash, has them.)
         h.check(h.wait_for(lambda: rec.stats()["stored_packets"] > 10000 + 30000 and
                            rec.stats()["flow_records_interim"] > 0 and
-                           len(whole_records(glob.glob(os.path.join(dd, "seg-*.pcap"))[0])) >
+                           len(pcapfile.whole_records(glob.glob(os.path.join(dd, "seg-*.pcap"))[0])[0]) >
                            10000 + 20000, 30),
                 f"not ingesting: {rec.stats()}")
         rec.proc.send_signal(signal.SIGKILL)
@@ -205,7 +192,7 @@ def recorder_killed(co, d, running):
         sender.wait()
     before = []
     for s in sorted(glob.glob(os.path.join(dd, "seg-*.pcap"))):
-        before += whole_records(s)
+        before += pcapfile.whole_records(s)[0]
     h.check(len(before) > 10000 + 20000, f"only {len(before)} packets on disk after the kill")
 
     # Stale, then dead after --dead-after (heartbeats come each second).

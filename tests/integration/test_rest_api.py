@@ -25,40 +25,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import cluster  # noqa: E402
 import harness as h  # noqa: E402
 from cluster import Coordinator  # noqa: E402
-
-try:
-    import jsonschema
-except ImportError:
-    h.fail("python3-jsonschema is not installed (scripts/deps.sh installs it)")
+from restclient import Api  # noqa: E402
 
 MiB = 1 << 20
 NFLOWS = 12000
-
-
-class Api:
-    def __init__(self, co):
-        self.co = co
-        self.read = open(os.path.join(co.dir, "api-read.token")).read().strip()
-        self.admin = open(os.path.join(co.dir, "api-admin.token")).read().strip()
-        st, _, body = h.http_get(co.http, "/api/v1/openapi.json")
-        h.check(st == 200, f"openapi.json: {st}")
-        self.doc = json.loads(body)
-        jsonschema.Draft202012Validator.check_schema({"components": self.doc["components"]})
-
-    def validate(self, value, schema):
-        root = {"components": self.doc["components"], "$ref": f"#/components/schemas/{schema}"}
-        try:
-            jsonschema.Draft202012Validator(root).validate(value)
-        except jsonschema.ValidationError as e:
-            h.fail(f"answer does not match {schema}: {e.message} at {list(e.absolute_path)}")
-
-    def get(self, path, schema=None, token="read", status=200):
-        tok = {"read": self.read, "admin": self.admin, None: None}.get(token, token)
-        st, hdr, body = h.http_get(self.co.http, path, tok)
-        h.check(st == status, f"GET {path}: {st}, want {status}: {body[:300]!r}")
-        val = json.loads(body)
-        self.validate(val, schema or ("Error" if status >= 400 else None))
-        return val
 
 
 def page_all(api, order, limit):

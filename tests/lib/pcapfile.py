@@ -127,6 +127,21 @@ def read_pcap(src):
     return header, list(records)
 
 
+def whole_records(path):
+    """The records wholly present in one of our segments (nanosecond,
+    little-endian) that a crash may have left with a torn last record:
+    (records, where the whole ones end, the file's size)."""
+    data = open(path, "rb").read()
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, cap, orig = struct.unpack_from("<IIII", data, off)
+        if off + 16 + cap > len(data):
+            break
+        out.append((sec * 1000000000 + frac, cap, orig, data[off + 16:off + 16 + cap]))
+        off += 16 + cap
+    return out, off, len(data)
+
+
 def _frac(ts_ns, nsec):
     return ts_ns % 1000000000 if nsec else (ts_ns % 1000000000) // 1000
 
