@@ -67,7 +67,7 @@ struct exprscan {
 
 static int es__idchar(int c)
 {
-    return isalnum(c) || c == '.' || c == ':' || c == '/' || c == '-' || c == '_' || c == '\\';
+    return isalnum(c) || c == '.' || c == ':' || c == '/' || c == '-' || c == '_';
 }
 
 static int es__tokenize(exprscan_t *e, const char *s)
@@ -80,6 +80,11 @@ static int es__tokenize(exprscan_t *e, const char *s)
             continue;
         }
         if (e->ntoks >= ES_MAX_TOKENS - 1) return -1;
+        /* libpcap reads a backslash and everything up to a blank, '!', '('
+         * or ')' as one name: in "portrange \22-2&&2-2" that is all of
+         * "22-2&&2-2", one range, where we would see two terms. Not worth
+         * modelling: such an expression is scanned. */
+        if (*s == '\\') return -1;
         es_tok *t = &e->toks[e->ntoks++];
         const char *two[] = { "&&", "||", "!=", "==", "<=", ">=", "<<", ">>" };
         const int twot[] = { T_AND, T_OR, T_RELOP, T_RELOP, T_RELOP, T_RELOP, T_ARITH, T_ARITH };
