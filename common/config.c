@@ -2,6 +2,8 @@
  * each value came from for later messages (see config.h). */
 #include "config.h"
 
+#include "timeparse.h"
+
 #include "xmalloc.h"
 
 #include <ctype.h>
@@ -51,10 +53,7 @@ int config_parse_size(const char *s, int64_t *out)
 
 int config_parse_duration(const char *s, int64_t *out_ns)
 {
-    static const char *const sfx[] = { "ns", "us", "ms", "s", "m", "h", "d" };
-    static const int64_t mult[] = { 1, 1000, 1000000, 1000000000LL, 60000000000LL,
-                                    3600000000000LL, 86400000000000LL };
-    return config__suffixed(s, out_ns, sfx, mult, 7, 1000000000LL);
+    return timeparse_duration(s, out_ns); /* one grammar with --since */
 }
 
 const config_opt *config_find(const config_opt *opts, const char *name)

@@ -2,8 +2,10 @@
 #include "timeparse.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -114,8 +116,9 @@ static int timeparse__unix(const char *s, int64_t *out)
     return 0;
 }
 
-/* "1h30m", "15m", "500ms", "2d": a sum of number+unit pairs. */
-static int timeparse__ago(const char *s, int64_t now, int64_t *out)
+/* "1h30m", "15m", "500ms", "2d": a sum of number+unit pairs, at most max
+ * nanoseconds. */
+static int timeparse__sum(const char *s, int64_t max, int64_t *out)
 {
     static const struct { const char *u; int64_t ns; } units[] = {
         { "ms", 1000000LL }, { "us", 1000LL }, { "ns", 1LL }, { "s", 1000000000LL },
@@ -139,7 +142,7 @@ static int timeparse__ago(const char *s, int64_t now, int64_t *out)
                  * duration beyond now (before 1970) means nothing, and a
                  * huge one ("100000000000h") must not wrap around. */
                 double ns = v * (double)units[i].ns;
-                if (!isfinite(ns) || ns > (double)(now - total)) return -1;
+                if (!isfinite(ns) || ns > (double)(max - total)) return -1;
                 total += (int64_t)ns;
                 p += ul;
                 matched = 1;
@@ -148,8 +151,30 @@ static int timeparse__ago(const char *s, int64_t now, int64_t *out)
         }
         if (!matched) return -1;
     }
-    *out = now - total;
+    *out = total;
     return 0;
+}
+
+static int timeparse__ago(const char *s, int64_t now, int64_t *out)
+{
+    int64_t d;
+    if (timeparse__sum(s, now, &d) < 0) return -1;
+    *out = now - d;
+    return 0;
+}
+
+int timeparse_duration(const char *s, int64_t *out_ns)
+{
+    /* A bare number is seconds, as every option has always read it. */
+    char *end;
+    errno = 0;
+    double v = s && *s && isdigit((unsigned char)*s) ? strtod(s, &end) : -1;
+    if (v >= 0 && !errno && !*end) {
+        if (!isfinite(v) || v * 1e9 > 9.2e18) return -1;
+        *out_ns = (int64_t)(v * 1e9 + 0.5);
+        return 0;
+    }
+    return s && *s ? timeparse__sum(s, INT64_MAX, out_ns) : -1;
 }
 
 int timeparse_check_range(int64_t from_ns, int64_t to_ns, char *err, size_t errlen)

@@ -20,6 +20,12 @@
  * untouched). */
 int timeparse_parse(const char *s, int64_t now_ns, int64_t *out_ns);
 
+/* A length of time in the grammar of the "ago" form above ("1h30m", "90s",
+ * "500ms", "2d", "1w"; ns, us, ms, s, m, h, d, w summed), or a bare number
+ * of seconds ("10", "0.5"): every duration option reads this one grammar.
+ * Returns 0, or -1 if malformed or beyond int64 nanoseconds. */
+int timeparse_duration(const char *s, int64_t *out_ns);
+
 /* [from, to) must hold an instant: 0, or -1 with err naming both ends when
  * from is not before to. to of 0 or INT64_MAX and from of INT64_MIN mean
  * an open end. */

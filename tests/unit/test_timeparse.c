@@ -1,5 +1,6 @@
 /* test_timeparse.c - the three time forms of --from/--to. */
 #include "test.h"
+#include "config.h"
 #include "timeparse.h"
 
 static void test_rfc3339(void)
@@ -58,6 +59,28 @@ static void test_limits(void)
     ASSERT_EQ(timeparse_parse("9999999999", 0, &t), -1);
 }
 
+/* Every duration option and --since read one grammar. */
+static void test_duration(void)
+{
+    int64_t ns = 0;
+    ASSERT_EQ(timeparse_duration("1h30m", &ns), 0);
+    ASSERT_EQ(ns, 5400LL * 1000000000LL);
+    ASSERT_EQ(config_parse_duration("1h30m", &ns), 0); /* what --timeout reads */
+    ASSERT_EQ(ns, 5400LL * 1000000000LL);
+    ASSERT_EQ(timeparse_duration("10", &ns), 0); /* bare: seconds */
+    ASSERT_EQ(ns, 10LL * 1000000000LL);
+    ASSERT_EQ(timeparse_duration("0.5", &ns), 0);
+    ASSERT_EQ(ns, 500000000LL);
+    ASSERT_EQ(timeparse_duration("250ms", &ns), 0);
+    ASSERT_EQ(ns, 250000000LL);
+    ASSERT_EQ(timeparse_duration("1w1d", &ns), 0);
+    ASSERT_EQ(ns, 8LL * 86400 * 1000000000LL);
+    ASSERT_EQ(timeparse_duration("1.5s", &ns), 0);
+    ASSERT_EQ(ns, 1500000000LL);
+    const char *bad[] = { "", "-1", "10x", "h", "1h-5m", "100000000000h", "1e400", NULL };
+    for (int i = 0; bad[i]; i++) ASSERT_EQ(timeparse_duration(bad[i], &ns), -1);
+}
+
 static void test_range(void)
 {
     char err[160] = "";
@@ -98,6 +121,7 @@ int main(void)
     RUN(test_unix);
     RUN(test_ago);
     RUN(test_limits);
+    RUN(test_duration);
     RUN(test_range);
     RUN(test_format);
     RUN(test_skew);
