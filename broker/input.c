@@ -1,8 +1,8 @@
 /* input.c - UDP, interface and file sources for the broker (see input.h).
  *
- * DESIGN: the UDP source receives 64 messages per recvmmsg() straight into
- * its batch slots and decapsulates in place (the inner frame starts 8 bytes
- * in), so nothing is copied. libpcap sources copy each (inner) frame into a
+ * DESIGN: the UDP source is the recorder's receive loop (netio_vxrx: 64
+ * messages per recvmmsg() into preallocated slots, VXLAN checked in place,
+ * the inner frame 8 bytes in), so nothing is copied. libpcap sources copy each (inner) frame into a
  * 4 MiB arena, because libpcap's buffer is only valid until its next read;
  * a batch ends at 64 frames or when the arena is full. Everything is
  * preallocated when the input opens.
@@ -25,24 +25,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#define INPUT_SLOT 10240u        /* a 9001-byte jumbo frame plus headers */
 #define INPUT_ARENA (4u << 20)   /* libpcap sources: frames up to PCAPIO_SNAPLEN */
 
 enum { SRC_UDP, SRC_IFACE, SRC_FILE };
+
+_Static_assert(INPUT_BATCH >= NETIO_VX_BATCH, "one receive fits one batch");
 
 struct input {
     input_opts o;
     int kind;
     int fd;
     pcap_t *pc;
-    uint32_t last_ovfl;
     input_stats st;
     input_batch b;
-    uint8_t *mem;                /* UDP: 64 slots; libpcap: the arena */
+    uint8_t *mem;                /* libpcap: the arena */
     uint32_t used;               /* arena bytes in use */
-    struct mmsghdr msgs[INPUT_BATCH];
-    struct iovec iov[INPUT_BATCH];
-    char ctrl[INPUT_BATCH][128];
+    netio_vxrx_t *rx;            /* UDP: the batched receiver */
+    netio_vxpkt pkts[NETIO_VX_BATCH];
     input_fn fn;                 /* the current input_run's callback */
     void *ctx;
     int64_t start_mono;          /* --read-rate pacing */
@@ -81,7 +80,8 @@ input_t *input_open(const input_opts *o, char *err, size_t errlen)
         in->fd = netio_udp_listen(o->listen, o->rcvbuf, err, errlen);
         if (in->fd < 0) goto fail;
     }
-    in->mem = xmalloc(in->kind == SRC_UDP ? (size_t)INPUT_BATCH * INPUT_SLOT : INPUT_ARENA);
+    if (in->kind == SRC_UDP) in->rx = netio_vxrx_new(in->fd);
+    else in->mem = xmalloc(INPUT_ARENA);
     return in;
 fail:
     input_free(in);
@@ -151,24 +151,15 @@ static int input__udp(input_t *in, int max_batches, int timeout_ms)
 {
     int total = 0, waited = 0;
     for (int k = 0; k < max_batches; k++) {
-        for (int i = 0; i < INPUT_BATCH; i++) {
-            in->iov[i].iov_base = in->mem + (size_t)i * INPUT_SLOT;
-            in->iov[i].iov_len = INPUT_SLOT;
-            struct msghdr *m = &in->msgs[i].msg_hdr;
-            m->msg_iov = &in->iov[i];
-            m->msg_iovlen = 1;
-            m->msg_name = NULL;
-            m->msg_namelen = 0;
-            m->msg_control = in->ctrl[i];
-            m->msg_controllen = sizeof in->ctrl[i];
-            m->msg_flags = 0;
-        }
-        int n = recvmmsg(in->fd, in->msgs, INPUT_BATCH, MSG_DONTWAIT, NULL);
+        netio_vxcount c;
+        int got;
+        int n = netio_vxrx_recv(in->rx, 0, in->pkts, &got, &c);
+        NETIO_VXCOUNT_ADD(&in->st, &c);
         if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                log_error("recvmmsg() failed: %s", strerror(errno));
-                return -2;
-            }
+            log_error("recvmmsg() failed: %s", strerror(-n));
+            return -2;
+        }
+        if (n == 0) {
             if (total || waited) return total;
             int w = input__wait(in, timeout_ms);
             if (w <= 0) return w < 0 ? -2 : 0;
@@ -176,41 +167,17 @@ static int input__udp(input_t *in, int max_batches, int timeout_ms)
             k--; /* the wait does not count as a batch */
             continue;
         }
-        int64_t fallback = 0;
-        for (int i = 0; i < n; i++) {
-            struct msghdr *m = &in->msgs[i].msg_hdr;
-            uint32_t len = in->msgs[i].msg_len, cap = len;
-            int64_t ts;
-            uint32_t ov = in->last_ovfl;
-            netio_rx_meta(m, &ts, &ov);
-            in->st.kernel_drops += ov - in->last_ovfl;
-            in->last_ovfl = ov;
-            if (!ts) {
-                if (!fallback) fallback = timeparse_now_ns();
-                ts = fallback;
-            }
-            in->st.rx_packets++;
-            in->st.rx_bytes += len;
-            if ((m->msg_flags & MSG_TRUNC) || len > INPUT_SLOT) {
-                cap = INPUT_SLOT;
-                in->st.truncated++;
-            }
-            uint32_t vni;
-            int r = decode_vxlan(in->iov[i].iov_base, cap, &vni);
-            if (r != VX_OK) {
-                in->st.not_decapsulated[r]++;
-                continue;
-            }
+        for (int i = 0; i < got; i++) {
             input_pkt *p = &in->b.p[in->b.n++];
-            p->data = (uint8_t *)in->iov[i].iov_base + DECODE_VXLAN_HDR;
-            p->caplen = cap - DECODE_VXLAN_HDR;
-            p->origlen = len - DECODE_VXLAN_HDR;
-            p->ts_ns = ts;
-            p->vni = vni;
+            p->data = in->pkts[i].frame;
+            p->caplen = in->pkts[i].caplen;
+            p->origlen = in->pkts[i].origlen;
+            p->ts_ns = in->pkts[i].ts_ns;
+            p->vni = in->pkts[i].vni;
         }
         total += n;
         input__deliver(in);
-        if (n < INPUT_BATCH) break;
+        if (n < NETIO_VX_BATCH) break;
     }
     return total;
 }
@@ -290,5 +257,6 @@ void input_free(input_t *in)
     if (in->pc) pcap_close(in->pc);
     else if (in->fd >= 0) close(in->fd);
     free(in->mem);
+    netio_vxrx_free(in->rx);
     free(in);
 }

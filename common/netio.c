@@ -4,6 +4,8 @@
 #include "decode.h"
 #include "log.h"
 #include "pcapio.h"
+#include "timeparse.h"
+#include "xmalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -89,7 +91,9 @@ int netio_udp_listen(const char *listen, int64_t rcvbuf, char *err, size_t errle
     return fd;
 }
 
-void netio_rx_meta(struct msghdr *m, int64_t *ts_ns, uint32_t *ovfl)
+/* A datagram's kernel timestamp (0 when absent) and the socket's
+ * cumulative drop count (unchanged when the message has none). */
+static void netio__rx_meta(struct msghdr *m, int64_t *ts_ns, uint32_t *ovfl)
 {
     *ts_ns = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
@@ -104,12 +108,97 @@ void netio_rx_meta(struct msghdr *m, int64_t *ts_ns, uint32_t *ovfl)
     }
 }
 
-void netio_addr16(const struct sockaddr_storage *ss, uint8_t out[16])
+/* A socket address's IP as 16 bytes (IPv4 mapped). */
+static void netio__addr16(const struct sockaddr_storage *ss, uint8_t out[16])
 {
     if (ss->ss_family == AF_INET)
         decode_map4((const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr, out);
     else
         memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+}
+
+struct netio_vxrx {
+    int fd;
+    uint32_t last_ovfl;
+    struct mmsghdr msgs[NETIO_VX_BATCH];
+    struct iovec iov[NETIO_VX_BATCH];
+    struct sockaddr_storage from[NETIO_VX_BATCH];
+    char ctrl[NETIO_VX_BATCH][128];
+    uint8_t *bufs;
+};
+
+netio_vxrx_t *netio_vxrx_new(int fd)
+{
+    netio_vxrx_t *r = xcalloc(1, sizeof *r);
+    r->fd = fd;
+    r->bufs = xmalloc((size_t)NETIO_VX_BATCH * NETIO_VX_SLOT);
+    for (int i = 0; i < NETIO_VX_BATCH; i++) {
+        r->iov[i].iov_base = r->bufs + (size_t)i * NETIO_VX_SLOT;
+        r->iov[i].iov_len = NETIO_VX_SLOT;
+    }
+    return r;
+}
+
+void netio_vxrx_free(netio_vxrx_t *r)
+{
+    if (!r) return;
+    free(r->bufs);
+    free(r);
+}
+
+int netio_vxrx_recv(netio_vxrx_t *r, int64_t ts_offset_ns, netio_vxpkt *out, int *nout,
+                    netio_vxcount *c)
+{
+    memset(c, 0, sizeof *c);
+    *nout = 0;
+    for (int i = 0; i < NETIO_VX_BATCH; i++) {
+        struct msghdr *m = &r->msgs[i].msg_hdr;
+        m->msg_iov = &r->iov[i];
+        m->msg_iovlen = 1;
+        m->msg_name = &r->from[i];
+        m->msg_namelen = sizeof r->from[i];
+        m->msg_control = r->ctrl[i];
+        m->msg_controllen = sizeof r->ctrl[i];
+        m->msg_flags = 0;
+    }
+    int n = recvmmsg(r->fd, r->msgs, NETIO_VX_BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+    int64_t fallback = 0;
+    for (int i = 0; i < n; i++) {
+        struct msghdr *m = &r->msgs[i].msg_hdr;
+        uint32_t len = r->msgs[i].msg_len, cap = len;
+        int64_t ts;
+        uint32_t ov = r->last_ovfl;
+        netio__rx_meta(m, &ts, &ov);
+        c->kernel_drops += ov - r->last_ovfl;
+        r->last_ovfl = ov;
+        if (ts) {
+            ts += ts_offset_ns;
+        } else {
+            if (!fallback) fallback = timeparse_now_ns();
+            ts = fallback;
+        }
+        c->rx_packets++;
+        c->rx_bytes += len;
+        if ((m->msg_flags & MSG_TRUNC) || len > NETIO_VX_SLOT) {
+            cap = NETIO_VX_SLOT;
+            c->truncated++;
+        }
+        uint32_t vni;
+        int rc = decode_vxlan(r->iov[i].iov_base, cap, &vni);
+        if (rc != VX_OK) {
+            c->not_decapsulated[rc]++;
+            continue;
+        }
+        netio_vxpkt *p = &out[(*nout)++];
+        p->frame = (uint8_t *)r->iov[i].iov_base + DECODE_VXLAN_HDR;
+        p->caplen = cap - DECODE_VXLAN_HDR;
+        p->origlen = len - DECODE_VXLAN_HDR;
+        p->vni = vni;
+        p->ts_ns = ts;
+        netio__addr16(&r->from[i], p->observer);
+    }
+    return n;
 }
 
 pcap_t *netio_open_live(const char *iface, const char *capture_filter, char *err, size_t errlen)

@@ -28,8 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RX_VLEN 64
-#define RX_BUF 10240           /* a 9001-byte jumbo frame plus headers */
 /* A partial batch is handed over after 10 ms, or when the socket has been
  * idle that long: searches see packets promptly, yet a slow trickle still
  * fills batches instead of spending one per packet (the queue holds a fixed
@@ -197,12 +195,8 @@ typedef struct rx_thread {
     pcap_t *pc;      /* interface */
     uint32_t last_ovfl;
     producer p;
-    /* recvmmsg buffers, preallocated */
-    struct mmsghdr msgs[RX_VLEN];
-    struct iovec iov[RX_VLEN];
-    struct sockaddr_storage from[RX_VLEN];
-    char ctrl[RX_VLEN][128];
-    uint8_t *bufs;
+    netio_vxrx_t *rx; /* UDP: the batched receiver */
+    netio_vxpkt pkts[NETIO_VX_BATCH];
 } rx_thread;
 
 struct ingest_live {
@@ -216,26 +210,15 @@ static void *ingest__udp_main(void *arg)
 {
     rx_thread *t = arg;
     pthread_setname_np(pthread_self(), "mscope-rx");
-    for (int i = 0; i < RX_VLEN; i++) {
-        t->iov[i].iov_base = t->bufs + (size_t)i * RX_BUF;
-        t->iov[i].iov_len = RX_BUF;
-    }
     while (!t->l->stop) {
         t->beat = timeparse_mono_ns();
-        for (int i = 0; i < RX_VLEN; i++) {
-            struct msghdr *m = &t->msgs[i].msg_hdr;
-            m->msg_iov = &t->iov[i];
-            m->msg_iovlen = 1;
-            m->msg_name = &t->from[i];
-            m->msg_namelen = sizeof t->from[i];
-            m->msg_control = t->ctrl[i];
-            m->msg_controllen = sizeof t->ctrl[i];
-            m->msg_flags = 0;
-        }
-        int n = recvmmsg(t->fd, t->msgs, RX_VLEN, MSG_DONTWAIT, NULL);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_error("recvmmsg() failed: %s", strerror(errno));
+        netio_vxcount c;
+        int got;
+        /* Kernel times shifted by the test hook's skew (timeparse.h), else 0. */
+        int n = netio_vxrx_recv(t->rx, timeparse_skew_ns(), t->pkts, &got, &c);
+        NETIO_VXCOUNT_ADD(&t->p.st, &c);
+        if (n <= 0) {
+            if (n < 0) log_error("recvmmsg() failed: %s", strerror(-n));
             if (t->p.cur && timeparse_mono_ns() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
                 producer__submit(&t->p);
             else if (!t->p.cur)
@@ -245,38 +228,9 @@ static void *ingest__udp_main(void *arg)
                 producer__submit(&t->p); /* idle: hand over what we hold */
             continue;
         }
-        int64_t fallback = 0;
-        for (int i = 0; i < n; i++) {
-            struct msghdr *m = &t->msgs[i].msg_hdr;
-            uint32_t len = t->msgs[i].msg_len;
-            int64_t ts;
-            uint32_t ov = t->last_ovfl;
-            netio_rx_meta(m, &ts, &ov);
-            t->p.st.kernel_drops += ov - t->last_ovfl;
-            t->last_ovfl = ov;
-            if (!ts) {
-                if (!fallback) fallback = timeparse_now_ns();
-                ts = fallback;
-            } else {
-                ts += timeparse_skew_ns(); /* the test hook's skew (timeparse.h), else 0 */
-            }
-            t->p.st.rx_packets++;
-            t->p.st.rx_bytes += len;
-            uint32_t cap = len;
-            if (m->msg_flags & MSG_TRUNC || len > RX_BUF) {
-                cap = RX_BUF;
-                t->p.st.truncated++;
-            }
-            uint32_t vni;
-            int r = decode_vxlan(t->iov[i].iov_base, cap, &vni);
-            if (r != VX_OK) {
-                t->p.st.not_decapsulated[r]++;
-                continue;
-            }
-            uint8_t obs[16];
-            netio_addr16(&t->from[i], obs);
-            ingest__frame(&t->p, ts, (const uint8_t *)t->iov[i].iov_base + DECODE_VXLAN_HDR,
-                          cap - DECODE_VXLAN_HDR, len - DECODE_VXLAN_HDR, vni, obs);
+        for (int i = 0; i < got; i++) {
+            const netio_vxpkt *v = &t->pkts[i];
+            ingest__frame(&t->p, v->ts_ns, v->frame, v->caplen, v->origlen, v->vni, v->observer);
         }
         if (t->p.cur && timeparse_mono_ns() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
             producer__submit(&t->p);
@@ -330,7 +284,7 @@ ingest_live_t *ingest_live_start(const ingest_opts *o, char *err, size_t errlen)
         } else {
             t->fd = netio_udp_listen(o->listen, o->rcvbuf, err, errlen);
             if (t->fd < 0) goto fail;
-            t->bufs = xmalloc((size_t)RX_VLEN * RX_BUF);
+            t->rx = netio_vxrx_new(t->fd);
         }
     }
     for (int i = 0; i < l->n; i++) {
@@ -353,7 +307,7 @@ fail:
     for (int i = 0; i < l->n; i++) {
         if (l->t[i].fd >= 0) close(l->t[i].fd);
         if (l->t[i].pc) pcap_close(l->t[i].pc);
-        free(l->t[i].bufs);
+        netio_vxrx_free(l->t[i].rx);
     }
     free(l->t);
     free(l);
@@ -408,7 +362,7 @@ void ingest_live_stop(ingest_live_t *l, ingest_stats *final)
         if (final) ingest_stats_add(final, &t->p.st);
         if (t->fd >= 0) close(t->fd);
         if (t->pc) pcap_close(t->pc);
-        free(t->bufs);
+        netio_vxrx_free(t->rx);
         pthread_mutex_destroy(&t->p.pub_mu);
     }
     free(l->t);
