@@ -101,14 +101,6 @@ int brconfig_find(const brconfig_t *c, const char *name)
     return -1;
 }
 
-static char *brconfig__trim(char *s)
-{
-    while (isspace((unsigned char)*s)) s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
-    return s;
-}
-
 static int brconfig__name_ok(const char *s)
 {
     if (!*s || strlen(s) > 64) return 0;
@@ -130,10 +122,10 @@ static int brconfig__section(brconfig_t *c, char *s, const char *path, int linen
         return -1;
     }
     s[n - 1] = 0;
-    char *body = brconfig__trim(s + 1), *name = body;
+    char *body = config_trim(s + 1), *name = body;
     while (*name && !isspace((unsigned char)*name)) name++;
     if (*name) *name++ = 0;
-    name = brconfig__trim(name);
+    name = config_trim(name);
     int kind;
     if (!strcmp(body, "tool")) kind = BRCONF_TOOL;
     else if (!strcmp(body, "group")) kind = BRCONF_GROUP;
@@ -356,51 +348,31 @@ static int brconfig__validate(brconfig_t *c, const char *path, char *err, size_t
     return 0;
 }
 
+typedef struct brconfig__reading {
+    brconfig_t *c;
+    const config_opt *globals;
+    void *settings;
+    config_origin *where;
+} brconfig__reading;
+
+/* config_line_fn: a [tool NAME] / [group NAME] header or a key. */
+static int brconfig__line(void *ctx, const char *path, int lineno, char *section, char *key,
+                          char *val, char *err, size_t errlen)
+{
+    brconfig__reading *r = ctx;
+    if (section) return brconfig__section(r->c, section, path, lineno, err, errlen);
+    return brconfig__key(r->c, r->globals, r->settings, r->where, key, val, path, lineno, err,
+                         errlen);
+}
+
 brconfig_t *brconfig_load(const char *path, const config_opt *globals, void *settings,
                           config_origin *where, char *err, size_t errlen)
 {
     brconfig_t *c = xcalloc(1, sizeof *c);
     c->path = xstrdup(path);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    char line[8192];
-    int lineno = 0, rc = 0;
-    while (!rc && fgets(line, sizeof line, f)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            snprintf(err, errlen, "%s:%d: line longer than %zu bytes", path, lineno, sizeof line - 2);
-            rc = -1;
-            break;
-        }
-        char *hash = strchr(line, '#');
-        if (hash) *hash = 0;
-        char *s = brconfig__trim(line);
-        if (!*s) continue;
-        if (*s == '[') {
-            rc = brconfig__section(c, s, path, lineno, err, errlen);
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            snprintf(err, errlen, "%s:%d: expected 'key = value' or a [tool NAME] / [group NAME] header",
-                     path, lineno);
-            rc = -1;
-            break;
-        }
-        *eq = 0;
-        char *key = brconfig__trim(s), *val = brconfig__trim(eq + 1);
-        if (!*key) {
-            snprintf(err, errlen, "%s:%d: a key is missing before '='", path, lineno);
-            rc = -1;
-            break;
-        }
-        rc = brconfig__key(c, globals, settings, where, key, val, path, lineno, err, errlen);
-    }
-    fclose(f);
+    brconfig__reading r = { c, globals, settings, where };
+    int rc = config_read_lines(path, "'key = value' or a [tool NAME] / [group NAME] header",
+                               brconfig__line, &r, err, errlen);
     if (rc < 0 || brconfig__validate(c, path, err, errlen) < 0) goto fail;
     return c;
 fail:

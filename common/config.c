@@ -167,7 +167,7 @@ int config_defaults(const config_opt *opts, void *settings)
     return 0;
 }
 
-static char *config__trim(char *s)
+char *config_trim(char *s)
 {
     while (isspace((unsigned char)*s)) s++;
     char *e = s + strlen(s);
@@ -196,45 +196,84 @@ const char *config_origin_str(const config_opt *opts, const config_origin *where
     return buf;
 }
 
-static int config__load_file(const config_opt *opts, void *settings, config_origin *where,
-                             const char *path, char *err, size_t errlen)
+int config_read_lines(const char *path, const char *expect, config_line_fn fn, void *ctx,
+                      char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
         return -1;
     }
-    char line[4096], msg[512];
+    char line[CONFIG_LINE_MAX + 2];
     int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX);
+            rc = -1;
+            break;
+        }
         char *hash = strchr(line, '#');
         if (hash) *hash = 0;
-        char *s = config__trim(line);
+        char *s = config_trim(line);
         if (!*s) continue;
+        if (*s == '[') {
+            rc = fn(ctx, path, lineno, s, NULL, NULL, err, errlen);
+            continue;
+        }
         char *eq = strchr(s, '=');
         if (!eq) {
-            snprintf(err, errlen, "%s:%d: expected 'key = value'", path, lineno);
+            snprintf(err, errlen, "%s:%d: expected %s", path, lineno, expect);
             rc = -1;
             break;
         }
         *eq = 0;
-        char *key = config__trim(s), *val = config__trim(eq + 1);
-        const config_opt *o = config_find(opts, key);
-        if (!o || !strcmp(key, "config")) {
-            snprintf(err, errlen, "%s:%d: unknown option '%s'", path, lineno, key);
+        char *key = config_trim(s), *val = config_trim(eq + 1);
+        if (!*key) {
+            snprintf(err, errlen, "%s:%d: a key is missing before '='", path, lineno);
             rc = -1;
             break;
         }
-        if (config_set(o, settings, val, msg, sizeof msg) < 0) {
-            snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
-            rc = -1;
-            break;
-        }
-        config_origin_note(opts, where, o, path, lineno);
+        rc = fn(ctx, path, lineno, NULL, key, val, err, errlen);
     }
     fclose(f);
     return rc;
+}
+
+typedef struct config__file {
+    const config_opt *opts;
+    void *settings;
+    config_origin *where;
+} config__file;
+
+static int config__file_line(void *ctx, const char *path, int lineno, char *section, char *key,
+                             char *val, char *err, size_t errlen)
+{
+    config__file *c = ctx;
+    char msg[512];
+    if (section) {
+        snprintf(err, errlen, "%s:%d: expected 'key = value' (sections are the broker's)", path, lineno);
+        return -1;
+    }
+    const config_opt *o = config_find(c->opts, key);
+    if (!o || !strcmp(key, "config")) {
+        snprintf(err, errlen, "%s:%d: unknown option '%s'", path, lineno, key);
+        return -1;
+    }
+    if (config_set(o, c->settings, val, msg, sizeof msg) < 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+        return -1;
+    }
+    config_origin_note(c->opts, c->where, o, path, lineno);
+    return 0;
+}
+
+static int config__load_file(const config_opt *opts, void *settings, config_origin *where,
+                             const char *path, char *err, size_t errlen)
+{
+    config__file c = { opts, settings, where };
+    return config_read_lines(path, "'key = value'", config__file_line, &c, err, errlen);
 }
 
 int config_load_file(const config_opt *opts, void *settings, const char *path, char *err,

@@ -52,8 +52,24 @@ int config_set(const config_opt *o, void *settings, const char *value, char *err
 /* Look an option up by long name; NULL if unknown. */
 const config_opt *config_find(const config_opt *opts, const char *name);
 
-/* Read "key = value" lines from path (# starts a comment). Returns 0, or -1 with
- * err naming the file, the line and the problem. */
+/* The lines of a config file as every daemon's file is read: '#' starts a
+ * comment, blank lines are skipped, a line is at most CONFIG_LINE_MAX bytes.
+ * fn gets each "[...]" header (section: the trimmed line, key and val NULL)
+ * and each "key = value" (trimmed; section NULL) with its line number, and
+ * returns 0, or -1 with err set (FILE:LINE: included). expect says what a
+ * line may be, for the error about one that is neither ("'key = value'").
+ * Returns 0, or -1 with err naming the file, the line and the problem. */
+#define CONFIG_LINE_MAX 8190
+
+/* s without its leading and trailing blanks (cut in place). */
+char *config_trim(char *s);
+typedef int (*config_line_fn)(void *ctx, const char *path, int lineno, char *section, char *key,
+                              char *val, char *err, size_t errlen);
+int config_read_lines(const char *path, const char *expect, config_line_fn fn, void *ctx,
+                      char *err, size_t errlen);
+
+/* Read "key = value" lines from path (config_read_lines; no sections).
+ * Returns 0, or -1 with err naming the file, the line and the problem. */
 int config_load_file(const config_opt *opts, void *settings, const char *path, char *err,
                      size_t errlen);
 

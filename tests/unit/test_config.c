@@ -58,6 +58,41 @@ static void test_file(void)
     config_free(opts, &v);
 }
 
+/* What config_read_lines refuses, for both daemons' files. */
+static void test_file_lines(void)
+{
+    s_t v;
+    char err[256];
+    ASSERT_EQ(config_defaults(opts, &v), 0);
+    struct { const char *text, *want; } cases[] = {
+        { "[tool ids]\n", ":1: expected 'key = value' (sections are the broker's)" },
+        { "name = x\n = y\n", ":2: a key is missing before '='" },
+        { "nonsense = 1\n", ":1: unknown option 'nonsense'" },
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[] = "/tmp/mscope-cfg-XXXXXX";
+        int fd = mkstemp(path);
+        ASSERT_EQ(write(fd, cases[i].text, strlen(cases[i].text)), (ssize_t)strlen(cases[i].text));
+        close(fd);
+        ASSERT_EQ(config_load_file(opts, &v, path, err, sizeof err), -1);
+        ASSERT_TRUE(strstr(err, cases[i].want) != NULL);
+        unlink(path);
+    }
+    /* A line longer than CONFIG_LINE_MAX is refused, not cut in two. */
+    char path[] = "/tmp/mscope-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    char big[CONFIG_LINE_MAX + 100];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "name = ", 7);
+    big[sizeof big - 1] = '\n';
+    ASSERT_EQ(write(fd, big, sizeof big), (ssize_t)sizeof big);
+    close(fd);
+    ASSERT_EQ(config_load_file(opts, &v, path, err, sizeof err), -1);
+    ASSERT_TRUE(strstr(err, ":1: line longer than") != NULL);
+    unlink(path);
+    config_free(opts, &v);
+}
+
 /* Limits are said in the option's own terms: "at least 1s", not nanoseconds. */
 static void test_limits_in_words(void)
 {
@@ -82,6 +117,7 @@ int main(void)
 {
     RUN(test_defaults_and_args);
     RUN(test_file);
+    RUN(test_file_lines);
     RUN(test_limits_in_words);
     TEST_EXIT();
 }
