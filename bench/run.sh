@@ -5,7 +5,8 @@ BUILD=${1:-build}
 export MSCOPE_BUILD=$(cd "$BUILD" && pwd)
 cd "$(dirname "$0")"
 for b in bench_ingest.py bench_search.py bench_udp.py bench_analysis.py bench_coordinator.py \
-         bench_merge.py bench_dsearch.py bench_broker.py bench_rest.py bench_segments.py; do
+         bench_merge.py bench_dsearch.py bench_broker.py bench_rest.py bench_segments.py \
+         bench_dashboard.py; do
     echo "=== $b"
     python3 "$b"
     echo
