@@ -71,9 +71,13 @@ class Coord:
         self.p.wait(300)
 
 
-def flowgen(port, records, *extra):
-    return subprocess.Popen([h.binary("MSCOPE_FLOWGEN", "flowgen"), "--to", f"tcp://127.0.0.1:{port}",
-                             "--records", str(records), *map(str, extra)],
+def flowgen(co, records, *extra):
+    """flowgen onto co's bus, with the CURVE pair the coordinator made for
+    its local clients (its bus lets no other key in)."""
+    keys = ["--key-file", os.path.join(co.d, "client.key"),
+            "--server-key", os.path.join(co.d, "curve.pub")]
+    return subprocess.Popen([h.binary("MSCOPE_FLOWGEN", "flowgen"), "--to", f"tcp://127.0.0.1:{co.bus}",
+                             *keys, "--records", str(records), *map(str, extra)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -89,7 +93,7 @@ def query_latency(d):
         # Not --pool: each record packed anew, with first packets in time order
         # as recorders send them (a pool resends the same times every pass,
         # which no recorder does and which defeats the BRIN time index).
-        g = flowgen(co.bus, ROWS, "--node", "bench", "--spread", 10 * 86400)
+        g = flowgen(co, ROWS, "--node", "bench", "--spread", 10 * 86400)
         g.wait()
         h.check(h.wait_for(lambda: co.stats().get("records_written", 0) >= ROWS, 900, 0.5),
                 f"rows not written: {co.stats()}")
@@ -228,7 +232,7 @@ def bus_rate(d):
         time.sleep(120 - since_midnight)
         since_midnight = 120
     spread = min(6000, since_midnight - 60)
-    g = flowgen(co.bus, 10**9 * spread // 6000, "--node", "busbench", "--interim-every", 50,
+    g = flowgen(co, 10**9 * spread // 6000, "--node", "busbench", "--interim-every", 50,
                 "--spread", spread)
     try:
         time.sleep(WARMUP)
