@@ -27,7 +27,10 @@ def search_traced(d, store, expr, t_from, t_to):
     trace = os.path.join(d, "trace")
     cmd = ["strace", "-f", "-qq", "-e", "trace=openat", "-o", trace, h.RECORDER, "search",
            "--data-dir", store, "-w", "-", "--from", h.ns_str(t_from), "--to", h.ns_str(t_to)]
-    p = h.run(cmd + ([expr] if expr else []))
+    # LeakSanitizer cannot work under ptrace: off for the traced run.
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+    p = h.run(cmd + ([expr] if expr else []), env=env)
     opened = set()
     for line in open(trace):
         m = re.search(r'seg-(\d+)\.idx"', line)
