@@ -21,6 +21,12 @@ filter_t *filter_new(const char *expr, char *err, size_t errlen)
         f->all = 1;
         return f;
     }
+    if (strlen(expr) > FILTER_EXPR_MAX) {
+        snprintf(err, errlen, "filter expression of %zu bytes: at most %d (narrow it, e.g. with "
+                 "net instead of many hosts)", strlen(expr), FILTER_EXPR_MAX);
+        free(f);
+        return NULL;
+    }
     pcap_t *dead = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, PCAPIO_SNAPLEN,
                                                         PCAP_TSTAMP_PRECISION_NANO);
     if (!dead) {
