@@ -1,5 +1,6 @@
-/* config.c - one option table for flags, config files and --help, and where
- * each value came from for later messages (see config.h). */
+/* config.c - one option table for flags, config files and --help, where
+ * each value came from for later messages, and the one reader of every
+ * daemon's config-file lines (see config.h). */
 #include "config.h"
 
 #include "timeparse.h"

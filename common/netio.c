@@ -1,4 +1,5 @@
-/* netio.c - shared socket and capture set-up (see netio.h). */
+/* netio.c - shared socket and capture set-up, and the one batched VXLAN
+ * receive loop of the recorder and the broker (see netio.h). */
 #include "netio.h"
 
 #include "decode.h"

@@ -6,11 +6,13 @@
  * the job's end answers with the rows as JSON. An NDJSON export is a chain
  * of such jobs, one page each: the next page is asked for only when the
  * client has taken the last one, so a slow reader holds one page of memory.
+ * Searches and drill-downs (POST /api/v1/search, GET /api/v1/flows/pcap)
+ * stream a pcap through scatter.h with the client's reading as credit.
  */
 #include "restapi.h"
 
-#include "drill.h"
 #include "config.h"
+#include "drill.h"
 #include "filter.h"
 #include "log.h"
 #include "monitor.h"

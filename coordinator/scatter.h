@@ -1,6 +1,7 @@
 /* scatter.h - the coordinator's distributed search: one query sent to every
- * recorder's search service, their time-ordered streams merged (merge.h)
- * and streamed to the client as they come.
+ * recorder's search service (for a drill-down, each recorder with its own
+ * flows: drill.h), their time-ordered streams merged (merge.h) and streamed
+ * to the client as they come.
  *
  * Everything runs on the coordinator's libuv loop: the module owns one
  * DEALER per (search, node) and watches it there (buswatch.h), with a tick

@@ -12,7 +12,8 @@
  * The store then evicts old segments if it may and retries; if nothing can
  * be freed it pauses: new packets are refused and counted, and every tick
  * retries the buffered write until space appears. Nothing already accepted is
- * lost, and the file is never corrupted.
+ * lost, and the file is never corrupted. After every change of the list of
+ * sealed segments the catalog (catalog.h) is rewritten for searches.
  */
 #include "store.h"
 
