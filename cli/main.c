@@ -13,7 +13,7 @@
 #include "bus.h"
 #include "config.h"
 #include "flowkey.h"
-#include "flowrec.h"
+#include "flowpb.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "timeparse.h"
@@ -232,77 +232,6 @@ static void ip_str(ProtobufCBinaryData ip, char *out, size_t len)
     else snprintf(out, len, "-");
 }
 
-static void ip16(ProtobufCBinaryData ip, uint8_t out[16])
-{
-    memset(out, 0, 16);
-    if (ip.len == 4) decode_map4(ip.data, out);
-    else if (ip.len == 16) memcpy(out, ip.data, 16);
-}
-
-static void dir_from(flowrec_dir *d, const Mirrorscope__Direction *m)
-{
-    memset(d, 0, sizeof *d);
-    if (!m) return;
-    d->packets = m->packets;
-    d->ip_bytes = m->ip_bytes;
-    d->payload_bytes = m->payload_bytes;
-    d->retransmissions = m->retransmissions;
-    d->fast_retransmissions = m->fast_retransmissions;
-    d->spurious_retransmissions = m->spurious_retransmissions;
-    d->out_of_order = m->out_of_order;
-    d->dup_acks = m->dup_acks;
-    d->lost_segments = m->lost_segments;
-    d->zero_windows = m->zero_windows;
-    d->window_full = m->window_full;
-    d->keep_alives = m->keep_alives;
-    d->rsts = m->rsts;
-    d->fins = m->fins;
-    if (m->rtt_ns) {
-        d->rtt.count = m->rtt_ns->count;
-        d->rtt.min = m->rtt_ns->min;
-        d->rtt.max = m->rtt_ns->max;
-        d->rtt.sum = m->rtt_ns->sum;
-    }
-}
-
-/* The wire record as the recorder's flowrec, so JSON is printed by the same code. */
-static void rec_from(flowrec *r, const Mirrorscope__FlowRecord *m)
-{
-    memset(r, 0, sizeof *r);
-    r->flow_id = m->flow_id;
-    r->vni = m->vni;
-    ip16(m->observer, r->observer);
-    r->proto = (uint8_t)m->proto;
-    if (m->client) {
-        ip16(m->client->ip, r->client_ip);
-        r->client_port = (uint16_t)m->client->port;
-    }
-    if (m->server) {
-        ip16(m->server->ip, r->server_ip);
-        r->server_port = (uint16_t)m->server->port;
-    }
-    r->first_ns = m->first_ns;
-    r->last_ns = m->last_ns;
-    dir_from(&r->c2s, m->c2s);
-    dir_from(&r->s2c, m->s2c);
-    if (m->handshake) {
-        r->hs_seen = (uint8_t)m->handshake->seen;
-        r->syn_ns = m->handshake->syn_ns;
-        r->synack_ns = m->handshake->synack_ns;
-        r->ack_ns = m->handshake->ack_ns;
-        r->initial_rtt_ns = m->handshake->initial_rtt_ns;
-    }
-    if (m->app_response_ns) {
-        r->app_response.count = m->app_response_ns->count;
-        r->app_response.min = m->app_response_ns->min;
-        r->app_response.max = m->app_response_ns->max;
-        r->app_response.sum = m->app_response_ns->sum;
-    }
-    snprintf(r->conn_state, sizeof r->conn_state, "%s", m->conn_state ? m->conn_state : "");
-    snprintf(r->history, sizeof r->history, "%s", m->history ? m->history : "");
-    r->final = m->final;
-}
-
 static void fmt_time(int64_t ns, char *buf, size_t len)
 {
     char full[64];
@@ -398,7 +327,7 @@ static void print_flows(const Mirrorscope__Response *r, int json)
         for (size_t i = 0; i < r->n_flows; i++) {
             flowrec rec;
             char line[4096];
-            rec_from(&rec, r->flows[i]->record);
+            flowpb_read(&rec, r->flows[i]->record); /* printed by the recorder's writer */
             int n = flowrec_json(&rec, r->flows[i]->node, line, sizeof line);
             if (n > 0) printf("%s%.*s", i ? ",\n" : "", n, line); /* not NUL-terminated */
         }

@@ -1,4 +1,6 @@
-/* flowrec.c - flow records as JSON lines (see flowrec.h).
+/* flowrec.c - flow records as JSON lines (see flowrec.h), written by code
+ * expanded from the field table (flowrec_fields.h): a field added there is
+ * printed with no change here.
  *
  * Hand-rolled appends instead of printf: a busy import prints tens of
  * thousands of records a second, and formatting them with vfprintf cost
@@ -56,70 +58,31 @@ static void jb_i64(jbuf *b, int64_t v)
     }
 }
 
-/* ,"name":value - the key is one literal, copied at once */
-#define JB_KV_U(b, name, v) (JB_LIT((b), ",\"" name "\":"), jb_u64((b), (v)))
-#define JB_KV_I(b, name, v) (JB_LIT((b), ",\"" name "\":"), jb_i64((b), (v)))
+/* ,"key": - one literal, copied at once */
+#define JB_KEY(b, key) JB_LIT((b), ",\"" key "\":")
 
-/* "count", then min/mean/max when there are samples; head = ',"name":{"count":' */
-static void jb_stat(jbuf *b, const char *head, size_t headlen, const flowrec_stat *s)
-{
-    jb_mem(b, head, headlen);
-    jb_u64(b, s->count);
-    if (s->count) {
-        JB_KV_I(b, "min", s->min);
-        JB_KV_I(b, "mean", s->sum / (int64_t)s->count);
-        JB_KV_I(b, "max", s->max);
-    }
-    JB_LIT(b, "}");
-}
-#define JB_STAT(b, name, s) jb_stat((b), ",\"" name "\":{\"count\":", sizeof(",\"" name "\":{\"count\":") - 1, (s))
-
-static void jb_dir(jbuf *b, const char *name, const flowrec_dir *d)
-{
-    JB_LIT(b, ",\"");
-    jb_str(b, name);
-    JB_LIT(b, "\":{\"packets\":");
-    jb_u64(b, d->packets);
-    JB_KV_U(b, "ip_bytes", d->ip_bytes);
-    JB_KV_U(b, "payload_bytes", d->payload_bytes);
-    JB_KV_U(b, "retransmissions", d->retransmissions);
-    JB_KV_U(b, "fast_retransmissions", d->fast_retransmissions);
-    JB_KV_U(b, "spurious_retransmissions", d->spurious_retransmissions);
-    JB_KV_U(b, "out_of_order", d->out_of_order);
-    JB_KV_U(b, "dup_acks", d->dup_acks);
-    JB_KV_U(b, "lost_segments", d->lost_segments);
-    JB_KV_U(b, "zero_windows", d->zero_windows);
-    JB_KV_U(b, "window_full", d->window_full);
-    JB_KV_U(b, "keep_alives", d->keep_alives);
-    JB_KV_U(b, "rsts", d->rsts);
-    JB_KV_U(b, "fins", d->fins);
-    JB_STAT(b, "rtt_ns", &d->rtt);
-    JB_LIT(b, "}");
-}
-
-static void jb_endpoint(jbuf *b, const char *name, const uint8_t ip[16], uint16_t port)
+static void jb_ip(jbuf *b, const uint8_t ip[16])
 {
     char addr[64];
     flowkey_addr_str(ip, addr, sizeof addr);
-    JB_LIT(b, ",\"");
-    jb_str(b, name);
-    JB_LIT(b, "\":{\"ip\":\"");
+    JB_LIT(b, "\"");
     jb_str(b, addr);
-    JB_LIT(b, "\",\"port\":");
-    jb_u64(b, port);
-    JB_LIT(b, "}");
+    JB_LIT(b, "\"");
 }
 
-int flowrec_json(const flowrec *r, const char *node, char *buf, size_t len)
+/* The recorder's own strings (conn_state, history letters): nothing to escape. */
+static void jb_text(jbuf *b, const char *s)
 {
-    jbuf b = { buf, len, 0, 0 };
-    char obs[64];
-    flowkey_addr_str(r->observer, obs, sizeof obs);
-    /* node comes from the command line or the host name: no quotes to escape
-     * in practice, but never emit broken JSON if there are. */
-    JB_LIT(&b, "{\"flow_id\":");
-    jb_u64(&b, r->flow_id);
-    JB_LIT(&b, ",\"node\":\"");
+    JB_LIT(b, "\"");
+    jb_str(b, s);
+    JB_LIT(b, "\"");
+}
+
+/* node comes from the command line or the host name: no quotes to escape in
+ * practice, but never emit broken JSON if there are. */
+static void jb_node(jbuf *b, const char *node)
+{
+    JB_LIT(b, ",\"node\":\"");
     for (const char *c = node; *c; c++) {
         char one[3] = { *c, 0, 0 };
         if (*c == '"' || *c == '\\') {
@@ -128,38 +91,91 @@ int flowrec_json(const flowrec *r, const char *node, char *buf, size_t len)
         } else if ((unsigned char)*c < 0x20) {
             one[0] = '?';
         }
-        jb_str(&b, one);
+        jb_str(b, one);
     }
-    JB_LIT(&b, "\"");
-    JB_KV_U(&b, "vni", r->vni);
-    JB_LIT(&b, ",\"observer\":\"");
-    jb_str(&b, obs);
-    JB_LIT(&b, "\"");
-    JB_KV_U(&b, "proto", r->proto);
-    jb_endpoint(&b, "client", r->client_ip, r->client_port);
-    jb_endpoint(&b, "server", r->server_ip, r->server_port);
-    JB_KV_I(&b, "first_ns", r->first_ns);
-    JB_KV_I(&b, "last_ns", r->last_ns);
-    jb_dir(&b, "c2s", &r->c2s);
-    jb_dir(&b, "s2c", &r->s2c);
-    if (r->proto == 6) {
-        JB_LIT(&b, ",\"handshake\":{\"complete\":");
-        jb_str(&b, (r->hs_seen & 7) == 7 ? "true" : "false");
-        if (r->hs_seen & FLOWREC_HS_SYN) JB_KV_I(&b, "syn_ns", r->syn_ns);
-        if (r->hs_seen & FLOWREC_HS_SYNACK) JB_KV_I(&b, "synack_ns", r->synack_ns);
-        if (r->hs_seen & FLOWREC_HS_ACK) JB_KV_I(&b, "ack_ns", r->ack_ns);
-        if ((r->hs_seen & 3) == 3) JB_KV_I(&b, "server_setup_ns", r->synack_ns - r->syn_ns);
-        if ((r->hs_seen & 6) == 6) JB_KV_I(&b, "client_setup_ns", r->ack_ns - r->synack_ns);
-        if (r->hs_seen & FLOWREC_HS_IRTT) JB_KV_I(&b, "initial_rtt_ns", r->initial_rtt_ns);
-        JB_LIT(&b, "}");
+    JB_LIT(b, "\"");
+}
+
+/* A value by its kind's class (flowrec_fields.h). */
+#define JB_VAL_UINT(b, v) jb_u64((b), (uint64_t)(v))
+#define JB_VAL_SINT(b, v) jb_i64((b), (int64_t)(v))
+#define JB_VAL_IP(b, v) jb_ip((b), (v))
+#define JB_VAL_TEXT(b, v) jb_text((b), (v))
+#define JB_VAL_BOOL(b, v) jb_str((b), (v) ? "true" : "false")
+#define JB_VAL(b, kind, v) FLOWREC_CAT(JB_VAL_, FLOWREC_CLASS_##kind)((b), (v))
+
+/* "count", then min/mean/max when there are samples. */
+static void jb_stat(jbuf *b, const flowrec_stat *s)
+{
+    JB_LIT(b, "{\"count\":");
+    jb_u64(b, s->count);
+    if (s->count) {
+        JB_KEY(b, "min"), jb_i64(b, s->min);
+        JB_KEY(b, "mean"), jb_i64(b, s->sum / (int64_t)s->count);
+        JB_KEY(b, "max"), jb_i64(b, s->max);
     }
-    JB_STAT(&b, "app_response_ns", &r->app_response);
-    JB_LIT(&b, ",\"conn_state\":\"");
-    jb_str(&b, r->conn_state);
-    JB_LIT(&b, "\",\"history\":\"");
-    jb_str(&b, r->history);
-    JB_LIT(&b, "\",\"final\":");
-    jb_str(&b, r->final ? "true" : "false");
+    JB_LIT(b, "}");
+}
+
+#define JB_DIR_FIELD(d, kind, name, num) JB_KEY(b, #name), JB_VAL(b, kind, d->name);
+#define JB_DIR_STAT(d, member, name, sql, num) JB_KEY(b, #name), jb_stat(b, &d->member);
+
+static void jb_dir(jbuf *b, const flowrec_dir *d)
+{
+    size_t open = b->used;
+    FLOWREC_DIR_FIELDS(JB_DIR_FIELD, JB_DIR_STAT, d)
+    if (!b->overflow) b->p[open] = '{'; /* was the first key's comma */
+    JB_LIT(b, "}");
+}
+
+/* The handshake: "complete", then each time whose bits were seen. */
+#define JB_HS_FIELD(r, kind, member, pbname, bit, num)                                         \
+    if ((bit) && (r->hs_seen & (bit)) == (bit)) JB_KEY(b, #pbname), JB_VAL(b, kind, r->member);
+#define JB_HS_DERIVED(r, name, num, bits, x, y)                                                \
+    if ((r->hs_seen & (bits)) == (bits)) JB_KEY(b, #name), jb_i64(b, r->x - r->y);
+
+static void jb_handshake(jbuf *b, const flowrec *r)
+{
+    JB_LIT(b, "{\"complete\":");
+    jb_str(b, (r->hs_seen & FLOWREC_HS_COMPLETE) == FLOWREC_HS_COMPLETE ? "true" : "false");
+    FLOWREC_HS_FIELDS(JB_HS_FIELD, JB_HS_DERIVED, r)
+    JB_LIT(b, "}");
+}
+
+/* The record, expanded from FLOWREC_FIELDS: every value is ,"key":value,
+ * and an object's opening brace replaces its first key's comma. */
+#define JB_F(r, kind, name, num)                                                               \
+    JB_KEY(&b, #name), JB_VAL(&b, kind, r->name);                                              \
+    if (FLOWREC_CAT(JB_IS_, kind)) jb_node(&b, node);
+#define JB_IS_ID 1 /* the node follows the flow id */
+#define JB_IS_U64 0
+#define JB_IS_I64 0
+#define JB_IS_U32B 0
+#define JB_IS_U32 0
+#define JB_IS_U16 0
+#define JB_IS_U8 0
+#define JB_IS_IP 0
+#define JB_IS_TEXT8 0
+#define JB_IS_TEXT24 0
+#define JB_IS_BOOL 0
+#define JB_EP_FIELD(name, kind, leaf, num) JB_KEY(&b, #leaf), JB_VAL(&b, kind, r->name##_##leaf);
+#define JB_E(r, name, num)                                                                     \
+    JB_KEY(&b, #name);                                                                         \
+    open = b.used;                                                                             \
+    FLOWREC_EP_FIELDS(JB_EP_FIELD, name)                                                       \
+    if (!b.overflow) b.p[open] = '{';                                                          \
+    JB_LIT(&b, "}");
+#define JB_D(r, name, num) JB_KEY(&b, #name), jb_dir(&b, &r->name);
+#define JB_H(r, name, num)                                                                     \
+    if (r->proto == 6) JB_KEY(&b, #name), jb_handshake(&b, r);
+#define JB_S(r, member, name, sql, num) JB_KEY(&b, #name), jb_stat(&b, &r->member);
+
+int flowrec_json(const flowrec *r, const char *node, char *buf, size_t len)
+{
+    jbuf b = { buf, len, 0, 0 };
+    size_t open;
+    FLOWREC_FIELDS(JB_F, JB_E, JB_D, JB_H, JB_S, r)
+    if (!b.overflow) buf[0] = '{'; /* was the first key's comma */
     JB_LIT(&b, "}");
     return b.overflow ? -1 : (int)b.used;
 }

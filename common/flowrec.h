@@ -1,7 +1,10 @@
 /* flowrec.h - a flow record as published and printed: one bidirectional
  * conversation seen from one observation point, with per-direction TCP
  * metrics defined as Wireshark's TCP analysis defines them
- * (docs/TCP_ANALYTICS.md). The same fields go to protobuf and to JSON.
+ * (docs/TCP_ANALYTICS.md). Its fields are defined once, in
+ * flowrec_fields.h, and the struct below is expanded from that table; so is
+ * the JSON writer (flowrec.c), the protobuf mapping (flowpb.h) and the
+ * coordinator's columns.
  */
 #ifndef MSCOPE_FLOWREC_H
 #define MSCOPE_FLOWREC_H
@@ -9,38 +12,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "flowrec_fields.h"
+
+/* A statistic of durations, nanoseconds (FLOWREC_STAT_FIELDS names its
+ * members; this order is kept for the positional initialisers in tests). */
 typedef struct flowrec_stat {
-    int64_t min, max, sum; /* nanoseconds */
+    int64_t min, max, sum;
     uint64_t count;
 } flowrec_stat;
 
+#define FLOWREC__MEMBER(c, kind, name, num) FLOWREC_DECL_##kind(name);
+#define FLOWREC__STAT(c, member, name, sql, num) flowrec_stat member;
+#define FLOWREC__EP(c, name, num) FLOWREC_EP_FIELDS(FLOWREC__EP_MEMBER, name)
+#define FLOWREC__EP_MEMBER(c, kind, name, num) FLOWREC_DECL_##kind(c##_##name);
+#define FLOWREC__DIR(c, name, num) flowrec_dir name;
+#define FLOWREC__HS_MEMBER(c, kind, member, pbname, bit, num) FLOWREC_DECL_##kind(member);
+#define FLOWREC__HS(c, name, num) FLOWREC_HS_FIELDS(FLOWREC__HS_MEMBER, FLOWREC_NOTHING, _)
+
+/* One direction's counters (flowrec_fields.h: FLOWREC_DIR_FIELDS). */
 typedef struct flowrec_dir {
-    uint64_t packets, ip_bytes, payload_bytes;
-    uint32_t retransmissions, fast_retransmissions, spurious_retransmissions, out_of_order,
-        dup_acks, lost_segments, zero_windows, window_full, keep_alives, rsts, fins;
-    flowrec_stat rtt;
+    FLOWREC_DIR_FIELDS(FLOWREC__MEMBER, FLOWREC__STAT, _)
 } flowrec_dir;
 
-#define FLOWREC_HS_SYN 0x01
-#define FLOWREC_HS_SYNACK 0x02
-#define FLOWREC_HS_ACK 0x04
-#define FLOWREC_HS_IRTT 0x08
-
+/* The record (flowrec_fields.h: FLOWREC_FIELDS): client_ip, server_ip and
+ * observer IPv4 mapped; hs_seen FLOWREC_HS_* bits; final 0 for an interim
+ * record, which a later one replaces. */
 typedef struct flowrec {
-    uint64_t flow_id;
-    uint32_t vni;
-    uint8_t observer[16];
-    uint8_t proto;
-    uint8_t client_ip[16], server_ip[16]; /* IPv4 mapped */
-    uint16_t client_port, server_port;
-    int64_t first_ns, last_ns;
-    flowrec_dir c2s, s2c;
-    uint8_t hs_seen; /* FLOWREC_HS_* */
-    int64_t syn_ns, synack_ns, ack_ns, initial_rtt_ns;
-    flowrec_stat app_response;
-    char conn_state[8];
-    char history[24];
-    int final;
+    FLOWREC_FIELDS(FLOWREC__MEMBER, FLOWREC__EP, FLOWREC__DIR, FLOWREC__HS, FLOWREC__STAT, _)
 } flowrec;
 
 /* One JSON object (no newline, not NUL-terminated) into buf; node names the

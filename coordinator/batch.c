@@ -6,7 +6,8 @@
  * for the keys of finals that replace an interim row, and per-minute
  * aggregates summed in an open-addressing table and rendered as text at
  * seal time. A sealed batch is what a writer sends, and - with a one-line
- * header - what the spool keeps. Columns follow schema.h's table.
+ * header - what the spool keeps. Columns follow schema.h's table, and the
+ * tuple encoder is expanded from the same field table (flowrec_fields.h).
  */
 #include "batch.h"
 
@@ -167,63 +168,74 @@ static void batch__binet(batch_buf *t, ProtobufCBinaryData ip)
     batch__put(t, (const char *)ip.data, ip.len);
 }
 
+/* A value by its kind (flowrec_fields.h), as its column's SQL type. */
+#define BATCH__B_ID(t, v) batch__bint8((t), (int64_t)(v))
+#define BATCH__B_U64(t, v) batch__bint8((t), (int64_t)(v))
+#define BATCH__B_I64(t, v) batch__bint8((t), (v))
+#define BATCH__B_U32B(t, v) batch__bint8((t), (v))
+#define BATCH__B_U32(t, v) batch__bint4((t), (v))
+#define BATCH__B_U16(t, v) batch__bint4((t), (v))
+#define BATCH__B_U8(t, v) batch__bint2((t), (v))
+#define BATCH__B_IP(t, v) batch__binet((t), (v))
+#define BATCH__B_TEXT8(t, v) batch__btext((t), (v) ? (v) : "")
+#define BATCH__B_TEXT24(t, v) batch__btext((t), (v) ? (v) : "")
+#define BATCH__B_BOOL(t, v) batch__bbool((t), (v))
+
+static void batch__bbool(batch_buf *t, int v)
+{
+    uint8_t b = v ? 1 : 0;
+    batch__b32(t, 1);
+    batch__put(t, (const char *)&b, 1);
+}
+
+/* An absent sub-message is all zero (an absent endpoint's address NULL). */
+#define BATCH__STAT_FIELD(c, kind, name, num) BATCH__B_##kind(t, s->name);
+
+static void batch__bstat(batch_buf *t, const Mirrorscope__Stat *s)
+{
+    static const Mirrorscope__Stat zero = MIRRORSCOPE__STAT__INIT;
+    if (!s) s = &zero;
+    FLOWREC_STAT_FIELDS(BATCH__STAT_FIELD, _)
+}
+
+#define BATCH__DIR_FIELD(c, kind, name, num) BATCH__B_##kind(t, d->name);
+#define BATCH__DIR_STAT(c, member, name, sql, num) batch__bstat(t, d->name);
+
 static void batch__bdir(batch_buf *t, const Mirrorscope__Direction *d)
 {
     static const Mirrorscope__Direction zero = MIRRORSCOPE__DIRECTION__INIT;
-    static const Mirrorscope__Stat zstat = MIRRORSCOPE__STAT__INIT;
     if (!d) d = &zero;
-    const Mirrorscope__Stat *r = d->rtt_ns ? d->rtt_ns : &zstat;
-    batch__bint8(t, (int64_t)d->packets);
-    batch__bint8(t, (int64_t)d->ip_bytes);
-    batch__bint8(t, (int64_t)d->payload_bytes);
-    uint32_t v[] = { d->retransmissions, d->fast_retransmissions, d->spurious_retransmissions,
-                     d->out_of_order, d->dup_acks, d->lost_segments, d->zero_windows,
-                     d->window_full, d->keep_alives, d->rsts, d->fins };
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) batch__bint4(t, v[i]);
-    batch__bint8(t, (int64_t)r->count);
-    batch__bint8(t, r->min);
-    batch__bint8(t, r->max);
-    batch__bint8(t, r->sum);
+    FLOWREC_DIR_FIELDS(BATCH__DIR_FIELD, BATCH__DIR_STAT, _)
 }
 
-/* One record as a binary COPY tuple: DB_COLS then first_ts. */
+#define BATCH__HS_FIELD(c, kind, member, pbname, bit, num) BATCH__B_##kind(t, h->pbname);
+
+static void batch__bhs(batch_buf *t, const Mirrorscope__Handshake *h)
+{
+    static const Mirrorscope__Handshake zero = MIRRORSCOPE__HANDSHAKE__INIT;
+    if (!h) h = &zero;
+    FLOWREC_HS_FIELDS(BATCH__HS_FIELD, FLOWREC_NOTHING, _)
+}
+
+#define BATCH__F(c, kind, name, num) BATCH__B_##kind(t, r->name);
+#define BATCH__EP(e, kind, leaf, num) BATCH__B_##kind(t, e->leaf);
+#define BATCH__E(c, name, num)                                                                 \
+    {                                                                                          \
+        const Mirrorscope__Endpoint *e_##name = r->name ? r->name : &zep;                      \
+        FLOWREC_EP_FIELDS(BATCH__EP, e_##name)                                                 \
+    }
+#define BATCH__D(c, name, num) batch__bdir(t, r->name);
+#define BATCH__H(c, name, num) batch__bhs(t, r->name);
+#define BATCH__S(c, member, name, sql, num) batch__bstat(t, r->name);
+
+/* One record as a binary COPY tuple: schema_cols (node, then the field
+ * table's columns) then first_ts. */
 static void batch__brow(batch_buf *t, const char *node, const Mirrorscope__FlowRecord *r)
 {
     static const Mirrorscope__Endpoint zep = MIRRORSCOPE__ENDPOINT__INIT;
-    static const Mirrorscope__Handshake zhs = MIRRORSCOPE__HANDSHAKE__INIT;
-    static const Mirrorscope__Stat zstat = MIRRORSCOPE__STAT__INIT;
-    const Mirrorscope__Endpoint *c = r->client ? r->client : &zep;
-    const Mirrorscope__Endpoint *s = r->server ? r->server : &zep;
-    const Mirrorscope__Handshake *h = r->handshake ? r->handshake : &zhs;
-    const Mirrorscope__Stat *a = r->app_response_ns ? r->app_response_ns : &zstat;
     batch__b16(t, (uint16_t)(SCHEMA_NCOLS + 1));
     batch__btext(t, node);
-    batch__bint8(t, (int64_t)r->flow_id);
-    batch__bint8(t, r->vni);
-    batch__binet(t, r->observer);
-    batch__bint2(t, r->proto);
-    batch__binet(t, c->ip);
-    batch__bint4(t, c->port);
-    batch__binet(t, s->ip);
-    batch__bint4(t, s->port);
-    batch__bint8(t, r->first_ns);
-    batch__bint8(t, r->last_ns);
-    batch__bdir(t, r->c2s);
-    batch__bdir(t, r->s2c);
-    batch__bint2(t, h->seen);
-    batch__bint8(t, h->syn_ns);
-    batch__bint8(t, h->synack_ns);
-    batch__bint8(t, h->ack_ns);
-    batch__bint8(t, h->initial_rtt_ns);
-    batch__bint8(t, (int64_t)a->count);
-    batch__bint8(t, a->min);
-    batch__bint8(t, a->max);
-    batch__bint8(t, a->sum);
-    batch__btext(t, r->conn_state ? r->conn_state : "");
-    batch__btext(t, r->history ? r->history : "");
-    batch__b32(t, 1);
-    uint8_t fin = r->final ? 1 : 0;
-    batch__put(t, (const char *)&fin, 1);
+    FLOWREC_FIELDS(BATCH__F, BATCH__E, BATCH__D, BATCH__H, BATCH__S, _)
     /* timestamptz: microseconds since 2000-01-01 UTC, truncated like batch__ts() */
     batch__bint8(t, batch__floordiv(r->first_ns, 1000) - 946684800000000LL);
 }

@@ -745,82 +745,71 @@ int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Respo
     return 0;
 }
 
-static Mirrorscope__Direction *db__dir_from(PGresult *r, int row, int col, Mirrorscope__Stat **rtt)
+/* A flow row read back into its message, expanded from the field table
+ * (flowrec_fields.h) as schema_cols lists the columns: node is column 0,
+ * the table's first field column 1; *col counts on. observer and the
+ * endpoints' addresses come as text (inet's output), NULL as no address. */
+#define DB__READ_UINT(dst, r, i, c) ((dst) = (uint64_t)db__i((r), (i), (c)))
+#define DB__READ_SINT(dst, r, i, c) ((dst) = db__i((r), (i), (c)))
+#define DB__READ_IP(dst, r, i, c) ((dst) = db__ipbytes(PQgetvalue((r), (i), (c))))
+#define DB__READ_TEXT(dst, r, i, c) ((dst) = db__s((r), (i), (c)))
+#define DB__READ_BOOL(dst, r, i, c) ((dst) = PQgetvalue((r), (i), (c))[0] == 't')
+#define DB__READ(kind, dst) FLOWREC_CAT(DB__READ_, FLOWREC_CLASS_##kind)(dst, r, i, (*col)++)
+
+#define DB__STAT_FIELD(c, kind, name, num) DB__READ(kind, s->name);
+
+static Mirrorscope__Stat *db__stat_from(PGresult *r, int i, int *col)
+{
+    Mirrorscope__Stat *s = xmalloc(sizeof *s);
+    mirrorscope__stat__init(s);
+    FLOWREC_STAT_FIELDS(DB__STAT_FIELD, _)
+    return s;
+}
+
+#define DB__DIR_FIELD(c, kind, name, num) DB__READ(kind, d->name);
+#define DB__DIR_STAT(c, member, name, sql, num) d->name = db__stat_from(r, i, col);
+
+static Mirrorscope__Direction *db__dir_from(PGresult *r, int i, int *col)
 {
     Mirrorscope__Direction *d = xmalloc(sizeof *d);
     mirrorscope__direction__init(d);
-    d->packets = (uint64_t)db__i(r, row, col + 0);
-    d->ip_bytes = (uint64_t)db__i(r, row, col + 1);
-    d->payload_bytes = (uint64_t)db__i(r, row, col + 2);
-    d->retransmissions = (uint32_t)db__i(r, row, col + 3);
-    d->fast_retransmissions = (uint32_t)db__i(r, row, col + 4);
-    d->spurious_retransmissions = (uint32_t)db__i(r, row, col + 5);
-    d->out_of_order = (uint32_t)db__i(r, row, col + 6);
-    d->dup_acks = (uint32_t)db__i(r, row, col + 7);
-    d->lost_segments = (uint32_t)db__i(r, row, col + 8);
-    d->zero_windows = (uint32_t)db__i(r, row, col + 9);
-    d->window_full = (uint32_t)db__i(r, row, col + 10);
-    d->keep_alives = (uint32_t)db__i(r, row, col + 11);
-    d->rsts = (uint32_t)db__i(r, row, col + 12);
-    d->fins = (uint32_t)db__i(r, row, col + 13);
-    *rtt = xmalloc(sizeof **rtt);
-    mirrorscope__stat__init(*rtt);
-    (*rtt)->count = (uint64_t)db__i(r, row, col + 14);
-    (*rtt)->min = db__i(r, row, col + 15);
-    (*rtt)->max = db__i(r, row, col + 16);
-    (*rtt)->sum = db__i(r, row, col + 17);
-    d->rtt_ns = *rtt;
+    FLOWREC_DIR_FIELDS(DB__DIR_FIELD, DB__DIR_STAT, _)
     return d;
 }
 
-static Mirrorscope__FlowRecord *db__record_from(PGresult *r, int i)
+#define DB__HS_FIELD(c, kind, member, pbname, bit, num) DB__READ(kind, h->pbname);
+#define DB__HS_DERIVED(c, name, num, bits, a, b)                                               \
+    if ((h->seen & (bits)) == (bits)) h->name = h->a - h->b;
+
+/* Also for a flow that is not TCP, as ever: all zero there. */
+static Mirrorscope__Handshake *db__hs_from(PGresult *r, int i, int *col)
 {
-    /* Columns in schema_cols order, observer/ips as text via host(). */
-    Mirrorscope__FlowRecord *m = xmalloc(sizeof *m);
-    mirrorscope__flow_record__init(m);
-    m->flow_id = (uint64_t)db__i(r, i, 1);
-    m->vni = (uint32_t)db__i(r, i, 2);
-    m->observer = db__ipbytes(PQgetvalue(r, i, 3));
-    m->proto = (uint32_t)db__i(r, i, 4);
-    m->client = xmalloc(sizeof *m->client);
-    mirrorscope__endpoint__init(m->client);
-    m->client->ip = db__ipbytes(PQgetvalue(r, i, 5));
-    m->client->port = (uint32_t)db__i(r, i, 6);
-    m->server = xmalloc(sizeof *m->server);
-    mirrorscope__endpoint__init(m->server);
-    m->server->ip = db__ipbytes(PQgetvalue(r, i, 7));
-    m->server->port = (uint32_t)db__i(r, i, 8);
-    m->first_ns = db__i(r, i, 9);
-    m->last_ns = db__i(r, i, 10);
-    Mirrorscope__Stat *rtt;
-    m->c2s = db__dir_from(r, i, 11, &rtt);
-    m->s2c = db__dir_from(r, i, 29, &rtt);
-    int c = 47;
-    m->handshake = xmalloc(sizeof *m->handshake);
-    mirrorscope__handshake__init(m->handshake);
-    m->handshake->seen = (uint32_t)db__i(r, i, c);
-    m->handshake->complete = (m->handshake->seen & 7) == 7;
-    m->handshake->syn_ns = db__i(r, i, c + 1);
-    m->handshake->synack_ns = db__i(r, i, c + 2);
-    m->handshake->ack_ns = db__i(r, i, c + 3);
-    m->handshake->initial_rtt_ns = db__i(r, i, c + 4);
-    if ((m->handshake->seen & 3) == 3)
-        m->handshake->server_setup_ns = m->handshake->synack_ns - m->handshake->syn_ns;
-    if ((m->handshake->seen & 6) == 6)
-        m->handshake->client_setup_ns = m->handshake->ack_ns - m->handshake->synack_ns;
-    m->app_response_ns = xmalloc(sizeof *m->app_response_ns);
-    mirrorscope__stat__init(m->app_response_ns);
-    m->app_response_ns->count = (uint64_t)db__i(r, i, c + 5);
-    m->app_response_ns->min = db__i(r, i, c + 6);
-    m->app_response_ns->max = db__i(r, i, c + 7);
-    m->app_response_ns->sum = db__i(r, i, c + 8);
-    m->conn_state = db__s(r, i, c + 9);
-    m->history = db__s(r, i, c + 10);
-    m->final = PQgetvalue(r, i, c + 11)[0] == 't';
-    return m;
+    Mirrorscope__Handshake *h = xmalloc(sizeof *h);
+    mirrorscope__handshake__init(h);
+    FLOWREC_HS_FIELDS(DB__HS_FIELD, FLOWREC_NOTHING, _)
+    h->complete = (h->seen & FLOWREC_HS_COMPLETE) == FLOWREC_HS_COMPLETE;
+    FLOWREC_HS_FIELDS(FLOWREC_NOTHING, DB__HS_DERIVED, _)
+    return h;
 }
 
-_Static_assert(SCHEMA_NCOLS == 59, "db__record_from() reads the columns by position");
+#define DB__F(c, kind, name, num) DB__READ(kind, m->name);
+#define DB__EP(name, kind, leaf, num) DB__READ(kind, m->name->leaf);
+#define DB__E(c, name, num)                                                                    \
+    m->name = xmalloc(sizeof *m->name);                                                        \
+    mirrorscope__endpoint__init(m->name);                                                      \
+    FLOWREC_EP_FIELDS(DB__EP, name)
+#define DB__D(c, name, num) m->name = db__dir_from(r, i, col);
+#define DB__H(c, name, num) m->name = db__hs_from(r, i, col);
+#define DB__S(c, member, name, sql, num) m->name = db__stat_from(r, i, col);
+
+static Mirrorscope__FlowRecord *db__record_from(PGresult *r, int i)
+{
+    Mirrorscope__FlowRecord *m = xmalloc(sizeof *m);
+    mirrorscope__flow_record__init(m);
+    int n = 1, *col = &n;
+    FLOWREC_FIELDS(DB__F, DB__E, DB__D, DB__H, DB__S, _)
+    return m;
+}
 
 /* A page's position: the last row's sort key, flow id and node. Text of
  * the form KEY.FLOWID.HEXNODE, safe in a URL as it is. */

@@ -1,31 +1,27 @@
-/* schema.c - the schema as data (see schema.h). */
+/* schema.c - the schema as data (see schema.h): the flow columns expanded
+ * from the flow record's field table, and the migrations. */
 #include "schema.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-/* The flow columns, in COPY order. The partition key first_ts is derived. */
+/* The flow columns, in COPY order: node, then the flow record's fields as
+ * the field table lists them (flowrec_fields.h), each with its kind's SQL
+ * type. The partition key first_ts is derived. */
+#define SCHEMA__F(c, kind, name, num) { #name, FLOWREC_SQL_##kind },
+#define SCHEMA__EP(name, kind, leaf, num) { #name "_" #leaf, FLOWREC_SQL_##kind },
+#define SCHEMA__E(c, name, num) FLOWREC_EP_FIELDS(SCHEMA__EP, name)
+#define SCHEMA__STAT(prefix, kind, name, num) { prefix "_" #name, FLOWREC_SQL_##kind },
+#define SCHEMA__S(c, member, name, sql, num) FLOWREC_STAT_FIELDS(SCHEMA__STAT, #sql)
+#define SCHEMA__DIR(d, kind, name, num) { #d "_" #name, FLOWREC_SQL_##kind },
+#define SCHEMA__DIR_S(d, member, name, sql, num) FLOWREC_STAT_FIELDS(SCHEMA__STAT, #d "_" #sql)
+#define SCHEMA__D(c, name, num) FLOWREC_DIR_FIELDS(SCHEMA__DIR, SCHEMA__DIR_S, name)
+#define SCHEMA__HS(c, kind, member, pbname, bit, num) { #member, FLOWREC_SQL_##kind },
+#define SCHEMA__H(c, name, num) FLOWREC_HS_FIELDS(SCHEMA__HS, FLOWREC_NOTHING, _)
 const char *const schema_cols[][2] = {
-    { "node", "text NOT NULL" }, { "flow_id", "bigint NOT NULL" }, { "vni", "bigint" },
-    { "observer", "inet" }, { "proto", "smallint" }, { "client_ip", "inet" },
-    { "client_port", "integer" }, { "server_ip", "inet" }, { "server_port", "integer" },
-    { "first_ns", "bigint" }, { "last_ns", "bigint" },
-#define DIR_COLS(d)                                                                            \
-    { d "_packets", "bigint" }, { d "_ip_bytes", "bigint" }, { d "_payload_bytes", "bigint" }, \
-        { d "_retransmissions", "integer" }, { d "_fast_retransmissions", "integer" },         \
-        { d "_spurious_retransmissions", "integer" }, { d "_out_of_order", "integer" },        \
-        { d "_dup_acks", "integer" }, { d "_lost_segments", "integer" },                       \
-        { d "_zero_windows", "integer" }, { d "_window_full", "integer" },                     \
-        { d "_keep_alives", "integer" }, { d "_rsts", "integer" }, { d "_fins", "integer" },    \
-        { d "_rtt_count", "bigint" }, { d "_rtt_min", "bigint" }, { d "_rtt_max", "bigint" },  \
-        { d "_rtt_sum", "bigint" }
-    DIR_COLS("c2s"), DIR_COLS("s2c"),
-#undef DIR_COLS
-    { "hs_seen", "smallint" }, { "syn_ns", "bigint" }, { "synack_ns", "bigint" },
-    { "ack_ns", "bigint" }, { "initial_rtt_ns", "bigint" }, { "app_count", "bigint" },
-    { "app_min", "bigint" }, { "app_max", "bigint" }, { "app_sum", "bigint" },
-    { "conn_state", "text" }, { "history", "text" }, { "final", "boolean" },
+    { "node", "text NOT NULL" },
+    FLOWREC_FIELDS(SCHEMA__F, SCHEMA__E, SCHEMA__D, SCHEMA__H, SCHEMA__S, _)
 };
 
 _Static_assert(sizeof schema_cols / sizeof schema_cols[0] == SCHEMA_NCOLS,

@@ -1,17 +1,28 @@
 /* schema.h - the coordinator's database schema, as data: the flow columns
- * (one table that the DDL, the binary COPY layout and the queries all read)
+ * (expanded from the flow record's field table, flowrec_fields.h; the DDL,
+ * the binary COPY layout and the queries all read them)
  * and the SQL of each migration. db.c runs them; nothing here talks to
  * PostgreSQL.
  */
 #ifndef MSCOPE_SCHEMA_H
 #define MSCOPE_SCHEMA_H
 
+#include "flowrec_fields.h"
+
 #include <stddef.h>
 
-/* The columns of `flows` (and `flows_live`) in COPY order: name, SQL type.
- * The partition key first_ts follows them in every COPY. */
+/* The columns of `flows` (and `flows_live`) in COPY order: name, SQL type;
+ * node, then the flow record's fields (flowrec_fields.h). The partition key
+ * first_ts follows them in every COPY. */
 extern const char *const schema_cols[][2];
-#define SCHEMA_NCOLS 59
+#define SCHEMA__ONE(...) +1
+#define SCHEMA__N_EP(c, name, num) FLOWREC_EP_FIELDS(SCHEMA__ONE, _)
+#define SCHEMA__N_S(...) FLOWREC_STAT_FIELDS(SCHEMA__ONE, _)
+#define SCHEMA__N_D(c, name, num) FLOWREC_DIR_FIELDS(SCHEMA__ONE, SCHEMA__N_S, _)
+#define SCHEMA__N_HS(c, kind, member, pbname, bit, num) +1
+#define SCHEMA__N_H(c, name, num) FLOWREC_HS_FIELDS(SCHEMA__N_HS, FLOWREC_NOTHING, _)
+enum { SCHEMA_NCOLS = 1 FLOWREC_FIELDS(SCHEMA__ONE, SCHEMA__N_EP, SCHEMA__N_D, SCHEMA__N_H,
+                                       SCHEMA__N_S, _) };
 
 /* log2 buckets of a flow's mean ACK RTT in microseconds (flow_minutes). */
 #define SCHEMA_RTT_BUCKETS 16

@@ -3,7 +3,8 @@
  * DESIGN: a mutex-protected ring of flowrec structs (preallocated) between
  * the writer and this module's thread. The thread wakes every 10 ms or when
  * a batch's worth is queued, takes up to batch_max records, encodes one
- * FlowBatch with protobuf-c into a reused buffer, and sends it. If the bus
+ * FlowBatch with protobuf-c into a reused buffer (each record's message
+ * filled by flowpb.h, from the field table), and sends it. If the bus
  * refuses (high-water mark), the batch is retried on the next wake and new
  * records pile up in the ring until it is full, then are shed and counted:
  * memory stays bounded and the packet path never waits.
@@ -11,6 +12,7 @@
 #include "publish.h"
 
 #include "bus.h"
+#include "flowpb.h"
 #include "log.h"
 #include "mirrorscope.pb-c.h"
 #include "timeparse.h"
@@ -43,101 +45,6 @@ struct publisher {
     size_t buf_cap;
 };
 
-/* ---- protobuf ------------------------------------------------------------ */
-
-typedef struct pb_rec {
-    Mirrorscope__FlowRecord rec;
-    Mirrorscope__Endpoint client, server;
-    Mirrorscope__Direction c2s, s2c;
-    Mirrorscope__Stat c2s_rtt, s2c_rtt, app;
-    Mirrorscope__Handshake hs;
-} pb_rec;
-
-static int publish__ip_len(const uint8_t a[16])
-{
-    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    return memcmp(a, mapped, 12) == 0 ? 4 : 16;
-}
-
-static void publish__stat(Mirrorscope__Stat *s, const flowrec_stat *f)
-{
-    mirrorscope__stat__init(s);
-    s->count = f->count;
-    if (f->count) {
-        s->min = f->min;
-        s->max = f->max;
-        s->sum = f->sum;
-    }
-}
-
-static void publish__dir(Mirrorscope__Direction *d, Mirrorscope__Stat *rtt, const flowrec_dir *f)
-{
-    mirrorscope__direction__init(d);
-    d->packets = f->packets;
-    d->ip_bytes = f->ip_bytes;
-    d->payload_bytes = f->payload_bytes;
-    d->retransmissions = f->retransmissions;
-    d->fast_retransmissions = f->fast_retransmissions;
-    d->spurious_retransmissions = f->spurious_retransmissions;
-    d->out_of_order = f->out_of_order;
-    d->dup_acks = f->dup_acks;
-    d->lost_segments = f->lost_segments;
-    d->zero_windows = f->zero_windows;
-    d->window_full = f->window_full;
-    d->keep_alives = f->keep_alives;
-    d->rsts = f->rsts;
-    d->fins = f->fins;
-    publish__stat(rtt, &f->rtt);
-    d->rtt_ns = rtt;
-}
-
-/* Fill p from r; r must outlive the packing (pointers into it). */
-static void publish__record(pb_rec *p, flowrec *r)
-{
-    Mirrorscope__FlowRecord *m = &p->rec;
-    mirrorscope__flow_record__init(m);
-    m->flow_id = r->flow_id;
-    m->vni = r->vni;
-    int ol = publish__ip_len(r->observer);
-    m->observer.data = r->observer + (16 - ol);
-    m->observer.len = (size_t)ol;
-    m->proto = r->proto;
-    mirrorscope__endpoint__init(&p->client);
-    mirrorscope__endpoint__init(&p->server);
-    int cl = publish__ip_len(r->client_ip), sl = publish__ip_len(r->server_ip);
-    p->client.ip.data = r->client_ip + (16 - cl);
-    p->client.ip.len = (size_t)cl;
-    p->client.port = r->client_port;
-    p->server.ip.data = r->server_ip + (16 - sl);
-    p->server.ip.len = (size_t)sl;
-    p->server.port = r->server_port;
-    m->client = &p->client;
-    m->server = &p->server;
-    m->first_ns = r->first_ns;
-    m->last_ns = r->last_ns;
-    publish__dir(&p->c2s, &p->c2s_rtt, &r->c2s);
-    publish__dir(&p->s2c, &p->s2c_rtt, &r->s2c);
-    m->c2s = &p->c2s;
-    m->s2c = &p->s2c;
-    if (r->proto == 6) {
-        mirrorscope__handshake__init(&p->hs);
-        p->hs.seen = r->hs_seen;
-        p->hs.complete = (r->hs_seen & 7) == 7;
-        p->hs.syn_ns = r->syn_ns;
-        p->hs.synack_ns = r->synack_ns;
-        p->hs.ack_ns = r->ack_ns;
-        if ((r->hs_seen & 3) == 3) p->hs.server_setup_ns = r->synack_ns - r->syn_ns;
-        if ((r->hs_seen & 6) == 6) p->hs.client_setup_ns = r->ack_ns - r->synack_ns;
-        p->hs.initial_rtt_ns = r->initial_rtt_ns;
-        m->handshake = &p->hs;
-    }
-    publish__stat(&p->app, &r->app_response);
-    m->app_response_ns = &p->app;
-    m->conn_state = r->conn_state;
-    m->history = r->history;
-    m->final = r->final != 0;
-}
-
 static int publish__send(publisher_t *p, const char *topic, const ProtobufCMessage *m)
 {
     size_t n = protobuf_c_message_get_packed_size(m);
@@ -162,11 +69,11 @@ static int publish__flush_batch(publisher_t *p)
     pthread_mutex_unlock(&p->mu);
     if (!n) return 0;
 
-    pb_rec *recs = xcalloc(n, sizeof *recs);
+    flowpb *recs = xcalloc(n, sizeof *recs);
     Mirrorscope__FlowRecord **ptrs = xcalloc(n, sizeof *ptrs);
     for (uint32_t i = 0; i < n; i++) {
-        publish__record(&recs[i], &p->batch[i]);
-        ptrs[i] = &recs[i].rec;
+        flowpb_fill(&recs[i], &p->batch[i]);
+        ptrs[i] = &recs[i].msg;
     }
     Mirrorscope__FlowBatch b;
     mirrorscope__flow_batch__init(&b);
