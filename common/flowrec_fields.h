@@ -6,7 +6,10 @@
  * (coordinator/db.c). proto/mirrorscope.proto and the migrations stay
  * written by hand; tests/unit/test_flowpb.c checks the .proto's messages
  * against this table field by field (name, number, type, and nothing
- * missing either way).
+ * missing either way). `flowgen --fields` prints the table as JSON, which
+ * tests/integration/test_flow_fields.py walks: the `flows` columns and
+ * types, and every field from a recorder's JSON over the bus and through
+ * PostgreSQL to `mscope flows --json`.
  *
  * Adding a metric is one line here (a per-direction TCP counter: one line
  * in FLOWREC_DIR_FIELDS), its field in the .proto and its column in a

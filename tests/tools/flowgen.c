@@ -23,14 +23,30 @@
  * Prints "sent=N seconds=S rate=R" at the end. Used by bench_coordinator.py:
  * a recorder replaying a capture spends most of its CPU on the packets,
  * which on two cores would measure the recorder, not the coordinator.
+ *
+ *   flowgen --fields
+ *   flowgen --to ENDPOINT --distinct N [--node NAME]
+ *
+ * --fields prints the flow record's field table (common/flowrec_fields.h)
+ * as JSON, one line per value: its kind, C member, JSON path, protobuf path,
+ * SQL column and type ("derived": shown in JSON and protobuf, not stored).
+ * --distinct N sends N records in which every field has its own value
+ * (tests/tools/flowsample.h), through the recorder's own protobuf mapping,
+ * and prints each as one line {"json": its --flows-json object, "sql": each
+ * column's value as psql prints it}. Both for test_flow_fields.py, which
+ * walks the table and lists no field itself.
  */
 #include "bus.h"
+#include "flowkey.h"
+#include "flowpb.h"
+#include "flowsample.h"
 #include "mirrorscope.pb-c.h"
 #include "timeparse.h"
 #include "xmalloc.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +133,142 @@ static void fill(gen_rec *g, uint64_t id, int64_t first, int final, int servers)
     g->r.final = final;
 }
 
+/* ---- the field table, and records of distinct values ---------------------- */
+
+static void flowgen__row(const char *kind, const char *c, const char *json, const char *pb,
+                         const char *sql, const char *sql_type)
+{
+    json_t *o = json_pack("{s:s, s:s?, s:s?, s:s, s:s?, s:s?, s:b}", "kind", kind, "c", c, "json",
+                          json, "pb", pb, "sql", sql, "sql_type", sql_type, "derived", !sql);
+    json_dumpf(o, stdout, JSON_COMPACT);
+    putchar('\n');
+    json_decref(o);
+}
+
+/* The JSON key of a statistic's value: JSON shows the mean, not the sum. */
+#define FG_STAT_KEY_count "count"
+#define FG_STAT_KEY_min "min"
+#define FG_STAT_KEY_max "max"
+#define FG_STAT_KEY_sum "mean"
+#define FG_F(c, kind, name, num) flowgen__row(#kind, #name, #name, #name, #name, FLOWREC_SQL_##kind);
+#define FG_EP(e, kind, leaf, num)                                                              \
+    flowgen__row(#kind, #e "_" #leaf, #e "." #leaf, #e "." #leaf, #e "_" #leaf, FLOWREC_SQL_##kind);
+#define FG_E(c, name, num) FLOWREC_EP_FIELDS(FG_EP, name)
+/* a statistic: c is ("C member prefix", "JSON/protobuf prefix", "column prefix") */
+#define FG_A0(a, b, c) a
+#define FG_A1(a, b, c) b
+#define FG_A2(a, b, c) c
+#define FG_STAT(c, kind, name, num)                                                            \
+    flowgen__row(#kind, FG_A0 c "." #name, FG_A1 c "." FG_STAT_KEY_##name, FG_A1 c "." #name,  \
+                 FG_A2 c "_" #name, FLOWREC_SQL_##kind);
+#define FG_S(c, member, name, sql, num) FLOWREC_STAT_FIELDS(FG_STAT, (#member, #name, #sql))
+#define FG_DIR(d, kind, name, num)                                                             \
+    flowgen__row(#kind, #d "." #name, #d "." #name, #d "." #name, #d "_" #name, FLOWREC_SQL_##kind);
+#define FG_DIR_S(d, member, name, sql, num)                                                    \
+    FLOWREC_STAT_FIELDS(FG_STAT, (#d "." #member, #d "." #name, #d "_" #sql))
+#define FG_D(c, name, num) FLOWREC_DIR_FIELDS(FG_DIR, FG_DIR_S, name)
+#define FG_HS(h, kind, member, pbname, bit, num)                                               \
+    flowgen__row(#kind, #member, (bit) ? h "." #pbname : NULL, h "." #pbname, #member,         \
+                 FLOWREC_SQL_##kind);
+#define FG_HS_V(h, name, num, bits, a, b) flowgen__row("I64", NULL, h "." #name, h "." #name, NULL, NULL);
+#define FG_H(c, name, num)                                                                     \
+    flowgen__row("BOOL", NULL, #name ".complete", #name ".complete", NULL, NULL);              \
+    FLOWREC_HS_FIELDS(FG_HS, FG_HS_V, #name)
+
+static void flowgen__fields(void)
+{
+    FLOWREC_FIELDS(FG_F, FG_E, FG_D, FG_H, FG_S, _)
+}
+
+/* Each column's value as psql prints it (inet without its full mask). */
+static void flowgen__sql_int(json_t *o, const char *col, long long v)
+{
+    char t[32];
+    snprintf(t, sizeof t, "%lld", v);
+    json_object_set_new(o, col, json_string(t));
+}
+
+static void flowgen__sql_ip(json_t *o, const char *col, const uint8_t ip[16])
+{
+    char t[64];
+    flowkey_addr_str(ip, t, sizeof t);
+    json_object_set_new(o, col, json_string(t));
+}
+
+/* By kind: the value COPY stores (ID and U64 as bigint, U32 as integer: signed). */
+#define FG_SQL_ID(o, col, v) flowgen__sql_int(o, col, (long long)(int64_t)(v))
+#define FG_SQL_U64(o, col, v) flowgen__sql_int(o, col, (long long)(int64_t)(v))
+#define FG_SQL_I64(o, col, v) flowgen__sql_int(o, col, (long long)(v))
+#define FG_SQL_U32B(o, col, v) flowgen__sql_int(o, col, (long long)(v))
+#define FG_SQL_U32(o, col, v) flowgen__sql_int(o, col, (long long)(int32_t)(v))
+#define FG_SQL_U16(o, col, v) flowgen__sql_int(o, col, (long long)(v))
+#define FG_SQL_U8(o, col, v) flowgen__sql_int(o, col, (long long)(v))
+#define FG_SQL_IP(o, col, v) flowgen__sql_ip(o, col, (v))
+#define FG_SQL_TEXT8(o, col, v) json_object_set_new(o, col, json_string(v))
+#define FG_SQL_TEXT24(o, col, v) json_object_set_new(o, col, json_string(v))
+#define FG_SQL_BOOL(o, col, v) json_object_set_new(o, col, json_string((v) ? "t" : "f"))
+
+#define FQ_F(c, kind, name, num) FG_SQL_##kind(o, #name, r->name);
+#define FQ_EP(e, kind, leaf, num) FG_SQL_##kind(o, #e "_" #leaf, r->e##_##leaf);
+#define FQ_E(c, name, num) FLOWREC_EP_FIELDS(FQ_EP, name)
+#define FQ_STAT(p, kind, name, num) FG_SQL_##kind(o, FG_ARG0 p "_" #name, FG_ARG1 p.name);
+#define FG_ARG0(a, b) a
+#define FG_ARG1(a, b) b
+#define FQ_S(c, member, name, sql, num) FLOWREC_STAT_FIELDS(FQ_STAT, (#sql, r->member))
+#define FQ_DIR(d, kind, name, num) FG_SQL_##kind(o, #d "_" #name, r->d.name);
+#define FQ_DIR_S(d, member, name, sql, num) FLOWREC_STAT_FIELDS(FQ_STAT, (#d "_" #sql, r->d.member))
+#define FQ_D(c, name, num) FLOWREC_DIR_FIELDS(FQ_DIR, FQ_DIR_S, name)
+#define FQ_HS(c, kind, member, pbname, bit, num) FG_SQL_##kind(o, #member, r->member);
+#define FQ_H(c, name, num) FLOWREC_HS_FIELDS(FQ_HS, FLOWREC_NOTHING, _)
+
+static json_t *flowgen__sql(const flowrec *r)
+{
+    json_t *o = json_object();
+    FLOWREC_FIELDS(FQ_F, FQ_E, FQ_D, FQ_H, FQ_S, _)
+    return o;
+}
+
+/* --distinct: n records, sent in one batch, printed as they were sent. */
+static int flowgen__distinct(bus_pub_t *pub, const char *node, unsigned n)
+{
+    int64_t now = timeparse_now_ns();
+    flowrec *recs = xcalloc(n, sizeof *recs);
+    flowpb *pbs = xcalloc(n, sizeof *pbs);
+    Mirrorscope__FlowRecord **ptrs = xcalloc(n, sizeof *ptrs);
+    for (unsigned k = 0; k < n; k++) {
+        flowsample_make(&recs[k], k, now - 3600 * 1000000000LL);
+        flowpb_fill(&pbs[k], &recs[k]);
+        ptrs[k] = &pbs[k].msg;
+    }
+    Mirrorscope__FlowBatch b;
+    mirrorscope__flow_batch__init(&b);
+    b.node = (char *)node;
+    b.start_ns = now;
+    b.seq = 1;
+    b.n_records = n;
+    b.records = ptrs;
+    size_t len = mirrorscope__flow_batch__get_packed_size(&b);
+    uint8_t *buf = xmalloc(len);
+    mirrorscope__flow_batch__pack(&b, buf);
+    int rc;
+    while ((rc = bus_pub_send(pub, "flow", buf, len)) == -EAGAIN) usleep(200);
+    if (rc < 0) fprintf(stderr, "flowgen: send failed: %s\n", strerror(-rc));
+    for (unsigned k = 0; rc >= 0 && k < n; k++) {
+        char line[4096];
+        int jl = flowrec_json(&recs[k], node, line, sizeof line);
+        json_t *sql = flowgen__sql(&recs[k]);
+        char *s = json_dumps(sql, JSON_COMPACT);
+        printf("{\"json\":%.*s,\"sql\":%s}\n", jl, line, s);
+        free(s);
+        json_decref(sql);
+    }
+    free(buf);
+    free(ptrs);
+    free(pbs);
+    free(recs);
+    return rc < 0 ? 1 : 0;
+}
+
 /* With a rate, sleep until `sent` records are due (t0: when sending began). */
 static void pace(double rate, int64_t t0, long long sent)
 {
@@ -131,9 +283,14 @@ int main(int argc, char **argv)
 {
     const char *to = NULL, *node = "flowgen", *key_file = NULL, *server_key = NULL;
     double rate = 0;
-    long long records = 0, batch = 500, interim_every = 0, servers = 2000, first_ms = -1, pool = 0, spread = 60;
+    long long records = 0, distinct = 0, batch = 500, interim_every = 0, servers = 2000, first_ms = -1, pool = 0, spread = 60;
+    if (argc == 2 && !strcmp(argv[1], "--fields")) {
+        flowgen__fields();
+        return 0;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--to")) to = argv[i + 1];
+        else if (!strcmp(argv[i], "--distinct")) distinct = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--node")) node = argv[i + 1];
         else if (!strcmp(argv[i], "--key-file")) key_file = argv[i + 1];
         else if (!strcmp(argv[i], "--server-key")) server_key = argv[i + 1];
@@ -151,10 +308,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (distinct > 0 && distinct <= 1000) records = distinct;
     if (!to || records <= 0 || batch < 1 || batch > 5000 || servers < 1 || spread < 1 || rate < 0) {
         fprintf(stderr, "usage: flowgen --to ENDPOINT --records N [--node NAME] [--batch 500] "
                         "[--interim-every K] [--interims-first MS] [--servers N] [--spread S] "
-                        "[--pool N] [--seed S] [--rate R] [--key-file PAIR --server-key PUB]\n");
+                        "[--pool N] [--seed S] [--rate R] [--key-file PAIR --server-key PUB]\n"
+                        "       flowgen --to ENDPOINT --distinct N (at most 1000) [--node NAME]\n"
+                        "       flowgen --fields\n");
         return 2;
     }
     char err[1024];
@@ -173,6 +333,11 @@ int main(int argc, char **argv)
     if (!pub || !bus_pub_wait_subscriber(pub, 10000)) {
         fprintf(stderr, "flowgen: %s\n", pub ? "no subscriber within 10 s" : err);
         return 1;
+    }
+    if (distinct) {
+        int rc = flowgen__distinct(pub, node, (unsigned)distinct);
+        bus_pub_close(pub, 60000);
+        return rc;
     }
     gen_rec *g = xcalloc((size_t)batch, sizeof *g);
     Mirrorscope__FlowRecord **ptrs = xcalloc((size_t)batch, sizeof *ptrs);

@@ -8,7 +8,8 @@
  * flow ids above 2^63 and 32-bit counters above 2^31 (they are stored
  * signed), other counters above 2^33, times after `base` (nanoseconds),
  * IPv4 addresses for even k and IPv6 for odd, strings of letters and
- * digits. Then what the coordinator checks of a record (coordinator/wire.c)
+ * digits; a statistic's count small, so that its mean differs from the
+ * others'. Then what the coordinator checks of a record (coordinator/wire.c)
  * is made true: TCP (so the handshake is written) with every handshake
  * step seen, payload_bytes under ip_bytes.
  */
@@ -60,6 +61,7 @@ static inline void flowsample__ip(flowsample *s, uint8_t ip[16])
 static inline void flowsample__stat(flowsample *s, flowrec_stat *f)
 {
     FLOWREC_STAT_FIELDS(FLOWSAMPLE__STAT_F, _)
+    f->count &= 0xffffffff; /* few samples, so that each mean (sum / count) is its own too */
 }
 
 #define FLOWSAMPLE__DIR_F(c, kind, name, num) FLOWSAMPLE__SET_##kind(s, d->name);
