@@ -2,9 +2,11 @@
  * connections and migrations, batches written with COPY, the node registry,
  * housekeeping, and the queries of the APIs.
  *
- * DESIGN: schema.h's column table drives the DDL, the staging tables, the
- * COPY column lists and the merge statement, and batch.c encodes records in
- * the same order, so they cannot disagree. Values reach SQL only as COPY
+ * DESIGN: schema.h's column table (expanded from the flow record's field
+ * table, flowrec_fields.h) drives the DDL, the staging tables, the COPY
+ * column lists, the merge statement and the reading of rows, and batch.c
+ * encodes records in the same order, so they cannot disagree; a column the
+ * table has and the database lacks is added at start-up (db__sync_columns). Values reach SQL only as COPY
  * data or as $n parameters: no text is ever pasted into a statement except
  * our own identifiers and dates we formatted.
  */
@@ -96,6 +98,55 @@ static int db__migration(db_t *d, int version, const char *body, char *err, size
     return 0;
 }
 
+/* The field table's columns that `flows` lacks - a metric added to
+ * flowrec_fields.h since this database was made (migration 1 makes the
+ * table from it, so a new database has them all) - are added to flows and
+ * flows_live, at the end and without NOT NULL (old rows hold NULL), and the
+ * flows_all view is made again over them: adding a field takes no
+ * migration written by hand. Partitions take the parent's new columns. */
+static int db__sync_columns(db_t *d, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(d->conn, "SELECT column_name FROM information_schema.columns "
+                                  "WHERE table_schema = current_schema() AND table_name = 'flows'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    static _Thread_local char sql[32768], added[4096];
+    size_t n = 0, na = 0;
+    n += (size_t)snprintf(sql, sizeof sql, "BEGIN;");
+    added[0] = 0;
+    for (size_t i = 0; i < SCHEMA_NCOLS && n < sizeof sql && na < sizeof added; i++) {
+        int have = 0;
+        for (int k = 0; k < PQntuples(r) && !have; k++)
+            have = !strcmp(PQgetvalue(r, k, 0), schema_cols[i][0]);
+        if (have) continue;
+        const char *type = schema_cols[i][1], *nn = strstr(type, " NOT NULL");
+        int tl = nn ? (int)(nn - type) : (int)strlen(type);
+        n += (size_t)snprintf(sql + n, sizeof sql - n,
+                              "ALTER TABLE flows ADD COLUMN IF NOT EXISTS %s %.*s;"
+                              "ALTER TABLE flows_live ADD COLUMN IF NOT EXISTS %s %.*s;",
+                              schema_cols[i][0], tl, type, schema_cols[i][0], tl, type);
+        na += (size_t)snprintf(added + na, sizeof added - na, "%s%s", na ? ", " : "", schema_cols[i][0]);
+    }
+    PQclear(r);
+    if (!na) return 0;
+    n += (size_t)snprintf(sql + n, sizeof sql - n,
+                          "CREATE OR REPLACE VIEW flows_all AS SELECT * FROM flows "
+                          "UNION ALL SELECT * FROM flows_live;COMMIT;");
+    if (n >= sizeof sql || na >= sizeof added) {
+        snprintf(err, errlen, "the columns to add to flows do not fit their buffer");
+        return -1;
+    }
+    if (db__exec(d, sql, err, errlen) < 0) {
+        PQclear(PQexec(d->conn, "ROLLBACK"));
+        return -1;
+    }
+    log_info("columns added to flows from the flow record's field table: %s", added);
+    return 0;
+}
+
 static int db__migrate(db_t *d, char *err, size_t errlen)
 {
     if (db__exec(d, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
@@ -118,7 +169,7 @@ static int db__migrate(db_t *d, char *err, size_t errlen)
         }
         if (db__migration(d, v, sql, err, errlen) < 0) return -1;
     }
-    return 0;
+    return db__sync_columns(d, err, errlen);
 }
 
 db_t *db_open(const char *conninfo, char *err, size_t errlen)

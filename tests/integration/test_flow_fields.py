@@ -12,6 +12,9 @@ names a field.
 3. A recorder's own `--flows-json` for real captures (tests/data) equals
    what `mscope flows --json` gives for the same flows, key by key, and
    every key is one of the table's.
+4. A database made before a field existed (one column dropped, the
+   flows_all view made without it): the restarted coordinator adds the
+   column itself, and records round-trip as in 2.
 """
 import glob
 import json
@@ -49,13 +52,18 @@ def flatten(obj, prefix=""):
     return out
 
 
-def check_columns(co, fields):
+def check_columns(co, fields, ordered=True):
     want = [("node", "text")] + [(f["sql"], f["sql_type"].split()[0]) for f in fields if f["sql"]]
-    got = co.sql("SELECT column_name, data_type FROM information_schema.columns "
-                 "WHERE table_schema = 'public' AND table_name = 'flows' ORDER BY ordinal_position")
-    got = [tuple(r) for r in got if r[0] not in ("first_ts", "updated_at")]
-    h.check(got == want, f"flows' columns differ from the field table:\n db    {got}\n table {want}")
-    print(f"ok  the flows table has the field table's {len(want) - 1} columns and types")
+    for table in ("flows", "flows_live", "flows_all"):
+        got = co.sql("SELECT column_name, data_type FROM information_schema.columns WHERE "
+                     f"table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position")
+        got = [tuple(r) for r in got if r[0] not in ("first_ts", "updated_at")]
+        if not ordered:  # columns added later come last
+            got, want = sorted(got), sorted(want)
+        h.check(got == want, f"{table}'s columns differ from the field table:\n db    {got}\n"
+                             f" table {want}")
+    print(f"ok  flows, flows_live and flows_all have the field table's {len(want) - 1} columns "
+          "and types")
 
 
 def mscope_flows(co, node):
@@ -64,8 +72,7 @@ def mscope_flows(co, node):
     return {r["flow_id"]: r for r in json.loads(p.stdout)}
 
 
-def check_distinct(co, fields, flowgen, d):
-    node = "fields-test"
+def check_distinct(co, fields, flowgen, node):
     p = h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(), "--node", node,
                "--distinct", "4"])
     sent = [json.loads(line) for line in p.stdout.decode().splitlines()]
@@ -163,10 +170,23 @@ def main():
     co = Coordinator(d)
     try:
         check_columns(co, fields)
-        check_distinct(co, fields, flowgen, d)
+        check_distinct(co, fields, flowgen, "fields-test")
         check_capture(co, fields, d)
         st = co.stats()
         h.check(st["bad_messages"] == 0 and st["gaps"] == 0, f"coordinator stats {st}")
+
+        # A database from before one of the fields: the coordinator adds it.
+        stored = [f["sql"] for f in fields if f["sql"]]
+        col = stored[len(stored) // 2]
+        co.sql(f"DROP VIEW flows_all; ALTER TABLE flows DROP COLUMN {col}; "
+               f"ALTER TABLE flows_live DROP COLUMN {col}; "
+               "CREATE VIEW flows_all AS SELECT * FROM flows UNION ALL SELECT * FROM flows_live")
+        h.check(co.stop() == 0, "the coordinator did not stop cleanly")
+        co = Coordinator(d, reuse=co)
+        h.check(f"columns added to flows from the flow record's field table: {col}" in co.log_text(),
+                f"no column added at start-up:\n{co.log_text()[-2000:]}")
+        check_columns(co, fields, ordered=False)
+        check_distinct(co, fields, flowgen, "fields-test-2")
     finally:
         co.stop()
 
