@@ -1,23 +1,39 @@
 /* flowtab.c - flow table and TCP analysis (see flowtab.h, docs/TCP_ANALYTICS.md).
  *
- * DESIGN: flows live in one preallocated array; a chained hash index finds
- * them, a free list recycles them, and two doubly linked lists order them -
+ * DESIGN: a flow is two preallocated slots of the same number: a hot one
+ * (the key, the hash chain, the list links, the last time: all a lookup or
+ * an expiry reads) and a cold one (the analysis state and the counters,
+ * read only for the flow's own packets), so a lookup walking a chain reads
+ * no analysis state. A chained hash index of 32-bit slot numbers finds
+ * flows, a free list recycles them, and two doubly linked lists order them -
  * by activity (idle expiry, eviction when full) and by close time (grace
  * expiry). The activity list is "second chance": a packet only updates the
  * flow's last time, and a flow found at the old end that was active since it
  * was queued goes back to the new end - so a packet touches no list, and no
  * other flow's memory. Each TCP direction keeps Wireshark's per-direction
  * analysis state (next expected sequence number, last ACK, window, duplicate
- * ACK count, the oldest unacknowledged segments for ACK RTTs) so the same
- * packet gets the same flags as in tshark. The order of the tests in
- * flowtab__tcp() follows Wireshark's tcp_analyze_sequence_number(): which
- * flag a segment gets depends on that order.
+ * ACK count) so the same packet gets the same flags as in tshark; the order
+ * of the tests in flowtab__tcp() follows Wireshark's
+ * tcp_analyze_sequence_number(): which flag a segment gets depends on that
+ * order.
+ *
+ * Compact state: the flow record is built only when emitted, from narrow
+ * counters - 32-bit packets, bytes and sample counts, 16-bit event counts
+ * (retransmissions, duplicate ACKs, ...). A counter that wraps carries into
+ * the flow's wide record, a side array by slot number that only such flows
+ * touch, so records stay exact whatever the flow. A direction's
+ * unacknowledged segments (the oldest 8, for ACK RTTs) live in a 96-byte
+ * block from a pool, held only while segments are outstanding; an entry is
+ * the segment's end (a segment's start is never needed) and its time. The
+ * pool and the wide records are allocated at creation like the slots, and
+ * untouched pages cost nothing, so memory follows what is in use.
  */
 #include "flowtab.h"
 
 #include "flowkey.h"
 #include "xmalloc.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,21 +58,41 @@
 #define SEQ_GT(a, b) ((int32_t)((a) - (b)) > 0)
 #define SEQ_LE(a, b) ((int32_t)((a) - (b)) <= 0)
 
-typedef struct ua_seg {
-    uint32_t seq, nextseq;
-    int64_t ts;
-} ua_seg;
+/* A direction's outstanding segments, oldest first: 96 bytes, two cache
+ * lines. A free block is chained through end[0] (index + 1). */
+typedef struct ua_blk {
+    uint32_t end[UA_MAX]; /* sequence number after the segment */
+    int64_t ts[UA_MAX];   /* when it was seen */
+} ua_blk;
 
 typedef struct tcp_dir {
-    uint32_t nextseq, maxseqtobeacked, lastack, window;
     int64_t nextseqtime, lastacktime;
-    int32_t dupacknum;
-    int8_t win_scale;     /* -1 unknown, -2 not in use, else the shift */
+    uint32_t nextseq, maxseqtobeacked, lastack;
+    uint32_t ua;        /* block of outstanding segments (index + 1), 0 when none */
+    uint16_t window;    /* as sent (unscaled) */
+    int16_t dupacknum;  /* saturates: only compared with -1 and 2 */
+    int8_t win_scale;   /* -1 unknown, -2 not in use, else the shift */
     uint8_t window_is_syn; /* the stored window came from a SYN: never scaled */
-    uint16_t lastsegflags;
-    uint8_t nua;
-    ua_seg ua[UA_MAX];    /* oldest first */
+    uint8_t lastseg;    /* the last segment's TA_KA / TA_ZWP (the only flags read back) */
+    uint8_t nua;        /* entries in the block */
 } tcp_dir;
+
+/* Per-direction events, counted 16 bits wide (carries in the wide record). */
+enum { EV_RETRANS, EV_FAST, EV_SPURIOUS, EV_OOO, EV_DUPACK, EV_LOST, EV_ZW, EV_WF, EV_KA,
+       EV_RST, EV_FIN, EV_N };
+
+typedef struct dir_acc {
+    int64_t rtt_min, rtt_max, rtt_sum; /* as flowrec_stat's */
+    uint32_t packets, ip_bytes, payload_bytes, rtt_count; /* carries in the wide record */
+    uint16_t ev[EV_N];
+} dir_acc;
+
+/* The carries of a flow's narrow counters (flow bit F_WIDE). */
+typedef struct flow_wide {
+    uint64_t packets[2], ip_bytes[2], payload_bytes[2], rtt_count[2]; /* + 2^32 each carry */
+    uint64_t ev[2][EV_N];                                             /* + 2^16 each carry */
+    uint64_t app_count, interims;
+} flow_wide;
 
 typedef struct fkey {
     uint8_t a[16], b[16]; /* endpoints in canonical order */
@@ -69,45 +105,69 @@ typedef struct fkey {
 
 enum { LIST_NONE, LIST_LRU, LIST_CLOSING };
 
-/* Field order is hot first: a packet reads the key, the list and state
- * bytes, the times and both TCP directions (the first cache lines, which
- * flowtab_prefetch() fetches), then its direction's counters. */
+/* flow bits */
+#define F_CLIENT_IS_A 0x01
+#define F_REQ_PENDING 0x02 /* a request's payload seen, no response payload yet */
+#define F_WIDE 0x04        /* the wide record holds something */
+#define F_FIN0 0x10        /* by direction: 0 client->server, 1 server->client */
+#define F_FIN1 0x20
+#define F_RST0 0x40
+#define F_RST1 0x80
+
+/* Hot: what a lookup, the lists and expiry read. */
 typedef struct flow {
     fkey key;
+    int64_t last_ns;
+    int64_t queued_ns; /* activity list: last_ns when queued; close list: the close time */
     uint32_t chain;      /* next in hash bucket (index + 1) */
     uint32_t prev, next; /* in its list (index + 1) */
     uint8_t list;
-    uint8_t client_is_a;
-    uint8_t hs_seen;
-    uint8_t fin[2], rst[2]; /* by direction: 0 client->server, 1 server->client */
-    uint8_t hist_seen[2];
-    uint8_t hist_len;
-    uint8_t req_pending;
-    int64_t last_ns, next_interim_ns, mru_syn_ns, req_last_ns;
-    tcp_dir tcp[2];
-    flowrec_dir d[2];
-    int64_t first_ns, queued_ns, close_ns, syn_ns, synack_ns, ack_ns, initial_rtt_ns;
-    uint64_t flow_id;
-    flowrec_stat app;
-    char history[24];
+    uint8_t bits; /* F_* */
+    uint8_t pad[2];
 } flow;
+
+/* Cold: the analysis and what the record is built from. */
+typedef struct fcold {
+    tcp_dir tcp[2];
+    dir_acc d[2];
+    int64_t first_ns;
+    int64_t syn_irtt; /* before the initial RTT (FLOWREC_HS_IRTT): the most recent SYN's
+                       * time (0: none); after: the initial RTT */
+    int64_t syn_ns, synack_ns, ack_ns;
+    int64_t req_last_ns;
+    int64_t app_min, app_max, app_sum;
+    uint64_t flow_id;
+    uint64_t history;  /* Zeek's letters as 4-bit codes (direction * 8 + letter), first lowest */
+    uint32_t app_count;
+    uint32_t interims; /* the next interim record is due at first_ns + (interims + 1) * interval */
+    uint16_t hist_seen; /* letters seen, bit direction * 8 + letter */
+    uint8_t hs_seen;
+    uint8_t hist_len;
+} fcold;
 
 struct flowtab {
     flowtab_opts o;
     flowtab_emit_fn emit;
     void *ctx;
     flow *flows;
+    fcold *cold;
+    flow_wide *wide;
+    ua_blk *ua;
     uint32_t *buckets; /* index + 1 */
     uint32_t nbuckets;
     uint32_t free_head; /* released slots: index + 1, chained through .next */
     uint32_t unused;    /* slots [unused, max_flows) were never used (untouched memory) */
+    uint32_t ua_free, ua_unused, ua_n; /* the same for the segment blocks */
     uint32_t lru_head, lru_tail, close_head, close_tail;
     uint64_t next_id;
     int64_t now;
     flowtab_stats st;
 };
 
-size_t flowtab_slot_bytes(void) { return sizeof(flow) + 2 * sizeof(uint32_t); }
+size_t flowtab_slot_bytes(void)
+{
+    return sizeof(flow) + sizeof(fcold) + 2 * sizeof(uint32_t);
+}
 
 void flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi)
 {
@@ -139,15 +199,23 @@ void flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi)
 flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx)
 {
     flowtab_t *t = xcalloc(1, sizeof *t);
+    void *ua = NULL;
     t->o = *o;
     if (t->o.max_flows < 1) t->o.max_flows = 1;
     t->emit = emit;
     t->ctx = ctx;
+    /* Large callocs are fresh mappings: pages cost memory once touched. */
     t->flows = calloc(t->o.max_flows, sizeof *t->flows);
+    t->cold = calloc(t->o.max_flows, sizeof *t->cold);
+    t->wide = calloc(t->o.max_flows, sizeof *t->wide);
+    /* Two blocks per flow at most; 32-byte aligned (each spans two cache
+     * lines), never read before written. */
+    t->ua_n = t->o.max_flows * 2;
+    if (posix_memalign(&ua, 32, (size_t)t->ua_n * sizeof(ua_blk)) == 0) t->ua = ua;
     t->nbuckets = 1;
     while (t->nbuckets < t->o.max_flows) t->nbuckets <<= 1;
     t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
-    if (!t->flows || !t->buckets) {
+    if (!t->flows || !t->cold || !t->wide || !t->ua || !t->buckets) {
         flowtab_free(t);
         return NULL;
     }
@@ -159,13 +227,93 @@ void flowtab_free(flowtab_t *t)
 {
     if (!t) return;
     free(t->flows);
+    free(t->cold);
+    free(t->wide);
+    free(t->ua);
     free(t->buckets);
     free(t);
 }
 
 _Static_assert(sizeof(fkey) == 64, "fkey is hashed as eight 64-bit words");
+_Static_assert(sizeof(ua_blk) == 96, "a block of outstanding segments is two cache lines");
 
 static uint64_t flowtab__hash(const fkey *k) { return flowkey_hash64(k); }
+
+/* ---- compact values ---------------------------------------------------- */
+
+/* The flow's wide record, marked in use. */
+static flow_wide *flowtab__wide(flowtab_t *t, uint32_t id)
+{
+    t->flows[id - 1].bits |= F_WIDE;
+    return &t->wide[id - 1];
+}
+
+/* A 32-bit counter; its carries are counted in *wide (only touched then). */
+static inline void flowtab__add32(flowtab_t *t, uint32_t id, uint32_t *c, uint64_t *wide,
+                                  uint32_t v)
+{
+    uint32_t old = *c;
+    *c = old + v;
+    if (*c < old) {
+        flowtab__wide(t, id);
+        *wide += 1ull << 32;
+    }
+}
+
+static inline void flowtab__ev(flowtab_t *t, uint32_t id, fcold *c, int dir, int ev)
+{
+    if (++c->d[dir].ev[ev] == 0) {
+        flowtab__wide(t, id);
+        t->wide[id - 1].ev[dir][ev] += 1u << 16;
+    }
+}
+
+/* Add sample v to a statistic kept as flowrec_stat keeps it: minimum
+ * (INT64_MAX before the first sample), maximum (0 before), sum, count. */
+static void flowtab__stat(flowtab_t *t, uint32_t id, int64_t *mn, int64_t *mx, int64_t *sum,
+                          uint32_t *count, uint64_t *wcount, int64_t v)
+{
+    if (v < *mn) *mn = v;
+    if (v > *mx) *mx = v;
+    *sum += v;
+    flowtab__add32(t, id, count, wcount, 1);
+}
+
+/* ---- outstanding segments ---------------------------------------------- */
+
+static uint32_t flowtab__ua_alloc(flowtab_t *t)
+{
+    uint32_t b;
+    if (t->ua_free) {
+        b = t->ua_free;
+        t->ua_free = t->ua[b - 1].end[0];
+    } else if (t->ua_unused < t->ua_n) {
+        b = ++t->ua_unused;
+    } else {
+        return 0;
+    }
+    return b;
+}
+
+static void flowtab__ua_release(flowtab_t *t, tcp_dir *d)
+{
+    if (!d->ua) return;
+    t->ua[d->ua - 1].end[0] = t->ua_free;
+    t->ua_free = d->ua;
+    d->ua = 0;
+    d->nua = 0;
+}
+
+/* Remember a segment ending at end, seen at ts (the oldest UA_MAX). */
+static void flowtab__ua_add(flowtab_t *t, tcp_dir *d, uint32_t end, int64_t ts)
+{
+    if (d->nua >= UA_MAX) return;
+    if (!d->ua && !(d->ua = flowtab__ua_alloc(t))) return;
+    ua_blk *b = &t->ua[d->ua - 1];
+    b->end[d->nua] = end;
+    b->ts[d->nua] = ts;
+    d->nua++;
+}
 
 /* ---- lists ------------------------------------------------------------- */
 
@@ -199,47 +347,89 @@ static void flowtab__push(flowtab_t *t, uint32_t id, int list)
 
 /* ---- records ----------------------------------------------------------- */
 
-static void flowtab__conn_state(const flow *f, char out[8])
+/* Zeek's conn_state; any0/any1: packets seen from the client/the server. */
+static void flowtab__conn_state(const flow *f, uint8_t hs, int any0, int any1, char out[8])
 {
     const char *s;
+    uint8_t b = f->bits;
+    int fin0 = !!(b & F_FIN0), fin1 = !!(b & F_FIN1), rst0 = !!(b & F_RST0), rst1 = !!(b & F_RST1);
     if (f->key.proto != 6) {
-        s = f->d[0].packets && f->d[1].packets ? "SF" : "S0";
-    } else if (!(f->hs_seen & FLOWREC_HS_SYN) && !(f->hs_seen & FLOWREC_HS_SYNACK)) {
+        s = any0 && any1 ? "SF" : "S0";
+    } else if (!(hs & FLOWREC_HS_SYN) && !(hs & FLOWREC_HS_SYNACK)) {
         s = "OTH";
-    } else if (!(f->hs_seen & FLOWREC_HS_SYNACK)) {
-        s = f->rst[1] ? "REJ" : f->fin[0] ? "SH" : f->rst[0] ? "RSTOS0" : "S0";
+    } else if (!(hs & FLOWREC_HS_SYNACK)) {
+        s = rst1 ? "REJ" : fin0 ? "SH" : rst0 ? "RSTOS0" : "S0";
     } else {
-        s = f->rst[0] ? "RSTO" : f->rst[1] ? "RSTR" : f->fin[0] && f->fin[1] ? "SF"
-          : f->fin[0] ? "S2" : f->fin[1] ? "S3" : "S1";
+        s = rst0 ? "RSTO" : rst1 ? "RSTR" : fin0 && fin1 ? "SF" : fin0 ? "S2" : fin1 ? "S3" : "S1";
     }
     strcpy(out, s);
 }
 
-static void flowtab__emit(flowtab_t *t, flow *f, int final)
+static void flowtab__dir_out(const flowtab_t *t, uint32_t id, int dir, flowrec_dir *o)
 {
+    const flow *f = &t->flows[id - 1];
+    const dir_acc *a = &t->cold[id - 1].d[dir];
+    const flow_wide *w = &t->wide[id - 1];
+    int wide = (f->bits & F_WIDE) != 0;
+    o->packets = a->packets + (wide ? w->packets[dir] : 0);
+    o->ip_bytes = a->ip_bytes + (wide ? w->ip_bytes[dir] : 0);
+    o->payload_bytes = a->payload_bytes + (wide ? w->payload_bytes[dir] : 0);
+    uint64_t ev[EV_N];
+    for (int i = 0; i < EV_N; i++) ev[i] = a->ev[i] + (wide ? w->ev[dir][i] : 0);
+    o->retransmissions = (uint32_t)ev[EV_RETRANS];
+    o->fast_retransmissions = (uint32_t)ev[EV_FAST];
+    o->spurious_retransmissions = (uint32_t)ev[EV_SPURIOUS];
+    o->out_of_order = (uint32_t)ev[EV_OOO];
+    o->dup_acks = (uint32_t)ev[EV_DUPACK];
+    o->lost_segments = (uint32_t)ev[EV_LOST];
+    o->zero_windows = (uint32_t)ev[EV_ZW];
+    o->window_full = (uint32_t)ev[EV_WF];
+    o->keep_alives = (uint32_t)ev[EV_KA];
+    o->rsts = (uint32_t)ev[EV_RST];
+    o->fins = (uint32_t)ev[EV_FIN];
+    o->rtt.count = a->rtt_count + (wide ? w->rtt_count[dir] : 0);
+    o->rtt.sum = a->rtt_sum;
+    o->rtt.min = a->rtt_min;
+    o->rtt.max = a->rtt_max;
+}
+
+static void flowtab__emit(flowtab_t *t, uint32_t id, int final)
+{
+    const flow *f = &t->flows[id - 1];
+    const fcold *c = &t->cold[id - 1];
+    const flow_wide *w = &t->wide[id - 1];
+    int client_is_a = (f->bits & F_CLIENT_IS_A) != 0;
     flowrec r;
     memset(&r, 0, sizeof r);
-    r.flow_id = f->flow_id;
+    r.flow_id = c->flow_id;
     r.vni = f->key.vni;
     memcpy(r.observer, f->key.observer, 16);
     r.proto = f->key.proto;
-    memcpy(r.client_ip, f->client_is_a ? f->key.a : f->key.b, 16);
-    memcpy(r.server_ip, f->client_is_a ? f->key.b : f->key.a, 16);
-    r.client_port = f->client_is_a ? f->key.aport : f->key.bport;
-    r.server_port = f->client_is_a ? f->key.bport : f->key.aport;
-    r.first_ns = f->first_ns;
+    memcpy(r.client_ip, client_is_a ? f->key.a : f->key.b, 16);
+    memcpy(r.server_ip, client_is_a ? f->key.b : f->key.a, 16);
+    r.client_port = client_is_a ? f->key.aport : f->key.bport;
+    r.server_port = client_is_a ? f->key.bport : f->key.aport;
+    r.first_ns = c->first_ns;
     r.last_ns = f->last_ns;
-    r.c2s = f->d[0];
-    r.s2c = f->d[1];
-    r.hs_seen = f->hs_seen;
-    r.syn_ns = f->syn_ns;
-    r.synack_ns = f->synack_ns;
-    r.ack_ns = f->ack_ns;
-    r.initial_rtt_ns = f->initial_rtt_ns;
-    r.app_response = f->app;
-    flowtab__conn_state(f, r.conn_state);
-    memcpy(r.history, f->history, f->hist_len);
-    r.history[f->hist_len] = 0;
+    flowtab__dir_out(t, id, 0, &r.c2s);
+    flowtab__dir_out(t, id, 1, &r.s2c);
+    r.hs_seen = c->hs_seen;
+    r.syn_ns = c->syn_ns;
+    r.synack_ns = c->synack_ns;
+    r.ack_ns = c->ack_ns;
+    if (c->hs_seen & FLOWREC_HS_IRTT) r.initial_rtt_ns = c->syn_irtt;
+    r.app_response.count = c->app_count + ((f->bits & F_WIDE) ? w->app_count : 0);
+    r.app_response.sum = c->app_sum;
+    r.app_response.min = c->app_min;
+    r.app_response.max = c->app_max;
+    flowtab__conn_state(f, c->hs_seen, r.c2s.packets != 0, r.s2c.packets != 0, r.conn_state);
+    static const char letters[] = "shadfrtw";
+    for (uint8_t i = 0; i < c->hist_len; i++) {
+        unsigned code = (unsigned)(c->history >> (4 * i)) & 15;
+        char l = letters[code & 7];
+        r.history[i] = code < 8 ? (char)(l - 'a' + 'A') : l;
+    }
+    r.history[c->hist_len] = 0;
     r.final = final;
     t->st.records++;
     if (!final) t->st.interim++;
@@ -249,11 +439,15 @@ static void flowtab__emit(flowtab_t *t, flow *f, int final)
 static void flowtab__release(flowtab_t *t, uint32_t id)
 {
     flow *f = &t->flows[id - 1];
+    fcold *c = &t->cold[id - 1];
     uint32_t b = (uint32_t)(flowtab__hash(&f->key) & (t->nbuckets - 1));
     uint32_t *p = &t->buckets[b];
     while (*p && *p != id) p = &t->flows[*p - 1].chain;
     if (*p) *p = f->chain;
     flowtab__unlink(t, id);
+    flowtab__ua_release(t, &c->tcp[0]);
+    flowtab__ua_release(t, &c->tcp[1]);
+    if (f->bits & F_WIDE) memset(&t->wide[id - 1], 0, sizeof t->wide[id - 1]);
     memset(f, 0, sizeof *f);
     f->next = t->free_head;
     t->free_head = id;
@@ -262,7 +456,7 @@ static void flowtab__release(flowtab_t *t, uint32_t id)
 
 static void flowtab__finish(flowtab_t *t, uint32_t id)
 {
-    flowtab__emit(t, &t->flows[id - 1], 1);
+    flowtab__emit(t, id, 1);
     flowtab__release(t, id);
 }
 
@@ -308,46 +502,39 @@ static uint32_t flowtab__new_flow(flowtab_t *t, const fkey *k, uint32_t bucket)
         id = ++t->unused; /* first touch of this slot's memory */
     }
     flow *f = &t->flows[id - 1];
+    fcold *c = &t->cold[id - 1];
     memset(f, 0, sizeof *f);
+    memset(c, 0, sizeof *c);
     f->key = *k;
     f->chain = t->buckets[bucket];
     t->buckets[bucket] = id;
-    for (int d = 0; d < 2; d++) {
-        f->tcp[d].win_scale = -1;
-        f->d[d].rtt.min = INT64_MAX;
-    }
-    f->app.min = INT64_MAX;
-    f->flow_id = t->next_id++;
+    c->tcp[0].win_scale = c->tcp[1].win_scale = -1;
+    c->d[0].rtt_min = c->d[1].rtt_min = c->app_min = INT64_MAX;
+    c->flow_id = t->next_id++;
     t->st.active++;
     t->st.created++;
     return id;
 }
 
-static void flowtab__history(flow *f, int dir, char c)
+static void flowtab__history(fcold *c, int dir, char ch)
 {
     int bit = -1;
     static const char letters[] = "shadfrtw";
     for (int i = 0; letters[i]; i++)
-        if (letters[i] == c) bit = i;
-    if (bit < 0 || (f->hist_seen[dir] & (1u << bit)) || f->hist_len >= sizeof f->history - 1) return;
-    f->hist_seen[dir] |= (uint8_t)(1u << bit);
-    f->history[f->hist_len++] = dir == 0 ? (char)(c - 'a' + 'A') : c;
-}
-
-static void flowtab__stat(flowrec_stat *s, int64_t v)
-{
-    if (v < s->min) s->min = v;
-    if (v > s->max) s->max = v;
-    s->sum += v;
-    s->count++;
+        if (letters[i] == ch) bit = i;
+    /* Each letter at most once per direction: 16 codes fit the 64 bits. */
+    unsigned code = (unsigned)(dir * 8 + bit);
+    if (bit < 0 || (c->hist_seen & (1u << code))) return;
+    c->hist_seen |= (uint16_t)(1u << code);
+    c->history |= (uint64_t)code << (4 * c->hist_len++);
 }
 
 /* ---- TCP analysis (Wireshark's tcp_analyze_sequence_number) -------------- */
 
-static void flowtab__tcp(flow *f, int dir, int64_t ts, const pkt_ana *a)
+static void flowtab__tcp(flowtab_t *t, uint32_t id, int dir, int64_t ts, const pkt_ana *a)
 {
-    tcp_dir *fwd = &f->tcp[dir], *rev = &f->tcp[1 - dir];
-    flowrec_dir *st = &f->d[dir];
+    fcold *c = &t->cold[id - 1];
+    tcp_dir *fwd = &c->tcp[dir], *rev = &c->tcp[1 - dir];
     uint32_t seq = a->seq, ack = a->ack, seglen = a->payload_len, window = a->win;
     uint8_t flags = a->tcp_flags;
     unsigned ta = 0;
@@ -372,18 +559,18 @@ static void flowtab__tcp(flow *f, int dir, int64_t ts, const pkt_ana *a)
     /* WINDOW FULL */
     if (seglen > 0 && rev->win_scale != -1 && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
         int shift = rev->window_is_syn || rev->win_scale == -2 ? 0 : rev->win_scale;
-        if (seq + seglen == rev->lastack + (rev->window << shift)) ta |= TA_WF;
+        if (seq + seglen == rev->lastack + ((uint32_t)rev->window << shift)) ta |= TA_WF;
     }
     /* KEEP ALIVE ACK */
     if (seglen == 0 && window && window == fwd->window && seq == fwd->nextseq &&
-        ack == fwd->lastack && (rev->lastsegflags & TA_KA) &&
+        ack == fwd->lastack && (rev->lastseg & TA_KA) &&
         !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
         ta |= TA_KA_ACK;
         goto finished_fwd;
     }
     /* ZERO WINDOW PROBE ACK */
     if (seglen == 0 && window == 0 && window == fwd->window && seq == fwd->nextseq &&
-        ack == fwd->lastack && (rev->lastsegflags & TA_ZWP) &&
+        ack == fwd->lastack && (rev->lastseg & TA_ZWP) &&
         !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
         ta |= TA_ZWP_ACK;
         goto finished_fwd;
@@ -391,7 +578,8 @@ static void flowtab__tcp(flow *f, int dir, int64_t ts, const pkt_ana *a)
     /* DUPLICATE ACK */
     if (seglen == 0 && window && window == fwd->window && seq == fwd->nextseq &&
         ack == fwd->lastack && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
-        fwd->dupacknum = fwd->dupacknum == -1 ? 1 : fwd->dupacknum + 1;
+        fwd->dupacknum = fwd->dupacknum == -1 ? 1
+                       : fwd->dupacknum == INT16_MAX ? INT16_MAX : fwd->dupacknum + 1;
         ta |= TA_DUPACK;
     }
 
@@ -413,7 +601,8 @@ finished_fwd:
                    ts - rev->lastacktime < 20000000LL) {
             ta |= TA_FAST;
         } else {
-            int64_t thres = f->initial_rtt_ns ? f->initial_rtt_ns : 3000000LL;
+            int64_t irtt = (c->hs_seen & FLOWREC_HS_IRTT) ? c->syn_irtt : 0;
+            int64_t thres = irtt ? irtt : 3000000LL;
             uint32_t syn_fin = (flags & (TCP_SYN | TCP_FIN)) ? 1 : 0;
             if (not_advanced && ts - fwd->nextseqtime < thres &&
                 fwd->nextseq != seq + seglen + syn_fin)
@@ -426,7 +615,7 @@ finished_fwd:
     uint32_t nextseq = seq + seglen;
     if (seglen || (flags & (TCP_SYN | TCP_FIN))) {
         if (flags & (TCP_SYN | TCP_FIN)) nextseq += 1;
-        if (fwd->nua < UA_MAX) fwd->ua[fwd->nua++] = (ua_seg){ seq, nextseq, ts };
+        flowtab__ua_add(t, fwd, nextseq, ts);
     }
     if (SEQ_GT(nextseq, fwd->nextseq) || !fwd->nextseq) {
         if (!(ta & TA_ZWP)) {
@@ -437,27 +626,38 @@ finished_fwd:
     if (seq == fwd->maxseqtobeacked || !fwd->maxseqtobeacked) {
         if (!(ta & TA_ZWP)) fwd->maxseqtobeacked = fwd->nextseq;
     }
-    fwd->window = window;
+    fwd->window = (uint16_t)window;
     fwd->window_is_syn = (flags & TCP_SYN) != 0;
     fwd->lastack = ack;
     fwd->lastacktime = ts;
-    fwd->lastsegflags = (uint16_t)ta;
+    fwd->lastseg = (uint8_t)(ta & (TA_KA | TA_ZWP));
 
     /* ACK RTT: this ACK exactly covers an unacknowledged segment of the other
-     * direction. As in Wireshark, the oldest exact match gives the sample. */
-    int64_t rtt = -1;
-    uint8_t keep = 0;
-    for (uint8_t i = 0; i < rev->nua; i++) {
-        ua_seg *u = &rev->ua[i];
-        if (ack == u->nextseq) {
-            if (rtt < 0) rtt = ts - u->ts;
-            continue; /* acked: dropped */
+     * direction. As in Wireshark, the oldest exact match gives the sample;
+     * what the ACK covers is dropped. */
+    if (rev->nua) {
+        ua_blk *b = &t->ua[rev->ua - 1];
+        int64_t rtt = -1;
+        uint8_t keep = 0;
+        for (uint8_t i = 0; i < rev->nua; i++) {
+            if (ack == b->end[i]) {
+                if (rtt < 0) rtt = ts - b->ts[i];
+                continue;
+            }
+            if (SEQ_GT(b->end[i], ack)) {
+                b->end[keep] = b->end[i];
+                b->ts[keep] = b->ts[i];
+                keep++;
+            }
         }
-        if (SEQ_GT(ack, u->seq) && SEQ_LE(ack, u->nextseq)) u->seq = ack;
-        if (SEQ_GT(u->nextseq, ack)) rev->ua[keep++] = *u;
+        rev->nua = keep;
+        if (!keep) flowtab__ua_release(t, rev);
+        if (rtt >= 0) {
+            dir_acc *r = &c->d[1 - dir];
+            flowtab__stat(t, id, &r->rtt_min, &r->rtt_max, &r->rtt_sum, &r->rtt_count,
+                          &t->wide[id - 1].rtt_count[1 - dir], rtt);
+        }
     }
-    rev->nua = keep;
-    if (rtt >= 0) flowtab__stat(&f->d[1 - dir].rtt, rtt);
 
     /* Window scale from the handshake (Wireshark's verify_tcp_window_scaling). */
     if (flags & TCP_SYN) {
@@ -470,76 +670,80 @@ finished_fwd:
         }
     }
 
-    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) st->retransmissions++;
-    if (ta & TA_FAST) st->fast_retransmissions++;
-    if (ta & TA_SPURIOUS) st->spurious_retransmissions++;
-    if (ta & TA_OOO) st->out_of_order++;
-    if (ta & TA_DUPACK) st->dup_acks++;
-    if (ta & TA_LOST) st->lost_segments++;
-    if (ta & TA_ZW) st->zero_windows++;
-    if (ta & TA_WF) st->window_full++;
-    if (ta & TA_KA) st->keep_alives++;
-    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__history(f, dir, 't');
-    if (ta & TA_ZW) flowtab__history(f, dir, 'w');
+    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__ev(t, id, c, dir, EV_RETRANS);
+    if (ta & TA_FAST) flowtab__ev(t, id, c, dir, EV_FAST);
+    if (ta & TA_SPURIOUS) flowtab__ev(t, id, c, dir, EV_SPURIOUS);
+    if (ta & TA_OOO) flowtab__ev(t, id, c, dir, EV_OOO);
+    if (ta & TA_DUPACK) flowtab__ev(t, id, c, dir, EV_DUPACK);
+    if (ta & TA_LOST) flowtab__ev(t, id, c, dir, EV_LOST);
+    if (ta & TA_ZW) flowtab__ev(t, id, c, dir, EV_ZW);
+    if (ta & TA_WF) flowtab__ev(t, id, c, dir, EV_WF);
+    if (ta & TA_KA) flowtab__ev(t, id, c, dir, EV_KA);
+    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__history(c, dir, 't');
+    if (ta & TA_ZW) flowtab__history(c, dir, 'w');
 }
 
 static void flowtab__tcp_session(flowtab_t *t, uint32_t id, int dir, int64_t ts, const pkt_ana *a)
 {
     flow *f = &t->flows[id - 1];
+    fcold *c = &t->cold[id - 1];
     uint8_t fl = a->tcp_flags;
     int client = dir == 0;
     /* The handshake is the last SYN and SYN/ACK before the client's ACK, so
      * retransmitted SYNs cannot make the setup times negative. */
     if ((fl & TCP_SYN) && !(fl & TCP_ACK)) {
-        if (client && !(f->hs_seen & FLOWREC_HS_ACK)) {
-            f->hs_seen |= FLOWREC_HS_SYN;
-            f->syn_ns = ts;
+        if (client && !(c->hs_seen & FLOWREC_HS_ACK)) {
+            c->hs_seen |= FLOWREC_HS_SYN;
+            c->syn_ns = ts;
         }
-        f->mru_syn_ns = ts;
-        flowtab__history(f, dir, 's');
+        if (!(c->hs_seen & FLOWREC_HS_IRTT)) c->syn_irtt = ts; /* the most recent SYN */
+        flowtab__history(c, dir, 's');
     } else if ((fl & TCP_SYN) && (fl & TCP_ACK)) {
-        if (!client && !(f->hs_seen & FLOWREC_HS_ACK)) {
-            f->hs_seen |= FLOWREC_HS_SYNACK;
-            f->synack_ns = ts;
+        if (!client && !(c->hs_seen & FLOWREC_HS_ACK)) {
+            c->hs_seen |= FLOWREC_HS_SYNACK;
+            c->synack_ns = ts;
         }
-        flowtab__history(f, dir, 'h');
+        flowtab__history(c, dir, 'h');
     }
     /* Initial RTT as Wireshark: the first ACK without SYN after a SYN, from
      * the most recent SYN (a refusing RST/ACK counts too). */
-    if ((fl & (TCP_SYN | TCP_ACK)) == TCP_ACK && f->mru_syn_ns && !(f->hs_seen & FLOWREC_HS_IRTT)) {
-        f->initial_rtt_ns = ts - f->mru_syn_ns;
-        f->hs_seen |= FLOWREC_HS_IRTT;
+    if ((fl & (TCP_SYN | TCP_ACK)) == TCP_ACK && c->syn_irtt && !(c->hs_seen & FLOWREC_HS_IRTT)) {
+        c->syn_irtt = ts - c->syn_irtt;
+        c->hs_seen |= FLOWREC_HS_IRTT;
     }
-    if (client && (fl & (TCP_SYN | TCP_ACK)) == TCP_ACK && (f->hs_seen & FLOWREC_HS_SYNACK) &&
-        !(f->hs_seen & FLOWREC_HS_ACK)) {
-        f->hs_seen |= FLOWREC_HS_ACK;
-        f->ack_ns = ts;
+    if (client && (fl & (TCP_SYN | TCP_ACK)) == TCP_ACK && (c->hs_seen & FLOWREC_HS_SYNACK) &&
+        !(c->hs_seen & FLOWREC_HS_ACK)) {
+        c->hs_seen |= FLOWREC_HS_ACK;
+        c->ack_ns = ts;
     }
-    flowtab__tcp(f, dir, ts, a);
+    flowtab__tcp(t, id, dir, ts, a);
     if (fl & TCP_FIN) {
-        f->d[dir].fins++;
-        f->fin[dir] = 1;
-        flowtab__history(f, dir, 'f');
+        flowtab__ev(t, id, c, dir, EV_FIN);
+        f->bits |= dir ? F_FIN1 : F_FIN0;
+        flowtab__history(c, dir, 'f');
     }
     if (fl & TCP_RST) {
-        f->d[dir].rsts++;
-        f->rst[dir] = 1;
-        flowtab__history(f, dir, 'r');
+        flowtab__ev(t, id, c, dir, EV_RST);
+        f->bits |= dir ? F_RST1 : F_RST0;
+        flowtab__history(c, dir, 'r');
     }
-    if (a->payload_len) flowtab__history(f, dir, 'd');
-    else if ((fl & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == TCP_ACK) flowtab__history(f, dir, 'a');
+    if (a->payload_len) flowtab__history(c, dir, 'd');
+    else if ((fl & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == TCP_ACK) flowtab__history(c, dir, 'a');
 }
 
 /* Application response time: last request byte -> first response byte. */
-static void flowtab__app(flow *f, int dir, int64_t ts, const pkt_ana *a)
+static void flowtab__app(flowtab_t *t, uint32_t id, int dir, int64_t ts, const pkt_ana *a)
 {
+    flow *f = &t->flows[id - 1];
+    fcold *c = &t->cold[id - 1];
     if (!a->payload_len) return;
     if (dir == 0) {
-        f->req_last_ns = ts;
-        f->req_pending = 1;
-    } else if (f->req_pending) {
-        flowtab__stat(&f->app, ts - f->req_last_ns);
-        f->req_pending = 0;
+        c->req_last_ns = ts;
+        f->bits |= F_REQ_PENDING;
+    } else if (f->bits & F_REQ_PENDING) {
+        flowtab__stat(t, id, &c->app_min, &c->app_max, &c->app_sum, &c->app_count,
+                      &t->wide[id - 1].app_count, ts - c->req_last_ns);
+        f->bits &= (uint8_t)~F_REQ_PENDING;
     }
 }
 
@@ -572,11 +776,13 @@ void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
     __builtin_prefetch(&t->buckets[hash_far & (t->nbuckets - 1)]);
     uint32_t id = t->buckets[hash_near & (t->nbuckets - 1)];
     if (!id) return;
-    /* The key, state and both TCP directions fill the first seven cache
-     * lines (struct flow is ordered hot first); fetching all 13 measured
-     * slower, fetching fewer too. */
+    /* The hot slot (key, links, times) and the cold slot's analysis state
+     * and counters, which a TCP packet all reads. */
     const char *f = (const char *)&t->flows[id - 1];
-    for (size_t off = 0; off < 448; off += 64) __builtin_prefetch(f + off, 1);
+    __builtin_prefetch(f, 1);
+    __builtin_prefetch(f + sizeof(flow) - 1, 1);
+    const char *c = (const char *)&t->cold[id - 1];
+    for (size_t off = 0; off < sizeof(fcold); off += 64) __builtin_prefetch(c + off, 1);
 }
 
 void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
@@ -609,36 +815,45 @@ void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observ
         if (a->proto == 6 && (a->tcp_flags & TCP_SYN)) client_is_src = !(a->tcp_flags & TCP_ACK);
         else if (a->proto == 6 && a->sport != a->dport) client_is_src = a->sport > a->dport;
         else client_is_src = 1;
-        f->client_is_a = (uint8_t)(client_is_src == a_is_src);
-        f->first_ns = ts;
+        if (client_is_src == a_is_src) f->bits |= F_CLIENT_IS_A;
+        t->cold[id - 1].first_ns = ts;
         f->queued_ns = ts;
-        f->next_interim_ns = ts + t->o.interval_ns;
         flowtab__push(t, id, LIST_LRU);
     }
     flow *f = &t->flows[id - 1];
-    int dir = (a_is_src == f->client_is_a) ? 0 : 1;
+    fcold *c = &t->cold[id - 1];
+    flow_wide *w = &t->wide[id - 1];
+    int dir = (a_is_src == !!(f->bits & F_CLIENT_IS_A)) ? 0 : 1;
     f->last_ns = ts;
-    flowrec_dir *d = &f->d[dir];
-    d->packets++;
-    d->ip_bytes += a->ip_len;
-    d->payload_bytes += a->payload_len;
+    dir_acc *d = &c->d[dir];
+    flowtab__add32(t, id, &d->packets, &w->packets[dir], 1);
+    flowtab__add32(t, id, &d->ip_bytes, &w->ip_bytes[dir], a->ip_len);
+    flowtab__add32(t, id, &d->payload_bytes, &w->payload_bytes[dir], a->payload_len);
     if (a->proto == 6) flowtab__tcp_session(t, id, dir, ts, a);
-    flowtab__app(f, dir, ts, a);
-    if (f->list == LIST_LRU && ((f->fin[0] && f->fin[1]) || f->rst[0] || f->rst[1])) {
-        f->close_ns = ts;
+    flowtab__app(t, id, dir, ts, a);
+    if (f->list == LIST_LRU &&
+        (((f->bits & (F_FIN0 | F_FIN1)) == (F_FIN0 | F_FIN1)) || (f->bits & (F_RST0 | F_RST1)))) {
+        f->queued_ns = ts; /* the close time */
         flowtab__unlink(t, id);
         flowtab__push(t, id, LIST_CLOSING);
     }
-    if (ts >= f->next_interim_ns) {
-        flowtab__emit(t, f, 0);
-        while (f->next_interim_ns <= ts) f->next_interim_ns += t->o.interval_ns;
+    /* Interim records every interval after the first packet. */
+    uint64_t k_int = c->interims + ((f->bits & F_WIDE) ? w->interims : 0);
+    int64_t next_interim = c->first_ns + (int64_t)(k_int + 1) * t->o.interval_ns;
+    if (ts >= next_interim) {
+        flowtab__emit(t, id, 0);
+        /* the next one: the first multiple of the interval after ts */
+        uint64_t step = (uint64_t)((ts - c->first_ns) / t->o.interval_ns) - k_int;
+        for (; step > UINT32_MAX; step -= UINT32_MAX)
+            flowtab__add32(t, id, &c->interims, &w->interims, UINT32_MAX);
+        flowtab__add32(t, id, &c->interims, &w->interims, (uint32_t)step);
     }
 }
 
 void flowtab_advance(flowtab_t *t, int64_t now)
 {
     if (now > t->now) t->now = now;
-    while (t->close_tail && t->flows[t->close_tail - 1].close_ns + t->o.grace_ns <= t->now)
+    while (t->close_tail && t->flows[t->close_tail - 1].queued_ns + t->o.grace_ns <= t->now)
         flowtab__finish(t, t->close_tail);
     while (t->lru_tail) {
         uint32_t id = t->lru_tail;
