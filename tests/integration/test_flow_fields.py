@@ -12,7 +12,10 @@ names a field.
 3. A recorder's own `--flows-json` for real captures (tests/data) equals
    what `mscope flows --json` gives for the same flows, key by key, and
    every key is one of the table's.
-4. A database made before a field existed (one column dropped, the
+4. docs/openapi.json's FlowRecord (and the schemas it refers to) has
+   exactly the table's protobuf fields, each of the type the REST API's
+   JSON gives its kind, all required.
+5. A database made before a field existed (one column dropped, the
    flows_all view made without it): the restarted coordinator adds the
    column itself, and records round-trip as in 2.
 """
@@ -50,6 +53,45 @@ def flatten(obj, prefix=""):
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+OPENAPI_TYPE = {"ID": "string", "U64": "string", "I64": "string", "U32B": "integer",
+                "U32": "integer", "U16": "integer", "U8": "integer", "IP": "string",
+                "TEXT8": "string", "TEXT24": "string", "BOOL": "boolean"}
+
+
+def check_openapi(fields):
+    """The REST API's document (hand-written) against the table: the same
+    fields, no more, no fewer (the REST JSON comes from the .proto)."""
+    doc = json.load(open(os.path.join(DATA, "..", "..", "docs", "openapi.json")))
+    schemas = doc["components"]["schemas"]
+
+    def ref(prop):
+        for alt in prop.get("oneOf", [prop]):
+            if "$ref" in alt:
+                return alt["$ref"].split("/")[-1]
+        return None
+
+    seen = set()
+    for f in fields:
+        name, *path = ["FlowRecord"] + f["pb"].split(".")
+        for i, key in enumerate(path):
+            schema = schemas[name]
+            h.check(key in schema["properties"], f"openapi.json: {name} lacks {key} ({f['pb']})")
+            h.check(key in schema.get("required", []), f"openapi.json: {name}.{key} not required")
+            seen.add((name, key))
+            prop = schema["properties"][key]
+            if i + 1 < len(path):
+                name = ref(prop)
+                h.check(name, f"openapi.json: {f['pb']} is not an object")
+            else:
+                h.check(prop.get("type") == OPENAPI_TYPE[f["kind"]],
+                        f"openapi.json: {name}.{key} is {prop.get('type')}, "
+                        f"{f['kind']} gives {OPENAPI_TYPE[f['kind']]}")
+    for name in {n for n, _ in seen}:
+        extra = set(schemas[name]["properties"]) - {k for n, k in seen if n == name}
+        h.check(not extra, f"openapi.json: {name} has {extra}, which the field table lacks")
+    print(f"ok  openapi.json's FlowRecord has the field table's {len(fields)} values")
 
 
 def check_columns(co, fields, ordered=True):
@@ -165,6 +207,7 @@ def main():
     fields = table(flowgen)
     h.check(len(fields) > 40 and all(f["json"] or f["sql"] for f in fields),
             f"flowgen --fields: {fields[:3]}")
+    check_openapi(fields)
     d = h.tmpdir()
     os.chmod(d, 0o755)  # the embedded server runs as 'postgres' when we are root
     co = Coordinator(d)
