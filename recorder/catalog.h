@@ -1,6 +1,7 @@
-/* catalog.h - the sealed segments of a data directory by time
- * ("DIR/catalog"), so a search opens only the indexes of the segments that
- * overlap its time range instead of every one.
+/* catalog.h - the sealed segments of a data directory by time, each with a
+ * summary of its hosts and ports ("DIR/catalog"), so a search opens only the
+ * indexes of the segments that overlap its time range and may hold a match,
+ * instead of every one.
  *
  * Written by the store (tmp + rename) whenever its list of sealed segments
  * changes, read by every search. A stale catalog is always safe: a segment
@@ -8,28 +9,66 @@
  * one it lists that is gone (evicted since) is skipped because its pcap is.
  * A catalog that is missing, torn or fails its checksum is ignored (every
  * index is opened, as before there was one).
+ *
+ * The summary is a Bloom filter (64-byte lines, each with its checksum)
+ * over the segment's distinct host addresses,
+ * their network prefixes (IPv4 /8 /16 /24, IPv6 /32 /48 /64), its ports and
+ * 256-port blocks: "no" is certain, "maybe" costs an index open. Segments
+ * with odd packets (flowkey.h: their headers are not judged) and segments
+ * with more distinct keys than a summary holds well have none; both are
+ * always opened.
  */
 #ifndef MSCOPE_CATALOG_H
 #define MSCOPE_CATALOG_H
 
+#include "segindex.h"
+
 #include <stddef.h>
 #include <stdint.h>
+
+#define CATALOG_ODD 0x1 /* the segment holds odd packets: never pruned by its summary */
 
 typedef struct catalog_entry {
     uint64_t seq;
     int64_t min_ts, max_ts; /* inclusive; 0 and 0 with no packets */
     uint64_t packets;
+    uint32_t flags;         /* CATALOG_* */
+    uint32_t bloom_bytes;   /* 0: no summary, else a power of two >= 64 */
+    const uint8_t *bloom;   /* bloom_bytes of lines, then a CRC-32C per line */
 } catalog_entry;
+
+/* Summarize segment seq's sealed index into e (seq, flags, bloom,
+ * bloom_bytes; the bloom is malloc'd, NULL when the segment gets none: free
+ * it). The filter's hashes depend on seq: an entry is only read under the
+ * seq it was made for. Reads the host and port tables and the odd flows
+ * through their checksums: a damaged index gets no summary. */
+void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e);
 
 /* Replace dir's catalog with these entries (ascending seq). Returns 0 or
  * -errno (the old catalog stays). */
 int catalog_write(const char *dir, const catalog_entry *e, size_t n);
 
-/* dir's catalog (*out: ascending seq; free it). Returns the number of
- * entries, or -1 with err set when there is none or it is damaged. */
-long catalog_read(const char *dir, catalog_entry **out, char *err, size_t errlen);
+/* A catalog as read: its entries, whose summaries point into the mapped
+ * file (catalog_release unmaps it). */
+typedef struct catalog {
+    catalog_entry *e; /* ascending seq */
+    size_t n;
+    void *map;
+    size_t map_size;
+} catalog_t;
+
+/* Map dir's catalog into c. Returns the number of entries, or -1 with err
+ * set when there is none or its header or entries are damaged (a damaged
+ * summary line is found when it is read, and then says "maybe"). */
+long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen);
+void catalog_release(catalog_t *c);
 
 /* The entry of seq in e[0..n) (ascending seq), or NULL. */
 const catalog_entry *catalog_find(const catalog_entry *e, size_t n, uint64_t seq);
+
+/* 0 when the segment holds no host address in [lo, hi] (IPv4 mapped) and
+ * no port in [lo, hi], 1 when it may (or has no summary to say). */
+int catalog_may_hold_hosts(const catalog_entry *e, const uint8_t lo[16], const uint8_t hi[16]);
+int catalog_may_hold_ports(const catalog_entry *e, uint16_t lo, uint16_t hi);
 
 #endif

@@ -638,12 +638,30 @@ static long es__uniq(uint32_t *v, long n)
     return o;
 }
 
-/* First host entry >= addr (upper = 0) or > addr (upper = 1). */
-static size_t es__host_bound(const segidx_t *ix, const uint8_t addr[16], int upper)
+/* The lookups read a mapped index through its chunk checksums, entry by
+ * entry (segidx_check: a chunk is verified once, the first time any of it
+ * is read), so a lookup verifies the few chunks its binary searches touch
+ * rather than the whole table. A chunk that fails sets *bad; the lookups
+ * then answer "all" and exprscan_candidates() says so. */
+typedef struct es_ix {
+    const segidx_t *ix;
+    int bad;
+} es_ix;
+
+static int es__ok(es_ix *x, const void *p, size_t len)
 {
+    if (x->bad || segidx_check(x->ix, p, len) < 0) x->bad = 1;
+    return !x->bad;
+}
+
+/* First host entry >= addr (upper = 0) or > addr (upper = 1). */
+static size_t es__host_bound(es_ix *x, const uint8_t addr[16], int upper)
+{
+    const segidx_t *ix = x->ix;
     size_t a = 0, b = ix->hdr->nhosts;
     while (a < b) {
         size_t m = (a + b) / 2;
+        if (!es__ok(x, &ix->hosts[m], sizeof ix->hosts[m])) return 0;
         int c = memcmp(ix->hosts[m].addr, addr, 16);
         if (c < 0 || (upper && c == 0)) a = m + 1;
         else b = m;
@@ -651,29 +669,35 @@ static size_t es__host_bound(const segidx_t *ix, const uint8_t addr[16], int upp
     return a;
 }
 
-static size_t es__port_bound(const segidx_t *ix, uint16_t port, int upper)
+static size_t es__port_bound(es_ix *x, uint16_t port, int upper)
 {
+    const segidx_t *ix = x->ix;
     size_t a = 0, b = ix->hdr->nports;
     while (a < b) {
         size_t m = (a + b) / 2;
+        if (!es__ok(x, &ix->ports[m], sizeof ix->ports[m])) return 0;
         if (ix->ports[m].port < port || (upper && ix->ports[m].port == port)) a = m + 1;
         else b = m;
     }
     return a;
 }
 
-static es_set es__hosts(const segidx_t *ix, const uint8_t lo[16], const uint8_t hi[16])
+static es_set es__hosts(es_ix *x, const uint8_t lo[16], const uint8_t hi[16])
 {
-    size_t a = es__host_bound(ix, lo, 0), end = es__host_bound(ix, hi, 1);
+    const segidx_t *ix = x->ix;
+    size_t a = es__host_bound(x, lo, 0), end = es__host_bound(x, hi, 1);
+    if (end < a || !es__ok(x, &ix->hosts[a], (end - a) * sizeof *ix->hosts)) return (es_set){ NULL, -1 };
     es_set s = { xmalloc((end - a + 1) * sizeof(uint32_t)), 0 };
     for (size_t i = a; i < end; i++) s.v[s.n++] = ix->hosts[i].flow;
     s.n = es__uniq(s.v, s.n);
     return s;
 }
 
-static es_set es__ports(const segidx_t *ix, uint16_t lo, uint16_t hi)
+static es_set es__ports(es_ix *x, uint16_t lo, uint16_t hi)
 {
-    size_t a = es__port_bound(ix, lo, 0), end = es__port_bound(ix, hi, 1);
+    const segidx_t *ix = x->ix;
+    size_t a = es__port_bound(x, lo, 0), end = es__port_bound(x, hi, 1);
+    if (end < a || !es__ok(x, &ix->ports[a], (end - a) * sizeof *ix->ports)) return (es_set){ NULL, -1 };
     es_set s = { xmalloc((end - a + 1) * sizeof(uint32_t)), 0 };
     for (size_t i = a; i < end; i++) s.v[s.n++] = ix->ports[i].flow;
     s.n = es__uniq(s.v, s.n);
@@ -682,26 +706,26 @@ static es_set es__ports(const segidx_t *ix, uint16_t lo, uint16_t hi)
 
 /* How many lookup entries a node would gather (SIZE_MAX: no lookup). Two
  * binary searches per term; lets AND read only its most selective side. */
-static size_t es__estimate(const exprscan_t *e, int i, const segidx_t *ix)
+static size_t es__estimate(const exprscan_t *e, int i, es_ix *x)
 {
     const es_node *n = &e->nodes[i];
     if (n->shift) return SIZE_MAX; /* no lookup after `vlan`: see es__cand */
     switch (n->type) {
-    case N_HOST: return es__host_bound(ix, n->hi, 1) - es__host_bound(ix, n->lo, 0);
-    case N_PORT: return es__port_bound(ix, n->phi, 1) - es__port_bound(ix, n->plo, 0);
+    case N_HOST: return es__host_bound(x, n->hi, 1) - es__host_bound(x, n->lo, 0);
+    case N_PORT: return es__port_bound(x, n->phi, 1) - es__port_bound(x, n->plo, 0);
     case N_AND: {
-        size_t a = es__estimate(e, n->a, ix), b = es__estimate(e, n->b, ix);
+        size_t a = es__estimate(e, n->a, x), b = es__estimate(e, n->b, x);
         return a < b ? a : b;
     }
     case N_OR: {
-        size_t a = es__estimate(e, n->a, ix), b = es__estimate(e, n->b, ix);
+        size_t a = es__estimate(e, n->a, x), b = es__estimate(e, n->b, x);
         return a == SIZE_MAX || b == SIZE_MAX ? SIZE_MAX : a + b;
     }
     default: return SIZE_MAX;
     }
 }
 
-static es_set es__cand(const exprscan_t *e, int i, const segidx_t *ix)
+static es_set es__cand(const exprscan_t *e, int i, es_ix *x)
 {
     const es_node *n = &e->nodes[i];
     es_set all = { NULL, -1 };
@@ -711,19 +735,19 @@ static es_set es__cand(const exprscan_t *e, int i, const segidx_t *ix)
      * (es__eval: UNKNOWN). Its lookup would miss such flows: judge them all. */
     if (n->shift) return all;
     switch (n->type) {
-    case N_HOST: return es__hosts(ix, n->lo, n->hi);
-    case N_PORT: return es__ports(ix, n->plo, n->phi);
+    case N_HOST: return es__hosts(x, n->lo, n->hi);
+    case N_PORT: return es__ports(x, n->plo, n->phi);
     case N_AND: {
         /* Only the more selective side: every candidate is judged against
          * the whole expression (exprscan_eval) afterwards anyway. */
-        size_t ea = es__estimate(e, n->a, ix), eb = es__estimate(e, n->b, ix);
+        size_t ea = es__estimate(e, n->a, x), eb = es__estimate(e, n->b, x);
         if (ea == SIZE_MAX && eb == SIZE_MAX) return all;
-        return es__cand(e, ea <= eb ? n->a : n->b, ix);
+        return es__cand(e, ea <= eb ? n->a : n->b, x);
     }
     case N_OR: {
-        es_set a = es__cand(e, n->a, ix);
+        es_set a = es__cand(e, n->a, x);
         if (a.n < 0) return a;
-        es_set b = es__cand(e, n->b, ix);
+        es_set b = es__cand(e, n->b, x);
         if (b.n < 0) {
             free(a.v);
             return b;
@@ -742,9 +766,36 @@ long exprscan_candidates(const exprscan_t *e, const segidx_t *ix, uint32_t **out
 {
     *out = NULL;
     if (e->root < 0 || !e->indexed) return -1;
-    es_set s = es__cand(e, e->root, ix);
+    es_ix x = { ix, 0 };
+    es_set s = es__cand(e, e->root, &x);
+    if (x.bad) {
+        free(s.v);
+        return -2;
+    }
     *out = s.v;
     return s.n;
+}
+
+/* Mirrors es__cand: a set is empty only where the lookups' would be. AND
+ * takes one side's set there, the more selective; an empty side is the most
+ * selective, so either side being empty empties the AND. */
+static int es__may(const exprscan_t *e, int i, const exprscan_probe *p)
+{
+    const es_node *n = &e->nodes[i];
+    if (n->shift) return 1;
+    switch (n->type) {
+    case N_HOST: return p->hosts(p->ctx, n->lo, n->hi) != 0;
+    case N_PORT: return p->ports(p->ctx, n->plo, n->phi) != 0;
+    case N_AND: return es__may(e, n->a, p) && es__may(e, n->b, p);
+    case N_OR: return es__may(e, n->a, p) || es__may(e, n->b, p);
+    default: return 1;
+    }
+}
+
+int exprscan_may_have_candidates(const exprscan_t *e, const exprscan_probe *p)
+{
+    if (e->root < 0 || !e->indexed) return 1;
+    return es__may(e, e->root, p);
 }
 
 void exprscan_describe(const exprscan_t *e, char *buf, unsigned buflen)

@@ -35,10 +35,26 @@ int exprscan_eval(const exprscan_t *e, const flowkey_t *k);
 
 /* Candidate flows of one segment, via its host and port lookup tables.
  * Returns the number of flow ids stored in *out (sorted, unique, malloc'd,
- * caller frees), or -1 when the expression gives the lookups nothing to use
- * (then every flow is a candidate). Odd flows are not included: callers add
- * them (they are always candidates). */
+ * caller frees), -1 when the expression gives the lookups nothing to use
+ * (then every flow is a candidate), or -2 when a chunk of the tables they
+ * read failed its checksum (ix->chk->damage says which). Odd flows are not
+ * included: callers add them (they are always candidates). */
 long exprscan_candidates(const exprscan_t *e, const segidx_t *ix, uint32_t **out);
+
+/* Coarse lookups for a whole unit of flows (a segment, by its catalog
+ * summary): whether it may hold a host address in [lo, hi] (IPv4 mapped),
+ * or a port in [lo, hi]. A 0 must be certain; 1 may be wrong. */
+typedef struct exprscan_probe {
+    int (*hosts)(const void *ctx, const uint8_t lo[16], const uint8_t hi[16]);
+    int (*ports)(const void *ctx, uint16_t lo, uint16_t hi);
+    const void *ctx;
+} exprscan_probe;
+
+/* 0 when exprscan_candidates() would find no flow at all in a unit the
+ * probe answers for (so only its odd flows could match), 1 otherwise. It
+ * follows the same terms the lookup tables would: what they cannot narrow
+ * (`not`, terms after `vlan`, a parse it could not follow) is 1. */
+int exprscan_may_have_candidates(const exprscan_t *e, const exprscan_probe *p);
 
 /* 1 when the parse found host/port terms the lookup tables can use. */
 int exprscan_uses_index(const exprscan_t *e);

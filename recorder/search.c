@@ -222,6 +222,16 @@ static segidx_t *search__index(search_t *s, uint64_t seq)
     return ix;
 }
 
+static int search__probe_hosts(const void *ce, const uint8_t lo[16], const uint8_t hi[16])
+{
+    return catalog_may_hold_hosts(ce, lo, hi);
+}
+
+static int search__probe_ports(const void *ce, uint16_t lo, uint16_t hi)
+{
+    return catalog_may_hold_ports(ce, lo, hi);
+}
+
 search_t *search_new(const char *dir, const search_query *q, char *err, size_t errlen)
 {
     filter_t *f = filter_new(q->expr, err, errlen);
@@ -260,17 +270,25 @@ search_t *search_new(const char *dir, const search_query *q, char *err, size_t e
     s->es = exprscan_new(q->expr);
     s->st.index_used = exprscan_parsed(s->es);
     s->segs = xcalloc((size_t)n + 1, sizeof *s->segs);
-    /* The catalog says which sealed segments lie outside the range: their
-     * indexes stay closed. Without one, every index is opened. */
-    catalog_entry *cat = NULL;
+    /* The catalog says which sealed segments lie outside the range, and by
+     * their summaries which hold none of the expression's hosts or ports:
+     * their indexes stay closed. Without one, every index is opened. A
+     * selection of flows (drill-down) is judged by its indexes. */
+    catalog_t cat;
     char cerr[256];
-    long ncat = catalog_read(dir, &cat, cerr, sizeof cerr);
-    if (ncat < 0) ncat = 0;
+    catalog_read(dir, &cat, cerr, sizeof cerr); /* none or damaged: no entries */
     for (long i = 0; i < n; i++) {
-        const catalog_entry *ce = catalog_find(cat, (size_t)ncat, seqs[i]);
+        const catalog_entry *ce = catalog_find(cat.e, cat.n, seqs[i]);
         if (ce && (!ce->packets || ce->max_ts < q->from_ns || ce->min_ts >= q->to_ns)) {
             s->st.segments_skipped++;
             continue;
+        }
+        if (ce && !s->nsel) {
+            exprscan_probe p = { search__probe_hosts, search__probe_ports, ce };
+            if (!exprscan_may_have_candidates(s->es, &p)) {
+                s->st.segments_pruned++;
+                continue;
+            }
         }
         segidx_t *ix = search__index(s, seqs[i]);
         if (!ix) continue;
@@ -285,7 +303,7 @@ search_t *search_new(const char *dir, const search_query *q, char *err, size_t e
         c->fd = -1;
     }
     free(seqs);
-    free(cat);
+    catalog_release(&cat);
     qsort(s->segs, s->nsegs, sizeof *s->segs, search__cmp_seg);
     s->st.segments = s->nsegs;
     s->heap = xcalloc(s->nsegs + 1, sizeof *s->heap);
@@ -419,11 +437,9 @@ static int search__candidates(search_t *s, cursor *c)
     size_t cap = 0;
     uint32_t *flows = NULL;
     int rc = SEARCH__DAMAGED;
-    if (segidx_check(ix, ix->hosts, h->nhosts * sizeof *ix->hosts) < 0 ||
-        segidx_check(ix, ix->ports, h->nports * sizeof *ix->ports) < 0 ||
-        segidx_check(ix, ix->blocks, h->nblocks * sizeof *ix->blocks) < 0)
-        return SEARCH__DAMAGED;
+    /* The lookups verify what they read of the host and port tables. */
     long nf = s->nsel ? 0 : exprscan_candidates(s->es, ix, &flows);
+    if (nf == -2) return SEARCH__DAMAGED;
     int whole = h->min_ts >= s->q.from_ns && h->max_ts < s->q.to_ns;
     if (s->nsel) {
         rc = search__sel_candidates(s, c, &cap);
@@ -432,6 +448,7 @@ static int search__candidates(search_t *s, cursor *c)
         if (c->ncand > 1) qsort(c->cand, c->ncand, sizeof *c->cand, search__cmp_u32);
     } else if (filter_is_all(s->filter) || !exprscan_parsed(s->es)) {
         /* No usable terms: every packet in range, block by block. */
+        if (segidx_check(ix, ix->blocks, h->nblocks * sizeof *ix->blocks) < 0) goto out;
         c->cand = xmalloc((h->npkts ? h->npkts : 1) * sizeof *c->cand);
         for (uint64_t b = 0; b < h->nblocks; b++) {
             if (!whole && (ix->blocks[b].max_ts < s->q.from_ns || ix->blocks[b].min_ts >= s->q.to_ns))

@@ -44,6 +44,7 @@ typedef struct search_stats {
     uint64_t packets, bytes;      /* returned */
     uint64_t segments;            /* overlapping the time range */
     uint64_t segments_skipped;    /* outside it by the catalog: index not opened */
+    uint64_t segments_pruned;     /* in it, but no match by the catalog's summary: not opened */
     uint64_t segments_unindexed;  /* indexed on the fly (open or unsealed) */
     uint64_t candidates;          /* packets read and matched with BPF */
     uint64_t flows_selected;      /* flows whose packets were read */

@@ -131,10 +131,11 @@ int search_cli_main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder search: stopped at the limit (%" PRIu64 " packets, %" PRIu64 " bytes)\n", st.packets, st.bytes);
     if (cfg.stats)
         fprintf(stderr, "search: %" PRIu64 " packets, %" PRIu64 " bytes; %" PRIu64 " segments (%" PRIu64
-                " indexed on the fly, %" PRIu64 " outside the range by the catalog), %" PRIu64
+                " indexed on the fly, %" PRIu64 " outside the range by the catalog, %" PRIu64
+                " without a match by its summaries), %" PRIu64
                 " flows, %" PRIu64 " candidates read, index %s; %.3f ms\n",
                 st.packets, st.bytes, st.segments, st.segments_unindexed, st.segments_skipped,
-                st.flows_selected,
+                st.segments_pruned, st.flows_selected,
                 st.candidates, st.index_used ? "used" : "not usable (scan)",
                 (double)(timeparse_mono_ns() - t0) / 1e6);
 out:

@@ -13,7 +13,9 @@
  * be freed it pauses: new packets are refused and counted, and every tick
  * retries the buffered write until space appears. Nothing already accepted is
  * lost, and the file is never corrupted. After every change of the list of
- * sealed segments the catalog (catalog.h) is rewritten for searches.
+ * sealed segments the catalog (catalog.h) is rewritten for searches, with
+ * each segment's host and port summary, made once when it is sealed or found
+ * at start-up.
  */
 #include "store.h"
 
@@ -45,6 +47,7 @@ typedef struct seg_info {
     uint64_t bytes; /* pcap + index */
     int64_t min_ts, max_ts;
     uint64_t packets;
+    catalog_entry sum; /* its summary for the catalog: flags, bloom (owned) */
 } seg_info;
 
 struct store {
@@ -115,6 +118,7 @@ static void store__add_sealed(store_t *s, uint64_t seq, const segidx_t *ix, uint
     g->min_ts = ix->hdr->min_ts;
     g->max_ts = ix->hdr->max_ts;
     g->packets = ix->hdr->npkts;
+    catalog_summarize(ix, seq, &g->sum);
 }
 
 /* Index a segment that has a pcap but no (valid) index: cut a torn tail,
@@ -213,6 +217,7 @@ static int store__evict_one(store_t *s, const char *why)
     /* Index first: a pcap without index is "needs repair", never "lost". */
     unlink(idx);
     unlink(pcap);
+    free((void *)g.sum.bloom);
     memmove(s->segs, s->segs + 1, (s->nsegs - 1) * sizeof *s->segs);
     s->nsegs--;
     s->st.segments_evicted++;
@@ -228,9 +233,13 @@ static int store__evict_one(store_t *s, const char *why)
 static void store__catalog(store_t *s)
 {
     catalog_entry *e = xmalloc((s->nsegs ? s->nsegs : 1) * sizeof *e);
-    for (size_t i = 0; i < s->nsegs; i++)
-        e[i] = (catalog_entry){ s->segs[i].seq, s->segs[i].min_ts, s->segs[i].max_ts,
-                                s->segs[i].packets };
+    for (size_t i = 0; i < s->nsegs; i++) {
+        e[i] = s->segs[i].sum;
+        e[i].seq = s->segs[i].seq;
+        e[i].min_ts = s->segs[i].min_ts;
+        e[i].max_ts = s->segs[i].max_ts;
+        e[i].packets = s->segs[i].packets;
+    }
     int rc = catalog_write(s->dir, e, s->nsegs);
     free(e);
     if (rc < 0 && !s->catalog_failing)
@@ -487,6 +496,7 @@ void store_close(store_t *s)
     close(s->lock_fd);
     segidx_builder_free(s->ix);
     free(s->buf);
+    for (size_t i = 0; i < s->nsegs; i++) free((void *)s->segs[i].sum.bloom);
     free(s->segs);
     free(s->dir);
     free(s);

@@ -1,0 +1,196 @@
+/* test_catalog.c - segment summaries (a Bloom filter of hosts, prefixes,
+ * ports and port blocks) and the catalog file that carries them. */
+#include "catalog.h"
+#include "flowkey.h"
+#include "segindex.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static uint64_t rng = 88172645463325252ULL;
+
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)rng;
+}
+
+static void addr4(uint32_t a, uint8_t out[16])
+{
+    uint8_t v4[4] = { (uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a };
+    decode_map4(v4, out);
+}
+
+/* An index of n TCP flows between random 10/8 addresses and ports. */
+static segidx_t *index_of(int n, flowkey_t *keys, int odd)
+{
+    segidx_builder_t *b = segidx_builder_new();
+    segidx_builder_reset(b, 1);
+    for (int i = 0; i < n; i++) {
+        flowkey_t *k = &keys[i];
+        memset(k, 0, sizeof *k);
+        k->kind = FK_IPV4;
+        k->proto = 6;
+        addr4(0x0a000000u | (rnd() & 0xffffff), k->src);
+        addr4(0x0a000000u | (rnd() & 0xffffff), k->dst);
+        k->sport = (uint16_t)(1024 + rnd() % 60000);
+        k->dport = (uint16_t)(rnd() % 1024);
+        segidx_builder_add(b, k, flowkey_hash(k), 1000 + i, 24 + (uint32_t)i * 100, 84);
+    }
+    if (odd) {
+        flowkey_t k;
+        memset(&k, 0, sizeof k);
+        segidx_builder_add(b, &k, flowkey_hash(&k), 999999, 24 + (uint32_t)n * 100, 60);
+    }
+    segidx_t *ix = segidx_builder_finish(b, 24 + (uint64_t)(n + 1) * 100);
+    segidx_builder_free(b);
+    return ix;
+}
+
+static int prefix_holds(const catalog_entry *e, const uint8_t a[16], int bits)
+{
+    uint8_t lo[16], hi[16];
+    for (int i = 0; i < 16; i++) {
+        int keep = bits - i * 8;
+        uint8_t m = keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep));
+        lo[i] = a[i] & m;
+        hi[i] = (uint8_t)(a[i] | ~m);
+    }
+    return catalog_may_hold_hosts(e, lo, hi);
+}
+
+/* Nothing present is ever denied; absent keys are denied but for ~1-2%. */
+static void test_no_false_no(void)
+{
+    enum { N = 600 };
+    flowkey_t keys[N];
+    segidx_t *ix = index_of(N, keys, 0);
+    catalog_entry e;
+    catalog_summarize(ix, 1, &e);
+    ASSERT_TRUE(e.bloom_bytes > 0 && !(e.flags & CATALOG_ODD));
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(catalog_may_hold_hosts(&e, keys[i].src, keys[i].src), 1);
+        ASSERT_EQ(catalog_may_hold_hosts(&e, keys[i].dst, keys[i].dst), 1);
+        ASSERT_EQ(catalog_may_hold_ports(&e, keys[i].sport, keys[i].sport), 1);
+        ASSERT_EQ(catalog_may_hold_ports(&e, keys[i].dport, keys[i].dport), 1);
+        ASSERT_EQ(catalog_may_hold_ports(&e, keys[i].sport - 5, keys[i].sport + 5), 1);
+        ASSERT_EQ(catalog_may_hold_ports(&e, keys[i].sport & 0xff00, keys[i].sport | 0xff), 1);
+        for (int bits = 97; bits < 128; bits += 3) ASSERT_EQ(prefix_holds(&e, keys[i].src, bits), 1);
+    }
+    /* Absent: addresses outside 10/8, ports above 61024 (none drawn). */
+    int fp_host = 0, fp_port = 0, fp_net = 0, tries = 20000;
+    for (int i = 0; i < tries; i++) {
+        uint8_t a[16];
+        addr4(0x0b000000u | (rnd() & 0xffffff), a);
+        fp_host += catalog_may_hold_hosts(&e, a, a);
+        fp_net += prefix_holds(&e, a, 96 + 24);
+        uint16_t p = (uint16_t)(61100 + rnd() % 4000);
+        fp_port += catalog_may_hold_ports(&e, p, p);
+    }
+    printf("false maybe: hosts %.2f%%, /24 %.2f%%, ports %.2f%% (%u-byte summary, %d flows)\n",
+           100.0 * fp_host / tries, 100.0 * fp_net / tries, 100.0 * fp_port / tries, e.bloom_bytes, N);
+    ASSERT_TRUE(fp_host < tries * 3 / 100);
+    ASSERT_TRUE(fp_net < tries * 3 / 100);
+    ASSERT_TRUE(fp_port < tries * 3 / 100);
+    /* 11.0.0.0/8 holds nothing; ::/0 and 0.0.0.0/0 are not judged. */
+    uint8_t a[16], z[16] = { 0 }, f[16];
+    memset(f, 0xff, 16);
+    addr4(0x0b000000u, a);
+    ASSERT_EQ(prefix_holds(&e, a, 104), 0);
+    ASSERT_EQ(catalog_may_hold_hosts(&e, z, f), 1);
+    addr4(0, a);
+    ASSERT_EQ(prefix_holds(&e, a, 96), 1);
+    free((void *)e.bloom);
+    segidx_free(ix);
+}
+
+/* Odd packets: no summary, never pruned; too many keys: none either. */
+static void test_no_summary(void)
+{
+    static flowkey_t keys[4000];
+    segidx_t *ix = index_of(10, keys, 1);
+    catalog_entry e;
+    catalog_summarize(ix, 1, &e);
+    ASSERT_TRUE(e.flags & CATALOG_ODD);
+    uint8_t a[16];
+    addr4(0x0b000001u, a);
+    ASSERT_EQ(catalog_may_hold_hosts(&e, a, a), 1);
+    segidx_free(ix);
+    ix = index_of(4000, keys, 0);
+    catalog_summarize(ix, 1, &e);
+    ASSERT_EQ(e.bloom_bytes, 0);
+    ASSERT_EQ(catalog_may_hold_hosts(&e, a, a), 1);
+    segidx_free(ix);
+}
+
+/* The file: summaries round-trip; damaged entries are refused; a summary
+ * whose lines were wiped never says "no" for a key it held. */
+static void test_file(void)
+{
+    char dir[] = "/tmp/test_catalog.XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    flowkey_t keys[3][50];
+    catalog_entry in[3];
+    for (int i = 0; i < 3; i++) {
+        segidx_t *ix = index_of(i == 1 ? 0 : 50, keys[i], i == 2);
+        catalog_summarize(ix, (uint64_t)i * 7 + 1, &in[i]);
+        in[i].min_ts = i * 100;
+        in[i].max_ts = i * 100 + 50;
+        in[i].packets = (uint64_t)i;
+        segidx_free(ix);
+    }
+    ASSERT_TRUE(in[0].bloom_bytes > 0 && in[1].bloom_bytes > 0 && in[2].bloom_bytes == 0);
+    ASSERT_EQ(catalog_write(dir, in, 3), 0);
+    catalog_t cat;
+    char err[256];
+    ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), 3);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(cat.e[i].seq, in[i].seq);
+        ASSERT_EQ(cat.e[i].max_ts, in[i].max_ts);
+        ASSERT_EQ(cat.e[i].flags, in[i].flags);
+        ASSERT_EQ(cat.e[i].bloom_bytes, in[i].bloom_bytes);
+        ASSERT_TRUE(!in[i].bloom_bytes || !memcmp(cat.e[i].bloom, in[i].bloom, in[i].bloom_bytes));
+    }
+    ASSERT_TRUE(catalog_find(cat.e, 3, 8) == &cat.e[1] && !catalog_find(cat.e, 3, 9));
+    catalog_release(&cat);
+
+    /* Wipe the first summary's lines (not their checksums): every line now
+     * fails, so nothing it held is denied. */
+    char path[300];
+    snprintf(path, sizeof path, "%s/catalog", dir);
+    FILE *f = fopen(path, "r+b");
+    ASSERT_TRUE(f != NULL);
+    long lines = 32 + 3 * 48; /* header, entries: the first summary follows */
+    fseek(f, lines, SEEK_SET);
+    for (uint32_t i = 0; i < in[0].bloom_bytes; i++) fputc(0, f);
+    fclose(f);
+    ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), 3);
+    for (int i = 0; i < 50; i++) {
+        ASSERT_EQ(catalog_may_hold_hosts(&cat.e[0], keys[0][i].src, keys[0][i].src), 1);
+        ASSERT_EQ(catalog_may_hold_ports(&cat.e[0], keys[0][i].dport, keys[0][i].dport), 1);
+    }
+    catalog_release(&cat);
+
+    /* A flipped bit in the entries: refused whole. */
+    f = fopen(path, "r+b");
+    ASSERT_TRUE(f != NULL);
+    fseek(f, 32 + 48 + 16, SEEK_SET); /* the second entry's max_ts */
+    fputc(0x55, f);
+    fclose(f);
+    ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), -1);
+    ASSERT_TRUE(strstr(err, "checksum") != NULL);
+    for (int i = 0; i < 3; i++) free((void *)in[i].bloom);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    RUN(test_no_false_no);
+    RUN(test_no_summary);
+    RUN(test_file);
+    TEST_EXIT();
+}
