@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""A full flow table with 250 000 flows through a table of 100 000
+(--max-flows): every flow's final record is emitted exactly once and is
+exact, and the least recently active flows are the ones closed early.
+
+The capture (written here, 750 000 packets) holds TCP flows that never
+close: flow i sends its SYN at step i, the server's SYN/ACK comes at step
+i + D and the client's first data (ACK, i % 1400 + 1 bytes) at step i + 2D,
+so about 2D flows are in progress at a time and every other flow is waiting
+for the idle timeout (an hour) - the table fills at flow 100 000 and from
+then on every new flow closes one early. Checked:
+  * flows_created = 250 000, flows_evicted_full = 150 000 (one per flow
+    beyond the table), one final record per flow and no other record;
+  * each record: client and server the right way round, packets, IP and
+    payload bytes both ways, first and last time, the handshake (complete,
+    its three times, initial RTT), one ACK RTT sample each way with its
+    exact value, conn_state S1, history ShD;
+  * the records of early closes come out in order as the table makes room
+    (the k-th at flow 100 000 + k's SYN), and each closed flow had sent its
+    last packet before then: nothing still in progress was closed.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness as h  # noqa: E402
+import pcapfile  # noqa: E402
+
+N = 250000        # flows
+MAX_FLOWS = 100000
+D = 500           # steps between a flow's packets
+T0 = 1700000000 * 1000000000
+STEP = 1000       # ns per step; a step's packets 100 ns apart
+SERVER = bytes([10, 200, 0, 1])
+SPORT = 443
+
+
+def client(i):
+    """Flow i's client address and port."""
+    return bytes([11, (i >> 16) & 255, (i >> 8) & 255, i & 255]), 1024 + i % 60000
+
+
+def payload_len(i):
+    return i % 1400 + 1
+
+
+def frame(src, dst, sport, dport, seq, ack, flags, plen):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + plen, 0, 0x4000, 64, 6, 0, src, dst)
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp + b"\x00" * plen
+
+
+SYN, ACK = 0x02, 0x10
+
+
+def isn(i):
+    return (i * 2654435761) & 0xffffffff, (i * 40503 + 12345) & 0xffffffff
+
+
+def times(i):
+    """(SYN, SYN/ACK, data) times of flow i."""
+    return (T0 + i * STEP, T0 + (i + D) * STEP + 100, T0 + (i + 2 * D) * STEP + 200)
+
+
+def write_capture(path):
+    def records():
+        for s in range(N + 2 * D):
+            if s < N:
+                ip, port = client(s)
+                c, _ = isn(s)
+                f = frame(ip, SERVER, port, SPORT, c, 0, SYN, 0)
+                yield (times(s)[0], len(f), len(f), f)
+            i = s - D
+            if 0 <= i < N:
+                ip, port = client(i)
+                c, sv = isn(i)
+                f = frame(SERVER, ip, SPORT, port, sv, (c + 1) & 0xffffffff, SYN | ACK, 0)
+                yield (times(i)[1], len(f), len(f), f)
+            i = s - 2 * D
+            if 0 <= i < N:
+                ip, port = client(i)
+                c, sv = isn(i)
+                f = frame(ip, SERVER, port, SPORT, (c + 1) & 0xffffffff, (sv + 1) & 0xffffffff,
+                          ACK, payload_len(i))
+                yield (times(i)[2], len(f), len(f), f)
+    pcapfile.write_pcap(path, records())
+
+
+def flow_index(rec):
+    a = bytes(map(int, rec["client"]["ip"].split(".")))
+    if a[0] != 11:
+        return None
+    return (a[1] << 16) | (a[2] << 8) | a[3]
+
+
+def expected(i):
+    ip, port = client(i)
+    t_syn, t_synack, t_data = times(i)
+    plen = payload_len(i)
+    return {
+        "client": {"ip": ".".join(map(str, ip)), "port": port},
+        "server": {"ip": "10.200.0.1", "port": SPORT},
+        "first_ns": t_syn, "last_ns": t_data,
+        "c2s": (2, 80 + plen, plen, {"count": 1, "min": t_synack - t_syn,
+                                     "mean": t_synack - t_syn, "max": t_synack - t_syn}),
+        "s2c": (1, 40, 0, {"count": 1, "min": t_data - t_synack, "mean": t_data - t_synack,
+                           "max": t_data - t_synack}),
+        "handshake": {"complete": True, "syn_ns": t_syn, "synack_ns": t_synack, "ack_ns": t_data,
+                      "initial_rtt_ns": t_data - t_syn},
+    }
+
+
+def problems(i, r):
+    e = expected(i)
+    bad = []
+    for k in ("client", "server", "first_ns", "last_ns"):
+        if r[k] != e[k]:
+            bad.append(f"{k} {r[k]} != {e[k]}")
+    for d in ("c2s", "s2c"):
+        pk, ipb, pay, rtt = e[d]
+        got = (r[d]["packets"], r[d]["ip_bytes"], r[d]["payload_bytes"], r[d]["rtt_ns"])
+        if got != (pk, ipb, pay, rtt):
+            bad.append(f"{d} packets/ip_bytes/payload_bytes/rtt {got} != {(pk, ipb, pay, rtt)}")
+    hs = r["handshake"]
+    for k, v in e["handshake"].items():
+        if hs.get(k) != v:
+            bad.append(f"handshake.{k} {hs.get(k)} != {v}")
+    if r["conn_state"] != "S1" or r["history"] != "ShD":
+        bad.append(f"conn_state {r['conn_state']} history {r['history']} (want S1, ShD)")
+    if r.get("final") is not True:
+        bad.append("not final")
+    return bad
+
+
+def main():
+    h.init()
+    d = h.tmpdir("mscope-fullflows-")
+    pcap = os.path.join(d, "flows.pcap")
+    write_capture(pcap)
+    stats = os.path.join(d, "stats.json")
+    p = subprocess.run([h.RECORDER, "--read", pcap, "--flows-json", "-", "--max-flows",
+                        str(MAX_FLOWS), "--flow-idle", "1h", "--stats-file", stats,
+                        "--log-level", "warn"], capture_output=True, timeout=300)
+    if p.returncode != 0:
+        h.fail(f"recorder exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
+    st = h.read_stats(stats)
+    h.check(st["flows_created"] == N, f"flows_created {st['flows_created']} != {N}")
+    h.check(st["flows_evicted_full"] == N - MAX_FLOWS,
+            f"flows_evicted_full {st['flows_evicted_full']} != {N - MAX_FLOWS}")
+    lines = p.stdout.decode().splitlines()
+    h.check(len(lines) == N, f"{len(lines)} records for {N} flows")
+    seen = bytearray(N)
+    bad = []
+    for k, line in enumerate(lines):
+        r = json.loads(line)
+        i = flow_index(r)
+        if i is None or not 0 <= i < N:
+            bad.append(f"record {k}: not one of the capture's flows: {line[:200]}")
+            continue
+        if seen[i]:
+            bad.append(f"flow {i}: a second record")
+        seen[i] = 1
+        bad += [f"flow {i}: {x}" for x in problems(i, r)]
+        if k < N - MAX_FLOWS:
+            # closed early to make room for flow MAX_FLOWS + k, at its SYN
+            made_room_at = times(MAX_FLOWS + k)[0]
+            if times(i)[2] >= made_room_at:
+                bad.append(f"flow {i} closed early (record {k}, at flow {MAX_FLOWS + k}'s SYN) "
+                           f"before its last packet: not the least recently active")
+        if len(bad) > 20:
+            break
+    missing = [i for i in range(N) if not seen[i]]
+    if missing and len(bad) <= 20:
+        bad.append(f"{len(missing)} flows without a record, e.g. {missing[:5]}")
+    h.check(not bad, "flow records with a full table:\n  " + "\n  ".join(bad[:20]))
+    print(f"ok  {N} flows through a table of {MAX_FLOWS}: {st['flows_evicted_full']} closed early "
+          f"(least recently active), one exact final record each")
+
+
+if __name__ == "__main__":
+    main()
