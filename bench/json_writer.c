@@ -1,10 +1,12 @@
 /* json_writer.c - the recorder's hand-written flow-record JSON writer
  * (common/flowrec.c, on the --flows-json path) beside jansson building and
- * dumping the same object, in the same run. Prints records/s for each; the
+ * dumping the same object (both walk the field table, flowrec_fields.h),
+ * in the same run. Prints records/s for each; the
  * issue keeps a hand-written writer only where it is measurably faster.
  *
  *   json_writer [RECORDS]     (default 1000000)
  */
+#include "flowkey.h"
 #include "flowrec.h"
 
 #include <inttypes.h>
@@ -28,41 +30,64 @@ static json_t *stat_json(const flowrec_stat *s)
                      "mean", (json_int_t)(s->sum / (int64_t)s->count), "max", (json_int_t)s->max);
 }
 
+static json_t *ip_json(const uint8_t ip[16])
+{
+    char a[64];
+    flowkey_addr_str(ip, a, sizeof a);
+    return json_string(a);
+}
+
+/* A value by its kind's class (flowrec_fields.h), walking the same table
+ * as flowrec_json(). */
+#define J_UINT(v) json_integer((json_int_t)(v))
+#define J_SINT(v) json_integer((json_int_t)(v))
+#define J_IP(v) ip_json(v)
+#define J_TEXT(v) json_string(v)
+#define J_BOOL(v) json_boolean(v)
+#define J_VAL(kind, v) FLOWREC_CAT(J_, FLOWREC_CLASS_##kind)(v)
+#define J_SET(o, key, v) json_object_set_new((o), (key), (v));
+
+#define J_DIR_F(c, kind, name, num) J_SET(o, #name, J_VAL(kind, d->name))
+#define J_DIR_S(c, member, name, sql, num) J_SET(o, #name, stat_json(&d->member))
+
 static json_t *dir_json(const flowrec_dir *d)
 {
-    json_t *o = json_pack("{s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
-                          "packets", (json_int_t)d->packets, "ip_bytes", (json_int_t)d->ip_bytes,
-                          "payload_bytes", (json_int_t)d->payload_bytes, "retransmissions",
-                          (int)d->retransmissions, "fast_retransmissions", (int)d->fast_retransmissions,
-                          "spurious_retransmissions", (int)d->spurious_retransmissions,
-                          "out_of_order", (int)d->out_of_order, "dup_acks", (int)d->dup_acks,
-                          "lost_segments", (int)d->lost_segments, "zero_windows", (int)d->zero_windows,
-                          "window_full", (int)d->window_full, "keep_alives", (int)d->keep_alives,
-                          "rsts", (int)d->rsts, "fins", (int)d->fins);
-    json_object_set_new(o, "rtt_ns", stat_json(&d->rtt));
+    json_t *o = json_object();
+    FLOWREC_DIR_FIELDS(J_DIR_F, J_DIR_S, _)
     return o;
 }
+
+#define J_HS_F(c, kind, member, pbname, bit, num)                                              \
+    if ((bit) && (r->hs_seen & (bit)) == (bit)) J_SET(h, #pbname, J_VAL(kind, r->member))
+#define J_HS_V(c, name, num, bits, a, b)                                                       \
+    if ((r->hs_seen & (bits)) == (bits)) J_SET(h, #name, json_integer(r->a - r->b))
+
+static json_t *hs_json(const flowrec *r)
+{
+    json_t *h = json_object();
+    J_SET(h, "complete", json_boolean((r->hs_seen & FLOWREC_HS_COMPLETE) == FLOWREC_HS_COMPLETE))
+    FLOWREC_HS_FIELDS(J_HS_F, J_HS_V, _)
+    return h;
+}
+
+#define J_F(c, kind, name, num)                                                                \
+    J_SET(o, #name, J_VAL(kind, r->name))                                                      \
+    if (!strcmp(#kind, "ID")) J_SET(o, "node", json_string(node))
+#define J_EP(e, kind, leaf, num) J_SET(sub, #leaf, J_VAL(kind, r->e##_##leaf))
+#define J_E(c, name, num)                                                                      \
+    sub = json_object();                                                                       \
+    FLOWREC_EP_FIELDS(J_EP, name)                                                              \
+    J_SET(o, #name, sub)
+#define J_D(c, name, num) J_SET(o, #name, dir_json(&r->name))
+#define J_H(c, name, num)                                                                      \
+    if (r->proto == 6) J_SET(o, #name, hs_json(r))
+#define J_S(c, member, name, sql, num) J_SET(o, #name, stat_json(&r->member))
 
 /* The same object as flowrec_json(), built with jansson. */
 static char *jansson_json(const flowrec *r, const char *node)
 {
-    json_t *o = json_pack("{s:I, s:s, s:i, s:s, s:i, s:{s:s, s:i}, s:{s:s, s:i}, s:I, s:I}",
-                          "flow_id", (json_int_t)r->flow_id, "node", node, "vni", (int)r->vni,
-                          "observer", "192.168.0.9", "proto", (int)r->proto, "client", "ip",
-                          "10.0.0.1", "port", (int)r->client_port, "server", "ip", "10.0.0.2",
-                          "port", (int)r->server_port, "first_ns", (json_int_t)r->first_ns,
-                          "last_ns", (json_int_t)r->last_ns);
-    json_object_set_new(o, "c2s", dir_json(&r->c2s));
-    json_object_set_new(o, "s2c", dir_json(&r->s2c));
-    json_object_set_new(o, "handshake",
-                        json_pack("{s:b, s:I, s:I, s:I, s:I}", "complete", 1, "syn_ns",
-                                  (json_int_t)r->syn_ns, "synack_ns", (json_int_t)r->synack_ns,
-                                  "ack_ns", (json_int_t)r->ack_ns, "initial_rtt_ns",
-                                  (json_int_t)r->initial_rtt_ns));
-    json_object_set_new(o, "app_response_ns", stat_json(&r->app_response));
-    json_object_set_new(o, "conn_state", json_string(r->conn_state));
-    json_object_set_new(o, "history", json_string(r->history));
-    json_object_set_new(o, "final", json_boolean(r->final));
+    json_t *o = json_object(), *sub;
+    FLOWREC_FIELDS(J_F, J_E, J_D, J_H, J_S, _)
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;

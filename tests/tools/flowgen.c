@@ -1,5 +1,6 @@
 /* flowgen.c - a load generator for the coordinator: publishes realistic
- * FlowBatch messages (every field set, as a recorder's) on the bus as fast
+ * FlowBatch messages (every field set, as a recorder's: flow records
+ * mapped by the recorder's own flowpb.h) on the bus as fast
  * as the coordinator takes them (XPUB without drops: a full queue waits).
  *
  *   flowgen --to tcp://127.0.0.1:5556 --records N [--node NAME] [--batch 500]
@@ -37,6 +38,7 @@
  * walks the table and lists no field itself.
  */
 #include "bus.h"
+#include "decode.h"
 #include "flowkey.h"
 #include "flowpb.h"
 #include "flowsample.h"
@@ -62,75 +64,59 @@ static uint64_t rnd(void)
     return rng;
 }
 
+/* A record as a recorder's flow table makes it, and its message (flowpb.h:
+ * the recorder's own mapping, so every field is set as a recorder sets it). */
 typedef struct gen_rec {
-    Mirrorscope__FlowRecord r;
-    Mirrorscope__Endpoint c, s;
-    Mirrorscope__Direction d[2];
-    Mirrorscope__Stat rtt[2], app;
-    Mirrorscope__Handshake hs;
-    uint8_t cip[4], sip[4], obs[4];
+    flowrec f;
+    flowpb pb; /* pb.msg is what is sent; it points into f */
 } gen_rec;
 
 static void fill(gen_rec *g, uint64_t id, int64_t first, int final, int servers)
 {
-    static const uint32_t ports[] = { 443, 80, 22, 5432, 8080, 53, 3306, 6379 };
-    mirrorscope__flow_record__init(&g->r);
-    mirrorscope__endpoint__init(&g->c);
-    mirrorscope__endpoint__init(&g->s);
-    mirrorscope__handshake__init(&g->hs);
-    mirrorscope__stat__init(&g->app);
+    static const uint16_t ports[] = { 443, 80, 22, 5432, 8080, 53, 3306, 6379 };
+    flowrec *f = &g->f;
+    memset(f, 0, sizeof *f);
     uint32_t srv = (uint32_t)(rnd() % (uint64_t)servers);
-    g->cip[0] = 10, g->cip[1] = (uint8_t)rnd(), g->cip[2] = (uint8_t)rnd(), g->cip[3] = (uint8_t)rnd();
-    g->sip[0] = 172, g->sip[1] = 16, g->sip[2] = (uint8_t)(srv >> 8), g->sip[3] = (uint8_t)srv;
-    g->obs[0] = 10, g->obs[1] = 0, g->obs[2] = 0, g->obs[3] = 9;
-    g->c.ip = (ProtobufCBinaryData){ 4, g->cip };
-    g->c.port = 32768 + (uint32_t)(rnd() % 28000);
-    g->s.ip = (ProtobufCBinaryData){ 4, g->sip };
-    g->s.port = ports[srv % 8];
-    g->r.flow_id = id;
-    g->r.vni = 7;
-    g->r.observer = (ProtobufCBinaryData){ 4, g->obs };
-    g->r.proto = 6;
-    g->r.client = &g->c;
-    g->r.server = &g->s;
-    g->r.first_ns = first;
+    const uint8_t cip[4] = { 10, (uint8_t)rnd(), (uint8_t)rnd(), (uint8_t)rnd() };
+    const uint8_t sip[4] = { 172, 16, (uint8_t)(srv >> 8), (uint8_t)srv };
+    const uint8_t obs[4] = { 10, 0, 0, 9 };
+    decode_map4(cip, f->client_ip);
+    decode_map4(sip, f->server_ip);
+    decode_map4(obs, f->observer);
+    f->client_port = (uint16_t)(32768 + rnd() % 28000);
+    f->server_port = ports[srv % 8];
+    f->flow_id = id;
+    f->vni = 7;
+    f->proto = 6;
+    f->first_ns = first;
     int64_t rtt = 200000 + (int64_t)(rnd() % 40000000);
-    g->r.last_ns = first + rtt * (int64_t)(2 + rnd() % 50);
+    f->last_ns = first + rtt * (int64_t)(2 + rnd() % 50);
     for (int k = 0; k < 2; k++) {
-        Mirrorscope__Direction *d = &g->d[k];
-        mirrorscope__direction__init(d);
-        mirrorscope__stat__init(&g->rtt[k]);
+        flowrec_dir *d = k ? &f->s2c : &f->c2s;
         d->packets = 3 + rnd() % 200;
         d->payload_bytes = d->packets * (rnd() % 1400);
         d->ip_bytes = d->payload_bytes + 52 * d->packets;
         d->retransmissions = rnd() % 16 == 0 ? (uint32_t)(rnd() % 5) : 0;
         d->dup_acks = (uint32_t)(rnd() % 3);
         d->fins = 1;
-        g->rtt[k].count = d->packets / 2;
-        g->rtt[k].min = rtt;
-        g->rtt[k].max = rtt * 3;
-        g->rtt[k].sum = (int64_t)g->rtt[k].count * rtt * 2;
-        d->rtt_ns = &g->rtt[k];
+        d->rtt.count = d->packets / 2;
+        d->rtt.min = rtt;
+        d->rtt.max = rtt * 3;
+        d->rtt.sum = (int64_t)d->rtt.count * rtt * 2;
     }
-    g->r.c2s = &g->d[0];
-    g->r.s2c = &g->d[1];
-    g->hs.complete = 1;
-    g->hs.syn_ns = first;
-    g->hs.synack_ns = first + rtt / 2;
-    g->hs.ack_ns = first + rtt;
-    g->hs.server_setup_ns = rtt / 2;
-    g->hs.client_setup_ns = rtt / 2;
-    g->hs.initial_rtt_ns = rtt;
-    g->hs.seen = 15;
-    g->r.handshake = &g->hs;
-    g->app.count = 1 + rnd() % 5;
-    g->app.min = rtt;
-    g->app.max = rtt * 4;
-    g->app.sum = (int64_t)g->app.count * rtt * 2;
-    g->r.app_response_ns = &g->app;
-    g->r.conn_state = (char *)(final ? "SF" : "S1");
-    g->r.history = (char *)(final ? "ShADadFf" : "ShADad");
-    g->r.final = final;
+    f->hs_seen = FLOWREC_HS_COMPLETE | FLOWREC_HS_IRTT;
+    f->syn_ns = first;
+    f->synack_ns = first + rtt / 2;
+    f->ack_ns = first + rtt;
+    f->initial_rtt_ns = rtt;
+    f->app_response.count = 1 + rnd() % 5;
+    f->app_response.min = rtt;
+    f->app_response.max = rtt * 4;
+    f->app_response.sum = (int64_t)f->app_response.count * rtt * 2;
+    snprintf(f->conn_state, sizeof f->conn_state, "%s", final ? "SF" : "S1");
+    snprintf(f->history, sizeof f->history, "%s", final ? "ShADadFf" : "ShADad");
+    f->final = final;
+    flowpb_fill(&g->pb, f);
 }
 
 /* ---- the field table, and records of distinct values ---------------------- */
@@ -361,7 +347,7 @@ int main(int argc, char **argv)
                 int interim = interim_every && i % interim_every == 0;
                 fill(&g[n], idbase + (uint64_t)i, first0 + i * (spread * 1000000000LL / pool), !interim,
                      (int)servers);
-                ptrs[n] = &g[n].r;
+                ptrs[n] = &g[n].pb.msg;
             }
             Mirrorscope__FlowBatch b;
             mirrorscope__flow_batch__init(&b);
@@ -416,11 +402,11 @@ int main(int argc, char **argv)
                 if (phase == 1 && interim && first_ms < 0 && n + 1 < (size_t)batch) {
                     /* the same flow twice: an interim, then its final */
                     fill(&g[n], idbase + (uint64_t)made, first, 0, (int)servers);
-                    ptrs[n] = &g[n].r;
+                    ptrs[n] = &g[n].pb.msg;
                     n++;
                 }
                 fill(&g[n], idbase + (uint64_t)made, first, phase == 1, (int)servers);
-                ptrs[n] = &g[n].r;
+                ptrs[n] = &g[n].pb.msg;
                 n++;
                 made++;
             }
