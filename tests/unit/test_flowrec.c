@@ -1,7 +1,8 @@
-/* test_flowrec.c - flowrec_json(), the hand-written JSON writer on the
- * recorder's hot path, checked by a real parser (jansson): every record it
- * writes parses, with the values it was given - also for node names with
- * quotes, backslashes and control characters. */
+/* test_flowrec.c - flowrec_json(), the JSON writer on the recorder's hot
+ * path (hand-rolled appends, expanded from the field table), checked by a
+ * real parser (jansson): every record it writes parses, with the values it
+ * was given - also for node names with quotes, backslashes and control
+ * characters. */
 #include "flowrec.h"
 #include "test.h"
 
