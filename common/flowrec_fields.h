@@ -175,7 +175,7 @@
 #define FLOWREC_PB_BOOL BOOL
 
 /* FLOWREC_CLASS_kind: how a value is handled where the C type does not
- * matter: INT (an integer, unsigned unless I64), IP, TEXT or BOOL. */
+ * matter: UINT or SINT (an integer, unsigned or signed), IP, TEXT, BOOL. */
 #define FLOWREC_CLASS_ID UINT
 #define FLOWREC_CLASS_U64 UINT
 #define FLOWREC_CLASS_I64 SINT
