@@ -103,10 +103,12 @@ static int db__migration(db_t *d, int version, const char *body, char *err, size
  * table from it, so a new database has them all) - are added to flows and
  * flows_live, at the end and without NOT NULL (old rows hold NULL), and the
  * flows_all view is made again over them: adding a field takes no
- * migration written by hand. Partitions take the parent's new columns. */
+ * migration written by hand. Partitions take the parent's new columns. A
+ * column of another type than the table's fails (-1, err says which): COPY
+ * would refuse every batch. */
 static int db__sync_columns(db_t *d, char *err, size_t errlen)
 {
-    PGresult *r = PQexec(d->conn, "SELECT column_name FROM information_schema.columns "
+    PGresult *r = PQexec(d->conn, "SELECT column_name, data_type FROM information_schema.columns "
                                   "WHERE table_schema = current_schema() AND table_name = 'flows'");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "%s", PQresultErrorMessage(r));
@@ -118,12 +120,20 @@ static int db__sync_columns(db_t *d, char *err, size_t errlen)
     n += (size_t)snprintf(sql, sizeof sql, "BEGIN;");
     added[0] = 0;
     for (size_t i = 0; i < SCHEMA_NCOLS && n < sizeof sql && na < sizeof added; i++) {
-        int have = 0;
-        for (int k = 0; k < PQntuples(r) && !have; k++)
-            have = !strcmp(PQgetvalue(r, k, 0), schema_cols[i][0]);
-        if (have) continue;
         const char *type = schema_cols[i][1], *nn = strstr(type, " NOT NULL");
-        int tl = nn ? (int)(nn - type) : (int)strlen(type);
+        int tl = nn ? (int)(nn - type) : (int)strlen(type), have = -1;
+        for (int k = 0; k < PQntuples(r) && have < 0; k++)
+            if (!strcmp(PQgetvalue(r, k, 0), schema_cols[i][0])) have = k;
+        if (have >= 0) {
+            const char *is = PQgetvalue(r, have, 1);
+            if (strlen(is) == (size_t)tl && !strncmp(is, type, (size_t)tl)) continue;
+            /* a field's kind changed: converting its rows takes a migration */
+            snprintf(err, errlen, "column flows.%s is %s, the flow record's field table says %.*s "
+                                  "(a changed kind needs a migration in schema.c)",
+                     schema_cols[i][0], is, tl, type);
+            PQclear(r);
+            return -1;
+        }
         n += (size_t)snprintf(sql + n, sizeof sql - n,
                               "ALTER TABLE flows ADD COLUMN IF NOT EXISTS %s %.*s;"
                               "ALTER TABLE flows_live ADD COLUMN IF NOT EXISTS %s %.*s;",

@@ -17,11 +17,13 @@ names a field.
    JSON gives its kind, all required.
 5. A database made before a field existed (one column dropped, the
    flows_all view made without it): the restarted coordinator adds the
-   column itself, and records round-trip as in 2.
+   column itself, and records round-trip as in 2. A column of another type
+   than the table's: the coordinator refuses to start and says why.
 """
 import glob
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -230,6 +232,20 @@ def main():
                 f"no column added at start-up:\n{co.log_text()[-2000:]}")
         check_columns(co, fields, ordered=False)
         check_distinct(co, fields, flowgen, "fields-test-2")
+
+        # A column whose type is not its kind's: no start, and the log says which.
+        col = stored[len(stored) // 3]
+        co.sql(f"DROP VIEW flows_all; ALTER TABLE flows ALTER COLUMN {col} TYPE numeric; "
+               f"ALTER TABLE flows_live ALTER COLUMN {col} TYPE numeric; "
+               "CREATE VIEW flows_all AS SELECT * FROM flows UNION ALL SELECT * FROM flows_live")
+        h.check(co.stop() == 0, "the coordinator did not stop cleanly")
+        p = subprocess.run([cluster.COORD, "--data-dir", co.dir, "--bus", f"tcp://127.0.0.1:{co.port}",
+                            "--rpc", co.rpc, "--http", co.http, "--pg-port", str(cluster.PGPORT),
+                            *co.extra], capture_output=True, timeout=120)
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        h.check(p.returncode != 0 and f"column flows.{col} is numeric, the flow record's field "
+                "table says" in out, f"a column of the wrong type: exit {p.returncode}\n{out[-2000:]}")
+        print("ok  a database lacking a column gets it at start-up; one of another type stops it")
     finally:
         co.stop()
 
