@@ -1,12 +1,18 @@
 /* catalog.c - the segments' catalog and their summaries (see catalog.h).
  *
- * DESIGN: one file, rewritten whole after each seal or eviction: the writer
- * pays a page-cache write per segment sealed, a search maps one file
- * instead of opening thousands. Little-endian, like the indexes:
- *   magic "MSCCAT\0\1", u32 version, u32 CRC-32C of the entries, u64
- *   count, u64 summary bytes,
- *   count entries (seq, min_ts, max_ts, packets, flags, bloom bytes, bloom
- *   offset into the summary area), then the summary area.
+ * DESIGN: two files. "catalog" holds one entry per sealed segment and is
+ * rewritten whole (tmp + rename) after each seal or eviction - 48 bytes a
+ * segment. The summaries go to "catalog.sum.GEN", only ever appended to: a
+ * seal appends one summary, an eviction leaves a dead one behind, and when
+ * the dead outweigh the living the writer copies the living into GEN+1 and
+ * removes GEN after the new catalog names it. So a seal costs a write of
+ * its own summary plus the entries, not of every summary in the store, and
+ * a reader (which maps both) always sees a summary file that holds every
+ * byte its catalog points at. Little-endian, like the indexes:
+ *   catalog: magic "MSCCAT\0\1", u32 version, u32 CRC-32C of the entries,
+ *   u64 count, u64 GEN, u64 summary bytes in use (the file may be longer:
+ *   an append not yet named), then count entries (seq, min_ts, max_ts,
+ *   packets, flags, bloom bytes, bloom offset in catalog.sum.GEN).
  * A summary is a blocked Bloom filter: a key's five bits all lie in one
  * 64-byte line picked by its hash, so testing a key reads one line, and
  * each line has its own CRC-32C (after the lines): a search verifies the
@@ -14,9 +20,8 @@
  * per term per segment, a search over the last minutes none at all. 8 to
  * 16 bits per key give about 1-3% false "maybe". At most CATALOG_BLOOM_MAX
  * bytes of lines: a segment with more keys gets none (a big segment's index
- * costs little beside its packets), which also bounds the file at about
- * 17 KiB a segment. Version 1 (no summaries) is not read: the store
- * rewrites the catalog when it starts.
+ * costs little beside its packets). Version 1 (no summaries) is not read:
+ * the store rewrites the catalog when it starts.
  */
 #include "catalog.h"
 
@@ -24,8 +29,10 @@
 #include "hash.h"
 #include "xmalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +52,7 @@ static const char CATALOG_MAGIC[8] = { 'M', 'S', 'C', 'C', 'A', 'T', 0, 1 };
 typedef struct catalog_hdr {
     char magic[8];
     uint32_t version, crc;
-    uint64_t count, bloom_total;
+    uint64_t count, gen, sum_size;
 } catalog_hdr;
 
 typedef struct catalog_disk {
@@ -236,52 +243,196 @@ int catalog_may_hold_ports(const catalog_entry *e, uint16_t lo, uint16_t hi)
 
 /* ---- the file ------------------------------------------------------------ */
 
-static int catalog__write_all(int fd, const void *p, size_t n)
+struct catalog_writer {
+    char *dir;
+    uint64_t gen;  /* 0 until the first put */
+    int fd;        /* catalog.sum.GEN, -1 until the first put */
+    uint64_t size; /* bytes appended to it */
+    /* the summaries in it, ascending seq */
+    uint64_t *seq, *off;
+    size_t n, cap;
+};
+
+static void catalog__sum_path(const char *dir, uint64_t gen, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/catalog.sum.%" PRIu64, dir, gen);
+}
+
+catalog_writer_t *catalog_writer_new(const char *dir)
+{
+    catalog_writer_t *w = xcalloc(1, sizeof *w);
+    w->dir = xstrdup(dir);
+    w->fd = -1;
+    return w;
+}
+
+void catalog_writer_free(catalog_writer_t *w)
+{
+    if (!w) return;
+    if (w->fd >= 0) close(w->fd);
+    free(w->seq);
+    free(w->off);
+    free(w->dir);
+    free(w);
+}
+
+/* Remove every summary file but generation keep's. */
+static void catalog__sweep(const char *dir, uint64_t keep)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char path[4096];
+    while ((de = readdir(d))) {
+        unsigned long long gen;
+        char tail;
+        if (sscanf(de->d_name, "catalog.sum.%llu%c", &gen, &tail) == 1 && gen != keep) {
+            catalog__sum_path(dir, gen, path, sizeof path);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+/* The highest generation among dir's summary files (0 when none). */
+static uint64_t catalog__last_gen(const char *dir)
+{
+    DIR *d = opendir(dir);
+    uint64_t last = 0;
+    if (!d) return 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        unsigned long long gen;
+        char tail;
+        if (sscanf(de->d_name, "catalog.sum.%llu%c", &gen, &tail) == 1 && gen > last) last = gen;
+    }
+    closedir(d);
+    return last;
+}
+
+static int catalog__pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 {
     const char *c = p;
     while (n) {
-        ssize_t w = write(fd, c, n);
+        ssize_t w = pwrite(fd, c, n, (off_t)off);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) return -errno;
         c += w;
         n -= (size_t)w;
+        off += (uint64_t)w;
     }
     return 0;
 }
 
-int catalog_write(const char *dir, const catalog_entry *e, size_t n)
+/* Start generation gen with every summary of e (the living). */
+static int catalog__compact(catalog_writer_t *w, const catalog_entry *e, size_t n, uint64_t gen)
 {
+    char path[4096];
+    catalog__sum_path(w->dir, gen, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    uint64_t size = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!e[i].bloom_bytes) continue;
+        size_t k = catalog__stored(e[i].bloom_bytes);
+        int rc = catalog__pwrite_all(fd, e[i].bloom, k, size);
+        if (rc < 0) {
+            close(fd);
+            unlink(path);
+            return rc;
+        }
+        xgrow((void **)&w->seq, &w->cap, m + 1, sizeof *w->seq);
+        w->off = xrealloc(w->off, w->cap * sizeof *w->off);
+        w->seq[m] = e[i].seq;
+        w->off[m++] = size;
+        size += k;
+    }
+    if (w->fd >= 0) close(w->fd);
+    w->fd = fd;
+    w->gen = gen;
+    w->size = size;
+    w->n = m;
+    return 0;
+}
+
+static long catalog__find_off(const catalog_writer_t *w, uint64_t seq)
+{
+    size_t a = 0, b = w->n;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (w->seq[m] < seq) a = m + 1;
+        else b = m;
+    }
+    return a < w->n && w->seq[a] == seq ? (long)a : -1;
+}
+
+int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n)
+{
+    uint64_t live = 0, gen = w->gen;
+    int compacted = 0, rc = 0;
+    for (size_t i = 0; i < n; i++) live += catalog__stored(e[i].bloom_bytes);
+    if (w->fd < 0 || (w->size > live && w->size - live > live + (1u << 20))) {
+        /* The first put (a start-up, whatever the last daemon left) or too
+         * many dead: everything into a new generation. */
+        gen = (w->fd < 0 ? catalog__last_gen(w->dir) : w->gen) + 1;
+        rc = catalog__compact(w, e, n, gen);
+        if (rc < 0) return rc;
+        compacted = 1;
+    } else {
+        /* Forget the evicted, append the new (both ends of the seq order). */
+        size_t keep = 0;
+        for (size_t j = 0; j < w->n; j++) {
+            const catalog_entry *f = catalog_find(e, n, w->seq[j]);
+            if (f && f->bloom_bytes) {
+                w->seq[keep] = w->seq[j];
+                w->off[keep++] = w->off[j];
+            }
+        }
+        w->n = keep;
+        for (size_t i = 0; i < n; i++) {
+            if (!e[i].bloom_bytes || catalog__find_off(w, e[i].seq) >= 0) continue;
+            if (w->n && e[i].seq < w->seq[w->n - 1]) continue; /* only ever newer */
+            size_t k = catalog__stored(e[i].bloom_bytes);
+            rc = catalog__pwrite_all(w->fd, e[i].bloom, k, w->size);
+            if (rc < 0) return rc;
+            xgrow((void **)&w->seq, &w->cap, w->n + 1, sizeof *w->seq);
+            w->off = xrealloc(w->off, w->cap * sizeof *w->off);
+            w->seq[w->n] = e[i].seq;
+            w->off[w->n++] = w->size;
+            w->size += k;
+        }
+    }
+
     char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/catalog", dir);
+    snprintf(path, sizeof path, "%s/catalog", w->dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) total += catalog__stored(e[i].bloom_bytes);
-    size_t size = sizeof(catalog_hdr) + n * sizeof(catalog_disk) + total;
+    size_t size = sizeof(catalog_hdr) + n * sizeof(catalog_disk);
     char *buf = xmalloc(size);
     catalog_hdr *h = (catalog_hdr *)buf;
     memset(h, 0, sizeof *h);
     memcpy(h->magic, CATALOG_MAGIC, 8);
     h->version = CATALOG_VERSION;
     h->count = n;
-    h->bloom_total = total;
+    h->gen = w->gen;
+    h->sum_size = w->size;
     catalog_disk *d = (catalog_disk *)(buf + sizeof *h);
-    char *area = (char *)(d + n);
-    uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
-        d[i] = (catalog_disk){ e[i].seq,   e[i].min_ts,      e[i].max_ts, e[i].packets,
-                               e[i].flags, e[i].bloom_bytes, off };
-        size_t k = catalog__stored(e[i].bloom_bytes);
-        if (k) memcpy(area + off, e[i].bloom, k);
-        off += k;
+        long j = e[i].bloom_bytes ? catalog__find_off(w, e[i].seq) : -1;
+        d[i] = (catalog_disk){ e[i].seq,   e[i].min_ts, e[i].max_ts, e[i].packets,
+                               e[i].flags, j < 0 ? 0 : e[i].bloom_bytes,
+                               j < 0 ? 0 : w->off[j] };
     }
     h->crc = crc32c(d, n * sizeof *d, 0);
-    int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) rc = -errno;
-    if (!rc) rc = catalog__write_all(fd, buf, size);
+    if (!rc) rc = catalog__pwrite_all(fd, buf, size, 0);
     if (fd >= 0 && close(fd) < 0 && !rc) rc = -errno;
     if (!rc && rename(tmp, path) < 0) rc = -errno;
     if (rc && fd >= 0) unlink(tmp);
     free(buf);
+    /* The old generation goes once no catalog names it. */
+    if (!rc && compacted) catalog__sweep(w->dir, w->gen);
     return rc;
 }
 
@@ -295,53 +446,67 @@ long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
+    catalog_hdr h;
     struct stat sb;
     const char *bad = NULL;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &sb) < 0 || (size_t)sb.st_size < sizeof(catalog_hdr) ||
-        (map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
-        snprintf(err, errlen, "%s: too short to be a catalog, or unreadable", path);
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    const catalog_hdr *h = map;
     catalog_entry *e = NULL;
-    if (memcmp(h->magic, CATALOG_MAGIC, 8) || h->version != CATALOG_VERSION ||
-        h->count > CATALOG_MAX || h->bloom_total > h->count * catalog__stored(CATALOG_BLOOM_MAX) ||
-        (uint64_t)sb.st_size != sizeof *h + h->count * sizeof(catalog_disk) + h->bloom_total) {
+    char *raw = NULL;
+    if (fstat(fd, &sb) < 0 || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+        memcmp(h.magic, CATALOG_MAGIC, 8) || h.version != CATALOG_VERSION ||
+        h.count > CATALOG_MAX || (uint64_t)sb.st_size != sizeof h + h.count * sizeof(catalog_disk)) {
         bad = "not a catalog of this version, or torn";
         goto out;
     }
-    const char *raw = (const char *)(h + 1);
-    if (crc32c(raw, h->count * sizeof(catalog_disk), 0) != h->crc) {
+    size_t want = h.count * sizeof(catalog_disk);
+    raw = xmalloc(want + 1);
+    if (pread(fd, raw, want, sizeof h) != (ssize_t)want || crc32c(raw, want, 0) != h.crc) {
         bad = "fails its checksum";
         goto out;
     }
+    /* The summaries: when their file is gone or short (a catalog restored
+     * from elsewhere), the entries still say where segments lie in time. */
+    char spath[4096];
+    catalog__sum_path(dir, h.gen, spath, sizeof spath);
+    int sfd = h.sum_size ? open(spath, O_RDONLY | O_CLOEXEC) : -1;
+    struct stat ss;
+    void *map = NULL;
+    if (sfd >= 0 && fstat(sfd, &ss) == 0 && (uint64_t)ss.st_size >= h.sum_size) {
+        map = mmap(NULL, h.sum_size, PROT_READ, MAP_SHARED, sfd, 0);
+        if (map == MAP_FAILED) map = NULL;
+    }
+    if (sfd >= 0) close(sfd);
     /* Each summary's lines are checked as they are read (catalog__test). */
-    const uint8_t *area = (const uint8_t *)raw + h->count * sizeof(catalog_disk);
-    e = xmalloc((h->count ? h->count : 1) * sizeof *e);
-    for (uint64_t i = 0; i < h->count; i++) {
+    e = xmalloc((h.count ? h.count : 1) * sizeof *e);
+    for (uint64_t i = 0; i < h.count; i++) {
         catalog_disk d;
         memcpy(&d, raw + i * sizeof d, sizeof d);
         if (i && d.seq <= e[i - 1].seq) bad = "segments out of order";
         else if (d.bloom_bytes && (d.bloom_bytes < CATALOG_LINE || d.bloom_bytes > CATALOG_BLOOM_MAX ||
                                    (d.bloom_bytes & (d.bloom_bytes - 1)) ||
-                                   d.bloom_off > h->bloom_total - catalog__stored(d.bloom_bytes)))
+                                   catalog__stored(d.bloom_bytes) > h.sum_size ||
+                                   d.bloom_off > h.sum_size - catalog__stored(d.bloom_bytes)))
             bad = "a summary out of bounds";
-        if (bad) goto out;
-        e[i] = (catalog_entry){ d.seq,   d.min_ts,      d.max_ts, d.packets,
-                                d.flags, d.bloom_bytes, d.bloom_bytes ? area + d.bloom_off : NULL };
+        if (bad) {
+            if (map) munmap(map, h.sum_size);
+            goto out;
+        }
+        int has = map && d.bloom_bytes;
+        e[i] = (catalog_entry){ d.seq,   d.min_ts,   d.max_ts, d.packets, d.flags,
+                                has ? d.bloom_bytes : 0,
+                                has ? (const uint8_t *)map + d.bloom_off : NULL };
     }
+    free(raw);
+    close(fd);
     c->e = e;
-    c->n = h->count;
+    c->n = h.count;
     c->map = map;
-    c->map_size = (size_t)sb.st_size;
+    c->map_size = map ? h.sum_size : 0;
     return (long)c->n;
 out:
     snprintf(err, errlen, "%s: %s", path, bad);
+    free(raw);
     free(e);
-    munmap(map, (size_t)sb.st_size);
+    close(fd);
     return -1;
 }
 

@@ -3,8 +3,9 @@
  * indexes of the segments that overlap its time range and may hold a match,
  * instead of every one.
  *
- * Written by the store (tmp + rename) whenever its list of sealed segments
- * changes, read by every search. A stale catalog is always safe: a segment
+ * Written by the store whenever its list of sealed segments changes (the
+ * entries rewritten, tmp + rename; a new segment's summary appended to
+ * "DIR/catalog.sum.GEN"), read by every search. A stale catalog is always safe: a segment
  * it does not list (sealed since, or the open one) is opened as before, and
  * one it lists that is gone (evicted since) is skipped because its pcap is.
  * A catalog that is missing, torn or fails its checksum is ignored (every
@@ -44,12 +45,20 @@ typedef struct catalog_entry {
  * through their checksums: a damaged index gets no summary. */
 void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e);
 
-/* Replace dir's catalog with these entries (ascending seq). Returns 0 or
- * -errno (the old catalog stays). */
-int catalog_write(const char *dir, const catalog_entry *e, size_t n);
+/* The store's writer of dir's catalog: it remembers which summaries its
+ * summary file holds, so each put appends only the new ones. */
+typedef struct catalog_writer catalog_writer_t;
+catalog_writer_t *catalog_writer_new(const char *dir);
+void catalog_writer_free(catalog_writer_t *w);
+
+/* Make dir's catalog these entries (ascending seq; a segment's summary must
+ * not change under the same seq). The first put of a writer starts a new
+ * summary file and removes older ones. Returns 0 or -errno (the old catalog
+ * stays, still whole). */
+int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n);
 
 /* A catalog as read: its entries, whose summaries point into the mapped
- * file (catalog_release unmaps it). */
+ * summary file (catalog_release unmaps it). */
 typedef struct catalog {
     catalog_entry *e; /* ascending seq */
     size_t n;

@@ -57,6 +57,7 @@ struct store {
     /* sealed segments, ascending seq */
     seg_info *segs;
     size_t nsegs, cap_segs;
+    catalog_writer_t *catw;
     int catalog_failing; /* the last catalog write failed (logged) */
     uint64_t next_seq;
     /* the open segment */
@@ -240,7 +241,8 @@ static void store__catalog(store_t *s)
         e[i].max_ts = s->segs[i].max_ts;
         e[i].packets = s->segs[i].packets;
     }
-    int rc = catalog_write(s->dir, e, s->nsegs);
+    if (!s->catw) s->catw = catalog_writer_new(s->dir);
+    int rc = catalog_writer_put(s->catw, e, s->nsegs);
     free(e);
     if (rc < 0 && !s->catalog_failing)
         log_warn("cannot write %s/catalog: %s (searches open every index until it is written)",
@@ -497,6 +499,7 @@ void store_close(store_t *s)
     segidx_builder_free(s->ix);
     free(s->buf);
     for (size_t i = 0; i < s->nsegs; i++) free((void *)s->segs[i].sum.bloom);
+    catalog_writer_free(s->catw);
     free(s->segs);
     free(s->dir);
     free(s);

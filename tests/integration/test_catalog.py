@@ -18,7 +18,8 @@ leaves closed nearly all of the others (a Bloom filter's false "maybe" is
 allowed for a few); what the summaries cannot judge (`not`, terms after
 `vlan`) opens every segment. On the default mix (odd packets: ARP, IPv6
 extension headers, malformed frames) a segment with odd packets is never
-pruned, and the answer is still tcpdump's.
+pruned, and the answer is still tcpdump's. The same after the disk budget
+evicts the oldest segments, and after a daemon's start.
 """
 import glob
 import os
@@ -59,10 +60,22 @@ def overlapping(store, t_from, t_to):
     return out
 
 
-def matching(store, expr):
-    """The segments in which tcpdump finds a packet for expr."""
-    return {int(re.search(r"seg-(\d+)", seg).group(1))
-            for seg in glob.glob(os.path.join(store, "seg-*.pcap")) if h.tcpdump(seg, expr)}
+def matching(store, expr, src=None):
+    """The segments in which tcpdump finds a packet for expr: one tcpdump
+    over src (the imported capture) when given, each packet then found in
+    the segment that stores it; else one tcpdump per segment."""
+    segs = glob.glob(os.path.join(store, "seg-*.pcap"))
+    num = {seg: int(re.search(r"seg-(\d+)", seg).group(1)) for seg in segs}
+    if src is None:
+        return {num[seg] for seg in segs if h.tcpdump(seg, expr)}
+    where = {}
+    for seg in segs:
+        for r in pcapfile.read_pcap(seg)[1]:
+            where.setdefault(r, set()).add(num[seg])
+    out = set()
+    for r in h.tcpdump(src, expr):
+        out |= where.get(r, set())
+    return out
 
 
 def summaries(d):
@@ -91,7 +104,7 @@ def summaries(d):
         got, opened = search_traced(d, store, expr, 0, 1 << 62)
         want = h.tcpdump(src, expr)
         h.check(got == want, f"{expr!r}: {len(got)} packets, tcpdump {len(want)}")
-        hit = matching(store, expr)
+        hit = matching(store, expr, src)
         if expr in whole:
             h.check(opened == segs, f"{expr!r}: opened {len(opened)} of {len(segs)} segments")
             continue
@@ -105,6 +118,32 @@ def summaries(d):
         print(f"ok  {expr!r}: {len(want)} packets in {len(hit)} of {len(segs)} segments, "
               f"{len(false)} more opened")
     print(f"ok  summaries: every matching segment opened, few others ({len(segs)} segments)")
+
+    # The disk budget evicts the oldest segments as the import goes on: the
+    # summaries of the evicted die in the summary file, which is compacted
+    # into a new generation; answers are tcpdump's over what is left.
+    small = os.path.join(d, "budget")
+    h.import_file(small, src, "--segment-size", "128K", "--max-disk", "6M")
+    left = sorted(glob.glob(os.path.join(small, "seg-*.pcap")))
+    h.check(0 < len(left) < len(segs), f"{len(left)} of {len(segs)} segments left")
+    sums = glob.glob(os.path.join(small, "catalog.sum.*"))
+    h.check(len(sums) == 1, f"summary files: {sums}")
+    for expr in pruning + ["tcp"]:
+        got, opened = search_traced(d, small, expr, 0, 1 << 62)
+        want = []
+        for seg in left:
+            want += h.tcpdump(seg, expr)
+        h.check(got == want, f"after evictions, {expr!r}: {len(got)} packets, tcpdump {len(want)}")
+    # A daemon starts a new generation and removes the old.
+    rec = h.Daemon(small)
+    rec.stop()
+    after = glob.glob(os.path.join(small, "catalog.sum.*"))
+    h.check(len(after) == 1 and after != sums, f"summary files after a start: {sums} -> {after}")
+    got, opened = search_traced(d, small, pruning[0], 0, 1 << 62)
+    h.check(got == [r for seg in left for r in h.tcpdump(seg, pruning[0])] and len(opened) < len(left),
+            f"after a start: {len(got)} packets, opened {len(opened)} of {len(left)}")
+    print(f"ok  after evictions by the disk budget ({len(left)} of {len(segs)} segments left) "
+          f"and a restart: tcpdump's answers")
 
 
 def main():

@@ -126,8 +126,30 @@ static void test_no_summary(void)
     segidx_free(ix);
 }
 
-/* The file: summaries round-trip; damaged entries are refused; a summary
- * whose lines were wiped never says "no" for a key it held. */
+static int count_sum_files(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c '^catalog.sum.'", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p && fscanf(p, "%d", &n) != 1) n = -1;
+    if (p) pclose(p);
+    return n;
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* The files: summaries round-trip; a put appends only new summaries and
+ * compacts when the dead outweigh the living; damaged entries are refused;
+ * a summary whose lines were wiped never says "no" for a key it held. */
 static void test_file(void)
 {
     char dir[] = "/tmp/test_catalog.XXXXXX";
@@ -143,7 +165,22 @@ static void test_file(void)
         segidx_free(ix);
     }
     ASSERT_TRUE(in[0].bloom_bytes > 0 && in[1].bloom_bytes > 0 && in[2].bloom_bytes == 0);
-    ASSERT_EQ(catalog_write(dir, in, 3), 0);
+    /* A stale generation from an earlier daemon is swept by the first put. */
+    char path[300], sum1[300], sum2[300];
+    snprintf(sum1, sizeof sum1, "%s/catalog.sum.1", dir);
+    snprintf(sum2, sizeof sum2, "%s/catalog.sum.2", dir);
+    FILE *f = fopen(sum1, "wb");
+    ASSERT_TRUE(f != NULL);
+    fclose(f);
+    catalog_writer_t *w = catalog_writer_new(dir);
+    ASSERT_EQ(catalog_writer_put(w, in, 1), 0);
+    ASSERT_EQ(count_sum_files(dir), 1);
+    long one = file_size(sum2);
+    ASSERT_EQ(one, in[0].bloom_bytes + in[0].bloom_bytes / 16);
+    ASSERT_EQ(catalog_writer_put(w, in, 3), 0); /* two sealed: one summary appended */
+    ASSERT_EQ(file_size(sum2), one + in[1].bloom_bytes + in[1].bloom_bytes / 16);
+    ASSERT_EQ(catalog_writer_put(w, in, 3), 0); /* nothing new: nothing appended */
+    ASSERT_EQ(file_size(sum2), one + in[1].bloom_bytes + in[1].bloom_bytes / 16);
     catalog_t cat;
     char err[256];
     ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), 3);
@@ -159,12 +196,8 @@ static void test_file(void)
 
     /* Wipe the first summary's lines (not their checksums): every line now
      * fails, so nothing it held is denied. */
-    char path[300];
-    snprintf(path, sizeof path, "%s/catalog", dir);
-    FILE *f = fopen(path, "r+b");
+    f = fopen(sum2, "r+b");
     ASSERT_TRUE(f != NULL);
-    long lines = 32 + 3 * 48; /* header, entries: the first summary follows */
-    fseek(f, lines, SEEK_SET);
     for (uint32_t i = 0; i < in[0].bloom_bytes; i++) fputc(0, f);
     fclose(f);
     ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), 3);
@@ -174,17 +207,68 @@ static void test_file(void)
     }
     catalog_release(&cat);
 
+    /* The summary file gone: the entries still count, with no summaries. */
+    catalog_writer_free(w);
+    rename(sum2, sum1);
+    ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), 3);
+    ASSERT_TRUE(cat.e[0].bloom_bytes == 0 && cat.e[1].max_ts == in[1].max_ts);
+    catalog_release(&cat);
+
     /* A flipped bit in the entries: refused whole. */
+    snprintf(path, sizeof path, "%s/catalog", dir);
     f = fopen(path, "r+b");
     ASSERT_TRUE(f != NULL);
-    fseek(f, 32 + 48 + 16, SEEK_SET); /* the second entry's max_ts */
+    fseek(f, 40 + 48 + 16, SEEK_SET); /* the second entry's max_ts */
     fputc(0x55, f);
     fclose(f);
     ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), -1);
     ASSERT_TRUE(strstr(err, "checksum") != NULL);
     for (int i = 0; i < 3; i++) free((void *)in[i].bloom);
     unlink(path);
+    unlink(sum1);
     rmdir(dir);
+}
+
+/* Evictions leave dead summaries; a writer compacts into a new generation
+ * once they outweigh the living by a MiB, and removes the old one. */
+static void test_compaction(void)
+{
+    char dir[] = "/tmp/test_catalog.XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    enum { N = 400 };
+    static flowkey_t keys[300];
+    catalog_entry *e = calloc(N, sizeof *e);
+    for (int i = 0; i < N; i++) {
+        segidx_t *ix = index_of(300, keys, 0);
+        catalog_summarize(ix, (uint64_t)i + 1, &e[i]);
+        segidx_free(ix);
+    }
+    catalog_writer_t *w = catalog_writer_new(dir);
+    char sum1[300], sum2[300];
+    snprintf(sum1, sizeof sum1, "%s/catalog.sum.1", dir);
+    snprintf(sum2, sizeof sum2, "%s/catalog.sum.2", dir);
+    int gens = 1;
+    /* A window of 20 segments slides over the 400: seal one, evict one. */
+    for (int i = 0; i + 20 <= N; i++) {
+        ASSERT_EQ(catalog_writer_put(w, e + i, 20), 0);
+        if (file_size(sum1) < 0 && gens == 1) gens = 2;
+        catalog_t cat;
+        char err[256];
+        ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), 20);
+        for (int j = 0; j < 20; j++)
+            ASSERT_TRUE(cat.e[j].bloom_bytes == e[i + j].bloom_bytes &&
+                        !memcmp(cat.e[j].bloom, e[i + j].bloom, e[i + j].bloom_bytes));
+        catalog_release(&cat);
+        ASSERT_EQ(count_sum_files(dir), 1);
+    }
+    ASSERT_EQ(gens, 2); /* compacted at least once: generation 1 is gone */
+    ASSERT_TRUE(file_size(sum1) < 0);
+    catalog_writer_free(w);
+    for (int i = 0; i < N; i++) free((void *)e[i].bloom);
+    free(e);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ASSERT_EQ(system(cmd), 0);
 }
 
 int main(void)
@@ -192,5 +276,6 @@ int main(void)
     RUN(test_no_false_no);
     RUN(test_no_summary);
     RUN(test_file);
+    RUN(test_compaction);
     TEST_EXIT();
 }
