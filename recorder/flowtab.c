@@ -21,10 +21,11 @@
  * counters - 32-bit packets, bytes and sample counts, 16-bit event counts
  * (retransmissions, duplicate ACKs, ...). A counter that wraps carries into
  * the flow's wide record, a side array by slot number that only such flows
- * touch, so records stay exact whatever the flow. A direction's
- * unacknowledged segments (the oldest 8, for ACK RTTs) live in a 96-byte
- * block from a pool, held only while segments are outstanding; an entry is
- * the segment's end (a segment's start is never needed) and its time. The
+ * touch, so records stay exact whatever the flow. Of a direction's
+ * unacknowledged segments (the oldest 8, for ACK RTTs) the oldest is kept in
+ * the flow, the others in a 96-byte block from a pool, held only while two
+ * or more are outstanding (a request waiting for its answer needs none); an
+ * entry is the segment's end (its start is never needed) and its time. The
  * pool and the wide records are allocated at creation like the slots, and
  * untouched pages cost nothing, so memory follows what is in use.
  */
@@ -58,23 +59,26 @@
 #define SEQ_GT(a, b) ((int32_t)((a) - (b)) > 0)
 #define SEQ_LE(a, b) ((int32_t)((a) - (b)) <= 0)
 
-/* A direction's outstanding segments, oldest first: 96 bytes, two cache
- * lines. A free block is chained through end[0] (index + 1). */
+/* A direction's outstanding segments after the oldest (which tcp_dir
+ * holds), oldest first: 96 bytes, two cache lines. A free block is chained
+ * through end[0] (index + 1). */
 typedef struct ua_blk {
-    uint32_t end[UA_MAX]; /* sequence number after the segment */
+    uint32_t end[UA_MAX]; /* sequence number after the segment; the last unused */
     int64_t ts[UA_MAX];   /* when it was seen */
 } ua_blk;
 
 typedef struct tcp_dir {
     int64_t nextseqtime, lastacktime;
+    int64_t ua0_ts;     /* the oldest outstanding segment: when seen */
+    uint32_t ua0_end;   /* and the sequence number after it */
     uint32_t nextseq, maxseqtobeacked, lastack;
-    uint32_t ua;        /* block of outstanding segments (index + 1), 0 when none */
+    uint32_t ua;        /* block of the other outstanding segments (index + 1), 0 when none */
     uint16_t window;    /* as sent (unscaled) */
     int16_t dupacknum;  /* saturates: only compared with -1 and 2 */
     int8_t win_scale;   /* -1 unknown, -2 not in use, else the shift */
     uint8_t window_is_syn; /* the stored window came from a SYN: never scaled */
     uint8_t lastseg;    /* the last segment's TA_KA / TA_ZWP (the only flags read back) */
-    uint8_t nua;        /* entries in the block */
+    uint8_t nua;        /* outstanding segments: ua0 and nua - 1 in the block */
 } tcp_dir;
 
 /* Per-direction events, counted 16 bits wide (carries in the wide record). */
@@ -301,17 +305,26 @@ static void flowtab__ua_release(flowtab_t *t, tcp_dir *d)
     t->ua[d->ua - 1].end[0] = t->ua_free;
     t->ua_free = d->ua;
     d->ua = 0;
-    d->nua = 0;
+}
+
+/* Outstanding segment i (0 the oldest) of direction d. */
+static inline uint32_t *flowtab__ua_end(flowtab_t *t, tcp_dir *d, unsigned i)
+{
+    return i ? &t->ua[d->ua - 1].end[i - 1] : &d->ua0_end;
+}
+
+static inline int64_t *flowtab__ua_ts(flowtab_t *t, tcp_dir *d, unsigned i)
+{
+    return i ? &t->ua[d->ua - 1].ts[i - 1] : &d->ua0_ts;
 }
 
 /* Remember a segment ending at end, seen at ts (the oldest UA_MAX). */
 static void flowtab__ua_add(flowtab_t *t, tcp_dir *d, uint32_t end, int64_t ts)
 {
     if (d->nua >= UA_MAX) return;
-    if (!d->ua && !(d->ua = flowtab__ua_alloc(t))) return;
-    ua_blk *b = &t->ua[d->ua - 1];
-    b->end[d->nua] = end;
-    b->ts[d->nua] = ts;
+    if (d->nua && !d->ua && !(d->ua = flowtab__ua_alloc(t))) return;
+    *flowtab__ua_end(t, d, d->nua) = end;
+    *flowtab__ua_ts(t, d, d->nua) = ts;
     d->nua++;
 }
 
@@ -636,22 +649,23 @@ finished_fwd:
      * direction. As in Wireshark, the oldest exact match gives the sample;
      * what the ACK covers is dropped. */
     if (rev->nua) {
-        ua_blk *b = &t->ua[rev->ua - 1];
         int64_t rtt = -1;
         uint8_t keep = 0;
         for (uint8_t i = 0; i < rev->nua; i++) {
-            if (ack == b->end[i]) {
-                if (rtt < 0) rtt = ts - b->ts[i];
+            uint32_t end = *flowtab__ua_end(t, rev, i);
+            int64_t sent = *flowtab__ua_ts(t, rev, i);
+            if (ack == end) {
+                if (rtt < 0) rtt = ts - sent;
                 continue;
             }
-            if (SEQ_GT(b->end[i], ack)) {
-                b->end[keep] = b->end[i];
-                b->ts[keep] = b->ts[i];
+            if (SEQ_GT(end, ack)) {
+                *flowtab__ua_end(t, rev, keep) = end;
+                *flowtab__ua_ts(t, rev, keep) = sent;
                 keep++;
             }
         }
         rev->nua = keep;
-        if (!keep) flowtab__ua_release(t, rev);
+        if (keep <= 1) flowtab__ua_release(t, rev);
         if (rtt >= 0) {
             dir_acc *r = &c->d[1 - dir];
             flowtab__stat(t, id, &r->rtt_min, &r->rtt_max, &r->rtt_sum, &r->rtt_count,
