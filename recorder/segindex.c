@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 static const char SEGIDX_MAGIC[8] = { 'M', 'S', 'C', 'I', 'D', 'X', 0, 1 };
-#define SEGIDX_VERSION 2
+#define SEGIDX_VERSION 3
 
 struct segidx_builder {
     uint64_t seq;
@@ -196,9 +196,16 @@ static void segidx__sections(const segidx_hdr *h, segidx__sec sec[SEGIDX_NSEC])
     memcpy(sec, s, sizeof s);
 }
 
+/* Bytes under one checksum: version 2 files have 64 KiB chunks, version 3
+ * (written now) 4 KiB, so a binary search's probes verify a page each. */
+static uint64_t segidx__chunk(const segidx_hdr *h)
+{
+    return h->version == 2 ? 1u << 16 : SEGIDX_CHUNK;
+}
+
 static uint64_t segidx__nchunks(const segidx_hdr *h)
 {
-    return (h->off_crcs - sizeof *h + SEGIDX_CHUNK - 1) / SEGIDX_CHUNK;
+    return (h->off_crcs - sizeof *h + segidx__chunk(h) - 1) / segidx__chunk(h);
 }
 
 static uint32_t segidx__hdr_crc(const segidx_hdr *h)
@@ -215,8 +222,8 @@ static int segidx__bind(segidx_t *ix, char *err, size_t errlen)
         snprintf(err, errlen, "not a segment index");
         return -EBADMSG;
     }
-    if (h->version != SEGIDX_VERSION) {
-        snprintf(err, errlen, "index version %u (this program writes %u)", h->version, SEGIDX_VERSION);
+    if (h->version != SEGIDX_VERSION && h->version != 2) {
+        snprintf(err, errlen, "index version %u (this program reads 2 and %u)", h->version, SEGIDX_VERSION);
         return -EPROTO;
     }
     if (h->hdr_crc != segidx__hdr_crc(h)) {
@@ -260,6 +267,7 @@ static int segidx__bind(segidx_t *ix, char *err, size_t errlen)
     ix->blocks = (const segidx_block *)(base + h->off_blocks);
     ix->chk = xcalloc(1, sizeof *ix->chk);
     ix->chk->nchunks = nchunks;
+    ix->chk->shift = h->version == 2 ? 16 : SEGIDX_CHUNK_SHIFT;
     ix->chk->crcs = (const uint32_t *)(base + h->off_crcs);
     ix->chk->ok = xcalloc(nchunks / 64 + 1, sizeof *ix->chk->ok);
     /* Per-flow and per-entry bounds are checked where they are used
@@ -271,7 +279,7 @@ static int segidx__bind(segidx_t *ix, char *err, size_t errlen)
 
 static uint32_t segidx__chunk_crc(const char *base, const segidx_hdr *h, uint64_t c)
 {
-    uint64_t a = sizeof *h + c * SEGIDX_CHUNK, b = a + SEGIDX_CHUNK;
+    uint64_t a = sizeof *h + c * segidx__chunk(h), b = a + segidx__chunk(h);
     return crc32c(base + a, (b < h->off_crcs ? b : h->off_crcs) - a, 0);
 }
 
@@ -298,12 +306,13 @@ int segidx__check_slow(const segidx_t *ix, size_t a, size_t b)
     if (a < sizeof *h) a = sizeof *h; /* the header was checked at open */
     if (b > h->off_crcs) b = h->off_crcs;
     if (b <= a) return 0;
-    for (uint64_t c = (a - sizeof *h) / SEGIDX_CHUNK; c <= (b - 1 - sizeof *h) / SEGIDX_CHUNK; c++) {
+    uint64_t chunk = segidx__chunk(h);
+    for (uint64_t c = (a - sizeof *h) / chunk; c <= (b - 1 - sizeof *h) / chunk; c++) {
         if (k->ok[c >> 6] >> (c & 63) & 1) continue;
         if (segidx__chunk_crc(ix->base, h, c) != k->crcs[c]) {
             if (!k->damage[0]) {
                 /* Name the sections the chunk holds. */
-                uint64_t lo = sizeof *h + c * SEGIDX_CHUNK, hi = lo + SEGIDX_CHUNK;
+                uint64_t lo = sizeof *h + c * chunk, hi = lo + chunk;
                 segidx__sec sec[SEGIDX_NSEC];
                 segidx__sections(h, sec);
                 size_t n = (size_t)snprintf(k->damage, sizeof k->damage,

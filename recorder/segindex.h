@@ -18,7 +18,10 @@
  * its own CRC and one of the chunk table; segidx_open() checks both. A
  * search checks each chunk the first time it reads from it (segidx_check),
  * so a selective search verifies the few chunks it touches, not the file.
- * Version 1 files (no checksums) are not opened: the store rebuilds them.
+ * Version 3 checks 4 KiB chunks instead of version 2's 64 KiB: a lookup's
+ * binary search reads one entry in each of a dozen places, and verified a
+ * dozen 64 KiB chunks to do it (~0.2 ms an index); both are read. Version
+ * 1 files (no checksums) are not opened: the store rebuilds them.
  * The same layout is built in memory for the open segment and for segments
  * that were never sealed (crash, or still being written by a daemon), so the
  * search engine has one code path.
@@ -32,7 +35,8 @@
 #include <stdint.h>
 
 #define SEGIDX_BLOCK 1024
-#define SEGIDX_CHUNK 65536u /* one CRC per this many bytes: the kernel's fault-around size */
+#define SEGIDX_CHUNK_SHIFT 12
+#define SEGIDX_CHUNK (1u << SEGIDX_CHUNK_SHIFT) /* one CRC per page (version 2: 64 KiB) */
 #define SEGIDX_F_TS_SORTED 0x1 /* ts[] is non-decreasing: ordinal order is time order */
 
 typedef struct segidx_hdr {
@@ -81,6 +85,7 @@ typedef struct segidx {
     struct segidx_chk {
         uint64_t *ok;
         uint64_t nchunks;
+        unsigned shift; /* log2 of the chunk size */
         const uint32_t *crcs;
         char damage[160];
     } *chk;
@@ -96,8 +101,8 @@ static inline int segidx_check(const segidx_t *ix, const void *p, size_t len)
     if (!ix->chk) return 0; /* built in memory */
     size_t a = (size_t)((const char *)p - (const char *)ix->base);
     if (a >= sizeof(segidx_hdr) && len) {
-        uint64_t c = (a - sizeof(segidx_hdr)) / SEGIDX_CHUNK;
-        if (c == (a + len - 1 - sizeof(segidx_hdr)) / SEGIDX_CHUNK && c < ix->chk->nchunks &&
+        uint64_t c = (a - sizeof(segidx_hdr)) >> ix->chk->shift;
+        if (c == (a + len - 1 - sizeof(segidx_hdr)) >> ix->chk->shift && c < ix->chk->nchunks &&
             (ix->chk->ok[c >> 6] >> (c & 63) & 1))
             return 0;
     }

@@ -66,7 +66,7 @@ def damage(path, what):
     search (a query for it must still find them all), or None."""
     data = bytearray(open(path, "rb").read())
     hd = header(data)
-    h.check(hd["version"] == 2 and hd["total_size"] == len(data), f"{path}: unexpected header {hd}")
+    h.check(hd["version"] == 3 and hd["total_size"] == len(data), f"{path}: unexpected header {hd}")
     hidden = None
     if what == "time":          # packet 10 moves to the epoch
         struct.pack_into("<q", data, hd["off_ts"] + 8 * 10, 0)

@@ -168,6 +168,46 @@ static void flip_byte(const char *path, uint64_t off)
     close(fd);
 }
 
+/* Version 2 files (64 KiB chunks) are still read and checked. */
+static void test_version2(void)
+{
+    char err[256];
+    const char *path = write_index();
+    FILE *f = fopen(path, "r+b");
+    ASSERT_TRUE(f != NULL);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    char *buf = malloc((size_t)size);
+    fseek(f, 0, SEEK_SET);
+    ASSERT_EQ(fread(buf, 1, (size_t)size, f), size);
+    segidx_hdr *h = (segidx_hdr *)buf;
+    ASSERT_EQ(h->version, 3);
+    h->version = 2;
+    segidx_checksum(buf, (size_t)size);
+    fseek(f, 0, SEEK_SET);
+    ASSERT_EQ(fwrite(buf, 1, (size_t)size, f), size);
+    fclose(f);
+    segidx_t *ix = segidx_open(path, err, sizeof err);
+    ASSERT_TRUE(ix != NULL);
+    if (ix) {
+        ASSERT_EQ(ix->chk->shift, 16);
+        ASSERT_EQ(ix->chk->nchunks, (h->off_crcs - sizeof *h + 65535) / 65536);
+        ASSERT_EQ(segidx_verify(ix, err, sizeof err), 0);
+        segidx_free(ix);
+    }
+    flip_byte(path, h->off_posts + 4 * 100);
+    ix = segidx_open(path, err, sizeof err);
+    ASSERT_TRUE(ix != NULL);
+    if (ix) {
+        ASSERT_EQ(segidx_check(ix, ix->posts + 100, 4), -1);
+        ASSERT_EQ(segidx_check(ix, &ix->ts[0], 8), 0);
+        segidx_free(ix);
+    }
+    free(buf);
+    unlink(path);
+}
+
 static void test_checksums(void)
 {
     char err[256];
@@ -235,6 +275,7 @@ int main(void)
 {
     RUN(test_crc32c);
     RUN(test_checksums);
+    RUN(test_version2);
     RUN(test_build_and_roundtrip);
     RUN(test_scan_cuts_torn_tail);
     TEST_EXIT();
