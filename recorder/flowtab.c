@@ -18,8 +18,10 @@
  * order.
  *
  * Compact state: the flow record is built only when emitted, from narrow
- * counters - 32-bit packets, bytes and sample counts, 16-bit event counts
- * (retransmissions, duplicate ACKs, ...). A counter that wraps carries into
+ * counters - 32-bit packets, bytes and sample counts, 16-bit RST and FIN
+ * counts; the anomaly counts (retransmissions, duplicate ACKs, lost
+ * segments, ...), which most flows never have, live in a 72-byte block from
+ * a pool taken at a flow's first anomaly. A counter that wraps carries into
  * the flow's wide record, a side array by slot number that only such flows
  * touch, so records stay exact whatever the flow. Of a direction's
  * unacknowledged segments (the oldest 8, for ACK RTTs) the oldest is kept in
@@ -81,20 +83,27 @@ typedef struct tcp_dir {
     uint8_t nua;        /* outstanding segments: ua0 and nua - 1 in the block */
 } tcp_dir;
 
-/* Per-direction events, counted 16 bits wide (carries in the wide record). */
+/* Per-direction events: RSTs and FINs, which most flows have, counted 16
+ * bits wide in the flow; the anomalies, which most flows never have, 32 bits
+ * wide in a block of both directions' taken from a pool at the first one.
+ * Carries go to the wide record. */
 enum { EV_RETRANS, EV_FAST, EV_SPURIOUS, EV_OOO, EV_DUPACK, EV_LOST, EV_ZW, EV_WF, EV_KA,
-       EV_RST, EV_FIN, EV_N };
+       EV_RARE, EV_RST = EV_RARE, EV_FIN, EV_N };
+
+typedef struct ev_blk {
+    uint32_t n[2][EV_RARE]; /* a free block is chained through n[0][0] (index + 1) */
+} ev_blk;
 
 typedef struct dir_acc {
     int64_t rtt_min, rtt_max, rtt_sum; /* as flowrec_stat's */
     uint32_t packets, ip_bytes, payload_bytes, rtt_count; /* carries in the wide record */
-    uint16_t ev[EV_N];
+    uint16_t ev[EV_N - EV_RARE]; /* RSTs, FINs */
 } dir_acc;
 
 /* The carries of a flow's narrow counters (flow bit F_WIDE). */
 typedef struct flow_wide {
     uint64_t packets[2], ip_bytes[2], payload_bytes[2], rtt_count[2]; /* + 2^32 each carry */
-    uint64_t ev[2][EV_N];                                             /* + 2^16 each carry */
+    uint64_t ev[2][EV_N]; /* + 2^32 (anomalies) or 2^16 (RSTs, FINs) each carry */
     uint64_t app_count, interims;
 } flow_wide;
 
@@ -144,6 +153,7 @@ typedef struct fcold {
     uint64_t history;  /* Zeek's letters as 4-bit codes (direction * 8 + letter), first lowest */
     uint32_t app_count;
     uint32_t interims; /* the next interim record is due at first_ns + (interims + 1) * interval */
+    uint32_t evb;      /* the anomaly counters' block (index + 1), 0 while there are none */
     uint16_t hist_seen; /* letters seen, bit direction * 8 + letter */
     uint8_t hs_seen;
     uint8_t hist_len;
@@ -157,11 +167,13 @@ struct flowtab {
     fcold *cold;
     flow_wide *wide;
     ua_blk *ua;
+    ev_blk *evb;
     uint32_t *buckets; /* index + 1 */
     uint32_t nbuckets;
     uint32_t free_head; /* released slots: index + 1, chained through .next */
     uint32_t unused;    /* slots [unused, max_flows) were never used (untouched memory) */
     uint32_t ua_free, ua_unused, ua_n; /* the same for the segment blocks */
+    uint32_t evb_free, evb_unused;     /* and the anomaly blocks (max_flows) */
     uint32_t lru_head, lru_tail, close_head, close_tail;
     uint64_t next_id;
     int64_t now;
@@ -212,6 +224,7 @@ flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx)
     t->flows = calloc(t->o.max_flows, sizeof *t->flows);
     t->cold = calloc(t->o.max_flows, sizeof *t->cold);
     t->wide = calloc(t->o.max_flows, sizeof *t->wide);
+    t->evb = calloc(t->o.max_flows, sizeof *t->evb);
     /* Two blocks per flow at most; 32-byte aligned (each spans two cache
      * lines), never read before written. */
     t->ua_n = t->o.max_flows * 2;
@@ -219,7 +232,7 @@ flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx)
     t->nbuckets = 1;
     while (t->nbuckets < t->o.max_flows) t->nbuckets <<= 1;
     t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
-    if (!t->flows || !t->cold || !t->wide || !t->ua || !t->buckets) {
+    if (!t->flows || !t->cold || !t->wide || !t->evb || !t->ua || !t->buckets) {
         flowtab_free(t);
         return NULL;
     }
@@ -233,6 +246,7 @@ void flowtab_free(flowtab_t *t)
     free(t->flows);
     free(t->cold);
     free(t->wide);
+    free(t->evb);
     free(t->ua);
     free(t->buckets);
     free(t);
@@ -264,11 +278,27 @@ static inline void flowtab__add32(flowtab_t *t, uint32_t id, uint32_t *c, uint64
     }
 }
 
-static inline void flowtab__ev(flowtab_t *t, uint32_t id, fcold *c, int dir, int ev)
+static void flowtab__ev(flowtab_t *t, uint32_t id, fcold *c, int dir, int ev)
 {
-    if (++c->d[dir].ev[ev] == 0) {
+    if (ev >= EV_RARE) {
+        if (++c->d[dir].ev[ev - EV_RARE] == 0) {
+            flowtab__wide(t, id);
+            t->wide[id - 1].ev[dir][ev] += 1u << 16;
+        }
+        return;
+    }
+    if (!c->evb) {
+        if (t->evb_free) {
+            c->evb = t->evb_free;
+            t->evb_free = t->evb[c->evb - 1].n[0][0];
+        } else {
+            c->evb = ++t->evb_unused; /* one per flow at most: never beyond max_flows */
+        }
+        memset(&t->evb[c->evb - 1], 0, sizeof(ev_blk));
+    }
+    if (++t->evb[c->evb - 1].n[dir][ev] == 0) {
         flowtab__wide(t, id);
-        t->wide[id - 1].ev[dir][ev] += 1u << 16;
+        t->wide[id - 1].ev[dir][ev] += 1ull << 32;
     }
 }
 
@@ -387,8 +417,12 @@ static void flowtab__dir_out(const flowtab_t *t, uint32_t id, int dir, flowrec_d
     o->packets = a->packets + (wide ? w->packets[dir] : 0);
     o->ip_bytes = a->ip_bytes + (wide ? w->ip_bytes[dir] : 0);
     o->payload_bytes = a->payload_bytes + (wide ? w->payload_bytes[dir] : 0);
+    const fcold *c = &t->cold[id - 1];
     uint64_t ev[EV_N];
-    for (int i = 0; i < EV_N; i++) ev[i] = a->ev[i] + (wide ? w->ev[dir][i] : 0);
+    for (int i = 0; i < EV_N; i++) {
+        ev[i] = i >= EV_RARE ? a->ev[i - EV_RARE] : c->evb ? t->evb[c->evb - 1].n[dir][i] : 0;
+        if (wide) ev[i] += w->ev[dir][i];
+    }
     o->retransmissions = (uint32_t)ev[EV_RETRANS];
     o->fast_retransmissions = (uint32_t)ev[EV_FAST];
     o->spurious_retransmissions = (uint32_t)ev[EV_SPURIOUS];
@@ -460,6 +494,10 @@ static void flowtab__release(flowtab_t *t, uint32_t id)
     flowtab__unlink(t, id);
     flowtab__ua_release(t, &c->tcp[0]);
     flowtab__ua_release(t, &c->tcp[1]);
+    if (c->evb) {
+        t->evb[c->evb - 1].n[0][0] = t->evb_free;
+        t->evb_free = c->evb;
+    }
     if (f->bits & F_WIDE) memset(&t->wide[id - 1], 0, sizeof t->wide[id - 1]);
     memset(f, 0, sizeof *f);
     f->next = t->free_head;
