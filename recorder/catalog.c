@@ -18,10 +18,11 @@
  * each line has its own CRC-32C (after the lines): a search verifies the
  * lines it reads, not the file - a whole-store search reads about one line
  * per term per segment, a search over the last minutes none at all. 8 to
- * 16 bits per key give about 1-3% false "maybe". At most CATALOG_BLOOM_MAX
- * bytes of lines: a segment with more keys gets none (a big segment's index
- * costs little beside its packets). Version 1 (no summaries) is not read:
- * the store rewrites the catalog when it starts.
+ * 16 bits per key give about 1-3% false "maybe". At most 1/256 of the
+ * segment's bytes (at least 16 KiB) of lines: a segment with more keys gets
+ * none. The store's writer adopts the files at start-up, so summaries are
+ * made once, when a segment is sealed (or first found). Version 1 (no
+ * summaries) is not read: the store rewrites the catalog when it starts.
  */
 #include "catalog.h"
 
@@ -44,10 +45,12 @@ static const char CATALOG_MAGIC[8] = { 'M', 'S', 'C', 'C', 'A', 'T', 0, 1 };
 #define CATALOG_VERSION 2
 #define CATALOG_MAX (1u << 24) /* entries: far beyond any disk */
 #define CATALOG_LINE 64u
-#define CATALOG_BLOOM_MAX 16384u
+#define CATALOG_BLOOM_MIN_CAP 16384u   /* a segment's filter may always be this big */
+#define CATALOG_BLOOM_SHARE 256u       /* ... or 1/256 of its pcap bytes */
+#define CATALOG_BLOOM_MAX (16u << 20)  /* the largest any segment (4 GiB) gets */
 #define CATALOG_BITS_PER_KEY 8
 #define CATALOG_PROBES 5
-#define CATALOG_SCAN_MAX (1u << 20) /* host + port entries read to summarize */
+#define CATALOG_SCAN_MAX (64u << 20) /* host + port entries read to summarize */
 
 typedef struct catalog_hdr {
     char magic[8];
@@ -187,7 +190,10 @@ void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e)
         keys += !i || p != q;
         keys += !i || p >> 8 != q >> 8;
     }
-    if (keys * CATALOG_BITS_PER_KEY > CATALOG_BLOOM_MAX * 8u) return;
+    uint64_t cap = h->pcap_bytes / CATALOG_BLOOM_SHARE;
+    if (cap < CATALOG_BLOOM_MIN_CAP) cap = CATALOG_BLOOM_MIN_CAP;
+    if (cap > CATALOG_BLOOM_MAX) cap = CATALOG_BLOOM_MAX;
+    if (keys * CATALOG_BITS_PER_KEY > cap * 8u) return;
     uint32_t bytes = CATALOG_LINE;
     while (bytes * 8u < keys * CATALOG_BITS_PER_KEY) bytes *= 2;
     uint8_t *bloom = xcalloc(1, catalog__stored(bytes));
@@ -245,11 +251,13 @@ int catalog_may_hold_ports(const catalog_entry *e, uint16_t lo, uint16_t hi)
 
 struct catalog_writer {
     char *dir;
-    uint64_t gen;  /* 0 until the first put */
-    int fd;        /* catalog.sum.GEN, -1 until the first put */
-    uint64_t size; /* bytes appended to it */
-    /* the summaries in it, ascending seq */
+    uint64_t gen; /* of the summary file; 0 before there is one */
+    int fd;       /* catalog.sum.GEN, -1 before there is one */
+    uint64_t size;
+    int swept;    /* older generations removed since this writer began */
+    /* every segment it has a summary (or a decision of none) for, ascending */
     uint64_t *seq, *off;
+    uint32_t *len, *flags; /* bloom bytes (0: none), CATALOG_* */
     size_t n, cap;
 };
 
@@ -258,53 +266,24 @@ static void catalog__sum_path(const char *dir, uint64_t gen, char *buf, size_t l
     snprintf(buf, len, "%s/catalog.sum.%" PRIu64, dir, gen);
 }
 
-catalog_writer_t *catalog_writer_new(const char *dir)
-{
-    catalog_writer_t *w = xcalloc(1, sizeof *w);
-    w->dir = xstrdup(dir);
-    w->fd = -1;
-    return w;
-}
-
-void catalog_writer_free(catalog_writer_t *w)
-{
-    if (!w) return;
-    if (w->fd >= 0) close(w->fd);
-    free(w->seq);
-    free(w->off);
-    free(w->dir);
-    free(w);
-}
-
-/* Remove every summary file but generation keep's. */
-static void catalog__sweep(const char *dir, uint64_t keep)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char path[4096];
-    while ((de = readdir(d))) {
-        unsigned long long gen;
-        char tail;
-        if (sscanf(de->d_name, "catalog.sum.%llu%c", &gen, &tail) == 1 && gen != keep) {
-            catalog__sum_path(dir, gen, path, sizeof path);
-            unlink(path);
-        }
-    }
-    closedir(d);
-}
-
-/* The highest generation among dir's summary files (0 when none). */
-static uint64_t catalog__last_gen(const char *dir)
+/* Generations of dir's summary files: the highest (keep = 0), or remove
+ * every one but keep. */
+static uint64_t catalog__gens(const char *dir, uint64_t keep)
 {
     DIR *d = opendir(dir);
     uint64_t last = 0;
     if (!d) return 0;
     struct dirent *de;
+    char path[4096];
     while ((de = readdir(d))) {
         unsigned long long gen;
         char tail;
-        if (sscanf(de->d_name, "catalog.sum.%llu%c", &gen, &tail) == 1 && gen > last) last = gen;
+        if (sscanf(de->d_name, "catalog.sum.%llu%c", &gen, &tail) != 1) continue;
+        if (gen > last) last = gen;
+        if (keep && gen != keep) {
+            catalog__sum_path(dir, gen, path, sizeof path);
+            unlink(path);
+        }
     }
     closedir(d);
     return last;
@@ -324,39 +303,21 @@ static int catalog__pwrite_all(int fd, const void *p, size_t n, uint64_t off)
     return 0;
 }
 
-/* Start generation gen with every summary of e (the living). */
-static int catalog__compact(catalog_writer_t *w, const catalog_entry *e, size_t n, uint64_t gen)
+static int catalog__pread_all(int fd, void *p, size_t n, uint64_t off)
 {
-    char path[4096];
-    catalog__sum_path(w->dir, gen, path, sizeof path);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return -errno;
-    uint64_t size = 0;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!e[i].bloom_bytes) continue;
-        size_t k = catalog__stored(e[i].bloom_bytes);
-        int rc = catalog__pwrite_all(fd, e[i].bloom, k, size);
-        if (rc < 0) {
-            close(fd);
-            unlink(path);
-            return rc;
-        }
-        xgrow((void **)&w->seq, &w->cap, m + 1, sizeof *w->seq);
-        w->off = xrealloc(w->off, w->cap * sizeof *w->off);
-        w->seq[m] = e[i].seq;
-        w->off[m++] = size;
-        size += k;
+    char *c = p;
+    while (n) {
+        ssize_t r = pread(fd, c, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return r < 0 ? -errno : -EIO;
+        c += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
     }
-    if (w->fd >= 0) close(w->fd);
-    w->fd = fd;
-    w->gen = gen;
-    w->size = size;
-    w->n = m;
     return 0;
 }
 
-static long catalog__find_off(const catalog_writer_t *w, uint64_t seq)
+static long catalog__slot(const catalog_writer_t *w, uint64_t seq)
 {
     size_t a = 0, b = w->n;
     while (a < b) {
@@ -367,41 +328,162 @@ static long catalog__find_off(const catalog_writer_t *w, uint64_t seq)
     return a < w->n && w->seq[a] == seq ? (long)a : -1;
 }
 
+static void catalog__remember(catalog_writer_t *w, uint64_t seq, uint64_t off, uint32_t len,
+                              uint32_t flags)
+{
+    xgrow((void **)&w->seq, &w->cap, w->n + 1, sizeof *w->seq);
+    w->off = xrealloc(w->off, w->cap * sizeof *w->off);
+    w->len = xrealloc(w->len, w->cap * sizeof *w->len);
+    w->flags = xrealloc(w->flags, w->cap * sizeof *w->flags);
+    w->seq[w->n] = seq;
+    w->off[w->n] = off;
+    w->len[w->n] = len;
+    w->flags[w->n++] = flags;
+}
+
+catalog_writer_t *catalog_writer_open(const char *dir)
+{
+    catalog_writer_t *w = xcalloc(1, sizeof *w);
+    w->dir = xstrdup(dir);
+    w->fd = -1;
+    /* Adopt what the last writer left, so a start-up does not read every
+     * index's host and port tables again; appends go on after its end. */
+    catalog_t c;
+    char err[256], path[4096];
+    if (catalog_read(dir, &c, err, sizeof err) < 0) return w;
+    if (c.map) {
+        catalog__sum_path(dir, c.gen, path, sizeof path);
+        w->fd = open(path, O_RDWR | O_CLOEXEC);
+        if (w->fd >= 0) {
+            w->gen = c.gen;
+            w->size = c.map_size;
+        }
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        const catalog_entry *e = &c.e[i];
+        if (e->bloom_bytes && w->fd < 0) continue; /* its file is gone: made again */
+        catalog__remember(w, e->seq, e->bloom_bytes ? (uint64_t)(e->bloom - (const uint8_t *)c.map) : 0,
+                          e->bloom_bytes, e->flags);
+    }
+    catalog_release(&c);
+    return w;
+}
+
+void catalog_writer_free(catalog_writer_t *w)
+{
+    if (!w) return;
+    if (w->fd >= 0) close(w->fd);
+    free(w->seq);
+    free(w->off);
+    free(w->len);
+    free(w->flags);
+    free(w->dir);
+    free(w);
+}
+
+int catalog_writer_known(const catalog_writer_t *w, uint64_t seq)
+{
+    return catalog__slot(w, seq) >= 0;
+}
+
+/* A new, empty generation after the highest on disk or ours. */
+static int catalog__new_gen(catalog_writer_t *w, int *fd, uint64_t *gen)
+{
+    uint64_t last = catalog__gens(w->dir, 0);
+    *gen = (last > w->gen ? last : w->gen) + 1;
+    char path[4096];
+    catalog__sum_path(w->dir, *gen, path, sizeof path);
+    *fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return *fd < 0 ? -errno : 0;
+}
+
+int catalog_writer_add(catalog_writer_t *w, const catalog_entry *e)
+{
+    /* Summaries come in seq order (start-up, then seals); one at or below
+     * the last is a segment this writer already has. */
+    if (w->n && e->seq <= w->seq[w->n - 1]) return 0;
+    if (!e->bloom_bytes) {
+        catalog__remember(w, e->seq, 0, 0, e->flags);
+        return 0;
+    }
+    if (w->fd < 0) {
+        int rc = catalog__new_gen(w, &w->fd, &w->gen);
+        if (rc < 0) return rc;
+        w->size = 0;
+    }
+    size_t k = catalog__stored(e->bloom_bytes);
+    int rc = catalog__pwrite_all(w->fd, e->bloom, k, w->size);
+    if (rc < 0) return rc;
+    catalog__remember(w, e->seq, w->size, e->bloom_bytes, e->flags);
+    w->size += k;
+    return 0;
+}
+
+/* Copy the living summaries into a new generation. */
+static int catalog__compact(catalog_writer_t *w)
+{
+    int fd;
+    uint64_t gen, size = 0;
+    int rc = catalog__new_gen(w, &fd, &gen);
+    if (rc < 0) return rc;
+    size_t most = 0;
+    for (size_t j = 0; j < w->n; j++)
+        if (catalog__stored(w->len[j]) > most) most = catalog__stored(w->len[j]);
+    char *buf = xmalloc(most + 1);
+    uint64_t *off = xmalloc((w->n ? w->n : 1) * sizeof *off);
+    for (size_t j = 0; j < w->n && !rc; j++) {
+        size_t k = catalog__stored(w->len[j]);
+        off[j] = size;
+        if (!k) continue;
+        rc = catalog__pread_all(w->fd, buf, k, w->off[j]);
+        if (!rc) rc = catalog__pwrite_all(fd, buf, k, size);
+        size += k;
+    }
+    free(buf);
+    if (rc < 0) {
+        char path[4096];
+        catalog__sum_path(w->dir, gen, path, sizeof path);
+        close(fd);
+        unlink(path);
+        free(off);
+        return rc;
+    }
+    memcpy(w->off, off, w->n * sizeof *off);
+    free(off);
+    if (w->fd >= 0) close(w->fd);
+    w->fd = fd;
+    w->gen = gen;
+    w->size = size;
+    return 0;
+}
+
 int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n)
 {
-    uint64_t live = 0, gen = w->gen;
-    int compacted = 0, rc = 0;
-    for (size_t i = 0; i < n; i++) live += catalog__stored(e[i].bloom_bytes);
-    if (w->fd < 0 || (w->size > live && w->size - live > live + (1u << 20))) {
-        /* The first put (a start-up, whatever the last daemon left) or too
-         * many dead: everything into a new generation. */
-        gen = (w->fd < 0 ? catalog__last_gen(w->dir) : w->gen) + 1;
-        rc = catalog__compact(w, e, n, gen);
+    int rc = 0;
+    if (w->fd < 0) {
+        /* No summary yet: an empty generation, so that the catalog names
+         * one. */
+        rc = catalog__new_gen(w, &w->fd, &w->gen);
+        if (rc < 0) return rc;
+        w->size = 0;
+    }
+    /* Forget the evicted; compact when the dead outweigh the living. */
+    size_t keep = 0;
+    uint64_t live = 0;
+    for (size_t j = 0; j < w->n; j++) {
+        if (!catalog_find(e, n, w->seq[j])) continue;
+        w->seq[keep] = w->seq[j];
+        w->off[keep] = w->off[j];
+        w->len[keep] = w->len[j];
+        w->flags[keep++] = w->flags[j];
+        live += catalog__stored(w->len[j]);
+    }
+    w->n = keep;
+    int compacted = 0;
+    if (w->size > live && w->size - live > live + (1u << 20)) {
+        rc = catalog__compact(w);
         if (rc < 0) return rc;
         compacted = 1;
-    } else {
-        /* Forget the evicted, append the new (both ends of the seq order). */
-        size_t keep = 0;
-        for (size_t j = 0; j < w->n; j++) {
-            const catalog_entry *f = catalog_find(e, n, w->seq[j]);
-            if (f && f->bloom_bytes) {
-                w->seq[keep] = w->seq[j];
-                w->off[keep++] = w->off[j];
-            }
-        }
-        w->n = keep;
-        for (size_t i = 0; i < n; i++) {
-            if (!e[i].bloom_bytes || catalog__find_off(w, e[i].seq) >= 0) continue;
-            if (w->n && e[i].seq < w->seq[w->n - 1]) continue; /* only ever newer */
-            size_t k = catalog__stored(e[i].bloom_bytes);
-            rc = catalog__pwrite_all(w->fd, e[i].bloom, k, w->size);
-            if (rc < 0) return rc;
-            xgrow((void **)&w->seq, &w->cap, w->n + 1, sizeof *w->seq);
-            w->off = xrealloc(w->off, w->cap * sizeof *w->off);
-            w->seq[w->n] = e[i].seq;
-            w->off[w->n++] = w->size;
-            w->size += k;
-        }
     }
 
     char path[4096], tmp[4200];
@@ -418,9 +500,9 @@ int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n)
     h->sum_size = w->size;
     catalog_disk *d = (catalog_disk *)(buf + sizeof *h);
     for (size_t i = 0; i < n; i++) {
-        long j = e[i].bloom_bytes ? catalog__find_off(w, e[i].seq) : -1;
-        d[i] = (catalog_disk){ e[i].seq,   e[i].min_ts, e[i].max_ts, e[i].packets,
-                               e[i].flags, j < 0 ? 0 : e[i].bloom_bytes,
+        long j = catalog__slot(w, e[i].seq);
+        d[i] = (catalog_disk){ e[i].seq, e[i].min_ts, e[i].max_ts, e[i].packets,
+                               j < 0 ? 0 : w->flags[j], j < 0 ? 0 : w->len[j],
                                j < 0 ? 0 : w->off[j] };
     }
     h->crc = crc32c(d, n * sizeof *d, 0);
@@ -431,8 +513,11 @@ int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n)
     if (!rc && rename(tmp, path) < 0) rc = -errno;
     if (rc && fd >= 0) unlink(tmp);
     free(buf);
-    /* The old generation goes once no catalog names it. */
-    if (!rc && compacted) catalog__sweep(w->dir, w->gen);
+    /* Other generations go once no catalog names them. */
+    if (!rc && (compacted || !w->swept)) {
+        catalog__gens(w->dir, w->gen);
+        w->swept = 1;
+    }
     return rc;
 }
 
@@ -501,6 +586,7 @@ long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen)
     c->n = h.count;
     c->map = map;
     c->map_size = map ? h.sum_size : 0;
+    c->gen = h.gen;
     return (long)c->n;
 out:
     snprintf(err, errlen, "%s: %s", path, bad);

@@ -12,12 +12,12 @@
  * index is opened, as before there was one).
  *
  * The summary is a Bloom filter (64-byte lines, each with its checksum)
- * over the segment's distinct host addresses,
- * their network prefixes (IPv4 /8 /16 /24, IPv6 /32 /48 /64), its ports and
- * 256-port blocks: "no" is certain, "maybe" costs an index open. Segments
- * with odd packets (flowkey.h: their headers are not judged) and segments
- * with more distinct keys than a summary holds well have none; both are
- * always opened.
+ * over the segment's distinct host addresses, their network prefixes (IPv4
+ * /8 /16 /24, IPv6 /32 /48 /64), its ports and 256-port blocks: "no" is
+ * certain, "maybe" costs an index open. It takes up to 1/256 of the
+ * segment's bytes (at least 16 KiB). Segments with odd packets (flowkey.h:
+ * their headers are not judged) and segments with more distinct keys than
+ * that holds have none; both are always opened.
  */
 #ifndef MSCOPE_CATALOG_H
 #define MSCOPE_CATALOG_H
@@ -45,15 +45,25 @@ typedef struct catalog_entry {
  * through their checksums: a damaged index gets no summary. */
 void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e);
 
-/* The store's writer of dir's catalog: it remembers which summaries its
- * summary file holds, so each put appends only the new ones. */
+/* The store's writer of dir's catalog. It remembers which summaries its
+ * summary file holds, so a seal appends only its own; at open it adopts
+ * the catalog and summary file an earlier writer left (a start-up then
+ * summarizes only the segments they lack). */
 typedef struct catalog_writer catalog_writer_t;
-catalog_writer_t *catalog_writer_new(const char *dir);
+catalog_writer_t *catalog_writer_open(const char *dir);
 void catalog_writer_free(catalog_writer_t *w);
 
-/* Make dir's catalog these entries (ascending seq; a segment's summary must
- * not change under the same seq). The first put of a writer starts a new
- * summary file and removes older ones. Returns 0 or -errno (the old catalog
+/* 1 when the writer has segment seq's summary (or its decision of none). */
+int catalog_writer_known(const catalog_writer_t *w, uint64_t seq);
+
+/* Append segment e->seq's summary (e->bloom, e->flags; seq above every one
+ * added before, else ignored) to the summary file. Returns 0 or -errno. */
+int catalog_writer_add(catalog_writer_t *w, const catalog_entry *e);
+
+/* Make dir's catalog these entries (seq, times, packets; ascending seq),
+ * each with the summary added for it, if any. Forgets the summaries of
+ * segments no longer listed, and starts a new generation without them
+ * once they outweigh the living. Returns 0 or -errno (the old catalog
  * stays, still whole). */
 int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n);
 
@@ -64,6 +74,7 @@ typedef struct catalog {
     size_t n;
     void *map;
     size_t map_size;
+    uint64_t gen; /* of the summary file */
 } catalog_t;
 
 /* Map dir's catalog into c. Returns the number of entries, or -1 with err

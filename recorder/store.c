@@ -13,9 +13,9 @@
  * be freed it pauses: new packets are refused and counted, and every tick
  * retries the buffered write until space appears. Nothing already accepted is
  * lost, and the file is never corrupted. After every change of the list of
- * sealed segments the catalog (catalog.h) is rewritten for searches, with
- * each segment's host and port summary, made once when it is sealed or found
- * at start-up.
+ * sealed segments the catalog (catalog.h) is rewritten for searches; each
+ * segment's host and port summary is appended to it once, when the segment
+ * is sealed (or found at start-up without one).
  */
 #include "store.h"
 
@@ -47,7 +47,6 @@ typedef struct seg_info {
     uint64_t bytes; /* pcap + index */
     int64_t min_ts, max_ts;
     uint64_t packets;
-    catalog_entry sum; /* its summary for the catalog: flags, bloom (owned) */
 } seg_info;
 
 struct store {
@@ -119,7 +118,16 @@ static void store__add_sealed(store_t *s, uint64_t seq, const segidx_t *ix, uint
     g->min_ts = ix->hdr->min_ts;
     g->max_ts = ix->hdr->max_ts;
     g->packets = ix->hdr->npkts;
-    catalog_summarize(ix, seq, &g->sum);
+    /* Its summary for the catalog, unless the catalog has it already. */
+    if (!catalog_writer_known(s->catw, seq)) {
+        catalog_entry e;
+        catalog_summarize(ix, seq, &e);
+        int rc = catalog_writer_add(s->catw, &e);
+        if (rc < 0)
+            log_warn("cannot append segment %" PRIu64 "'s summary to %s/catalog.sum: %s (searches "
+                     "open its index)", seq, s->dir, strerror(-rc));
+        free((void *)e.bloom);
+    }
 }
 
 /* Index a segment that has a pcap but no (valid) index: cut a torn tail,
@@ -218,7 +226,6 @@ static int store__evict_one(store_t *s, const char *why)
     /* Index first: a pcap without index is "needs repair", never "lost". */
     unlink(idx);
     unlink(pcap);
-    free((void *)g.sum.bloom);
     memmove(s->segs, s->segs + 1, (s->nsegs - 1) * sizeof *s->segs);
     s->nsegs--;
     s->st.segments_evicted++;
@@ -234,14 +241,9 @@ static int store__evict_one(store_t *s, const char *why)
 static void store__catalog(store_t *s)
 {
     catalog_entry *e = xmalloc((s->nsegs ? s->nsegs : 1) * sizeof *e);
-    for (size_t i = 0; i < s->nsegs; i++) {
-        e[i] = s->segs[i].sum;
-        e[i].seq = s->segs[i].seq;
-        e[i].min_ts = s->segs[i].min_ts;
-        e[i].max_ts = s->segs[i].max_ts;
-        e[i].packets = s->segs[i].packets;
-    }
-    if (!s->catw) s->catw = catalog_writer_new(s->dir);
+    for (size_t i = 0; i < s->nsegs; i++)
+        e[i] = (catalog_entry){ .seq = s->segs[i].seq, .min_ts = s->segs[i].min_ts,
+                                .max_ts = s->segs[i].max_ts, .packets = s->segs[i].packets };
     int rc = catalog_writer_put(s->catw, e, s->nsegs);
     free(e);
     if (rc < 0 && !s->catalog_failing)
@@ -428,6 +430,7 @@ store_t *store_open(const store_opts *o, char *err, size_t errlen)
     s->next_seq = 1;
     s->buf = xmalloc(STORE_BUF);
     s->ix = segidx_builder_new();
+    s->catw = catalog_writer_open(s->dir);
     store__load(s);
     store__budget(s);
     return s;
@@ -498,7 +501,6 @@ void store_close(store_t *s)
     close(s->lock_fd);
     segidx_builder_free(s->ix);
     free(s->buf);
-    for (size_t i = 0; i < s->nsegs; i++) free((void *)s->segs[i].sum.bloom);
     catalog_writer_free(s->catw);
     free(s->segs);
     free(s->dir);

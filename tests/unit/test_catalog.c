@@ -172,14 +172,26 @@ static void test_file(void)
     FILE *f = fopen(sum1, "wb");
     ASSERT_TRUE(f != NULL);
     fclose(f);
-    catalog_writer_t *w = catalog_writer_new(dir);
+    catalog_writer_t *w = catalog_writer_open(dir);
+    ASSERT_EQ(catalog_writer_known(w, in[0].seq), 0);
+    ASSERT_EQ(catalog_writer_add(w, &in[0]), 0);
     ASSERT_EQ(catalog_writer_put(w, in, 1), 0);
     ASSERT_EQ(count_sum_files(dir), 1);
     long one = file_size(sum2);
     ASSERT_EQ(one, in[0].bloom_bytes + in[0].bloom_bytes / 16);
-    ASSERT_EQ(catalog_writer_put(w, in, 3), 0); /* two sealed: one summary appended */
+    ASSERT_EQ(catalog_writer_add(w, &in[1]), 0); /* two sealed: one summary appended */
+    ASSERT_EQ(catalog_writer_add(w, &in[2]), 0); /* none: nothing appended */
+    ASSERT_EQ(catalog_writer_add(w, &in[0]), 0); /* not again */
+    ASSERT_EQ(catalog_writer_put(w, in, 3), 0);
     ASSERT_EQ(file_size(sum2), one + in[1].bloom_bytes + in[1].bloom_bytes / 16);
-    ASSERT_EQ(catalog_writer_put(w, in, 3), 0); /* nothing new: nothing appended */
+    ASSERT_EQ(catalog_writer_put(w, in, 3), 0);
+    ASSERT_EQ(file_size(sum2), one + in[1].bloom_bytes + in[1].bloom_bytes / 16);
+    /* A new writer (a restart) adopts the files: nothing to summarize. */
+    catalog_writer_free(w);
+    w = catalog_writer_open(dir);
+    for (int i = 0; i < 3; i++) ASSERT_EQ(catalog_writer_known(w, in[i].seq), 1);
+    ASSERT_EQ(catalog_writer_put(w, in, 3), 0);
+    ASSERT_EQ(count_sum_files(dir), 1);
     ASSERT_EQ(file_size(sum2), one + in[1].bloom_bytes + in[1].bloom_bytes / 16);
     catalog_t cat;
     char err[256];
@@ -243,13 +255,15 @@ static void test_compaction(void)
         catalog_summarize(ix, (uint64_t)i + 1, &e[i]);
         segidx_free(ix);
     }
-    catalog_writer_t *w = catalog_writer_new(dir);
+    catalog_writer_t *w = catalog_writer_open(dir);
     char sum1[300], sum2[300];
     snprintf(sum1, sizeof sum1, "%s/catalog.sum.1", dir);
     snprintf(sum2, sizeof sum2, "%s/catalog.sum.2", dir);
     int gens = 1;
+    for (int j = 0; j < 19; j++) ASSERT_EQ(catalog_writer_add(w, &e[j]), 0);
     /* A window of 20 segments slides over the 400: seal one, evict one. */
     for (int i = 0; i + 20 <= N; i++) {
+        ASSERT_EQ(catalog_writer_add(w, &e[i + 19]), 0);
         ASSERT_EQ(catalog_writer_put(w, e + i, 20), 0);
         if (file_size(sum1) < 0 && gens == 1) gens = 2;
         catalog_t cat;
