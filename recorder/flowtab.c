@@ -141,22 +141,24 @@ typedef struct flow {
 
 /* Cold: the analysis and what the record is built from. */
 typedef struct fcold {
+    /* what a packet reads: the first 256 bytes */
     tcp_dir tcp[2];
     dir_acc d[2];
     int64_t first_ns;
-    int64_t syn_irtt; /* before the initial RTT (FLOWREC_HS_IRTT): the most recent SYN's
-                       * time (0: none); after: the initial RTT */
-    int64_t syn_ns, synack_ns, ack_ns;
-    int64_t req_last_ns;
-    int64_t app_min, app_max, app_sum;
-    uint64_t flow_id;
     uint64_t history;  /* Zeek's letters as 4-bit codes (direction * 8 + letter), first lowest */
-    uint32_t app_count;
     uint32_t interims; /* the next interim record is due at first_ns + (interims + 1) * interval */
     uint32_t evb;      /* the anomaly counters' block (index + 1), 0 while there are none */
+    uint32_t app_count;
     uint16_t hist_seen; /* letters seen, bit direction * 8 + letter */
     uint8_t hs_seen;
     uint8_t hist_len;
+    int64_t syn_irtt; /* before the initial RTT (FLOWREC_HS_IRTT): the most recent SYN's
+                       * time (0: none); after: the initial RTT */
+    int64_t req_last_ns;
+    /* the handshake, a response, the record */
+    int64_t syn_ns, synack_ns, ack_ns;
+    int64_t app_min, app_max, app_sum;
+    uint64_t flow_id;
 } fcold;
 
 struct flowtab {
@@ -253,6 +255,8 @@ void flowtab_free(flowtab_t *t)
 }
 
 _Static_assert(sizeof(fkey) == 64, "fkey is hashed as eight 64-bit words");
+#define FCOLD_HOT 256 /* bytes of fcold a packet reads */
+_Static_assert(offsetof(fcold, syn_ns) == FCOLD_HOT, "fcold: what a packet reads comes first");
 _Static_assert(sizeof(ua_blk) == 96, "a block of outstanding segments is two cache lines");
 
 static uint64_t flowtab__hash(const fkey *k) { return flowkey_hash64(k); }
@@ -828,13 +832,14 @@ void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
     __builtin_prefetch(&t->buckets[hash_far & (t->nbuckets - 1)]);
     uint32_t id = t->buckets[hash_near & (t->nbuckets - 1)];
     if (!id) return;
-    /* The hot slot (key, links, times) and the cold slot's analysis state
-     * and counters, which a TCP packet all reads. */
+    /* The hot slot (key, links, times) and the part of the cold slot a
+     * packet reads (analysis state, counters). */
     const char *f = (const char *)&t->flows[id - 1];
     __builtin_prefetch(f, 1);
     __builtin_prefetch(f + sizeof(flow) - 1, 1);
     const char *c = (const char *)&t->cold[id - 1];
-    for (size_t off = 0; off < sizeof(fcold); off += 64) __builtin_prefetch(c + off, 1);
+    for (size_t off = 0; off < FCOLD_HOT; off += 64) __builtin_prefetch(c + off, 1);
+    __builtin_prefetch(c + FCOLD_HOT - 1, 1);
 }
 
 void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
