@@ -190,6 +190,26 @@ def seeds_segindex(build, tmp):
     c.done()
 
 
+def seeds_catalog(build, tmp):
+    """An input is a u32 length, a catalog, then its summary file."""
+    c = Corpus("catalog")
+    for name, args in (("k1", ["--mix", "clean", "--flows", "20"]), ("k2", ["--flows", "50"]),
+                       ("k3", ["--mix", "clean", "--flows", "400"])):
+        pcapgen(build, "%s/%s.pcap" % (tmp, name), "--packets", "3000", "--nsec", "--seed", "41",
+                *args)
+        d = "%s/cat-%s" % (tmp, name)
+        subprocess.run([recorder(build), "--data-dir", d, "--read", "%s/%s.pcap" % (tmp, name),
+                        "--segment-size", "64K", "--log-level", "error"], check=True)
+        with open(d + "/catalog", "rb") as f:
+            cat = f.read()
+        gen = struct.unpack("<Q", cat[24:32])[0]
+        with open("%s/catalog.sum.%d" % (d, gen), "rb") as f:
+            summ = f.read()
+        c.add(struct.pack("<I", len(cat)) + cat + summ)
+        c.add(struct.pack("<I", len(cat)) + cat + summ[:len(summ) // 2])
+    c.done()
+
+
 EXPRS = [
     "host 10.0.1.1", "src host 10.0.1.1", "dst net 192.168.0.0/16", "net 10.0.0.0 mask 255.255.0.0",
     "ip6 net 2001:db8::/48", "host 2001:db8::2 and udp", "port 443", "tcp dst port 443",
@@ -331,6 +351,7 @@ def pb_fields(b):
 
 TARGETS = {
     "decode": seeds_decode, "pcap": seeds_pcap, "segindex": seeds_segindex,
+    "catalog": seeds_catalog,
     "exprscan": seeds_exprscan, "exprscan_bpf": seeds_exprscan_bpf, "config": seeds_config,
     "brconfig": seeds_brconfig, "bus": seeds_bus,
 }
