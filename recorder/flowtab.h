@@ -74,7 +74,9 @@ void flowtab_flush(flowtab_t *t);
 
 void flowtab_get_stats(const flowtab_t *t, flowtab_stats *out);
 
-/* Bytes of memory per flow slot (for sizing --max-flows). */
+/* Bytes of a flow's own slots and index entry (for sizing --max-flows);
+ * a flow with anomalies or with two or more segments outstanding in a
+ * direction also holds pooled blocks (72, 96 bytes) while it needs them. */
 size_t flowtab_slot_bytes(void);
 
 #endif
