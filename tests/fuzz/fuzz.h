@@ -7,6 +7,7 @@
 
 #include "log.h"
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,23 @@ static inline const char *fuzz_memfile(const uint8_t *data, size_t size, int *fd
     }
     if (fd_out) *fd_out = fd;
     return path;
+}
+
+/* Replace dir/name with n bytes at p, for modules that find their files in
+ * a directory (a data directory's segments, catalog). */
+static inline void fuzz_write_file(const char *dir, const char *name, const uint8_t *p, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FUZZ_CHECK(fd >= 0);
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        FUZZ_CHECK(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+    close(fd);
 }
 
 #endif

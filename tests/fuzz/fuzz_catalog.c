@@ -23,21 +23,6 @@
 
 static char fuzz_dir[256];
 
-static void fuzz__write(const char *name, const uint8_t *p, size_t n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", fuzz_dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FUZZ_CHECK(fd >= 0);
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        FUZZ_CHECK(w > 0);
-        p += w;
-        n -= (size_t)w;
-    }
-    close(fd);
-}
-
 static void fuzz__clear(void)
 {
     DIR *d = opendir(fuzz_dir);
@@ -102,10 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     fuzz__clear();
-    fuzz__write("catalog", cat, n);
+    fuzz_write_file(fuzz_dir, "catalog", cat, n);
     char name[64];
     snprintf(name, sizeof name, "catalog.sum.%llu", (unsigned long long)gen);
-    fuzz__write(name, data + n, size - n);
+    fuzz_write_file(fuzz_dir, name, data + n, size - n);
     free(cat);
 
     catalog_t c;

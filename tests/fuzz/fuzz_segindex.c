@@ -31,21 +31,6 @@
 static char fuzz_dir[256];
 static volatile uint8_t fuzz_sink; /* keeps the reads of each answer */
 
-static void fuzz__write(const char *name, const uint8_t *p, size_t n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", fuzz_dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FUZZ_CHECK(fd >= 0);
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        FUZZ_CHECK(w > 0);
-        p += w;
-        n -= (size_t)w;
-    }
-    close(fd);
-}
-
 /* Seg 2 = hard links to seg 1's files, made again for every input: a search
  * that rebuilds a damaged index writes it back under a new inode. */
 static void fuzz__link(void)
@@ -126,12 +111,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(ix);
         memcpy(ix, data, ilen);
         segidx_checksum(ix, ilen);
-        fuzz__write("seg-000000000001.idx", ix, ilen);
+        fuzz_write_file(fuzz_dir, "seg-000000000001.idx", ix, ilen);
         free(ix);
     } else {
-        fuzz__write("seg-000000000001.idx", data, ilen);
+        fuzz_write_file(fuzz_dir, "seg-000000000001.idx", data, ilen);
     }
-    fuzz__write("seg-000000000001.pcap", data + ilen, size - ilen);
+    fuzz_write_file(fuzz_dir, "seg-000000000001.pcap", data + ilen, size - ilen);
     fuzz__link();
 
     fuzz__search("", INT64_MIN, INT64_MAX);
