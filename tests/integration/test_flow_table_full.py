@@ -18,6 +18,11 @@ then on every new flow closes one early. Checked:
   * the records of early closes come out in order as the table makes room
     (the k-th at flow 100 000 + k's SYN), and each closed flow had sent its
     last packet before then: nothing still in progress was closed.
+The table keeps counters narrower than the records' (32-bit bytes, 16-bit
+RSTs, ...) and carries what wraps into a wide record; a second capture wraps
+them: 70 000 segments claiming 65 495 bytes each (4.6 GB one way, headers
+captured only), 70 000 RSTs on one flow, 70 000 duplicate ACKs on another,
+with gaps of 7 s between some packets; every count must be exact.
 """
 import json
 import os
@@ -135,9 +140,55 @@ def problems(i, r):
     return bad
 
 
+def test_wide_counters(d):
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    n, plen = 70000, 65495
+
+    def records():
+        t = T0
+        for i in range(n):
+            t += 1000
+            f = frame(a, b, 40000, 80, (1 + i * plen) & 0xffffffff, 1, ACK, 0)
+            f = f[:16] + struct.pack("!H", 40 + plen) + f[18:]  # IP length: headers captured only
+            yield (t, len(f), len(f) + plen, f)
+            t += 1000
+            f = frame(a, b, 40001, 80, 5, 7, 0x04 | ACK, 0)
+            yield (t, len(f), len(f), f)
+            t += 1000
+            f = frame(b, a, 80, 40002, 9, 11, ACK, 0)
+            yield (t, len(f), len(f), f)
+            if i % 1000 == 0:
+                t += 7 * 1000000000
+    pcap = os.path.join(d, "wide.pcap")
+    pcapfile.write_pcap(pcap, records())
+    p = subprocess.run([h.RECORDER, "--read", pcap, "--flows-json", "-", "--flow-idle", "1h",
+                        "--flow-interval", "1h", "--flow-grace", "1h", "--log-level", "warn"],
+                       capture_output=True, timeout=300)
+    h.check(p.returncode == 0, f"recorder exited {p.returncode}: {p.stderr.decode()[-2000:]}")
+    got = {}
+    for line in p.stdout.decode().splitlines():
+        r = json.loads(line)
+        got[r["client"]["port"]] = r
+    want = {  # client port: (direction, packets, ip_bytes, payload_bytes, rsts, dup_acks)
+        40000: ("c2s", n, n * (40 + plen), n * plen, 0, 0),
+        40001: ("c2s", n, n * 40, 0, n, 0),
+        40002: ("s2c", n, n * 40, 0, 0, n - 1),
+    }
+    for port, (dr, *counts) in want.items():
+        r = got.get(port)
+        h.check(r is not None, f"no record of the flow from port {port}")
+        c = r[dr]
+        have = [c["packets"], c["ip_bytes"], c["payload_bytes"], c["rsts"], c["dup_acks"]]
+        h.check(have == counts, f"flow from port {port}, {dr}: packets, ip_bytes, payload_bytes, "
+                                f"rsts, dup_acks {have} != {counts}")
+    print(f"ok  counters past their narrow widths: {n * (40 + plen)} bytes, {n} RSTs, "
+          f"{n - 1} duplicate ACKs, exact")
+
+
 def main():
     h.init()
     d = h.tmpdir("mscope-fullflows-")
+    test_wide_counters(d)
     pcap = os.path.join(d, "flows.pcap")
     write_capture(pcap)
     stats = os.path.join(d, "stats.json")
