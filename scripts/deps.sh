@@ -10,7 +10,11 @@ libh2o-dev libjansson-dev libssl-dev libseccomp-dev prometheus curl
 protobuf-compiler python3-zmq python3-protobuf python3-jsonschema
 postgresql postgresql-client
 tcpdump tshark wireshark-common iproute2 iputils-ping ethtool nftables util-linux python3
-dpkg-dev systemd passwd strace chromium"
+dpkg-dev systemd passwd strace chromium
+dnsmasq-base bind9-dnsutils"
+# dnsmasq-base (the binary only: unlike Debian's `dnsmasq` package it installs no
+# service that would bind port 53 on the host) and dig are for the application
+# analytics tests (tests/lib/apprig.py), which run their own dnsmasq in a namespace.
 # `deps.sh --fuzz` (make fuzz) adds clang and its libFuzzer/sanitizer runtimes.
 if [ "${1:-}" = "--fuzz" ]; then
     PKGS="$PKGS clang libclang-rt-14-dev"
