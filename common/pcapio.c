@@ -47,6 +47,7 @@ long pcapio_parse_rec(const uint8_t *buf, size_t len, size_t off, int64_t *ts_ns
     pcapio_rec_hdr h;
     if (off + PCAPIO_REC_HDR > len) return 0;
     memcpy(&h, buf + off, sizeof h);
+    if (!h.ts_sec && !h.ts_frac && !h.caplen && !h.origlen) return 0; /* zero fill */
     if (h.ts_frac >= 1000000000U || h.caplen > PCAPIO_SNAPLEN || h.caplen > h.origlen ||
         h.origlen > 0x7fffffffU)
         return -1;

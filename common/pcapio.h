@@ -35,7 +35,11 @@ int pcapio_check_header(const uint8_t *buf, size_t len);
 
 /* Parse the record at off in buf (len bytes). Returns the record's total size
  * (header + data) when whole and plausible, 0 if the buffer ends inside it (a
- * torn tail), -1 if the header is impossible (garbage). */
+ * torn tail) or if it is zero fill, -1 if the header is impossible (garbage).
+ * Zero fill is a header of 16 zero bytes (no data, time 0): what a file
+ * system may show past the last write that reached the disk after a crash.
+ * It is never a packet: walkers stop there as at a torn tail, and our
+ * writers never write such a header (store_append). */
 long pcapio_parse_rec(const uint8_t *buf, size_t len, size_t off, int64_t *ts_ns,
                       uint32_t *caplen, uint32_t *origlen);
 

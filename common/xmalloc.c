@@ -18,6 +18,13 @@ void *xmalloc(size_t n)
     return p;
 }
 
+void *xmalloc_aligned(size_t align, size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, align, n ? n : 1)) xmalloc__oom(n);
+    return p;
+}
+
 void *xcalloc(size_t count, size_t size)
 {
     void *p = calloc(count ? count : 1, size ? size : 1);

@@ -14,6 +14,10 @@ void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* n bytes at an address that is a multiple of align (a power of two, at
+ * least sizeof(void *)), for O_DIRECT buffers; released with free(). */
+void *xmalloc_aligned(size_t align, size_t n);
+
 /* Grow *arr (element size elem) so it holds at least need elements, doubling
  * *cap; used for amortised, rarely-taken growth of per-segment arrays. */
 void xgrow(void **arr, size_t *cap, size_t need, size_t elem);

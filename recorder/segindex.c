@@ -78,6 +78,19 @@ void segidx_builder_reset(segidx_builder_t *b, uint64_t seq)
 
 uint32_t segidx_builder_count(const segidx_builder_t *b) { return (uint32_t)b->npkts; }
 
+uint32_t segidx_builder_count_upto(const segidx_builder_t *b, uint64_t off)
+{
+    size_t lo = 0, hi = b->npkts; /* the answer is in [lo, hi] */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->off[mid] <= off) lo = mid + 1;
+        else hi = mid;
+    }
+    return (uint32_t)lo;
+}
+
+uint32_t segidx_builder_offset(const segidx_builder_t *b, uint32_t i) { return b->off[i]; }
+
 #define SLOT(hash, id) (((hash) & 0xffffffff00000000ULL) | ((uint64_t)(id) + 1))
 
 static void segidx__rehash(segidx_builder_t *b)

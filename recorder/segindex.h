@@ -159,6 +159,13 @@ void segidx_builder_truncate(segidx_builder_t *b, uint32_t n);
 
 uint32_t segidx_builder_count(const segidx_builder_t *b);
 
+/* How many of the packets recorded so far start at or before file offset
+ * off, and where packet i starts (i < count). Offsets only grow, so the
+ * count is a binary search. The store uses them to find the last whole
+ * record among the bytes it has written. */
+uint32_t segidx_builder_count_upto(const segidx_builder_t *b, uint64_t off);
+uint32_t segidx_builder_offset(const segidx_builder_t *b, uint32_t i);
+
 /* Lay the index out in memory. Returns a view that owns its buffer. */
 segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes);
 
@@ -167,7 +174,8 @@ segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes);
 int segidx_write(const segidx_t *ix, const char *path);
 
 /* Walk the pcap records of a segment (fd, size bytes), decode each packet and
- * add it to b. Stops at the first torn or impossible record; *valid_bytes is
+ * add it to b. Stops at the first torn or impossible record, or at zero fill
+ * (pcapio_parse_rec); *valid_bytes is
  * where the last whole record ends (the file header counts). Returns 0, or -1
  * when the file header is not ours. */
 int segidx_scan_pcap(segidx_builder_t *b, int fd, uint64_t size, uint64_t *valid_bytes);

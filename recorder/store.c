@@ -1,17 +1,31 @@
 /* store.c - pcap segments, their indexes, the disk budget and crash repair
  * (see store.h).
  *
- * DESIGN: packets are copied into a 4 MiB buffer and written with one
- * write() when it fills or at the flush interval, so the writer does few,
- * large syscalls and a reader sees new packets within a second. The index
+ * DESIGN: packets are copied into a 4 MiB buffer, and segments are written
+ * with O_DIRECT: the disk reads the buffer itself, so the bytes are copied
+ * once (into the buffer) instead of twice (and again into page-cache pages
+ * the kernel must find and clear, which was half the writer's CPU time on a
+ * small VM). Two buffers, allocated once and reused: when one is full, an I/O
+ * thread writes its whole 4 KiB blocks while the writer fills the other,
+ * which starts with the block the last whole record ended in (written again
+ * with the next blocks: O_DIRECT offsets and lengths are whole blocks). At
+ * the flush interval (searches see a packet within a second) and at a seal,
+ * the tail after the last whole block is written through the page cache
+ * (O_DIRECT cleared for that one pwrite), so the file only ever holds a
+ * prefix of the records - never padding - and a crash leaves at worst a torn
+ * last record, which recovery cuts (zero fill a file system may show after a
+ * crash is never taken for packets: pcapio_parse_rec). A file system that
+ * refuses O_DIRECT (ramfs) gets buffered writes, logged once. The index
  * builder records each packet's file offset at append time, which is exactly
  * where the record will land because the file is only ever appended to.
  *
- * A failed write (ENOSPC, EDQUOT, EIO) is cut back to the last whole write
- * with ftruncate, so the file never holds a torn record; the buffer is kept.
- * The store then evicts old segments if it may and retries; if nothing can
- * be freed it pauses: new packets are refused and counted, and every tick
- * retries the buffered write until space appears. Nothing already accepted is
+ * A failed write (ENOSPC, EDQUOT, EIO) is cut back to the last whole record
+ * with ftruncate, so the file never holds a torn record; the bytes after it
+ * stay buffered (an I/O thread's failure comes back to the writer, its
+ * unwritten bytes in front of the buffer). The store then evicts old
+ * segments if it may and retries; if nothing can be freed it pauses: new
+ * packets are refused and counted, and every tick retries the buffered write
+ * until space appears. Nothing already accepted is
  * lost, and the file is never corrupted. After every change of the list of
  * sealed segments the catalog (catalog.h) is rewritten for searches; each
  * segment's host and port summary is appended to it once, when the segment
@@ -30,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +55,8 @@
 #include <unistd.h>
 
 #define STORE_BUF (4u << 20)
+#define STORE_ALIGN 4096u /* O_DIRECT: buffer address, file offsets and lengths */
+#define STORE_BUF_CAP (2 * STORE_BUF) /* room to merge a failed write back */
 #define STORE_RETRY_NS 1000000000LL
 
 typedef struct seg_info {
@@ -48,6 +65,23 @@ typedef struct seg_info {
     int64_t min_ts, max_ts;
     uint64_t packets;
 } seg_info;
+
+/* The I/O thread writes one job at a time: the new aligned blocks of a full
+ * buffer, while the writer fills the other buffer. */
+enum { STORE_IO_IDLE, STORE_IO_QUEUED, STORE_IO_DONE };
+
+typedef struct store_io {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state, quit;   /* under mu */
+    int fd;            /* the job: len bytes at p to file offset off */
+    const uint8_t *p;
+    size_t len;
+    uint64_t off;
+    size_t done;       /* its result: bytes written, and the errno that stopped it */
+    int err;
+} store_io;
 
 struct store {
     store_opts o;
@@ -61,13 +95,22 @@ struct store {
     uint64_t next_seq;
     /* the open segment */
     int fd;              /* -1 when none is open */
+    int direct;          /* fd has O_DIRECT: whole aligned blocks of buf */
+    int no_direct;       /* the file system refused O_DIRECT (logged once) */
     uint64_t seq;
-    uint64_t file_size;  /* bytes safely in the file */
+    uint64_t base;       /* file offset of buf[0] (aligned when direct) */
+    uint64_t file_size;  /* bytes in the file: base <= file_size <= base + used */
     uint32_t committed;  /* packets whose bytes are in the file */
     int64_t opened_ns, last_flush_ns, last_retry_ns;
     int64_t open_min_ts, open_max_ts;
-    uint8_t *buf;
+    uint8_t *buf;        /* STORE_BUF_CAP bytes, STORE_ALIGN-aligned, reused */
     size_t used;
+    uint8_t *spare;      /* the other buffer; NULL while the I/O thread has it */
+    uint8_t *job_buf;    /* the buffer the I/O thread writes from, NULL if none */
+    uint64_t job_base;   /* its file offset, and the bytes it held */
+    size_t job_used, job_from;
+    store_io io;
+    int no_io_thread;    /* it could not be started */
     segidx_builder_t *ix;
     store_stats st;
 };
@@ -261,60 +304,217 @@ static void store__budget(store_t *s)
     store__catalog(s);
 }
 
-/* After a write that stopped after done bytes, keep the whole records among
- * them, cut the file after the last one, and move the rest to the front of
- * the buffer, so a disk that frees a little space makes a little progress. */
-static void store__keep_whole(store_t *s, size_t done)
+/* Where the last whole record among the first `limit` bytes of the open
+ * segment ends (0 while the file header is not whole), and how many packets
+ * that is. The index builder holds every record's offset. */
+static uint64_t store__whole_upto(store_t *s, uint64_t limit, uint32_t *npkts)
 {
-    size_t pos = 0;
-    uint32_t pkts = 0;
-    if (s->file_size == 0) {
-        if (done < PCAPIO_FILE_HDR) goto cut;
-        pos = PCAPIO_FILE_HDR;
+    uint32_t n = segidx_builder_count(s->ix);
+    if (limit >= s->base + s->used) { /* everything appended is in */
+        *npkts = n;
+        return s->base + s->used;
     }
-    while (pos + PCAPIO_REC_HDR <= done) {
-        pcapio_rec_hdr h;
-        memcpy(&h, s->buf + pos, sizeof h);
-        if (pos + PCAPIO_REC_HDR + h.caplen > done) break;
-        pos += PCAPIO_REC_HDR + h.caplen;
-        pkts++;
-    }
-cut:
-    if (ftruncate(s->fd, (off_t)(s->file_size + pos)) < 0 ||
-        lseek(s->fd, (off_t)(s->file_size + pos), SEEK_SET) < 0)
-        log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
-                  strerror(errno));
-    memmove(s->buf, s->buf + pos, s->used - pos);
-    s->used -= pos;
-    s->file_size += pos;
-    s->committed += pkts;
+    uint32_t m = segidx_builder_count_upto(s->ix, limit); /* records starting <= limit */
+    *npkts = m ? m - 1 : 0; /* record m - 1 ends past limit */
+    return m ? segidx_builder_offset(s->ix, m - 1) : 0;
 }
 
-/* Write the buffer. On failure keep what was whole and cut the rest. */
-static int store__write_buf(store_t *s)
+/* After bytes up to file_size reached the file: count the whole records and
+ * drop what is written from the buffer, keeping (when direct) the aligned
+ * block where the last whole record ends, which the next write starts with. */
+static void store__advance(store_t *s)
+{
+    uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
+    size_t keep_from = (size_t)(whole - s->base);
+    if (s->direct) keep_from &= ~(size_t)(STORE_ALIGN - 1);
+    if (!keep_from) return;
+    memmove(s->buf, s->buf + keep_from, s->used - keep_from);
+    s->used -= keep_from;
+    s->base += keep_from;
+}
+
+/* O_DIRECT off for this file from now on: the file system refused it (a
+ * direct write failed with EINVAL). Logged once per store. */
+static void store__go_buffered(store_t *s, const char *why)
+{
+    int fl = fcntl(s->fd, F_GETFL);
+    if (fl >= 0) fcntl(s->fd, F_SETFL, fl & ~O_DIRECT);
+    s->direct = 0;
+    if (!s->no_direct)
+        log_warn("%s: %s; writing segments through the page cache", s->dir, why);
+    s->no_direct = 1;
+}
+
+/* pwrite len bytes at off, resuming after short writes. Returns the bytes
+ * written; *err is 0 or the errno that stopped it. */
+static size_t store__pwrite(int fd, const uint8_t *p, size_t len, uint64_t off, int *err)
 {
     size_t done = 0;
-    while (done < s->used) {
-        ssize_t n = write(s->fd, s->buf + done, s->used - done);
+    *err = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            int e = n < 0 ? errno : ENOSPC;
-            store__keep_whole(s, done);
-            return -e;
+            *err = n < 0 ? errno : ENOSPC;
+            break;
         }
         done += (size_t)n;
     }
-    s->file_size += s->used;
-    s->used = 0;
-    s->committed = segidx_builder_count(s->ix);
-    return 0;
+    return done;
 }
 
-static int store__flush(store_t *s)
+/* Write the buffer out: with O_DIRECT only its whole aligned blocks, unless
+ * all is set (a flush for searches, a seal), when the tail after them is
+ * written through the page cache (O_DIRECT cleared for that one pwrite) and
+ * rewritten by the next direct write. So the file only ever holds a prefix
+ * of the records, never padding. On failure keep the whole records that made
+ * it, cut the file after the last one (ftruncate), keep the rest buffered. */
+static int store__write_buf(store_t *s, int all)
 {
-    if (s->fd < 0 || !s->used) return 0;
-    s->last_flush_ns = timeparse_mono_ns();
-    int rc = store__write_buf(s);
+    for (;;) {
+        size_t have = (size_t)(s->file_size - s->base); /* of buf, in the file */
+        size_t mask = s->direct ? STORE_ALIGN - 1 : 0;
+        size_t blocks = s->used & ~mask, from = have & ~mask;
+        int err = 0;
+        if (blocks > have) {
+            size_t n = store__pwrite(s->fd, s->buf + from, blocks - from, s->base + from, &err);
+            if (from + n > have) s->file_size = s->base + from + n;
+            have = (size_t)(s->file_size - s->base);
+        }
+        if (!err && all && s->used > have) {
+            int fl = s->direct ? fcntl(s->fd, F_GETFL) : -1;
+            if (fl >= 0) fcntl(s->fd, F_SETFL, fl & ~O_DIRECT);
+            size_t n = store__pwrite(s->fd, s->buf + have, s->used - have, s->base + have, &err);
+            if (fl >= 0) fcntl(s->fd, F_SETFL, fl);
+            s->file_size += n;
+        }
+        if (err == EINVAL && s->direct) {
+            store__go_buffered(s, "a direct write failed (EINVAL)");
+            continue; /* the rest through the page cache */
+        }
+        if (err) {
+            uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
+            if (ftruncate(s->fd, (off_t)whole) < 0)
+                log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
+                          strerror(errno));
+            s->file_size = whole;
+        }
+        store__advance(s);
+        return -err;
+    }
+}
+
+static void *store__io_main(void *arg)
+{
+    store_io *io = arg;
+    pthread_setname_np(pthread_self(), "mscope-store-io");
+    pthread_mutex_lock(&io->mu);
+    for (;;) {
+        while (io->state != STORE_IO_QUEUED && !io->quit) pthread_cond_wait(&io->cv, &io->mu);
+        if (io->state != STORE_IO_QUEUED) break;
+        pthread_mutex_unlock(&io->mu);
+        int err;
+        size_t n = store__pwrite(io->fd, io->p, io->len, io->off, &err);
+        pthread_mutex_lock(&io->mu);
+        io->done = n;
+        io->err = err;
+        io->state = STORE_IO_DONE;
+        pthread_cond_broadcast(&io->cv);
+    }
+    pthread_mutex_unlock(&io->mu);
+    return NULL;
+}
+
+/* The buffer is full (direct, nothing in flight): hand its new aligned
+ * blocks to the I/O thread and go on in the spare buffer, which starts with
+ * the aligned block where the last whole record among them ends (the next
+ * write rewrites it, as store__advance would keep it). */
+static void store__io_start(store_t *s)
+{
+    size_t have = (size_t)(s->file_size - s->base);
+    size_t blocks = s->used & ~(size_t)(STORE_ALIGN - 1);
+    size_t from = have & ~(size_t)(STORE_ALIGN - 1);
+    uint32_t npkts;
+    uint64_t whole = store__whole_upto(s, s->base + blocks, &npkts);
+    size_t keep_from = (size_t)(whole - s->base) & ~(size_t)(STORE_ALIGN - 1);
+    s->job_buf = s->buf;
+    s->job_base = s->base;
+    s->job_used = s->used;
+    s->job_from = from;
+    memcpy(s->spare, s->buf + keep_from, s->used - keep_from);
+    s->buf = s->spare;
+    s->spare = NULL;
+    s->used -= keep_from;
+    s->base += keep_from;
+    pthread_mutex_lock(&s->io.mu);
+    s->io.fd = s->fd;
+    s->io.p = s->job_buf + from;
+    s->io.len = blocks - from;
+    s->io.off = s->job_base + from;
+    s->io.state = STORE_IO_QUEUED;
+    pthread_cond_broadcast(&s->io.cv);
+    pthread_mutex_unlock(&s->io.mu);
+}
+
+/* Wait for the I/O thread's job, if there is one, and take its result: what
+ * it wrote is in the file. On failure its unwritten bytes come back in front
+ * of the buffer, and the file is cut after the last whole record as in
+ * store__write_buf. Returns 0 or -errno. */
+static int store__io_wait(store_t *s)
+{
+    if (!s->job_buf) return 0;
+    pthread_mutex_lock(&s->io.mu);
+    while (s->io.state == STORE_IO_QUEUED) pthread_cond_wait(&s->io.cv, &s->io.mu);
+    size_t n = s->io.done;
+    int err = s->io.err;
+    s->io.state = STORE_IO_IDLE;
+    pthread_mutex_unlock(&s->io.mu);
+    uint8_t *j = s->job_buf;
+    s->job_buf = NULL;
+    if (s->job_base + s->job_from + n > s->file_size) s->file_size = s->job_base + s->job_from + n;
+    if (!err) {
+        s->spare = j;
+        store__whole_upto(s, s->file_size, &s->committed);
+        return 0;
+    }
+    /* The job's bytes before the buffer's base, then the buffer: at most
+     * STORE_BUF + STORE_BUF, what the buffers hold. */
+    size_t at = (size_t)(s->base - s->job_base);
+    memcpy(j + at, s->buf, s->used);
+    s->spare = s->buf;
+    s->buf = j;
+    s->used += at;
+    s->base = s->job_base;
+    if (err == EINVAL && s->direct) {
+        store__go_buffered(s, "a direct write failed (EINVAL)");
+        return store__write_buf(s, 0);
+    }
+    uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
+    if (ftruncate(s->fd, (off_t)whole) < 0)
+        log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
+                  strerror(errno));
+    s->file_size = whole;
+    store__advance(s);
+    return -err;
+}
+
+/* Write buffered packets (all: the unaligned tail too, see store__write_buf;
+ * else, with O_DIRECT, the I/O thread writes the full buffer's blocks while
+ * the writer goes on); on a full disk evict old segments if we may, else
+ * pause. */
+static int store__flush(store_t *s, int all)
+{
+    if (s->fd < 0) return 0;
+    int rc = store__io_wait(s);
+    if (rc == 0) {
+        if (s->base + s->used == s->file_size) return 0;
+        s->last_flush_ns = timeparse_mono_ns();
+        if (!all && s->direct && !s->no_io_thread && (s->used & ~(size_t)(STORE_ALIGN - 1)) > s->file_size - s->base) {
+            store__io_start(s);
+            return 0;
+        }
+        rc = store__write_buf(s, all);
+    }
     if (rc == 0) {
         if (s->st.paused) {
             log_info("writing resumed: %" PRIu64 " packets were dropped while the disk was full",
@@ -327,7 +527,7 @@ static int store__flush(store_t *s)
     int evicted = 0;
     while ((rc == -ENOSPC || rc == -EDQUOT) && store__evict_one(s, "disk full") == 0) {
         evicted = 1;
-        rc = store__write_buf(s);
+        rc = store__write_buf(s, all);
     }
     if (evicted) store__catalog(s);
     if (rc == 0) return 0;
@@ -353,9 +553,18 @@ static int store__open_segment(store_t *s)
         log_error("cannot create segment %s: %s", path, strerror(e));
         return -e;
     }
+    s->direct = 0;
+    if (!s->no_direct) {
+        int fl = fcntl(s->fd, F_GETFL);
+        if (fl >= 0 && fcntl(s->fd, F_SETFL, fl | O_DIRECT) == 0)
+            s->direct = 1;
+        else
+            store__go_buffered(s, "the file system refuses O_DIRECT");
+    }
     segidx_builder_reset(s->ix, s->seq);
     pcapio_file_header(s->buf);
     s->used = PCAPIO_FILE_HDR;
+    s->base = 0;
     s->file_size = 0;
     s->committed = 0;
     s->opened_ns = timeparse_mono_ns();
@@ -367,7 +576,7 @@ static int store__open_segment(store_t *s)
 static int store__seal(store_t *s)
 {
     if (s->fd < 0) return 0;
-    int rc = store__flush(s);
+    int rc = store__flush(s, 1);
     if (rc < 0) {
         /* What did not reach the file is dropped now, and counted. */
         uint32_t lost = segidx_builder_count(s->ix) - s->committed;
@@ -428,7 +637,16 @@ store_t *store_open(const store_opts *o, char *err, size_t errlen)
     s->lock_fd = lfd;
     s->fd = -1;
     s->next_seq = 1;
-    s->buf = xmalloc(STORE_BUF);
+    s->buf = xmalloc_aligned(STORE_ALIGN, STORE_BUF_CAP);
+    s->spare = xmalloc_aligned(STORE_ALIGN, STORE_BUF_CAP);
+    pthread_mutex_init(&s->io.mu, NULL);
+    pthread_cond_init(&s->io.cv, NULL);
+    int trc = pthread_create(&s->io.tid, NULL, store__io_main, &s->io);
+    if (trc) {
+        /* A store without its I/O thread: never hands it a job. */
+        log_warn("pthread_create() failed: %s; the writer writes segments itself", strerror(trc));
+        s->no_io_thread = 1;
+    }
     s->ix = segidx_builder_new();
     s->catw = catalog_writer_open(s->dir);
     store__load(s);
@@ -450,7 +668,7 @@ int store_append(store_t *s, int64_t ts_ns, const uint8_t *data, uint32_t caplen
     }
     uint64_t rec = PCAPIO_REC_HDR + caplen;
     if (s->fd >= 0 && segidx_builder_count(s->ix) > 0 &&
-        s->file_size + s->used + rec > (uint64_t)s->o.seg_size)
+        s->base + s->used + rec > (uint64_t)s->o.seg_size)
         store__seal(s);
     if (s->fd < 0) {
         int rc = store__open_segment(s);
@@ -460,13 +678,14 @@ int store_append(store_t *s, int64_t ts_ns, const uint8_t *data, uint32_t caplen
         }
     }
     if (s->used + rec > STORE_BUF) {
-        int rc = store__flush(s);
+        int rc = store__flush(s, 0);
         if (rc < 0) {
             s->st.drop_disk_full++;
             return rc;
         }
     }
-    uint32_t off = (uint32_t)(s->file_size + s->used);
+    uint32_t off = (uint32_t)(s->base + s->used);
+    if (!ts_ns && !caplen && !origlen) origlen = 1; /* else zero fill (pcapio_parse_rec) */
     pcapio_rec_header(s->buf + s->used, ts_ns, caplen, origlen);
     memcpy(s->buf + s->used + PCAPIO_REC_HDR, data, caplen);
     s->used += rec;
@@ -481,14 +700,14 @@ int store_append(store_t *s, int64_t ts_ns, const uint8_t *data, uint32_t caplen
 void store_tick(store_t *s, int64_t now_ns)
 {
     if (s->st.paused) {
-        if (now_ns - s->last_retry_ns >= STORE_RETRY_NS) store__flush(s);
+        if (now_ns - s->last_retry_ns >= STORE_RETRY_NS) store__flush(s, 1);
         return;
     }
     if (s->fd >= 0 && segidx_builder_count(s->ix) > 0 && now_ns - s->opened_ns >= s->o.seg_age_ns) {
         store__seal(s);
         return;
     }
-    if (s->used && now_ns - s->last_flush_ns >= s->o.flush_ns) store__flush(s);
+    if (now_ns - s->last_flush_ns >= s->o.flush_ns) store__flush(s, 1);
 }
 
 int store_flush_seal(store_t *s) { return store__seal(s); }
@@ -496,11 +715,21 @@ int store_flush_seal(store_t *s) { return store__seal(s); }
 void store_close(store_t *s)
 {
     if (!s) return;
-    store__seal(s);
+    store__seal(s); /* waits for the I/O thread's last job */
+    if (!s->no_io_thread) {
+        pthread_mutex_lock(&s->io.mu);
+        s->io.quit = 1;
+        pthread_cond_broadcast(&s->io.cv);
+        pthread_mutex_unlock(&s->io.mu);
+        pthread_join(s->io.tid, NULL);
+    }
+    pthread_mutex_destroy(&s->io.mu);
+    pthread_cond_destroy(&s->io.cv);
     flock(s->lock_fd, LOCK_UN);
     close(s->lock_fd);
     segidx_builder_free(s->ix);
     free(s->buf);
+    free(s->spare);
     catalog_writer_free(s->catw);
     free(s->segs);
     free(s->dir);
