@@ -9,14 +9,16 @@ store, whole-process wall time (page cache warm) of
 beside one tcpdump scanning every segment with the same expression (-V).
 Outputs are checked against one nanosecond tcpdump per segment. Goals
 (issue 16): last-10-minutes under 20 ms at every size; whole store >= 50x
-faster than the scan. Prints what the engine did (--stats)."""
+faster than the scan. Wall time, and CPU time (user + system) of the whole
+search and scan, which a shared machine's load distorts less. Prints what
+the engine did (--stats)."""
 import glob
 import os
 import shutil
 import subprocess
 
 from bench_search import pick_query
-from common import BENCH_DIR, h, machine, median_time, warm
+from common import BENCH_DIR, h, machine, median_measured, median_time, warm
 
 import pcapfile
 
@@ -33,7 +35,8 @@ def main():
               "--rate", RATE)
     print(f"machine: {machine()}")
     print(f"{'segments':>9} {'MiB each':>9} | {'last 10 min':>11} {'no catalog':>11} "
-          f"{'whole store':>11} {'tcpdump scan':>12} {'speed-up':>8} | packets (10 min / all)")
+          f"{'whole store':>11} {'tcpdump scan':>12} {'speed-up':>8} | {'CPU: whole':>10} "
+          f"{'tcpdump':>8} {'speed-up':>8} | packets (10 min / all)")
     expr = None
     for count in (10, 100, 1000, 2000):
         store = os.path.join(BENCH_DIR, f"segments-{count}")
@@ -63,15 +66,16 @@ def main():
         os.rename(cat, cat + ".off")
         t_nocat = median_time(recent, runs=5)
         os.rename(cat + ".off", cat)
-        t_whole = median_time(whole, runs=5)
+        t_whole, c_whole = median_measured(whole, runs=5)
         got = pcapfile.read_pcap(out)[1]
-        t_scan = median_time(scan, runs=1 if count >= 1000 else 3)
+        t_scan, c_scan = median_measured(scan, runs=1 if count >= 1000 else 3)
         want = []
         for s in segs:
             want += h.tcpdump(s, expr)
         same = pcapfile.compare(got, want) is None
         print(f"{len(segs):>9} {seg_size / 1048576:>9.1f} | {t_recent * 1000:>8.1f} ms "
               f"{t_nocat * 1000:>8.1f} ms {t_whole * 1000:>8.1f} ms {t_scan:>10.2f} s {t_scan / t_whole:>7.0f}x | "
+              f"{c_whole * 1000:>7.1f} ms {c_scan:>6.2f} s {c_scan / c_whole:>7.0f}x | "
               f"{n_recent} / {len(got)}{'' if same else '  OUTPUT DIFFERS FROM TCPDUMP'}")
         for label, cmd in (("10 min", recent), ("whole", whole)):
             st = subprocess.run(cmd[:-1] + ["--stats", expr], capture_output=True).stderr.decode()

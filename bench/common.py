@@ -6,6 +6,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
@@ -23,6 +24,27 @@ def timed(cmd, **kw):
     if p.returncode != 0:
         h.fail(f"{' '.join(map(str, cmd))} exited {p.returncode}: {p.stderr.decode(errors='replace')}")
     return dt
+
+
+def measured(cmd):
+    """(wall seconds, CPU seconds user + system, peak RSS KiB) of one whole
+    process. CPU time is what a busy shared machine distorts least."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        if status != 0:
+            err.seek(0)
+            h.fail(f"{' '.join(map(str, cmd))} exited with {status}: "
+                   f"{err.read().decode(errors='replace')[-2000:]}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def median_measured(cmd, runs=5):
+    """Medians of wall and CPU seconds over runs (see measured)."""
+    res = [measured(cmd) for _ in range(runs)]
+    return statistics.median(r[0] for r in res), statistics.median(r[1] for r in res)
 
 
 def median_time(cmd, runs=5, before=None):
