@@ -122,13 +122,14 @@ class Rig:
 
     def __init__(self, workdir, tapdelay, delay_ms=10.0, jitter_ms=0.0, reorder_pct=0.0,
                  reorder_gap_ms=4.0, tap_loss_pct=0.0, nft_loss_pct=0, seed=1, snaplen=0,
-                 tag=None):
+                 tag=None, capture_filter="tcp"):
         self.workdir = workdir
         self.tapdelay = tapdelay
         self.opts = dict(delay=delay_ms, jitter=jitter_ms, reorder=reorder_pct,
                          reorder_gap=reorder_gap_ms, loss=tap_loss_pct, seed=seed)
         self.nft_loss = int(nft_loss_pct)
         self.snaplen = snaplen
+        self.capture_filter = capture_filter
         self.tag = tag or f"tr{os.getpid() % 100000}"
         self.C, self.S = f"{self.tag}C", f"{self.tag}S"
         self.tapc, self.taps = f"{self.tag}c", f"{self.tag}s"
@@ -197,10 +198,15 @@ class Rig:
                      f"    meta l4proto tcp numgen random mod 100 < {self.nft_loss} drop\n"
                      "  }\n}\n")
             for n in (self.C, self.S):
-                p = subprocess.run(["ip", "netns", "exec", n, "nft", "-f", "-"],
-                                   input=rules.encode(), capture_output=True)
-                if p.returncode != 0:
-                    raise RigError(f"nft loss rule: {p.stderr.decode(errors='replace')}")
+                self.nft(n, rules)
+
+    def nft(self, name, rules):
+        """Loads an nftables ruleset (text for `nft -f -`) into namespace
+        `name`; raises RigError with nft's message if it refuses."""
+        p = subprocess.run(["ip", "netns", "exec", name, "nft", "-f", "-"],
+                           input=rules.encode(), capture_output=True)
+        if p.returncode != 0:
+            raise RigError(f"nft rules in {name}: {p.stderr.decode(errors='replace')}")
 
     def _td_text(self):
         self.td_log.flush()
@@ -208,8 +214,9 @@ class Rig:
             return f.read().decode(errors="replace")
 
     def start_capture(self, pcap):
-        """tcpdump on the client-side TAP, nanosecond pcap; returns once it
-        is listening."""
+        """tcpdump on the client-side TAP, nanosecond pcap, of what the
+        capture filter (default "tcp") lets through; returns once it is
+        listening."""
         self.pcap = pcap
         self.dump_log = os.path.join(self.workdir, f"tcpdump-{self.tag}.log")
         log = open(self.dump_log, "wb")
@@ -218,7 +225,7 @@ class Rig:
         # -Z root: keep the file ours (tcpdump otherwise drops to its own user).
         cmd = ["tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-i", self.tapc,
                "--time-stamp-precision=nano", "-s", str(self.snaplen or 262144), "-w", pcap,
-               "tcp"]
+               self.capture_filter]
         self.dump = self.popen(self.C, cmd, stdout=log, stderr=log)
         log.close()
         end = time.time() + 10
@@ -246,10 +253,12 @@ class Rig:
             self.capture_summary = f.read().strip()
         return self.pcap
 
-    def agent(self, name, *args, wait_ready=False):
-        """Starts `tcprig.py agent ARGS` in namespace `name`; with wait_ready,
+    def agent(self, name, *args, wait_ready=False, script=None):
+        """Starts `tcprig.py agent ARGS` (or `SCRIPT agent ARGS`: another rig
+        module with agents of its own) in namespace `name`; with wait_ready,
         returns once it printed its "ready" line."""
-        p = self.popen(name, [sys.executable, os.path.abspath(__file__), "agent", *args],
+        p = self.popen(name, [sys.executable, script or os.path.abspath(__file__), "agent",
+                              *args],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if wait_ready:
             r, _, _ = select.select([p.stdout], [], [], 10)
