@@ -61,27 +61,13 @@
 #define SEQ_GT(a, b) ((int32_t)((a) - (b)) > 0)
 #define SEQ_LE(a, b) ((int32_t)((a) - (b)) <= 0)
 
-/* A direction's outstanding segments after the oldest (which tcp_dir
+/* A direction's outstanding segments after the oldest (which fdir
  * holds), oldest first: 96 bytes, two cache lines. A free block is chained
  * through end[0] (index + 1). */
 typedef struct ua_blk {
     uint32_t end[UA_MAX]; /* sequence number after the segment; the last unused */
     int64_t ts[UA_MAX];   /* when it was seen */
 } ua_blk;
-
-typedef struct tcp_dir {
-    int64_t nextseqtime, lastacktime;
-    int64_t ua0_ts;     /* the oldest outstanding segment: when seen */
-    uint32_t ua0_end;   /* and the sequence number after it */
-    uint32_t nextseq, maxseqtobeacked, lastack;
-    uint32_t ua;        /* block of the other outstanding segments (index + 1), 0 when none */
-    uint16_t window;    /* as sent (unscaled) */
-    int16_t dupacknum;  /* saturates: only compared with -1 and 2 */
-    int8_t win_scale;   /* -1 unknown, -2 not in use, else the shift */
-    uint8_t window_is_syn; /* the stored window came from a SYN: never scaled */
-    uint8_t lastseg;    /* the last segment's TA_KA / TA_ZWP (the only flags read back) */
-    uint8_t nua;        /* outstanding segments: ua0 and nua - 1 in the block */
-} tcp_dir;
 
 /* Per-direction events: RSTs and FINs, which most flows have, counted 16
  * bits wide in the flow; the anomalies, which most flows never have, 32 bits
@@ -94,11 +80,24 @@ typedef struct ev_blk {
     uint32_t n[2][EV_RARE]; /* a free block is chained through n[0][0] (index + 1) */
 } ev_blk;
 
-typedef struct dir_acc {
+/* One direction of a flow: its TCP analysis state and its counters (96
+ * bytes, no padding). */
+typedef struct fdir {
+    int64_t nextseqtime, lastacktime;
+    int64_t ua0_ts;     /* the oldest outstanding segment: when seen */
     int64_t rtt_min, rtt_max, rtt_sum; /* as flowrec_stat's */
+    uint32_t ua0_end;   /* the sequence number after the oldest outstanding segment */
+    uint32_t nextseq, maxseqtobeacked, lastack;
+    uint32_t ua;        /* block of the other outstanding segments (index + 1), 0 when none */
     uint32_t packets, ip_bytes, payload_bytes, rtt_count; /* carries in the wide record */
+    uint16_t window;    /* as sent (unscaled) */
+    int16_t dupacknum;  /* saturates: only compared with -1 and 2 */
     uint16_t ev[EV_N - EV_RARE]; /* RSTs, FINs */
-} dir_acc;
+    int8_t win_scale;   /* -1 unknown, -2 not in use, else the shift */
+    uint8_t window_is_syn; /* the stored window came from a SYN: never scaled */
+    uint8_t lastseg;    /* the last segment's TA_KA / TA_ZWP (the only flags read back) */
+    uint8_t nua;        /* outstanding segments: ua0 and nua - 1 in the block */
+} fdir;
 
 /* The carries of a flow's narrow counters (flow bit F_WIDE). */
 typedef struct flow_wide {
@@ -141,9 +140,8 @@ typedef struct flow {
 
 /* Cold: the analysis and what the record is built from. */
 typedef struct fcold {
-    /* what a packet reads: the first 256 bytes */
-    tcp_dir tcp[2];
-    dir_acc d[2];
+    /* what a packet reads: the first 240 bytes */
+    fdir dir[2];
     int64_t first_ns;
     uint64_t history;  /* Zeek's letters as 4-bit codes (direction * 8 + letter), first lowest */
     uint32_t interims; /* the next interim record is due at first_ns + (interims + 1) * interval */
@@ -255,8 +253,9 @@ void flowtab_free(flowtab_t *t)
 }
 
 _Static_assert(sizeof(fkey) == 64, "fkey is hashed as eight 64-bit words");
-#define FCOLD_HOT 256 /* bytes of fcold a packet reads */
+#define FCOLD_HOT 240 /* bytes of fcold a packet reads */
 _Static_assert(offsetof(fcold, syn_ns) == FCOLD_HOT, "fcold: what a packet reads comes first");
+_Static_assert(sizeof(fdir) == 96, "fdir has no padding");
 _Static_assert(sizeof(ua_blk) == 96, "a block of outstanding segments is two cache lines");
 
 static uint64_t flowtab__hash(const fkey *k) { return flowkey_hash64(k); }
@@ -285,7 +284,7 @@ static inline void flowtab__add32(flowtab_t *t, uint32_t id, uint32_t *c, uint64
 static void flowtab__ev(flowtab_t *t, uint32_t id, fcold *c, int dir, int ev)
 {
     if (ev >= EV_RARE) {
-        if (++c->d[dir].ev[ev - EV_RARE] == 0) {
+        if (++c->dir[dir].ev[ev - EV_RARE] == 0) {
             flowtab__wide(t, id);
             t->wide[id - 1].ev[dir][ev] += 1u << 16;
         }
@@ -333,7 +332,7 @@ static uint32_t flowtab__ua_alloc(flowtab_t *t)
     return b;
 }
 
-static void flowtab__ua_release(flowtab_t *t, tcp_dir *d)
+static void flowtab__ua_release(flowtab_t *t, fdir *d)
 {
     if (!d->ua) return;
     t->ua[d->ua - 1].end[0] = t->ua_free;
@@ -342,18 +341,18 @@ static void flowtab__ua_release(flowtab_t *t, tcp_dir *d)
 }
 
 /* Outstanding segment i (0 the oldest) of direction d. */
-static inline uint32_t *flowtab__ua_end(flowtab_t *t, tcp_dir *d, unsigned i)
+static inline uint32_t *flowtab__ua_end(flowtab_t *t, fdir *d, unsigned i)
 {
     return i ? &t->ua[d->ua - 1].end[i - 1] : &d->ua0_end;
 }
 
-static inline int64_t *flowtab__ua_ts(flowtab_t *t, tcp_dir *d, unsigned i)
+static inline int64_t *flowtab__ua_ts(flowtab_t *t, fdir *d, unsigned i)
 {
     return i ? &t->ua[d->ua - 1].ts[i - 1] : &d->ua0_ts;
 }
 
 /* Remember a segment ending at end, seen at ts (the oldest UA_MAX). */
-static void flowtab__ua_add(flowtab_t *t, tcp_dir *d, uint32_t end, int64_t ts)
+static void flowtab__ua_add(flowtab_t *t, fdir *d, uint32_t end, int64_t ts)
 {
     if (d->nua >= UA_MAX) return;
     if (d->nua && !d->ua && !(d->ua = flowtab__ua_alloc(t))) return;
@@ -415,7 +414,7 @@ static void flowtab__conn_state(const flow *f, uint8_t hs, int any0, int any1, c
 static void flowtab__dir_out(const flowtab_t *t, uint32_t id, int dir, flowrec_dir *o)
 {
     const flow *f = &t->flows[id - 1];
-    const dir_acc *a = &t->cold[id - 1].d[dir];
+    const fdir *a = &t->cold[id - 1].dir[dir];
     const flow_wide *w = &t->wide[id - 1];
     int wide = (f->bits & F_WIDE) != 0;
     o->packets = a->packets + (wide ? w->packets[dir] : 0);
@@ -496,8 +495,8 @@ static void flowtab__release(flowtab_t *t, uint32_t id)
     while (*p && *p != id) p = &t->flows[*p - 1].chain;
     if (*p) *p = f->chain;
     flowtab__unlink(t, id);
-    flowtab__ua_release(t, &c->tcp[0]);
-    flowtab__ua_release(t, &c->tcp[1]);
+    flowtab__ua_release(t, &c->dir[0]);
+    flowtab__ua_release(t, &c->dir[1]);
     if (c->evb) {
         t->evb[c->evb - 1].n[0][0] = t->evb_free;
         t->evb_free = c->evb;
@@ -563,8 +562,8 @@ static uint32_t flowtab__new_flow(flowtab_t *t, const fkey *k, uint32_t bucket)
     f->key = *k;
     f->chain = t->buckets[bucket];
     t->buckets[bucket] = id;
-    c->tcp[0].win_scale = c->tcp[1].win_scale = -1;
-    c->d[0].rtt_min = c->d[1].rtt_min = c->app_min = INT64_MAX;
+    c->dir[0].win_scale = c->dir[1].win_scale = -1;
+    c->dir[0].rtt_min = c->dir[1].rtt_min = c->app_min = INT64_MAX;
     c->flow_id = t->next_id++;
     t->st.active++;
     t->st.created++;
@@ -589,7 +588,7 @@ static void flowtab__history(fcold *c, int dir, char ch)
 static void flowtab__tcp(flowtab_t *t, uint32_t id, int dir, int64_t ts, const pkt_ana *a)
 {
     fcold *c = &t->cold[id - 1];
-    tcp_dir *fwd = &c->tcp[dir], *rev = &c->tcp[1 - dir];
+    fdir *fwd = &c->dir[dir], *rev = &c->dir[1 - dir];
     uint32_t seq = a->seq, ack = a->ack, seglen = a->payload_len, window = a->win;
     uint8_t flags = a->tcp_flags;
     unsigned ta = 0;
@@ -709,7 +708,7 @@ finished_fwd:
         rev->nua = keep;
         if (keep <= 1) flowtab__ua_release(t, rev);
         if (rtt >= 0) {
-            dir_acc *r = &c->d[1 - dir];
+            fdir *r = &c->dir[1 - dir];
             flowtab__stat(t, id, &r->rtt_min, &r->rtt_max, &r->rtt_sum, &r->rtt_count,
                           &t->wide[id - 1].rtt_count[1 - dir], rtt);
         }
@@ -882,7 +881,7 @@ void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observ
     flow_wide *w = &t->wide[id - 1];
     int dir = (a_is_src == !!(f->bits & F_CLIENT_IS_A)) ? 0 : 1;
     f->last_ns = ts;
-    dir_acc *d = &c->d[dir];
+    fdir *d = &c->dir[dir];
     flowtab__add32(t, id, &d->packets, &w->packets[dir], 1);
     flowtab__add32(t, id, &d->ip_bytes, &w->ip_bytes[dir], a->ip_len);
     flowtab__add32(t, id, &d->payload_bytes, &w->payload_bytes[dir], a->payload_len);
