@@ -326,24 +326,26 @@ def _tls_records(frames, ts):
                 if htype not in ("1", "2"):
                     continue
                 st = streams.setdefault(stream, {})
+                nseg = len(segs) if segs else 1
                 if htype == "1" and "ch" not in st:
-                    st["ch"] = (number, first_seg, src, dst, rversion, hs)
+                    st["ch"] = (number, first_seg, src, dst, rversion, hs, nseg)
                 elif htype == "2" and "sh" not in st:
-                    st["sh"] = (number, hs)
+                    st["sh"] = (number, hs, nseg)
     out = []
     for stream, st in streams.items():
         if "ch" not in st:
             continue
-        number, first_seg, src, dst, rversion, ch = st["ch"]
+        number, first_seg, src, dst, rversion, ch, ch_segs = st["ch"]
         rec = _base("tls", src, dst, ts[first_seg - 1])
         alpn_ext = [v for k, v in ch if k.startswith("Extension: application_layer_protocol")]
         rec.update(record_version=rversion,
                    client_version=_int(_get(ch, "tls.handshake.version")),
                    version=None, sni=_first(ch, "tls.handshake.extensions_server_name"),
                    alpn=_all(alpn_ext, "tls.handshake.extensions_alpn_str"),
-                   cipher=None, hello_rtt_ns=None, _ch_frame=number, _stream=int(stream))
+                   cipher=None, hello_rtt_ns=None, _ch_frame=number, _stream=int(stream),
+                   _ch_segments=ch_segs)
         if "sh" in st:
-            sh_number, sh = st["sh"]
+            sh_number, sh, rec["_sh_segments"] = st["sh"]
             sv = _first(sh, "tls.handshake.extensions.supported_version")
             rec["version"] = _int(sv) if sv else _int(_get(sh, "tls.handshake.version"))
             rec["cipher"] = _int(_first(sh, "tls.handshake.ciphersuite"))

@@ -25,7 +25,7 @@ tshark.
         s_client, TLS 1.2 (three ECDHE-ECDSA ciphers) and 1.3 (three suites),
         several SNI names, none, ALPN lists of 0-3 names and one of 40 long
         names (a ClientHello of ~1.9 KB: two segments), some with an MSS of
-        200 (every handshake message split across segments).  nftables in
+        200 (a TLS 1.3 ClientHello split) or 100 (the ServerHello too).  nftables in
         the server namespace drops every other segment that begins a
         ClientHello on port 8443 and the client namespace every other
         segment that begins a ServerHello from 8443, after the capture
@@ -297,6 +297,12 @@ def _tls_connections():
                   "cipher": None, "mss": None})
     conns.append({"tool": "py", "port": 8443, "sni": None, "alpn": [], "version": "1.2",
                   "cipher": c12[0], "mss": 200})
+    # MSS 100 (88 bytes of payload beside the timestamp option): the
+    # ServerHello is split too
+    conns.append({"tool": "py", "port": 9443, "sni": "www.example.test", "alpn": ["h2"],
+                  "version": "1.3", "cipher": None, "mss": 100})
+    conns.append({"tool": "py", "port": 8443, "sni": "api.example.test", "alpn": ["http/1.1"],
+                  "version": "1.2", "cipher": c12[2], "mss": 100})
     for ver in ("1.2", "1.3"):
         conns.append({"tool": "py", "port": 9443, "sni": "big.example.test", "alpn": BIG_ALPN,
                       "version": ver, "cipher": None, "mss": None})

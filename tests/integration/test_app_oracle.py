@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""The application analytics oracle (tests/lib/app_oracle.py: tshark's DNS,
+TLS and HTTP/1.x transactions) agrees with what the rig that made the
+traffic did (tests/lib/apprig.py: real dnsmasq, dig, Python ssl, openssl
+s_client, http.server and curl between two network namespaces over a
+delayed, lossy userspace wire).
+
+This checks the oracle and the rig against each other; the recorder's
+application records (issue 15, docs/APP_ANALYTICS.md) are to be checked
+against the oracle with app_oracle.compare() once they exist.
+
+For each scenario:
+  * every transaction the rig made is exactly one oracle record, and there
+    are no others: DNS by (transport, client port, id), TLS by client port,
+    HTTP by connection and order;
+  * its fields are the rig's: qname, qtype, id, rcode (null for the query
+    the server never answered), answer count; SNI, ALPN list, negotiated
+    version and cipher, ClientHello version; method, URI, Host, status,
+    request and response body lengths;
+  * times are positive and plausible for the path (10 ms each way for DNS
+    and TLS, 5 ms for HTTP): at least the round trip, under a few seconds;
+  * the captures hold what the scenarios exist for: a ClientHello split
+    across segments, a retransmitted ClientHello and ServerHello segment
+    (tshark's tcp.analysis.retransmission), several HTTP messages in one
+    frame, a TCP DNS query and an unanswered one.
+Before that, compare() itself: identical records agree, a changed field is
+named, a missing record is reported.
+
+Root, /dev/net/tun, dnsmasq and dig are needed (scripts/deps.sh installs
+them); without them the test is skipped (exit 77).  About 20 s.
+"""
+import copy
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import app_oracle as ao  # noqa: E402
+import apprig  # noqa: E402
+import harness as h  # noqa: E402
+
+MS = 1_000_000
+PROBLEMS = []
+
+
+def check(cond, msg):
+    if not cond:
+        PROBLEMS.append(msg)
+    return cond
+
+
+def unavailable():
+    if os.geteuid() != 0:
+        return "not root"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun"
+    for tool in ("ip", "nft", "tcpdump", "ethtool", "tshark", "dnsmasq", "dig", "openssl",
+                 "curl"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed (scripts/deps.sh)"
+    return None
+
+
+def run_scenario(name, td, work):
+    """(pcap, log) of a scenario; one more try if the rig failed (real
+    programs, real timers: a run that loses a race is run again)."""
+    for attempt in (1, 2):
+        pcap = os.path.join(work, f"app_{name}_{attempt}.pcap")
+        t0 = time.monotonic()
+        try:
+            _, log = apprig.scenario(name, pcap, td, work)
+            print(f"{name}: {len(log)} transactions made in {time.monotonic() - t0:.1f} s",
+                  flush=True)
+            return pcap, log
+        except (apprig.RigError, OSError, subprocess.SubprocessError) as e:
+            if attempt == 2:
+                h.fail(f"scenario {name} could not run twice: {e}")
+            print(f"{name}: the rig failed once, again: {e}", flush=True)
+
+
+def by(records, kind):
+    return [r for r in records if r["kind"] == kind]
+
+
+def check_common(name, recs, pcap_range, rtt_min):
+    lo, hi = pcap_range
+    for r in recs:
+        check(lo <= r["ts_ns"] <= hi, f"{name}: ts_ns {r['ts_ns']} outside the capture")
+        for f in ao.RECORDER_ONLY:
+            check(r[f] is None, f"{name}: {f} is the recorder's, the oracle gives None")
+        check(set(r["client"]) == {"ip", "port"} and r["client"]["ip"] == apprig.CLIENT_IP,
+              f"{name}: client {r['client']}")
+        check(r["server"]["ip"] == apprig.SERVER_IP, f"{name}: server {r['server']}")
+        t = {"dns": "response_ns", "tls": "hello_rtt_ns", "http": "response_ns"}[r["kind"]]
+        v = r[t]
+        if v is not None:
+            check(isinstance(v, int) and rtt_min <= v < 5000 * MS,
+                  f"{name}: {t} {v} ns not within {rtt_min} ns .. 5 s ({ao._desc(r)})")
+
+
+def check_dns(recs, log):
+    check(len(recs) == len(log), f"dns: {len(recs)} records for {len(log)} queries")
+    index = {(r["transport"], r["client"]["port"], r["id"]): r for r in recs}
+    for q in log:
+        r = index.get((q["transport"], q["client_port"], q["id"]))
+        if not check(r is not None, f"dns: query {q} has no record"):
+            continue
+        for f in ("qname", "qtype", "rcode", "answers"):
+            check(r[f] == q[f], f"dns {q['qname']} id {q['id']}: {f} {r[f]!r}, rig {q[f]!r}")
+        check(r["server"]["port"] == q["server_port"], f"dns {q['qname']}: server port")
+        if q["rcode"] is None:
+            check(r["response_ns"] is None, f"dns {q['qname']}: unanswered yet response_ns")
+        else:
+            check(r["response_ns"] is not None, f"dns {q['qname']}: no response_ns")
+    check(any(q["rcode"] is None for q in log), "dns: no unanswered query in the rig")
+    check(any(r["transport"] == "tcp" for r in recs), "dns: no query over TCP")
+    check(any(r["rcode"] == 3 for r in recs), "dns: no NXDOMAIN")
+    check(len({r["qtype"] for r in recs}) >= 5, "dns: fewer than 5 query types")
+
+
+def check_tls(recs, log, pcap):
+    check(len(recs) == len(log), f"tls: {len(recs)} records for {len(log)} connections")
+    index = {r["client"]["port"]: r for r in recs}
+    for c in log:
+        r = index.get(c["client_port"])
+        if not check(r is not None, f"tls: connection {c['client_port']} has no record"):
+            continue
+        what = f"tls {c['tool']} port {c['client_port']}"
+        for f in ("sni", "alpn", "version", "cipher"):
+            check(r[f] == c[f], f"{what}: {f} {r[f]!r}, rig {c[f]!r}")
+        check(r["server"]["port"] == c["server_port"], f"{what}: server port")
+        check(r["client_version"] == 0x0303, f"{what}: client_version {r['client_version']}")
+        check(r["record_version"] in (0x0301, 0x0303),
+              f"{what}: record_version {r['record_version']}")
+    check(any(r["_ch_segments"] >= 2 for r in recs), "tls: no ClientHello split across segments")
+    check(any(r.get("_sh_segments", 1) >= 2 for r in recs),
+          "tls: no ServerHello split across segments")
+    check(any(r["sni"] is None for r in recs), "tls: no ClientHello without SNI")
+    # Retransmitted handshake segments: a retransmission carrying the first
+    # payload byte of a direction (relative sequence 1) is the start of the
+    # ClientHello (client) or of the ServerHello (server).
+    p = subprocess.run(["tshark", "-n", "-r", pcap, "-Y",
+                        "tcp.analysis.retransmission && tcp.len > 0 && tcp.seq == 1",
+                        "-T", "fields", "-e", "tcp.srcport"], capture_output=True, text=True)
+    ports = [int(x) for x in p.stdout.split()]
+    ch = sum(1 for x in ports if x not in apprig.TLS_PORTS)
+    sh = sum(1 for x in ports if x in apprig.TLS_PORTS)
+    print(f"tls: {sum(r['_ch_segments'] >= 2 for r in recs)} split ClientHellos, "
+          f"{sum(r.get('_sh_segments', 1) >= 2 for r in recs)} split ServerHellos, "
+          f"{ch} ClientHello and {sh} ServerHello segments retransmitted", flush=True)
+    check(ch >= 1, "tls: no retransmitted ClientHello segment")
+    check(sh >= 1, "tls: no retransmitted ServerHello segment")
+
+
+def check_http(recs, log):
+    check(len(recs) == len(log), f"http: {len(recs)} records for {len(log)} requests")
+    conns = {}
+    for r in recs:
+        conns.setdefault(r["client"]["port"], []).append(r)
+    want = {}
+    for e in log:
+        want.setdefault(e["client_port"], []).append(e)
+    for port, reqs in want.items():
+        got = conns.get(port, [])
+        if not check(len(got) == len(reqs),
+                     f"http: connection {port}: {len(got)} records for {len(reqs)} requests"):
+            continue
+        for e, r in zip(reqs, got):
+            for f in ("method", "uri", "host", "status", "request_body_bytes",
+                      "response_body_bytes"):
+                check(r[f] == e[f], f"http {e['group']} {e['method']} {e['uri']}: {f} "
+                                    f"{r[f]!r}, rig {e[f]!r}")
+            check(r["server"]["port"] == e["server_port"], f"http {e['uri']}: server port")
+    frames = {}
+    for r in recs:
+        frames.setdefault(r["_response_frame"], []).append(r)
+    check(any(len(v) >= 2 for v in frames.values()),
+          "http: no frame with several responses (pipelining)")
+    check(any(r["_headers_frame"] != r["_response_frame"] for r in recs),
+          "http: no response whose headers completed before its body")
+
+
+def selfcheck(theirs):
+    ok, rep = ao.compare(theirs, theirs)
+    check(ok and "0 missing, 0 extra" in rep, f"compare: identical records differ:\n{rep}")
+    for kind, field in (("dns", "rcode"), ("tls", "sni"), ("http", "response_ns")):
+        ours = copy.deepcopy(theirs)
+        i = next(i for i, r in enumerate(ours) if r["kind"] == kind)
+        ours[i][field] = "changed"
+        ok, rep = ao.compare(ours, theirs, min_share=1.0)
+        check(not ok and f"{kind}.{field}: ours" in rep,
+              f"compare: a changed {kind}.{field} is not reported:\n{rep[:2000]}")
+    ok, rep = ao.compare(theirs[1:], theirs)
+    check(not ok and "MISSING" in rep, "compare: a missing record is not reported")
+
+
+def main():
+    why = unavailable()
+    if why:
+        h.skip(f"application analytics rig: {why}")
+    t_start = time.monotonic()
+    work = h.tmpdir("mscope-app-")
+    td = apprig.find_tapdelay(work)
+    ports = {"dns_ports": apprig.DNS_PORTS, "tls_ports": apprig.TLS_PORTS,
+             "http_ports": apprig.HTTP_PORTS}
+    everything = []
+    for name, rtt_min in (("dns", 20 * MS), ("tls", 20 * MS), ("http", 10 * MS)):
+        pcap, log = run_scenario(name, td, work)
+        notes = []
+        recs = ao.records(pcap, notes=notes, **ports)
+        for n in notes:
+            print(f"{name}: oracle note: {n}", flush=True)
+        check(not notes, f"{name}: the oracle found oddities (above)")
+        ts = ao.tshark_flows._timestamps(pcap)
+        mine = by(recs, name)
+        check(len(mine) == len(recs), f"{name}: records of other kinds: "
+                                      f"{[ao._desc(r) for r in recs if r['kind'] != name][:3]}")
+        check_common(name, mine, (ts[0], ts[-1]), rtt_min)
+        before = len(PROBLEMS)
+        {"dns": lambda: check_dns(mine, log), "tls": lambda: check_tls(mine, log, pcap),
+         "http": lambda: check_http(mine, log)}[name]()
+        print(f"{name}: {len(mine)} oracle records, "
+              f"{'all agree with the rig' if len(PROBLEMS) == before else 'PROBLEMS'}",
+              flush=True)
+        everything += mine
+    selfcheck(everything)
+    if PROBLEMS:
+        h.fail(f"{len(PROBLEMS)} problem(s):\n" + "\n".join(PROBLEMS[:60]))
+    print(f"app oracle: {len(everything)} transactions, every one as the rig made it "
+          f"({time.monotonic() - t_start:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
