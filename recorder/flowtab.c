@@ -126,16 +126,25 @@ enum { LIST_NONE, LIST_LRU, LIST_CLOSING };
 #define F_RST0 0x40
 #define F_RST1 0x80
 
-/* Hot: what a lookup, the lists and expiry read. */
+#define FKEY_LEN offsetof(fkey, pad) /* the bytes that make a key; the rest is 0 in a packet's */
+
+/* Hot: what a lookup, the lists and expiry read. The key's padding holds the
+ * hash chain, the list and the bits (so a key is compared on its FKEY_LEN
+ * bytes, and hashed from a copy with the padding cleared). */
 typedef struct flow {
-    fkey key;
+    union {
+        fkey key;
+        struct {
+            uint8_t key_bytes_[FKEY_LEN];
+            uint8_t list;
+            uint8_t bits;  /* F_* */
+            uint8_t unused_;
+            uint32_t chain; /* next in hash bucket (index + 1) */
+        };
+    };
     int64_t last_ns;
-    int64_t queued_ns; /* activity list: last_ns when queued; close list: the close time */
-    uint32_t chain;      /* next in hash bucket (index + 1) */
+    int64_t queued_ns;   /* activity list: last_ns when queued; close list: the close time */
     uint32_t prev, next; /* in its list (index + 1) */
-    uint8_t list;
-    uint8_t bits; /* F_* */
-    uint8_t pad[2];
 } flow;
 
 /* Cold: the analysis and what the record is built from. */
@@ -253,6 +262,8 @@ void flowtab_free(flowtab_t *t)
 }
 
 _Static_assert(sizeof(fkey) == 64, "fkey is hashed as eight 64-bit words");
+_Static_assert(offsetof(flow, chain) + sizeof(uint32_t) == sizeof(fkey), "flow: key padding used");
+_Static_assert(sizeof(flow) == 88, "a hot slot is 88 bytes");
 #define FCOLD_HOT 240 /* bytes of fcold a packet reads */
 _Static_assert(offsetof(fcold, syn_ns) == FCOLD_HOT, "fcold: what a packet reads comes first");
 _Static_assert(sizeof(fdir) == 96, "fdir has no padding");
@@ -490,7 +501,9 @@ static void flowtab__release(flowtab_t *t, uint32_t id)
 {
     flow *f = &t->flows[id - 1];
     fcold *c = &t->cold[id - 1];
-    uint32_t b = (uint32_t)(flowtab__hash(&f->key) & (t->nbuckets - 1));
+    fkey k = f->key;
+    memset(k.pad, 0, sizeof k.pad);
+    uint32_t b = (uint32_t)(flowtab__hash(&k) & (t->nbuckets - 1));
     uint32_t *p = &t->buckets[b];
     while (*p && *p != id) p = &t->flows[*p - 1].chain;
     if (*p) *p = f->chain;
@@ -853,7 +866,7 @@ void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observ
     int a_is_src = flowtab__key(&k, a, vni, observer);
     uint32_t bucket = (uint32_t)(hash & (t->nbuckets - 1));
     uint32_t id = t->buckets[bucket];
-    while (id && memcmp(&t->flows[id - 1].key, &k, sizeof k) != 0) id = t->flows[id - 1].chain;
+    while (id && memcmp(&t->flows[id - 1].key, &k, FKEY_LEN) != 0) id = t->flows[id - 1].chain;
 
     int syn_only = a->proto == 6 && (a->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
     if (id && syn_only && t->flows[id - 1].list == LIST_CLOSING) {
