@@ -255,9 +255,10 @@ struct catalog_writer {
     int fd;       /* catalog.sum.GEN, -1 before there is one */
     uint64_t size;
     int swept;    /* older generations removed since this writer began */
-    /* every segment it has a summary (or a decision of none) for, ascending */
-    uint64_t *seq, *off;
-    uint32_t *len, *flags; /* bloom bytes (0: none), CATALOG_* */
+    /* every segment it has a summary (or a decision of none) for, ascending
+     * seq, with what the segment was when summarized */
+    catalog_entry *seg;    /* seq, min_ts, max_ts, packets, flags, bloom_bytes */
+    uint64_t *off;         /* where its summary is in the file */
     size_t n, cap;
 };
 
@@ -317,28 +318,38 @@ static int catalog__pread_all(int fd, void *p, size_t n, uint64_t off)
     return 0;
 }
 
-static long catalog__slot(const catalog_writer_t *w, uint64_t seq)
+/* The slot of seq, or -1; *at: where it would go. */
+static long catalog__slot(const catalog_writer_t *w, uint64_t seq, size_t *at)
 {
     size_t a = 0, b = w->n;
     while (a < b) {
         size_t m = (a + b) / 2;
-        if (w->seq[m] < seq) a = m + 1;
+        if (w->seg[m].seq < seq) a = m + 1;
         else b = m;
     }
-    return a < w->n && w->seq[a] == seq ? (long)a : -1;
+    if (at) *at = a;
+    return a < w->n && w->seg[a].seq == seq ? (long)a : -1;
 }
 
-static void catalog__remember(catalog_writer_t *w, uint64_t seq, uint64_t off, uint32_t len,
-                              uint32_t flags)
+static void catalog__remember(catalog_writer_t *w, const catalog_entry *e, uint64_t off)
 {
-    xgrow((void **)&w->seq, &w->cap, w->n + 1, sizeof *w->seq);
+    size_t at;
+    if (catalog__slot(w, e->seq, &at) >= 0) return;
+    xgrow((void **)&w->seg, &w->cap, w->n + 1, sizeof *w->seg);
     w->off = xrealloc(w->off, w->cap * sizeof *w->off);
-    w->len = xrealloc(w->len, w->cap * sizeof *w->len);
-    w->flags = xrealloc(w->flags, w->cap * sizeof *w->flags);
-    w->seq[w->n] = seq;
-    w->off[w->n] = off;
-    w->len[w->n] = len;
-    w->flags[w->n++] = flags;
+    memmove(w->seg + at + 1, w->seg + at, (w->n - at) * sizeof *w->seg);
+    memmove(w->off + at + 1, w->off + at, (w->n - at) * sizeof *w->off);
+    w->seg[at] = *e;
+    w->seg[at].bloom = NULL;
+    w->off[at] = off;
+    w->n++;
+}
+
+static void catalog__forget(catalog_writer_t *w, size_t j)
+{
+    memmove(w->seg + j, w->seg + j + 1, (w->n - j - 1) * sizeof *w->seg);
+    memmove(w->off + j, w->off + j + 1, (w->n - j - 1) * sizeof *w->off);
+    w->n--;
 }
 
 catalog_writer_t *catalog_writer_open(const char *dir)
@@ -362,8 +373,7 @@ catalog_writer_t *catalog_writer_open(const char *dir)
     for (size_t i = 0; i < c.n; i++) {
         const catalog_entry *e = &c.e[i];
         if (e->bloom_bytes && w->fd < 0) continue; /* its file is gone: made again */
-        catalog__remember(w, e->seq, e->bloom_bytes ? (uint64_t)(e->bloom - (const uint8_t *)c.map) : 0,
-                          e->bloom_bytes, e->flags);
+        catalog__remember(w, e, e->bloom_bytes ? (uint64_t)(e->bloom - (const uint8_t *)c.map) : 0);
     }
     catalog_release(&c);
     return w;
@@ -373,17 +383,22 @@ void catalog_writer_free(catalog_writer_t *w)
 {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
-    free(w->seq);
+    free(w->seg);
     free(w->off);
-    free(w->len);
-    free(w->flags);
     free(w->dir);
     free(w);
 }
 
-int catalog_writer_known(const catalog_writer_t *w, uint64_t seq)
+int catalog_writer_known(catalog_writer_t *w, const catalog_entry *e)
 {
-    return catalog__slot(w, seq) >= 0;
+    long j = catalog__slot(w, e->seq, NULL);
+    if (j < 0) return 0;
+    const catalog_entry *k = &w->seg[j];
+    if (k->min_ts == e->min_ts && k->max_ts == e->max_ts && k->packets == e->packets) return 1;
+    /* Another segment under the same number (a store emptied by hand and
+     * begun again), or one cut back since: its summary is made again. */
+    catalog__forget(w, (size_t)j);
+    return 0;
 }
 
 /* A new, empty generation after the highest on disk or ours. */
@@ -399,11 +414,9 @@ static int catalog__new_gen(catalog_writer_t *w, int *fd, uint64_t *gen)
 
 int catalog_writer_add(catalog_writer_t *w, const catalog_entry *e)
 {
-    /* Summaries come in seq order (start-up, then seals); one at or below
-     * the last is a segment this writer already has. */
-    if (w->n && e->seq <= w->seq[w->n - 1]) return 0;
+    if (catalog__slot(w, e->seq, NULL) >= 0) return 0; /* has it */
     if (!e->bloom_bytes) {
-        catalog__remember(w, e->seq, 0, 0, e->flags);
+        catalog__remember(w, e, 0);
         return 0;
     }
     if (w->fd < 0) {
@@ -414,7 +427,7 @@ int catalog_writer_add(catalog_writer_t *w, const catalog_entry *e)
     size_t k = catalog__stored(e->bloom_bytes);
     int rc = catalog__pwrite_all(w->fd, e->bloom, k, w->size);
     if (rc < 0) return rc;
-    catalog__remember(w, e->seq, w->size, e->bloom_bytes, e->flags);
+    catalog__remember(w, e, w->size);
     w->size += k;
     return 0;
 }
@@ -428,11 +441,11 @@ static int catalog__compact(catalog_writer_t *w)
     if (rc < 0) return rc;
     size_t most = 0;
     for (size_t j = 0; j < w->n; j++)
-        if (catalog__stored(w->len[j]) > most) most = catalog__stored(w->len[j]);
+        if (catalog__stored(w->seg[j].bloom_bytes) > most) most = catalog__stored(w->seg[j].bloom_bytes);
     char *buf = xmalloc(most + 1);
     uint64_t *off = xmalloc((w->n ? w->n : 1) * sizeof *off);
     for (size_t j = 0; j < w->n && !rc; j++) {
-        size_t k = catalog__stored(w->len[j]);
+        size_t k = catalog__stored(w->seg[j].bloom_bytes);
         off[j] = size;
         if (!k) continue;
         rc = catalog__pread_all(w->fd, buf, k, w->off[j]);
@@ -471,12 +484,10 @@ int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n)
     size_t keep = 0;
     uint64_t live = 0;
     for (size_t j = 0; j < w->n; j++) {
-        if (!catalog_find(e, n, w->seq[j])) continue;
-        w->seq[keep] = w->seq[j];
-        w->off[keep] = w->off[j];
-        w->len[keep] = w->len[j];
-        w->flags[keep++] = w->flags[j];
-        live += catalog__stored(w->len[j]);
+        if (!catalog_find(e, n, w->seg[j].seq)) continue;
+        w->seg[keep] = w->seg[j];
+        w->off[keep++] = w->off[j];
+        live += catalog__stored(w->seg[j].bloom_bytes);
     }
     w->n = keep;
     int compacted = 0;
@@ -500,9 +511,9 @@ int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n)
     h->sum_size = w->size;
     catalog_disk *d = (catalog_disk *)(buf + sizeof *h);
     for (size_t i = 0; i < n; i++) {
-        long j = catalog__slot(w, e[i].seq);
+        long j = catalog__slot(w, e[i].seq, NULL);
         d[i] = (catalog_disk){ e[i].seq, e[i].min_ts, e[i].max_ts, e[i].packets,
-                               j < 0 ? 0 : w->flags[j], j < 0 ? 0 : w->len[j],
+                               j < 0 ? 0 : w->seg[j].flags, j < 0 ? 0 : w->seg[j].bloom_bytes,
                                j < 0 ? 0 : w->off[j] };
     }
     h->crc = crc32c(d, n * sizeof *d, 0);

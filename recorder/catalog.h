@@ -40,7 +40,7 @@ typedef struct catalog_entry {
 
 /* Summarize segment seq's sealed index into e (seq, flags, bloom,
  * bloom_bytes; the bloom is malloc'd, NULL when the segment gets none: free
- * it). The filter's hashes depend on seq: an entry is only read under the
+ * it; the times and packet count are left as they are). The filter's hashes depend on seq: an entry is only read under the
  * seq it was made for. Reads the host and port tables and the odd flows
  * through their checksums: a damaged index gets no summary. */
 void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e);
@@ -53,11 +53,14 @@ typedef struct catalog_writer catalog_writer_t;
 catalog_writer_t *catalog_writer_open(const char *dir);
 void catalog_writer_free(catalog_writer_t *w);
 
-/* 1 when the writer has segment seq's summary (or its decision of none). */
-int catalog_writer_known(const catalog_writer_t *w, uint64_t seq);
+/* 1 when the writer has segment e->seq's summary (or its decision of none),
+ * made when the segment had e's times and packet count; a summary made for
+ * other ones (the number reused, the segment cut back) is forgotten: 0. */
+int catalog_writer_known(catalog_writer_t *w, const catalog_entry *e);
 
-/* Append segment e->seq's summary (e->bloom, e->flags; seq above every one
- * added before, else ignored) to the summary file. Returns 0 or -errno. */
+/* Append segment e->seq's summary (e->bloom, e->flags, and its times and
+ * packet count) to the summary file, unless the writer has one. Returns 0
+ * or -errno. */
 int catalog_writer_add(catalog_writer_t *w, const catalog_entry *e);
 
 /* Make dir's catalog these entries (seq, times, packets; ascending seq),

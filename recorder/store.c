@@ -162,8 +162,8 @@ static void store__add_sealed(store_t *s, uint64_t seq, const segidx_t *ix, uint
     g->max_ts = ix->hdr->max_ts;
     g->packets = ix->hdr->npkts;
     /* Its summary for the catalog, unless the catalog has it already. */
-    if (!catalog_writer_known(s->catw, seq)) {
-        catalog_entry e;
+    catalog_entry e = { .seq = seq, .min_ts = g->min_ts, .max_ts = g->max_ts, .packets = g->packets };
+    if (!catalog_writer_known(s->catw, &e)) {
         catalog_summarize(ix, seq, &e);
         int rc = catalog_writer_add(s->catw, &e);
         if (rc < 0)

@@ -19,8 +19,9 @@ allowed for a few); what the summaries cannot judge (`not`, terms after
 `vlan`) opens every segment. On the default mix (odd packets: ARP, IPv6
 extension headers, malformed frames) a segment with odd packets is never
 pruned, and the answer is still tcpdump's. The same after the disk budget
-evicts the oldest segments, and after a daemon's start (which adopts the
-summaries instead of making them again).
+evicts the oldest segments, after a daemon's start (which adopts the
+summaries instead of making them again), and after segments are replaced
+by hand under the same numbers (a start makes theirs again).
 """
 import glob
 import os
@@ -79,15 +80,9 @@ def matching(store, expr, src=None):
     return out
 
 
-def summaries(d):
-    """Well-formed traffic: a search opens what may match, little else."""
-    src = h.gen(os.path.join(d, "clean.pcap"), "--packets", 40000, "--rate", 2000, "--seed", 9,
-                "--nsec", "--mix", "clean", "--flows", 100)
-    store = os.path.join(d, "clean")
-    h.import_file(store, src, "--segment-size", "128K")
-    segs = {int(re.search(r"seg-(\d+)", p).group(1))
-            for p in glob.glob(os.path.join(store, "seg-*.pcap"))}
-    # Terms drawn from the traffic: a packet's addresses and ports.
+def terms(src):
+    """Expressions the summaries can judge, drawn from src's traffic: a
+    packet's addresses and ports."""
     p = h.run(["tcpdump", "-nr", src, "-c", "1", "ip and tcp and not port 443 and not port 80"])
     m = re.search(r"IP (\d+\.\d+\.\d+)\.(\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+)",
                   p.stdout.decode())
@@ -96,10 +91,22 @@ def summaries(d):
     host = f"{net24}.{last}"
     p6 = h.run(["tcpdump", "-nr", src, "-c", "1", "ip6 and udp"]).stdout.decode()
     host6 = re.search(r"IP6 ([0-9a-f:]+)\.\d+ >", p6).group(1)
-    pruning = [f"host {host}", f"src host {host} and tcp port {sport}", f"port {sport}",
-               f"portrange {int(sport) - 3}-{int(sport) + 3}", f"net {net24}.0/24",
-               f"host {host} or host {dst}", f"host {host6}", f"udp and host {host6}",
-               f"host {host} and (port {sport} or port {dport})"]
+    return [f"host {host}", f"src host {host} and tcp port {sport}", f"port {sport}",
+            f"portrange {int(sport) - 3}-{int(sport) + 3}", f"net {net24}.0/24",
+            f"host {host} or host {dst}", f"host {host6}", f"udp and host {host6}",
+            f"host {host} and (port {sport} or port {dport})"]
+
+
+def summaries(d):
+    """Well-formed traffic: a search opens what may match, little else."""
+    src = h.gen(os.path.join(d, "clean.pcap"), "--packets", 40000, "--rate", 2000, "--seed", 9,
+                "--nsec", "--mix", "clean", "--flows", 100)
+    store = os.path.join(d, "clean")
+    h.import_file(store, src, "--segment-size", "128K")
+    segs = {int(re.search(r"seg-(\d+)", p).group(1))
+            for p in glob.glob(os.path.join(store, "seg-*.pcap"))}
+    pruning = terms(src)
+    host = pruning[0].split()[1]
     whole = [f"not host {host}", f"vlan and host {host}", "tcp", ""]
     for expr in pruning + whole:
         got, opened = search_traced(d, store, expr, 0, 1 << 62)
@@ -147,6 +154,25 @@ def summaries(d):
             f"after a start: {len(got)} packets, opened {len(opened)} of {len(left)}")
     print(f"ok  after evictions by the disk budget ({len(left)} of {len(segs)} segments left) "
           f"and a restart: tcpdump's answers")
+
+    # Segments replaced by hand while no daemon runs (other segments under
+    # the same numbers, the catalog files left): a daemon's start must not
+    # adopt the summaries made for the old ones.
+    other = h.gen(os.path.join(d, "other.pcap"), "--packets", 8000, "--rate", 2000, "--seed", 10,
+                  "--nsec", "--mix", "clean", "--flows", 100)
+    store2 = os.path.join(d, "other")
+    h.import_file(store2, other, "--segment-size", "128K")
+    for f in glob.glob(os.path.join(store, "seg-*")):
+        os.unlink(f)
+    for f in glob.glob(os.path.join(store2, "seg-*")):
+        os.rename(f, os.path.join(store, os.path.basename(f)))
+    rec = h.Daemon(store)
+    rec.stop()
+    for expr in terms(other):
+        got, _ = search_traced(d, store, expr, 0, 1 << 62)
+        want = h.tcpdump(other, expr)
+        h.check(got == want, f"numbers reused, {expr!r}: {len(got)} packets, tcpdump {len(want)}")
+    print("ok  segments replaced under the same numbers: a start makes their summaries again")
 
 
 def main():

@@ -173,7 +173,7 @@ static void test_file(void)
     ASSERT_TRUE(f != NULL);
     fclose(f);
     catalog_writer_t *w = catalog_writer_open(dir);
-    ASSERT_EQ(catalog_writer_known(w, in[0].seq), 0);
+    ASSERT_EQ(catalog_writer_known(w, &in[0]), 0);
     ASSERT_EQ(catalog_writer_add(w, &in[0]), 0);
     ASSERT_EQ(catalog_writer_put(w, in, 1), 0);
     ASSERT_EQ(count_sum_files(dir), 1);
@@ -189,10 +189,21 @@ static void test_file(void)
     /* A new writer (a restart) adopts the files: nothing to summarize. */
     catalog_writer_free(w);
     w = catalog_writer_open(dir);
-    for (int i = 0; i < 3; i++) ASSERT_EQ(catalog_writer_known(w, in[i].seq), 1);
+    for (int i = 0; i < 3; i++) ASSERT_EQ(catalog_writer_known(w, &in[i]), 1);
     ASSERT_EQ(catalog_writer_put(w, in, 3), 0);
     ASSERT_EQ(count_sum_files(dir), 1);
     ASSERT_EQ(file_size(sum2), one + in[1].bloom_bytes + in[1].bloom_bytes / 16);
+    /* A segment found with another packet count than its summary's (cut
+     * back, or the number reused): summarized again, appended again. */
+    catalog_entry other = in[1];
+    other.packets++;
+    ASSERT_EQ(catalog_writer_known(w, &other), 0);
+    ASSERT_EQ(catalog_writer_add(w, &other), 0);
+    ASSERT_EQ(file_size(sum2), one + 2 * (in[1].bloom_bytes + in[1].bloom_bytes / 16));
+    ASSERT_EQ(catalog_writer_known(w, &other), 1);
+    ASSERT_EQ(catalog_writer_known(w, &in[1]), 0); /* forgotten in turn */
+    ASSERT_EQ(catalog_writer_add(w, &in[1]), 0);
+    ASSERT_EQ(catalog_writer_put(w, in, 3), 0);
     catalog_t cat;
     char err[256];
     ASSERT_EQ(catalog_read(dir, &cat, err, sizeof err), 3);
