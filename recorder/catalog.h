@@ -5,11 +5,14 @@
  *
  * Written by the store whenever its list of sealed segments changes (the
  * entries rewritten, tmp + rename; a new segment's summary appended to
- * "DIR/catalog.sum.GEN"), read by every search. A stale catalog is always safe: a segment
- * it does not list (sealed since, or the open one) is opened as before, and
- * one it lists that is gone (evicted since) is skipped because its pcap is.
- * A catalog that is missing, torn or fails its checksum is ignored (every
- * index is opened, as before there was one).
+ * "DIR/catalog.sum.GEN"), read by every search. A stale catalog is safe: a
+ * segment it does not list (sealed since, or the open one) is opened as
+ * before, and one it lists that is gone (evicted since) is skipped because
+ * its pcap is. A catalog that is missing, torn or fails its checksum is
+ * ignored (every index is opened, as before there was one). Segment files
+ * replaced by hand under numbers the catalog lists mislead searches until
+ * the next start of a store on the directory, which checks each segment
+ * against its entry; delete the catalog files with the segments.
  *
  * The summary is a Bloom filter (64-byte lines, each with its checksum)
  * over the segment's distinct host addresses, their network prefixes (IPv4
