@@ -194,6 +194,11 @@ def selfcheck(theirs):
               f"compare: a changed {kind}.{field} is not reported:\n{rep[:2000]}")
     ok, rep = ao.compare(theirs[1:], theirs)
     check(not ok and "MISSING" in rep, "compare: a missing record is not reported")
+    extra = dict(copy.deepcopy(theirs[0]), client={"ip": "192.0.2.1", "port": 1})
+    ok, rep = ao.compare(theirs + [extra], theirs)
+    check(not ok and "EXTRA" in rep, "compare: an extra record is not reported")
+    ok, rep = ao.compare(theirs + [extra], theirs, allow_extra=True)
+    check(ok and "EXTRA" in rep, "compare: allow_extra does not allow an extra record")
 
 
 def main():

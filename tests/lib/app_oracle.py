@@ -449,13 +449,15 @@ def _key(r):
     return k
 
 
-def compare(ours, theirs, min_share=0.99):
+def compare(ours, theirs, min_share=0.99, allow_extra=False):
     """Pairs records by kind and endpoints (DNS also transport and id),
     several on the same key in ts_ns order, and compares every field of the
     issue (FIELDS and client/server/ts_ns; flow_id, node, vni, observer are
     the recorder's and not compared).  ok when every tshark transaction is
-    found and, per field, at least `min_share` of the pairs agree exactly.
-    Returns (ok, report)."""
+    found, none of ours is left over (unless allow_extra: e.g. a capture
+    with out-of-order segments, which tshark 4.0 does not reassemble by
+    default), and, per field, at least `min_share` of the pairs agree
+    exactly.  Returns (ok, report)."""
     pending = {}
     for r in sorted(ours, key=lambda r: r.get("ts_ns") or 0):
         pending.setdefault(_key(r), []).append(r)
@@ -478,7 +480,7 @@ def compare(ours, theirs, min_share=0.99):
             if not agree:
                 lines.append(f"  {name}: ours {json.dumps(o.get(f, '<absent>'))} tshark "
                              f"{json.dumps(t.get(f))} ({_desc(t)})")
-    ok = not missing
+    ok = not missing and (allow_extra or not extra)
     head = [f"{len(pairs)} of {len(theirs)} tshark transactions paired, {len(missing)} "
             f"missing, {len(extra)} extra"]
     for name, (a, n) in sorted(per_field.items()):

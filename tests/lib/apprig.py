@@ -1,5 +1,6 @@
 """Real DNS, TLS and HTTP/1.x between two network namespaces, over the
-userspace wire of tcprig.py (tapdelay: delay, seeded loss), captured with
+userspace wire of tcprig.py (tapdelay: a one-way delay; loss from nftables
+after the capture point), captured with
 tcpdump: the traffic for the application analytics oracle (app_oracle.py,
 tests/integration/test_app_oracle.py).
 
@@ -15,18 +16,20 @@ tshark.
         example.test; `dig` queries over UDP and TCP (+tcp), each from a
         source port and with a query id the rig chose (-b, +qid): A with one
         and three answers, AAAA with none (NODATA), CNAME, MX, TXT, SRV, PTR,
-        NXDOMAIN, a query repeated with another id, and one query the server
+        NXDOMAIN, a query repeated with another id (19 queries; 4 over TCP,
+        3 to port 5353), and one query the server
         never answers (nftables in the server namespace drops UDP queries
         whose name starts with "drop"; dig +tries=1 gives up after 1 s).
         10 ms each way.
   tls   one Python ssl server (an ECDSA certificate for every name used,
-        ALPN h2/http/1.1) on ports 443, 8443 and 9443 (no port is special to
-        the rig: detection is from bytes); clients: Python ssl and openssl
+        ALPN h2/http/1.1) on ports 443, 8443 and 9443 (the recorder detects
+        TLS from the bytes; the oracle is told the ports); clients: Python ssl and openssl
         s_client, TLS 1.2 (three ECDHE-ECDSA ciphers) and 1.3 (three suites),
         several SNI names, none, ALPN lists of 0-3 names and one of 40 long
         names (a ClientHello of ~1.9 KB: two segments), some with an MSS of
-        200 (a TLS 1.3 ClientHello split) or 100 (the ServerHello too).  nftables in
-        the server namespace drops every other segment that begins a
+        200 (a TLS 1.3 ClientHello split) or 100 (the ServerHello too).  31
+        connections.  nftables in the server namespace drops every other
+        segment that begins a
         ClientHello on port 8443 and the client namespace every other
         segment that begins a ServerHello from 8443, after the capture
         point: the capture holds the original and the retransmission.
@@ -35,19 +38,20 @@ tshark.
         ports 8080 and 9080: 200 with bodies of 0 B to 300 KB, chunked
         bodies, 404, 500, POST bodies up to 70 KB; clients: curl (several
         URLs on one connection, a POST), and raw sockets: a keep-alive
-        sequence, a pipelined batch (five requests in one send), HTTP/1.0
-        with Connection: close.  2% random loss each way on TCP (nftables,
-        after the capture point), 5 ms each way.
+        sequence, two pipelined batches (six and three requests in one
+        send), HTTP/1.0 with Connection: close; 22 requests.  2% random
+        loss each way on TCP (nftables, after the capture point), 5 ms each
+        way.
 
 Log entries (lists of dicts, in the order the rig made them):
   dns  {transport, client_port, server_port, qname, qtype, id, rcode (None
         when unanswered), answers}: rcode/answers as the zone defines them,
         checked against what dig printed
   tls  {tool, client_port, server_port, sni, alpn, version (negotiated, as
-        the TLS number), cipher (number), mss, alpn_selected}
-  http {tool, client_port, server_port, method, uri, host, status,
+        the TLS number), cipher (number), cipher_name, mss, alpn_selected}
+  http {tool, group, client_port, server_port, method, uri, host, status,
         request_body_bytes, response_body_bytes, pipelined, conn (a number
-        per TCP connection)}
+        per request group: one TCP connection each)}
 
     python3 apprig.py dns|tls|http|all OUT.pcap|DIR [--tapdelay PATH]
 
@@ -463,7 +467,8 @@ def scenario_tls(pcap, tapdelay, workdir):
         rig.start_capture(pcap)
         srv = rig.agent(rig.S, "tls-server", SERVER_IP, ",".join(map(str, TLS_PORTS)), crt, key,
                         wait_ready=True, script=SCRIPT)
-        cli = rig.agent(rig.C, "tls-client", SERVER_IP, _spec_file(workdir, "tls", conns), script=SCRIPT)
+        cli = rig.agent(rig.C, "tls-client", SERVER_IP, _spec_file(workdir, "tls", conns),
+                        script=SCRIPT)
         out = rig.finish(cli, timeout=120)
         srv.send_signal(signal.SIGTERM)
         rig.finish(srv)
@@ -484,11 +489,11 @@ def scenario_tls(pcap, tapdelay, workdir):
                     "server_port": c["port"], "sni": c["sni"], "alpn": c["alpn"],
                     "version": d["version"], "cipher": CIPHERS.get(d["cipher_name"]),
                     "cipher_name": d["cipher_name"], "mss": c["mss"],
-                    "alpn_selected": d["alpn_selected"], "failed_attempts_before": 0})
+                    "alpn_selected": d["alpn_selected"]})
     if len(log) != len(conns):
         raise RigError(f"tls scenario: {len(log)} of {len(conns)} connections made")
-    # A failed attempt is a connection in the capture too; the test needs to
-    # know (none is expected).
+    # A failed attempt is a connection in the capture too, without its log
+    # entry: the scenario fails (the test runs it again).
     if problems:
         raise RigError("tls scenario: " + "; ".join(problems))
     return pcap, log
@@ -685,7 +690,8 @@ def scenario_http(pcap, tapdelay, workdir):
         rig.start_capture(pcap)
         srv = rig.agent(rig.S, "http-server", SERVER_IP, ",".join(map(str, HTTP_PORTS)),
                         wait_ready=True, script=SCRIPT)
-        cli = rig.agent(rig.C, "http-client", SERVER_IP, _spec_file(workdir, "http", groups), script=SCRIPT)
+        cli = rig.agent(rig.C, "http-client", SERVER_IP, _spec_file(workdir, "http", groups),
+                        script=SCRIPT)
         out = rig.finish(cli, timeout=120)
         srv.send_signal(signal.SIGTERM)
         rig.finish(srv)
