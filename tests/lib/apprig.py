@@ -34,6 +34,13 @@ tshark.
         segment that begins a ServerHello from 8443, after the capture
         point: the capture holds the original and the retransmission.
         10 ms each way.
+  tls_reorder
+        the TLS connections whose hellos span segments (MSS 100 and 200,
+        the 40-name ALPN list), twice: 24 connections, without the drops,
+        over a wire that holds back 40% of the frames by 3 ms (tapdelay,
+        seed 11): segments reach the capture point out of order, in the
+        server's direction (the capture is on the client's side of the
+        wire), so split ServerHellos arrive out of order.
   http  a threaded Python http.server (HTTP/1.1 keep-alive, pipelining) on
         ports 8080 and 9080: 200 with bodies of 0 B to 300 KB, chunked
         bodies, 404, 500, POST bodies up to 70 KB; clients: curl (several
@@ -53,7 +60,7 @@ Log entries (lists of dicts, in the order the rig made them):
         request_body_bytes, response_body_bytes, pipelined, conn (a number
         per request group: one TCP connection each)}
 
-    python3 apprig.py dns|tls|http|all OUT.pcap|DIR [--tapdelay PATH]
+    python3 apprig.py dns|tls|tls_reorder|http|all OUT.pcap|DIR [--tapdelay PATH]
 
 writes the capture(s) and prints the log as JSON.  The programs inside the
 namespaces are this file, run as `python3 apprig.py agent ...`.
@@ -76,7 +83,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tcprig  # noqa: E402
 from tcprig import CLIENT_IP, SERVER_IP, RigError, find_tapdelay  # noqa: E402,F401
 
-SCENARIOS = ("dns", "tls", "http")
+SCENARIOS = ("dns", "tls", "tls_reorder", "http")
 SCRIPT = os.path.abspath(__file__)
 
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
@@ -101,8 +108,9 @@ TLS_DROP_PORT = 8443
 HTTP_PORTS = (8080, 9080)
 
 
-def _tag(kind):
-    return f"ap{os.getpid() % 100000}{kind[0]}"
+def _tag(scenario):
+    letter = {"dns": "d", "tls": "t", "tls_reorder": "r", "http": "h"}[scenario]
+    return f"ap{os.getpid() % 100000}{letter}"
 
 
 # ---- DNS ------------------------------------------------------------------
@@ -457,13 +465,22 @@ def _agent_tls_client(ip, spec_path):
         print(json.dumps(dict(got, conn=i)), flush=True)
 
 
-def scenario_tls(pcap, tapdelay, workdir):
-    """The TLS scenario (module doc); returns (pcap, log)."""
-    conns = _tls_connections()
+def _tls_reorder_connections():
+    """tls_reorder: the connections whose hellos span segments, twice."""
+    return [c for c in _tls_connections() if c["mss"] or len(c["alpn"]) > 10] * 2
+
+
+def scenario_tls(pcap, tapdelay, workdir, reorder=False):
+    """The TLS scenario (module doc), or with reorder tls_reorder; returns
+    (pcap, log)."""
+    conns = _tls_reorder_connections() if reorder else _tls_connections()
     crt, key = _make_cert(workdir)
-    with tcprig.Rig(workdir=workdir, tapdelay=tapdelay, delay_ms=10, tag=_tag("tls")) as rig:
-        rig.nft(rig.S, TLS_DROP_RULES.format(rule=TLS_DROP_CH))
-        rig.nft(rig.C, TLS_DROP_RULES.format(rule=TLS_DROP_SH))
+    path = (dict(reorder_pct=40, reorder_gap_ms=3, seed=11) if reorder else {})
+    with tcprig.Rig(workdir=workdir, tapdelay=tapdelay, delay_ms=10,
+                    tag=_tag("tls_reorder" if reorder else "tls"), **path) as rig:
+        if not reorder:
+            rig.nft(rig.S, TLS_DROP_RULES.format(rule=TLS_DROP_CH))
+            rig.nft(rig.C, TLS_DROP_RULES.format(rule=TLS_DROP_SH))
         rig.start_capture(pcap)
         srv = rig.agent(rig.S, "tls-server", SERVER_IP, ",".join(map(str, TLS_PORTS)), crt, key,
                         wait_ready=True, script=SCRIPT)
@@ -713,7 +730,9 @@ def scenario_http(pcap, tapdelay, workdir):
     return pcap, log
 
 
-SCENARIO_FUNCS = {"dns": scenario_dns, "tls": scenario_tls, "http": scenario_http}
+SCENARIO_FUNCS = {"dns": scenario_dns, "tls": scenario_tls,
+                  "tls_reorder": lambda *a: scenario_tls(*a, reorder=True),
+                  "http": scenario_http}
 
 
 def scenario(name, pcap, tapdelay, workdir):
