@@ -24,7 +24,8 @@ For each scenario:
     ServerHello segment (tshark's tcp.analysis.retransmission), split
     ServerHellos reaching the capture point out of order (tls_reorder),
     several HTTP messages in one frame, a response whose headers completed
-    before its body, a TCP DNS query and an unanswered one.
+    before its body, a HEAD, TCP DNS queries (several on one connection)
+    and an unanswered one.
 Before that, compare() itself: identical records agree, a changed field is
 named, a missing record is reported.
 
@@ -118,6 +119,11 @@ def check_dns(recs, log):
             check(r["response_ns"] is not None, f"dns {q['qname']}: no response_ns")
     check(any(q["rcode"] is None for q in log), "dns: no unanswered query in the rig")
     check(any(r["transport"] == "tcp" for r in recs), "dns: no query over TCP")
+    per_conn = {}
+    for r in recs:
+        if r["transport"] == "tcp":
+            per_conn[r["client"]["port"]] = per_conn.get(r["client"]["port"], 0) + 1
+    check(max(per_conn.values(), default=0) >= 2, "dns: no TCP connection with several queries")
     check(any(r["rcode"] == 3 for r in recs), "dns: no NXDOMAIN")
     check(len({r["qtype"] for r in recs}) >= 5, "dns: fewer than 5 query types")
 

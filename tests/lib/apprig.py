@@ -16,8 +16,9 @@ tshark.
         example.test; `dig` queries over UDP and TCP (+tcp), each from a
         source port and with a query id the rig chose (-b, +qid): A with one
         and three answers, AAAA with none (NODATA), CNAME, MX, TXT, SRV, PTR,
-        NXDOMAIN, a query repeated with another id (19 queries; 4 over TCP,
-        3 to port 5353), and one query the server
+        NXDOMAIN, a query repeated with another id, three queries on one TCP
+        connection (+keepopen; ids dig's own) (22 queries; 7 over TCP, 3 to
+        port 5353), and one query the server
         never answers (nftables in the server namespace drops UDP queries
         whose name starts with "drop"; dig +tries=1 gives up after 1 s).
         10 ms each way.
@@ -43,10 +44,11 @@ tshark.
         wire), so split ServerHellos arrive out of order.
   http  a threaded Python http.server (HTTP/1.1 keep-alive, pipelining) on
         ports 8080 and 9080: 200 with bodies of 0 B to 300 KB, chunked
-        bodies, 404, 500, POST bodies up to 70 KB; clients: curl (several
+        bodies, 404, 500, a HEAD (Content-Length but no body), POST bodies
+        up to 70 KB; clients: curl (several
         URLs on one connection, a POST), and raw sockets: a keep-alive
         sequence, two pipelined batches (six and three requests in one
-        send), HTTP/1.0 with Connection: close; 22 requests.  2% random
+        send), HTTP/1.0 with Connection: close; 23 requests.  2% random
         loss each way on TCP (nftables, after the capture point), 5 ms each
         way.
 
@@ -181,35 +183,60 @@ def _load_spec(path):
         return json.load(f)
 
 
+def _dig_blocks(out):
+    """dig's answers, one dict per message it printed: status, id, answers."""
+    blocks = []
+    for line in out.splitlines():
+        if "->>HEADER<<-" in line:
+            parts = dict(x.strip().split(": ", 1) for x in line.split(";;", 1)[1]
+                         .replace("->>HEADER<<-", "").split(",") if ": " in x)
+            blocks.append({"rcode": parts.get("status"),
+                           "id": int(parts["id"]) if "id" in parts else None,
+                           "answers": None})
+        elif line.startswith(";; flags:") and "ANSWER:" in line and blocks:
+            blocks[-1]["answers"] = int(line.split("ANSWER:")[1].split(",")[0])
+    return blocks
+
+
 def _agent_dns_client(server_ip, spec_path):
-    """Runs dig once per query of the spec (a JSON list of [transport, port,
-    qname, qtype, rcode, answers, id, source port]) and prints one JSON line
-    per query: what was asked and what dig said."""
-    for transport, port, qname, qtype, _rcode, _answers, qid, sport in _load_spec(spec_path):
-        cmd = ["dig", f"@{server_ip}", "-p", str(port), "-b", f"{CLIENT_IP}#{sport}",
-               f"+qid={qid}", "+tries=1", "+timeout=1", "+recurse",
-               "+noedns", "+tcp" if transport == "tcp" else "+notcp", qname, qtype]
+    """Runs dig once per entry of the spec (a JSON list of {transport, port,
+    sport, queries: [[qname, qtype, id or null], ...]}; several queries in
+    one entry go over one TCP connection, +keepopen, with ids dig picks)
+    and prints one JSON line per query: what dig said."""
+    for e in _load_spec(spec_path):
+        cmd = ["dig", f"@{server_ip}", "-p", str(e["port"]), "-b", f"{CLIENT_IP}#{e['sport']}",
+               "+tries=1", "+timeout=1", "+recurse", "+noedns",
+               "+tcp" if e["transport"] == "tcp" else "+notcp"]
+        if len(e["queries"]) > 1:
+            cmd.append("+keepopen")
+        for qname, qtype, qid in e["queries"]:
+            cmd += ([f"+qid={qid}"] if qid is not None else []) + [qname, qtype]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        out = p.stdout
-        got = {"rcode": None, "id": None, "answers": None}
-        for line in out.splitlines():
-            if "->>HEADER<<-" in line:
-                parts = dict(x.strip().split(": ", 1) for x in line.split(";;", 1)[1]
-                             .replace("->>HEADER<<-", "").split(",") if ": " in x)
-                got["rcode"] = parts.get("status")
-                got["id"] = int(parts["id"]) if "id" in parts else None
-            if line.startswith(";; flags:") and "ANSWER:" in line:
-                got["answers"] = int(line.split("ANSWER:")[1].split(",")[0])
-        print(json.dumps({"transport": transport, "server_port": port, "client_port": sport,
-                          "qname": qname, "qtype": qtype, "id": qid, "dig": got,
-                          "dig_exit": p.returncode}), flush=True)
+        blocks = _dig_blocks(p.stdout)
+        for i, _ in enumerate(e["queries"]):
+            got = blocks[i] if i < len(blocks) else {"rcode": None, "id": None,
+                                                      "answers": None}
+            print(json.dumps({"dig": got, "dig_exit": p.returncode}), flush=True)
+
+
+# Queries dig sends over one TCP connection (+keepopen): (qname, qtype,
+# rcode, answers); their ids are dig's own (random), read from its output.
+DNS_TCP_BATCH = [("www.example.test", "A", "NOERROR", 1),
+                 ("txt.example.test", "TXT", "NOERROR", 1),
+                 ("nx.example.test", "A", "NXDOMAIN", 0)]
 
 
 def scenario_dns(pcap, tapdelay, workdir):
     """The DNS scenario (module doc); returns (pcap, log)."""
-    spec = []
+    spec, want = [], []
     for i, (tr, port, qname, qtype, rcode, answers) in enumerate(DNS_QUERIES):
-        spec.append([tr, port, qname, qtype, rcode, answers, 4100 + 7 * i, 41000 + i])
+        qid = 4100 + 7 * i
+        spec.append({"transport": tr, "port": port, "sport": 41000 + i,
+                     "queries": [[qname, qtype, qid]]})
+        want.append((tr, port, 41000 + i, qname, qtype, rcode, answers, qid))
+    spec.append({"transport": "tcp", "port": 53, "sport": 41100,
+                 "queries": [[q, t, None] for q, t, _, _ in DNS_TCP_BATCH]})
+    want += [("tcp", 53, 41100, q, t, rc, n, None) for q, t, rc, n in DNS_TCP_BATCH]
     with tcprig.Rig(workdir=workdir, tapdelay=tapdelay, delay_ms=10, tag=_tag("dns"),
                     capture_filter="udp or tcp") as rig:
         rig.nft(rig.S, DNS_DROP_RULES)
@@ -231,13 +258,14 @@ def scenario_dns(pcap, tapdelay, workdir):
         out = rig.finish(cli, timeout=120)
         rig.stop_capture()
     log, problems = [], []
-    for s, line in zip(spec, out.splitlines()):
-        tr, port, qname, qtype, rcode, answers, qid, sport = s
-        d = json.loads(line)
+    for w, line in zip(want, out.splitlines()):
+        tr, port, sport, qname, qtype, rcode, answers, qid = w
+        dig = json.loads(line)["dig"]
+        if qid is None:
+            qid = dig["id"]
         entry = {"transport": tr, "client_port": sport, "server_port": port, "qname": qname,
                  "qtype": QTYPES[qtype], "id": qid,
                  "rcode": RCODES[rcode] if rcode else None, "answers": answers}
-        dig = d["dig"]
         if rcode is None:
             if dig["rcode"] is not None:
                 problems.append(f"{qname}: answered ({dig}) though it should be dropped")
@@ -245,8 +273,10 @@ def scenario_dns(pcap, tapdelay, workdir):
             problems.append(f"{qname} {qtype} over {tr}/{port}: dig says {dig}, "
                             f"the zone says {rcode} with {answers} answer(s), id {qid}")
         log.append(entry)
-    if len(log) != len(spec):
-        problems.append(f"dig ran {len(log)} of {len(spec)} queries")
+    if len(log) != len(want):
+        problems.append(f"dig answered {len(log)} of {len(want)} queries")
+    if len({(e["client_port"], e["id"]) for e in log}) != len(log):
+        problems.append("two queries on one connection got the same id from dig")
     if problems:
         raise RigError("dns scenario: " + "; ".join(problems))
     return pcap, log
@@ -556,6 +586,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._reply(404, b"not found: " + self.path.encode() + b"\n")
 
+    do_HEAD = do_GET
+
     def do_POST(self):
         n = int(self.headers.get("Content-Length", 0))
         got = self.rfile.read(n)
@@ -581,8 +613,9 @@ def _agent_http_server(ip, ports):
         s.shutdown()
 
 
-def _read_response(f):
-    """(status, body length) of one response from a buffered reader."""
+def _read_response(f, head=False):
+    """(status, body length) of one response from a buffered reader; a
+    response to HEAD has no body whatever its headers say."""
     status_line = f.readline()
     if not status_line:
         raise RuntimeError("connection closed before a response")
@@ -594,6 +627,8 @@ def _read_response(f):
             break
         k, _, v = line.decode().partition(":")
         headers[k.strip().lower()] = v.strip()
+    if head:
+        return status, 0
     if headers.get("transfer-encoding", "").lower() == "chunked":
         n = 0
         while True:
@@ -632,7 +667,7 @@ def _agent_http_client(ip, spec_path):
                    "-w", "%{local_port} %{http_code} %{size_download} %{num_connects}\\n"]
             post = [r for r in g["requests"] if r["method"] == "POST"]
             if post:
-                body = os.path.join(tempfile.gettempdir(), f"apprig-post-{os.getpid()}")
+                body = os.path.join(os.path.dirname(spec_path), f"post-{conn}.bin")
                 with open(body, "wb") as f:
                     f.write(b"p" * post[0]["body"])
                 cmd += ["--data-binary", f"@{body}"]
@@ -654,14 +689,15 @@ def _agent_http_client(ip, spec_path):
         reqs = [_raw_request(r["method"], r["uri"], g["host"], b"q" * r.get("body", 0),
                              r.get("version", "HTTP/1.1"), r.get("close", False))
                 for r in g["requests"]]
+        heads = [r["method"] == "HEAD" for r in g["requests"]]
         if g["tool"] == "pipelined":
             s.sendall(b"".join(reqs))
-            results = [_read_response(f) for _ in reqs]
+            results = [_read_response(f, head) for head in heads]
         else:
             results = []
-            for req in reqs:
+            for req, head in zip(reqs, heads):
                 s.sendall(req)
-                results.append(_read_response(f))
+                results.append(_read_response(f, head))
         f.close()
         s.close()
         for status, n in results:
@@ -687,7 +723,7 @@ def _http_groups():
          "requests": [r("/size/0", size=0), r("/size/5000", size=5000),
                       r("/upload", method="POST", body=3000, size=len(b"got 3000\n")),
                       r("/chunked/50000", size=50000), r("/nothing/here", status=404, size=miss),
-                      r("/size/1", size=1)]},
+                      r("/size/2000", method="HEAD", size=0), r("/size/1", size=1)]},
         {"name": "pipelined", "tool": "pipelined", "port": 9080, "host": "api.example.test",
          "requests": [r("/size/10", size=10), r("/nothing/here", status=404, size=miss),
                       r("/size/40000", size=40000), r("/chunked/9000", size=9000),
