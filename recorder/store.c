@@ -4,8 +4,8 @@
  * DESIGN: packets are copied into a 4 MiB buffer, and segments are written
  * with O_DIRECT: the disk reads the buffer itself, so the bytes are copied
  * once (into the buffer) instead of twice (and again into page-cache pages
- * the kernel must find and clear, which was half the writer's CPU time on a
- * small VM). Two buffers, allocated once and reused: when one is full, an I/O
+ * the kernel must find and clear, which was half the recorder's CPU time on
+ * a small VM). Two buffers, allocated once and reused: when one is full, an I/O
  * thread writes its whole 4 KiB blocks while the writer fills the other,
  * which starts with the block the last whole record ended in (written again
  * with the next blocks: O_DIRECT offsets and lengths are whole blocks). At
