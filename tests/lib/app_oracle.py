@@ -110,9 +110,9 @@ Caveats of tshark 4.0 (Debian 12's), and what the oracle does about them:
     records are the same either way).  tshark also flags the late first
     copy of a held-back segment as a (fast) retransmission or out-of-order:
     those flags do not mean a second copy.
-  * a frame that holds several PDUs: only the first can be a reassembled one
-    (the PDU that began in an earlier segment); the others lie in the frame.
-    The parser relies on this to tell which positions are the PDU's.
+  * a frame can hold several PDUs: the ones that lie in its own bytes and,
+    in order, at most one reassembled one (the PDU that began in an earlier
+    segment); which positions are whose is told by content (_messages).
   * the Info column shows the start of a response whose body is still
     incomplete; the JSON tree does not: only the JSON tree is read.
 """
@@ -220,7 +220,8 @@ def tshark_frames(pcap, dns_ports=(53, 5353), tls_ports=(), http_ports=()):
 
 
 def _segments(value):
-    """[(frame, position, length)] of a tcp.segments object."""
+    """([(frame, position, length)], reassembled bytes) of a tcp.segments
+    object."""
     out, raw = [], None
     for k, v in value:
         if k == "tcp.segment_raw":
@@ -228,24 +229,38 @@ def _segments(value):
         elif k == "tcp.segment":
             out.append((int(v), raw[1] if raw else None, raw[2] if raw else None))
             raw = None
-    return out
+    data = _get(value, "tcp.reassembled.data") or ""
+    return out, bytes.fromhex(data.replace(":", ""))
 
 
 def _messages(frames, names):
     """Walks the frames' layers; yields (frame, layers, name, value, segs)
     for every layer called one of `names`, in order.  segs is the
-    tcp.segments list when that layer is the frame's reassembled PDU (the
-    first PDU layer after a tcp.segments entry), else None."""
+    tcp.segments list of the reassembled PDU the layer was dissected from,
+    or None when it lies in the frame's own bytes.  The data source is told
+    by content: the layer's bytes (its _raw entry: hex, position, length)
+    are the reassembled data's at that position, or they are not.  (In
+    order, only the first PDU of a frame can be a reassembled one; with
+    out-of-order reassembly one frame may complete several.)"""
     for number, layers in frames:
-        pending = None
+        sources, raw = [], None
         for k, v in layers:
             if k == "tcp.segments":
-                pending = _segments(v)
+                sources.append(_segments(v))
+            elif k.endswith("_raw"):
+                raw = v
+                continue
             elif k in names:
-                yield number, layers, k, v, pending
-                pending = None
-            elif k in ("dns", "tls", "http", "data"):
-                pending = None
+                segs = None
+                if raw and len(raw) >= 3 and isinstance(raw[0], str):
+                    pdu = bytes.fromhex(raw[0])
+                    pos = raw[1]
+                    for s, data in sources:
+                        if data[pos:pos + len(pdu)] == pdu:
+                            segs = s
+                            break
+                yield number, layers, k, v, segs
+            raw = None
 
 
 def _endpoints(layers):
