@@ -17,6 +17,11 @@ For each scenario:
     the server never answered), answer count; SNI, ALPN list, negotiated
     version and cipher, ClientHello version; method, URI, Host, status,
     request and response body lengths;
+  * HTTP: the frames the oracle names (a request's first segment and the
+    one that completed it, the one that completed the response's headers)
+    are those a plain reading of the TCP payloads gives (each direction's
+    bytes laid out by sequence number, messages found by a small parser
+    here): the check of the oracle's reassembly positions;
   * times are positive and plausible for the path (10 ms each way for DNS
     and TLS, 5 ms for HTTP): at least the round trip, under a few seconds;
   * the captures hold what the scenarios exist for: a ClientHello and a
@@ -203,6 +208,92 @@ def check_http(recs, log):
           "http: no response whose headers completed before its body")
 
 
+def _http_messages(data, no_body=()):
+    """[(start, headers end, end)] of the HTTP/1.x messages laid end to end
+    in `data` (one direction of a connection): a parser of its own, to
+    check the oracle's positions with.  no_body: the numbers of the
+    messages that have none whatever their headers say (answers to HEAD)."""
+    out, pos = [], 0
+    while pos < len(data):
+        hend = data.find(b"\r\n\r\n", pos)
+        if hend < 0:
+            break
+        hend += 4
+        head = data[pos:hend].decode("latin-1").lower()
+        length = 0
+        if len(out) in no_body:
+            end = hend
+        elif "transfer-encoding: chunked" in head:
+            q = hend
+            while True:
+                eol = data.index(b"\r\n", q)
+                n = int(data[q:eol].split(b";")[0], 16)
+                q = eol + 2 + n + 2
+                if n == 0:
+                    break
+            end = q
+        else:
+            for line in head.split("\r\n"):
+                if line.startswith("content-length:"):
+                    length = int(line.split(":")[1])
+            end = hend + length
+        out.append((pos, hend, end))
+        pos = end
+    return out
+
+
+def check_http_positions(pcap, recs):
+    """The frames the oracle names (first segment of a request, the one
+    that completed it, the one that completed the response's headers)
+    are those a plain reading of the TCP payloads gives: each direction's
+    bytes laid out by sequence number (first copies: the rig's loss is
+    after the capture point), messages found by a small parser above."""
+    p = subprocess.run(["tshark", "-n", "-r", pcap, "-o", "tcp.desegment_tcp_streams:FALSE",
+                        "-o", "tcp.relative_sequence_numbers:TRUE", "-Y", "tcp.len > 0",
+                        "-T", "fields", "-e", "frame.number", "-e", "tcp.srcport",
+                        "-e", "tcp.dstport", "-e", "tcp.seq", "-e", "tcp.payload"],
+                       capture_output=True, text=True)
+    streams = {}   # (client port, "c2s"/"s2c") -> [(frame, seq, bytes)]
+    for line in p.stdout.splitlines():
+        frame, sport, dport, seq, payload = line.split("\t")
+        sport, dport = int(sport), int(dport)
+        client, d = (dport, "s2c") if sport in apprig.HTTP_PORTS else (sport, "c2s")
+        streams.setdefault((client, d), []).append(
+            (int(frame), int(seq) - 1, bytes.fromhex(payload.replace(":", ""))))
+
+    def layout(segs):
+        size = max(off + len(b) for _, off, b in segs)
+        data, owner = bytearray(size), [0] * size
+        for frame, off, b in segs:            # frame order: first copies win
+            for i in range(len(b)):
+                if not owner[off + i]:
+                    owner[off + i] = frame
+                    data[off + i] = b[i]
+        return bytes(data), owner
+
+    conns = {}
+    for r in recs:
+        conns.setdefault(r["client"]["port"], []).append(r)
+    checked = 0
+    for port, rs in conns.items():
+        cdata, cown = layout(streams[(port, "c2s")])
+        sdata, sown = layout(streams[(port, "s2c")])
+        reqs = _http_messages(cdata)
+        heads = {i for i, (qs, _, _) in enumerate(reqs) if cdata[qs:qs + 5] == b"HEAD "}
+        resps = _http_messages(sdata, heads)
+        if not check(len(reqs) == len(rs) == len(resps),
+                     f"http positions: connection {port}: {len(reqs)} requests, "
+                     f"{len(resps)} responses read, {len(rs)} records"):
+            continue
+        for r, (qs, _, qe), (_, rh, _) in zip(rs, reqs, resps):
+            want = (cown[qs], cown[qe - 1], sown[rh - 1])
+            got = (r["_first_frame"], r["_request_frame"], r["_headers_frame"])
+            check(got == want, f"http positions {r['method']} {r['uri']}: the oracle's "
+                               f"(first, request, headers) frames {got}, the bytes say {want}")
+            checked += 1
+    print(f"http: the frames of {checked} exchanges checked against the bytes", flush=True)
+
+
 def selfcheck(theirs):
     ok, rep = ao.compare(theirs, theirs)
     check(ok and "0 missing, 0 extra" in rep, f"compare: identical records differ:\n{rep}")
@@ -248,7 +339,7 @@ def main():
         before = len(PROBLEMS)
         {"dns": lambda: check_dns(mine, log), "tls": lambda: check_tls(mine, log, pcap),
          "tls_reorder": lambda: check_tls(mine, log, pcap, reorder=True),
-         "http": lambda: check_http(mine, log)}[name]()
+         "http": lambda: (check_http(mine, log), check_http_positions(pcap, mine))}[name]()
         print(f"{name}: {len(mine)} oracle records, "
               f"{'all agree with the rig' if len(PROBLEMS) == before else 'PROBLEMS'}",
               flush=True)

@@ -412,7 +412,8 @@ def _http_records(frames, ts):
             rec.update(method=method, host=_get(http, "http.host"),
                        uri=_first(http, "http.request.uri"), status=None,
                        request_body_bytes=_body_len(http), response_body_bytes=None,
-                       response_ns=None, _request_frame=number, _stream=int(stream))
+                       response_ns=None, _request_frame=number, _stream=int(stream),
+                       _first_frame=segs[0][0] if segs else number)
             st["req"].append(rec)
         elif _first(http, "http.response.code") is not None:
             code = int(_first(http, "http.response.code"))
