@@ -17,6 +17,8 @@ For each scenario:
     the server never answered), answer count; SNI, ALPN list, negotiated
     version and cipher, ClientHello version; method, URI, Host, status,
     request and response body lengths;
+  * TLS: the ClientHello's first and completing frames and the
+    ServerHello's completing frame are those the payloads give;
   * HTTP: the frames the oracle names (a request's first segment and the
     one that completed it, the one that completed the response's headers)
     are those a plain reading of the TCP payloads gives (each direction's
@@ -242,56 +244,93 @@ def _http_messages(data, no_body=()):
     return out
 
 
-def check_http_positions(pcap, recs):
-    """The frames the oracle names (first segment of a request, the one
-    that completed it, the one that completed the response's headers)
-    are those a plain reading of the TCP payloads gives: each direction's
-    bytes laid out by sequence number (first copies: the rig's loss is
-    after the capture point), messages found by a small parser above."""
+def payload_streams(pcap, server_ports):
+    """Each direction's TCP payload laid out by sequence number, from
+    tshark's per-frame fields (no reassembly, no dissection):
+    {(client port, server port, "c2s"|"s2c"): (bytes, owner)}, owner[i] the
+    frame that first carried byte i (first copies win)."""
     p = subprocess.run(["tshark", "-n", "-r", pcap, "-o", "tcp.desegment_tcp_streams:FALSE",
                         "-o", "tcp.relative_sequence_numbers:TRUE", "-Y", "tcp.len > 0",
                         "-T", "fields", "-e", "frame.number", "-e", "tcp.srcport",
                         "-e", "tcp.dstport", "-e", "tcp.seq", "-e", "tcp.payload"],
                        capture_output=True, text=True)
-    streams = {}   # (client port, "c2s"/"s2c") -> [(frame, seq, bytes)]
+    segs = {}
     for line in p.stdout.splitlines():
         frame, sport, dport, seq, payload = line.split("\t")
         sport, dport = int(sport), int(dport)
-        client, d = (dport, "s2c") if sport in apprig.HTTP_PORTS else (sport, "c2s")
-        streams.setdefault((client, d), []).append(
+        key = (dport, sport, "s2c") if sport in server_ports else (sport, dport, "c2s")
+        segs.setdefault(key, []).append(
             (int(frame), int(seq) - 1, bytes.fromhex(payload.replace(":", ""))))
-
-    def layout(segs):
-        size = max(off + len(b) for _, off, b in segs)
+    out = {}
+    for key, ss in segs.items():
+        size = max(off + len(b) for _, off, b in ss)
         data, owner = bytearray(size), [0] * size
-        for frame, off, b in segs:            # frame order: first copies win
+        for frame, off, b in sorted(ss):
             for i in range(len(b)):
                 if not owner[off + i]:
                     owner[off + i] = frame
                     data[off + i] = b[i]
-        return bytes(data), owner
+        out[key] = (bytes(data), owner)
+    return out
 
+
+def completed(owner, start, end):
+    """The frame that completed bytes start..end-1: the last of their first
+    copies to arrive."""
+    return max(owner[start:end])
+
+
+def check_http_positions(pcap, recs):
+    """The frames the oracle names (first segment of a request, the one
+    that completed it, the one that completed the response's headers)
+    are those a plain reading of the TCP payloads gives (payload_streams;
+    messages found by the small parser above)."""
+    streams = payload_streams(pcap, apprig.HTTP_PORTS)
     conns = {}
     for r in recs:
-        conns.setdefault(r["client"]["port"], []).append(r)
+        conns.setdefault((r["client"]["port"], r["server"]["port"]), []).append(r)
     checked = 0
-    for port, rs in conns.items():
-        cdata, cown = layout(streams[(port, "c2s")])
-        sdata, sown = layout(streams[(port, "s2c")])
+    for (cport, sport), rs in conns.items():
+        cdata, cown = streams[(cport, sport, "c2s")]
+        sdata, sown = streams[(cport, sport, "s2c")]
         reqs = _http_messages(cdata)
         heads = {i for i, (qs, _, _) in enumerate(reqs) if cdata[qs:qs + 5] == b"HEAD "}
         resps = _http_messages(sdata, heads)
         if not check(len(reqs) == len(rs) == len(resps),
-                     f"http positions: connection {port}: {len(reqs)} requests, "
+                     f"http positions: connection {cport}: {len(reqs)} requests, "
                      f"{len(resps)} responses read, {len(rs)} records"):
             continue
-        for r, (qs, _, qe), (_, rh, _) in zip(rs, reqs, resps):
-            want = (cown[qs], cown[qe - 1], sown[rh - 1])
+        for r, (qs, _, qe), (rs_, rh, _) in zip(rs, reqs, resps):
+            want = (cown[qs], completed(cown, qs, qe), completed(sown, rs_, rh))
             got = (r["_first_frame"], r["_request_frame"], r["_headers_frame"])
             check(got == want, f"http positions {r['method']} {r['uri']}: the oracle's "
                                f"(first, request, headers) frames {got}, the bytes say {want}")
             checked += 1
     print(f"http: the frames of {checked} exchanges checked against the bytes", flush=True)
+
+
+def check_tls_positions(pcap, recs, name):
+    """The ClientHello's first and completing frames and the ServerHello's
+    completing frame, as the oracle names them, against the payloads: each
+    hello is the first handshake message of its direction, and tshark
+    dissects it when the TLS record holding it is complete, so "completed"
+    is the record's last byte (here every hello has a record of its own)."""
+    streams = payload_streams(pcap, apprig.TLS_PORTS)
+    checked = 0
+    for r in recs:
+        key = (r["client"]["port"], r["server"]["port"])
+        cdata, cown = streams[key + ("c2s",)]
+        ch_end = 5 + int.from_bytes(cdata[3:5], "big")
+        want = [cown[0], completed(cown, 0, ch_end)]
+        got = [r["_first_frame"], r["_ch_frame"]]
+        if r.get("_sh_frame"):
+            sdata, sown = streams[key + ("s2c",)]
+            want.append(completed(sown, 0, 5 + int.from_bytes(sdata[3:5], "big")))
+            got.append(r["_sh_frame"])
+        check(got == want, f"{name} positions {key}: the oracle's (first, ClientHello, "
+                           f"ServerHello) frames {got}, the bytes say {want}")
+        checked += 1
+    print(f"{name}: the frames of {checked} handshakes checked against the bytes", flush=True)
 
 
 def selfcheck(theirs):
@@ -337,8 +376,10 @@ def main():
                                       f"{[ao._desc(r) for r in recs if r['kind'] != name][:3]}")
         check_common(name, mine, (ts[0], ts[-1]), rtt_min)
         before = len(PROBLEMS)
-        {"dns": lambda: check_dns(mine, log), "tls": lambda: check_tls(mine, log, pcap),
-         "tls_reorder": lambda: check_tls(mine, log, pcap, reorder=True),
+        {"dns": lambda: check_dns(mine, log),
+         "tls": lambda: (check_tls(mine, log, pcap), check_tls_positions(pcap, mine, name)),
+         "tls_reorder": lambda: (check_tls(mine, log, pcap, reorder=True),
+                                check_tls_positions(pcap, mine, name)),
          "http": lambda: (check_http(mine, log), check_http_positions(pcap, mine))}[name]()
         print(f"{name}: {len(mine)} oracle records, "
               f"{'all agree with the rig' if len(PROBLEMS) == before else 'PROBLEMS'}",

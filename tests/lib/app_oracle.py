@@ -361,7 +361,7 @@ def _tls_records(frames, ts):
                    version=None, sni=_first(ch, "tls.handshake.extensions_server_name"),
                    alpn=_all(alpn_ext, "tls.handshake.extensions_alpn_str"),
                    cipher=None, hello_rtt_ns=None, _ch_frame=number, _stream=int(stream),
-                   _ch_segments=ch_segs)
+                   _ch_segments=ch_segs, _first_frame=first_seg)
         if "sh" in st:
             sh_number, sh, rec["_sh_segments"] = st["sh"]
             sv = _first(sh, "tls.handshake.extensions.supported_version")
