@@ -17,11 +17,14 @@
  * tcp_analyze_sequence_number(): which flag a segment gets depends on that
  * order.
  *
- * Compact state: the flow record is built only when emitted, from narrow
- * counters - 32-bit packets, bytes and sample counts, 16-bit RST and FIN
- * counts; the anomaly counts (retransmissions, duplicate ACKs, lost
- * segments, ...), which most flows never have, live in a 72-byte block from
- * a pool taken at a flow's first anomaly. A counter that wraps carries into
+ * Compact state (~390 bytes a flow): an 88-byte hot slot (the hash chain,
+ * list and flags in the key's padding), a 296-byte cold one (each
+ * direction's TCP state and counters in 96 bytes, then the flow's times,
+ * history and statistics), a 4-byte index entry. The flow record is built
+ * only when emitted, from narrow counters - 32-bit packets, bytes and sample
+ * counts, 16-bit RST and FIN counts; the anomaly counts (retransmissions,
+ * duplicate ACKs, lost segments, ...), which most flows never have, live in
+ * a 72-byte block from a pool taken at a flow's first anomaly. A counter that wraps carries into
  * the flow's wide record, a side array by slot number that only such flows
  * touch, so records stay exact whatever the flow. Of a direction's
  * unacknowledged segments (the oldest 8, for ACK RTTs) the oldest is kept in
