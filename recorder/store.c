@@ -17,7 +17,12 @@
  * crash is never taken for packets: pcapio_parse_rec). A file system that
  * refuses O_DIRECT (ramfs) gets buffered writes, logged once. The index
  * builder records each packet's file offset at append time, which is exactly
- * where the record will land because the file is only ever appended to.
+ * where the record will land because the file is only ever appended to. At a
+ * seal a sealer thread lays the index out and writes it (sorting and laying
+ * out 17 MB took the writer ~0.1 s per 256 MiB segment) while the writer goes
+ * on in a second builder; the writer lists the segment and applies the disk
+ * budget when the index is written (at its next tick or seal), and a search
+ * meanwhile scans the segment as it scans the open one.
  *
  * A failed write (ENOSPC, EDQUOT, EIO) is cut back to the last whole record
  * with ftruncate, so the file never holds a torn record; the bytes after it
@@ -83,6 +88,21 @@ typedef struct store_io {
     int err;
 } store_io;
 
+/* The sealer thread lays out a sealed segment's index and writes it, while
+ * the writer goes on with the next segment in a second index builder. */
+typedef struct store_sealer {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int quit;              /* under mu */
+    int state;             /* STORE_IO_*, under mu */
+    segidx_builder_t *b;   /* the job: the builder of segment seq, pcap_bytes long */
+    uint64_t seq, pcap_bytes;
+    char idx[4096];
+    segidx_t *ix;          /* its result: the index, and segidx_write's return */
+    int wrc;
+} store_sealer;
+
 struct store {
     store_opts o;
     char *dir;
@@ -112,6 +132,10 @@ struct store {
     store_io io;
     int no_io_thread;    /* it could not be started */
     segidx_builder_t *ix;
+    segidx_builder_t *ix_spare; /* the other builder; NULL while the sealer has it */
+    store_sealer sl;
+    int no_sealer;              /* its thread could not be started */
+    int64_t sealing_min_ts, sealing_max_ts; /* the segment the sealer holds */
     store_stats st;
 };
 
@@ -251,9 +275,13 @@ static uint64_t store__free_bytes(store_t *s)
     return (uint64_t)v.f_bavail * v.f_frsize;
 }
 
+/* Does the sealer hold a segment whose index is being made? */
+static int store__sealing(const store_t *s) { return !s->no_sealer && !s->ix_spare; }
+
 static uint64_t store__used(store_t *s)
 {
     uint64_t u = s->fd >= 0 ? s->file_size : 0;
+    if (store__sealing(s)) u += s->sl.pcap_bytes;
     for (size_t i = 0; i < s->nsegs; i++) u += s->segs[i].bytes;
     return u;
 }
@@ -573,6 +601,59 @@ static int store__open_segment(store_t *s)
     return 0;
 }
 
+static void *store__sealer_main(void *arg)
+{
+    store_sealer *sl = arg;
+    pthread_setname_np(pthread_self(), "mscope-sealer");
+    pthread_mutex_lock(&sl->mu);
+    for (;;) {
+        while (sl->state != STORE_IO_QUEUED && !sl->quit) pthread_cond_wait(&sl->cv, &sl->mu);
+        if (sl->state != STORE_IO_QUEUED) break;
+        pthread_mutex_unlock(&sl->mu);
+        segidx_t *ix = segidx_builder_finish(sl->b, sl->pcap_bytes);
+        int wrc = segidx_write(ix, sl->idx);
+        pthread_mutex_lock(&sl->mu);
+        sl->ix = ix;
+        sl->wrc = wrc;
+        sl->state = STORE_IO_DONE;
+        pthread_cond_broadcast(&sl->cv);
+    }
+    pthread_mutex_unlock(&sl->mu);
+    return NULL;
+}
+
+/* The index of a sealed segment is made and written: list the segment, apply
+ * the disk budget. Takes ownership of ix. */
+static void store__sealed(store_t *s, uint64_t seq, uint64_t pcap_bytes, segidx_t *ix, int wrc,
+                          const char *idx)
+{
+    if (wrc < 0)
+        log_warn("cannot write index %s: %s; it will be rebuilt at start-up and searches scan "
+                 "the segment meanwhile",
+                 idx, strerror(-wrc));
+    store__add_sealed(s, seq, ix, pcap_bytes + (wrc < 0 ? 0 : ix->size));
+    s->st.segments_sealed++;
+    log_debug("sealed segment %" PRIu64 ": %" PRIu64 " packets, %" PRIu64 " bytes", seq,
+              ix->hdr->npkts, pcap_bytes);
+    segidx_free(ix);
+    store__budget(s);
+}
+
+/* Take the sealer's result if it has one (wait: wait for it). */
+static void store__sealer_reap(store_t *s, int wait)
+{
+    store_sealer *sl = &s->sl;
+    if (s->ix_spare || s->no_sealer) return; /* nothing given */
+    pthread_mutex_lock(&sl->mu);
+    while (wait && sl->state == STORE_IO_QUEUED) pthread_cond_wait(&sl->cv, &sl->mu);
+    int done = sl->state == STORE_IO_DONE;
+    if (done) sl->state = STORE_IO_IDLE;
+    pthread_mutex_unlock(&sl->mu);
+    if (!done) return;
+    s->ix_spare = sl->b;
+    store__sealed(s, sl->seq, sl->pcap_bytes, sl->ix, sl->wrc, sl->idx);
+}
+
 static int store__seal(store_t *s)
 {
     if (s->fd < 0) return 0;
@@ -596,18 +677,26 @@ static int store__seal(store_t *s)
         unlink(pcap); /* not even the header was written */
         return rc;
     }
+    /* The previous segment's index first: one at a time, in order. */
+    store__sealer_reap(s, 1);
+    if (s->ix_spare) { /* the sealer makes the index; the writer goes on */
+        store_sealer *sl = &s->sl;
+        pthread_mutex_lock(&sl->mu);
+        sl->b = s->ix;
+        sl->seq = s->seq;
+        sl->pcap_bytes = s->file_size;
+        snprintf(sl->idx, sizeof sl->idx, "%s", idx);
+        sl->state = STORE_IO_QUEUED;
+        pthread_cond_broadcast(&sl->cv);
+        pthread_mutex_unlock(&sl->mu);
+        s->ix = s->ix_spare;
+        s->ix_spare = NULL;
+        s->sealing_min_ts = s->open_min_ts;
+        s->sealing_max_ts = s->open_max_ts;
+        return rc;
+    }
     segidx_t *ix = segidx_builder_finish(s->ix, s->file_size);
-    int wrc = segidx_write(ix, idx);
-    if (wrc < 0)
-        log_warn("cannot write index %s: %s; it will be rebuilt at start-up and searches scan "
-                 "the segment meanwhile",
-                 idx, strerror(-wrc));
-    store__add_sealed(s, s->seq, ix, s->file_size + (wrc < 0 ? 0 : ix->size));
-    s->st.segments_sealed++;
-    log_debug("sealed segment %" PRIu64 ": %" PRIu64 " packets, %" PRIu64 " bytes", s->seq,
-              ix->hdr->npkts, s->file_size);
-    segidx_free(ix);
-    store__budget(s);
+    store__sealed(s, s->seq, s->file_size, ix, segidx_write(ix, idx), idx);
     return rc;
 }
 
@@ -648,6 +737,15 @@ store_t *store_open(const store_opts *o, char *err, size_t errlen)
         s->no_io_thread = 1;
     }
     s->ix = segidx_builder_new();
+    pthread_mutex_init(&s->sl.mu, NULL);
+    pthread_cond_init(&s->sl.cv, NULL);
+    trc = pthread_create(&s->sl.tid, NULL, store__sealer_main, &s->sl);
+    if (trc) {
+        log_warn("pthread_create() failed: %s; the writer makes indexes itself", strerror(trc));
+        s->no_sealer = 1;
+    } else {
+        s->ix_spare = segidx_builder_new();
+    }
     s->catw = catalog_writer_open(s->dir);
     store__load(s);
     store__budget(s);
@@ -699,6 +797,7 @@ int store_append(store_t *s, int64_t ts_ns, const uint8_t *data, uint32_t caplen
 
 void store_tick(store_t *s, int64_t now_ns)
 {
+    store__sealer_reap(s, 0);
     if (s->st.paused) {
         if (now_ns - s->last_retry_ns >= STORE_RETRY_NS) store__flush(s, 1);
         return;
@@ -710,12 +809,28 @@ void store_tick(store_t *s, int64_t now_ns)
     if (now_ns - s->last_flush_ns >= s->o.flush_ns) store__flush(s, 1);
 }
 
-int store_flush_seal(store_t *s) { return store__seal(s); }
+int store_flush_seal(store_t *s)
+{
+    int rc = store__seal(s);
+    store__sealer_reap(s, 1);
+    return rc;
+}
 
 void store_close(store_t *s)
 {
     if (!s) return;
     store__seal(s); /* waits for the I/O thread's last job */
+    store__sealer_reap(s, 1);
+    if (!s->no_sealer) {
+        pthread_mutex_lock(&s->sl.mu);
+        s->sl.quit = 1;
+        pthread_cond_broadcast(&s->sl.cv);
+        pthread_mutex_unlock(&s->sl.mu);
+        pthread_join(s->sl.tid, NULL);
+    }
+    pthread_mutex_destroy(&s->sl.mu);
+    pthread_cond_destroy(&s->sl.cv);
+    segidx_builder_free(s->ix_spare);
     if (!s->no_io_thread) {
         pthread_mutex_lock(&s->io.mu);
         s->io.quit = 1;
@@ -740,7 +855,7 @@ void store_get_stats(store_t *s, store_stats *out)
 {
     *out = s->st;
     out->disk_used = store__used(s);
-    out->segments = s->nsegs + (s->fd >= 0);
+    out->segments = s->nsegs + (s->fd >= 0) + (uint64_t)store__sealing(s);
     out->oldest_ns = out->newest_ns = 0;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t i = 0; i < s->nsegs; i++) {
@@ -751,6 +866,10 @@ void store_get_stats(store_t *s, store_stats *out)
     if (s->fd >= 0 && segidx_builder_count(s->ix)) {
         if (s->open_min_ts < lo) lo = s->open_min_ts;
         if (s->open_max_ts > hi) hi = s->open_max_ts;
+    }
+    if (store__sealing(s) && s->sealing_min_ts <= s->sealing_max_ts) {
+        if (s->sealing_min_ts < lo) lo = s->sealing_min_ts;
+        if (s->sealing_max_ts > hi) hi = s->sealing_max_ts;
     }
     if (lo != INT64_MAX) {
         out->oldest_ns = lo;
