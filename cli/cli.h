@@ -10,7 +10,7 @@
 #define CLI_MAX_ARGS 64
 
 typedef struct cli_settings {
-    char *coordinator, *token_file, *key_file, *coordinator_key, *from, *to, *since, *host, *order, *node, *by, *metric;
+    char *coordinator, *token_file, *key_file, *coordinator_key, *role, *from, *to, *since, *host, *order, *node, *by, *metric;
     char *write, *nodes, *server, *client, *monitor;
     int64_t limit, port, proto, timeout, min_rtt;
     int64_t max_packets, max_bytes, dedup_window, node_timeout;

@@ -37,6 +37,7 @@ static const config_opt cli_opts[] = {
     { "coordinator", 'C', CFG_STR, O(coordinator), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "the coordinator's RPC address" },
     { "token-file", 'k', CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the coordinator's token file (default: $MSCOPE_TOKEN_FILE, else /var/lib/mscope/coordinator/rpc.token)" },
     { "key-file", 0, CFG_STR, O(key_file), NULL, 0, 0, "FILE", "our CURVE key pair, whose .pub the coordinator allows (default: $MSCOPE_KEY_FILE, else /var/lib/mscope/coordinator/client.key)" },
+    { "role", 0, CFG_STR, O(role), NULL, 0, 0, "ROLE", "keygen (required, no default): what the key is for, written in NAME.pub: recorder (publishes flow records on the coordinator's bus) or client (uses its RPC, as this CLI does); \"recorder,client\" for both; none (no role line) for a server's own pair, which no allow-list holds" },
     { "coordinator-key", 0, CFG_STR, O(coordinator_key), NULL, 0, 0, "FILE", "the coordinator's public key (default: $MSCOPE_COORDINATOR_KEY, else /var/lib/mscope/coordinator/curve.pub)" },
     { "insecure", 0, CFG_BOOL, O(insecure), NULL, 0, 0, NULL, "plain ZeroMQ, for a coordinator run with --insecure" },
     { "json", 'j', CFG_BOOL, O(json), NULL, 0, 0, NULL, "JSON for scripts (flows: an array of --flows-json objects)" },
@@ -85,9 +86,10 @@ static void usage(FILE *f)
                "            keys server=NET client=NET port=N proto=tcp|udp|N nodes=A,B filter=EXPR\n"
                "  search    packets from every recorder, merged by time into one pcap:\n"
                "            mscope search --since 20m 'host 10.0.3.7 and tcp port 443' -w incident.pcap\n"
-               "  keygen NAME   write a new CURVE key pair to NAME.key (0600) and its public\n"
-               "            half to NAME.pub (for a coordinator's allowed keys, or a recorder's\n"
-               "            coordinator.pub)\n\n"
+               "  keygen --role recorder|client NAME   write a new CURVE key pair to NAME.key\n"
+               "            (0600) and its public half to NAME.pub, for a coordinator's allowed\n"
+               "            keys: a recorder key is let in on its bus only, a client key on its\n"
+               "            RPC only; --role has no default (none: a server's own pair)\n\n"
                "Time range (flows, top, series, search): --from/--since, --to; default: the last hour.\n\n"
                "exit status: 0 ok, 1 coordinator unreachable or failed, 2 bad usage or request,\n"
                "3 authentication refused, 4 search answer partial (some recorder did not answer\n"
@@ -193,8 +195,8 @@ static int read_keys(const cli_settings *s, bus_sec *sec)
     busauth_pair coord;
     memset(sec, 0, sizeof *sec);
     if (busauth_load(kf, 1, &sec->self, err, sizeof err) < 0) {
-        fprintf(stderr, "mscope: %s (use --key-file; make a pair with 'mscope keygen NAME' and put "
-                        "NAME.pub in the coordinator's allowed keys)\n", err);
+        fprintf(stderr, "mscope: %s (use --key-file; make a pair with 'mscope keygen --role client NAME' "
+                        "and put NAME.pub in the coordinator's allowed keys)\n", err);
         return -1;
     }
     if (busauth_load(cf, 0, &coord, err, sizeof err) < 0) {
@@ -206,22 +208,37 @@ static int read_keys(const cli_settings *s, bus_sec *sec)
     return 0;
 }
 
-/* `mscope keygen NAME`: NAME.key and NAME.pub (NAME may end in .key). */
-static int keygen(const char *name)
+/* `mscope keygen --role ROLES NAME`: NAME.key and NAME.pub (NAME may end in
+ * .key), the role line in NAME.pub. Returns the exit status. */
+static int keygen(const char *name, const char *role)
 {
     char err[1024], keypath[4096], pubpath[4200];
+    unsigned roles;
+    if (!role) {
+        fprintf(stderr, "mscope keygen: --role is required: --role recorder for a recorder's key "
+                        "(let in on the coordinator's bus only), --role client for a CLI user's "
+                        "(its RPC only)\n");
+        return 2;
+    }
+    if (!strcmp(role, "none")) {
+        roles = 0; /* a server's own pair: no allow-list is meant to hold it */
+    } else if (busauth_roles_parse(role, &roles, err, sizeof err) < 0) {
+        fprintf(stderr, "mscope keygen: --role %s: %s\n", role, err);
+        return 2;
+    }
     size_t n = strlen(name);
     if (n > 4 && !strcmp(name + n - 4, ".key")) snprintf(keypath, sizeof keypath, "%s", name);
     else snprintf(keypath, sizeof keypath, "%s.key", name);
     busauth_pub_path(keypath, pubpath, sizeof pubpath);
     busauth_pair kp;
-    if (busauth_generate(&kp, err, sizeof err) < 0 ||
-        busauth_write(&kp, keypath, pubpath, err, sizeof err) < 0) {
+    int ok = busauth_generate(&kp, err, sizeof err) == 0;
+    kp.roles = roles;
+    if (!ok || busauth_write(&kp, keypath, pubpath, err, sizeof err) < 0) {
         fprintf(stderr, "mscope keygen: %s\n", err);
         return 1;
     }
-    printf("%s: the key pair (secret: keep it 0600)\n%s: its public key %s\n", keypath, pubpath,
-           kp.pub);
+    printf("%s: the key pair (secret: keep it 0600)\n%s: its public key %s, role %s\n", keypath,
+           pubpath, kp.pub, roles ? busauth_roles_str(roles) : "none");
     return 0;
 }
 
@@ -427,10 +444,11 @@ int main(int argc, char **argv)
     const char *cmd = pos[0];
     if (!strcmp(cmd, "keygen")) {
         if (npos != 2) {
-            fprintf(stderr, "mscope: usage: mscope keygen NAME (writes NAME.key and NAME.pub)\n");
+            fprintf(stderr, "mscope: usage: mscope keygen --role recorder|client NAME (writes "
+                            "NAME.key and NAME.pub)\n");
             goto out;
         }
-        rc = keygen(pos[1]);
+        rc = keygen(pos[1], s.role);
         goto out;
     }
     int64_t now = timeparse_now_ns(), from = now - 3600LL * 1000000000LL, to = 0;

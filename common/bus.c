@@ -73,7 +73,8 @@ static int bus__secure_server(bus__base *b, const bus_sec *sec, const char *what
 {
     if (!sec) return 0;
     int one = 1;
-    if (!(b->zap = busauth_zap_start(b->ctx, what, sec->allow_dir, sec->allow_key, err, errlen)))
+    if (!(b->zap = busauth_zap_start(b->ctx, what, sec->allow_dir, sec->allow_key,
+                                       sec->need_role, err, errlen)))
         return -1;
     if (zmq_setsockopt(b->sock, ZMQ_ZAP_DOMAIN, "mscope", 6) < 0 ||
         zmq_setsockopt(b->sock, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
@@ -159,7 +160,9 @@ const char *bus_handshake_str(int h)
 {
     switch (h) {
     case BUS_HANDSHAKE_OK: return "connected";
-    case BUS_HANDSHAKE_REFUSED: return "the server refused our key (it is not in its allow-list)";
+    case BUS_HANDSHAKE_REFUSED:
+        return "the server refused our key (it is not in its allow-list, or its role there is "
+               "not for this socket: a recorder key on the RPC, a client key on the bus)";
     case BUS_HANDSHAKE_FAILED:
         return "the CURVE handshake failed (a wrong server key, or the server runs --insecure)";
     default: return "no connection yet";

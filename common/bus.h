@@ -11,7 +11,7 @@
  *
  * Every constructor takes a bus_sec: with it the socket speaks CURVE
  * (encrypted; a server lets in only the client keys its allow-list names,
- * see busauth.h); NULL means plain ZeroMQ, which daemons use only when
+ * with the role it asks for, see busauth.h); NULL means plain ZeroMQ, which daemons use only when
  * told --insecure.
  */
 #ifndef MSCOPE_BUS_H
@@ -30,6 +30,7 @@ typedef struct bus_sec {
     char server_key[BUSAUTH_KEY_LEN + 1]; /* clients: the server's public key */
     const char *allow_dir;                /* servers: allowed client keys (*.pub); may be NULL */
     const char *allow_key;                /* servers: one more allowed key; may be NULL */
+    unsigned need_role;                   /* servers: BUSAUTH_ROLE_* allow_dir's keys need; 0 none */
 } bus_sec;
 
 typedef struct bus_pub bus_pub_t;

@@ -77,7 +77,7 @@ static const config_opt coord_opts[] = {
     { "token-file", 0, CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the RPC token clients must present (default: DIR/rpc.token, created 0600 if missing)" },
     { "search-token-file", 0, CFG_STR, O(search_token_file), NULL, 0, 0, "FILE", "the cluster's search token, presented to recorders (default: DIR/search.token, created 0600 if missing: copy it to every recorder)" },
     { "key-file", 0, CFG_STR, O(key_file), NULL, 0, 0, "FILE", "this coordinator's CURVE key pair (default: DIR/curve.key, created 0600 with DIR/curve.pub if missing: give curve.pub to every recorder and CLI user)" },
-    { "allow-dir", 0, CFG_STR, O(allow_dir), NULL, 0, 0, "DIR", "public keys (one NAME.pub file each) of the recorders and CLI users let in on the bus and the RPC, read at every connection (default: DIR/allowed-keys, created with client.pub, the key of DIR/client.key, for the local CLI)" },
+    { "allow-dir", 0, CFG_STR, O(allow_dir), NULL, 0, 0, "DIR", "public keys (one NAME.pub file each) of the recorders and CLI users, read at every connection; a file's role line says where its key is let in: role = recorder the bus, role = client the RPC, none both with a warning (default: DIR/allowed-keys, created with client.pub, role client, the key of DIR/client.key, for the local CLI)" },
     { "insecure", 0, CFG_BOOL, O(insecure), NULL, 0, 0, NULL, "plain ZeroMQ on the bus, the RPC and searches: unencrypted, and anyone who reaches the ports may publish" },
     { "user", 0, CFG_STR, O(user), NULL, 0, 0, "NAME", "as root: become this user at start, before anything is created, with no capabilities (the embedded PostgreSQL then runs as that user too)" },
     { "seccomp", 0, CFG_BOOL, O(seccomp), "yes", 0, 0, NULL, "allow only the system calls the coordinator makes, once it runs (--seccomp=no to turn off)" },
@@ -222,8 +222,10 @@ static int load_token(coord *c, const char *given, const char *name, char *out, 
 
 /* CURVE keys, unless --insecure: our pair (DIR/curve.key; its public half
  * DIR/curve.pub goes to recorders and CLI users) and the allow-list
- * directory. At the first start the default directory is made holding the
- * key of a local CLI pair (DIR/client.key), as DIR/rpc.token is made for
+ * directory, whose keys need role recorder on the bus and role client on
+ * the RPC (intake and RPC get their own copy of c->sec with need_role set).
+ * At the first start the default directory is made holding the key of a
+ * local CLI pair (DIR/client.key, role client), as DIR/rpc.token is made for
  * it: whoever can read DIR can use the CLI here. Returns 0 or -1. */
 static int load_keys(coord *c, char *err, size_t errlen)
 {
@@ -241,7 +243,7 @@ static int load_keys(coord *c, char *err, size_t errlen)
     if (c->cfg.key_file) snprintf(path, sizeof path, "%s", c->cfg.key_file);
     else snprintf(path, sizeof path, "%s/curve.key", c->cfg.data_dir);
     int rc = c->cfg.key_file ? busauth_load(path, 1, &c->sec.self, err, errlen)
-                             : busauth_load_or_create(path, &c->sec.self, err, errlen);
+                             : busauth_load_or_create(path, 0, &c->sec.self, err, errlen);
     if (rc < 0) return -1;
     if (rc == 1) log_info("created the coordinator's key pair %s (its public half, for recorders "
                           "and CLI users, is next to it)", path);
@@ -260,9 +262,9 @@ static int load_keys(coord *c, char *err, size_t errlen)
             snprintf(keypath, sizeof keypath, "%s/client.key", c->cfg.data_dir);
             snprintf(pubpath, sizeof pubpath, "%s/client.pub", c->allow_dir);
             unlink(keypath); /* the pair of an allow-list that is gone */
-            if (busauth_generate(&cli, err, errlen) < 0 ||
-                busauth_write(&cli, keypath, pubpath, err, errlen) < 0)
-                return -1;
+            if (busauth_generate(&cli, err, errlen) < 0) return -1;
+            cli.roles = BUSAUTH_ROLE_CLIENT; /* the RPC only: it may not publish on the bus */
+            if (busauth_write(&cli, keypath, pubpath, err, errlen) < 0) return -1;
             log_info("created %s, the allowed keys, with the key of %s for the local CLI",
                      c->allow_dir, keypath);
         } else if (errno != EEXIST) {
@@ -553,9 +555,12 @@ int main(int argc, char **argv)
         goto out;
     }
     const bus_sec *sec = c.cfg.insecure ? NULL : &c.sec;
+    bus_sec bus_keys = c.sec, rpc_keys = c.sec; /* the same keys, each socket's role */
+    bus_keys.need_role = BUSAUTH_ROLE_RECORDER;
+    rpc_keys.need_role = BUSAUTH_ROLE_CLIENT;
     intake_opts io = {
         .endpoint = c.cfg.bus,
-        .sec = sec,
+        .sec = sec ? &bus_keys : NULL,
         .conninfo = c.conninfo,
         .start_ns = c.start_ns,
         .flush_interval_ns = c.cfg.flush_interval,
@@ -576,7 +581,8 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    c.rpc_sock = bus_rpc_new(c.cfg.rpc, RPCAPI_REQUEST_MAX, sec, "rpc", err, sizeof err);
+    c.rpc_sock = bus_rpc_new(c.cfg.rpc, RPCAPI_REQUEST_MAX, sec ? &rpc_keys : NULL, "rpc", err,
+                             sizeof err);
     if (!c.rpc_sock) {
         log_error("%s", err);
         goto out;

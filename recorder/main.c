@@ -425,7 +425,7 @@ static int load_keys(recorder *r)
     if (!r->cfg.coordinator && !searching) return 0;
     if (!r->cfg.key_file && !r->cfg.data_dir) {
         log_error("--coordinator needs this recorder's key: --key-file FILE (make one with "
-                  "'mscope keygen NAME'), or --insecure");
+                  "'mscope keygen --role recorder NAME'), or --insecure");
         return -1;
     }
     if (r->cfg.key_file) snprintf(path, sizeof path, "%s", r->cfg.key_file);
@@ -436,7 +436,8 @@ static int load_keys(recorder *r)
         return -1;
     }
     int rc = r->cfg.key_file ? busauth_load(path, 1, &r->sec.self, err, sizeof err)
-                             : busauth_load_or_create(path, &r->sec.self, err, sizeof err);
+                             : busauth_load_or_create(path, BUSAUTH_ROLE_RECORDER, &r->sec.self,
+                                                      err, sizeof err);
     if (rc < 0) {
         log_error("%s", err);
         return -1;

@@ -104,7 +104,7 @@ done
 mkdir -p "$DEMO/store"
 cp "$DEMO/coord/search.token" "$DEMO/store/search.token"
 cp "$DEMO/coord/curve.pub" "$DEMO/store/coordinator.pub"
-"$CLI" keygen "$DEMO/store/curve" >/dev/null
+"$CLI" keygen --role recorder "$DEMO/store/curve" >/dev/null
 cp "$DEMO/store/curve.pub" "$DEMO/coord/allowed-keys/demo-recorder.pub"
 "$REC" --data-dir "$DEMO/store" --listen 127.0.0.1:$PORT --min-free 0 --segment-size 16M \
     --search "$SEARCH" --http "$REC_HTTP" --drain-time 0 \

@@ -302,7 +302,7 @@ table netdev mirror {{
         os.makedirs(datadir, exist_ok=True)
         shutil.copy(os.path.join(self.coord_dir, "search.token"), os.path.join(datadir, "search.token"))
         if not os.path.exists(os.path.join(datadir, "curve.key")):
-            self.run([self.CLI, "keygen", os.path.join(datadir, "curve")])
+            self.run([self.CLI, "keygen", "--role", "recorder", os.path.join(datadir, "curve")])
         shutil.copy(os.path.join(datadir, "curve.pub"),
                     os.path.join(self.coord_dir, "allowed-keys", f"{name}.pub"))
         shutil.copy(os.path.join(self.coord_dir, "curve.pub"), os.path.join(datadir, "coordinator.pub"))

@@ -9,6 +9,14 @@
   a wrong coordinator key it fails at once too; a plain (non-CURVE) client
   of the RPC or the bus gets nothing and changes nothing.
 - A recorder's search port lets in only the coordinator's key.
+- Key roles (the role line of a .pub file): a client key (the coordinator's
+  own client.key among them) is refused on the bus - nothing reaches the
+  database, the refusal is counted and the log says the key is known but
+  needs role recorder; a recorder key (keygen --role recorder, or the one a
+  recorder makes itself) is refused on the RPC - mscope exits 3; a key
+  without a role line gets in on both, named in one warning; the keys the
+  code paths make (a recorder's curve.pub, client.key) work where they
+  belong.
 - Bad key files: a secret key readable by others, a missing coordinator key,
   a .pub given as a pair - each a clear error at start.
 - A captured bus stream (tcpdump on loopback) holds no plaintext flow fields;
@@ -42,7 +50,7 @@ def recorder_import(pcap, node, *args):
 def test_recorder_refused_then_allowed(co, d, pcap):
     rd = os.path.join(d, "intruder")
     os.makedirs(rd)
-    h.run([cluster.CLI, "keygen", os.path.join(rd, "curve")])
+    h.run([cluster.CLI, "keygen", "--role", "recorder", os.path.join(rd, "curve")])
     shutil.copy(os.path.join(co.dir, "curve.pub"), os.path.join(rd, "coordinator.pub"))
     refused0 = co.stats()["bus_refused"]
     batches0 = co.stats()["batches"]
@@ -72,7 +80,7 @@ def test_recorder_refused_then_allowed(co, d, pcap):
 
 def test_cli(co, d):
     other = os.path.join(d, "stranger")
-    h.run([cluster.CLI, "keygen", other])
+    h.run([cluster.CLI, "keygen", "--role", "client", other])
     r0 = co.stats()["rpc_refused"]
     t0 = time.monotonic()
     p = h.run(co.cli("--key-file", other + ".key", "--timeout", "20s", "nodes"), check_rc=False)
@@ -92,7 +100,7 @@ def test_cli(co, d):
             f"CLI with a wrong coordinator key: exit {p.returncode} {p.stderr!r}")
     # A secret key readable by others, a .pub as a pair, no key at all.
     loose = os.path.join(d, "loose")
-    h.run([cluster.CLI, "keygen", loose])
+    h.run([cluster.CLI, "keygen", "--role", "client", loose])
     os.chmod(loose + ".key", 0o644)
     for key, says in ((loose + ".key", b"readable by others"), (other + ".pub", b"no secret-key"),
                       (os.path.join(d, "nothing.key"), b"No such file")):
@@ -101,6 +109,129 @@ def test_cli(co, d):
     h.check(h.run(co.cli("nodes")).returncode == 0, "the allowed CLI fails")
     print("ok  CLI: unknown key exit 3 at once, wrong server key exit 3, bad key files exit 2 "
           "with the reason; the allowed key works")
+
+
+def logged_while_trying(co, sock_type, endpoint, key_file, says, timeout=15):
+    """Connect a CURVE client with key_file to endpoint again and again
+    (libzmq does not soon retry a refused handshake by itself) until the
+    coordinator's log holds says: refusals are logged at most every 10 s per
+    socket, and an earlier part of this test may have just been logged."""
+    ctx = zmq.Context()
+
+    def attempt():
+        s = co.curve(ctx.socket(sock_type), key_file)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(endpoint)
+        time.sleep(0.5)
+        s.close()
+        return says in co.log_text()
+
+    try:
+        return h.wait_for(attempt, timeout, 0)
+    finally:
+        ctx.term()
+
+
+def test_roles_bus(co, d, pcap):
+    """Client keys are refused on the bus."""
+    # The coordinator's own client.key: it says role = client.
+    client_pub = cluster.read_key(os.path.join(co.dir, "allowed-keys", "client.pub"))
+    h.check(client_pub.get("role") == "client", f"allowed-keys/client.pub: {client_pub}")
+    # And one from mscope keygen --role client, allowed.
+    ck = os.path.join(d, "analyst")
+    p = h.run([cluster.CLI, "keygen", "--role", "client", ck])
+    h.check(b"role client" in p.stdout, f"keygen output: {p.stdout!r}")
+    shutil.copy(ck + ".pub", os.path.join(co.dir, "allowed-keys", "analyst.pub"))
+    h.check(h.run(co.cli("--key-file", ck + ".key", "nodes")).returncode == 0,
+            "a client-role key cannot use the RPC")
+    for key, node in ((os.path.join(co.dir, "client.key"), "as-local-cli"), (ck + ".key", "as-analyst")):
+        refused0, batches0 = co.stats()["bus_refused"], co.stats()["batches"]
+        p = recorder_import(pcap, node, "--coordinator", f"tcp://127.0.0.1:{co.port}", "--key-file",
+                            key, "--coordinator-key", os.path.join(co.dir, "curve.pub"))
+        log = p.stderr.decode(errors="replace")
+        h.check("refused our key" in log, f"a recorder with a client key is not told:\n{log}")
+        h.check(h.wait_for(lambda: co.stats()["bus_refused"] > refused0, 5),
+                f"client key on the bus: refusal not counted: {co.stats()}")
+        time.sleep(1)
+        h.check(flows_of(co, node) == 0 and co.stats()["batches"] == batches0,
+                f"records published with a client key reached the coordinator: {co.stats()}")
+    # flowgen with the same key: nothing taken either.
+    b0 = co.stats()["batches"]
+    p = h.run([h.binary("MSCOPE_FLOWGEN", "flowgen"), "--to", f"tcp://127.0.0.1:{co.port}", "--key-file", ck + ".key", "--server-key",
+               os.path.join(co.dir, "curve.pub"), "--records", "50", "--node", "fg-client"],
+              check_rc=False)
+    h.check(p.returncode != 0 and flows_of(co, "fg-client") == 0 and co.stats()["batches"] == b0,
+            f"flowgen with a client key: exit {p.returncode}, {co.stats()}")
+    says = ("bus: refused a peer at 127.0.0.1 (key known as analyst.pub but not allowed on this "
+            "socket: it would need role = recorder, its file says role = client")
+    h.check(logged_while_trying(co, zmq.PUB, f"tcp://127.0.0.1:{co.port}", ck + ".key", says),
+            f"the coordinator does not log why a client key is refused on the bus:\n"
+            f"{co.log_text()[-3000:]}")
+    print("ok  client keys (client.key, keygen --role client) on the bus: refused, counted, "
+          "nothing written; the log names the file and the role needed")
+
+
+def test_roles_rpc(co, d, pcap):
+    """Recorder keys are refused on the RPC; a recorder's own key says so."""
+    # A recorder's key as the recorder makes it (its data directory): role recorder.
+    rd = os.path.join(d, "selfmade")
+    os.makedirs(rd)
+    shutil.copy(os.path.join(co.dir, "curve.pub"), os.path.join(rd, "coordinator.pub"))
+    # (Not allowed yet: refused; the key is made all the same.)
+    h.run([h.RECORDER, "--data-dir", rd, "--read", pcap, "--min-free", "0", "--node-id", "selfmade",
+           "--coordinator", f"tcp://127.0.0.1:{co.port}"], check_rc=False)
+    made = cluster.read_key(os.path.join(rd, "curve.pub"))
+    h.check(made.get("role") == "recorder", f"a recorder's own curve.pub: {made}")
+    shutil.copy(os.path.join(rd, "curve.pub"), os.path.join(co.dir, "allowed-keys", "selfmade.pub"))
+    p = recorder_import(pcap, "selfmade2", "--coordinator", f"tcp://127.0.0.1:{co.port}",
+                        "--key-file", os.path.join(rd, "curve.key"), "--coordinator-key",
+                        os.path.join(rd, "coordinator.pub"))
+    h.check(p.returncode == 0 and h.wait_for(lambda: flows_of(co, "selfmade2") > 0, 10),
+            f"a recorder's own key, allowed, does not publish: {p.stderr.decode(errors='replace')}")
+    # ... and keygen --role recorder, as the AWS recorders' shared pair is made.
+    rk = os.path.join(d, "recorders")
+    h.run([cluster.CLI, "keygen", "--role", "recorder", rk])
+    shutil.copy(rk + ".pub", os.path.join(co.dir, "allowed-keys", "recorders.pub"))
+    for key in (os.path.join(rd, "curve.key"), rk + ".key"):
+        r0 = co.stats()["rpc_refused"]
+        for args in (("nodes",), ("search", "--from", "0", "-q", "-w", os.path.join(d, "r.pcap"), "tcp"),
+                     ("flows", "--from", "0")):
+            p = h.run(co.cli("--key-file", key, "--timeout", "20s", *args), check_rc=False)
+            h.check(p.returncode == 3 and b"refused our key" in p.stderr and b"recorder key" in p.stderr,
+                    f"mscope {args[0]} with a recorder key: exit {p.returncode} {p.stderr!r}")
+        h.check(h.wait_for(lambda: co.stats()["rpc_refused"] >= r0 + 3, 5),
+                f"recorder key on the RPC: refusals not counted: {co.stats()}")
+    says = ("rpc: refused a peer at 127.0.0.1 (key known as recorders.pub but not allowed on this "
+            "socket: it would need role = client, its file says role = recorder")
+    h.check(logged_while_trying(co, zmq.DEALER, co.rpc, rk + ".key", says),
+            f"the coordinator does not log why a recorder key is refused on the RPC:\n"
+            f"{co.log_text()[-3000:]}")
+    print("ok  recorder keys (a recorder's own curve.pub, keygen --role recorder) publish, and on "
+          "the RPC are refused: mscope exits 3 saying so, counted, logged with the role needed")
+
+
+def test_roleless(co, d, pcap):
+    """A key file without a role line: let in on both, one warning."""
+    old = os.path.join(d, "oldkey")
+    p = h.run([cluster.CLI, "keygen", "--role", "none", old])
+    h.check(b"role none" in p.stdout, f"keygen --role none: {p.stdout!r}")
+    h.check("role" not in cluster.read_key(old + ".pub"), "keygen --role none wrote a role line")
+    shutil.copy(old + ".pub", os.path.join(co.dir, "allowed-keys", "legacy.pub"))
+    key = cluster.read_key(old + ".pub")["public-key"]
+    for i in range(2):
+        p = recorder_import(pcap, f"legacy{i}", "--coordinator", f"tcp://127.0.0.1:{co.port}",
+                            "--key-file", old + ".key", "--coordinator-key",
+                            os.path.join(co.dir, "curve.pub"))
+        h.check(p.returncode == 0 and h.wait_for(lambda: flows_of(co, f"legacy{i}") > 0, 10),
+                f"a key without a role does not publish: {p.stderr.decode(errors='replace')}")
+        p = h.run(co.cli("--key-file", old + ".key", "nodes"), check_rc=False)
+        h.check(p.returncode == 0, f"a key without a role cannot use the RPC: {p.stderr!r}")
+    warnings = [line for line in co.log_text().splitlines() if "has no role line" in line]
+    mine = [line for line in warnings if key in line]
+    h.check(len(mine) == 1 and "legacy.pub" in mine[0] and "role = recorder" in mine[0],
+            f"want one warning naming legacy.pub, got: {mine}")
+    print(f"ok  a key without a role line: let in on the bus and the RPC (twice each), one warning: "
+          f"{mine[0].split(': ', 1)[-1][:100]}...")
 
 
 def test_plain_clients(co, pb):
@@ -132,7 +263,7 @@ def test_search_port(co, d, rec, rec_dir, pb):
     ctx = zmq.Context()
     token = open(os.path.join(co.dir, "search.token")).read().strip()
     other = os.path.join(d, "searcher")
-    h.run([cluster.CLI, "keygen", other])
+    h.run([cluster.CLI, "keygen", "--role", "client", other])
 
     def ask(key_file):
         s = co.curve(ctx.socket(zmq.DEALER), key_file, os.path.join(rec_dir, "curve.pub"))
@@ -240,6 +371,9 @@ def main():
                 len(h.tcpdump(pcap, "tcp")), "an encrypted search does not return every TCP packet")
         print("ok  an encrypted distributed search returns what tcpdump finds")
         test_search_port(co, d, rec, rec_dir, pb)
+        test_roles_bus(co, d, pcap)
+        test_roles_rpc(co, d, pcap)
+        test_roleless(co, d, pcap)
         test_start_errors(d, pcap, co)
         test_wire(d, pcap, co)
     finally:

@@ -175,7 +175,7 @@ def test_rpc(co, d, want_final):
 def test_gaps(co, pb):
     """A dropped batch is a gap; a restart (new start time) is not."""
     ctx = zmq.Context()
-    pub = co.curve(ctx.socket(zmq.PUB))
+    pub = co.curve(ctx.socket(zmq.PUB), co.publisher_key())
     pub.connect(f"tcp://127.0.0.1:{co.port}")
     time.sleep(0.5)  # let the subscription reach us
 
@@ -195,7 +195,7 @@ def test_gaps(co, pb):
     pub.close(0)
     # A frame far over the bus's size limit: the sender is cut off before the
     # coordinator allocates it; others go on.
-    big = co.curve(ctx.socket(zmq.PUB))
+    big = co.curve(ctx.socket(zmq.PUB), co.publisher_key())
     big.connect(f"tcp://127.0.0.1:{co.port}")
     time.sleep(0.5)
     def peak_rss():
@@ -208,7 +208,7 @@ def test_gaps(co, pb):
     h.check(peak_rss() - hwm0 < (64 << 20),
             f"a 256 MiB frame raised the coordinator's peak memory by {(peak_rss() - hwm0) >> 20} MiB")
     b0 = co.stats()["batches"]
-    pub = co.curve(ctx.socket(zmq.PUB))
+    pub = co.curve(ctx.socket(zmq.PUB), co.publisher_key())
     pub.connect(f"tcp://127.0.0.1:{co.port}")
     time.sleep(0.5)
     batch(2, 222)  # the next after the restart: no gap

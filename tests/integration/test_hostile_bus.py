@@ -61,7 +61,7 @@ def main():
     ctx = zmq.Context()
     try:
         pb = load_pb(d)
-        pub = co.curve(ctx.socket(zmq.PUB))
+        pub = co.curve(ctx.socket(zmq.PUB), co.publisher_key())
         pub.setsockopt(zmq.LINGER, 1000)
         pub.connect(f"tcp://127.0.0.1:{co.port}")
         time.sleep(0.7)

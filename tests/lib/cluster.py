@@ -59,10 +59,22 @@ class Coordinator:
         return [CLI, "--coordinator", self.rpc, "--token-file", os.path.join(self.dir, "rpc.token"),
                 *self.keys(), *map(str, args)]
 
+    def publisher_key(self):
+        """A pair for test publishers on the bus (flowgen, pyzmq PUB
+        sockets): role recorder, as the bus refuses the local CLI's
+        client.key. DIR/flowgen.key, allowed as flowgen.pub; made at the
+        first call."""
+        key = os.path.join(self.dir, "flowgen.key")
+        if not os.path.exists(key):
+            h.run([CLI, "keygen", "--role", "recorder", key])
+            shutil.move(os.path.join(self.dir, "flowgen.pub"),
+                        os.path.join(self.dir, "allowed-keys", "flowgen.pub"))
+        return key
+
     def flowgen_keys(self):
         if self.insecure:
             return []
-        return ["--key-file", os.path.join(self.dir, "client.key"),
+        return ["--key-file", self.publisher_key(),
                 "--server-key", os.path.join(self.dir, "curve.pub")]
 
     def enroll(self, datadir, name):
@@ -75,7 +87,7 @@ class Coordinator:
         if self.insecure:
             return bus + ["--insecure"]
         if not os.path.exists(os.path.join(datadir, "curve.key")):
-            h.run([CLI, "keygen", os.path.join(datadir, "curve")])
+            h.run([CLI, "keygen", "--role", "recorder", os.path.join(datadir, "curve")])
         shutil.copy(os.path.join(datadir, "curve.pub"),
                     os.path.join(self.dir, "allowed-keys", f"{name}.pub"))
         shutil.copy(os.path.join(self.dir, "curve.pub"), os.path.join(datadir, "coordinator.pub"))
@@ -86,8 +98,9 @@ class Coordinator:
 
     def curve(self, sock, key_file=None, server_pub=None):
         """CURVE on a pyzmq client socket (before connect): the local CLI's
-        pair or the pair in key_file, to us or to the server whose public
-        key is in server_pub."""
+        pair (role client: the RPC only) or the pair in key_file (for the
+        bus: publisher_key()), to us or to the server whose public key is
+        in server_pub."""
         if self.insecure:
             return sock
         pair = read_key(key_file or os.path.join(self.dir, "client.key"))
