@@ -304,7 +304,9 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[1024];
-    /* CURVE with both keys (a coordinator's client.key and curve.pub), else plain. */
+    /* CURVE with both keys (a pair whose .pub the coordinator allows with role
+     * recorder - its client.key is refused on the bus - and its curve.pub),
+     * else plain. */
     bus_sec sec;
     memset(&sec, 0, sizeof sec);
     busauth_pair srv;
