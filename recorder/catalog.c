@@ -607,28 +607,6 @@ out:
     return -1;
 }
 
-void catalog_populate(const catalog_t *c, int64_t from_ns, int64_t to_ns)
-{
-#ifdef MADV_POPULATE_READ
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (size_t i = 0; i < c->n; i++) {
-        const catalog_entry *e = &c->e[i];
-        if (!e->bloom_bytes || e->max_ts < from_ns || e->min_ts >= to_ns) continue;
-        uint64_t a = (uint64_t)(e->bloom - (const uint8_t *)c->map);
-        if (a < lo) lo = a;
-        if (a + catalog__stored(e->bloom_bytes) > hi) hi = a + catalog__stored(e->bloom_bytes);
-    }
-    if (lo >= hi) return;
-    lo &= ~(uint64_t)4095;
-    /* Best effort: an older kernel says EINVAL, and the lines fault in. */
-    (void)madvise((char *)c->map + lo, hi - lo, MADV_POPULATE_READ);
-#else
-    (void)c;
-    (void)from_ns;
-    (void)to_ns;
-#endif
-}
-
 void catalog_release(catalog_t *c)
 {
     free(c->e);

@@ -89,11 +89,6 @@ typedef struct catalog {
 long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen);
 void catalog_release(catalog_t *c);
 
-/* Map in, at once, the summaries of the segments overlapping [from, to):
- * a whole-store search then reads one line in each of thousands of them
- * without a page fault apiece. */
-void catalog_populate(const catalog_t *c, int64_t from_ns, int64_t to_ns);
-
 /* The entry of seq in e[0..n) (ascending seq), or NULL. */
 const catalog_entry *catalog_find(const catalog_entry *e, size_t n, uint64_t seq);
 

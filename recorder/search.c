@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define SEARCH_SEL_JUDGE_MAX 4096 /* selected flows judged against segment summaries */
 #define SEARCH_WIN (512u << 10) /* holds the largest record (256 KiB + header) */
 #define SEARCH_SMALL_READ 2048u
 #define SEARCH__DAMAGED 1 /* search__candidates: an index chunk failed its checksum */
@@ -232,6 +233,28 @@ static int search__probe_ports(const void *ce, uint16_t lo, uint16_t hi)
     return catalog_may_hold_ports(ce, lo, hi);
 }
 
+/* 0 when the segment's summary says it holds none of the selected flows
+ * that span its time: an index flow is a selected one only when its
+ * addresses, and for TCP and UDP its ports, are the flow's (odd packets are
+ * judged by decoding them; a segment with any has no summary). A large
+ * selection is not judged (its cost would grow as flows times segments). */
+static int search__sel_may(const search_t *s, const catalog_entry *ce)
+{
+    if (!ce->bloom_bytes || (ce->flags & CATALOG_ODD) || s->nsel > SEARCH_SEL_JUDGE_MAX) return 1;
+    for (size_t i = 0; i < s->nsel; i++) {
+        const sel_flow *v = &s->sel[i];
+        if (v->last_ns < ce->min_ts || v->first_ns > ce->max_ts) continue;
+        if (!catalog_may_hold_hosts(ce, v->k.a, v->k.a) || !catalog_may_hold_hosts(ce, v->k.b, v->k.b))
+            continue;
+        if ((v->k.proto == 6 || v->k.proto == 17) &&
+            (!catalog_may_hold_ports(ce, v->k.a_port, v->k.a_port) ||
+             !catalog_may_hold_ports(ce, v->k.b_port, v->k.b_port)))
+            continue;
+        return 1;
+    }
+    return 0;
+}
+
 search_t *search_new(const char *dir, const search_query *q, char *err, size_t errlen)
 {
     filter_t *f = filter_new(q->expr, err, errlen);
@@ -271,13 +294,12 @@ search_t *search_new(const char *dir, const search_query *q, char *err, size_t e
     s->st.index_used = exprscan_parsed(s->es);
     s->segs = xcalloc((size_t)n + 1, sizeof *s->segs);
     /* The catalog says which sealed segments lie outside the range, and by
-     * their summaries which hold none of the expression's hosts or ports:
-     * their indexes stay closed. Without one, every index is opened. A
-     * selection of flows (drill-down) is judged by its indexes. */
+     * their summaries which hold none of the expression's hosts or ports,
+     * or none of the selected flows (drill-down): their indexes stay
+     * closed. Without one, every index is opened. */
     catalog_t cat;
     char cerr[256];
     catalog_read(dir, &cat, cerr, sizeof cerr); /* none or damaged: no entries */
-    if (!s->nsel && exprscan_uses_index(s->es)) catalog_populate(&cat, q->from_ns, q->to_ns);
     for (long i = 0; i < n; i++) {
         const catalog_entry *ce = catalog_find(cat.e, cat.n, seqs[i]);
         if (ce && (!ce->packets || ce->max_ts < q->from_ns || ce->min_ts >= q->to_ns)) {
@@ -290,6 +312,10 @@ search_t *search_new(const char *dir, const search_query *q, char *err, size_t e
                 s->st.segments_pruned++;
                 continue;
             }
+        }
+        if (ce && s->nsel && !search__sel_may(s, ce)) {
+            s->st.segments_pruned++;
+            continue;
         }
         segidx_t *ix = search__index(s, seqs[i]);
         if (!ix) continue;

@@ -3,8 +3,10 @@
 the flows those filters select, each from the recorder that saw it, merged
 into one capture.
 
-Two real recorders get different traffic (pcapgen's clean mix over VXLAN)
-and publish their flow records to a real coordinator. For several filters
+Two real recorders get different traffic (pcapgen's clean mix over VXLAN),
+stored in small segments (so the recorders' catalogs judge the selected
+flows by each segment's summary before opening its index), and publish
+their flow records to a real coordinator. For several filters
 (a host, a server and port, a protocol, a mean RTT, one node, a client
 network, a monitor with its own expression, a limit),
 the capture equals tcpdump's reading of what the recorders received (their
@@ -46,6 +48,22 @@ def term(f):
     return f"({t})"
 
 
+_STORED = {}
+
+
+def stored(store):
+    """One capture of every packet a recorder's segments hold, in their
+    order (made once: the recorders have settled), so that tcpdump compiles
+    each long expression once, not once per segment."""
+    if store not in _STORED:
+        recs = []
+        for seg in sorted(glob.glob(os.path.join(store, "seg-*.pcap"))):
+            recs += pcapfile.read_pcap(seg)[1]
+        _STORED[store] = store + ".all.pcap"
+        pcapfile.write_pcap(_STORED[store], recs)
+    return _STORED[store]
+
+
 def expected(stores, flows, extra=None):
     """tcpdump's packets of these flows from what each recorder received
     (its segments: packets carry their arrival times), inside the flows'
@@ -59,9 +77,7 @@ def expected(stores, flows, extra=None):
         expr = " or ".join(term(f) for f in mine)
         if extra:
             expr = f"({extra}) and ({expr})"
-        got = []
-        for seg in sorted(glob.glob(os.path.join(stores[name], "seg-*.pcap"))):
-            got += h.tcpdump(seg, expr)
+        got = h.tcpdump(stored(stores[name]), expr)
         spans = [(f["first_ns"], f["last_ns"]) for f in mine]
         out += [(r[0], i, k, r) for k, r in enumerate(got) if any(a <= r[0] <= b for a, b in spans)]
     out.sort(key=lambda x: (x[0], x[1], x[2]))
@@ -100,7 +116,8 @@ def main():
         datadir = stores[name] = os.path.join(d, name)
         recs[name] = h.Daemon(datadir, "--node-id", name, *co.enroll(datadir, name),
                               "--search", f"tcp://127.0.0.1:{h.free_tcp_port()}",
-                              "--flow-idle", "1s", "--flow-interval", "1h")
+                              "--flow-idle", "1s", "--flow-interval", "1h",
+                              "--segment-size", "256K")
     try:
         for name in NAMES:
             h.vxsend(inputs[name], recs[name].port, "--rate", 30000)
