@@ -15,30 +15,15 @@ import os
 import shutil
 import statistics
 import struct
-import subprocess
 import sys
-import time
 
-from common import BENCH_DIR, h, ingest_input, machine, remover
+from common import BENCH_DIR, h, ingest_input, machine, measured, remover
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
 import pcapfile  # noqa: E402
 
 RUNS = int(os.environ.get("MSCOPE_BENCH_RUNS", "5"))
 BEFORE = os.environ.get("MSCOPE_RECORDER_BEFORE")
-
-
-def run(cmd):
-    """(wall seconds, CPU seconds user + system, peak RSS KiB) of one process."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if status != 0:
-        h.fail(f"{' '.join(map(str, cmd))} exited with {status}: {err[-2000:]}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
 
 
 def many_flows_capture(path, n):
@@ -98,14 +83,14 @@ def memory(recorder, many, nflows):
     mem_store = os.path.join(BENCH_DIR, "mem-store")
     common_args = ["--read", many, "--log-level", "warn", "--flow-idle", "1h", "--flows-json",
                    "/dev/null"]
-    _, _, rss_ana = run([recorder, *common_args, "--max-flows", str(nflows), "--stats-file", st])
+    _, _, rss_ana = measured([recorder, *common_args, "--max-flows", str(nflows), "--stats-file", st])
     flows = h.read_stats(st) or {}
-    _, _, rss_one = run([recorder, *common_args, "--max-flows", "1"])
+    _, _, rss_one = measured([recorder, *common_args, "--max-flows", "1"])
     shutil.rmtree(mem_store, ignore_errors=True)
-    _, _, rss_whole = run([recorder, "--data-dir", mem_store, "--min-free", "0", *common_args,
+    _, _, rss_whole = measured([recorder, "--data-dir", mem_store, "--min-free", "0", *common_args,
                            "--max-flows", str(nflows)])
     shutil.rmtree(mem_store, ignore_errors=True)
-    _, _, rss_store = run([recorder, "--data-dir", mem_store, "--min-free", "0", "--read", many,
+    _, _, rss_store = measured([recorder, "--data-dir", mem_store, "--min-free", "0", "--read", many,
                            "--log-level", "warn", "--no-analysis"])
     shutil.rmtree(mem_store, ignore_errors=True)
     alive = flows.get("flows_created", 0) - flows.get("flows_evicted_full", 0)
@@ -127,7 +112,7 @@ def main():
     for _ in range(RUNS):  # interleaved: every figure sees the same background load
         for k, cmd in cmds.items():
             clean()
-            res[k].append(run(cmd))
+            res[k].append(measured(cmd))
     clean()
     wall = {k: statistics.median(r[0] for r in v) for k, v in res.items()}
     cpu = {k: statistics.median(r[1] for r in v) for k, v in res.items()}

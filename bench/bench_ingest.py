@@ -12,26 +12,10 @@ tcpdump's wall time over ours.
 MSCOPE_BENCH_PAIRS (default 5) sets the pairs per series."""
 import os
 import statistics
-import subprocess
-import time
 
-from common import BENCH_DIR, h, ingest_input, machine, remover
+from common import BENCH_DIR, h, ingest_input, machine, measured, remover
 
 PAIRS = int(os.environ.get("MSCOPE_BENCH_PAIRS", "5"))
-
-
-def run(cmd, before):
-    """(wall seconds, CPU seconds user + system) of one whole process."""
-    before()
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if status != 0:
-        h.fail(f"{' '.join(map(str, cmd))} exited with {status}: {err[-2000:]}")
-    return wall, ru.ru_utime + ru.ru_stime
 
 
 def loadavg():
@@ -48,8 +32,10 @@ def series(title, tcpdump_cmd, ours_cmd, clean, npk, size):
     ratios, rows = [], []
     for i in range(PAIRS):
         load = loadavg()
-        t = run(tcpdump_cmd, clean)
-        o = run(ours_cmd, clean)
+        clean()
+        t = measured(tcpdump_cmd)[:2]
+        clean()
+        o = measured(ours_cmd)[:2]
         ratios.append(t[0] / o[0])
         rows.append((t, o))
         print(f"{i + 1:>4}  {t[0]:9.3f} {t[1]:6.3f}  {o[0]:7.3f} {o[1]:6.3f}  "
