@@ -38,9 +38,7 @@ DAY = 86400
 def fill(co):
     """flowgen's records over the last 24 h, then the monitors and their minutes."""
     t0 = time.time()
-    g = flowgen(co.bus, FLOWS, "--node", "bench", "--spread", DAY, "--servers", 500,
-                "--key-file", os.path.join(co.d, "client.key"),
-                "--server-key", os.path.join(co.d, "curve.pub"))
+    g = flowgen(co, FLOWS, "--node", "bench", "--spread", DAY, "--servers", 500)
     _, err = g.communicate()
     h.check(g.returncode == 0, f"flowgen: {err.decode()[-500:]}")
     h.check(h.wait_for(lambda: co.stats().get("records_written", 0) >= FLOWS, 600, 0.5),

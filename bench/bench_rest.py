@@ -29,6 +29,8 @@ import time
 
 from common import BENCH_DIR, h, machine
 
+import cluster  # noqa: E402  (tests/lib, on the path through common)
+
 PGPORT = 5498
 ROWS = int(os.environ.get("MSCOPE_BENCH_REST_ROWS", "10000000"))
 QUERIES = 300
@@ -72,9 +74,9 @@ class Coord:
 
 
 def flowgen(co, records, *extra):
-    """flowgen onto co's bus, with the CURVE pair the coordinator made for
-    its local clients (its bus lets no other key in)."""
-    keys = ["--key-file", os.path.join(co.d, "client.key"),
+    """flowgen onto co's bus, with a recorder-role CURVE pair allowed there
+    (its bus lets no other key in, nor the local CLI's client key)."""
+    keys = ["--key-file", cluster.publisher_key(co.d),
             "--server-key", os.path.join(co.d, "curve.pub")]
     return subprocess.Popen([h.binary("MSCOPE_FLOWGEN", "flowgen"), "--to", f"tcp://127.0.0.1:{co.bus}",
                              *keys, "--records", str(records), *map(str, extra)],

@@ -13,6 +13,19 @@ COORD = None
 CLI = None
 
 
+def publisher_key(coord_dir):
+    """A pair for test publishers on the bus of the coordinator whose data
+    directory is coord_dir (flowgen, pyzmq PUB sockets, benchmarks): role
+    recorder, as the bus refuses the local CLI's client.key.
+    coord_dir/flowgen.key, allowed as flowgen.pub; made at the first call."""
+    key = os.path.join(coord_dir, "flowgen.key")
+    if not os.path.exists(key):
+        h.run([CLI or h.binary("MSCOPE_CLI", "mscope"), "keygen", "--role", "recorder", key])
+        shutil.move(os.path.join(coord_dir, "flowgen.pub"),
+                    os.path.join(coord_dir, "allowed-keys", "flowgen.pub"))
+    return key
+
+
 def init():
     global COORD, CLI
     COORD = h.binary("MSCOPE_COORDINATOR", "mscope-coordinator")
@@ -60,16 +73,7 @@ class Coordinator:
                 *self.keys(), *map(str, args)]
 
     def publisher_key(self):
-        """A pair for test publishers on the bus (flowgen, pyzmq PUB
-        sockets): role recorder, as the bus refuses the local CLI's
-        client.key. DIR/flowgen.key, allowed as flowgen.pub; made at the
-        first call."""
-        key = os.path.join(self.dir, "flowgen.key")
-        if not os.path.exists(key):
-            h.run([CLI, "keygen", "--role", "recorder", key])
-            shutil.move(os.path.join(self.dir, "flowgen.pub"),
-                        os.path.join(self.dir, "allowed-keys", "flowgen.pub"))
-        return key
+        return publisher_key(self.dir)
 
     def flowgen_keys(self):
         if self.insecure:
