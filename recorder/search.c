@@ -1,6 +1,9 @@
 /* search.c - indexed, time-ordered search over pcap segments (see search.h).
  *
- * DESIGN: each segment overlapping the time range gets a cursor: the sorted
+ * DESIGN: the catalog (catalog.h) rules out, without opening their indexes,
+ * the sealed segments outside the time range and those whose host and port
+ * summary holds none of the expression's lookup terms (or none of the
+ * selected flows). Each other segment overlapping the range gets a cursor: the sorted
  * list of candidate packet ordinals, found from its index (exprscan picks the
  * flows, their posting lists give the packets, the time index drops what is
  * outside the range). A heap merges the cursors by (timestamp, segment,

@@ -1,9 +1,9 @@
 /* search.h - the recorder's search engine: time range + tcpdump expression
  * over every segment of a data directory, answered in time order.
  *
- * Used by `mscope-recorder search` today and by the networked search service
- * later: it is an iterator, so a caller can stream the answer with credit-
- * based flow control and stop (cancel) at any packet.
+ * Used by `mscope-recorder search` and by the recorder's search service
+ * (searchsvc.c): it is an iterator, so a caller can stream the answer with
+ * credit-based flow control and stop (cancel) at any packet.
  */
 #ifndef MSCOPE_SEARCH_H
 #define MSCOPE_SEARCH_H
