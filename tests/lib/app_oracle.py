@@ -118,9 +118,7 @@ Caveats of tshark 4.0 (Debian 12's), and what the oracle does about them:
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tshark_flows  # noqa: E402  (frame timestamps from the pcap, exact)
@@ -201,14 +199,9 @@ def tshark_frames(pcap, dns_ports=(53, 5353), tls_ports=(), http_ports=()):
     for p in http_ports:
         cmd += ["-d", f"tcp.port=={p},http"]
     cmd += ["-Y", "dns || tls.handshake || http"]
-    with tempfile.TemporaryDirectory(prefix="tshark-conf-") as conf:
-        env = dict(os.environ, WIRESHARK_CONFIG_DIR=conf)
-        p = subprocess.run(cmd, capture_output=True, env=env)
-    if p.returncode != 0:
-        err = p.stderr.decode(errors="replace").strip().splitlines()
-        raise OracleError(f"tshark exited {p.returncode} on {pcap}: " + "\n".join(err[-5:]))
+    out = tshark_flows.run_tshark(cmd, pcap, OracleError)
     try:
-        doc = json.loads(p.stdout.decode() or "[]", object_pairs_hook=_pairs)
+        doc = json.loads(out.decode() or "[]", object_pairs_hook=_pairs)
     except ValueError as e:
         raise OracleError(f"tshark's JSON of {pcap} does not parse: {e}") from None
     frames = []

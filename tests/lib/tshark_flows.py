@@ -183,6 +183,20 @@ def _timestamps(pcap):
             return [r[0] for r in recs]
 
 
+def run_tshark(cmd, pcap, error=None):
+    """tshark's standard output for cmd (reading pcap), or error (default
+    OracleError) naming what it said on failure. Run with an empty personal
+    configuration: a user's preferences (or an unreadable ~/.config/wireshark,
+    as under sudo or setpriv) cannot change the answer."""
+    with tempfile.TemporaryDirectory(prefix="tshark-conf-") as conf:
+        env = dict(os.environ, WIRESHARK_CONFIG_DIR=conf)
+        p = subprocess.run(cmd, capture_output=True, env=env)
+    if p.returncode != 0:
+        err = p.stderr.decode(errors="replace").strip().splitlines()
+        raise (error or OracleError)(f"tshark exited {p.returncode} on {pcap}: " + "\n".join(err[-5:]))
+    return p.stdout
+
+
 def tshark_rows(pcap):
     """tshark's reading of every TCP frame: a list of dicts (frame, stream,
     src, sport, dst, dport, ip_len, tcp_len, flags, ack_rtt, acks_frame,
@@ -191,16 +205,9 @@ def tshark_rows(pcap):
            "-T", "fields", "-E", "separator=\t", "-E", "occurrence=l"]
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
-    # An empty personal configuration: a user's preferences (or an unreadable
-    # ~/.config/wireshark, as under sudo or setpriv) cannot change the answer.
-    with tempfile.TemporaryDirectory(prefix="tshark-conf-") as conf:
-        env = dict(os.environ, WIRESHARK_CONFIG_DIR=conf)
-        p = subprocess.run(cmd, capture_output=True, env=env)
-    if p.returncode != 0:
-        err = p.stderr.decode(errors="replace").strip().splitlines()
-        raise OracleError(f"tshark exited {p.returncode} on {pcap}: " + "\n".join(err[-5:]))
+    out = run_tshark(cmd, pcap)
     rows = []
-    for line in p.stdout.decode().splitlines():
+    for line in out.decode().splitlines():
         v = dict(zip(TSHARK_FIELDS, line.split("\t")))
         if not v.get("tcp.stream"):
             continue
