@@ -1,74 +1,13 @@
 /* flowrec.c - flow records as JSON lines (see flowrec.h), written by code
  * expanded from the field table (flowrec_fields.h): a field added there is
- * printed with no change here.
- *
- * Hand-rolled appends instead of printf: a busy import prints tens of
- * thousands of records a second, and formatting them with vfprintf cost
- * more than analysing the packets.
+ * printed with no change here. The appends are jbuf.h's (no printf: see
+ * there why).
  */
 #include "flowrec.h"
 
-#include "flowkey.h"
+#include "jbuf.h"
 
 #include <string.h>
-
-typedef struct jbuf {
-    char *p;
-    size_t len, used;
-    int overflow;
-} jbuf;
-
-static void jb_mem(jbuf *b, const char *s, size_t n)
-{
-    if (b->overflow || n >= b->len - b->used) {
-        b->overflow = 1;
-        return;
-    }
-    memcpy(b->p + b->used, s, n);
-    b->used += n;
-}
-
-static void jb_str(jbuf *b, const char *s) { jb_mem(b, s, strlen(s)); }
-
-/* A string literal: its length is known at compile time. */
-#define JB_LIT(b, lit) jb_mem((b), (lit), sizeof(lit) - 1)
-
-static void jb_u64(jbuf *b, uint64_t v)
-{
-    char tmp[24];
-    int i = sizeof tmp;
-    do tmp[--i] = (char)('0' + v % 10);
-    while ((v /= 10));
-    size_t n = sizeof tmp - (size_t)i;
-    if (b->overflow || n >= b->len - b->used) {
-        b->overflow = 1;
-        return;
-    }
-    memcpy(b->p + b->used, tmp + i, n);
-    b->used += n;
-}
-
-static void jb_i64(jbuf *b, int64_t v)
-{
-    if (v < 0) {
-        JB_LIT(b, "-");
-        jb_u64(b, (uint64_t)0 - (uint64_t)v);
-    } else {
-        jb_u64(b, (uint64_t)v);
-    }
-}
-
-/* ,"key": - one literal, copied at once */
-#define JB_KEY(b, key) JB_LIT((b), ",\"" key "\":")
-
-static void jb_ip(jbuf *b, const uint8_t ip[16])
-{
-    char addr[64];
-    flowkey_addr_str(ip, addr, sizeof addr);
-    JB_LIT(b, "\"");
-    jb_str(b, addr);
-    JB_LIT(b, "\"");
-}
 
 /* The recorder's own strings (conn_state, history letters): nothing to escape. */
 static void jb_text(jbuf *b, const char *s)
@@ -78,22 +17,12 @@ static void jb_text(jbuf *b, const char *s)
     JB_LIT(b, "\"");
 }
 
-/* node comes from the command line or the host name: no quotes to escape in
- * practice, but never emit broken JSON if there are. */
+/* node comes from the command line or the host name: escaped like any
+ * string, so that odd names never break the JSON. */
 static void jb_node(jbuf *b, const char *node)
 {
-    JB_LIT(b, ",\"node\":\"");
-    for (const char *c = node; *c; c++) {
-        char one[3] = { *c, 0, 0 };
-        if (*c == '"' || *c == '\\') {
-            one[0] = '\\';
-            one[1] = *c;
-        } else if ((unsigned char)*c < 0x20) {
-            one[0] = '?';
-        }
-        jb_str(b, one);
-    }
-    JB_LIT(b, "\"");
+    JB_LIT(b, ",\"node\":");
+    jb_bytes(b, node, strlen(node));
 }
 
 /* A value by its kind's class (flowrec_fields.h). */

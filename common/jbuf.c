@@ -1,0 +1,63 @@
+/* jbuf.c - the JSON appends too long to inline (see jbuf.h). */
+#include "jbuf.h"
+
+#include "flowkey.h"
+
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0:
+ * no overlongs, no surrogates, nothing past U+10FFFF (RFC 3629). */
+static size_t utf8_seq(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    size_t len;
+    uint32_t min, cp;
+    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000, cp = c & 0x07;
+    else return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return len;
+}
+
+void jb_bytes(jbuf *b, const void *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *p = s;
+    size_t run = 0; /* bytes copied as they are, appended in one go */
+    JB_LIT(b, "\"");
+    for (size_t i = 0; i < n;) {
+        uint8_t c = p[i];
+        size_t keep = 0;
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') keep = 1;
+        else if (c >= 0x80) keep = utf8_seq(p + i, n - i);
+        if (keep) {
+            run += keep;
+            i += keep;
+            continue;
+        }
+        jb_mem(b, (const char *)p + i - run, run);
+        run = 0;
+        if (c == '"') JB_LIT(b, "\\\"");
+        else if (c == '\\') JB_LIT(b, "\\\\");
+        else {
+            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+            jb_mem(b, esc, sizeof esc);
+        }
+        i++;
+    }
+    jb_mem(b, (const char *)p + n - run, run);
+    JB_LIT(b, "\"");
+}
+
+void jb_ip(jbuf *b, const uint8_t ip[16])
+{
+    char addr[64];
+    flowkey_addr_str(ip, addr, sizeof addr);
+    JB_LIT(b, "\"");
+    jb_str(b, addr);
+    JB_LIT(b, "\"");
+}
