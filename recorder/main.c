@@ -277,6 +277,8 @@ static void gather(recorder *r, rec_figures *f)
         .flow_records_interim = fs.interim, .flows_unusable_packets = fs.unusable_packets,
         .records_published = ps.published, .records_shed = ps.shed, .records_queued = ps.queued,
         .flow_batches = ps.batches, .heartbeats = ps.heartbeats,
+        .app_published = ps.app_published, .app_shed = ps.app_shed, .app_queued = ps.app_queued,
+        .app_batches = ps.app_batches,
         .s_requests = ss.requests, .s_started = ss.started, .s_completed = ss.completed,
         .s_failed = ss.failed, .s_cancelled = ss.cancelled, .s_abandoned = ss.abandoned,
         .s_refused = ss.refused, .s_refused_peers = ss.refused_peers, .s_chunks = ss.chunks, .s_packets = ss.packets,

@@ -1,7 +1,10 @@
-/* publish.c - batching publisher of flow records and heartbeats (see publish.h).
+/* publish.c - batching publisher of flow records, application records and
+ * heartbeats (see publish.h).
  *
  * DESIGN: a mutex-protected ring of flowrec structs (preallocated) between
- * the writer and this module's thread. The thread wakes every 10 ms or when
+ * the writer and this module's thread, and one of apprec structs beside it
+ * (topic "app", AppBatch, its own sequence; the same batching, bounds and
+ * shedding, with its own counters). The thread wakes every 10 ms or when
  * a batch's worth is queued, takes up to batch_max records, encodes one
  * FlowBatch with protobuf-c into a reused buffer (each record's message
  * filled by flowpb.h, from the field table), and sends it. If the bus
@@ -11,6 +14,7 @@
  */
 #include "publish.h"
 
+#include "apppb.h"
 #include "bus.h"
 #include "flowpb.h"
 #include "log.h"
@@ -37,10 +41,14 @@ struct publisher {
     flowrec *ring;
     uint32_t head, count;
     int stop;
-    uint64_t flow_seq, hb_seq;
+    uint64_t flow_seq, hb_seq, app_seq;
+    apprec *app_ring;          /* o.app_queue records; calloc'd: pages only as used */
+    uint32_t app_head, app_count;
     publish_stats st;
     /* encoding scratch, reused */
     flowrec *batch;
+    apprec *app_batch;
+    apppb *app_pb;
     uint8_t *buf;
     size_t buf_cap;
 };
@@ -93,6 +101,42 @@ static int publish__flush_batch(publisher_t *p)
     p->count -= n;
     p->st.published += n;
     p->st.batches++;
+    pthread_mutex_unlock(&p->mu);
+    return 1;
+}
+
+/* The same for application records (topic "app"). */
+static int publish__flush_app(publisher_t *p)
+{
+    if (!bus_pub_has_subscriber(p->bus)) return -1;
+    pthread_mutex_lock(&p->mu);
+    uint32_t n = p->app_count < p->o.batch_max ? p->app_count : p->o.batch_max;
+    for (uint32_t i = 0; i < n; i++) p->app_batch[i] = p->app_ring[(p->app_head + i) % p->o.app_queue];
+    uint64_t shed = p->st.app_shed;
+    pthread_mutex_unlock(&p->mu);
+    if (!n) return 0;
+    Mirrorscope__AppRecord **ptrs = xcalloc(n, sizeof *ptrs);
+    for (uint32_t i = 0; i < n; i++) {
+        apppb_fill(&p->app_pb[i], &p->app_batch[i]);
+        ptrs[i] = &p->app_pb[i].msg;
+    }
+    Mirrorscope__AppBatch b;
+    mirrorscope__app_batch__init(&b);
+    b.node = p->node;
+    b.start_ns = p->o.start_ns;
+    b.seq = p->app_seq + 1;
+    b.n_records = n;
+    b.records = ptrs;
+    b.records_shed_total = shed;
+    int rc = publish__send(p, "app", &b.base);
+    free(ptrs);
+    if (rc < 0) return -1;
+    p->app_seq++;
+    pthread_mutex_lock(&p->mu);
+    p->app_head = (p->app_head + n) % p->o.app_queue;
+    p->app_count -= n;
+    p->st.app_published += n;
+    p->st.app_batches++;
     pthread_mutex_unlock(&p->mu);
     return 1;
 }
@@ -150,6 +194,14 @@ static uint32_t publish__queued(publisher_t *p)
     return n;
 }
 
+static uint32_t publish__app_queued(publisher_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    uint32_t n = p->app_count;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 static void *publish__main(void *arg)
 {
     publisher_t *p = arg;
@@ -158,11 +210,11 @@ static void *publish__main(void *arg)
         log_warn("no subscriber on %s after %d ms (%s); publishing anyway (records queue up to "
                  "the high-water mark)", p->o.endpoint, p->o.wait_subscriber_ms,
                  bus_handshake_str(bus_socket_handshake(p->bus)));
-    int64_t last_hb = 0, first_wait = 0;
+    int64_t last_hb = 0, first_wait = 0, app_first_wait = 0;
     int handshake = BUS_HANDSHAKE_NONE;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        if (!p->stop && p->count < p->o.batch_max) {
+        if (!p->stop && p->count < p->o.batch_max && p->app_count < p->o.batch_max) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += 10000000L;
@@ -173,7 +225,7 @@ static void *publish__main(void *arg)
             pthread_cond_timedwait(&p->cv, &p->mu, &until);
         }
         int stop = p->stop;
-        uint32_t queued = p->count;
+        uint32_t queued = p->count, app_queued = p->app_count;
         pthread_mutex_unlock(&p->mu);
         int64_t now = timeparse_mono_ns();
         if (now - last_hb >= p->o.heartbeat_ns) {
@@ -197,11 +249,19 @@ static void *publish__main(void *arg)
             while (rc == 1 && publish__queued(p) >= p->o.batch_max);
             if (rc == 1) first_wait = publish__queued(p) ? now : 0;
         }
+        if (app_queued && !app_first_wait) app_first_wait = now;
+        if (app_queued >= p->o.batch_max || (app_queued && now - app_first_wait >= p->o.batch_ns)) {
+            int rc;
+            do rc = publish__flush_app(p);
+            while (rc == 1 && publish__app_queued(p) >= p->o.batch_max);
+            if (rc == 1) app_first_wait = publish__app_queued(p) ? now : 0;
+        }
     }
     /* Shutdown: send everything queued; a refusing bus gets 5 s. */
     int64_t deadline = timeparse_mono_ns() + 5000000000LL;
-    while (publish__queued(p) && timeparse_mono_ns() < deadline) {
-        if (publish__flush_batch(p) == -1) {
+    while ((publish__queued(p) || publish__app_queued(p)) && timeparse_mono_ns() < deadline) {
+        int a = publish__flush_batch(p), b = publish__flush_app(p);
+        if (a == -1 || b == -1) {
             struct timespec ts = { 0, 10000000L };
             nanosleep(&ts, NULL);
         }
@@ -226,6 +286,10 @@ publisher_t *publish_start(const publish_opts *o, publish_counters_fn fn, void *
     p->ctx = ctx;
     p->ring = xcalloc(o->queue, sizeof *p->ring);
     p->batch = xcalloc(o->batch_max, sizeof *p->batch);
+    if (!p->o.app_queue) p->o.app_queue = PUBLISH_APP_QUEUE;
+    p->app_ring = xcalloc(p->o.app_queue, sizeof *p->app_ring);
+    p->app_batch = xcalloc(o->batch_max, sizeof *p->app_batch);
+    p->app_pb = xcalloc(o->batch_max, sizeof *p->app_pb);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     int rc = pthread_create(&p->tid, NULL, publish__main, p);
@@ -234,13 +298,17 @@ publisher_t *publish_start(const publish_opts *o, publish_counters_fn fn, void *
         bus_pub_close(bus, 0);
         free(p->ring);
         free(p->batch);
+        free(p->app_ring);
+        free(p->app_batch);
+        free(p->app_pb);
         free(p->node);
         free(p->version);
         free(p->search);
         free(p);
         return NULL;
     }
-    log_info("publishing flow records and heartbeats to %s as %s", o->endpoint, o->node);
+    log_info("publishing flow and application records and heartbeats to %s as %s", o->endpoint,
+             o->node);
     return p;
 }
 
@@ -260,11 +328,28 @@ int publish_record(publisher_t *p, const flowrec *r)
     return rc;
 }
 
+int publish_app(publisher_t *p, const apprec *r)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    if (p->app_count == p->o.app_queue) {
+        p->st.app_shed++;
+        rc = -1;
+    } else {
+        p->app_ring[(p->app_head + p->app_count) % p->o.app_queue] = *r;
+        p->app_count++;
+        if (p->app_count >= p->o.batch_max) pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
 void publish_get_stats(publisher_t *p, publish_stats *out)
 {
     pthread_mutex_lock(&p->mu);
     *out = p->st;
     out->queued = p->count;
+    out->app_queued = p->app_count;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -279,11 +364,17 @@ void publish_stop(publisher_t *p, int linger_ms)
     if (p->count)
         log_warn("%u flow records not published at shutdown (no coordinator subscribed, or the "
                  "bus refused them)", p->count);
+    if (p->app_count)
+        log_warn("%u application records not published at shutdown (no coordinator subscribed, "
+                 "or the bus refused them)", p->app_count);
     bus_pub_close(p->bus, linger_ms);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->ring);
     free(p->batch);
+    free(p->app_ring);
+    free(p->app_batch);
+    free(p->app_pb);
     free(p->buf);
     free(p->node);
     free(p->version);

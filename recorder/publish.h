@@ -1,4 +1,5 @@
-/* publish.h - flow records and heartbeats to the coordinator, as protobuf
+/* publish.h - flow records, application records and heartbeats to the
+ * coordinator, as protobuf
  * (proto/mirrorscope.proto) over the ZeroMQ bus (common/bus.h).
  *
  * The writer thread hands records over with publish_record(), which never
@@ -11,6 +12,7 @@
 #ifndef MSCOPE_PUBLISH_H
 #define MSCOPE_PUBLISH_H
 
+#include "apprec.h"
 #include "bus.h"
 #include "flowrec.h"
 
@@ -38,13 +40,20 @@ typedef struct publish_opts {
     int64_t batch_ns;            /* send a partial batch after this long */
     uint32_t batch_max;          /* records per batch */
     uint32_t queue;              /* records waiting at most */
+    uint32_t app_queue;          /* application records waiting at most; 0: PUBLISH_APP_QUEUE */
     int64_t heartbeat_ns;
     int wait_subscriber_ms;      /* before the first send (slow joiner) */
 } publish_opts;
 
+/* An application record is ~5 KiB in memory (its URI and names are arrays
+ * of their largest size), so its queue is shorter than the flow records':
+ * 8192 of them are 43 MiB at most, touched only as they fill. */
+#define PUBLISH_APP_QUEUE 8192
+
 typedef struct publish_stats {
     uint64_t published, shed, batches, heartbeats;
     uint64_t queued; /* waiting to be sent */
+    uint64_t app_published, app_shed, app_batches, app_queued; /* application records */
 } publish_stats;
 
 typedef struct publisher publisher_t;
@@ -56,6 +65,11 @@ publisher_t *publish_start(const publish_opts *o, publish_counters_fn fn, void *
 /* Queue a record (copied). Never blocks; returns 0, or -1 when the queue is
  * full (the record is shed and counted). Thread-safe. */
 int publish_record(publisher_t *p, const flowrec *r);
+
+/* Queue an application record (copied), on topic "app" in AppBatch
+ * messages with their own sequence. Never blocks; returns 0, or -1 when
+ * its queue is full (shed and counted in app_shed). Thread-safe. */
+int publish_app(publisher_t *p, const apprec *r);
 
 void publish_get_stats(publisher_t *p, publish_stats *out);
 

@@ -19,6 +19,7 @@ typedef struct rec_figures {
     uint64_t flows_active, flows_created, flows_evicted_full, flow_records, flow_records_interim,
         flows_unusable_packets;
     uint64_t records_published, records_shed, records_queued, flow_batches, heartbeats;
+    uint64_t app_published, app_shed, app_queued, app_batches;
     uint64_t s_requests, s_started, s_completed, s_failed, s_cancelled, s_abandoned, s_refused,
         s_refused_peers, s_chunks, s_packets, s_bytes, s_active, s_buffered_bytes, s_buffered_bytes_max;
     uint64_t not_decapsulated[VX__COUNT];
