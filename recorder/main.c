@@ -1,8 +1,10 @@
-/* main.c - mscope-recorder: parse the configuration and wire the modules.
+/* main.c - mscope-recorderd, the recorder program: parse the configuration
+ * and wire the modules. Users run mscope-recorder (front.c), which becomes
+ * this program for everything but the offline search:
  *
  *   mscope-recorder --data-dir DIR [--listen ADDR:PORT | --interface IF]   daemon
  *   mscope-recorder --data-dir DIR --read FILE [--decap vxlan]             import
- *   mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT EXPR  search
+ *   mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT EXPR  search (front.c)
  *
  * Threads: receive thread(s) -> pipeline -> one writer thread that owns the
  * store -> the analysis thread. A daemon's main thread runs the control loop
@@ -23,7 +25,6 @@
 #include "pipeline.h"
 #include "publish.h"
 #include "sandbox.h"
-#include "search_cli.h"
 #include "searchsvc.h"
 #include "status.h"
 #include "store.h"
@@ -797,7 +798,6 @@ static int clock_skew_hook(void)
 int main(int argc, char **argv)
 {
     log_init("mscope-recorder");
-    if (argc > 1 && strcmp(argv[1], "search") == 0) return search_cli_main(argc - 1, argv + 1);
     if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
         printf("mscope-recorder %s\n", MSCOPE_VERSION);
         return 0;

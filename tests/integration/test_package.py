@@ -2,7 +2,8 @@
 """The Debian package (make deb, issue 13), built and installed without
 touching this machine:
 - CPack builds it from a scratch build directory (Release, reusing nothing
-  of build/); dpkg-deb shows the four binaries in /usr/bin, the three units
+  of build/); dpkg-deb shows the four binaries in /usr/bin (and the recorder
+  program mscope-recorder runs, in /usr/libexec/mirrorscope), the three units
   in /lib/systemd/system, the configuration files in /etc/mscope marked as
   conffiles, the maintainer scripts (valid sh), library dependencies
   computed by dpkg-shlibdeps and PostgreSQL suggested;
@@ -117,6 +118,7 @@ def contents(d, deb, version):
         mode, owner, _size, _date, _time, path = line.split(None, 5)
         listing[path.split(" -> ")[0].lstrip(".")] = (mode, owner)
     want = {f"/usr/bin/{b}": "-rwxr-xr-x" for b in BINARIES}
+    want["/usr/libexec/mirrorscope/mscope-recorderd"] = "-rwxr-xr-x"  # run by mscope-recorder
     want.update({f"/lib/systemd/system/mscope-{d}.service": "-rw-r--r--" for d in DAEMONS})
     want.update({f"/etc/mscope/{d}.conf": "-rw-r--r--" for d in DAEMONS})
     for path, mode in want.items():
@@ -234,7 +236,7 @@ def reinstall_and_purge(d, deb, deps, r):
     with open(os.path.join(r, "etc/mscope/coordinator.conf")) as f:
         h.check("retention-days = 30" in f.read(), "the upgrade lost a changed conffile")
     dpkg(r, "--purge", "mirrorscope")
-    for path in ["usr/bin/" + b for b in BINARIES] + [
+    for path in ["usr/bin/" + b for b in BINARIES] + ["usr/libexec/mirrorscope"] + [
             f"lib/systemd/system/mscope-{dm}.service" for dm in DAEMONS] + [
             "etc/mscope", "var/lib/mscope/coordinator", "var/lib/mscope/broker"]:
         h.check(not os.path.lexists(os.path.join(r, path)), f"/{path} left after purge")
