@@ -119,9 +119,20 @@ static int catalog__test(const catalog_entry *e, uint64_t key)
 {
     uint64_t h = catalog__seg_hash(key, e->seq);
     uint32_t l = (uint32_t)(h & (e->bloom_bytes / CATALOG_LINE - 1));
-    const uint8_t *line = e->bloom + l * CATALOG_LINE;
+    uint8_t buf[CATALOG_LINE];
+    const uint8_t *line;
     uint32_t crc;
-    memcpy(&crc, e->bloom + e->bloom_bytes + l * 4, 4);
+    if (e->bloom) {
+        line = e->bloom + l * CATALOG_LINE;
+        memcpy(&crc, e->bloom + e->bloom_bytes + l * 4, 4);
+    } else {
+        /* A line that cannot be read says "maybe", as a damaged one does. */
+        uint64_t off = e->bloom_off + (uint64_t)l * CATALOG_LINE;
+        if (pread(e->file->fd, buf, CATALOG_LINE, (off_t)off) != (ssize_t)CATALOG_LINE ||
+            pread(e->file->fd, &crc, 4, (off_t)(e->bloom_off + e->bloom_bytes + (uint64_t)l * 4)) != 4)
+            return 1;
+        line = buf;
+    }
     /* A line that fails its checksum cannot say "no". */
     if (crc32c(line, CATALOG_LINE, 0) != crc) return 1;
     for (int i = 0; i < CATALOG_PROBES; i++) {
@@ -219,9 +230,15 @@ static int catalog__common_bits(const uint8_t lo[16], const uint8_t hi[16])
     return 128;
 }
 
+/* 1 when e has a summary to test. */
+static int catalog__has(const catalog_entry *e)
+{
+    return e->bloom_bytes && !(e->flags & CATALOG_ODD) && (e->bloom || e->file);
+}
+
 int catalog_may_hold_hosts(const catalog_entry *e, const uint8_t lo[16], const uint8_t hi[16])
 {
-    if (!e->bloom_bytes || (e->flags & CATALOG_ODD)) return 1;
+    if (!catalog__has(e)) return 1;
     int common = catalog__common_bits(lo, hi);
     if (common == 128) return catalog__test(e, catalog__key(KEY_HOST, 128, lo, 16));
     /* Every address in the range shares `common` leading bits with lo: the
@@ -235,7 +252,7 @@ int catalog_may_hold_hosts(const catalog_entry *e, const uint8_t lo[16], const u
 
 int catalog_may_hold_ports(const catalog_entry *e, uint16_t lo, uint16_t hi)
 {
-    if (!e->bloom_bytes || (e->flags & CATALOG_ODD)) return 1;
+    if (!catalog__has(e)) return 1;
     if (lo > hi) return 0;
     if (hi - lo < 16) {
         for (uint32_t p = lo; p <= hi; p++)
@@ -532,11 +549,13 @@ int catalog_writer_put(catalog_writer_t *w, const catalog_entry *e, size_t n)
     return rc;
 }
 
-long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen)
+/* catalog_read (mapped: 1) and catalog_read_lines (0). */
+static long catalog__read(const char *dir, catalog_t *c, int mapped, char *err, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/catalog", dir);
     memset(c, 0, sizeof *c);
+    c->fd = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -566,11 +585,16 @@ long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen)
     int sfd = h.sum_size ? open(spath, O_RDONLY | O_CLOEXEC) : -1;
     struct stat ss;
     void *map = NULL;
-    if (sfd >= 0 && fstat(sfd, &ss) == 0 && (uint64_t)ss.st_size >= h.sum_size) {
+    if (sfd >= 0 && (fstat(sfd, &ss) < 0 || (uint64_t)ss.st_size < h.sum_size)) {
+        close(sfd);
+        sfd = -1;
+    }
+    if (sfd >= 0 && mapped) {
         map = mmap(NULL, h.sum_size, PROT_READ, MAP_SHARED, sfd, 0);
         if (map == MAP_FAILED) map = NULL;
+        close(sfd);
+        sfd = -1;
     }
-    if (sfd >= 0) close(sfd);
     /* Each summary's lines are checked as they are read (catalog__test). */
     e = xmalloc((h.count ? h.count : 1) * sizeof *e);
     for (uint64_t i = 0; i < h.count; i++) {
@@ -584,12 +608,15 @@ long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen)
             bad = "a summary out of bounds";
         if (bad) {
             if (map) munmap(map, h.sum_size);
+            if (sfd >= 0) close(sfd);
             goto out;
         }
-        int has = map && d.bloom_bytes;
+        int has = (map || sfd >= 0) && d.bloom_bytes;
         e[i] = (catalog_entry){ d.seq,   d.min_ts,   d.max_ts, d.packets, d.flags,
                                 has ? d.bloom_bytes : 0,
-                                has ? (const uint8_t *)map + d.bloom_off : NULL };
+                                has && map ? (const uint8_t *)map + d.bloom_off : NULL,
+                                has && !map ? c : NULL,
+                                has ? d.bloom_off : 0 };
     }
     free(raw);
     close(fd);
@@ -597,6 +624,7 @@ long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen)
     c->n = h.count;
     c->map = map;
     c->map_size = map ? h.sum_size : 0;
+    c->fd = sfd;
     c->gen = h.gen;
     return (long)c->n;
 out:
@@ -607,11 +635,23 @@ out:
     return -1;
 }
 
+long catalog_read(const char *dir, catalog_t *c, char *err, size_t errlen)
+{
+    return catalog__read(dir, c, 1, err, errlen);
+}
+
+long catalog_read_lines(const char *dir, catalog_t *c, char *err, size_t errlen)
+{
+    return catalog__read(dir, c, 0, err, errlen);
+}
+
 void catalog_release(catalog_t *c)
 {
     free(c->e);
     if (c->map) munmap(c->map, c->map_size);
+    if (c->fd >= 0) close(c->fd);
     memset(c, 0, sizeof *c);
+    c->fd = -1;
 }
 
 const catalog_entry *catalog_find(const catalog_entry *e, size_t n, uint64_t seq)

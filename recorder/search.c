@@ -302,7 +302,7 @@ search_t *search_new(const char *dir, const search_query *q, char *err, size_t e
      * closed. Without one, every index is opened. */
     catalog_t cat;
     char cerr[256];
-    catalog_read(dir, &cat, cerr, sizeof cerr); /* none or damaged: no entries */
+    catalog_read_lines(dir, &cat, cerr, sizeof cerr); /* none or damaged: no entries */
     for (long i = 0; i < n; i++) {
         const catalog_entry *ce = catalog_find(cat.e, cat.n, seqs[i]);
         if (ce && (!ce->packets || ce->max_ts < q->from_ns || ce->min_ts >= q->to_ns)) {
