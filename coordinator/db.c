@@ -12,6 +12,7 @@
  */
 #include "db.h"
 
+#include "querysql.h"
 #include "schema.h"
 #include "log.h"
 #include "timeparse.h"
@@ -872,43 +873,6 @@ static Mirrorscope__FlowRecord *db__record_from(PGresult *r, int i)
     return m;
 }
 
-/* A page's position: the last row's sort key, flow id and node. Text of
- * the form KEY.FLOWID.HEXNODE, safe in a URL as it is. */
-static void db__cursor_make(char *out, size_t len, const char *key, const char *flow_id,
-                            const char *node)
-{
-    int n = snprintf(out, len, "%s.%s.", key, flow_id);
-    for (const unsigned char *p = (const unsigned char *)node; n > 0 && *p && (size_t)n + 3 < len; p++)
-        n += snprintf(out + n, len - (size_t)n, "%02x", *p);
-}
-
-static int db__cursor_parse(const char *c, char *key, char *flow_id, char *node, size_t len)
-{
-    const char *d1 = strchr(c, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-    if (!d2 || d1 == c || d2 == d1 + 1 || (size_t)(d1 - c) >= 32 || (size_t)(d2 - d1) > 32)
-        return -1;
-    for (const char *p = c; p < d2; p++)
-        if (p != d1 && !(*p >= '0' && *p <= '9') && !(*p == '-' && (p == c || p == d1 + 1)))
-            return -1;
-    memcpy(key, c, (size_t)(d1 - c));
-    key[d1 - c] = 0;
-    memcpy(flow_id, d1 + 1, (size_t)(d2 - d1 - 1));
-    flow_id[d2 - d1 - 1] = 0;
-    size_t hex = strlen(d2 + 1);
-    if (hex % 2 || hex / 2 >= len) return -1;
-    for (size_t i = 0; i < hex / 2; i++) {
-        unsigned v;
-        if (sscanf(d2 + 1 + 2 * i, "%2x", &v) != 1 || !v) return -1;
-        node[i] = (char)v;
-    }
-    node[hex / 2] = 0;
-    return 0;
-}
-
-/* Microseconds since the epoch as a timestamptz literal (UTC). */
-/* The narrowest window of a time-ordered walk (us). */
-#define DB_WINDOW_MIN_US 1000LL
-
 /* Sequential scans on or off for this session's next statements (said to
  * the server only when it changes). Off, JIT goes too: the planner then
  * adds a huge cost to any sequential scan left (flows_live has no time
@@ -963,92 +927,17 @@ int db_monitor_filter(db_t *d, const char *name, char *filter, size_t filterlen,
     return 0;
 }
 
-int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
-                   int *bad_request, char *err, size_t errlen)
+/* Run the flows statement qs (querysql_flows()): one page, walked over
+ * windows of first_ts for the time orders. */
+static int db__run_flows(db_t *d, const querysql *qs, Mirrorscope__Response *resp,
+                         int *bad_request, char *err, size_t errlen)
 {
-    /* Each order is a sort key, then node and flow id: a total order, so a
-     * cursor (the last row's three values) starts the next page exactly. */
-    static const struct { const char *name, *key; int desc; } orders[] = {
-        { "first", "first_ns", 0 },
-        { "newest", "first_ns", 1 },
-        { "last", "last_ns", 1 },
-        { "bytes", "(c2s_ip_bytes + s2c_ip_bytes)", 1 },
-        { "packets", "(c2s_packets + s2c_packets)", 1 },
-        { "rtt", "coalesce((c2s_rtt_sum + s2c_rtt_sum) / nullif(c2s_rtt_count + s2c_rtt_count, 0), -1)", 1 },
-        { "retransmissions", "(c2s_retransmissions + s2c_retransmissions)", 1 },
-    };
-    int o = -1;
-    const char *ob = q->order_by && *q->order_by ? q->order_by : "first";
-    for (int i = 0; i < (int)(sizeof orders / sizeof orders[0]); i++)
-        if (!strcmp(ob, orders[i].name)) o = i;
-    if (o < 0) {
-        *bad_request = 1;
-        snprintf(err, errlen, "order must be first, newest, last, bytes, packets, rtt or retransmissions");
+    if (qs->params[QUERYSQL_FLOWS_MONITOR] &&
+        db_monitor_filter(d, qs->params[QUERYSQL_FLOWS_MONITOR], NULL, 0, bad_request, err,
+                          errlen) < 0)
         return -1;
-    }
-    char ck[32] = "", cf[40] = "", cn[256] = "";
-    int has_cursor = q->cursor && *q->cursor;
-    if (has_cursor && db__cursor_parse(q->cursor, ck, cf, cn, sizeof cn) < 0) {
-        *bad_request = 1;
-        snprintf(err, errlen, "cursor: not a cursor from an earlier answer");
-        return -1;
-    }
-    if (q->monitor && *q->monitor &&
-        db_monitor_filter(d, q->monitor, NULL, 0, bad_request, err, errlen) < 0)
-        return -1;
-    char p[9][64], sport[16];
-    snprintf(sport, sizeof sport, "%u", q->server_port);
-    int64_t to = q->to_ns ? q->to_ns : INT64_MAX / 2;
-    uint32_t limit = q->limit ? (q->limit > 10000 ? 10000 : q->limit) : 100;
-    snprintf(p[0], 64, "%" PRId64, q->from_ns);
-    snprintf(p[1], 64, "%" PRId64, to);
-    snprintf(p[3], 64, "%u", q->port);
-    snprintf(p[4], 64, "%u", q->proto);
-    snprintf(p[5], 64, "%" PRId64, q->min_rtt_ns);
-    snprintf(p[6], 64, "%s", q->only_retransmissions ? "t" : "f");
-    const char *dir = orders[o].desc ? "DESC" : "ASC";
-    char cols[8192], sql[16384];
-    schema_col_list(cols, sizeof cols, 0);
-    /* $13/$14: a window of first_ts, in whole microseconds (first_ts's own
-     * resolution), so a row is in exactly one of two adjacent windows; as
-     * timestamp literals, so the planner sees constants and estimates the
-     * window (an expression it cannot fold made it guess a third of the
-     * table and scan all of it). */
-    char where[4096];
-    snprintf(where, sizeof where,
-             "FROM flows_all "
-             "WHERE first_ts >= to_timestamp($1::bigint / 1e9) AND first_ns < $2::bigint "
-             "AND ($3::inet IS NULL OR client_ip = $3::inet OR server_ip = $3::inet) "
-             "AND ($4::int = 0 OR client_port = $4::int OR server_port = $4::int) "
-             "AND ($5::int = 0 OR proto = $5::int) "
-             "AND ($6::bigint = 0 OR (c2s_rtt_count + s2c_rtt_count > 0 AND "
-             "(c2s_rtt_sum + s2c_rtt_sum) / (c2s_rtt_count + s2c_rtt_count) >= $6::bigint)) "
-             "AND (NOT $7::boolean OR c2s_retransmissions + s2c_retransmissions > 0) "
-             "AND ($9::text IS NULL OR node = $9::text) "
-             "AND ($10::bigint IS NULL OR (%s, node, flow_id) %s ($10::bigint, $12::text, $11::bigint)) "
-             "AND ($13::timestamptz IS NULL OR first_ts >= $13::timestamptz) "
-             "AND ($14::timestamptz IS NULL OR first_ts < $14::timestamptz) "
-             "AND ($15::inet IS NULL OR server_ip <<= $15::inet) "
-             "AND ($16::inet IS NULL OR client_ip <<= $16::inet) "
-             "AND ($17::int = 0 OR server_port = $17::int) "
-             /* A monitor's flow filter, as monseries.c matches records. */
-             "AND ($18::text IS NULL OR EXISTS (SELECT 1 FROM monitors m WHERE m.name = $18::text "
-             "AND (m.server IS NULL OR server_ip <<= m.server) "
-             "AND (m.client IS NULL OR client_ip <<= m.client) "
-             "AND (m.server_port = 0 OR server_port = m.server_port) "
-             "AND (m.proto = 0 OR proto = m.proto) "
-             "AND (cardinality(m.nodes) = 0 OR node = ANY (m.nodes)))) ",
-             orders[o].key, orders[o].desc ? "<" : ">");
-    snprintf(sql, sizeof sql,
-             "SELECT node, flow_id, vni, host(observer), proto, host(client_ip), client_port, "
-             "host(server_ip), server_port, first_ns, last_ns, %s, %s %s"
-             "ORDER BY %s %s, node %s, flow_id %s LIMIT $8::int",
-             cols + strlen("node, flow_id, vni, observer, proto, client_ip, client_port, "
-                           "server_ip, server_port, first_ns, last_ns, "),
-             orders[o].key, where, orders[o].key, dir, dir, dir);
-    char probe[4200];
-    /* ($8, the page size, means nothing here; named so its type is known.) */
-    snprintf(probe, sizeof probe, "SELECT 1 %s AND $8::int > 0 LIMIT 1", where);
+    const char *sql = qs->sql, *probe = qs->probe;
+    uint32_t limit = qs->limit;
     /* The time orders walk the range in windows of first_ts, which the BRIN
      * index prunes to: a page then costs the rows near it, not a sort of
      * the whole range - an exporter paging through millions of flows barely
@@ -1068,10 +957,9 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
      * up to the window; and on a day not yet analysed it guesses the BRIN
      * poorly correlated and sorts a whole day for a millisecond of it.
      * (Seconds either way, on millions of rows.) */
-    int windowed = !strcmp(orders[o].key, "first_ns") && !(q->host && *q->host);
-    int desc = orders[o].desc;
-    int64_t now_us = timeparse_now_ns() / 1000, from_us = q->from_ns / 1000, to_us = to / 1000;
-    int64_t w = DB_WINDOW_MIN_US, lo, hi; /* INT64_MIN: an open end */
+    int windowed = qs->windowed, desc = qs->desc;
+    int64_t now_us = qs->now_us, from_us = qs->from_us, to_us = qs->to_us;
+    int64_t w = QUERYSQL_WINDOW_MIN_US, lo = qs->lo, hi = qs->hi; /* INT64_MIN: an open end */
     if (windowed) {
         int today = (int)(now_us / 86400000000LL);
         for (int day = today - 1; day <= today; day++)
@@ -1081,15 +969,6 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
             snprintf(err, errlen, "%s", PQerrorMessage(d->conn));
             return -1;
         }
-    }
-    if (!windowed) {
-        lo = hi = INT64_MIN; /* no window */
-    } else if (desc) {
-        hi = has_cursor ? strtoll(ck, NULL, 10) / 1000 + 1 : INT64_MIN;
-        lo = (hi != INT64_MIN ? hi : (to_us < now_us ? to_us : now_us)) - w;
-    } else {
-        lo = has_cursor ? strtoll(ck, NULL, 10) / 1000 : from_us;
-        hi = lo + w;
     }
     resp->flows = xcalloc((size_t)limit + 1, sizeof *resp->flows);
     resp->n_flows = 0;
@@ -1101,21 +980,18 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         if (windowed && desc && lo <= from_us) lo = from_us, last = 1;
         if (windowed && !desc && (hi >= to_us || hi > now_us)) hi = INT64_MIN, last = 1;
         char wl[48], wh[48], lim[16];
-        const char *params[] = { p[0], p[1], q->host && *q->host ? q->host : NULL, p[3], p[4],
-                                 p[5], p[6], lim, q->node && *q->node ? q->node : NULL,
-                                 has_cursor ? ck : NULL, has_cursor ? cf : NULL,
-                                 has_cursor ? cn : NULL, wl, wh,
-                                 q->server && *q->server ? q->server : NULL,
-                                 q->client && *q->client ? q->client : NULL, sport,
-                                 q->monitor && *q->monitor ? q->monitor : NULL };
+        const char *params[QUERYSQL_PARAMS];
+        memcpy(params, qs->params, sizeof params);
+        params[QUERYSQL_FLOWS_LIMIT] = lim;
 #define DB_WINDOW(l, h)                                                                   \
     (db__us_text(wl, sizeof wl, (l)), db__us_text(wh, sizeof wh, (h)),                    \
-     params[12] = (l) != INT64_MIN ? wl : NULL, params[13] = (h) != INT64_MIN ? wh : NULL)
+     params[QUERYSQL_FLOWS_WLO] = (l) != INT64_MIN ? wl : NULL,                          \
+     params[QUERYSQL_FLOWS_WHI] = (h) != INT64_MIN ? wh : NULL)
         snprintf(lim, sizeof lim, "%zu", (size_t)limit - resp->n_flows);
         if (!found) {
             /* Is there a row in this window at all? */
             DB_WINDOW(lo, hi);
-            PGresult *pr = db__query(d, probe, 18, params, bad_request, err, errlen);
+            PGresult *pr = db__query(d, probe, qs->nparams, params, bad_request, err, errlen);
             if (!pr) goto out;
             int any = PQntuples(pr) > 0;
             PQclear(pr);
@@ -1127,11 +1003,11 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
                 continue;
             }
             /* Narrow it to the millisecond nearest the start of the walk. */
-            while (lo != INT64_MIN && hi != INT64_MIN && hi - lo > DB_WINDOW_MIN_US) {
+            while (lo != INT64_MIN && hi != INT64_MIN && hi - lo > QUERYSQL_WINDOW_MIN_US) {
                 int64_t mid = lo + (hi - lo) / 2;
                 if (desc) DB_WINDOW(mid, hi);
                 else DB_WINDOW(lo, mid);
-                pr = db__query(d, probe, 18, params, bad_request, err, errlen);
+                pr = db__query(d, probe, qs->nparams, params, bad_request, err, errlen);
                 if (!pr) goto out;
                 any = PQntuples(pr) > 0;
                 PQclear(pr);
@@ -1144,7 +1020,7 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
         }
         DB_WINDOW(lo, hi);
 #undef DB_WINDOW
-        PGresult *r = db__query(d, sql, 18, params, bad_request, err, errlen);
+        PGresult *r = db__query(d, sql, qs->nparams, params, bad_request, err, errlen);
         if (!r) goto out;
         int n = PQntuples(r);
         for (int i = 0; i < n; i++) {
@@ -1174,7 +1050,7 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
     }
     if (resp->n_flows == limit) {
         char c[600];
-        db__cursor_make(c, sizeof c, last_key, last_id, last_node);
+        querysql_cursor_make(c, sizeof c, last_key, last_id, last_node);
         resp->next_cursor = xstrdup(c);
     }
     rc = 0;
@@ -1183,42 +1059,10 @@ out:
     return rc;
 }
 
-int db_top_talkers(db_t *d, const Mirrorscope__TopTalkers *q, Mirrorscope__Response *resp,
-                   int *bad_request, char *err, size_t errlen)
+static int db__run_talkers(db_t *d, const querysql *qs, Mirrorscope__Response *resp,
+                           int *bad_request, char *err, size_t errlen)
 {
-    const char *by = q->by && *q->by ? q->by : "server";
-    const char *metric = q->metric && *q->metric ? q->metric : "bytes";
-    const char *group, *mcol;
-    if (!strcmp(by, "server")) group = "server_ip, server_port";
-    else if (!strcmp(by, "client")) group = "client_ip";
-    else {
-        *bad_request = 1;
-        snprintf(err, errlen, "by must be server or client");
-        return -1;
-    }
-    if (!strcmp(metric, "bytes")) mcol = "5"; /* positions in the select list */
-    else if (!strcmp(metric, "packets")) mcol = "4";
-    else if (!strcmp(metric, "flows")) mcol = "3";
-    else if (!strcmp(metric, "retransmissions")) mcol = "6";
-    else {
-        *bad_request = 1;
-        snprintf(err, errlen, "metric must be bytes, packets, flows or retransmissions");
-        return -1;
-    }
-    char p[3][32];
-    snprintf(p[0], 32, "%" PRId64, q->from_ns);
-    snprintf(p[1], 32, "%" PRId64, q->to_ns ? q->to_ns : INT64_MAX / 2);
-    snprintf(p[2], 32, "%u", q->limit ? (q->limit > 1000 ? 1000 : q->limit) : 10);
-    const char *params[] = { p[0], p[1], p[2] };
-    char sql[2048];
-    snprintf(sql, sizeof sql,
-             "SELECT %s, count(*), sum(c2s_packets + s2c_packets), "
-             "sum(c2s_ip_bytes + s2c_ip_bytes), sum(c2s_retransmissions + s2c_retransmissions) "
-             "FROM flows_all WHERE first_ts >= to_timestamp($1::bigint / 1e9) AND first_ns < $2::bigint "
-             "AND %s IS NOT NULL GROUP BY %s ORDER BY %s DESC LIMIT $3::int",
-             !strcmp(by, "server") ? "host(server_ip), server_port" : "host(client_ip), 0",
-             !strcmp(by, "server") ? "server_ip" : "client_ip", group, mcol);
-    PGresult *r = db__query(d, sql, 3, params, bad_request, err, errlen);
+    PGresult *r = db__query(d, qs->sql, qs->nparams, qs->params, bad_request, err, errlen);
     if (!r) return -1;
     int n = PQntuples(r);
     resp->n_talkers = (size_t)n;
@@ -1238,22 +1082,10 @@ int db_top_talkers(db_t *d, const Mirrorscope__TopTalkers *q, Mirrorscope__Respo
     return 0;
 }
 
-int db_time_series(db_t *d, const Mirrorscope__TimeSeries *q, Mirrorscope__Response *resp,
-                   int *bad_request, char *err, size_t errlen)
+static int db__run_series(db_t *d, const querysql *qs, Mirrorscope__Response *resp,
+                          int *bad_request, char *err, size_t errlen)
 {
-    char p[4][32];
-    snprintf(p[0], 32, "%" PRId64, q->from_ns);
-    snprintf(p[1], 32, "%" PRId64, q->to_ns ? q->to_ns : INT64_MAX / 2);
-    snprintf(p[2], 32, "%u", q->server_port);
-    const char *params[] = { p[0], p[1], q->node && *q->node ? q->node : NULL,
-                             q->server_ip && *q->server_ip ? q->server_ip : NULL, p[2] };
-    PGresult *r = db__query(d,
-        "SELECT (extract(epoch from minute) * 1e9)::bigint, sum(flows), sum(packets), sum(bytes), "
-        "sum(retransmissions), sum(rtt_sum), sum(rtt_count), sum(app_sum), sum(app_count) "
-        "FROM flow_minutes WHERE minute >= date_trunc('minute', to_timestamp($1::bigint / 1e9)) "
-        "AND minute < to_timestamp($2::bigint / 1e9) AND ($3::text IS NULL OR node = $3::text) "
-        "AND ($4::inet IS NULL OR server_ip = $4::inet) AND ($5::int = 0 OR server_port = $5::int) "
-        "GROUP BY 1 ORDER BY 1 LIMIT 100000", 5, params, bad_request, err, errlen);
+    PGresult *r = db__query(d, qs->sql, qs->nparams, qs->params, bad_request, err, errlen);
     if (!r) return -1;
     int n = PQntuples(r);
     resp->n_minutes = (size_t)n;
@@ -1274,6 +1106,28 @@ int db_time_series(db_t *d, const Mirrorscope__TimeSeries *q, Mirrorscope__Respo
     }
     PQclear(r);
     return 0;
+}
+
+int db_run(db_t *d, const querysql *qs, Mirrorscope__Response *resp, int *bad_request,
+           char *err, size_t errlen)
+{
+    switch (qs->kind) {
+    case QUERYSQL_FLOWS: return db__run_flows(d, qs, resp, bad_request, err, errlen);
+    case QUERYSQL_TALKERS: return db__run_talkers(d, qs, resp, bad_request, err, errlen);
+    case QUERYSQL_SERIES: return db__run_series(d, qs, resp, bad_request, err, errlen);
+    default: snprintf(err, errlen, "not a statement db_run() runs"); return -1;
+    }
+}
+
+int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
+                   int *bad_request, char *err, size_t errlen)
+{
+    querysql qs;
+    if (querysql_flows(q, timeparse_now_ns(), &qs, err, errlen) < 0) {
+        *bad_request = 1;
+        return -1;
+    }
+    return db__run_flows(d, &qs, resp, bad_request, err, errlen);
 }
 
 static void db__free_record(Mirrorscope__FlowRecord *m)

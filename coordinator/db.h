@@ -13,6 +13,7 @@
 #include "batch.h"
 #include "liveset.h"
 #include "mirrorscope.pb-c.h"
+#include "querysql.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -82,11 +83,17 @@ long db_exec_params(db_t *d, const char *sql, int n, const char *const *params, 
                     void *arg, char sqlstate[6], char *err, size_t errlen);
 
 /* ---- queries for the APIs (query.h calls these) ----------------------------
- * Each fills the repeated fields of resp (free them with db_response_free()). Filter values travel as $n
- * parameters only. Returns 0, or -1 with err set; bad_request is set when
- * the request itself was wrong (e.g. a host that is not an address). */
+ * Each fills the repeated fields of resp (free them with db_response_free()).
+ * The statements and their parameters are built by querysql.h, without a
+ * database; filter values travel as $n parameters only. Returns 0, or -1
+ * with err set; bad_request is set when the request itself was wrong (e.g. a
+ * host that is not an address, which only PostgreSQL's inet finds). */
 int db_list_nodes(db_t *d, int64_t stale_ns, int64_t dead_ns, Mirrorscope__Response *resp,
                   char *err, size_t errlen);
+/* Run a statement querysql_request() built (flows, top talkers, series). */
+int db_run(db_t *d, const querysql *qs, Mirrorscope__Response *resp, int *bad_request,
+           char *err, size_t errlen);
+/* One page of flows (querysql_flows(), then db_run()): the drill-down's. */
 int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Response *resp,
                    int *bad_request, char *err, size_t errlen);
 /* A monitor's tcpdump expression for its packets ("" for all) into filter
@@ -94,10 +101,6 @@ int db_query_flows(db_t *d, const Mirrorscope__QueryFlows *q, Mirrorscope__Respo
  * (bad_request when there is no monitor of that name). */
 int db_monitor_filter(db_t *d, const char *name, char *filter, size_t filterlen, int *bad_request,
                       char *err, size_t errlen);
-int db_top_talkers(db_t *d, const Mirrorscope__TopTalkers *q, Mirrorscope__Response *resp,
-                   int *bad_request, char *err, size_t errlen);
-int db_time_series(db_t *d, const Mirrorscope__TimeSeries *q, Mirrorscope__Response *resp,
-                   int *bad_request, char *err, size_t errlen);
 void db_response_free(Mirrorscope__Response *resp);
 
 #endif
