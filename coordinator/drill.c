@@ -11,6 +11,8 @@
  */
 #include "drill.h"
 
+#include "querysql.h"
+
 #include "log.h"
 #include "pbcopy.h"
 #include "timeparse.h"
@@ -211,9 +213,7 @@ static void drill__done(void *arg, int rc, const char *dberr)
     drill__free(j);
 }
 
-int drill_start(const drill_env *env, const bus_peer *client, uint64_t id,
-                const Mirrorscope__SearchQuery *q, const scatter_sink *sink,
-                drill_started_fn started, void *ctx, char *err, size_t errlen)
+int drill_check(const Mirrorscope__SearchQuery *q, char *err, size_t errlen)
 {
     const Mirrorscope__QueryFlows *qf = q->flows_of;
     if (!qf) {
@@ -226,6 +226,20 @@ int drill_start(const drill_env *env, const bus_peer *client, uint64_t id,
         return -1;
     }
     if (timeparse_check_range(qf->from_ns, qf->to_ns, err, errlen) < 0) return -1;
+    /* Its pages' statement (drill__work builds it again per page, with
+     * their own limit and cursor): a bad filter value is refused here. */
+    Mirrorscope__QueryFlows page = *qf;
+    page.cursor = (char *)"";
+    querysql qs;
+    return querysql_flows(&page, 0, &qs, err, errlen);
+}
+
+int drill_start(const drill_env *env, const bus_peer *client, uint64_t id,
+                const Mirrorscope__SearchQuery *q, const scatter_sink *sink,
+                drill_started_fn started, void *ctx, char *err, size_t errlen)
+{
+    if (drill_check(q, err, errlen) < 0) return -1;
+    const Mirrorscope__QueryFlows *qf = q->flows_of;
     drill_job *j = xcalloc(1, sizeof *j);
     j->env = *env;
     j->client = *client;

@@ -35,8 +35,13 @@ typedef struct drill_env {
  * says why. */
 typedef void (*drill_started_fn)(void *ctx, int ok, int bad, const char *err);
 
+/* Check a drill-down request without starting it (no database): the flows
+ * query's limit, time range and filter values (querysql_flows()). Returns 0,
+ * or -1 with err set (a bad request). */
+int drill_check(const Mirrorscope__SearchQuery *q, char *err, size_t errlen);
+
 /* Start the drill-down q->flows_of for client/id (as scatter_start(), sink
- * NULL: the RPC client on the ROUTER). q is copied. Returns 0: the flows
+ * NULL: the RPC client on the ROUTER). q is checked (drill_check()) and copied. Returns 0: the flows
  * query runs, and started(ctx) comes; -1 with err set: nothing runs and
  * started is not called. */
 int drill_start(const drill_env *env, const bus_peer *client, uint64_t id,

@@ -484,6 +484,49 @@ int monitor_http_status(Mirrorscope__Response__Status st)
     }
 }
 
+int monitor_check(const Mirrorscope__Request *req, char *err, size_t errlen)
+{
+    if (req->body_case == MIRRORSCOPE__REQUEST__BODY_MONITOR_SERIES) {
+        if (!req->monitor_series->name || !*req->monitor_series->name) {
+            snprintf(err, errlen, "name: which monitor?");
+            return -1;
+        }
+    } else if (req->body_case == MIRRORSCOPE__REQUEST__BODY_MONITOR) {
+        const Mirrorscope__MonitorRequest *mr = req->monitor;
+        const char *op = mr->op ? mr->op : "";
+        int write = !strcmp(op, "create") || !strcmp(op, "set");
+        if (!write && strcmp(op, "list") && strcmp(op, "show") && strcmp(op, "delete")) {
+            snprintf(err, errlen, "op: '%.40s' is not one of list, show, create, set, delete", op);
+            return -1;
+        }
+        if (strcmp(op, "list") && !(mr->name && *mr->name) &&
+            !(write && mr->monitor && mr->monitor->name && *mr->monitor->name)) {
+            snprintf(err, errlen, "name: which monitor?");
+            return -1;
+        }
+        if (write) {
+            if (!mr->monitor) {
+                snprintf(err, errlen, "monitor: the definition is missing");
+                return -1;
+            }
+            if (mr->name && *mr->name && mr->monitor->name && *mr->monitor->name &&
+                strcmp(mr->name, mr->monitor->name)) {
+                snprintf(err, errlen, "name: a monitor keeps its name ('%.80s', not '%.80s')",
+                         mr->name, mr->monitor->name);
+                return -1;
+            }
+            Mirrorscope__Monitor def = *mr->monitor;
+            if (!(def.name && *def.name)) def.name = mr->name;
+            char server[64], client[64];
+            if (monitor__check(&def, server, client, err, errlen) < 0) return -1;
+        }
+    } else {
+        snprintf(err, errlen, "unknown request type");
+        return -1;
+    }
+    return 0;
+}
+
 void monitor_submit(monitor_set_t *m, const Mirrorscope__Request *req, monitor_done_fn done, void *arg)
 {
     char err[1024] = "";
@@ -491,44 +534,7 @@ void monitor_submit(monitor_set_t *m, const Mirrorscope__Request *req, monitor_d
     mirrorscope__response__init(&resp);
     resp.id = req->id;
     resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
-    if (req->body_case == MIRRORSCOPE__REQUEST__BODY_MONITOR_SERIES) {
-        if (!req->monitor_series->name || !*req->monitor_series->name) {
-            snprintf(err, sizeof err, "name: which monitor?");
-            goto refuse;
-        }
-    } else if (req->body_case == MIRRORSCOPE__REQUEST__BODY_MONITOR) {
-        const Mirrorscope__MonitorRequest *mr = req->monitor;
-        const char *op = mr->op ? mr->op : "";
-        int write = !strcmp(op, "create") || !strcmp(op, "set");
-        if (!write && strcmp(op, "list") && strcmp(op, "show") && strcmp(op, "delete")) {
-            snprintf(err, sizeof err, "op: '%.40s' is not one of list, show, create, set, delete", op);
-            goto refuse;
-        }
-        if (strcmp(op, "list") && !(mr->name && *mr->name) &&
-            !(write && mr->monitor && mr->monitor->name && *mr->monitor->name)) {
-            snprintf(err, sizeof err, "name: which monitor?");
-            goto refuse;
-        }
-        if (write) {
-            if (!mr->monitor) {
-                snprintf(err, sizeof err, "monitor: the definition is missing");
-                goto refuse;
-            }
-            if (mr->name && *mr->name && mr->monitor->name && *mr->monitor->name &&
-                strcmp(mr->name, mr->monitor->name)) {
-                snprintf(err, sizeof err, "name: a monitor keeps its name ('%.80s', not '%.80s')",
-                         mr->name, mr->monitor->name);
-                goto refuse;
-            }
-            Mirrorscope__Monitor def = *mr->monitor;
-            if (!(def.name && *def.name)) def.name = mr->name;
-            char server[64], client[64];
-            if (monitor__check(&def, server, client, err, sizeof err) < 0) goto refuse;
-        }
-    } else {
-        snprintf(err, sizeof err, "unknown request type");
-        goto refuse;
-    }
+    if (monitor_check(req, err, sizeof err) < 0) goto refuse;
     monitor_job *j = xcalloc(1, sizeof *j);
     j->set = m;
     j->req = (Mirrorscope__Request *)pbcopy(&req->base);

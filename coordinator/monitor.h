@@ -47,7 +47,12 @@ int monitor_is_request(const Mirrorscope__Request *req);
  * err is borrowed for the call, resp is freed after it). */
 typedef void (*monitor_done_fn)(void *arg, Mirrorscope__Response *resp, const char *err);
 
-/* Check and run req (copied), then call done once. */
+/* Check a monitor request as monitor_submit() does, without running it (no
+ * database): the op, the name, a definition's values (a filter compiled by
+ * libpcap). Returns 0, or -1 with err set (a bad request). */
+int monitor_check(const Mirrorscope__Request *req, char *err, size_t errlen);
+
+/* Check (monitor_check()) and run req (copied), then call done once. */
 void monitor_submit(monitor_set_t *m, const Mirrorscope__Request *req, monitor_done_fn done,
                     void *arg);
 

@@ -6,6 +6,7 @@
 #include "drill.h"
 #include "log.h"
 #include "query.h"
+#include "querysql.h"
 #include "token.h"
 #include "timeparse.h"
 #include "xmalloc.h"
@@ -114,19 +115,63 @@ static void rpcapi__drill_started(void *ctx, int ok, int bad, const char *err)
     free(d);
 }
 
+rpcapi_route rpcapi_check(const uint8_t *buf, long len, const char *token, int monitors,
+                          Mirrorscope__Request **out, Mirrorscope__Response__Status *status,
+                          char *err, size_t errlen)
+{
+    *status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
+    /* An empty body is a valid protobuf (all defaults): it is then refused
+     * below for its missing token and body. */
+    Mirrorscope__Request *req = len >= 0 ? mirrorscope__request__unpack(NULL, (size_t)len, buf) : NULL;
+    *out = req;
+    if (!req) {
+        snprintf(err, errlen, len < 0 ? "request too large" : "not a Request message");
+        return RPCAPI_REFUSE;
+    }
+    if (!token_equal(token, req->token)) {
+        *status = MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED;
+        snprintf(err, errlen, "missing or wrong token");
+        return RPCAPI_REFUSE;
+    }
+    switch (req->body_case) {
+    case MIRRORSCOPE__REQUEST__BODY_SEARCH_CREDIT: return RPCAPI_CREDIT;
+    case MIRRORSCOPE__REQUEST__BODY_SEARCH_CANCEL: return RPCAPI_CANCEL;
+    case MIRRORSCOPE__REQUEST__BODY_SEARCH: {
+        const Mirrorscope__SearchQuery *q = req->search;
+        if (!q) {
+            snprintf(err, errlen, "empty search");
+            return RPCAPI_REFUSE;
+        }
+        if (q->flows_of) return drill_check(q, err, errlen) < 0 ? RPCAPI_REFUSE : RPCAPI_DRILL;
+        return timeparse_check_range(q->from_ns, q->to_ns, err, errlen) < 0 ? RPCAPI_REFUSE
+                                                                          : RPCAPI_SEARCH;
+    }
+    case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
+    case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
+    case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
+    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES: { /* query_is_query() */
+        querysql qs; /* built again by the job: this only refuses a bad one early */
+        return querysql_request(req, timeparse_now_ns(), &qs, err, errlen) < 0 ? RPCAPI_REFUSE
+                                                                                 : RPCAPI_QUERY;
+    }
+    case MIRRORSCOPE__REQUEST__BODY_MONITOR:
+    case MIRRORSCOPE__REQUEST__BODY_MONITOR_SERIES:
+        if (!monitors) break;
+        return monitor_check(req, err, errlen) < 0 ? RPCAPI_REFUSE : RPCAPI_MONITOR;
+    default: break;
+    }
+    snprintf(err, errlen, "unknown request type");
+    return RPCAPI_REFUSE;
+}
+
 /* A search over the nodes the registry knows (or the ones named), or a
- * drill-down (flows_of: drill.h). Returns 0 when it streams (or, for a
- * drill-down, will stream or be answered), -1 with err (bad set when the
- * request was wrong). */
+ * drill-down (flows_of: drill.h), checked by rpcapi_check(). Returns 0 when
+ * it streams (or, for a drill-down, will stream or be answered), -1 with err
+ * (bad set when the request was wrong). */
 static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope__Request *req,
                           int *bad, char *err, size_t errlen)
 {
     const Mirrorscope__SearchQuery *q = req->search;
-    if (!q) {
-        *bad = 1;
-        snprintf(err, errlen, "empty search");
-        return -1;
-    }
     if (q->flows_of) {
         rpc_drill *d = xcalloc(1, sizeof *d);
         *d = (rpc_drill){ a, *client, req->id };
@@ -134,10 +179,6 @@ static int rpcapi__search(rpcapi_t *a, const bus_peer *client, const Mirrorscope
         if (drill_start(&env, client, req->id, q, NULL, rpcapi__drill_started, d, err, errlen) == 0)
             return 0;
         free(d);
-        *bad = 1;
-        return -1;
-    }
-    if (timeparse_check_range(q->from_ns, q->to_ns, err, errlen) < 0) {
         *bad = 1;
         return -1;
     }
@@ -159,40 +200,29 @@ static void rpcapi__request(rpcapi_t *a, long len)
     char err[1024] = "";
     bus_peer client;
     bus_rpc_peer(a->sock, &client);
-    /* An empty body is a valid protobuf (all defaults): it is then refused
-     * below for its missing token and body. */
-    Mirrorscope__Request *req =
-        len >= 0 ? mirrorscope__request__unpack(NULL, (size_t)len, a->rx) : NULL;
+    Mirrorscope__Request *req;
     a->st.requests++;
-    if (!req) {
-        resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
-        snprintf(err, sizeof err, len < 0 ? "request too large" : "not a Request message");
-        goto answer;
-    }
-    resp.id = req->id;
-    if (!token_equal(a->token, req->token)) {
-        resp.status = MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED;
-        snprintf(err, sizeof err, "missing or wrong token");
-        a->st.unauthenticated++;
-        goto answer;
-    }
+    rpcapi_route route = rpcapi_check(a->rx, len, a->token, a->o.monitors != NULL, &req,
+                                      &resp.status, err, sizeof err);
+    if (req) resp.id = req->id;
     int bad = 0;
-    switch (req->body_case) {
-    case MIRRORSCOPE__REQUEST__BODY_SEARCH_CREDIT:
+    switch (route) {
+    case RPCAPI_REFUSE:
+        if (resp.status == MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED) a->st.unauthenticated++;
+        goto answer;
+    case RPCAPI_CREDIT:
         scatter_credit(a->sc, &client, req->id, req->search_credit);
         goto done; /* streams take no answer */
-    case MIRRORSCOPE__REQUEST__BODY_SEARCH_CANCEL:
+    case RPCAPI_CANCEL:
         scatter_cancel(a->sc, &client, req->id);
         goto done;
-    case MIRRORSCOPE__REQUEST__BODY_SEARCH:
+    case RPCAPI_SEARCH:
+    case RPCAPI_DRILL:
         if (rpcapi__search(a, &client, req, &bad, err, sizeof err) == 0) goto done;
         resp.status = bad ? MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST
                           : MIRRORSCOPE__RESPONSE__STATUS__ERROR;
         goto answer;
-    case MIRRORSCOPE__REQUEST__BODY_LIST_NODES:
-    case MIRRORSCOPE__REQUEST__BODY_QUERY_FLOWS:
-    case MIRRORSCOPE__REQUEST__BODY_TOP_TALKERS:
-    case MIRRORSCOPE__REQUEST__BODY_TIME_SERIES: /* query_is_query() */
+    case RPCAPI_QUERY:
         if (a->st.queries_active >= (uint64_t)a->o.max_queries) {
             resp.status = MIRRORSCOPE__RESPONSE__STATUS__ERROR;
             snprintf(err, sizeof err, "busy: %d queries are running; try again later",
@@ -208,20 +238,14 @@ static void rpcapi__request(rpcapi_t *a, long len)
         a->st.queries_active++;
         dbpool_submit(a->pool, rpcapi__work, rpcapi__done, j);
         return; /* answered by rpcapi__done() */
-    case MIRRORSCOPE__REQUEST__BODY_MONITOR:
-    case MIRRORSCOPE__REQUEST__BODY_MONITOR_SERIES:
-        if (!a->o.monitors) goto unknown;
+    case RPCAPI_MONITOR: {
         rpc_mon *mj = xmalloc(sizeof *mj);
         mj->api = a;
         mj->client = client;
         a->st.queries_active++;
         monitor_submit(a->o.monitors, req, rpcapi__monitor_done, mj);
         goto done;
-    default:
-    unknown:
-        resp.status = MIRRORSCOPE__RESPONSE__STATUS__BAD_REQUEST;
-        snprintf(err, sizeof err, "unknown request type");
-        goto answer;
+    }
     }
 answer:
     rpcapi__send(a, &client, &resp, err);

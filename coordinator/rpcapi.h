@@ -34,6 +34,29 @@ typedef struct rpcapi_stats {
     uint64_t requests, errors, unauthenticated, queries_active;
 } rpcapi_stats;
 
+/* What a request is, once rpcapi_check() has let it in. */
+typedef enum rpcapi_route {
+    RPCAPI_REFUSE,  /* answered at once with status and err */
+    RPCAPI_CREDIT,  /* search_credit, search_cancel: to the search's stream */
+    RPCAPI_CANCEL,
+    RPCAPI_SEARCH,  /* to the recorders (scatter.h) */
+    RPCAPI_DRILL,   /* a search of the flows a flows query selects (drill.h) */
+    RPCAPI_QUERY,   /* a database job (query.h) */
+    RPCAPI_MONITOR, /* a monitor request (monitor.h) */
+} rpcapi_route;
+
+/* The first steps of every request, without a socket or a database (what
+ * tests/fuzz/fuzz_rpc.c drives): decode the len bytes at buf (len < 0: the
+ * message was too large), check its token against token, and check what
+ * its body asks as far as that can be done here - time ranges, filter
+ * values and the SQL they make, a monitor's definition (monitors = 0: the
+ * coordinator keeps none, so monitor requests are unknown). *req gets the
+ * decoded request (the caller frees it; NULL when it did not decode).
+ * Returns the route, or RPCAPI_REFUSE with status and err set. */
+rpcapi_route rpcapi_check(const uint8_t *buf, long len, const char *token, int monitors,
+                          Mirrorscope__Request **req, Mirrorscope__Response__Status *status,
+                          char *err, size_t errlen);
+
 /* Answer requests arriving on sock (borrowed: it must outlive the API and
  * every query in flight; scatter answers on it too). Returns NULL with err
  * set when the socket cannot be watched. */
