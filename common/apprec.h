@@ -104,6 +104,16 @@ const char *apprec_kind_name(int kind);
  * sets r->truncated when they do not fit. For parsers filling text fields. */
 void apprec_text(apprec *r, char *dst, size_t dstsize, const void *s, size_t n);
 
+/* Bytes s[0, n) as tshark 4.0 presents a text field in its output (its
+ * format_text()): printable ASCII as it is, control characters as C
+ * escapes (\t, \n, ...) or \ooo, bytes that are not UTF-8 as U+FFFD, code
+ * points that are not printable as \uXXXX or \UXXXXXXXX; with ascii (a
+ * field tshark reads as ASCII: the SNI, ALPN names) every byte from 0x80 is
+ * U+FFFD. Writes a NUL-terminated string of at most outsz bytes into out,
+ * and sets *cut when it did not fit. DNS names and TLS names use it, so
+ * that the records equal tshark's text byte for byte. */
+void apprec_tshark_text(char *out, size_t outsz, const void *s, size_t n, int ascii, int *cut);
+
 /* Appends one ALPN name; sets r->truncated when it does not fit. */
 void apprec_alpn_add(apprec *r, const void *name, size_t n);
 

@@ -60,6 +60,7 @@ typedef struct app_counts {
     uint64_t malformed; /* messages that did not parse (bytes skipped or flow given up) */
     uint64_t gaps;      /* messages lost to a gap */
     uint64_t dropped;   /* pending requests/queries dropped at a per-flow bound */
+    uint64_t unmatched; /* responses to no request seen (pairing failed) */
 } app_counts;
 
 typedef struct app_out {
@@ -75,6 +76,11 @@ enum {
     APP_DETECT_MORE = 2, /* too few bytes to say yet */
 };
 
+/* What parse returns when it wants no more bytes of the flow (a TLS
+ * handshake whose ServerHello was seen): the layer calls end, frees the
+ * flow's state and ignores its later packets. */
+#define APP_PARSE_DONE ((size_t)-1)
+
 /* A parser's entry points, per protocol (TLS and HTTP/1.x; DNS over TCP in
  * the same form). state is the parser's per-flow state, of state_size
  * bytes, made by init in memory the layer owns (a preallocated pool: no
@@ -83,7 +89,12 @@ enum {
  * could not hold, or a parser stuck at the bound): give up the message in
  * progress, count it, resynchronise if the protocol allows; end says the
  * flow ended: emit what is pending (an unanswered request, a handshake
- * without its ServerHello) and forget the state. */
+ * without its ServerHello) and forget the state. expire (optional, NULL
+ * for parsers that only finish at the flow's end) emits what has waited
+ * since before before_ns (an unanswered DNS query after the timeout) and
+ * returns how many requests are still pending: the layer calls it as
+ * packet time passes, and frees a UDP flow's state when nothing is
+ * pending. */
 typedef struct app_parser {
     const char *name;
     size_t state_size;
@@ -92,6 +103,7 @@ typedef struct app_parser {
     size_t (*parse)(void *state, const app_view *v, const app_out *out);
     void (*gap)(void *state, int dir);
     void (*end)(void *state, const app_out *out);
+    int (*expire)(void *state, int64_t before_ns, const app_out *out);
 } app_parser;
 
 #endif

@@ -857,12 +857,12 @@ void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
     __builtin_prefetch(c + FCOLD_HOT - 1, 1);
 }
 
-void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
-                    const pkt_ana *a, uint64_t hash)
+uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
+                        const pkt_ana *a, uint64_t hash)
 {
     if (!a->usable) {
         t->st.unusable_packets++;
-        return;
+        return 0;
     }
     if (ts > t->now) flowtab_advance(t, ts);
     fkey k;
@@ -920,6 +920,7 @@ void flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observ
             flowtab__add32(t, id, &c->interims, &w->interims, UINT32_MAX);
         flowtab__add32(t, id, &c->interims, &w->interims, (uint32_t)step);
     }
+    return c->flow_id;
 }
 
 void flowtab_advance(flowtab_t *t, int64_t now)

@@ -58,8 +58,10 @@ flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx);
 void flowtab_free(flowtab_t *t);
 
 /* Account one packet seen at ts_ns from observation point (vni, observer);
- * hash = flowtab_hash() of the same arguments. */
-void flowtab_packet(flowtab_t *t, int64_t ts_ns, uint32_t vni, const uint8_t observer[16],
+ * hash = flowtab_hash() of the same arguments. Returns the id of the flow
+ * it went to (its records' flow_id), or 0 for a packet the analysis cannot
+ * use. */
+uint64_t flowtab_packet(flowtab_t *t, int64_t ts_ns, uint32_t vni, const uint8_t observer[16],
                     const pkt_ana *a, uint64_t hash);
 
 /* Prefetch the table memory of packets a few places ahead: the bucket of

@@ -111,6 +111,7 @@ static void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data, uint3
     if (p->analysis) {
         flowtab_ana_from(&k->ana, &pi);
         k->ana_hash = flowtab_hash(&k->ana, vni, observer);
+        k->payload_off = k->ana.payload_len ? pi.payload_off : 0;
     }
     memcpy(b->data + b->used, data, caplen);
     b->used += caplen;

@@ -15,6 +15,8 @@
  * MSCOPE_CLOCK_OFFSET_S in the environment is a test hook (timeparse.h): a
  * wall clock that far off.
  */
+#include "apprec.h"
+#include "appana.h"
 #include "config.h"
 #include "ctl.h"
 #include "figures.h"
@@ -50,12 +52,12 @@
 
 typedef struct rec_settings {
     char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
-        *flows_json, *node_id, *coordinator, *search_endpoint,
+        *flows_json, *app_json, *app_dns_ports, *node_id, *coordinator, *search_endpoint,
         *search, *search_token_file, *http, *key_file, *coordinator_key, *user, *http_cert,
         *http_key;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
-        flow_grace, bus_queue, max_searches, drain_time;
+        flow_grace, bus_queue, max_searches, drain_time, app_flows, app_dns_timeout;
     int no_analysis, insecure, seccomp;
 } rec_settings;
 
@@ -79,6 +81,10 @@ static const config_opt rec_opts[] = {
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log counters this often" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "where to keep the counters as JSON (default: DIR/stats.json)" },
     { "flows-json", 0, CFG_STR, O(flows_json), NULL, 0, 0, "FILE", "print one JSON object per final flow record (- = stdout); with --read, --data-dir becomes optional" },
+    { "app-json", 0, CFG_STR, O(app_json), NULL, 0, 0, "FILE", "print one JSON object per application transaction - DNS query, TLS handshake, HTTP request (docs/APP_ANALYTICS.md) - (- = stdout); with --read, --data-dir becomes optional" },
+    { "app-dns-ports", 0, CFG_STR, O(app_dns_ports), "53,5353", 0, 0, "PORTS", "UDP and TCP ports whose flows are DNS, comma-separated (TLS and HTTP are told from their bytes, on any port)" },
+    { "app-dns-timeout", 0, CFG_DURATION, O(app_dns_timeout), "10s", 1000000LL, 0, "DURATION", "a DNS query without a response is recorded as unanswered this long after it (packet time)" },
+    { "app-flows", 0, CFG_INT, O(app_flows), "16384", 1, 10000000, "N", "flows followed at once for application transactions; a DNS, TLS or HTTP flow beyond is not followed (counted)" },
     { "coordinator", 'C', CFG_STR, O(coordinator), NULL, 0, 0, "ENDPOINT", "publish flow records and heartbeats to the coordinator's bus, e.g. tcp://10.0.0.9:5556" },
     { "bus-queue", 0, CFG_INT, O(bus_queue), "100000", 10, 100000000, "N", "flow records held for the coordinator (while it is away or slow); beyond, records are shed and counted" },
     { "search", 0, CFG_STR, O(search), "tcp://0.0.0.0:5557", 0, 0, "ENDPOINT", "answer the coordinator's searches here (daemon mode; \"off\" disables)" },
@@ -109,7 +115,10 @@ typedef struct recorder {
     char node[256];
     store_t *store;             /* NULL in analysis-only mode */
     flowtab_t *flows;           /* NULL with --no-analysis */
+    appana_t *app;              /* application transactions (--app-json); NULL without */
     FILE *json;                 /* --flows-json */
+    FILE *app_out;              /* --app-json */
+    char *app_line;             /* the analysis thread's, APPREC_JSON_MAX bytes */
     publisher_t *pub;           /* --coordinator */
     searchsvc_t *search;        /* the search service (daemon mode) */
     bus_sec sec;                /* CURVE keys, unless --insecure */
@@ -126,6 +135,7 @@ typedef struct recorder {
     pthread_mutex_t snap_mu;
     store_stats snap;           /* the writer's latest store counters */
     flowtab_stats flow_snap;    /* and flow table counters */
+    appana_stats app_snap;      /* and the application layer's */
     /* the control loop (daemon mode) */
     ctl_t *ctl;
     uv_timer_t drain_timer;
@@ -135,17 +145,35 @@ typedef struct recorder {
     uint64_t ticks;
 } recorder;
 
-/* Flow records from the writer thread: JSON lines for --flows-json. */
+/* Flow records from the analysis thread: JSON lines for --flows-json. A
+ * flow's final record also ends its application state (pending
+ * transactions go out). */
 static void emit_record(void *ctx, const flowrec *rec)
 {
     recorder *r = ctx;
     char line[4096];
+    if (r->app && rec->final) appana_flow_end(r->app, rec->flow_id);
     if (r->pub) publish_record(r->pub, rec); /* never blocks; shed records are counted */
     if (r->json && rec->final) {
         int n = flowrec_json(rec, r->node, line, sizeof line);
         if (n > 0) {
             line[n] = '\n';
             fwrite(line, 1, (size_t)n + 1, r->json);
+        }
+    }
+}
+
+/* Application records from the analysis thread: the one place they leave
+ * the recorder. JSON lines for --app-json; the bus topic for application
+ * records (issue 15) is to be published from here too. */
+static void emit_app(void *ctx, const apprec *rec)
+{
+    recorder *r = ctx;
+    if (r->app_out) {
+        int n = apprec_json(rec, r->node, r->app_line, APPREC_JSON_MAX - 1);
+        if (n > 0) {
+            r->app_line[n] = '\n';
+            fwrite(r->app_line, 1, (size_t)n + 1, r->app_out);
         }
     }
 }
@@ -197,10 +225,13 @@ static void flow_snapshot(recorder *r)
 {
     pthread_mutex_lock(&r->snap_mu);
     flowtab_get_stats(r->flows, &r->flow_snap);
+    if (r->app) appana_get_stats(r->app, &r->app_snap);
     pthread_mutex_unlock(&r->snap_mu);
 }
 
-/* The analysis: every packet through the flow table, in the same order. */
+/* The analysis: every packet through the flow table, in the same order,
+ * then (with application records) through the application layer with the
+ * id of the flow the table put it in. */
 static void *analysis_main(void *arg)
 {
     recorder *r = arg;
@@ -213,23 +244,35 @@ static void *analysis_main(void *arg)
                 const pipe_pkt *p = &b->pkts[i];
                 if (i + 16 < b->n)
                     flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
-                flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
-                               p->ana_hash);
+                uint64_t id = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer,
+                                             &p->ana, p->ana_hash);
+                if (r->app && id) {
+                    uint32_t cap = p->payload_off && p->payload_off < p->caplen
+                                       ? p->caplen - p->payload_off : 0;
+                    appana_packet(r->app, id, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
+                                  b->data + p->data_off + p->payload_off, cap);
+                }
             }
             pipeline_release(r->pipe, b);
         } else if (pipeline_drained(r->pipe, 1)) {
             break;
         }
         /* A live feed's flows also age by the wall clock when packets stop. */
-        if (!r->import_mode) flowtab_advance(r->flows, timeparse_now_ns());
+        if (!r->import_mode) {
+            int64_t now = timeparse_now_ns();
+            flowtab_advance(r->flows, now);
+            if (r->app) appana_advance(r->app, now);
+        }
         int64_t now = timeparse_mono_ns();
         if (now - last_snap > 200000000LL) {
             flow_snapshot(r);
             last_snap = now;
         }
     }
-    flowtab_flush(r->flows);
+    flowtab_flush(r->flows); /* ends every flow's application state too */
+    if (r->app) appana_flush(r->app);
     if (r->json) fflush(r->json);
+    if (r->app_out) fflush(r->app_out);
     flow_snapshot(r);
     return NULL;
 }
@@ -252,8 +295,10 @@ static void gather(recorder *r, rec_figures *f)
     store_stats st;
     counters(r, &in, &st);
     flowtab_stats fs;
+    appana_stats as;
     pthread_mutex_lock(&r->snap_mu);
     fs = r->flow_snap;
+    as = r->app_snap;
     pthread_mutex_unlock(&r->snap_mu);
     publish_stats ps;
     memset(&ps, 0, sizeof ps);
@@ -275,6 +320,8 @@ static void gather(recorder *r, rec_figures *f)
         .oldest_ns = st.oldest_ns, .newest_ns = st.newest_ns,
         .flows_active = fs.active, .flows_created = fs.created,
         .flows_evicted_full = fs.evicted_full, .flow_records = fs.records,
+        .app_flows = as.flows, .app_active = as.active, .app_pool_full = as.pool_full,
+        .app_buffer_full = as.buffer_full,
         .flow_records_interim = fs.interim, .flows_unusable_packets = fs.unusable_packets,
         .records_published = ps.published, .records_shed = ps.shed, .records_queued = ps.queued,
         .flow_batches = ps.batches, .heartbeats = ps.heartbeats,
@@ -286,6 +333,13 @@ static void gather(recorder *r, rec_figures *f)
         .s_bytes = ss.bytes, .s_active = ss.active, .s_buffered_bytes = ss.buffered_bytes,
         .s_buffered_bytes_max = ss.buffered_bytes_max,
     };
+    for (int k = 0; k < 3; k++) {
+        f->app_records[k] = as.kind[k].records;
+        f->app_malformed[k] = as.kind[k].malformed;
+        f->app_gaps[k] = as.kind[k].gaps;
+        f->app_dropped[k] = as.kind[k].dropped;
+        f->app_unmatched[k] = as.kind[k].unmatched;
+    }
     memcpy(f->not_decapsulated, in.not_decapsulated, sizeof f->not_decapsulated);
     memcpy(f->anomalies, in.anomalies, sizeof f->anomalies);
 }
@@ -512,6 +566,19 @@ static int start_writer(recorder *r)
             return -1;
         }
     }
+    if (r->flows && r->app_out) {
+        appana_opts ao = {
+            .max_flows = (uint32_t)r->cfg.app_flows,
+            .dns_timeout_ns = r->cfg.app_dns_timeout,
+            .dns_ports = r->cfg.app_dns_ports,
+        };
+        r->app = appana_new(&ao, emit_app, r, err, sizeof err);
+        if (!r->app) {
+            log_error("--app-dns-ports: %s", err);
+            return -1;
+        }
+        r->app_line = xmalloc(APPREC_JSON_MAX);
+    }
     if (!r->cfg.data_dir) goto pipeline;
     store_opts so = {
         .dir = r->cfg.data_dir,
@@ -553,6 +620,8 @@ static void stop_writer(recorder *r)
     if (r->flows) pthread_join(r->analysis, NULL);
     store_close(r->store);
     flowtab_free(r->flows);
+    appana_free(r->app);
+    free(r->app_line);
     pipeline_free(r->pipe);
 }
 
@@ -821,14 +890,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder: --log-level: '%s' is not error/warn/info/debug\n", r.cfg.log_level);
         goto out;
     }
-    if (!r.cfg.data_dir && !(r.cfg.read && (r.cfg.flows_json || r.cfg.coordinator))) {
+    if (!r.cfg.data_dir &&
+        !(r.cfg.read && (r.cfg.flows_json || r.cfg.app_json || r.cfg.coordinator))) {
         fprintf(stderr, "mscope-recorder: --data-dir is required (or --read FILE with --flows-json "
-                        "OUT and/or --coordinator for analysis only; see --help)\n");
+                        "OUT, --app-json OUT and/or --coordinator for analysis only; see --help)\n");
         goto out;
     }
-    if (r.cfg.flows_json && r.cfg.no_analysis) {
-        fprintf(stderr, "mscope-recorder: --flows-json needs the analysis (drop --no-analysis)\n");
+    if ((r.cfg.flows_json || r.cfg.app_json) && r.cfg.no_analysis) {
+        fprintf(stderr, "mscope-recorder: --%s needs the analysis (drop --no-analysis)\n",
+                r.cfg.flows_json ? "flows-json" : "app-json");
         goto out;
+    }
+    if (r.cfg.app_json) {
+        uint8_t ports[8192];
+        if (appana_parse_ports(r.cfg.app_dns_ports, ports, err, sizeof err) < 0) {
+            fprintf(stderr, "mscope-recorder: --app-dns-ports: %s\n", err);
+            goto out;
+        }
     }
     if (r.cfg.node_id) {
         snprintf(r.node, sizeof r.node, "%s", r.cfg.node_id);
@@ -842,6 +920,14 @@ int main(int argc, char **argv)
         r.json = strcmp(r.cfg.flows_json, "-") == 0 ? stdout : fopen(r.cfg.flows_json, "w");
         if (!r.json) {
             fprintf(stderr, "mscope-recorder: cannot create %s: %s\n", r.cfg.flows_json, strerror(errno));
+            rc = 1;
+            goto out;
+        }
+    }
+    if (r.cfg.app_json) {
+        r.app_out = strcmp(r.cfg.app_json, "-") == 0 ? stdout : fopen(r.cfg.app_json, "w");
+        if (!r.app_out) {
+            fprintf(stderr, "mscope-recorder: cannot create %s: %s\n", r.cfg.app_json, strerror(errno));
             rc = 1;
             goto out;
         }
@@ -875,6 +961,7 @@ int main(int argc, char **argv)
     searchsvc_stop(r.search);
 out:
     if (r.json && r.json != stdout) fclose(r.json);
+    if (r.app_out && r.app_out != stdout) fclose(r.app_out);
     config_free(rec_opts, &r.cfg);
     pthread_mutex_destroy(&r.snap_mu);
     return rc;

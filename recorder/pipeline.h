@@ -25,6 +25,7 @@ typedef struct pipe_pkt {
     int64_t ts_ns;
     uint32_t caplen, origlen;
     uint32_t data_off; /* into batch->data */
+    uint32_t payload_off; /* the TCP/UDP payload within the frame (with the analysis; 0: none) */
     uint64_t hash;     /* flowkey_hash(&key) */
     flowkey_t key;     /* also carries the observation point (vni, observer) */
     pkt_ana ana;       /* what the TCP analysis needs */

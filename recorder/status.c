@@ -10,6 +10,11 @@
 #define F(f) offsetof(rec_figures, f)
 #define DROPS "Packets lost, by reason: queue (the writer was behind), kernel (socket or capture buffer overflow), disk_full (writing paused on a full disk), not_vxlan (UDP messages that are not VXLAN: see not_decapsulated_total)."
 #define SEARCHES "Searches ended, by result: completed, failed, cancelled by the requester, abandoned (requester gone or silent), refused (bad token, busy, garbage)."
+#define APP_RECORDS "Application transaction records emitted, by kind."
+#define APP_MALFORMED "Application messages that did not parse (skipped, or the flow given up), by kind."
+#define APP_GAPS "Application messages lost to a gap in a TCP stream (a hole beyond the reassembly bound, a parser stuck at it), by kind."
+#define APP_DROPPED "Pending queries or requests dropped at a per-flow bound, by kind."
+#define APP_UNMATCHED "Responses to no query or request seen, by kind."
 static const figure_row rec_rows[] = {
     { "rx_packets", NULL, "packets_received_total", NULL, NULL, FIG_COUNTER, F(rx_packets), "UDP messages or captured frames received.", 0 },
     { "rx_bytes", NULL, "bytes_received_total", NULL, NULL, FIG_COUNTER, F(rx_bytes), "Bytes of the messages or frames received.", 0 },
@@ -37,6 +42,25 @@ static const figure_row rec_rows[] = {
     { "flow_records", NULL, "flow_records_total", NULL, NULL, FIG_COUNTER, F(flow_records), "Flow records emitted (final and interim).", 0 },
     { "flow_records_interim", NULL, "flow_records_interim_total", NULL, NULL, FIG_COUNTER, F(flow_records_interim), "Interim flow records emitted.", 0 },
     { "flows_unusable_packets", NULL, "flows_unusable_packets_total", NULL, NULL, FIG_COUNTER, F(flows_unusable_packets), "Packets the analysis could not use (no flow key).", 0 },
+    { "flows", "app", "app_flows_total", NULL, NULL, FIG_COUNTER, F(app_flows), "Flows followed for application transactions (DNS, TLS, HTTP).", 0 },
+    { "active", "app", "app_flows_active", NULL, NULL, FIG_GAUGE, F(app_active), "Flows followed for application transactions now.", 0 },
+    { "pool_full", "app", "app_flows_not_followed_total", NULL, NULL, FIG_COUNTER, F(app_pool_full), "DNS, TLS or HTTP flows not followed: every application slot was in use (--app-flows).", 0 },
+    { "buffer_full", "app", "app_segments_not_held_total", NULL, NULL, FIG_COUNTER, F(app_buffer_full), "TCP segments of followed flows whose bytes could not be held (no reassembly buffer free, or a sliced segment): a gap for the parser.", 0 },
+    { "dns_records", "app", "app_records_total", "kind", "dns", FIG_COUNTER, F(app_records[0]), APP_RECORDS, 0 },
+    { "tls_records", "app", "app_records_total", "kind", "tls", FIG_COUNTER, F(app_records[1]), APP_RECORDS, 0 },
+    { "http_records", "app", "app_records_total", "kind", "http", FIG_COUNTER, F(app_records[2]), APP_RECORDS, 0 },
+    { "dns_malformed", "app", "app_malformed_total", "kind", "dns", FIG_COUNTER, F(app_malformed[0]), APP_MALFORMED, 0 },
+    { "tls_malformed", "app", "app_malformed_total", "kind", "tls", FIG_COUNTER, F(app_malformed[1]), APP_MALFORMED, 0 },
+    { "http_malformed", "app", "app_malformed_total", "kind", "http", FIG_COUNTER, F(app_malformed[2]), APP_MALFORMED, 0 },
+    { "dns_gaps", "app", "app_gaps_total", "kind", "dns", FIG_COUNTER, F(app_gaps[0]), APP_GAPS, 0 },
+    { "tls_gaps", "app", "app_gaps_total", "kind", "tls", FIG_COUNTER, F(app_gaps[1]), APP_GAPS, 0 },
+    { "http_gaps", "app", "app_gaps_total", "kind", "http", FIG_COUNTER, F(app_gaps[2]), APP_GAPS, 0 },
+    { "dns_dropped", "app", "app_dropped_total", "kind", "dns", FIG_COUNTER, F(app_dropped[0]), APP_DROPPED, 0 },
+    { "tls_dropped", "app", "app_dropped_total", "kind", "tls", FIG_COUNTER, F(app_dropped[1]), APP_DROPPED, 0 },
+    { "http_dropped", "app", "app_dropped_total", "kind", "http", FIG_COUNTER, F(app_dropped[2]), APP_DROPPED, 0 },
+    { "dns_unmatched", "app", "app_unmatched_total", "kind", "dns", FIG_COUNTER, F(app_unmatched[0]), APP_UNMATCHED, 0 },
+    { "tls_unmatched", "app", "app_unmatched_total", "kind", "tls", FIG_COUNTER, F(app_unmatched[1]), APP_UNMATCHED, 0 },
+    { "http_unmatched", "app", "app_unmatched_total", "kind", "http", FIG_COUNTER, F(app_unmatched[2]), APP_UNMATCHED, 0 },
     { "records_published", NULL, "records_published_total", NULL, NULL, FIG_COUNTER, F(records_published), "Flow records sent to the coordinator.", 0 },
     { "records_shed", NULL, "records_shed_total", NULL, NULL, FIG_COUNTER, F(records_shed), "Flow records shed: the bus queue was full.", 0 },
     { "records_queued", NULL, "records_queued", NULL, NULL, FIG_GAUGE, F(records_queued), "Flow records waiting for the bus.", 0 },

@@ -18,6 +18,9 @@ typedef struct rec_figures {
     int64_t oldest_ns, newest_ns;
     uint64_t flows_active, flows_created, flows_evicted_full, flow_records, flow_records_interim,
         flows_unusable_packets;
+    /* application transactions (appana.h): per kind dns, tls, http */
+    uint64_t app_flows, app_active, app_pool_full, app_buffer_full;
+    uint64_t app_records[3], app_malformed[3], app_gaps[3], app_dropped[3], app_unmatched[3];
     uint64_t records_published, records_shed, records_queued, flow_batches, heartbeats;
     uint64_t app_published, app_shed, app_queued, app_batches;
     uint64_t s_requests, s_started, s_completed, s_failed, s_cancelled, s_abandoned, s_refused,

@@ -349,11 +349,88 @@ def pb_fields(b):
     return out
 
 
+def _app_packets(path):
+    """The TCP and UDP packets of an IPv4 capture as (flow key, client side
+    first?, dict): the fields fuzz_appana's input describes."""
+    out = []
+    for _, d in read_pcap(path)[1]:
+        if len(d) < 34 or d[12:14] != b"\x08\x00":
+            continue
+        ihl = (d[14] & 15) * 4
+        proto, l4 = d[23], 14 + ihl
+        src, dst = d[26:30], d[30:34]
+        total = struct.unpack(">H", d[16:18])[0]
+        end = min(len(d), 14 + total)
+        if proto == 6:
+            sport, dport, seq = struct.unpack(">HHI", d[l4:l4 + 8])
+            flags, doff = d[l4 + 13], (d[l4 + 12] >> 4) * 4
+            payload = d[l4 + doff:end]
+        elif proto == 17:
+            sport, dport = struct.unpack(">HH", d[l4:l4 + 4])
+            seq, flags, payload = 0, 0, d[l4 + 8:end]
+        else:
+            continue
+        out.append(((src, sport), (dst, dport), proto, seq, flags, payload))
+    return out
+
+
+def seeds_appana(build, tmp):
+    """The flows of apprig's captures (tests/data/app_*.pcap) in
+    fuzz_appana's packet format (see the target): one seed per flow, the
+    client the lower port's peer, the server port mapped onto the target's
+    four. Then a few made by hand: DNS over TCP split in its length prefix,
+    a ClientHello arriving after a later segment."""
+    c = Corpus("appana")
+    ports = {53: 0, 443: 1, 8443: 1, 9443: 1, 8080: 2, 9080: 2, 5353: 3}
+
+    def pkt(dir_, udp, flags, port, rel, payload, end=False):
+        b0 = dir_ | (2 if udp else 0) | (4 if flags & 1 else 0) | (8 if flags & 4 else 0)
+        b0 |= (16 if flags & 2 else 0) | (128 if end else 0)
+        return struct.pack(">BBhH", b0, port, rel, len(payload)) + payload
+
+    for name in ("app_dns.pcap", "app_tls.pcap", "app_tls_reorder.pcap", "app_http.pcap"):
+        path = os.path.join(DATA, name)
+        if not os.path.exists(path):
+            continue
+        flows = {}
+        for a, b, proto, seq, flags, payload in _app_packets(path):
+            server = b if b[1] in ports else a
+            key = (proto, a, b) if server is b else (proto, b, a)
+            flows.setdefault(key, []).append((a == server, proto, seq, flags, payload))
+        for key, pkts in list(flows.items())[:40]:
+            port = ports.get(key[2][1], 0)
+            nxt, seed = {}, b""
+            for dir_, proto, seq, flags, payload in pkts:
+                if proto == 6 and flags & 2:
+                    nxt[dir_] = seq + 1
+                    continue
+                if not payload and not flags & 5:
+                    continue
+                rel = seq - nxt.get(dir_, seq) if proto == 6 else 0
+                rel = max(-32768, min(32767, rel if rel < 1 << 31 else rel - (1 << 32)))
+                seed += pkt(int(dir_), proto == 17, flags, port, rel, payload[:65535])
+                if proto == 6 and rel >= 0:
+                    nxt[dir_] = seq + len(payload)
+            if seed:
+                c.add(seed)
+    q = (struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x03www\x07example\x04test\x00"
+         + struct.pack(">HH", 1, 1))
+    r = struct.pack(">HHHHHH", 7, 0x8180, 1, 1, 0, 0)
+    tcp_q = struct.pack(">H", len(q)) + q
+    c.add(pkt(0, 0, 0, 0, 0, tcp_q[:1]) + pkt(0, 0, 0, 0, 0, tcp_q[1:])
+          + pkt(1, 0, 0, 0, 0, struct.pack(">H", len(r)) + r) + pkt(0, 0, 1, 0, 0, b""))
+    c.add(pkt(0, 1, 0, 0, 0, q) + pkt(1, 1, 0, 0, 0, r) + pkt(0, 1, 0, 3, 0, q, end=True))
+    ch = (b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03" + b"r" * 32 + b"\x00\x00\x02\x13\x01"
+          + b"\x01\x00\x00\x00")
+    c.add(pkt(0, 0, 0, 1, 20, ch[20:]) + pkt(0, 0, 0, 1, 0, ch[:20]))
+    c.done()
+
+
 TARGETS = {
     "decode": seeds_decode, "pcap": seeds_pcap, "segindex": seeds_segindex,
     "catalog": seeds_catalog,
     "exprscan": seeds_exprscan, "exprscan_bpf": seeds_exprscan_bpf, "config": seeds_config,
-    "brconfig": seeds_brconfig, "bus": seeds_bus,
+    "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana,
 }
 
 

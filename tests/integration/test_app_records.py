@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""The recorder's application records (issue 15: DNS queries, TLS
+handshakes, HTTP/1.x requests) equal tshark's dissection of the same
+captures (tests/lib/app_oracle.py; docs/APP_ANALYTICS.md).
+
+For each capture, `mscope-recorder --read PCAP --app-json -` is compared
+with app_oracle.records() by app_oracle.compare(): every tshark
+transaction found, none extra, at least 99 % of them exact in every field
+(the issue's bar; the report gives each field's share).
+
+Captures:
+  * always: tests/data/app_*.pcap, captures of apprig.py's scenarios
+    (tests/data/README.md), so a machine without root still checks them;
+  * as root (with /dev/net/tun, dnsmasq, dig, openssl, curl): the rig's
+    scenarios made live (tests/lib/apprig.py: real dnsmasq, dig, Python
+    ssl, openssl s_client between two network namespaces over a delayed,
+    lossy, reordering userspace wire); without them that part is skipped
+    with a visible line.
+And bad bytes: a capture of malformed and truncated DNS (UDP and TCP) and
+TLS messages, made here, must not crash the recorder, must be counted
+(stats: app.dns_malformed, tls_malformed, dns_unmatched, ...), and must not
+stop the good transactions around them from being recorded.
+
+Exit 0 pass, 1 fail, 77 when tshark is missing.
+"""
+import json
+import os
+import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import app_oracle as ao  # noqa: E402
+import apprig  # noqa: E402
+import harness as h  # noqa: E402
+import pcapfile  # noqa: E402
+
+DATA = os.path.join(h.ROOT, "tests", "data")
+PORTS = {"dns_ports": apprig.DNS_PORTS, "tls_ports": apprig.TLS_PORTS,
+         "http_ports": apprig.HTTP_PORTS}
+# The scenarios whose records the recorder makes (HTTP/1.x joins when its
+# parser is registered in recorder/appana.c).
+SCENARIOS = ("dns", "tls", "tls_reorder")
+PROBLEMS = []
+
+
+def ours(pcap, *extra):
+    """The recorder's records of a capture, and its counters."""
+    work = h.tmpdir("mscope-apprec-")
+    stats = os.path.join(work, "stats.json")
+    p = h.run([h.RECORDER, "--read", pcap, "--app-json", "-", "--stats-file", stats,
+               "--log-level", "warn", *extra])
+    recs = [json.loads(line) for line in p.stdout.decode().splitlines() if line.strip()]
+    return recs, h.read_stats(stats) or {}
+
+
+def judge(name, pcap):
+    """compare() of our records with the oracle's; a problem if not ok."""
+    theirs = ao.records(pcap, **PORTS)
+    mine, st = ours(pcap)
+    for r in mine:  # the recorder's own fields, which the oracle leaves None
+        if not (isinstance(r.get("flow_id"), int) and r["flow_id"] > 0 and r.get("node")
+                and r.get("vni") == 0 and r.get("observer") == "::"):
+            PROBLEMS.append(f"{name}: common fields wrong in {r}")
+            break
+    ok, rep = ao.compare(mine, theirs)
+    print(f"{name}: {'ok' if ok else 'FAIL'}: {rep.splitlines()[0]}", flush=True)
+    for line in rep.splitlines()[1:]:
+        if line.startswith("  ") and "exact" in line:
+            print(f"{name}: {line.strip()}", flush=True)
+    if not ok:
+        PROBLEMS.append(f"{name}: compare() failed:\n{rep[:4000]}")
+    kinds = {r["kind"] for r in theirs}
+    if not theirs:
+        PROBLEMS.append(f"{name}: the oracle found no transactions (a quiet capture)")
+    app = st.get("app", {})
+    for k in kinds:
+        if app.get(f"{k}_records") != sum(r["kind"] == k for r in mine):
+            PROBLEMS.append(f"{name}: stats app.{k}_records {app.get(f'{k}_records')} for "
+                            f"{sum(r['kind'] == k for r in mine)} records")
+
+
+# ---- bad bytes -------------------------------------------------------------------
+
+def _ipsum(hdr):
+    s = sum(struct.unpack("!10H", hdr))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def _frame(src, dst, proto, l4):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0x4000, 64, proto, 0,
+                     bytes(src), bytes(dst))
+    ip = ip[:10] + struct.pack("!H", _ipsum(ip)) + ip[12:]
+    return b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x08\x00" + ip + l4
+
+
+def _udp(src, dst, sport, dport, payload):
+    return _frame(src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload)
+
+
+def _tcp(src, dst, sport, dport, seq, ack, flags, payload=b""):
+    return _frame(src, dst, 6, struct.pack("!HHIIBBHHH", sport, dport, seq & 0xffffffff,
+                                           ack & 0xffffffff, 5 << 4, flags, 65535, 0, 0)
+                  + payload)
+
+
+C, S = [10, 9, 0, 1], [10, 9, 0, 2]
+
+
+def _dns_query(qid, name=b"\x03www\x07example\x04test\x00", qtype=1):
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", qtype, 1)
+
+
+def _dns_response(qid, rcode=0, answers=0):
+    return struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, answers, 0, 0)
+
+
+class Conn:
+    """A TCP connection's packets, sequence numbers kept."""
+
+    def __init__(self, out, sport, dport):
+        self.out, self.sport, self.dport = out, sport, dport
+        self.cseq, self.sseq = 1000, 50000
+        self.send(0, 0x02)           # SYN
+        self.send(1, 0x12)           # SYN/ACK
+        self.send(0, 0x10)
+
+    def send(self, d, flags, data=b""):
+        if d == 0:
+            f = _tcp(C, S, self.sport, self.dport, self.cseq, self.sseq, flags, data)
+            self.cseq += len(data) + (1 if flags & 0x03 else 0)
+        else:
+            f = _tcp(S, C, self.dport, self.sport, self.sseq, self.cseq, flags, data)
+            self.sseq += len(data) + (1 if flags & 0x03 else 0)
+        self.out.append(f)
+
+
+def _client_hello(sni=b"bad.example.test", cut=0, ext_junk=False):
+    sn = struct.pack("!HBH", len(sni) + 3, 0, len(sni)) + sni
+    ext = struct.pack("!HH", 0, len(sn)) + sn
+    if ext_junk:
+        ext += struct.pack("!HH", 16, 40) + b"\x00\x30\x02h2"   # ALPN longer than it is
+    body = (b"\x03\x03" + b"r" * 32 + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+            + struct.pack("!H", len(ext)) + ext)
+    if cut:
+        body = body[:cut]
+    hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+
+def bad_capture(path):
+    """Malformed and truncated DNS and TLS among good ones; returns what the
+    recorder must still record: (DNS query ids answered, TLS client ports)."""
+    rnd = random.Random(15)
+    frames = []
+    # DNS over UDP: good, cut headers, a pointer loop, a label past the
+    # end, an unknown label type, a response to nothing, random bytes.
+    frames.append(_udp(C, S, 30001, 53, _dns_query(1)))
+    frames.append(_udp(S, C, 53, 30001, _dns_response(1, 0, 1)))
+    frames.append(_udp(C, S, 30002, 53, b"\x00\x02\x01"))
+    frames.append(_udp(C, S, 30003, 53, _dns_query(3, b"\xc0\x0c")))
+    frames.append(_udp(C, S, 30004, 53, _dns_query(4, b"\x3fabc")[:20]))
+    frames.append(_udp(C, S, 30005, 53, _dns_query(5, b"\x41abc\x00")))
+    frames.append(_udp(S, C, 53, 30006, _dns_response(6, 3)))
+    for i in range(200):
+        frames.append(_udp(C, S, 31000 + i, 53, bytes(rnd.randrange(256)
+                                                      for _ in range(rnd.randrange(40)))))
+    frames.append(_udp(C, S, 30007, 53, _dns_query(7)))
+    frames.append(_udp(S, C, 53, 30007, _dns_response(7, 3)))
+    # DNS over TCP: a length too short for a header, then a good connection
+    # with a message cut at the connection's end.
+    c = Conn(frames, 40001, 53)
+    c.send(0, 0x18, b"\x00\x05abcde")
+    c.send(0, 0x18, struct.pack("!H", 33) + _dns_query(8))
+    c = Conn(frames, 40002, 53)
+    q = _dns_query(9)
+    c.send(0, 0x18, struct.pack("!H", len(q)) + q)
+    r = _dns_response(9, 0, 0)
+    c.send(1, 0x18, struct.pack("!H", len(r)) + r)
+    c.send(0, 0x18, struct.pack("!H", 300) + q[:10])
+    c.send(0, 0x11)
+    # TLS: a ClientHello cut inside its extensions, one whose ALPN runs past
+    # its extension, a server that answers with bytes that are not TLS, a
+    # record length past the limit, and a good one.
+    c = Conn(frames, 40011, 443)
+    c.send(0, 0x18, _client_hello(b"cut.example.test", cut=50))
+    c.send(1, 0x18, b"\x16\x03\x03\x00\x04\x02\x00\x00\x00")       # ServerHello cut short
+    c = Conn(frames, 40012, 443)
+    c.send(0, 0x18, _client_hello(b"junk.example.test", ext_junk=True))
+    c.send(1, 0x18, b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    c = Conn(frames, 40013, 443)
+    c.send(0, 0x18, b"\x16\x03\x01\xff\xff\x01")
+    c = Conn(frames, 40014, 443)
+    c.send(0, 0x18, _client_hello(b"good.example.test"))
+    sh = (b"\x03\x03" + b"s" * 32 + b"\x00" + b"\x13\x01" + b"\x00"
+          + struct.pack("!HHHH", 6, 43, 2, 0x0304))
+    hs = b"\x02" + struct.pack("!I", len(sh))[1:] + sh
+    c.send(1, 0x18, b"\x16\x03\x03" + struct.pack("!H", len(hs)) + hs)
+    for i in range(50):   # random bytes after a plausible record header
+        c = Conn(frames, 41000 + i, 443)
+        junk = bytes(rnd.randrange(256) for _ in range(rnd.randrange(300)))
+        c.send(0, 0x18, b"\x16\x03\x01" + struct.pack("!H", len(junk) + 4) + b"\x01"
+               + struct.pack("!I", len(junk))[1:] + junk)
+        c.send(1, 0x18, bytes(rnd.randrange(256) for _ in range(rnd.randrange(60))))
+    t0 = 1_800_000_000_000_000_000
+    pcapfile.write_pcap(path, [(t0 + i * 1_000_000, len(f), len(f), f)
+                               for i, f in enumerate(frames)])
+    return {1, 7, 9}, {40011, 40012, 40014}
+
+
+def check_bad_bytes():
+    pcap = os.path.join(h.tmpdir("mscope-appbad-"), "bad.pcap")
+    answered, ports = bad_capture(pcap)
+    recs, st = ours(pcap)
+    app = st.get("app", {})
+    got = {r["id"] for r in recs if r["kind"] == "dns" and r["rcode"] is not None}
+    if not answered <= got:
+        PROBLEMS.append(f"bad bytes: answered DNS queries {sorted(answered - got)} missing")
+    got_tls = {r["client"]["port"] for r in recs if r["kind"] == "tls"}
+    if not ports <= got_tls:
+        PROBLEMS.append(f"bad bytes: TLS records of client ports {sorted(ports - got_tls)} "
+                        "missing")
+    good = [r for r in recs if r["kind"] == "tls" and r["sni"] == "good.example.test"]
+    if not (good and good[0]["version"] == 0x0304 and good[0]["cipher"] == 0x1301):
+        PROBLEMS.append(f"bad bytes: the good TLS handshake is {good}")
+    for key in ("dns_malformed", "dns_unmatched", "tls_malformed"):
+        if not app.get(key):
+            PROBLEMS.append(f"bad bytes: stats app.{key} is {app.get(key)}, counts expected")
+    print(f"bad bytes: {len(recs)} records; counted: " +
+          ", ".join(f"{k} {v}" for k, v in sorted(app.items()) if v), flush=True)
+
+
+# ---- live ------------------------------------------------------------------------
+
+def live_unavailable():
+    if os.geteuid() != 0:
+        return "not root"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun"
+    for tool in ("ip", "nft", "tcpdump", "ethtool", "dnsmasq", "dig", "openssl", "curl"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed (scripts/deps.sh)"
+    return None
+
+
+def rig_namespaces():
+    p = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    return [line.split()[0] for line in p.stdout.splitlines()
+            if re.match(r"ap\d+[a-z][CS]$", line.split()[0])]
+
+
+def live():
+    why = live_unavailable()
+    if why:
+        print(f"SKIP live scenarios: {why} (the committed captures were compared)", flush=True)
+        return
+    # apprig's namespaces and interfaces follow fixed patterns: wait for
+    # another run (test_app_oracle) to finish rather than meet it.
+    if h.wait_for(lambda: not rig_namespaces(), 300, 1) is False:
+        print(f"note: apprig namespaces still there: {rig_namespaces()}", flush=True)
+    work = h.tmpdir("mscope-applive-")
+    td = apprig.find_tapdelay(work)
+    for name in SCENARIOS:
+        pcap = os.path.join(work, f"app_{name}.pcap")
+        for attempt in (1, 2):
+            try:
+                t0 = time.monotonic()
+                apprig.scenario(name, pcap, td, work)
+                print(f"live {name}: made in {time.monotonic() - t0:.1f} s", flush=True)
+                break
+            except (apprig.RigError, OSError, subprocess.SubprocessError) as e:
+                if attempt == 2:
+                    h.fail(f"scenario {name} could not run twice: {e}")
+                print(f"live {name}: the rig failed once, again: {e}", flush=True)
+        judge(f"live {name}", pcap)
+
+
+def main():
+    if not shutil.which("tshark"):
+        h.skip("tshark is not installed (scripts/deps.sh): no oracle")
+    h.RECORDER = h.binary("MSCOPE_RECORDER", "mscope-recorder")
+    for name in SCENARIOS:
+        judge(f"tests/data/app_{name}.pcap", os.path.join(DATA, f"app_{name}.pcap"))
+    check_bad_bytes()
+    live()
+    if PROBLEMS:
+        h.fail(f"{len(PROBLEMS)} problem(s):\n" + "\n".join(PROBLEMS))
+    print("app records: every scenario agrees with tshark")
+
+
+if __name__ == "__main__":
+    main()
