@@ -8,6 +8,7 @@
 #include "query.h"
 #include "querysql.h"
 #include "token.h"
+#include "wire.h"
 #include "timeparse.h"
 #include "xmalloc.h"
 
@@ -131,6 +132,11 @@ rpcapi_route rpcapi_check(const uint8_t *buf, long len, const char *token, int m
     if (!token_equal(token, req->token)) {
         *status = MIRRORSCOPE__RESPONSE__STATUS__UNAUTHENTICATED;
         snprintf(err, errlen, "missing or wrong token");
+        return RPCAPI_REFUSE;
+    }
+    /* Monitor requests and drill-downs are copied for their jobs. */
+    if (!wire_round_trip(&req->base)) {
+        snprintf(err, errlen, "a field that does not survive a round trip (numbered 0?)");
         return RPCAPI_REFUSE;
     }
     switch (req->body_case) {

@@ -107,10 +107,7 @@ static void wire__clamp_t(int64_t *t)
     if (*t > WIRE_TIME_MAX) *t = WIRE_TIME_MAX;
 }
 
-/* 1 when m packs into something protobuf-c unpacks again: a field
- * numbered 0, say, is kept as "unknown" on the way in but cannot be read
- * back, and the registry keeps its heartbeats by packing them. */
-static int wire__round_trip(const ProtobufCMessage *m)
+int wire_round_trip(const ProtobufCMessage *m)
 {
     size_t len = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = malloc(len + 1);
@@ -125,7 +122,7 @@ static int wire__round_trip(const ProtobufCMessage *m)
 int wire_heartbeat_fix(Mirrorscope__Heartbeat *h, const char **why)
 {
     if (!wire_node_ok(h->node, why)) return 0;
-    if (!wire__round_trip(&h->base)) {
+    if (!wire_round_trip(&h->base)) {
         *why = "a field that does not survive a round trip (numbered 0?)";
         return 0;
     }

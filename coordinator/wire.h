@@ -27,6 +27,13 @@ int wire_node_ok(const char *node, const char **why);
 /* 1 when every field of r is in range; else 0 with *why naming the field. */
 int wire_record_ok(const Mirrorscope__FlowRecord *r, const char **why);
 
+/* 1 when m packs into something protobuf-c unpacks again. A field
+ * numbered 0, say, is kept as "unknown" on the way in but cannot be read
+ * back - and whatever keeps a message by copying it (pbcopy: the
+ * registry's heartbeats, a monitor request's or a drill-down's job) would
+ * abort. */
+int wire_round_trip(const ProtobufCMessage *m);
+
 /* Check a heartbeat's names and bring its numbers into range (counters to
  * at most INT64_MAX, times into [0, the last representable second]).
  * Returns 1 usable, 0 with *why set. */

@@ -426,11 +426,72 @@ def seeds_appana(build, tmp):
     c.done()
 
 
+def pb_enc(num, v):
+    """One protobuf field: an int (varint; negative as int64 does), bytes or
+    str (length-delimited), or a list of fields (a sub-message)."""
+    def varint(x):
+        x &= (1 << 64) - 1
+        out = b""
+        while True:
+            out += bytes([(x & 0x7F) | (0x80 if x > 0x7F else 0)])
+            x >>= 7
+            if not x:
+                return out
+    if isinstance(v, bool) or isinstance(v, int):
+        return varint(num << 3) + varint(int(v))
+    if isinstance(v, list):
+        v = b"".join(v)
+    if isinstance(v, str):
+        v = v.encode()
+    return varint(num << 3 | 2) + varint(len(v)) + v
+
+
+RPC_TOKEN = "fuzz-rpc-token-0123456789"  # tests/fuzz/fuzz_rpc.c's
+
+
+def rpc_requests():
+    """Requests of every kind, as mscope and the REST API send them."""
+    e = pb_enc
+    t0, t1 = 1700000000 * 10**9, 1700003600 * 10**9
+    flows = [[e(1, t0), e(2, t1)], [e(3, "10.0.0.1"), e(8, "bytes"), e(9, 50)],
+             [e(8, "newest"), e(11, "1700000000123456789.42.7265632d61")],
+             [e(8, "first"), e(11, "-5.7.72")], [e(12, "10.0.0.0/8"), e(13, "2001:db8::/32"), e(14, 443)],
+             [e(10, "rec-a"), e(4, 53), e(5, 17), e(6, 1000000), e(7, True)],
+             [e(15, "web"), e(8, "rtt")], [e(1, t1), e(2, t0)], [e(1, -(2**63)), e(2, 2**63 - 1)],
+             [e(8, "retransmissions"), e(9, 100000)], [e(8, "last"), e(8, "packets")]]
+    bodies = [e(10, b"")]
+    bodies += [e(11, f) for f in flows]
+    bodies += [e(12, [e(1, t0), e(3, "client"), e(4, "packets"), e(5, 5000)]),
+               e(12, [e(3, "server"), e(4, "flows")]), e(12, [e(4, "retransmissions")]),
+               e(13, [e(1, t0), e(2, t1), e(3, "rec-b"), e(4, "10.0.0.9"), e(5, 80)])]
+    bodies += [e(14, [e(1, t0), e(2, t1), e(3, "tcp port 80"), e(4, 1000), e(6, 8)]),
+               e(14, [e(3, "host 10.0.0.1"), e(7, "rec-a"), e(8, True), e(9, 5000)]),
+               e(14, [e(7, "nope")]), e(14, [e(1, t1), e(2, t0)]),
+               e(14, [e(3, "udp"), e(12, [e(3, "10.0.0.1"), e(9, 20)])]),
+               e(14, [e(12, [e(9, 200000)])]), e(15, 4), e(16, True)]
+    mon = [e(1, "web"), e(2, "10.0.3.0/24"), e(3, "192.168.1.1"), e(4, 443), e(5, 6),
+           e(6, "rec-a"), e(7, "tcp port 443")]
+    bodies += [e(40, [e(1, "list")]), e(40, [e(1, "show"), e(2, "web")]),
+               e(40, [e(1, "create"), e(3, mon)]), e(40, [e(1, "set"), e(2, "web"), e(3, mon)]),
+               e(40, [e(1, "delete"), e(2, "web")]), e(40, [e(1, "create"), e(3, [e(1, "x"), e(7, "tcp port")])]),
+               e(41, [e(1, "web"), e(2, t0), e(3, t1)])]
+    out = [e(1, 7) + e(2, RPC_TOKEN) + b for b in bodies]
+    out += [e(1, 8) + bodies[1], e(1, 9) + e(2, "wrong") + bodies[1], b""]
+    return out
+
+
+def seeds_rpc(build, tmp):
+    c = Corpus("rpc")
+    for m in rpc_requests():
+        c.add(m)
+    c.done()
+
+
 TARGETS = {
     "decode": seeds_decode, "pcap": seeds_pcap, "segindex": seeds_segindex,
     "catalog": seeds_catalog,
     "exprscan": seeds_exprscan, "exprscan_bpf": seeds_exprscan_bpf, "config": seeds_config,
-    "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana,
+    "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana, "rpc": seeds_rpc,
 }
 
 
