@@ -104,8 +104,10 @@ static void tx__put_utf8(tx_out *o, uint32_t c)
  * point that is not printable gets \uXXXX (even U+0000 and U+007F) or
  * \UXXXXXXXX; a sequence cut short by a byte that is not a continuation, a
  * lone continuation byte, FE/FF, a 5- or 6-byte sequence, a surrogate and a
- * code point past U+10FFFF are one U+FFFD each. With ascii (tshark's
- * ENC_ASCII fields) every byte from 0x80 is one U+FFFD. */
+ * code point past U+10FFFF are one U+FFFD each. With ascii (what tshark
+ * prints of the SNI and ALPN names, checked the same way) bytes below 0x80
+ * are as they are, control characters too, and every byte from 0x80 is
+ * one U+FFFD. */
 void apprec_tshark_text(char *out, size_t outsz, const void *s, size_t n, int ascii, int *cut)
 {
     const uint8_t *raw = s;
@@ -115,7 +117,7 @@ void apprec_tshark_text(char *out, size_t outsz, const void *s, size_t n, int as
         char e[16];
         if (b < 0x80) {
             i++;
-            if (b >= 0x20 && b != 0x7f) {
+            if (ascii || (b >= 0x20 && b != 0x7f)) {
                 tx__put(&o, (const char *)&b, 1);
                 continue;
             }

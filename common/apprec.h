@@ -107,9 +107,9 @@ void apprec_text(apprec *r, char *dst, size_t dstsize, const void *s, size_t n);
 /* Bytes s[0, n) as tshark 4.0 presents a text field in its output (its
  * format_text()): printable ASCII as it is, control characters as C
  * escapes (\t, \n, ...) or \ooo, bytes that are not UTF-8 as U+FFFD, code
- * points that are not printable as \uXXXX or \UXXXXXXXX; with ascii (a
- * field tshark reads as ASCII: the SNI, ALPN names) every byte from 0x80 is
- * U+FFFD. Writes a NUL-terminated string of at most outsz bytes into out,
+ * points that are not printable as \uXXXX or \UXXXXXXXX (DNS names); with
+ * ascii (a field tshark reads as ASCII and prints as it is: the SNI, ALPN
+ * names) bytes below 0x80 as they are and every byte from 0x80 as U+FFFD. Writes a NUL-terminated string of at most outsz bytes into out,
  * and sets *cut when it did not fit. DNS names and TLS names use it, so
  * that the records equal tshark's text byte for byte. */
 void apprec_tshark_text(char *out, size_t outsz, const void *s, size_t n, int ascii, int *cut);

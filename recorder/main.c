@@ -58,7 +58,7 @@ typedef struct rec_settings {
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
         flow_grace, bus_queue, max_searches, drain_time, app_flows, app_dns_timeout;
-    int no_analysis, insecure, seccomp;
+    int no_analysis, insecure, seccomp, app;
 } rec_settings;
 
 #define O(f) offsetof(rec_settings, f)
@@ -82,6 +82,7 @@ static const config_opt rec_opts[] = {
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "where to keep the counters as JSON (default: DIR/stats.json)" },
     { "flows-json", 0, CFG_STR, O(flows_json), NULL, 0, 0, "FILE", "print one JSON object per final flow record (- = stdout); with --read, --data-dir becomes optional" },
     { "app-json", 0, CFG_STR, O(app_json), NULL, 0, 0, "FILE", "print one JSON object per application transaction - DNS query, TLS handshake, HTTP request (docs/APP_ANALYTICS.md) - (- = stdout); with --read, --data-dir becomes optional" },
+    { "app", 0, CFG_BOOL, O(app), "yes", 0, 0, NULL, "application records (DNS, TLS, HTTP/1.x) for --app-json and the coordinator (--app=no: none, and no cost)" },
     { "app-dns-ports", 0, CFG_STR, O(app_dns_ports), "53,5353", 0, 0, "PORTS", "UDP and TCP ports whose flows are DNS, comma-separated (TLS and HTTP are told from their bytes, on any port)" },
     { "app-dns-timeout", 0, CFG_DURATION, O(app_dns_timeout), "10s", 1000000LL, 0, "DURATION", "a DNS query without a response is recorded as unanswered this long after it (packet time)" },
     { "app-flows", 0, CFG_INT, O(app_flows), "16384", 1, 10000000, "N", "flows followed at once for application transactions; a DNS, TLS or HTTP flow beyond is not followed (counted)" },
@@ -115,7 +116,7 @@ typedef struct recorder {
     char node[256];
     store_t *store;             /* NULL in analysis-only mode */
     flowtab_t *flows;           /* NULL with --no-analysis */
-    appana_t *app;              /* application transactions (--app-json); NULL without */
+    appana_t *app;              /* application transactions (--app-json, --coordinator); or NULL */
     FILE *json;                 /* --flows-json */
     FILE *app_out;              /* --app-json */
     char *app_line;             /* the analysis thread's, APPREC_JSON_MAX bytes */
@@ -164,11 +165,11 @@ static void emit_record(void *ctx, const flowrec *rec)
 }
 
 /* Application records from the analysis thread: the one place they leave
- * the recorder. JSON lines for --app-json; the bus topic for application
- * records (issue 15) is to be published from here too. */
+ * the recorder, as JSON lines for --app-json and on the bus's "app" topic. */
 static void emit_app(void *ctx, const apprec *rec)
 {
     recorder *r = ctx;
+    if (r->pub) publish_app(r->pub, rec); /* never blocks; shed records are counted */
     if (r->app_out) {
         int n = apprec_json(rec, r->node, r->app_line, APPREC_JSON_MAX - 1);
         if (n > 0) {
@@ -566,7 +567,7 @@ static int start_writer(recorder *r)
             return -1;
         }
     }
-    if (r->flows && r->app_out) {
+    if (r->flows && r->cfg.app && (r->app_out || r->pub)) {
         appana_opts ao = {
             .max_flows = (uint32_t)r->cfg.app_flows,
             .dns_timeout_ns = r->cfg.app_dns_timeout,
@@ -577,7 +578,7 @@ static int start_writer(recorder *r)
             log_error("--app-dns-ports: %s", err);
             return -1;
         }
-        r->app_line = xmalloc(APPREC_JSON_MAX);
+        if (r->app_out) r->app_line = xmalloc(APPREC_JSON_MAX);
     }
     if (!r->cfg.data_dir) goto pipeline;
     store_opts so = {
@@ -901,7 +902,11 @@ int main(int argc, char **argv)
                 r.cfg.flows_json ? "flows-json" : "app-json");
         goto out;
     }
-    if (r.cfg.app_json) {
+    if (r.cfg.app_json && !r.cfg.app) {
+        fprintf(stderr, "mscope-recorder: --app-json needs the application records (drop --app=no)\n");
+        goto out;
+    }
+    if (r.cfg.app_json || r.cfg.coordinator) {
         uint8_t ports[8192];
         if (appana_parse_ports(r.cfg.app_dns_ports, ports, err, sizeof err) < 0) {
             fprintf(stderr, "mscope-recorder: --app-dns-ports: %s\n", err);

@@ -16,7 +16,9 @@ Captures:
     ssl, openssl s_client between two network namespaces over a delayed,
     lossy, reordering userspace wire); without them that part is skipped
     with a visible line.
-And bad bytes: a capture of malformed and truncated DNS (UDP and TCP) and
+And names with odd bytes (control characters, backslashes, invalid UTF-8,
+...) in DNS questions and TLS server and ALPN names, made here: every
+byte of our text is tshark's. And bad bytes: a capture of malformed and truncated DNS (UDP and TCP) and
 TLS messages, made here, must not crash the recorder, must be counted
 (stats: app.dns_malformed, tls_malformed, dns_unmatched, ...), and must not
 stop the good transactions around them from being recorded.
@@ -236,6 +238,49 @@ def check_bad_bytes():
           ", ".join(f"{k} {v}" for k, v in sorted(app.items()) if v), flush=True)
 
 
+# ---- names with odd bytes -------------------------------------------------------
+
+ODD_LABELS = [b"a.b", b"we\\ird", b"sp ace", b"\x01ctl", b"X\x00Y", b"t\tn\nr\r", b"\x7f\x1b",
+              b"\xc3\xa9t\xe9", b"\xff", b"\xe2\x82a", b"\xc0\xafa", b"\xc0\x80a", b"\xed\xa0\x80a",
+              b"\xf4\x90\x80\x80a", b"\xc2\x85a", b"\xc2\xada", b"\xe2\x80\x8ba", b"\xef\xbf\xbfa",
+              b"\xf0\x9f\x98\x80a", b"\xee\x80\x80a", b"\xf3\xa0\x80\x81a", b"\x80\x80a", b'"q"']
+
+
+def _client_hello_alpn(sni, alpns):
+    sn = struct.pack("!HBH", len(sni) + 3, 0, len(sni)) + sni
+    ext = struct.pack("!HH", 0, len(sn)) + sn
+    al = b"".join(bytes([len(a)]) + a for a in alpns)
+    ext += struct.pack("!HH", 16, len(al) + 2) + struct.pack("!H", len(al)) + al
+    body = (b"\x03\x03" + b"r" * 32 + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+            + struct.pack("!H", len(ext)) + ext)
+    hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+
+def check_odd_names():
+    """DNS names and TLS server and ALPN names with control characters,
+    backslashes, dots inside labels, valid and invalid UTF-8: our text must
+    be tshark's, byte for byte (compare() through the oracle)."""
+    pcap = os.path.join(h.tmpdir("mscope-appodd-"), "odd.pcap")
+    frames = []
+    for i, label in enumerate(ODD_LABELS + [b""]):
+        name = (bytes([len(label)]) + label + b"\x04test\x00") if label else b"\x00"
+        frames.append(_udp(C, S, 32000 + i, 53, _dns_query(500 + i, name)))
+        frames.append(_udp(S, C, 53, 32000 + i, _dns_response(500 + i, 0, 1)))
+    for i, label in enumerate(ODD_LABELS):
+        c = Conn(frames, 46000 + i, 443)
+        c.send(0, 0x18, _client_hello_alpn(label, [label, b"h2"]))
+    t0 = 1_800_000_000_000_000_000
+    pcapfile.write_pcap(pcap, [(t0 + i * 1_000_000, len(f), len(f), f)
+                               for i, f in enumerate(frames)])
+    theirs = ao.records(pcap, dns_ports=(53,), tls_ports=(443,))
+    mine, _ = ours(pcap)
+    ok, rep = ao.compare(mine, theirs, min_share=1.0)
+    print(f"odd names: {'ok' if ok else 'FAIL'}: {rep.splitlines()[0]}", flush=True)
+    if not ok:
+        PROBLEMS.append(f"odd names: compare() failed:\n{rep[:4000]}")
+
+
 # ---- live ------------------------------------------------------------------------
 
 def live_unavailable():
@@ -288,6 +333,7 @@ def main():
     for name in SCENARIOS:
         judge(f"tests/data/app_{name}.pcap", os.path.join(DATA, f"app_{name}.pcap"))
     check_bad_bytes()
+    check_odd_names()
     live()
     if PROBLEMS:
         h.fail(f"{len(PROBLEMS)} problem(s):\n" + "\n".join(PROBLEMS))
