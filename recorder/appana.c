@@ -714,6 +714,8 @@ void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uin
         return;
     }
     if (pa->proto != 6) return;
+    /* Most packets: an acknowledgement with no byte and no end for a parser. */
+    if (!pa->payload_len && !(pa->tcp_flags & (TCPF_FIN | TCPF_RST))) return;
     aslot *s = appana__find(a, id);
     uint32_t seq = pa->seq + ((pa->tcp_flags & TCPF_SYN) ? 1 : 0);
     if (!s) {
