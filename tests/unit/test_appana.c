@@ -1,0 +1,229 @@
+/* test_appana.c - the stream layer (recorder/appana.c), driven through DNS
+ * over TCP and UDP, whose records show the times the layer hands on:
+ * segments out of order, a late copy that must not replace the first,
+ * overlapping segments, a retransmission, a hole the buffer cannot bridge
+ * (a gap, counted), the end of a flow with a query pending, the UDP
+ * slots freed once answered, the timeout, a full slot pool and a full
+ * buffer pool (counted), and flows judged not to be followed. */
+#include "appana.h"
+#include "test.h"
+
+static apprec got[256];
+static int ngot;
+
+static void emit(void *ctx, const apprec *r)
+{
+    if (ngot < 256) got[ngot++] = *r;
+}
+
+static appana_t *mk(uint32_t flows)
+{
+    char err[128];
+    appana_opts o = { .max_flows = flows, .dns_timeout_ns = 2000, .dns_ports = "53" };
+    ngot = 0;
+    return appana_new(&o, emit, NULL, err, sizeof err);
+}
+
+enum { C2S = 0, S2C = 1 };
+#define ISN_C 1000u
+#define ISN_S 0xfffffffau /* the server's sequence numbers wrap */
+static uint16_t srv_port = 53;
+
+/* One packet of flow id between 10.0.0.1:cport and 10.0.0.2:srv_port. */
+static void pkt(appana_t *a, uint64_t id, int64_t ts, int dir, int proto, uint16_t cport,
+                uint32_t seq, uint8_t flags, const void *p, size_t n)
+{
+    pkt_ana pa;
+    memset(&pa, 0, sizeof pa);
+    uint8_t c[16] = { [10] = 0xff, [11] = 0xff, 10, 0, 0, 1 };
+    uint8_t s[16] = { [10] = 0xff, [11] = 0xff, 10, 0, 0, 2 };
+    memcpy(pa.src, dir == C2S ? c : s, 16);
+    memcpy(pa.dst, dir == C2S ? s : c, 16);
+    pa.sport = dir == C2S ? cport : srv_port;
+    pa.dport = dir == C2S ? srv_port : cport;
+    pa.proto = (uint8_t)proto;
+    pa.seq = seq;
+    pa.ack = dir == C2S ? ISN_S + 1 : ISN_C + 1;
+    pa.tcp_flags = (uint8_t)(flags | 0x10);
+    pa.payload_len = (uint32_t)n;
+    pa.usable = 1;
+    appana_packet(a, id, ts, 0, NULL, &pa, p, (uint32_t)n);
+}
+
+/* A query over TCP (length prefix, 34 bytes) with id qid. */
+static size_t tcp_query(uint8_t *m, uint16_t qid)
+{
+    static const uint8_t q[] = "\0\42\0\0\1\0\0\1\0\0\0\0\0\0\3www\7example\4test\0\0\1\0\1";
+    memcpy(m, q, 36);
+    m[2] = (uint8_t)(qid >> 8), m[3] = (uint8_t)qid;
+    return 36;
+}
+
+static size_t tcp_response(uint8_t *m, uint16_t qid, uint8_t rcode)
+{
+    static const uint8_t r[] = "\0\14\0\0\x81\x80\0\1\0\1\0\0\0\0";
+    memcpy(m, r, 14);
+    m[2] = (uint8_t)(qid >> 8), m[3] = (uint8_t)qid;
+    m[5] |= rcode;
+    return 14;
+}
+
+static void test_reorder_first_copy(void)
+{
+    appana_t *a = mk(16);
+    uint8_t q[64], bad[64], r[16];
+    tcp_query(q, 9);
+    memset(bad, 0xee, sizeof bad);
+    uint32_t s0 = ISN_C + 1;
+    pkt(a, 1, 100, C2S, 6, 40000, s0, 0x08, q, 10);            /* bytes 0-9 */
+    pkt(a, 1, 200, C2S, 6, 40000, s0 + 20, 0x08, q + 20, 16);  /* 20-35 early */
+    pkt(a, 1, 250, C2S, 6, 40000, s0 + 20, 0x08, bad, 16);     /* a late copy: ignored */
+    pkt(a, 1, 260, C2S, 6, 40000, s0, 0x08, bad, 10);          /* a retransmission */
+    ASSERT_EQ(ngot, 0);
+    pkt(a, 1, 300, C2S, 6, 40000, s0 + 10, 0x08, q + 10, 10);  /* fills the hole */
+    size_t rn = tcp_response(r, 9, 3);
+    /* the server's reply: its second half first, over the wrap */
+    pkt(a, 1, 500, S2C, 6, 40000, ISN_S + 1 + 6, 0x08, r + 6, rn - 6);
+    pkt(a, 1, 600, S2C, 6, 40000, ISN_S + 1, 0x08, r, 6);
+    ASSERT_EQ(ngot, 1);
+    if (ngot == 1) {
+        ASSERT_EQ(got[0].u.dns.id, 9);
+        ASSERT_STREQ(got[0].u.dns.qname, "www.example.test");
+        ASSERT_EQ(got[0].ts_ns, 100);
+        ASSERT_EQ(got[0].u.dns.response_ns, 600 - 300); /* completed by the filling segments */
+        ASSERT_EQ(got[0].u.dns.rcode, 3);
+        ASSERT_EQ(got[0].client_port, 40000);
+        ASSERT_EQ(got[0].server_port, 53);
+        ASSERT_EQ(got[0].u.dns.transport, 6);
+        ASSERT_EQ(got[0].flow_id, 1);
+    }
+    appana_stats st;
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.kind[0].malformed, 0);
+    ASSERT_EQ(st.kind[0].records, 1);
+    ASSERT_EQ(st.active, 1);
+    appana_flow_end(a, 1);
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.active, 0);
+    appana_free(a);
+}
+
+static void test_overlaps(void)
+{
+    /* Two queries back to back, delivered as overlapping segments: every
+     * byte's first copy counts, each query completes with the segment that
+     * made its last byte contiguous and starts with its first byte's. */
+    appana_t *a = mk(16);
+    uint8_t q[72], r[32];
+    tcp_query(q, 1);
+    tcp_query(q + 36, 2);
+    uint32_t s0 = ISN_C + 1;
+    pkt(a, 2, 10, C2S, 6, 40001, s0, 0, q, 30);
+    pkt(a, 2, 20, C2S, 6, 40001, s0 + 50, 0, q + 50, 22);   /* 50-71, held */
+    pkt(a, 2, 30, C2S, 6, 40001, s0 + 20, 0, q + 20, 40);   /* 20-59: completes query 1 */
+    tcp_response(r, 2, 0);
+    tcp_response(r + 14, 1, 0);
+    pkt(a, 2, 100, S2C, 6, 40001, ISN_S + 1, 0, r, 28);
+    ASSERT_EQ(ngot, 2);
+    for (int i = 0; i < ngot; i++) {
+        ASSERT_EQ(got[i].ts_ns, got[i].u.dns.id == 1 ? 10 : 30);
+        ASSERT_EQ(got[i].u.dns.response_ns, 100 - 30);
+    }
+    appana_flush(a);
+    appana_free(a);
+}
+
+static void test_gap_and_end(void)
+{
+    appana_t *a = mk(16);
+    uint8_t q[64];
+    tcp_query(q, 5);
+    uint32_t s0 = ISN_C + 1;
+    /* A query pending at the flow's end: emitted unanswered. */
+    pkt(a, 3, 10, C2S, 6, 40002, s0, 0, q, 36);
+    ASSERT_EQ(ngot, 0);
+    appana_flow_end(a, 3);
+    ASSERT_EQ(ngot, 1);
+    ASSERT_TRUE(ngot == 1 && !got[0].u.dns.has_response);
+    /* A hole no buffer can bridge: a gap, counted; the flow is not lost
+     * to the layer (its state is freed at the end). */
+    pkt(a, 4, 10, C2S, 6, 40003, s0, 0, q, 10);
+    pkt(a, 4, 20, C2S, 6, 40003, s0 + 10 + 100000, 0, q + 10, 26);
+    appana_stats st;
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.kind[0].gaps, 1);
+    ASSERT_EQ(st.active, 1);
+    appana_flush(a);
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.active, 0);
+    appana_free(a);
+}
+
+static void test_udp_and_pools(void)
+{
+    appana_t *a = mk(2);
+    uint8_t q[64], r[16];
+    size_t qn = tcp_query(q, 7) - 2, rn = tcp_response(r, 7, 0) - 2;
+    /* Answered: the slot is freed at once. */
+    pkt(a, 10, 100, C2S, 17, 41000, 0, 0, q + 2, qn);
+    pkt(a, 10, 150, S2C, 17, 41000, 0, 0, r + 2, rn);
+    appana_stats st;
+    appana_get_stats(a, &st);
+    ASSERT_EQ(ngot, 1);
+    ASSERT_EQ(got[0].u.dns.response_ns, 50);
+    ASSERT_EQ(got[0].u.dns.transport, 17);
+    ASSERT_EQ(st.active, 0);
+    /* Two pending fill the pool of two; a third flow is not followed. */
+    pkt(a, 11, 200, C2S, 17, 41001, 0, 0, q + 2, qn);
+    pkt(a, 12, 200, C2S, 17, 41002, 0, 0, q + 2, qn);
+    pkt(a, 13, 200, C2S, 17, 41003, 0, 0, q + 2, qn);
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.pool_full, 1);
+    ASSERT_EQ(st.active, 2);
+    /* The timeout (2000 ns here) frees them as packet time passes. */
+    appana_advance(a, 200 + 2000 + 1000000000LL);
+    appana_get_stats(a, &st);
+    ASSERT_EQ(ngot, 3);
+    ASSERT_EQ(st.active, 0);
+    /* A TCP flow whose first payload is none of ours is not followed, nor
+     * looked at again. */
+    srv_port = 22;
+    pkt(a, 20, 300, C2S, 6, 40000, ISN_C + 1, 0, "SSH-2.0-x\r\n", 11);
+    pkt(a, 20, 310, C2S, 6, 40000, ISN_C + 12, 0, "\x16\x03\x01\x00\x10\x01", 6);
+    srv_port = 53;
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.active, 0);
+    ASSERT_EQ(st.flows, 3);
+    appana_free(a);
+}
+
+static void test_buffer_pool(void)
+{
+    /* 64 buffers (the least): the 65th flow holding a partial message
+     * cannot keep its bytes - counted, a gap for its parser. */
+    appana_t *a = mk(100);
+    uint8_t q[64];
+    tcp_query(q, 1);
+    for (uint64_t id = 1; id <= 65; id++)
+        pkt(a, id, 10, C2S, 6, (uint16_t)(42000 + id), ISN_C + 1, 0, q, 20);
+    appana_stats st;
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.buffer_full, 1);
+    ASSERT_EQ(st.kind[0].gaps, 1);
+    /* The others complete. */
+    for (uint64_t id = 1; id <= 65; id++)
+        pkt(a, id, 20, C2S, 6, (uint16_t)(42000 + id), ISN_C + 21, 0, q + 20, 16);
+    appana_flush(a);
+    ASSERT_EQ(ngot, 64);
+    appana_free(a);
+}
+
+int main(void)
+{
+    RUN(test_reorder_first_copy);
+    RUN(test_overlaps);
+    RUN(test_gap_and_end);
+    RUN(test_udp_and_pools);
+    RUN(test_buffer_pool);
+    TEST_EXIT();
+}
