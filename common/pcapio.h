@@ -1,9 +1,10 @@
 /* pcapio.h - the pcap file format as Mirrorscope writes it: nanosecond
  * resolution, Ethernet link type, native byte order (what libpcap writes too).
  *
- * Reading foreign files (pcap, pcapng, any resolution) goes through libpcap in
- * the ingest module; this module only writes our own files and walks our own
- * segments, where a record's file offset matters to the index.
+ * Reading foreign files goes through pcapread.h (classic pcap of Ethernet
+ * frames) or libpcap (pcapng and the rest) in the ingest module; this module
+ * only writes our own files and walks our own segments, where a record's
+ * file offset matters to the index.
  */
 #ifndef MSCOPE_PCAPIO_H
 #define MSCOPE_PCAPIO_H

@@ -1,0 +1,157 @@
+/* pcapread.c - classic pcap files read in large blocks (see pcapread.h).
+ *
+ * DESIGN: one buffer of 4 MiB plus the largest record; records are parsed
+ * where read() put them, and a record that runs past the end of what was
+ * read is moved to the front before the next read(). The checks and their
+ * order are libpcap's (sf-pcap.c, pcap_next_packet): the snapshot length
+ * is the header's, or the Ethernet maximum (262144) when that is 0 or past
+ * INT_MAX; a record longer than the maximum is an error; one longer than the
+ * snapshot length gives its first snapshot-length bytes and the rest is
+ * skipped; a file ending inside a record is an error worded as libpcap's
+ * (tests/unit/test_pcapread.c reads the same files with both).
+ */
+#include "pcapread.h"
+
+#include "pcapio.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PCAPREAD_BLOCK (4u << 20)
+#define PCAPREAD_MAGIC_US_SWAPPED 0xd4c3b2a1U
+#define PCAPREAD_MAGIC_NS_SWAPPED 0x4d3cb2a1U
+
+struct pcapread {
+    int fd;
+    int swapped, nano;
+    uint32_t snapshot;
+    uint8_t *buf;
+    size_t cap, pos, end;
+    int eof;
+};
+
+static uint32_t pcapread__u32(const pcapread_t *r, const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return r->swapped ? __builtin_bswap32(v) : v;
+}
+
+/* At least want bytes from pos on in the buffer, unless the file ends
+ * first. Returns 0, or -errno when read() fails. */
+static int pcapread__fill(pcapread_t *r, size_t want)
+{
+    if (r->end - r->pos >= want) return 0;
+    memmove(r->buf, r->buf + r->pos, r->end - r->pos);
+    r->end -= r->pos;
+    r->pos = 0;
+    while (r->end < want && !r->eof) {
+        ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (n == 0) r->eof = 1;
+        r->end += (size_t)n;
+    }
+    return 0;
+}
+
+pcapread_t *pcapread_open(const char *path, int *errnum)
+{
+    *errnum = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *errnum = errno;
+        return NULL;
+    }
+    pcapread_t *r = xcalloc(1, sizeof *r);
+    r->fd = fd;
+    r->cap = PCAPREAD_BLOCK + PCAPIO_REC_HDR + PCAPIO_SNAPLEN;
+    r->buf = xmalloc(r->cap);
+    int rc = pcapread__fill(r, PCAPIO_FILE_HDR);
+    if (rc < 0) {
+        *errnum = -rc;
+        goto not_ours;
+    }
+    if (r->end < PCAPIO_FILE_HDR) goto not_ours;
+    uint32_t magic;
+    memcpy(&magic, r->buf, 4);
+    r->nano = magic == PCAPIO_MAGIC_NS || magic == PCAPREAD_MAGIC_NS_SWAPPED;
+    r->swapped = magic == PCAPREAD_MAGIC_US_SWAPPED || magic == PCAPREAD_MAGIC_NS_SWAPPED;
+    if (!r->nano && !r->swapped && magic != PCAPIO_MAGIC_US) goto not_ours;
+    uint16_t major, minor;
+    memcpy(&major, r->buf + 4, 2);
+    memcpy(&minor, r->buf + 6, 2);
+    if (r->swapped) {
+        major = __builtin_bswap16(major);
+        minor = __builtin_bswap16(minor);
+    }
+    /* Other versions (2.3 swapped its lengths) and link types (or FCS
+     * bits in the link type) are libpcap's to read. */
+    if (major != 2 || minor != 4 || pcapread__u32(r, r->buf + 20) != PCAPIO_LINKTYPE_ETHERNET) goto not_ours;
+    /* libpcap's pcap_adjust_snapshot: only 0 and lengths past INT_MAX are
+     * replaced; a larger one stays, and then cuts nothing. */
+    r->snapshot = pcapread__u32(r, r->buf + 16);
+    if (!r->snapshot || r->snapshot > INT32_MAX) r->snapshot = PCAPIO_SNAPLEN;
+    r->pos = PCAPIO_FILE_HDR;
+    return r;
+not_ours:
+    pcapread_close(r);
+    return NULL;
+}
+
+int pcapread_next(pcapread_t *r, int64_t *ts_ns, uint32_t *caplen, uint32_t *origlen,
+                  const uint8_t **data, char *err, size_t errlen)
+{
+    int rc = pcapread__fill(r, PCAPIO_REC_HDR);
+    if (rc < 0) goto read_error;
+    size_t have = r->end - r->pos;
+    if (have < PCAPIO_REC_HDR) {
+        if (!have) return 0;
+        snprintf(err, errlen, "truncated dump file; tried to read %u header bytes, only got %zu",
+                 PCAPIO_REC_HDR, have);
+        return -1;
+    }
+    const uint8_t *h = r->buf + r->pos;
+    uint32_t sec = pcapread__u32(r, h), frac = pcapread__u32(r, h + 4);
+    uint32_t cap = pcapread__u32(r, h + 8), len = pcapread__u32(r, h + 12);
+    if (cap > PCAPIO_SNAPLEN) {
+        if (cap > r->snapshot)
+            snprintf(err, errlen, "invalid packet capture length %u, bigger than snaplen of %u", cap,
+                     r->snapshot);
+        else
+            snprintf(err, errlen, "invalid packet capture length %u, bigger than maximum of %u", cap,
+                     PCAPIO_SNAPLEN);
+        return -1;
+    }
+    rc = pcapread__fill(r, PCAPIO_REC_HDR + (size_t)cap);
+    if (rc < 0) goto read_error;
+    have = r->end - r->pos;
+    if (have < PCAPIO_REC_HDR + (size_t)cap) {
+        snprintf(err, errlen, "truncated dump file; tried to read %u captured bytes, only got %zu", cap,
+                 have - PCAPIO_REC_HDR);
+        return -1;
+    }
+    /* Seconds are unsigned in the file: good until 2106. */
+    *ts_ns = (int64_t)sec * 1000000000LL + (r->nano ? (int64_t)frac : (int64_t)frac * 1000);
+    *caplen = cap > r->snapshot ? r->snapshot : cap;
+    *origlen = len;
+    *data = r->buf + r->pos + PCAPIO_REC_HDR;
+    r->pos += PCAPIO_REC_HDR + (size_t)cap;
+    return 1;
+read_error:
+    snprintf(err, errlen, "error reading dump file: %s", strerror(-rc));
+    return -1;
+}
+
+void pcapread_close(pcapread_t *r)
+{
+    if (!r) return;
+    close(r->fd);
+    free(r->buf);
+    free(r);
+}
