@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <h2o.h>
 #include <openssl/err.h>
@@ -25,6 +26,7 @@
 
 #define HTTPD_ROUTES_MAX 64
 #define HTTPD_BACKLOG 128
+#define HTTPD_MEM_HEADERS 64 /* headers of a request in memory */
 
 typedef struct httpd_route_t {
     char path[128];
@@ -56,6 +58,7 @@ struct httpd {
  * (the client may go first), and carries a stream's state. */
 struct httpd_req {
     h2o_req_t *req;         /* NULL once h2o has disposed of the request */
+    struct httpd_mem *mem;  /* a request in memory (httpd_req_from_text), else NULL */
     char *path, *query;     /* in h2o's pool: valid while req is */
     int answered;           /* respond() or stream_start() was called */
     /* a streamed answer */
@@ -79,6 +82,25 @@ static const httpd_route_t *httpd__match(const httpd_t *h, const char *path)
         if (hit && (!best || r->len > best->len)) best = r;
     }
     return best;
+}
+
+/* A request in memory: what h2o's request would hold, and the answer. */
+typedef struct httpd_mem {
+    h2o_mem_pool_t pool; /* its strings */
+    char *method, *body;
+    size_t body_len, nheaders;
+    char *hname[HTTPD_MEM_HEADERS], *hvalue[HTTPD_MEM_HEADERS];
+    int status, answers;
+    char *answer;
+    size_t answer_len;
+} httpd_mem;
+
+/* Route r (a path without its query) by the table; a miss is a 404. */
+static void httpd__serve(httpd_t *h, httpd_req_t *r)
+{
+    const httpd_route_t *rt = httpd__match(h, r->path);
+    if (!rt || rt->fn(rt->data, r) < 0)
+        httpd_respond_error(r, 404, "no such resource: %.200s", r->path);
 }
 
 static char *httpd__strdup(h2o_req_t *req, const char *s, size_t len)
@@ -122,9 +144,7 @@ static int httpd__on_req(h2o_handler_t *self, h2o_req_t *req)
                                  req->path.len - req->query_at - 1);
     else
         r->query = httpd__strdup(req, "", 0);
-    const httpd_route_t *rt = httpd__match(h, r->path);
-    if (!rt || rt->fn(rt->data, r) < 0)
-        httpd_respond_error(r, 404, "no such resource: %.200s", r->path);
+    httpd__serve(h, r);
     return 0;
 }
 
@@ -272,6 +292,7 @@ void httpd_route(httpd_t *h, const char *path, httpd_handler fn, void *data)
 
 const char *httpd_method(httpd_req_t *r)
 {
+    if (r->mem) return r->mem->method;
     return httpd__strdup(r->req, r->req->method.base, r->req->method.len);
 }
 
@@ -280,6 +301,11 @@ const char *httpd_query(httpd_req_t *r) { return r->query; }
 
 const char *httpd_header(httpd_req_t *r, const char *name)
 {
+    if (r->mem) { /* h2o matches the names it lower-cased; so do we */
+        for (size_t i = 0; i < r->mem->nheaders; i++)
+            if (!strcasecmp(r->mem->hname[i], name)) return r->mem->hvalue[i];
+        return NULL;
+    }
     ssize_t i = h2o_find_header_by_str(&r->req->headers, name, strlen(name), -1);
     if (i < 0) return NULL;
     h2o_iovec_t v = r->req->headers.entries[i].value;
@@ -288,6 +314,10 @@ const char *httpd_header(httpd_req_t *r, const char *name)
 
 const char *httpd_body(httpd_req_t *r, size_t *len)
 {
+    if (r->mem) {
+        *len = r->mem->body_len;
+        return r->mem->body;
+    }
     *len = r->req->entity.base ? r->req->entity.len : 0;
     return httpd__strdup(r->req, r->req->entity.base ? r->req->entity.base : "", *len);
 }
@@ -373,6 +403,17 @@ void httpd_respond_with(httpd_req_t *r, int status, const char *content_type,
                         size_t len)
 {
     h2o_req_t *req = r->req;
+    if (r->mem) {
+        r->answered = 1;
+        r->mem->status = status;
+        if (r->mem->answers++ == 0) {
+            r->mem->answer = h2o_mem_alloc_pool(&r->mem->pool, len + 1);
+            memcpy(r->mem->answer, body, len);
+            r->mem->answer[len] = 0;
+            r->mem->answer_len = len;
+        }
+        return;
+    }
     if (!req) { /* the client went away while we worked */
         free(r);
         return;
@@ -412,6 +453,28 @@ void httpd_respond_json(httpd_req_t *r, int status, json_t *body)
     free(text);
 }
 
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0 when
+ * it is not one (as jansson judges: no overlong forms, surrogates or code
+ * points past U+10FFFF). */
+static size_t httpd__utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min, cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000, cp = c & 0x07;
+    else return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
 void httpd_respond_error(httpd_req_t *r, int status, const char *fmt, ...)
 {
     char msg[1024];
@@ -419,6 +482,15 @@ void httpd_respond_error(httpd_req_t *r, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Messages quote what the client sent (a path, a value), and may cut a
+     * character in two: a byte that is not UTF-8 becomes '?', or JSON could
+     * not carry the error at all. */
+    size_t n = strlen(msg);
+    for (size_t i = 0; i < n;) {
+        size_t k = httpd__utf8_len((const unsigned char *)msg + i, n - i);
+        if (!k) msg[i++] = '?';
+        else i += k;
+    }
     httpd_respond_json(r, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
 }
 
@@ -464,6 +536,12 @@ int httpd_stream_start(httpd_req_t *r, int status, const char *content_type,
                        void *data, const char *const *headers)
 {
     h2o_req_t *req = r->req;
+    if (r->mem) { /* the status, then as if the client went: no pieces, no callback */
+        r->answered = 1;
+        r->mem->status = status;
+        r->mem->answers++;
+        return -1;
+    }
     if (!req) {
         free(r);
         return -1;
@@ -508,4 +586,95 @@ int httpd_stream_send(httpd_req_t *r, const void *data, size_t len, int final)
     /* h2o may finish and dispose of the request inside this call. */
     h2o_send(r->req, &v, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
     return 0;
+}
+
+/* ---- requests in memory -------------------------------------------------- */
+
+/* The next line of text[*at..len) (CRLF or LF ended), NUL-terminated in the
+ * pool; NULL at the end of the text. */
+static char *httpd__line(h2o_mem_pool_t *pool, const char *text, size_t len, size_t *at)
+{
+    if (*at >= len) return NULL;
+    const char *p = text + *at, *nl = memchr(p, '\n', len - *at);
+    size_t n = nl ? (size_t)(nl - p) : len - *at;
+    *at += n + (nl != NULL);
+    if (n && p[n - 1] == '\r') n--;
+    char *line = h2o_mem_alloc_pool(pool, n + 1);
+    memcpy(line, p, n);
+    line[n] = 0;
+    return line;
+}
+
+httpd_req_t *httpd_req_from_text(const char *text, size_t len)
+{
+    httpd_req_t *r = xcalloc(1, sizeof *r);
+    httpd_mem *m = r->mem = xcalloc(1, sizeof *m);
+    h2o_mem_init_pool(&m->pool);
+    size_t at = 0;
+    char *line = httpd__line(&m->pool, text, len, &at);
+    /* METHOD SP TARGET SP VERSION, as h2o's parser wants it */
+    char *sp1 = line ? strchr(line, ' ') : NULL, *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp2 || sp1 == line || sp2 == sp1 + 1 || sp1[1] != '/' || strncmp(sp2 + 1, "HTTP/1.", 7))
+        goto bad;
+    *sp1 = *sp2 = 0;
+    m->method = line;
+    const char *target = sp1 + 1;
+    for (;;) {
+        char *h = httpd__line(&m->pool, text, len, &at);
+        if (!h) goto bad; /* no blank line: the request never ended */
+        if (!*h) break;
+        char *colon = strchr(h, ':');
+        if (!colon || colon == h || m->nheaders == HTTPD_MEM_HEADERS) goto bad;
+        *colon = 0;
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) v[--vl] = 0;
+        m->hname[m->nheaders] = h;
+        m->hvalue[m->nheaders++] = v;
+    }
+    /* The rest is the body (h2o would read Content-Length bytes of it),
+     * capped as h2o caps it. */
+    m->body_len = len - at;
+    if (m->body_len > HTTPD_BODY_MAX) goto bad;
+    m->body = h2o_mem_alloc_pool(&m->pool, m->body_len + 1);
+    memcpy(m->body, text + at, m->body_len);
+    m->body[m->body_len] = 0;
+    /* The path as h2o normalises it (".." resolved; %-escapes of
+     * unreserved characters decoded), without the query. */
+    size_t query_at = SIZE_MAX, *idx = NULL;
+    h2o_iovec_t norm = h2o_url_normalize_path(&m->pool, target, strlen(target), &query_at, &idx);
+    size_t plen = norm.len;
+    const char *q = memchr(norm.base, '?', plen);
+    if (q) plen = (size_t)(q - norm.base);
+    r->path = h2o_mem_alloc_pool(&m->pool, plen + 1);
+    memcpy(r->path, norm.base, plen);
+    r->path[plen] = 0;
+    const char *qs = query_at != SIZE_MAX ? target + query_at + 1 : "";
+    r->query = h2o_mem_alloc_pool(&m->pool, strlen(qs) + 1);
+    memcpy(r->query, qs, strlen(qs) + 1);
+    return r;
+bad:
+    httpd_req_free(r);
+    return NULL;
+}
+
+void httpd_dispatch(httpd_t *h, httpd_req_t *r) { httpd__serve(h, r); }
+
+int httpd_req_status(const httpd_req_t *r) { return r->mem ? r->mem->status : 0; }
+
+int httpd_req_answers(const httpd_req_t *r) { return r->mem ? r->mem->answers : 0; }
+
+const char *httpd_req_answer(const httpd_req_t *r, size_t *len)
+{
+    *len = r->mem && r->mem->answer ? r->mem->answer_len : 0;
+    return r->mem && r->mem->answer ? r->mem->answer : "";
+}
+
+void httpd_req_free(httpd_req_t *r)
+{
+    if (!r || !r->mem) return;
+    h2o_mem_clear_pool(&r->mem->pool);
+    free(r->mem);
+    free(r);
 }

@@ -107,6 +107,34 @@ int httpd_stream_ready(const httpd_req_t *r);
 /* Returns 0, or -1 when not ready (nothing sent). */
 int httpd_stream_send(httpd_req_t *r, const void *data, size_t len, int final);
 
+/* ---- requests in memory ----------------------------------------------------
+ * For tests/fuzz/fuzz_http.c: a request made from the text of an HTTP/1.1
+ * request, routed by the same table and answered by the same handlers as a
+ * connection's, its answer kept in memory. A streamed answer keeps only its
+ * status, as if the client went after the headers (httpd_stream_start()
+ * returns -1). The request stays the caller's: free it with
+ * httpd_req_free() once answered (a handler that answers later - after a
+ * database job - holds it till then). */
+
+/* The request line (METHOD SP TARGET SP HTTP/1.x), header lines ("Name:
+ * value"), a blank line, then the body: the rest of the text (at most
+ * HTTPD_BODY_MAX bytes). Lines end with CRLF or LF. The target's path is
+ * normalised as h2o normalises it. Returns NULL when the text is not such a
+ * request (h2o answers those itself). */
+httpd_req_t *httpd_req_from_text(const char *text, size_t len);
+
+/* Route r by h's table, as a request from a connection is routed. */
+void httpd_dispatch(httpd_t *h, httpd_req_t *r);
+
+/* The answer so far: its status (0 until answered), the number of answers
+ * given (exactly one is right), and the body of the first. */
+int httpd_req_status(const httpd_req_t *r);
+int httpd_req_answers(const httpd_req_t *r);
+const char *httpd_req_answer(const httpd_req_t *r, size_t *len);
+
+/* Accepts NULL; only for requests made by httpd_req_from_text(). */
+void httpd_req_free(httpd_req_t *r);
+
 /* Stop listening; open connections finish their requests (idle keep-alive
  * ones end with h2o's request timeout, or the process). Accepts NULL. */
 void httpd_shutdown(httpd_t *h);

@@ -487,11 +487,66 @@ def seeds_rpc(build, tmp):
     c.done()
 
 
+HTTP_READ = "fuzz-http-read-token-0123456789"    # tests/fuzz/fuzz_http.c's
+HTTP_ADMIN = "fuzz-http-admin-token-0123456789"
+
+
+def http_requests():
+    """Requests of every route, as mscope, the dashboard and curl send them."""
+    def req(method, target, token=HTTP_READ, body=b"", headers=()):
+        h = ["%s %s HTTP/1.1" % (method, target), "Host: 127.0.0.1"]
+        if token:
+            h.append("Authorization: Bearer " + token)
+        h += list(headers)
+        if body:
+            h.append("Content-Type: application/json")
+            h.append("Content-Length: %d" % len(body))
+        return ("\r\n".join(h) + "\r\n\r\n").encode() + body
+    out = [req("GET", "/api/v1/nodes"),
+           req("GET", "/api/v1/flows?from=1h&to=1m&host=10.0.0.1&port=443&proto=tcp&limit=50"),
+           req("GET", "/api/v1/flows?order=newest&cursor=1700000000123456789.42.7265632d61&node=rec-a"),
+           req("GET", "/api/v1/flows?server=10.0.0.0%2F8&client=2001:db8::/32&server_port=80&min_rtt=5ms"
+                      "&retransmissions=true&monitor=web", headers=["Accept: application/x-ndjson"]),
+           req("GET", "/api/v1/flows?from=2023-11-14T22:13:20Z&to=2023-11-14T21:00:00Z"),
+           req("GET", "/api/v1/top?by=client&metric=packets&limit=5&from=24h"),
+           req("GET", "/api/v1/series?node=rec-b&server=10.0.0.9&port=80&from=1h"),
+           req("POST", "/api/v1/search", HTTP_ADMIN,
+               b'{"filter": "tcp port 80", "from": "1h", "to": "1m", "nodes": ["rec-a"],'
+               b' "max_packets": 1000, "dedup": true, "dedup_window": "2ms", "node_timeout": "5s"}'),
+           req("POST", "/api/v1/search", HTTP_ADMIN, b'{"filter": "udp", "from": 1700000000}'),
+           req("POST", "/api/v1/search", HTTP_READ, b'{"filter": "tcp"}'),
+           req("GET", "/api/v1/flows/pcap?host=10.0.0.1&limit=20&filter=tcp", HTTP_ADMIN),
+           req("GET", "/api/v1/searches/1", HTTP_ADMIN),
+           req("GET", "/api/v1/monitors"),
+           req("POST", "/api/v1/monitors", HTTP_ADMIN,
+               b'{"name": "web", "server": "10.0.3.0/24", "client": "192.168.1.1", "server_port": 443,'
+               b' "proto": "tcp", "nodes": ["rec-a"], "filter": "tcp port 443"}'),
+           req("PUT", "/api/v1/monitors/web", HTTP_ADMIN, b'{"server": "10.0.3.7", "proto": 17}'),
+           req("GET", "/api/v1/monitors/web"),
+           req("DELETE", "/api/v1/monitors/web", HTTP_ADMIN),
+           req("GET", "/api/v1/monitors/web/series?from=1h&to=1m"),
+           req("GET", "/api/v1/openapi.json", None),
+           req("GET", "/api/v1/flows", None), req("GET", "/api/v1/flows", "x" * 40),
+           req("DELETE", "/api/v1/nodes"), req("GET", "/api/v1/nope"),
+           req("GET", "/", None, headers=["If-None-Match: \"x\""]), req("GET", "/index.html", None),
+           req("GET", "/healthz", None), req("GET", "/readyz", None), req("GET", "/metrics", None),
+           req("GET", "/api/v1/../healthz?x=%41", None)]
+    return out
+
+
+def seeds_http(build, tmp):
+    c = Corpus("http")
+    for m in http_requests():
+        c.add(m)
+    c.done()
+
+
 TARGETS = {
     "decode": seeds_decode, "pcap": seeds_pcap, "segindex": seeds_segindex,
     "catalog": seeds_catalog,
     "exprscan": seeds_exprscan, "exprscan_bpf": seeds_exprscan_bpf, "config": seeds_config,
     "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana, "rpc": seeds_rpc,
+    "http": seeds_http,
 }
 
 
