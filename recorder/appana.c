@@ -14,6 +14,12 @@
  * forgotten one is only detected again on its next payload, which in the
  * middle of a stream does not look like a first message.
  *
+ * A first payload that its sender's SYN (its initial sequence number,
+ * kept per flow in a direct-mapped cache like that one) shows to be
+ * beyond the stream's start waits in an undecided slot for the bytes
+ * before it: detection reads the stream's first bytes even when the
+ * capture point saw them late.
+ *
  * Each TCP direction keeps the next expected sequence number. Bytes below
  * it were taken already (first copy wins: a retransmission never completes
  * a message, as in tshark). A segment at it is handed to the parser
@@ -90,6 +96,16 @@ typedef struct aslot {
     adir d[2];
 } aslot;
 
+/* The initial sequence numbers of a flow's SYN and SYN/ACK, by sender (its
+ * port and the last 4 bytes of its address), so that a first payload
+ * segment that arrives after a later one is known not to be the stream's
+ * start. Direct-mapped by flow id like the cache of flows not followed. */
+typedef struct isn_ent {
+    uint64_t id;
+    uint32_t isn[2], who[2];
+    uint8_t have[2];
+} isn_ent;
+
 struct appana {
     appana_opts o;
     appana_emit_fn emit;
@@ -101,6 +117,7 @@ struct appana {
     uint32_t tabmask;
     unsigned tabshift;
     uint64_t *neg;
+    isn_ent *isn; /* as many as neg */
     uint32_t negmask;
     uint8_t *state[AP_N];
     size_t state_size[AP_N];
@@ -166,6 +183,7 @@ appana_t *appana_new(const appana_opts *o, appana_emit_fn emit, void *ctx, char 
     while (neg < 4 * a->nslots) neg <<= 1;
     a->negmask = neg - 1;
     a->neg = xcalloc(neg, sizeof *a->neg);
+    a->isn = xcalloc(neg, sizeof *a->isn);
     for (int i = 0; i < AP_N; i++) {
         if (!ap_parser[i]) continue;
         a->state_size[i] = (ap_parser[i]->state_size + 15) & ~(size_t)15;
@@ -183,6 +201,7 @@ void appana_free(appana_t *a)
     free(a->slots);
     free(a->tab);
     free(a->neg);
+    free(a->isn);
     for (int i = 0; i < AP_N; i++) free(a->state[i]);
     free(a->bufs);
     free(a);
@@ -452,10 +471,11 @@ static void appana__consume(abuf *b, uint32_t k)
 
 /* What detection says of direction 0's first bytes: a parser, or -1 (none
  * of them), or -2 (too few bytes yet). DNS over TCP goes by port. */
-static int appana__detect(const appana_t *a, const aslot *s, const uint8_t *p, size_t len)
+static int appana__detect(const appana_t *a, uint16_t port0, uint16_t port1, const uint8_t *p,
+                          size_t len)
 {
     int more = 0;
-    if (appana__dns_port(a, s->port[0]) || appana__dns_port(a, s->port[1])) {
+    if (appana__dns_port(a, port0) || appana__dns_port(a, port1)) {
         int r = app_dns_tcp_parser.detect(p, len);
         if (r == APP_DETECT_YES) return AP_DNS_TCP;
         if (r == APP_DETECT_MORE) more = 1;
@@ -507,7 +527,7 @@ static int appana__deliver(appana_t *a, aslot *s, int dir, int64_t done_ns)
     uint32_t len = b ? b->len : 0;
     if (s->undecided) {
         if (dir != 0) return 0; /* the other direction waits for the decision */
-        int ap = appana__detect(a, s, b ? b->data : appana__empty, len);
+        int ap = appana__detect(a, s->port[0], s->port[1], b ? b->data : appana__empty, len);
         if (ap == -2 && len < APPANA_BUF_BYTES && !d->fin) return 0;
         if (ap < 0) {
             appana__drop(a, s);
@@ -610,8 +630,8 @@ static int appana__put(appana_t *a, aslot *s, int dir, uint32_t seq, const uint8
             seq = d->next_seq;
             rel = 0;
         }
-        if ((uint32_t)rel >= SEQ_FAR) {
-            a->st.kind[ap_kind[s->ap] - 1].malformed++;
+        if ((uint32_t)rel >= SEQ_FAR) { /* not this stream's */
+            if (!s->undecided) a->st.kind[ap_kind[s->ap] - 1].malformed++;
             return 0;
         }
         if (!d->buf && rel == 0 && !s->undecided) return appana__fast(a, s, dir, p, n, ts);
@@ -703,6 +723,44 @@ static void appana__udp(appana_t *a, uint64_t id, int64_t ts, uint32_t vni,
     if (!ap_parser[AP_DNS_UDP]->expire(state, INT64_MIN, &out)) appana__slot_release(a, s);
 }
 
+static inline uint32_t appana__who(const pkt_ana *pa)
+{
+    uint32_t v;
+    memcpy(&v, pa->src + 12, 4);
+    return v ^ ((uint32_t)pa->sport << 16);
+}
+
+/* A SYN (0) or SYN/ACK (1) of flow id: its sender's first sequence number. */
+static void appana__isn_note(appana_t *a, uint64_t id, const pkt_ana *pa)
+{
+    isn_ent *e = &a->isn[id & a->negmask];
+    if (e->id != id) memset(e, 0, sizeof *e);
+    e->id = id;
+    int i = (pa->tcp_flags & TCPF_ACK) ? 1 : 0;
+    e->isn[i] = pa->seq;
+    e->who[i] = appana__who(pa);
+    e->have[i] = 1;
+}
+
+/* Where the sender of pa started its stream (after its SYN), if known and
+ * not before pa's bytes: 1 with *start set, else 0. */
+static int appana__isn_start(const appana_t *a, uint64_t id, const pkt_ana *pa, uint32_t *start)
+{
+    const isn_ent *e = &a->isn[id & a->negmask];
+    if (e->id != id) return 0;
+    uint32_t who = appana__who(pa);
+    if (e->have[0] && e->have[1] && e->who[0] == e->who[1]) return 0; /* cannot tell */
+    for (int i = 0; i < 2; i++) {
+        uint32_t s0 = e->isn[i] + 1;
+        if (e->have[i] && e->who[i] == who && (int32_t)(pa->seq - s0) > 0 &&
+            pa->seq - s0 < APPANA_BUF_BYTES) {
+            *start = s0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uint8_t observer[16],
                    const pkt_ana *pa, const uint8_t *payload, uint32_t caplen)
 {
@@ -715,20 +773,20 @@ void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uin
     }
     if (pa->proto != 6) return;
     /* Most packets: an acknowledgement with no byte and no end for a parser. */
-    if (!pa->payload_len && !(pa->tcp_flags & (TCPF_FIN | TCPF_RST))) return;
+    if (!pa->payload_len && !(pa->tcp_flags & (TCPF_FIN | TCPF_RST | TCPF_SYN))) return;
     aslot *s = appana__find(a, id);
     uint32_t seq = pa->seq + ((pa->tcp_flags & TCPF_SYN) ? 1 : 0);
     if (!s) {
+        if (pa->tcp_flags & TCPF_SYN) appana__isn_note(a, id, pa);
         if (!pa->payload_len || appana__neg_has(a, id)) return;
-        int ap;
-        if (caplen < pa->payload_len) {
+        /* Detection reads the first payload, unless its sender's SYN says
+         * earlier bytes are still to come: then it waits for them. */
+        uint32_t start = seq;
+        int ap = -2;
+        if (caplen < pa->payload_len)
             ap = -1; /* a sliced first segment: the stream cannot be followed */
-        } else {
-            aslot probe;
-            probe.port[0] = pa->sport;
-            probe.port[1] = pa->dport;
-            ap = appana__detect(a, &probe, payload, caplen);
-        }
+        else if (!appana__isn_start(a, id, pa, &start))
+            ap = appana__detect(a, pa->sport, pa->dport, payload, caplen);
         if (ap == -1) {
             appana__neg_add(a, id);
             return;
@@ -741,7 +799,7 @@ void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uin
         if (ap < 0) s->undecided = 1;
         else ap_parser[ap]->init(appana__state(a, s));
         s->d[0].has_seq = 1;
-        s->d[0].next_seq = seq;
+        s->d[0].next_seq = start;
         if (pa->tcp_flags & TCPF_ACK) { /* the other way's next byte, as acknowledged */
             s->d[1].has_seq = 1;
             s->d[1].next_seq = pa->ack;

@@ -8,7 +8,8 @@
  *            the flow ends after this packet (its final flow record)
  *   byte 1   the server port: 53, 443, 8080, 5353 (low two bits)
  *   byte 2-3 the segment's sequence number relative to the direction's
- *            next byte, signed (big-endian): overlaps, holes, reordering
+ *            next number, signed (big-endian): overlaps, holes, reordering
+ *            (a SYN or FIN in order takes a number, as in TCP)
  *   byte 4-5 payload length (big-endian; cut at the input's end)
  *   then the payload;
  * one millisecond apart. Besides crashes, what every record must hold:
@@ -90,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pa.tcp_flags = (uint8_t)(0x10 | ((b0 & 4) ? 0x01 : 0) | ((b0 & 8) ? 0x04 : 0) |
                                  ((b0 & 16) ? 0x02 : 0));
         pa.payload_len = (uint32_t)n;
-        if (pa.proto == 6 && rel >= 0) next[f][dir] = pa.seq + (uint32_t)n;
+        if (pa.proto == 6 && rel >= 0) /* a SYN and a FIN take a number each */
+            next[f][dir] = pa.seq + (uint32_t)n + ((b0 & 16) ? 1 : 0) + ((b0 & 4) ? 1 : 0);
         appana_packet(a, ids[f], ts, 0, NULL, &pa, data + off, (uint32_t)n);
         off += n;
         if (b0 & 0x80) {

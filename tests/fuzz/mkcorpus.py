@@ -401,16 +401,13 @@ def seeds_appana(build, tmp):
             port = ports.get(key[2][1], 0)
             nxt, seed = {}, b""
             for dir_, proto, seq, flags, payload in pkts:
-                if proto == 6 and flags & 2:
-                    nxt[dir_] = seq + 1
+                if not payload and not flags & 7:
                     continue
-                if not payload and not flags & 5:
-                    continue
-                rel = seq - nxt.get(dir_, seq) if proto == 6 else 0
+                rel = (seq - nxt.get(dir_, seq)) & 0xffffffff if proto == 6 else 0
                 rel = max(-32768, min(32767, rel if rel < 1 << 31 else rel - (1 << 32)))
                 seed += pkt(int(dir_), proto == 17, flags, port, rel, payload[:65535])
                 if proto == 6 and rel >= 0:
-                    nxt[dir_] = seq + len(payload)
+                    nxt[dir_] = seq + len(payload) + (1 if flags & 3 else 0)
             if seed:
                 c.add(seed)
     q = (struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x03www\x07example\x04test\x00"

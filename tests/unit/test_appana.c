@@ -44,7 +44,7 @@ static void pkt(appana_t *a, uint64_t id, int64_t ts, int dir, int proto, uint16
     pa.proto = (uint8_t)proto;
     pa.seq = seq;
     pa.ack = dir == C2S ? ISN_S + 1 : ISN_C + 1;
-    pa.tcp_flags = (uint8_t)(flags | 0x10);
+    pa.tcp_flags = (uint8_t)(flags == 0x02 ? flags : flags | 0x10); /* a SYN alone has no ACK */
     pa.payload_len = (uint32_t)n;
     pa.usable = 1;
     appana_packet(a, id, ts, 0, NULL, &pa, p, (uint32_t)n);
@@ -105,6 +105,24 @@ static void test_reorder_first_copy(void)
     appana_flow_end(a, 1);
     appana_get_stats(a, &st);
     ASSERT_EQ(st.active, 0);
+    appana_free(a);
+}
+
+static void test_first_segment_late(void)
+{
+    /* The client's first segment reaches the capture point after its
+     * second: with the SYN seen, detection waits for the stream's start. */
+    appana_t *a = mk(16);
+    uint8_t q[64], r[16];
+    tcp_query(q, 3);
+    pkt(a, 5, 1, C2S, 6, 40005, ISN_C, 0x02, NULL, 0);          /* SYN */
+    pkt(a, 5, 2, S2C, 6, 40005, ISN_S, 0x12, NULL, 0);          /* SYN/ACK */
+    pkt(a, 5, 10, C2S, 6, 40005, ISN_C + 1 + 4, 0, q + 4, 32);  /* bytes 4-35 first */
+    pkt(a, 5, 20, C2S, 6, 40005, ISN_C + 1, 0, q, 4);
+    pkt(a, 5, 50, S2C, 6, 40005, ISN_S + 1, 0, r, tcp_response(r, 3, 0));
+    ASSERT_EQ(ngot, 1);
+    ASSERT_TRUE(ngot == 1 && got[0].ts_ns == 20 && got[0].u.dns.response_ns == 30);
+    appana_flush(a);
     appana_free(a);
 }
 
@@ -221,6 +239,7 @@ static void test_buffer_pool(void)
 int main(void)
 {
     RUN(test_reorder_first_copy);
+    RUN(test_first_segment_late);
     RUN(test_overlaps);
     RUN(test_gap_and_end);
     RUN(test_udp_and_pools);
