@@ -187,6 +187,10 @@ appana_t *appana_new(const appana_opts *o, appana_emit_fn emit, void *ctx, char 
     for (int i = 0; i < AP_N; i++) {
         if (!ap_parser[i]) continue;
         a->state_size[i] = (ap_parser[i]->state_size + 15) & ~(size_t)15;
+        if (i == AP_DNS_TCP) { /* the same state as over UDP: one pool (a slot is one or the other) */
+            a->state[i] = a->state[AP_DNS_UDP];
+            continue;
+        }
         a->state[i] = xcalloc(a->nslots, a->state_size[i]);
     }
     a->nbufs = o->max_buffers ? o->max_buffers : a->nslots / 8;
@@ -202,7 +206,8 @@ void appana_free(appana_t *a)
     free(a->tab);
     free(a->neg);
     free(a->isn);
-    for (int i = 0; i < AP_N; i++) free(a->state[i]);
+    for (int i = 0; i < AP_N; i++)
+        if (i != AP_DNS_TCP) free(a->state[i]);
     free(a->bufs);
     free(a);
 }

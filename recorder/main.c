@@ -85,7 +85,7 @@ static const config_opt rec_opts[] = {
     { "app", 0, CFG_BOOL, O(app), "yes", 0, 0, NULL, "application records (DNS, TLS, HTTP/1.x) for --app-json and the coordinator (--app=no: none, and no cost)" },
     { "app-dns-ports", 0, CFG_STR, O(app_dns_ports), "53,5353", 0, 0, "PORTS", "UDP and TCP ports whose flows are DNS, comma-separated (TLS and HTTP are told from their bytes, on any port)" },
     { "app-dns-timeout", 0, CFG_DURATION, O(app_dns_timeout), "10s", 1000000LL, 0, "DURATION", "a DNS query without a response is recorded as unanswered this long after it (packet time)" },
-    { "app-flows", 0, CFG_INT, O(app_flows), "16384", 1, 10000000, "N", "flows followed at once for application transactions; a DNS, TLS or HTTP flow beyond is not followed (counted)" },
+    { "app-flows", 0, CFG_INT, O(app_flows), "16384", 1, 1000000, "N", "flows followed at once for application transactions (~20 KB of address space each, touched only while in use); a DNS, TLS or HTTP flow beyond is not followed (counted)" },
     { "coordinator", 'C', CFG_STR, O(coordinator), NULL, 0, 0, "ENDPOINT", "publish flow records and heartbeats to the coordinator's bus, e.g. tcp://10.0.0.9:5556" },
     { "bus-queue", 0, CFG_INT, O(bus_queue), "100000", 10, 100000000, "N", "flow records held for the coordinator (while it is away or slow); beyond, records are shed and counted" },
     { "search", 0, CFG_STR, O(search), "tcp://0.0.0.0:5557", 0, 0, "ENDPOINT", "answer the coordinator's searches here (daemon mode; \"off\" disables)" },
