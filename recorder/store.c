@@ -5,7 +5,8 @@
  * with O_DIRECT: the disk reads the buffer itself, so the bytes are copied
  * once (into the buffer) instead of twice (and again into page-cache pages
  * the kernel must find and clear, which was half the recorder's CPU time on
- * a small VM). Two buffers, allocated once and reused: when one is full, an I/O
+ * a small VM). Two buffers, allocated once (in huge pages if the kernel gives
+ * them: store__buffer) and reused: when one is full, an I/O
  * thread writes its whole 4 KiB blocks while the writer fills the other,
  * which starts with the block the last whole record ended in (written again
  * with the next blocks: O_DIRECT offsets and lengths are whole blocks). At
@@ -54,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -62,6 +64,7 @@
 #define STORE_BUF (4u << 20)
 #define STORE_ALIGN 4096u /* O_DIRECT: buffer address, file offsets and lengths */
 #define STORE_BUF_CAP (2 * STORE_BUF) /* room to merge a failed write back */
+#define STORE_HUGE_PAGE (2u << 20)
 #define STORE_RETRY_NS 1000000000LL
 
 typedef struct seg_info {
@@ -182,6 +185,18 @@ long store_list_segments(const char *dir, uint64_t **seqs)
     closedir(d);
     if (n) qsort(*seqs, n, sizeof **seqs, store__cmp_u64);
     return (long)n;
+}
+
+/* A write buffer (STORE_BUF_CAP bytes), in huge pages where the kernel
+ * gives them (transparent huge pages on request, "madvise", is Debian's
+ * default): O_DIRECT pins a buffer's pages for every write, 1 024 small pages
+ * a 4 MiB write (5% of an import's CPU) against two huge ones. Without
+ * them (the call refused, or no huge page free) it is what it was. */
+static uint8_t *store__buffer(void)
+{
+    uint8_t *p = xmalloc_aligned(STORE_HUGE_PAGE, STORE_BUF_CAP);
+    (void)madvise(p, STORE_BUF_CAP, MADV_HUGEPAGE);
+    return p;
 }
 
 static uint64_t store__file_size(const char *path)
@@ -740,8 +755,8 @@ store_t *store_open(const store_opts *o, char *err, size_t errlen)
     s->lock_fd = lfd;
     s->fd = -1;
     s->next_seq = 1;
-    s->buf = xmalloc_aligned(STORE_ALIGN, STORE_BUF_CAP);
-    s->spare = xmalloc_aligned(STORE_ALIGN, STORE_BUF_CAP);
+    s->buf = store__buffer();
+    s->spare = store__buffer();
     pthread_mutex_init(&s->io.mu, NULL);
     pthread_cond_init(&s->io.cv, NULL);
     int trc = pthread_create(&s->io.tid, NULL, store__io_main, &s->io);
