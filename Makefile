@@ -9,7 +9,7 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # make fuzz: seconds per target, and which targets (tests/fuzz/fuzz_NAME.c).
 FUZZ_TIME    ?= 60
-FUZZ_TARGETS ?= decode pcap segindex catalog exprscan exprscan_bpf config brconfig bus appana rpc http
+FUZZ_TARGETS ?= decode pcap segindex catalog exprscan exprscan_bpf config brconfig bus appana rpc http searchsvc
 
 .PHONY: all deps build build-asan build-tsan check unit demo bench fuzz deb clean
 

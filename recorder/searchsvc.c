@@ -20,9 +20,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* A request carries a drill-down's flows (SearchQuery.flows: up to 100000,
- * about 80 bytes each); it comes only from the coordinator (CURVE). */
-#define SVC_REQ_MAX (16u << 20)
 #define SVC_OUT_MAX (SEARCHSVC_CHUNK + 4096)
 #define SVC_SLICE_NS 20000000LL     /* one search's turn before the next one's */
 #define SVC_ALIVE_NS 1000000000LL   /* say we are alive at least this often */
@@ -47,7 +44,9 @@ struct searchsvc {
     char *dir, *token, *node;
     int max_jobs;
     int64_t idle_ns;
-    bus_rpc_t *rpc;
+    bus_rpc_t *rpc;            /* NULL: unbound (searchsvc_new_unbound) */
+    searchsvc_send_fn send;    /* unbound: where replies go */
+    void *send_ctx;
     svc_job *jobs;
     uint8_t *req, *out;
     pthread_t thread;
@@ -71,6 +70,7 @@ static int svc__send(searchsvc_t *s, const bus_peer *peer, Mirrorscope__NodeSear
     size_t n = mirrorscope__node_search_reply__get_packed_size(r);
     if (n > SVC_OUT_MAX) return -EMSGSIZE;
     mirrorscope__node_search_reply__pack(r, s->out);
+    if (s->send) return s->send(s->send_ctx, peer, s->out, n);
     return bus_rpc_send_to(s->rpc, peer, s->out, n);
 }
 
@@ -245,10 +245,10 @@ static void svc__start(searchsvc_t *s, const bus_peer *peer, uint64_t id, const 
     }
 }
 
-static void svc__request(searchsvc_t *s, const uint8_t *data, size_t len, int too_big)
+static void svc__request(searchsvc_t *s, const bus_peer *from, const uint8_t *data, size_t len,
+                         int too_big)
 {
-    bus_peer peer;
-    bus_rpc_peer(s->rpc, &peer);
+    bus_peer peer = *from;
     SVC_COUNT(s, requests, 1);
     Mirrorscope__NodeSearchRequest *rq =
         too_big ? NULL : mirrorscope__node_search_request__unpack(NULL, len, data);
@@ -372,6 +372,36 @@ gone:
     return 0;
 }
 
+/* One turn of every search (work while it has credit; the idle and alive
+ * timers). Returns 1 when some search could use another turn at once. */
+static int svc__round(searchsvc_t *s)
+{
+    int more = 0;
+    int64_t now = timeparse_mono_ns();
+    for (int i = 0; i < s->max_jobs; i++) {
+        svc_job *j = &s->jobs[i];
+        if (!j->busy) continue;
+        if (j->credit > 0) {
+            more |= svc__work(s, j);
+            if (!j->busy) continue;
+            more |= j->credit > 0;
+            now = timeparse_mono_ns();
+        }
+        if (j->credit == 0 && now - j->last_heard > j->idle_ns) {
+            log_warn("search %llu: no credit from the requester for %lld s; stopped",
+                     (unsigned long long)j->id, (long long)(j->idle_ns / 1000000000LL));
+            SVC_COUNT(s, abandoned, 1);
+            svc__end(s, j);
+            continue;
+        }
+        if (now - j->last_sent >= SVC_ALIVE_NS && svc__send_flag(s, j, 0) < 0) {
+            SVC_COUNT(s, abandoned, 1);
+            svc__end(s, j);
+        }
+    }
+    return more;
+}
+
 static void *svc__main(void *arg)
 {
     searchsvc_t *s = arg;
@@ -382,42 +412,22 @@ static void *svc__main(void *arg)
     while (!s->stop) {
         size_t len = 0;
         int rc;
-        while ((rc = bus_rpc_recv(s->rpc, s->req, SVC_REQ_MAX, &len, more ? 0 : 100)) != 0) {
+        while ((rc = bus_rpc_recv(s->rpc, s->req, SEARCHSVC_REQUEST_MAX, &len, more ? 0 : 100)) != 0) {
             if (rc < 0 && rc != -EMSGSIZE) break;
-            svc__request(s, s->req, len, rc == -EMSGSIZE);
+            bus_peer peer;
+            bus_rpc_peer(s->rpc, &peer);
+            svc__request(s, &peer, s->req, len, rc == -EMSGSIZE);
             more = 1; /* look at the work right after; then poll without waiting */
             if (s->stop) break;
         }
-        more = 0;
-        int64_t now = timeparse_mono_ns();
-        for (int i = 0; i < s->max_jobs; i++) {
-            svc_job *j = &s->jobs[i];
-            if (!j->busy) continue;
-            if (j->credit > 0) {
-                more |= svc__work(s, j);
-                if (!j->busy) continue;
-                more |= j->credit > 0;
-                now = timeparse_mono_ns();
-            }
-            if (j->credit == 0 && now - j->last_heard > j->idle_ns) {
-                log_warn("search %llu: no credit from the requester for %lld s; stopped",
-                         (unsigned long long)j->id, (long long)(j->idle_ns / 1000000000LL));
-                SVC_COUNT(s, abandoned, 1);
-                svc__end(s, j);
-                continue;
-            }
-            if (now - j->last_sent >= SVC_ALIVE_NS && svc__send_flag(s, j, 0) < 0) {
-                SVC_COUNT(s, abandoned, 1);
-                svc__end(s, j);
-            }
-        }
+        more = svc__round(s);
     }
     for (int i = 0; i < s->max_jobs; i++)
         if (s->jobs[i].busy) svc__end(s, &s->jobs[i]);
     return NULL;
 }
 
-searchsvc_t *searchsvc_start(const searchsvc_opts *o, char *err, size_t errlen)
+static searchsvc_t *svc__new(const searchsvc_opts *o)
 {
     searchsvc_t *s = xcalloc(1, sizeof *s);
     s->dir = xstrdup(o->dir);
@@ -426,10 +436,31 @@ searchsvc_t *searchsvc_start(const searchsvc_opts *o, char *err, size_t errlen)
     s->max_jobs = o->max_searches > 0 ? o->max_searches : 4;
     s->idle_ns = o->idle_ns > 0 ? o->idle_ns : 60000000000LL;
     s->jobs = xcalloc((size_t)s->max_jobs, sizeof *s->jobs);
-    s->req = xmalloc(SVC_REQ_MAX);
     s->out = xmalloc(SVC_OUT_MAX);
     pthread_mutex_init(&s->mu, NULL);
-    s->rpc = bus_rpc_new(o->endpoint, SVC_REQ_MAX, o->sec, "search", err, errlen);
+    return s;
+}
+
+searchsvc_t *searchsvc_new_unbound(const searchsvc_opts *o, searchsvc_send_fn send, void *ctx)
+{
+    searchsvc_t *s = svc__new(o);
+    s->send = send;
+    s->send_ctx = ctx;
+    return s;
+}
+
+void searchsvc_handle(searchsvc_t *s, const bus_peer *peer, const uint8_t *msg, size_t len)
+{
+    svc__request(s, peer, msg, len, len > SEARCHSVC_REQUEST_MAX);
+}
+
+int searchsvc_round(searchsvc_t *s) { return svc__round(s); }
+
+searchsvc_t *searchsvc_start(const searchsvc_opts *o, char *err, size_t errlen)
+{
+    searchsvc_t *s = svc__new(o);
+    s->req = xmalloc(SEARCHSVC_REQUEST_MAX);
+    s->rpc = bus_rpc_new(o->endpoint, SEARCHSVC_REQUEST_MAX, o->sec, "search", err, errlen);
     if (!s->rpc) goto fail;
     int rc = pthread_create(&s->thread, NULL, svc__main, s);
     if (rc) {
@@ -450,7 +481,7 @@ void searchsvc_get_stats(searchsvc_t *s, searchsvc_stats *out)
     pthread_mutex_lock(&s->mu);
     *out = s->st;
     pthread_mutex_unlock(&s->mu);
-    out->refused_peers = bus_socket_refused(s->rpc); /* the ZAP thread's, atomic */
+    out->refused_peers = s->rpc ? bus_socket_refused(s->rpc) : 0; /* the ZAP thread's, atomic */
 }
 
 void searchsvc_stop(searchsvc_t *s)
@@ -461,6 +492,8 @@ void searchsvc_stop(searchsvc_t *s)
         pthread_join(s->thread, NULL);
         bus_rpc_close(s->rpc);
     }
+    for (int i = 0; i < s->max_jobs; i++) /* unbound: searches left running */
+        if (s->jobs[i].busy) svc__end(s, &s->jobs[i]);
     pthread_mutex_destroy(&s->mu);
     free(s->jobs);
     free(s->req);

@@ -18,6 +18,9 @@
 #include <stdint.h>
 
 #define SEARCHSVC_CHUNK (1u << 20)
+/* A request carries a drill-down's flows (SearchQuery.flows: up to 100000,
+ * about 80 bytes each); it comes only from the coordinator (CURVE). */
+#define SEARCHSVC_REQUEST_MAX (16u << 20)
 
 typedef struct searchsvc_opts {
     const char *dir;       /* the data directory to search */
@@ -48,6 +51,19 @@ typedef struct searchsvc searchsvc_t;
 searchsvc_t *searchsvc_start(const searchsvc_opts *o, char *err, size_t errlen);
 
 void searchsvc_get_stats(searchsvc_t *s, searchsvc_stats *out);
+
+/* ---- without a socket or a thread (tests/fuzz/fuzz_searchsvc.c) ----------
+ * The same service driven by its caller: each request as it came off the
+ * socket from peer (searchsvc_handle(); at most SEARCHSVC_REQUEST_MAX bytes are
+ * taken, a longer one is refused as the socket refuses it), then rounds of
+ * work (searchsvc_round(), the thread's loop body; returns 1 while some
+ * search could use another turn at once). Replies go to send(ctx, peer,
+ * msg, len), which returns 0 or -errno (-EHOSTUNREACH: the requester went).
+ * searchsvc_stop() ends what still runs. */
+typedef int (*searchsvc_send_fn)(void *ctx, const bus_peer *peer, const uint8_t *msg, size_t len);
+searchsvc_t *searchsvc_new_unbound(const searchsvc_opts *o, searchsvc_send_fn send, void *ctx);
+void searchsvc_handle(searchsvc_t *s, const bus_peer *peer, const uint8_t *msg, size_t len);
+int searchsvc_round(searchsvc_t *s);
 
 /* Stop the thread (searches in progress end), close, free. Accepts NULL. */
 void searchsvc_stop(searchsvc_t *s);

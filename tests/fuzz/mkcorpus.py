@@ -538,12 +538,48 @@ def seeds_http(build, tmp):
     c.done()
 
 
+SEARCH_TOKEN = "fuzz-search-token-0123456789"  # tests/fuzz/fuzz_searchsvc.c's
+
+
+def searchsvc_requests():
+    """NodeSearchRequests as the coordinator sends them, over the second of
+    flows fuzz_searchsvc.c stores from 1700000000 s."""
+    e = pb_enc
+    t0 = 1700000000 * 10**9
+    def ep(ip, port):
+        return [e(1, bytes(ip)), e(2, port)]
+    def sel(proto, a, ap, b, bp, first, last):
+        return e(13, [e(3, proto), e(4, ep(a, ap)), e(5, ep(b, bp)), e(6, first), e(7, last)])
+    v4a, v4b = [10, 0, 1, 1], [10, 0, 2, 3]
+    v6a = [0x20, 1, 0x0d, 0xb8] + [0] * 11 + [1]
+    v6b = [0x20, 1, 0x0d, 0xb8] + [0] * 11 + [2]
+    queries = [[], [e(1, t0), e(2, t0 + 500 * 10**6)], [e(3, "tcp port 443"), e(6, 2)],
+               [e(3, "host 10.0.2.3 or udp"), e(4, 50)], [e(3, "ip6"), e(5, 1000)],
+               [e(3, "net 10.0.0.0/16 and not port 53"), e(1, t0 + 10**8), e(11, 5000)],
+               [e(1, t0 + 10**9), e(2, t0)], [e(3, "tcp port")],
+               [e(3, "tcp"), sel(6, v4a, 40001, v4b, 443, t0, t0 + 10**9)],
+               [sel(17, v4a, 40003, [10, 0, 2, 4], 53, t0, t0 + 10**9),
+                sel(17, v6a, 40000, v6b, 53, t0, t0 + 10**9)],
+               [sel(6, [1, 2, 3], 1, v4b, 443, t0, t0 + 1)], [sel(6, v4a, 1, v4b, 443, t0 + 5, t0)]]
+    out = [e(1, 3) + e(2, SEARCH_TOKEN) + e(10, q) for q in queries]
+    out += [e(1, 3) + e(2, SEARCH_TOKEN) + e(11, 4), e(1, 3) + e(2, SEARCH_TOKEN) + e(12, True),
+            e(1, 3) + e(2, "wrong") + e(10, []), e(1, 3) + e(2, SEARCH_TOKEN), b"\xff\xff"]
+    return out
+
+
+def seeds_searchsvc(build, tmp):
+    c = Corpus("searchsvc")
+    for m in searchsvc_requests():
+        c.add(m)
+    c.done()
+
+
 TARGETS = {
     "decode": seeds_decode, "pcap": seeds_pcap, "segindex": seeds_segindex,
     "catalog": seeds_catalog,
     "exprscan": seeds_exprscan, "exprscan_bpf": seeds_exprscan_bpf, "config": seeds_config,
     "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana, "rpc": seeds_rpc,
-    "http": seeds_http,
+    "http": seeds_http, "searchsvc": seeds_searchsvc,
 }
 
 
