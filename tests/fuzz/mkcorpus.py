@@ -420,6 +420,102 @@ def seeds_appana(build, tmp):
     ch = (b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03" + b"r" * 32 + b"\x00\x00\x02\x13\x01"
           + b"\x01\x00\x00\x00")
     c.add(pkt(0, 0, 0, 1, 20, ch[20:]) + pkt(0, 0, 0, 1, 0, ch[:20]))
+# ---- app_http: packets of both directions of a flow (fuzz_app_http.c's form)
+
+def app_packets(packets, opts=4):
+    """fuzz_app_http's input: an options byte, then per packet (dir, bytes,
+    gap, fin, step) ctl, length and bytes."""
+    out = bytearray([opts])
+    for p in packets:
+        d, data = p[0], p[1]
+        gap, fin, step = (list(p[2:]) + [0, 0, 1])[:3]
+        data = data.encode() if isinstance(data, str) else data
+        ctl = d | (2 if gap else 0) | (4 if fin else 0) | (min(step, 15) << 3)
+        if len(data) > 255:
+            out += bytes([ctl | 0x80]) + struct.pack("<H", len(data))
+        else:
+            out += bytes([ctl, len(data)])
+        out += data
+    return bytes(out)
+
+
+def tcp_flows(path):
+    """The TCP payloads of an Ethernet/IPv4 capture per connection, in capture
+    order, new bytes only (a retransmission's, or data out of order, is left
+    out): {client->server key: [(dir, bytes, ns)]}; dir 0 is the sender of
+    the connection's first payload."""
+    _, recs = read_pcap(path)
+    flows, nxt = {}, {}
+    for h, d in recs:
+        sec, frac = struct.unpack("<II", h[:8])
+        if len(d) < 54 or d[12:14] != b"\x08\x00" or d[23] != 6:
+            continue
+        ihl = (d[14] & 15) * 4
+        tl = struct.unpack(">H", d[16:18])[0]
+        t = 14 + ihl
+        sport, dport, seq = struct.unpack(">HHI", d[t:t + 8])
+        off = (d[t + 12] >> 4) * 4
+        payload = d[t + off:14 + tl]
+        src, dst = (d[26:30], sport), (d[30:34], dport)
+        key = (src, dst) if (src, dst) in flows else (dst, src) if (dst, src) in flows else None
+        if not payload:
+            continue
+        if key is None:
+            key = (src, dst)
+            flows[key] = []
+        end = (seq + len(payload)) & 0xFFFFFFFF
+        if (src, dst) in nxt and seq != nxt[(src, dst)]:
+            continue
+        nxt[(src, dst)] = end
+        flows[key].append((0 if (src, dst) == key else 1, payload, sec * 10**9 + frac))
+    return flows
+
+
+HTTP_EXCHANGES = [
+    [(0, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"), (1, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")],
+    [(0, "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"),
+     (1, "HTTP/1.1 100 Continue\r\n\r\n"),
+     (0, "5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n"),
+     (1, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")],
+    [(0, "GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n"),
+     (1, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"
+         "HTTP/1.1 304 Not Modified\r\n\r\n")],
+    [(0, "GET /old HTTP/1.0\r\n\r\n"), (1, "HTTP/1.0 200 OK\r\n\r\nuntil the close", 0, 1)],
+    [(0, "DELETE /d HTTP/1.1\r\n\r\n"), (1, "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n")],
+    [(1, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"), (0, "GET / HTTP/1.1\r\n\r\n")],
+    [(0, "CONNECT h:443 HTTP/1.1\r\n\r\n\x16\x03\x01"), (1, "HTTP/1.1 200 OK\r\n\r\n\x16\x03\x03")],
+    [(0, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"), (1, "HTTP/1.1 101 Switching\r\n\r\n\x81\x00")],
+    [(0, "POST /p HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123"), (0, "GET /q HTTP/1.1\r\n\r\n", 1),
+     (1, "HTTP/1.1 413 No\r\n\r\n"), (1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1)],
+    [(0, "GET /x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n\x00junk\nGET /y HTTP/1.1\r\n\r\n"),
+     (1, "junk\r\nHTTP/1.1 2x0\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")],
+    [(0, "GET /h HTTP/1.1\r\nCookie: " + "c" * 3000 + "\r\n\r\n"),
+     (1, "HTTP/1.1 200 OK\r\nX: " + "v" * 2000 + "\r\nContent-Length: 0\r\n\r\n")],
+]
+
+
+def seeds_app_http(build, tmp):
+    c = Corpus("app_http")
+    for ex in HTTP_EXCHANGES:
+        c.add(app_packets(ex))
+        c.add(app_packets(ex, opts=1))
+    # Real flows: the captures of tests/data, and any named in APP_HTTP_PCAPS
+    # (colon-separated; apprig.py's app_http.pcap), each cut to 8 KiB.
+    paths = [os.path.join(DATA, f) for f in sorted(os.listdir(DATA)) if f.endswith(".pcap")]
+    paths += [p for p in os.environ.get("APP_HTTP_PCAPS", "").split(":") if p]
+    for path in paths:
+        for segs in tcp_flows(path).values():
+            if not re.match(rb"[A-Z]+ ", segs[0][1]):
+                continue
+            packets, total, t = [], 0, segs[0][2]
+            for d, data, ns in segs:
+                data = data[:8192 - total]
+                if not data:
+                    break
+                packets.append((d, data, 0, 0, (ns - t) // 1000000))
+                total += len(data)
+                t = ns
+            c.add(app_packets(packets))
     c.done()
 
 
@@ -578,7 +674,7 @@ TARGETS = {
     "decode": seeds_decode, "pcap": seeds_pcap, "segindex": seeds_segindex,
     "catalog": seeds_catalog,
     "exprscan": seeds_exprscan, "exprscan_bpf": seeds_exprscan_bpf, "config": seeds_config,
-    "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana, "rpc": seeds_rpc,
+    "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana, "app_http": seeds_app_http, "rpc": seeds_rpc,
     "http": seeds_http, "searchsvc": seeds_searchsvc,
 }
 
