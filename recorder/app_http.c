@@ -87,7 +87,6 @@ typedef struct http_state {
     uint8_t answered;      /* entries from head whose response is complete */
     uint32_t skipped_tail; /* untracked requests after the last entry */
     uint16_t text_tail, text_used;
-    uint32_t gaps; /* gap() calls not yet counted */
     uint8_t text[APP_HTTP_TEXT];
 } http_state;
 
@@ -520,6 +519,14 @@ static void http__sync(http_dir *d, int midline)
     d->scan = 0;
 }
 
+/* The connection leaves HTTP (a CONNECT accepted, 101): from here on its
+ * bytes are not parsed. */
+static void http__tunnel(http_state *s)
+{
+    if (s->d[0].in_msg) http__request_done(s, s->d[0].last_ns);
+    s->d[0].st = s->d[1].st = HS_TUNNEL;
+}
+
 /* A whole header block p[0..end) at a message start: the message begins. */
 static void http__block(http_state *s, int dir, const app_view *v, size_t at, const uint8_t *p,
                         size_t end, const app_out *out)
@@ -560,7 +567,7 @@ static void http__block(http_state *s, int dir, const app_view *v, size_t at, co
     }
     if (m.status < 200) {
         /* Interim: not the answer. 101 leaves HTTP for another protocol. */
-        if (m.status == 101) s->d[0].st = s->d[1].st = HS_TUNNEL;
+        if (m.status == 101) http__tunnel(s);
         return;
     }
     http__answer(s, out);
@@ -577,7 +584,7 @@ static void http__block(http_state *s, int dir, const app_view *v, size_t at, co
     if (connect) {
         if (m.status < 300) {
             http__response_done(s, 1);
-            s->d[0].st = s->d[1].st = HS_TUNNEL;
+            http__tunnel(s);
             return;
         }
         if (s->d[0].st == HS_HOLD) s->d[0].st = HS_START;
@@ -797,14 +804,21 @@ static long http__step(http_state *s, int dir, const app_view *v, size_t at, con
     case HS_SYNC:
         if (len == 0) return -1;
         if (!d->midline) {
+            /* A candidate start line is checked whole once its end is in
+             * view (its first bytes before), so that a long one arriving in
+             * small pieces is not read again at every piece. */
+            const uint8_t *nl = len > d->scan ? memchr(p + d->scan, '\n', len - d->scan) : NULL;
             size_t line = 0;
-            int r = http__start_line(dir, p, len, &m, &line);
+            int r = http__start_line(dir, p, nl ? len : len < 32 ? len : 32, &m, &line);
             if (r == 1) {
                 d->st = HS_START;
                 d->scan = 0;
                 return 0;
             }
-            if (r < 0 && len < APP_HTTP_HEADER_MAX) return -1;
+            if (r < 0 && !nl && len < APP_HTTP_HEADER_MAX) {
+                d->scan = (uint32_t)len;
+                return -1;
+            }
             d->midline = 1;
         }
         end = http__line(d, p, len);
@@ -844,8 +858,6 @@ static size_t http_parse(void *state, const app_view *v, const app_out *out)
         at = v->len;
     }
     d->partial = d->st == HS_START && at < v->len;
-    if (out->counts) out->counts->gaps += s->gaps;
-    s->gaps = 0;
     http__flush(s, out);
     return at;
 }
@@ -854,9 +866,8 @@ static void http_gap(void *state, int dir)
 {
     http_state *s = state;
     http_dir *d = &s->d[dir ? 1 : 0];
-    /* gap() has no app_out: counted, and the pairs it completes emitted,
-     * at the next parse() or end(). */
-    s->gaps++;
+    /* The layer counts the gap; the pairs it completes go out at the next
+     * parse() or end() (gap() has no app_out). */
     if (d->st == HS_TUNNEL) return;
     if (d->in_msg) {
         /* A request or a response with its body cut short. */
@@ -883,7 +894,6 @@ static void http_end(void *state, const app_out *out)
         if (d->st != HS_CLOSE) http__malformed(out);
         http__message_done(s, dir, d->last_ns);
     }
-    if (out->counts) out->counts->gaps += s->gaps;
     /* Then every request in flight, answered or not, in order. */
     while (s->count) {
         http__emit(s, http__at(s, 0), out);

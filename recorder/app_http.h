@@ -17,13 +17,14 @@
  *              or chunk line, a header block over APP_HTTP_HEADER_MAX, a
  *              message cut by the end of its direction) and responses to no
  *              request; the direction then looks for the next start line;
- *   gaps       gap() calls: the message in progress in that direction is
- *              given up (a request whose response was lost is emitted
- *              without one);
  *   dropped    requests not tracked because APP_HTTP_PENDING were already
  *              waiting (their responses are still skipped in order), and
  *              records whose text was cut at APP_HTTP_TEXT or at the
  *              record's own bounds (the record says `truncated`).
+ * A gap (counted by the layer) gives up the message in progress in its
+ * direction: a request cut short is recorded with the body bytes seen, a
+ * request whose response's header block was lost is recorded without a
+ * response.
  */
 #ifndef MSCOPE_APP_HTTP_H
 #define MSCOPE_APP_HTTP_H

@@ -85,9 +85,11 @@ static app_out appdrv__out(appdrv *x)
     return out;
 }
 
-/* The layer's gap: the parser is told, the direction's bytes are dropped. */
+/* The layer's gap: counted, the parser is told, the direction's bytes are
+ * dropped. */
 static void appdrv_gap(appdrv *x, int dir)
 {
+    x->counts.gaps++;
     x->ps->gap(x->state, dir);
     x->d[dir].len = 0;
 }
