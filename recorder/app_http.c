@@ -291,9 +291,11 @@ static void http__headers(const uint8_t *p, size_t end, http_msg *m)
             const uint8_t *name = p + i, *val = p + vs;
             size_t nlen = ne - i, vlen = ve - vs;
             if (http__ieq(name, nlen, "host")) {
-                if (!m->has_host) { /* the first, as tshark's http.host */
+                /* The first, as tshark's http.host, which keeps trailing
+                 * white space. */
+                if (!m->has_host) {
                     m->host = val;
-                    m->host_len = vlen;
+                    m->host_len = e - vs;
                     m->has_host = 1;
                 }
             } else if (http__ieq(name, nlen, "content-length")) {

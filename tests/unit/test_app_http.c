@@ -157,7 +157,7 @@ static void split_once(size_t a, size_t b)
     int64_t done = a == rl ? T0 + 1 : T0 + 2;
     int64_t hdr = b >= split_resp_headers() ? T0 + 10 : T0 + 20;
     int f = test_failures;
-    CHECK_REC(&x, 0, "POST", "www.example.test", "/upload;v=1?x=%20y", 201, 15, 34, ts, hdr - done);
+    CHECK_REC(&x, 0, "POST", "www.example.test ", "/upload;v=1?x=%20y", 201, 15, 34, ts, hdr - done);
     CHECK_REC(&x, 1, "GET", "h", "/next", 404, 0, 3, T0 + 30, 15);
     check_counts(&x, 2, 0, 0, 0);
     drv_end(&x);
@@ -189,7 +189,7 @@ static void test_byte_by_byte(void)
     ASSERT_EQ(x.nrec, 0);
     for (size_t i = 0; i < sl; i++) drv_send(&x, 1, split_resp + i, 1, T0 + 1000 + (int64_t)i);
     int64_t hdr = T0 + 1000 + (int64_t)split_resp_headers() - 1;
-    CHECK_REC(&x, 0, "POST", "www.example.test", "/upload;v=1?x=%20y", 201, 15, 34, T0,
+    CHECK_REC(&x, 0, "POST", "www.example.test ", "/upload;v=1?x=%20y", 201, 15, 34, T0,
               hdr - (T0 + (int64_t)rl - 1));
     check_counts(&x, 1, 0, 0, 0);
     drv_free(&x);
