@@ -11,7 +11,8 @@
  * the wire somewhere.
  *
  * Strings are bytes as the parser presents them (DNS names in tshark's
- * presentation form, HTTP method/URI/Host as sent), NUL-terminated, cut at
+ * presentation form, HTTP method/URI/Host as tshark shows them: bytes from
+ * 0x80 as U+FFFD), NUL-terminated, cut at
  * the array's size with `truncated` set; the JSON writer escapes control
  * characters and bytes that are not UTF-8 (as \u00XX, so that nothing is
  * lost or made invalid).

@@ -359,6 +359,29 @@ static size_t http__text_alloc(http_state *s, size_t want, uint16_t *off, uint16
     return got;
 }
 
+/* Bytes s[0, n) as tshark shows an HTTP text field (it reads them as
+ * ASCII): bytes from 0x80 as U+FFFD, the others as they are (control
+ * characters too, unlike its DNS and TLS names: apprec_tshark_text).
+ * NUL-terminated in out[outsz]; *cut set when it did not fit. */
+static void http__text(char *out, size_t outsz, const uint8_t *s, size_t n, int *cut)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = s[i] < 0x80 ? 1 : 3;
+        if (o + k >= outsz) {
+            *cut = 1;
+            break;
+        }
+        if (k == 1) {
+            out[o++] = (char)s[i];
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+        }
+    }
+    out[o] = 0;
+}
+
 static void http__emit(http_state *s, const http_req *e, const app_out *out)
 {
     apprec r;
@@ -367,11 +390,12 @@ static void http__emit(http_state *s, const http_req *e, const app_out *out)
     r.ts_ns = e->ts_ns;
     apprec_http *h = &r.u.http;
     const uint8_t *t = s->text + e->text_off;
-    apprec_text(&r, h->method, sizeof h->method, t, e->method_len);
-    apprec_text(&r, h->host, sizeof h->host, t + e->method_len, e->host_len);
-    apprec_text(&r, h->uri, sizeof h->uri, t + e->method_len + e->host_len, e->uri_len);
+    int cut = (e->flags & RQ_TRUNC) != 0;
+    http__text(h->method, sizeof h->method, t, e->method_len, &cut);
+    http__text(h->host, sizeof h->host, t + e->method_len, e->host_len, &cut);
+    http__text(h->uri, sizeof h->uri, t + e->method_len + e->host_len, e->uri_len, &cut);
     h->has_host = (e->flags & RQ_HOST) != 0;
-    if (e->flags & RQ_TRUNC) r.truncated = 1;
+    r.truncated = (uint8_t)cut;
     h->request_body_bytes = e->req_body;
     if (e->flags & RS_HDR) {
         h->has_response = 1;
@@ -482,7 +506,7 @@ static void http__answer(http_state *s, const app_out *out)
         s->skipped_tail--;
         return;
     }
-    http__malformed(out);
+    if (out && out->counts) out->counts->unmatched++;
 }
 
 /* The response in progress is complete (or given up); with_status: its

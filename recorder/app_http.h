@@ -15,8 +15,9 @@
  *   records    records emitted;
  *   malformed  messages that did not parse (a bad start line, a bad length
  *              or chunk line, a header block over APP_HTTP_HEADER_MAX, a
- *              message cut by the end of its direction) and responses to no
- *              request; the direction then looks for the next start line;
+ *              message cut by the end of its direction); the direction then
+ *              looks for the next start line;
+ *   unmatched  responses to no request;
  *   dropped    requests not tracked because APP_HTTP_PENDING were already
  *              waiting (their responses are still skipped in order), and
  *              records whose text was cut at APP_HTTP_TEXT or at the

@@ -35,6 +35,7 @@
 #include "appana.h"
 
 #include "app_dns.h"
+#include "app_http.h"
 #include "app_tls.h"
 #include "xmalloc.h"
 
@@ -59,7 +60,7 @@ static const app_parser *const ap_parser[AP_N] = {
     [AP_DNS_UDP] = &app_dns_udp_parser,
     [AP_DNS_TCP] = &app_dns_tcp_parser,
     [AP_TLS] = &app_tls_parser,
-    [AP_HTTP] = NULL, /* app_http.c (issue 15's HTTP/1.x parser) registers here */
+    [AP_HTTP] = &app_http_parser,
 };
 static const uint8_t ap_kind[AP_N] = { APPREC_DNS, APPREC_DNS, APPREC_TLS, APPREC_HTTP };
 

@@ -62,13 +62,15 @@ static void check_rec(const drv *x, int i, const char *method, const char *host,
     }
 }
 
-static void check_counts(const drv *x, int records, int malformed, int gaps, int dropped)
+static void check_counts(const drv *x, int records, int malformed, int gaps, int dropped,
+                         int unmatched)
 {
     ASSERT_EQ(x->nrec, records);
     ASSERT_EQ(x->counts.records, records);
     ASSERT_EQ(x->counts.malformed, malformed);
     ASSERT_EQ(x->counts.gaps, gaps);
     ASSERT_EQ(x->counts.dropped, dropped);
+    ASSERT_EQ(x->counts.unmatched, unmatched);
     ASSERT_EQ(x->bad_used, 0);
     for (int i = 0; i < x->nrec && i < x->cap; i++) ASSERT_EQ(x->client_dir[i], 0);
 }
@@ -159,7 +161,7 @@ static void split_once(size_t a, size_t b)
     int f = test_failures;
     CHECK_REC(&x, 0, "POST", "www.example.test ", "/upload;v=1?x=%20y", 201, 15, 34, ts, hdr - done);
     CHECK_REC(&x, 1, "GET", "h", "/next", 404, 0, 3, T0 + 30, 15);
-    check_counts(&x, 2, 0, 0, 0);
+    check_counts(&x, 2, 0, 0, 0, 0);
     drv_end(&x);
     ASSERT_EQ(x.nrec, 2);
     if (f != test_failures) fprintf(stderr, "  (split at %zu, %zu)\n", a, b);
@@ -191,7 +193,7 @@ static void test_byte_by_byte(void)
     int64_t hdr = T0 + 1000 + (int64_t)split_resp_headers() - 1;
     CHECK_REC(&x, 0, "POST", "www.example.test ", "/upload;v=1?x=%20y", 201, 15, 34, T0,
               hdr - (T0 + (int64_t)rl - 1));
-    check_counts(&x, 1, 0, 0, 0);
+    check_counts(&x, 1, 0, 0, 0, 0);
     drv_free(&x);
 }
 
@@ -243,7 +245,7 @@ static void test_keepalive(void)
     drv_fin(&x, 0, T0 + 6000);
     drv_fin(&x, 1, T0 + 6001);
     drv_end(&x);
-    check_counts(&x, 5, 0, 0, 0);
+    check_counts(&x, 5, 0, 0, 0, 0);
     drv_free(&x);
 }
 
@@ -281,7 +283,7 @@ static void test_pipelined(void)
     CHECK_REC(&x, 6, "GET", NULL, "/a", 200, 0, 1, T0 + 100, 10);
     CHECK_REC(&x, 7, "HEAD", NULL, "/b", 200, 0, 0, T0 + 100, 20);
     CHECK_REC(&x, 8, "DELETE", NULL, "/c", 204, 0, 0, T0 + 100, 20);
-    check_counts(&x, 9, 0, 0, 0);
+    check_counts(&x, 9, 0, 0, 0, 0);
     drv_free(&x);
 }
 
@@ -314,7 +316,7 @@ static void test_no_body_responses(void)
     CHECK_REC(&x, 2, "DELETE", "w", "/y", 204, 0, 0, T0 + 70, 10);
     CHECK_REC(&x, 3, "GET", "w", "/z", 304, 0, 0, T0 + 70, 20);
     CHECK_REC(&x, 4, "GET", "w", "/last", 200, 0, 0, T0 + 100, 1);
-    check_counts(&x, 5, 0, 0, 0);
+    check_counts(&x, 5, 0, 0, 0, 0);
     drv_free(&x);
 }
 
@@ -331,7 +333,7 @@ static void test_close_delimited(void)
     drv_fin(&x, 1, T0 + 7);
     CHECK_REC(&x, 0, "GET", NULL, "/old", 200, 0, 8, T0, 5);
     drv_end(&x);
-    check_counts(&x, 1, 0, 0, 0);
+    check_counts(&x, 1, 0, 0, 0, 0);
     drv_free(&x);
 
     drv_init(&x);
@@ -343,7 +345,7 @@ static void test_close_delimited(void)
     drv_end(&x);
     CHECK_REC(&x, 0, "GET", "h", "/a", 200, 0, 29, T0, 3);
     CHECK_REC(&x, 1, "GET", "h", "/b", -1, 0, 0, T0 + 4, 0);
-    check_counts(&x, 2, 0, 0, 0);
+    check_counts(&x, 2, 0, 0, 0, 0);
     drv_free(&x);
 
     /* Unanswered requests, one with its body incomplete (cut: malformed). */
@@ -354,7 +356,7 @@ static void test_close_delimited(void)
     drv_end(&x);
     CHECK_REC(&x, 0, "GET", "h", "/1", -1, 0, 0, T0, 0);
     CHECK_REC(&x, 1, "POST", NULL, "/2", -1, 5, 0, T0, 0);
-    check_counts(&x, 2, 1, 0, 0);
+    check_counts(&x, 2, 1, 0, 0, 0);
     drv_free(&x);
 }
 
@@ -376,7 +378,7 @@ static void test_chunked(void)
     drv_sends(&x, 0, "\r\n", T0 + 7);
     drv_sends(&x, 1, "0\r\n\r\n", T0 + 8);
     CHECK_REC(&x, 0, "POST", "h", "/c", 200, 18, 0, T0, -1);
-    check_counts(&x, 1, 0, 0, 0);
+    check_counts(&x, 1, 0, 0, 0, 0);
     drv_free(&x);
 }
 
@@ -387,12 +389,12 @@ static void test_response_without_request(void)
     drv x;
     drv_init(&x);
     drv_sends(&x, 1, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/", T0);
-    ASSERT_EQ(x.counts.malformed, 1);
+    ASSERT_EQ(x.counts.unmatched, 1);
     drv_sends(&x, 0, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", T0 + 10);
     drv_sends(&x, 1, "HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n", T0 + 20);
     CHECK_REC(&x, 0, "GET", "h", "/", 301, 0, 0, T0 + 10, 10);
     drv_end(&x);
-    check_counts(&x, 1, 1, 0, 0);
+    check_counts(&x, 1, 0, 0, 0, 1);
     drv_free(&x);
 }
 
@@ -408,19 +410,19 @@ static void test_garbage(void)
     drv_sends(&x, 1, "junk HTTP/1.1 200\r\nHTTP/1.1 404 No\r\nContent-Length: 1\r\n\r\n2", T0 + 3);
     CHECK_REC(&x, 0, "GET", NULL, "/1", 200, 0, 1, T0, 2);
     CHECK_REC(&x, 1, "GET", "h", "/2", 404, 0, 1, T0 + 1, 2);
-    check_counts(&x, 2, 2, 0, 0);
+    check_counts(&x, 2, 2, 0, 0, 0);
     /* A bad Content-Length, a bad chunk line, a bad status line. */
     drv_sends(&x, 0, "POST /3 HTTP/1.1\r\nContent-Length: 12x\r\n\r\nGET /4 HTTP/1.1\r\n\r\n", T0 + 10);
     drv_sends(&x, 1, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", T0 + 11);
     drv_sends(&x, 1, "HTTP/1.1 202 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 2x0 OK\r\n\r\n", T0 + 12);
     CHECK_REC(&x, 2, "POST", NULL, "/3", 200, 0, 0, T0 + 10, 1);
     CHECK_REC(&x, 3, "GET", NULL, "/4", 202, 0, 0, T0 + 10, 2);
-    check_counts(&x, 4, 5, 0, 0);
+    check_counts(&x, 4, 5, 0, 0, 0);
     /* Two Content-Lengths that differ. */
     drv_sends(&x, 0, "GET /5 HTTP/1.1\r\n\r\n", T0 + 20);
     drv_sends(&x, 1, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", T0 + 21);
     CHECK_REC(&x, 4, "GET", NULL, "/5", 200, 0, 0, T0 + 20, 1);
-    check_counts(&x, 5, 6, 0, 0);
+    check_counts(&x, 5, 6, 0, 0, 0);
     drv_end(&x);
     drv_free(&x);
 }
@@ -450,7 +452,7 @@ static void test_huge_headers(void)
         ASSERT_EQ(x.recs[0].ts_ns, T0);
     }
     CHECK_REC(&x, 1, "GET", "h", "/ok", 200, 0, 0, T0 + 2, 2);
-    check_counts(&x, 2, 1, 0, 1);
+    check_counts(&x, 2, 1, 0, 1, 0);
     /* A response header past the bound: malformed, its request unanswered. */
     drv_sends(&x, 0, "GET /r HTTP/1.1\r\n\r\n", T0 + 10);
     drv_sends(&x, 1, "HTTP/1.1 200 OK\r\nX-Big: ", T0 + 11);
@@ -460,7 +462,7 @@ static void test_huge_headers(void)
     drv_sends(&x, 1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", T0 + 21);
     CHECK_REC(&x, 2, "GET", NULL, "/r", -1, 0, 0, T0 + 10, 0);
     CHECK_REC(&x, 3, "GET", NULL, "/s", 200, 0, 0, T0 + 20, 1);
-    check_counts(&x, 4, 2, 0, 1);
+    check_counts(&x, 4, 2, 0, 1, 0);
     /* Garbage without a line end, past both bounds: malformed once a
      * direction, consumed as it comes (the layer never holds it). */
     size_t m = DRV_BOUND + 100;
@@ -500,14 +502,14 @@ static void test_fifo_bound(void)
         snprintf(uri, sizeof uri, "/%d", i);
         CHECK_REC(&x, i, "GET", NULL, uri, 210 + i, 0, 1, T0, 2);
     }
-    check_counts(&x, APP_HTTP_PENDING, 0, 0, 4);
+    check_counts(&x, APP_HTTP_PENDING, 0, 0, 4, 0);
     /* Room again: tracked, and a HEAD still has no body. */
     drv_sends(&x, 0, "HEAD /h HTTP/1.1\r\n\r\nGET /g HTTP/1.1\r\n\r\n", T0 + 3);
     drv_sends(&x, 1, "HTTP/1.1 299 OK\r\nContent-Length: 100\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", T0 + 4);
     CHECK_REC(&x, APP_HTTP_PENDING, "HEAD", NULL, "/h", 299, 0, 0, T0 + 3, 1);
     CHECK_REC(&x, APP_HTTP_PENDING + 1, "GET", NULL, "/g", 200, 0, 0, T0 + 3, 1);
-    check_counts(&x, APP_HTTP_PENDING + 2, 0, 0, 4);
+    check_counts(&x, APP_HTTP_PENDING + 2, 0, 0, 4, 0);
     drv_free(&x);
 }
 
@@ -537,7 +539,7 @@ static void test_text_bound(void)
         ASSERT_EQ(strlen(x.recs[2].u.http.uri), APP_HTTP_TEXT - 2 * (ul + 5) - 5);
         ASSERT_EQ(x.recs[2].u.http.status, 200);
     }
-    check_counts(&x, 3, 0, 0, 1);
+    check_counts(&x, 3, 0, 0, 1, 0);
     /* A request that does not fit at the ring's end wraps to its start,
      * whole, when the oldest text there is gone. */
     char one[3100];
@@ -590,7 +592,7 @@ static void test_gaps(void)
     CHECK_REC(&x, 0, "POST", NULL, "/p", 413, 10, 0, T0, 6);
     CHECK_REC(&x, 1, "GET", NULL, "/q", 200, 0, 0, T0 + 5, 2);
     CHECK_REC(&x, 2, "GET", NULL, "/r", 200, 0, 1, T0 + 8, 1);
-    check_counts(&x, 3, 0, 2, 0);
+    check_counts(&x, 3, 0, 2, 0, 0);
     /* A response's header block lost in a gap: its request is unanswered,
      * the next response is the next request's. */
     drv_sends(&x, 0, "GET /s HTTP/1.1\r\n\r\nGET /t HTTP/1.1\r\n\r\n", T0 + 10);
@@ -599,7 +601,7 @@ static void test_gaps(void)
     drv_sends(&x, 1, "HTTP/1.1 201 OK\r\nContent-Length: 0\r\n\r\n", T0 + 12);
     CHECK_REC(&x, 3, "GET", NULL, "/s", -1, 0, 0, T0 + 10, 0);
     CHECK_REC(&x, 4, "GET", NULL, "/t", 201, 0, 0, T0 + 10, 2);
-    check_counts(&x, 5, 0, 3, 0);
+    check_counts(&x, 5, 0, 3, 0, 0);
     drv_end(&x);
     drv_free(&x);
 
@@ -616,7 +618,7 @@ static void test_gaps(void)
     drv_send(&x, 0, data, 100, T0 + 3);
     ASSERT_EQ(x.d[0].len, 0);
     CHECK_REC(&x, 0, "CONNECT", NULL, "h:443", 200, 0, 0, T0, 2);
-    check_counts(&x, 1, 0, 1, 0);
+    check_counts(&x, 1, 0, 1, 0, 0);
     free(data);
     drv_free(&x);
 }
@@ -633,7 +635,7 @@ static void test_tunnels(void)
     drv_sends(&x, 0, "GET /not/parsed HTTP/1.1\r\n\r\n", T0 + 4);
     drv_end(&x);
     CHECK_REC(&x, 0, "CONNECT", "example.test:443", "example.test:443", 200, 0, 0, T0, 2);
-    check_counts(&x, 1, 0, 0, 0);
+    check_counts(&x, 1, 0, 0, 0, 0);
     drv_free(&x);
 
     /* Refused: HTTP goes on. */
@@ -645,7 +647,7 @@ static void test_tunnels(void)
     drv_sends(&x, 1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", T0 + 4);
     CHECK_REC(&x, 0, "CONNECT", NULL, "a:1", 407, 0, 2, T0, 2);
     CHECK_REC(&x, 1, "GET", NULL, "/b", 200, 0, 0, T0 + 1, 1);
-    check_counts(&x, 2, 0, 0, 0);
+    check_counts(&x, 2, 0, 0, 0, 0);
     drv_free(&x);
 
     drv_init(&x);
@@ -654,7 +656,21 @@ static void test_tunnels(void)
     drv_sends(&x, 0, "\x81\x85....xxxxx", T0 + 2);
     drv_end(&x);
     CHECK_REC(&x, 0, "GET", "h", "/ws", -1, 0, 0, T0, 0); /* 1xx is not an answer */
-    check_counts(&x, 1, 0, 0, 0);
+    check_counts(&x, 1, 0, 0, 0, 0);
+    drv_free(&x);
+}
+
+/* Text as tshark shows it: bytes from 0x80 as U+FFFD (it reads these
+ * fields as ASCII), control characters as they are; Host keeps trailing
+ * white space and the first of two Host headers counts. */
+static void test_text_presentation(void)
+{
+    drv x;
+    drv_init(&x);
+    drv_sends(&x, 0, "GET /u%C3%A9?q=\xc3\xa9 HTTP/1.1\r\nHost: \th\x01st\t \r\nHost: b\r\n\r\n", T0);
+    drv_sends(&x, 1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", T0 + 1);
+    CHECK_REC(&x, 0, "GET", "h\001st\t ", "/u%C3%A9?q=\xef\xbf\xbd\xef\xbf\xbd", 200, 0, 0, T0, 1);
+    check_counts(&x, 1, 0, 0, 0, 0);
     drv_free(&x);
 }
 
@@ -670,7 +686,7 @@ static void test_fin_cuts(void)
     drv_fin(&x, 1, T0 + 3);
     drv_end(&x);
     CHECK_REC(&x, 0, "GET", NULL, "/a", 200, 0, 5, T0, 2);
-    check_counts(&x, 1, 2, 0, 0);
+    check_counts(&x, 1, 2, 0, 0, 0);
     drv_free(&x);
 }
 
@@ -691,6 +707,7 @@ int main(void)
     RUN(test_text_bound);
     RUN(test_gaps);
     RUN(test_tunnels);
+    RUN(test_text_presentation);
     RUN(test_fin_cuts);
     TEST_EXIT();
 }
