@@ -499,11 +499,9 @@ def seeds_app_http(build, tmp):
     for ex in HTTP_EXCHANGES:
         c.add(app_packets(ex))
         c.add(app_packets(ex, opts=1))
-    # Real flows: the captures of tests/data, and any named in APP_HTTP_PCAPS
-    # (colon-separated; apprig.py's app_http.pcap), each cut to 8 KiB.
-    paths = [os.path.join(DATA, f) for f in sorted(os.listdir(DATA)) if f.endswith(".pcap")]
-    paths += [p for p in os.environ.get("APP_HTTP_PCAPS", "").split(":") if p]
-    for path in paths:
+    # Real flows: those of the captures in tests/data that start with a
+    # request (app_http.pcap's), each cut to 8 KiB.
+    for path in [os.path.join(DATA, f) for f in sorted(os.listdir(DATA)) if f.endswith(".pcap")]:
         for segs in tcp_flows(path).values():
             if not re.match(rb"[A-Z]+ ", segs[0][1]):
                 continue

@@ -17,11 +17,12 @@ Captures:
     lossy, reordering userspace wire); without them that part is skipped
     with a visible line.
 And names with odd bytes (control characters, backslashes, invalid UTF-8,
-...) in DNS questions and TLS server and ALPN names, made here: every
-byte of our text is tshark's. And bad bytes: a capture of malformed and truncated DNS (UDP and TCP) and
-TLS messages, made here, must not crash the recorder, must be counted
-(stats: app.dns_malformed, tls_malformed, dns_unmatched, ...), and must not
-stop the good transactions around them from being recorded.
+...) in DNS questions, TLS server and ALPN names and HTTP Hosts and URIs,
+made here: every byte of our text is tshark's. And bad bytes: a capture of malformed and
+truncated DNS (UDP and TCP), TLS and HTTP/1.x messages, made here, must
+not crash the recorder, must be counted (stats: app.dns_malformed,
+tls_malformed, dns_unmatched, http_malformed, http_unmatched, ...), and
+must not stop the good transactions around them from being recorded.
 
 Exit 0 pass, 1 fail, 77 when tshark is missing.
 """
@@ -44,9 +45,7 @@ import pcapfile  # noqa: E402
 DATA = os.path.join(h.ROOT, "tests", "data")
 PORTS = {"dns_ports": apprig.DNS_PORTS, "tls_ports": apprig.TLS_PORTS,
          "http_ports": apprig.HTTP_PORTS}
-# The scenarios whose records the recorder makes (HTTP/1.x joins when its
-# parser is registered in recorder/appana.c).
-SCENARIOS = ("dns", "tls", "tls_reorder")
+SCENARIOS = ("dns", "tls", "tls_reorder", "http")
 PROBLEMS = []
 
 
@@ -157,8 +156,9 @@ def _client_hello(sni=b"bad.example.test", cut=0, ext_junk=False):
 
 
 def bad_capture(path):
-    """Malformed and truncated DNS and TLS among good ones; returns what the
-    recorder must still record: (DNS query ids answered, TLS client ports)."""
+    """Malformed and truncated DNS, TLS and HTTP among good ones; returns
+    what the recorder must still record: (DNS query ids answered, TLS client
+    ports, HTTP URIs with their statuses)."""
     rnd = random.Random(15)
     frames = []
     # DNS over UDP: good, cut headers, a pointer loop, a label past the
@@ -210,15 +210,41 @@ def bad_capture(path):
         c.send(0, 0x18, b"\x16\x03\x01" + struct.pack("!H", len(junk) + 4) + b"\x01"
                + struct.pack("!I", len(junk))[1:] + junk)
         c.send(1, 0x18, bytes(rnd.randrange(256) for _ in range(rnd.randrange(60))))
+    # HTTP/1.x on one keep-alive connection: a good exchange, a response to
+    # no request, bytes that are not a request line before a good one, a
+    # chunk-size line that is not hex, a header line past the parser's
+    # bound (16 KiB: its request keeps its place, cut), a request whose body
+    # the client's FIN cuts.
+    c = Conn(frames, 40021, 8080)
+    c.send(0, 0x18, b"GET /good HTTP/1.1\r\nHost: bad.example.test\r\n\r\n")
+    c.send(1, 0x18, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    c.send(1, 0x18, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    c.send(0, 0x18, b"\x01\x02 junk\r\nGET /after-junk HTTP/1.1\r\n\r\n")
+    c.send(1, 0x18, b"HTTP/1.1 201 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    c.send(0, 0x18, b"GET /big HTTP/1.1\r\nCookie: ")
+    for _ in range(12):
+        c.send(0, 0x18, b"c" * 1400)
+    c.send(0, 0x18, b"\r\n\r\nGET /last HTTP/1.1\r\n\r\n")
+    c.send(1, 0x18, b"HTTP/1.1 431 Too Large\r\nContent-Length: 0\r\n\r\n"
+           b"HTTP/1.1 204 No Content\r\n\r\n")
+    c.send(0, 0x18, b"POST /cut HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
+    c.send(0, 0x11)
+    for i in range(30):   # random bytes after a request line, both ways
+        c = Conn(frames, 42000 + i, 8080)
+        c.send(0, 0x18, b"GET /r HTTP/1.1\r\n" + bytes(rnd.randrange(256)
+                                                       for _ in range(rnd.randrange(300))))
+        c.send(1, 0x18, b"HTTP/1.1 200 OK\r\n" + bytes(rnd.randrange(256)
+                                                       for _ in range(rnd.randrange(300))))
     t0 = 1_800_000_000_000_000_000
     pcapfile.write_pcap(path, [(t0 + i * 1_000_000, len(f), len(f), f)
                                for i, f in enumerate(frames)])
-    return {1, 7, 9}, {40011, 40012, 40014}
+    http = {"/good": 200, "/after-junk": 201, "/big": 431, "/last": 204, "/cut": None}
+    return {1, 7, 9}, {40011, 40012, 40014}, http
 
 
 def check_bad_bytes():
     pcap = os.path.join(h.tmpdir("mscope-appbad-"), "bad.pcap")
-    answered, ports = bad_capture(pcap)
+    answered, ports, http = bad_capture(pcap)
     recs, st = ours(pcap)
     app = st.get("app", {})
     got = {r["id"] for r in recs if r["kind"] == "dns" and r["rcode"] is not None}
@@ -231,7 +257,12 @@ def check_bad_bytes():
     good = [r for r in recs if r["kind"] == "tls" and r["sni"] == "good.example.test"]
     if not (good and good[0]["version"] == 0x0304 and good[0]["cipher"] == 0x1301):
         PROBLEMS.append(f"bad bytes: the good TLS handshake is {good}")
-    for key in ("dns_malformed", "dns_unmatched", "tls_malformed"):
+    got_http = {r["uri"]: r["status"] for r in recs
+                if r["kind"] == "http" and r["client"]["port"] == 40021}
+    if got_http != http:
+        PROBLEMS.append(f"bad bytes: HTTP records {got_http}, expected {http}")
+    for key in ("dns_malformed", "dns_unmatched", "tls_malformed", "http_malformed",
+                "http_unmatched"):
         if not app.get(key):
             PROBLEMS.append(f"bad bytes: stats app.{key} is {app.get(key)}, counts expected")
     print(f"bad bytes: {len(recs)} records; counted: " +
@@ -258,9 +289,10 @@ def _client_hello_alpn(sni, alpns):
 
 
 def check_odd_names():
-    """DNS names and TLS server and ALPN names with control characters,
-    backslashes, dots inside labels, valid and invalid UTF-8: our text must
-    be tshark's, byte for byte (compare() through the oracle)."""
+    """DNS names, TLS server and ALPN names, HTTP Host headers and URIs with
+    control characters, backslashes, dots inside labels, valid and invalid
+    UTF-8: our text must be tshark's, byte for byte (compare() through the
+    oracle)."""
     pcap = os.path.join(h.tmpdir("mscope-appodd-"), "odd.pcap")
     frames = []
     for i, label in enumerate(ODD_LABELS + [b""]):
@@ -270,10 +302,24 @@ def check_odd_names():
     for i, label in enumerate(ODD_LABELS):
         c = Conn(frames, 46000 + i, 443)
         c.send(0, 0x18, _client_hello_alpn(label, [label, b"h2"]))
+    # HTTP: the labels tshark's JSON can carry (it puts header lines into
+    # its keys as they are, so bytes that are not UTF-8 make it unreadable)
+    # as Host, and as the URI where a request target may hold them.
+    for i, label in enumerate(ODD_LABELS):
+        try:
+            label.decode()
+        except UnicodeDecodeError:
+            continue
+        if any(b in label for b in b"\r\n\x00"):
+            continue
+        uri = b"/" + label if all(b > 0x20 and b != 0x7f for b in label) else b"/"
+        c = Conn(frames, 47000 + i, 8080)
+        c.send(0, 0x18, b"GET " + uri + b" HTTP/1.1\r\nHost: " + label + b"\r\n\r\n")
+        c.send(1, 0x18, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     t0 = 1_800_000_000_000_000_000
     pcapfile.write_pcap(pcap, [(t0 + i * 1_000_000, len(f), len(f), f)
                                for i, f in enumerate(frames)])
-    theirs = ao.records(pcap, dns_ports=(53,), tls_ports=(443,))
+    theirs = ao.records(pcap, dns_ports=(53,), tls_ports=(443,), http_ports=(8080,))
     mine, _ = ours(pcap)
     ok, rep = ao.compare(mine, theirs, min_share=1.0)
     print(f"odd names: {'ok' if ok else 'FAIL'}: {rep.splitlines()[0]}", flush=True)
