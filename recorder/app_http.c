@@ -40,7 +40,8 @@ enum {
     HS_CLOSE,      /* a response body that ends with the connection */
     HS_SYNC,       /* looking for the next start line */
     HS_HOLD,       /* the client after a CONNECT: waits for the answer */
-    HS_TUNNEL,     /* no longer HTTP (CONNECT accepted, 101): bytes ignored */
+    HS_TUNNEL,     /* no longer HTTP (CONNECT accepted, 101): parse says
+                      APP_PARSE_DONE */
 };
 
 /* A request in flight. */
@@ -885,6 +886,9 @@ static size_t http_parse(void *state, const app_view *v, const app_out *out)
     }
     d->partial = d->st == HS_START && at < v->len;
     http__flush(s, out);
+    /* A tunnel is not HTTP: the layer need not follow the flow further
+     * (end() records what is still waiting). */
+    if (s->d[0].st == HS_TUNNEL && s->d[1].st == HS_TUNNEL) return APP_PARSE_DONE;
     return at;
 }
 

@@ -22,6 +22,9 @@
  *              waiting (their responses are still skipped in order), and
  *              records whose text was cut at APP_HTTP_TEXT or at the
  *              record's own bounds (the record says `truncated`).
+ * A CONNECT accepted (2xx) or a 101 ends the HTTP of a flow: parse returns
+ * APP_PARSE_DONE, and end() records the requests still waiting (a 101 is
+ * not an answer: its request has none).
  * A gap (counted by the layer) gives up the message in progress in its
  * direction: a request cut short is recorded with the body bytes seen, a
  * request whose response's header block was lost is recorded without a

@@ -5,7 +5,7 @@
  * carried each; a "packet" appends bytes and calls parse with the view
  * (done_ns the packet's time); a direction that stays stuck at `bound`
  * bytes gets a gap and loses what it held, as the layer's bound does; end
- * ends the flow. Records are kept (up to cap) with the client direction
+ * ends the flow (as APP_PARSE_DONE does, after which nothing is looked at). Records are kept (up to cap) with the client direction
  * each was emitted with, and shown to `hook` when one is set.
  */
 #ifndef MSCOPE_APPDRV_H
@@ -33,6 +33,7 @@ typedef struct appdrv {
     int *client_dir;
     int cap, nrec;  /* nrec: all emitted, kept or not */
     int bad_used;   /* parse said it consumed more than the view held */
+    int done;       /* parse said APP_PARSE_DONE: end was called, the rest is ignored */
     int layer_gaps; /* gaps the bound caused */
     void (*hook)(void *hook_ctx, int client_dir, const apprec *r);
     void *hook_ctx;
@@ -89,6 +90,7 @@ static app_out appdrv__out(appdrv *x)
  * dropped. */
 static void appdrv_gap(appdrv *x, int dir)
 {
+    if (x->done) return;
     x->counts.gaps++;
     x->ps->gap(x->state, dir);
     x->d[dir].len = 0;
@@ -101,6 +103,13 @@ static void appdrv__call(appdrv *x, int dir, int64_t done_ns)
                    .ts_at = appdrv__ts, .ts_ctx = d };
     app_out out = appdrv__out(x);
     size_t used = x->ps->parse(x->state, &v, &out);
+    if (used == APP_PARSE_DONE) {
+        /* As the layer: end, and the flow's later packets are not looked at. */
+        x->ps->end(x->state, &out);
+        x->done = 1;
+        x->d[0].len = x->d[1].len = 0;
+        return;
+    }
     if (used > d->len) {
         x->bad_used++;
         used = d->len;
@@ -120,6 +129,7 @@ static void appdrv__call(appdrv *x, int dir, int64_t done_ns)
 static void appdrv_send(appdrv *x, int dir, const void *p, size_t n, int64_t ts)
 {
     appdrv_dir *d = &x->d[dir];
+    if (x->done) return;
     if (d->len + n > d->cap) {
         d->cap = (d->len + n) * 2;
         d->p = appdrv__realloc(d->p, d->cap);
@@ -134,12 +144,14 @@ static void appdrv_send(appdrv *x, int dir, const void *p, size_t n, int64_t ts)
 /* The direction ends (FIN): the parser sees its view once more with fin. */
 static void appdrv_fin(appdrv *x, int dir, int64_t ts)
 {
+    if (x->done) return;
     x->d[dir].fin = 1;
     appdrv__call(x, dir, ts);
 }
 
 static void appdrv_end(appdrv *x)
 {
+    if (x->done) return;
     app_out out = appdrv__out(x);
     x->ps->end(x->state, &out);
 }
