@@ -672,7 +672,8 @@ TARGETS = {
     "decode": seeds_decode, "pcap": seeds_pcap, "segindex": seeds_segindex,
     "catalog": seeds_catalog,
     "exprscan": seeds_exprscan, "exprscan_bpf": seeds_exprscan_bpf, "config": seeds_config,
-    "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana, "app_http": seeds_app_http, "rpc": seeds_rpc,
+    "brconfig": seeds_brconfig, "bus": seeds_bus, "appana": seeds_appana,
+    "app_http": seeds_app_http, "rpc": seeds_rpc,
     "http": seeds_http, "searchsvc": seeds_searchsvc,
 }
 
