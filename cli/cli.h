@@ -11,10 +11,10 @@
 
 typedef struct cli_settings {
     char *coordinator, *token_file, *key_file, *coordinator_key, *role, *from, *to, *since, *host, *order, *node, *by, *metric;
-    char *write, *nodes, *server, *client, *monitor;
+    char *write, *nodes, *server, *client, *monitor, *name, *uri, *code;
     int64_t limit, port, proto, timeout, min_rtt;
     int64_t max_packets, max_bytes, dedup_window, node_timeout;
-    int json, retrans, dedup, allow_partial, quiet, insecure;
+    int json, retrans, dedup, allow_partial, quiet, insecure, errors, top, by_minute;
 } cli_settings;
 
 /* One RPC to the coordinator. Returns 0 with *resp (free it with
@@ -32,6 +32,15 @@ int cli_call(const cli_settings *s, const bus_sec *sec, Mirrorscope__Request *re
  * "monitors". Returns the exit status. */
 int cli_monitors(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
                  int64_t to_ns, const char *const *words, int nwords);
+
+/* --server IP[/LEN][:PORT] (an IPv6 address with a port in brackets) into
+ * its address part (out) and port (0 without). Returns 0, or -1 said. */
+int cli_parse_server(const char *v, char *out, size_t outlen, uint32_t *port);
+
+/* `mscope dns|tls|http` (app.c): application records of that kind, or with
+ * --top their aggregates. Returns the exit status. */
+int cli_app(const cli_settings *s, const bus_sec *sec, const char *token, const char *kind,
+            int64_t from_ns, int64_t to_ns);
 
 int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int64_t from_ns,
                int64_t to_ns, const char *const *words, int nwords,

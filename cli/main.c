@@ -6,6 +6,7 @@
  *   mscope top [--by server|client] [--metric bytes|packets|flows|retransmissions]
  *   mscope series [--host IP --port N --node NAME]   per-minute time series
  *   mscope monitors list|show|create|set|delete|series   monitors (monitors.c)
+ *   mscope dns|tls|http [filters] [--top]   application records, or their aggregates (app.c)
  *
  * Exit status: 0 success; 1 the coordinator failed or cannot be reached;
  * 2 bad usage or a request it refused as bad; 3 authentication refused.
@@ -40,20 +41,26 @@ static const config_opt cli_opts[] = {
     { "role", 0, CFG_STR, O(role), NULL, 0, 0, "ROLE", "keygen (required, no default): what the key is for, written in NAME.pub: recorder (publishes flow records on the coordinator's bus) or client (uses its RPC, as this CLI does); \"recorder,client\" for both; none (no role line) for a server's own pair, which no allow-list holds" },
     { "coordinator-key", 0, CFG_STR, O(coordinator_key), NULL, 0, 0, "FILE", "the coordinator's public key (default: $MSCOPE_COORDINATOR_KEY, else /var/lib/mscope/coordinator/curve.pub)" },
     { "insecure", 0, CFG_BOOL, O(insecure), NULL, 0, 0, NULL, "plain ZeroMQ, for a coordinator run with --insecure" },
-    { "json", 'j', CFG_BOOL, O(json), NULL, 0, 0, NULL, "JSON for scripts (flows: an array of --flows-json objects)" },
+    { "json", 'j', CFG_BOOL, O(json), NULL, 0, 0, NULL, "JSON for scripts (flows: an array of --flows-json objects; dns/tls/http: one object per line, the recorder's --app-json fields)" },
     { "from", 0, CFG_STR, O(from), NULL, 0, 0, "TIME", "first instant (RFC 3339, Unix seconds, or a duration ago); default: 1h ago" },
     { "to", 0, CFG_STR, O(to), NULL, 0, 0, "TIME", "end instant, exclusive; default: now" },
     { "since", 0, CFG_STR, O(since), NULL, 0, 0, "DURATION", "same as --from DURATION" },
-    { "limit", 'n', CFG_INT, O(limit), "0", 0, 100000, "N", "rows at most; 0 = the command's default (flows 100, top 10; flows -w 10000, at most 100000)" },
+    { "limit", 'n', CFG_INT, O(limit), "0", 0, 100000, "N", "rows at most; 0 = the command's default (flows 100, top 10; flows -w 10000, at most 100000; dns/tls/http 100, --top 20)" },
     { "host", 0, CFG_STR, O(host), NULL, 0, 0, "IP", "flows/series: client or server address" },
-    { "port", 0, CFG_INT, O(port), "0", 0, 65535, "N", "flows/series: client or server port" },
+    { "port", 0, CFG_INT, O(port), "0", 0, 65535, "N", "flows/series/dns/tls/http: client or server port (--top: server port)" },
     { "proto", 0, CFG_INT, O(proto), "0", 0, 255, "N", "flows: IP protocol (6 tcp, 17 udp)" },
     { "min-rtt", 0, CFG_DURATION, O(min_rtt), "0", 0, 0, "DURATION", "flows: mean ACK RTT at least this" },
     { "retrans", 0, CFG_BOOL, O(retrans), NULL, 0, 0, NULL, "flows: only flows with retransmissions" },
     { "order", 0, CFG_STR, O(order), "first", 0, 0, "KEY", "flows: first, last, bytes, packets, rtt, retransmissions" },
-    { "node", 0, CFG_STR, O(node), NULL, 0, 0, "NAME", "flows/series: one recorder" },
-    { "server", 0, CFG_STR, O(server), NULL, 0, 0, "IP[/LEN][:PORT]", "flows: server address or network, and port ([IPv6]:PORT)" },
-    { "client", 0, CFG_STR, O(client), NULL, 0, 0, "IP[/LEN]", "flows: client address or network" },
+    { "node", 0, CFG_STR, O(node), NULL, 0, 0, "NAME", "flows/series/dns/tls/http: one recorder" },
+    { "server", 0, CFG_STR, O(server), NULL, 0, 0, "IP[/LEN][:PORT]", "flows/dns/tls/http: server address or network, and port ([IPv6]:PORT)" },
+    { "client", 0, CFG_STR, O(client), NULL, 0, 0, "IP[/LEN]", "flows/dns/tls/http: client address or network" },
+    { "name", 0, CFG_STR, O(name), NULL, 0, 0, "TEXT", "dns/tls/http: qname, SNI or Host containing TEXT, or matching it whole when it has * or ?" },
+    { "uri", 0, CFG_STR, O(uri), NULL, 0, 0, "TEXT", "http: URI containing TEXT, or matching it whole when it has * or ? (--top: the endpoint, the URI's path)" },
+    { "code", 0, CFG_STR, O(code), NULL, 0, 0, "N", "dns: rcode N; http: status N, or a class such as 5xx" },
+    { "errors", 0, CFG_BOOL, O(errors), NULL, 0, 0, NULL, "dns/tls/http: only errors (DNS rcode not 0 or unanswered; TLS no ServerHello; HTTP status >= 500 or no response)" },
+    { "top", 0, CFG_BOOL, O(top), NULL, 0, 0, NULL, "dns/tls/http: per server name (and HTTP endpoint) and server: records, errors, response time p50/p95/p99, from the per-minute aggregates; most records first" },
+    { "by-minute", 0, CFG_BOOL, O(by_minute), NULL, 0, 0, NULL, "dns/tls/http --top: one row per minute too" },
     { "monitor", 0, CFG_STR, O(monitor), NULL, 0, 0, "NAME", "flows: the flows a monitor counts (with -w: its packets, its own expression applied)" },
     { "by", 0, CFG_STR, O(by), "server", 0, 0, "SIDE", "top: server or client" },
     { "metric", 0, CFG_STR, O(metric), "bytes", 0, 0, "M", "top: bytes, packets, flows, retransmissions" },
@@ -81,6 +88,10 @@ static void usage(FILE *f)
                "            mscope flows --since 1h --server 10.0.3.7:443 --retrans -w slow.pcap\n"
                "  top       top talkers by bytes, packets, flows or retransmissions\n"
                "  series    per-minute time series\n"
+               "  dns, tls, http   application records (one per DNS query, TLS handshake, HTTP\n"
+               "            request), newest first; --top for their per-minute aggregates per name:\n"
+               "            mscope http --since 15m --name api.example --code 5xx\n"
+               "            mscope dns --top --errors\n"
                "  monitors  list | show NAME | create NAME [KEY=VALUE...] | set NAME [KEY=VALUE...] |\n"
                "            delete NAME | series NAME: named flow filters and their per-minute series;\n"
                "            keys server=NET client=NET port=N proto=tcp|udp|N nodes=A,B filter=EXPR\n"
@@ -90,7 +101,8 @@ static void usage(FILE *f)
                "            (0600) and its public half to NAME.pub, for a coordinator's allowed\n"
                "            keys: a recorder key is let in on its bus only, a client key on its\n"
                "            RPC only; --role has no default (none: a server's own pair)\n\n"
-               "Time range (flows, top, series, search): --from/--since, --to; default: the last hour.\n\n"
+               "Time range (flows, top, series, search, dns, tls, http): --from/--since, --to; default:\n"
+               "the last hour.\n\n"
                "exit status: 0 ok, 1 coordinator unreachable or failed, 2 bad usage or request,\n"
                "3 authentication refused, 4 search answer partial (some recorder did not answer\n"
                "completely; --allow-partial makes that 0)\n\noptions:\n");
@@ -99,7 +111,7 @@ static void usage(FILE *f)
 
 /* --server IP[/LEN][:PORT] (an IPv6 address with a port in brackets) into
  * its address part (out) and port. Returns 0, or -1 said. */
-static int parse_server(const char *v, char *out, size_t outlen, uint32_t *port)
+int cli_parse_server(const char *v, char *out, size_t outlen, uint32_t *port)
 {
     const char *colon = NULL;
     size_t alen = strlen(v);
@@ -472,6 +484,16 @@ int main(int argc, char **argv)
         rc = cli_monitors(&s, s.insecure ? NULL : &msec, token, from, to, pos + 1, npos - 1);
         goto out;
     }
+    if (!strcmp(cmd, "dns") || !strcmp(cmd, "tls") || !strcmp(cmd, "http")) {
+        bus_sec asec;
+        if (npos > 1) {
+            fprintf(stderr, "mscope: unexpected argument '%s'\n", pos[1]);
+            goto out;
+        }
+        if (read_token(&s, token) < 0 || (!s.insecure && read_keys(&s, &asec) < 0)) goto out;
+        rc = cli_app(&s, s.insecure ? NULL : &asec, token, cmd, from, to);
+        goto out;
+    }
     int drill = !strcmp(cmd, "flows") && s.write;
     if (s.limit > 10000 && !drill) {
         fprintf(stderr, "mscope: --limit: at most 10000 rows (up to 100000 flows with flows -w)\n");
@@ -496,7 +518,7 @@ int main(int argc, char **argv)
     qf.limit = s.limit ? (uint32_t)s.limit : drill ? 10000 : 100;
     qf.node = s.node;
     char server[128] = "";
-    if (s.server && parse_server(s.server, server, sizeof server, &qf.server_port) < 0) goto out;
+    if (s.server && cli_parse_server(s.server, server, sizeof server, &qf.server_port) < 0) goto out;
     qf.server = server;
     qf.client = s.client;
     qf.monitor = s.monitor;
@@ -538,7 +560,8 @@ int main(int argc, char **argv)
         req.body_case = MIRRORSCOPE__REQUEST__BODY_TIME_SERIES;
         req.time_series = &ts;
     } else {
-        fprintf(stderr, "mscope: unknown command '%s' (nodes, flows, top, series, search; see --help)\n", cmd);
+        fprintf(stderr, "mscope: unknown command '%s' (nodes, flows, top, series, search, dns, tls, "
+                        "http, monitors; see --help)\n", cmd);
         goto out;
     }
     Mirrorscope__Response *resp;

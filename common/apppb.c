@@ -9,6 +9,7 @@
 #include "apppb.h"
 
 #include "decode.h"
+#include "jbuf.h"
 
 #include <string.h>
 
@@ -225,4 +226,39 @@ int apppb_read(apprec *r, const Mirrorscope__AppRecord *m, const char **why)
         *why = "no kind (dns, tls or http)";
         return -1;
     }
+}
+
+/* ---- aggregates as JSON ----------------------------------------------------- */
+
+static void apppb__jb_pct(jbuf *b, int has, int64_t v)
+{
+    if (has) jb_i64(b, v);
+    else JB_LIT(b, "null");
+}
+
+int apppb_aggregate_json(const Mirrorscope__AppAggregate *a, int by_minute, char *buf, size_t len)
+{
+    jbuf b = { buf, len, 0, 0 };
+    uint8_t ip[16];
+    memset(ip, 0, sizeof ip);
+    if (a->server) apppb__read_ip(ip, a->server->ip); /* 4 or 16 bytes from the coordinator */
+    JB_LIT(&b, "{\"kind\":");
+    jb_bytes(&b, a->kind ? a->kind : "", a->kind ? strlen(a->kind) : 0);
+    if (by_minute) JB_KEY(&b, "minute_ns"), jb_i64(&b, a->minute_ns);
+    /* an empty bytes field may have no data pointer at all */
+    JB_KEY(&b, "name"), jb_bytes(&b, a->name.len ? (const void *)a->name.data : "", a->name.len);
+    JB_KEY(&b, "endpoint");
+    jb_bytes(&b, a->endpoint.len ? (const void *)a->endpoint.data : "", a->endpoint.len);
+    JB_KEY(&b, "server"), JB_LIT(&b, "{\"ip\":"), jb_ip(&b, ip);
+    JB_KEY(&b, "port"), jb_u64(&b, a->server ? a->server->port : 0), JB_LIT(&b, "}");
+    JB_KEY(&b, "count"), jb_u64(&b, a->count);
+    JB_KEY(&b, "errors"), jb_u64(&b, a->errors);
+    JB_KEY(&b, "response_count"), jb_u64(&b, a->response_count);
+    JB_KEY(&b, "response_sum_ns"), jb_i64(&b, a->response_sum);
+    int has = a->response_count > 0;
+    JB_KEY(&b, "p50_ns"), apppb__jb_pct(&b, has, a->p50_ns);
+    JB_KEY(&b, "p95_ns"), apppb__jb_pct(&b, has, a->p95_ns);
+    JB_KEY(&b, "p99_ns"), apppb__jb_pct(&b, has, a->p99_ns);
+    JB_LIT(&b, "}");
+    return b.overflow ? -1 : (int)b.used;
 }

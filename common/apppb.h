@@ -36,4 +36,14 @@ void apppb_fill(apppb *p, const apprec *r);
  * Returns 0, or -1 with *why naming the field (r is then partly filled). */
 int apppb_read(apprec *r, const Mirrorscope__AppRecord *m, const char **why);
 
+/* One aggregate (the API's AppAggregate) as a JSON object (no newline, not
+ * NUL-terminated), the one writer of the CLI's and the REST API's: kind,
+ * minute_ns (with by_minute; else absent), name, endpoint (any bytes, as
+ * apprec_json writes text), server {ip, port}, count, errors,
+ * response_count, response_sum_ns, p50_ns, p95_ns, p99_ns (null when no
+ * record had a response). Returns the length, or -1 if buf is too small
+ * (APPPB_AGG_JSON_MAX always suffices). */
+#define APPPB_AGG_JSON_MAX 40960
+int apppb_aggregate_json(const Mirrorscope__AppAggregate *a, int by_minute, char *buf, size_t len);
+
 #endif

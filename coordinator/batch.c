@@ -11,6 +11,7 @@
  */
 #include "batch.h"
 
+#include "latency.h"
 #include "schema.h"
 #include "xmalloc.h"
 
@@ -29,12 +30,18 @@ typedef struct batch_buf {
 } batch_buf;
 
 typedef struct batch_aggs batch_aggs;
+typedef struct batch_appaggs batch_appaggs;
 
 struct batch {
     batch_buf fin, keys, live, mins;
+    batch_buf app, appmins; /* app_records tuples (binary), app_minutes rows (text) */
     batch_aggs *agg;
+    batch_appaggs *appagg;
     int32_t *days;          /* UTC days (partitions) the finals fall in */
     size_t ndays, capdays;
+    int32_t *appdays;       /* ... and the application records */
+    size_t nappdays, capappdays;
+    uint64_t apps;
     char id[64];            /* ledger id, set by batch_seal() */
     uint64_t records, finals, interims;
     int sealed;
@@ -50,7 +57,9 @@ void batch_view_of(const batch_t *b, batch_view *v)
         .id = b->id, .records = b->records, .finals = b->finals, .interims = b->interims,
         .fin = b->fin.buf, .fin_len = b->fin.len, .keys = b->keys.buf, .keys_len = b->keys.len,
         .live = b->live.buf, .live_len = b->live.len, .mins = b->mins.buf,
-        .mins_len = b->mins.len, .days = b->days, .ndays = b->ndays,
+        .mins_len = b->mins.len, .days = b->days, .ndays = b->ndays, .apps = b->apps,
+        .app = b->app.buf, .app_len = b->app.len, .appmins = b->appmins.buf,
+        .appmins_len = b->appmins.len, .appdays = b->appdays, .nappdays = b->nappdays,
     };
 }
 
@@ -366,6 +375,288 @@ static void batch__aggregate(batch_aggs *g, const char *node, const Mirrorscope_
     }
 }
 
+/* ---- application records: app_records tuples and app_minutes ------------------
+ * Each record is one binary COPY tuple in schema.h's SCHEMA_APP_COLS order
+ * (a column added there and not here fails to compile: -Wswitch), and adds
+ * into its minute's row, keyed as app_minutes is (schema v10). */
+
+static void batch__bnull(batch_buf *t) { batch__b32(t, 0xffffffffu); }
+
+static void batch__bip16(batch_buf *t, const uint8_t ip[16])
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    int v4 = !memcmp(ip, mapped, 12);
+    batch__binet(t, (ProtobufCBinaryData){ v4 ? 4 : 16, (uint8_t *)ip + (v4 ? 12 : 0) });
+}
+
+/* A value or NULL, by its column's SQL type. */
+static void batch__bopt4(batch_buf *t, int has, int64_t v) { has ? batch__bint4(t, v) : batch__bnull(t); }
+static void batch__bopt8(batch_buf *t, int has, int64_t v) { has ? batch__bint8(t, v) : batch__bnull(t); }
+static void batch__bytes(batch_buf *t, int has, const void *p, size_t n)
+{
+    if (!has) {
+        batch__bnull(t);
+        return;
+    }
+    batch__b32(t, (uint32_t)n);
+    batch__put(t, (const char *)p, n);
+}
+
+/* The kind's server name: qname, SNI, Host (has 0 when absent). */
+static const char *batch__app_name(const apprec *r, int *has)
+{
+    *has = 1;
+    switch (r->kind) {
+    case APPREC_DNS: return r->u.dns.qname;
+    case APPREC_TLS: *has = r->u.tls.has_sni; return r->u.tls.sni;
+    default: *has = r->u.http.has_host; return r->u.http.host;
+    }
+}
+
+/* The kind's response time (has 0 when there was no response). */
+static int64_t batch__app_response(const apprec *r, int *has)
+{
+    switch (r->kind) {
+    case APPREC_DNS: *has = r->u.dns.has_response; return r->u.dns.response_ns;
+    case APPREC_TLS: *has = r->u.tls.has_server_hello; return r->u.tls.hello_rtt_ns;
+    default: *has = r->u.http.has_response; return r->u.http.response_ns;
+    }
+}
+
+int batch_app_error(const apprec *r)
+{
+    switch (r->kind) {
+    case APPREC_DNS: return !r->u.dns.has_response || r->u.dns.rcode != 0;
+    case APPREC_TLS: return !r->u.tls.has_server_hello;
+    default: return !r->u.http.has_response || r->u.http.status >= 500;
+    }
+}
+
+static void batch__app_col(batch_buf *t, const char *node, const apprec *r, int col)
+{
+    const apprec_dns *d = &r->u.dns;
+    const apprec_tls *s = &r->u.tls;
+    const apprec_http *h = &r->u.http;
+    int dns = r->kind == APPREC_DNS, tls = r->kind == APPREC_TLS, http = r->kind == APPREC_HTTP;
+    int has;
+    const char *name;
+    int64_t v;
+    switch ((schema_app_col)col) {
+    case SCHEMA_APP_node: batch__btext(t, node); break;
+    case SCHEMA_APP_kind: batch__bint2(t, r->kind); break;
+    case SCHEMA_APP_flow_id: batch__bint8(t, (int64_t)r->flow_id); break;
+    case SCHEMA_APP_vni: batch__bint4(t, r->vni); break;
+    case SCHEMA_APP_observer: batch__bip16(t, r->observer); break;
+    case SCHEMA_APP_client_ip: batch__bip16(t, r->client_ip); break;
+    case SCHEMA_APP_client_port: batch__bint4(t, r->client_port); break;
+    case SCHEMA_APP_server_ip: batch__bip16(t, r->server_ip); break;
+    case SCHEMA_APP_server_port: batch__bint4(t, r->server_port); break;
+    case SCHEMA_APP_ts_ns: batch__bint8(t, r->ts_ns); break;
+    case SCHEMA_APP_truncated: batch__bbool(t, r->truncated); break;
+    case SCHEMA_APP_error: batch__bbool(t, batch_app_error(r)); break;
+    case SCHEMA_APP_name:
+        name = batch__app_name(r, &has);
+        batch__bytes(t, has, name, strlen(name));
+        break;
+    case SCHEMA_APP_response_ns:
+        v = batch__app_response(r, &has);
+        batch__bopt8(t, has, v);
+        break;
+    case SCHEMA_APP_transport: dns ? batch__bint2(t, d->transport) : batch__bnull(t); break;
+    case SCHEMA_APP_dns_id: batch__bopt4(t, dns, d->id); break;
+    case SCHEMA_APP_qtype: batch__bopt4(t, dns, d->qtype); break;
+    case SCHEMA_APP_rcode: batch__bopt4(t, dns && d->has_response, d->rcode); break;
+    case SCHEMA_APP_answers: batch__bopt4(t, dns, d->answers); break;
+    case SCHEMA_APP_record_version: batch__bopt4(t, tls, s->record_version); break;
+    case SCHEMA_APP_client_version: batch__bopt4(t, tls, s->client_version); break;
+    case SCHEMA_APP_version: batch__bopt4(t, tls && s->has_server_hello, s->version); break;
+    case SCHEMA_APP_cipher: batch__bopt4(t, tls && s->has_server_hello, s->cipher); break;
+    case SCHEMA_APP_alpn: batch__bytes(t, tls, s->alpn, s->alpn_len); break;
+    case SCHEMA_APP_method: batch__bytes(t, http, h->method, http ? strlen(h->method) : 0); break;
+    case SCHEMA_APP_uri: batch__bytes(t, http, h->uri, http ? strlen(h->uri) : 0); break;
+    case SCHEMA_APP_status: batch__bopt4(t, http && h->has_response, h->status); break;
+    case SCHEMA_APP_request_body_bytes: batch__bopt8(t, http, (int64_t)h->request_body_bytes); break;
+    case SCHEMA_APP_response_body_bytes:
+        batch__bopt8(t, http && h->has_response, (int64_t)h->response_body_bytes);
+        break;
+    case SCHEMA_APP_NCOLS: break;
+    }
+}
+
+/* One minute's row of app_minutes, summed in memory; its key's bytes (name,
+ * endpoint) live in batch_appaggs.keys. */
+typedef struct batch_appmin {
+    int64_t minute_ns;
+    uint64_t hash;
+    uint32_t node;
+    uint8_t kind, iplen;
+    uint16_t port;
+    uint8_t ip[16];
+    size_t name_off, name_len, ep_off, ep_len;
+    int64_t count, errors, rcount, rsum, hist[LATENCY_BUCKETS];
+} batch_appmin;
+
+struct batch_appaggs {
+    uint32_t *slot;          /* open addressing: 1 + index into rows, 0 empty */
+    size_t cap;
+    batch_appmin *rows;
+    size_t n, caprows;
+    batch_buf keys;
+    char **nodes;
+    size_t nnodes, capnodes;
+};
+
+static int batch__appmin_same(const batch_appaggs *g, const batch_appmin *a, const batch_appmin *k,
+                              const char *name, const char *ep)
+{
+    return a->hash == k->hash && a->minute_ns == k->minute_ns && a->kind == k->kind &&
+           a->node == k->node && a->port == k->port && a->iplen == k->iplen &&
+           !memcmp(a->ip, k->ip, k->iplen) && a->name_len == k->name_len &&
+           a->ep_len == k->ep_len && !memcmp(g->keys.buf + a->name_off, name, k->name_len) &&
+           !memcmp(g->keys.buf + a->ep_off, ep, k->ep_len);
+}
+
+static batch_appmin *batch__appmin(batch_appaggs *g, batch_appmin *k, const char *name,
+                                   const char *ep)
+{
+    if ((g->n + 1) * 2 > g->cap) { /* grow: keep the load under one half */
+        free(g->slot);
+        g->cap = g->cap ? g->cap * 2 : 256;
+        g->slot = xcalloc(g->cap, sizeof *g->slot);
+        for (size_t i = 0; i < g->n; i++) {
+            size_t j = g->rows[i].hash & (g->cap - 1);
+            while (g->slot[j]) j = (j + 1) & (g->cap - 1);
+            g->slot[j] = (uint32_t)(i + 1);
+        }
+    }
+    size_t j = k->hash & (g->cap - 1);
+    while (g->slot[j] && !batch__appmin_same(g, &g->rows[g->slot[j] - 1], k, name, ep))
+        j = (j + 1) & (g->cap - 1);
+    if (g->slot[j]) return &g->rows[g->slot[j] - 1];
+    xgrow((void **)&g->rows, &g->caprows, g->n + 1, sizeof *g->rows);
+    batch_appmin *m = &g->rows[g->n];
+    *m = *k;
+    m->name_off = g->keys.len;
+    batch__put(&g->keys, name, k->name_len);
+    m->ep_off = g->keys.len;
+    batch__put(&g->keys, ep, k->ep_len);
+    g->slot[j] = (uint32_t)++g->n;
+    return m;
+}
+
+static void batch__app_aggregate(batch_appaggs *g, const char *node, const apprec *r)
+{
+    batch_appmin k;
+    memset(&k, 0, sizeof k);
+    int has;
+    const char *name = batch__app_name(r, &has);
+    if (!has) name = ""; /* no SNI or Host: counted under the empty name */
+    /* HTTP's endpoint is the URI's path: the query string would make every
+     * request its own row. */
+    const char *ep = r->kind == APPREC_HTTP ? r->u.http.uri : "";
+    k.name_len = strlen(name);
+    k.ep_len = strcspn(ep, "?");
+    k.minute_ns = batch__floordiv(r->ts_ns, 60000000000LL) * 60000000000LL;
+    k.kind = r->kind;
+    uint32_t ni = 0;
+    for (; ni < g->nnodes && strcmp(g->nodes[ni], node); ni++) {}
+    if (ni == g->nnodes) {
+        xgrow((void **)&g->nodes, &g->capnodes, g->nnodes + 1, sizeof *g->nodes);
+        g->nodes[g->nnodes++] = xstrdup(node);
+    }
+    k.node = ni;
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    int v4 = !memcmp(r->server_ip, mapped, 12);
+    k.iplen = v4 ? 4 : 16;
+    memcpy(k.ip, r->server_ip + (v4 ? 12 : 0), k.iplen);
+    k.port = r->server_port;
+    uint64_t h = (uint64_t)k.minute_ns * 0x9e3779b97f4a7c15ULL ^ ((uint64_t)k.kind << 56) ^
+                 ((uint64_t)k.port << 32) ^ k.node;
+    for (int i = 0; i < k.iplen; i++) h = (h ^ k.ip[i]) * 0x100000001b3ULL;
+    for (size_t i = 0; i < k.name_len; i++) h = (h ^ (uint8_t)name[i]) * 0x100000001b3ULL;
+    for (size_t i = 0; i < k.ep_len; i++) h = (h ^ (uint8_t)ep[i]) * 0x100000001b3ULL;
+    k.hash = h ^ (h >> 31);
+    batch_appmin *m = batch__appmin(g, &k, name, ep);
+    m->count++;
+    m->errors += batch_app_error(r);
+    int64_t resp = batch__app_response(r, &has);
+    if (has) { /* wire_app_ok() bounds each value; the sum stops at INT64_MAX */
+        m->rcount++;
+        batch__sadd(&m->rsum, resp);
+        m->hist[latency_bucket(resp)]++;
+    }
+}
+
+static void batch__day(int32_t **days, size_t *n, size_t *cap, int64_t ns)
+{
+    int32_t day = (int32_t)batch__floordiv(ns, 86400000000000LL);
+    for (size_t i = 0; i < *n; i++)
+        if ((*days)[i] == day) return;
+    xgrow((void **)days, cap, *n + 1, sizeof **days);
+    (*days)[(*n)++] = day;
+}
+
+void batch_append_app(batch_t *b, const char *node, const apprec *r)
+{
+    b->records++;
+    b->apps++;
+    batch__b16(&b->app, (uint16_t)(SCHEMA_APP_NCOLS + 1));
+    for (int c = 0; c < SCHEMA_APP_NCOLS; c++) batch__app_col(&b->app, node, r, c);
+    batch__bint8(&b->app, batch__floordiv(r->ts_ns, 1000) - 946684800000000LL); /* ts */
+    batch__day(&b->appdays, &b->nappdays, &b->capappdays, r->ts_ns);
+    if (!b->appagg) b->appagg = xcalloc(1, sizeof *b->appagg);
+    batch__app_aggregate(b->appagg, node, r);
+}
+
+/* bytea in COPY text: \\x and hex (the backslash escaped for COPY). */
+static void batch__text_bytea(batch_buf *t, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    batch__put(t, "\\\\x", 3);
+    for (size_t i = 0; i < n; i++) {
+        char two[2] = { hex[(uint8_t)p[i] >> 4], hex[(uint8_t)p[i] & 15] };
+        batch__put(t, two, 2);
+    }
+    batch__put(t, "\t", 1);
+}
+
+static void batch__app_seal(batch_t *b)
+{
+    batch_appaggs *g = b->appagg;
+    static _Thread_local char hist[LATENCY_HIST_TEXT];
+    for (size_t i = 0; g && i < g->n; i++) {
+        const batch_appmin *m = &g->rows[i];
+        batch_buf *t = &b->appmins;
+        char ip[64];
+        inet_ntop(m->iplen == 4 ? AF_INET : AF_INET6, m->ip, ip, sizeof ip);
+        batch__ts(t, m->minute_ns, 1);
+        batch__i64(t, m->kind, 0);
+        batch__put(t, "\t", 1);
+        batch__text(t, g->nodes[m->node]);
+        batch__put(t, "\t", 1);
+        batch__put(t, ip, strlen(ip));
+        batch__put(t, "\t", 1);
+        batch__i64(t, m->port, 1);
+        batch__text_bytea(t, g->keys.buf + m->name_off, m->name_len);
+        batch__text_bytea(t, g->keys.buf + m->ep_off, m->ep_len);
+        int64_t v[] = { m->count, m->errors, m->rcount, m->rsum };
+        for (size_t k = 0; k < 4; k++) batch__i64(t, v[k], 0), batch__put(t, "\t", 1);
+        latency_hist_text(m->hist, hist, sizeof hist);
+        batch__put(t, hist, strlen(hist));
+        batch__put(t, "\n", 1);
+    }
+}
+
+static void batch__appaggs_clear(batch_appaggs *g)
+{
+    if (!g) return;
+    if (g->cap) memset(g->slot, 0, g->cap * sizeof *g->slot);
+    g->n = 0;
+    g->keys.len = 0;
+    for (size_t i = 0; i < g->nnodes; i++) free(g->nodes[i]);
+    g->nnodes = 0;
+}
+
 /* ---- batches ------------------------------------------------------------- */
 
 batch_t *batch_route(batch_t *plain, batch_t *ordered, liveset_t *live, const char *node,
@@ -438,6 +729,7 @@ void batch_seal(batch_t *b, const char *id)
         for (int h = 0; h < SCHEMA_RTT_BUCKETS; h++) batch__i64(t, m->hist[h], h < SCHEMA_RTT_BUCKETS - 1);
         batch__put(t, "\n", 1);
     }
+    batch__app_seal(b);
     b->sealed = 1;
 }
 
@@ -453,8 +745,10 @@ static void batch__aggs_clear(batch_aggs *g)
 void batch_clear(batch_t *b)
 {
     b->fin.len = b->keys.len = b->live.len = b->mins.len = 0;
-    b->records = b->finals = b->interims = 0;
-    b->ndays = 0;
+    b->app.len = b->appmins.len = 0;
+    b->records = b->finals = b->interims = b->apps = 0;
+    b->ndays = b->nappdays = 0;
+    batch__appaggs_clear(b->appagg);
     b->sealed = 0;
     b->id[0] = 0;
     batch__aggs_clear(b->agg);
@@ -469,6 +763,17 @@ void batch_free(batch_t *b)
         free(b->agg->nodes);
         free(b->agg);
     }
+    batch__appaggs_clear(b->appagg);
+    if (b->appagg) {
+        free(b->appagg->slot);
+        free(b->appagg->rows);
+        free(b->appagg->keys.buf);
+        free(b->appagg->nodes);
+        free(b->appagg);
+    }
+    free(b->app.buf);
+    free(b->appmins.buf);
+    free(b->appdays);
     free(b->fin.buf);
     free(b->keys.buf);
     free(b->live.buf);
@@ -477,7 +782,15 @@ void batch_free(batch_t *b)
     free(b);
 }
 
-#define BATCH_MAGIC "MSCOPE-BATCH 4"
+/* Version 5 adds the application records (apps, app, appmins, appdays);
+ * a version 4 file (spooled before) is still read. */
+#define BATCH_MAGIC "MSCOPE-BATCH 5"
+#define BATCH_MAGIC4 "MSCOPE-BATCH 4"
+
+static void batch__days_text(batch_buf *out, const int32_t *days, size_t n)
+{
+    for (size_t i = 0; i < n; i++) batch__i64(out, days[i], 0), batch__put(out, ",", 1);
+}
 
 void batch_encode(const batch_t *b, char **buf, size_t *cap, size_t *len)
 {
@@ -485,54 +798,82 @@ void batch_encode(const batch_t *b, char **buf, size_t *cap, size_t *len)
     char hdr[512];
     int n = snprintf(hdr, sizeof hdr,
                      BATCH_MAGIC " id=%s records=%" PRIu64 " finals=%" PRIu64 " interims=%" PRIu64
-                     " fin=%zu keys=%zu live=%zu mins=%zu days=",
-                     b->id, b->records, b->finals, b->interims, b->fin.len, b->keys.len,
-                     b->live.len, b->mins.len);
+                     " apps=%" PRIu64 " fin=%zu keys=%zu live=%zu mins=%zu app=%zu appmins=%zu "
+                     "appdays=",
+                     b->id, b->records, b->finals, b->interims, b->apps, b->fin.len, b->keys.len,
+                     b->live.len, b->mins.len, b->app.len, b->appmins.len);
     batch__put(out, hdr, (size_t)n);
-    for (size_t i = 0; i < b->ndays; i++) batch__i64(out, b->days[i], 0), batch__put(out, ",", 1);
+    batch__days_text(out, b->appdays, b->nappdays);
+    batch__put(out, " days=", 6);
+    batch__days_text(out, b->days, b->ndays);
     batch__put(out, "\n", 1);
     batch__put(out, b->fin.buf ? b->fin.buf : "", b->fin.len);
     batch__put(out, b->keys.buf ? b->keys.buf : "", b->keys.len);
     batch__put(out, b->live.buf ? b->live.buf : "", b->live.len);
     batch__put(out, b->mins.buf ? b->mins.buf : "", b->mins.len);
+    batch__put(out, b->app.buf ? b->app.buf : "", b->app.len);
+    batch__put(out, b->appmins.buf ? b->appmins.buf : "", b->appmins.len);
     *buf = o.buf;
     *cap = o.cap;
     *len = o.len;
+}
+
+/* "1,2,3," (each day followed by a comma) up to the end or a space.
+ * Returns the position after it, or NULL. */
+static char *batch__days_parse(char *p, int32_t **days, size_t *n, size_t *cap)
+{
+    while (*p && *p != ' ') {
+        char *end;
+        long long day = strtoll(p, &end, 10);
+        if (end == p || *end != ',') return NULL;
+        xgrow((void **)days, cap, *n + 1, sizeof **days);
+        (*days)[(*n)++] = (int32_t)day;
+        p = end + 1;
+    }
+    return p;
 }
 
 int batch_decode(batch_t *b, const char *data, size_t len)
 {
     batch_clear(b);
     const char *nl = memchr(data, '\n', len < 1024 ? len : 1024);
-    if (!nl || strncmp(data, BATCH_MAGIC " ", sizeof BATCH_MAGIC)) return -1;
+    int v4 = nl && !strncmp(data, BATCH_MAGIC4 " ", sizeof BATCH_MAGIC4);
+    if (!nl || (!v4 && strncmp(data, BATCH_MAGIC " ", sizeof BATCH_MAGIC))) return -1;
     char hdr[1024];
     memcpy(hdr, data, (size_t)(nl - data));
     hdr[nl - data] = 0;
-    unsigned long long rec, fins, ints;
-    size_t lf, lk, ll, lm;
+    unsigned long long rec, fins, ints, apps = 0;
+    size_t lf, lk, ll, lm, la = 0, lam = 0;
     int off = 0;
-    if (sscanf(hdr, BATCH_MAGIC " id=%63s records=%llu finals=%llu interims=%llu fin=%zu "
-                    "keys=%zu live=%zu mins=%zu days=%n",
-               b->id, &rec, &fins, &ints, &lf, &lk, &ll, &lm, &off) != 8 || !off)
-        return -1;
-    const char *body = nl + 1;
-    if ((size_t)(data + len - body) != lf + lk + ll + lm) return -1;
-    for (char *p = hdr + off; *p;) {
-        char *end;
-        long long day = strtoll(p, &end, 10);
-        if (end == p || *end != ',') return -1;
-        xgrow((void **)&b->days, &b->capdays, b->ndays + 1, sizeof *b->days);
-        b->days[b->ndays++] = (int32_t)day;
-        p = end + 1;
+    if (v4) {
+        if (sscanf(hdr, BATCH_MAGIC4 " id=%63s records=%llu finals=%llu interims=%llu fin=%zu "
+                        "keys=%zu live=%zu mins=%zu days=%n",
+                   b->id, &rec, &fins, &ints, &lf, &lk, &ll, &lm, &off) != 8 || !off)
+            return -1;
+    } else {
+        if (sscanf(hdr, BATCH_MAGIC " id=%63s records=%llu finals=%llu interims=%llu apps=%llu "
+                        "fin=%zu keys=%zu live=%zu mins=%zu app=%zu appmins=%zu appdays=%n",
+                   b->id, &rec, &fins, &ints, &apps, &lf, &lk, &ll, &lm, &la, &lam, &off) != 11 ||
+            !off)
+            return -1;
+        char *p = batch__days_parse(hdr + off, &b->appdays, &b->nappdays, &b->capappdays);
+        if (!p || strncmp(p, " days=", 6)) return -1;
+        off = (int)(p + 6 - hdr);
     }
+    const char *body = nl + 1;
+    if ((size_t)(data + len - body) != lf + lk + ll + lm + la + lam) return -1;
+    char *p = batch__days_parse(hdr + off, &b->days, &b->ndays, &b->capdays);
+    if (!p || *p) return -1;
     batch__put(&b->fin, body, lf);
     batch__put(&b->keys, body + lf, lk);
     batch__put(&b->live, body + lf + lk, ll);
     batch__put(&b->mins, body + lf + lk + ll, lm);
+    batch__put(&b->app, body + lf + lk + ll + lm, la);
+    batch__put(&b->appmins, body + lf + lk + ll + lm + la, lam);
     b->records = rec;
     b->finals = fins;
     b->interims = ints;
+    b->apps = apps;
     b->sealed = 1;
     return 0;
 }
-

@@ -10,6 +10,7 @@
 #ifndef MSCOPE_BATCH_H
 #define MSCOPE_BATCH_H
 
+#include "apprec.h"
 #include "liveset.h"
 #include "mirrorscope.pb-c.h"
 
@@ -29,6 +30,15 @@ batch_t *batch_route(batch_t *plain, batch_t *ordered, liveset_t *live, const ch
 /* Encode r (copied) into b; live learns of interim rows and forgets those
  * a final replaces. */
 void batch_append(batch_t *b, liveset_t *live, const char *node, const Mirrorscope__FlowRecord *r);
+
+/* Encode an application record (a tuple of app_records, schema.h) into b,
+ * and add it into its minute of app_minutes. Plain batches only: nothing
+ * replaces an application record, so their order does not matter. */
+void batch_append_app(batch_t *b, const char *node, const apprec *r);
+
+/* 1 when r counts as an error in app_minutes: DNS rcode not 0 or no
+ * response; TLS no ServerHello; HTTP status >= 500 or no response. */
+int batch_app_error(const apprec *r);
 
 /* Render the aggregates and give the batch its ledger id (unique across
  * restarts: the coordinator's start time and a counter). No appends after. */
@@ -58,6 +68,13 @@ typedef struct batch_view {
     size_t fin_len, keys_len, live_len, mins_len;
     const int32_t *days;
     size_t ndays;
+    /* application records: binary COPY tuples of app_records, text COPY of
+     * app_minutes rows, the days they fall in */
+    uint64_t apps;
+    const char *app, *appmins;
+    size_t app_len, appmins_len;
+    const int32_t *appdays;
+    size_t nappdays;
 } batch_view;
 
 void batch_view_of(const batch_t *b, batch_view *v);

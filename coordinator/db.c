@@ -36,6 +36,8 @@ struct db {
     PGconn *conn;
     int32_t known_days[DB_KNOWN_DAYS]; /* partitions created this session */
     int nknown;
+    int32_t known_appdays[DB_KNOWN_DAYS]; /* ... of app_records */
+    int nknown_app;
     char sqlstate[6];                  /* of the last failed statement */
     int seqscan_off;                   /* SET enable_seqscan = off now */
 };
@@ -233,16 +235,18 @@ int db_lower_priority(db_t *d, int nice)
     return 0;
 }
 
-/* Create the day partitions a batch needs (each once per session). */
-static int db__partitions(db_t *d, const batch_view *b, char *err, size_t errlen)
+/* Create the day partitions of parent that a batch needs (each once per
+ * session; known/nknown remember them). */
+static int db__partitions(db_t *d, const char *parent, const int32_t *days, size_t ndays,
+                          int32_t *known_days, int *nknown, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < b->ndays; i++) {
-        int32_t day = b->days[i];
+    for (size_t i = 0; i < ndays; i++) {
+        int32_t day = days[i];
         int known = 0;
-        for (int k = 0; k < d->nknown && !known; k++) known = d->known_days[k] == day;
+        for (int k = 0; k < *nknown && !known; k++) known = known_days[k] == day;
         if (known) continue;
         char sql[512];
-        schema_partition_sql(day, sql, sizeof sql);
+        schema_part_sql(parent, day, sql, sizeof sql);
         /* Two writers may create the same day at once: IF NOT EXISTS is not
          * proof against that; the loser's "already exists" is success. */
         if (db__exec(d, sql, err, errlen) < 0 && strcmp(d->sqlstate, "42P07") &&
@@ -251,7 +255,7 @@ static int db__partitions(db_t *d, const batch_view *b, char *err, size_t errlen
         /* Remember only today and yesterday: retention (on another
          * connection) may drop older days, which then must be made again. */
         int32_t today = (int32_t)(time(NULL) / 86400);
-        if (day >= today - 1 && d->nknown < DB_KNOWN_DAYS) d->known_days[d->nknown++] = day;
+        if (day >= today - 1 && *nknown < DB_KNOWN_DAYS) known_days[(*nknown)++] = day;
     }
     return 0;
 }
@@ -347,6 +351,31 @@ static int db__merge_live(db_t *d, const batch_view *b, char *err, size_t errlen
     return db__exec(d, "TRUNCATE live_staging, final_keys", err, errlen);
 }
 
+/* Application records: COPY'd straight into their day's partition (or the
+ * parent when they span days), their minutes added into app_minutes in key
+ * order (as flow_minutes, so two writers never deadlock). */
+static int db__write_apps(db_t *d, const batch_view *b, char *err, size_t errlen)
+{
+    static _Thread_local char stmt[4096];
+    char cols[2048], table[48] = "app_records";
+    schema_app_col_list(cols, sizeof cols, 0);
+    if (b->nappdays == 1) schema_part_name("app_records", b->appdays[0], table, sizeof table);
+    snprintf(stmt, sizeof stmt, "COPY %s (%s, ts) FROM STDIN (FORMAT binary)", table, cols);
+    if (db__copy_binary(d, stmt, b->app, b->app_len, err, errlen) < 0) return -1;
+    if (db__copy(d, "COPY app_minutes_staging FROM STDIN", b->appmins, b->appmins_len, err,
+                 errlen) < 0)
+        return -1;
+    return db__exec(d,
+        "INSERT INTO app_minutes SELECT * FROM app_minutes_staging "
+        "ORDER BY minute, kind, node, server_ip, server_port, name, endpoint "
+        "ON CONFLICT (minute, kind, node, server_ip, server_port, name, endpoint) DO UPDATE SET "
+        "count = app_minutes.count + EXCLUDED.count, errors = app_minutes.errors + EXCLUDED.errors, "
+        "response_count = app_minutes.response_count + EXCLUDED.response_count, "
+        "response_sum = app_minutes.response_sum + EXCLUDED.response_sum, "
+        "response_hist = mscope_hist_add(app_minutes.response_hist, EXCLUDED.response_hist); "
+        "TRUNCATE app_minutes_staging", err, errlen);
+}
+
 static int db__add_minutes(db_t *d, const batch_view *b, char *err, size_t errlen)
 {
     char sql[8192], hupd[2048];
@@ -403,7 +432,10 @@ int db_write(db_t *d, const batch_t *batch, char *err, size_t errlen)
     d->sqlstate[0] = 0;
     /* Partitions first, each in its own statement outside the batch's
      * transaction (a failed CREATE would abort it). */
-    if (db__partitions(d, b, err, errlen) < 0) return -1;
+    if (db__partitions(d, "flows", b->days, b->ndays, d->known_days, &d->nknown, err, errlen) < 0 ||
+        db__partitions(d, "app_records", b->appdays, b->nappdays, d->known_appdays,
+                       &d->nknown_app, err, errlen) < 0)
+        return -1;
     if (db__exec(d, "BEGIN", err, errlen) < 0) return -1;
     /* The ledger: a batch already committed (the spool kept it because the
      * commit's answer was lost, or we died before deleting the file) is not
@@ -439,11 +471,13 @@ int db_write(db_t *d, const batch_t *batch, char *err, size_t errlen)
     if ((b->interims || b->keys_len) && db__merge_live(d, b, err, errlen) < 0) goto fail;
     t2 = timeparse_mono_ns();
     if (b->mins_len && db__add_minutes(d, b, err, errlen) < 0) goto fail;
+    if (b->apps && db__write_apps(d, b, err, errlen) < 0) goto fail;
     t3 = timeparse_mono_ns();
     if (db__exec(d, "COMMIT", err, errlen) < 0) goto fail;
     log_debug("batch %s: COPY %" PRIu64 " finals %.1f ms, %" PRIu64 " interims %.1f ms, "
-              "minutes %.1f ms, commit %.1f ms", b->id, b->finals, (double)(t1 - t0) / 1e6,
-              b->interims, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
+              "minutes and %" PRIu64 " app records %.1f ms, commit %.1f ms", b->id, b->finals,
+              (double)(t1 - t0) / 1e6, b->interims, (double)(t2 - t1) / 1e6, b->apps,
+              (double)(t3 - t2) / 1e6,
               (double)(timeparse_mono_ns() - t3) / 1e6);
     return 0;
 fail:
@@ -628,12 +662,13 @@ int db_retention(db_t *d, int days, char *err, size_t errlen)
     char p0[16];
     snprintf(p0, sizeof p0, "%d", days);
     const char *params[] = { p0 };
-    /* Our own partitions, named flows_YYYYMMDD, whose day ended before the cut. */
+    /* Our own partitions, named PARENT_YYYYMMDD (flows, app_records), whose
+     * day ended before the cut. */
     PGresult *r = PQexecParams(d->conn,
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'flows' "
-        "AND c.relname ~ '^flows_[0-9]{8}$' "
-        "AND to_date(substr(c.relname, 7), 'YYYYMMDD') + 1 <= (now() AT TIME ZONE 'UTC')::date - $1::int",
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN ('flows', 'app_records') "
+        "AND c.relname = p.relname || '_' || right(c.relname, 8) AND right(c.relname, 8) ~ '^[0-9]{8}$' "
+        "AND to_date(right(c.relname, 8), 'YYYYMMDD') + 1 <= (now() AT TIME ZONE 'UTC')::date - $1::int",
         1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "%s", PQresultErrorMessage(r));
@@ -643,16 +678,20 @@ int db_retention(db_t *d, int days, char *err, size_t errlen)
     int dropped = 0;
     for (int i = 0; i < PQntuples(r); i++) {
         char sql[128];
-        const char *name = PQgetvalue(r, i, 0); /* matched ^flows_[0-9]{8}$ above */
+        const char *name = PQgetvalue(r, i, 0); /* PARENT_YYYYMMDD, matched above */
         snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", name);
         if (db__exec(d, sql, err, errlen) < 0) break;
         log_info("retention: dropped partition %s", name);
         dropped++;
-        d->nknown = 0; /* forget created partitions: re-check on the next write */
+        d->nknown = d->nknown_app = 0; /* forget created partitions: re-check on the next write */
     }
     PQclear(r);
     r = PQexecParams(d->conn,
                      "DELETE FROM flow_minutes WHERE minute < date_trunc('day', now()) - $1::int * interval '1 day'",
+                     1, NULL, params, NULL, NULL, 0);
+    PQclear(r);
+    r = PQexecParams(d->conn,
+                     "DELETE FROM app_minutes WHERE minute < date_trunc('day', now()) - $1::int * interval '1 day'",
                      1, NULL, params, NULL, NULL, 0);
     PQclear(r);
     r = PQexecParams(d->conn,
@@ -1176,6 +1215,14 @@ void db_response_free(Mirrorscope__Response *resp)
         free(resp->talkers[i]);
     }
     for (size_t i = 0; i < resp->n_minutes; i++) free(resp->minutes[i]);
+    /* appquery.h: each one allocation */
+    for (size_t i = 0; i < resp->n_app_rows; i++) free(resp->app_rows[i]);
+    for (size_t i = 0; i < resp->n_app_aggregates; i++) free(resp->app_aggregates[i]);
+    free(resp->app_rows);
+    free(resp->app_aggregates);
+    resp->app_rows = NULL;
+    resp->app_aggregates = NULL;
+    resp->n_app_rows = resp->n_app_aggregates = 0;
     free(resp->nodes);
     free(resp->flows);
     free(resp->talkers);

@@ -9,6 +9,7 @@
  */
 #include "intake.h"
 
+#include "apppb.h"
 #include "arena.h"
 #include "bus.h"
 #include "buswatch.h"
@@ -44,6 +45,8 @@ struct intake {
     liveset_t *live;
     spool_t *spool;
     uint64_t batch_seq, batches, records_in, bad_messages, bad_records;
+    uint64_t app_batches, app_records_in, bad_app_records;
+    apprec *app;               /* an application record being read (5 KiB: not on the stack) */
     int64_t bad_logged_ns;      /* rejected records are logged at most every 10 s */
     uint64_t bad_logged;
     char peer_key[BUSAUTH_KEY_LEN + 1]; /* the sender of the message being read */
@@ -56,19 +59,21 @@ static uint64_t intake__pending(const intake_t *in)
     return (in->plain ? batch_records(in->plain) : 0) + (in->ordered ? batch_records(in->ordered) : 0);
 }
 
-/* A record no recorder could have sent: dropped alone, counted, logged at
- * most every 10 s (a hostile sender must not flood the log). */
-static void intake__bad_record(intake_t *in, const char *node, const Mirrorscope__FlowRecord *r,
-                               const char *why)
+/* A record no recorder could have sent: dropped alone, counted (*count:
+ * flow or application records), logged at most every 10 s for both (a
+ * hostile sender must not flood the log). */
+static void intake__bad_record(intake_t *in, uint64_t *count, const char *what, const char *node,
+                               uint64_t flow_id, const char *why)
 {
-    in->bad_records++;
+    (*count)++;
+    uint64_t all = in->bad_records + in->bad_app_records;
     int64_t now = timeparse_mono_ns();
     if (in->bad_logged_ns && now - in->bad_logged_ns < 10000000000LL) return;
-    log_warn("flow record %" PRIu64 " of %s dropped: %s (%" PRIu64 " dropped so far, %" PRIu64
-             " since the last message)", r->flow_id, node, why, in->bad_records,
-             in->bad_records - in->bad_logged);
+    log_warn("%s record of flow %" PRIu64 " of %s dropped: %s (%" PRIu64 " records dropped so far, "
+             "%" PRIu64 " since the last message)", what, flow_id, node, why, all,
+             all - in->bad_logged);
     in->bad_logged_ns = now;
-    in->bad_logged = in->bad_records;
+    in->bad_logged = all;
 }
 
 static void intake__flow(intake_t *in, const uint8_t *data, size_t len)
@@ -86,7 +91,7 @@ static void intake__flow(intake_t *in, const uint8_t *data, size_t len)
     for (size_t i = 0; i < b->n_records; i++) {
         in->records_in++;
         if (!wire_record_ok(b->records[i], &why)) {
-            intake__bad_record(in, b->node, b->records[i], why);
+            intake__bad_record(in, &in->bad_records, "flow", b->node, b->records[i]->flow_id, why);
             continue;
         }
         batch_append(batch_route(in->plain, in->ordered, in->live, b->node, b->records[i]),
@@ -95,6 +100,32 @@ static void intake__flow(intake_t *in, const uint8_t *data, size_t len)
     }
     /* Not free_unpacked(): it would walk every field to free nothing; the
      * arena is reset before the next batch. */
+}
+
+/* Application records: each read into the C record (apppb_read refuses what
+ * it cannot hold), checked (wire_app_ok), and encoded into the plain batch:
+ * no application record replaces another, so their order does not matter. */
+static void intake__app(intake_t *in, const uint8_t *data, size_t len)
+{
+    arena_reset(in->arena);
+    Mirrorscope__AppBatch *b = mirrorscope__app_batch__unpack(arena_protobuf(in->arena), len, data);
+    const char *why = "undecodable";
+    if (!b || !wire_node_ok(b->node, &why)) {
+        in->bad_messages++;
+        log_warn("application record batch (%zu bytes) ignored: %s", len, why);
+        return;
+    }
+    registry_app_seen(in->reg, b->node, b->start_ns, b->seq);
+    in->app_batches++;
+    for (size_t i = 0; i < b->n_records; i++) {
+        in->app_records_in++;
+        if (apppb_read(in->app, b->records[i], &why) < 0 || !wire_app_ok(in->app, &why)) {
+            intake__bad_record(in, &in->bad_app_records, "application", b->node,
+                               b->records[i]->flow_id, why);
+            continue;
+        }
+        batch_append_app(in->plain, b->node, in->app);
+    }
 }
 
 static void intake__heartbeat(intake_t *in, const uint8_t *data, size_t len)
@@ -157,6 +188,7 @@ static void intake__on_readable(void *data)
                               in->peer_key, 0);
         if (n == 0) break;
         if (n > 0 && !strcmp(topic, "flow")) intake__flow(in, in->msg, (size_t)n);
+        else if (n > 0 && !strcmp(topic, "app")) intake__app(in, in->msg, (size_t)n);
         else if (n > 0 && !strcmp(topic, "hb")) intake__heartbeat(in, in->msg, (size_t)n);
         else {
             in->bad_messages++;
@@ -210,6 +242,7 @@ intake_t *intake_new(uv_loop_t *loop, const intake_opts *o, liveset_t **live, sp
         return NULL;
     }
     in->msg = xmalloc(INTAKE_MSG_MAX);
+    in->app = xmalloc(sizeof *in->app);
     uint64_t ms = (uint64_t)(o->flush_interval_ns / 1000000);
     in->flush = xcalloc(1, sizeof *in->flush);
     uv_timer_init(loop, in->flush);
@@ -266,7 +299,9 @@ void intake_get_stats(const intake_t *in, intake_stats *out)
     *out = (intake_stats){ .batches = in->batches, .records_in = in->records_in,
                            .bad_messages = in->bad_messages, .pending = intake__pending(in),
                            .paused = in->paused, .writers = ws, .bad_records = in->bad_records,
-                           .refused_peers = in->bus ? bus_socket_refused(in->bus) : 0 };
+                           .refused_peers = in->bus ? bus_socket_refused(in->bus) : 0,
+                           .app_batches = in->app_batches, .app_records_in = in->app_records_in,
+                           .bad_app_records = in->bad_app_records };
 }
 
 const metrics_hist *intake_write_latency(const intake_t *in) { return &in->write_latency; }
@@ -294,5 +329,6 @@ void intake_free(intake_t *in)
     liveset_free(in->live);
     arena_free(in->arena);
     free(in->msg);
+    free(in->app);
     free(in);
 }

@@ -38,6 +38,8 @@ typedef struct intake_stats {
     uint64_t batches, records_in, bad_messages, pending;
     uint64_t refused_peers;     /* connections refused: key not allowed */
     uint64_t bad_records;       /* records with values out of range, dropped (wire.h) */
+    uint64_t app_batches, app_records_in; /* application records (topic "app") */
+    uint64_t bad_app_records;   /* ... refused (apppb_read, wire_app_ok), dropped */
     int paused;                 /* the bus is held back now */
     writer_stats writers;       /* both writers' counters, summed */
 } intake_stats;

@@ -9,6 +9,8 @@
  */
 #include "monseries.h"
 
+#include "latency.h"
+
 #include "xmalloc.h"
 
 #include <inttypes.h>
@@ -37,7 +39,7 @@ typedef struct monseries_row {
     int64_t id, minute_ns;
     int used;
     int64_t v[V_N];
-    int64_t hist[H_N][MONSERIES_BUCKETS];
+    int64_t hist[H_N][LATENCY_BUCKETS];
 } monseries_row;
 
 struct monseries {
@@ -56,15 +58,6 @@ void monseries_free(monseries_t *s)
 
 size_t monseries_rows(const monseries_t *s) { return s->n; }
 
-int monseries_bucket(int64_t ns)
-{
-    if (ns < 1000) return 0;
-    uint64_t us = (uint64_t)ns / 1000;
-    int e = 63 - __builtin_clzll(us);
-    int sub = e >= 2 ? (int)((us >> (e - 2)) & 3) : (int)((us << (2 - e)) & 3);
-    int b = 1 + 4 * e + sub;
-    return b >= MONSERIES_BUCKETS ? MONSERIES_BUCKETS - 1 : b;
-}
 
 static uint64_t monseries__hash(int64_t id, int64_t minute)
 {
@@ -139,18 +132,18 @@ void monseries_add(monseries_t *s, int64_t id, const Mirrorscope__FlowRecord *r)
     if (h->seen & 8) {
         m->v[V_HS_COUNT]++;
         monseries__sadd(&m->v[V_HS_SUM], h->initial_rtt_ns);
-        m->hist[H_HS][monseries_bucket(h->initial_rtt_ns)]++;
+        m->hist[H_HS][latency_bucket(h->initial_rtt_ns)]++;
     }
     int64_t rcnt = (int64_t)(cr->count + sr->count), rsum = cr->sum + sr->sum;
     if (rcnt > 0) {
         monseries__sadd(&m->v[V_RTT_COUNT], rcnt);
         monseries__sadd(&m->v[V_RTT_SUM], rsum);
-        m->hist[H_RTT][monseries_bucket(rsum / rcnt)]++;
+        m->hist[H_RTT][latency_bucket(rsum / rcnt)]++;
     }
     if (a->count > 0) {
         monseries__sadd(&m->v[V_APP_COUNT], (int64_t)a->count);
         monseries__sadd(&m->v[V_APP_SUM], a->sum);
-        m->hist[H_APP][monseries_bucket(a->sum / (int64_t)a->count)]++;
+        m->hist[H_APP][latency_bucket(a->sum / (int64_t)a->count)]++;
     }
     monseries__row(s, id, last)->v[V_FINISHED]++;
     int64_t from = last - first >= MAX_ACTIVE_MINUTES * MIN_NS ? last - (MAX_ACTIVE_MINUTES - 1) * MIN_NS
@@ -166,20 +159,8 @@ void monseries_merge(monseries_t *into, const monseries_t *from)
         monseries_row *t = monseries__row(into, f->id, f->minute_ns);
         for (int k = 0; k < V_N; k++) monseries__sadd(&t->v[k], f->v[k]);
         for (int h = 0; h < H_N; h++)
-            for (int b = 0; b < MONSERIES_BUCKETS; b++) t->hist[h][b] += f->hist[h][b];
+            for (int b = 0; b < LATENCY_BUCKETS; b++) t->hist[h][b] += f->hist[h][b];
     }
-}
-
-/* "{1,0,3}": the buckets up to the last one not empty. */
-static void monseries__array(const int64_t *hist, char *out, size_t len)
-{
-    int last = -1;
-    for (int b = 0; b < MONSERIES_BUCKETS; b++)
-        if (hist[b]) last = b;
-    size_t n = (size_t)snprintf(out, len, "{");
-    for (int b = 0; b <= last && n < len; b++)
-        n += (size_t)snprintf(out + n, len - n, "%s%" PRId64, b ? "," : "", hist[b]);
-    if (n < len) snprintf(out + n, len - n, "}");
 }
 
 int monseries_write(db_t *db, const monseries_t *s, int *retry, char *err, size_t errlen)
@@ -206,7 +187,7 @@ int monseries_write(db_t *db, const monseries_t *s, int *retry, char *err, size_
     *retry = 1;
     if (db_exec_params(db, "BEGIN", 0, NULL, NULL, NULL, state, err, errlen) < 0) return -1;
     enum { NP = 2 + V_N + H_N };
-    static _Thread_local char vals[2 + V_N][24], arrays[H_N][MONSERIES_BUCKETS * 21 + 4];
+    static _Thread_local char vals[2 + V_N][24], arrays[H_N][LATENCY_HIST_TEXT];
     for (size_t i = 0; i < s->cap; i++) {
         const monseries_row *m = &s->slot[i];
         if (!m->used) continue;
@@ -216,7 +197,7 @@ int monseries_write(db_t *db, const monseries_t *s, int *retry, char *err, size_
         for (int k = 0; k < V_N; k++) snprintf(vals[2 + k], sizeof vals[0], "%" PRId64, m->v[k]);
         for (int k = 0; k < 2 + V_N; k++) params[k] = vals[k];
         for (int h = 0; h < H_N; h++) {
-            monseries__array(m->hist[h], arrays[h], sizeof arrays[h]);
+            latency_hist_text(m->hist[h], arrays[h], sizeof arrays[h]);
             params[2 + V_N + h] = arrays[h];
         }
         if (db_exec_params(db, sql, NP, params, NULL, NULL, state, err, errlen) < 0) goto fail;

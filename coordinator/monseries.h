@@ -7,12 +7,8 @@
  * latencies, flows started), of its last packet (flows finished) and in
  * every minute from first to last (flows active; a flow longer than a day
  * counts in its last 1440 minutes). Latency percentiles come from mergeable
- * histograms: log-linear buckets of microseconds, 4 per power of two
- * (bucket 0: under 1 us; b >= 1: from (4 + (b-1) % 4) * 2^((b-1)/4) / 4 us,
- * a quarter of that power wide), of each flow's own value (handshake: its
- * initial RTT; ACK RTT and response time: its mean), summed per minute;
- * PostgreSQL's mscope_hist_quantile() reads them (schema v7) and
- * mscope_hist_sum() adds them over rows (v8).
+ * histograms (latency.h) of each flow's own value (handshake: its initial
+ * RTT; ACK RTT and response time: its mean), summed per minute.
  */
 #ifndef MSCOPE_MONSERIES_H
 #define MSCOPE_MONSERIES_H
@@ -23,15 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MONSERIES_BUCKETS 109 /* up to 2^27 us (134 s); longer counts in the last */
-
 typedef struct monseries monseries_t;
 
 monseries_t *monseries_new(void);
 void monseries_free(monseries_t *s); /* accepts NULL */
-
-/* The bucket of a latency in ns (0 .. MONSERIES_BUCKETS - 1). */
-int monseries_bucket(int64_t ns);
 
 /* Add a final record r into monitor id's minutes. */
 void monseries_add(monseries_t *s, int64_t id, const Mirrorscope__FlowRecord *r);

@@ -1,5 +1,6 @@
 /* query.h - the one query layer behind both APIs (the protobuf RPC and the
- * REST API): a Request's query - nodes, flows, top talkers, time series -
+ * REST API): a Request's query - nodes, flows, top talkers, time series,
+ * application records (appquery.h) -
  * answered from PostgreSQL into a Response. Runs on a database job thread
  * (dbpool.h) with that job's connection.
  */

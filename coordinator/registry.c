@@ -18,7 +18,7 @@
 typedef struct reg_node {
     char name[256];
     int64_t start_ns;
-    uint64_t flow_seq, hb_seq, gaps;
+    uint64_t flow_seq, app_seq, hb_seq, gaps;
     Mirrorscope__Heartbeat *last_hb; /* owned, unpacked */
     char key[BUSAUTH_KEY_LEN + 1];   /* its CURVE key (that of its bus connection), "" plain */
     int dirty;
@@ -77,7 +77,7 @@ static void registry__seq(registry_t *r, reg_node *n, int64_t start_ns, uint64_t
             log_info("node %s restarted", n->name);
         }
         n->start_ns = start_ns;
-        n->flow_seq = n->hb_seq = 0;
+        n->flow_seq = n->app_seq = n->hb_seq = 0;
         n->nclock = n->clock_next = 0; /* its clock may have been set meanwhile */
         *last = 0;
     }
@@ -95,6 +95,12 @@ void registry_flow_seen(registry_t *r, const char *node, int64_t start_ns, uint6
 {
     reg_node *n = registry__get(r, node);
     registry__seq(r, n, start_ns, seq, &n->flow_seq, "flow");
+}
+
+void registry_app_seen(registry_t *r, const char *node, int64_t start_ns, uint64_t seq)
+{
+    reg_node *n = registry__get(r, node);
+    registry__seq(r, n, start_ns, seq, &n->app_seq, "app");
 }
 
 /* Its clock minus ours, when it measured anything (the largest sample). */

@@ -42,6 +42,8 @@ void registry_free(registry_t *r); /* accepts NULL */
 /* A flow batch's header: check its sequence (gaps and restarts are counted
  * and logged). The node is created on first sight. */
 void registry_flow_seen(registry_t *r, const char *node, int64_t start_ns, uint64_t seq);
+/* The same for an application record batch (topic "app", its own sequence). */
+void registry_app_seen(registry_t *r, const char *node, int64_t start_ns, uint64_t seq);
 
 /* A heartbeat: check its sequence and keep it (takes ownership of *hb, an
  * unpacked message, and NULLs the caller's pointer). key is the CURVE key

@@ -11,6 +11,7 @@
  */
 #include "restapi.h"
 
+#include "apppb.h"
 #include "config.h"
 #include "drill.h"
 #include "filter.h"
@@ -304,6 +305,39 @@ static const char *rest__key(const Mirrorscope__Request *q)
 
 static void rest__submit(rest_job *j);
 
+/* Application records and their aggregates, {"records": [...]} or
+ * {"aggregates": [...]}: each element written by its one JSON writer
+ * (apprec_json, the recorder's; apppb_aggregate_json), so the bytes are
+ * those of `mscope dns|tls|http --json` and the numbers exact (flow ids
+ * past 2^63 are beyond jansson's integers; the issue fixes these fields as
+ * numbers, not pbjson's strings). */
+static void rest__app_respond(rest_job *j)
+{
+    static apprec rec;
+    const Mirrorscope__QueryApp *q = j->q->query_app;
+    size_t cap = 65536, len = 0;
+    char *buf = xmalloc(cap);
+    len = (size_t)snprintf(buf, cap, "{\"%s\":[", q->top ? "aggregates" : "records");
+    size_t n = q->top ? j->resp.n_app_aggregates : j->resp.n_app_rows;
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (cap - len < APPREC_JSON_MAX + 8) buf = xrealloc(buf, cap = cap * 2 + APPREC_JSON_MAX);
+        const char *why;
+        int w = -1;
+        if (q->top)
+            w = apppb_aggregate_json(j->resp.app_aggregates[i], q->by_minute, buf + len + 1, cap - len - 1);
+        else if (apppb_read(&rec, j->resp.app_rows[i]->record, &why) == 0)
+            w = apprec_json(&rec, j->resp.app_rows[i]->node, buf + len + 1, cap - len - 1);
+        if (w < 0) continue; /* cannot happen: the rows came from records */
+        buf[len] = first ? ' ' : ',';
+        first = 0;
+        len += 1 + (size_t)w;
+    }
+    len += (size_t)snprintf(buf + len, cap - len, "]}\n");
+    httpd_respond(j->req, 200, "application/json", buf, len);
+    free(buf);
+}
+
 /* NDJSON: the client took the last page; fetch the next. */
 static void rest__proceed(void *data)
 {
@@ -381,6 +415,11 @@ static void rest__done(void *arg, int rc, const char *err)
             a->st.streams_active++;
         }
         rest__send_page(j);
+        return;
+    }
+    if (j->q->body_case == MIRRORSCOPE__REQUEST__BODY_QUERY_APP) {
+        rest__app_respond(j);
+        rest__job_free(j);
         return;
     }
     json_t *o = json_object();
@@ -547,6 +586,59 @@ static int rest__series(restapi_t *a, httpd_req_t *r)
     }
     free(node);
     free(server);
+    return 0;
+}
+
+/* GET /api/v1/app/KIND[/top]: application records of a kind, or their
+ * aggregates. The time range defaults to the last hour, as the CLI's. */
+static int rest__app(restapi_t *a, httpd_req_t *r)
+{
+    static const char *const known[] = { "from", "to", "node", "client", "server", "port",
+                                          "server_port", "name", "uri", "code", "errors", "limit",
+                                          "by_minute", NULL };
+    const char *path = httpd_path(r) + strlen("/api/v1/app/");
+    char kind[8];
+    snprintf(kind, sizeof kind, "%.*s", (int)strcspn(path, "/"), path);
+    int top = strchr(path, '/') != NULL;
+    Mirrorscope__QueryApp q = MIRRORSCOPE__QUERY_APP__INIT;
+    char *node = NULL, *client = NULL, *server = NULL, *name = NULL, *uri = NULL, *code = NULL;
+    uint32_t limit = 0, port = 0, server_port = 0;
+    q.from_ns = timeparse_now_ns() - 3600LL * 1000000000LL;
+    if (rest__known(a, r, known) == 0 && rest__time(a, r, "from", &q.from_ns) >= 0 &&
+        rest__time(a, r, "to", &q.to_ns) >= 0 && rest__str(a, r, "node", NULL, &node) >= 0 &&
+        rest__net(a, r, "client", &client) >= 0 && rest__net(a, r, "server", &server) >= 0 &&
+        rest__uint(a, r, "port", 1, 65535, &port) >= 0 &&
+        rest__uint(a, r, "server_port", 1, 65535, &server_port) >= 0 &&
+        rest__str(a, r, "name", NULL, &name) >= 0 && rest__str(a, r, "uri", NULL, &uri) >= 0 &&
+        rest__str(a, r, "code", NULL, &code) >= 0 && rest__bool(a, r, "errors", &q.errors) >= 0 &&
+        rest__uint(a, r, "limit", 1, 10000, &limit) >= 0 &&
+        rest__bool(a, r, "by_minute", &q.by_minute) >= 0) {
+        q.kind = kind;
+        q.top = top;
+        q.node = node ? node : (char *)protobuf_c_empty_string;
+        q.client = client ? client : (char *)protobuf_c_empty_string;
+        q.server = server ? server : (char *)protobuf_c_empty_string;
+        q.name = name ? name : (char *)protobuf_c_empty_string;
+        q.uri = uri ? uri : (char *)protobuf_c_empty_string;
+        q.code = code ? code : (char *)protobuf_c_empty_string;
+        q.port = port;
+        q.server_port = server_port;
+        q.limit = limit;
+        if (q.by_minute && !top) {
+            rest__error(a, r, 400, "by_minute: only for /api/v1/app/%s/top", kind);
+        } else {
+            Mirrorscope__Request req = MIRRORSCOPE__REQUEST__INIT;
+            req.body_case = MIRRORSCOPE__REQUEST__BODY_QUERY_APP;
+            req.query_app = &q;
+            rest__query(a, r, &req, 0);
+        }
+    }
+    free(node);
+    free(client);
+    free(server);
+    free(name);
+    free(uri);
+    free(code);
     return 0;
 }
 
@@ -923,6 +1015,12 @@ static int rest__on_request(void *data, httpd_req_t *r)
         { "/api/v1/series", "GET", NEED_READ, rest__series },
         { "/api/v1/search", "POST", NEED_ADMIN, rest__search },
         { "/api/v1/flows/pcap", "GET", NEED_ADMIN, rest__flows_pcap },
+        { "/api/v1/app/dns", "GET", NEED_READ, rest__app },
+        { "/api/v1/app/tls", "GET", NEED_READ, rest__app },
+        { "/api/v1/app/http", "GET", NEED_READ, rest__app },
+        { "/api/v1/app/dns/top", "GET", NEED_READ, rest__app },
+        { "/api/v1/app/tls/top", "GET", NEED_READ, rest__app },
+        { "/api/v1/app/http/top", "GET", NEED_READ, rest__app },
     };
     if (!strncmp(path, "/api/v1/searches/", 17)) {
         if (strcmp(method, "GET")) {

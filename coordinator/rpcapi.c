@@ -2,6 +2,7 @@
 #include "rpcapi.h"
 
 
+#include "appquery.h"
 #include "buswatch.h"
 #include "drill.h"
 #include "log.h"
@@ -159,6 +160,15 @@ rpcapi_route rpcapi_check(const uint8_t *buf, long len, const char *token, int m
         querysql qs; /* built again by the job: this only refuses a bad one early */
         return querysql_request(req, timeparse_now_ns(), &qs, err, errlen) < 0 ? RPCAPI_REFUSE
                                                                                  : RPCAPI_QUERY;
+    }
+    case MIRRORSCOPE__REQUEST__BODY_QUERY_APP: { /* query_is_query(): appquery.h */
+        static _Thread_local appquery_stmt st; /* built again by the job */
+        if (!req->query_app) {
+            snprintf(err, errlen, "empty query_app");
+            return RPCAPI_REFUSE;
+        }
+        return appquery_build(req->query_app, timeparse_now_ns(), &st, err, errlen) < 0
+                   ? RPCAPI_REFUSE : RPCAPI_QUERY;
     }
     case MIRRORSCOPE__REQUEST__BODY_MONITOR:
     case MIRRORSCOPE__REQUEST__BODY_MONITOR_SERIES:

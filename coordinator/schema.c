@@ -37,6 +37,22 @@ void schema_col_list(char *out, size_t len, int with_types)
                                  with_types ? schema_cols[i][1] : "");
 }
 
+static const char *const schema__app_cols[][2] = {
+#define SCHEMA__APP_ROW(name, type) { #name, type },
+    SCHEMA_APP_COLS(SCHEMA__APP_ROW)
+#undef SCHEMA__APP_ROW
+};
+
+void schema_app_col_list(char *out, size_t len, int with_types)
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < SCHEMA_APP_NCOLS && used < len; i++)
+        used += (size_t)snprintf(out + used, len - used, "%s%s%s%s", i ? ", " : "",
+                                 schema__app_cols[i][0], with_types ? " " : "",
+                                 with_types ? schema__app_cols[i][1] : "");
+}
+
 static int schema__fits(int n, size_t len) { return n >= 0 && (size_t)n < len ? 0 : -1; }
 
 /* v1: flows partitioned by day of first packet, and the node registry. */
@@ -191,11 +207,35 @@ static int schema__v9(char *out, size_t len)
         len);
 }
 
+/* v10: application transactions (issue 15) in one table partitioned by
+ * day of their first request packet, with a BRIN time index like flows (no
+ * key, no B-tree: COPY speed), and their per-minute aggregates per kind,
+ * node, server endpoint, name (qname, SNI, Host; '' when absent) and, for
+ * HTTP, the URI's path (its query cut; '' for DNS and TLS): count, errors
+ * (DNS: rcode not 0 or unanswered; TLS: no ServerHello; HTTP: status >= 500
+ * or no response), and the response times of those that had one as a sum
+ * and a histogram (latency.h's buckets, read by mscope_hist_quantile). */
+static int schema__v10(char *out, size_t len)
+{
+    char cols[4096];
+    schema_app_col_list(cols, sizeof cols, 1);
+    return schema__fits(snprintf(out, len,
+        "CREATE TABLE app_records (%s, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);"
+        "CREATE INDEX app_records_ts_brin ON app_records USING brin (ts timestamptz_minmax_multi_ops);"
+        "CREATE TABLE app_minutes (minute timestamptz NOT NULL, kind smallint NOT NULL, "
+        "node text NOT NULL, server_ip inet NOT NULL, server_port integer NOT NULL, "
+        "name bytea NOT NULL, endpoint bytea NOT NULL, count bigint NOT NULL, "
+        "errors bigint NOT NULL, response_count bigint NOT NULL, response_sum bigint NOT NULL, "
+        "response_hist bigint[] NOT NULL, "
+        "PRIMARY KEY (minute, kind, node, server_ip, server_port, name, endpoint));",
+        cols), len);
+}
+
 int schema_migration_sql(int version, char *out, size_t len)
 {
     static int (*const steps[])(char *, size_t) = { schema__v1, schema__v2, schema__v3, schema__v4,
                                                     schema__v5, schema__v6, schema__v7,
-                                                    schema__v8, schema__v9 };
+                                                    schema__v8, schema__v9, schema__v10 };
     _Static_assert(sizeof steps / sizeof steps[0] == SCHEMA_VERSION, "one step per version");
     if (version < 1 || version > SCHEMA_VERSION) return -1;
     return steps[version - 1](out, len);
@@ -208,7 +248,8 @@ int schema_session_sql(char *out, size_t len)
     return schema__fits(snprintf(out, len,
         "CREATE TEMP TABLE live_staging (%s, first_ts timestamptz NOT NULL);"
         "CREATE TEMP TABLE final_keys (node text, flow_id bigint);"
-        "CREATE TEMP TABLE minutes_staging (LIKE flow_minutes)", cols), len);
+        "CREATE TEMP TABLE minutes_staging (LIKE flow_minutes);"
+        "CREATE TEMP TABLE app_minutes_staging (LIKE app_minutes)", cols), len);
 }
 
 static void schema__day(int day, struct tm *tm)
@@ -217,26 +258,30 @@ static void schema__day(int day, struct tm *tm)
     gmtime_r(&t, tm);
 }
 
-void schema_partition_name(int day, char *out, size_t len)
+void schema_part_name(const char *parent, int day, char *out, size_t len)
 {
     struct tm tm;
     schema__day(day, &tm);
-    snprintf(out, len, "flows_%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    snprintf(out, len, "%s_%04d%02d%02d", parent, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
+
+void schema_partition_name(int day, char *out, size_t len) { schema_part_name("flows", day, out, len); }
 
 /* No vacuum triggered by inserts: a day partition is append-only (there is
  * nothing to reclaim) and its BRIN is summarised by the coordinator, while
  * such a vacuum, throttled below the insert rate, would rescan and dirty
  * every new page again and hold the lock that summarising needs.
  * Anti-wraparound vacuums still run; retention drops old days first. */
-int schema_partition_sql(int day, char *out, size_t len)
+int schema_part_sql(const char *parent, int day, char *out, size_t len)
 {
     struct tm tm;
     schema__day(day, &tm);
     return schema__fits(snprintf(out, len,
-        "CREATE TABLE IF NOT EXISTS flows_%04d%02d%02d PARTITION OF flows FOR VALUES "
+        "CREATE TABLE IF NOT EXISTS %s_%04d%02d%02d PARTITION OF %s FOR VALUES "
         "FROM ('%04d-%02d-%02d 00:00:00+00') TO ('%04d-%02d-%02d 00:00:00+00'::timestamptz "
         "+ interval '1 day') WITH (autovacuum_vacuum_insert_threshold = -1)",
-        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900, tm.tm_mon + 1,
-        tm.tm_mday, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday), len);
+        parent, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, parent, tm.tm_year + 1900,
+        tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday), len);
 }
+
+int schema_partition_sql(int day, char *out, size_t len) { return schema_part_sql("flows", day, out, len); }

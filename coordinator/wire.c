@@ -96,6 +96,30 @@ int wire_record_ok(const Mirrorscope__FlowRecord *r, const char **why)
     return 0;
 }
 
+int wire_app_ok(const apprec *r, const char **why)
+{
+    const apprec_dns *d = &r->u.dns;
+    const apprec_tls *t = &r->u.tls;
+    const apprec_http *h = &r->u.http;
+    if (!wire__time_ok(r->ts_ns)) *why = "ts_ns out of range";
+    else if (r->vni > 0xffffff) *why = "vni out of range";
+    else if (r->kind == APPREC_DNS && d->transport != 6 && d->transport != 17)
+        *why = "dns transport neither udp (17) nor tcp (6)";
+    else if (r->kind == APPREC_DNS && d->has_response && (d->rcode > 4095 || !wire__dur_ok(d->response_ns)))
+        *why = "dns rcode or response_ns out of range";
+    else if (r->kind == APPREC_TLS && t->has_server_hello && !wire__dur_ok(t->hello_rtt_ns))
+        *why = "tls hello_rtt_ns out of range";
+    else if (r->kind == APPREC_HTTP && h->request_body_bytes > (uint64_t)WIRE_COUNT_MAX)
+        *why = "http request_body_bytes out of range";
+    else if (r->kind == APPREC_HTTP && h->has_response &&
+             (h->status < 100 || h->status > 999 ||
+              h->response_body_bytes > (uint64_t)WIRE_COUNT_MAX || !wire__dur_ok(h->response_ns)))
+        *why = "http status, response_body_bytes or response_ns out of range";
+    else
+        return 1;
+    return 0;
+}
+
 static void wire__clamp_u(uint64_t *v)
 {
     if (*v > (uint64_t)INT64_MAX) *v = (uint64_t)INT64_MAX;

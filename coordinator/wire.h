@@ -12,6 +12,7 @@
 #ifndef MSCOPE_WIRE_H
 #define MSCOPE_WIRE_H
 
+#include "apprec.h"
 #include "mirrorscope.pb-c.h"
 
 #define WIRE_NODE_MAX 255     /* bytes of a node name (the registry keeps 256) */
@@ -33,6 +34,16 @@ int wire_record_ok(const Mirrorscope__FlowRecord *r, const char **why);
  * registry's heartbeats, a monitor request's or a drill-down's job) would
  * abort. */
 int wire_round_trip(const ProtobufCMessage *m);
+
+/* 1 when every value of an application record (read from the bus by
+ * apppb_read(), which has already refused what the record cannot hold) is
+ * in range: its time, VNI, the DNS transport (UDP or TCP) and rcode (12
+ * bits, with EDNS), the HTTP status (100-999), body lengths (WIRE_COUNT_MAX)
+ * and response times (as a flow's durations: negative ones are possible
+ * when a capture's clock steps back, but sums of them must not overflow).
+ * Text is stored as bytes (bytea): any byte but NUL goes. Else 0 with *why
+ * naming the field. */
+int wire_app_ok(const apprec *r, const char **why);
 
 /* Check a heartbeat's names and bring its numbers into range (counters to
  * at most INT64_MAX, times into [0, the last representable second]).

@@ -1,5 +1,5 @@
 /* fuzz_bus.c - what the coordinator does with a message from the bus
- * (coordinator/intake.c): a FlowBatch or a Heartbeat, decoded by
+ * (coordinator/intake.c): a FlowBatch, an AppBatch or a Heartbeat, decoded by
  * protobuf-c and checked at the edge by coordinator/wire.c.
  *
  * An input is a message body, decoded both ways (the topic frame is not
@@ -7,11 +7,13 @@
  * wire_record_ok() accepts encoded into the PostgreSQL COPY batches
  * (coordinator/batch.c) - the code wire.c exists to protect: no value it
  * lets through may overflow there - and the sealed batches go through the
- * spool's encoding and back. A heartbeat that wire_heartbeat_fix() accepts
+ * spool's encoding and back. An AppBatch's records go the same way when
+ * apppb_read() and wire_app_ok() accept them. A heartbeat that wire_heartbeat_fix() accepts
  * is copied (the registry's snapshot) and rendered as JSON (the REST API).
  * The input is also read as a spool file, which the coordinator reads back
  * after a restart.
  */
+#include "apppb.h"
 #include "arena.h"
 #include "batch.h"
 #include "fuzz.h"
@@ -39,6 +41,8 @@ static void fuzz__seal_and_spool(batch_t *b, const char *id)
     FUZZ_CHECK(w.fin_len == v.fin_len && (!v.fin_len || !memcmp(w.fin, v.fin, v.fin_len)));
     FUZZ_CHECK(w.live_len == v.live_len && (!v.live_len || !memcmp(w.live, v.live, v.live_len)));
     FUZZ_CHECK(w.keys_len == v.keys_len && w.mins_len == v.mins_len && w.ndays == v.ndays);
+    FUZZ_CHECK(w.apps == v.apps && w.app_len == v.app_len && w.appmins_len == v.appmins_len &&
+               w.nappdays == v.nappdays && (!v.app_len || !memcmp(w.app, v.app, v.app_len)));
     batch_free(back);
     free(buf);
 }
@@ -70,6 +74,26 @@ static void fuzz__flow(arena_t *arena, const uint8_t *data, size_t size)
     liveset_free(live);
     batch_free(plain);
     batch_free(ordered);
+}
+
+static void fuzz__app(arena_t *arena, const uint8_t *data, size_t size)
+{
+    static apprec r;
+    arena_reset(arena);
+    Mirrorscope__AppBatch *b = mirrorscope__app_batch__unpack(arena_protobuf(arena), size, data);
+    const char *why = NULL;
+    if (!b || !wire_node_ok(b->node, &why)) return;
+    batch_t *plain = batch_new();
+    for (size_t i = 0; i < b->n_records; i++) {
+        why = NULL;
+        if (apppb_read(&r, b->records[i], &why) < 0 || !wire_app_ok(&r, &why)) {
+            FUZZ_CHECK(why && *why);
+            continue;
+        }
+        batch_append_app(plain, b->node, &r);
+    }
+    fuzz__seal_and_spool(plain, "1-3");
+    batch_free(plain);
 }
 
 /* An unknown field numbered 0 (a tag written as the two bytes 80 00):
@@ -124,6 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         arena = arena_new();
     }
     fuzz__flow(arena, data, size);
+    fuzz__app(arena, data, size);
     fuzz__heartbeat(data, size);
     /* A spool file (never sealed batches are not spooled: any bytes do). */
     batch_t *b = batch_new();

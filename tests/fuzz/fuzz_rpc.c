@@ -17,6 +17,7 @@
 #include "fuzz.h"
 #include "mirrorscope.pb-c.h"
 #include "pbcopy.h"
+#include "appquery.h"
 #include "querysql.h"
 #include "registry.h"
 #include "rpcapi.h"
@@ -68,10 +69,29 @@ static int fuzz__is_template(const char *sql)
     return 0;
 }
 
+/* An application records query (appquery.h): the same promises. */
+static void fuzz__app_query(const Mirrorscope__Request *req)
+{
+    static appquery_stmt st;
+    char err[1024] = "";
+    FUZZ_CHECK(appquery_build(req->query_app, timeparse_now_ns(), &st, err, sizeof err) == 0);
+    int known = 0;
+    for (int i = 0; appquery_template(i); i++) known |= st.sql == appquery_template(i);
+    FUZZ_CHECK(known && st.nparams > 0 && st.nparams <= APPQUERY_PARAMS);
+    FUZZ_CHECK(fuzz__max_param(st.sql) == st.nparams);
+    for (int i = 0; i < st.nparams; i++)
+        FUZZ_CHECK(!st.params[i] || strlen(st.params[i]) < APPQUERY_TEXT_MAX);
+    FUZZ_CHECK(st.limit >= 1 && st.limit <= APPQUERY_ROWS_MAX);
+}
+
 static void fuzz__query(const Mirrorscope__Request *req)
 {
     querysql qs;
     char err[1024] = "";
+    if (req->body_case == MIRRORSCOPE__REQUEST__BODY_QUERY_APP) {
+        fuzz__app_query(req);
+        return;
+    }
     /* rpcapi_check() let it in: the job's build must succeed too. */
     FUZZ_CHECK(querysql_request(req, timeparse_now_ns(), &qs, err, sizeof err) == 0);
     if (qs.kind == QUERYSQL_NODES) {

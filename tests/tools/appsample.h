@@ -1,5 +1,5 @@
 /* appsample.h - application records (common/apprec.h) for the round trips
- * of tests/unit/test_apppb.c and `appgen` (tests/integration/test_app_records.py).
+ * of tests/unit/test_apppb.c and `appgen` (tests/integration/test_app_coordinator.py).
  * Header-only: test code.
  *
  * Record k is of kind dns, tls, http in turn; within a record every number
@@ -129,7 +129,7 @@ static inline void appsample_make(apprec *r, unsigned k, unsigned names, int64_t
         if (!absent) {
             h->has_response = 1;
             static const uint16_t st[] = { 200, 404, 500, 503, 301, 204 };
-            h->status = st[nth % 6];
+            h->status = st[(nth / 2) % 6]; /* nth is even here */
             h->response_body_bytes = (1ULL << 33) + k;
             h->response_ns = resp;
         }
