@@ -50,6 +50,8 @@ struct batch {
 batch_t *batch_new(void) { return xcalloc(1, sizeof(batch_t)); }
 
 uint64_t batch_records(const batch_t *b) { return b->records; }
+uint64_t batch_flow_records(const batch_t *b) { return b->records - b->apps; }
+uint64_t batch_app_records(const batch_t *b) { return b->apps; }
 
 void batch_view_of(const batch_t *b, batch_view *v)
 {

@@ -47,7 +47,11 @@ void batch_seal(batch_t *b, const char *id);
 /* Empty it for reuse (buffers kept). */
 void batch_clear(batch_t *b);
 
+/* Records of every kind (what fills a batch); flow records (finals and
+ * interims: the coordinator's records_* figures); application records. */
 uint64_t batch_records(const batch_t *b);
+uint64_t batch_flow_records(const batch_t *b);
+uint64_t batch_app_records(const batch_t *b);
 
 /* A sealed batch as bytes (a header line, then the COPY data) for the
  * spool, into *buf (grown as needed; *cap its size), *len its length. */

@@ -276,6 +276,8 @@ void intake_finish(intake_t *in)
     in->final_ws.records_written += w1.records_written;
     in->final_ws.records_dropped += w1.records_dropped;
     in->final_ws.db_errors += w1.db_errors;
+    in->final_ws.app_written += w1.app_written;
+    in->final_ws.app_dropped += w1.app_dropped;
     in->writer[0] = in->writer[1] = NULL;
     batch_free(in->plain); /* empty: handed over above */
     batch_free(in->ordered);
@@ -294,6 +296,8 @@ void intake_get_stats(const intake_t *in, intake_stats *out)
         ws.records_written += w1.records_written;
         ws.records_dropped += w1.records_dropped;
         ws.db_errors += w1.db_errors;
+        ws.app_written += w1.app_written;
+        ws.app_dropped += w1.app_dropped;
         ws.connected = ws.connected && w1.connected;
     }
     *out = (intake_stats){ .batches = in->batches, .records_in = in->records_in,

@@ -107,7 +107,7 @@ static int spool__append(spool_t *s, const batch_t *b)
         log_error("spool full (%" PRIu64 " bytes): %" PRIu64 " records dropped", s->bytes, batch_records(b));
         return -1;
     }
-    spool_file f = { s->next_seq++, batch_records(b), len };
+    spool_file f = { s->next_seq++, batch_flow_records(b), len }; /* records_spooled: flow records */
     char path[4096], tmp[4200];
     spool__path(s, &f, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

@@ -14,7 +14,8 @@ typedef struct coord_figures {
     /* bus and records */
     uint64_t batches, heartbeats, records_received, records_written, records_pending,
         records_dropped, gaps, restarts, bad_messages, bad_records, bus_refused, rpc_refused, nodes;
-    uint64_t app_batches, app_records_received, bad_app_records;
+    uint64_t app_batches, app_records_received, app_records_written, app_records_dropped,
+        bad_app_records;
     /* database */
     uint64_t db_errors, db_connected, records_spooled, spool_bytes, housekeeping_runs,
         housekeeping_errors, queries_active;

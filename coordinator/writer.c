@@ -46,6 +46,19 @@ static void writer__count(writer_t *w, uint64_t written, uint64_t batches, uint6
     pthread_mutex_unlock(&w->mu);
 }
 
+/* A batch written (or dropped): its flow records apart from its
+ * application records. */
+static void writer__count_batch(writer_t *w, const batch_t *b, int written, int dropped,
+                                uint64_t errors)
+{
+    uint64_t flows = batch_flow_records(b), apps = batch_app_records(b);
+    writer__count(w, written ? flows : 0, written ? 1 : 0, dropped ? flows : 0, errors);
+    pthread_mutex_lock(&w->mu);
+    if (written) w->st.app_written += apps;
+    if (dropped) w->st.app_dropped += apps;
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void writer__reconnect(writer_t *w)
 {
     char err[1024];
@@ -71,8 +84,7 @@ static void writer__failed(writer_t *w, uint64_t n, const char *err)
 /* To the spool; what even the spool cannot keep is counted as dropped. */
 static void writer__spill(writer_t *w, const batch_t *b)
 {
-    uint64_t dropped = spool_append(w->spool, b) < 0 ? batch_records(b) : 0;
-    writer__count(w, 0, 0, dropped, 0);
+    writer__count_batch(w, b, 0, spool_append(w->spool, b) < 0, 0);
 }
 
 /* Write the spool back, oldest first. Returns 0 when it is empty. */
@@ -88,14 +100,14 @@ static int writer__replay(writer_t *w)
                 /* Connected, yet refused: the rows themselves are the
                  * problem. Set them aside rather than block everything. */
                 spool_quarantine(w->spool);
-                writer__count(w, 0, 0, n, 1);
+                writer__count_batch(w, w->replay, 0, 1, 1);
                 continue;
             }
             writer__failed(w, n, err);
             return -1;
         }
         spool_pop(w->spool);
-        writer__count(w, n, 1, 0, 0);
+        writer__count_batch(w, w->replay, 1, 0, 0);
         log_info("wrote %" PRIu64 " spooled records (%" PRIu64 " left on disk)", n,
                  spool_records(w->spool));
     }
@@ -121,14 +133,14 @@ static void writer__write(writer_t *w, batch_t *b)
         int64_t took = timeparse_mono_ns() - t0;
         log_debug("wrote %" PRIu64 " records in %.1f ms", batch_records(b), (double)took / 1e6);
         if (w->latency) metrics_hist_observe(w->latency, (double)took / 1e9);
-        writer__count(w, batch_records(b), 1, 0, 0);
+        writer__count_batch(w, b, 1, 0, 0);
         return;
     }
     if (rc == -2) {
         /* Refused, not lost: keep it for an operator rather than retry forever. */
         log_error("the database refused a batch of %" PRIu64 " records: %s", batch_records(b), err);
         if (spool_append(w->spool, b) == 0) spool_quarantine(w->spool);
-        writer__count(w, 0, 0, batch_records(b), 1);
+        writer__count_batch(w, b, 0, 1, 1);
         return;
     }
     writer__failed(w, batch_records(b), err);

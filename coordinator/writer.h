@@ -28,7 +28,8 @@
 typedef struct writer writer_t;
 
 typedef struct writer_stats {
-    uint64_t records_written, records_dropped, batches_written, db_errors;
+    uint64_t records_written, records_dropped, batches_written, db_errors; /* flow records */
+    uint64_t app_written, app_dropped;  /* application records */
     uint64_t records_spooled, spool_bytes;
     int connected;
 } writer_stats;
