@@ -36,6 +36,7 @@ typedef struct tls_state {
     uint8_t server_done; /* nor from the server */
     uint8_t emitted;
     int64_t ch_done;     /* the packet that completed the ClientHello's record */
+    int64_t sh_done;     /* and the ServerHello's */
     apprec rec;
 } tls_state;
 
@@ -220,13 +221,21 @@ static void tls_init(void *state)
     s->rec.kind = APPREC_TLS;
 }
 
+/* Both hellos read (or the server's side given up): the record goes out,
+ * and the flow back to the layer. */
+static size_t tls__both(tls_state *s, const app_out *out)
+{
+    if (s->rec.u.tls.has_server_hello) s->rec.u.tls.hello_rtt_ns = s->sh_done - s->ch_done;
+    tls__emit(s, out);
+    return APP_PARSE_DONE;
+}
+
 static size_t tls_parse(void *state, const app_view *v, const app_out *out)
 {
     tls_state *s = state;
     static uint8_t scratch[TLS_MSG_MAX]; /* the analysis thread's; a message at a time */
     if (!s->have_ch && s->client_done) return APP_PARSE_DONE; /* no ClientHello to come */
     if (v->dir == 0 ? s->client_done : s->server_done) return v->len;
-    if (v->dir == 1 && !s->have_ch) return 0; /* the server's answer waits for the question */
     size_t off = 0;
     while (v->len - off >= 5) {
         const uint8_t *p = v->p + off;
@@ -251,27 +260,24 @@ static size_t tls_parse(void *state, const app_view *v, const app_out *out)
             s->ch_done = v->done_ns;
             s->have_ch = 1;
             if (tls__client_hello(s, body, blen) < 0) out->counts->malformed++;
-            return v->len;
+            return s->server_done ? tls__both(s, out) : v->len;
         }
+        /* The ServerHello is read when its record completes, even before
+         * the ClientHello's (a capture point that saw the directions out
+         * of order): its time is its own, as in tshark. */
         s->server_done = 1;
-        if (htype != TLS_SERVER_HELLO || tls__server_hello(s, body, blen) < 0) {
+        s->sh_done = v->done_ns;
+        if (htype != TLS_SERVER_HELLO || tls__server_hello(s, body, blen) < 0)
             out->counts->malformed++;
-        } else {
-            s->rec.u.tls.hello_rtt_ns = v->done_ns - s->ch_done;
-        }
-        tls__emit(s, out);
-        return APP_PARSE_DONE;
+        return s->have_ch ? tls__both(s, out) : v->len;
     }
     return off;
 not_tls:
     out->counts->malformed++;
     if (v->dir == 0) s->client_done = 1;
     else s->server_done = 1;
-    if (s->client_done && s->server_done) {
-        tls__emit(s, out);
-        return APP_PARSE_DONE;
-    }
-    if (!s->have_ch) return APP_PARSE_DONE; /* no ClientHello: nothing to follow */
+    if (!s->have_ch && s->client_done) return APP_PARSE_DONE; /* nothing to follow */
+    if (s->client_done && s->server_done) return tls__both(s, out);
     return v->len;
 }
 
