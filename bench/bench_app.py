@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Application records' cost (issue 15): the recorder's analysis of a
-capture where 30 % of the flows are DNS or TLS, with application records
-(`--app-json`) next to the same run without them (`--app=no`); goal: at
-most 15 % slower.
+capture where 30 % of the flows are DNS, TLS or HTTP, with application
+records (`--app-json`) next to the same run without them (`--app=no`);
+goal: at most 15 % slower.
 
 The capture is made from the committed captures of real traffic, copied
 with the client address changed per copy: tests/data/tcp_short_conns.pcap
-(125 TCP connections that are none of them: 70 %), app_dns.pcap (22 DNS
-flows) and app_tls.pcap (31 TLS connections): 53 of 178 flows, 29.8 %.
+(125 TCP connections that are none of them: 68 %), app_dns.pcap (22 DNS
+flows), app_tls.pcap (31 TLS connections) and app_http.pcap (6 HTTP/1.x
+connections, 23 exchanges, 0.5 MB of bodies): 59 of 184 flows, 32 %.
 Analysis only (`--read` without --data-dir, flow records to /dev/null):
 the figure is the analysis thread's work. Runs alternate between the two
 settings; medians of MSCOPE_BENCH_RUNS (default 5) runs of CPU seconds
@@ -27,11 +28,11 @@ DATA = os.path.join(h.ROOT, "tests", "data")
 
 
 def mix(path, copies):
-    """The three captures merged by time, copied `copies` times one after
+    """The four captures merged by time, copied `copies` times one after
     the other with the client's address (10.203.x.y in the app captures,
     the client side of tcp_short_conns) moved per copy. Returns packets."""
     recs = []
-    for name in ("tcp_short_conns.pcap", "app_dns.pcap", "app_tls.pcap"):
+    for name in ("tcp_short_conns.pcap", "app_dns.pcap", "app_tls.pcap", "app_http.pcap"):
         _, rs = pcapfile.read_pcap(os.path.join(DATA, name))
         t0 = rs[0][0]
         recs += [(ts - t0, cap, orig, data) for ts, cap, orig, data in rs]
@@ -60,7 +61,8 @@ def main():
     remover(pcap)
     n = mix(pcap, COPIES)
     print(f"machine: {machine()}")
-    print(f"capture: {n} packets, {COPIES * 178} flows of which {COPIES * 53} DNS/TLS (29.8 %)")
+    print(f"capture: {n} packets, {COPIES * 184} flows of which {COPIES * 59} DNS/TLS/HTTP "
+          "(32 %)")
     base = [h.RECORDER, "--read", pcap, "--flows-json", "/dev/null", "--log-level", "warn"]
     cmds = {"without (--app=no)": base + ["--app=no"],
             "with (--app-json)": base + ["--app-json", "/dev/null"]}
