@@ -6,7 +6,8 @@
 //
 // On every page: each chart has drawn data (its canvas has pixels of its
 // first series' colour) and each table's rows are those of the REST answer
-// it says it came from (data-src), in the same order. Downloads are saved
+// it says it came from (data-src), in the same order (also the DNS, TLS and
+// HTTP pages' records and per-minute aggregates). Downloads are saved
 // and listed in result.json with their expression and time range, for the
 // Python side to compare with `mscope search`. Monitors: one is created
 // from the page (after the read token is refused), the Python side feeds
@@ -37,6 +38,10 @@ function keysOf(src, body) {
   if (src.startsWith("/api/v1/nodes")) return body.nodes.map((n) => `${n.node}|${n.state}`);
   if (src.startsWith("/api/v1/top")) return body.talkers.map((t) => `${t.ip}|${t.port || 0}`);
   if (src.startsWith("/api/v1/flows")) return body.flows.map((f) => `${f.node}|${f.record.flow_id}`);
+  if (/^\/api\/v1\/app\/\w+\/top/.test(src)) {
+    return body.aggregates.map((a) => `${a.minute_ns}|${a.name}|${a.endpoint}|${a.server.ip}|${a.server.port}`);
+  }
+  if (src.startsWith("/api/v1/app/")) return body.records.map((x) => `${x.node}|${x.flow_id}|${x.ts_ns}`);
   if (src.startsWith("/api/v1/searches/")) return body.trailer.nodes.map((n) => `${n.node}|${n.status}`);
   if (src === "/api/v1/monitors") return body.monitors.map((m) => m.name);
   throw new Error(`no row keys for ${src}`);
@@ -280,6 +285,9 @@ async function main() {
     await page.screenshot({ path: path.join(E.MSCOPE_SHOTS, "flow-details.png"), fullPage: true });
     await saveDownload(page, "#flow-packets", "#flow-packets-status", "flow");
     console.log("ok  flows: page 2 equals the API's; a flow's packets downloaded");
+
+    // Application records: each kind's records and per-minute aggregates.
+    for (const kind of ["dns", "tls", "http"]) await visit(page, kind, { tables: { min: 2 }, charts: { min: 0 } });
 
     // Search: an expression over the shared range.
     await page.goto(`${URL}/#/search`);

@@ -94,6 +94,13 @@ def feed(co, d):
                 moved = os.path.join(d, f"{name_}-moved.pcap")
                 h.run(["editcap", "-t", str(now - 900 + 150 * k - first), src, moved])
                 h.import_file(dd, moved, "--node-id", name, *args)
+            # application records (DNS, TLS, HTTP) for their pages, likewise moved
+            for k, name_ in enumerate(("app_dns", "app_tls", "app_http")):
+                src = os.path.join(h.ROOT, "tests", "data", f"{name_}.pcap")
+                first = float(h.run(["capinfos", "-a", "-S", "-T", "-r", src]).stdout.split()[-1])
+                moved = os.path.join(d, f"{name_}-moved.pcap")
+                h.run(["editcap", "-t", str(now - 800 + 120 * k - first), src, moved])
+                h.import_file(dd, moved, "--node-id", name, *args)
         ep = f"tcp://127.0.0.1:{h.free_tcp_port()}"
         recs.append(h.Daemon(dd, "--node-id", name, *args, "--search", ep))
     return recs

@@ -10,8 +10,9 @@ import * as timing from "./pages/timing.js";
 import * as flows from "./pages/flows.js";
 import * as search from "./pages/search.js";
 import * as monitors from "./pages/monitors.js";
+import { dns, tls, http } from "./pages/apps.js";
 
-const PAGES = { overview, speeds, timing, flows, search, monitors };
+const PAGES = { overview, speeds, timing, flows, dns, tls, http, search, monitors };
 
 let stop = null;
 let generation = 0;
