@@ -379,7 +379,9 @@ def seeds_appana(build, tmp):
     fuzz_appana's packet format (see the target): one seed per flow, the
     client the lower port's peer, the server port mapped onto the target's
     four. Then a few made by hand: DNS over TCP split in its length prefix,
-    a ClientHello arriving after a later segment."""
+    a ClientHello arriving after a later segment. A flow's seed stops after
+    the packet that takes it past 16 KiB (the HTTP flows' bodies run to
+    300 KB; the DNS and TLS flows are all shorter)."""
     c = Corpus("appana")
     ports = {53: 0, 443: 1, 8443: 1, 9443: 1, 8080: 2, 9080: 2, 5353: 3}
 
@@ -408,6 +410,8 @@ def seeds_appana(build, tmp):
                 seed += pkt(int(dir_), proto == 17, flags, port, rel, payload[:65535])
                 if proto == 6 and rel >= 0:
                     nxt[dir_] = seq + len(payload) + (1 if flags & 3 else 0)
+                if len(seed) > 16384:
+                    break
             if seed:
                 c.add(seed)
     q = (struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x03www\x07example\x04test\x00"
@@ -420,7 +424,11 @@ def seeds_appana(build, tmp):
     ch = (b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03" + b"r" * 32 + b"\x00\x00\x02\x13\x01"
           + b"\x01\x00\x00\x00")
     c.add(pkt(0, 0, 0, 1, 20, ch[20:]) + pkt(0, 0, 0, 1, 0, ch[:20]))
+    c.done()
+
+
 # ---- app_http: packets of both directions of a flow (fuzz_app_http.c's form)
+
 
 def app_packets(packets, opts=4):
     """fuzz_app_http's input: an options byte, then per packet (dir, bytes,
