@@ -81,6 +81,12 @@ typedef struct http_dir {
     int64_t last_ns; /* done_ns of this direction's latest call */
 } http_dir;
 
+/* The ring's offsets and the FIFO's indexes are narrow on purpose (the
+ * state is per flow). */
+_Static_assert(APP_HTTP_TEXT < 65536, "text ring offsets are 16-bit");
+_Static_assert(APP_HTTP_PENDING < 256, "FIFO indexes are 8-bit");
+_Static_assert(APP_HTTP_HEADER_MAX < UINT32_MAX, "scan offsets are 32-bit");
+
 typedef struct http_state {
     http_dir d[2]; /* 0: the client's, 1: the server's */
     http_req q[APP_HTTP_PENDING];
