@@ -72,15 +72,22 @@ typedef struct tx_out {
     int cut;
 } tx_out;
 
-static void tx__put(tx_out *o, const char *s, size_t n)
+/* Appends n bytes; past the bound nothing more is appended (cut set), but
+ * the part of a run of plain characters that fits is kept (an escape or
+ * an encoded character is whole or not at all). */
+static void tx__put_run(tx_out *o, const char *s, size_t n, int partial)
 {
+    if (o->cut) return;
     if (o->n + n >= o->size) {
         o->cut = 1;
-        return;
+        if (!partial) return;
+        n = o->size - 1 - o->n;
     }
     memcpy(o->p + o->n, s, n);
     o->n += n;
 }
+
+static void tx__put(tx_out *o, const char *s, size_t n) { tx__put_run(o, s, n, 0); }
 
 static void tx__put_utf8(tx_out *o, uint32_t c)
 {
@@ -116,11 +123,14 @@ void apprec_tshark_text(char *out, size_t outsz, const void *s, size_t n, int as
         uint8_t b = raw[i];
         char e[16];
         if (b < 0x80) {
-            i++;
-            if (ascii || (b >= 0x20 && b != 0x7f)) {
-                tx__put(&o, (const char *)&b, 1);
+            if (ascii || (b >= 0x20 && b != 0x7f)) { /* a run of them at once */
+                size_t k = i + 1;
+                while (k < n && raw[k] < 0x80 && (ascii || (raw[k] >= 0x20 && raw[k] != 0x7f))) k++;
+                tx__put_run(&o, (const char *)raw + i, k - i, 1);
+                i = k;
                 continue;
             }
+            i++;
             static const char cesc[] = "abtnvfr"; /* 7..13 */
             if (b >= 7 && b <= 13) snprintf(e, sizeof e, "\\%c", cesc[b - 7]);
             else snprintf(e, sizeof e, "\\%03o", b);

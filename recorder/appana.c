@@ -780,11 +780,17 @@ void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uin
     if (pa->proto != 6) return;
     /* Most packets: an acknowledgement with no byte and no end for a parser. */
     if (!pa->payload_len && !(pa->tcp_flags & (TCPF_FIN | TCPF_RST | TCPF_SYN))) return;
+    /* A flow judged not to be followed has no slot: one read tells. */
+    if (appana__neg_has(a, id)) return;
+    if ((pa->tcp_flags & TCPF_SYN) && !pa->payload_len) {
+        appana__isn_note(a, id, pa);
+        return;
+    }
     aslot *s = appana__find(a, id);
     uint32_t seq = pa->seq + ((pa->tcp_flags & TCPF_SYN) ? 1 : 0);
     if (!s) {
         if (pa->tcp_flags & TCPF_SYN) appana__isn_note(a, id, pa);
-        if (!pa->payload_len || appana__neg_has(a, id)) return;
+        if (!pa->payload_len) return;
         /* Detection reads the first payload, unless its sender's SYN says
          * earlier bytes are still to come: then it waits for them. */
         uint32_t start = seq;
@@ -855,9 +861,12 @@ static void appana__end(appana_t *a, aslot *s)
 
 void appana_flow_end(appana_t *a, uint64_t id)
 {
+    if (appana__neg_has(a, id)) { /* not followed: no slot (most flows) */
+        appana__neg_del(a, id);
+        return;
+    }
     aslot *s = appana__find(a, id);
     if (s) appana__end(a, s);
-    appana__neg_del(a, id);
 }
 
 void appana_flush(appana_t *a)

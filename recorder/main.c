@@ -245,6 +245,8 @@ static void *analysis_main(void *arg)
                 const pipe_pkt *p = &b->pkts[i];
                 if (i + 16 < b->n)
                     flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
+                if (r->app && i + 8 < b->n && b->pkts[i + 8].payload_off) /* the parsers read it */
+                    __builtin_prefetch(b->data + b->pkts[i + 8].data_off + b->pkts[i + 8].payload_off);
                 uint64_t id = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer,
                                              &p->ana, p->ana_hash);
                 if (r->app && id) {

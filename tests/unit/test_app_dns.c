@@ -98,6 +98,21 @@ static void test_names(void)
         ASSERT_EQ(app_dns_name(msg, 12 + sizeof m - 1, 15, text, sizeof text, &cut), 12 + 9);
         ASSERT_STREQ(text, "ftp.a");
     }
+    {   /* the bound: what fits of a plain run is kept, an escape whole or not */
+        char o[8];
+        int cut = 0;
+        apprec_tshark_text(o, sizeof o, "abcdefghij", 10, 0, &cut);
+        ASSERT_STREQ(o, "abcdefg");
+        ASSERT_EQ(cut, 1);
+        cut = 0;
+        apprec_tshark_text(o, sizeof o, "abcde\1xy", 8, 0, &cut);
+        ASSERT_STREQ(o, "abcde");
+        ASSERT_EQ(cut, 1);
+        cut = 0;
+        apprec_tshark_text(o, sizeof o, "ab\1c", 4, 0, &cut);
+        ASSERT_STREQ(o, "ab\\001c");
+        ASSERT_EQ(cut, 0);
+    }
     ASSERT_STREQ(NAME("\300\14"), "(malformed)");      /* a pointer to itself */
     ASSERT_STREQ(NAME("\77abc"), "(malformed)");       /* a label past the end */
     ASSERT_STREQ(NAME("\101abc\0"), "(malformed)");    /* extended label type */
