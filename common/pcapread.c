@@ -136,8 +136,12 @@ int pcapread_next(pcapread_t *r, int64_t *ts_ns, uint32_t *caplen, uint32_t *ori
                  have - PCAPIO_REC_HDR);
         return -1;
     }
-    /* Seconds are unsigned in the file: good until 2106. */
-    *ts_ns = (int64_t)sec * 1000000000LL + (r->nano ? (int64_t)frac : (int64_t)frac * 1000);
+    /* Seconds are unsigned in the file (good until 2106; the ingest reads
+     * libpcap's signed ones so too). A fraction of 2^31 or more (damaged)
+     * is what libpcap makes of it: signed in a file of our byte order,
+     * unsigned in a swapped one (its byte swap yields an unsigned value). */
+    int64_t f = r->swapped ? (int64_t)frac : (int64_t)(int32_t)frac;
+    *ts_ns = (int64_t)sec * 1000000000LL + (r->nano ? f : f * 1000);
     *caplen = cap > r->snapshot ? r->snapshot : cap;
     *origlen = len;
     *data = r->buf + r->pos + PCAPIO_REC_HDR;

@@ -6,6 +6,9 @@
  *     when --decap vxlan, decode, index key, analysis fields) and into a
  *     small flow table - the TCP analysis of `--read FILE --flows-json -` -
  *     whose records are printed as JSON. Both with and without --decap.
+ *   - Classic pcap imports are read by pcapread (common/pcapread.h), not
+ *     libpcap: whatever pcapread opens, libpcap must read the same way -
+ *     the same packets, the same end, the same error text.
  *   - Our own segments (crash repair at start-up, searches of segments that
  *     have no index yet): pcapio's header and record checks walked by
  *     segidx_scan_pcap, the index built from the walk and laid out.
@@ -18,6 +21,7 @@
 #include "flowtab.h"
 #include "fuzz.h"
 #include "pcapio.h"
+#include "pcapread.h"
 #include "segindex.h"
 
 #include <pcap/pcap.h>
@@ -124,6 +128,36 @@ static void fuzz__import(const uint8_t *data, size_t size, int decap)
     pcap_close(pc); /* closes f */
 }
 
+/* pcapread against libpcap on the same bytes. */
+static void fuzz__pcapread(const uint8_t *data, size_t size)
+{
+    int errnum;
+    pcapread_t *r = pcapread_open(fuzz_memfile(data, size, NULL), &errnum);
+    FUZZ_CHECK(errnum == 0);
+    if (!r) return;
+    FILE *f = fmemopen((void *)data, size, "rb");
+    FUZZ_CHECK(f);
+    char perr[PCAP_ERRBUF_SIZE], rerr[256];
+    pcap_t *pc = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, perr);
+    FUZZ_CHECK(pc && pcap_datalink(pc) == DLT_EN10MB);
+    for (int n = 0;; n++) {
+        struct pcap_pkthdr *h;
+        const u_char *p;
+        int64_t ts;
+        uint32_t caplen, origlen;
+        const uint8_t *d;
+        int prc = pcap_next_ex(pc, &h, &p);
+        int rrc = pcapread_next(r, &ts, &caplen, &origlen, &d, rerr, sizeof rerr);
+        FUZZ_CHECK(rrc == (prc == 1 ? 1 : prc == PCAP_ERROR_BREAK ? 0 : -1));
+        if (rrc < 0) FUZZ_CHECK(!strcmp(rerr, pcap_geterr(pc)));
+        if (rrc != 1 || n == FUZZ_MAX_PACKETS) break;
+        FUZZ_CHECK(ts == (int64_t)(uint32_t)h->ts.tv_sec * 1000000000LL + h->ts.tv_usec);
+        FUZZ_CHECK(caplen == h->caplen && origlen == h->len && !memcmp(d, p, caplen));
+    }
+    pcap_close(pc); /* closes f */
+    pcapread_close(r);
+}
+
 /* store.c's crash repair and search.c's index of an unsealed segment. */
 static void fuzz__segment(const uint8_t *data, size_t size)
 {
@@ -169,6 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz__import(data, size, 0);
     fuzz__import(data, size, 1);
+    fuzz__pcapread(data, size);
     fuzz__segment(data, size);
     return 0;
 }

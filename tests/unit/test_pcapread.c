@@ -1,7 +1,9 @@
 /* test_pcapread.c - pcapread reads what libpcap reads: the same files, each
  * read by both (libpcap at nanosecond precision, as the ingest opens it),
  * give the same packets (time, lengths, bytes) and end the same way, with
- * libpcap's error text. Files: both resolutions, both byte orders, records
+ * libpcap's error text. Files: both resolutions, both byte orders, a
+ * fraction of a second past 2^31 (libpcap reads it signed, but unsigned
+ * when swapped), records
  * longer than the snapshot length, a snapshot length of 0, a record longer
  * than any snapshot, a file cut inside a header and inside a record, and
  * records crossing the 4 MiB read blocks. pcapng, another link type and
@@ -144,6 +146,7 @@ static void test_files(void)
                     uint32_t caplen = rnd() % 100 == 0 ? 60000 + rnd() % 200000 : rnd() % 1600;
                     uint32_t frac = m ? rnd() % 1000000000u : rnd() % 1000000u;
                     if (want == 7) frac = m ? 999999999u : 999999u;
+                    if (want == 11) frac = 0x80000000u + rnd(); /* damaged (see pcapread.c) */
                     uint32_t sec = want == 3 ? 0xfffffff0u : 1700000000u + (uint32_t)want; /* past 2038 */
                     if (want == 2000) cut_rec = o.n + 16 + caplen / 2;
                     if (want == 3000) cut_hdr = o.n + 7;
