@@ -521,9 +521,18 @@ fail:
 
 int db_summarize_day(db_t *d, int day, char *err, size_t errlen)
 {
-    char t[64];
-    schema_partition_name(day, t, sizeof t);
-    return db__summarize(d, t, 100, err, errlen);
+    /* the day's flows and its application records (a partition not made
+     * yet has nothing to summarise: to_regclass() is NULL) */
+    static const char *const parents[] = { "flows", "app_records" };
+    int total = 0;
+    for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
+        char t[64];
+        schema_part_name(parents[i], day, t, sizeof t);
+        int n = db__summarize(d, t, 100, err, errlen);
+        if (n < 0) return -1;
+        total += n;
+    }
+    return total;
 }
 
 int db_index_sealed(db_t *d, char *err, size_t errlen)

@@ -43,8 +43,8 @@ int db_write(db_t *d, const batch_t *b, char *err, size_t errlen);
  * Returns the number indexed, or -1 with err set. */
 int db_index_sealed(db_t *d, char *err, size_t errlen);
 
-/* Summarise the BRIN time index of the day partition `day` (days since
- * 1970, UTC) over the rows written since the last call, so time-ordered
+/* Summarise the BRIN time indexes of the day partitions `day` (days since
+ * 1970, UTC) of flows and app_records over the rows written since the last call, so time-ordered
  * queries on the day being written prune as well as on sealed days. Gives
  * up at once (returns 0) while another session holds the partition for an
  * index build or VACUUM. Returns the block ranges summarised, or -1. */
