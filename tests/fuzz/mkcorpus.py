@@ -574,6 +574,13 @@ def rpc_requests():
                e(40, [e(1, "create"), e(3, mon)]), e(40, [e(1, "set"), e(2, "web"), e(3, mon)]),
                e(40, [e(1, "delete"), e(2, "web")]), e(40, [e(1, "create"), e(3, [e(1, "x"), e(7, "tcp port")])]),
                e(41, [e(1, "web"), e(2, t0), e(3, t1)])]
+    # application records (QueryApp): records and aggregates of each kind
+    bodies += [e(42, [e(1, "dns"), e(2, t0), e(3, t1), e(8, "example.com"), e(10, "3"), e(12, 50)]),
+               e(42, [e(1, "tls"), e(6, "10.0.0.0/8"), e(8, "www.example.org"), e(13, True)]),
+               e(42, [e(1, "http"), e(9, "/api/x"), e(10, "5xx"), e(11, True), e(13, True),
+                      e(14, True), e(15, 8080)]),
+               e(42, [e(1, "http"), e(4, "rec-a"), e(5, "192.168.1.1"), e(7, 80), e(10, "404")]),
+               e(42, [e(1, "smtp")])]
     out = [e(1, 7) + e(2, RPC_TOKEN) + b for b in bodies]
     out += [e(1, 8) + bodies[1], e(1, 9) + e(2, "wrong") + bodies[1], b""]
     return out
@@ -624,6 +631,10 @@ def http_requests():
            req("GET", "/api/v1/monitors/web"),
            req("DELETE", "/api/v1/monitors/web", HTTP_ADMIN),
            req("GET", "/api/v1/monitors/web/series?from=1h&to=1m"),
+           req("GET", "/api/v1/app/dns?from=1h&name=example.com&code=3&limit=20"),
+           req("GET", "/api/v1/app/tls/top?server=10.0.0.0%2F8&by_minute=true"),
+           req("GET", "/api/v1/app/http?uri=%2Fapi&code=5xx&errors=true&server_port=8080"),
+           req("GET", "/api/v1/app/http/top?node=rec-a&client=192.168.1.1&port=80"),
            req("GET", "/api/v1/openapi.json", None),
            req("GET", "/api/v1/flows", None), req("GET", "/api/v1/flows", "x" * 40),
            req("DELETE", "/api/v1/nodes"), req("GET", "/api/v1/nope"),
