@@ -125,6 +125,7 @@ static int http__method(const uint8_t *p, size_t n)
 {
     int partial = 0;
     for (size_t i = 0; i < sizeof http_methods / sizeof http_methods[0]; i++) {
+        if (n && (uint8_t)http_methods[i][0] != p[0]) continue; /* most are out at once */
         size_t m = strlen(http_methods[i]);
         if (n <= m && memcmp(p, http_methods[i], n) == 0) {
             if (n == m) return 1;

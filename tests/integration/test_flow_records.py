@@ -80,7 +80,7 @@ class Sub:
         else:
             self.port = self.sock.bind_to_random_port("tcp://127.0.0.1")
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.batches, self.hbs = [], []
+        self.batches, self.hbs, self.apps = [], [], []
         self.stop = False
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
@@ -100,6 +100,10 @@ class Sub:
                 m = self.pb.Heartbeat()
                 m.ParseFromString(data)
                 self.hbs.append(m)
+            elif topic == b"app":  # application records (issue 15): the same bus, their test
+                m = self.pb.AppBatch()  # is test_app_coordinator's; here they must parse
+                m.ParseFromString(data)
+                self.apps.append(m)
             else:
                 h.fail(f"unknown topic {topic!r}")
 
