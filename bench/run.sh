@@ -6,7 +6,7 @@ export MSCOPE_BUILD=$(cd "$BUILD" && pwd)
 cd "$(dirname "$0")"
 for b in bench_ingest.py bench_search.py bench_udp.py bench_analysis.py bench_coordinator.py \
          bench_merge.py bench_dsearch.py bench_broker.py bench_rest.py bench_segments.py \
-         bench_dashboard.py bench_app.py; do
+         bench_dashboard.py bench_app.py bench_app_ingest.py; do
     echo "=== $b"
     python3 "$b"
     echo

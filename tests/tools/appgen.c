@@ -3,13 +3,13 @@
  * by the recorder's own apppb.h), for tests/integration/test_app_coordinator.py.
  *
  *   appgen --to ENDPOINT --records N [--names M] [--node NAME] [--base-ns T]
- *          [--key-file PAIR --server-key PUB]
+ *          [--batch B] [--quiet] [--key-file PAIR --server-key PUB]
  *
  * sends N records of tests/tools/appsample.h (every field its own value,
- * nulls, hostile text, each kind's longest text) in batches of 100, their
+ * nulls, hostile text, each kind's longest text) in batches of B (100), their
  * times from T (default: 10 minutes ago) on, and prints each as its JSON
  * line (apprec_json, the recorder's writer): what the coordinator must give
- * back.
+ * back (--quiet: not printed, for bench/bench_app_ingest.py).
  *
  *   appgen --to ENDPOINT --hostile [--node NAME] [--base-ns T] [keys]
  *
@@ -60,13 +60,13 @@ static void print_rec(const apprec *r, const char *node)
     if (n > 0) printf("%.*s\n", n, line);
 }
 
-/* N sample records in batches of 100. */
-static int send_records(bus_pub_t *pub, const char *node, unsigned n, unsigned names, int64_t base)
+/* N sample records in batches of B. */
+static int send_records(bus_pub_t *pub, const char *node, unsigned n, unsigned names, int64_t base,
+                        unsigned B, int quiet)
 {
-    enum { B = 100 };
     apprec *recs = xcalloc(B, sizeof *recs);
     apppb *pbs = xcalloc(B, sizeof *pbs);
-    Mirrorscope__AppRecord *ptrs[B];
+    Mirrorscope__AppRecord **ptrs = xcalloc(B, sizeof *ptrs);
     uint64_t seq = 0;
     for (unsigned k = 0; k < n;) {
         size_t m = 0;
@@ -76,8 +76,9 @@ static int send_records(bus_pub_t *pub, const char *node, unsigned n, unsigned n
             ptrs[m] = &pbs[m].msg;
         }
         if (send_batch(pub, node, ++seq, ptrs, m) < 0) return 1;
-        for (size_t i = 0; i < m; i++) print_rec(&recs[i], node);
+        for (size_t i = 0; i < m && !quiet; i++) print_rec(&recs[i], node);
     }
+    free(ptrs);
     free(pbs);
     free(recs);
     return 0;
@@ -144,16 +145,18 @@ static int send_hostile(bus_pub_t *pub, const char *node, int64_t base)
 int main(int argc, char **argv)
 {
     const char *to = NULL, *node = "appgen", *key_file = NULL, *server_key = NULL;
-    long long records = 0, names = 4;
-    int hostile = 0;
+    long long records = 0, names = 4, batch = 100;
+    int hostile = 0, quiet = 0;
     int64_t base = timeparse_now_ns() - 600LL * 1000000000LL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--hostile")) hostile = 1;
+        else if (!strcmp(argv[i], "--quiet")) quiet = 1;
         else if (i + 1 >= argc) break;
         else if (!strcmp(argv[i], "--to")) to = argv[++i];
         else if (!strcmp(argv[i], "--node")) node = argv[++i];
         else if (!strcmp(argv[i], "--records")) records = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--names")) names = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--batch")) batch = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--base-ns")) base = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--key-file")) key_file = argv[++i];
         else if (!strcmp(argv[i], "--server-key")) server_key = argv[++i];
@@ -162,9 +165,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!to || (!hostile && (records <= 0 || records > 100000)) || names < 1) {
+    if (!to || (!hostile && (records <= 0 || records > 10000000)) || names < 1 || batch < 1 ||
+        batch > 500) {
         fprintf(stderr, "usage: appgen --to ENDPOINT --records N [--names M] [--node NAME] "
-                        "[--base-ns T] [--key-file PAIR --server-key PUB]\n"
+                        "[--base-ns T] [--batch B (<= 500)] [--quiet] [--key-file PAIR --server-key PUB]\n"
                         "       appgen --to ENDPOINT --hostile [--node NAME] [keys]\n");
         return 2;
     }
@@ -186,7 +190,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = hostile ? send_hostile(pub, node, base)
-                     : send_records(pub, node, (unsigned)records, (unsigned)names, base);
+                     : send_records(pub, node, (unsigned)records, (unsigned)names, base,
+                                    (unsigned)batch, quiet);
     fflush(stdout);
     bus_pub_close(pub, 60000);
     return rc;
