@@ -132,8 +132,12 @@ int pcapread_next(pcapread_t *r, int64_t *ts_ns, uint32_t *caplen, uint32_t *ori
     if (rc < 0) goto read_error;
     have = r->end - r->pos;
     if (have < PCAPIO_REC_HDR + (size_t)cap) {
-        snprintf(err, errlen, "truncated dump file; tried to read %u captured bytes, only got %zu", cap,
-                 have - PCAPIO_REC_HDR);
+        /* libpcap reads a record longer than the snapshot length in two
+         * steps, the snapshot length first: cut inside that, it says so. */
+        size_t got = have - PCAPIO_REC_HDR;
+        uint32_t tried = cap > r->snapshot && got < r->snapshot ? r->snapshot : cap;
+        snprintf(err, errlen, "truncated dump file; tried to read %u captured bytes, only got %zu", tried,
+                 got);
         return -1;
     }
     /* Seconds are unsigned in the file (good until 2106; the ingest reads

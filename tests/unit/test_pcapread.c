@@ -5,7 +5,8 @@
  * fraction of a second past 2^31 (libpcap reads it signed, but unsigned
  * when swapped), records
  * longer than the snapshot length, a snapshot length of 0, a record longer
- * than any snapshot, a file cut inside a header and inside a record, and
+ * than any snapshot, a file cut inside a header and inside a record (one
+ * longer than the snapshot length too), and
  * records crossing the 4 MiB read blocks. pcapng, another link type and
  * version 2.3 are not opened (libpcap reads those). */
 #include "pcapread.h"
@@ -179,6 +180,22 @@ static void test_too_long(void)
     }
 }
 
+/* A record longer than the snapshot length, cut short before the
+ * snapshot length, at it, and after it (libpcap words the first apart;
+ * found by fuzz_pcap). */
+static void test_cut_past_snaplen(void)
+{
+    static const size_t avail[] = { 92, 96, 200 };
+    for (int i = 0; i < 3; i++) {
+        out o = { 0 };
+        file_header(&o, 0xa1b23c4du, i == 1, 4, 96, 1);
+        record(&o, i == 1, 1, 2, 1514, 0);
+        write_file(&o, 24 + 16 + avail[i]);
+        ASSERT_EQ(both("cut, caplen 1514 past snaplen 96", 1), 0);
+        free(o.p);
+    }
+}
+
 /* What pcapread leaves to libpcap: pcapng, another link type, version
  * 2.3, an empty file and a bare header's worth of garbage. */
 static void test_not_ours(void)
@@ -218,6 +235,7 @@ int main(void)
     close(fd);
     RUN(test_files);
     RUN(test_too_long);
+    RUN(test_cut_past_snaplen);
     RUN(test_not_ours);
     unlink(path);
     TEST_EXIT();
