@@ -154,7 +154,7 @@ static int store__cmp_u64(const void *a, const void *b)
 }
 
 /* 1 when name is a segment's pcap, "seg-" 1 to 12 digits ".pcap" (the
- * digits into *seq). By hand: sscanf was a tenth of a search's listing of
+ * digits into *seq). By hand: sscanf was a fifth of a search's listing of
  * a 2 000-segment directory. */
 static int store__segment_name(const char *name, uint64_t *seq)
 {
