@@ -12,7 +12,7 @@ against a real coordinator (its embedded PostgreSQL, CURVE on its bus and RPC).
 2. The per-minute aggregates (`--top`, `--top --by-minute`): count, errors
    and the response-time sum per name, endpoint and server equal those
    computed here from the records sent; p50/p95/p99 equal the bucket the
-   records' values fall in (the histogram rule of monseries.h, written out
+   records' values fall in (the histogram rule of latency.h, written out
    here again).
 3. Hostile input: a batch mixing records with one value out of range or too
    long (each dropped alone and counted) with good ones (written); a batch
@@ -21,7 +21,10 @@ against a real coordinator (its embedded PostgreSQL, CURVE on its bus and RPC).
    while a good publisher's batches go through meanwhile.
 4. A recorder's own records of the committed captures (tests/data/app_*.pcap):
    its --app-json equals what the coordinator gives back.
-5. REST: /api/v1/app/{dns,tls,http} and their /top answer the same records
+5. A batch PostgreSQL refuses (a CHECK constraint added for the test) is set
+   aside (*.bad) and counted; the batches after it are written. Retention
+   drops old days of app_records.
+6. REST: /api/v1/app/{dns,tls,http} and their /top answer the same records
    and aggregates, valid against the served openapi.json, with the read
    token; no token, bad parameters and unknown kinds are refused.
 """
@@ -94,7 +97,7 @@ def response_of(r):
 
 
 def bucket(ns):
-    """monseries_bucket(): log-linear, 4 per power of two, in microseconds."""
+    """latency_bucket() (coordinator/latency.c): log-linear, 4 per power of two, in µs."""
     if ns < 1000:
         return 0
     us = ns // 1000
@@ -305,6 +308,28 @@ def check_rest(co, sent, node):
           "against openapi.json; no token 401, bad parameters 400, an unknown kind 404")
 
 
+def check_refused(co, appgen_bin):
+    """A batch PostgreSQL refuses for what its rows are (here a CHECK
+    constraint that wire.c cannot know) is set aside on disk (*.bad) and
+    counted, not retried forever, and the batches after it are written."""
+    co.sql("ALTER TABLE app_records ADD CONSTRAINT test_poison CHECK (node <> 'poison')")
+    st0 = co.stats()
+    sent_records(appgen(co, appgen_bin, "--records", 12, "--node", "poison"))
+    h.check(h.wait_for(lambda: co.stats()["app_records_dropped"] - st0["app_records_dropped"] == 12, 20),
+            f"the refused batch is not counted: {co.stats()}")
+    after = sent_records(appgen(co, appgen_bin, "--records", 9, "--node", "after-poison"))
+    for kind in KINDS:
+        want = by_key(r for r in after if r["kind"] == kind)
+        h.check(h.wait_for(lambda: by_key(mscope_app(co, kind, "--node", "after-poison")) == want, 20),
+                f"{kind}: the batches after a refused one were not written")
+    bad = [f for f in os.listdir(os.path.join(co.dir, "spool")) if f.endswith(".bad")]
+    h.check(len(bad) == 1, f"set aside: {bad}")
+    h.check("set aside as" in co.log_text(), "no log line for the batch set aside")
+    h.check(not mscope_app(co, "dns", "--node", "poison"), "a refused record was stored")
+    co.sql("ALTER TABLE app_records DROP CONSTRAINT test_poison")
+    print("ok  a batch PostgreSQL refuses is set aside (*.bad) and counted; the next ones are written")
+
+
 def check_retention(co, appgen_bin, d):
     """Old days of app_records are dropped whole and their minutes deleted by
     --retention-days, as the flows' are; today's stay."""
@@ -389,6 +414,7 @@ def main():
         check_hostile(co, appgen_bin, before)
         st = co.stats()
         h.check(st["gaps"] == 0, f"sequence gaps: {st}")
+        check_refused(co, appgen_bin)
         co = check_retention(co, appgen_bin, d)
         st = co.stats()
         h.check(st["gaps"] == 0, f"sequence gaps: {st}")
