@@ -147,6 +147,7 @@ int appana_parse_ports(const char *s, uint8_t bits[8192], char *err, size_t errl
         bits[v >> 3] |= (uint8_t)(1u << (v & 7));
         n++;
         p = *end ? end + 1 : end;
+        if (*end && !*p) n = 0; /* a trailing comma */
     }
     if (!n) {
         snprintf(err, errlen, "'%s' is not a list of ports (1-65535, comma-separated)", s);

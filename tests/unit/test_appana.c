@@ -236,6 +236,36 @@ static void test_buffer_pool(void)
     appana_free(a);
 }
 
+static void test_ports(void)
+{
+    uint8_t bits[8192];
+    char err[128];
+    ASSERT_EQ(appana_parse_ports("53,5353,853", bits, err, sizeof err), 0);
+    ASSERT_TRUE((bits[53 >> 3] >> (53 & 7)) & 1);
+    ASSERT_TRUE((bits[853 >> 3] >> (853 & 7)) & 1);
+    ASSERT_TRUE(!((bits[54 >> 3] >> (54 & 7)) & 1));
+    const char *bad[] = { "", "53,", "x", "0", "65536", "53;54", "53,,54", "-1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ASSERT_EQ(appana_parse_ports(bad[i], bits, err, sizeof err), -1);
+    /* A port of one's own: its flows are DNS, 53's no longer. */
+    appana_opts o = { .max_flows = 4, .dns_timeout_ns = 1, .dns_ports = "5300" };
+    ngot = 0;
+    appana_t *a = appana_new(&o, emit, NULL, err, sizeof err);
+    uint8_t q[64], r[16];
+    size_t qn = tcp_query(q, 7) - 2, rn = tcp_response(r, 7, 0) - 2;
+    pkt(a, 1, 100, C2S, 17, 41000, 0, 0, q + 2, qn);
+    pkt(a, 1, 150, S2C, 17, 41000, 0, 0, r + 2, rn);
+    ASSERT_EQ(ngot, 0);
+    srv_port = 5300;
+    pkt(a, 2, 100, C2S, 17, 41000, 0, 0, q + 2, qn);
+    pkt(a, 2, 150, S2C, 17, 41000, 0, 0, r + 2, rn);
+    srv_port = 53;
+    ASSERT_EQ(ngot, 1);
+    appana_free(a);
+    o.dns_ports = "53,x";
+    ASSERT_TRUE(appana_new(&o, emit, NULL, err, sizeof err) == NULL);
+}
+
 int main(void)
 {
     RUN(test_reorder_first_copy);
@@ -244,5 +274,6 @@ int main(void)
     RUN(test_gap_and_end);
     RUN(test_udp_and_pools);
     RUN(test_buffer_pool);
+    RUN(test_ports);
     TEST_EXIT();
 }
