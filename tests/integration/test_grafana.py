@@ -100,6 +100,10 @@ def main():
         h.run([flowgen, "--to", f"tcp://127.0.0.1:{co.port}", *co.flowgen_keys(), "--records", "4000",
                "--servers", "40", "--spread", "600"])
         h.check(h.wait_for(lambda: co.stats()["records_written"] >= 4000, 60), f"not written: {co.stats()}")
+        # application records for the Applications panels (app_minutes)
+        h.run([h.binary("MSCOPE_APPGEN", "appgen"), "--to", f"tcp://127.0.0.1:{co.port}",
+               *co.flowgen_keys(), "--records", "300", "--quiet"])
+        h.check(h.wait_for(lambda: co.stats()["app_records_written"] >= 300, 60), f"not written: {co.stats()}")
         h.check(h.wait_for(lambda: co.sql("SELECT count(*) FROM monitor_minutes")[0][0] != "0", 20),
                 "no monitor series written")
         now = datetime.datetime.now(datetime.timezone.utc).timestamp()
