@@ -1,4 +1,5 @@
-/* batch.c - flow records into ready-to-send COPY data (see batch.h).
+/* batch.c - flow and application records into ready-to-send COPY data (see
+ * batch.h).
  *
  * DESIGN: records are encoded once, as they arrive on the bus, into the
  * bytes PostgreSQL takes: binary COPY tuples for `flows` and `flows_live`
@@ -7,7 +8,9 @@
  * aggregates summed in an open-addressing table and rendered as text at
  * seal time. A sealed batch is what a writer sends, and - with a one-line
  * header - what the spool keeps. Columns follow schema.h's table, and the
- * tuple encoder is expanded from the same field table (flowrec_fields.h).
+ * tuple encoder is expanded from the same field table (flowrec_fields.h);
+ * application records follow schema.h's SCHEMA_APP_COLS, and their minutes
+ * are summed the same way with latency.h's histograms.
  */
 #include "batch.h"
 

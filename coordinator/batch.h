@@ -1,11 +1,13 @@
-/* batch.h - a batch of flow records on its way to PostgreSQL, already in
- * the bytes COPY takes (see batch.c), and its form in the spool.
+/* batch.h - a batch of flow records (and application records) on its way
+ * to PostgreSQL, already in the bytes COPY takes (see batch.c), and its form
+ * in the spool.
  *
  * The loop thread appends records as they come off the bus and seals the
  * batch for a writer (writer.h), which sends it with db_write(). Two
  * batches fill at once (batch_route): "ordered" ones hold interim records
  * and the finals that replace them, and are written one after the other;
- * "plain" ones hold every other final and may be written in parallel.
+ * "plain" ones hold every other final, and the application records, and
+ * may be written in parallel.
  */
 #ifndef MSCOPE_BATCH_H
 #define MSCOPE_BATCH_H

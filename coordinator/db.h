@@ -4,7 +4,9 @@
  * written in one transaction per batch (db_write). Final records are COPY'd
  * straight into `flows` (partitioned by day); interim records of long flows
  * live in `flows_live` until their final replaces them; the view `flows_all`
- * is both. The schema's migrations (schema.h) run at connect. A db_t is one
+ * is both. Application records go into `app_records` (by day) and their
+ * aggregates into `app_minutes` in the same transaction. The schema's
+ * migrations (schema.h) run at connect. A db_t is one
  * connection, used by one thread at a time.
  */
 #ifndef MSCOPE_DB_H

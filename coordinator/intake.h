@@ -1,6 +1,6 @@
 /* intake.h - the recorders' bus into the database: the SUB socket on the
- * loop, flow batches decoded (into an arena) and encoded for COPY as they
- * come (batch.h), heartbeats to the registry, and the two writers fed
+ * loop, flow and application record batches decoded (into an arena) and
+ * encoded for COPY as they come (batch.h), heartbeats to the registry, and the two writers fed
  * (writer.h) - with backpressure instead of drops: when the writers fall
  * --max-pending records behind, the bus is left unread and ZeroMQ holds the
  * recorders back.
