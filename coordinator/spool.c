@@ -32,6 +32,14 @@ struct spool {
 
 static void spool__quarantine(spool_t *s);
 
+/* The totals change under mu but are read without it (spool_records(),
+ * spool_bytes(): the writers' figures), so both sides are atomic. */
+static void spool__add(spool_t *s, int64_t records, int64_t bytes)
+{
+    __atomic_add_fetch(&s->records, (uint64_t)records, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->bytes, (uint64_t)bytes, __ATOMIC_RELAXED);
+}
+
 static int spool__cmp(const void *a, const void *b)
 {
     const spool_file *x = a, *y = b;
@@ -128,8 +136,7 @@ static int spool__append(spool_t *s, const batch_t *b)
     }
     xgrow((void **)&s->files, &s->cap, s->n + 1, sizeof *s->files);
     s->files[s->n++] = f;
-    s->records += f.records;
-    s->bytes += f.bytes;
+    spool__add(s, (int64_t)f.records, (int64_t)f.bytes);
     return 0;
 }
 
@@ -169,8 +176,7 @@ static void spool__pop(spool_t *s)
     char path[4096];
     spool__path(s, &s->files[0], path, sizeof path);
     unlink(path);
-    s->records -= s->files[0].records;
-    s->bytes -= s->files[0].bytes;
+    spool__add(s, -(int64_t)s->files[0].records, -(int64_t)s->files[0].bytes);
     memmove(s->files, s->files + 1, (s->n - 1) * sizeof *s->files);
     s->n--;
 }
@@ -184,8 +190,7 @@ static void spool__quarantine(spool_t *s)
     if (rename(path, bad) < 0) unlink(path);
     log_error("%" PRIu64 " records of %s set aside as %s for an operator",
               s->files[0].records, path, bad);
-    s->records -= s->files[0].records;
-    s->bytes -= s->files[0].bytes;
+    spool__add(s, -(int64_t)s->files[0].records, -(int64_t)s->files[0].bytes);
     memmove(s->files, s->files + 1, (s->n - 1) * sizeof *s->files);
     s->n--;
 }
