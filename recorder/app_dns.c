@@ -6,9 +6,11 @@
  * direction, type, raw name and times. A response answers the oldest
  * pending query with the same id sent the other way (tshark's
  * dns.response_to rule: the flow already fixes the transport and the
- * swapped addresses and ports). A query with the id and direction of a
- * pending one within DNS_RETRANS_NS is a retransmission (tshark's
- * dns.retransmission, its retransmission_timer of 5 s) and makes no record.
+ * swapped addresses and ports) and completed no later than the response
+ * (tshark pairs a response with a query in an earlier frame). A query
+ * with the id and direction of a pending one within DNS_RETRANS_NS is a
+ * retransmission (tshark's dns.retransmission, its retransmission_timer
+ * of 5 s) and makes no record.
  * Names are kept raw (labels joined by '.', at most 255 bytes) and put in
  * tshark's presentation (apprec_tshark_text(); "<Root>" for the root) when
  * the record is made.
@@ -173,8 +175,13 @@ static void dns__message(dns_state *s, const dns_msg *d, int dir, int64_t ts_ns,
                          const app_out *out)
 {
     if (d->flags & 0x8000) {
+        /* Only a query completed by then: the stream layer can hand a
+         * direction's held bytes after the other's later ones (a TCP
+         * stream whose first segment came late holds the server's response
+         * until the query's start is in), and tshark, reading frames in
+         * order, does not pair a response with a query after it. */
         for (int i = 0; i < s->npending; i++) {
-            if (s->q[i].id == d->id && s->q[i].dir != dir) {
+            if (s->q[i].id == d->id && s->q[i].dir != dir && s->q[i].done_ns <= done_ns) {
                 dns__emit(s, &s->q[i], d, done_ns, out);
                 dns__drop_at(s, i);
                 return;

@@ -716,7 +716,13 @@ static void appana__udp(appana_t *a, uint64_t id, int64_t ts, uint32_t vni,
     if (!caplen) return;
     aslot *s = appana__find(a, id);
     if (!s && !(s = appana__slot_new(a, id, AP_DNS_UDP, pa, vni, observer))) return;
-    if (s->ap != AP_DNS_UDP) return; /* cannot happen: one flow, one protocol */
+    /* Our flow table gives TCP and UDP different ids (the protocol is in
+     * the key); an id that is both came from elsewhere. Its UDP datagrams
+     * must not reach a TCP slot: an undecided one has AP_DNS_UDP only as a
+     * placeholder, and its parser state was never initialized (the pool
+     * holds whatever an earlier flow left there: a pending query answered
+     * by this datagram made a record with that flow's times). */
+    if (s->proto != 17) return;
     void *state = appana__state(a, s);
     if (!s->d[0].has_seq) { /* new: a fresh state */
         ap_parser[AP_DNS_UDP]->init(state);
@@ -788,6 +794,7 @@ void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uin
         return;
     }
     aslot *s = appana__find(a, id);
+    if (s && s->proto != 6) return; /* a UDP flow's id (see appana__udp) */
     uint32_t seq = pa->seq + ((pa->tcp_flags & TCPF_SYN) ? 1 : 0);
     if (!s) {
         if (pa->tcp_flags & TCPF_SYN) appana__isn_note(a, id, pa);

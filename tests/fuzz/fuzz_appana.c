@@ -12,7 +12,15 @@
  *            (a SYN or FIN in order takes a number, as in TCP)
  *   byte 4-5 payload length (big-endian; cut at the input's end)
  *   then the payload;
- * one millisecond apart. Besides crashes, what every record must hold:
+ * one millisecond apart. One instance serves every input: its pools and
+ * caches keep what earlier inputs left, which the layer must never read.
+ * So that an input's outcome does not depend on the ones before it (as
+ * libFuzzer requires), each input's flows have new ids and its clock
+ * starts where the last input's ended plus more than the DNS timeout and a
+ * sweep's interval: no sweep sees an earlier input's time as now, as one
+ * did when every input restarted the clock at the same time. A flow's TCP
+ * and UDP packets share its id, which our flow table never does: the layer
+ * must keep them apart. Besides crashes, what every record must hold:
  * its JSON writes, its kind is one of the three, its times are not before
  * the first packet nor after the last, a DNS response time is not negative
  * (times only grow here), a TLS hello time and an HTTP response time are
@@ -73,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         next[f][0] = 1000u * (uint32_t)f + 1;
         next[f][1] = 0xfffff000u + 77u * (uint32_t)f; /* wraps soon */
     }
-    int64_t ts = 1800000000000000000LL;
+    static int64_t t_next = 1800000000000000000LL; /* 5-9 s an input: ~1e9 inputs */
+    int64_t ts = t_next;
     t_first = ts;
     t_last = ts + (int64_t)size * 1000000;
     size_t off = 0;
@@ -111,6 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ts += 1000000;
     }
     appana_flush(a);
+    t_next = t_last + 3000000000LL /* the DNS timeout */ + 2000000000LL /* > a sweep's interval */;
     appana_stats st;
     appana_get_stats(a, &st);
     FUZZ_CHECK(st.active == 0);

@@ -1,10 +1,12 @@
 /* test_appana.c - the stream layer (recorder/appana.c), driven through DNS
  * over TCP and UDP, whose records show the times the layer hands on:
- * segments out of order, a late copy that must not replace the first,
- * overlapping segments, a retransmission, a hole the buffer cannot bridge
- * (a gap, counted), the end of a flow with a query pending, the UDP
- * slots freed once answered, the timeout, a full slot pool and a full
- * buffer pool (counted), and flows judged not to be followed. */
+ * segments out of order, a response held until after its query, a late
+ * copy that must not replace the first, overlapping segments, a
+ * retransmission, a hole the buffer cannot bridge (a gap, counted), the
+ * end of a flow with a query pending, the UDP slots freed once answered,
+ * the timeout, a full slot pool and a full buffer pool (counted), flows
+ * judged not to be followed, and an id that is both a TCP and a UDP
+ * flow's. */
 #include "appana.h"
 #include "test.h"
 
@@ -126,6 +128,33 @@ static void test_first_segment_late(void)
     appana_free(a);
 }
 
+static void test_response_before_query(void)
+{
+    /* The client's first segment comes late, after the server's response:
+     * the response, held while detection waits for the stream's start, is
+     * handed on after the query with its own (earlier) time. tshark sees
+     * the response's frame first and pairs nothing: neither do we (it was
+     * paired, response_ns -5). */
+    appana_t *a = mk(16);
+    uint8_t q[64], r[16];
+    tcp_query(q, 3);
+    pkt(a, 6, 1, C2S, 6, 40006, ISN_C, 0x02, NULL, 0);          /* SYN */
+    pkt(a, 6, 2, S2C, 6, 40006, ISN_S, 0x12, NULL, 0);          /* SYN/ACK */
+    pkt(a, 6, 10, C2S, 6, 40006, ISN_C + 1 + 4, 0, q + 4, 32);  /* bytes 4-35 first */
+    pkt(a, 6, 15, S2C, 6, 40006, ISN_S + 1, 0, r, tcp_response(r, 3, 0));
+    pkt(a, 6, 20, C2S, 6, 40006, ISN_C + 1, 0, q, 4);           /* bytes 0-3 */
+    appana_flow_end(a, 6);
+    ASSERT_EQ(ngot, 1);
+    if (ngot == 1) {
+        ASSERT_EQ(got[0].ts_ns, 20);
+        ASSERT_EQ(got[0].u.dns.has_response, 0);
+    }
+    appana_stats st;
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.kind[0].unmatched, 1);
+    appana_free(a);
+}
+
 static void test_overlaps(void)
 {
     /* Two queries back to back, delivered as overlapping segments: every
@@ -215,6 +244,53 @@ static void test_udp_and_pools(void)
     appana_free(a);
 }
 
+static void test_one_id_two_protocols(void)
+{
+    /* Our flow table never gives a TCP and a UDP flow one id, but an id
+     * that is both must not let UDP datagrams into the TCP flow's slot:
+     * there they ran the UDP parser on a state never initialized (an
+     * undecided slot's parser is a placeholder), made a record from
+     * whatever an earlier flow left in the pool, and freed the TCP slot. */
+    appana_t *a = mk(16);
+    uint8_t q[64], r[16];
+    tcp_query(q, 5);
+    pkt(a, 30, 1, C2S, 6, 40030, ISN_C, 0x02, NULL, 0);          /* SYN */
+    pkt(a, 30, 2, S2C, 6, 40030, ISN_S, 0x12, NULL, 0);          /* SYN/ACK */
+    pkt(a, 30, 10, C2S, 6, 40030, ISN_C + 1 + 4, 0, q + 4, 32);  /* waits for bytes 0-3 */
+    uint8_t uq[64], ur[16];
+    size_t uqn = tcp_query(uq, 7) - 2, urn = tcp_response(ur, 7, 0) - 2;
+    pkt(a, 30, 20, C2S, 17, 40030, 0, 0, uq + 2, uqn);
+    pkt(a, 30, 30, S2C, 17, 40030, 0, 0, ur + 2, urn);
+    ASSERT_EQ(ngot, 0);
+    pkt(a, 30, 40, C2S, 6, 40030, ISN_C + 1, 0, q, 4);
+    pkt(a, 30, 50, S2C, 6, 40030, ISN_S + 1, 0, r, tcp_response(r, 5, 0));
+    ASSERT_EQ(ngot, 1);
+    if (ngot == 1) {
+        ASSERT_EQ(got[0].u.dns.transport, 6);
+        ASSERT_EQ(got[0].u.dns.id, 5);
+        ASSERT_EQ(got[0].ts_ns, 40);
+        ASSERT_EQ(got[0].u.dns.response_ns, 10);
+    }
+    /* The other way round: a TCP segment with a pending UDP query's id
+     * leaves the query alone (answered, then, by its response). */
+    pkt(a, 31, 100, C2S, 17, 40031, 0, 0, uq + 2, uqn);
+    pkt(a, 31, 110, C2S, 6, 40031, ISN_C + 1, 0, q, 36);
+    pkt(a, 31, 120, S2C, 17, 40031, 0, 0, ur + 2, urn);
+    ASSERT_EQ(ngot, 2);
+    if (ngot == 2) {
+        ASSERT_EQ(got[1].u.dns.transport, 17);
+        ASSERT_EQ(got[1].u.dns.id, 7);
+        ASSERT_EQ(got[1].u.dns.response_ns, 20);
+    }
+    appana_stats st;
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.kind[0].malformed, 0);
+    appana_flush(a);
+    appana_get_stats(a, &st);
+    ASSERT_EQ(st.active, 0);
+    appana_free(a);
+}
+
 static void test_buffer_pool(void)
 {
     /* 64 buffers (the least): the 65th flow holding a partial message
@@ -270,9 +346,11 @@ int main(void)
 {
     RUN(test_reorder_first_copy);
     RUN(test_first_segment_late);
+    RUN(test_response_before_query);
     RUN(test_overlaps);
     RUN(test_gap_and_end);
     RUN(test_udp_and_pools);
+    RUN(test_one_id_two_protocols);
     RUN(test_buffer_pool);
     RUN(test_ports);
     TEST_EXIT();
