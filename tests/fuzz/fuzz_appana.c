@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         next[f][0] = 1000u * (uint32_t)f + 1;
         next[f][1] = 0xfffff000u + 77u * (uint32_t)f; /* wraps soon */
     }
-    static int64_t t_next = 1800000000000000000LL; /* 5-9 s an input: ~1e9 inputs */
+    static int64_t t_next = 1800000000000000000LL; /* 5 s + 1 ms a byte an input: 10^8 inputs of 64 KiB */
     int64_t ts = t_next;
     t_first = ts;
     t_last = ts + (int64_t)size * 1000000;
