@@ -9,6 +9,7 @@
  */
 #include "httpd.h"
 
+#include "jbuf.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -453,28 +454,6 @@ void httpd_respond_json(httpd_req_t *r, int status, json_t *body)
     free(text);
 }
 
-/* The length of the valid UTF-8 sequence at s (n bytes left), or 0 when
- * it is not one (as jansson judges: no overlong forms, surrogates or code
- * points past U+10FFFF). */
-static size_t httpd__utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min, cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000, cp = c & 0x07;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
 void httpd_respond_error(httpd_req_t *r, int status, const char *fmt, ...)
 {
     char msg[1024];
@@ -487,7 +466,7 @@ void httpd_respond_error(httpd_req_t *r, int status, const char *fmt, ...)
      * not carry the error at all. */
     size_t n = strlen(msg);
     for (size_t i = 0; i < n;) {
-        size_t k = httpd__utf8_len((const unsigned char *)msg + i, n - i);
+        size_t k = jb_utf8_len((const uint8_t *)msg + i, n - i);
         if (!k) msg[i++] = '?';
         else i += k;
     }

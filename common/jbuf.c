@@ -3,13 +3,12 @@
 
 #include "flowkey.h"
 
-/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0:
- * no overlongs, no surrogates, nothing past U+10FFFF (RFC 3629). */
-static size_t utf8_seq(const uint8_t *s, size_t n)
+size_t jb_utf8_len(const uint8_t *s, size_t n)
 {
     uint8_t c = s[0];
     size_t len;
     uint32_t min, cp;
+    if (c < 0x80) return 1;
     if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80, cp = c & 0x1f;
     else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800, cp = c & 0x0f;
     else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000, cp = c & 0x07;
@@ -33,7 +32,7 @@ void jb_bytes(jbuf *b, const void *s, size_t n)
         uint8_t c = p[i];
         size_t keep = 0;
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') keep = 1;
-        else if (c >= 0x80) keep = utf8_seq(p + i, n - i);
+        else if (c >= 0x80) keep = jb_utf8_len(p + i, n - i);
         if (keep) {
             run += keep;
             i += keep;

@@ -63,6 +63,12 @@ static inline void jb_i64(jbuf *b, int64_t v)
  * silently dropped. */
 void jb_bytes(jbuf *b, const void *s, size_t n);
 
+/* The length of the valid UTF-8 sequence at s (n > 0 bytes left): 1 for
+ * ASCII, 2-4 for a multi-byte character, 0 when it is not one (RFC 3629,
+ * as jansson judges: no overlong forms, surrogates or code points past
+ * U+10FFFF). */
+size_t jb_utf8_len(const uint8_t *s, size_t n);
+
 /* The address (IPv4 mapped) as a JSON string. */
 void jb_ip(jbuf *b, const uint8_t ip[16]);
 
