@@ -25,6 +25,7 @@
 #include "bus.h"
 #include "mirrorscope.pb-c.h"
 #include "timeparse.h"
+#include "toolpub.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -172,23 +173,9 @@ int main(int argc, char **argv)
                         "       appgen --to ENDPOINT --hostile [--node NAME] [keys]\n");
         return 2;
     }
-    char err[1024];
-    bus_sec sec;
-    memset(&sec, 0, sizeof sec);
-    busauth_pair srv;
-    if (key_file && server_key &&
-        (busauth_load(key_file, 1, &sec.self, err, sizeof err) < 0 ||
-         busauth_load(server_key, 0, &srv, err, sizeof err) < 0)) {
-        fprintf(stderr, "appgen: %s\n", err);
-        return 2;
-    }
-    if (key_file && server_key) memcpy(sec.server_key, srv.pub, sizeof srv.pub);
-    bus_pub_t *pub = bus_pub_new(to, 1000, key_file && server_key ? &sec : NULL, err, sizeof err);
-    if (!pub || !bus_pub_wait_subscriber(pub, 10000)) {
-        fprintf(stderr, "appgen: %s\n", pub ? "no subscriber within 10 s" : err);
-        bus_pub_close(pub, 0);
-        return 1;
-    }
+    int open_rc;
+    bus_pub_t *pub = toolpub_open("appgen", to, key_file, server_key, &open_rc);
+    if (!pub) return open_rc;
     int rc = hostile ? send_hostile(pub, node, base)
                      : send_records(pub, node, (unsigned)records, (unsigned)names, base,
                                     (unsigned)batch, quiet);

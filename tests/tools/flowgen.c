@@ -44,6 +44,7 @@
 #include "flowsample.h"
 #include "mirrorscope.pb-c.h"
 #include "timeparse.h"
+#include "toolpub.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -303,25 +304,9 @@ int main(int argc, char **argv)
                         "       flowgen --fields\n");
         return 2;
     }
-    char err[1024];
-    /* CURVE with both keys (a pair whose .pub the coordinator allows with role
-     * recorder - its client.key is refused on the bus - and its curve.pub),
-     * else plain. */
-    bus_sec sec;
-    memset(&sec, 0, sizeof sec);
-    busauth_pair srv;
-    if (key_file && server_key &&
-        (busauth_load(key_file, 1, &sec.self, err, sizeof err) < 0 ||
-         busauth_load(server_key, 0, &srv, err, sizeof err) < 0)) {
-        fprintf(stderr, "flowgen: %s\n", err);
-        return 2;
-    }
-    if (key_file && server_key) memcpy(sec.server_key, srv.pub, sizeof srv.pub);
-    bus_pub_t *pub = bus_pub_new(to, 1000, key_file && server_key ? &sec : NULL, err, sizeof err);
-    if (!pub || !bus_pub_wait_subscriber(pub, 10000)) {
-        fprintf(stderr, "flowgen: %s\n", pub ? "no subscriber within 10 s" : err);
-        return 1;
-    }
+    int open_rc;
+    bus_pub_t *pub = toolpub_open("flowgen", to, key_file, server_key, &open_rc);
+    if (!pub) return open_rc;
     if (distinct) {
         int rc = flowgen__distinct(pub, node, (unsigned)distinct);
         bus_pub_close(pub, 60000);
