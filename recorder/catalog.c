@@ -163,19 +163,73 @@ static uint64_t catalog__block_key(uint32_t block)
     return catalog__key(KEY_BLOCK, 8, &b, 1);
 }
 
+static uint16_t catalog__port_at(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
 static void catalog__add_port(uint8_t *bloom, uint32_t bytes, uint64_t seq, uint16_t port)
 {
     catalog__set(bloom, bytes, catalog__seg_hash(catalog__port_key(port), seq));
     catalog__set(bloom, bytes, catalog__seg_hash(catalog__block_key(port >> 8u), seq));
 }
 
-void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e)
+/* The summary of a segment from its sorted host addresses (n of them,
+ * stride bytes apart) and sorted ports (likewise), repeats allowed: each
+ * distinct key counts once, where the sorted list changes. */
+static void catalog__summarize(uint64_t seq, uint64_t pcap_bytes, const uint8_t *hosts, uint64_t nh,
+                               size_t hstride, const uint8_t *ports, uint64_t np, size_t pstride,
+                               catalog_entry *e)
 {
-    const segidx_hdr *h = ix->hdr;
+#define HOST(i) (hosts + (i) * hstride)
+#define PORT(i) catalog__port_at(ports + (i) * pstride)
+    uint64_t keys = 0;
+    for (uint64_t i = 0; i < nh; i++) {
+        const uint8_t *a = HOST(i), *b = i ? HOST(i - 1) : NULL;
+        const int *pre = memcmp(a, catalog__mapped, 12) ? catalog__v6_prefix : catalog__v4_prefix;
+        keys += !b || memcmp(a, b, 16);
+        for (int j = 0; j < 3; j++) keys += !b || memcmp(a, b, (size_t)pre[j] / 8);
+    }
+    for (uint64_t i = 0; i < np; i++) {
+        uint16_t p = PORT(i), q = i ? PORT(i - 1) : 0;
+        keys += !i || p != q;
+        keys += !i || p >> 8 != q >> 8;
+    }
+    uint64_t cap = pcap_bytes / CATALOG_BLOOM_SHARE;
+    if (cap < CATALOG_BLOOM_MIN_CAP) cap = CATALOG_BLOOM_MIN_CAP;
+    if (cap > CATALOG_BLOOM_MAX) cap = CATALOG_BLOOM_MAX;
+    if (keys * CATALOG_BITS_PER_KEY > cap * 8u) return;
+    uint32_t bytes = CATALOG_LINE;
+    while (bytes * 8u < keys * CATALOG_BITS_PER_KEY) bytes *= 2;
+    uint8_t *bloom = xcalloc(1, catalog__stored(bytes));
+    for (uint64_t i = 0; i < nh; i++)
+        if (!i || memcmp(HOST(i), HOST(i - 1), 16)) catalog__add_host(bloom, bytes, seq, HOST(i));
+    for (uint64_t i = 0; i < np; i++)
+        if (!i || PORT(i) != PORT(i - 1)) catalog__add_port(bloom, bytes, seq, PORT(i));
+    for (uint32_t l = 0; l < bytes / CATALOG_LINE; l++) {
+        uint32_t crc = crc32c(bloom + l * CATALOG_LINE, CATALOG_LINE, 0);
+        memcpy(bloom + bytes + l * 4, &crc, 4);
+    }
+    e->bloom = bloom;
+    e->bloom_bytes = bytes;
+#undef HOST
+#undef PORT
+}
+
+static void catalog__begin(uint64_t seq, catalog_entry *e)
+{
     e->seq = seq;
     e->flags = 0;
     e->bloom = NULL;
     e->bloom_bytes = 0;
+}
+
+void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e)
+{
+    const segidx_hdr *h = ix->hdr;
+    catalog__begin(seq, e);
     if (h->nflows) {
         if (segidx_check(ix, &ix->flows[0], sizeof ix->flows[0]) < 0) return;
         if (ix->flows[0].key.kind == FK_ODD) {
@@ -189,37 +243,21 @@ void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e)
         return;
     /* Both tables are sorted, so are the prefixes and blocks: distinct keys
      * are where they change. */
-    uint64_t keys = 0;
-    for (uint64_t i = 0; i < h->nhosts; i++) {
-        const uint8_t *a = ix->hosts[i].addr, *b = i ? ix->hosts[i - 1].addr : NULL;
-        const int *pre = memcmp(a, catalog__mapped, 12) ? catalog__v6_prefix : catalog__v4_prefix;
-        keys += !b || memcmp(a, b, 16);
-        for (int j = 0; j < 3; j++) keys += !b || memcmp(a, b, (size_t)pre[j] / 8);
+    catalog__summarize(seq, h->pcap_bytes, ix->hosts[0].addr, h->nhosts, sizeof *ix->hosts,
+                       (const uint8_t *)&ix->ports[0].port, h->nports, sizeof *ix->ports, e);
+}
+
+void catalog_summarize_keys(const segidx_keys *k, uint64_t pcap_bytes, uint64_t seq,
+                            catalog_entry *e)
+{
+    catalog__begin(seq, e);
+    if (k->odd) {
+        e->flags |= CATALOG_ODD;
+        return;
     }
-    for (uint64_t i = 0; i < h->nports; i++) {
-        uint16_t p = ix->ports[i].port, q = i ? ix->ports[i - 1].port : 0;
-        keys += !i || p != q;
-        keys += !i || p >> 8 != q >> 8;
-    }
-    uint64_t cap = h->pcap_bytes / CATALOG_BLOOM_SHARE;
-    if (cap < CATALOG_BLOOM_MIN_CAP) cap = CATALOG_BLOOM_MIN_CAP;
-    if (cap > CATALOG_BLOOM_MAX) cap = CATALOG_BLOOM_MAX;
-    if (keys * CATALOG_BITS_PER_KEY > cap * 8u) return;
-    uint32_t bytes = CATALOG_LINE;
-    while (bytes * 8u < keys * CATALOG_BITS_PER_KEY) bytes *= 2;
-    uint8_t *bloom = xcalloc(1, catalog__stored(bytes));
-    for (uint64_t i = 0; i < h->nhosts; i++)
-        if (!i || memcmp(ix->hosts[i].addr, ix->hosts[i - 1].addr, 16))
-            catalog__add_host(bloom, bytes, seq, ix->hosts[i].addr);
-    for (uint64_t i = 0; i < h->nports; i++)
-        if (!i || ix->ports[i].port != ix->ports[i - 1].port)
-            catalog__add_port(bloom, bytes, seq, ix->ports[i].port);
-    for (uint32_t l = 0; l < bytes / CATALOG_LINE; l++) {
-        uint32_t crc = crc32c(bloom + l * CATALOG_LINE, CATALOG_LINE, 0);
-        memcpy(bloom + bytes + l * 4, &crc, 4);
-    }
-    e->bloom = bloom;
-    e->bloom_bytes = bytes;
+    if (k->nhosts + k->nports > CATALOG_SCAN_MAX) return;
+    catalog__summarize(seq, pcap_bytes, k->addrs ? k->addrs[0] : NULL, k->naddrs, 16,
+                       (const uint8_t *)k->ports, k->nports_distinct, sizeof *k->ports, e);
 }
 
 /* Bits lo and hi have in common from the start (128 when equal). */

@@ -52,6 +52,11 @@ typedef struct catalog_entry {
  * through their checksums: a damaged index gets no summary. */
 void catalog_summarize(const segidx_t *ix, uint64_t seq, catalog_entry *e);
 
+/* The same summary from the keys segidx_builder_write gave of the index
+ * (pcap_bytes: the segment's, as in its header). */
+void catalog_summarize_keys(const segidx_keys *k, uint64_t pcap_bytes, uint64_t seq,
+                            catalog_entry *e);
+
 /* The store's writer of dir's catalog. It remembers which summaries its
  * summary file holds, so a seal appends only its own; at open it adopts
  * the catalog and summary file an earlier writer left (a start-up then

@@ -1,19 +1,30 @@
 /* segindex.c - build, write, map and rebuild segment indexes (see segindex.h).
  *
  * DESIGN: while a segment is open the builder keeps four parallel per-packet
- * arrays (time, file offset, flow id, length: 20 bytes a packet) and a hash
- * table of flows. Nothing per flow is updated per packet except the lookup, so
- * the writer's inner loop is one hash probe and four stores. At seal time the
- * flow statistics and posting lists fall out of one counting sort over the
- * flow ids, and the host/port lookup tables out of two qsorts over the flows.
- * The chunk checksums are computed last, over the laid-out sections. A view
- * of a file carries one bit per chunk: set once the chunk has matched, so
- * the readers' segidx_check is a bit test after the first read.
+ * arrays (time, file offset, flow id, length: 20 bytes a packet) and a flat
+ * open-addressing table of its flows: a 4-byte slot (flow number and hash
+ * bits) pointing into an array of 20-byte keys - IPv4 addresses in 4 bytes,
+ * the observation point as a number into a small table of them - with the
+ * keys that do not fit (IPv6, odd) kept whole beside it: about 30 bytes a
+ * flow where the 64-byte flowkey_t and its hash took ~100. Nothing per flow
+ * is updated per packet except the lookup, so the writer's inner loop is
+ * one hash probe and four stores. At seal time the posting lists fall out
+ * of one counting sort over the flow ids, each flow's statistics out of a
+ * walk of its list, the host table out of a sort of 8-byte (IPv4 address,
+ * flow) numbers and the port table out of a count per port; the sealer
+ * writes them to the file a section at a time through a buffer, each
+ * chunk's checksum computed on the way, so sealing takes a few bytes a
+ * flow and a packet beside the builder, not the index's size (which for
+ * small flows is more than the segment's). The same code lays an index out
+ * in memory for a view (the open segment's, tests). A view of a file
+ * carries one bit per chunk: set once the chunk has matched, so the
+ * readers' segidx_check is a bit test after the first read.
  */
 #include "segindex.h"
 
 #include "crc32c.h"
 #include "decode.h"
+#include "hash.h"
 #include "log.h"
 #include "pcapio.h"
 #include "xmalloc.h"
@@ -31,27 +42,69 @@
 static const char SEGIDX_MAGIC[8] = { 'M', 'S', 'C', 'I', 'D', 'X', 0, 1 };
 #define SEGIDX_VERSION 3
 
+/* ---- the builder ---------------------------------------------------------- */
+
+/* A directional flow's key as the builder keeps it: 20 bytes where
+ * flowkey_t has 64. The addresses of an IPv4 key (mapped, so 12 of their 16
+ * bytes are the same in every one) in 4 bytes each, the observation point
+ * (VNI and outer source address) as its number in the builder's table of
+ * them. A key that does not fit - IPv6, the odd key, anything a caller
+ * built by hand - is kept whole in a side table, and its compact form is
+ * SK_WIDE with its number there. One key has one form, so two keys are
+ * equal when their forms are. */
+typedef struct segidx__key {
+    uint32_t src, dst; /* IPv4 addresses' bytes as in the packet; SK_WIDE: src numbers wide[] */
+    uint32_t obs;      /* number in obs[] */
+    uint16_t sport, dport;
+    uint8_t kind, proto, vlans, bits; /* SK_* */
+} segidx__key;
+
+#define SK_FRAG 0x1 /* flowkey_t.frag_later */
+#define SK_WIDE 0x2
+
+typedef struct segidx__obs {
+    uint32_t vni;
+    uint8_t observer[16];
+} segidx__obs;
+
+_Static_assert(sizeof(segidx__key) == 20, "a compact key has no padding (compared with memcmp)");
+_Static_assert(sizeof(segidx__obs) == 20, "an observation point has no padding (hashed whole)");
+
+static const uint8_t segidx__mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
 struct segidx_builder {
     uint64_t seq;
     /* per packet */
     int64_t *ts;
     uint32_t *off, *flow, *len;
     size_t npkts, cap_pkts;
-    /* flows and their hash table: a slot holds the top 32 bits of the key's
-     * hash and flow id + 1 (0 = empty), so a probe touches a key only when
-     * the tags agree */
-    flowkey_t *keys;
-    uint64_t *hashes;
+    /* flows, numbered in the order of their first packets, and their hash
+     * table: a slot holds flow number + 1 in its low log2(nslots) bits (0 =
+     * empty) and the top bits of the key's hash above them, so a probe
+     * reads a key only when those agree */
+    segidx__key *keys;
     size_t nflows, cap_flows;
-    uint64_t *slots;
+    uint32_t *slots;
     size_t nslots;
+    flowkey_t *wide; /* the keys kept whole */
+    size_t nwide, cap_wide;
+    /* observation points and their hash table (number + 1, 0 = empty) */
+    segidx__obs *obs;
+    size_t nobs, cap_obs;
+    uint32_t *obs_slots;
+    size_t nobs_slots;
+    uint32_t last_obs; /* the one looked up last, number + 1 (0 = none) */
 };
+
+#define SEGIDX_MIN_SLOTS 4096
 
 segidx_builder_t *segidx_builder_new(void)
 {
     segidx_builder_t *b = xcalloc(1, sizeof *b);
-    b->nslots = 4096;
+    b->nslots = SEGIDX_MIN_SLOTS;
     b->slots = xcalloc(b->nslots, sizeof *b->slots);
+    b->nobs_slots = 64;
+    b->obs_slots = xcalloc(b->nobs_slots, sizeof *b->obs_slots);
     return b;
 }
 
@@ -63,8 +116,10 @@ void segidx_builder_free(segidx_builder_t *b)
     free(b->flow);
     free(b->len);
     free(b->keys);
-    free(b->hashes);
     free(b->slots);
+    free(b->wide);
+    free(b->obs);
+    free(b->obs_slots);
     free(b);
 }
 
@@ -73,7 +128,11 @@ void segidx_builder_reset(segidx_builder_t *b, uint64_t seq)
     b->seq = seq;
     b->npkts = 0;
     b->nflows = 0;
+    b->nwide = 0;
+    b->nobs = 0;
+    b->last_obs = 0;
     memset(b->slots, 0, b->nslots * sizeof *b->slots);
+    memset(b->obs_slots, 0, b->nobs_slots * sizeof *b->obs_slots);
 }
 
 uint32_t segidx_builder_count(const segidx_builder_t *b) { return (uint32_t)b->npkts; }
@@ -91,16 +150,103 @@ uint32_t segidx_builder_count_upto(const segidx_builder_t *b, uint64_t off)
 
 uint32_t segidx_builder_offset(const segidx_builder_t *b, uint32_t i) { return b->off[i]; }
 
-#define SLOT(hash, id) (((hash) & 0xffffffff00000000ULL) | ((uint64_t)(id) + 1))
+static uint64_t segidx__obs_hash(const segidx__obs *o)
+{
+    return hash_bytes(o, sizeof *o, 0x6f62736572766572ULL);
+}
+
+/* The number of observation point (vni, observer), added if new. */
+static uint32_t segidx__obs_id(segidx_builder_t *b, uint32_t vni, const uint8_t observer[16])
+{
+    if (b->last_obs) { /* nearly always: a few points, long runs of each */
+        const segidx__obs *o = &b->obs[b->last_obs - 1];
+        if (o->vni == vni && !memcmp(o->observer, observer, 16)) return b->last_obs - 1;
+    }
+    segidx__obs want;
+    want.vni = vni;
+    memcpy(want.observer, observer, 16);
+    size_t mask = b->nobs_slots - 1, i = segidx__obs_hash(&want) & mask;
+    for (; b->obs_slots[i]; i = (i + 1) & mask) {
+        const segidx__obs *o = &b->obs[b->obs_slots[i] - 1];
+        if (!memcmp(o, &want, sizeof want)) return (b->last_obs = b->obs_slots[i]) - 1;
+    }
+    xgrow((void **)&b->obs, &b->cap_obs, b->nobs + 1, sizeof *b->obs);
+    b->obs[b->nobs++] = want;
+    b->obs_slots[i] = (uint32_t)b->nobs;
+    if (b->nobs * 2 > b->nobs_slots) {
+        size_t n = b->nobs_slots * 2;
+        uint32_t *s = xcalloc(n, sizeof *s);
+        for (size_t o = 0; o < b->nobs; o++) {
+            size_t j = segidx__obs_hash(&b->obs[o]) & (n - 1);
+            while (s[j]) j = (j + 1) & (n - 1);
+            s[j] = (uint32_t)o + 1;
+        }
+        free(b->obs_slots);
+        b->obs_slots = s;
+        b->nobs_slots = n;
+    }
+    return (b->last_obs = (uint32_t)b->nobs) - 1;
+}
+
+/* k's compact form in *c; 0 when it has none (it is kept whole). */
+static int segidx__compact(segidx_builder_t *b, const flowkey_t *k, segidx__key *c)
+{
+    static const uint8_t zero[sizeof k->pad];
+    if (memcmp(k->src, segidx__mapped, 12) || memcmp(k->dst, segidx__mapped, 12) ||
+        k->frag_later > 1 || memcmp(k->pad, zero, sizeof zero))
+        return 0;
+    memcpy(&c->src, k->src + 12, 4);
+    memcpy(&c->dst, k->dst + 12, 4);
+    c->obs = segidx__obs_id(b, k->vni, k->observer);
+    c->sport = k->sport;
+    c->dport = k->dport;
+    c->kind = k->kind;
+    c->proto = k->proto;
+    c->vlans = k->vlans;
+    c->bits = k->frag_later ? SK_FRAG : 0;
+    return 1;
+}
+
+/* Flow f's key as the caller gave it. */
+static void segidx__expand(const segidx_builder_t *b, size_t f, flowkey_t *k)
+{
+    const segidx__key *c = &b->keys[f];
+    if (c->bits & SK_WIDE) {
+        *k = b->wide[c->src];
+        return;
+    }
+    memset(k, 0, sizeof *k);
+    memcpy(k->src, segidx__mapped, 12);
+    memcpy(k->src + 12, &c->src, 4);
+    memcpy(k->dst, segidx__mapped, 12);
+    memcpy(k->dst + 12, &c->dst, 4);
+    k->vni = b->obs[c->obs].vni;
+    memcpy(k->observer, b->obs[c->obs].observer, 16);
+    k->sport = c->sport;
+    k->dport = c->dport;
+    k->kind = c->kind;
+    k->proto = c->proto;
+    k->vlans = c->vlans;
+    k->frag_later = c->bits & SK_FRAG;
+}
+
+static uint8_t segidx__kind(const segidx_builder_t *b, size_t f)
+{
+    const segidx__key *c = &b->keys[f];
+    return c->bits & SK_WIDE ? b->wide[c->src].kind : c->kind;
+}
 
 static void segidx__rehash(segidx_builder_t *b)
 {
     size_t n = b->nslots * 2;
-    uint64_t *s = xcalloc(n, sizeof *s);
+    uint32_t *s = xcalloc(n, sizeof *s), mask = (uint32_t)(n - 1);
     for (size_t f = 0; f < b->nflows; f++) {
-        size_t i = b->hashes[f] & (n - 1);
-        while (s[i]) i = (i + 1) & (n - 1);
-        s[i] = SLOT(b->hashes[f], f);
+        flowkey_t k;
+        segidx__expand(b, f, &k); /* the hash is the caller's: flowkey_hash of the whole key */
+        uint64_t h = flowkey_hash(&k);
+        size_t i = h & mask;
+        while (s[i]) i = (i + 1) & mask;
+        s[i] = ((uint32_t)(h >> 32) & ~mask) | (uint32_t)(f + 1);
     }
     free(b->slots);
     b->slots = s;
@@ -109,38 +255,45 @@ static void segidx__rehash(segidx_builder_t *b)
 
 static uint32_t segidx__flow_id(segidx_builder_t *b, const flowkey_t *k, uint64_t hash)
 {
-    size_t mask = b->nslots - 1, i = hash & mask;
-    uint64_t tag = hash & 0xffffffff00000000ULL;
+    segidx__key c;
+    int compact = segidx__compact(b, k, &c);
+    uint32_t mask = (uint32_t)(b->nslots - 1), tag = (uint32_t)(hash >> 32) & ~mask;
+    size_t i = hash & mask;
     for (;;) {
-        uint64_t s = b->slots[i];
+        uint32_t s = b->slots[i];
         if (!s) break;
-        if ((s & 0xffffffff00000000ULL) == tag) {
-            uint32_t id = (uint32_t)s - 1;
-            if (flowkey_equal(&b->keys[id], k)) return id;
+        if ((s & ~mask) == tag) {
+            uint32_t id = (s & mask) - 1;
+            const segidx__key *e = &b->keys[id];
+            if (compact ? !memcmp(e, &c, sizeof c)
+                        : (e->bits & SK_WIDE) && flowkey_equal(&b->wide[e->src], k))
+                return id;
         }
         i = (i + 1) & mask;
     }
-    if (b->nflows == b->cap_flows) {
-        size_t cap = b->cap_flows;
-        xgrow((void **)&b->keys, &cap, b->nflows + 1, sizeof *b->keys);
-        b->hashes = xrealloc(b->hashes, cap * sizeof *b->hashes);
-        b->cap_flows = cap;
+    if (!compact) {
+        xgrow((void **)&b->wide, &b->cap_wide, b->nwide + 1, sizeof *b->wide);
+        b->wide[b->nwide] = *k;
+        memset(&c, 0, sizeof c);
+        c.src = (uint32_t)b->nwide++;
+        c.bits = SK_WIDE;
     }
+    xgrow((void **)&b->keys, &b->cap_flows, b->nflows + 1, sizeof *b->keys);
     uint32_t id = (uint32_t)b->nflows++;
-    b->keys[id] = *k;
-    b->hashes[id] = hash;
-    b->slots[i] = SLOT(hash, id);
+    b->keys[id] = c;
+    b->slots[i] = tag | (id + 1); /* id + 1 <= nslots / 2 + 1: within the mask */
     if (b->nflows * 2 > b->nslots) segidx__rehash(b);
     return id;
 }
 
 void segidx_builder_prefetch(const segidx_builder_t *b, uint64_t hash_far, uint64_t hash_near)
 {
-    __builtin_prefetch(&b->slots[hash_far & (b->nslots - 1)]);
+    uint32_t mask = (uint32_t)(b->nslots - 1);
+    __builtin_prefetch(&b->slots[hash_far & mask]);
     /* The near packet's slot was fetched a while ago: fetch its key now. */
-    uint64_t s = b->slots[hash_near & (b->nslots - 1)];
-    if (s && (s & 0xffffffff00000000ULL) == (hash_near & 0xffffffff00000000ULL))
-        __builtin_prefetch(&b->keys[(uint32_t)s - 1]);
+    uint32_t s = b->slots[hash_near & mask];
+    if (s && (s & ~mask) == ((uint32_t)(hash_near >> 32) & ~mask))
+        __builtin_prefetch(&b->keys[(s & mask) - 1]);
 }
 
 void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, uint64_t hash, int64_t ts_ns,
@@ -172,13 +325,6 @@ static int segidx__cmp_host(const void *a, const void *b)
     const segidx_host *x = a, *y = b;
     int c = memcmp(x->addr, y->addr, 16);
     return c ? c : (x->flow > y->flow) - (x->flow < y->flow);
-}
-
-static int segidx__cmp_port(const void *a, const void *b)
-{
-    const segidx_port *x = a, *y = b;
-    if (x->port != y->port) return x->port < y->port ? -1 : 1;
-    return (x->flow > y->flow) - (x->flow < y->flow);
 }
 
 static size_t segidx__align(size_t x) { return (x + 7) & ~(size_t)7; }
@@ -355,125 +501,402 @@ int segidx_verify(const segidx_t *ix, char *err, size_t errlen)
     return -1;
 }
 
-segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes)
+/* ---- laying the index out -------------------------------------------------- */
+
+/* Sort n numbers in place (introsort: no allocation, unlike qsort). */
+static void segidx__sort64(uint64_t *a, size_t n, int depth)
+{
+    while (n > 16) {
+        if (depth-- == 0) { /* heapsort */
+            for (size_t k = n / 2; k-- > 0;)
+                for (size_t r = k, c; (c = 2 * r + 1) < n; r = c) {
+                    if (c + 1 < n && a[c + 1] > a[c]) c++;
+                    if (a[r] >= a[c]) break;
+                    uint64_t t = a[r]; a[r] = a[c]; a[c] = t;
+                }
+            for (size_t e = n - 1; e > 0; e--) {
+                uint64_t t = a[0]; a[0] = a[e]; a[e] = t;
+                for (size_t r = 0, c; (c = 2 * r + 1) < e; r = c) {
+                    if (c + 1 < e && a[c + 1] > a[c]) c++;
+                    if (a[r] >= a[c]) break;
+                    t = a[r]; a[r] = a[c]; a[c] = t;
+                }
+            }
+            return;
+        }
+        uint64_t x = a[0], y = a[n / 2], z = a[n - 1]; /* median of three */
+        uint64_t p = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+        size_t i = 0, j = n - 1;
+        for (;;) { /* Hoare partition: [0, j] <= p <= [j + 1, n) */
+            while (a[i] < p) i++;
+            while (a[j] > p) j--;
+            if (i >= j) break;
+            uint64_t t = a[i]; a[i] = a[j]; a[j] = t;
+            i++;
+            j--;
+        }
+        size_t left = j + 1;
+        if (left < n - left) { /* recurse into the smaller side */
+            segidx__sort64(a, left, depth);
+            a += left;
+            n -= left;
+        } else {
+            segidx__sort64(a + left, n - left, depth);
+            n = left;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint64_t v = a[i];
+        size_t j = i;
+        for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
+/* Where the index goes: memory (the whole of it, for a view) or a file
+ * (through a buffer, each chunk's checksum computed on the way). */
+typedef struct segidx__out {
+    char *mem;        /* the index in memory, or NULL */
+    int fd;           /* else the file */
+    uint64_t pos;     /* the offset of the next byte */
+    uint64_t off_crcs;
+    uint32_t *crcs;   /* file: each chunk's, computed as written */
+    uint8_t *buf;     /* file: bytes not yet written, from buf_off */
+    size_t used;
+    uint64_t buf_off;
+    int err;          /* file: the first write's errno */
+} segidx__out;
+
+#define SEGIDX_OUT_BUF (1u << 20)
+
+static void segidx__out_flush(segidx__out *o)
+{
+    if (o->mem || !o->used) return;
+    /* The chunks' checksums over the sections' bytes (the header is
+     * written, and checked, apart; the chunk table is not under them). */
+    for (size_t done = 0; done < o->used;) {
+        uint64_t at = o->buf_off + done;
+        if (at >= o->off_crcs) break;
+        uint64_t c = (at - sizeof(segidx_hdr)) >> SEGIDX_CHUNK_SHIFT;
+        uint64_t chunk_end = sizeof(segidx_hdr) + ((c + 1) << SEGIDX_CHUNK_SHIFT);
+        if (chunk_end > o->off_crcs) chunk_end = o->off_crcs;
+        size_t n = (size_t)(chunk_end - at);
+        if (n > o->used - done) n = o->used - done;
+        o->crcs[c] = crc32c(o->buf + done, n, o->crcs[c]);
+        done += n;
+    }
+    for (size_t done = 0; done < o->used && !o->err;) {
+        ssize_t w = pwrite(o->fd, o->buf + done, o->used - done, (off_t)(o->buf_off + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) o->err = w < 0 ? errno : EIO;
+        else done += (size_t)w;
+    }
+    o->buf_off += o->used;
+    o->used = 0;
+}
+
+static void segidx__put(segidx__out *o, const void *p, size_t n)
+{
+    if (o->mem) {
+        memcpy(o->mem + o->pos, p, n);
+        o->pos += n;
+        return;
+    }
+    const uint8_t *q = p;
+    while (n) {
+        size_t k = SEGIDX_OUT_BUF - o->used < n ? SEGIDX_OUT_BUF - o->used : n;
+        memcpy(o->buf + o->used, q, k);
+        o->used += k;
+        o->pos += k;
+        q += k;
+        n -= k;
+        if (o->used == SEGIDX_OUT_BUF) segidx__out_flush(o);
+    }
+}
+
+/* Zeros up to offset off (the padding before a section). */
+static void segidx__pad(segidx__out *o, uint64_t off)
+{
+    static const uint8_t zero[8];
+    if (off > o->pos) segidx__put(o, zero, (size_t)(off - o->pos));
+}
+
+/* What laying out needs beside the builder: the header, and per flow
+ * where its posting list ends in posts[] (0 for a flow without packets). */
+typedef struct segidx__plan {
+    segidx_hdr h;
+    uint32_t *end;
+    uint32_t *posts;
+    size_t nhosts4; /* host entries with an IPv4 (mapped) address */
+} segidx__plan;
+
+/* The flows in the index's order: the odd ones first (searches always read
+ * them, and find them without a scan), then the others, each in builder
+ * order; flows emptied by truncate are left out. A flow has packets when
+ * its list ends after the previous one's. */
+typedef struct segidx__it {
+    size_t next;        /* builder number to look at next */
+    int others;         /* 0: the odd flows, 1: the others */
+    size_t f;           /* the flow: builder number, */
+    uint32_t start, end; /* and its posting list */
+} segidx__it;
+
+static int segidx__next(const segidx_builder_t *b, const uint32_t *end, segidx__it *it)
+{
+    for (;;) {
+        if (it->next == b->nflows) {
+            if (it->others) return 0;
+            it->others = 1;
+            it->next = 0;
+            continue;
+        }
+        size_t f = it->next++;
+        if ((segidx__kind(b, f) == FK_ODD) == it->others || end[f] <= it->end) continue;
+        it->f = f;
+        it->start = it->end;
+        it->end = end[f];
+        return 1;
+    }
+}
+
+static int segidx__is_mapped(const uint8_t a[16]) { return !memcmp(a, segidx__mapped, 12); }
+
+static void segidx__plan_make(segidx_builder_t *b, uint64_t pcap_bytes, segidx__plan *p)
 {
     size_t n = b->npkts;
-    /* Count packets per flow; flows emptied by truncate get no slot. */
-    uint32_t *cnt = xcalloc(b->nflows + 1, sizeof *cnt);
-    for (size_t i = 0; i < n; i++) cnt[b->flow[i]]++;
-    uint32_t *remap = xmalloc((b->nflows + 1) * sizeof *remap);
-    size_t nflows = 0;
-    /* Odd flows first: searches always read them, and find them without a scan. */
-    for (size_t f = 0; f < b->nflows; f++)
-        remap[f] = cnt[f] && b->keys[f].kind == FK_ODD ? (uint32_t)nflows++ : UINT32_MAX;
-    for (size_t f = 0; f < b->nflows; f++)
-        if (cnt[f] && b->keys[f].kind != FK_ODD) remap[f] = (uint32_t)nflows++;
-
-    size_t nhosts = 0, nports = 0;
-    for (size_t f = 0; f < b->nflows; f++) {
-        if (!cnt[f]) continue;
-        const flowkey_t *k = &b->keys[f];
-        if (k->kind == FK_ODD) continue;
-        nhosts += memcmp(k->src, k->dst, 16) ? 2 : 1;
-        if (k->proto == 6 || k->proto == 17) nports += k->sport != k->dport ? 2 : 1;
-    }
-    size_t nblocks = (n + SEGIDX_BLOCK - 1) / SEGIDX_BLOCK;
-
-    segidx_hdr h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, SEGIDX_MAGIC, 8);
-    h.version = SEGIDX_VERSION;
-    h.seq = b->seq;
-    h.pcap_bytes = pcap_bytes;
-    h.npkts = n;
-    h.nflows = nflows;
-    h.nhosts = nhosts;
-    h.nports = nports;
-    h.nblocks = nblocks;
-    size_t o = segidx__align(sizeof h);
-    h.off_ts = o; o = segidx__align(o + n * sizeof(int64_t));
-    h.off_off = o; o = segidx__align(o + n * 4);
-    h.off_flows = o; o = segidx__align(o + nflows * sizeof(segidx_flow));
-    h.off_posts = o; o = segidx__align(o + n * 4);
-    h.off_hosts = o; o = segidx__align(o + nhosts * sizeof(segidx_host));
-    h.off_ports = o; o = segidx__align(o + nports * sizeof(segidx_port));
-    h.off_blocks = o; o = segidx__align(o + nblocks * sizeof(segidx_block));
-    h.off_crcs = o; o = segidx__align(o + segidx__nchunks(&h) * 4);
-    h.total_size = o;
-
-    char *buf = xcalloc(1, o);
-    int64_t *ts = (int64_t *)(buf + h.off_ts);
-    uint32_t *off = (uint32_t *)(buf + h.off_off);
-    segidx_flow *flows = (segidx_flow *)(buf + h.off_flows);
-    uint32_t *posts = (uint32_t *)(buf + h.off_posts);
-    segidx_host *hosts = (segidx_host *)(buf + h.off_hosts);
-    segidx_port *ports = (segidx_port *)(buf + h.off_ports);
-    segidx_block *blocks = (segidx_block *)(buf + h.off_blocks);
-
-    if (n) { /* an empty builder has no arrays yet: memcpy from NULL is undefined */
-        memcpy(ts, b->ts, n * sizeof *ts);
-        memcpy(off, b->off, n * sizeof *off);
-    }
-    for (size_t f = 0; f < b->nflows; f++) {
-        if (!cnt[f]) continue;
-        segidx_flow *fl = &flows[remap[f]];
-        fl->key = b->keys[f];
-        fl->post_start = cnt[f]; /* the count, for now */
-        fl->first_ns = INT64_MAX;
-        fl->last_ns = INT64_MIN;
-    }
+    memset(p, 0, sizeof *p);
+    /* Count packets per flow, then make the counts starts in the index's
+     * order, then place each packet (a counting sort over the flows). */
+    uint32_t *end = xcalloc(b->nflows + 1, sizeof *end);
+    for (size_t i = 0; i < n; i++) end[b->flow[i]]++;
+    size_t nflows = 0, nhosts = 0, nports = 0;
     uint32_t start = 0;
-    for (size_t f = 0; f < nflows; f++) {
-        uint32_t c = flows[f].post_start;
-        flows[f].post_start = start;
-        start += c;
-    }
-    h.flags = SEGIDX_F_TS_SORTED;
-    h.min_ts = n ? INT64_MAX : 0;
-    h.max_ts = n ? INT64_MIN : 0;
-    for (size_t i = 0; i < n; i++) {
-        segidx_flow *fl = &flows[remap[b->flow[i]]];
-        posts[fl->post_start + fl->packets++] = (uint32_t)i;
-        fl->bytes += b->len[i];
-        if (ts[i] < fl->first_ns) fl->first_ns = ts[i];
-        if (ts[i] > fl->last_ns) fl->last_ns = ts[i];
-        if (ts[i] < h.min_ts) h.min_ts = ts[i];
-        if (ts[i] > h.max_ts) h.max_ts = ts[i];
-        if (i && ts[i] < ts[i - 1]) h.flags &= ~(uint32_t)SEGIDX_F_TS_SORTED;
-        segidx_block *bl = &blocks[i / SEGIDX_BLOCK];
-        if (i % SEGIDX_BLOCK == 0) bl->min_ts = bl->max_ts = ts[i];
-        if (ts[i] < bl->min_ts) bl->min_ts = ts[i];
-        if (ts[i] > bl->max_ts) bl->max_ts = ts[i];
-    }
-    size_t hi = 0, pi = 0;
-    for (size_t f = 0; f < nflows; f++) {
-        const flowkey_t *k = &flows[f].key;
-        if (k->kind == FK_ODD) continue;
-        memcpy(hosts[hi].addr, k->src, 16);
-        hosts[hi++].flow = (uint32_t)f;
-        if (memcmp(k->src, k->dst, 16)) {
-            memcpy(hosts[hi].addr, k->dst, 16);
-            hosts[hi++].flow = (uint32_t)f;
+    for (int others = 0; others < 2; others++)
+        for (size_t f = 0; f < b->nflows; f++) {
+            if ((segidx__kind(b, f) == FK_ODD) == others || !end[f]) continue;
+            uint32_t c = end[f];
+            end[f] = start;
+            start += c;
+            nflows++;
+            if (!others) continue;
+            flowkey_t k;
+            segidx__expand(b, f, &k);
+            int two = memcmp(k.src, k.dst, 16) != 0;
+            nhosts += 1 + two;
+            p->nhosts4 += segidx__is_mapped(k.src) + (two && segidx__is_mapped(k.dst));
+            if (k.proto == 6 || k.proto == 17) nports += k.sport != k.dport ? 2 : 1;
         }
-        if (k->proto == 6 || k->proto == 17) {
-            ports[pi].port = k->sport;
-            ports[pi++].flow = (uint32_t)f;
-            if (k->sport != k->dport) {
-                ports[pi].port = k->dport;
-                ports[pi++].flow = (uint32_t)f;
+    uint32_t *posts = xmalloc((n ? n : 1) * sizeof *posts);
+    for (size_t i = 0; i < n; i++) posts[end[b->flow[i]]++] = (uint32_t)i;
+    p->end = end;
+    p->posts = posts;
+
+    segidx_hdr *h = &p->h;
+    memcpy(h->magic, SEGIDX_MAGIC, 8);
+    h->version = SEGIDX_VERSION;
+    h->seq = b->seq;
+    h->pcap_bytes = pcap_bytes;
+    h->npkts = n;
+    h->nflows = nflows;
+    h->nhosts = nhosts;
+    h->nports = nports;
+    h->nblocks = (n + SEGIDX_BLOCK - 1) / SEGIDX_BLOCK;
+    h->flags = SEGIDX_F_TS_SORTED;
+    h->min_ts = n ? INT64_MAX : 0;
+    h->max_ts = n ? INT64_MIN : 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t t = b->ts[i];
+        if (t < h->min_ts) h->min_ts = t;
+        if (t > h->max_ts) h->max_ts = t;
+        if (i && t < b->ts[i - 1]) h->flags &= ~(uint32_t)SEGIDX_F_TS_SORTED;
+    }
+    size_t o = segidx__align(sizeof *h);
+    h->off_ts = o; o = segidx__align(o + n * sizeof(int64_t));
+    h->off_off = o; o = segidx__align(o + n * 4);
+    h->off_flows = o; o = segidx__align(o + nflows * sizeof(segidx_flow));
+    h->off_posts = o; o = segidx__align(o + n * 4);
+    h->off_hosts = o; o = segidx__align(o + nhosts * sizeof(segidx_host));
+    h->off_ports = o; o = segidx__align(o + nports * sizeof(segidx_port));
+    h->off_blocks = o; o = segidx__align(o + h->nblocks * sizeof(segidx_block));
+    h->off_crcs = o; o = segidx__align(o + segidx__nchunks(h) * 4);
+    h->total_size = o;
+}
+
+static void segidx__keys_addr(segidx_keys *keys, const uint8_t a[16])
+{
+    if (!keys || (keys->naddrs && !memcmp(keys->addrs[keys->naddrs - 1], a, 16))) return;
+    xgrow((void **)&keys->addrs, &keys->cap_addrs, keys->naddrs + 1, sizeof *keys->addrs);
+    memcpy(keys->addrs[keys->naddrs++], a, 16);
+}
+
+/* The host table: (address, flow) sorted. IPv4 (mapped) entries are sorted
+ * as 64-bit numbers, the address's bytes over the flow's number, the others
+ * (few) as segidx_host; mapped addresses sort after the others below the
+ * mapped prefix and before those above it. */
+static void segidx__emit_hosts(segidx_builder_t *b, segidx__plan *p, segidx__out *o,
+                               segidx_keys *keys)
+{
+    size_t n4 = p->nhosts4, nw = p->h.nhosts - n4, i4 = 0, iw = 0;
+    uint64_t *h4 = xmalloc((n4 ? n4 : 1) * sizeof *h4);
+    segidx_host *hw = xcalloc(nw ? nw : 1, sizeof *hw);
+    segidx__it it = { 0 };
+    for (uint32_t fo = 0; segidx__next(b, p->end, &it); fo++) {
+        if (!it.others) continue;
+        flowkey_t k;
+        segidx__expand(b, it.f, &k);
+        const uint8_t *a[2] = { k.src, k.dst };
+        for (int j = 0; j < 1 + (memcmp(k.src, k.dst, 16) != 0); j++) {
+            if (segidx__is_mapped(a[j])) {
+                const uint8_t *v = a[j] + 12;
+                uint32_t be = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
+                              (uint32_t)v[2] << 8 | v[3];
+                h4[i4++] = (uint64_t)be << 32 | fo;
+            } else {
+                memcpy(hw[iw].addr, a[j], 16);
+                hw[iw++].flow = fo;
             }
         }
     }
-    qsort(hosts, nhosts, sizeof *hosts, segidx__cmp_host);
-    qsort(ports, nports, sizeof *ports, segidx__cmp_port);
-    memcpy(buf, &h, sizeof h);
-    segidx_checksum(buf, o);
-    free(cnt);
-    free(remap);
+    segidx__sort64(h4, n4, 64);
+    qsort(hw, nw, sizeof *hw, segidx__cmp_host);
+    size_t below = 0;
+    while (below < nw && memcmp(hw[below].addr, segidx__mapped, 12) < 0) below++;
+    for (size_t i = 0; i < below; i++) {
+        segidx__put(o, &hw[i], sizeof hw[i]);
+        segidx__keys_addr(keys, hw[i].addr);
+    }
+    for (size_t i = 0; i < n4; i++) {
+        segidx_host e;
+        memcpy(e.addr, segidx__mapped, 12);
+        uint32_t be = (uint32_t)(h4[i] >> 32);
+        e.addr[12] = (uint8_t)(be >> 24);
+        e.addr[13] = (uint8_t)(be >> 16);
+        e.addr[14] = (uint8_t)(be >> 8);
+        e.addr[15] = (uint8_t)be;
+        e.flow = (uint32_t)h4[i];
+        segidx__put(o, &e, sizeof e);
+        segidx__keys_addr(keys, e.addr);
+    }
+    for (size_t i = below; i < nw; i++) {
+        segidx__put(o, &hw[i], sizeof hw[i]);
+        segidx__keys_addr(keys, hw[i].addr);
+    }
+    free(h4);
+    free(hw);
+}
+
+/* The port table: (port, flow) sorted, by counting the ports. */
+static void segidx__emit_ports(segidx_builder_t *b, segidx__plan *p, segidx__out *o,
+                               segidx_keys *keys)
+{
+    uint32_t *at = xcalloc(65536, sizeof *at);
+    segidx_port *ports = xcalloc(p->h.nports ? p->h.nports : 1, sizeof *ports);
+    for (int pass = 0; pass < 2; pass++) {
+        segidx__it it = { 0 };
+        for (uint32_t fo = 0; segidx__next(b, p->end, &it); fo++) {
+            if (!it.others) continue;
+            flowkey_t k;
+            segidx__expand(b, it.f, &k);
+            if (k.proto != 6 && k.proto != 17) continue;
+            uint16_t q[2] = { k.sport, k.dport };
+            for (int j = 0; j < 1 + (k.sport != k.dport); j++) {
+                if (!pass) {
+                    at[q[j]]++;
+                    continue;
+                }
+                segidx_port *e = &ports[at[q[j]]++];
+                e->port = q[j];
+                e->flow = fo;
+            }
+        }
+        if (pass) break;
+        uint32_t s = 0; /* counts to starts */
+        for (uint32_t port = 0; port < 65536; port++) {
+            uint32_t c = at[port];
+            at[port] = s;
+            s += c;
+            if (c && keys) {
+                xgrow((void **)&keys->ports, &keys->cap_ports, keys->nports_distinct + 1,
+                      sizeof *keys->ports);
+                keys->ports[keys->nports_distinct++] = (uint16_t)port;
+            }
+        }
+    }
+    segidx__put(o, ports, p->h.nports * sizeof *ports);
+    free(ports);
+    free(at);
+}
+
+/* Lay the index planned in p out through o, from its first section to the
+ * chunk table (exclusive); frees the plan's arrays. */
+static void segidx__emit(segidx_builder_t *b, segidx__plan *p, segidx__out *o, segidx_keys *keys)
+{
+    const segidx_hdr *h = &p->h;
+    size_t n = b->npkts;
+    if (keys) {
+        memset(keys, 0, sizeof *keys);
+        keys->nhosts = h->nhosts;
+        keys->nports = h->nports;
+    }
+    o->pos = segidx__align(sizeof *h);
+    if (n) { /* an empty builder has no arrays yet: memcpy from NULL is undefined */
+        segidx__put(o, b->ts, n * sizeof *b->ts);
+        segidx__pad(o, h->off_off);
+        segidx__put(o, b->off, n * sizeof *b->off);
+    }
+    segidx__pad(o, h->off_flows);
+    segidx__it it = { 0 };
+    while (segidx__next(b, p->end, &it)) {
+        segidx_flow fl;
+        memset(&fl, 0, sizeof fl);
+        segidx__expand(b, it.f, &fl.key);
+        fl.first_ns = INT64_MAX;
+        fl.last_ns = INT64_MIN;
+        for (uint32_t j = it.start; j < it.end; j++) {
+            uint32_t i = p->posts[j];
+            fl.bytes += b->len[i];
+            if (b->ts[i] < fl.first_ns) fl.first_ns = b->ts[i];
+            if (b->ts[i] > fl.last_ns) fl.last_ns = b->ts[i];
+        }
+        fl.packets = it.end - it.start;
+        fl.post_start = it.start;
+        if (keys && !it.others) keys->odd = 1;
+        segidx__put(o, &fl, sizeof fl);
+    }
+    segidx__pad(o, h->off_posts);
+    segidx__put(o, p->posts, n * sizeof *p->posts);
+    free(p->posts);
+    p->posts = NULL;
+    segidx__pad(o, h->off_hosts);
+    segidx__emit_hosts(b, p, o, keys);
+    segidx__pad(o, h->off_ports);
+    segidx__emit_ports(b, p, o, keys);
+    free(p->end);
+    p->end = NULL;
+    segidx__pad(o, h->off_blocks);
+    for (size_t i = 0; i < n; i += SEGIDX_BLOCK) {
+        segidx_block bl = { b->ts[i], b->ts[i] };
+        for (size_t j = i; j < n && j < i + SEGIDX_BLOCK; j++) {
+            if (b->ts[j] < bl.min_ts) bl.min_ts = b->ts[j];
+            if (b->ts[j] > bl.max_ts) bl.max_ts = b->ts[j];
+        }
+        segidx__put(o, &bl, sizeof bl);
+    }
+    segidx__pad(o, h->off_crcs);
+}
+
+segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes)
+{
+    segidx__plan p;
+    segidx__plan_make(b, pcap_bytes, &p);
+    segidx__out o = { .mem = xcalloc(1, p.h.total_size) };
+    segidx__emit(b, &p, &o, NULL);
+    memcpy(o.mem, &p.h, sizeof p.h);
+    segidx_checksum(o.mem, p.h.total_size);
 
     segidx_t *ix = xcalloc(1, sizeof *ix);
-    ix->base = buf;
-    ix->size = o;
+    ix->base = o.mem;
+    ix->size = p.h.total_size;
     char err[128];
     if (segidx__bind(ix, err, sizeof err) < 0) {
         log_error("built an inconsistent index: %s", err); /* a bug, not input */
@@ -481,6 +904,52 @@ segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes)
     }
     segidx__chk_free(ix); /* made here from the packets: nothing to check */
     return ix;
+}
+
+int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *path,
+                         segidx_hdr *hdr, segidx_keys *keys)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    segidx__plan p;
+    segidx__plan_make(b, pcap_bytes, &p);
+    segidx_hdr *h = &p.h;
+    uint64_t nchunks = segidx__nchunks(h);
+    segidx__out o = { .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644),
+                      .off_crcs = h->off_crcs,
+                      .crcs = xcalloc(nchunks + 1, sizeof(uint32_t)),
+                      .buf = xmalloc(SEGIDX_OUT_BUF),
+                      .buf_off = segidx__align(sizeof *h) };
+    if (o.fd < 0) o.err = errno; /* the layout is still made: the header and keys are wanted */
+    segidx__emit(b, &p, &o, keys);
+    segidx__out_flush(&o);
+    /* The chunk table, then the header with the checksums of both. */
+    o.buf_off = o.pos;
+    segidx__put(&o, o.crcs, nchunks * 4);
+    segidx__pad(&o, h->total_size);
+    h->crcs_crc = crc32c(o.crcs, nchunks * 4, 0);
+    h->hdr_crc = segidx__hdr_crc(h);
+    o.off_crcs = 0; /* nothing more under the chunks' checksums */
+    segidx__out_flush(&o);
+    o.buf_off = 0;
+    segidx__put(&o, h, sizeof *h);
+    segidx__out_flush(&o);
+    *hdr = *h;
+    int rc = -o.err;
+    if (o.fd >= 0 && close(o.fd) < 0 && !rc) rc = -errno;
+    if (!rc && rename(tmp, path) < 0) rc = -errno;
+    if (rc && o.fd >= 0) unlink(tmp);
+    free(o.crcs);
+    free(o.buf);
+    return rc;
+}
+
+void segidx_keys_free(segidx_keys *keys)
+{
+    if (!keys) return;
+    free(keys->addrs);
+    free(keys->ports);
+    memset(keys, 0, sizeof *keys);
 }
 
 int segidx_write(const segidx_t *ix, const char *path)

@@ -145,7 +145,8 @@ void segidx_builder_free(segidx_builder_t *b);
 void segidx_builder_reset(segidx_builder_t *b, uint64_t seq);
 
 /* Record one packet; hash is flowkey_hash(k), computed by the caller (the
- * receive thread, off the writer's critical path). Amortised O(1);
+ * receive thread, off the writer's critical path; it must be that hash, as
+ * the builder recomputes it when its table grows). Amortised O(1);
  * allocates only when a table doubles. */
 void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, uint64_t hash, int64_t ts_ns,
                         uint32_t off, uint32_t origlen);
@@ -168,6 +169,28 @@ uint32_t segidx_builder_offset(const segidx_builder_t *b, uint32_t i);
 
 /* Lay the index out in memory. Returns a view that owns its buffer. */
 segidx_t *segidx_builder_finish(segidx_builder_t *b, uint64_t pcap_bytes);
+
+/* What a catalog summary of an index needs (catalog_summarize_keys), made
+ * as the index is laid out so the tables need not be read back. */
+typedef struct segidx_keys {
+    uint64_t nhosts, nports; /* entries of the index's host and port tables */
+    int odd;                 /* it has odd flows */
+    uint8_t (*addrs)[16];    /* its distinct host addresses, ascending (malloc'd) */
+    size_t naddrs, cap_addrs;
+    uint16_t *ports;         /* its distinct ports, ascending (malloc'd) */
+    size_t nports_distinct, cap_ports;
+} segidx_keys;
+
+void segidx_keys_free(segidx_keys *keys);
+
+/* Lay the index out straight into the file at path (path.tmp, then
+ * rename), a section at a time: beside the builder it takes a few bytes a
+ * flow and a packet, not the index's size (segidx_builder_finish then
+ * segidx_write give the same bytes). *hdr gets the index's header, and keys
+ * (when not NULL) its keys, also when the file could not be written.
+ * Returns 0 or -errno. */
+int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *path,
+                         segidx_hdr *hdr, segidx_keys *keys);
 
 /* Write a finished view to path atomically (path.tmp then rename).
  * Returns 0 or -errno. */

@@ -19,11 +19,12 @@
  * refuses O_DIRECT (ramfs) gets buffered writes, logged once. The index
  * builder records each packet's file offset at append time, which is exactly
  * where the record will land because the file is only ever appended to. At a
- * seal a sealer thread lays the index out and writes it (sorting and laying
- * out 17 MB took the writer ~0.1 s per 256 MiB segment) while the writer goes
- * on in a second builder; the writer lists the segment and applies the disk
- * budget when the index is written (at its next tick or seal), and a search
- * meanwhile scans the segment as it scans the open one.
+ * seal a sealer thread lays the index out straight into its file and makes
+ * the segment's catalog summary (sorting and laying out 17 MB took the
+ * writer ~0.1 s per 256 MiB segment) while the writer goes on in a second
+ * builder; the writer lists the segment and applies the disk budget when the
+ * index is written (at its next tick or seal), and a search meanwhile scans
+ * the segment as it scans the open one.
  *
  * A failed write (ENOSPC, EDQUOT, EIO) is cut back to the last whole record
  * with ftruncate, so the file never holds a torn record; the bytes after it
@@ -102,8 +103,9 @@ typedef struct store_sealer {
     segidx_builder_t *b;   /* the job: the builder of segment seq, pcap_bytes long */
     uint64_t seq, pcap_bytes;
     char idx[4096];
-    segidx_t *ix;          /* its result: the index, and segidx_write's return */
-    int wrc;
+    segidx_hdr hdr;        /* its result: the index's header, its catalog summary */
+    catalog_entry sum;
+    int wrc;               /* and whether the index was written (0 or -errno) */
 } store_sealer;
 
 struct store {
@@ -205,25 +207,48 @@ static uint64_t store__file_size(const char *path)
     return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
-static void store__add_sealed(store_t *s, uint64_t seq, const segidx_t *ix, uint64_t bytes)
+/* List sealed segment seq (its index's header h, bytes on disk in all) and
+ * give the catalog its summary, unless the catalog has it already: sum, the
+ * one made when the index was (borrowed), or when NULL one made from ix. */
+static void store__add_sealed(store_t *s, uint64_t seq, const segidx_hdr *h, uint64_t bytes,
+                              const catalog_entry *sum, const segidx_t *ix)
 {
     xgrow((void **)&s->segs, &s->cap_segs, s->nsegs + 1, sizeof *s->segs);
     seg_info *g = &s->segs[s->nsegs++];
     g->seq = seq;
     g->bytes = bytes;
-    g->min_ts = ix->hdr->min_ts;
-    g->max_ts = ix->hdr->max_ts;
-    g->packets = ix->hdr->npkts;
-    /* Its summary for the catalog, unless the catalog has it already. */
+    g->min_ts = h->min_ts;
+    g->max_ts = h->max_ts;
+    g->packets = h->npkts;
     catalog_entry e = { .seq = seq, .min_ts = g->min_ts, .max_ts = g->max_ts, .packets = g->packets };
     if (!catalog_writer_known(s->catw, &e)) {
-        catalog_summarize(ix, seq, &e);
+        if (sum) {
+            e.flags = sum->flags;
+            e.bloom = sum->bloom;
+            e.bloom_bytes = sum->bloom_bytes;
+        } else {
+            catalog_summarize(ix, seq, &e);
+        }
         int rc = catalog_writer_add(s->catw, &e);
         if (rc < 0)
             log_warn("cannot append segment %" PRIu64 "'s summary to %s/catalog.sum: %s (searches "
                      "open its index)", seq, s->dir, strerror(-rc));
-        free((void *)e.bloom);
+        if (!sum) free((void *)e.bloom);
     }
+}
+
+/* Write segment seq's index from builder b (straight to the file, see
+ * segidx_builder_write) and make its catalog summary into *sum (its bloom
+ * malloc'd). Returns 0 or -errno; *h and *sum are made either way. */
+static int store__write_index(segidx_builder_t *b, uint64_t seq, uint64_t pcap_bytes,
+                              const char *idx, segidx_hdr *h, catalog_entry *sum)
+{
+    segidx_keys keys;
+    int rc = segidx_builder_write(b, pcap_bytes, idx, h, &keys);
+    memset(sum, 0, sizeof *sum);
+    catalog_summarize_keys(&keys, pcap_bytes, seq, sum);
+    segidx_keys_free(&keys);
+    return rc;
 }
 
 /* Index a segment that has a pcap but no (valid) index: cut a torn tail,
@@ -263,13 +288,14 @@ static int store__repair(store_t *s, uint64_t seq)
                  size - valid);
     }
     close(fd);
-    segidx_t *ix = segidx_builder_finish(s->ix, valid);
-    int rc = segidx_write(ix, idx);
+    segidx_hdr h;
+    catalog_entry sum;
+    int rc = store__write_index(s->ix, seq, valid, idx, &h, &sum);
     if (rc < 0) log_warn("cannot write index %s: %s (searches will scan it)", idx, strerror(-rc));
-    log_info("recovered segment %s: %" PRIu64 " packets re-indexed", pcap, ix->hdr->npkts);
+    log_info("recovered segment %s: %" PRIu64 " packets re-indexed", pcap, h.npkts);
     s->st.recovered_segments++;
-    store__add_sealed(s, seq, ix, valid + ix->size);
-    segidx_free(ix);
+    store__add_sealed(s, seq, &h, valid + h.total_size, &sum, NULL);
+    free((void *)sum.bloom);
     return 0;
 }
 
@@ -286,7 +312,7 @@ static void store__load(store_t *s)
         store_segment_path(s->dir, seqs[i], "pcap", pcap, sizeof pcap);
         uint64_t psize = store__file_size(pcap);
         if (ix && ix->hdr->pcap_bytes == psize) {
-            store__add_sealed(s, seqs[i], ix, psize + ix->size);
+            store__add_sealed(s, seqs[i], ix->hdr, psize + ix->size, NULL, ix);
         } else {
             if (ix) log_warn("index %s does not match its segment: rebuilding", path);
             store__repair(s, seqs[i]);
@@ -639,10 +665,12 @@ static void *store__sealer_main(void *arg)
         while (sl->state != STORE_IO_QUEUED && !sl->quit) pthread_cond_wait(&sl->cv, &sl->mu);
         if (sl->state != STORE_IO_QUEUED) break;
         pthread_mutex_unlock(&sl->mu);
-        segidx_t *ix = segidx_builder_finish(sl->b, sl->pcap_bytes);
-        int wrc = segidx_write(ix, sl->idx);
+        segidx_hdr h;
+        catalog_entry sum;
+        int wrc = store__write_index(sl->b, sl->seq, sl->pcap_bytes, sl->idx, &h, &sum);
         pthread_mutex_lock(&sl->mu);
-        sl->ix = ix;
+        sl->hdr = h;
+        sl->sum = sum;
         sl->wrc = wrc;
         sl->state = STORE_IO_DONE;
         pthread_cond_broadcast(&sl->cv);
@@ -651,20 +679,21 @@ static void *store__sealer_main(void *arg)
     return NULL;
 }
 
-/* The index of a sealed segment is made and written: list the segment, apply
- * the disk budget. Takes ownership of ix. */
-static void store__sealed(store_t *s, uint64_t seq, uint64_t pcap_bytes, segidx_t *ix, int wrc,
-                          const char *idx)
+/* The index of a sealed segment is made (header h, summary sum: its bloom
+ * is freed here) and written (wrc): list the segment, apply the disk budget. */
+static void store__sealed(store_t *s, uint64_t seq, uint64_t pcap_bytes, const segidx_hdr *h,
+                          catalog_entry *sum, int wrc, const char *idx)
 {
     if (wrc < 0)
         log_warn("cannot write index %s: %s; it will be rebuilt at start-up and searches scan "
                  "the segment meanwhile",
                  idx, strerror(-wrc));
-    store__add_sealed(s, seq, ix, pcap_bytes + (wrc < 0 ? 0 : ix->size));
+    store__add_sealed(s, seq, h, pcap_bytes + (wrc < 0 ? 0 : h->total_size), sum, NULL);
+    free((void *)sum->bloom);
+    sum->bloom = NULL;
     s->st.segments_sealed++;
     log_debug("sealed segment %" PRIu64 ": %" PRIu64 " packets, %" PRIu64 " bytes", seq,
-              ix->hdr->npkts, pcap_bytes);
-    segidx_free(ix);
+              h->npkts, pcap_bytes);
     store__budget(s);
 }
 
@@ -680,7 +709,7 @@ static void store__sealer_reap(store_t *s, int wait)
     pthread_mutex_unlock(&sl->mu);
     if (!done) return;
     s->ix_spare = sl->b;
-    store__sealed(s, sl->seq, sl->pcap_bytes, sl->ix, sl->wrc, sl->idx);
+    store__sealed(s, sl->seq, sl->pcap_bytes, &sl->hdr, &sl->sum, sl->wrc, sl->idx);
 }
 
 static int store__seal(store_t *s)
@@ -724,8 +753,10 @@ static int store__seal(store_t *s)
         s->sealing_max_ts = s->open_max_ts;
         return rc;
     }
-    segidx_t *ix = segidx_builder_finish(s->ix, s->file_size);
-    store__sealed(s, s->seq, s->file_size, ix, segidx_write(ix, idx), idx);
+    segidx_hdr h;
+    catalog_entry sum;
+    int wrc = store__write_index(s->ix, s->seq, s->file_size, idx, &h, &sum);
+    store__sealed(s, s->seq, s->file_size, &h, &sum, wrc, idx);
     return rc;
 }
 

@@ -296,6 +296,58 @@ static void test_file(void)
 
 /* Evictions leave dead summaries; a writer compacts into a new generation
  * once they outweigh the living by a MiB, and removes the old one. */
+/* The summary from the keys the index writer gives equals the one read
+ * from the index: with a filter, without one (too many keys for the
+ * segment's size), and for a segment with odd packets. */
+static void test_summary_from_keys(void)
+{
+    char path[] = "/tmp/mscope-test-idx-XXXXXX";
+    close(mkstemp(path));
+    for (int c = 0; c < 3; c++) {
+        segidx_builder_t *b = segidx_builder_new();
+        segidx_builder_reset(b, 5);
+        int n = c == 1 ? 8000 : 800;
+        for (int i = 0; i < n; i++) {
+            flowkey_t k;
+            memset(&k, 0, sizeof k);
+            k.kind = i % 10 ? FK_IPV4 : FK_IPV6;
+            k.proto = i % 3 ? 6 : 17;
+            if (k.kind == FK_IPV4) {
+                addr4(0x0a000000u | (rnd() & (c == 1 ? 0xffffff : 0xffff)), k.src);
+                addr4(0xc0a80000u | (rnd() & 0xff), k.dst);
+            } else {
+                k.src[0] = 0x20;
+                k.src[15] = (uint8_t)rnd();
+                k.dst[15] = 1;
+            }
+            k.sport = (uint16_t)rnd();
+            k.dport = (uint16_t)(rnd() % 2000);
+            if (c == 2 && i == 400) memset(&k, 0, sizeof k); /* odd */
+            segidx_builder_add(b, &k, flowkey_hash(&k), 1000 + i, 24 + (uint32_t)i * 100, 84);
+        }
+        uint64_t pcap_bytes = c == 1 ? 100000 : 24 + (uint64_t)n * 100;
+        segidx_t *ix = segidx_builder_finish(b, pcap_bytes);
+        segidx_hdr h;
+        segidx_keys keys;
+        ASSERT_EQ(segidx_builder_write(b, pcap_bytes, path, &h, &keys), 0);
+        catalog_entry e1, e2;
+        catalog_summarize(ix, 5, &e1);
+        catalog_summarize_keys(&keys, h.pcap_bytes, 5, &e2);
+        ASSERT_EQ(e1.flags, e2.flags);
+        ASSERT_EQ(e1.bloom_bytes, e2.bloom_bytes);
+        ASSERT_EQ(e1.flags & CATALOG_ODD, c == 2 ? CATALOG_ODD : 0);
+        ASSERT_TRUE(c == 0 ? e1.bloom_bytes > 0 : e1.bloom_bytes == 0);
+        if (e1.bloom_bytes)
+            ASSERT_EQ(memcmp(e1.bloom, e2.bloom, e1.bloom_bytes + e1.bloom_bytes / 16), 0);
+        free((void *)e1.bloom);
+        free((void *)e2.bloom);
+        segidx_keys_free(&keys);
+        segidx_free(ix);
+        segidx_builder_free(b);
+    }
+    unlink(path);
+}
+
 static void test_compaction(void)
 {
     char dir[] = "/tmp/test_catalog.XXXXXX";
@@ -344,5 +396,6 @@ int main(void)
     RUN(test_no_summary);
     RUN(test_file);
     RUN(test_compaction);
+    RUN(test_summary_from_keys);
     TEST_EXIT();
 }

@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -271,6 +272,188 @@ static void test_checksums(void)
     unlink(path);
 }
 
+
+/* Keys of every form the builder keeps, compact or whole: IPv4 from three
+ * VNIs and five observers, IPv6 below and above the IPv4-mapped block,
+ * IPv4-mapped addresses in an IPv6 header, odd keys, later fragments, and
+ * a key whose padding is set (as only a caller building keys by hand makes). */
+static flowkey_t mixed_key(uint32_t i)
+{
+    flowkey_t k;
+    memset(&k, 0, sizeof k);
+    uint32_t r = i * 2654435761u;
+    k.vni = i % 3;
+    k.observer[15] = (uint8_t)(i % 5);
+    if (i % 5) k.observer[0] = 0xfd;
+    uint8_t v4[4] = { 10, (uint8_t)(r >> 8), (uint8_t)(r >> 16), (uint8_t)(i % 250) };
+    switch (i % 9) {
+    case 0: case 1: case 2: case 3:
+        k.kind = FK_IPV4;
+        decode_map4(v4, k.src);
+        v4[3] = (uint8_t)(i % 7); /* many flows share a server */
+        decode_map4(v4, k.dst);
+        k.proto = i % 2 ? 6 : 17;
+        k.sport = (uint16_t)(1024 + r % 50000);
+        k.dport = (uint16_t)(i % 4 == 3 ? k.sport : 443 + i % 3); /* a few alike */
+        k.vlans = (uint8_t)(i % 3 == 0);
+        break;
+    case 4:
+        k.kind = FK_IPV6;
+        k.src[0] = i % 2 ? 0x20 : 0x00; /* 2001:db8::/32 above, ::/96 below the mapped block */
+        k.src[1] = i % 2 ? 0x01 : 0x00;
+        k.src[15] = (uint8_t)r;
+        k.src[14] = (uint8_t)(r >> 8);
+        k.dst[0] = 0xfe;
+        k.dst[1] = 0x80;
+        k.dst[15] = (uint8_t)(i % 11);
+        k.proto = 6;
+        k.sport = (uint16_t)r;
+        k.dport = 80;
+        break;
+    case 5:
+        k.kind = FK_IPV6; /* mapped addresses in an IPv6 header */
+        decode_map4(v4, k.src);
+        k.dst[15] = 1;
+        k.proto = 17;
+        k.sport = 53;
+        k.dport = (uint16_t)(r >> 3);
+        break;
+    case 6:
+        k.kind = FK_ODD;
+        break;
+    case 7:
+        k.kind = FK_IPV4;
+        k.frag_later = 1;
+        k.proto = 17;
+        decode_map4(v4, k.src);
+        decode_map4(v4, k.dst); /* one address both ways */
+        break;
+    default:
+        k.kind = FK_IPV4;
+        decode_map4(v4, k.src);
+        v4[0] = 192;
+        decode_map4(v4, k.dst);
+        k.proto = 6;
+        k.sport = 7;
+        k.dport = 9;
+        k.pad[1] = (uint8_t)(i % 2); /* half of these only */
+        break;
+    }
+    return k;
+}
+
+static void *slurp(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *p = malloc(*size ? *size : 1);
+    if (fread(p, 1, *size, f) != *size) *size = 0;
+    fclose(f);
+    return p;
+}
+
+/* Build from nkeys keys, npkts packets (their times mostly rising); the last
+ * 100 packets truncated away. */
+static void fill(segidx_builder_t *b, uint64_t seq, uint32_t nkeys, uint32_t npkts)
+{
+    segidx_builder_reset(b, seq);
+    for (uint32_t i = 0; i < npkts; i++) {
+        flowkey_t k = mixed_key((i * 7919u) % nkeys);
+        int64_t ts = 1000000 + (int64_t)i * 10 - (i % 97 == 0 ? 5000 : 0);
+        segidx_builder_add(b, &k, flowkey_hash(&k), ts, 24 + i * 80, 60 + i % 1400);
+    }
+    segidx_builder_truncate(b, npkts - 100);
+}
+
+static int host_cmp(const segidx_host *x, const segidx_host *y)
+{
+    int c = memcmp(x->addr, y->addr, 16);
+    return c ? c : (x->flow > y->flow) - (x->flow < y->flow);
+}
+
+/* The index laid out straight into a file is the one laid out in memory,
+ * byte for byte; its keys are the distinct hosts and ports of its tables;
+ * every packet's key is its flow's; and a builder reused after a reset
+ * builds the same index again. */
+static void test_write_equals_finish(void)
+{
+    char p1[] = "/tmp/mscope-test-idx-XXXXXX", p2[] = "/tmp/mscope-test-idx-XXXXXX";
+    close(mkstemp(p1));
+    close(mkstemp(p2));
+    segidx_builder_t *b = segidx_builder_new();
+    for (int round = 0; round < 2; round++) {
+        /* 9000 keys: the table grows; then a reset builder, reused */
+        uint32_t nkeys = round ? 700 : 9000, npkts = round ? 5000 : 40000;
+        fill(b, 9 + round, nkeys, npkts);
+        segidx_t *ix = segidx_builder_finish(b, 24 + (uint64_t)npkts * 80);
+        ASSERT_EQ(segidx_write(ix, p1), 0);
+        segidx_hdr h;
+        segidx_keys keys;
+        ASSERT_EQ(segidx_builder_write(b, 24 + (uint64_t)npkts * 80, p2, &h, &keys), 0);
+        size_t n1 = 0, n2 = 0;
+        char *f1 = slurp(p1, &n1), *f2 = slurp(p2, &n2);
+        ASSERT_TRUE(n1 > 0 && n1 == n2 && n1 == h.total_size);
+        ASSERT_TRUE(f1 && f2 && memcmp(f1, f2, n1) == 0);
+        ASSERT_EQ(memcmp(&h, ix->hdr, sizeof h), 0);
+        free(f1);
+        free(f2);
+        const segidx_hdr *x = ix->hdr;
+        ASSERT_EQ(x->npkts, npkts - 100);
+        ASSERT_EQ(ix->flows[0].key.kind, FK_ODD);
+        ASSERT_EQ(keys.odd, 1);
+        ASSERT_EQ(keys.nhosts, x->nhosts);
+        ASSERT_EQ(keys.nports, x->nports);
+        /* Hosts and ports sorted; the keys their distinct values. */
+        size_t na = 0, np = 0;
+        for (uint64_t i = 0; i < x->nhosts; i++) {
+            if (i) ASSERT_TRUE(host_cmp(&ix->hosts[i - 1], &ix->hosts[i]) < 0);
+            if (!i || memcmp(ix->hosts[i - 1].addr, ix->hosts[i].addr, 16)) {
+                ASSERT_TRUE(na < keys.naddrs && !memcmp(keys.addrs[na], ix->hosts[i].addr, 16));
+                na++;
+            }
+        }
+        ASSERT_EQ(na, keys.naddrs);
+        for (uint64_t i = 0; i < x->nports; i++) {
+            const segidx_port *q = &ix->ports[i], *o = i ? q - 1 : NULL;
+            if (o) ASSERT_TRUE(o->port < q->port || (o->port == q->port && o->flow < q->flow));
+            if (!o || o->port != q->port) {
+                ASSERT_TRUE(np < keys.nports_distinct && keys.ports[np] == q->port);
+                np++;
+            }
+        }
+        ASSERT_EQ(np, keys.nports_distinct);
+        /* Each flow's packets have its key; flows are distinct. */
+        uint64_t total = 0;
+        for (uint64_t f = 0; f < x->nflows; f++) {
+            const segidx_flow *fl = &ix->flows[f];
+            total += fl->packets;
+            for (uint32_t j = 0; j < fl->packets; j++) {
+                uint32_t i = ix->posts[fl->post_start + j];
+                flowkey_t k = mixed_key((i * 7919u) % nkeys);
+                ASSERT_TRUE(flowkey_equal(&k, &fl->key));
+                if (j) ASSERT_TRUE(i > ix->posts[fl->post_start + j - 1]);
+            }
+            if (f) ASSERT_TRUE(!flowkey_equal(&fl->key, &ix->flows[f - 1].key));
+        }
+        ASSERT_EQ(total, x->npkts);
+        segidx_keys_free(&keys);
+        segidx_free(ix);
+    }
+    segidx_builder_free(b);
+    /* A file that cannot be written: an error, and still the header. */
+    b = segidx_builder_new();
+    fill(b, 3, 50, 400);
+    segidx_hdr h;
+    ASSERT_TRUE(segidx_builder_write(b, 24 + 400 * 80, "/nonexistent/dir/seg.idx", &h, NULL) < 0);
+    ASSERT_EQ(h.npkts, 300);
+    segidx_builder_free(b);
+    unlink(p1);
+    unlink(p2);
+}
+
 int main(void)
 {
     RUN(test_crc32c);
@@ -278,5 +461,6 @@ int main(void)
     RUN(test_version2);
     RUN(test_build_and_roundtrip);
     RUN(test_scan_cuts_torn_tail);
+    RUN(test_write_equals_finish);
     TEST_EXIT();
 }
