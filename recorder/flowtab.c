@@ -17,31 +17,47 @@
  * tcp_analyze_sequence_number(): which flag a segment gets depends on that
  * order.
  *
- * Compact state (~390 bytes a flow): an 88-byte hot slot (the hash chain,
- * list and flags in the key's padding), a 296-byte cold one (each
- * direction's TCP state and counters in 96 bytes, then the flow's times,
- * history and statistics), a 4-byte index entry. The flow record is built
- * only when emitted, from narrow counters - 32-bit packets, bytes and sample
- * counts, 16-bit RST and FIN counts; the anomaly counts (retransmissions,
- * duplicate ACKs, lost segments, ...), which most flows never have, live in
- * a 72-byte block from a pool taken at a flow's first anomaly. A counter that wraps carries into
- * the flow's wide record, a side array by slot number that only such flows
- * touch, so records stay exact whatever the flow. Of a direction's
- * unacknowledged segments (the oldest 8, for ACK RTTs) the oldest is kept in
- * the flow, the others in a 96-byte block from a pool, held only while two
- * or more are outstanding (a request waiting for its answer needs none); an
- * entry is the segment's end (its start is never needed) and its time. The
- * pool and the wide records are allocated at creation like the slots, and
- * untouched pages cost nothing, so memory follows what is in use.
+ * Compact state (~240 bytes a flow): a 48-byte hot slot, a 192-byte cold
+ * one (three cache lines), a 4-byte index entry. The key keeps IPv4
+ * endpoints in 4 bytes each (an IPv6 flow's addresses take a 32-byte entry
+ * from a pool, numbered where IPv4 ones are kept) and the observation point
+ * (VNI and outer source address) as its number in a table of them, counted
+ * by the flows that use it. Times: the first time, the last time, the
+ * other direction's last time and the list time are 64-bit; every other
+ * time or duration is 32 bits - an age before its direction's last packet
+ * (when the sequence number last advanced, when the oldest unacknowledged
+ * segment was sent, when the last request byte was: they move only when
+ * that direction sends, so a flow that sleeps keeps them), an offset from
+ * the first time (the handshake), or a plain value (RTT extremes, the
+ * initial RTT). One that does not fit (under -2^30 or over 2^31 ns: a
+ * direction that only ACKs for two seconds, an RTT of two seconds) is kept
+ * in a 64-bit cell from a pool and the field holds the cell's number, so
+ * every result is exact whatever the gaps or the order of the timestamps.
+ * The flow record is built only when emitted, from narrow counters - 32-bit
+ * packets, bytes and sample counts, 16-bit interim counts, 8-bit RST and
+ * FIN counts; a counter that wraps carries into the flow's wide record, a
+ * side array by slot number that only such flows touch, so records stay
+ * exact whatever the flow. What most flows never need comes from pools: a
+ * 32-byte extension record, taken at a flow's first application response
+ * or anomaly, holds the response statistics and numbers a 72-byte block of
+ * the anomaly counts (retransmissions, duplicate ACKs, lost segments, ...);
+ * of each direction's unacknowledged segments (the oldest 8, for ACK RTTs)
+ * the oldest is kept in the flow and the others in a 192-byte pair of
+ * blocks, held only while a direction has two or more outstanding (a
+ * request waiting for its answer needs none). Slots, side arrays and pools
+ * are mapped at creation and never grow; untouched pages cost nothing, so
+ * memory follows what is in use. flowtab_prefetch fetches the slots of the
+ * packet it is given and, four calls later, when they are in the cache,
+ * the blocks and cells they number.
  */
 #include "flowtab.h"
 
-#include "flowkey.h"
 #include "xmalloc.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define UA_MAX 8 /* unacknowledged segments tracked per direction (Wireshark: 1000) */
 
@@ -64,15 +80,27 @@
 #define SEQ_GT(a, b) ((int32_t)((a) - (b)) > 0)
 #define SEQ_LE(a, b) ((int32_t)((a) - (b)) <= 0)
 
+/* ---- 32-bit times ----------------------------------------------------------
+ * A field holds a value in [-T_SPAN, T_NONE): an offset from its base (x -
+ * base), or an age before it (base - x); T_NONE (INT64_MAX: a minimum
+ * before its first sample); or T_CELL + the number of a cell holding the
+ * exact value. */
+#define T_SPAN (1 << 30)
+#define T_NONE INT32_MAX
+#define T_CELL 0x80000000u /* cells: [T_CELL, T_CELL + T_SPAN) as unsigned */
+#define T_FITS(o) ((o) >= -T_SPAN && (o) < T_NONE)
+#define T_FIELDS 13 /* 32-bit time fields of a flow: the most cells it can hold */
+
+static inline int t_is_cell(int32_t v) { return v < -T_SPAN; }
+
 /* A direction's outstanding segments after the oldest (which fdir
- * holds), oldest first: 96 bytes, two cache lines. A free block is chained
- * through end[0] (index + 1). */
+ * holds), oldest first. */
 typedef struct ua_blk {
     uint32_t end[UA_MAX]; /* sequence number after the segment; the last unused */
     int64_t ts[UA_MAX];   /* when it was seen */
 } ua_blk;
 
-/* Per-direction events: RSTs and FINs, which most flows have, counted 16
+/* Per-direction events: RSTs and FINs, which most flows have, counted 8
  * bits wide in the flow; the anomalies, which most flows never have, 32 bits
  * wide in a block of both directions' taken from a pool at the first one.
  * Carries go to the wide record. */
@@ -83,40 +111,58 @@ typedef struct ev_blk {
     uint32_t n[2][EV_RARE]; /* a free block is chained through n[0][0] (index + 1) */
 } ev_blk;
 
-/* One direction of a flow: its TCP analysis state and its counters (96
- * bytes, no padding). */
+/* What a flow takes at its first need of either: the application response
+ * statistics, as flowrec_stat's (the count carries in the wide record), and
+ * the number of its anomaly counters' block (index + 1, 0 while none). A
+ * free record is chained through evb. */
+typedef struct fext {
+    int64_t app_min, app_max, app_sum;
+    uint32_t app_count;
+    uint32_t evb;
+} fext;
+
+/* Both directions' outstanding segments after the oldest: 192 bytes, three
+ * cache lines; held while either direction has two or more. A free pair is
+ * chained through d[0].end[0] (index + 1). */
+typedef struct ua_pair {
+    ua_blk d[2];
+} ua_pair;
+
+/* One direction of a flow: its TCP analysis state and its counters (52
+ * bytes, no padding; its byte-wide state is in fcold). Wireshark's
+ * lastacktime, the time of the direction's last segment, is the flow's last
+ * time or fcold.other_last. */
 typedef struct fdir {
-    int64_t nextseqtime, lastacktime;
-    int64_t ua0_ts;     /* the oldest outstanding segment: when seen */
-    int64_t rtt_min, rtt_max, rtt_sum; /* as flowrec_stat's */
-    uint32_t ua0_end;   /* the sequence number after the oldest outstanding segment */
     uint32_t nextseq, maxseqtobeacked, lastack;
-    uint32_t ua;        /* block of the other outstanding segments (index + 1), 0 when none */
+    uint32_t ua0_end; /* the sequence number after the oldest outstanding segment */
+    int32_t nextseqtime, ua0_ts; /* times, as ages before the direction's last packet */
     uint32_t packets, ip_bytes, payload_bytes, rtt_count; /* carries in the wide record */
-    uint16_t window;    /* as sent (unscaled) */
-    int16_t dupacknum;  /* saturates: only compared with -1 and 2 */
-    uint16_t ev[EV_N - EV_RARE]; /* RSTs, FINs */
-    int8_t win_scale;   /* -1 unknown, -2 not in use, else the shift */
-    uint8_t window_is_syn; /* the stored window came from a SYN: never scaled */
-    uint8_t lastseg;    /* the last segment's TA_KA / TA_ZWP (the only flags read back) */
-    uint8_t nua;        /* outstanding segments: ua0 and nua - 1 in the block */
+    int32_t rtt_min, rtt_max; /* values; the sum is in fcold */
+    uint16_t window;     /* as sent (unscaled) */
+    uint8_t ev[EV_N - EV_RARE]; /* RSTs, FINs */
 } fdir;
+
+/* fcold.dst[dir]: outstanding segments (ua0 and nua - 1 in the pair), and: */
+#define D_NUA 0x0f
+#define D_WSYN 0x10 /* the stored window came from a SYN: never scaled */
+#define D_KA 0x20   /* the last segment was a keep-alive (TA_KA) */
+#define D_ZWP 0x40  /* ... a zero window probe (TA_ZWP) */
 
 /* The carries of a flow's narrow counters (flow bit F_WIDE). */
 typedef struct flow_wide {
     uint64_t packets[2], ip_bytes[2], payload_bytes[2], rtt_count[2]; /* + 2^32 each carry */
-    uint64_t ev[2][EV_N]; /* + 2^32 (anomalies) or 2^16 (RSTs, FINs) each carry */
-    uint64_t app_count, interims;
+    uint64_t ev[2][EV_N]; /* + 2^32 (anomalies) or 2^8 (RSTs, FINs) each carry */
+    uint64_t app_count, interims; /* + 2^32 and + 2^16 each carry */
 } flow_wide;
 
-typedef struct fkey {
-    uint8_t a[16], b[16]; /* endpoints in canonical order */
-    uint8_t observer[16];
+/* An observation point: VNI and outer source address. Numbered in
+ * t->obs[], found by a chained hash of them, freed when no flow uses it. */
+typedef struct obs_pt {
     uint32_t vni;
-    uint16_t aport, bport;
-    uint8_t proto;
-    uint8_t pad[7];
-} fkey;
+    uint8_t observer[16];
+    uint32_t refs;
+    uint32_t next; /* in its bucket, or the free list (index + 1) */
+} obs_pt;
 
 enum { LIST_NONE, LIST_LRU, LIST_CLOSING };
 
@@ -124,51 +170,57 @@ enum { LIST_NONE, LIST_LRU, LIST_CLOSING };
 #define F_CLIENT_IS_A 0x01
 #define F_REQ_PENDING 0x02 /* a request's payload seen, no response payload yet */
 #define F_WIDE 0x04        /* the wide record holds something */
+#define F_V6 0x08          /* IPv6: the addresses are in t->v6[a] */
 #define F_FIN0 0x10        /* by direction: 0 client->server, 1 server->client */
 #define F_FIN1 0x20
 #define F_RST0 0x40
 #define F_RST1 0x80
 
-#define FKEY_LEN offsetof(fkey, pad) /* the bytes that make a key; the rest is 0 in a packet's */
-
-/* Hot: what a lookup, the lists and expiry read. The key's padding holds the
- * hash chain, the list and the bits (so a key is compared on its FKEY_LEN
- * bytes, and hashed from a copy with the padding cleared). */
+/* Hot: what a lookup, the lists and expiry read. */
 typedef struct flow {
-    union {
-        fkey key;
-        struct {
-            uint8_t key_bytes_[FKEY_LEN];
-            uint8_t list;
-            uint8_t bits;  /* F_* */
-            uint8_t unused_;
-            uint32_t chain; /* next in hash bucket (index + 1) */
-        };
-    };
+    uint32_t a, b; /* IPv4 endpoints in canonical order, bytes as in the packet; with F_V6
+                    * a numbers the addresses in t->v6[], b is 0 */
+    uint16_t aport, bport;
+    uint32_t obs;  /* observation point */
+    uint8_t proto;
+    uint8_t list;
+    uint8_t bits;  /* F_* */
+    uint8_t cbits; /* C_* */
+    uint32_t chain; /* next in hash bucket (index + 1) */
+    uint32_t prev, next; /* in its list (index + 1) */
     int64_t last_ns;
     int64_t queued_ns;   /* activity list: last_ns when queued; close list: the close time */
-    uint32_t prev, next; /* in its list (index + 1) */
 } flow;
+
+/* more flow bits */
+#define C_SYN 0x01  /* fcold.syn_irtt holds a SYN's time (a SYN at time 0 does not count) */
+#define C_DIR1 0x02 /* the last packet went server -> client */
+#define C_EVB 0x04  /* the extension record numbers an anomaly counters' block */
+#define C_CELL1 0x08 /* the cells its 32-bit times hold, counted from bit 3 (T_FIELDS at most) */
+#define C_CELLS 0x78
 
 /* Cold: the analysis and what the record is built from. */
 typedef struct fcold {
-    /* what a packet reads: the first 240 bytes */
     fdir dir[2];
+    int64_t rtt_sum[2];
     int64_t first_ns;
     uint64_t history;  /* Zeek's letters as 4-bit codes (direction * 8 + letter), first lowest */
-    uint32_t interims; /* the next interim record is due at first_ns + (interims + 1) * interval */
-    uint32_t evb;      /* the anomaly counters' block (index + 1), 0 while there are none */
-    uint32_t app_count;
+    int64_t other_last; /* the last packet's time of the direction that did not send last */
+    uint64_t flow_id;
+    uint32_t ext;      /* the extension record (index + 1), 0 until needed */
+    uint32_t ua;       /* the pair of outstanding segments' blocks (index + 1), 0 while none */
+    int32_t syn_irtt;  /* before the initial RTT (FLOWREC_HS_IRTT): the most recent SYN's
+                        * time from first_ns (C_SYN); after: the initial RTT */
+    int32_t req_last;  /* the last request byte's time, as an age before the client's
+                        * last packet (F_REQ_PENDING) */
+    int32_t syn_ns, synack_ns, ack_ns; /* the handshake, from first_ns */
+    uint16_t interims; /* the next interim record is due at first_ns + (interims + 1) * interval */
     uint16_t hist_seen; /* letters seen, bit direction * 8 + letter */
     uint8_t hs_seen;
-    uint8_t hist_len;
-    int64_t syn_irtt; /* before the initial RTT (FLOWREC_HS_IRTT): the most recent SYN's
-                       * time (0: none); after: the initial RTT */
-    int64_t req_last_ns;
-    /* the handshake, a response, the record */
-    int64_t syn_ns, synack_ns, ack_ns;
-    int64_t app_min, app_max, app_sum;
-    uint64_t flow_id;
+    int8_t dupacknum[2]; /* by direction; saturates: only compared with -1 and 2 */
+    int8_t win_scale[2]; /* -1 unknown, -2 not in use, else the shift */
+    uint8_t dst[2];     /* D_* */
+    uint8_t hist_len;   /* letters in history */
 } fcold;
 
 struct flowtab {
@@ -178,19 +230,40 @@ struct flowtab {
     flow *flows;
     fcold *cold;
     flow_wide *wide;
-    ua_blk *ua;
+    uint8_t (*v6)[32]; /* a pool: an IPv6 flow's a and b, the free chained through the
+                        * first 4 bytes (index + 1) */
+    fext *ext;
+    ua_pair *ua;
     ev_blk *evb;
+    int64_t *cells;
     uint32_t *buckets; /* index + 1 */
     uint32_t nbuckets;
     uint32_t free_head; /* released slots: index + 1, chained through .next */
     uint32_t unused;    /* slots [unused, max_flows) were never used (untouched memory) */
-    uint32_t ua_free, ua_unused, ua_n; /* the same for the segment blocks */
-    uint32_t evb_free, evb_unused;     /* and the anomaly blocks (max_flows) */
+    /* the pools: a free list (index + 1) and the first never used, each */
+    uint32_t ext_free, ext_unused;
+    uint32_t ua_free, ua_unused;
+    uint32_t evb_free, evb_unused;
+    uint32_t cell_free, cell_unused;
+    uint32_t v6_free, v6_unused;
+    size_t ncells;
+    /* observation points */
+    obs_pt *obs;
+    uint32_t *obs_buckets, nobs_buckets; /* chains (index + 1) */
+    uint32_t obs_free, obs_unused;       /* a pool like the others (a point per flow at most) */
     uint32_t lru_head, lru_tail, close_head, close_tail;
+    uint64_t pf_ring[4]; /* the last near hashes flowtab_prefetch was given */
+    unsigned pf_n;
     uint64_t next_id;
     int64_t now;
     flowtab_stats st;
 };
+
+_Static_assert(sizeof(flow) == 48, "a hot slot is 48 bytes");
+_Static_assert(sizeof(fdir) == 52, "fdir has no padding");
+_Static_assert(sizeof(fcold) == 192, "a cold slot is three cache lines");
+_Static_assert(sizeof(ua_blk) == 96, "a block of outstanding segments is two cache lines");
+_Static_assert(sizeof(fext) == 32, "an extension record is 32 bytes");
 
 size_t flowtab_slot_bytes(void)
 {
@@ -224,27 +297,63 @@ void flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi)
     a->usable = 1;
 }
 
+/* n elements of size bytes each, zero, mapped: pages cost memory once touched. */
+static void *flowtab__map(size_t n, size_t size)
+{
+    void *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void flowtab__unmap(void *p, size_t n, size_t size)
+{
+    if (p) munmap(p, n * size);
+}
+
+void flowtab_free(flowtab_t *t)
+{
+    if (!t) return;
+    size_t n = t->o.max_flows;
+    flowtab__unmap(t->flows, n, sizeof *t->flows);
+    flowtab__unmap(t->cold, n, sizeof *t->cold);
+    flowtab__unmap(t->wide, n, sizeof *t->wide);
+    flowtab__unmap(t->v6, n, sizeof *t->v6);
+    flowtab__unmap(t->ext, n, sizeof *t->ext);
+    flowtab__unmap(t->ua, n, sizeof *t->ua);
+    flowtab__unmap(t->evb, n, sizeof *t->evb);
+    flowtab__unmap(t->cells, t->ncells, sizeof *t->cells);
+    flowtab__unmap(t->buckets, t->nbuckets, sizeof *t->buckets);
+    flowtab__unmap(t->obs, n, sizeof *t->obs);
+    flowtab__unmap(t->obs_buckets, t->nobs_buckets, sizeof *t->obs_buckets);
+    free(t);
+}
+
 flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx)
 {
     flowtab_t *t = xcalloc(1, sizeof *t);
-    void *ua = NULL;
     t->o = *o;
     if (t->o.max_flows < 1) t->o.max_flows = 1;
     t->emit = emit;
     t->ctx = ctx;
-    /* Large callocs are fresh mappings: pages cost memory once touched. */
-    t->flows = calloc(t->o.max_flows, sizeof *t->flows);
-    t->cold = calloc(t->o.max_flows, sizeof *t->cold);
-    t->wide = calloc(t->o.max_flows, sizeof *t->wide);
-    t->evb = calloc(t->o.max_flows, sizeof *t->evb);
-    /* Two blocks per flow at most; 32-byte aligned (each spans two cache
-     * lines), never read before written. */
-    t->ua_n = t->o.max_flows * 2;
-    if (posix_memalign(&ua, 32, (size_t)t->ua_n * sizeof(ua_blk)) == 0) t->ua = ua;
+    size_t n = t->o.max_flows;
+    t->ncells = n * T_FIELDS; /* one per time field at most */
     t->nbuckets = 1;
     while (t->nbuckets < t->o.max_flows) t->nbuckets <<= 1;
-    t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
-    if (!t->flows || !t->cold || !t->wide || !t->evb || !t->ua || !t->buckets) {
+    t->nobs_buckets = 64; /* chains of points: about one each while they number few */
+    while (t->nobs_buckets < t->o.max_flows / 16) t->nobs_buckets <<= 1;
+    t->flows = flowtab__map(n, sizeof *t->flows);
+    t->cold = flowtab__map(n, sizeof *t->cold);
+    t->wide = flowtab__map(n, sizeof *t->wide);
+    t->v6 = flowtab__map(n, sizeof *t->v6);
+    t->ext = flowtab__map(n, sizeof *t->ext);
+    t->ua = flowtab__map(n, sizeof *t->ua);
+    t->evb = flowtab__map(n, sizeof *t->evb);
+    t->cells = flowtab__map(t->ncells, sizeof *t->cells);
+    t->buckets = flowtab__map(t->nbuckets, sizeof *t->buckets);
+    t->obs = flowtab__map(n, sizeof *t->obs);
+    t->obs_buckets = flowtab__map(t->nobs_buckets, sizeof *t->obs_buckets);
+    if (!t->flows || !t->cold || !t->wide || !t->v6 || !t->ext || !t->ua || !t->evb ||
+        !t->cells || !t->buckets || !t->obs || !t->obs_buckets) {
         flowtab_free(t);
         return NULL;
     }
@@ -252,27 +361,137 @@ flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx)
     return t;
 }
 
-void flowtab_free(flowtab_t *t)
+/* ---- pools --------------------------------------------------------------- */
+
+/* Pools: a free list (index + 1, chained through a word of each free
+ * block) and the first block never used. None runs out: each has room for
+ * the most its flows can hold. */
+
+/* The flow's extension record, taken if it has none. */
+static fext *flowtab__ext(flowtab_t *t, fcold *c)
 {
-    if (!t) return;
-    free(t->flows);
-    free(t->cold);
-    free(t->wide);
-    free(t->evb);
-    free(t->ua);
-    free(t->buckets);
-    free(t);
+    if (!c->ext) {
+        if (t->ext_free) {
+            c->ext = t->ext_free;
+            t->ext_free = t->ext[c->ext - 1].evb;
+        } else {
+            c->ext = ++t->ext_unused;
+        }
+        fext *e = &t->ext[c->ext - 1];
+        memset(e, 0, sizeof *e);
+        e->app_min = INT64_MAX;
+    }
+    return &t->ext[c->ext - 1];
 }
 
-_Static_assert(sizeof(fkey) == 64, "fkey is hashed as eight 64-bit words");
-_Static_assert(offsetof(flow, chain) + sizeof(uint32_t) == sizeof(fkey), "flow: key padding used");
-_Static_assert(sizeof(flow) == 88, "a hot slot is 88 bytes");
-#define FCOLD_HOT 240 /* bytes of fcold a packet reads */
-_Static_assert(offsetof(fcold, syn_ns) == FCOLD_HOT, "fcold: what a packet reads comes first");
-_Static_assert(sizeof(fdir) == 96, "fdir has no padding");
-_Static_assert(sizeof(ua_blk) == 96, "a block of outstanding segments is two cache lines");
+/* ---- 32-bit times -------------------------------------------------------- */
 
-static uint64_t flowtab__hash(const fkey *k) { return flowkey_hash64(k); }
+/* The value of field v kept as an offset from base, or as an age before it. */
+static inline int64_t flowtab__tget(const flowtab_t *t, int32_t v, int64_t base)
+{
+    if (!t_is_cell(v)) return v == T_NONE ? INT64_MAX : base + v;
+    return t->cells[(uint32_t)v - T_CELL];
+}
+
+static inline int64_t flowtab__aget(const flowtab_t *t, int32_t v, int64_t base)
+{
+    return t_is_cell(v) ? t->cells[(uint32_t)v - T_CELL] : base - v;
+}
+
+static inline void flowtab__prefetch_cell(const flowtab_t *t, int32_t v)
+{
+    if (t_is_cell(v)) __builtin_prefetch(&t->cells[(uint32_t)v - T_CELL], 1);
+}
+
+/* Field *p of flow f is x: o when fits, else in a cell. */
+static void flowtab__tput(flowtab_t *t, flow *f, int32_t *p, int64_t x, int64_t o, int fits)
+{
+    if (t_is_cell(*p)) {
+        uint32_t cell = (uint32_t)*p - T_CELL;
+        if (!fits) {
+            t->cells[cell] = x;
+            return;
+        }
+        t->cells[cell] = (int64_t)t->cell_free;
+        t->cell_free = cell + 1;
+        f->cbits = (uint8_t)(f->cbits - C_CELL1);
+    } else if (!fits) {
+        uint32_t cell;
+        if (t->cell_free) {
+            cell = t->cell_free - 1;
+            t->cell_free = (uint32_t)t->cells[cell];
+        } else {
+            cell = t->cell_unused++;
+        }
+        t->cells[cell] = x;
+        *p = (int32_t)(T_CELL + cell);
+        f->cbits = (uint8_t)(f->cbits + C_CELL1);
+        return;
+    }
+    *p = (int32_t)o;
+}
+
+/* Set field *p to x, kept as an offset from base or as an age before it. */
+static inline void flowtab__tset(flowtab_t *t, flow *f, int32_t *p, int64_t x, int64_t base)
+{
+    int64_t o;
+    int fits = !__builtin_sub_overflow(x, base, &o) && T_FITS(o);
+    flowtab__tput(t, f, p, x, o, fits);
+}
+
+static inline void flowtab__aset(flowtab_t *t, flow *f, int32_t *p, int64_t x, int64_t base)
+{
+    int64_t o;
+    int fits = !__builtin_sub_overflow(base, x, &o) && T_FITS(o);
+    flowtab__tput(t, f, p, x, o, fits);
+}
+
+/* Forget field *p of flow f (its value is not needed): its cell goes back. */
+static void flowtab__tdrop(flowtab_t *t, flow *f, int32_t *p)
+{
+    if (t_is_cell(*p)) {
+        uint32_t cell = (uint32_t)*p - T_CELL;
+        t->cells[cell] = (int64_t)t->cell_free;
+        t->cell_free = cell + 1;
+        f->cbits = (uint8_t)(f->cbits - C_CELL1);
+    }
+    *p = 0;
+}
+
+/* The time of direction dir's last packet. */
+static inline int64_t flowtab__dlast(const flow *f, const fcold *c, int dir)
+{
+    return !!(f->cbits & C_DIR1) == dir ? f->last_ns : c->other_last;
+}
+
+/* A time kept as an age before its direction's last packet, which moved
+ * from old to now (a cell holds it as it is); dropped when not live. */
+static inline void flowtab__shift1(flowtab_t *t, flow *f, int32_t *p, int live, int64_t old,
+                                   int64_t now)
+{
+    if (!live) {
+        if (*p) flowtab__tdrop(t, f, p);
+    } else if (!t_is_cell(*p)) {
+        flowtab__aset(t, f, p, old - *p, now);
+    }
+}
+
+/* A packet of direction dir at ts: that direction's last time moves from
+ * its old value, and the times kept from it follow. */
+static void flowtab__moved(flowtab_t *t, flow *f, fcold *c, int dir, int64_t ts)
+{
+    int64_t old = flowtab__dlast(f, c, dir);
+    if (!!(f->cbits & C_DIR1) != dir) {
+        c->other_last = f->last_ns;
+        f->cbits ^= C_DIR1;
+    }
+    f->last_ns = ts;
+    if (ts == old) return;
+    fdir *d = &c->dir[dir];
+    flowtab__shift1(t, f, &d->nextseqtime, d->nextseq != 0, old, ts);
+    flowtab__shift1(t, f, &d->ua0_ts, (c->dst[dir] & D_NUA) != 0, old, ts);
+    if (dir == 0) flowtab__shift1(t, f, &c->req_last, f->bits & F_REQ_PENDING, old, ts);
+}
 
 /* ---- compact values ---------------------------------------------------- */
 
@@ -300,79 +519,92 @@ static void flowtab__ev(flowtab_t *t, uint32_t id, fcold *c, int dir, int ev)
     if (ev >= EV_RARE) {
         if (++c->dir[dir].ev[ev - EV_RARE] == 0) {
             flowtab__wide(t, id);
-            t->wide[id - 1].ev[dir][ev] += 1u << 16;
+            t->wide[id - 1].ev[dir][ev] += 1u << 8;
         }
         return;
     }
-    if (!c->evb) {
+    fext *e = flowtab__ext(t, c);
+    if (!e->evb) {
         if (t->evb_free) {
-            c->evb = t->evb_free;
-            t->evb_free = t->evb[c->evb - 1].n[0][0];
+            e->evb = t->evb_free;
+            t->evb_free = t->evb[e->evb - 1].n[0][0];
         } else {
-            c->evb = ++t->evb_unused; /* one per flow at most: never beyond max_flows */
+            e->evb = ++t->evb_unused; /* one per flow at most: never beyond max_flows */
         }
-        memset(&t->evb[c->evb - 1], 0, sizeof(ev_blk));
+        memset(&t->evb[e->evb - 1], 0, sizeof(ev_blk));
+        t->flows[id - 1].cbits |= C_EVB;
     }
-    if (++t->evb[c->evb - 1].n[dir][ev] == 0) {
+    if (++t->evb[e->evb - 1].n[dir][ev] == 0) {
         flowtab__wide(t, id);
         t->wide[id - 1].ev[dir][ev] += 1ull << 32;
     }
 }
 
-/* Add sample v to a statistic kept as flowrec_stat keeps it: minimum
- * (INT64_MAX before the first sample), maximum (0 before), sum, count. */
-static void flowtab__stat(flowtab_t *t, uint32_t id, int64_t *mn, int64_t *mx, int64_t *sum,
-                          uint32_t *count, uint64_t *wcount, int64_t v)
+/* Add sample v (>= 0) to a direction's ACK RTTs, kept as flowrec_stat
+ * keeps a statistic: minimum (INT64_MAX before the first sample), maximum
+ * (0 before), sum, count. An extreme in a cell is over T_NONE: a sample
+ * that fits is below it without reading the cell. */
+static void flowtab__rtt(flowtab_t *t, uint32_t id, fcold *c, int dir, int64_t v)
 {
-    if (v < *mn) *mn = v;
-    if (v > *mx) *mx = v;
-    *sum += v;
-    flowtab__add32(t, id, count, wcount, 1);
+    flow *f = &t->flows[id - 1];
+    fdir *d = &c->dir[dir];
+    int fits = v < T_NONE;
+    if ((fits && (t_is_cell(d->rtt_min) || v < d->rtt_min)) ||
+        (!fits && v < flowtab__tget(t, d->rtt_min, 0)))
+        flowtab__tset(t, f, &d->rtt_min, v, 0);
+    if (fits ? !t_is_cell(d->rtt_max) && v > d->rtt_max : v > flowtab__tget(t, d->rtt_max, 0))
+        flowtab__tset(t, f, &d->rtt_max, v, 0);
+    c->rtt_sum[dir] += v;
+    flowtab__add32(t, id, &d->rtt_count, &t->wide[id - 1].rtt_count[dir], 1);
 }
 
 /* ---- outstanding segments ---------------------------------------------- */
 
-static uint32_t flowtab__ua_alloc(flowtab_t *t)
+/* The pair of blocks goes back when neither direction needs it. */
+static void flowtab__ua_release(flowtab_t *t, fcold *c)
 {
-    uint32_t b;
-    if (t->ua_free) {
-        b = t->ua_free;
-        t->ua_free = t->ua[b - 1].end[0];
-    } else if (t->ua_unused < t->ua_n) {
-        b = ++t->ua_unused;
-    } else {
-        return 0;
-    }
-    return b;
+    if (!c->ua || (c->dst[0] & D_NUA) > 1 || (c->dst[1] & D_NUA) > 1) return;
+    t->ua[c->ua - 1].d[0].end[0] = t->ua_free;
+    t->ua_free = c->ua;
+    c->ua = 0;
 }
 
-static void flowtab__ua_release(flowtab_t *t, fdir *d)
+/* Direction dir's outstanding segment i (0 the oldest): where its end is,
+ * and when it was seen (base: the direction's last packet's time). */
+static inline uint32_t *flowtab__ua_end(flowtab_t *t, fcold *c, int dir, unsigned i)
 {
-    if (!d->ua) return;
-    t->ua[d->ua - 1].end[0] = t->ua_free;
-    t->ua_free = d->ua;
-    d->ua = 0;
+    return i ? &t->ua[c->ua - 1].d[dir].end[i - 1] : &c->dir[dir].ua0_end;
 }
 
-/* Outstanding segment i (0 the oldest) of direction d. */
-static inline uint32_t *flowtab__ua_end(flowtab_t *t, fdir *d, unsigned i)
+static inline int64_t flowtab__ua_ts(flowtab_t *t, fcold *c, int dir, unsigned i, int64_t base)
 {
-    return i ? &t->ua[d->ua - 1].end[i - 1] : &d->ua0_end;
+    return i ? t->ua[c->ua - 1].d[dir].ts[i - 1] : flowtab__aget(t, c->dir[dir].ua0_ts, base);
 }
 
-static inline int64_t *flowtab__ua_ts(flowtab_t *t, fdir *d, unsigned i)
+static inline void flowtab__ua_set(flowtab_t *t, flow *f, fcold *c, int dir, unsigned i,
+                                   uint32_t end, int64_t ts, int64_t base)
 {
-    return i ? &t->ua[d->ua - 1].ts[i - 1] : &d->ua0_ts;
+    *flowtab__ua_end(t, c, dir, i) = end;
+    if (i) t->ua[c->ua - 1].d[dir].ts[i - 1] = ts;
+    else flowtab__aset(t, f, &c->dir[dir].ua0_ts, ts, base);
 }
 
 /* Remember a segment ending at end, seen at ts (the oldest UA_MAX). */
-static void flowtab__ua_add(flowtab_t *t, fdir *d, uint32_t end, int64_t ts)
+static void flowtab__ua_add(flowtab_t *t, flow *f, fcold *c, int dir, uint32_t end, int64_t ts,
+                            int64_t base)
 {
-    if (d->nua >= UA_MAX) return;
-    if (d->nua && !d->ua && !(d->ua = flowtab__ua_alloc(t))) return;
-    *flowtab__ua_end(t, d, d->nua) = end;
-    *flowtab__ua_ts(t, d, d->nua) = ts;
-    d->nua++;
+    unsigned nua = c->dst[dir] & D_NUA;
+    if (nua >= UA_MAX) return;
+    if (nua && !c->ua) { /* never runs out: a pair per flow */
+        if (t->ua_free) {
+            c->ua = t->ua_free;
+            t->ua_free = t->ua[c->ua - 1].d[0].end[0];
+        } else {
+            c->ua = ++t->ua_unused;
+        }
+    }
+    flowtab__ua_set(t, f, c, dir, nua, end, ts, base);
+    c->dst[dir]++;
 }
 
 /* ---- lists ------------------------------------------------------------- */
@@ -405,6 +637,183 @@ static void flowtab__push(flowtab_t *t, uint32_t id, int list)
     if (!*tail) *tail = id;
 }
 
+/* ---- keys ----------------------------------------------------------------- */
+
+static const uint8_t flowtab__mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+static const uint8_t flowtab__zero[16];
+
+/* A packet's key as the table keeps it. */
+typedef struct pkey {
+    const uint8_t *a16, *b16; /* the endpoints in canonical order */
+    uint32_t a, b;            /* their IPv4 addresses (0 for IPv6) */
+    uint16_t aport, bport;
+    uint8_t proto, v6;        /* v6: F_V6 or 0 */
+} pkey;
+
+static int flowtab__addr_cmp(const uint8_t *x, uint16_t xp, const uint8_t *y, uint16_t yp)
+{
+    int c = memcmp(x, y, 16);
+    return c ? c : (xp > yp) - (xp < yp);
+}
+
+/* 1 when address a is IPv4 mapped (::ffff:0:0/96). */
+static inline int flowtab__is_mapped(const uint8_t a[16])
+{
+    uint64_t hi;
+    uint32_t mid, want;
+    memcpy(&hi, a, 8);
+    memcpy(&mid, a + 8, 4);
+    memcpy(&want, flowtab__mapped + 8, 4);
+    return !hi && mid == want;
+}
+
+/* The canonical key: endpoints in a fixed order, so both directions match.
+ * Returns 1 when the packet's source is endpoint a. */
+static int flowtab__pkey(pkey *k, const pkt_ana *a)
+{
+    int a_is_src;
+    k->v6 = flowtab__is_mapped(a->src) && flowtab__is_mapped(a->dst) ? 0 : F_V6;
+    if (!k->v6) { /* the same order as the mapped addresses' */
+        const uint8_t *x = a->src + 12, *y = a->dst + 12;
+        uint32_t s = (uint32_t)x[0] << 24 | (uint32_t)x[1] << 16 | (uint32_t)x[2] << 8 | x[3];
+        uint32_t d = (uint32_t)y[0] << 24 | (uint32_t)y[1] << 16 | (uint32_t)y[2] << 8 | y[3];
+        a_is_src = s < d || (s == d && a->sport <= a->dport);
+    } else {
+        a_is_src = flowtab__addr_cmp(a->src, a->sport, a->dst, a->dport) <= 0;
+    }
+    k->a16 = a_is_src ? a->src : a->dst;
+    k->b16 = a_is_src ? a->dst : a->src;
+    k->aport = a_is_src ? a->sport : a->dport;
+    k->bport = a_is_src ? a->dport : a->sport;
+    k->proto = a->proto;
+    k->a = k->b = 0;
+    if (!k->v6) {
+        memcpy(&k->a, k->a16 + 12, 4);
+        memcpy(&k->b, k->b16 + 12, 4);
+    }
+    return a_is_src;
+}
+
+/* Flow id's endpoint addresses (16 bytes, IPv4 mapped). */
+static void flowtab__addrs(const flowtab_t *t, uint32_t id, uint8_t a[16], uint8_t b[16])
+{
+    const flow *f = &t->flows[id - 1];
+    if (f->bits & F_V6) {
+        memcpy(a, t->v6[f->a], 16);
+        memcpy(b, t->v6[f->a] + 16, 16);
+        return;
+    }
+    memcpy(a, flowtab__mapped, 12);
+    memcpy(a + 12, &f->a, 4);
+    memcpy(b, flowtab__mapped, 12);
+    memcpy(b + 12, &f->b, 4);
+}
+
+/* The hash of a key: flowtab_hash() of a packet's, and of a flow's at its
+ * release. The multiply-xorshift of flowkey_hash64 over its words, five
+ * for an IPv4 key (addresses, ports and VNI, protocol, observer), nine for
+ * an IPv6 one (its addresses too). */
+static inline uint64_t flowtab__mix(uint64_t h, uint64_t w)
+{
+    h ^= w;
+    h *= 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 32);
+}
+
+static uint64_t flowtab__keyhash(const pkey *k, uint32_t vni, const uint8_t observer[16])
+{
+    uint64_t w[2], h = 0x9e3779b97f4a7c15ULL;
+    h = flowtab__mix(h, (uint64_t)k->a << 32 | k->b);
+    h = flowtab__mix(h, (uint64_t)k->aport << 48 | (uint64_t)k->bport << 32 | vni);
+    h = flowtab__mix(h, (uint64_t)k->proto << 8 | k->v6);
+    memcpy(w, observer, 16);
+    h = flowtab__mix(flowtab__mix(h, w[0]), w[1]);
+    if (k->v6) {
+        memcpy(w, k->a16, 16);
+        h = flowtab__mix(flowtab__mix(h, w[0]), w[1]);
+        memcpy(w, k->b16, 16);
+        h = flowtab__mix(flowtab__mix(h, w[0]), w[1]);
+    }
+    return h;
+}
+
+/* Flow id's key, as a packet's. */
+static void flowtab__flow_pkey(const flowtab_t *t, uint32_t id, pkey *k)
+{
+    const flow *f = &t->flows[id - 1];
+    k->v6 = f->bits & F_V6;
+    k->a = k->v6 ? 0 : f->a;
+    k->b = f->b;
+    k->aport = f->aport;
+    k->bport = f->bport;
+    k->proto = f->proto;
+    k->a16 = k->v6 ? t->v6[f->a] : NULL;
+    k->b16 = k->v6 ? t->v6[f->a] + 16 : NULL;
+}
+
+static int flowtab__match(const flowtab_t *t, uint32_t id, const pkey *k, uint32_t vni,
+                          const uint8_t observer[16])
+{
+    const flow *f = &t->flows[id - 1];
+    if ((k->v6 ? 0 : f->a != k->a) || f->b != k->b || f->aport != k->aport ||
+        f->bport != k->bport || f->proto != k->proto || (f->bits & F_V6) != k->v6)
+        return 0;
+    const obs_pt *o = &t->obs[f->obs];
+    uint64_t x[2], y[2];
+    memcpy(x, o->observer, 16);
+    memcpy(y, observer, 16);
+    if (o->vni != vni || x[0] != y[0] || x[1] != y[1]) return 0;
+    return !k->v6 || (!memcmp(t->v6[f->a], k->a16, 16) && !memcmp(t->v6[f->a] + 16, k->b16, 16));
+}
+
+static uint32_t flowtab__obs_bucket(const flowtab_t *t, uint32_t vni, const uint8_t observer[16])
+{
+    uint64_t w[2];
+    memcpy(w, observer, 16);
+    uint64_t h = (w[0] ^ (w[1] * 0x9e3779b97f4a7c15ULL) ^ vni) * 0xff51afd7ed558ccdULL;
+    return (uint32_t)(h >> 32) & (t->nobs_buckets - 1);
+}
+
+/* The number of observation point (vni, observer), added if new; one more
+ * flow uses it. */
+static uint32_t flowtab__obs_ref(flowtab_t *t, uint32_t vni, const uint8_t observer[16])
+{
+    uint32_t *p = &t->obs_buckets[flowtab__obs_bucket(t, vni, observer)];
+    for (uint32_t i = *p; i; i = t->obs[i - 1].next) {
+        obs_pt *o = &t->obs[i - 1];
+        if (o->vni == vni && !memcmp(o->observer, observer, 16)) {
+            o->refs++;
+            return i - 1;
+        }
+    }
+    uint32_t i;
+    if (t->obs_free) {
+        i = t->obs_free;
+        t->obs_free = t->obs[i - 1].next;
+    } else {
+        i = ++t->obs_unused;
+    }
+    obs_pt *o = &t->obs[i - 1];
+    o->vni = vni;
+    memcpy(o->observer, observer, 16);
+    o->refs = 1;
+    o->next = *p;
+    *p = i;
+    return i - 1;
+}
+
+/* One flow fewer uses observation point n; the last one frees it. */
+static void flowtab__obs_unref(flowtab_t *t, uint32_t n)
+{
+    obs_pt *o = &t->obs[n];
+    if (--o->refs) return;
+    uint32_t *p = &t->obs_buckets[flowtab__obs_bucket(t, o->vni, o->observer)];
+    while (*p != n + 1) p = &t->obs[*p - 1].next;
+    *p = o->next;
+    o->next = t->obs_free;
+    t->obs_free = n + 1;
+}
+
 /* ---- records ----------------------------------------------------------- */
 
 /* Zeek's conn_state; any0/any1: packets seen from the client/the server. */
@@ -413,7 +822,7 @@ static void flowtab__conn_state(const flow *f, uint8_t hs, int any0, int any1, c
     const char *s;
     uint8_t b = f->bits;
     int fin0 = !!(b & F_FIN0), fin1 = !!(b & F_FIN1), rst0 = !!(b & F_RST0), rst1 = !!(b & F_RST1);
-    if (f->key.proto != 6) {
+    if (f->proto != 6) {
         s = any0 && any1 ? "SF" : "S0";
     } else if (!(hs & FLOWREC_HS_SYN) && !(hs & FLOWREC_HS_SYNACK)) {
         s = "OTH";
@@ -428,16 +837,17 @@ static void flowtab__conn_state(const flow *f, uint8_t hs, int any0, int any1, c
 static void flowtab__dir_out(const flowtab_t *t, uint32_t id, int dir, flowrec_dir *o)
 {
     const flow *f = &t->flows[id - 1];
-    const fdir *a = &t->cold[id - 1].dir[dir];
+    const fcold *c = &t->cold[id - 1];
+    const fdir *a = &c->dir[dir];
     const flow_wide *w = &t->wide[id - 1];
+    const ev_blk *evb = f->cbits & C_EVB ? &t->evb[t->ext[c->ext - 1].evb - 1] : NULL;
     int wide = (f->bits & F_WIDE) != 0;
     o->packets = a->packets + (wide ? w->packets[dir] : 0);
     o->ip_bytes = a->ip_bytes + (wide ? w->ip_bytes[dir] : 0);
     o->payload_bytes = a->payload_bytes + (wide ? w->payload_bytes[dir] : 0);
-    const fcold *c = &t->cold[id - 1];
     uint64_t ev[EV_N];
     for (int i = 0; i < EV_N; i++) {
-        ev[i] = i >= EV_RARE ? a->ev[i - EV_RARE] : c->evb ? t->evb[c->evb - 1].n[dir][i] : 0;
+        ev[i] = i >= EV_RARE ? a->ev[i - EV_RARE] : evb ? evb->n[dir][i] : 0;
         if (wide) ev[i] += w->ev[dir][i];
     }
     o->retransmissions = (uint32_t)ev[EV_RETRANS];
@@ -452,48 +862,69 @@ static void flowtab__dir_out(const flowtab_t *t, uint32_t id, int dir, flowrec_d
     o->rsts = (uint32_t)ev[EV_RST];
     o->fins = (uint32_t)ev[EV_FIN];
     o->rtt.count = a->rtt_count + (wide ? w->rtt_count[dir] : 0);
-    o->rtt.sum = a->rtt_sum;
-    o->rtt.min = a->rtt_min;
-    o->rtt.max = a->rtt_max;
+    o->rtt.sum = c->rtt_sum[dir];
+    o->rtt.min = flowtab__tget(t, a->rtt_min, 0);
+    o->rtt.max = flowtab__tget(t, a->rtt_max, 0);
 }
 
 static void flowtab__emit(flowtab_t *t, uint32_t id, int final)
 {
     const flow *f = &t->flows[id - 1];
     const fcold *c = &t->cold[id - 1];
+    /* What the record reads beside the slots, fetched at once. */
+    if (c->ext) __builtin_prefetch(&t->ext[c->ext - 1]);
+    if (f->cbits & C_CELLS) {
+        for (int d = 0; d < 2; d++) {
+            flowtab__prefetch_cell(t, c->dir[d].rtt_min);
+            flowtab__prefetch_cell(t, c->dir[d].rtt_max);
+        }
+        flowtab__prefetch_cell(t, c->syn_irtt);
+        flowtab__prefetch_cell(t, c->synack_ns);
+        flowtab__prefetch_cell(t, c->ack_ns);
+    }
     const flow_wide *w = &t->wide[id - 1];
+    const obs_pt *o = &t->obs[f->obs];
     int client_is_a = (f->bits & F_CLIENT_IS_A) != 0;
+    uint8_t a[16], b[16];
     flowrec r;
     memset(&r, 0, sizeof r);
     r.flow_id = c->flow_id;
-    r.vni = f->key.vni;
-    memcpy(r.observer, f->key.observer, 16);
-    r.proto = f->key.proto;
-    memcpy(r.client_ip, client_is_a ? f->key.a : f->key.b, 16);
-    memcpy(r.server_ip, client_is_a ? f->key.b : f->key.a, 16);
-    r.client_port = client_is_a ? f->key.aport : f->key.bport;
-    r.server_port = client_is_a ? f->key.bport : f->key.aport;
+    r.vni = o->vni;
+    memcpy(r.observer, o->observer, 16);
+    r.proto = f->proto;
+    flowtab__addrs(t, id, a, b);
+    memcpy(r.client_ip, client_is_a ? a : b, 16);
+    memcpy(r.server_ip, client_is_a ? b : a, 16);
+    r.client_port = client_is_a ? f->aport : f->bport;
+    r.server_port = client_is_a ? f->bport : f->aport;
     r.first_ns = c->first_ns;
     r.last_ns = f->last_ns;
-    flowtab__dir_out(t, id, 0, &r.c2s);
-    flowtab__dir_out(t, id, 1, &r.s2c);
-    r.hs_seen = c->hs_seen;
-    r.syn_ns = c->syn_ns;
-    r.synack_ns = c->synack_ns;
-    r.ack_ns = c->ack_ns;
-    if (c->hs_seen & FLOWREC_HS_IRTT) r.initial_rtt_ns = c->syn_irtt;
-    r.app_response.count = c->app_count + ((f->bits & F_WIDE) ? w->app_count : 0);
-    r.app_response.sum = c->app_sum;
-    r.app_response.min = c->app_min;
-    r.app_response.max = c->app_max;
-    flowtab__conn_state(f, c->hs_seen, r.c2s.packets != 0, r.s2c.packets != 0, r.conn_state);
     static const char letters[] = "shadfrtw";
-    for (uint8_t i = 0; i < c->hist_len; i++) {
+    unsigned len = c->hist_len;
+    for (unsigned i = 0; i < len; i++) {
         unsigned code = (unsigned)(c->history >> (4 * i)) & 15;
         char l = letters[code & 7];
         r.history[i] = code < 8 ? (char)(l - 'a' + 'A') : l;
     }
-    r.history[c->hist_len] = 0;
+    r.history[len] = 0;
+    flowtab__dir_out(t, id, 0, &r.c2s);
+    flowtab__dir_out(t, id, 1, &r.s2c);
+    r.hs_seen = c->hs_seen;
+    if (c->hs_seen & FLOWREC_HS_SYN) r.syn_ns = flowtab__tget(t, c->syn_ns, c->first_ns);
+    if (c->hs_seen & FLOWREC_HS_SYNACK) r.synack_ns = flowtab__tget(t, c->synack_ns, c->first_ns);
+    if (c->hs_seen & FLOWREC_HS_ACK) r.ack_ns = flowtab__tget(t, c->ack_ns, c->first_ns);
+    if (c->hs_seen & FLOWREC_HS_IRTT) r.initial_rtt_ns = flowtab__tget(t, c->syn_irtt, 0);
+    if (c->ext) {
+        const fext *e = &t->ext[c->ext - 1];
+        r.app_response.count = e->app_count;
+        r.app_response.sum = e->app_sum;
+        r.app_response.min = e->app_min;
+        r.app_response.max = e->app_max;
+    } else {
+        r.app_response.min = INT64_MAX;
+    }
+    if (f->bits & F_WIDE) r.app_response.count += w->app_count;
+    flowtab__conn_state(f, c->hs_seen, r.c2s.packets != 0, r.s2c.packets != 0, r.conn_state);
     r.final = final;
     t->st.records++;
     if (!final) t->st.interim++;
@@ -504,24 +935,54 @@ static void flowtab__release(flowtab_t *t, uint32_t id)
 {
     flow *f = &t->flows[id - 1];
     fcold *c = &t->cold[id - 1];
-    fkey k = f->key;
-    memset(k.pad, 0, sizeof k.pad);
-    uint32_t b = (uint32_t)(flowtab__hash(&k) & (t->nbuckets - 1));
+    pkey k;
+    flowtab__flow_pkey(t, id, &k);
+    const obs_pt *o = &t->obs[f->obs];
+    uint32_t b = (uint32_t)(flowtab__keyhash(&k, o->vni, o->observer) & (t->nbuckets - 1));
     uint32_t *p = &t->buckets[b];
     while (*p && *p != id) p = &t->flows[*p - 1].chain;
     if (*p) *p = f->chain;
     flowtab__unlink(t, id);
-    flowtab__ua_release(t, &c->dir[0]);
-    flowtab__ua_release(t, &c->dir[1]);
-    if (c->evb) {
-        t->evb[c->evb - 1].n[0][0] = t->evb_free;
-        t->evb_free = c->evb;
+    c->dst[0] = c->dst[1] = 0;
+    flowtab__ua_release(t, c);
+    if (c->ext) {
+        fext *e = &t->ext[c->ext - 1];
+        if (e->evb) {
+            t->evb[e->evb - 1].n[0][0] = t->evb_free;
+            t->evb_free = e->evb;
+        }
+        e->evb = t->ext_free;
+        t->ext_free = c->ext;
+    }
+    /* The cells of its times go back. */
+    for (int d = 0; d < 2 && (f->cbits & C_CELLS); d++) {
+        fdir *x = &c->dir[d];
+        int32_t *fields[] = { &x->nextseqtime, &x->ua0_ts, &x->rtt_min, &x->rtt_max };
+        for (unsigned i = 0; i < sizeof fields / sizeof fields[0]; i++) flowtab__tdrop(t, f, fields[i]);
+    }
+    int32_t *fields[] = { &c->syn_irtt, &c->req_last, &c->syn_ns, &c->synack_ns, &c->ack_ns };
+    for (unsigned i = 0; i < sizeof fields / sizeof fields[0] && (f->cbits & C_CELLS); i++)
+        flowtab__tdrop(t, f, fields[i]);
+    flowtab__obs_unref(t, f->obs);
+    if (f->bits & F_V6) {
+        memcpy(t->v6[f->a], &t->v6_free, 4);
+        t->v6_free = f->a + 1;
     }
     if (f->bits & F_WIDE) memset(&t->wide[id - 1], 0, sizeof t->wide[id - 1]);
     memset(f, 0, sizeof *f);
     f->next = t->free_head;
     t->free_head = id;
     t->st.active--;
+}
+
+/* Fetch flow id's slots: the next one a walk of a list looks at. */
+static inline void flowtab__prefetch_slots(const flowtab_t *t, uint32_t id)
+{
+    if (!id) return;
+    const char *f = (const char *)&t->flows[id - 1], *c = (const char *)&t->cold[id - 1];
+    __builtin_prefetch(f);
+    __builtin_prefetch(f + sizeof(flow) - 1);
+    for (size_t off = 0; off < sizeof(fcold); off += 64) __builtin_prefetch(c + off);
 }
 
 static void flowtab__finish(flowtab_t *t, uint32_t id)
@@ -531,12 +992,6 @@ static void flowtab__finish(flowtab_t *t, uint32_t id)
 }
 
 /* ---- lookup ------------------------------------------------------------- */
-
-static int flowtab__addr_cmp(const uint8_t *x, uint16_t xp, const uint8_t *y, uint16_t yp)
-{
-    int c = memcmp(x, y, 16);
-    return c ? c : (xp > yp) - (xp < yp);
-}
 
 static void flowtab__requeue(flowtab_t *t, uint32_t id)
 {
@@ -557,7 +1012,8 @@ static uint32_t flowtab__victim(flowtab_t *t)
     return t->lru_tail ? t->lru_tail : t->close_tail;
 }
 
-static uint32_t flowtab__new_flow(flowtab_t *t, const fkey *k, uint32_t bucket)
+static uint32_t flowtab__new_flow(flowtab_t *t, const pkey *k, uint32_t vni,
+                                  const uint8_t observer[16], uint32_t bucket)
 {
     if (!t->free_head && t->unused == t->o.max_flows) {
         /* Full: close the least recently active flow early (counted). */
@@ -575,35 +1031,55 @@ static uint32_t flowtab__new_flow(flowtab_t *t, const fkey *k, uint32_t bucket)
     fcold *c = &t->cold[id - 1];
     memset(f, 0, sizeof *f);
     memset(c, 0, sizeof *c);
-    f->key = *k;
+    f->a = k->a;
+    f->b = k->b;
+    f->aport = k->aport;
+    f->bport = k->bport;
+    f->proto = k->proto;
+    f->bits = k->v6;
+    if (k->v6) { /* never runs out: one per flow at most */
+        if (t->v6_free) {
+            f->a = t->v6_free - 1;
+            memcpy(&t->v6_free, t->v6[f->a], 4);
+        } else {
+            f->a = t->v6_unused++;
+        }
+        memcpy(t->v6[f->a], k->a16, 16);
+        memcpy(t->v6[f->a] + 16, k->b16, 16);
+    }
+    f->obs = flowtab__obs_ref(t, vni, observer);
     f->chain = t->buckets[bucket];
     t->buckets[bucket] = id;
-    c->dir[0].win_scale = c->dir[1].win_scale = -1;
-    c->dir[0].rtt_min = c->dir[1].rtt_min = c->app_min = INT64_MAX;
+    c->win_scale[0] = c->win_scale[1] = -1;
+    c->dir[0].rtt_min = c->dir[1].rtt_min = T_NONE;
     c->flow_id = t->next_id++;
     t->st.active++;
     t->st.created++;
     return id;
 }
 
-static void flowtab__history(fcold *c, int dir, char ch)
+/* Zeek's history letters, by their 3-bit codes (flowtab__emit spells them). */
+enum { H_S, H_H, H_A, H_D, H_F, H_R, H_T, H_W };
+
+static void flowtab__history(fcold *c, int dir, unsigned letter)
 {
-    int bit = -1;
-    static const char letters[] = "shadfrtw";
-    for (int i = 0; letters[i]; i++)
-        if (letters[i] == ch) bit = i;
     /* Each letter at most once per direction: 16 codes fit the 64 bits. */
-    unsigned code = (unsigned)(dir * 8 + bit);
-    if (bit < 0 || (c->hist_seen & (1u << code))) return;
-    c->hist_seen |= (uint16_t)(1u << code);
+    unsigned code = (unsigned)dir * 8 + letter;
+    if (c->hist_seen & (1u << code)) return;
     c->history |= (uint64_t)code << (4 * c->hist_len++);
+    c->hist_seen |= (uint16_t)(1u << code);
 }
 
 /* ---- TCP analysis (Wireshark's tcp_analyze_sequence_number) -------------- */
 
 static void flowtab__tcp(flowtab_t *t, uint32_t id, int dir, int64_t ts, const pkt_ana *a)
 {
+    flow *f = &t->flows[id - 1];
     fcold *c = &t->cold[id - 1];
+    int8_t *fdup = &c->dupacknum[dir], *rdup = &c->dupacknum[1 - dir];
+    int8_t *fws = &c->win_scale[dir], *rws = &c->win_scale[1 - dir];
+    uint8_t rdst = c->dst[1 - dir]; /* the other direction's D_* bits, as of its last segment */
+    int64_t rev_last = c->other_last; /* the other direction's last packet (this one is ts) */
     fdir *fwd = &c->dir[dir], *rev = &c->dir[1 - dir];
     uint32_t seq = a->seq, ack = a->ack, seglen = a->payload_len, window = a->win;
     uint8_t flags = a->tcp_flags;
@@ -627,20 +1103,20 @@ static void flowtab__tcp(flowtab_t *t, uint32_t id, int dir, int64_t ts, const p
         ack == fwd->lastack && !(flags & (TCP_SYN | TCP_FIN | TCP_RST)))
         ta |= TA_WU;
     /* WINDOW FULL */
-    if (seglen > 0 && rev->win_scale != -1 && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
-        int shift = rev->window_is_syn || rev->win_scale == -2 ? 0 : rev->win_scale;
+    if (seglen > 0 && *rws != -1 && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
+        int shift = (rdst & D_WSYN) || *rws == -2 ? 0 : *rws;
         if (seq + seglen == rev->lastack + ((uint32_t)rev->window << shift)) ta |= TA_WF;
     }
     /* KEEP ALIVE ACK */
     if (seglen == 0 && window && window == fwd->window && seq == fwd->nextseq &&
-        ack == fwd->lastack && (rev->lastseg & TA_KA) &&
+        ack == fwd->lastack && (rdst & D_KA) &&
         !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
         ta |= TA_KA_ACK;
         goto finished_fwd;
     }
     /* ZERO WINDOW PROBE ACK */
     if (seglen == 0 && window == 0 && window == fwd->window && seq == fwd->nextseq &&
-        ack == fwd->lastack && (rev->lastseg & TA_ZWP) &&
+        ack == fwd->lastack && (rdst & D_ZWP) &&
         !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
         ta |= TA_ZWP_ACK;
         goto finished_fwd;
@@ -648,17 +1124,16 @@ static void flowtab__tcp(flowtab_t *t, uint32_t id, int dir, int64_t ts, const p
     /* DUPLICATE ACK */
     if (seglen == 0 && window && window == fwd->window && seq == fwd->nextseq &&
         ack == fwd->lastack && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
-        fwd->dupacknum = fwd->dupacknum == -1 ? 1
-                       : fwd->dupacknum == INT16_MAX ? INT16_MAX : fwd->dupacknum + 1;
+        *fdup = *fdup == -1 ? 1 : *fdup == INT8_MAX ? INT8_MAX : (int8_t)(*fdup + 1);
         ta |= TA_DUPACK;
     }
 
 finished_fwd:
-    if (ack != fwd->lastack) fwd->dupacknum = 0;
+    if (ack != fwd->lastack) *fdup = 0;
     /* ACKED LOST PACKET: acks data we never saw; only bookkeeping here */
     if (rev->maxseqtobeacked && SEQ_GT(ack, rev->maxseqtobeacked) && (flags & TCP_ACK)) {
         if (SEQ_GT(rev->maxseqtobeacked, rev->nextseq)) rev->maxseqtobeacked = rev->nextseq;
-        else rev->dupacknum = -1;
+        else *rdup = -1;
     }
 
     /* RETRANSMISSION / FAST RETRANSMISSION / SPURIOUS / OUT-OF-ORDER */
@@ -667,17 +1142,17 @@ finished_fwd:
         if (seglen > 1 && fwd->nextseq - 1 == seq) not_advanced = 0;
         if (seglen > 0 && rev->lastack && SEQ_LE(seq + seglen, rev->lastack)) {
             ta |= TA_SPURIOUS;
-        } else if (not_advanced && rev->dupacknum >= 2 && rev->lastack == seq &&
-                   ts - rev->lastacktime < 20000000LL) {
+        } else if (not_advanced && *rdup >= 2 && rev->lastack == seq &&
+                   ts - rev_last < 20000000LL) {
             ta |= TA_FAST;
-        } else {
-            int64_t irtt = (c->hs_seen & FLOWREC_HS_IRTT) ? c->syn_irtt : 0;
+        } else if (not_advanced) {
+            int64_t irtt = (c->hs_seen & FLOWREC_HS_IRTT) ? flowtab__tget(t, c->syn_irtt, 0) : 0;
             int64_t thres = irtt ? irtt : 3000000LL;
             uint32_t syn_fin = (flags & (TCP_SYN | TCP_FIN)) ? 1 : 0;
-            if (not_advanced && ts - fwd->nextseqtime < thres &&
+            if (ts - flowtab__aget(t, fwd->nextseqtime, ts) < thres &&
                 fwd->nextseq != seq + seglen + syn_fin)
                 ta |= TA_OOO;
-            else if (not_advanced)
+            else
                 ta |= TA_RETRANS;
         }
     }
@@ -685,59 +1160,54 @@ finished_fwd:
     uint32_t nextseq = seq + seglen;
     if (seglen || (flags & (TCP_SYN | TCP_FIN))) {
         if (flags & (TCP_SYN | TCP_FIN)) nextseq += 1;
-        flowtab__ua_add(t, fwd, nextseq, ts);
+        flowtab__ua_add(t, f, c, dir, nextseq, ts, ts);
     }
     if (SEQ_GT(nextseq, fwd->nextseq) || !fwd->nextseq) {
         if (!(ta & TA_ZWP)) {
             fwd->nextseq = nextseq;
-            fwd->nextseqtime = ts;
+            flowtab__aset(t, f, &fwd->nextseqtime, ts, ts);
         }
     }
     if (seq == fwd->maxseqtobeacked || !fwd->maxseqtobeacked) {
         if (!(ta & TA_ZWP)) fwd->maxseqtobeacked = fwd->nextseq;
     }
     fwd->window = (uint16_t)window;
-    fwd->window_is_syn = (flags & TCP_SYN) != 0;
-    fwd->lastack = ack;
-    fwd->lastacktime = ts;
-    fwd->lastseg = (uint8_t)(ta & (TA_KA | TA_ZWP));
+    c->dst[dir] = (uint8_t)((c->dst[dir] & D_NUA) | ((flags & TCP_SYN) ? D_WSYN : 0) |
+                            ((ta & TA_KA) ? D_KA : 0) | ((ta & TA_ZWP) ? D_ZWP : 0));
+    fwd->lastack = ack; /* and its time, Wireshark's lastacktime, is ts: the flow's last */
 
     /* ACK RTT: this ACK exactly covers an unacknowledged segment of the other
      * direction. As in Wireshark, the oldest exact match gives the sample;
      * what the ACK covers is dropped. */
-    if (rev->nua) {
+    unsigned rnua = c->dst[1 - dir] & D_NUA;
+    if (rnua) {
         int64_t rtt = -1;
         uint8_t keep = 0;
-        for (uint8_t i = 0; i < rev->nua; i++) {
-            uint32_t end = *flowtab__ua_end(t, rev, i);
-            int64_t sent = *flowtab__ua_ts(t, rev, i);
+        for (uint8_t i = 0; i < rnua; i++) {
+            uint32_t end = *flowtab__ua_end(t, c, 1 - dir, i);
+            int64_t sent = flowtab__ua_ts(t, c, 1 - dir, i, rev_last);
             if (ack == end) {
                 if (rtt < 0) rtt = ts - sent;
                 continue;
             }
             if (SEQ_GT(end, ack)) {
-                *flowtab__ua_end(t, rev, keep) = end;
-                *flowtab__ua_ts(t, rev, keep) = sent;
+                if (keep != i) flowtab__ua_set(t, f, c, 1 - dir, keep, end, sent, rev_last);
                 keep++;
             }
         }
-        rev->nua = keep;
-        if (keep <= 1) flowtab__ua_release(t, rev);
-        if (rtt >= 0) {
-            fdir *r = &c->dir[1 - dir];
-            flowtab__stat(t, id, &r->rtt_min, &r->rtt_max, &r->rtt_sum, &r->rtt_count,
-                          &t->wide[id - 1].rtt_count[1 - dir], rtt);
-        }
+        c->dst[1 - dir] = (uint8_t)((c->dst[1 - dir] & ~D_NUA) | keep);
+        if (keep <= 1) flowtab__ua_release(t, c);
+        if (rtt >= 0) flowtab__rtt(t, id, c, 1 - dir, rtt);
     }
 
     /* Window scale from the handshake (Wireshark's verify_tcp_window_scaling). */
     if (flags & TCP_SYN) {
-        fwd->win_scale = a->wscale;
-        if (fwd->win_scale == -1) {
-            fwd->win_scale = -2;
-            rev->win_scale = -2;
-        } else if ((flags & TCP_ACK) && rev->win_scale == -2) {
-            fwd->win_scale = -2;
+        *fws = a->wscale;
+        if (*fws == -1) {
+            *fws = -2;
+            *rws = -2;
+        } else if ((flags & TCP_ACK) && *rws == -2) {
+            *fws = -2;
         }
     }
 
@@ -750,11 +1220,12 @@ finished_fwd:
     if (ta & TA_ZW) flowtab__ev(t, id, c, dir, EV_ZW);
     if (ta & TA_WF) flowtab__ev(t, id, c, dir, EV_WF);
     if (ta & TA_KA) flowtab__ev(t, id, c, dir, EV_KA);
-    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__history(c, dir, 't');
-    if (ta & TA_ZW) flowtab__history(c, dir, 'w');
+    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__history(c, dir, H_T);
+    if (ta & TA_ZW) flowtab__history(c, dir, H_W);
 }
 
-static void flowtab__tcp_session(flowtab_t *t, uint32_t id, int dir, int64_t ts, const pkt_ana *a)
+static void flowtab__tcp_session(flowtab_t *t, uint32_t id, int dir, int64_t ts,
+                                 const pkt_ana *a)
 {
     flow *f = &t->flows[id - 1];
     fcold *c = &t->cold[id - 1];
@@ -765,41 +1236,45 @@ static void flowtab__tcp_session(flowtab_t *t, uint32_t id, int dir, int64_t ts,
     if ((fl & TCP_SYN) && !(fl & TCP_ACK)) {
         if (client && !(c->hs_seen & FLOWREC_HS_ACK)) {
             c->hs_seen |= FLOWREC_HS_SYN;
-            c->syn_ns = ts;
+            flowtab__tset(t, f, &c->syn_ns, ts, c->first_ns);
         }
-        if (!(c->hs_seen & FLOWREC_HS_IRTT)) c->syn_irtt = ts; /* the most recent SYN */
-        flowtab__history(c, dir, 's');
+        if (!(c->hs_seen & FLOWREC_HS_IRTT)) { /* the most recent SYN (none at time 0) */
+            flowtab__tset(t, f, &c->syn_irtt, ts, c->first_ns);
+            f->cbits = (uint8_t)((f->cbits & ~C_SYN) | (ts ? C_SYN : 0));
+        }
+        flowtab__history(c, dir, H_S);
     } else if ((fl & TCP_SYN) && (fl & TCP_ACK)) {
         if (!client && !(c->hs_seen & FLOWREC_HS_ACK)) {
             c->hs_seen |= FLOWREC_HS_SYNACK;
-            c->synack_ns = ts;
+            flowtab__tset(t, f, &c->synack_ns, ts, c->first_ns);
         }
-        flowtab__history(c, dir, 'h');
+        flowtab__history(c, dir, H_H);
     }
     /* Initial RTT as Wireshark: the first ACK without SYN after a SYN, from
      * the most recent SYN (a refusing RST/ACK counts too). */
-    if ((fl & (TCP_SYN | TCP_ACK)) == TCP_ACK && c->syn_irtt && !(c->hs_seen & FLOWREC_HS_IRTT)) {
-        c->syn_irtt = ts - c->syn_irtt;
+    if ((fl & (TCP_SYN | TCP_ACK)) == TCP_ACK && (f->cbits & C_SYN) &&
+        !(c->hs_seen & FLOWREC_HS_IRTT)) {
+        flowtab__tset(t, f, &c->syn_irtt, ts - flowtab__tget(t, c->syn_irtt, c->first_ns), 0);
         c->hs_seen |= FLOWREC_HS_IRTT;
     }
     if (client && (fl & (TCP_SYN | TCP_ACK)) == TCP_ACK && (c->hs_seen & FLOWREC_HS_SYNACK) &&
         !(c->hs_seen & FLOWREC_HS_ACK)) {
         c->hs_seen |= FLOWREC_HS_ACK;
-        c->ack_ns = ts;
+        flowtab__tset(t, f, &c->ack_ns, ts, c->first_ns);
     }
     flowtab__tcp(t, id, dir, ts, a);
     if (fl & TCP_FIN) {
         flowtab__ev(t, id, c, dir, EV_FIN);
         f->bits |= dir ? F_FIN1 : F_FIN0;
-        flowtab__history(c, dir, 'f');
+        flowtab__history(c, dir, H_F);
     }
     if (fl & TCP_RST) {
         flowtab__ev(t, id, c, dir, EV_RST);
         f->bits |= dir ? F_RST1 : F_RST0;
-        flowtab__history(c, dir, 'r');
+        flowtab__history(c, dir, H_R);
     }
-    if (a->payload_len) flowtab__history(c, dir, 'd');
-    else if ((fl & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == TCP_ACK) flowtab__history(c, dir, 'a');
+    if (a->payload_len) flowtab__history(c, dir, H_D);
+    else if ((fl & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == TCP_ACK) flowtab__history(c, dir, H_A);
 }
 
 /* Application response time: last request byte -> first response byte. */
@@ -809,52 +1284,63 @@ static void flowtab__app(flowtab_t *t, uint32_t id, int dir, int64_t ts, const p
     fcold *c = &t->cold[id - 1];
     if (!a->payload_len) return;
     if (dir == 0) {
-        c->req_last_ns = ts;
+        flowtab__aset(t, f, &c->req_last, ts, ts); /* before the client's last packet: this one */
         f->bits |= F_REQ_PENDING;
     } else if (f->bits & F_REQ_PENDING) {
-        flowtab__stat(t, id, &c->app_min, &c->app_max, &c->app_sum, &c->app_count,
-                      &t->wide[id - 1].app_count, ts - c->req_last_ns);
+        fext *e = flowtab__ext(t, c);
+        int64_t v = ts - flowtab__aget(t, c->req_last, c->other_last); /* the client's last */
+        if (v < e->app_min) e->app_min = v;
+        if (v > e->app_max) e->app_max = v;
+        e->app_sum += v;
+        flowtab__add32(t, id, &e->app_count, &t->wide[id - 1].app_count, 1);
         f->bits &= (uint8_t)~F_REQ_PENDING;
     }
 }
 
-/* The canonical key: endpoints in a fixed order, so both directions match.
- * Returns 1 when the packet's source is endpoint a. */
-static int flowtab__key(fkey *k, const pkt_ana *a, uint32_t vni, const uint8_t observer[16])
-{
-    memset(k, 0, sizeof *k);
-    int a_is_src = flowtab__addr_cmp(a->src, a->sport, a->dst, a->dport) <= 0;
-    memcpy(k->a, a_is_src ? a->src : a->dst, 16);
-    memcpy(k->b, a_is_src ? a->dst : a->src, 16);
-    k->aport = a_is_src ? a->sport : a->dport;
-    k->bport = a_is_src ? a->dport : a->sport;
-    if (observer) memcpy(k->observer, observer, 16);
-    k->vni = vni;
-    k->proto = a->proto;
-    return a_is_src;
-}
-
 uint64_t flowtab_hash(const pkt_ana *a, uint32_t vni, const uint8_t observer[16])
 {
-    fkey k;
+    pkey k;
     if (!a->usable) return 0;
-    flowtab__key(&k, a, vni, observer);
-    return flowtab__hash(&k);
+    flowtab__pkey(&k, a);
+    return flowtab__keyhash(&k, vni, observer ? observer : flowtab__zero);
 }
 
-void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
+void flowtab_prefetch(flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
 {
-    __builtin_prefetch(&t->buckets[hash_far & (t->nbuckets - 1)]);
-    uint32_t id = t->buckets[hash_near & (t->nbuckets - 1)];
-    if (!id) return;
-    /* The hot slot (key, links, times) and the part of the cold slot a
-     * packet reads (analysis state, counters). */
-    const char *f = (const char *)&t->flows[id - 1];
-    __builtin_prefetch(f, 1);
-    __builtin_prefetch(f + sizeof(flow) - 1, 1);
-    const char *c = (const char *)&t->cold[id - 1];
-    for (size_t off = 0; off < FCOLD_HOT; off += 64) __builtin_prefetch(c + off, 1);
-    __builtin_prefetch(c + FCOLD_HOT - 1, 1);
+    uint32_t mask = t->nbuckets - 1;
+    __builtin_prefetch(&t->buckets[hash_far & mask]);
+    uint32_t id = t->buckets[hash_near & mask];
+    if (id) {
+        /* The hot slot (key, links, times) and the cold one (what a packet
+         * reads: all but the flow id). */
+        const char *f = (const char *)&t->flows[id - 1];
+        __builtin_prefetch(f, 1);
+        __builtin_prefetch(f + sizeof(flow) - 1, 1);
+        const char *c = (const char *)&t->cold[id - 1];
+        for (size_t off = 0; off < sizeof(fcold); off += 64) __builtin_prefetch(c + off, 1);
+    }
+    /* Four calls on, the cold slot of this near packet is in the cache:
+     * what it points to, fetched for that packet now. */
+    uint64_t h = t->pf_ring[t->pf_n & 3];
+    t->pf_ring[t->pf_n++ & 3] = hash_near;
+    if (!(id = t->buckets[h & mask])) return;
+    const fcold *c = &t->cold[id - 1];
+    const flow *f = &t->flows[id - 1];
+    if (f->bits & F_V6) __builtin_prefetch(t->v6[f->a]);
+    if (c->ext) __builtin_prefetch(&t->ext[c->ext - 1], 1);
+    if (c->ua) {
+        const char *u = (const char *)&t->ua[c->ua - 1];
+        for (size_t off = 0; off < sizeof(ua_pair); off += 64) __builtin_prefetch(u + off, 1);
+    }
+    if (!(f->cbits & C_CELLS)) return;
+    for (int d = 0; d < 2; d++) {
+        flowtab__prefetch_cell(t, c->dir[d].nextseqtime);
+        flowtab__prefetch_cell(t, c->dir[d].ua0_ts);
+        flowtab__prefetch_cell(t, c->dir[d].rtt_min);
+        flowtab__prefetch_cell(t, c->dir[d].rtt_max);
+    }
+    flowtab__prefetch_cell(t, c->syn_irtt);
+    flowtab__prefetch_cell(t, c->req_last);
 }
 
 uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
@@ -865,11 +1351,12 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
         return 0;
     }
     if (ts > t->now) flowtab_advance(t, ts);
-    fkey k;
-    int a_is_src = flowtab__key(&k, a, vni, observer);
+    if (!observer) observer = flowtab__zero;
+    pkey k;
+    int a_is_src = flowtab__pkey(&k, a);
     uint32_t bucket = (uint32_t)(hash & (t->nbuckets - 1));
     uint32_t id = t->buckets[bucket];
-    while (id && memcmp(&t->flows[id - 1].key, &k, FKEY_LEN) != 0) id = t->flows[id - 1].chain;
+    while (id && !flowtab__match(t, id, &k, vni, observer)) id = t->flows[id - 1].chain;
 
     int syn_only = a->proto == 6 && (a->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
     if (id && syn_only && t->flows[id - 1].list == LIST_CLOSING) {
@@ -878,7 +1365,7 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
         id = 0;
     }
     if (!id) {
-        id = flowtab__new_flow(t, &k, bucket);
+        id = flowtab__new_flow(t, &k, vni, observer, bucket);
         flow *f = &t->flows[id - 1];
         /* The client: sender of the first SYN; the receiver of a SYN/ACK;
          * otherwise for TCP the side with the higher port (servers listen on
@@ -889,6 +1376,8 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
         else client_is_src = 1;
         if (client_is_src == a_is_src) f->bits |= F_CLIENT_IS_A;
         t->cold[id - 1].first_ns = ts;
+        f->last_ns = ts; /* and the direction of its last packet is this one's: */
+        if ((client_is_src == a_is_src) != a_is_src) f->cbits |= C_DIR1;
         f->queued_ns = ts;
         flowtab__push(t, id, LIST_LRU);
     }
@@ -896,7 +1385,7 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
     fcold *c = &t->cold[id - 1];
     flow_wide *w = &t->wide[id - 1];
     int dir = (a_is_src == !!(f->bits & F_CLIENT_IS_A)) ? 0 : 1;
-    f->last_ns = ts;
+    flowtab__moved(t, f, c, dir, ts); /* the flow's last time is ts */
     fdir *d = &c->dir[dir];
     flowtab__add32(t, id, &d->packets, &w->packets[dir], 1);
     flowtab__add32(t, id, &d->ip_bytes, &w->ip_bytes[dir], a->ip_len);
@@ -916,9 +1405,9 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
         flowtab__emit(t, id, 0);
         /* the next one: the first multiple of the interval after ts */
         uint64_t step = (uint64_t)((ts - c->first_ns) / t->o.interval_ns) - k_int;
-        for (; step > UINT32_MAX; step -= UINT32_MAX)
-            flowtab__add32(t, id, &c->interims, &w->interims, UINT32_MAX);
-        flowtab__add32(t, id, &c->interims, &w->interims, (uint32_t)step);
+        uint64_t v = c->interims + step; /* 16 bits in the flow, the carries in the wide record */
+        c->interims = (uint16_t)v;
+        if (v >> 16) flowtab__wide(t, id)->interims += v & ~(uint64_t)0xffff;
     }
     return c->flow_id;
 }
@@ -926,12 +1415,15 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
 void flowtab_advance(flowtab_t *t, int64_t now)
 {
     if (now > t->now) t->now = now;
-    while (t->close_tail && t->flows[t->close_tail - 1].queued_ns + t->o.grace_ns <= t->now)
+    while (t->close_tail && t->flows[t->close_tail - 1].queued_ns + t->o.grace_ns <= t->now) {
+        flowtab__prefetch_slots(t, t->flows[t->close_tail - 1].prev);
         flowtab__finish(t, t->close_tail);
+    }
     while (t->lru_tail) {
         uint32_t id = t->lru_tail;
         flow *f = &t->flows[id - 1];
         if (f->last_ns + t->o.idle_ns <= t->now) {
+            flowtab__prefetch_slots(t, f->prev); /* the next to look at */
             flowtab__finish(t, id);
         } else if (f->queued_ns + t->o.idle_ns <= t->now) {
             flowtab__requeue(t, id); /* active since queued: second chance */
@@ -944,8 +1436,12 @@ void flowtab_advance(flowtab_t *t, int64_t now)
 void flowtab_flush(flowtab_t *t)
 {
     /* Oldest first, so records come out roughly in the order flows ended. */
-    while (t->close_tail) flowtab__finish(t, t->close_tail);
-    while (t->lru_tail) flowtab__finish(t, t->lru_tail);
+    uint32_t *tails[] = { &t->close_tail, &t->lru_tail };
+    for (int i = 0; i < 2; i++)
+        while (*tails[i]) {
+            flowtab__prefetch_slots(t, t->flows[*tails[i] - 1].prev);
+            flowtab__finish(t, *tails[i]);
+        }
 }
 
 void flowtab_get_stats(const flowtab_t *t, flowtab_stats *out) { *out = t->st; }

@@ -1,8 +1,8 @@
 /* flowtab.h - the flow table: bidirectional conversations and their
  * real-time TCP analysis, emitting flow records (flowrec.h).
  *
- * Bounded: at most max_flows conversations, all memory allocated at
- * creation (calloc, so untouched pages cost nothing), nothing per packet.
+ * Bounded: at most max_flows conversations, all memory mapped at creation
+ * (untouched pages cost nothing), nothing allocated per packet.
  * When full, the least recently active flow is closed early: its record is
  * emitted as final and counted in evicted_full.
  * Time is the packets' own time: a file is analysed the same way at any
@@ -65,8 +65,9 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts_ns, uint32_t vni, const uint8_t
                     const pkt_ana *a, uint64_t hash);
 
 /* Prefetch the table memory of packets a few places ahead: the bucket of
- * hash_far, and the flow of hash_near (whose bucket was prefetched before). */
-void flowtab_prefetch(const flowtab_t *t, uint64_t hash_far, uint64_t hash_near);
+ * hash_far, the flow of hash_near (whose bucket was prefetched before), and
+ * the blocks of the flow whose hash_near came four calls before. */
+void flowtab_prefetch(flowtab_t *t, uint64_t hash_far, uint64_t hash_near);
 
 /* Move the clock to now_ns and emit what timed out (idle, closed). */
 void flowtab_advance(flowtab_t *t, int64_t now_ns);
@@ -76,9 +77,12 @@ void flowtab_flush(flowtab_t *t);
 
 void flowtab_get_stats(const flowtab_t *t, flowtab_stats *out);
 
-/* Bytes of a flow's own slots and index entry (for sizing --max-flows);
- * a flow with anomalies or with two or more segments outstanding in a
- * direction also holds pooled blocks (72, 96 bytes) while it needs them. */
+/* Bytes of a flow's own slots and index entry (for sizing --max-flows); a
+ * flow also holds, while it needs them, pooled blocks: an extension record
+ * (32 bytes) from its first application response or anomaly, the anomaly
+ * counters (72), a pair of blocks of outstanding segments (192) while a
+ * direction has two or more, an 8-byte cell for each time or duration its
+ * 32-bit fields cannot hold, its IPv6 addresses (32). */
 size_t flowtab_slot_bytes(void);
 
 #endif
