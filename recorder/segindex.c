@@ -503,24 +503,33 @@ int segidx_verify(const segidx_t *ix, char *err, size_t errlen)
 
 /* ---- laying the index out -------------------------------------------------- */
 
-/* Sort n numbers in place (introsort: no allocation, unlike qsort). */
+static inline void segidx__swap(uint64_t *a, size_t i, size_t j)
+{
+    uint64_t t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+}
+
+/* Heapsort's sift-down of a[r] within a[0..n). */
+static void segidx__sift(uint64_t *a, size_t r, size_t n)
+{
+    for (size_t c; (c = 2 * r + 1) < n; r = c) {
+        if (c + 1 < n && a[c + 1] > a[c]) c++;
+        if (a[r] >= a[c]) break;
+        segidx__swap(a, r, c);
+    }
+}
+
+/* Sort n numbers in place (introsort: quicksort, heapsort past depth
+ * levels, insertion sort for short runs; unlike qsort, no allocation). */
 static void segidx__sort64(uint64_t *a, size_t n, int depth)
 {
     while (n > 16) {
-        if (depth-- == 0) { /* heapsort */
-            for (size_t k = n / 2; k-- > 0;)
-                for (size_t r = k, c; (c = 2 * r + 1) < n; r = c) {
-                    if (c + 1 < n && a[c + 1] > a[c]) c++;
-                    if (a[r] >= a[c]) break;
-                    uint64_t t = a[r]; a[r] = a[c]; a[c] = t;
-                }
+        if (depth-- == 0) {
+            for (size_t k = n / 2; k-- > 0;) segidx__sift(a, k, n);
             for (size_t e = n - 1; e > 0; e--) {
-                uint64_t t = a[0]; a[0] = a[e]; a[e] = t;
-                for (size_t r = 0, c; (c = 2 * r + 1) < e; r = c) {
-                    if (c + 1 < e && a[c + 1] > a[c]) c++;
-                    if (a[r] >= a[c]) break;
-                    t = a[r]; a[r] = a[c]; a[c] = t;
-                }
+                segidx__swap(a, 0, e);
+                segidx__sift(a, 0, e);
             }
             return;
         }
@@ -531,9 +540,7 @@ static void segidx__sort64(uint64_t *a, size_t n, int depth)
             while (a[i] < p) i++;
             while (a[j] > p) j--;
             if (i >= j) break;
-            uint64_t t = a[i]; a[i] = a[j]; a[j] = t;
-            i++;
-            j--;
+            segidx__swap(a, i++, j--);
         }
         size_t left = j + 1;
         if (left < n - left) { /* recurse into the smaller side */
