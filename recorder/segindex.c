@@ -792,29 +792,56 @@ static void segidx__emit_hosts(segidx_builder_t *b, segidx__plan *p, segidx__out
     free(hw);
 }
 
-/* The port table: (port, flow) sorted, by counting the ports. */
+/* The port table, (port, flow) sorted: by counting the ports when it is
+ * large, else by sorting (port, flow) numbers - a count over all 65 536
+ * ports costs more than the sort of a small segment's few entries. Both
+ * give the same table (flows are met in ascending order). */
+#define SEGIDX_PORTS_SORT_MAX 8192
+
+static void segidx__port_key(segidx_keys *keys, uint16_t port)
+{
+    if (!keys) return;
+    xgrow((void **)&keys->ports, &keys->cap_ports, keys->nports_distinct + 1, sizeof *keys->ports);
+    keys->ports[keys->nports_distinct++] = port;
+}
+
 static void segidx__emit_ports(segidx_builder_t *b, segidx__plan *p, segidx__out *o,
                                segidx_keys *keys)
 {
-    uint32_t *at = xcalloc(65536, sizeof *at);
-    segidx_port *ports = xcalloc(p->h.nports ? p->h.nports : 1, sizeof *ports);
+    size_t np = p->h.nports;
+    int counting = np > SEGIDX_PORTS_SORT_MAX;
+    uint32_t *at = counting ? xcalloc(65536, sizeof *at) : NULL;
+    uint64_t *pf = counting ? NULL : xmalloc((np ? np : 1) * sizeof *pf);
+    segidx_port *ports = xcalloc(np ? np : 1, sizeof *ports);
+    size_t k = 0;
     for (int pass = 0; pass < 2; pass++) {
         segidx__it it = { 0 };
         for (uint32_t fo = 0; segidx__next(b, p->end, &it); fo++) {
             if (!it.others) continue;
-            flowkey_t k;
-            segidx__expand(b, it.f, &k);
-            if (k.proto != 6 && k.proto != 17) continue;
-            uint16_t q[2] = { k.sport, k.dport };
-            for (int j = 0; j < 1 + (k.sport != k.dport); j++) {
-                if (!pass) {
+            flowkey_t key;
+            segidx__expand(b, it.f, &key);
+            if (key.proto != 6 && key.proto != 17) continue;
+            uint16_t q[2] = { key.sport, key.dport };
+            for (int j = 0; j < 1 + (key.sport != key.dport); j++) {
+                if (!counting) {
+                    pf[k++] = (uint64_t)q[j] << 32 | fo;
+                } else if (!pass) {
                     at[q[j]]++;
-                    continue;
+                } else {
+                    segidx_port *e = &ports[at[q[j]]++];
+                    e->port = q[j];
+                    e->flow = fo;
                 }
-                segidx_port *e = &ports[at[q[j]]++];
-                e->port = q[j];
-                e->flow = fo;
             }
+        }
+        if (!counting) {
+            segidx__sort64(pf, k, 64);
+            for (size_t i = 0; i < k; i++) {
+                ports[i].port = (uint16_t)(pf[i] >> 32);
+                ports[i].flow = (uint32_t)pf[i];
+                if (!i || ports[i].port != ports[i - 1].port) segidx__port_key(keys, ports[i].port);
+            }
+            break;
         }
         if (pass) break;
         uint32_t s = 0; /* counts to starts */
@@ -822,15 +849,12 @@ static void segidx__emit_ports(segidx_builder_t *b, segidx__plan *p, segidx__out
             uint32_t c = at[port];
             at[port] = s;
             s += c;
-            if (c && keys) {
-                xgrow((void **)&keys->ports, &keys->cap_ports, keys->nports_distinct + 1,
-                      sizeof *keys->ports);
-                keys->ports[keys->nports_distinct++] = (uint16_t)port;
-            }
+            if (c) segidx__port_key(keys, (uint16_t)port);
         }
     }
-    segidx__put(o, ports, p->h.nports * sizeof *ports);
+    segidx__put(o, ports, np * sizeof *ports);
     free(ports);
+    free(pf);
     free(at);
 }
 
