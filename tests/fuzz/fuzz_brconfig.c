@@ -7,28 +7,13 @@
  * what the broker builds from it without further checks: every tool a
  * known type with what that type needs, every group's members tools of
  * that group, every rule's action known. Filters are compiled by libpcap
- * here as in the broker; names never resolve (see fuzz_exprscan_bpf.c).
+ * here as in the broker; names never resolve (noresolve.c).
  */
 #include "brconfig.h"
 #include "fuzz.h"
 
-#include <netdb.h>
 #include <stddef.h>
 #include <string.h>
-
-int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                struct addrinfo **res)
-{
-    (void)node, (void)service, (void)hints;
-    *res = NULL;
-    return EAI_NONAME;
-}
-
-struct hostent *gethostbyname(const char *name)
-{
-    (void)name;
-    return NULL;
-}
 
 typedef struct br_settings {
     char *listen, *interface, *capture_filter, *read, *decap, *http, *stats_file, *log_level;

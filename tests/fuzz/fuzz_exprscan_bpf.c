@@ -18,9 +18,8 @@
  * 60.1.1 and not 10.0.0.2` matches a packet from 10.0.0.2), and the index
  * follows the expression's meaning (crash-optimizer-* in the corpus).
  *
- * Names never resolve here: libpcap would ask DNS for "host foo" on every
- * such input, which is slow and talks to the network. getaddrinfo() below
- * takes the place of the C library's in this program only.
+ * Names never resolve here (noresolve.c): libpcap would ask DNS for "host
+ * foo" on every such input, which is slow and talks to the network.
  */
 #include "decode.h"
 #include "exprscan.h"
@@ -29,7 +28,6 @@
 #include "fuzz.h"
 #include "fuzz_expr.h"
 
-#include <netdb.h>
 #include <pcap/pcap.h>
 #include <string.h>
 
@@ -48,20 +46,6 @@ static int fuzz__unoptimized_match(const char *expr, const uint8_t *frame, uint3
     }
     pcap_close(dead);
     return m;
-}
-
-int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                struct addrinfo **res)
-{
-    (void)node, (void)service, (void)hints;
-    *res = NULL;
-    return EAI_NONAME;
-}
-
-struct hostent *gethostbyname(const char *name)
-{
-    (void)name;
-    return NULL;
 }
 
 #define FUZZ_NPKTS 64
