@@ -34,6 +34,9 @@ uint64_t flowkey_hash64(const void *key64)
     /* 64-bit multiply-xorshift over the eight words of the key. */
     uint64_t w[8], h = 0x9e3779b97f4a7c15ULL;
     memcpy(w, key64, sizeof w);
+    /* Unrolled: every packet is hashed here, and the loop's own counting
+     * was a third of its instructions. */
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         h ^= w[i];
         h *= 0xff51afd7ed558ccdULL;
