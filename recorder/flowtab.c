@@ -869,6 +869,9 @@ static void flowtab__dir_out(const flowtab_t *t, uint32_t id, int dir, flowrec_d
 
 static void flowtab__emit(flowtab_t *t, uint32_t id, int final)
 {
+    t->st.records++;
+    if (!final) t->st.interim++;
+    if (!final && t->o.skip_interim) return;
     const flow *f = &t->flows[id - 1];
     const fcold *c = &t->cold[id - 1];
     /* What the record reads beside the slots, fetched at once. */
@@ -926,8 +929,6 @@ static void flowtab__emit(flowtab_t *t, uint32_t id, int final)
     if (f->bits & F_WIDE) r.app_response.count += w->app_count;
     flowtab__conn_state(f, c->hs_seen, r.c2s.packets != 0, r.s2c.packets != 0, r.conn_state);
     r.final = final;
-    t->st.records++;
-    if (!final) t->st.interim++;
     t->emit(t->ctx, &r);
 }
 

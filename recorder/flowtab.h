@@ -40,6 +40,8 @@ typedef struct flowtab_opts {
     uint32_t max_flows;
     int64_t idle_ns;     /* final record after this long without packets */
     int64_t interval_ns; /* interim record of a long flow this often */
+    int skip_interim;    /* 1: interim records are counted when due but not made (no one
+                          * reads them: without a publisher only final records leave) */
     int64_t grace_ns;    /* final record this long after FIN both ways or RST */
     uint64_t id_base;    /* flow ids start here (process start, so ids never repeat) */
 } flowtab_opts;
@@ -52,8 +54,9 @@ typedef struct flowtab_stats {
 
 typedef struct flowtab flowtab_t;
 
-/* Allocate the table. emit is called for every record, synchronously, from
- * the thread that calls into the table. Returns NULL if memory is short. */
+/* Allocate the table. emit is called for every record (interim ones only
+ * without skip_interim), synchronously, from the thread that calls into the
+ * table. Returns NULL if memory is short. */
 flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx);
 void flowtab_free(flowtab_t *t);
 

@@ -558,6 +558,7 @@ static int start_writer(recorder *r)
             .max_flows = (uint32_t)r->cfg.max_flows,
             .idle_ns = r->cfg.flow_idle,
             .interval_ns = r->cfg.flow_interval,
+            .skip_interim = !r->pub, /* emit_record keeps only final records then */
             .grace_ns = r->cfg.flow_grace,
             /* ids carry the start second: unique across restarts of a node */
             .id_base = (uint64_t)(timeparse_now_ns() / 1000000000LL) << 32,
