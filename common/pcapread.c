@@ -2,7 +2,11 @@
  *
  * DESIGN: one buffer of 4 MiB plus the largest record; records are parsed
  * where read() put them, and a record that runs past the end of what was
- * read is moved to the front before the next read(). The checks and their
+ * read is moved to the front before the next read(). A regular file smaller
+ * than that gets a buffer one byte larger than itself (a small import, and
+ * every input of the pcap fuzz target, then maps and faults in a few pages,
+ * not 4.3 MiB), grown to the full size should the file have grown and filled
+ * it. The checks and their
  * order are libpcap's (sf-pcap.c, pcap_next_packet): the snapshot length
  * is the header's, or the Ethernet maximum (262144) when that is 0 or past
  * INT_MAX; a record longer than the maximum is an error; one longer than the
@@ -20,9 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PCAPREAD_BLOCK (4u << 20)
+#define PCAPREAD_FULL (PCAPREAD_BLOCK + PCAPIO_REC_HDR + PCAPIO_SNAPLEN)
 #define PCAPREAD_MAGIC_US_SWAPPED 0xd4c3b2a1U
 #define PCAPREAD_MAGIC_NS_SWAPPED 0x4d3cb2a1U
 
@@ -51,6 +57,10 @@ static int pcapread__fill(pcapread_t *r, size_t want)
     r->end -= r->pos;
     r->pos = 0;
     while (r->end < want && !r->eof) {
+        if (r->end == r->cap) { /* only a buffer sized to a small file fills up */
+            r->cap = PCAPREAD_FULL;
+            r->buf = xrealloc(r->buf, r->cap);
+        }
         ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return -errno;
@@ -70,7 +80,11 @@ pcapread_t *pcapread_open(const char *path, int *errnum)
     }
     pcapread_t *r = xcalloc(1, sizeof *r);
     r->fd = fd;
-    r->cap = PCAPREAD_BLOCK + PCAPIO_REC_HDR + PCAPIO_SNAPLEN;
+    r->cap = PCAPREAD_FULL;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 &&
+        (uint64_t)st.st_size < r->cap)
+        r->cap = (size_t)st.st_size + 1; /* room left after the last byte: read() then says EOF */
     r->buf = xmalloc(r->cap);
     int rc = pcapread__fill(r, PCAPIO_FILE_HDR);
     if (rc < 0) {

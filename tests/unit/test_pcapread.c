@@ -228,6 +228,42 @@ static void test_not_ours(void)
     free(o.p);
 }
 
+/* A file that grows after it was opened (its buffer was sized to what it
+ * held then): every record appended is read, the large ones too, then the
+ * end without an error - the same packets as libpcap's reading of it. */
+static void test_grows_after_open(void)
+{
+    out o = { 0 };
+    file_header(&o, 0xa1b23c4du, 0, 4, 0, 1);
+    record(&o, 0, 1, 2, 60, 0);
+    size_t first = o.n;
+    write_file(&o, first);
+    int errnum;
+    pcapread_t *r = pcapread_open(path, &errnum);
+    ASSERT_TRUE(r != NULL);
+    long want = 1;
+    while (o.n < (6u << 20)) { /* past the full buffer's block */
+        record(&o, 0, 2, (uint32_t)want, want % 50 == 0 ? 200000 : rnd() % 1600, 0);
+        want++;
+    }
+    FILE *f = fopen(path, "ab");
+    ASSERT_TRUE(f != NULL);
+    fwrite(o.p + first, 1, o.n - first, f);
+    fclose(f);
+    long n = 0;
+    char err[256] = "";
+    int64_t ts;
+    uint32_t caplen, origlen;
+    const uint8_t *data;
+    int rc;
+    while ((rc = pcapread_next(r, &ts, &caplen, &origlen, &data, err, sizeof err)) == 1) n++;
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(n, want);
+    pcapread_close(r);
+    ASSERT_EQ(both("grown", 0), want); /* and record by record as libpcap reads it */
+    free(o.p);
+}
+
 int main(void)
 {
     int fd = mkstemp(path);
@@ -237,6 +273,7 @@ int main(void)
     RUN(test_too_long);
     RUN(test_cut_past_snaplen);
     RUN(test_not_ours);
+    RUN(test_grows_after_open);
     unlink(path);
     TEST_EXIT();
 }
