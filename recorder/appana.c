@@ -688,7 +688,9 @@ static int appana__fin(appana_t *a, aslot *s, int dir, int64_t ts)
 
 /* ---- packets -------------------------------------------------------------- */
 
-static void appana__sweep(appana_t *a)
+/* Out of line: the clock moves on nearly every packet and sweeps once a
+ * second of packet time, so the check stays small where it is inlined. */
+__attribute__((noinline)) static void appana__sweep(appana_t *a)
 {
     a->last_sweep = a->now;
     int64_t before = a->now - a->o.dns_timeout_ns;
@@ -702,13 +704,16 @@ static void appana__sweep(appana_t *a)
     }
 }
 
-void appana_advance(appana_t *a, int64_t now_ns)
+static inline void appana__clock(appana_t *a, int64_t now_ns)
 {
     if (now_ns > a->now) a->now = now_ns;
     if (a->now - a->last_sweep >= SWEEP_NS) appana__sweep(a);
 }
 
-static void appana__udp(appana_t *a, uint64_t id, int64_t ts, uint32_t vni,
+void appana_advance(appana_t *a, int64_t now_ns) { appana__clock(a, now_ns); }
+
+/* A UDP datagram; out of line as appana__tcp is. */
+__attribute__((noinline)) static void appana__udp(appana_t *a, uint64_t id, int64_t ts, uint32_t vni,
                         const uint8_t observer[16], const pkt_ana *pa, const uint8_t *payload,
                         uint32_t caplen)
 {
@@ -774,21 +779,14 @@ static int appana__isn_start(const appana_t *a, uint64_t id, const pkt_ana *pa, 
     return 0;
 }
 
-void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uint8_t observer[16],
-                   const pkt_ana *pa, const uint8_t *payload, uint32_t caplen)
+/* A TCP segment of a flow that may be followed (see appana_packet). Out of
+ * line, so that the packets appana_packet turns away do not pay for this
+ * function's registers and stack. */
+__attribute__((noinline)) static void appana__tcp(appana_t *a, uint64_t id, int64_t ts,
+                                                  uint32_t vni, const uint8_t observer[16],
+                                                  const pkt_ana *pa, const uint8_t *payload,
+                                                  uint32_t caplen)
 {
-    if (!id || !pa->usable) return;
-    if (ts > a->now) appana_advance(a, ts);
-    if (caplen > pa->payload_len) caplen = pa->payload_len;
-    if (pa->proto == 17) {
-        appana__udp(a, id, ts, vni, observer, pa, payload, caplen);
-        return;
-    }
-    if (pa->proto != 6) return;
-    /* Most packets: an acknowledgement with no byte and no end for a parser. */
-    if (!pa->payload_len && !(pa->tcp_flags & (TCPF_FIN | TCPF_RST | TCPF_SYN))) return;
-    /* A flow judged not to be followed has no slot: one read tells. */
-    if (appana__neg_has(a, id)) return;
     if ((pa->tcp_flags & TCPF_SYN) && !pa->payload_len) {
         appana__isn_note(a, id, pa);
         return;
@@ -847,6 +845,23 @@ void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uin
         return;
     }
     if (d->fin_pending && (int32_t)(d->next_seq - d->fin_seq) >= 0) appana__fin(a, s, dir, ts);
+}
+
+void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uint8_t observer[16],
+                   const pkt_ana *pa, const uint8_t *payload, uint32_t caplen)
+{
+    if (!id || !pa->usable) return;
+    if (ts > a->now) appana__clock(a, ts);
+    if (caplen > pa->payload_len) caplen = pa->payload_len;
+    if (pa->proto == 6) {
+        /* Most packets: an acknowledgement with no byte and no end for a parser. */
+        if (!pa->payload_len && !(pa->tcp_flags & (TCPF_FIN | TCPF_RST | TCPF_SYN))) return;
+        /* A flow judged not to be followed has no slot: one read tells. */
+        if (appana__neg_has(a, id)) return;
+        appana__tcp(a, id, ts, vni, observer, pa, payload, caplen);
+    } else if (pa->proto == 17) {
+        appana__udp(a, id, ts, vni, observer, pa, payload, caplen);
+    }
 }
 
 /* ---- the end of flows ----------------------------------------------------- */
