@@ -125,6 +125,12 @@ void apprec_tshark_text(char *out, size_t outsz, const void *s, size_t n, int as
         if (b < 0x80) {
             if (ascii || (b >= 0x20 && b != 0x7f)) { /* a run of them at once */
                 size_t k = i + 1;
+                while (n - k >= 8) { /* eight at a time while they last */
+                    uint64_t w = jb_word(raw + k);
+                    if (jb_word_high(w) | (ascii ? 0 : jb_word_below(w, 0x20) | jb_word_has(w, 0x7f)))
+                        break;
+                    k += 8;
+                }
                 while (k < n && raw[k] < 0x80 && (ascii || (raw[k] >= 0x20 && raw[k] != 0x7f))) k++;
                 tx__put_run(&o, (const char *)raw + i, k - i, 1);
                 i = k;

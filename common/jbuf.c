@@ -29,24 +29,35 @@ void jb_bytes(jbuf *b, const void *s, size_t n)
     size_t run = 0; /* bytes copied as they are, appended in one go */
     JB_LIT(b, "\"");
     for (size_t i = 0; i < n;) {
-        uint8_t c = p[i];
-        size_t keep = 0;
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') keep = 1;
-        else if (c >= 0x80) keep = jb_utf8_len(p + i, n - i);
-        if (keep) {
-            run += keep;
-            i += keep;
-            continue;
+        /* Eight printable ASCII bytes without '"' or '\\' at a time while
+         * they last, then the next eight (or the rest) a byte at a time. */
+        while (n - i >= 8) {
+            uint64_t w = jb_word(p + i);
+            if (jb_word_high(w) | jb_word_below(w, 0x20) | jb_word_has(w, '"') | jb_word_has(w, '\\'))
+                break;
+            run += 8;
+            i += 8;
         }
-        jb_mem(b, (const char *)p + i - run, run);
-        run = 0;
-        if (c == '"') JB_LIT(b, "\\\"");
-        else if (c == '\\') JB_LIT(b, "\\\\");
-        else {
-            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            jb_mem(b, esc, sizeof esc);
+        for (size_t stop = n - i >= 8 ? i + 8 : n; i < stop;) {
+            uint8_t c = p[i];
+            size_t keep = 0;
+            if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') keep = 1;
+            else if (c >= 0x80) keep = jb_utf8_len(p + i, n - i);
+            if (keep) {
+                run += keep;
+                i += keep;
+                continue;
+            }
+            jb_mem(b, (const char *)p + i - run, run);
+            run = 0;
+            if (c == '"') JB_LIT(b, "\\\"");
+            else if (c == '\\') JB_LIT(b, "\\\\");
+            else {
+                char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+                jb_mem(b, esc, sizeof esc);
+            }
+            i++;
         }
-        i++;
     }
     jb_mem(b, (const char *)p + n - run, run);
     JB_LIT(b, "\"");

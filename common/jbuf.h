@@ -38,13 +38,48 @@ static inline void jb_str(jbuf *b, const char *s) { jb_mem(b, s, strlen(s)); }
 /* ,"key": - one literal, copied at once */
 #define JB_KEY(b, key) JB_LIT((b), ",\"" key "\":")
 
+/* The number of decimal digits of v: from its bit length, corrected by
+ * one comparison. */
+static inline unsigned jb_digits(uint64_t v)
+{
+    static const uint64_t pow10[20] = {
+        1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+        100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+        10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+        100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull,
+    };
+    v |= 1; /* the same number of digits (v + 1 is never a power of ten for an even v) */
+    unsigned t = (unsigned)(64 - __builtin_clzll(v)) * 1233 >> 12; /* 1233 / 4096 ~ log10(2) */
+    return t + 1 - (v < pow10[t]);
+}
+
+/* Written in place, two digits a division: a record holds a dozen numbers
+ * of up to 19 digits, and a division by 10 a digit, then a copy, was most
+ * of their cost. */
 static inline void jb_u64(jbuf *b, uint64_t v)
 {
-    char tmp[24];
-    int i = sizeof tmp;
-    do tmp[--i] = (char)('0' + v % 10);
-    while ((v /= 10));
-    jb_mem(b, tmp + i, sizeof tmp - (size_t)i);
+    static const char d2[] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                             "34353637383940414243444546474849505152535455565758596061626364656667"
+                             "6869707172737475767778798081828384858687888990919293949596979899";
+    unsigned n = jb_digits(v);
+    if (b->overflow || n >= b->len - b->used) {
+        b->overflow = 1;
+        return;
+    }
+    char *e = b->p + b->used + n;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        e -= 2;
+        memcpy(e, d2 + 2 * r, 2);
+    }
+    if (v >= 10) {
+        e -= 2;
+        memcpy(e, d2 + 2 * v, 2);
+    } else {
+        *--e = (char)('0' + v);
+    }
+    b->used += n;
 }
 
 static inline void jb_i64(jbuf *b, int64_t v)
@@ -56,6 +91,20 @@ static inline void jb_i64(jbuf *b, int64_t v)
         jb_u64(b, (uint64_t)v);
     }
 }
+
+/* Eight bytes at once (read from p in any alignment), for writers that
+ * copy runs of plain characters: nonzero when a byte of w is 0x80 or
+ * above (jb_word_high), below n (n at most 0x80), or equal to c. */
+#define JB_ONES 0x0101010101010101ull
+static inline uint64_t jb_word(const void *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+static inline uint64_t jb_word_high(uint64_t w) { return w & JB_ONES * 0x80; }
+static inline uint64_t jb_word_below(uint64_t w, uint8_t n) { return (w - JB_ONES * n) & ~w & JB_ONES * 0x80; }
+static inline uint64_t jb_word_has(uint64_t w, uint8_t c) { return jb_word_below(w ^ JB_ONES * c, 1); }
 
 /* Any bytes as a JSON string: quotes, backslashes and control characters
  * escaped; valid UTF-8 sequences kept; every other byte as \u00XX (its

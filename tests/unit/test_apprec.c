@@ -2,8 +2,12 @@
  * (common/apprec.c), checked by a real parser (jansson): the issue's field
  * names and types for each kind, nulls where a value is absent, and strings
  * of any bytes (quotes, control characters, invalid UTF-8) that still parse
- * and keep every byte readable. */
+ * and keep every byte readable; and the pieces it is built of: jbuf's
+ * numbers and strings, and apprec_tshark_text, whose runs of plain bytes
+ * are taken eight at a time (a byte to escape at every place in and around
+ * such a word). */
 #include "apprec.h"
+#include "jbuf.h"
 #include "test.h"
 
 #include <jansson.h>
@@ -212,6 +216,93 @@ static void test_worst_case_fits(void)
     ASSERT_EQ(apprec_json(&r, node, buf, sizeof buf), -1);
 }
 
+static void test_jb_numbers(void)
+{
+    static const uint64_t u[] = { 0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65535, 4294967295ull,
+                                  9999999999999999999ull, 10000000000000000000ull, UINT64_MAX };
+    char buf[64], want[64];
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+        for (int k = 0; k < 2; k++) { /* the value, and one less where that is another length */
+            uint64_t v = k ? u[i] - (u[i] != 0) : u[i];
+            jbuf b = { buf, sizeof buf, 0, 0 };
+            jb_u64(&b, v);
+            snprintf(want, sizeof want, "%" PRIu64, v);
+            ASSERT_EQ(b.used, strlen(want));
+            buf[b.used] = 0;
+            ASSERT_STREQ(buf, want);
+        }
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ull; /* every length of number, and signs */
+    for (int i = 0; i < 2000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t v = (int64_t)(x >> (x % 64));
+        if (i & 1) v = -v;
+        jbuf b = { buf, sizeof buf, 0, 0 };
+        jb_i64(&b, v);
+        snprintf(want, sizeof want, "%" PRId64, v);
+        buf[b.used] = 0;
+        ASSERT_STREQ(buf, want);
+    }
+    jbuf b = { buf, sizeof buf, 0, 0 };
+    jb_i64(&b, INT64_MIN);
+    buf[b.used] = 0;
+    ASSERT_STREQ(buf, "-9223372036854775808");
+    /* A number that does not fit sets overflow and writes nothing. */
+    jbuf s = { buf, 4, 0, 0 };
+    jb_u64(&s, 999);
+    ASSERT_EQ(s.used, 3);
+    ASSERT_EQ(s.overflow, 0);
+    jbuf t = { buf, 4, 0, 0 };
+    jb_u64(&t, 1000);
+    ASSERT_EQ(t.used, 0);
+    ASSERT_EQ(t.overflow, 1);
+}
+
+/* A byte (or sequence) to escape at each place of plain runs of 0-24 bytes. */
+static void test_text_runs(void)
+{
+    static const struct {
+        const char *in, *json, *tshark, *ascii;
+    } special[] = {
+        { "\"", "\\\"", "\"", "\"" },
+        { "\\", "\\\\", "\\", "\\" },
+        { "\x01", "\\u0001", "\\001", "\x01" },
+        { "\n", "\\u000a", "\\n", "\n" },
+        { "\x7f", "\x7f", "\\177", "\x7f" },
+        { "\x80", "\\u0080", "\xef\xbf\xbd", "\xef\xbf\xbd" },
+        { "\xc3\xa9", "\xc3\xa9", "\xc3\xa9", "\xef\xbf\xbd\xef\xbf\xbd" },
+    };
+    static const char plain[] = "abcdefghijklmnopqrstuvwxyz";
+    char in[64], out[256], want[256];
+    for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
+        for (size_t pre = 0; pre <= 24; pre++) {
+            for (size_t post = 0; post <= 10; post += 5) {
+                snprintf(in, sizeof in, "%.*s%s%.*s", (int)pre, plain, special[k].in, (int)post, plain);
+                size_t n = strlen(in);
+                jbuf b = { out, sizeof out, 0, 0 };
+                jb_bytes(&b, in, n);
+                out[b.used] = 0;
+                snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)pre, plain, special[k].json,
+                         (int)post, plain);
+                ASSERT_STREQ(out, want);
+                for (int ascii = 0; ascii < 2; ascii++) {
+                    int cut = 0;
+                    apprec_tshark_text(out, sizeof out, in, n, ascii, &cut);
+                    snprintf(want, sizeof want, "%.*s%s%.*s", (int)pre, plain,
+                             ascii ? special[k].ascii : special[k].tshark, (int)post, plain);
+                    ASSERT_STREQ(out, want);
+                    ASSERT_EQ(cut, 0);
+                }
+            }
+        }
+    }
+    /* A long plain run cut at the bound keeps what fits. */
+    int cut = 0;
+    apprec_tshark_text(out, 12, plain, 26, 0, &cut);
+    ASSERT_STREQ(out, "abcdefghijk");
+    ASSERT_EQ(cut, 1);
+}
+
 int main(void)
 {
     RUN(test_common_and_dns);
@@ -219,5 +310,7 @@ int main(void)
     RUN(test_http);
     RUN(test_hostile_text);
     RUN(test_worst_case_fits);
+    RUN(test_jb_numbers);
+    RUN(test_text_runs);
     TEST_EXIT();
 }
