@@ -171,6 +171,9 @@ static int http__eol(const uint8_t *p, size_t len, size_t i, size_t *next)
 static int http__request_line(const uint8_t *p, size_t len, http_msg *m, size_t *line)
 {
     size_t i = 0;
+    /* Every method in http_methods starts with a capital letter: the
+     * first payload of most flows that are not HTTP is out at once. */
+    if (len && (p[0] < 'A' || p[0] > 'Z')) return 0;
     while (i < len && p[i] != ' ' && i <= HTTP_METHOD_LONGEST) i++;
     if (i == len) return http__method(p, i) ? -1 : 0;
     if (p[i] != ' ' || http__method(p, i) != 1) return 0;
@@ -393,10 +396,13 @@ static void http__text(char *out, size_t outsz, const uint8_t *s, size_t n, int 
 static void http__emit(http_state *s, const http_req *e, const app_out *out)
 {
     apprec r;
-    memset(&r, 0, sizeof r);
+    apprec_http *h = &r.u.http;
+    /* Not the text arrays (5 KB), which http__text writes with their NUL
+     * below: the header and the fields after them. */
+    memset(&r, 0, offsetof(apprec, u));
+    memset(&h->has_response, 0, sizeof *h - offsetof(apprec_http, has_response));
     r.kind = APPREC_HTTP;
     r.ts_ns = e->ts_ns;
-    apprec_http *h = &r.u.http;
     const uint8_t *t = s->text + e->text_off;
     int cut = (e->flags & RQ_TRUNC) != 0;
     http__text(h->method, sizeof h->method, t, e->method_len, &cut);

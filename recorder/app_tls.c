@@ -217,7 +217,10 @@ static void tls_init(void *state)
 {
     tls_state *s = state;
     memset(s, 0, offsetof(tls_state, rec));
-    memset(&s->rec, 0, offsetof(apprec, u) + sizeof s->rec.u.tls);
+    /* Not the SNI's and the ALPN list's 3 KB: their writers end them (a
+     * NUL, the list's length), as apppb_read does. */
+    memset(&s->rec, 0, offsetof(apprec, u) + offsetof(apprec_tls, sni) + 1);
+    s->rec.u.tls.alpn_count = s->rec.u.tls.alpn_len = 0;
     s->rec.kind = APPREC_TLS;
 }
 

@@ -90,6 +90,10 @@ static void test_detect(void)
     for (size_t n = 0; n < strlen(line); n++)
         ASSERT_EQ(app_http_parser.detect((const uint8_t *)line, n), APP_DETECT_MORE);
     ASSERT_EQ(detect("GE"), APP_DETECT_MORE);
+    ASSERT_EQ(detect("P"), APP_DETECT_MORE);
+    ASSERT_EQ(detect("get:1"), APP_DETECT_NO); /* short first payloads of other protocols */
+    ASSERT_EQ(detect("ssss"), APP_DETECT_NO);
+    ASSERT_EQ(detect("@GET / HTTP/1.1\r\n"), APP_DETECT_NO);
     ASSERT_EQ(detect("GET /x HTTP/1.1\r"), APP_DETECT_MORE);
     /* Not HTTP/1.x requests. */
     ASSERT_EQ(detect("get / HTTP/1.1\r\n"), APP_DETECT_NO);
