@@ -20,12 +20,22 @@ typedef struct jbuf {
     int overflow;
 } jbuf;
 
+/* 1 when n more bytes fit (one byte always stays free), else 0 with
+ * overflow set. An overflow also shrinks len to used, so that every later
+ * append fails this one comparison. */
+static inline int jb_room(jbuf *b, size_t n)
+{
+    if (n >= b->len - b->used) {
+        b->overflow = 1;
+        b->len = b->used;
+        return 0;
+    }
+    return 1;
+}
+
 static inline void jb_mem(jbuf *b, const char *s, size_t n)
 {
-    if (b->overflow || n >= b->len - b->used) {
-        b->overflow = 1;
-        return;
-    }
+    if (!jb_room(b, n)) return;
     memcpy(b->p + b->used, s, n);
     b->used += n;
 }
@@ -62,10 +72,7 @@ static inline void jb_u64(jbuf *b, uint64_t v)
                              "34353637383940414243444546474849505152535455565758596061626364656667"
                              "6869707172737475767778798081828384858687888990919293949596979899";
     unsigned n = jb_digits(v);
-    if (b->overflow || n >= b->len - b->used) {
-        b->overflow = 1;
-        return;
-    }
+    if (!jb_room(b, n)) return;
     char *e = b->p + b->used + n;
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);

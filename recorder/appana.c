@@ -704,13 +704,13 @@ __attribute__((noinline)) static void appana__sweep(appana_t *a)
     }
 }
 
-static inline void appana__clock(appana_t *a, int64_t now_ns)
+static inline int appana__sweep_due(const appana_t *a) { return a->now - a->last_sweep >= SWEEP_NS; }
+
+void appana_advance(appana_t *a, int64_t now_ns)
 {
     if (now_ns > a->now) a->now = now_ns;
-    if (a->now - a->last_sweep >= SWEEP_NS) appana__sweep(a);
+    if (appana__sweep_due(a)) appana__sweep(a);
 }
-
-void appana_advance(appana_t *a, int64_t now_ns) { appana__clock(a, now_ns); }
 
 /* A UDP datagram; out of line as appana__tcp is. */
 __attribute__((noinline)) static void appana__udp(appana_t *a, uint64_t id, int64_t ts, uint32_t vni,
@@ -779,8 +779,8 @@ static int appana__isn_start(const appana_t *a, uint64_t id, const pkt_ana *pa, 
     return 0;
 }
 
-/* A TCP segment of a flow that may be followed (see appana_packet). Out of
- * line, so that the packets appana_packet turns away do not pay for this
+/* A TCP segment of a flow that may be followed (see appana__dispatch).
+ * Out of line, so that the packets turned away before do not pay for this
  * function's registers and stack. */
 __attribute__((noinline)) static void appana__tcp(appana_t *a, uint64_t id, int64_t ts,
                                                   uint32_t vni, const uint8_t observer[16],
@@ -847,11 +847,12 @@ __attribute__((noinline)) static void appana__tcp(appana_t *a, uint64_t id, int6
     if (d->fin_pending && (int32_t)(d->next_seq - d->fin_seq) >= 0) appana__fin(a, s, dir, ts);
 }
 
-void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uint8_t observer[16],
-                   const pkt_ana *pa, const uint8_t *payload, uint32_t caplen)
+/* What a packet asks of the layer once the clock is set: a TCP segment
+ * that may be a followed flow's, or a datagram. */
+static inline void appana__dispatch(appana_t *a, uint64_t id, int64_t ts, uint32_t vni,
+                                    const uint8_t observer[16], const pkt_ana *pa,
+                                    const uint8_t *payload, uint32_t caplen)
 {
-    if (!id || !pa->usable) return;
-    if (ts > a->now) appana__clock(a, ts);
     if (caplen > pa->payload_len) caplen = pa->payload_len;
     if (pa->proto == 6) {
         /* Most packets: an acknowledgement with no byte and no end for a parser. */
@@ -862,6 +863,32 @@ void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uin
     } else if (pa->proto == 17) {
         appana__udp(a, id, ts, vni, observer, pa, payload, caplen);
     }
+}
+
+/* A packet that takes the clock past the next sweep. Out of line, so that
+ * appana_packet makes only tail calls: the packets it turns away cost it
+ * a few instructions and no frame to save registers in. */
+__attribute__((noinline)) static void appana__packet_sweep(appana_t *a, uint64_t id, int64_t ts,
+                                                           uint32_t vni, const uint8_t observer[16],
+                                                           const pkt_ana *pa, const uint8_t *payload,
+                                                           uint32_t caplen)
+{
+    appana__sweep(a);
+    appana__dispatch(a, id, ts, vni, observer, pa, payload, caplen);
+}
+
+void appana_packet(appana_t *a, uint64_t id, int64_t ts, uint32_t vni, const uint8_t observer[16],
+                   const pkt_ana *pa, const uint8_t *payload, uint32_t caplen)
+{
+    if (!id || !pa->usable) return;
+    if (ts > a->now) { /* appana_advance, with the sweep's call out of line */
+        a->now = ts;
+        if (appana__sweep_due(a)) {
+            appana__packet_sweep(a, id, ts, vni, observer, pa, payload, caplen);
+            return;
+        }
+    }
+    appana__dispatch(a, id, ts, vni, observer, pa, payload, caplen);
 }
 
 /* ---- the end of flows ----------------------------------------------------- */
