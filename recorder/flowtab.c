@@ -668,8 +668,11 @@ static inline int flowtab__is_mapped(const uint8_t a[16])
 }
 
 /* The canonical key: endpoints in a fixed order, so both directions match.
- * Returns 1 when the packet's source is endpoint a. */
-static int flowtab__pkey(pkey *k, const pkt_ana *a)
+ * Returns 1 when the packet's source is endpoint a. Always inlined (here and
+ * in the key's hash): called per packet by both threads, the key then stays
+ * in registers instead of a struct in memory behind a call. */
+#define FLOWTAB_INLINE static inline __attribute__((always_inline))
+FLOWTAB_INLINE int flowtab__pkey(pkey *k, const pkt_ana *a)
 {
     int a_is_src;
     k->v6 = flowtab__is_mapped(a->src) && flowtab__is_mapped(a->dst) ? 0 : F_V6;
@@ -720,7 +723,7 @@ static inline uint64_t flowtab__mix(uint64_t h, uint64_t w)
     return h ^ (h >> 32);
 }
 
-static uint64_t flowtab__keyhash(const pkey *k, uint32_t vni, const uint8_t observer[16])
+FLOWTAB_INLINE uint64_t flowtab__keyhash(const pkey *k, uint32_t vni, const uint8_t observer[16])
 {
     uint64_t w[2], h = 0x9e3779b97f4a7c15ULL;
     h = flowtab__mix(h, (uint64_t)k->a << 32 | k->b);
