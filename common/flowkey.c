@@ -103,7 +103,13 @@ void flowkey_addr_str(const uint8_t a[16], char *buf, unsigned buflen)
      * ~3 600 instructions. */
     char tmp[48];
     unsigned n = 0;
-    if (memcmp(a, mapped, 12) == 0) {
+    uint64_t hi, lo;
+    memcpy(&hi, a, 8);
+    memcpy(&lo, a + 8, 8);
+    if (!(hi | lo)) { /* the observer of a local capture: at once, not group by group */
+        memcpy(tmp, "::", 3);
+        n = 3;
+    } else if (memcmp(a, mapped, 12) == 0) {
         for (int i = 12; i < 16; i++) {
             unsigned v = a[i];
             if (v >= 100) tmp[n++] = (char)('0' + v / 100);
