@@ -596,7 +596,9 @@ static void segidx__out_flush(segidx__out *o)
     o->used = 0;
 }
 
-static void segidx__put(segidx__out *o, const void *p, size_t n)
+/* segidx__put's general path: into memory, or through the buffer in
+ * pieces, flushing it whenever it fills. */
+static __attribute__((noinline)) void segidx__put_slow(segidx__out *o, const void *p, size_t n)
 {
     if (o->mem) {
         memcpy(o->mem + o->pos, p, n);
@@ -613,6 +615,19 @@ static void segidx__put(segidx__out *o, const void *p, size_t n)
         n -= k;
         if (o->used == SEGIDX_OUT_BUF) segidx__out_flush(o);
     }
+}
+
+/* Append n bytes. Inline for what fits the buffer: called per flow and per
+ * host entry with a constant size, whose copy then needs no call. */
+static inline void segidx__put(segidx__out *o, const void *p, size_t n)
+{
+    if (o->mem || SEGIDX_OUT_BUF - o->used <= n) {
+        segidx__put_slow(o, p, n);
+        return;
+    }
+    memcpy(o->buf + o->used, p, n);
+    o->used += n;
+    o->pos += n;
 }
 
 /* Zeros up to offset off (the padding before a section). */
