@@ -9,11 +9,16 @@ with the client address changed per copy: tests/data/tcp_short_conns.pcap
 (125 TCP connections that are none of them: 68 %), app_dns.pcap (22 DNS
 flows), app_tls.pcap (31 TLS connections) and app_http.pcap (6 HTTP/1.x
 connections, 23 exchanges, 0.5 MB of bodies): 59 of 184 flows, 32 %.
-Analysis only (`--read` without --data-dir, flow records to /dev/null):
-the figure is the analysis thread's work. Runs alternate between the two
-settings; medians of MSCOPE_BENCH_RUNS (default 5) runs of CPU seconds
-(user + system) and wall time. Prints packets per CPU second of each."""
+Analysis only (`--read` without --data-dir, flow records to /dev/null).
+Runs alternate between the two settings; medians of MSCOPE_BENCH_RUNS
+(default 5) runs of CPU seconds (user + system) and wall time. Prints
+packets per CPU second of each: of the whole process, and of the analysis
+thread alone (its own CPU time, which the recorder logs as it ends). The
+issue's figure is the analysis's packet rate: the analysis is one thread,
+and the process's time adds the reader thread's, which the setting does
+not change, to both sides."""
 import os
+import re
 import statistics
 import sys
 
@@ -63,21 +68,30 @@ def main():
     print(f"machine: {machine()}")
     print(f"capture: {n} packets, {COPIES * 184} flows of which {COPIES * 59} DNS/TLS/HTTP "
           "(32 %)")
-    base = [h.RECORDER, "--read", pcap, "--flows-json", "/dev/null", "--log-level", "warn"]
+    base = [h.RECORDER, "--read", pcap, "--flows-json", "/dev/null", "--log-level", "info"]
     cmds = {"without (--app=no)": base + ["--app=no"],
             "with (--app-json)": base + ["--app-json", "/dev/null"]}
     res = {k: [] for k in cmds}
+    ana = {k: [] for k in cmds}
     for _ in range(RUNS):
         for k, cmd in cmds.items():
-            res[k].append(measured(cmd))
-    cpu = {}
+            err = []
+            res[k].append(measured(cmd, err))
+            m = re.search(r"analysis thread: ([0-9.]+) s CPU", err[0])
+            if not m:
+                h.fail(f"no 'analysis thread' line from {' '.join(cmd)}")
+            ana[k].append(float(m.group(1)))
+    cpu, acpu = {}, {}
     for k, rs in res.items():
         wall = statistics.median(r[0] for r in rs)
         cpu[k] = statistics.median(r[1] for r in rs)
-        print(f"{k:20} CPU {cpu[k]:.3f} s ({n / cpu[k] / 1e6:.2f} M packets/s), wall "
-              f"{wall:.3f} s, peak RSS {max(r[2] for r in rs) // 1024} MiB")
-    a, b = cpu["with (--app-json)"], cpu["without (--app=no)"]
-    print(f"application records cost {100 * (a - b) / b:+.1f} % CPU (goal <= +15 %)")
+        acpu[k] = statistics.median(ana[k])
+        print(f"{k:20} CPU {cpu[k]:.3f} s ({n / cpu[k] / 1e6:.2f} M packets/s), analysis thread "
+              f"{acpu[k]:.3f} s ({n / acpu[k] / 1e6:.2f} M packets/s), wall {wall:.3f} s, "
+              f"peak RSS {max(r[2] for r in rs) // 1024} MiB")
+    w, wo = "with (--app-json)", "without (--app=no)"
+    print(f"application records cost {100 * (cpu[w] - cpu[wo]) / cpu[wo]:+.1f} % CPU of the process, "
+          f"{100 * (acpu[w] - acpu[wo]) / acpu[wo]:+.1f} % of the analysis thread (goal <= +15 %)")
 
 
 if __name__ == "__main__":

@@ -26,18 +26,21 @@ def timed(cmd, **kw):
     return dt
 
 
-def measured(cmd):
+def measured(cmd, stderr_text=None):
     """(wall seconds, CPU seconds user + system, peak RSS KiB) of one whole
-    process. CPU time is what a busy shared machine distorts least."""
+    process. CPU time is what a busy shared machine distorts least. With a
+    list as stderr_text, the process's standard error is appended to it."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
+        err.seek(0)
+        text = err.read().decode(errors="replace")
         if status != 0:
-            err.seek(0)
-            h.fail(f"{' '.join(map(str, cmd))} exited with {status}: "
-                   f"{err.read().decode(errors='replace')[-2000:]}")
+            h.fail(f"{' '.join(map(str, cmd))} exited with {status}: {text[-2000:]}")
+        if stderr_text is not None:
+            stderr_text.append(text)
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
 
 
