@@ -779,18 +779,14 @@ static int appana__isn_start(const appana_t *a, uint64_t id, const pkt_ana *pa, 
     return 0;
 }
 
-/* A TCP segment of a flow that may be followed (see appana__dispatch).
- * Out of line, so that the packets turned away before do not pay for this
- * function's registers and stack. */
-__attribute__((noinline)) static void appana__tcp(appana_t *a, uint64_t id, int64_t ts,
-                                                  uint32_t vni, const uint8_t observer[16],
-                                                  const pkt_ana *pa, const uint8_t *payload,
-                                                  uint32_t caplen)
+/* A TCP segment with bytes or an end, of a flow that may be followed:
+ * the stream work. Out of line, so that the packets turned away before
+ * (see appana__tcp) do not pay for this function's registers and stack. */
+__attribute__((noinline)) static void appana__segment(appana_t *a, uint64_t id, int64_t ts,
+                                                      uint32_t vni, const uint8_t observer[16],
+                                                      const pkt_ana *pa, const uint8_t *payload,
+                                                      uint32_t caplen)
 {
-    if ((pa->tcp_flags & TCPF_SYN) && !pa->payload_len) {
-        appana__isn_note(a, id, pa);
-        return;
-    }
     aslot *s = appana__find(a, id);
     if (s && s->proto != 6) return; /* a UDP flow's id (see appana__udp) */
     uint32_t seq = pa->seq + ((pa->tcp_flags & TCPF_SYN) ? 1 : 0);
@@ -845,6 +841,21 @@ __attribute__((noinline)) static void appana__tcp(appana_t *a, uint64_t id, int6
         return;
     }
     if (d->fin_pending && (int32_t)(d->next_seq - d->fin_seq) >= 0) appana__fin(a, s, dir, ts);
+}
+
+/* A TCP segment of a flow that may be followed (see appana__dispatch). A
+ * SYN without bytes only notes its sequence number: like the others, it
+ * leaves through tail calls without a frame. */
+__attribute__((noinline)) static void appana__tcp(appana_t *a, uint64_t id, int64_t ts,
+                                                  uint32_t vni, const uint8_t observer[16],
+                                                  const pkt_ana *pa, const uint8_t *payload,
+                                                  uint32_t caplen)
+{
+    if ((pa->tcp_flags & TCPF_SYN) && !pa->payload_len) {
+        appana__isn_note(a, id, pa);
+        return;
+    }
+    appana__segment(a, id, ts, vni, observer, pa, payload, caplen);
 }
 
 /* What a packet asks of the layer once the clock is set: a TCP segment
