@@ -33,7 +33,8 @@
  * direction that only ACKs for two seconds, an RTT of two seconds) is kept
  * in a 64-bit cell from a pool and the field holds the cell's number, so
  * every result is exact whatever the gaps or the order of the timestamps.
- * The flow record is built only when emitted, from narrow counters - 32-bit
+ * The flow record is built only when emitted (an interim one only when
+ * someone reads it: flowtab_opts.skip_interim), from narrow counters - 32-bit
  * packets, bytes and sample counts, 16-bit interim counts, 8-bit RST and
  * FIN counts; a counter that wraps carries into the flow's wide record, a
  * side array by slot number that only such flows touch, so records stay
@@ -1347,6 +1348,17 @@ void flowtab_prefetch(flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
     flowtab__prefetch_cell(t, c->req_last);
 }
 
+/* 1 when flowtab_advance() has something to do at t->now: the first test
+ * of each of its loops. Checked inline per packet, which nearly always
+ * moves the clock and nearly never ends a flow. */
+static inline int flowtab__due(const flowtab_t *t)
+{
+    if (t->close_tail && t->flows[t->close_tail - 1].queued_ns + t->o.grace_ns <= t->now) return 1;
+    if (!t->lru_tail) return 0;
+    const flow *f = &t->flows[t->lru_tail - 1];
+    return f->last_ns + t->o.idle_ns <= t->now || f->queued_ns + t->o.idle_ns <= t->now;
+}
+
 uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
                         const pkt_ana *a, uint64_t hash)
 {
@@ -1354,7 +1366,10 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
         t->st.unusable_packets++;
         return 0;
     }
-    if (ts > t->now) flowtab_advance(t, ts);
+    if (ts > t->now) {
+        t->now = ts;
+        if (flowtab__due(t)) flowtab_advance(t, ts);
+    }
     if (!observer) observer = flowtab__zero;
     pkey k;
     int a_is_src = flowtab__pkey(&k, a);
