@@ -26,6 +26,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "publish.h"
+#include "recout.h"
 #include "sandbox.h"
 #include "searchsvc.h"
 #include "status.h"
@@ -119,7 +120,7 @@ typedef struct recorder {
     appana_t *app;              /* application transactions (--app-json, --coordinator); or NULL */
     FILE *json;                 /* --flows-json */
     FILE *app_out;              /* --app-json */
-    char *app_line;             /* the analysis thread's, APPREC_JSON_MAX bytes */
+    recout_t *out;              /* writes both (recout.h); NULL without either */
     publisher_t *pub;           /* --coordinator */
     searchsvc_t *search;        /* the search service (daemon mode) */
     bus_sec sec;                /* CURVE keys, unless --insecure */
@@ -146,22 +147,15 @@ typedef struct recorder {
     uint64_t ticks;
 } recorder;
 
-/* Flow records from the analysis thread: JSON lines for --flows-json. A
- * flow's final record also ends its application state (pending
- * transactions go out). */
+/* Flow records from the analysis thread: the bus, and final ones as JSON
+ * lines for --flows-json (formatted by the output thread). A flow's final
+ * record also ends its application state (pending transactions go out). */
 static void emit_record(void *ctx, const flowrec *rec)
 {
     recorder *r = ctx;
-    char line[4096];
     if (r->app && rec->final) appana_flow_end(r->app, rec->flow_id);
     if (r->pub) publish_record(r->pub, rec); /* never blocks; shed records are counted */
-    if (r->json && rec->final) {
-        int n = flowrec_json(rec, r->node, line, sizeof line);
-        if (n > 0) {
-            line[n] = '\n';
-            fwrite(line, 1, (size_t)n + 1, r->json);
-        }
-    }
+    if (r->json && rec->final) recout_flow(r->out, rec);
 }
 
 /* Application records from the analysis thread: the one place they leave
@@ -170,13 +164,7 @@ static void emit_app(void *ctx, const apprec *rec)
 {
     recorder *r = ctx;
     if (r->pub) publish_app(r->pub, rec); /* never blocks; shed records are counted */
-    if (r->app_out) {
-        int n = apprec_json(rec, r->node, r->app_line, APPREC_JSON_MAX - 1);
-        if (n > 0) {
-            r->app_line[n] = '\n';
-            fwrite(r->app_line, 1, (size_t)n + 1, r->app_out);
-        }
-    }
+    if (r->app_out) recout_app(r->out, rec);
 }
 
 static void store_snapshot(recorder *r)
@@ -274,8 +262,6 @@ static void *analysis_main(void *arg)
     }
     flowtab_flush(r->flows); /* ends every flow's application state too */
     if (r->app) appana_flush(r->app);
-    if (r->json) fflush(r->json);
-    if (r->app_out) fflush(r->app_out);
     flow_snapshot(r);
     /* The analysis's own CPU time: it alone sets the packet rate a recorder
      * keeps up with, which the process's time mixes with the reader's
@@ -587,7 +573,10 @@ static int start_writer(recorder *r)
             log_error("--app-dns-ports: %s", err);
             return -1;
         }
-        if (r->app_out) r->app_line = xmalloc(APPREC_JSON_MAX);
+    }
+    if (r->json || r->app_out) {
+        r->out = recout_start(r->json, r->app_out, r->node);
+        if (!r->out) return -1;
     }
     if (!r->cfg.data_dir) goto pipeline;
     store_opts so = {
@@ -628,10 +617,10 @@ static void stop_writer(recorder *r)
     pipeline_close(r->pipe, 0);
     pthread_join(r->writer, NULL);
     if (r->flows) pthread_join(r->analysis, NULL);
+    recout_stop(r->out); /* after the analysis: its last records are queued */
     store_close(r->store);
     flowtab_free(r->flows);
     appana_free(r->app);
-    free(r->app_line);
     pipeline_free(r->pipe);
 }
 
@@ -965,6 +954,7 @@ int main(int argc, char **argv)
     }
     if (load_keys(&r) < 0 || start_search(&r) < 0 || start_publisher(&r) < 0 ||
         start_writer(&r) < 0) {
+        recout_stop(r.out);
         publish_stop(r.pub, 0);
         searchsvc_stop(r.search);
         rc = 1;
