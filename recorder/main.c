@@ -120,7 +120,8 @@ typedef struct recorder {
     appana_t *app;              /* application transactions (--app-json, --coordinator); or NULL */
     FILE *json;                 /* --flows-json */
     FILE *app_out;              /* --app-json */
-    recout_t *out;              /* writes both (recout.h); NULL without either */
+    char *app_line;             /* the analysis thread's, APPREC_JSON_MAX bytes */
+    recout_t *out;              /* writes --flows-json (recout.h); NULL without it */
     publisher_t *pub;           /* --coordinator */
     searchsvc_t *search;        /* the search service (daemon mode) */
     bus_sec sec;                /* CURVE keys, unless --insecure */
@@ -164,7 +165,13 @@ static void emit_app(void *ctx, const apprec *rec)
 {
     recorder *r = ctx;
     if (r->pub) publish_app(r->pub, rec); /* never blocks; shed records are counted */
-    if (r->app_out) recout_app(r->out, rec);
+    if (r->app_out) { /* here, not on the output thread: see recout.h */
+        int n = apprec_json(rec, r->node, r->app_line, APPREC_JSON_MAX - 1);
+        if (n > 0) {
+            r->app_line[n] = '\n';
+            fwrite(r->app_line, 1, (size_t)n + 1, r->app_out);
+        }
+    }
 }
 
 static void store_snapshot(recorder *r)
@@ -262,6 +269,7 @@ static void *analysis_main(void *arg)
     }
     flowtab_flush(r->flows); /* ends every flow's application state too */
     if (r->app) appana_flush(r->app);
+    if (r->app_out) fflush(r->app_out);
     flow_snapshot(r);
     /* The analysis's own CPU time: it alone sets the packet rate a recorder
      * keeps up with, which the process's time mixes with the reader's
@@ -573,9 +581,10 @@ static int start_writer(recorder *r)
             log_error("--app-dns-ports: %s", err);
             return -1;
         }
+        if (r->app_out) r->app_line = xmalloc(APPREC_JSON_MAX);
     }
-    if (r->json || r->app_out) {
-        r->out = recout_start(r->json, r->app_out, r->node);
+    if (r->json) {
+        r->out = recout_start(r->json, r->node);
         if (!r->out) return -1;
     }
     if (!r->cfg.data_dir) goto pipeline;
@@ -621,6 +630,7 @@ static void stop_writer(recorder *r)
     store_close(r->store);
     flowtab_free(r->flows);
     appana_free(r->app);
+    free(r->app_line);
     pipeline_free(r->pipe);
 }
 
