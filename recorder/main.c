@@ -7,7 +7,8 @@
  *   mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT EXPR  search (front.c)
  *
  * Threads: receive thread(s) -> pipeline -> one writer thread that owns the
- * store -> the analysis thread. A daemon's main thread runs the control loop
+ * store -> the analysis thread -> the publisher (publish.h) and the output
+ * thread of --flows-json (recout.h). A daemon's main thread runs the control loop
  * (ctl.h): signals, stats.json every second, and HTTP - /healthz and
  * /readyz for load balancers, /metrics for Prometheus (status.c). SIGTERM
  * drains: /readyz turns 503 while recording goes on for --drain-time (the
