@@ -6,7 +6,10 @@
  * than that gets a buffer one byte larger than itself (a small import, and
  * every input of the pcap fuzz target, then maps and faults in a few pages,
  * not 4.3 MiB), grown to the full size should the file have grown and filled
- * it. The checks and their
+ * it. A caller that lends its own buffers (the recorder's import: its
+ * batches) gets its packets read straight into them, and a record that
+ * does not fit in what is left of one moves to the next lent one instead.
+ * The checks and their
  * order are libpcap's (sf-pcap.c, pcap_next_packet): the snapshot length
  * is the header's, or the Ethernet maximum (262144) when that is 0 or past
  * INT_MAX; a record longer than the maximum is an error; one longer than the
@@ -28,7 +31,7 @@
 #include <unistd.h>
 
 #define PCAPREAD_BLOCK (4u << 20)
-#define PCAPREAD_FULL (PCAPREAD_BLOCK + PCAPIO_REC_HDR + PCAPIO_SNAPLEN)
+#define PCAPREAD_CAP (PCAPREAD_BLOCK + PCAPIO_REC_HDR + PCAPIO_SNAPLEN)
 #define PCAPREAD_MAGIC_US_SWAPPED 0xd4c3b2a1U
 #define PCAPREAD_MAGIC_NS_SWAPPED 0x4d3cb2a1U
 
@@ -38,7 +41,13 @@ struct pcapread {
     uint32_t snapshot;
     uint8_t *buf;
     size_t cap, pos, end;
+    size_t ask;      /* the most one read() asks for (beyond what is needed) */
     int eof;
+    int lent;        /* buf is the caller's (pcapread_lend) */
+    uint64_t nrec;   /* records returned */
+    uint64_t nread;  /* bytes read from the file */
+    uint64_t lend_nrec; /* nrec when buf was lent */
+    unsigned lend_want; /* records the caller wants in it */
 };
 
 static uint32_t pcapread__u32(const pcapread_t *r, const uint8_t *p)
@@ -48,29 +57,52 @@ static uint32_t pcapread__u32(const pcapread_t *r, const uint8_t *p)
     return r->swapped ? __builtin_bswap32(v) : v;
 }
 
-/* pcapread__fill's slow path: the buffer's tail moved to its front and
- * read() until want bytes are there or the file ends. */
+/* How much a read() into a lent buffer asks for: the records still wanted
+ * in it at the average size so far, in whole pages, at least 16 KiB - so
+ * that little is read past them and moved again to the next buffer. */
+static size_t pcapread__lent_ask(const pcapread_t *r)
+{
+    uint64_t given = r->nrec - r->lend_nrec, left = given < r->lend_want ? r->lend_want - given : 1;
+    uint64_t used = r->nread - (r->end - r->pos) - PCAPIO_FILE_HDR;
+    uint64_t avg = r->nrec ? used / r->nrec + 1 : 2048;
+    uint64_t ask = (left * avg + 4095) & ~(uint64_t)4095;
+    return ask < (16u << 10) ? 16u << 10 : ask > SIZE_MAX ? SIZE_MAX : (size_t)ask;
+}
+
+/* pcapread__fill's slow path: read() until want bytes are there from pos
+ * on or the file ends. Our own buffer's tail moves to its front first; a
+ * lent one's stays where the packets before it point, and when want does
+ * not fit behind it the answer is 1 (the caller lends another). */
 static __attribute__((noinline)) int pcapread__refill(pcapread_t *r, size_t want)
 {
-    memmove(r->buf, r->buf + r->pos, r->end - r->pos);
-    r->end -= r->pos;
-    r->pos = 0;
-    while (r->end < want && !r->eof) {
+    if (r->lent) {
+        if (want > r->cap - r->pos) return 1;
+    } else {
+        memmove(r->buf, r->buf + r->pos, r->end - r->pos);
+        r->end -= r->pos;
+        r->pos = 0;
+    }
+    while (r->end - r->pos < want && !r->eof) {
         if (r->end == r->cap) { /* only a buffer sized to a small file fills up */
-            r->cap = PCAPREAD_FULL;
+            r->cap = PCAPREAD_CAP;
             r->buf = xrealloc(r->buf, r->cap);
         }
-        ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+        size_t need = want - (r->end - r->pos), ask = r->lent ? pcapread__lent_ask(r) : r->ask;
+        if (ask < need) ask = need;
+        if (ask > r->cap - r->end) ask = r->cap - r->end;
+        ssize_t n = read(r->fd, r->buf + r->end, ask);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return -errno;
         if (n == 0) r->eof = 1;
         r->end += (size_t)n;
+        r->nread += (uint64_t)n;
     }
     return 0;
 }
 
 /* At least want bytes from pos on in the buffer, unless the file ends
- * first. Returns 0, or -errno when read() fails. Inline: twice a packet,
+ * first. Returns 0, -errno when read() fails, or 1 when a lent buffer has
+ * no room for them. Inline: twice a packet,
  * and all but one call in thousands find the bytes there. */
 static inline int pcapread__fill(pcapread_t *r, size_t want)
 {
@@ -87,13 +119,17 @@ pcapread_t *pcapread_open(const char *path, int *errnum)
     }
     pcapread_t *r = xcalloc(1, sizeof *r);
     r->fd = fd;
-    r->cap = PCAPREAD_FULL;
+    r->cap = PCAPREAD_CAP;
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 &&
         (uint64_t)st.st_size < r->cap)
         r->cap = (size_t)st.st_size + 1; /* room left after the last byte: read() then says EOF */
     r->buf = xmalloc(r->cap);
+    /* The first read is short: whatever it reads past the header moves
+     * to the first buffer lent, which may be smaller than ours. */
+    r->ask = 64u << 10;
     int rc = pcapread__fill(r, PCAPIO_FILE_HDR);
+    r->ask = SIZE_MAX;
     if (rc < 0) {
         *errnum = -rc;
         goto not_ours;
@@ -129,7 +165,7 @@ int pcapread_next(pcapread_t *r, int64_t *ts_ns, uint32_t *caplen, uint32_t *ori
                   const uint8_t **data, char *err, size_t errlen)
 {
     int rc = pcapread__fill(r, PCAPIO_REC_HDR);
-    if (rc < 0) goto read_error;
+    if (rc) goto fill_failed;
     size_t have = r->end - r->pos;
     if (have < PCAPIO_REC_HDR) {
         if (!have) return 0;
@@ -150,7 +186,7 @@ int pcapread_next(pcapread_t *r, int64_t *ts_ns, uint32_t *caplen, uint32_t *ori
         return -1;
     }
     rc = pcapread__fill(r, PCAPIO_REC_HDR + (size_t)cap);
-    if (rc < 0) goto read_error;
+    if (rc) goto fill_failed;
     have = r->end - r->pos;
     if (have < PCAPIO_REC_HDR + (size_t)cap) {
         /* libpcap reads a record longer than the snapshot length in two
@@ -171,16 +207,35 @@ int pcapread_next(pcapread_t *r, int64_t *ts_ns, uint32_t *caplen, uint32_t *ori
     *origlen = len;
     *data = r->buf + r->pos + PCAPIO_REC_HDR;
     r->pos += PCAPIO_REC_HDR + (size_t)cap;
+    r->nrec++;
     return 1;
-read_error:
+fill_failed:
+    if (rc > 0) return PCAPREAD_NO_ROOM;
     snprintf(err, errlen, "error reading dump file: %s", strerror(-rc));
     return -1;
+}
+
+void pcapread_lend(pcapread_t *r, uint8_t *buf, size_t cap, unsigned records)
+{
+    size_t tail = r->end - r->pos;
+    /* Ours holds at most its short first read past the header, a lent one
+     * at most a record and what was read behind it for this one. */
+    if (cap < PCAPREAD_LEND_MIN || tail > cap) abort();
+    memcpy(buf, r->buf + r->pos, tail);
+    if (!r->lent) free(r->buf);
+    r->buf = buf;
+    r->cap = cap;
+    r->pos = 0;
+    r->end = tail;
+    r->lent = 1;
+    r->lend_nrec = r->nrec;
+    r->lend_want = records ? records : 1;
 }
 
 void pcapread_close(pcapread_t *r)
 {
     if (!r) return;
     close(r->fd);
-    free(r->buf);
+    if (!r->lent) free(r->buf);
     free(r);
 }

@@ -1,8 +1,9 @@
 /* ingest.c - UDP/VXLAN, live interface and file sources (see ingest.h).
  *
  * DESIGN: every source ends in ingest__frame(), which decodes, keys and
- * copies one inner frame into the current batch; so the three sources cannot
- * drift apart in what they store or count. A receive thread keeps its
+ * copies one inner frame into the current batch (a classic pcap file is
+ * read straight into the batches, and nothing is copied); so the three
+ * sources cannot drift apart in what they store or count. A receive thread keeps its
  * counters private and publishes a copy under a mutex once per batch, so the
  * hot path has no shared writes and the stats reader sees consistent values.
  */
@@ -85,23 +86,27 @@ static void producer__submit(producer *p)
  * packet. */
 #define INGEST_INLINE static inline __attribute__((always_inline))
 
-/* Decode, key and queue one inner Ethernet frame. */
+/* Decode, key and queue one inner Ethernet frame. in_place: data is
+ * already in the current batch (read there by pcapread), which has room
+ * for the packet - nothing to copy. Else it is copied in. */
 INGEST_INLINE void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data, uint32_t caplen,
-                          uint32_t origlen, uint32_t vni, const uint8_t *observer)
+                          uint32_t origlen, uint32_t vni, const uint8_t *observer, int in_place)
 {
     if (caplen > PCAPIO_SNAPLEN) {
         caplen = PCAPIO_SNAPLEN;
         p->st.truncated++;
     }
     if (origlen < caplen) origlen = caplen;
-    if (p->cur && !pipe_batch_fits(p->cur, caplen)) producer__submit(p);
-    if (!p->cur) {
-        p->cur = pipeline_get(p->pipe, p->wait);
+    if (!in_place) {
+        if (p->cur && !pipe_batch_fits(p->cur, caplen)) producer__submit(p);
         if (!p->cur) {
-            p->st.queue_drops++;
-            return;
+            p->cur = pipeline_get(p->pipe, p->wait);
+            if (!p->cur) {
+                p->st.queue_drops++;
+                return;
+            }
+            p->cur->first_mono_ns = timeparse_mono_ns();
         }
-        p->cur->first_mono_ns = timeparse_mono_ns();
     }
     pkt_info_t pi;
     int reason = decode_frame(data, caplen, origlen, &pi);
@@ -111,7 +116,7 @@ INGEST_INLINE void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data
     k->ts_ns = ts_ns;
     k->caplen = caplen;
     k->origlen = origlen;
-    k->data_off = b->used;
+    k->data_off = in_place ? (uint32_t)(data - b->data) : b->used;
     flowkey_from_pkt(&k->key, &pi, vni, observer);
     k->hash = flowkey_hash(&k->key);
     if (p->analysis) {
@@ -119,19 +124,21 @@ INGEST_INLINE void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data
         k->ana_hash = flowtab_hash(&k->ana, vni, observer);
         k->payload_off = k->ana.payload_len ? pi.payload_off : 0;
     }
-    memcpy(b->data + b->used, data, caplen);
-    b->used += caplen;
+    if (!in_place) {
+        memcpy(b->data + b->used, data, caplen);
+        b->used += caplen;
+    }
     p->st.stored_inner++;
 }
 
 /* A frame from a file or interface: decapsulate first when asked. */
 INGEST_INLINE void ingest__outer(producer *p, const ingest_opts *o, int64_t ts_ns, const uint8_t *data,
-                          uint32_t caplen, uint32_t origlen)
+                          uint32_t caplen, uint32_t origlen, int in_place)
 {
     p->st.rx_packets++;
     p->st.rx_bytes += caplen;
     if (!o->decap_vxlan) {
-        ingest__frame(p, ts_ns, data, caplen, origlen, 0, NULL);
+        ingest__frame(p, ts_ns, data, caplen, origlen, 0, NULL, in_place);
         return;
     }
     uint32_t inner, vni;
@@ -141,7 +148,7 @@ INGEST_INLINE void ingest__outer(producer *p, const ingest_opts *o, int64_t ts_n
         p->st.not_decapsulated[r]++;
         return;
     }
-    ingest__frame(p, ts_ns, data + inner, caplen - inner, origlen - inner, vni, outer);
+    ingest__frame(p, ts_ns, data + inner, caplen - inner, origlen - inner, vni, outer, in_place);
 }
 
 /* A packet's time in nanoseconds (our handles are opened with nanosecond
@@ -160,7 +167,9 @@ static int64_t ingest__ts_ns(const struct pcap_pkthdr *h)
 /* ---- file ---------------------------------------------------------------- */
 
 /* A classic pcap file of Ethernet frames, read by pcapread (pcapread.h says
- * why); the same packets, counters and errors as through libpcap. */
+ * why); the same packets, counters and errors as through libpcap. Read
+ * straight into the batches: each is lent to pcapread for as many packets
+ * as it holds, and a record that does not fit in it starts the next. */
 static int ingest__classic(const ingest_opts *o, pcapread_t *r, const char *path, const _Atomic int *stop,
                            ingest_stats *st, char *err, size_t errlen)
 {
@@ -170,9 +179,20 @@ static int ingest__classic(const ingest_opts *o, pcapread_t *r, const char *path
     uint32_t caplen, origlen;
     const uint8_t *data;
     char rerr[256];
-    int rc, out = 0;
-    while (!*stop && (rc = pcapread_next(r, &ts, &caplen, &origlen, &data, rerr, sizeof rerr)) == 1)
-        ingest__outer(&p, o, ts, data, caplen, origlen);
+    int rc = 0, out = 0;
+    while (!*stop) {
+        if (!p.cur || p.cur->n == PIPE_BATCH_PKTS || rc == PCAPREAD_NO_ROOM) {
+            producer__submit(&p);
+            if (!(p.cur = pipeline_get(p.pipe, 1))) break; /* closed: stopping */
+            p.cur->first_mono_ns = timeparse_mono_ns();
+            pcapread_lend(r, p.cur->data, PIPE_BATCH_BYTES, PIPE_BATCH_PKTS);
+        }
+        rc = pcapread_next(r, &ts, &caplen, &origlen, &data, rerr, sizeof rerr);
+        if (rc == 1)
+            ingest__outer(&p, o, ts, data, caplen, origlen, 1);
+        else if (rc != PCAPREAD_NO_ROOM)
+            break;
+    }
     if (!*stop && rc < 0) {
         snprintf(err, errlen, "%s is cut short or damaged after %llu packets: %s", path,
                  (unsigned long long)p.st.rx_packets, rerr);
@@ -230,7 +250,7 @@ int ingest_file(const ingest_opts *o, const char *path, const _Atomic int *stop,
     const u_char *data;
     int rc, out = 0;
     while (!*stop && (rc = pcap_next_ex(pc, &h, &data)) == 1)
-        ingest__outer(&p, o, ingest__ts_ns(h), data, h->caplen, h->len);
+        ingest__outer(&p, o, ingest__ts_ns(h), data, h->caplen, h->len, 0);
     if (!*stop && rc == PCAP_ERROR) {
         snprintf(err, errlen, "%s is cut short or damaged after %llu packets: %s", path,
                  (unsigned long long)p.st.rx_packets, pcap_geterr(pc));
@@ -290,7 +310,7 @@ static void *ingest__udp_main(void *arg)
         }
         for (int i = 0; i < got; i++) {
             const netio_vxpkt *v = &t->pkts[i];
-            ingest__frame(&t->p, v->ts_ns, v->frame, v->caplen, v->origlen, v->vni, v->observer);
+            ingest__frame(&t->p, v->ts_ns, v->frame, v->caplen, v->origlen, v->vni, v->observer, 0);
         }
         if (t->p.cur && timeparse_mono_ns() - t->p.cur->first_mono_ns > BATCH_MAX_AGE_NS)
             producer__submit(&t->p);
@@ -303,7 +323,7 @@ static void ingest__pcap_cb(u_char *user, const struct pcap_pkthdr *h, const u_c
 {
     rx_thread *t = (rx_thread *)user;
     /* The kernel's receive time, shifted by the test hook's skew (timeparse.h). */
-    ingest__outer(&t->p, &t->l->o, ingest__ts_ns(h) + timeparse_skew_ns(), data, h->caplen, h->len);
+    ingest__outer(&t->p, &t->l->o, ingest__ts_ns(h) + timeparse_skew_ns(), data, h->caplen, h->len, 0);
 }
 
 static void *ingest__pcap_main(void *arg)

@@ -26,6 +26,7 @@
 
 #include <pcap/pcap.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FUZZ_MAX_PACKETS 4096 /* an input of 1 MiB holds at most 64 Ki empty records */
@@ -128,7 +129,18 @@ static void fuzz__import(const uint8_t *data, size_t size, int decap)
     pcap_close(pc); /* closes f */
 }
 
-/* pcapread against libpcap on the same bytes. */
+/* FNV-1a of n bytes. */
+static uint32_t fuzz__sum(const uint8_t *p, uint32_t n)
+{
+    uint32_t h = 2166136261u;
+    for (uint32_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* pcapread against libpcap on the same bytes: into its own buffer, or
+ * (inputs of odd length) into two lent ones taken in turn as the import
+ * lends its batches, each for a few packets - the packets of a buffer
+ * keep their bytes until the next is lent. */
 static void fuzz__pcapread(const uint8_t *data, size_t size)
 {
     int errnum;
@@ -140,6 +152,15 @@ static void fuzz__pcapread(const uint8_t *data, size_t size)
     char perr[PCAP_ERRBUF_SIZE], rerr[256];
     pcap_t *pc = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, perr);
     FUZZ_CHECK(pc && pcap_datalink(pc) == DLT_EN10MB);
+    unsigned lend = size & 1 ? data[size - 1] % 8 + 1 : 0, in_buf = 0, cur = 0;
+    static uint8_t *bufs[2];
+    const uint8_t *first = NULL;
+    uint32_t first_len = 0, first_sum = 0;
+    if (lend) {
+        for (int i = 0; i < 2; i++)
+            if (!bufs[i]) bufs[i] = malloc(PCAPREAD_LEND_MIN);
+        pcapread_lend(r, bufs[cur], PCAPREAD_LEND_MIN, lend);
+    }
     for (int n = 0;; n++) {
         struct pcap_pkthdr *h;
         const u_char *p;
@@ -147,12 +168,31 @@ static void fuzz__pcapread(const uint8_t *data, size_t size)
         uint32_t caplen, origlen;
         const uint8_t *d;
         int prc = pcap_next_ex(pc, &h, &p);
-        int rrc = pcapread_next(r, &ts, &caplen, &origlen, &d, rerr, sizeof rerr);
+        int rrc = 0;
+        for (int again = 0; again < 2; again++) {
+            if (lend && (in_buf == lend || rrc == PCAPREAD_NO_ROOM)) {
+                /* the buffer's first packet is still intact */
+                if (first) FUZZ_CHECK(fuzz__sum(first, first_len) == first_sum);
+                FUZZ_CHECK(in_buf > 0);
+                cur ^= 1;
+                pcapread_lend(r, bufs[cur], PCAPREAD_LEND_MIN, lend);
+                in_buf = 0;
+                first = NULL;
+            }
+            rrc = pcapread_next(r, &ts, &caplen, &origlen, &d, rerr, sizeof rerr);
+            if (rrc != PCAPREAD_NO_ROOM) break;
+        }
         FUZZ_CHECK(rrc == (prc == 1 ? 1 : prc == PCAP_ERROR_BREAK ? 0 : -1));
         if (rrc < 0) FUZZ_CHECK(!strcmp(rerr, pcap_geterr(pc)));
         if (rrc != 1 || n == FUZZ_MAX_PACKETS) break;
         FUZZ_CHECK(ts == (int64_t)(uint32_t)h->ts.tv_sec * 1000000000LL + h->ts.tv_usec);
         FUZZ_CHECK(caplen == h->caplen && origlen == h->len && !memcmp(d, p, caplen));
+        if (lend && !in_buf++) {
+            FUZZ_CHECK(d >= bufs[cur] && d + caplen <= bufs[cur] + PCAPREAD_LEND_MIN);
+            first = d;
+            first_len = caplen;
+            first_sum = fuzz__sum(d, caplen);
+        }
     }
     pcap_close(pc); /* closes f */
     pcapread_close(r);

@@ -7,7 +7,8 @@
  * longer than the snapshot length, a snapshot length of 0, a record longer
  * than any snapshot, a file cut inside a header and inside a record (one
  * longer than the snapshot length too), and
- * records crossing the 4 MiB read blocks. pcapng, another link type and
+ * records crossing the 4 MiB read blocks; each read into pcapread's own
+ * buffer and into buffers lent by the caller (pcapread_lend). pcapng, another link type and
  * version 2.3 are not opened (libpcap reads those). */
 #include "pcapread.h"
 
@@ -84,14 +85,52 @@ static void write_file(const out *o, size_t n)
     fclose(f);
 }
 
+/* Lent buffers (pcapread_lend), as the recorder's import lends its
+ * batches: two of the smallest size taken in turn, each for at most
+ * `records` packets or until a record does not fit. Every packet of a
+ * buffer must still hold its bytes when the next buffer is lent, since the
+ * import queues them there. */
+typedef struct lender {
+    unsigned records, n, cur;
+    uint8_t *buf[2];
+    const uint8_t *data[64];
+    uint32_t caplen[64];
+    uint8_t *copy[64];
+} lender;
+
+static void lender_check(lender *l)
+{
+    for (unsigned i = 0; i < l->n && i < 64; i++) {
+        ASSERT_TRUE(l->data[i] >= l->buf[l->cur] && l->data[i] + l->caplen[i] <= l->buf[l->cur] + PCAPREAD_LEND_MIN);
+        ASSERT_TRUE(!memcmp(l->data[i], l->copy[i], l->caplen[i]));
+        free(l->copy[i]);
+    }
+    l->n = 0;
+}
+
+static void lender_lend(lender *l, pcapread_t *r)
+{
+    lender_check(l);
+    l->cur ^= 1;
+    pcapread_lend(r, l->buf[l->cur], PCAPREAD_LEND_MIN, l->records);
+}
+
 /* Read path with both; they must agree packet by packet and at the end.
- * Returns the packets read, or -1 when pcapread does not open the file. */
-static long both(const char *what, int want_error)
+ * lend: 0 reads into pcapread's own buffer, else into lent ones of at most
+ * lend packets each. Returns the packets read, or -1 when pcapread does not
+ * open the file. */
+static long both_lent(const char *what, int want_error, unsigned lend)
 {
     int errnum;
     pcapread_t *r = pcapread_open(path, &errnum);
     ASSERT_EQ(errnum, 0);
     if (!r) return -1;
+    lender l = { .records = lend };
+    if (lend) {
+        l.buf[0] = malloc(PCAPREAD_LEND_MIN);
+        l.buf[1] = malloc(PCAPREAD_LEND_MIN);
+        lender_lend(&l, r);
+    }
     char perr[PCAP_ERRBUF_SIZE], rerr[256] = "";
     pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, perr);
     ASSERT_TRUE(pc != NULL);
@@ -108,7 +147,13 @@ static long both(const char *what, int want_error)
         int64_t ts;
         uint32_t caplen, origlen;
         const uint8_t *data;
+        if (lend && l.n == lend) lender_lend(&l, r);
         int rrc = pcapread_next(r, &ts, &caplen, &origlen, &data, rerr, sizeof rerr);
+        if (lend && rrc == PCAPREAD_NO_ROOM) {
+            ASSERT_TRUE(l.n > 0); /* a fresh buffer holds any record */
+            lender_lend(&l, r);
+            rrc = pcapread_next(r, &ts, &caplen, &origlen, &data, rerr, sizeof rerr);
+        }
         if (prc != 1 || rrc != 1) {
             ASSERT_EQ(rrc, prc == 1 ? 1 : prc == PCAP_ERROR_BREAK ? 0 : -1);
             if (prc == PCAP_ERROR && rrc < 0) ASSERT_STREQ(rerr, pcap_geterr(pc));
@@ -120,11 +165,35 @@ static long both(const char *what, int want_error)
         ASSERT_EQ(caplen, h->caplen);
         ASSERT_EQ(origlen, h->len);
         ASSERT_TRUE(caplen == h->caplen && !memcmp(data, d, caplen));
+        if (lend && l.n < 64) {
+            l.data[l.n] = data;
+            l.caplen[l.n] = caplen;
+            l.copy[l.n] = malloc(caplen + 1);
+            memcpy(l.copy[l.n], data, caplen);
+        }
+        l.n++;
         n++;
     }
     pcap_close(pc);
     pcapread_close(r);
-    fprintf(stderr, "  %s: %ld packets%s%s\n", what, n, *rerr ? ", then: " : "", rerr);
+    if (lend) {
+        lender_check(&l);
+        free(l.buf[0]);
+        free(l.buf[1]);
+    }
+    fprintf(stderr, "  %s%s: %ld packets%s%s\n", what, lend ? " (lent buffers)" : "", n,
+            *rerr ? ", then: " : "", rerr);
+    return n;
+}
+
+/* The same in both ways of reading: pcapread's buffer, then lent ones of
+ * a few packets each and of many (then the records that do not fit end
+ * them). */
+static long both(const char *what, int want_error)
+{
+    long n = both_lent(what, want_error, 0);
+    ASSERT_EQ(both_lent(what, want_error, 7), n);
+    ASSERT_EQ(both_lent(what, want_error, 100000), n);
     return n;
 }
 
