@@ -1,6 +1,6 @@
 /* apprec.h - an application transaction record (issue 15): one DNS query,
  * one TLS handshake or one HTTP/1.x request/response pair, as the recorder's
- * analysis thread makes it and as the bus, the coordinator's tables, the CLI
+ * application thread makes it and as the bus, the coordinator's tables, the CLI
  * and the REST API carry it. docs/APP_ANALYTICS.md says how each field is
  * measured and where tshark shows the same value.
  *

@@ -1,11 +1,12 @@
-/* appana.h - application transactions (issue 15): the stream layer of the
- * analysis thread that follows DNS, TLS and HTTP/1.x flows and hands their
- * bytes to the parsers of appstream.h, which make the records (apprec.h).
+/* appana.h - application transactions (issue 15): the stream layer that
+ * follows DNS, TLS and HTTP/1.x flows and hands their bytes to the parsers
+ * of appstream.h, which make the records (apprec.h).
  *
- * The analysis thread calls appana_packet() for every packet after
- * flowtab_packet() has placed it in its flow (the flow's id names the
- * records), and appana_flow_end() when the flow table emits a flow's final
- * record, so that what is pending goes out. Time is the packets' own, as
+ * The recorder's application thread calls appana_packet() for every packet
+ * that flowtab_packet() (on the analysis thread) has placed in a flow (the
+ * flow's id names the records), and appana_flow_end() at the point where
+ * the flow table emitted the flow's final record, so that what is pending
+ * goes out. Time is the packets' own, as
  * in the flow table. docs/APP_ANALYTICS.md gives the rules.
  *
  * Bounded: at most max_flows flows followed at once (a flow that would be

@@ -7,8 +7,9 @@
  *   mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT EXPR  search (front.c)
  *
  * Threads: receive thread(s) -> pipeline -> one writer thread that owns the
- * store -> the analysis thread -> the publisher (publish.h) and the output
- * thread of --flows-json (recout.h). A daemon's main thread runs the control loop
+ * store -> the analysis thread -> (with application records) the
+ * application thread; both feed the publisher (publish.h), the analysis
+ * also the output thread of --flows-json (recout.h). A daemon's main thread runs the control loop
  * (ctl.h): signals, stats.json every second, and HTTP - /healthz and
  * /readyz for load balancers, /metrics for Prometheus (status.c). SIGTERM
  * drains: /readyz turns 503 while recording goes on for --drain-time (the
@@ -119,9 +120,12 @@ typedef struct recorder {
     store_t *store;             /* NULL in analysis-only mode */
     flowtab_t *flows;           /* NULL with --no-analysis */
     appana_t *app;              /* application transactions (--app-json, --coordinator); or NULL */
+    pipe_batch *ana_batch;      /* the analysis's batch now (its events), or NULL */
+    uint32_t ana_pos;           /* and its packet */
+    pipe_events ana_pend;       /* flows ended outside a batch */
     FILE *json;                 /* --flows-json */
     FILE *app_out;              /* --app-json */
-    char *app_line;             /* the analysis thread's, APPREC_JSON_MAX bytes */
+    char *app_line;             /* the application thread's, APPREC_JSON_MAX bytes */
     recout_t *out;              /* writes --flows-json (recout.h); NULL without it */
     publisher_t *pub;           /* --coordinator */
     searchsvc_t *search;        /* the search service (daemon mode) */
@@ -135,7 +139,7 @@ typedef struct recorder {
     int import_mode;
     _Atomic int writer_failed;  /* import: the store refused packets */
     _Atomic int stop;
-    pthread_t writer, analysis;
+    pthread_t writer, analysis, app_thread;
     pthread_mutex_t snap_mu;
     store_stats snap;           /* the writer's latest store counters */
     flowtab_stats flow_snap;    /* and flow table counters */
@@ -151,17 +155,23 @@ typedef struct recorder {
 
 /* Flow records from the analysis thread: the bus, and final ones as JSON
  * lines for --flows-json (formatted by the output thread). A flow's final
- * record also ends its application state (pending transactions go out). */
+ * record also ends its application state (pending transactions go out):
+ * noted for the application thread at this point of the batch, or, outside
+ * one, before the next batch it gets. */
 static void emit_record(void *ctx, const flowrec *rec)
 {
     recorder *r = ctx;
-    if (r->app && rec->final) appana_flow_end(r->app, rec->flow_id);
+    if (r->app && rec->final) {
+        if (r->ana_batch) pipe_events_add(&r->ana_batch->ev, r->ana_pos, rec->flow_id);
+        else pipe_events_add(&r->ana_pend, 0, rec->flow_id);
+    }
     if (r->pub) publish_record(r->pub, rec); /* never blocks; shed records are counted */
     if (r->json && rec->final) recout_flow(r->out, rec);
 }
 
-/* Application records from the analysis thread: the one place they leave
- * the recorder, as JSON lines for --app-json and on the bus's "app" topic. */
+/* Application records from the application thread: the one place they
+ * leave the recorder, as JSON lines for --app-json and on the bus's "app"
+ * topic. */
 static void emit_app(void *ctx, const apprec *rec)
 {
     recorder *r = ctx;
@@ -200,7 +210,7 @@ static void *writer_main(void *arg)
                                       p->origlen, &p->key, p->hash);
                 if (rc < 0 && r->import_mode) r->writer_failed = 1;
             }
-            if (r->flows) pipeline_pass(r->pipe, b);
+            if (r->flows) pipeline_pass(r->pipe, 0, b);
             else pipeline_release(r->pipe, b);
         } else if (pipeline_drained(r->pipe, 0)) {
             break;
@@ -222,13 +232,36 @@ static void flow_snapshot(recorder *r)
 {
     pthread_mutex_lock(&r->snap_mu);
     flowtab_get_stats(r->flows, &r->flow_snap);
-    if (r->app) appana_get_stats(r->app, &r->app_snap);
     pthread_mutex_unlock(&r->snap_mu);
 }
 
-/* The analysis: every packet through the flow table, in the same order,
- * then (with application records) through the application layer with the
- * id of the flow the table put it in. */
+static void app_snapshot(recorder *r)
+{
+    pthread_mutex_lock(&r->snap_mu);
+    appana_get_stats(r->app, &r->app_snap);
+    pthread_mutex_unlock(&r->snap_mu);
+}
+
+/* A thread's own CPU time at its end: bench/bench_app.py reads these lines
+ * (the analysis alone sets the packet rate a recorder keeps up with, which
+ * the process's time mixes with the other threads'). */
+static void log_thread_cpu(const char *name)
+{
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+        log_info("%s thread: %.6f s CPU", name, (double)cpu.tv_sec + cpu.tv_nsec / 1e9);
+}
+
+/* Flows that ended outside a batch go with b, before its first packet. */
+static void take_pending(recorder *r, pipe_batch *b)
+{
+    for (uint32_t i = 0; i < r->ana_pend.n; i++) pipe_events_add(&b->ev, 0, r->ana_pend.ev[i].flow_id);
+    r->ana_pend.n = 0;
+}
+
+/* The analysis: every packet through the flow table, in the same order;
+ * with application records each packet's flow id and the flows that ended
+ * go on with the batch to the application thread. */
 static void *analysis_main(void *arg)
 {
     recorder *r = arg;
@@ -237,30 +270,30 @@ static void *analysis_main(void *arg)
     for (;;) {
         pipe_batch *b = pipeline_next(r->pipe, 1, 100);
         if (b) {
+            r->ana_batch = b;
+            if (r->ana_pend.n) take_pending(r, b);
             for (uint32_t i = 0; i < b->n; i++) {
-                const pipe_pkt *p = &b->pkts[i];
+                pipe_pkt *p = &b->pkts[i];
                 if (i + 16 < b->n)
                     flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
-                if (r->app && i + 8 < b->n && b->pkts[i + 8].payload_off) /* the parsers read it */
-                    __builtin_prefetch(b->data + b->pkts[i + 8].data_off + b->pkts[i + 8].payload_off);
-                uint64_t id = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer,
-                                             &p->ana, p->ana_hash);
-                if (r->app && id) {
-                    uint32_t cap = p->payload_off && p->payload_off < p->caplen
-                                       ? p->caplen - p->payload_off : 0;
-                    appana_packet(r->app, id, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
-                                  b->data + p->data_off + p->payload_off, cap);
-                }
+                r->ana_pos = i;
+                p->flow_id = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer,
+                                            &p->ana, p->ana_hash);
             }
-            pipeline_release(r->pipe, b);
+            r->ana_pos = b->n;
         } else if (pipeline_drained(r->pipe, 1)) {
             break;
         }
         /* A live feed's flows also age by the wall clock when packets stop. */
-        if (!r->import_mode) {
-            int64_t now = timeparse_now_ns();
-            flowtab_advance(r->flows, now);
-            if (r->app) appana_advance(r->app, now);
+        if (!r->import_mode) flowtab_advance(r->flows, timeparse_now_ns());
+        r->ana_batch = NULL;
+        if (b && r->app) {
+            pipeline_pass(r->pipe, 1, b);
+        } else if (b) {
+            pipeline_release(r->pipe, b);
+        } else if (r->ana_pend.n && (b = pipeline_get(r->pipe, 0))) { /* idle: flows aged out */
+            take_pending(r, b);
+            pipeline_pass(r->pipe, 1, b);
         }
         int64_t now = timeparse_mono_ns();
         if (now - last_snap > 200000000LL) {
@@ -268,16 +301,60 @@ static void *analysis_main(void *arg)
             last_snap = now;
         }
     }
-    flowtab_flush(r->flows); /* ends every flow's application state too */
-    if (r->app) appana_flush(r->app);
-    if (r->app_out) fflush(r->app_out);
+    flowtab_flush(r->flows); /* ends every flow: their events wait in ana_pend */
     flow_snapshot(r);
-    /* The analysis's own CPU time: it alone sets the packet rate a recorder
-     * keeps up with, which the process's time mixes with the reader's
-     * (bench/bench_app.py reads this line). */
-    struct timespec cpu;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
-        log_info("analysis thread: %.6f s CPU", (double)cpu.tv_sec + cpu.tv_nsec / 1e9);
+    log_thread_cpu("analysis");
+    if (r->app) pipeline_close(r->pipe, 2); /* the application thread then takes ana_pend */
+    return NULL;
+}
+
+/* The flows of b's events before packet pos (from *e on) end. */
+static void app_ends(recorder *r, const pipe_batch *b, uint32_t *e, uint32_t pos)
+{
+    for (; *e < b->ev.n && b->ev.ev[*e].pos <= pos; (*e)++) appana_flow_end(r->app, b->ev.ev[*e].flow_id);
+}
+
+/* The application layer: each analysed packet with its flow id, and each
+ * flow's end, in the order the analysis saw them (so its records are the
+ * same as if it ran there), on a core of its own. */
+static void *app_main(void *arg)
+{
+    recorder *r = arg;
+    int64_t last_snap = 0;
+    pthread_setname_np(pthread_self(), "mscope-app");
+    for (;;) {
+        pipe_batch *b = pipeline_next(r->pipe, 2, 100);
+        if (b) {
+            uint32_t e = 0;
+            for (uint32_t i = 0; i < b->n; i++) {
+                const pipe_pkt *p = &b->pkts[i];
+                if (i + 8 < b->n && b->pkts[i + 8].payload_off) /* the parsers read it */
+                    __builtin_prefetch(b->data + b->pkts[i + 8].data_off + b->pkts[i + 8].payload_off);
+                app_ends(r, b, &e, i);
+                if (!p->flow_id) continue;
+                uint32_t cap = p->payload_off && p->payload_off < p->caplen ? p->caplen - p->payload_off : 0;
+                appana_packet(r->app, p->flow_id, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
+                              b->data + p->data_off + p->payload_off, cap);
+            }
+            app_ends(r, b, &e, b->n);
+            pipeline_release(r->pipe, b);
+        } else if (pipeline_drained(r->pipe, 2)) {
+            break;
+        }
+        if (!r->import_mode) appana_advance(r->app, timeparse_now_ns());
+        int64_t now = timeparse_mono_ns();
+        if (now - last_snap > 200000000LL) {
+            app_snapshot(r);
+            last_snap = now;
+        }
+    }
+    /* The analysis's flush ended every flow; it has closed stage 2 since. */
+    for (uint32_t i = 0; i < r->ana_pend.n; i++) appana_flow_end(r->app, r->ana_pend.ev[i].flow_id);
+    r->ana_pend.n = 0;
+    appana_flush(r->app);
+    if (r->app_out) fflush(r->app_out);
+    app_snapshot(r);
+    log_thread_cpu("application");
     return NULL;
 }
 
@@ -608,11 +685,22 @@ static int start_writer(recorder *r)
 pipeline:
     r->pipe = pipeline_new((unsigned)r->cfg.queue_batches);
     int rc = pthread_create(&r->writer, NULL, writer_main, r);
+    if (!rc && r->app) {
+        rc = pthread_create(&r->app_thread, NULL, app_main, r);
+        if (rc) {
+            pipeline_close(r->pipe, 0);
+            pthread_join(r->writer, NULL);
+        }
+    }
     if (!rc && r->flows) {
         rc = pthread_create(&r->analysis, NULL, analysis_main, r);
         if (rc) {
             pipeline_close(r->pipe, 0);
             pthread_join(r->writer, NULL);
+            if (r->app) {
+                pipeline_close(r->pipe, 2);
+                pthread_join(r->app_thread, NULL);
+            }
         }
     }
     if (rc) {
@@ -627,11 +715,13 @@ static void stop_writer(recorder *r)
     pipeline_close(r->pipe, 0);
     pthread_join(r->writer, NULL);
     if (r->flows) pthread_join(r->analysis, NULL);
+    if (r->app) pthread_join(r->app_thread, NULL);
     recout_stop(r->out); /* after the analysis: its last records are queued */
     store_close(r->store);
     flowtab_free(r->flows);
     appana_free(r->app);
     free(r->app_line);
+    free(r->ana_pend.ev);
     pipeline_free(r->pipe);
 }
 

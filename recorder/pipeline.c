@@ -19,7 +19,7 @@ struct pipeline {
     pthread_cond_t has_free;
     pipe_batch **free_list;
     unsigned nfree, cap;
-    stage st[2];
+    stage st[3];
     pipe_batch *all;
 };
 
@@ -31,7 +31,7 @@ pipeline_t *pipeline_new(unsigned nbatches)
     p->cap = nbatches;
     p->all = xcalloc(nbatches, sizeof *p->all);
     p->free_list = xcalloc(nbatches, sizeof *p->free_list);
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < 3; s++) {
         pthread_cond_init(&p->st[s].has, NULL);
         p->st[s].ring = xcalloc(nbatches, sizeof *p->st[s].ring);
     }
@@ -44,10 +44,11 @@ void pipeline_free(pipeline_t *p)
     if (!p) return;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->has_free);
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < 3; s++) {
         pthread_cond_destroy(&p->st[s].has);
         free(p->st[s].ring);
     }
+    for (unsigned i = 0; i < p->cap; i++) free(p->all[i].ev.ev);
     free(p->all);
     free(p->free_list);
     free(p);
@@ -63,8 +64,19 @@ pipe_batch *pipeline_get(pipeline_t *p, int wait)
     if (b) {
         b->n = 0;
         b->used = 0;
+        b->ev.n = 0;
     }
     return b;
+}
+
+void pipe_events_add(pipe_events *e, uint32_t pos, uint64_t flow_id)
+{
+    if (e->n == e->cap) {
+        size_t cap = e->cap;
+        xgrow((void **)&e->ev, &cap, (size_t)e->n + 1, sizeof *e->ev);
+        e->cap = (uint32_t)cap;
+    }
+    e->ev[e->n++] = (pipe_event){ .flow_id = flow_id, .pos = pos };
 }
 
 static void pipeline__give_back(pipeline_t *p, pipe_batch *b)
@@ -89,10 +101,10 @@ void pipeline_submit(pipeline_t *p, pipe_batch *b)
     pthread_mutex_unlock(&p->mu);
 }
 
-void pipeline_pass(pipeline_t *p, pipe_batch *b)
+void pipeline_pass(pipeline_t *p, int s, pipe_batch *b)
 {
     pthread_mutex_lock(&p->mu);
-    pipeline__enqueue(p, 1, b);
+    pipeline__enqueue(p, s + 1, b);
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -3,10 +3,13 @@
  * Packets travel in preallocated batches (up to 512 packets / 512 KiB of
  * frame bytes each). An ingest thread fills a batch and submits it; the
  * writer thread stores every packet and passes the batch on to the analysis
- * thread (stage 1), which gives it back: storing and analysing run on
- * different cores, in the same packet order. The lock is
- * taken once per batch, never per packet, and nothing is allocated after
- * start-up. When every batch is in flight the producer either waits (file
+ * thread (stage 1), which gives it back or, with application records,
+ * passes it on to the application thread (stage 2) with each packet's flow
+ * id and the flows that ended between its packets (events): storing, the
+ * TCP analysis and the application layer run on different cores, in the
+ * same packet order. The lock is taken once per batch, never per packet,
+ * and nothing is allocated after start-up but a batch's event list (grown
+ * when more flows end within one batch than ever before). When every batch is in flight the producer either waits (file
  * import: nothing may be lost) or drops and counts (live feeds: the receive
  * path must never block).
  */
@@ -30,12 +33,26 @@ typedef struct pipe_pkt {
     flowkey_t key;     /* also carries the observation point (vni, observer) */
     pkt_ana ana;       /* what the TCP analysis needs */
     uint64_t ana_hash; /* flowtab_hash(&ana, ...) */
+    uint64_t flow_id;  /* the analysis's: the flow the table put it in (0: none) */
 } pipe_pkt;
+
+/* Something the analysis did between two packets of a batch that the next
+ * stage must see at the same point: a flow's final record (its id). */
+typedef struct pipe_event {
+    uint64_t flow_id;
+    uint32_t pos; /* before the batch's packet pos (n: after the last) */
+} pipe_event;
+
+typedef struct pipe_events {
+    pipe_event *ev; /* in pos order */
+    uint32_t n, cap;
+} pipe_events;
 
 typedef struct pipe_batch {
     uint32_t n;
     uint32_t used;
     int64_t first_mono_ns; /* when its first packet arrived (latency bound) */
+    pipe_events ev;        /* emptied by pipeline_get() */
     pipe_pkt pkts[PIPE_BATCH_PKTS];
     uint8_t data[PIPE_BATCH_BYTES];
 } pipe_batch;
@@ -59,15 +76,19 @@ void pipeline_submit(pipeline_t *p, pipe_batch *b);
  * closed and drained (then pipeline_drained() is 1). */
 pipe_batch *pipeline_next(pipeline_t *p, int stage, int timeout_ms);
 
-/* Stage 0 is done with b: hand it to stage 1. */
-void pipeline_pass(pipeline_t *p, pipe_batch *b);
+/* Stage s is done with b: hand it to stage s + 1 (s is 0 or 1). A batch
+ * straight from pipeline_get() may go to stage 2 with events only. */
+void pipeline_pass(pipeline_t *p, int s, pipe_batch *b);
+
+/* Note an event at pos (see pipe_event), after those noted before. */
+void pipe_events_add(pipe_events *e, uint32_t pos, uint64_t flow_id);
 
 /* Done with b: back to the free list. */
 void pipeline_release(pipeline_t *p, pipe_batch *b);
 
 /* No more batches will enter stage: its consumer drains what is queued,
  * then sees NULL. Close stage 0 when ingest ends, stage 1 when the writer
- * has passed its last batch. */
+ * has passed its last batch, stage 2 when the analysis has. */
 void pipeline_close(pipeline_t *p, int stage);
 int pipeline_drained(pipeline_t *p, int stage);
 

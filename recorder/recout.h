@@ -15,9 +15,10 @@
  *
  * Application records (--app-json) are not handed over: an apprec is ~5 KiB
  * (its names and URI are arrays of their largest size), and copying it cost
- * the analysis thread more than formatting its JSON there (bench_app.py:
- * 0.18-0.19 s of analysis CPU with the copy, 0.175-0.18 s without it; the
- * process +0.03-0.08 s). */
+ * more than formatting its JSON where it is made (bench_app.py: 0.18-0.19 s
+ * of analysis CPU with the copy, 0.175-0.18 s without it, when they were
+ * made on the analysis thread); they are made and written on the
+ * application thread (main.c). */
 #ifndef MSCOPE_RECOUT_H
 #define MSCOPE_RECOUT_H
 
