@@ -4,7 +4,10 @@ coordinator's) receives protobuf flow batches and heartbeats from a
 recorder; sequence numbers are gap-free; decoding gives back exactly the
 records of --flows-json. The flow table: interim then final records of the
 same flow, idle timeout, a full table (evictions counted, no packet lost
-from the records), and the flush of every flow at shutdown.
+from the records), and the flush of every flow at shutdown. Application
+records of flows that a live daemon ends by the wall clock, with no packet
+coming after (the analysis hands those ends to the application thread on
+their own).
 """
 import json
 import os
@@ -293,6 +296,48 @@ def test_coordinator_away(pb, d):
           f"delivered once it came")
 
 
+def test_app_idle_ends(pb, d):
+    """HTTP connections cut off mid-exchange (the first 560 packets of
+    tests/data/app_http.pcap) sent to a live daemon: their flows end by
+    the wall clock after --flow-idle with nothing more arriving, and the
+    application records they held (requests without a response among them)
+    reach the bus while the daemon runs - the same transactions as an import
+    of the same packets gives at its end."""
+    _, recs = pcapfile.read_pcap(os.path.join(ROOT, "tests", "data", "app_http.pcap"))
+    cut = os.path.join(d, "http_cut.pcap")
+    pcapfile.write_pcap(cut, recs[:560], nsec=True)
+    js = os.path.join(d, "http_cut.json")
+    h.run([h.RECORDER, "--read", cut, "--app-json", js, "--log-level", "warn"])
+
+    def content(method, uri, status, body):
+        return (method, uri, status, body)
+    want = sorted((content(r["method"], r["uri"], r["status"], r["response_body_bytes"])
+                   for r in map(json.loads, open(js))), key=repr)
+    h.check(any(w[2] is None for w in want), f"no request left without a response: {want}")
+    sub = Sub(pb)
+    rec = h.Daemon(os.path.join(d, "appidle"), *KEYS.recorder_args(sub.port), "--flow-idle", "1s",
+                   "--flow-grace", "0")
+    try:
+        h.vxsend(cut, rec.port, "--rate", 20000)
+
+        def got():
+            return sorted((content(a.http.method.decode(), a.http.uri.decode(),
+                                   a.http.status if a.http.has_response else None,
+                                   a.http.response_body_bytes if a.http.has_response else None)
+                           for b in sub.apps for a in b.records if a.WhichOneof("app") == "http"),
+                          key=repr)
+        h.check(h.wait_for(lambda: len(got()) >= len(want), 20),
+                f"{len(got())} of {len(want)} application records on the bus while the daemon "
+                f"runs: {rec.stats()}")
+        h.check(got() == want, f"application records of flows ended by the clock:\n bus "
+                f"{got()}\n import {want}")
+    finally:
+        rec.stop()
+        sub.close()
+    print(f"ok  {len(want)} application records of flows ended by the wall clock, "
+          f"{sum(w[2] is None for w in want)} of them without a response, as the import's")
+
+
 def main():
     global KEYS
     h.init()
@@ -303,6 +348,7 @@ def main():
     test_interim_idle_and_full(pb, d)
     test_shutdown_flush(pb, d)
     test_coordinator_away(pb, d)
+    test_app_idle_ends(pb, d)
 
 
 if __name__ == "__main__":
