@@ -120,9 +120,14 @@ typedef struct recorder {
     store_t *store;             /* NULL in analysis-only mode */
     flowtab_t *flows;           /* NULL with --no-analysis */
     appana_t *app;              /* application transactions (--app-json, --coordinator); or NULL */
-    pipe_batch *ana_batch;      /* the analysis's batch now (its events), or NULL */
-    uint32_t ana_pos;           /* and its packet */
-    pipe_events ana_pend;       /* flows ended outside a batch */
+    /* The analysis thread's, written a packet: a cache line of their own,
+     * not shared with what the application thread reads a packet. */
+    struct {
+        pipe_batch *batch;      /* its batch now (whose events emit_record notes), or NULL */
+        uint32_t pos;           /* and the packet in it */
+        pipe_events pend;       /* flows ended outside a batch */
+    } __attribute__((aligned(64))) ana;
+    char ana_pad[64];
     FILE *json;                 /* --flows-json */
     FILE *app_out;              /* --app-json */
     char *app_line;             /* the application thread's, APPREC_JSON_MAX bytes */
@@ -162,8 +167,8 @@ static void emit_record(void *ctx, const flowrec *rec)
 {
     recorder *r = ctx;
     if (r->app && rec->final) {
-        if (r->ana_batch) pipe_events_add(&r->ana_batch->ev, r->ana_pos, rec->flow_id);
-        else pipe_events_add(&r->ana_pend, 0, rec->flow_id);
+        if (r->ana.batch) pipe_events_add(&r->ana.batch->ev, r->ana.pos, rec->flow_id);
+        else pipe_events_add(&r->ana.pend, 0, rec->flow_id);
     }
     if (r->pub) publish_record(r->pub, rec); /* never blocks; shed records are counted */
     if (r->json && rec->final) recout_flow(r->out, rec);
@@ -255,8 +260,8 @@ static void log_thread_cpu(const char *name)
 /* Flows that ended outside a batch go with b, before its first packet. */
 static void take_pending(recorder *r, pipe_batch *b)
 {
-    for (uint32_t i = 0; i < r->ana_pend.n; i++) pipe_events_add(&b->ev, 0, r->ana_pend.ev[i].flow_id);
-    r->ana_pend.n = 0;
+    for (uint32_t i = 0; i < r->ana.pend.n; i++) pipe_events_add(&b->ev, 0, r->ana.pend.ev[i].flow_id);
+    r->ana.pend.n = 0;
 }
 
 /* The analysis: every packet through the flow table, in the same order;
@@ -270,28 +275,28 @@ static void *analysis_main(void *arg)
     for (;;) {
         pipe_batch *b = pipeline_next(r->pipe, 1, 100);
         if (b) {
-            r->ana_batch = b;
-            if (r->ana_pend.n) take_pending(r, b);
+            r->ana.batch = b;
+            if (r->ana.pend.n) take_pending(r, b);
             for (uint32_t i = 0; i < b->n; i++) {
                 pipe_pkt *p = &b->pkts[i];
                 if (i + 16 < b->n)
                     flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
-                r->ana_pos = i;
+                r->ana.pos = i;
                 p->flow_id = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer,
                                             &p->ana, p->ana_hash);
             }
-            r->ana_pos = b->n;
+            r->ana.pos = b->n;
         } else if (pipeline_drained(r->pipe, 1)) {
             break;
         }
         /* A live feed's flows also age by the wall clock when packets stop. */
         if (!r->import_mode) flowtab_advance(r->flows, timeparse_now_ns());
-        r->ana_batch = NULL;
+        r->ana.batch = NULL;
         if (b && r->app) {
             pipeline_pass(r->pipe, 1, b);
         } else if (b) {
             pipeline_release(r->pipe, b);
-        } else if (r->ana_pend.n && (b = pipeline_get(r->pipe, 0))) { /* idle: flows aged out */
+        } else if (r->ana.pend.n && (b = pipeline_get(r->pipe, 0))) { /* idle: flows aged out */
             take_pending(r, b);
             pipeline_pass(r->pipe, 1, b);
         }
@@ -301,17 +306,17 @@ static void *analysis_main(void *arg)
             last_snap = now;
         }
     }
-    flowtab_flush(r->flows); /* ends every flow: their events wait in ana_pend */
+    flowtab_flush(r->flows); /* ends every flow: their events wait in ana.pend */
     flow_snapshot(r);
     log_thread_cpu("analysis");
-    if (r->app) pipeline_close(r->pipe, 2); /* the application thread then takes ana_pend */
+    if (r->app) pipeline_close(r->pipe, 2); /* the application thread then takes ana.pend */
     return NULL;
 }
 
 /* The flows of b's events before packet pos (from *e on) end. */
-static void app_ends(recorder *r, const pipe_batch *b, uint32_t *e, uint32_t pos)
+static inline void app_ends(appana_t *app, const pipe_batch *b, uint32_t *e, uint32_t pos)
 {
-    for (; *e < b->ev.n && b->ev.ev[*e].pos <= pos; (*e)++) appana_flow_end(r->app, b->ev.ev[*e].flow_id);
+    for (; *e < b->ev.n && b->ev.ev[*e].pos <= pos; (*e)++) appana_flow_end(app, b->ev.ev[*e].flow_id);
 }
 
 /* The application layer: each analysed packet with its flow id, and each
@@ -320,6 +325,7 @@ static void app_ends(recorder *r, const pipe_batch *b, uint32_t *e, uint32_t pos
 static void *app_main(void *arg)
 {
     recorder *r = arg;
+    appana_t *app = r->app;
     int64_t last_snap = 0;
     pthread_setname_np(pthread_self(), "mscope-app");
     for (;;) {
@@ -330,18 +336,18 @@ static void *app_main(void *arg)
                 const pipe_pkt *p = &b->pkts[i];
                 if (i + 8 < b->n && b->pkts[i + 8].payload_off) /* the parsers read it */
                     __builtin_prefetch(b->data + b->pkts[i + 8].data_off + b->pkts[i + 8].payload_off);
-                app_ends(r, b, &e, i);
+                app_ends(app, b, &e, i);
                 if (!p->flow_id) continue;
                 uint32_t cap = p->payload_off && p->payload_off < p->caplen ? p->caplen - p->payload_off : 0;
-                appana_packet(r->app, p->flow_id, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
+                appana_packet(app, p->flow_id, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
                               b->data + p->data_off + p->payload_off, cap);
             }
-            app_ends(r, b, &e, b->n);
+            app_ends(app, b, &e, b->n);
             pipeline_release(r->pipe, b);
         } else if (pipeline_drained(r->pipe, 2)) {
             break;
         }
-        if (!r->import_mode) appana_advance(r->app, timeparse_now_ns());
+        if (!r->import_mode) appana_advance(app, timeparse_now_ns());
         int64_t now = timeparse_mono_ns();
         if (now - last_snap > 200000000LL) {
             app_snapshot(r);
@@ -349,8 +355,8 @@ static void *app_main(void *arg)
         }
     }
     /* The analysis's flush ended every flow; it has closed stage 2 since. */
-    for (uint32_t i = 0; i < r->ana_pend.n; i++) appana_flow_end(r->app, r->ana_pend.ev[i].flow_id);
-    r->ana_pend.n = 0;
+    for (uint32_t i = 0; i < r->ana.pend.n; i++) appana_flow_end(app, r->ana.pend.ev[i].flow_id);
+    r->ana.pend.n = 0;
     appana_flush(r->app);
     if (r->app_out) fflush(r->app_out);
     app_snapshot(r);
@@ -721,7 +727,7 @@ static void stop_writer(recorder *r)
     flowtab_free(r->flows);
     appana_free(r->app);
     free(r->app_line);
-    free(r->ana_pend.ev);
+    free(r->ana.pend.ev);
     pipeline_free(r->pipe);
 }
 
