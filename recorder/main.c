@@ -278,11 +278,11 @@ static void *analysis_main(void *arg)
             r->ana.batch = b;
             if (r->ana.pend.n) take_pending(r, b);
             for (uint32_t i = 0; i < b->n; i++) {
-                pipe_pkt *p = &b->pkts[i];
+                const pipe_pkt *p = &b->pkts[i];
                 if (i + 16 < b->n)
                     flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
                 r->ana.pos = i;
-                p->flow_id = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer,
+                b->flow_id[i] = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer,
                                             &p->ana, p->ana_hash);
             }
             r->ana.pos = b->n;
@@ -337,9 +337,9 @@ static void *app_main(void *arg)
                 if (i + 8 < b->n && b->pkts[i + 8].payload_off) /* the parsers read it */
                     __builtin_prefetch(b->data + b->pkts[i + 8].data_off + b->pkts[i + 8].payload_off);
                 app_ends(app, b, &e, i);
-                if (!p->flow_id) continue;
+                if (!b->flow_id[i]) continue;
                 uint32_t cap = p->payload_off && p->payload_off < p->caplen ? p->caplen - p->payload_off : 0;
-                appana_packet(app, p->flow_id, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
+                appana_packet(app, b->flow_id[i], p->ts_ns, p->key.vni, p->key.observer, &p->ana,
                               b->data + p->data_off + p->payload_off, cap);
             }
             app_ends(app, b, &e, b->n);

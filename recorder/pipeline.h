@@ -33,7 +33,6 @@ typedef struct pipe_pkt {
     flowkey_t key;     /* also carries the observation point (vni, observer) */
     pkt_ana ana;       /* what the TCP analysis needs */
     uint64_t ana_hash; /* flowtab_hash(&ana, ...) */
-    uint64_t flow_id;  /* the analysis's: the flow the table put it in (0: none) */
 } pipe_pkt;
 
 /* Something the analysis did between two packets of a batch that the next
@@ -54,6 +53,10 @@ typedef struct pipe_batch {
     int64_t first_mono_ns; /* when its first packet arrived (latency bound) */
     pipe_events ev;        /* emptied by pipeline_get() */
     pipe_pkt pkts[PIPE_BATCH_PKTS];
+    /* The analysis's, for the application thread: the flow the table put
+     * each packet in (0: none). Apart from pkts, which the analysis only
+     * reads: eight to a cache line, not one written in each packet's. */
+    uint64_t flow_id[PIPE_BATCH_PKTS];
     uint8_t data[PIPE_BATCH_BYTES];
 } pipe_batch;
 
