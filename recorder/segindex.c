@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,10 @@ struct segidx_builder {
     uint32_t *obs_slots;
     size_t nobs_slots;
     uint32_t last_obs; /* the one looked up last, number + 1 (0 = none) */
+    /* segidx_builder_prefetch: the keys it fetched the last four calls
+     * (number + 1, 0 = none), whose whole key it fetches once they are in */
+    uint32_t pf_ring[4];
+    uint32_t pf_n;
 };
 
 #define SEGIDX_MIN_SLOTS 4096
@@ -127,6 +132,7 @@ void segidx_builder_free(segidx_builder_t *b)
 void segidx_builder_reset(segidx_builder_t *b, uint64_t seq)
 {
     b->seq = seq;
+    memset(b->pf_ring, 0, sizeof b->pf_ring);
     b->npkts = 0;
     b->nflows = 0;
     b->nwide = 0;
@@ -137,6 +143,8 @@ void segidx_builder_reset(segidx_builder_t *b, uint64_t seq)
 }
 
 uint32_t segidx_builder_count(const segidx_builder_t *b) { return (uint32_t)b->npkts; }
+
+size_t segidx_builder_flows(const segidx_builder_t *b) { return b->nflows; }
 
 uint32_t segidx_builder_count_upto(const segidx_builder_t *b, uint64_t off)
 {
@@ -189,23 +197,47 @@ static uint32_t segidx__obs_id(segidx_builder_t *b, uint32_t vni, const uint8_t 
     return (b->last_obs = (uint32_t)b->nobs) - 1;
 }
 
+/* A compact key as the words it is compared by: built in registers from
+ * the flow key and compared with a stored key's words, not written to the
+ * stack and read back (8-byte loads of a struct just written field by field
+ * miss store-to-load forwarding, and that stall was the index builder's
+ * largest cost). The layout is segidx__key's, on a little-endian machine. */
+typedef struct segidx__kw {
+    uint64_t w0, w1; /* src, dst | obs, sport, dport */
+    uint32_t w2;     /* kind, proto, vlans, bits */
+} segidx__kw;
+
+_Static_assert(sizeof(segidx__key) == 20 && offsetof(segidx__key, obs) == 8 &&
+                   offsetof(segidx__key, sport) == 12 && offsetof(segidx__key, kind) == 16 &&
+                   offsetof(segidx__key, bits) == 19,
+               "segidx__kw mirrors segidx__key");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "segidx__kw assumes little-endian");
+
 /* k's compact form in *c; 0 when it has none (it is kept whole). */
-static int segidx__compact(segidx_builder_t *b, const flowkey_t *k, segidx__key *c)
+static int segidx__compact(segidx_builder_t *b, const flowkey_t *k, segidx__kw *c)
 {
     static const uint8_t zero[sizeof k->pad];
     if (memcmp(k->src, segidx__mapped, 12) || memcmp(k->dst, segidx__mapped, 12) ||
         k->frag_later > 1 || memcmp(k->pad, zero, sizeof zero))
         return 0;
-    memcpy(&c->src, k->src + 12, 4);
-    memcpy(&c->dst, k->dst + 12, 4);
-    c->obs = segidx__obs_id(b, k->vni, k->observer);
-    c->sport = k->sport;
-    c->dport = k->dport;
-    c->kind = k->kind;
-    c->proto = k->proto;
-    c->vlans = k->vlans;
-    c->bits = k->frag_later ? SK_FRAG : 0;
+    uint32_t src, dst;
+    memcpy(&src, k->src + 12, 4);
+    memcpy(&dst, k->dst + 12, 4);
+    c->w0 = src | (uint64_t)dst << 32;
+    c->w1 = segidx__obs_id(b, k->vni, k->observer) | (uint64_t)k->sport << 32 | (uint64_t)k->dport << 48;
+    c->w2 = k->kind | (uint32_t)k->proto << 8 | (uint32_t)k->vlans << 16 |
+            (uint32_t)(k->frag_later ? SK_FRAG : 0) << 24;
     return 1;
+}
+
+static inline int segidx__kw_equal(const segidx__key *e, const segidx__kw *c)
+{
+    uint64_t w0, w1;
+    uint32_t w2;
+    memcpy(&w0, e, 8);
+    memcpy(&w1, (const char *)e + 8, 8);
+    memcpy(&w2, (const char *)e + 16, 4);
+    return ((w0 ^ c->w0) | (w1 ^ c->w1) | (w2 ^ c->w2)) == 0;
 }
 
 /* Flow f's key as the caller gave it. */
@@ -256,7 +288,7 @@ static void segidx__rehash(segidx_builder_t *b)
 
 static uint32_t segidx__flow_id(segidx_builder_t *b, const flowkey_t *k, uint64_t hash)
 {
-    segidx__key c;
+    segidx__kw c;
     int compact = segidx__compact(b, k, &c);
     uint32_t mask = (uint32_t)(b->nslots - 1), tag = (uint32_t)(hash >> 32) & ~mask;
     size_t i = hash & mask;
@@ -266,35 +298,66 @@ static uint32_t segidx__flow_id(segidx_builder_t *b, const flowkey_t *k, uint64_
         if ((s & ~mask) == tag) {
             uint32_t id = (s & mask) - 1;
             const segidx__key *e = &b->keys[id];
-            if (compact ? !memcmp(e, &c, sizeof c)
+            if (compact ? segidx__kw_equal(e, &c)
                         : (e->bits & SK_WIDE) && flowkey_equal(&b->wide[e->src], k))
                 return id;
         }
         i = (i + 1) & mask;
     }
-    if (!compact) {
+    segidx__key nk;
+    if (compact) {
+        memcpy(&nk, &c.w0, 8);
+        memcpy((char *)&nk + 8, &c.w1, 8);
+        memcpy((char *)&nk + 16, &c.w2, 4);
+    } else {
         xgrow((void **)&b->wide, &b->cap_wide, b->nwide + 1, sizeof *b->wide);
         b->wide[b->nwide] = *k;
-        memset(&c, 0, sizeof c);
-        c.src = (uint32_t)b->nwide++;
-        c.bits = SK_WIDE;
+        memset(&nk, 0, sizeof nk);
+        nk.src = (uint32_t)b->nwide++;
+        nk.bits = SK_WIDE;
     }
     xgrow((void **)&b->keys, &b->cap_flows, b->nflows + 1, sizeof *b->keys);
     uint32_t id = (uint32_t)b->nflows++;
-    b->keys[id] = c;
+    b->keys[id] = nk;
     b->slots[i] = tag | (id + 1); /* id + 1 <= nslots / 2 + 1: within the mask */
     if (b->nflows * 2 > b->nslots) segidx__rehash(b);
     return id;
 }
 
-void segidx_builder_prefetch(const segidx_builder_t *b, uint64_t hash_far, uint64_t hash_near)
+void segidx_builder_prefetch(segidx_builder_t *b, uint64_t hash_far, uint64_t hash_near)
 {
     uint32_t mask = (uint32_t)(b->nslots - 1);
     __builtin_prefetch(&b->slots[hash_far & mask]);
-    /* The near packet's slot was fetched a while ago: fetch its key now. */
-    uint32_t s = b->slots[hash_near & mask];
-    if (s && (s & ~mask) == ((uint32_t)(hash_near >> 32) & ~mask))
-        __builtin_prefetch(&b->keys[(s & mask) - 1]);
+    /* The near packet's slot was fetched a while ago: fetch its key now -
+     * the first one in its probe run with its tag (linear probing at a
+     * load of up to a half: a third of the flows are not in their first
+     * slot, and their key compares were the builder's largest cost). */
+    uint32_t tag = (uint32_t)(hash_near >> 32) & ~mask, found = 0;
+    for (uint32_t i = hash_near & mask, n = 0; n < 8; i = (i + 1) & mask, n++) {
+        uint32_t s = b->slots[i];
+        if (!s) break;
+        if ((s & ~mask) == tag) {
+            found = s & mask;
+            __builtin_prefetch(&b->keys[found - 1]);
+            break;
+        }
+    }
+    /* Four calls on, that key is in the cache: a key kept whole (IPv6, odd
+     * packets) is compared in wide[], fetched for it now. */
+    uint32_t old = b->pf_ring[b->pf_n & 3];
+    b->pf_ring[b->pf_n++ & 3] = found;
+    if (old && old <= b->nflows && (b->keys[old - 1].bits & SK_WIDE))
+        __builtin_prefetch(&b->wide[b->keys[old - 1].src]);
+}
+
+void segidx_builder_expect(segidx_builder_t *b, size_t nflows)
+{
+    size_t n = b->nslots;
+    while (n < 2 * nflows + 2) n *= 2;
+    if (n == b->nslots) return;
+    free(b->slots);
+    b->slots = xcalloc(n, sizeof *b->slots);
+    b->nslots = n;
 }
 
 void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, uint64_t hash, int64_t ts_ns,
