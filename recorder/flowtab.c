@@ -194,6 +194,8 @@ typedef struct flow {
     int64_t last_ns;
     int64_t queued_ns;   /* activity list: last_ns when queued; close list: the close time */
 } flow;
+_Static_assert(offsetof(flow, bport) == offsetof(flow, aport) + 2, "a flow's ports are one word");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "pkey.ports is read from a flow's ports");
 
 /* more flow bits */
 #define C_SYN 0x01  /* fcold.syn_irtt holds a SYN's time (a SYN at time 0 does not count) */
@@ -653,7 +655,11 @@ static const uint8_t flowtab__zero[16];
 typedef struct pkey {
     const uint8_t *a16, *b16; /* the endpoints in canonical order */
     uint32_t a, b;            /* their IPv4 addresses (0 for IPv6) */
-    uint16_t aport, bport;
+    /* a's port | b's port << 16: one word, written and compared whole (as
+     * two 16-bit fields, the compiler compared them by one 32-bit load of
+     * two separate stores, which store forwarding cannot serve: a stall in
+     * every lookup) */
+    uint32_t ports;
     uint8_t proto, v6;        /* v6: F_V6 or 0 */
 } pkey;
 
@@ -693,8 +699,8 @@ FLOWTAB_INLINE int flowtab__pkey(pkey *k, const pkt_ana *a)
     }
     k->a16 = a_is_src ? a->src : a->dst;
     k->b16 = a_is_src ? a->dst : a->src;
-    k->aport = a_is_src ? a->sport : a->dport;
-    k->bport = a_is_src ? a->dport : a->sport;
+    k->ports = a_is_src ? (uint32_t)a->sport | (uint32_t)a->dport << 16
+                        : (uint32_t)a->dport | (uint32_t)a->sport << 16;
     k->proto = a->proto;
     k->a = k->b = 0;
     if (!k->v6) {
@@ -734,7 +740,7 @@ FLOWTAB_INLINE uint64_t flowtab__keyhash(const pkey *k, uint32_t vni, const uint
 {
     uint64_t w[2], h = 0x9e3779b97f4a7c15ULL;
     h = flowtab__mix(h, (uint64_t)k->a << 32 | k->b);
-    h = flowtab__mix(h, (uint64_t)k->aport << 48 | (uint64_t)k->bport << 32 | vni);
+    h = flowtab__mix(h, (uint64_t)(k->ports & 0xffff) << 48 | (uint64_t)(k->ports >> 16) << 32 | vni);
     h = flowtab__mix(h, (uint64_t)k->proto << 8 | k->v6);
     memcpy(w, observer, 16);
     h = flowtab__mix(flowtab__mix(h, w[0]), w[1]);
@@ -754,8 +760,7 @@ static void flowtab__flow_pkey(const flowtab_t *t, uint32_t id, pkey *k)
     k->v6 = f->bits & F_V6;
     k->a = k->v6 ? 0 : f->a;
     k->b = f->b;
-    k->aport = f->aport;
-    k->bport = f->bport;
+    k->ports = (uint32_t)f->aport | (uint32_t)f->bport << 16;
     k->proto = f->proto;
     k->a16 = k->v6 ? t->v6[f->a] : NULL;
     k->b16 = k->v6 ? t->v6[f->a] + 16 : NULL;
@@ -765,8 +770,10 @@ static int flowtab__match(const flowtab_t *t, uint32_t id, const pkey *k, uint32
                           const uint8_t observer[16])
 {
     const flow *f = &t->flows[id - 1];
-    if ((k->v6 ? 0 : f->a != k->a) || f->b != k->b || f->aport != k->aport ||
-        f->bport != k->bport || f->proto != k->proto || (f->bits & F_V6) != k->v6)
+    uint32_t ports;
+    memcpy(&ports, &f->aport, 4); /* aport, then bport (the static assert below) */
+    if ((k->v6 ? 0 : f->a != k->a) || f->b != k->b || ports != k->ports || f->proto != k->proto ||
+        (f->bits & F_V6) != k->v6)
         return 0;
     const obs_pt *o = &t->obs[f->obs];
     uint64_t x[2], y[2];
@@ -1044,8 +1051,8 @@ static uint32_t flowtab__new_flow(flowtab_t *t, const pkey *k, uint32_t vni,
     memset(c, 0, sizeof *c);
     f->a = k->a;
     f->b = k->b;
-    f->aport = k->aport;
-    f->bport = k->bport;
+    f->aport = (uint16_t)k->ports;
+    f->bport = (uint16_t)(k->ports >> 16);
     f->proto = k->proto;
     f->bits = k->v6;
     if (k->v6) { /* never runs out: one per flow at most */
