@@ -702,9 +702,19 @@ static void segidx__pad(segidx__out *o, uint64_t off)
 
 /* What laying out needs beside the builder: the header, and per flow
  * where its posting list ends in posts[] (0 for a flow without packets). */
+/* A flow's packets' times and bytes, summed in the pass that counts them:
+ * summed later along its posting list, each packet's time and length were
+ * a cache miss (a segment's arrays are megabytes, a flow's packets spread
+ * over them). */
+typedef struct segidx__facc {
+    int64_t first, last;
+    uint64_t bytes;
+} segidx__facc;
+
 typedef struct segidx__plan {
     segidx_hdr h;
     uint32_t *end;
+    segidx__facc *acc; /* by builder flow number */
     uint32_t *posts;
     size_t nhosts4; /* host entries with an IPv4 (mapped) address */
 } segidx__plan;
@@ -747,7 +757,17 @@ static void segidx__plan_make(segidx_builder_t *b, uint64_t pcap_bytes, segidx__
     /* Count packets per flow, then make the counts starts in the index's
      * order, then place each packet (a counting sort over the flows). */
     uint32_t *end = xcalloc(b->nflows + 1, sizeof *end);
-    for (size_t i = 0; i < n; i++) end[b->flow[i]]++;
+    segidx__facc *acc = xmalloc((b->nflows + 1) * sizeof *acc);
+    for (size_t f = 0; f <= b->nflows; f++) acc[f] = (segidx__facc){ INT64_MAX, INT64_MIN, 0 };
+    for (size_t i = 0; i < n; i++) {
+        uint32_t f = b->flow[i];
+        int64_t t = b->ts[i];
+        end[f]++;
+        acc[f].bytes += b->len[i];
+        if (t < acc[f].first) acc[f].first = t;
+        if (t > acc[f].last) acc[f].last = t;
+    }
+    p->acc = acc;
     size_t nflows = 0, nhosts = 0, nports = 0;
     uint32_t start = 0;
     for (int others = 0; others < 2; others++)
@@ -980,14 +1000,9 @@ static void segidx__emit(segidx_builder_t *b, segidx__plan *p, segidx__out *o, s
         segidx_flow fl;
         memset(&fl, 0, sizeof fl);
         segidx__expand(b, it.f, &fl.key);
-        fl.first_ns = INT64_MAX;
-        fl.last_ns = INT64_MIN;
-        for (uint32_t j = it.start; j < it.end; j++) {
-            uint32_t i = p->posts[j];
-            fl.bytes += b->len[i];
-            if (b->ts[i] < fl.first_ns) fl.first_ns = b->ts[i];
-            if (b->ts[i] > fl.last_ns) fl.last_ns = b->ts[i];
-        }
+        fl.first_ns = p->acc[it.f].first;
+        fl.last_ns = p->acc[it.f].last;
+        fl.bytes = p->acc[it.f].bytes;
         fl.packets = it.end - it.start;
         fl.post_start = it.start;
         if (keys && !it.others) keys->odd = 1;
@@ -1003,6 +1018,8 @@ static void segidx__emit(segidx_builder_t *b, segidx__plan *p, segidx__out *o, s
     segidx__emit_ports(b, p, o, keys);
     free(p->end);
     p->end = NULL;
+    free(p->acc);
+    p->acc = NULL;
     segidx__pad(o, h->off_blocks);
     for (size_t i = 0; i < n; i += SEGIDX_BLOCK) {
         segidx_block bl = { b->ts[i], b->ts[i] };
