@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,47 +196,23 @@ static uint32_t segidx__obs_id(segidx_builder_t *b, uint32_t vni, const uint8_t 
     return (b->last_obs = (uint32_t)b->nobs) - 1;
 }
 
-/* A compact key as the words it is compared by: built in registers from
- * the flow key and compared with a stored key's words, not written to the
- * stack and read back (8-byte loads of a struct just written field by field
- * miss store-to-load forwarding, and that stall was the index builder's
- * largest cost). The layout is segidx__key's, on a little-endian machine. */
-typedef struct segidx__kw {
-    uint64_t w0, w1; /* src, dst | obs, sport, dport */
-    uint32_t w2;     /* kind, proto, vlans, bits */
-} segidx__kw;
-
-_Static_assert(sizeof(segidx__key) == 20 && offsetof(segidx__key, obs) == 8 &&
-                   offsetof(segidx__key, sport) == 12 && offsetof(segidx__key, kind) == 16 &&
-                   offsetof(segidx__key, bits) == 19,
-               "segidx__kw mirrors segidx__key");
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "segidx__kw assumes little-endian");
-
 /* k's compact form in *c; 0 when it has none (it is kept whole). */
-static int segidx__compact(segidx_builder_t *b, const flowkey_t *k, segidx__kw *c)
+static int segidx__compact(segidx_builder_t *b, const flowkey_t *k, segidx__key *c)
 {
     static const uint8_t zero[sizeof k->pad];
     if (memcmp(k->src, segidx__mapped, 12) || memcmp(k->dst, segidx__mapped, 12) ||
         k->frag_later > 1 || memcmp(k->pad, zero, sizeof zero))
         return 0;
-    uint32_t src, dst;
-    memcpy(&src, k->src + 12, 4);
-    memcpy(&dst, k->dst + 12, 4);
-    c->w0 = src | (uint64_t)dst << 32;
-    c->w1 = segidx__obs_id(b, k->vni, k->observer) | (uint64_t)k->sport << 32 | (uint64_t)k->dport << 48;
-    c->w2 = k->kind | (uint32_t)k->proto << 8 | (uint32_t)k->vlans << 16 |
-            (uint32_t)(k->frag_later ? SK_FRAG : 0) << 24;
+    memcpy(&c->src, k->src + 12, 4);
+    memcpy(&c->dst, k->dst + 12, 4);
+    c->obs = segidx__obs_id(b, k->vni, k->observer);
+    c->sport = k->sport;
+    c->dport = k->dport;
+    c->kind = k->kind;
+    c->proto = k->proto;
+    c->vlans = k->vlans;
+    c->bits = k->frag_later ? SK_FRAG : 0;
     return 1;
-}
-
-static inline int segidx__kw_equal(const segidx__key *e, const segidx__kw *c)
-{
-    uint64_t w0, w1;
-    uint32_t w2;
-    memcpy(&w0, e, 8);
-    memcpy(&w1, (const char *)e + 8, 8);
-    memcpy(&w2, (const char *)e + 16, 4);
-    return ((w0 ^ c->w0) | (w1 ^ c->w1) | (w2 ^ c->w2)) == 0;
 }
 
 /* Flow f's key as the caller gave it. */
@@ -288,7 +263,7 @@ static void segidx__rehash(segidx_builder_t *b)
 
 static uint32_t segidx__flow_id(segidx_builder_t *b, const flowkey_t *k, uint64_t hash)
 {
-    segidx__kw c;
+    segidx__key c;
     int compact = segidx__compact(b, k, &c);
     uint32_t mask = (uint32_t)(b->nslots - 1), tag = (uint32_t)(hash >> 32) & ~mask;
     size_t i = hash & mask;
@@ -298,27 +273,22 @@ static uint32_t segidx__flow_id(segidx_builder_t *b, const flowkey_t *k, uint64_
         if ((s & ~mask) == tag) {
             uint32_t id = (s & mask) - 1;
             const segidx__key *e = &b->keys[id];
-            if (compact ? segidx__kw_equal(e, &c)
+            if (compact ? !memcmp(e, &c, sizeof c)
                         : (e->bits & SK_WIDE) && flowkey_equal(&b->wide[e->src], k))
                 return id;
         }
         i = (i + 1) & mask;
     }
-    segidx__key nk;
-    if (compact) {
-        memcpy(&nk, &c.w0, 8);
-        memcpy((char *)&nk + 8, &c.w1, 8);
-        memcpy((char *)&nk + 16, &c.w2, 4);
-    } else {
+    if (!compact) {
         xgrow((void **)&b->wide, &b->cap_wide, b->nwide + 1, sizeof *b->wide);
         b->wide[b->nwide] = *k;
-        memset(&nk, 0, sizeof nk);
-        nk.src = (uint32_t)b->nwide++;
-        nk.bits = SK_WIDE;
+        memset(&c, 0, sizeof c);
+        c.src = (uint32_t)b->nwide++;
+        c.bits = SK_WIDE;
     }
     xgrow((void **)&b->keys, &b->cap_flows, b->nflows + 1, sizeof *b->keys);
     uint32_t id = (uint32_t)b->nflows++;
-    b->keys[id] = nk;
+    b->keys[id] = c;
     b->slots[i] = tag | (id + 1); /* id + 1 <= nslots / 2 + 1: within the mask */
     if (b->nflows * 2 > b->nslots) segidx__rehash(b);
     return id;
