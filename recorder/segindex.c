@@ -8,9 +8,12 @@
  * keys that do not fit (IPv6, odd) kept whole beside it: about 30 bytes a
  * flow where the 64-byte flowkey_t and its hash took ~100. Nothing per flow
  * is updated per packet except the lookup, so the writer's inner loop is
- * one hash probe and four stores. At seal time the posting lists fall out
- * of one counting sort over the flow ids, each flow's statistics out of a
- * walk of its list, the host table out of a sort of 8-byte (IPv4 address,
+ * one hash probe and four stores; the writer prefetches the probe's slot
+ * 16 packets ahead and the key it finds 8 ahead (and a whole key 4 ahead),
+ * and a new builder's table starts at the last segment's size. At seal time the posting lists fall out
+ * of one counting sort over the flow ids, each flow's statistics out of the
+ * same pass (summed along its list instead, each packet was a cache miss),
+ * the host table out of a sort of 8-byte (IPv4 address,
  * flow) numbers (IPv6 entries by a radix sort of their addresses) and the
  * port table out of a count per port (a sort when it is small); the sealer
  * writes them to the file a section at a time through a buffer, each
