@@ -9,11 +9,10 @@
  * flow where the 64-byte flowkey_t and its hash took ~100. Nothing per flow
  * is updated per packet except the lookup, so the writer's inner loop is
  * one hash probe and four stores; the writer prefetches the probe's slot
- * 16 packets ahead and the key it finds 8 ahead (and a whole key 4 ahead),
- * and a new builder's table starts at the last segment's size. At seal time the posting lists fall out
- * of one counting sort over the flow ids, each flow's statistics out of the
- * same pass (summed along its list instead, each packet was a cache miss),
- * the host table out of a sort of 8-byte (IPv4 address,
+ * 16 packets ahead and the key it finds 8 ahead (and a whole key 4 ahead). At seal time the posting lists fall out
+ * of one counting sort over the flow ids, each flow's statistics out of a
+ * walk of its list (each packet's time and length prefetched ahead: they
+ * are spread over megabytes), the host table out of a sort of 8-byte (IPv4 address,
  * flow) numbers (IPv6 entries by a radix sort of their addresses) and the
  * port table out of a count per port (a sort when it is small); the sealer
  * writes them to the file a section at a time through a buffer, each
@@ -145,8 +144,6 @@ void segidx_builder_reset(segidx_builder_t *b, uint64_t seq)
 }
 
 uint32_t segidx_builder_count(const segidx_builder_t *b) { return (uint32_t)b->npkts; }
-
-size_t segidx_builder_flows(const segidx_builder_t *b) { return b->nflows; }
 
 uint32_t segidx_builder_count_upto(const segidx_builder_t *b, uint64_t off)
 {
@@ -323,15 +320,6 @@ void segidx_builder_prefetch(segidx_builder_t *b, uint64_t hash_far, uint64_t ha
         __builtin_prefetch(&b->wide[b->keys[old - 1].src]);
 }
 
-void segidx_builder_expect(segidx_builder_t *b, size_t nflows)
-{
-    size_t n = b->nslots;
-    while (n < 2 * nflows + 2) n *= 2;
-    if (n == b->nslots) return;
-    free(b->slots);
-    b->slots = xcalloc(n, sizeof *b->slots);
-    b->nslots = n;
-}
 
 void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, uint64_t hash, int64_t ts_ns,
                         uint32_t off, uint32_t origlen)
@@ -675,19 +663,9 @@ static void segidx__pad(segidx__out *o, uint64_t off)
 
 /* What laying out needs beside the builder: the header, and per flow
  * where its posting list ends in posts[] (0 for a flow without packets). */
-/* A flow's packets' times and bytes, summed in the pass that counts them:
- * summed later along its posting list, each packet's time and length were
- * a cache miss (a segment's arrays are megabytes, a flow's packets spread
- * over them). */
-typedef struct segidx__facc {
-    int64_t first, last;
-    uint64_t bytes;
-} segidx__facc;
-
 typedef struct segidx__plan {
     segidx_hdr h;
     uint32_t *end;
-    segidx__facc *acc; /* by builder flow number */
     uint32_t *posts;
     size_t nhosts4; /* host entries with an IPv4 (mapped) address */
 } segidx__plan;
@@ -730,17 +708,7 @@ static void segidx__plan_make(segidx_builder_t *b, uint64_t pcap_bytes, segidx__
     /* Count packets per flow, then make the counts starts in the index's
      * order, then place each packet (a counting sort over the flows). */
     uint32_t *end = xcalloc(b->nflows + 1, sizeof *end);
-    segidx__facc *acc = xmalloc((b->nflows + 1) * sizeof *acc);
-    for (size_t f = 0; f <= b->nflows; f++) acc[f] = (segidx__facc){ INT64_MAX, INT64_MIN, 0 };
-    for (size_t i = 0; i < n; i++) {
-        uint32_t f = b->flow[i];
-        int64_t t = b->ts[i];
-        end[f]++;
-        acc[f].bytes += b->len[i];
-        if (t < acc[f].first) acc[f].first = t;
-        if (t > acc[f].last) acc[f].last = t;
-    }
-    p->acc = acc;
+    for (size_t i = 0; i < n; i++) end[b->flow[i]]++;
     size_t nflows = 0, nhosts = 0, nports = 0;
     uint32_t start = 0;
     for (int others = 0; others < 2; others++)
@@ -973,9 +941,20 @@ static void segidx__emit(segidx_builder_t *b, segidx__plan *p, segidx__out *o, s
         segidx_flow fl;
         memset(&fl, 0, sizeof fl);
         segidx__expand(b, it.f, &fl.key);
-        fl.first_ns = p->acc[it.f].first;
-        fl.last_ns = p->acc[it.f].last;
-        fl.bytes = p->acc[it.f].bytes;
+        fl.first_ns = INT64_MAX;
+        fl.last_ns = INT64_MIN;
+        for (uint32_t j = it.start; j < it.end; j++) {
+            /* A flow's packets are spread over the segment's arrays: each
+             * one's time and length fetched 16 list entries ahead. */
+            if (j + 16 < n) {
+                __builtin_prefetch(&b->ts[p->posts[j + 16]]);
+                __builtin_prefetch(&b->len[p->posts[j + 16]]);
+            }
+            uint32_t i = p->posts[j];
+            fl.bytes += b->len[i];
+            if (b->ts[i] < fl.first_ns) fl.first_ns = b->ts[i];
+            if (b->ts[i] > fl.last_ns) fl.last_ns = b->ts[i];
+        }
         fl.packets = it.end - it.start;
         fl.post_start = it.start;
         if (keys && !it.others) keys->odd = 1;
@@ -991,8 +970,6 @@ static void segidx__emit(segidx_builder_t *b, segidx__plan *p, segidx__out *o, s
     segidx__emit_ports(b, p, o, keys);
     free(p->end);
     p->end = NULL;
-    free(p->acc);
-    p->acc = NULL;
     segidx__pad(o, h->off_blocks);
     for (size_t i = 0; i < n; i += SEGIDX_BLOCK) {
         segidx_block bl = { b->ts[i], b->ts[i] };

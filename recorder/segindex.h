@@ -156,18 +156,10 @@ void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, uint64_t hash, 
  * and, four calls later, the whole key of a flow kept whole. */
 void segidx_builder_prefetch(segidx_builder_t *b, uint64_t hash_far, uint64_t hash_near);
 
-/* About nflows flows are coming (the last segment's count): size the hash
- * table for them now, before reset, instead of doubling it up to there -
- * each doubling rehashes every flow so far. Never shrinks. */
-void segidx_builder_expect(segidx_builder_t *b, size_t nflows);
-
 /* Forget packets from ordinal n on (their bytes never reached the disk). */
 void segidx_builder_truncate(segidx_builder_t *b, uint32_t n);
 
 uint32_t segidx_builder_count(const segidx_builder_t *b);
-
-/* Flows (directional keys) added since the reset. */
-size_t segidx_builder_flows(const segidx_builder_t *b);
 
 /* How many of the packets recorded so far start at or before file offset
  * off, and where packet i starts (i < count). Offsets only grow, so the

@@ -739,9 +739,6 @@ static int store__seal(store_t *s)
     store__sealer_reap(s, 1);
     if (s->ix_spare) { /* the sealer makes the index; the writer goes on */
         store_sealer *sl = &s->sl;
-        /* The next segment's flows are about this one's: the other builder's
-         * table sized for them now, not doubled up to them on the way. */
-        segidx_builder_expect(s->ix_spare, segidx_builder_flows(s->ix));
         pthread_mutex_lock(&sl->mu);
         sl->b = s->ix;
         sl->seq = s->seq;
