@@ -771,7 +771,7 @@ static int flowtab__match(const flowtab_t *t, uint32_t id, const pkey *k, uint32
 {
     const flow *f = &t->flows[id - 1];
     uint32_t ports;
-    memcpy(&ports, &f->aport, 4); /* aport, then bport (the static assert below) */
+    memcpy(&ports, &f->aport, 4); /* aport, then bport (asserted after struct flow) */
     if ((k->v6 ? 0 : f->a != k->a) || f->b != k->b || ports != k->ports || f->proto != k->proto ||
         (f->bits & F_V6) != k->v6)
         return 0;

@@ -9,12 +9,12 @@
  * flow where the 64-byte flowkey_t and its hash took ~100. Nothing per flow
  * is updated per packet except the lookup, so the writer's inner loop is
  * one hash probe and four stores; the writer prefetches the probe's slot
- * 16 packets ahead and the key it finds 8 ahead (and a whole key 4 ahead). At seal time the posting lists fall out
- * of one counting sort over the flow ids, each flow's statistics out of a
- * walk of its list (each packet's time and length prefetched ahead: they
- * are spread over megabytes), the host table out of a sort of 8-byte (IPv4 address,
- * flow) numbers (IPv6 entries by a radix sort of their addresses) and the
- * port table out of a count per port (a sort when it is small); the sealer
+ * 16 packets ahead and the key it finds 8 ahead (and a whole key 4 ahead).
+ * At seal time the posting lists fall out of one counting sort over the
+ * flow ids, each flow's statistics out of a walk of its list (each packet's
+ * time and length prefetched ahead: they are spread over megabytes), the
+ * host table out of a sort of 8-byte (IPv4 address, flow) numbers (IPv6
+ * entries by a radix sort of their addresses) and the port table out of a count per port (a sort when it is small); the sealer
  * writes them to the file a section at a time through a buffer, each
  * chunk's checksum computed on the way, so sealing takes a few bytes a
  * flow and a packet beside the builder, not the index's size (which for
@@ -319,7 +319,6 @@ void segidx_builder_prefetch(segidx_builder_t *b, uint64_t hash_far, uint64_t ha
     if (old && old <= b->nflows && (b->keys[old - 1].bits & SK_WIDE))
         __builtin_prefetch(&b->wide[b->keys[old - 1].src]);
 }
-
 
 void segidx_builder_add(segidx_builder_t *b, const flowkey_t *k, uint64_t hash, int64_t ts_ns,
                         uint32_t off, uint32_t origlen)
