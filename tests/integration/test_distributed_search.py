@@ -36,7 +36,6 @@ except ImportError:
     h.fail("python3-zmq is not installed (scripts/deps.sh installs it)")
 
 NAMES = ["rec-a", "rec-b", "rec-c"]
-SANITIZED = "build-asan" in (os.environ.get("MSCOPE_RECORDER") or "")
 MiB = 1 << 20
 
 EXPRS = [
@@ -251,7 +250,7 @@ def slow_client(pb, co, recs, coord_rss0):
         s = r.stats()["search"]
         h.check(s["active"] == 1 and s["buffered_bytes_max"] <= MiB,
                 f"{r.datadir}: recorder search state unexpected: {s}")
-    if not SANITIZED:
+    if not h.sanitized():
         grow = rss_kib(co.proc.pid) - coord_rss0
         h.check(grow < 32 * 1024, f"coordinator RSS grew {grow} KiB for a slow client")
         for r in recs:

@@ -42,6 +42,13 @@ def init():
             fail(f"{tool} is not installed (run scripts/deps.sh)")
 
 
+def sanitized():
+    """True when the binaries under test run under a sanitizer (make
+    check's ASan and TSan builds, see tests/CMakeLists.txt): their shadow
+    memory inflates every resident size, so memory bounds are not checked."""
+    return os.environ.get("MSCOPE_SANITIZED") == "1"
+
+
 _TMPDIRS = []
 _KEEP = False
 
