@@ -80,7 +80,7 @@ static const config_opt rec_opts[] = {
     { "max-disk", 0, CFG_SIZE, O(max_disk), "0", 0, 0, "SIZE", "delete the oldest segments beyond this many bytes (0 = no limit)" },
     { "min-free", 0, CFG_SIZE, O(min_free), "1G", 0, 0, "SIZE", "delete the oldest segments to keep this much disk free (0 = off)" },
     { "flush-interval", 0, CFG_DURATION, O(flush_interval), "200ms", 1000000LL, 0, "DURATION", "write buffered packets at least this often (search sees them then)" },
-    { "queue-batches", 0, CFG_INT, O(queue_batches), "0", 0, 65536, "N", "batches (512 packets / 512 KiB each) between receive and writer; 0: 128 for a live feed, 8 for --read" },
+    { "queue-batches", 0, CFG_INT, O(queue_batches), "128", 4, 65536, "N", "batches (512 packets / 512 KiB each) between receive and writer" },
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log counters this often" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "where to keep the counters as JSON (default: DIR/stats.json)" },
     { "flows-json", 0, CFG_STR, O(flows_json), NULL, 0, 0, "FILE", "print one JSON object per final flow record (- = stdout); with --read, --data-dir becomes optional" },
@@ -689,14 +689,12 @@ static int start_writer(recorder *r)
     store_get_stats(r->store, &r->snap);
     pthread_mutex_unlock(&r->snap_mu);
 pipeline:
-    /* A live feed needs room for bursts: a full queue drops. An import
-     * waits instead, and a short queue keeps the batches in the cache
-     * between the threads: 8 took a 1 M-packet import's CPU down by 7-10%
-     * against 128 (fewer first touches of memory, the copies hot), with
-     * its wall time unchanged (docs/BENCHMARKS.md). */
-    unsigned nbatches = (unsigned)r->cfg.queue_batches;
-    if (!nbatches) nbatches = r->cfg.read ? 8 : 128;
-    r->pipe = pipeline_new(nbatches);
+    /* A live feed needs all its room for bursts: a full queue drops. An
+     * import waits instead, and keeps 8 batches in flight while no thread
+     * stalls: they stay in the cache between the reader, the writer and
+     * the analysis (the import's CPU -7 to -10% against 128 in flight);
+     * the room widens while a consumer is away (docs/BENCHMARKS.md). */
+    r->pipe = pipeline_new((unsigned)r->cfg.queue_batches, r->cfg.read ? 8 : 0);
     int rc = pthread_create(&r->writer, NULL, writer_main, r);
     if (!rc && r->app) {
         rc = pthread_create(&r->app_thread, NULL, app_main, r);
@@ -1051,10 +1049,6 @@ int main(int argc, char **argv)
     }
     if (strcmp(r.cfg.decap, "none") && strcmp(r.cfg.decap, "vxlan")) {
         fprintf(stderr, "mscope-recorder: --decap: '%s' is not none or vxlan\n", r.cfg.decap);
-        goto out;
-    }
-    if (r.cfg.queue_batches && r.cfg.queue_batches < 4) {
-        fprintf(stderr, "mscope-recorder: --queue-batches: at least 4 (or 0 for the default)\n");
         goto out;
     }
     if (r.cfg.read && r.cfg.interface) {

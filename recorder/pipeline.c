@@ -14,21 +14,34 @@ typedef struct stage {
     int closed;
 } stage;
 
+/* A waiting producer's wait for a free batch this long means a consumer
+ * stalled (descheduled for others' work, or its virtual CPU stolen): the
+ * room widens then. A stage takes ~0.25 ms a batch at 2 M packets/s; 1 ms
+ * widened it on an idle machine too (the threads' own time slices), 5 ms
+ * kept 8 there and widened under load (docs/BENCHMARKS.md). */
+#define PIPE_STALL_MS 5
+/* Batches taken with no stall before the room narrows by one again. */
+#define PIPE_CALM 16
+
 struct pipeline {
     pthread_mutex_t mu;
     pthread_cond_t has_free;
     pipe_batch **free_list;
     unsigned nfree, cap;
+    /* A waiting producer's room (see pipeline_new): batches out (taken,
+     * not given back) at most `room`, between `hot` and cap. */
+    unsigned out, room, hot, calm;
     stage st[3];
     pipe_batch *all;
 };
 
-pipeline_t *pipeline_new(unsigned nbatches)
+pipeline_t *pipeline_new(unsigned nbatches, unsigned hot)
 {
     pipeline_t *p = xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->has_free, NULL);
     p->cap = nbatches;
+    p->hot = p->room = hot && hot < nbatches ? hot : nbatches;
     p->all = xcalloc(nbatches, sizeof *p->all);
     p->free_list = xcalloc(nbatches, sizeof *p->free_list);
     for (int s = 0; s < 3; s++) {
@@ -54,12 +67,48 @@ void pipeline_free(pipeline_t *p)
     free(p);
 }
 
+unsigned pipeline_room(pipeline_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    unsigned room = p->room;
+    pthread_mutex_unlock(&p->mu);
+    return room;
+}
+
+/* Wait for a batch given back, PIPE_STALL_MS at most: 0 when one was. */
+static int pipeline__wait_free(pipeline_t *p)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += PIPE_STALL_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    return pthread_cond_timedwait(&p->has_free, &p->mu, &until);
+}
+
 pipe_batch *pipeline_get(pipeline_t *p, int wait)
 {
     pipe_batch *b = NULL;
     pthread_mutex_lock(&p->mu);
-    while (wait && !p->nfree && !p->st[0].closed) pthread_cond_wait(&p->has_free, &p->mu);
-    if (p->nfree && !p->st[0].closed) b = p->free_list[--p->nfree];
+    if (wait) {
+        while (!p->st[0].closed && (!p->nfree || p->out >= p->room)) {
+            if (pipeline__wait_free(p) && p->nfree && p->out >= p->room) {
+                /* Stalled, and only the room held the producer back:
+                 * double it, so that it can run ahead while the consumer
+                 * is away, as with a deep queue. */
+                p->room = p->room * 2 < p->cap ? p->room * 2 : p->cap;
+                p->calm = 0;
+            }
+        }
+        if (p->room > p->hot && ++p->calm >= PIPE_CALM) {
+            p->room--;
+            p->calm = 0;
+        }
+    }
+    if (p->nfree && !p->st[0].closed) {
+        b = p->free_list[--p->nfree];
+        p->out++;
+    }
     pthread_mutex_unlock(&p->mu);
     if (b) {
         b->n = 0;
@@ -81,6 +130,7 @@ void pipe_events_add(pipe_events *e, uint32_t pos, uint64_t flow_id)
 
 static void pipeline__give_back(pipeline_t *p, pipe_batch *b)
 {
+    p->out--;
     p->free_list[p->nfree++] = b;
     pthread_cond_signal(&p->has_free);
 }

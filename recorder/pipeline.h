@@ -11,7 +11,8 @@
  * and nothing is allocated after start-up but a batch's event list (grown
  * when more flows end within one batch than ever before). When every batch is in flight the producer either waits (file
  * import: nothing may be lost) or drops and counts (live feeds: the receive
- * path must never block).
+ * path must never block). An import keeps few batches in flight unless a
+ * consumer stalls (pipeline_new's hot).
  */
 #ifndef MSCOPE_PIPELINE_H
 #define MSCOPE_PIPELINE_H
@@ -62,9 +63,18 @@ typedef struct pipe_batch {
 
 typedef struct pipeline pipeline_t;
 
-/* nbatches batches are allocated now; none later. */
-pipeline_t *pipeline_new(unsigned nbatches);
+/* nbatches batches are allocated now; none later. With hot (an import's
+ * pipeline), a producer that waits (pipeline_get(p, 1)) keeps at most hot
+ * batches out while the consumers keep up - the same few batches go round,
+ * warm in the cache - and twice as many each time it waited 5 ms in vain
+ * (a consumer stalled), back down by one every 16 batches after;
+ * up to nbatches. 0: nbatches from the start. */
+pipeline_t *pipeline_new(unsigned nbatches, unsigned hot);
 void pipeline_free(pipeline_t *p);
+
+/* The batches a waiting producer may have out now (pipeline_new's hot,
+ * widened by stalls; nbatches without hot). */
+unsigned pipeline_room(pipeline_t *p);
 
 /* Take an empty batch. wait=1 blocks until one is free (or the pipeline is
  * closed: NULL); wait=0 returns NULL at once when none is free. */

@@ -40,7 +40,7 @@ static const config_opt rec_opts[] = {
     { "max-disk", 0, CFG_SIZE, O(max_disk), "0", 0, 0, "SIZE", "" },
     { "min-free", 0, CFG_SIZE, O(min_free), "1G", 0, 0, "SIZE", "" },
     { "flush-interval", 0, CFG_DURATION, O(flush_interval), "200ms", 1000000LL, 0, "DURATION", "" },
-    { "queue-batches", 0, CFG_INT, O(queue_batches), "0", 0, 65536, "N", "" },
+    { "queue-batches", 0, CFG_INT, O(queue_batches), "128", 4, 65536, "N", "" },
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "" },
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "" },
     { "flows-json", 0, CFG_STR, O(flows_json), NULL, 0, 0, "FILE", "" },
