@@ -692,7 +692,7 @@ pipeline:
     /* A live feed needs all its room for bursts: a full queue drops. An
      * import waits instead, and keeps 8 batches in flight while no thread
      * stalls: they stay in the cache between the reader, the writer and
-     * the analysis (the import's CPU -7 to -10% against 128 in flight);
+     * the analysis (the import's CPU -9 to -11% against 128 in flight);
      * the room widens while a consumer is away (docs/BENCHMARKS.md). */
     r->pipe = pipeline_new((unsigned)r->cfg.queue_batches, r->cfg.read ? 8 : 0);
     int rc = pthread_create(&r->writer, NULL, writer_main, r);

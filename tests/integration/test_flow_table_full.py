@@ -27,9 +27,9 @@ with gaps of 7 s between some packets; every count must be exact.
 Memory (issue 16's goal, <= 256 bytes a tracked flow): the first capture
 through a full table of 250 000 against a full table of 125 000 - the
 difference in peak resident size, in small pages, over the 125 000 flows
-more (not under a sanitizer, whose shadow memory inflates it). The 1 M-flow figure is
-bench/bench_analysis.py's; this one catches a change that makes a flow
-dearer before the bench is run.
+more (not under a sanitizer, whose shadow memory inflates it). The 1 M-flow
+figure is bench/bench_analysis.py's; this one catches a change that makes a
+flow dearer before the bench is run.
 """
 import json
 import os
@@ -217,7 +217,8 @@ def test_memory(pcap, stats):
         return
     # A fixed queue of 8 batches in both runs: an import widens its queue when
     # a thread stalls (other work on the machine), and the batches it then
-    # touches are no flow's memory (they took a loaded run to 329 bytes).
+    # touches are no flow's memory (a loaded make check of an earlier version
+    # of this check read 329 bytes a flow).
     base = [h.RECORDER, "--read", pcap, "--flows-json", "/dev/null", "--flow-idle", "1h",
             "--log-level", "warn", "--stats-file", stats, "--queue-batches", "8", "--max-flows"]
     rss = {}
