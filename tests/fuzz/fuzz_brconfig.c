@@ -2,47 +2,19 @@
  * global options, [tool] and [group] sections, validation as a whole.
  *
  * An input is a configuration file, loaded as `mscope-broker --config FILE`
- * and SIGHUP load it, with the broker's global options (a copy of
- * broker/main.c's table, static there). A file that loads must describe
- * what the broker builds from it without further checks: every tool a
- * known type with what that type needs, every group's members tools of
- * that group, every rule's action known. Filters are compiled by libpcap
+ * and SIGHUP load it, with the broker's global options (its own table,
+ * bropts.c). A file that loads must describe what the broker builds from
+ * it without further checks: every tool a known type with what that type
+ * needs, every group's members tools of that group, every rule's action
+ * known. Filters are compiled by libpcap
  * here as in the broker; names never resolve (noresolve.c).
  */
 #include "brconfig.h"
+#include "bropts.h"
 #include "fuzz.h"
 
 #include <stddef.h>
 #include <string.h>
-
-typedef struct br_settings {
-    char *listen, *interface, *capture_filter, *read, *decap, *http, *stats_file, *log_level;
-    int64_t vxlan_port, rcvbuf, read_rate, dedup_window, dedup_table, stats_interval;
-    int dedup, strip_vlan, check;
-} br_settings;
-
-#define O(f) offsetof(br_settings, f)
-static const config_opt br_opts[] = {
-    { "listen", 'l', CFG_STR, O(listen), "0.0.0.0:4789", 0, 0, "ADDR:PORT", "" },
-    { "interface", 'i', CFG_STR, O(interface), NULL, 0, 0, "IF", "" },
-    { "capture-filter", 'f', CFG_STR, O(capture_filter), NULL, 0, 0, "EXPR", "" },
-    { "read", 'r', CFG_STR, O(read), NULL, 0, 0, "FILE", "" },
-    { "read-rate", 0, CFG_INT, O(read_rate), "0", 0, 100000000, "PPS", "" },
-    { "decap", 0, CFG_STR, O(decap), "none", 0, 0, "none|vxlan", "" },
-    { "vxlan-port", 0, CFG_INT, O(vxlan_port), "4789", 1, 65535, "PORT", "" },
-    { "rcvbuf", 0, CFG_SIZE, O(rcvbuf), "64M", 65536, 1LL << 31, "SIZE", "" },
-    { "dedup", 0, CFG_BOOL, O(dedup), "no", 0, 0, NULL, "" },
-    { "dedup-window", 0, CFG_DURATION, O(dedup_window), "10ms", 1000, 60000000000LL, "DURATION", "" },
-    { "dedup-table", 0, CFG_INT, O(dedup_table), "65536", 64, 1LL << 28, "N", "" },
-    { "strip-vlan", 0, CFG_BOOL, O(strip_vlan), "no", 0, 0, NULL, "" },
-    { "http", 0, CFG_STR, O(http), NULL, 0, 0, "ADDR:PORT", "" },
-    { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "" },
-    { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "" },
-    { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "" },
-    { "check", 0, CFG_BOOL, O(check), "no", 0, 0, NULL, "" },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
-};
-#undef O
 
 static void fuzz__check(const brconfig_t *c)
 {
