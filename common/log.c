@@ -45,3 +45,10 @@ void log_write(int level, const char *fmt, ...)
     /* One write per line so lines from several threads never interleave. */
     fwrite(line, 1, (size_t)n, stderr);
 }
+
+void log_thread_cpu(const char *name)
+{
+    struct timespec cpu;
+    if (log_level_current >= LOG_LVL_INFO && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+        log_write(LOG_LVL_INFO, "%s thread: %.6f s CPU", name, (double)cpu.tv_sec + cpu.tv_nsec / 1e9);
+}

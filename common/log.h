@@ -21,6 +21,12 @@ int log_set_level(const char *name);
 
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* At info: "NAME thread: S s CPU", the calling thread's own CPU time, at
+ * its end. bench/bench_app.py reads these lines (the analysis alone sets
+ * the packet rate a recorder keeps up with, which the process's time mixes
+ * with the other threads'). */
+void log_thread_cpu(const char *name);
+
 #define log_at(lvl, ...) \
     do { if ((lvl) <= log_level_current) log_write((lvl), __VA_ARGS__); } while (0)
 #define log_error(...) log_at(LOG_LVL_ERROR, __VA_ARGS__)

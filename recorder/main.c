@@ -187,16 +187,6 @@ static void app_snapshot(recorder *r)
     pthread_mutex_unlock(&r->snap_mu);
 }
 
-/* A thread's own CPU time at its end: bench/bench_app.py reads these lines
- * (the analysis alone sets the packet rate a recorder keeps up with, which
- * the process's time mixes with the other threads'). */
-static void log_thread_cpu(const char *name)
-{
-    struct timespec cpu;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
-        log_info("%s thread: %.6f s CPU", name, (double)cpu.tv_sec + cpu.tv_nsec / 1e9);
-}
-
 /* Flows that ended outside a batch go with b, before its first packet. */
 static void take_pending(recorder *r, pipe_batch *b)
 {

@@ -11,7 +11,8 @@
  * import, so a full queue makes the analysis wait (a live recorder whose
  * output cannot keep up then falls behind, and its receive queue drops,
  * counted as before). Output is flushed when the thread has been idle for
- * 50 ms, so `--flows-json -` streams.
+ * 50 ms, and at least once a second while records keep coming, so
+ * `--flows-json -` streams.
  *
  * Application records (--app-json) are not handed over: an apprec is ~5 KiB
  * (its names and URI are arrays of their largest size), and copying it cost

@@ -1,8 +1,9 @@
 /* test_recout.c - the output thread writes every flow record handed to it,
  * in the order handed over, as flowrec_json's lines - also when the producer
  * outruns it by far more than its queue holds, so that it must wait, never
- * drop - and flushes its file when idle, so that a reader of `--flows-json -`
- * sees records without waiting for the end. */
+ * drop - and flushes its file when idle, and at least once a second while
+ * records keep coming, so that a reader of `--flows-json -` sees records
+ * without waiting for the end. */
 #include "recout.h"
 
 #include "test.h"
@@ -109,6 +110,39 @@ static void test_flushed_when_idle(void)
     fclose(ff);
 }
 
+static size_t file_lines(void)
+{
+    text t = slurp(fpath);
+    size_t lines = 0;
+    for (size_t i = 0; i < t.n; i++) lines += t.p[i] == '\n';
+    free(t.p);
+    return lines;
+}
+
+/* A record every 10 ms for 3 s: the thread is never idle for 50 ms, and
+ * 300 records do not fill its buffer, yet they reach the file while they
+ * keep coming (once a second), not only at the end. */
+static void test_flushed_while_busy(void)
+{
+    FILE *ff = fopen(fpath, "w");
+    ASSERT_TRUE(ff != NULL);
+    recout_t *o = recout_start(ff, "node:1");
+    ASSERT_TRUE(o != NULL);
+    static flowrec fr;
+    size_t seen = 0;
+    for (uint64_t i = 0; i < 300; i++) {
+        flow(&fr, i);
+        recout_flow(o, &fr);
+        struct timespec ts = { 0, 10000000L };
+        nanosleep(&ts, NULL);
+        if (i % 20 == 19) seen = file_lines();
+    }
+    ASSERT_TRUE(seen > 0); /* some were in the file before the last was handed over */
+    recout_stop(o);
+    fclose(ff);
+    ASSERT_EQ(file_lines(), 300);
+}
+
 int main(void)
 {
     int fd = mkstemp(fpath);
@@ -116,6 +150,7 @@ int main(void)
     close(fd);
     RUN(test_all_in_order);
     RUN(test_flushed_when_idle);
+    RUN(test_flushed_while_busy);
     recout_stop(NULL);
     unlink(fpath);
     TEST_EXIT();
