@@ -25,6 +25,7 @@
 #include "flowrec.h"
 #include "flowtab.h"
 #include "ingest.h"
+#include "lineout.h"
 #include "log.h"
 #include "pipeline.h"
 #include "recopts.h"
@@ -70,7 +71,7 @@ typedef struct recorder {
     char ana_pad[64];
     FILE *json;                 /* --flows-json */
     FILE *app_out;              /* --app-json */
-    char *app_line;             /* the application thread's, APPREC_JSON_MAX bytes */
+    lineout app_lines;          /* the application thread's, to app_out */
     recout_t *out;              /* writes --flows-json (recout.h); NULL without it */
     publisher_t *pub;           /* --coordinator */
     searchsvc_t *search;        /* the search service (daemon mode) */
@@ -122,11 +123,8 @@ static void emit_app(void *ctx, const apprec *rec)
     recorder *r = ctx;
     if (r->pub) publish_app(r->pub, rec); /* never blocks; shed records are counted */
     if (r->app_out) { /* here, not on the output thread: see recout.h */
-        int n = apprec_json(rec, r->node, r->app_line, APPREC_JSON_MAX - 1);
-        if (n > 0) {
-            r->app_line[n] = '\n';
-            fwrite(r->app_line, 1, (size_t)n + 1, r->app_out);
-        }
+        char *line = lineout_line(&r->app_lines, APPREC_JSON_MAX);
+        lineout_commit(&r->app_lines, apprec_json(rec, r->node, line, APPREC_JSON_MAX));
     }
 }
 
@@ -278,6 +276,8 @@ static void *app_main(void *arg)
             break;
         }
         if (!r->import_mode) appana_advance(app, timeparse_now_ns());
+        if (r->app_out && !b) lineout_flush(&r->app_lines); /* 100 ms without packets */
+        else if (r->app_out) lineout_tick(&r->app_lines);
         int64_t now = timeparse_mono_ns();
         if (now - last_snap > 200000000LL) {
             app_snapshot(r);
@@ -288,7 +288,7 @@ static void *app_main(void *arg)
     for (uint32_t i = 0; i < r->ana.pend.n; i++) appana_flow_end(app, r->ana.pend.ev[i].flow_id);
     r->ana.pend.n = 0;
     appana_flush(r->app);
-    if (r->app_out) fflush(r->app_out);
+    if (r->app_out) lineout_flush(&r->app_lines);
     app_snapshot(r);
     log_thread_cpu("application");
     return NULL;
@@ -595,7 +595,7 @@ static int start_writer(recorder *r)
             log_error("--app-dns-ports: %s", err);
             return -1;
         }
-        if (r->app_out) r->app_line = xmalloc(APPREC_JSON_MAX);
+        if (r->app_out) lineout_init(&r->app_lines, r->app_out);
     }
     if (r->json) {
         r->out = recout_start(r->json, r->node);
@@ -661,7 +661,7 @@ static void stop_writer(recorder *r)
     store_close(r->store);
     flowtab_free(r->flows);
     appana_free(r->app);
-    free(r->app_line);
+    lineout_free(&r->app_lines);
     free(r->ana.pend.ev);
     pipeline_free(r->pipe);
 }

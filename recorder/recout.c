@@ -5,14 +5,14 @@
  * it without the lock (the producer never writes those slots: they stay
  * counted until done), then gives the slots back. The producer wakes the
  * thread only when it sleeps and a batch has gathered (or at stop), not per
- * record; the thread's timed wait picks up a trickle. The thread gathers
- * lines in a 256 KiB buffer of its own and writes them at once (a write()
- * per ~250 records, where stdio's 4 KiB made it one per four: 15 000 calls
- * an import of the bench capture), and flushes when it has been idle 50 ms
- * and at least once a second while records keep coming.
+ * record; the thread's timed wait picks up a trickle. Lines go out through
+ * a lineout (lineout.h: a write() per ~250 records), flushed when the
+ * thread has been idle 50 ms and at least once a second while records keep
+ * coming.
  */
 #include "recout.h"
 
+#include "lineout.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -25,12 +25,9 @@
 #define RECOUT_QUEUE 1024 /* records: 408 KiB */
 #define RECOUT_WAKE 64    /* records gathered before a sleeping thread is woken */
 #define RECOUT_IDLE_MS 50
-#define RECOUT_FLUSH_NS 1000000000LL /* and at least this often while busy */
-#define RECOUT_BUF (256u << 10) /* lines gathered before a write: ~250 records, not 4 */
-#define RECOUT_LINE 4096 /* room kept for the next line (flowrec.h: 2 KiB suffice) */
+#define RECOUT_LINE 4096 /* room for a line (flowrec.h: 2 KiB suffice) */
 
 struct recout {
-    FILE *out;
     const char *node;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -38,9 +35,7 @@ struct recout {
     flowrec *ring;
     uint32_t head, count;
     int stop, sleeping, waiting; /* waiting: the producer, for room */
-    int64_t flushed_ns;          /* the thread's last flush (monotonic) */
-    char *buf;                   /* the thread's lines not yet written: RECOUT_BUF bytes */
-    size_t used;
+    lineout lines;               /* the thread's */
 };
 
 void recout_flow(recout_t *o, const flowrec *r)
@@ -57,28 +52,6 @@ void recout_flow(recout_t *o, const flowrec *r)
     pthread_mutex_unlock(&o->mu);
 }
 
-static int64_t recout__mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* The gathered lines to the file: a write() of its own (stdio passes on a
- * block larger than its buffer whole). */
-static void recout__drain(recout_t *o)
-{
-    if (o->used) fwrite(o->buf, 1, o->used, o->out);
-    o->used = 0;
-}
-
-static void recout__flush(recout_t *o)
-{
-    recout__drain(o);
-    fflush(o->out);
-    o->flushed_ns = recout__mono_ns();
-}
-
 /* Waits up to RECOUT_IDLE_MS for records (the lock held); after a wait in
  * which none came, flushes the file (without the lock). */
 static void recout__idle(recout_t *o)
@@ -92,7 +65,7 @@ static void recout__idle(recout_t *o)
     o->sleeping = 0;
     if (rc == ETIMEDOUT && !o->count) {
         pthread_mutex_unlock(&o->mu);
-        recout__flush(o);
+        lineout_flush(&o->lines);
         pthread_mutex_lock(&o->mu);
     }
 }
@@ -111,15 +84,11 @@ static void *recout__main(void *arg)
         }
         pthread_mutex_unlock(&o->mu);
         for (uint32_t i = 0; i < n; i++) {
-            if (RECOUT_BUF - o->used < RECOUT_LINE) recout__drain(o);
-            char *line = o->buf + o->used;
-            int len = flowrec_json(&o->ring[(head + i) % RECOUT_QUEUE], o->node, line, RECOUT_LINE - 1);
-            if (len > 0) {
-                line[len] = '\n';
-                o->used += (size_t)len + 1;
-            }
+            char *line = lineout_line(&o->lines, RECOUT_LINE);
+            lineout_commit(&o->lines, flowrec_json(&o->ring[(head + i) % RECOUT_QUEUE], o->node,
+                                                   line, RECOUT_LINE));
         }
-        if (recout__mono_ns() - o->flushed_ns >= RECOUT_FLUSH_NS) recout__flush(o);
+        lineout_tick(&o->lines);
         pthread_mutex_lock(&o->mu);
         o->head = (head + n) % RECOUT_QUEUE;
         o->count -= n;
@@ -129,7 +98,7 @@ static void *recout__main(void *arg)
         }
     }
     pthread_mutex_unlock(&o->mu);
-    recout__flush(o);
+    lineout_flush(&o->lines);
     log_thread_cpu("output");
     return NULL;
 }
@@ -137,11 +106,9 @@ static void *recout__main(void *arg)
 recout_t *recout_start(FILE *out, const char *node)
 {
     recout_t *o = xcalloc(1, sizeof *o);
-    o->out = out;
     o->node = node;
     o->ring = xmalloc(RECOUT_QUEUE * sizeof *o->ring);
-    o->buf = xmalloc(RECOUT_BUF);
-    o->flushed_ns = recout__mono_ns();
+    lineout_init(&o->lines, out);
     pthread_mutex_init(&o->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -173,6 +140,6 @@ void recout_stop(recout_t *o)
     pthread_cond_destroy(&o->room);
     pthread_mutex_destroy(&o->mu);
     free(o->ring);
-    free(o->buf);
+    lineout_free(&o->lines);
     free(o);
 }

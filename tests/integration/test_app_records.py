@@ -329,6 +329,34 @@ def check_odd_names():
 
 # ---- live ------------------------------------------------------------------------
 
+def check_daemon_streams():
+    """A daemon's --app-json reaches its file while the daemon runs: the
+    DNS capture sent as VXLAN, and then nothing - every record (the
+    unanswered queries after --app-dns-timeout) must be in the file within
+    seconds, not only when the daemon stops (stdio kept the last ~3 KB of
+    them until then)."""
+    pcap = os.path.join(DATA, "app_dns.pcap")
+    want = len(ours(pcap)[0])
+    work = h.tmpdir("mscope-applive-daemon-")
+    js = os.path.join(work, "app.json")
+    d = h.Daemon(os.path.join(work, "data"), "--app-json", js, "--app-dns-timeout", "1s",
+                 "--search", "off", "--log-level", "warn")
+    try:
+        sent = int(h.vxsend(pcap, d.port)["sent"])
+        if not d.wait_rx(sent, 30):
+            h.fail(f"daemon: {sent} datagrams sent, stats say {d.stats()}")
+
+        def lines():
+            with open(js) as f:
+                return sum(1 for line in f if line.strip())
+        if h.wait_for(lambda: lines() >= want, 20, 0.1) is False:
+            h.fail(f"daemon --app-json: {lines()} of {want} records in the file 20 s after "
+                   f"the traffic, while the daemon runs")
+        print(f"ok  daemon --app-json: all {want} records in the file while it runs", flush=True)
+    finally:
+        d.stop()
+
+
 def live_unavailable():
     if os.geteuid() != 0:
         return "not root"
@@ -376,10 +404,12 @@ def main():
     if not shutil.which("tshark"):
         h.skip("tshark is not installed (scripts/deps.sh): no oracle")
     h.RECORDER = h.binary("MSCOPE_RECORDER", "mscope-recorder")
+    h.VXSEND = h.binary("MSCOPE_VXSEND", "vxsend")
     for name in SCENARIOS:
         judge(f"tests/data/app_{name}.pcap", os.path.join(DATA, f"app_{name}.pcap"))
     check_bad_bytes()
     check_odd_names()
+    check_daemon_streams()
     live()
     if PROBLEMS:
         h.fail(f"{len(PROBLEMS)} problem(s):\n" + "\n".join(PROBLEMS))

@@ -1,0 +1,66 @@
+/* lineout.c - JSON lines written a block at a time (lineout.h). */
+#include "lineout.h"
+
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#define LINEOUT_BUF (256u << 10)
+#define LINEOUT_FLUSH_NS 1000000000LL
+
+static int64_t lineout__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void lineout_init(lineout *lo, FILE *out)
+{
+    lo->out = out;
+    lo->buf = xmalloc(LINEOUT_BUF);
+    lo->used = 0;
+    lo->flushed_ns = lineout__mono_ns();
+}
+
+/* The gathered lines in one write() (stdio passes a block larger than its
+ * buffer on whole). */
+static void lineout__drain(lineout *lo)
+{
+    if (lo->used) fwrite(lo->buf, 1, lo->used, lo->out);
+    lo->used = 0;
+}
+
+char *lineout_line(lineout *lo, size_t max)
+{
+    if (LINEOUT_BUF - lo->used < max + 1) lineout__drain(lo);
+    return lo->buf + lo->used;
+}
+
+void lineout_commit(lineout *lo, int len)
+{
+    if (len <= 0) return;
+    lo->buf[lo->used + (size_t)len] = '\n';
+    lo->used += (size_t)len + 1;
+}
+
+void lineout_flush(lineout *lo)
+{
+    lineout__drain(lo);
+    fflush(lo->out);
+    lo->flushed_ns = lineout__mono_ns();
+}
+
+void lineout_tick(lineout *lo)
+{
+    if (lineout__mono_ns() - lo->flushed_ns >= LINEOUT_FLUSH_NS) lineout_flush(lo);
+}
+
+void lineout_free(lineout *lo)
+{
+    if (!lo->buf) return;
+    lineout_flush(lo);
+    free(lo->buf);
+    lo->buf = NULL;
+}
