@@ -3,7 +3,9 @@
 synthetic pcap with many flows, next to the same run with --no-analysis and
 next to `tcpdump -r IN -w OUT`. Goals: analysis costs <= 25% of the
 pipeline's wall time; the recorder (storing, indexing, analysing) spends no
-more CPU per packet than tcpdump storing the same packets.
+more CPU per packet than tcpdump storing the same packets. Beside them, the
+reader's, writer's, analysis's and output's own CPU (the recorder logs each
+thread's at its end), which a shared machine moves less than wall time.
 Then memory: bytes per active flow and the whole recorder's resident size
 with a million concurrent flows (goals: <= 256 bytes, < 512 MB).
 
@@ -12,6 +14,7 @@ recorder and of tcpdump alternate, so both see the same load. With
 MSCOPE_RECORDER_BEFORE=BINARY (an earlier build) its figures are measured in
 the same runs and printed beside ("before")."""
 import os
+import re
 import shutil
 import statistics
 import struct
@@ -65,9 +68,19 @@ def many_flows_capture(path, n):
     os.rename(tmp, path)
 
 
+THREADS = ("reader", "writer", "analysis", "output")
+
+
+def thread_cpu(text):
+    """{thread: CPU s} from a recorder's info lines ("NAME thread: S s CPU")."""
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"(\w+) thread: ([0-9.]+) s CPU", text)}
+
+
 def pipeline(recorder, src, store):
-    """The pipeline runs of one binary: {figure: command}."""
-    base = [recorder, "--data-dir", store, "--read", src, "--min-free", "0", "--log-level", "warn"]
+    """The pipeline runs of one binary: {figure: command}. At info, the
+    recorder says each thread's own CPU at its end."""
+    base = [recorder, "--data-dir", store, "--read", src, "--min-free", "0", "--log-level", "info"]
     return {
         "full": base + ["--flows-json", "/dev/null"],
         "store": base + ["--no-analysis"],
@@ -109,10 +122,13 @@ def main():
     if BEFORE:
         cmds.update({"before " + k: c for k, c in pipeline(BEFORE, src, store).items()})
     res = {k: [] for k in cmds}
+    threads = {k: [] for k in cmds}
     for _ in range(RUNS):  # interleaved: every figure sees the same background load
         for k, cmd in cmds.items():
             clean()
-            res[k].append(measured(cmd))
+            err = []
+            res[k].append(measured(cmd, err))
+            threads[k].append(thread_cpu(err[0]))
     clean()
     wall = {k: statistics.median(r[0] for r in v) for k, v in res.items()}
     cpu = {k: statistics.median(r[1] for r in v) for k, v in res.items()}
@@ -138,6 +154,17 @@ def main():
                   f"{100 * (full - store_only) / full:.0f}%  (goal <= 25%); full pipeline vs "
                   f"tcpdump copy {w['tcpdump'] / full:.2f}x wall, CPU per packet "
                   f"{c[pre + 'full'] / c['tcpdump']:.2f}x tcpdump's  (goal <= 1.00x)")
+
+    # The threads' own CPU: steadier than wall time on a shared machine (the
+    # process's CPU mixes in whatever its threads wait for).
+    print(f"{'threads: own CPU s (medians)':42}" + "".join(f"{t:>10}" for t in THREADS))
+    for pre in [""] + (["before "] if BEFORE else []):
+        for k in ("store", "full"):
+            row = ""
+            for t in THREADS:
+                v = [x[t] for x in threads[pre + k] if t in x]
+                row += f"{statistics.median(v):10.3f}" if v else f"{'-':>10}"
+            print(f"  {(pre or 'now ') + k:40}{row}")
 
     # Memory: a million TCP flows, all alive at the end (nothing closes and
     # --flow-idle is an hour), through a table of exactly a million.

@@ -167,6 +167,7 @@ static void *writer_main(void *arg)
     }
     if (r->store && store_flush_seal(r->store) < 0 && r->import_mode) r->writer_failed = 1;
     if (r->store) store_snapshot(r);
+    log_thread_cpu("writer");
     pipeline_close(r->pipe, 1); /* the analysis drains what we passed, then ends */
     return NULL;
 }
@@ -693,6 +694,7 @@ static int run_import(recorder *r)
     ingest_stats done;
     memset(&done, 0, sizeof done);
     int rc = ingest_file(&io, r->cfg.read, &r->writer_failed, &done, err, sizeof err);
+    log_thread_cpu("reader"); /* this thread read the file */
     pthread_mutex_lock(&r->snap_mu); /* the publisher's heartbeats read it */
     r->import_st = done;
     pthread_mutex_unlock(&r->snap_mu);
