@@ -22,9 +22,9 @@ int log_set_level(const char *name);
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* At info: "NAME thread: S s CPU", the calling thread's own CPU time, at
- * its end. bench/bench_app.py reads these lines (the analysis alone sets
- * the packet rate a recorder keeps up with, which the process's time mixes
- * with the other threads'). */
+ * its end. bench/bench_app.py and bench/bench_analysis.py read these lines
+ * (the analysis alone sets the packet rate a recorder keeps up with, which
+ * the process's time mixes with the other threads'). */
 void log_thread_cpu(const char *name);
 
 #define log_at(lvl, ...) \
