@@ -59,14 +59,31 @@ static void flow(flowrec *r, uint64_t i)
     r->final = 1;
 }
 
+/* The output thread on a fresh file (*ff, for the caller to close). */
+static recout_t *start(FILE **ff)
+{
+    *ff = fopen(fpath, "w");
+    ASSERT_TRUE(*ff != NULL);
+    recout_t *o = recout_start(*ff, "node:1");
+    ASSERT_TRUE(o != NULL);
+    return o;
+}
+
+static size_t file_lines(void)
+{
+    text t = slurp(fpath);
+    size_t lines = 0;
+    for (size_t i = 0; i < t.n; i++) lines += t.p[i] == '\n';
+    free(t.p);
+    return lines;
+}
+
 /* 20 000 flow records handed over as fast as the test can: 20 times the
  * queue. */
 static void test_all_in_order(void)
 {
-    FILE *ff = fopen(fpath, "w");
-    ASSERT_TRUE(ff != NULL);
-    recout_t *o = recout_start(ff, "node:1");
-    ASSERT_TRUE(o != NULL);
+    FILE *ff;
+    recout_t *o = start(&ff);
     text want = { 0 };
     static char line[4096];
     static flowrec fr;
@@ -87,10 +104,8 @@ static void test_all_in_order(void)
  * (stdio alone would hold them until 4 KiB gathered or the end). */
 static void test_flushed_when_idle(void)
 {
-    FILE *ff = fopen(fpath, "w");
-    ASSERT_TRUE(ff != NULL);
-    recout_t *o = recout_start(ff, "node:1");
-    ASSERT_TRUE(o != NULL);
+    FILE *ff;
+    recout_t *o = start(&ff);
     static flowrec fr;
     for (uint64_t i = 0; i < 3; i++) {
         flow(&fr, i);
@@ -100,23 +115,11 @@ static void test_flushed_when_idle(void)
     for (int tries = 0; tries < 100 && lines < 3; tries++) {
         struct timespec ts = { 0, 10000000L };
         nanosleep(&ts, NULL);
-        text t = slurp(fpath);
-        lines = 0;
-        for (size_t i = 0; i < t.n; i++) lines += t.p[i] == '\n';
-        free(t.p);
+        lines = file_lines();
     }
     ASSERT_EQ(lines, 3);
     recout_stop(o);
     fclose(ff);
-}
-
-static size_t file_lines(void)
-{
-    text t = slurp(fpath);
-    size_t lines = 0;
-    for (size_t i = 0; i < t.n; i++) lines += t.p[i] == '\n';
-    free(t.p);
-    return lines;
 }
 
 /* A record every 10 ms for 3 s: the thread is never idle for 50 ms, and
@@ -124,10 +127,8 @@ static size_t file_lines(void)
  * keep coming (once a second), not only at the end. */
 static void test_flushed_while_busy(void)
 {
-    FILE *ff = fopen(fpath, "w");
-    ASSERT_TRUE(ff != NULL);
-    recout_t *o = recout_start(ff, "node:1");
-    ASSERT_TRUE(o != NULL);
+    FILE *ff;
+    recout_t *o = start(&ff);
     static flowrec fr;
     size_t seen = 0;
     for (uint64_t i = 0; i < 300; i++) {
