@@ -82,7 +82,7 @@ typedef struct recorder {
     pipeline_t *pipe;
     ingest_live_t *live;
     ingest_stats import_st;
-    int import_mode;
+    int import_mode;            /* --read; set before the threads start */
     _Atomic int writer_failed;  /* import: the store refused packets */
     _Atomic int stop;
     pthread_t writer, analysis, app_thread;
@@ -687,7 +687,6 @@ static int run_import(recorder *r)
 {
     char err[1024];
     ingest_opts io = make_ingest_opts(r);
-    r->import_mode = 1;
     /* Now, while there is room: an import that fills the disk can then
      * still say so at the end (figures_write_file() reuses the files). */
     write_stats_file(r);
@@ -996,6 +995,9 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    /* Before the threads start: they all read it (a data race when the
+     * import set it after them, found by ThreadSanitizer). */
+    r.import_mode = r.cfg.read != NULL;
     if (load_keys(&r) < 0 || start_search(&r) < 0 || start_publisher(&r) < 0 ||
         start_writer(&r) < 0) {
         recout_stop(r.out);
