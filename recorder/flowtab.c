@@ -244,7 +244,7 @@ struct flowtab {
     uint32_t *buckets; /* index + 1 */
     uint32_t nbuckets;
     uint32_t free_head; /* released slots: index + 1, chained through .next */
-    uint32_t unused;    /* slots [unused, max_flows) were never used (untouched memory) */
+    uint32_t unused;    /* slots [unused, max_flows) unused since the start or a flush */
     /* the pools: a free list (index + 1) and the first never used, each */
     uint32_t ext_free, ext_unused;
     uint32_t ua_free, ua_unused;
@@ -1043,7 +1043,7 @@ static uint32_t flowtab__new_flow(flowtab_t *t, const pkey *k, uint32_t vni,
         id = t->free_head;
         t->free_head = t->flows[id - 1].next;
     } else {
-        id = ++t->unused; /* first touch of this slot's memory */
+        id = ++t->unused; /* (untouched memory until a flush) */
     }
     flow *f = &t->flows[id - 1];
     fcold *c = &t->cold[id - 1];
@@ -1465,15 +1465,35 @@ void flowtab_advance(flowtab_t *t, int64_t now)
     }
 }
 
+/* Zero n elements of size bytes at p, as mapped: their pages are given
+ * back (zero when next touched) - no cost for the pages never touched. */
+static void flowtab__zero_map(void *p, size_t n, size_t size)
+{
+    if (madvise(p, n * size, MADV_DONTNEED) < 0) memset(p, 0, n * size);
+}
+
 void flowtab_flush(flowtab_t *t)
 {
-    /* Oldest first, so records come out roughly in the order flows ended. */
-    uint32_t *tails[] = { &t->close_tail, &t->lru_tail };
+    /* Oldest first, so records come out roughly in the order flows ended.
+     * Every flow ends, so none is released on its own (its hash, its chain,
+     * its lists and pools: a third of the table's work at the end of an
+     * import, which nothing else overlaps): the table is emptied at once. */
+    uint32_t tails[] = { t->close_tail, t->lru_tail };
     for (int i = 0; i < 2; i++)
-        while (*tails[i]) {
-            flowtab__prefetch_slots(t, t->flows[*tails[i] - 1].prev);
-            flowtab__finish(t, *tails[i]);
+        for (uint32_t id = tails[i], prev; id; id = prev) {
+            prev = t->flows[id - 1].prev;
+            flowtab__prefetch_slots(t, prev);
+            flowtab__emit(t, id, 1);
+            /* A new flow finds its carries zero (the other pools are set when taken). */
+            if (t->flows[id - 1].bits & F_WIDE) memset(&t->wide[id - 1], 0, sizeof t->wide[id - 1]);
         }
+    flowtab__zero_map(t->buckets, t->nbuckets, sizeof *t->buckets);
+    flowtab__zero_map(t->obs_buckets, t->nobs_buckets, sizeof *t->obs_buckets);
+    t->free_head = t->unused = 0;
+    t->ext_free = t->ext_unused = t->ua_free = t->ua_unused = t->evb_free = t->evb_unused = 0;
+    t->cell_free = t->cell_unused = t->v6_free = t->v6_unused = t->obs_free = t->obs_unused = 0;
+    t->lru_head = t->lru_tail = t->close_head = t->close_tail = 0;
+    t->st.active = 0;
 }
 
 void flowtab_get_stats(const flowtab_t *t, flowtab_stats *out) { *out = t->st; }

@@ -198,6 +198,11 @@ static void test_carries_and_points(void)
         }
         flowtab_flush(t);
         ASSERT_EQ(nrecs, 4);
+        /* Emptied at once (flowtab_flush): the second round starts from nothing. */
+        flowtab_stats st;
+        flowtab_get_stats(t, &st);
+        ASSERT_EQ(st.active, 0);
+        ASSERT_EQ(st.created, 4 * (uint64_t)(round + 1));
         int v6 = 0, total = 0;
         for (int k = 0; k < nrecs && k < 4; k++) {
             const flowrec *r = &recs[k];
