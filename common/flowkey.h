@@ -42,6 +42,11 @@ int flowkey_equal(const flowkey_t *a, const flowkey_t *b);
 /* Format an address (IPv4 mapped shown as dotted quad) into buf (>= 46 bytes). */
 void flowkey_addr_str(const uint8_t a[16], char *buf, unsigned buflen);
 
+/* The same text at out, without a NUL: its length returned (45 at most).
+ * Up to FLOWKEY_ADDR_ROOM bytes of out may be written. */
+#define FLOWKEY_ADDR_ROOM 48
+unsigned flowkey_addr_fmt(const uint8_t a[16], char out[FLOWKEY_ADDR_ROOM]);
+
 _Static_assert(sizeof(flowkey_t) == 64, "flowkey_t is hashed as eight 64-bit words");
 
 #endif

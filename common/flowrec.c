@@ -30,7 +30,7 @@ static void jb_node(jbuf *b, const char *node)
 #define JB_VAL_SINT(b, v) jb_i64((b), (int64_t)(v))
 #define JB_VAL_IP(b, v) jb_ip((b), (v))
 #define JB_VAL_TEXT(b, v) jb_text((b), (v))
-#define JB_VAL_BOOL(b, v) jb_str((b), (v) ? "true" : "false")
+#define JB_VAL_BOOL(b, v) JB_BOOL((b), (v))
 #define JB_VAL(b, kind, v) FLOWREC_CAT(JB_VAL_, FLOWREC_CLASS_##kind)((b), (v))
 
 /* "count", then min/mean/max when there are samples. */
@@ -66,7 +66,7 @@ static void jb_dir(jbuf *b, const flowrec_dir *d)
 static void jb_handshake(jbuf *b, const flowrec *r)
 {
     JB_LIT(b, "{\"complete\":");
-    jb_str(b, (r->hs_seen & FLOWREC_HS_COMPLETE) == FLOWREC_HS_COMPLETE ? "true" : "false");
+    JB_BOOL(b, (r->hs_seen & FLOWREC_HS_COMPLETE) == FLOWREC_HS_COMPLETE);
     FLOWREC_HS_FIELDS(JB_HS_FIELD, JB_HS_DERIVED, r)
     JB_LIT(b, "}");
 }

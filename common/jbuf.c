@@ -65,9 +65,19 @@ void jb_bytes(jbuf *b, const void *s, size_t n)
 
 void jb_ip(jbuf *b, const uint8_t ip[16])
 {
-    char addr[64];
-    flowkey_addr_str(ip, addr, sizeof addr);
+    /* Straight into the buffer when the most an address takes fits (no
+     * copy, no strlen: three addresses a record). */
+    if (b->len - b->used > FLOWKEY_ADDR_ROOM + 2) {
+        char *p = b->p + b->used;
+        p[0] = '"';
+        unsigned n = flowkey_addr_fmt(ip, p + 1);
+        p[n + 1] = '"';
+        b->used += n + 2;
+        return;
+    }
+    char addr[FLOWKEY_ADDR_ROOM];
+    unsigned n = flowkey_addr_fmt(ip, addr);
     JB_LIT(b, "\"");
-    jb_str(b, addr);
+    jb_mem(b, addr, n);
     JB_LIT(b, "\"");
 }

@@ -2,11 +2,16 @@
  * path (hand-rolled appends, expanded from the field table), checked by a
  * real parser (jansson): every record it writes parses, with the values it
  * was given - also for node names with quotes, backslashes and control
- * characters. */
+ * characters. Its numbers and addresses are checked against snprintf and
+ * flowkey_addr_str (itself checked against inet_ntop). */
 #include "flowrec.h"
+#include "flowkey.h"
+#include "jbuf.h"
 #include "test.h"
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <stdlib.h>
 
 static flowrec sample(void)
 {
@@ -100,8 +105,78 @@ static void test_too_small(void)
     ASSERT_EQ(flowrec_json(&r, "n", buf, sizeof buf), -1);
 }
 
+/* jb_u64 and jb_i64 as snprintf writes them: every power of ten and its
+ * neighbours (where the digit count and the eight-digit split change), the
+ * extremes, and random values of every length. */
+static void test_numbers(void)
+{
+    uint64_t vals[200];
+    size_t n = 0;
+    vals[n++] = 0;
+    vals[n++] = UINT64_MAX;
+    for (uint64_t p = 1;; p *= 10) { /* up to 10^19 */
+        vals[n++] = p - 1;
+        vals[n++] = p;
+        vals[n++] = p + 1;
+        if (p > UINT64_MAX / 10) break;
+    }
+    srand(7);
+    while (n < sizeof vals / sizeof vals[0]) {
+        uint64_t v = (uint64_t)rand() << 42 ^ (uint64_t)rand() << 21 ^ (uint64_t)rand();
+        vals[n++] = v >> (rand() % 64);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char got[32], want[32];
+        jbuf b = { got, sizeof got, 0, 0 };
+        jb_u64(&b, vals[i]);
+        got[b.used] = 0;
+        snprintf(want, sizeof want, "%" PRIu64, vals[i]);
+        ASSERT_STREQ(got, want);
+        int64_t sv = (int64_t)vals[i];
+        b.used = 0;
+        jb_i64(&b, sv);
+        got[b.used] = 0;
+        snprintf(want, sizeof want, "%" PRId64, sv);
+        ASSERT_STREQ(got, want);
+    }
+}
+
+/* jb_ip writes in place when there is room and through a copy near the
+ * buffer's end: the same text either way, and an overflow when it does not
+ * fit. */
+static void test_addresses(void)
+{
+    static const uint8_t addrs[][16] = {
+        { 0 },
+        { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 255, 255, 255, 255 },
+        { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 99, 100 },
+        { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+        { 0xfe, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 },
+    };
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        char want[64], text[64];
+        flowkey_addr_str(addrs[i], text, sizeof text);
+        snprintf(want, sizeof want, "\"%s\"", text);
+        size_t len = strlen(want);
+        char big[128], tight[64];
+        jbuf b = { big, sizeof big, 0, 0 };
+        jb_ip(&b, addrs[i]);
+        ASSERT_EQ(b.used, len);
+        ASSERT_TRUE(memcmp(big, want, len) == 0);
+        jbuf t = { tight, len + 1, 0, 0 }; /* just room (one byte stays free) */
+        jb_ip(&t, addrs[i]);
+        ASSERT_EQ(t.overflow, 0);
+        ASSERT_TRUE(t.used == len && memcmp(tight, want, len) == 0);
+        jbuf s = { tight, len, 0, 0 }; /* a byte short */
+        jb_ip(&s, addrs[i]);
+        ASSERT_EQ(s.overflow, 1);
+    }
+}
+
 int main(void)
 {
+    RUN(test_numbers);
+    RUN(test_addresses);
     RUN(test_values);
     RUN(test_hostile_node_names);
     RUN(test_too_small);
