@@ -154,7 +154,7 @@ static void test_addresses(void)
         { 0xfe, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 },
     };
     for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
-        char want[64], text[64];
+        char want[80], text[64];
         flowkey_addr_str(addrs[i], text, sizeof text);
         snprintf(want, sizeof want, "\"%s\"", text);
         size_t len = strlen(want);
