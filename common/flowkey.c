@@ -116,13 +116,13 @@ static unsigned flowkey__ip6_str(const uint8_t a[16], char *tmp)
 }
 
 /* An octet in decimal at out, without branches (an address's octets are
- * anything, so the branches mispredicted): always 3 bytes written, the
- * length returned, the bytes after it for the next octet to overwrite. */
+ * anything, so the branches mispredicted): always 3 bytes written (its
+ * digits, then what the next append overwrites), its length returned. */
 static inline unsigned flowkey__octet(unsigned v, char *out)
 {
-    char d[3] = { (char)('0' + v / 100), (char)('0' + v / 10 % 10), (char)('0' + v % 10) };
+    char d[5] = { (char)('0' + v / 100), (char)('0' + v / 10 % 10), (char)('0' + v % 10), 0, 0 };
     unsigned len = 1 + (v >= 10) + (v >= 100);
-    memcpy(out, d + 3 - len, 3);
+    memcpy(out, d + 3 - len, 3); /* d[3 - len] .. d[5 - len]: within d for any length */
     return len;
 }
 
