@@ -3,6 +3,26 @@
 
 #include <stddef.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t flowkey_seed;
+
+/* At load, before main() and any thread: from the kernel's random source,
+ * or, where it cannot answer yet, from the clock and the process id. */
+__attribute__((constructor)) static void flowkey__seed_init(void)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec << 20 ^ (uint64_t)getpid();
+    }
+    flowkey_seed = s;
+}
+
+void flowkey_set_seed(uint64_t seed) { flowkey_seed = seed; }
 
 /* The key's last two words (vni, ports; kind, proto, vlans, frag_later,
  * pad) are written whole: the hash reads the key by 64-bit words right
@@ -52,7 +72,7 @@ uint64_t flowkey_hash64(const void *key64)
      * the word loads could not take forwarded (40% of the reader's own
      * time stalled there). */
     const uint8_t *p = key64;
-    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ flowkey_seed;
     /* Unrolled: every packet is hashed here, and the loop's own counting
      * was a third of its instructions. */
 #pragma GCC unroll 8

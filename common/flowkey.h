@@ -35,8 +35,20 @@ void flowkey_from_pkt(flowkey_t *k, const pkt_info_t *pi, uint32_t vni, const ui
 
 uint64_t flowkey_hash(const flowkey_t *k);
 
-/* The same 64-bit mix over any 64-byte key (the flow table's keys too). */
+/* The same 64-bit mix over any 64-byte key. */
 uint64_t flowkey_hash64(const void *key64);
+
+/* The secret the in-memory hash tables' hashes start from (flowkey_hash
+ * and the flow table's): random in every process, so that nobody sending
+ * packets past a mirrored interface can work out, ahead, keys that all
+ * fall into one bucket and make every lookup walk them (with a fixed start,
+ * a few thousand crafted flows could hold a recorder's analysis, and its
+ * capture behind it, to a few thousand packets a second). Set once, at
+ * load; nothing on disk depends on it (the catalog's summaries hash on
+ * their own). flowkey_set_seed() is for tests and fuzzers that want the
+ * same collisions every run: call it before any hash is taken. */
+extern uint64_t flowkey_seed;
+void flowkey_set_seed(uint64_t seed);
 int flowkey_equal(const flowkey_t *a, const flowkey_t *b);
 
 /* Format an address (IPv4 mapped shown as dotted quad) into buf (>= 46 bytes). */

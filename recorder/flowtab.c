@@ -55,6 +55,7 @@
  */
 #include "flowtab.h"
 
+#include "flowkey.h"
 #include "xmalloc.h"
 
 #include <stddef.h>
@@ -728,7 +729,8 @@ static void flowtab__addrs(const flowtab_t *t, uint32_t id, uint8_t a[16], uint8
 /* The hash of a key: flowtab_hash() of a packet's, and of a flow's at its
  * release. The multiply-xorshift of flowkey_hash64 over its words, five
  * for an IPv4 key (addresses, ports and VNI, protocol, observer), nine for
- * an IPv6 one (its addresses too). */
+ * an IPv6 one (its addresses too), from the process's secret flowkey_seed
+ * (flowkey.h: why). */
 static inline uint64_t flowtab__mix(uint64_t h, uint64_t w)
 {
     h ^= w;
@@ -738,7 +740,7 @@ static inline uint64_t flowtab__mix(uint64_t h, uint64_t w)
 
 FLOWTAB_INLINE uint64_t flowtab__keyhash(const pkey *k, uint32_t vni, const uint8_t observer[16])
 {
-    uint64_t w[2], h = 0x9e3779b97f4a7c15ULL;
+    uint64_t w[2], h = 0x9e3779b97f4a7c15ULL ^ flowkey_seed;
     h = flowtab__mix(h, (uint64_t)k->a << 32 | k->b);
     h = flowtab__mix(h, (uint64_t)(k->ports & 0xffff) << 48 | (uint64_t)(k->ports >> 16) << 32 | vni);
     h = flowtab__mix(h, (uint64_t)k->proto << 8 | k->v6);

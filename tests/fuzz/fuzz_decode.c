@@ -80,6 +80,7 @@ static void fuzz__frame(const uint8_t *p, uint32_t caplen, uint32_t origlen, uin
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    flowkey_set_seed(0); /* the same buckets every run: a finding replays as found */
     static int init;
     if (!init) {
         fuzz_quiet();

@@ -10,6 +10,7 @@
  * candidate, or the search would miss its packets where tcpdump finds them.
  */
 #include "exprscan.h"
+#include "flowkey.h"
 #include "fuzz.h"
 #include "fuzz_expr.h"
 
@@ -47,6 +48,7 @@ static int fuzz__keys(const fuzz_values *v, flowkey_t *keys)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    flowkey_set_seed(0); /* the same buckets every run: a finding replays as found */
     static int init;
     static flowkey_t keys[FUZZ_NKEYS];
     static uint32_t ids[FUZZ_NKEYS];

@@ -120,6 +120,7 @@ static uint32_t fuzz__frame(const fuzz_values *v, const uint8_t d[4], uint8_t *f
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    flowkey_set_seed(0); /* the same buckets every run: a finding replays as found */
     static int init;
     if (!init) {
         fuzz_quiet();

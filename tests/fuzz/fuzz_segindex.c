@@ -16,6 +16,7 @@
  * fuzzer reaches the search with any content); odd ones are written as they
  * are (the checksum's refusal and the rebuild from the pcap).
  */
+#include "flowkey.h"
 #include "fuzz.h"
 #include "pcapio.h"
 #include "search.h"
@@ -93,6 +94,7 @@ static void fuzz__search(const char *expr, int64_t from, int64_t to)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    flowkey_set_seed(0); /* the same buckets every run: a finding replays as found */
     static int init;
     if (!init) {
         fuzz_quiet();

@@ -2,11 +2,15 @@
  * every address of every record: it writes by hand what inet_ntop writes,
  * so it is checked against inet_ntop on addresses of every shape (each of
  * the 256 patterns of zero groups, with and without ::ffff: and IPv4
- * compatible forms) and on random ones. */
+ * compatible forms) and on random ones. And the index keys' hash: from a
+ * secret of each process, so that keys crafted to share a bucket under one
+ * seed do not under another. */
 #include "flowkey.h"
 #include "test.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
+#include <unistd.h>
 
 static uint32_t rnd_state = 12345;
 
@@ -86,8 +90,62 @@ static void test_small_buffer(void)
     ASSERT_STREQ(buf, "");
 }
 
-int main(void)
+/* Keys found (by trying, as an attacker with the code would) to fall into
+ * one of 1 024 buckets under seed 1 spread out under seed 2; and two runs
+ * of this program start from different seeds, set before main(). */
+static void test_seed(void)
 {
+    uint64_t own = flowkey_seed;
+    flowkey_set_seed(1);
+    flowkey_t keys[32];
+    unsigned n = 0;
+    for (uint32_t i = 0; n < 32 && i < (1u << 24); i++) {
+        flowkey_t k;
+        memset(&k, 0, sizeof k);
+        uint8_t c[4] = { 172, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i }, s[4] = { 10, 0, 0, 1 };
+        decode_map4(c, k.src);
+        decode_map4(s, k.dst);
+        k.sport = 40000;
+        k.dport = 443;
+        k.kind = FK_IPV4;
+        k.proto = 6;
+        if ((flowkey_hash(&k) & 1023) == 0) keys[n++] = k;
+    }
+    ASSERT_EQ(n, 32);
+    flowkey_set_seed(2);
+    unsigned count[1024] = { 0 }, most = 0;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned c = ++count[flowkey_hash(&keys[i]) & 1023];
+        if (c > most) most = c;
+    }
+    ASSERT_TRUE(most <= 4);
+    flowkey_set_seed(own);
+
+    char exe[4096], cmd[4200], seen[2][32] = { "", "" };
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ASSERT_TRUE(len > 0);
+    if (len <= 0) return;
+    exe[len] = 0;
+    snprintf(cmd, sizeof cmd, "'%s' --seed", exe);
+    for (int run = 0; run < 2; run++) {
+        FILE *f = popen(cmd, "r");
+        ASSERT_TRUE(f != NULL);
+        if (!f) return;
+        ASSERT_TRUE(fgets(seen[run], sizeof seen[run], f) != NULL);
+        pclose(f);
+    }
+    char mine[32];
+    snprintf(mine, sizeof mine, "%016llx\n", (unsigned long long)own);
+    ASSERT_TRUE(seen[0][0] && strcmp(seen[0], seen[1]) != 0 && strcmp(seen[0], mine) != 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--seed") == 0) { /* for test_seed: this process's */
+        printf("%016llx\n", (unsigned long long)flowkey_seed);
+        return 0;
+    }
+    RUN(test_seed);
     RUN(test_zero_patterns);
     RUN(test_random);
     RUN(test_named);

@@ -7,6 +7,7 @@
  * compact state, run on the same packets written to a capture; the tshark
  * oracle tests check the rules. */
 #include "decode.h"
+#include "flowkey.h"
 #include "flowtab.h"
 #include "test.h"
 
@@ -221,8 +222,65 @@ static void test_carries_and_points(void)
     flowtab_free(t);
 }
 
+/* Records of the crafted flows: each a SYN and its SYN/ACK. */
+static int crafted_good, crafted_all;
+
+static void crafted_emit(void *ctx, const flowrec *r)
+{
+    (void)ctx;
+    crafted_all++;
+    crafted_good += r->c2s.packets == 1 && r->s2c.packets == 1 && r->server_port == 443 &&
+                    r->synack_ns - r->syn_ns == 1000;
+}
+
+/* Flows crafted to share a bucket, as anyone could craft them against a
+ * hash that starts the same in every process: under seed 1, 200 of them in
+ * one chain of a 1 024-bucket table still give 200 right records; under
+ * seed 2 the same flows spread over the buckets. */
+static void test_crafted_collisions(void)
+{
+    uint64_t own = flowkey_seed;
+    flowkey_set_seed(1);
+    static pkt_ana keys[200];
+    unsigned n = 0;
+    uint8_t s[16];
+    v4(s, 10, 0, 0, 1);
+    for (uint32_t i = 0; n < 200 && i < (1u << 24); i++) {
+        uint8_t c[16];
+        v4(c, 172, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i);
+        pkt_ana a = seg(c, 40000, s, 443, 1, 0, SYN, 0);
+        if ((flowtab_hash(&a, 0, NULL) & 1023) == 0) keys[n++] = a;
+    }
+    ASSERT_EQ(n, 200);
+    flowtab_opts o = { .max_flows = 1024, .idle_ns = 3600 * S, .interval_ns = 100000 * S,
+                       .grace_ns = 5 * S, .id_base = 1000 };
+    flowtab_t *t = flowtab_new(&o, crafted_emit, NULL);
+    crafted_good = crafted_all = 0;
+    for (unsigned i = 0; i < n; i++) pkt(t, T0 + i * 10000, 0, NULL, &keys[i]);
+    for (unsigned i = 0; i < n; i++) {
+        pkt_ana r = seg(keys[i].dst, 443, keys[i].src, 40000, 7, 2, SYN | ACK, 0);
+        pkt(t, T0 + i * 10000 + 1000, 0, NULL, &r);
+    }
+    flowtab_stats st;
+    flowtab_get_stats(t, &st);
+    ASSERT_EQ(st.active, 200);
+    flowtab_flush(t);
+    ASSERT_EQ(crafted_all, 200);
+    ASSERT_EQ(crafted_good, 200);
+    flowtab_free(t);
+    flowkey_set_seed(2);
+    unsigned count[1024] = { 0 }, most = 0;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned c = ++count[flowtab_hash(&keys[i], 0, NULL) & 1023];
+        if (c > most) most = c;
+    }
+    ASSERT_TRUE(most <= 5);
+    flowkey_set_seed(own);
+}
+
 int main(void)
 {
+    RUN(test_crafted_collisions);
     RUN(test_long_gaps);
     RUN(test_other_side_times);
     RUN(test_carries_and_points);
