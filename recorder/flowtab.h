@@ -33,7 +33,9 @@ typedef struct pkt_ana {
 void flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi);
 
 /* The hash of a packet's flow (both directions alike), computed by the
- * receive thread so the writer only looks it up. */
+ * receive thread so the analysis only looks it up; from the process's
+ * secret (flowkey_seed, flowkey.h), so it is the same only within one
+ * process. */
 uint64_t flowtab_hash(const pkt_ana *a, uint32_t vni, const uint8_t observer[16]);
 
 typedef struct flowtab_opts {
