@@ -1,27 +1,20 @@
 /* lineout.c - JSON lines written a block at a time (lineout.h). */
 #include "lineout.h"
 
+#include "timeparse.h"
 #include "xmalloc.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 #define LINEOUT_BUF (256u << 10)
 #define LINEOUT_FLUSH_NS 1000000000LL
-
-static int64_t lineout__mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 void lineout_init(lineout *lo, FILE *out)
 {
     lo->out = out;
     lo->buf = xmalloc(LINEOUT_BUF);
     lo->used = 0;
-    lo->flushed_ns = lineout__mono_ns();
+    lo->flushed_ns = timeparse_mono_ns();
 }
 
 /* The gathered lines in one write() (stdio passes a block larger than its
@@ -49,12 +42,12 @@ void lineout_flush(lineout *lo)
 {
     lineout__drain(lo);
     fflush(lo->out);
-    lo->flushed_ns = lineout__mono_ns();
+    lo->flushed_ns = timeparse_mono_ns();
 }
 
 void lineout_tick(lineout *lo)
 {
-    if (lineout__mono_ns() - lo->flushed_ns >= LINEOUT_FLUSH_NS) lineout_flush(lo);
+    if (timeparse_mono_ns() - lo->flushed_ns >= LINEOUT_FLUSH_NS) lineout_flush(lo);
 }
 
 void lineout_free(lineout *lo)
