@@ -1,4 +1,5 @@
-/* flowkey.c - directional flow keys for the store index (see flowkey.h). */
+/* flowkey.c - directional flow keys for the store index, their hash (from
+ * a secret of each process) and addresses as text (see flowkey.h). */
 #include "flowkey.h"
 
 #include <stddef.h>

@@ -4,10 +4,11 @@
  * (the key, the hash chain, the list links, the last time: all a lookup or
  * an expiry reads) and a cold one (the analysis state and the counters,
  * read only for the flow's own packets), so a lookup walking a chain reads
- * no analysis state. A chained hash index of 32-bit slot numbers finds
- * flows, a free list recycles them, and two doubly linked lists order them -
- * by activity (idle expiry, eviction when full) and by close time (grace
- * expiry). The activity list is "second chance": a packet only updates the
+ * no analysis state. A chained hash index of 32-bit slot numbers (hashed
+ * from the process's secret, flowkey.h) finds flows, a free list recycles
+ * them (flowtab_flush, which ends them all, empties the table at once),
+ * and two doubly linked lists order them - by activity (idle expiry,
+ * eviction when full) and by close time (grace expiry). The activity list is "second chance": a packet only updates the
  * flow's last time, and a flow found at the old end that was active since it
  * was queued goes back to the new end - so a packet touches no list, and no
  * other flow's memory. Each TCP direction keeps Wireshark's per-direction
