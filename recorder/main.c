@@ -165,10 +165,13 @@ static void *writer_main(void *arg)
             last_snap = now;
         }
     }
+    /* Every batch is passed on: the analysis drains them and ends its flows
+     * while the last segment is sealed here, not after (the end of an
+     * import was the seal, then the flush, one after the other). */
+    pipeline_close(r->pipe, 1);
     if (r->store && store_flush_seal(r->store) < 0 && r->import_mode) r->writer_failed = 1;
     if (r->store) store_snapshot(r);
     log_thread_cpu("writer");
-    pipeline_close(r->pipe, 1); /* the analysis drains what we passed, then ends */
     return NULL;
 }
 
