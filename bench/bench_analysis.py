@@ -10,7 +10,8 @@ Then memory: bytes per active flow and the whole recorder's resident size
 with a million concurrent flows (goals: <= 256 bytes, < 512 MB).
 
 MSCOPE_BENCH_RUNS (default 5) sets the runs per figure; runs of the
-recorder and of tcpdump alternate, so both see the same load. With
+recorder and of tcpdump alternate, so both see the same load, in an order
+rotated every round, so no build always follows the same command. With
 MSCOPE_RECORDER_BEFORE=BINARY (an earlier build) its figures are measured in
 the same runs and printed beside ("before")."""
 import os
@@ -123,8 +124,12 @@ def main():
         cmds.update({"before " + k: c for k, c in pipeline(BEFORE, src, store).items()})
     res = {k: [] for k in cmds}
     threads = {k: [] for k in cmds}
-    for _ in range(RUNS):  # interleaved: every figure sees the same background load
-        for k, cmd in cmds.items():
+    order = list(cmds.items())
+    for i in range(RUNS):  # interleaved: every figure sees the same background load
+        # and, rotated a step each round, every place in the order: a run
+        # right after tcpdump (596 MB just written through the page cache)
+        # was slower, so a fixed order favoured whichever build came later
+        for k, cmd in order[i % len(order):] + order[:i % len(order)]:
             clean()
             err = []
             res[k].append(measured(cmd, err))
