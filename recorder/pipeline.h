@@ -77,7 +77,8 @@ void pipeline_free(pipeline_t *p);
 unsigned pipeline_room(pipeline_t *p);
 
 /* Take an empty batch. wait=1 blocks until one is free (or the pipeline is
- * closed: NULL); wait=0 returns NULL at once when none is free. */
+ * closed: NULL) - a producer that had to wait is woken when a few are, not
+ * at each one given back; wait=0 returns NULL at once when none is free. */
 pipe_batch *pipeline_get(pipeline_t *p, int wait);
 
 /* Hand a filled batch to the writer (ownership passes). Empty batches are

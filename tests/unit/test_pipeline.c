@@ -3,10 +3,14 @@
  * start and gets NULL, never a wait, when none is free; an import's waiting
  * producer keeps its few hot batches out, has its room doubled when a wait
  * finds no batch given back (a stalled consumer: never a deadlock, up to
- * every batch), and back down to the hot few once batches flow again. */
+ * every batch), and back down to the hot few once batches flow again;
+ * batches handed between threads arrive in order, the producer woken as
+ * they come back. */
 #include "pipeline.h"
 
 #include "test.h"
+
+#include <pthread.h>
 
 enum { NB = 16, HOT = 4 };
 
@@ -77,10 +81,63 @@ static void test_import_room(void)
     pipeline_free(p);
 }
 
+/* A producer and the two stages' consumers on threads of their own, as in
+ * an import: every batch through both stages in order, the producer woken
+ * whenever batches come back, whether the room holds 2 (woken at each) or
+ * 8 (woken a few at a time). */
+enum { MOVED = 3000 };
+
+typedef struct mover {
+    pipeline_t *p;
+    int stage;
+    uint32_t seen, bad;
+} mover;
+
+static void *mover_main(void *arg)
+{
+    mover *m = arg;
+    for (pipe_batch *b; (b = pipeline_next(m->p, m->stage, 1000)) || !pipeline_drained(m->p, m->stage);) {
+        if (!b) continue;
+        if (b->n != m->seen + 1) m->bad++;
+        m->seen = b->n;
+        if (m->stage == 0) pipeline_pass(m->p, 0, b);
+        else pipeline_release(m->p, b);
+    }
+    if (m->stage == 0) pipeline_close(m->p, 1);
+    return NULL;
+}
+
+static void test_threads(unsigned nbatches, unsigned hot)
+{
+    pipeline_t *p = pipeline_new(nbatches, hot);
+    mover m[2] = { { .p = p, .stage = 0 }, { .p = p, .stage = 1 } };
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) ASSERT_EQ(pthread_create(&t[i], NULL, mover_main, &m[i]), 0);
+    for (uint32_t i = 1; i <= MOVED; i++) {
+        pipe_batch *b = pipeline_get(p, 1);
+        ASSERT_TRUE(b != NULL);
+        if (!b) break;
+        b->n = i; /* the batch's number, as its packet count */
+        pipeline_submit(p, b);
+    }
+    pipeline_close(p, 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(m[i].seen, MOVED);
+        ASSERT_EQ(m[i].bad, 0);
+    }
+    pipeline_free(p);
+}
+
+static void test_threads_small(void) { test_threads(2, 0); }
+static void test_threads_import(void) { test_threads(NB, 8); }
+
 int main(void)
 {
     RUN(test_stages_in_order);
     RUN(test_live_has_every_batch);
     RUN(test_import_room);
+    RUN(test_threads_small);
+    RUN(test_threads_import);
     TEST_EXIT();
 }
