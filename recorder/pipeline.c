@@ -139,8 +139,10 @@ static void pipeline__give_back(pipeline_t *p, pipe_batch *b)
 {
     p->out--;
     p->free_list[p->nfree++] = b;
-    unsigned wake = p->room / 2 > PIPE_WAKE ? PIPE_WAKE : p->room / 2 ? p->room / 2 : 1;
-    if (p->out + wake > p->room) return; /* a waiting producer sleeps on */
+    unsigned wake = p->room / 2; /* free batches that wake a waiting producer */
+    if (wake > PIPE_WAKE) wake = PIPE_WAKE;
+    if (wake < 1) wake = 1;
+    if (p->out + wake > p->room) return; /* it sleeps on */
     pthread_cond_signal(&p->has_free);
 }
 
