@@ -263,6 +263,7 @@ struct flowtab {
     unsigned pf_n;
     uint64_t next_id;
     int64_t now;
+    int64_t due_ns; /* flowtab__redue() */
     flowtab_stats st;
 };
 
@@ -369,6 +370,7 @@ flowtab_t *flowtab_new(const flowtab_opts *o, flowtab_emit_fn emit, void *ctx)
         return NULL;
     }
     t->next_id = o->id_base;
+    t->due_ns = INT64_MAX; /* nothing listed */
     return t;
 }
 
@@ -620,6 +622,30 @@ static void flowtab__ua_add(flowtab_t *t, flow *f, fcold *c, int dir, uint32_t e
 
 /* ---- lists ------------------------------------------------------------- */
 
+static inline int64_t flowtab__after(int64_t x, int64_t d)
+{
+    int64_t r;
+    return __builtin_add_overflow(x, d, &r) ? INT64_MAX : r;
+}
+
+/* When flowtab_advance() next has something to do: the first test of each
+ * of its loops, for the lists' tails as they are now. Kept in t->due_ns,
+ * set again whenever a tail changes (or the last time of the flow at the
+ * activity list's tail goes back), so a packet compares its time with one
+ * number. */
+static void flowtab__redue(flowtab_t *t)
+{
+    int64_t due = INT64_MAX;
+    if (t->close_tail) due = flowtab__after(t->flows[t->close_tail - 1].queued_ns, t->o.grace_ns);
+    if (t->lru_tail) {
+        const flow *f = &t->flows[t->lru_tail - 1];
+        int64_t x = flowtab__after(f->last_ns < f->queued_ns ? f->last_ns : f->queued_ns,
+                                   t->o.idle_ns);
+        if (x < due) due = x;
+    }
+    t->due_ns = due;
+}
+
 static void flowtab__unlink(flowtab_t *t, uint32_t id)
 {
     flow *f = &t->flows[id - 1];
@@ -628,10 +654,12 @@ static void flowtab__unlink(flowtab_t *t, uint32_t id)
     if (f->list == LIST_NONE) return;
     if (f->prev) t->flows[f->prev - 1].next = f->next;
     else *head = f->next;
+    int was_tail = !f->next;
     if (f->next) t->flows[f->next - 1].prev = f->prev;
     else *tail = f->prev;
     f->prev = f->next = 0;
     f->list = LIST_NONE;
+    if (was_tail) flowtab__redue(t);
 }
 
 /* Newest at the head, oldest at the tail. */
@@ -645,7 +673,10 @@ static void flowtab__push(flowtab_t *t, uint32_t id, int list)
     f->next = *head;
     if (*head) t->flows[*head - 1].prev = id;
     *head = id;
-    if (!*tail) *tail = id;
+    if (!*tail) {
+        *tail = id;
+        flowtab__redue(t);
+    }
 }
 
 /* ---- keys ----------------------------------------------------------------- */
@@ -1093,6 +1124,26 @@ static void flowtab__history(fcold *c, int dir, unsigned letter)
 
 /* ---- TCP analysis (Wireshark's tcp_analyze_sequence_number) -------------- */
 
+/* The flags a segment's counters and history letters follow (most segments
+ * have none of them: one test, then nothing). */
+#define TA_COUNTED (TA_RETRANS | TA_FAST | TA_SPURIOUS | TA_OOO | TA_DUPACK | TA_LOST | TA_ZW | \
+                    TA_WF | TA_KA)
+
+static void flowtab__tcp_count(flowtab_t *t, uint32_t id, fcold *c, int dir, unsigned ta)
+{
+    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__ev(t, id, c, dir, EV_RETRANS);
+    if (ta & TA_FAST) flowtab__ev(t, id, c, dir, EV_FAST);
+    if (ta & TA_SPURIOUS) flowtab__ev(t, id, c, dir, EV_SPURIOUS);
+    if (ta & TA_OOO) flowtab__ev(t, id, c, dir, EV_OOO);
+    if (ta & TA_DUPACK) flowtab__ev(t, id, c, dir, EV_DUPACK);
+    if (ta & TA_LOST) flowtab__ev(t, id, c, dir, EV_LOST);
+    if (ta & TA_ZW) flowtab__ev(t, id, c, dir, EV_ZW);
+    if (ta & TA_WF) flowtab__ev(t, id, c, dir, EV_WF);
+    if (ta & TA_KA) flowtab__ev(t, id, c, dir, EV_KA);
+    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__history(c, dir, H_T);
+    if (ta & TA_ZW) flowtab__history(c, dir, H_W);
+}
+
 static void flowtab__tcp(flowtab_t *t, uint32_t id, int dir, int64_t ts, const pkt_ana *a)
 {
     flow *f = &t->flows[id - 1];
@@ -1232,17 +1283,7 @@ finished_fwd:
         }
     }
 
-    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__ev(t, id, c, dir, EV_RETRANS);
-    if (ta & TA_FAST) flowtab__ev(t, id, c, dir, EV_FAST);
-    if (ta & TA_SPURIOUS) flowtab__ev(t, id, c, dir, EV_SPURIOUS);
-    if (ta & TA_OOO) flowtab__ev(t, id, c, dir, EV_OOO);
-    if (ta & TA_DUPACK) flowtab__ev(t, id, c, dir, EV_DUPACK);
-    if (ta & TA_LOST) flowtab__ev(t, id, c, dir, EV_LOST);
-    if (ta & TA_ZW) flowtab__ev(t, id, c, dir, EV_ZW);
-    if (ta & TA_WF) flowtab__ev(t, id, c, dir, EV_WF);
-    if (ta & TA_KA) flowtab__ev(t, id, c, dir, EV_KA);
-    if (ta & (TA_RETRANS | TA_FAST | TA_SPURIOUS)) flowtab__history(c, dir, H_T);
-    if (ta & TA_ZW) flowtab__history(c, dir, H_W);
+    if (ta & TA_COUNTED) flowtab__tcp_count(t, id, c, dir, ta);
 }
 
 static void flowtab__tcp_session(flowtab_t *t, uint32_t id, int dir, int64_t ts,
@@ -1364,17 +1405,6 @@ void flowtab_prefetch(flowtab_t *t, uint64_t hash_far, uint64_t hash_near)
     flowtab__prefetch_cell(t, c->req_last);
 }
 
-/* 1 when flowtab_advance() has something to do at t->now: the first test
- * of each of its loops. Checked inline per packet, which nearly always
- * moves the clock and nearly never ends a flow. */
-static inline int flowtab__due(const flowtab_t *t)
-{
-    if (t->close_tail && t->flows[t->close_tail - 1].queued_ns + t->o.grace_ns <= t->now) return 1;
-    if (!t->lru_tail) return 0;
-    const flow *f = &t->flows[t->lru_tail - 1];
-    return f->last_ns + t->o.idle_ns <= t->now || f->queued_ns + t->o.idle_ns <= t->now;
-}
-
 uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t observer[16],
                         const pkt_ana *a, uint64_t hash)
 {
@@ -1383,8 +1413,8 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
         return 0;
     }
     if (ts > t->now) {
-        t->now = ts;
-        if (flowtab__due(t)) flowtab_advance(t, ts);
+        t->now = ts; /* nearly every packet moves the clock, nearly none ends a flow */
+        if (ts >= t->due_ns) flowtab_advance(t, ts);
     }
     if (!observer) observer = flowtab__zero;
     pkey k;
@@ -1420,7 +1450,9 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
     fcold *c = &t->cold[id - 1];
     flow_wide *w = &t->wide[id - 1];
     int dir = (a_is_src == !!(f->bits & F_CLIENT_IS_A)) ? 0 : 1;
+    int back = ts < f->last_ns;
     flowtab__moved(t, f, c, dir, ts); /* the flow's last time is ts */
+    if (back && id == t->lru_tail) flowtab__redue(t);
     fdir *d = &c->dir[dir];
     flowtab__add32(t, id, &d->packets, &w->packets[dir], 1);
     flowtab__add32(t, id, &d->ip_bytes, &w->ip_bytes[dir], a->ip_len);
@@ -1496,6 +1528,7 @@ void flowtab_flush(flowtab_t *t)
     t->ext_free = t->ext_unused = t->ua_free = t->ua_unused = t->evb_free = t->evb_unused = 0;
     t->cell_free = t->cell_unused = t->v6_free = t->v6_unused = t->obs_free = t->obs_unused = 0;
     t->lru_head = t->lru_tail = t->close_head = t->close_tail = 0;
+    t->due_ns = INT64_MAX;
     t->st.active = 0;
 }
 
