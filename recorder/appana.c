@@ -284,10 +284,10 @@ static aslot *appana__slot_new(appana_t *a, uint64_t id, int ap, const pkt_ana *
     s->flow_id = id;
     s->ap = (uint8_t)ap;
     s->proto = pa->proto;
-    memcpy(s->ip[0], pa->src, 16);
-    memcpy(s->ip[1], pa->dst, 16);
-    s->port[0] = pa->sport;
-    s->port[1] = pa->dport;
+    memcpy(s->ip[0], pkt_ana_src(pa), 16);
+    memcpy(s->ip[1], pkt_ana_dst(pa), 16);
+    s->port[0] = pkt_ana_sport(pa);
+    s->port[1] = pkt_ana_dport(pa);
     s->vni = vni;
     if (observer) memcpy(s->observer, observer, 16);
     uint32_t i = appana__hash(a, id);
@@ -320,9 +320,10 @@ static void appana__slot_release(appana_t *a, aslot *s)
 /* The direction of a packet in its slot: 0 when sent by direction 0's sender. */
 static inline int appana__dir(const aslot *s, const pkt_ana *pa)
 {
-    return !(pa->sport == s->port[0] && memcmp(pa->src, s->ip[0], 16) == 0 &&
-             (pa->dport != s->port[1] || memcmp(pa->dst, s->ip[1], 16) == 0 ||
-              memcmp(pa->src, pa->dst, 16) != 0));
+    const uint8_t *src = pkt_ana_src(pa), *dst = pkt_ana_dst(pa);
+    return !(pkt_ana_sport(pa) == s->port[0] && memcmp(src, s->ip[0], 16) == 0 &&
+             (pkt_ana_dport(pa) != s->port[1] || memcmp(dst, s->ip[1], 16) == 0 ||
+              memcmp(src, dst, 16) != 0));
 }
 
 /* ---- records -------------------------------------------------------------- */
@@ -717,7 +718,7 @@ __attribute__((noinline)) static void appana__udp(appana_t *a, uint64_t id, int6
                         const uint8_t observer[16], const pkt_ana *pa, const uint8_t *payload,
                         uint32_t caplen)
 {
-    if (!appana__dns_port(a, pa->sport) && !appana__dns_port(a, pa->dport)) return;
+    if (!appana__dns_port(a, pkt_ana_sport(pa)) && !appana__dns_port(a, pkt_ana_dport(pa))) return;
     if (!caplen) return;
     aslot *s = appana__find(a, id);
     if (!s && !(s = appana__slot_new(a, id, AP_DNS_UDP, pa, vni, observer))) return;
@@ -744,8 +745,8 @@ __attribute__((noinline)) static void appana__udp(appana_t *a, uint64_t id, int6
 static inline uint32_t appana__who(const pkt_ana *pa)
 {
     uint32_t v;
-    memcpy(&v, pa->src + 12, 4);
-    return v ^ ((uint32_t)pa->sport << 16);
+    memcpy(&v, pkt_ana_src(pa) + 12, 4);
+    return v ^ ((uint32_t)pkt_ana_sport(pa) << 16);
 }
 
 /* A SYN (0) or SYN/ACK (1) of flow id: its sender's first sequence number. */
@@ -800,7 +801,7 @@ __attribute__((noinline)) static void appana__segment(appana_t *a, uint64_t id, 
         if (caplen < pa->payload_len)
             ap = -1; /* a sliced first segment: the stream cannot be followed */
         else if (!appana__isn_start(a, id, pa, &start))
-            ap = appana__detect(a, pa->sport, pa->dport, payload, caplen);
+            ap = appana__detect(a, pkt_ana_sport(pa), pkt_ana_dport(pa), payload, caplen);
         if (ap == -1) {
             appana__neg_add(a, id);
             return;

@@ -278,33 +278,6 @@ size_t flowtab_slot_bytes(void)
     return sizeof(flow) + sizeof(fcold) + 2 * sizeof(uint32_t);
 }
 
-void flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi)
-{
-    memset(a, 0, sizeof *a);
-    if (pi->l3 != PKT_L3_IPV4 && pi->l3 != PKT_L3_IPV6) return;
-    if (pi->flags & PKT_F_FRAG_LATER) return; /* no transport header to analyse */
-    if (pi->reason == DEC_ETH_SHORT || pi->reason == DEC_VLAN_SHORT ||
-        pi->reason == DEC_IPV4_SHORT || pi->reason == DEC_IPV6_SHORT ||
-        pi->reason == DEC_IPV4_BAD_VERSION || pi->reason == DEC_IPV6_BAD_VERSION)
-        return;
-    memcpy(a->src, pi->src, 16);
-    memcpy(a->dst, pi->dst, 16);
-    a->proto = pi->proto;
-    a->ip_len = pi->ip_len;
-    if (pi->proto == 6 || pi->proto == 17) {
-        if (!(pi->flags & PKT_F_L4) || pi->reason != DEC_OK) return; /* ports/header unreliable */
-        a->sport = pi->sport;
-        a->dport = pi->dport;
-    }
-    a->seq = pi->tcp_seq;
-    a->ack = pi->tcp_ack;
-    a->win = pi->tcp_win;
-    a->tcp_flags = pi->tcp_flags;
-    a->wscale = pi->tcp_wscale;
-    a->payload_len = pi->payload_len;
-    a->usable = 1;
-}
-
 /* n elements of size bytes each, zero, mapped: pages cost memory once touched.
  * In huge pages where the kernel gives them: the flows are reached at
  * random, and with small pages nearly every flow's slot was a TLB miss. */
@@ -713,34 +686,59 @@ static inline int flowtab__is_mapped(const uint8_t a[16])
     return !hi && mid == want;
 }
 
-/* The canonical key: endpoints in a fixed order, so both directions match.
- * Returns 1 when the packet's source is endpoint a. Always inlined (here and
- * in the key's hash): called per packet by both threads, the key then stays
- * in registers instead of a struct in memory behind a call. */
 #define FLOWTAB_INLINE static inline __attribute__((always_inline))
-FLOWTAB_INLINE int flowtab__pkey(pkey *k, const pkt_ana *a)
+
+/* The canonical order: endpoints in a fixed order, so both directions
+ * match. Fills a's endpoints and k, a's key (which points into a). */
+FLOWTAB_INLINE void flowtab__order(pkt_ana *a, pkey *k, const uint8_t src[16], uint16_t sport,
+                                   const uint8_t dst[16], uint16_t dport)
 {
-    int a_is_src;
-    k->v6 = flowtab__is_mapped(a->src) && flowtab__is_mapped(a->dst) ? 0 : F_V6;
-    if (!k->v6) { /* the same order as the mapped addresses' */
-        const uint8_t *x = a->src + 12, *y = a->dst + 12;
-        uint32_t s = (uint32_t)x[0] << 24 | (uint32_t)x[1] << 16 | (uint32_t)x[2] << 8 | x[3];
-        uint32_t d = (uint32_t)y[0] << 24 | (uint32_t)y[1] << 16 | (uint32_t)y[2] << 8 | y[3];
-        a_is_src = s < d || (s == d && a->sport <= a->dport);
+    int v6 = !(flowtab__is_mapped(src) && flowtab__is_mapped(dst)), a_is_src;
+    uint32_t s4, d4;
+    memcpy(&s4, src + 12, 4);
+    memcpy(&d4, dst + 12, 4);
+    if (!v6) { /* the same order as the mapped addresses' */
+        uint32_t s = __builtin_bswap32(s4), d = __builtin_bswap32(d4);
+        a_is_src = s < d || (s == d && sport <= dport);
     } else {
-        a_is_src = flowtab__addr_cmp(a->src, a->sport, a->dst, a->dport) <= 0;
+        a_is_src = flowtab__addr_cmp(src, sport, dst, dport) <= 0;
     }
-    k->a16 = a_is_src ? a->src : a->dst;
-    k->b16 = a_is_src ? a->dst : a->src;
-    k->ports = a_is_src ? (uint32_t)a->sport | (uint32_t)a->dport << 16
-                        : (uint32_t)a->dport | (uint32_t)a->sport << 16;
+    memcpy(a->a, a_is_src ? src : dst, 16);
+    memcpy(a->b, a_is_src ? dst : src, 16);
+    uint32_t fwd = (uint32_t)sport | (uint32_t)dport << 16, rev = (uint32_t)dport | (uint32_t)sport << 16;
+    a->ports = k->ports = a_is_src ? fwd : rev;
+    a->a_is_src = (uint8_t)a_is_src;
+    a->v6 = (uint8_t)v6;
+    k->v6 = v6 ? F_V6 : 0;
+    k->a16 = a->a;
+    k->b16 = a->b;
+    k->a = v6 ? 0 : a_is_src ? s4 : d4;
+    k->b = v6 ? 0 : a_is_src ? d4 : s4;
+}
+
+void pkt_ana_endpoints(pkt_ana *a, const uint8_t src[16], uint16_t sport, const uint8_t dst[16],
+                       uint16_t dport)
+{
+    pkey k;
+    flowtab__order(a, &k, src, sport, dst, dport);
+}
+
+/* A packet's key, as the table keeps it: its canonical endpoints. Always
+ * inlined (here and in the key's hash): called per packet by both threads,
+ * the key then stays in registers instead of a struct in memory behind a
+ * call. */
+FLOWTAB_INLINE void flowtab__pkey(pkey *k, const pkt_ana *a)
+{
+    k->v6 = a->v6 ? F_V6 : 0;
+    k->a16 = a->a;
+    k->b16 = a->b;
+    k->ports = a->ports;
     k->proto = a->proto;
     k->a = k->b = 0;
     if (!k->v6) {
-        memcpy(&k->a, k->a16 + 12, 4);
-        memcpy(&k->b, k->b16 + 12, 4);
+        memcpy(&k->a, a->a + 12, 4);
+        memcpy(&k->b, a->b + 12, 4);
     }
-    return a_is_src;
 }
 
 /* Flow id's endpoint addresses (16 bytes, IPv4 mapped). */
@@ -1359,6 +1357,42 @@ static void flowtab__app(flowtab_t *t, uint32_t id, int dir, int64_t ts, const p
     }
 }
 
+/* The anomalies after which the addresses cannot be trusted. */
+#define ANA_BAD_L3 (1u << DEC_ETH_SHORT | 1u << DEC_VLAN_SHORT | 1u << DEC_IPV4_SHORT | \
+                    1u << DEC_IPV6_SHORT | 1u << DEC_IPV4_BAD_VERSION | 1u << DEC_IPV6_BAD_VERSION)
+_Static_assert(DEC__COUNT <= 32, "decode reasons fit a 32-bit mask");
+_Static_assert(sizeof(pkt_ana) == 60, "pkt_ana has no padding: flowtab_ana_from writes every byte");
+
+uint64_t flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi, uint32_t vni, const uint8_t observer[16])
+{
+    uint16_t sport = 0, dport = 0;
+    if ((pi->l3 != PKT_L3_IPV4 && pi->l3 != PKT_L3_IPV6) ||
+        (pi->flags & PKT_F_FRAG_LATER) || /* no transport header to analyse */
+        ((1u << pi->reason) & ANA_BAD_L3))
+        goto unusable;
+    if (pi->proto == 6 || pi->proto == 17) {
+        if (!(pi->flags & PKT_F_L4) || pi->reason != DEC_OK) goto unusable; /* ports/header unreliable */
+        sport = pi->sport;
+        dport = pi->dport;
+    }
+    /* every field written */
+    pkey k;
+    flowtab__order(a, &k, pi->src, sport, pi->dst, dport);
+    a->proto = k.proto = pi->proto;
+    a->ip_len = pi->ip_len;
+    a->seq = pi->tcp_seq;
+    a->ack = pi->tcp_ack;
+    a->payload_len = pi->payload_len;
+    a->win = pi->tcp_win;
+    a->tcp_flags = pi->tcp_flags;
+    a->wscale = pi->tcp_wscale;
+    a->usable = 1;
+    return flowtab__keyhash(&k, vni, observer ? observer : flowtab__zero);
+unusable:
+    memset(a, 0, sizeof *a);
+    return 0;
+}
+
 uint64_t flowtab_hash(const pkt_ana *a, uint32_t vni, const uint8_t observer[16])
 {
     pkey k;
@@ -1418,7 +1452,8 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
     }
     if (!observer) observer = flowtab__zero;
     pkey k;
-    int a_is_src = flowtab__pkey(&k, a);
+    flowtab__pkey(&k, a);
+    int a_is_src = a->a_is_src;
     uint32_t bucket = (uint32_t)(hash & (t->nbuckets - 1));
     uint32_t id = t->buckets[bucket];
     while (id && !flowtab__match(t, id, &k, vni, observer)) id = t->flows[id - 1].chain;
@@ -1437,7 +1472,8 @@ uint64_t flowtab_packet(flowtab_t *t, int64_t ts, uint32_t vni, const uint8_t ob
          * low ports), and for other protocols the first sender. */
         int client_is_src;
         if (a->proto == 6 && (a->tcp_flags & TCP_SYN)) client_is_src = !(a->tcp_flags & TCP_ACK);
-        else if (a->proto == 6 && a->sport != a->dport) client_is_src = a->sport > a->dport;
+        else if (a->proto == 6 && pkt_ana_sport(a) != pkt_ana_dport(a))
+            client_is_src = pkt_ana_sport(a) > pkt_ana_dport(a);
         else client_is_src = 1;
         if (client_is_src == a_is_src) f->bits |= F_CLIENT_IS_A;
         t->cold[id - 1].first_ns = ts;

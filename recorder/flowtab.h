@@ -18,24 +18,47 @@
 #include <stdint.h>
 
 /* What the analysis needs of a packet; filled by the receive thread from
- * its decode (flowtab_ana_from()), so the writer never decodes twice. */
+ * its decode (flowtab_ana_from()), so the writer never decodes twice. The
+ * endpoints come in the flow table's canonical order, the same for both
+ * directions of a flow (the receive thread orders them and hashes the key
+ * once; the analysis thread only compares): pkt_ana_src() and the others
+ * below give them as sent. */
 typedef struct pkt_ana {
-    uint8_t src[16], dst[16];
-    uint16_t sport, dport;
+    uint8_t a[16], b[16]; /* the endpoints, IPv4 mapped, in canonical order */
+    uint32_t ports;       /* a's port | b's port << 16 (0 without TCP/UDP) */
     uint32_t seq, ack, payload_len, ip_len;
     uint16_t win;
     uint8_t tcp_flags;
     int8_t wscale;
     uint8_t proto;
-    uint8_t usable; /* an IP packet whose headers the analysis can use */
+    uint8_t usable;   /* an IP packet whose headers the analysis can use */
+    uint8_t a_is_src; /* sent by endpoint a */
+    uint8_t v6;       /* not both endpoints IPv4 */
 } pkt_ana;
 
-void flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi);
+/* Set a packet's endpoints (from src:sport to dst:dport), ordered. */
+void pkt_ana_endpoints(pkt_ana *a, const uint8_t src[16], uint16_t sport, const uint8_t dst[16],
+                       uint16_t dport);
 
-/* The hash of a packet's flow (both directions alike), computed by the
- * receive thread so the analysis only looks it up; from the process's
- * secret (flowkey_seed, flowkey.h), so it is the same only within one
- * process. */
+static inline const uint8_t *pkt_ana_src(const pkt_ana *a) { return a->a_is_src ? a->a : a->b; }
+static inline const uint8_t *pkt_ana_dst(const pkt_ana *a) { return a->a_is_src ? a->b : a->a; }
+static inline uint16_t pkt_ana_sport(const pkt_ana *a)
+{
+    return (uint16_t)(a->a_is_src ? a->ports : a->ports >> 16);
+}
+static inline uint16_t pkt_ana_dport(const pkt_ana *a)
+{
+    return (uint16_t)(a->a_is_src ? a->ports >> 16 : a->ports);
+}
+
+/* Fill *a from a decoded packet and return the hash of its flow (both
+ * directions alike; flowtab_hash() of the same arguments), computed by the
+ * receive thread so the analysis only looks it up. 0 and a->usable 0 for a
+ * packet the analysis cannot use. */
+uint64_t flowtab_ana_from(pkt_ana *a, const pkt_info_t *pi, uint32_t vni, const uint8_t observer[16]);
+
+/* The hash of a packet's flow, from the process's secret (flowkey_seed,
+ * flowkey.h), so it is the same only within one process. */
 uint64_t flowtab_hash(const pkt_ana *a, uint32_t vni, const uint8_t observer[16]);
 
 typedef struct flowtab_opts {

@@ -120,8 +120,7 @@ INGEST_INLINE void ingest__frame(producer *p, int64_t ts_ns, const uint8_t *data
     flowkey_from_pkt(&k->key, &pi, vni, observer);
     k->hash = flowkey_hash(&k->key);
     if (p->analysis) {
-        flowtab_ana_from(&k->ana, &pi);
-        k->ana_hash = flowtab_hash(&k->ana, vni, observer);
+        k->ana_hash = flowtab_ana_from(&k->ana, &pi, vni, observer);
         k->payload_off = k->ana.payload_len ? pi.payload_off : 0;
     }
     if (!in_place) {

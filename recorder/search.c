@@ -441,10 +441,11 @@ static int search__sel_candidates(search_t *s, cursor *c, size_t *cap)
                 pkt_info_t pi;
                 pkt_ana a;
                 decode_frame(rec + PCAPIO_REC_HDR, rh.caplen, rh.origlen, &pi);
-                flowtab_ana_from(&a, &pi);
+                flowtab_ana_from(&a, &pi, 0, NULL);
                 if (!a.usable) continue;
                 sel_key sk;
-                search__sel_key(&sk, k->vni, k->observer, a.proto, a.src, a.sport, a.dst, a.dport);
+                search__sel_key(&sk, k->vni, k->observer, a.proto, pkt_ana_src(&a), pkt_ana_sport(&a),
+                                pkt_ana_dst(&a), pkt_ana_dport(&a));
                 hi = search__sel_find(s, &sk, &v, &lo);
             }
             if (!search__sel_spans(v, lo, hi, ts)) continue;

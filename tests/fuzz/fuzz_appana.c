@@ -100,10 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t cli[16] = { [10] = 0xff, [11] = 0xff, 10, 0, 0, 1 };
         uint8_t srv[16] = { [10] = 0xff, [11] = 0xff, 10, 0, 0, 2 };
         uint16_t cport = (uint16_t)(40000 + f);
-        memcpy(pa.src, dir ? srv : cli, 16);
-        memcpy(pa.dst, dir ? cli : srv, 16);
-        pa.sport = dir ? server_port[port] : cport;
-        pa.dport = dir ? cport : server_port[port];
+        if (dir) pkt_ana_endpoints(&pa, srv, server_port[port], cli, cport);
+        else pkt_ana_endpoints(&pa, cli, cport, srv, server_port[port]);
         pa.seq = next[f][dir] + (uint32_t)(int32_t)rel;
         pa.ack = next[f][!dir];
         pa.tcp_flags = (uint8_t)(0x10 | ((b0 & 4) ? 0x01 : 0) | ((b0 & 8) ? 0x04 : 0) |

@@ -71,8 +71,9 @@ static void fuzz__frame(const uint8_t *p, uint32_t caplen, uint32_t origlen, uin
         flowkey_addr_str(k.dst, a, sizeof a);
     }
     pkt_ana ana;
-    flowtab_ana_from(&ana, &pi);
-    sink ^= flowtab_hash(&ana, vni, observer);
+    uint64_t ah = flowtab_ana_from(&ana, &pi, vni, observer);
+    FUZZ_CHECK(ah == flowtab_hash(&ana, vni, observer));
+    sink ^= ah;
     sink ^= dedup_key(p, caplen, &pi);
     sink ^= tool_flow_hash(p, caplen, &pi);
     (void)sink;

@@ -74,8 +74,9 @@ static void fuzz__frame(flowtab_t *ft, int64_t ts, const uint8_t *p, uint32_t ca
     volatile uint64_t h = flowkey_hash(&k);
     (void)h;
     pkt_ana a;
-    flowtab_ana_from(&a, &pi);
-    flowtab_packet(ft, ts, vni, observer, &a, flowtab_hash(&a, vni, observer));
+    uint64_t ah = flowtab_ana_from(&a, &pi, vni, observer);
+    FUZZ_CHECK(ah == flowtab_hash(&a, vni, observer)); /* the receive thread's = the table's */
+    flowtab_packet(ft, ts, vni, observer, &a, ah);
 }
 
 static void fuzz__import(const uint8_t *data, size_t size, int decap)

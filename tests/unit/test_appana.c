@@ -39,10 +39,8 @@ static void pkt(appana_t *a, uint64_t id, int64_t ts, int dir, int proto, uint16
     memset(&pa, 0, sizeof pa);
     uint8_t c[16] = { [10] = 0xff, [11] = 0xff, 10, 0, 0, 1 };
     uint8_t s[16] = { [10] = 0xff, [11] = 0xff, 10, 0, 0, 2 };
-    memcpy(pa.src, dir == C2S ? c : s, 16);
-    memcpy(pa.dst, dir == C2S ? s : c, 16);
-    pa.sport = dir == C2S ? cport : srv_port;
-    pa.dport = dir == C2S ? srv_port : cport;
+    if (dir == C2S) pkt_ana_endpoints(&pa, c, cport, s, srv_port);
+    else pkt_ana_endpoints(&pa, s, srv_port, c, cport);
     pa.proto = (uint8_t)proto;
     pa.seq = seq;
     pa.ack = dir == C2S ? ISN_S + 1 : ISN_C + 1;

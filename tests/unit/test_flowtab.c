@@ -43,10 +43,7 @@ static pkt_ana seg(const uint8_t src[16], uint16_t sport, const uint8_t dst[16],
 {
     pkt_ana a;
     memset(&a, 0, sizeof a);
-    memcpy(a.src, src, 16);
-    memcpy(a.dst, dst, 16);
-    a.sport = sport;
-    a.dport = dport;
+    pkt_ana_endpoints(&a, src, sport, dst, dport);
     a.seq = seq;
     a.ack = ack;
     a.tcp_flags = flags;
@@ -258,7 +255,7 @@ static void test_crafted_collisions(void)
     crafted_good = crafted_all = 0;
     for (unsigned i = 0; i < n; i++) pkt(t, T0 + i * 10000, 0, NULL, &keys[i]);
     for (unsigned i = 0; i < n; i++) {
-        pkt_ana r = seg(keys[i].dst, 443, keys[i].src, 40000, 7, 2, SYN | ACK, 0);
+        pkt_ana r = seg(pkt_ana_dst(&keys[i]), 443, pkt_ana_src(&keys[i]), 40000, 7, 2, SYN | ACK, 0);
         pkt(t, T0 + i * 10000 + 1000, 0, NULL, &r);
     }
     flowtab_stats st;
