@@ -7,9 +7,10 @@
  *   mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT EXPR  search (front.c)
  *
  * Threads: receive thread(s) -> pipeline -> one writer thread that owns the
- * store -> the analysis thread -> (with application records) the
- * application thread; both feed the publisher (publish.h), the analysis
- * also the output thread of --flows-json (recout.h). A daemon's main thread runs the control loop
+ * store -> the analysis thread (or the writer itself, while it has nothing
+ * to store: writer_pass) -> (with application records) the application
+ * thread; both feed the publisher (publish.h), the analysis also the
+ * output thread of --flows-json (recout.h). A daemon's main thread runs the control loop
  * (ctl.h): signals, stats.json every second, and HTTP - /healthz and
  * /readyz for load balancers, /metrics for Prometheus (status.c). SIGTERM
  * drains: /readyz turns 503 while recording goes on for --drain-time (the
@@ -61,9 +62,12 @@ typedef struct recorder {
     store_t *store;             /* NULL in analysis-only mode */
     flowtab_t *flows;           /* NULL with --no-analysis */
     appana_t *app;              /* application transactions (--app-json, --coordinator); or NULL */
-    /* The analysis thread's, written a packet: a cache line of their own,
-     * not shared with what the application thread reads a packet. */
+    /* The analysis's, written a packet: cache lines of their own, not
+     * shared with what the application thread reads a packet. The flow
+     * table and these belong to whichever thread holds mu: the analysis
+     * thread, or the writer analysing a batch itself (writer_pass). */
     struct {
+        pthread_mutex_t mu;
         pipe_batch *batch;      /* its batch now (whose events emit_record notes), or NULL */
         uint32_t pos;           /* and the packet in it */
         pipe_events pend;       /* flows ended outside a batch */
@@ -135,8 +139,26 @@ static void store_snapshot(recorder *r)
     pthread_mutex_unlock(&r->snap_mu);
 }
 
+static void analyse(recorder *r, pipe_batch *b);
+
+/* The batch just stored goes to the analysis; while nothing waits to be
+ * stored the writer then analyses the oldest queued batches itself (the
+ * lock taken: no one else is analysing one): on two cores the analysis
+ * thread and the reader took turns on one while the writer's was idle
+ * half the time (perf sched). */
+static void writer_pass(recorder *r, pipe_batch *b)
+{
+    pipeline_pass(r->pipe, 0, b);
+    while (!pipeline_queued(r->pipe, 0) && pipeline_queued(r->pipe, 1) &&
+           !pthread_mutex_trylock(&r->ana.mu)) {
+        pipe_batch *q = pipeline_next(r->pipe, 1, 0);
+        if (q) analyse(r, q);
+        pthread_mutex_unlock(&r->ana.mu);
+    }
+}
+
 /* The writer: stores every packet in arrival order, then passes the batch
- * to the analysis thread (or frees it with --no-analysis). */
+ * to the analysis (writer_pass), or frees it with --no-analysis. */
 static void *writer_main(void *arg)
 {
     recorder *r = arg;
@@ -153,7 +175,7 @@ static void *writer_main(void *arg)
                                       p->origlen, &p->key, p->hash);
                 if (rc < 0 && r->import_mode) r->writer_failed = 1;
             }
-            if (r->flows) pipeline_pass(r->pipe, 0, b);
+            if (r->flows) writer_pass(r, b);
             else pipeline_release(r->pipe, b);
         } else if (pipeline_drained(r->pipe, 0)) {
             break;
@@ -196,39 +218,48 @@ static void take_pending(recorder *r, pipe_batch *b)
     r->ana.pend.n = 0;
 }
 
-/* The analysis: every packet through the flow table, in the same order;
- * with application records each packet's flow id and the flows that ended
- * go on with the batch to the application thread. */
+/* The analysis of batch b: every packet through the flow table, in the
+ * batches' order; with application records each packet's flow id and the
+ * flows that ended go on with the batch to the application thread. Called
+ * with r->ana.mu held, by the analysis thread or by the writer
+ * (writer_pass). */
+static void analyse(recorder *r, pipe_batch *b)
+{
+    r->ana.batch = b;
+    if (r->ana.pend.n) take_pending(r, b);
+    for (uint32_t i = 0; i < b->n; i++) {
+        const pipe_pkt *p = &b->pkts[i];
+        if (i + 16 < b->n)
+            flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
+        r->ana.pos = i;
+        b->flow_id[i] = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer, &p->ana,
+                                       p->ana_hash);
+    }
+    r->ana.batch = NULL;
+    if (r->app) pipeline_pass(r->pipe, 1, b);
+    else pipeline_release(r->pipe, b);
+}
+
+/* The analysis thread: the batches the writer passed on, in order (taken
+ * under r->ana.mu, so none the writer analyses itself overtakes them). */
 static void *analysis_main(void *arg)
 {
     recorder *r = arg;
     int64_t last_snap = 0;
     pthread_setname_np(pthread_self(), "mscope-analysis");
     for (;;) {
-        pipe_batch *b = pipeline_next(r->pipe, 1, 100);
+        int queued = pipeline_wait(r->pipe, 1, 100);
+        pthread_mutex_lock(&r->ana.mu);
+        pipe_batch *b = queued ? pipeline_next(r->pipe, 1, 0) : NULL;
         if (b) {
-            r->ana.batch = b;
-            if (r->ana.pend.n) take_pending(r, b);
-            for (uint32_t i = 0; i < b->n; i++) {
-                const pipe_pkt *p = &b->pkts[i];
-                if (i + 16 < b->n)
-                    flowtab_prefetch(r->flows, b->pkts[i + 16].ana_hash, b->pkts[i + 8].ana_hash);
-                r->ana.pos = i;
-                b->flow_id[i] = flowtab_packet(r->flows, p->ts_ns, p->key.vni, p->key.observer,
-                                            &p->ana, p->ana_hash);
-            }
-            r->ana.pos = b->n;
+            analyse(r, b);
         } else if (pipeline_drained(r->pipe, 1)) {
+            pthread_mutex_unlock(&r->ana.mu);
             break;
         }
         /* A live feed's flows also age by the wall clock when packets stop. */
         if (!r->import_mode) flowtab_advance(r->flows, timeparse_now_ns());
-        r->ana.batch = NULL;
-        if (b && r->app) {
-            pipeline_pass(r->pipe, 1, b);
-        } else if (b) {
-            pipeline_release(r->pipe, b);
-        } else if (r->ana.pend.n && (b = pipeline_get(r->pipe, 0))) { /* idle: flows aged out */
+        if (!b && r->ana.pend.n && (b = pipeline_get(r->pipe, 0))) { /* idle: flows aged out */
             take_pending(r, b);
             pipeline_pass(r->pipe, 1, b);
         }
@@ -237,7 +268,9 @@ static void *analysis_main(void *arg)
             flow_snapshot(r);
             last_snap = now;
         }
+        pthread_mutex_unlock(&r->ana.mu);
     }
+    /* The writer has closed stage 1: it analyses nothing more. */
     flowtab_flush(r->flows); /* ends every flow: their events wait in ana.pend */
     flow_snapshot(r);
     log_thread_cpu("analysis");
@@ -917,6 +950,7 @@ int main(int argc, char **argv)
         return 0;
     }
     pthread_mutex_init(&r.snap_mu, NULL);
+    pthread_mutex_init(&r.ana.mu, NULL);
     char err[1024];
     int help = 0, npos = 0;
     const char *pos[1];
@@ -1017,5 +1051,6 @@ out:
     if (r.app_out && r.app_out != stdout) fclose(r.app_out);
     config_free(rec_opts, &r.cfg);
     pthread_mutex_destroy(&r.snap_mu);
+    pthread_mutex_destroy(&r.ana.mu);
     return rc;
 }

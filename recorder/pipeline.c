@@ -169,18 +169,43 @@ void pipeline_pass(pipeline_t *p, int s, pipe_batch *b)
     pthread_mutex_unlock(&p->mu);
 }
 
-pipe_batch *pipeline_next(pipeline_t *p, int s, int timeout_ms)
+/* Wait (p->mu held) up to timeout_ms for a batch queued at stage st or its
+ * closing. */
+static void pipeline__wait(pipeline_t *p, stage *st, int timeout_ms)
 {
-    stage *st = &p->st[s];
-    pipe_batch *b = NULL;
+    if (st->count || st->closed || timeout_ms <= 0) return;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += (long)timeout_ms * 1000000L;
     until.tv_sec += until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&p->mu);
     while (!st->count && !st->closed)
         if (pthread_cond_timedwait(&st->has, &p->mu, &until)) break;
+}
+
+int pipeline_wait(pipeline_t *p, int s, int timeout_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    pipeline__wait(p, &p->st[s], timeout_ms);
+    int queued = p->st[s].count != 0;
+    pthread_mutex_unlock(&p->mu);
+    return queued;
+}
+
+unsigned pipeline_queued(pipeline_t *p, int s)
+{
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->st[s].count;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+pipe_batch *pipeline_next(pipeline_t *p, int s, int timeout_ms)
+{
+    stage *st = &p->st[s];
+    pipe_batch *b = NULL;
+    pthread_mutex_lock(&p->mu);
+    pipeline__wait(p, st, timeout_ms);
     if (st->count) {
         b = st->ring[st->head];
         st->head = (st->head + 1) % p->cap;

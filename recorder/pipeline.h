@@ -90,6 +90,13 @@ void pipeline_submit(pipeline_t *p, pipe_batch *b);
  * closed and drained (then pipeline_drained() is 1). */
 pipe_batch *pipeline_next(pipeline_t *p, int stage, int timeout_ms);
 
+/* Wait up to timeout_ms for a batch queued at stage s (not taking it): 1
+ * when one is. */
+int pipeline_wait(pipeline_t *p, int stage, int timeout_ms);
+
+/* The batches queued at stage s now. */
+unsigned pipeline_queued(pipeline_t *p, int stage);
+
 /* Stage s is done with b: hand it to stage s + 1 (s is 0 or 1). A batch
  * straight from pipeline_get() may go to stage 2 with events only. */
 void pipeline_pass(pipeline_t *p, int s, pipe_batch *b);
