@@ -5,7 +5,9 @@ next to `tcpdump -r IN -w OUT`. Goals: analysis costs <= 25% of the
 pipeline's wall time; the recorder (storing, indexing, analysing) spends no
 more CPU per packet than tcpdump storing the same packets. Beside them, the
 reader's, writer's, analysis's and output's own CPU (the recorder logs each
-thread's at its end), which a shared machine moves less than wall time.
+thread's at its end; the writer's includes the batches it analyses itself
+while it has nothing to store), which a shared machine moves less than wall
+time.
 Then memory: bytes per active flow and the whole recorder's resident size
 with a million concurrent flows (goals: <= 256 bytes, < 512 MB).
 

@@ -7,7 +7,10 @@
  * passes it on to the application thread (stage 2) with each packet's flow
  * id and the flows that ended between its packets (events): storing, the
  * TCP analysis and the application layer run on different cores, in the
- * same packet order. The lock is taken once per batch, never per packet,
+ * same packet order. A stage may have more than one consumer if they take
+ * and handle its batches under a lock of their own (the recorder's writer
+ * analyses batches while it has nothing to store: pipeline_queued,
+ * pipeline_wait). The lock is taken once per batch, never per packet,
  * and nothing is allocated after start-up but a batch's event list (grown
  * when more flows end within one batch than ever before). When every batch is in flight the producer either waits (file
  * import: nothing may be lost) or drops and counts (live feeds: the receive
