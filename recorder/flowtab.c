@@ -603,8 +603,9 @@ static inline int64_t flowtab__after(int64_t x, int64_t d)
 
 /* When flowtab_advance() next has something to do: the first test of each
  * of its loops, for the lists' tails as they are now. Kept in t->due_ns,
- * set again whenever a tail changes (or the last time of the flow at the
- * activity list's tail goes back), so a packet compares its time with one
+ * set again whenever a tail changes, the last time of the flow at the
+ * activity list's tail goes back, or flowtab_advance() ran (before it,
+ * never later than the true time), so a packet compares its time with one
  * number. */
 static void flowtab__redue(flowtab_t *t)
 {
@@ -1534,6 +1535,7 @@ void flowtab_advance(flowtab_t *t, int64_t now)
             break; /* everything newer was queued later */
         }
     }
+    flowtab__redue(t); /* exact again (a tail's last time may have moved on) */
 }
 
 /* Zero n elements of size bytes at p, as mapped: their pages are given

@@ -275,11 +275,54 @@ static void test_crafted_collisions(void)
     flowkey_set_seed(own);
 }
 
+/* Expiry follows each flow's last time even when packets' times go back:
+ * the table keeps when it next has something to end (one number a packet
+ * compares with), and a packet that moves the oldest flow's last time back
+ * makes that time earlier. Flow A (port 1111) at T0, B (2222) at T0 + 1 s,
+ * then A again at T0 - 30 s: with a 60 s idle timeout A ends once packets
+ * move the clock past T0 + 30 s (B lives on), B once past T0 + 61 s. */
+static void test_expiry_when_time_goes_back(void)
+{
+    flowtab_opts o = { .max_flows = 16, .idle_ns = 60 * S, .interval_ns = 100000 * S,
+                       .grace_ns = 5 * S, .id_base = 1000 };
+    nrecs = 0;
+    flowtab_t *t = flowtab_new(&o, emit, NULL);
+    uint8_t c[16], srv[16];
+    v4(c, 10, 0, 0, 1);
+    v4(srv, 10, 0, 0, 2);
+    pkt_ana a = seg(c, 1111, srv, 80, 1, 0, ACK, 10), b = seg(c, 2222, srv, 80, 1, 0, ACK, 10);
+    pkt(t, T0, 0, NULL, &a);
+    pkt(t, T0 + 1 * S, 0, NULL, &b);
+    a.seq = 11;
+    pkt(t, T0 - 30 * S, 0, NULL, &a); /* back in time: A's last time is now T0 - 30 s */
+    /* the clock moved by packets of a third flow, C, as in a capture */
+    uint8_t c2[16];
+    v4(c2, 10, 0, 0, 3);
+    pkt_ana d = seg(c2, 3333, srv, 80, 1, 0, ACK, 10);
+    pkt(t, T0 + 29 * S, 0, NULL, &d);
+    ASSERT_EQ(nrecs, 0);
+    d.seq = 11;
+    pkt(t, T0 + 31 * S, 0, NULL, &d);
+    ASSERT_EQ(nrecs, 1);
+    ASSERT_EQ(recs[0].client_port, 1111);
+    ASSERT_EQ(recs[0].c2s.packets, 2);
+    ASSERT_TRUE(recs[0].final);
+    d.seq = 21;
+    pkt(t, T0 + 62 * S, 0, NULL, &d);
+    ASSERT_EQ(nrecs, 2);
+    ASSERT_EQ(recs[1].client_port, 2222);
+    flowtab_stats st;
+    flowtab_get_stats(t, &st);
+    ASSERT_EQ(st.active, 1);
+    flowtab_free(t);
+}
+
 int main(void)
 {
     RUN(test_crafted_collisions);
     RUN(test_long_gaps);
     RUN(test_other_side_times);
     RUN(test_carries_and_points);
+    RUN(test_expiry_when_time_goes_back);
     TEST_EXIT();
 }
