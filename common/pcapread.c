@@ -221,7 +221,9 @@ void pcapread_lend(pcapread_t *r, uint8_t *buf, size_t cap, unsigned records)
     /* Ours holds at most its short first read past the header, a lent one
      * at most a record and what was read behind it for this one. */
     if (cap < PCAPREAD_LEND_MIN || tail > cap) abort();
-    memcpy(buf, r->buf + r->pos, tail);
+    /* buf may be the buffer lent last time, given back and lent again (an
+     * import's batch done by every stage before the reader took one). */
+    memmove(buf, r->buf + r->pos, tail);
     if (!r->lent) free(r->buf);
     r->buf = buf;
     r->cap = cap;

@@ -89,9 +89,11 @@ static void write_file(const out *o, size_t n)
  * batches: two of the smallest size taken in turn, each for at most
  * `records` packets or until a record does not fit. Every packet of a
  * buffer must still hold its bytes when the next buffer is lent, since the
- * import queues them there. */
+ * import queues them there. With `same`, one buffer lent again each time,
+ * as when the batch just handed on is done by every stage before the
+ * reader takes the next (the read-ahead then moves within it). */
 typedef struct lender {
-    unsigned records, n, cur;
+    unsigned records, n, cur, same;
     uint8_t *buf[2];
     const uint8_t *data[64];
     uint32_t caplen[64];
@@ -111,7 +113,7 @@ static void lender_check(lender *l)
 static void lender_lend(lender *l, pcapread_t *r)
 {
     lender_check(l);
-    l->cur ^= 1;
+    if (!l->same) l->cur ^= 1;
     pcapread_lend(r, l->buf[l->cur], PCAPREAD_LEND_MIN, l->records);
 }
 
@@ -119,13 +121,13 @@ static void lender_lend(lender *l, pcapread_t *r)
  * lend: 0 reads into pcapread's own buffer, else into lent ones of at most
  * lend packets each. Returns the packets read, or -1 when pcapread does not
  * open the file. */
-static long both_lent(const char *what, int want_error, unsigned lend)
+static long both_lent(const char *what, int want_error, unsigned lend, unsigned same)
 {
     int errnum;
     pcapread_t *r = pcapread_open(path, &errnum);
     ASSERT_EQ(errnum, 0);
     if (!r) return -1;
-    lender l = { .records = lend };
+    lender l = { .records = lend, .same = same };
     if (lend) {
         l.buf[0] = malloc(PCAPREAD_LEND_MIN);
         l.buf[1] = malloc(PCAPREAD_LEND_MIN);
@@ -191,9 +193,10 @@ static long both_lent(const char *what, int want_error, unsigned lend)
  * them). */
 static long both(const char *what, int want_error)
 {
-    long n = both_lent(what, want_error, 0);
-    ASSERT_EQ(both_lent(what, want_error, 7), n);
-    ASSERT_EQ(both_lent(what, want_error, 100000), n);
+    long n = both_lent(what, want_error, 0, 0);
+    ASSERT_EQ(both_lent(what, want_error, 7, 0), n);
+    ASSERT_EQ(both_lent(what, want_error, 100000, 0), n);
+    ASSERT_EQ(both_lent(what, want_error, 7, 1), n);
     return n;
 }
 
