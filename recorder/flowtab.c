@@ -725,9 +725,9 @@ void pkt_ana_endpoints(pkt_ana *a, const uint8_t src[16], uint16_t sport, const 
 }
 
 /* A packet's key, as the table keeps it: its canonical endpoints. Always
- * inlined (here and in the key's hash): called per packet by both threads,
- * the key then stays in registers instead of a struct in memory behind a
- * call. */
+ * inlined (here, in flowtab__order and in the key's hash): called per
+ * packet by the analysis thread (flowtab__order by the receive thread), the
+ * key then stays in registers instead of a struct in memory behind a call. */
 FLOWTAB_INLINE void flowtab__pkey(pkey *k, const pkt_ana *a)
 {
     k->v6 = a->v6 ? F_V6 : 0;
@@ -757,8 +757,8 @@ static void flowtab__addrs(const flowtab_t *t, uint32_t id, uint8_t a[16], uint8
     memcpy(b + 12, &f->b, 4);
 }
 
-/* The hash of a key: flowtab_hash() of a packet's, and of a flow's at its
- * release. The multiply-xorshift of flowkey_hash64 over its words, five
+/* The hash of a key: a packet's (flowtab_ana_from() on the receive thread,
+ * flowtab_hash() for tests), and a flow's at its release. The multiply-xorshift of flowkey_hash64 over its words, five
  * for an IPv4 key (addresses, ports and VNI, protocol, observer), nine for
  * an IPv6 one (its addresses too), from the process's secret flowkey_seed
  * (flowkey.h: why). */

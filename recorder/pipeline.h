@@ -36,7 +36,7 @@ typedef struct pipe_pkt {
     uint64_t hash;     /* flowkey_hash(&key) */
     flowkey_t key;     /* also carries the observation point (vni, observer) */
     pkt_ana ana;       /* what the TCP analysis needs */
-    uint64_t ana_hash; /* flowtab_hash(&ana, ...) */
+    uint64_t ana_hash; /* flowtab_ana_from()'s (= flowtab_hash(&ana, ...)) */
 } pipe_pkt;
 
 /* Something the analysis did between two packets of a batch that the next
