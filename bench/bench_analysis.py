@@ -11,6 +11,12 @@ time.
 Then memory: bytes per active flow and the whole recorder's resident size
 with a million concurrent flows (goals: <= 256 bytes, < 512 MB).
 
+Beside them, the disk alone: `dd` writing as many bytes in 4 MiB O_DIRECT
+writes, one at a time, as the store's I/O thread does. Store + index keeps
+one core idle most of the time, waiting for the disk, and the analysis runs
+in what is left, so the share moves with the disk's speed in each run
+(docs/BENCHMARKS.md): the line printed after the shares says which paced
+which.
 MSCOPE_BENCH_RUNS (default 5) sets the runs per figure; runs of the
 recorder and of tcpdump alternate, so both see the same load, in an order
 rotated every round, so no build always follows the same command. With
@@ -118,9 +124,12 @@ def main():
     src, size, n = ingest_input()
     store = os.path.join(BENCH_DIR, "analysis-store")
     out = os.path.join(BENCH_DIR, "tcpdump-copy.pcap")
-    clean = remover(store, out)
+    disk = os.path.join(BENCH_DIR, "disk-alone.bin")
+    clean = remover(store, out, disk)
 
-    cmds = {"tcpdump": ["tcpdump", "-r", src, "-w", out]}
+    cmds = {"tcpdump": ["tcpdump", "-r", src, "-w", out],
+            "disk": ["dd", "if=/dev/zero", f"of={disk}", "bs=4M", f"count={-(-size // (4 << 20))}",
+                     "oflag=direct"]}
     cmds.update(pipeline(h.RECORDER, src, store))
     if BEFORE:
         cmds.update({"before " + k: c for k, c in pipeline(BEFORE, src, store).items()})
@@ -146,11 +155,12 @@ def main():
     print(f"input: {n} packets, {size / 1e6:.0f} MB, ~20k concurrent flows; median of {RUNS}")
     print(f"{'':44} {'seconds':>8} {'Mpps':>6} {'CPU s/Mpkt':>11} {'min s':>7} {'min CPU':>8}")
     rows = [("tcpdump -r IN -w OUT", "tcpdump"),
+            ("disk alone: dd, 4 MiB O_DIRECT writes", "disk"),
             ("recorder: store + index (--no-analysis)", "store"),
             ("recorder: store + index + analysis", "full"),
             ("recorder: analysis only (no --data-dir)", "ana")]
     if BEFORE:
-        rows += [("before: " + name[10:], "before " + k) for name, k in rows[1:]]
+        rows += [("before: " + name[10:], "before " + k) for name, k in rows[2:]]
     for name, k in rows:
         print(f"{name:44} {wall[k]:8.3f} {n / wall[k] / 1e6:6.2f} {cpu[k] / (n / 1e6):11.3f} "
               f"{wmin[k]:7.3f} {cmin[k] / (n / 1e6):8.3f}")
@@ -161,6 +171,16 @@ def main():
                   f"{100 * (full - store_only) / full:.0f}%  (goal <= 25%); full pipeline vs "
                   f"tcpdump copy {w['tcpdump'] / full:.2f}x wall, CPU per packet "
                   f"{c[pre + 'full'] / c['tcpdump']:.2f}x tcpdump's  (goal <= 1.00x)")
+
+    # What paced what: store + index near the disk's own time, with CPU to
+    # spare, is paced by the disk; the full pipeline with both cores busy by
+    # the CPU - its share then moves with the disk, not with the analysis.
+    for pre in [""] + (["before "] if BEFORE else []):
+        print(f"{pre or 'now '}(medians): the disk alone took {wall['disk']:.3f} s; store + index "
+              f"{wall[pre + 'store'] / wall['disk']:.2f}x that, with "
+              f"{cpu[pre + 'store'] / wall[pre + 'store']:.2f} of {os.cpu_count()} cores busy; the "
+              f"full pipeline {wall[pre + 'full'] / wall['disk']:.2f}x, with "
+              f"{cpu[pre + 'full'] / wall[pre + 'full']:.2f} busy")
 
     # The threads' own CPU: steadier than wall time on a shared machine (the
     # process's CPU mixes in whatever its threads wait for).
