@@ -167,8 +167,12 @@ def main():
     for pre in [""] + (["before "] if BEFORE else []):
         for what, w, c in (("median", wall, cpu), ("min", wmin, cmin)):
             full, store_only = w[pre + "full"], w[pre + "store"]
+            # The goal's two readings: the analysis's part of the full
+            # pipeline's time (what this bench has always reported), and
+            # what it adds to store + index's own time.
             print(f"{pre or 'now '}({what}s): analysis share of the full pipeline "
-                  f"{100 * (full - store_only) / full:.0f}%  (goal <= 25%); full pipeline vs "
+                  f"{100 * (full - store_only) / full:.0f}%  (goal <= 25%; it adds "
+                  f"{100 * (full - store_only) / store_only:+.0f}% to store + index); full pipeline vs "
                   f"tcpdump copy {w['tcpdump'] / full:.2f}x wall, CPU per packet "
                   f"{c[pre + 'full'] / c['tcpdump']:.2f}x tcpdump's  (goal <= 1.00x)")
 
