@@ -574,29 +574,36 @@ typedef struct segidx__out {
 
 #define SEGIDX_OUT_BUF (1u << 20)
 
-static void segidx__out_flush(segidx__out *o)
+/* Write len bytes from p to the file at buf_off (nothing buffered before
+ * them), and move buf_off past them. */
+static void segidx__out_write(segidx__out *o, const uint8_t *p, size_t len)
 {
-    if (o->mem || !o->used) return;
     /* The chunks' checksums over the sections' bytes (the header is
      * written, and checked, apart; the chunk table is not under them). */
-    for (size_t done = 0; done < o->used;) {
+    for (size_t done = 0; done < len;) {
         uint64_t at = o->buf_off + done;
         if (at >= o->off_crcs) break;
         uint64_t c = (at - sizeof(segidx_hdr)) >> SEGIDX_CHUNK_SHIFT;
         uint64_t chunk_end = sizeof(segidx_hdr) + ((c + 1) << SEGIDX_CHUNK_SHIFT);
         if (chunk_end > o->off_crcs) chunk_end = o->off_crcs;
         size_t n = (size_t)(chunk_end - at);
-        if (n > o->used - done) n = o->used - done;
-        o->crcs[c] = crc32c(o->buf + done, n, o->crcs[c]);
+        if (n > len - done) n = len - done;
+        o->crcs[c] = crc32c(p + done, n, o->crcs[c]);
         done += n;
     }
-    for (size_t done = 0; done < o->used && !o->err;) {
-        ssize_t w = pwrite(o->fd, o->buf + done, o->used - done, (off_t)(o->buf_off + done));
+    for (size_t done = 0; done < len && !o->err;) {
+        ssize_t w = pwrite(o->fd, p + done, len - done, (off_t)(o->buf_off + done));
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) o->err = w < 0 ? errno : EIO;
         else done += (size_t)w;
     }
-    o->buf_off += o->used;
+    o->buf_off += len;
+}
+
+static void segidx__out_flush(segidx__out *o)
+{
+    if (o->mem || !o->used) return;
+    segidx__out_write(o, o->buf, o->used);
     o->used = 0;
 }
 
@@ -610,6 +617,15 @@ static __attribute__((noinline)) void segidx__put_slow(segidx__out *o, const voi
         return;
     }
     const uint8_t *q = p;
+    if (n >= SEGIDX_OUT_BUF) {
+        /* A whole array (the times, the offsets, the posting lists: megabytes
+         * a segment) goes to the file from where it is, not through the
+         * buffer: the buffered bytes before it first. */
+        segidx__out_flush(o);
+        segidx__out_write(o, q, n);
+        o->pos += n;
+        return;
+    }
     while (n) {
         size_t k = SEGIDX_OUT_BUF - o->used < n ? SEGIDX_OUT_BUF - o->used : n;
         memcpy(o->buf + o->used, q, k);
@@ -653,6 +669,7 @@ typedef struct segidx__plan {
     uint32_t *end;
     uint32_t *posts;
     uint32_t *order; /* h.nflows builder numbers */
+    segidx_block *blocks; /* h.nblocks */
     size_t nodd;     /* the first nodd of them odd */
     size_t nhosts4;  /* host entries with an IPv4 (mapped) address */
 } segidx__plan;
@@ -726,12 +743,25 @@ static void segidx__plan_make(segidx_builder_t *b, uint64_t pcap_bytes, segidx__
     h->flags = SEGIDX_F_TS_SORTED;
     h->min_ts = n ? INT64_MAX : 0;
     h->max_ts = n ? INT64_MIN : 0;
-    for (size_t i = 0; i < n; i++) {
-        int64_t t = b->ts[i];
-        if (t < h->min_ts) h->min_ts = t;
-        if (t > h->max_ts) h->max_ts = t;
-        if (i && t < b->ts[i - 1]) h->flags &= ~(uint32_t)SEGIDX_F_TS_SORTED;
+    /* The time blocks, the segment's first and last times and whether its
+     * times rise, in one walk over them. */
+    p->blocks = xmalloc((h->nblocks ? h->nblocks : 1) * sizeof *p->blocks);
+    int sorted = 1;
+    for (size_t i = 0, k = 0; i < n; i += SEGIDX_BLOCK, k++) {
+        size_t e = n - i < SEGIDX_BLOCK ? n : i + SEGIDX_BLOCK;
+        int64_t lo = b->ts[i], hi = lo, prev = i ? b->ts[i - 1] : INT64_MIN;
+        for (size_t j = i; j < e; j++) {
+            int64_t t = b->ts[j];
+            lo = t < lo ? t : lo;
+            hi = t > hi ? t : hi;
+            sorted &= t >= prev;
+            prev = t;
+        }
+        p->blocks[k] = (segidx_block){ .min_ts = lo, .max_ts = hi };
+        if (lo < h->min_ts) h->min_ts = lo;
+        if (hi > h->max_ts) h->max_ts = hi;
     }
+    if (!sorted) h->flags &= ~(uint32_t)SEGIDX_F_TS_SORTED;
     size_t o = segidx__align(sizeof *h);
     h->off_ts = o; o = segidx__align(o + n * sizeof(int64_t));
     h->off_off = o; o = segidx__align(o + n * 4);
@@ -827,7 +857,8 @@ static void segidx__emit_hosts(segidx_builder_t *b, segidx__plan *p, segidx__out
         e.addr[15] = (uint8_t)be;
         e.flow = (uint32_t)h4[i];
         segidx__put(o, &e, sizeof e);
-        segidx__keys_addr(keys, e.addr);
+        /* noted at its first entry (equal addresses are neighbours here) */
+        if (!i || be != (uint32_t)(h4[i - 1] >> 32)) segidx__keys_addr(keys, e.addr);
     }
     for (size_t i = below; i < nw; i++) {
         segidx__put(o, &hw[i], sizeof hw[i]);
@@ -957,14 +988,9 @@ static void segidx__emit(segidx_builder_t *b, segidx__plan *p, segidx__out *o, s
     p->end = NULL;
     p->order = NULL;
     segidx__pad(o, h->off_blocks);
-    for (size_t i = 0; i < n; i += SEGIDX_BLOCK) {
-        segidx_block bl = { b->ts[i], b->ts[i] };
-        for (size_t j = i; j < n && j < i + SEGIDX_BLOCK; j++) {
-            if (b->ts[j] < bl.min_ts) bl.min_ts = b->ts[j];
-            if (b->ts[j] > bl.max_ts) bl.max_ts = b->ts[j];
-        }
-        segidx__put(o, &bl, sizeof bl);
-    }
+    segidx__put(o, p->blocks, h->nblocks * sizeof *p->blocks);
+    free(p->blocks);
+    p->blocks = NULL;
     segidx__pad(o, h->off_crcs);
 }
 
