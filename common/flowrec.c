@@ -33,9 +33,23 @@ static void jb_node(jbuf *b, const char *node)
 #define JB_VAL_BOOL(b, v) JB_BOOL((b), (v))
 #define JB_VAL(b, kind, v) FLOWREC_CAT(JB_VAL_, FLOWREC_CLASS_##kind)((b), (v))
 
+/* ,"key":value. A zero number is one literal, key and value: most counters
+ * of most records are zero, and a key then a number was two appends. */
+#define JB_KV_UINT(b, name, v)                                                                 \
+    ((v) ? (JB_KEY((b), name), jb_u64((b), (uint64_t)(v))) : JB_LIT((b), ",\"" name "\":0"))
+#define JB_KV_SINT(b, name, v) (JB_KEY((b), name), JB_VAL_SINT((b), (v)))
+#define JB_KV_IP(b, name, v) (JB_KEY((b), name), JB_VAL_IP((b), (v)))
+#define JB_KV_TEXT(b, name, v) (JB_KEY((b), name), JB_VAL_TEXT((b), (v)))
+#define JB_KV_BOOL(b, name, v) (JB_KEY((b), name), JB_VAL_BOOL((b), (v)))
+#define JB_KV(b, kind, name, v) FLOWREC_CAT(JB_KV_, FLOWREC_CLASS_##kind)((b), name, (v))
+
 /* "count", then min/mean/max when there are samples. */
 static void jb_stat(jbuf *b, const flowrec_stat *s)
 {
+    if (!s->count) {
+        JB_LIT(b, "{\"count\":0}");
+        return;
+    }
     JB_LIT(b, "{\"count\":");
     jb_u64(b, s->count);
     if (s->count) {
@@ -46,7 +60,7 @@ static void jb_stat(jbuf *b, const flowrec_stat *s)
     JB_LIT(b, "}");
 }
 
-#define JB_DIR_FIELD(d, kind, name, num) JB_KEY(b, #name), JB_VAL(b, kind, d->name);
+#define JB_DIR_FIELD(d, kind, name, num) JB_KV(b, kind, #name, d->name);
 #define JB_DIR_STAT(d, member, name, sql, num) JB_KEY(b, #name), jb_stat(b, &d->member);
 
 static void jb_dir(jbuf *b, const flowrec_dir *d)
@@ -74,7 +88,7 @@ static void jb_handshake(jbuf *b, const flowrec *r)
 /* The record, expanded from FLOWREC_FIELDS: every value is ,"key":value,
  * and an object's opening brace replaces its first key's comma. */
 #define JB_F(r, kind, name, num)                                                               \
-    JB_KEY(&b, #name), JB_VAL(&b, kind, r->name);                                              \
+    JB_KV(&b, kind, #name, r->name);                                                           \
     if (FLOWREC_CAT(JB_IS_, kind)) jb_node(&b, node);
 #define JB_IS_ID 1 /* the node follows the flow id */
 #define JB_IS_U64 0
@@ -87,7 +101,7 @@ static void jb_handshake(jbuf *b, const flowrec *r)
 #define JB_IS_TEXT8 0
 #define JB_IS_TEXT24 0
 #define JB_IS_BOOL 0
-#define JB_EP_FIELD(name, kind, leaf, num) JB_KEY(&b, #leaf), JB_VAL(&b, kind, r->name##_##leaf);
+#define JB_EP_FIELD(name, kind, leaf, num) JB_KV(&b, kind, #leaf, r->name##_##leaf);
 #define JB_E(r, name, num)                                                                     \
     JB_KEY(&b, #name);                                                                         \
     open = b.used;                                                                             \

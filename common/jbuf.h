@@ -75,6 +75,10 @@ static inline void jb_u64(jbuf *b, uint64_t v)
     static const char d2[] = "00010203040506070809101112131415161718192021222324252627282930313233"
                              "34353637383940414243444546474849505152535455565758596061626364656667"
                              "6869707172737475767778798081828384858687888990919293949596979899";
+    if (v < 10) { /* most counters: one digit */
+        if (jb_room(b, 1)) b->p[b->used++] = (char)('0' + v);
+        return;
+    }
     unsigned n = jb_digits(v);
     if (!jb_room(b, n)) return;
     char *e = b->p + b->used + n;
