@@ -822,8 +822,8 @@ static void segidx__emit_hosts(segidx_builder_t *b, segidx__plan *p, segidx__out
         const segidx__key *c = &b->keys[p->order[fo]];
         const flowkey_t *k = segidx__wide(b, p->order[fo]);
         if (!k) { /* both addresses IPv4 */
-            h4[i4++] = (uint64_t)segidx__be32(c->src) << 32 | fo;
-            if (c->dst != c->src) h4[i4++] = (uint64_t)segidx__be32(c->dst) << 32 | fo;
+            h4[i4++] = (uint64_t)segidx__be32(c->src) << 32 | (uint32_t)fo;
+            if (c->dst != c->src) h4[i4++] = (uint64_t)segidx__be32(c->dst) << 32 | (uint32_t)fo;
             continue;
         }
         const uint8_t *a[2] = { k->src, k->dst };
@@ -832,7 +832,7 @@ static void segidx__emit_hosts(segidx_builder_t *b, segidx__plan *p, segidx__out
                 const uint8_t *v = a[j] + 12;
                 uint32_t be = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
                               (uint32_t)v[2] << 8 | v[3];
-                h4[i4++] = (uint64_t)be << 32 | fo;
+                h4[i4++] = (uint64_t)be << 32 | (uint32_t)fo;
             } else {
                 memcpy(hw[iw].addr, a[j], 16);
                 hw[iw++].flow = fo;
