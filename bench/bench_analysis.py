@@ -17,6 +17,7 @@ one core idle most of the time, waiting for the disk, and the analysis runs
 in what is left, so the share moves with the disk's speed in each run
 (docs/BENCHMARKS.md): the line printed after the shares says which paced
 which.
+
 MSCOPE_BENCH_RUNS (default 5) sets the runs per figure; runs of the
 recorder and of tcpdump alternate, so both see the same load, in an order
 rotated every round, so no build always follows the same command. With

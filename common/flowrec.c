@@ -52,11 +52,9 @@ static void jb_stat(jbuf *b, const flowrec_stat *s)
     }
     JB_LIT(b, "{\"count\":");
     jb_u64(b, s->count);
-    if (s->count) {
-        JB_KEY(b, "min"), jb_i64(b, s->min);
-        JB_KEY(b, "mean"), jb_i64(b, s->sum / (int64_t)s->count);
-        JB_KEY(b, "max"), jb_i64(b, s->max);
-    }
+    JB_KEY(b, "min"), jb_i64(b, s->min);
+    JB_KEY(b, "mean"), jb_i64(b, s->sum / (int64_t)s->count);
+    JB_KEY(b, "max"), jb_i64(b, s->max);
     JB_LIT(b, "}");
 }
 

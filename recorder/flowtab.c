@@ -724,10 +724,10 @@ void pkt_ana_endpoints(pkt_ana *a, const uint8_t src[16], uint16_t sport, const 
     flowtab__order(a, &k, src, sport, dst, dport);
 }
 
-/* A packet's key, as the table keeps it: its canonical endpoints. Always
- * inlined (here, in flowtab__order and in the key's hash): called per
- * packet by the analysis thread (flowtab__order by the receive thread), the
- * key then stays in registers instead of a struct in memory behind a call. */
+/* A packet's key, as the table keeps it: its canonical endpoints (put in
+ * order by flowtab__order on the receive thread). Always inlined, as
+ * flowtab__order and the key's hash are: called per packet, the key then
+ * stays in registers instead of a struct in memory behind a call. */
 FLOWTAB_INLINE void flowtab__pkey(pkey *k, const pkt_ana *a)
 {
     k->v6 = a->v6 ? F_V6 : 0;
@@ -758,10 +758,10 @@ static void flowtab__addrs(const flowtab_t *t, uint32_t id, uint8_t a[16], uint8
 }
 
 /* The hash of a key: a packet's (flowtab_ana_from() on the receive thread,
- * flowtab_hash() for tests), and a flow's at its release. The multiply-xorshift of flowkey_hash64 over its words, five
- * for an IPv4 key (addresses, ports and VNI, protocol, observer), nine for
- * an IPv6 one (its addresses too), from the process's secret flowkey_seed
- * (flowkey.h: why). */
+ * flowtab_hash() for tests), and a flow's at its release. The
+ * multiply-xorshift of flowkey_hash64 over its words, five for an IPv4 key
+ * (addresses, ports and VNI, protocol, observer), nine for an IPv6 one (its
+ * addresses too), from the process's secret flowkey_seed (flowkey.h: why). */
 static inline uint64_t flowtab__mix(uint64_t h, uint64_t w)
 {
     h ^= w;
