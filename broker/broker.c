@@ -171,7 +171,7 @@ void broker_batch(void *ctx, input_batch *batch)
         pkt_info_t pi;
         b->anomalies[decode_frame(ip->data, ip->caplen, ip->origlen, &pi)]++;
         tool_pkt p = { ip->data, ip->caplen, ip->origlen, ip->ts_ns, &pi, 0, 0 };
-        if (b->dedup && dedup_check(b->dedup, dedup_key(ip->data, ip->caplen, &pi), ip->ts_ns)) {
+        if (b->dedup && dedup_check(b->dedup, dedup_key(b->dedup, ip->data, ip->caplen, &pi), ip->ts_ns)) {
             b->deduplicated++;
             for (int t = 0; t < b->ntools; t++) tool_duplicate(b->tools[t], &p);
             continue;

@@ -26,6 +26,7 @@ struct dedup {
     dedup_bucket *b;
     uint64_t mask;
     int64_t window;
+    uint64_t key[2]; /* SipHash's (dedup.h: why keyed) */
 };
 
 dedup_t *dedup_new(uint32_t slots, int64_t window_ns)
@@ -36,34 +37,39 @@ dedup_t *dedup_new(uint32_t slots, int64_t window_ns)
     d->b = xcalloc(n, sizeof *d->b);
     d->mask = n - 1;
     d->window = window_ns;
+    hash_random(d->key, sizeof d->key);
     return d;
 }
 
-uint64_t dedup_key(const uint8_t *frame, uint32_t caplen, const pkt_info_t *pi)
+uint64_t dedup_key(const dedup_t *d, const uint8_t *frame, uint32_t caplen, const pkt_info_t *pi)
 {
     uint32_t off = pi->l3_off;
+    /* The fixed fields go first, as whole words (zero padded); their length
+     * and the protocol's tag in front keep the three forms apart. */
+    uint8_t h[24] = { 0 };
     if (pi->l3 == PKT_L3_IPV4 && caplen >= off + 20) {
         /* Bytes 0-7 (version .. fragment), 9 (protocol), 12-19 (addresses). */
-        uint8_t h[18];
-        memcpy(h, frame + off, 8);
-        h[8] = frame[off + 9];
-        memcpy(h + 9, frame + off + 12, 8);
-        uint64_t k = hash_bytes(h, 17, 0x4);
+        h[0] = 4;
+        memcpy(h + 1, frame + off, 8);
+        h[9] = frame[off + 9];
+        memcpy(h + 10, frame + off + 12, 8);
         uint32_t end = off + pi->ip_len < caplen ? off + pi->ip_len : caplen;
-        if (end > off + 20) k = hash_bytes(frame + off + 20, end - off - 20, k);
-        return k;
+        if (end < off + 20) end = off + 20;
+        return hash_sip13(d->key, h, 24, frame + off + 20, end - off - 20);
     }
     if (pi->l3 == PKT_L3_IPV6 && caplen >= off + 40) {
         /* Everything but byte 7, the hop limit. ip_len is 0 when the version
          * is not 6 (decode stops before the length): then the header alone,
          * not end - off - 8 wrapped to 4 GiB (a read far past the frame). */
-        uint64_t k = hash_bytes(frame + off, 7, 0x6);
+        h[0] = 6;
+        memcpy(h + 1, frame + off, 7);
         uint32_t end = off + pi->ip_len < caplen ? off + pi->ip_len : caplen;
         if (end < off + 40) end = off + 40;
-        return hash_bytes(frame + off + 8, end - off - 8, k);
+        return hash_sip13(d->key, h, 8, frame + off + 8, end - off - 8);
     }
     if (off > caplen) off = caplen;
-    return hash_bytes(frame + off, caplen - off, 0x1);
+    h[0] = 1;
+    return hash_sip13(d->key, h, 8, frame + off, caplen - off);
 }
 
 int dedup_check(dedup_t *d, uint64_t key, int64_t ts_ns)

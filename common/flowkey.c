@@ -2,25 +2,17 @@
  * a secret of each process) and addresses as text (see flowkey.h). */
 #include "flowkey.h"
 
+#include "hash.h"
+
 #include <stddef.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 uint64_t flowkey_seed;
 
-/* At load, before main() and any thread: from the kernel's random source,
- * or, where it cannot answer yet, from the clock and the process id. */
+/* At load, before main() and any thread (hash_random: where it comes from). */
 __attribute__((constructor)) static void flowkey__seed_init(void)
 {
-    uint64_t s = 0;
-    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec << 20 ^ (uint64_t)getpid();
-    }
-    flowkey_seed = s;
+    hash_random(&flowkey_seed, sizeof flowkey_seed);
 }
 
 void flowkey_set_seed(uint64_t seed) { flowkey_seed = seed; }

@@ -199,7 +199,7 @@ static int merge__duplicate(merge_t *m, const merge_pkt *p)
 {
     pkt_info_t pi;
     decode_frame(p->data, p->caplen, p->origlen, &pi);
-    return dedup_check(m->dedup, dedup_key(p->data, p->caplen, &pi), p->ts_ns);
+    return dedup_check(m->dedup, dedup_key(m->dedup, p->data, p->caplen, &pi), p->ts_ns);
 }
 
 int merge_next(merge_t *m, merge_pkt *p, int *waiting)

@@ -74,7 +74,9 @@ static void fuzz__frame(const uint8_t *p, uint32_t caplen, uint32_t origlen, uin
     uint64_t ah = flowtab_ana_from(&ana, &pi, vni, observer);
     FUZZ_CHECK(ah == flowtab_hash(&ana, vni, observer));
     sink ^= ah;
-    sink ^= dedup_key(p, caplen, &pi);
+    static dedup_t *dd;
+    if (!dd) dd = dedup_new(64, 1000);
+    sink ^= dedup_key(dd, p, caplen, &pi);
     sink ^= tool_flow_hash(p, caplen, &pi);
     (void)sink;
 }

@@ -6,7 +6,10 @@ the other end of the connection would have mirrored it: other MAC addresses,
 TTL one lower, another IP checksum, and for every other packet an 802.1Q tag.
 With dedup on, a pcap-file tool gets the original capture back exactly; every
 duplicate is counted (globally and per tool). With dedup off it gets both.
-With strip-vlan on, every frame arrives untagged.
+With strip-vlan on, every frame arrives untagged. And decoys: before each of
+a set of packets a different one that an unkeyed hash of the kind the broker
+used would name the same half of the time (see decoy_of); with dedup on,
+every packet, decoy or not, must reach the tool.
 """
 import os
 import random
@@ -29,6 +32,29 @@ def copy_of(data, tag):
         d[14 + 7] = (d[14 + 7] - 1) & 0xFF     # hop limit
     if tag:
         d = d[:12] + b"\x81\x00\x00\x2a" + d[12:]
+    return bytes(d)
+
+
+# hash_bytes's constants (common/hash.c): the decoys below are built against it.
+P1, P2 = 0x9e3779b185ebca87, 0xc2b2ae3d27d4eb4f
+DECOY_FIX = (-(1 << 30) * P1 * pow(P2, -1, 1 << 64)) % (1 << 64)
+
+
+def decoy_of(data):
+    """Another packet that hash_bytes names like data for half of all seeds:
+    the top bit of the transport bytes' third 64-bit word flipped and their
+    fifth word (the next one of that lane) corrected for it (tests/unit/
+    test_dedup.c explains why). None when data is not an untagged IPv4 frame
+    with 48 bytes after its IP header."""
+    if data[12:14] != b"\x08\x00":
+        return None
+    l4 = 14 + (data[14] & 15) * 4
+    if len(data) < l4 + 48 or struct.unpack("!H", data[16:18])[0] < l4 - 14 + 48:
+        return None
+    d = bytearray(data)
+    d[l4 + 23] ^= 0x80
+    w = struct.unpack_from("<Q", d, l4 + 32)[0]
+    struct.pack_into("<Q", d, l4 + 32, (w + DECOY_FIX) % (1 << 64))
     return bytes(d)
 
 
@@ -88,6 +114,21 @@ filter = tcp
             f"tcp tool: {st['tools']['tcp']}, want {ndup_tcp} deduplicated and {ntcp} sent")
     print(f"dedup: {len(dup_recs)} packets (each twice, 2-300 us apart) -> the {len(orig)} "
           f"originals, {st['deduplicated']} duplicates counted")
+    # Decoys: each sent 50 us before its packet; both must go through.
+    pairs = []
+    for ts, cap, olen, data in orig:
+        dcy = decoy_of(bytes(data))
+        if dcy and len(pairs) < 2000:
+            pairs += [(ts - 50000, cap, olen, dcy), (ts, cap, olen, bytes(data))]
+    pairs.sort(key=lambda r: r[0])
+    ppath = os.path.join(d, "decoys.pcap")
+    pcapfile.write_pcap(ppath, pairs)
+    got, st = run("decoys", "dedup = yes\ndedup-window = 1ms", ppath)
+    h.check(len(pairs) >= 1000, f"only {len(pairs)} decoys and packets")
+    h.check(pcapfile.compare(got, pairs) is None and st["deduplicated"] == 0,
+            f"dedup dropped {st['deduplicated']} packets that only a decoy sent before looked like")
+    print(f"decoys: {len(pairs) // 2} packets, each after a decoy an unkeyed hash names like it half "
+          f"the time: all {len(pairs)} reach the tool")
     # Dedup off (the default): every copy goes through.
     got, st = run("nodedup", "", dpath)
     h.check(len(got) == len(dup_recs) and st["deduplicated"] == 0 and not st["dedup"],
