@@ -203,10 +203,17 @@ int bus_pub_wait_subscriber(bus_pub_t *b, int timeout_ms)
 {
     int waited = 0;
     while (!b->subscribed && waited <= timeout_ms) {
+        if (bus_pub_hopeless(b)) break;
         bus__drain(b, 50);
         waited += 50;
     }
     return b->subscribed;
+}
+
+int bus_pub_hopeless(bus_pub_t *b)
+{
+    int hs = bus_socket_handshake(b);
+    return hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED;
 }
 
 int bus_pub_has_subscriber(bus_pub_t *b)

@@ -41,8 +41,14 @@ bus_pub_t *bus_pub_new(const char *endpoint, int hwm, const bus_sec *sec, char *
                        size_t errlen);
 
 /* Wait up to timeout_ms for a subscriber. Returns 1 once one has joined
- * (now or before), 0 on timeout. */
+ * (now or before), 0 on timeout, or at once when bus_pub_hopeless(). */
 int bus_pub_wait_subscriber(bus_pub_t *b, int timeout_ms);
+
+/* 1 when the server refused our key or the CURVE handshake keeps failing
+ * (bus_socket_handshake): no subscriber comes of waiting, since libzmq
+ * does not soon try a refused handshake again, and a key is not added to
+ * the server's allow-list in the seconds an import would wait. */
+int bus_pub_hopeless(bus_pub_t *b);
 
 /* 1 while at least one subscriber is connected (ZeroMQ tells XPUB of the
  * first subscription and of the last unsubscription, e.g. a disconnect). */

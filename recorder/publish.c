@@ -206,10 +206,15 @@ static void *publish__main(void *arg)
 {
     publisher_t *p = arg;
     pthread_setname_np(pthread_self(), "mscope-publish");
-    if (p->o.wait_subscriber_ms > 0 && !bus_pub_wait_subscriber(p->bus, p->o.wait_subscriber_ms))
-        log_warn("no subscriber on %s after %d ms (%s); publishing anyway (records queue up to "
-                 "the high-water mark)", p->o.endpoint, p->o.wait_subscriber_ms,
-                 bus_handshake_str(bus_socket_handshake(p->bus)));
+    if (p->o.wait_subscriber_ms > 0 && !bus_pub_wait_subscriber(p->bus, p->o.wait_subscriber_ms)) {
+        if (bus_pub_hopeless(p->bus))
+            log_warn("coordinator %s: %s; records queue up to the ring's size and are not "
+                     "published", p->o.endpoint, bus_handshake_str(bus_socket_handshake(p->bus)));
+        else
+            log_warn("no subscriber on %s after %d ms (%s); publishing anyway (records queue up to "
+                     "the high-water mark)", p->o.endpoint, p->o.wait_subscriber_ms,
+                     bus_handshake_str(bus_socket_handshake(p->bus)));
+    }
     int64_t last_hb = 0, first_wait = 0, app_first_wait = 0;
     int handshake = BUS_HANDSHAKE_NONE;
     for (;;) {
@@ -257,8 +262,10 @@ static void *publish__main(void *arg)
             if (rc == 1) app_first_wait = publish__app_queued(p) ? now : 0;
         }
     }
-    /* Shutdown: send everything queued; a refusing bus gets 5 s. */
-    int64_t deadline = timeparse_mono_ns() + 5000000000LL;
+    /* Shutdown: send everything queued; a bus that refuses records (a
+     * subscriber away, its high-water mark) gets 5 s, one that refused our
+     * key none: nothing gets through it (publish_stop counts what stays). */
+    int64_t deadline = timeparse_mono_ns() + (bus_pub_hopeless(p->bus) ? 0 : 5000000000LL);
     while ((publish__queued(p) || publish__app_queued(p)) && timeparse_mono_ns() < deadline) {
         int a = publish__flush_batch(p), b = publish__flush_app(p);
         if (a == -1 || b == -1) {
