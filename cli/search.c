@@ -204,6 +204,11 @@ int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int
                 rc = 3;
                 goto out;
             }
+            if (hs == BUS_HANDSHAKE_NO_LISTENER) { /* the coordinator is gone: say so now */
+                fprintf(stderr, "%smscope search: %s: %s; is the coordinator running?\n",
+                        progress ? "\n" : "", s->coordinator, bus_handshake_str(hs));
+                goto out;
+            }
             if (now - last_msg > wait_ns) {
                 fprintf(stderr, "%smscope search: no answer from %s for %.0f s (is the coordinator running?)\n",
                         progress ? "\n" : "", s->coordinator, (double)wait_ns / 1e9);

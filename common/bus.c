@@ -21,6 +21,7 @@ typedef struct bus__base {
     void *mon;        /* clients with CURVE: handshake events (PAIR) */
     int handshake;    /* what the handshakes seen on mon say, BUS_HANDSHAKE_* */
     int failures;     /* failed handshakes since the last that succeeded */
+    int retries;      /* connection attempts failed since the last that connected */
 } bus__base;
 
 struct bus_pub {
@@ -30,6 +31,7 @@ struct bus_pub {
     void *mon;
     int handshake;
     int failures;
+    int retries;
     int subscribed;
 };
 
@@ -86,7 +88,8 @@ static int bus__secure_server(bus__base *b, const bus_sec *sec, const char *what
 }
 
 /* CURVE for a client socket: our pair and the server's public key, and a
- * monitor of the handshakes, so that a refusal can be told from silence. */
+ * monitor of the handshakes and connections, so that a refusal, or nothing
+ * listening, can be told from silence. */
 static int bus__secure_client(bus__base *b, const bus_sec *sec, char *err, size_t errlen)
 {
     if (!sec) return 0;
@@ -95,7 +98,8 @@ static int bus__secure_client(bus__base *b, const bus_sec *sec, char *err, size_
     if (zmq_setsockopt(b->sock, ZMQ_CURVE_SERVERKEY, sec->server_key, BUSAUTH_KEY_LEN) < 0 ||
         zmq_setsockopt(b->sock, ZMQ_CURVE_PUBLICKEY, sec->self.pub, BUSAUTH_KEY_LEN) < 0 ||
         zmq_setsockopt(b->sock, ZMQ_CURVE_SECRETKEY, sec->self.sec, BUSAUTH_KEY_LEN) < 0 ||
-        zmq_socket_monitor(b->sock, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+        zmq_socket_monitor(b->sock, mon, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
@@ -122,6 +126,7 @@ static int bus__attach(bus__base *b, const bus_sec *sec, const char *what, const
 }
 
 #define BUS__HANDSHAKE_FAILURES 3 /* in a row: a wrong key, not bad luck */
+#define BUS__CONNECT_RETRIES 3    /* in a row, 100 ms apart (libzmq's reconnect interval) */
 
 int bus_socket_handshake(void *sock)
 {
@@ -138,11 +143,20 @@ int bus_socket_handshake(void *sock)
          * cannot decrypt our hello (a wrong server key) just closes the
          * connection, which looks like any connection lost during a
          * handshake: only several in a row, with no success between, say
-         * that it is not passing trouble. */
+         * that it is not passing trouble. libzmq says it will retry a
+         * connection (CONNECT_RETRIED) after a connect that failed, and
+         * before each new connection after one was lost: several of those
+         * with no connection made between mean that nothing listens there
+         * (refused; a host that does not answer at all stays silence). */
         if (zmq_msg_more(&m) && zmq_msg_size(&m) >= 2) {
             uint16_t ev;
             memcpy(&ev, zmq_msg_data(&m), 2);
-            if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            if (ev == ZMQ_EVENT_CONNECTED) {
+                b->retries = 0;
+                if (b->handshake == BUS_HANDSHAKE_NO_LISTENER) b->handshake = BUS_HANDSHAKE_NONE;
+            } else if (ev == ZMQ_EVENT_CONNECT_RETRIED) {
+                if (++b->retries >= BUS__CONNECT_RETRIES) b->handshake = BUS_HANDSHAKE_NO_LISTENER;
+            } else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 b->handshake = BUS_HANDSHAKE_OK;
                 b->failures = 0;
             } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
@@ -165,6 +179,8 @@ const char *bus_handshake_str(int h)
                "not for this socket: a recorder key on the RPC, a client key on the bus)";
     case BUS_HANDSHAKE_FAILED:
         return "the CURVE handshake failed (a wrong server key, or the server runs --insecure)";
+    case BUS_HANDSHAKE_NO_LISTENER:
+        return "nothing listens there (connections refused)";
     default: return "no connection yet";
     }
 }
@@ -247,6 +263,7 @@ struct bus_sub {
     void *mon;
     int handshake;
     int failures;
+    int retries;
 };
 
 bus_sub_t *bus_sub_new(const char *endpoint, int hwm, size_t maxmsg, const bus_sec *sec,
@@ -325,6 +342,7 @@ struct bus_rpc {
     void *mon;
     int handshake;
     int failures;
+    int retries;
     zmq_msg_t env[RPC_ENVELOPE_MAX];
     int nenv;
 };
@@ -450,6 +468,11 @@ long bus_rpc_call(const char *endpoint, const bus_sec *sec, const void *req, siz
             rc = -EACCES;
             goto out;
         }
+        if (hs == BUS_HANDSHAKE_NO_LISTENER) {
+            snprintf(err, errlen, "%s: %s; is the coordinator running?", endpoint, bus_handshake_str(hs));
+            rc = -ECONNREFUSED;
+            goto out;
+        }
         if (left <= 50) {
             snprintf(err, errlen, "no answer from %s within %d ms (is the coordinator running?)",
                      endpoint, timeout_ms);
@@ -481,6 +504,7 @@ struct bus_dealer {
     void *mon;
     int handshake;
     int failures;
+    int retries;
 };
 
 bus_dealer_t *bus_dealer_new(const char *endpoint, long maxmsg, const bus_sec *sec, char *err,

@@ -153,8 +153,11 @@ int bus_socket_readable(void *sock);
 uint64_t bus_socket_refused(void *sock);
 
 /* Clients with CURVE: how the last handshake went (sock: bus_pub_t,
- * bus_dealer_t). Plain sockets always say BUS_HANDSHAKE_NONE. */
-enum { BUS_HANDSHAKE_NONE, BUS_HANDSHAKE_OK, BUS_HANDSHAKE_REFUSED, BUS_HANDSHAKE_FAILED };
+ * bus_dealer_t), or that the last connection attempts were all refused
+ * (NO_LISTENER, ~0.3 s after the first: until one connects). Plain sockets
+ * always say BUS_HANDSHAKE_NONE. */
+enum { BUS_HANDSHAKE_NONE, BUS_HANDSHAKE_OK, BUS_HANDSHAKE_REFUSED, BUS_HANDSHAKE_FAILED,
+       BUS_HANDSHAKE_NO_LISTENER };
 int bus_socket_handshake(void *sock);
 const char *bus_handshake_str(int handshake);
 
@@ -164,7 +167,9 @@ const char *bus_handshake_str(int handshake);
 
 /* One request, one reply, waiting up to timeout_ms for it. On success the
  * reply (malloc'd) is in *reply. Returns its length, -ETIMEDOUT, -EACCES
- * when the handshake failed (err says why), or -errno with err set. */
+ * when the handshake failed (err says why), -ECONNREFUSED when nothing
+ * listens at endpoint (with CURVE: BUS_HANDSHAKE_NO_LISTENER), or -errno
+ * with err set. */
 long bus_rpc_call(const char *endpoint, const bus_sec *sec, const void *req, size_t len,
                   void **reply, int timeout_ms, char *err, size_t errlen);
 

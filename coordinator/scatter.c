@@ -566,7 +566,11 @@ void scatter_work(scatter_t *sc)
             sc__drain(sc, s, i, now);
             sc_node *nd = &s->nodes[i];
             int hs = nd->state < N_OK && nd->d ? bus_socket_handshake(nd->d) : BUS_HANDSHAKE_NONE;
-            if (hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED) {
+            /* A recorder whose connections are refused (down since its
+             * last heartbeat, or restarting) is unreachable now: not after
+             * the node timeout, on every search until the registry forgets it. */
+            if (hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED ||
+                hs == BUS_HANDSHAKE_NO_LISTENER) {
                 log_warn("search %" PRIu64 ": recorder %s (%s): %s", s->id, nd->name, nd->endpoint,
                          bus_handshake_str(hs));
                 sc__node_end(s, i, N_UNREACHABLE, bus_handshake_str(hs), 1);
