@@ -64,7 +64,7 @@ static const config_opt cli_opts[] = {
     { "monitor", 0, CFG_STR, O(monitor), NULL, 0, 0, "NAME", "flows: the flows a monitor counts (with -w: its packets, its own expression applied)" },
     { "by", 0, CFG_STR, O(by), "server", 0, 0, "SIDE", "top: server or client" },
     { "metric", 0, CFG_STR, O(metric), "bytes", 0, 0, "M", "top: bytes, packets, flows, retransmissions" },
-    { "timeout", 0, CFG_DURATION, O(timeout), "10s", 1000000LL, 0, "DURATION", "how long to wait for the coordinator" },
+    { "timeout", 0, CFG_DURATION, O(timeout), "10s", 1000000LL, 0, "DURATION", "how long to wait for the coordinator's answer (one that cannot be reached fails at once)" },
     { "write", 'w', CFG_STR, O(write), NULL, 0, 0, "FILE", "search: write the pcap here; - is stdout (required); flows: the packets of the flows selected, instead of the rows" },
     { "nodes", 0, CFG_STR, O(nodes), NULL, 0, 0, "A,B,...", "search: only these recorders (default: every live one)" },
     { "max-packets", 'c', CFG_INT, O(max_packets), "0", 0, 0, "N", "search: stop after N packets (0 = no limit)" },

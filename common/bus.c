@@ -126,7 +126,7 @@ static int bus__attach(bus__base *b, const bus_sec *sec, const char *what, const
 }
 
 #define BUS__HANDSHAKE_FAILURES 3 /* in a row: a wrong key, not bad luck */
-#define BUS__CONNECT_RETRIES 3    /* in a row, 100 ms apart (libzmq's reconnect interval) */
+#define BUS__CONNECT_RETRIES 3    /* in a row: libzmq retries every 100-199 ms (its interval, jittered) */
 
 int bus_socket_handshake(void *sock)
 {
@@ -144,10 +144,12 @@ int bus_socket_handshake(void *sock)
          * connection, which looks like any connection lost during a
          * handshake: only several in a row, with no success between, say
          * that it is not passing trouble. libzmq says it will retry a
-         * connection (CONNECT_RETRIED) after a connect that failed, and
-         * before each new connection after one was lost: several of those
-         * with no connection made between mean that nothing listens there
-         * (refused; a host that does not answer at all stays silence). */
+         * connection (CONNECT_RETRIED) after a connect that failed (refused,
+         * no route, a name that does not resolve) and when a connection is
+         * lost: three of those with no connection made between (~0.2-0.4 s)
+         * mean that nothing can be reached there; a host that never answers
+         * a connect at all stays silence. CONNECTED comes before any
+         * handshake, so a slow handshake or a refused key never counts. */
         if (zmq_msg_more(&m) && zmq_msg_size(&m) >= 2) {
             uint16_t ev;
             memcpy(&ev, zmq_msg_data(&m), 2);
@@ -180,7 +182,7 @@ const char *bus_handshake_str(int h)
     case BUS_HANDSHAKE_FAILED:
         return "the CURVE handshake failed (a wrong server key, or the server runs --insecure)";
     case BUS_HANDSHAKE_NO_LISTENER:
-        return "nothing listens there (connections refused)";
+        return "cannot connect (nothing listens there, or it is unreachable)";
     default: return "no connection yet";
     }
 }

@@ -573,7 +573,8 @@ void scatter_work(scatter_t *sc)
                 hs == BUS_HANDSHAKE_NO_LISTENER) {
                 log_warn("search %" PRIu64 ": recorder %s (%s): %s", s->id, nd->name, nd->endpoint,
                          bus_handshake_str(hs));
-                sc__node_end(s, i, N_UNREACHABLE, bus_handshake_str(hs), 1);
+                /* no cancel: none could reach it (closing would linger for one) */
+                sc__node_end(s, i, N_UNREACHABLE, bus_handshake_str(hs), 0);
             } else if (nd->state < N_OK && now - nd->last_heard > s->node_timeout) {
                 int heard = nd->state == N_RUNNING;
                 char e[160];

@@ -44,12 +44,13 @@ def decoy_of(data):
     """Another packet that hash_bytes names like data for half of all seeds:
     the top bit of the transport bytes' third 64-bit word flipped and their
     fifth word (the next one of that lane) corrected for it (tests/unit/
-    test_dedup.c explains why). None when data is not an untagged IPv4 frame
-    with 48 bytes after its IP header."""
+    test_dedup.c explains why), counted from the IP header's 20th byte, where
+    that hash of the packet's body began (options or not). None when data is
+    not an untagged IPv4 frame with 48 bytes after that."""
     if data[12:14] != b"\x08\x00":
         return None
-    l4 = 14 + (data[14] & 15) * 4
-    if len(data) < l4 + 48 or struct.unpack("!H", data[16:18])[0] < l4 - 14 + 48:
+    l4 = 14 + 20
+    if len(data) < l4 + 48 or struct.unpack("!H", data[16:18])[0] < 20 + 48:
         return None
     d = bytearray(data)
     d[l4 + 23] ^= 0x80

@@ -105,8 +105,8 @@ def test_rpc(co, d, want_final):
     # Nothing listening: said at once (connections refused), not after the
     # timeout; something listening that never answers: the timeout.
     p = h.run(co.cli("--coordinator", f"tcp://127.0.0.1:{h.free_tcp_port()}", "--timeout",
-                     "60s", "nodes"), check_rc=False)
-    h.check(p.returncode == 1 and b"nothing listens there" in p.stderr,
+                     "20s", "nodes"), check_rc=False)
+    h.check(p.returncode == 1 and b"cannot connect" in p.stderr,
             f"no coordinator: {p.returncode} {p.stderr!r}")
     with socket.socket() as mute:
         mute.bind(("127.0.0.1", 0))
