@@ -59,7 +59,7 @@ static void test_invariant_bytes(void)
 }
 
 /* SipHash-2-4's published vectors (key 00..0f, messages 00, 00 01, ...),
- * so the rounds are SipHash's; hash_sip13 differs only in their number. */
+ * and SipHash-1-3's as CPython computes it. */
 static void test_siphash(void)
 {
     uint64_t key[2];
@@ -76,6 +76,11 @@ static void test_siphash(void)
     for (size_t n = 0; n <= 40; n++)
         ASSERT_TRUE(hash_sip24(key, msg, 16, msg + 16, n) == hash_sip24(key, NULL, 0, msg, 16 + n));
     ASSERT_TRUE(hash_sip13(key, msg, 16, msg + 16, 20) == hash_sip13(key, NULL, 0, msg, 36));
+    /* SipHash-1-3 itself: CPython 3.11's hash() of bytes is SipHash-1-3, its
+     * key all zero under PYTHONHASHSEED=0 (hash(bytes(range(15))) there). */
+    const uint64_t zero[2] = { 0, 0 };
+    ASSERT_TRUE(hash_sip13(zero, NULL, 0, msg, 15) == 0xf30eb725bb91c9eaULL);
+    ASSERT_TRUE(hash_sip13(zero, msg, 8, msg + 8, 28) == 0xac77921fcc642bd3ULL);
     ASSERT_TRUE(hash_sip13(key, NULL, 0, msg, 36) != hash_sip24(key, NULL, 0, msg, 36));
 }
 
