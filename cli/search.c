@@ -198,7 +198,7 @@ int cli_search(const cli_settings *s, const bus_sec *sec, const char *token, int
         int64_t now = timeparse_mono_ns();
         if (r == 0) {
             int hs = bus_socket_handshake(d);
-            if (hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED) {
+            if (bus_handshake_refused(hs)) {
                 fprintf(stderr, "%smscope search: %s: %s\n", progress ? "\n" : "", s->coordinator,
                         bus_handshake_str(hs));
                 rc = 3;

@@ -228,11 +228,7 @@ int bus_pub_wait_subscriber(bus_pub_t *b, int timeout_ms)
     return b->subscribed;
 }
 
-int bus_pub_hopeless(bus_pub_t *b)
-{
-    int hs = bus_socket_handshake(b);
-    return hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED;
-}
+int bus_pub_hopeless(bus_pub_t *b) { return bus_handshake_refused(bus_socket_handshake(b)); }
 
 int bus_pub_has_subscriber(bus_pub_t *b)
 {
@@ -465,7 +461,7 @@ long bus_rpc_call(const char *endpoint, const bus_sec *sec, const void *req, siz
         int left = timeout_ms - waited;
         if (zmq_poll(&it, 1, left < 50 ? (left > 0 ? left : 0) : 50) > 0) break;
         int hs = bus_socket_handshake(&b);
-        if (hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED) {
+        if (bus_handshake_refused(hs)) {
             snprintf(err, errlen, "%s: %s", endpoint, bus_handshake_str(hs));
             rc = -EACCES;
             goto out;

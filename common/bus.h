@@ -165,6 +165,14 @@ enum { BUS_HANDSHAKE_NONE, BUS_HANDSHAKE_OK, BUS_HANDSHAKE_REFUSED, BUS_HANDSHAK
 int bus_socket_handshake(void *sock);
 const char *bus_handshake_str(int handshake);
 
+/* 1 when handshake says the server refused our key or the CURVE handshake
+ * keeps failing: no answer comes of waiting (a server that cannot be
+ * connected to, NO_LISTENER, may yet start: each caller decides). */
+static inline int bus_handshake_refused(int handshake)
+{
+    return handshake == BUS_HANDSHAKE_REFUSED || handshake == BUS_HANDSHAKE_FAILED;
+}
+
 /* The largest reply bus_rpc_call() takes (10 000 flow records are ~4 MiB);
  * a bigger one ends the connection, and the call times out. */
 #define BUS_RPC_REPLY_MAX (64 << 20)

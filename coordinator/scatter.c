@@ -569,8 +569,7 @@ void scatter_work(scatter_t *sc)
             /* A recorder whose connections are refused (down since its
              * last heartbeat, or restarting) is unreachable now: not after
              * the node timeout, on every search until the registry forgets it. */
-            if (hs == BUS_HANDSHAKE_REFUSED || hs == BUS_HANDSHAKE_FAILED ||
-                hs == BUS_HANDSHAKE_NO_LISTENER) {
+            if (bus_handshake_refused(hs) || hs == BUS_HANDSHAKE_NO_LISTENER) {
                 log_warn("search %" PRIu64 ": recorder %s (%s): %s", s->id, nd->name, nd->endpoint,
                          bus_handshake_str(hs));
                 /* no cancel: none could reach it (closing would linger for one) */

@@ -829,10 +829,9 @@ static void segidx__emit_hosts(segidx_builder_t *b, segidx__plan *p, segidx__out
         const uint8_t *a[2] = { k->src, k->dst };
         for (int j = 0; j < 1 + (memcmp(k->src, k->dst, 16) != 0); j++) {
             if (segidx__is_mapped(a[j])) {
-                const uint8_t *v = a[j] + 12;
-                uint32_t be = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
-                              (uint32_t)v[2] << 8 | v[3];
-                h4[i4++] = (uint64_t)be << 32 | (uint32_t)fo;
+                uint32_t v;
+                memcpy(&v, a[j] + 12, 4);
+                h4[i4++] = (uint64_t)segidx__be32(v) << 32 | (uint32_t)fo;
             } else {
                 memcpy(hw[iw].addr, a[j], 16);
                 hw[iw++].flow = fo;
