@@ -12,7 +12,9 @@
  * Every constructor takes a bus_sec: with it the socket speaks CURVE
  * (encrypted; a server lets in only the client keys its allow-list names,
  * with the role it asks for, see busauth.h); NULL means plain ZeroMQ, which daemons use only when
- * told --insecure.
+ * told --insecure. A CURVE client also watches its handshakes and its connection attempts,
+ * so that a refused key, or a peer nothing can connect to, is told from silence at once
+ * (bus_socket_handshake) instead of after a timeout.
  */
 #ifndef MSCOPE_BUS_H
 #define MSCOPE_BUS_H
