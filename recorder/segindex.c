@@ -18,11 +18,12 @@
  * of a count per port (a sort when it is small). The flows' order is made
  * once, and the host and port tables read a compact key's fields where
  * they are; only the flow table needs a whole key made from it. The sealer
- * writes them to the file a section at a time through a buffer, each
- * chunk's checksum computed on the way, so sealing takes a few bytes a
- * flow and a packet beside the builder, not the index's size (which for
- * small flows is more than the segment's). The same code lays an index out
- * in memory for a view (the open segment's, tests). A view of a file
+ * writes them to the file a section at a time through an aligned buffer,
+ * with O_DIRECT (segidx__out says why), each chunk's checksum computed on
+ * the way, so sealing takes a few bytes a flow and a packet beside the
+ * builder, not the index's size (which for small flows is more than the
+ * segment's). The same code lays an index out in memory for a view (the
+ * open segment's, tests). A view of a file
  * carries one bit per chunk: set once the chunk has matched, so the
  * readers' segidx_check is a bit test after the first read.
  */
@@ -558,57 +559,88 @@ static void segidx__sort_hi(uint64_t *a, size_t n, int bytes)
     free(tmp);
 }
 
-/* Where the index goes: memory (the whole of it, for a view) or a file
- * (through a buffer, each chunk's checksum computed on the way). */
+/* Where the index goes: memory (the whole of it, for a view) or a file.
+ * A file is written with O_DIRECT in whole blocks of an aligned buffer:
+ * through the page cache, the kernel's copy of ~40 bytes a packet into
+ * freshly allocated cache pages took 0-110 ms of a 1 M-packet import's CPU
+ * (0.27-0.40 s), as much as the pages cost to find at that moment
+ * (docs/BENCHMARKS.md), and filled the cache with bytes a search reads only
+ * in part, and later. The pcap segments bypass the cache for the same
+ * reason (store.c). The first block is held back and written last, with
+ * the header in it; the last block is padded and the file cut to its size.
+ * A file system that refuses O_DIRECT gets the same writes buffered. */
 typedef struct segidx__out {
     char *mem;        /* the index in memory, or NULL */
     int fd;           /* else the file */
+    int direct;       /* fd has O_DIRECT */
     uint64_t pos;     /* the offset of the next byte */
     uint64_t off_crcs;
-    uint32_t *crcs;   /* file: each chunk's, computed as written */
-    uint8_t *buf;     /* file: bytes not yet written, from buf_off */
+    uint32_t *crcs;   /* file: each chunk's, computed as bytes are buffered */
+    uint64_t summed;  /* file: bytes before this are in their chunk's CRC */
+    uint8_t *buf;     /* file: the bytes from buf_off to pos (aligned) */
     size_t used;
-    uint64_t buf_off;
+    uint64_t buf_off; /* file: a multiple of SEGIDX_IO_ALIGN */
+    uint8_t *head;    /* file: the first block, written last */
     int err;          /* file: the first write's errno */
 } segidx__out;
 
 #define SEGIDX_OUT_BUF (1u << 20)
+#define SEGIDX_IO_ALIGN 4096u /* O_DIRECT: buffer address, file offsets and lengths */
 
-/* Write len bytes from p to the file at buf_off (nothing buffered before
- * them), and move buf_off past them. */
-static void segidx__out_write(segidx__out *o, const uint8_t *p, size_t len)
+/* Add the buffered bytes not yet summed to their chunks' checksums (the
+ * header is checked apart; the chunk table is not under them). */
+static void segidx__out_sum(segidx__out *o)
 {
-    /* The chunks' checksums over the sections' bytes (the header is
-     * written, and checked, apart; the chunk table is not under them). */
-    for (size_t done = 0; done < len;) {
-        uint64_t at = o->buf_off + done;
-        if (at >= o->off_crcs) break;
-        uint64_t c = (at - sizeof(segidx_hdr)) >> SEGIDX_CHUNK_SHIFT;
+    uint64_t from = o->summed > sizeof(segidx_hdr) ? o->summed : sizeof(segidx_hdr);
+    uint64_t to = o->pos < o->off_crcs ? o->pos : o->off_crcs;
+    while (from < to) {
+        uint64_t c = (from - sizeof(segidx_hdr)) >> SEGIDX_CHUNK_SHIFT;
         uint64_t chunk_end = sizeof(segidx_hdr) + ((c + 1) << SEGIDX_CHUNK_SHIFT);
-        if (chunk_end > o->off_crcs) chunk_end = o->off_crcs;
-        size_t n = (size_t)(chunk_end - at);
-        if (n > len - done) n = len - done;
-        o->crcs[c] = crc32c(p + done, n, o->crcs[c]);
-        done += n;
+        uint64_t end = chunk_end < to ? chunk_end : to;
+        o->crcs[c] = crc32c(o->buf + (from - o->buf_off), (size_t)(end - from), o->crcs[c]);
+        from = end;
     }
+    o->summed = o->pos;
+}
+
+/* pwrite all of len bytes at off; a direct write the file system refuses
+ * (EINVAL) is made again through the page cache, and so are the rest. */
+static void segidx__out_pwrite(segidx__out *o, const uint8_t *p, size_t len, uint64_t off)
+{
     for (size_t done = 0; done < len && !o->err;) {
-        ssize_t w = pwrite(o->fd, p + done, len - done, (off_t)(o->buf_off + done));
+        ssize_t w = pwrite(o->fd, p + done, len - done, (off_t)(off + done));
         if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EINVAL && o->direct) {
+            int fl = fcntl(o->fd, F_GETFL);
+            if (fl >= 0) fcntl(o->fd, F_SETFL, fl & ~O_DIRECT);
+            o->direct = 0;
+            continue;
+        }
         if (w <= 0) o->err = w < 0 ? errno : EIO;
         else done += (size_t)w;
     }
-    o->buf_off += len;
 }
 
+/* Write the buffer: all of it (its size a multiple of the block, or at the
+ * end padded to one with zeros), the first block kept for the header. */
 static void segidx__out_flush(segidx__out *o)
 {
     if (o->mem || !o->used) return;
-    segidx__out_write(o, o->buf, o->used);
+    segidx__out_sum(o);
+    size_t len = (o->used + SEGIDX_IO_ALIGN - 1) & ~(size_t)(SEGIDX_IO_ALIGN - 1);
+    memset(o->buf + o->used, 0, len - o->used);
+    size_t skip = 0;
+    if (o->buf_off == 0) {
+        memcpy(o->head, o->buf, SEGIDX_IO_ALIGN);
+        skip = SEGIDX_IO_ALIGN;
+    }
+    if (len > skip) segidx__out_pwrite(o, o->buf + skip, len - skip, o->buf_off + skip);
+    o->buf_off += len;
     o->used = 0;
 }
 
 /* segidx__put's general path: into memory, or through the buffer in
- * pieces, flushing it whenever it fills. */
+ * pieces, writing it whenever it fills. */
 static __attribute__((noinline)) void segidx__put_slow(segidx__out *o, const void *p, size_t n)
 {
     if (o->mem) {
@@ -617,15 +649,6 @@ static __attribute__((noinline)) void segidx__put_slow(segidx__out *o, const voi
         return;
     }
     const uint8_t *q = p;
-    if (n >= SEGIDX_OUT_BUF) {
-        /* A whole array (the times, the offsets, the posting lists: megabytes
-         * a segment) goes to the file from where it is, not through the
-         * buffer: the buffered bytes before it first. */
-        segidx__out_flush(o);
-        segidx__out_write(o, q, n);
-        o->pos += n;
-        return;
-    }
     while (n) {
         size_t k = SEGIDX_OUT_BUF - o->used < n ? SEGIDX_OUT_BUF - o->used : n;
         memcpy(o->buf + o->used, q, k);
@@ -943,7 +966,7 @@ static void segidx__emit(segidx_builder_t *b, segidx__plan *p, segidx__out *o, s
         keys->nhosts = h->nhosts;
         keys->nports = h->nports;
     }
-    o->pos = segidx__align(sizeof *h);
+    segidx__pad(o, segidx__align(sizeof *h)); /* the header's place, filled last */
     if (n) { /* an empty builder has no arrays yet: memcpy from NULL is undefined */
         segidx__put(o, b->ts, n * sizeof *b->ts);
         segidx__pad(o, h->off_off);
@@ -1023,25 +1046,29 @@ int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *p
     segidx__plan_make(b, pcap_bytes, &p);
     segidx_hdr *h = &p.h;
     uint64_t nchunks = segidx__nchunks(h);
-    segidx__out o = { .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644),
+    segidx__out o = { .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644),
+                      .direct = 1,
                       .off_crcs = h->off_crcs,
                       .crcs = xcalloc(nchunks + 1, sizeof(uint32_t)),
-                      .buf = xmalloc(SEGIDX_OUT_BUF),
-                      .buf_off = segidx__align(sizeof *h) };
+                      .buf = xmalloc_aligned(SEGIDX_IO_ALIGN, SEGIDX_OUT_BUF),
+                      .head = xmalloc_aligned(SEGIDX_IO_ALIGN, SEGIDX_IO_ALIGN) };
+    if (o.fd < 0 && errno == EINVAL) { /* the file system refuses O_DIRECT */
+        o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        o.direct = 0;
+    }
     if (o.fd < 0) o.err = errno; /* the layout is still made: the header and keys are wanted */
     segidx__emit(b, &p, &o, keys);
-    segidx__out_flush(&o);
     /* The chunk table, then the header with the checksums of both. */
-    o.buf_off = o.pos;
+    segidx__out_sum(&o);
     segidx__put(&o, o.crcs, nchunks * 4);
     segidx__pad(&o, h->total_size);
     h->crcs_crc = crc32c(o.crcs, nchunks * 4, 0);
     h->hdr_crc = segidx__hdr_crc(h);
-    o.off_crcs = 0; /* nothing more under the chunks' checksums */
     segidx__out_flush(&o);
-    o.buf_off = 0;
-    segidx__put(&o, h, sizeof *h);
-    segidx__out_flush(&o);
+    memcpy(o.head, h, sizeof *h);
+    segidx__out_pwrite(&o, o.head, SEGIDX_IO_ALIGN, 0);
+    if (!o.err && o.buf_off > h->total_size && ftruncate(o.fd, (off_t)h->total_size) < 0)
+        o.err = errno;
     *hdr = *h;
     int rc = -o.err;
     if (o.fd >= 0 && close(o.fd) < 0 && !rc) rc = -errno;
@@ -1049,6 +1076,7 @@ int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *p
     if (rc && o.fd >= 0) unlink(tmp);
     free(o.crcs);
     free(o.buf);
+    free(o.head);
     return rc;
 }
 
