@@ -280,13 +280,23 @@ size_t flowtab_slot_bytes(void)
 
 /* n elements of size bytes each, zero, mapped: pages cost memory once touched.
  * In huge pages where the kernel gives them: the flows are reached at
- * random, and with small pages nearly every flow's slot was a TLB miss. */
+ * random, and with small pages nearly every flow's slot was a TLB miss.
+ * But not the first 2 MiB (to the first huge page boundary after them):
+ * every array is filled from its start, and in huge pages a table of 20 000
+ * flows touched and zeroed 2 MiB of each of its eleven arrays - 90 MB
+ * resident for an import where store + index took 54, 73 MB now - and on
+ * this VM memory touched the first time costs 1-40 ms a 2 MiB page
+ * (docs/BENCHMARKS.md). A million flows live past the first 2 MiB. */
+#define FLOWTAB_HUGE ((uintptr_t)2 << 20)
+
 static void *flowtab__map(size_t n, size_t size)
 {
     void *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
     if (p == MAP_FAILED) return NULL;
-    (void)madvise(p, n * size, MADV_HUGEPAGE);
+    uintptr_t from = ((uintptr_t)p + 2 * FLOWTAB_HUGE - 1) & ~(uintptr_t)(FLOWTAB_HUGE - 1);
+    if (from < (uintptr_t)p + n * size)
+        (void)madvise((void *)from, (uintptr_t)p + n * size - from, MADV_HUGEPAGE);
     return p;
 }
 
