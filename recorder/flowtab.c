@@ -284,9 +284,11 @@ size_t flowtab_slot_bytes(void)
  * But not the first 2 MiB (to the first huge page boundary after them):
  * every array is filled from its start, and in huge pages a table of 20 000
  * flows touched and zeroed 2 MiB of each of its eleven arrays - 90 MB
- * resident for an import where store + index took 54, 73 MB now - and on
- * this VM memory touched the first time costs 1-40 ms a 2 MiB page
- * (docs/BENCHMARKS.md). A million flows live past the first 2 MiB. */
+ * resident for an import where store + index took 54, 73 MB now. On the
+ * 2-core VM, which hands freed memory back to its host, a huge page
+ * touched the first time cost 0.1 ms or, as often, 3-5 ms; small pages
+ * 0.4 ms a MiB (docs/BENCHMARKS.md). A million flows live past the first
+ * 2 MiB. */
 #define FLOWTAB_HUGE ((uintptr_t)2 << 20)
 
 static void *flowtab__map(size_t n, size_t size)
