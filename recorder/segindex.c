@@ -673,11 +673,14 @@ static inline void segidx__put(segidx__out *o, const void *p, size_t n)
     o->pos += n;
 }
 
-/* Zeros up to offset off (the padding before a section). */
+/* Zeros up to offset off (the padding before a section, the header's place). */
 static void segidx__pad(segidx__out *o, uint64_t off)
 {
-    static const uint8_t zero[8];
-    if (off > o->pos) segidx__put(o, zero, (size_t)(off - o->pos));
+    static const uint8_t zero[256];
+    while (off > o->pos) {
+        size_t n = off - o->pos < sizeof zero ? (size_t)(off - o->pos) : sizeof zero;
+        segidx__put(o, zero, n);
+    }
 }
 
 /* What laying out needs beside the builder: the header, per flow where
