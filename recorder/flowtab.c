@@ -297,8 +297,12 @@ static void *flowtab__map(size_t n, size_t size)
                    -1, 0);
     if (p == MAP_FAILED) return NULL;
     uintptr_t from = ((uintptr_t)p + 2 * FLOWTAB_HUGE - 1) & ~(uintptr_t)(FLOWTAB_HUGE - 1);
-    if (from < (uintptr_t)p + n * size)
-        (void)madvise((void *)from, (uintptr_t)p + n * size - from, MADV_HUGEPAGE);
+    uintptr_t end = (uintptr_t)p + n * size;
+    if (from > end) from = end;
+    /* NOHUGEPAGE too: with transparent huge pages "always" (Debian's is
+     * "madvise") the start would get them unasked */
+    (void)madvise(p, from - (uintptr_t)p, MADV_NOHUGEPAGE);
+    if (from < end) (void)madvise((void *)from, end - from, MADV_HUGEPAGE);
     return p;
 }
 

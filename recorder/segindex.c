@@ -575,7 +575,7 @@ typedef struct segidx__out {
     int direct;       /* fd has O_DIRECT */
     uint64_t pos;     /* the offset of the next byte */
     uint64_t off_crcs;
-    uint32_t *crcs;   /* file: each chunk's, computed as bytes are buffered */
+    uint32_t *crcs;   /* file: each chunk's, summed before each write (segidx__out_sum) */
     uint64_t summed;  /* file: bytes before this are in their chunk's CRC */
     uint8_t *buf;     /* file: the bytes from buf_off to pos (aligned) */
     size_t used;
@@ -612,7 +612,10 @@ static void segidx__out_pwrite(segidx__out *o, const uint8_t *p, size_t len, uin
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && errno == EINVAL && o->direct) {
             int fl = fcntl(o->fd, F_GETFL);
-            if (fl >= 0) fcntl(o->fd, F_SETFL, fl & ~O_DIRECT);
+            if (fl < 0 || fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) < 0) {
+                o->err = EINVAL;
+                break;
+            }
             o->direct = 0;
             continue;
         }
@@ -958,8 +961,8 @@ static void segidx__emit_ports(segidx_builder_t *b, segidx__plan *p, segidx__out
     free(at);
 }
 
-/* Lay the index planned in p out through o, from its first section to the
- * chunk table (exclusive); frees the plan's arrays. */
+/* Lay the index planned in p out through o, from the header's place (zeros)
+ * to the chunk table (exclusive); frees the plan's arrays. */
 static void segidx__emit(segidx_builder_t *b, segidx__plan *p, segidx__out *o, segidx_keys *keys)
 {
     const segidx_hdr *h = &p->h;
@@ -1049,17 +1052,19 @@ int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *p
     segidx__plan_make(b, pcap_bytes, &p);
     segidx_hdr *h = &p.h;
     uint64_t nchunks = segidx__nchunks(h);
-    segidx__out o = { .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644),
-                      .direct = 1,
+    int direct = 1, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    if (fd < 0 && errno == EINVAL) { /* the file system refuses O_DIRECT */
+        direct = 0;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    }
+    int open_err = fd < 0 ? errno : 0; /* before anything else can change errno */
+    segidx__out o = { .fd = fd,
+                      .direct = direct,
+                      .err = open_err, /* the layout is still made: the header and keys are wanted */
                       .off_crcs = h->off_crcs,
                       .crcs = xcalloc(nchunks + 1, sizeof(uint32_t)),
                       .buf = xmalloc_aligned(SEGIDX_IO_ALIGN, SEGIDX_OUT_BUF),
                       .head = xmalloc_aligned(SEGIDX_IO_ALIGN, SEGIDX_IO_ALIGN) };
-    if (o.fd < 0 && errno == EINVAL) { /* the file system refuses O_DIRECT */
-        o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        o.direct = 0;
-    }
-    if (o.fd < 0) o.err = errno; /* the layout is still made: the header and keys are wanted */
     segidx__emit(b, &p, &o, keys);
     /* The chunk table, then the header with the checksums of both. */
     segidx__out_sum(&o);
@@ -1076,7 +1081,7 @@ int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *p
     int rc = -o.err;
     if (o.fd >= 0 && close(o.fd) < 0 && !rc) rc = -errno;
     if (!rc && rename(tmp, path) < 0) rc = -errno;
-    if (rc && o.fd >= 0) unlink(tmp);
+    if (rc) unlink(tmp); /* also one the O_DIRECT open made before it failed */
     free(o.crcs);
     free(o.buf);
     free(o.head);
