@@ -12,8 +12,9 @@
  * Every constructor takes a bus_sec: with it the socket speaks CURVE
  * (encrypted; a server lets in only the client keys its allow-list names,
  * with the role it asks for, see busauth.h); NULL means plain ZeroMQ, which daemons use only when
- * told --insecure. A CURVE client also watches its handshakes and its connection attempts,
- * so that a refused key, or a peer nothing can connect to, is told from silence at once
+ * told --insecure. Every client socket, CURVE or plain, also watches its handshakes and its
+ * connection attempts, so that a refused key, a handshake that cannot succeed (one end
+ * plain, the other CURVE) or a peer nothing can connect to is told from silence at once
  * (bus_socket_handshake) instead of after a timeout.
  */
 #ifndef MSCOPE_BUS_H
@@ -46,7 +47,7 @@ bus_pub_t *bus_pub_new(const char *endpoint, int hwm, const bus_sec *sec, char *
  * (now or before), 0 on timeout, or at once when bus_pub_hopeless(). */
 int bus_pub_wait_subscriber(bus_pub_t *b, int timeout_ms);
 
-/* 1 when the server refused our key or the CURVE handshake keeps failing
+/* 1 when the server refused our key or the handshake keeps failing
  * (bus_socket_handshake): no subscriber comes of waiting, since libzmq
  * does not soon try a refused handshake again, and a key is not added to
  * the server's allow-list in the seconds an import would wait. */
@@ -154,11 +155,10 @@ int bus_socket_readable(void *sock);
 /* Servers with CURVE: peers refused so far (sock: bus_sub_t, bus_rpc_t). */
 uint64_t bus_socket_refused(void *sock);
 
-/* Clients with CURVE: how the last handshake went (sock: bus_pub_t,
- * bus_dealer_t), or that the last three connection attempts failed - refused
- * or unreachable - with none made between (NO_LISTENER, ~0.2-0.4 s after the
- * first, until one connects). Plain sockets always say BUS_HANDSHAKE_NONE.
- * It reads the socket's monitor: a client socket's owner must call it every
+/* Clients: how the last handshake went (sock: bus_pub_t, bus_dealer_t), or
+ * that the last three connection attempts failed - refused or unreachable -
+ * with none made between (NO_LISTENER, ~0.2-0.4 s after the first, until
+ * one connects). It reads the socket's monitor: a client socket's owner must call it every
  * second or so while the socket lives (libzmq's monitor blocks the socket's
  * I/O thread after ~1 000 unread events, and a peer that is down makes ~8 a
  * second). */
@@ -167,7 +167,7 @@ enum { BUS_HANDSHAKE_NONE, BUS_HANDSHAKE_OK, BUS_HANDSHAKE_REFUSED, BUS_HANDSHAK
 int bus_socket_handshake(void *sock);
 const char *bus_handshake_str(int handshake);
 
-/* 1 when handshake says the server refused our key or the CURVE handshake
+/* 1 when handshake says the server refused our key or the handshake
  * keeps failing: no answer comes of waiting (a server that cannot be
  * connected to, NO_LISTENER, may yet start: each caller decides). */
 static inline int bus_handshake_refused(int handshake)
@@ -182,7 +182,7 @@ static inline int bus_handshake_refused(int handshake)
 /* One request, one reply, waiting up to timeout_ms for it. On success the
  * reply (malloc'd) is in *reply. Returns its length, -ETIMEDOUT, -EACCES
  * when the handshake failed (err says why), -ECONNREFUSED when nothing
- * listens at endpoint (with CURVE: BUS_HANDSHAKE_NO_LISTENER), or -errno
+ * listens at endpoint (BUS_HANDSHAKE_NO_LISTENER), or -errno
  * with err set. */
 long bus_rpc_call(const char *endpoint, const bus_sec *sec, const void *req, size_t len,
                   void **reply, int timeout_ms, char *err, size_t errlen);

@@ -104,6 +104,17 @@ def test_cli(co, d):
               check_rc=False)
     h.check(p.returncode == 3 and b"handshake failed" in p.stderr,
             f"CLI with a wrong coordinator key: exit {p.returncode} {p.stderr!r}")
+    # A plain (--insecure) CLI against this CURVE coordinator: no handshake
+    # can succeed; said at once, naming --insecure, not after --timeout.
+    plain = [cluster.CLI, "--coordinator", co.rpc, "--token-file",
+             os.path.join(co.dir, "rpc.token"), "--insecure", "--timeout", "20s"]
+    for cmd in (["nodes"], ["search", "--from", "0", "-q", "-w", os.path.join(d, "x.pcap"), "tcp"]):
+        t0 = time.monotonic()
+        p = h.run(plain + cmd, check_rc=False)
+        took = time.monotonic() - t0
+        h.check(p.returncode == 3 and b"handshake failed" in p.stderr and b"--insecure" in p.stderr,
+                f"--insecure {cmd[0]} against CURVE: exit {p.returncode} {p.stderr!r}")
+        h.check(took < 15, f"--insecure {cmd[0]} against CURVE took {took:.1f} s (not --timeout)")
     # A secret key readable by others, a .pub as a pair, no key at all.
     loose = os.path.join(d, "loose")
     h.run([cluster.CLI, "keygen", "--role", "client", loose])
@@ -113,8 +124,8 @@ def test_cli(co, d):
         p = h.run(co.cli("--key-file", key, "nodes"), check_rc=False)
         h.check(p.returncode == 2 and says in p.stderr, f"--key-file {key}: {p.returncode} {p.stderr!r}")
     h.check(h.run(co.cli("nodes")).returncode == 0, "the allowed CLI fails")
-    print("ok  CLI: unknown key exit 3 at once, wrong server key exit 3, bad key files exit 2 "
-          "with the reason; the allowed key works")
+    print("ok  CLI: unknown key exit 3 at once, wrong server key exit 3, --insecure against CURVE "
+          "exit 3 at once, bad key files exit 2 with the reason; the allowed key works")
 
 
 def logged_while_trying(co, sock_type, endpoint, key_file, says, timeout=15):
@@ -350,10 +361,24 @@ def test_wire(d, pcap, co):
              f"tcp://127.0.0.1:{pco.port}"]))
         h.check(SECRET_NODE.encode() in plain, "the control failed: the plain bus hides the name?")
         h.check("--insecure" in pco.log_text(), "an --insecure coordinator does not warn")
+        # Plain clients watch their connections too: a CURVE CLI against the
+        # plain coordinator, and a plain one where nothing listens, are told
+        # at once, not after --timeout.
+        for args, rc, says in (
+                (["--coordinator", pco.rpc, *co.keys()], 3, b"handshake failed"),
+                (["--coordinator", f"tcp://127.0.0.1:{h.free_tcp_port()}", "--insecure"], 1,
+                 b"cannot connect")):
+            t0 = time.monotonic()
+            p = h.run([cluster.CLI, "--token-file", os.path.join(co.dir, "rpc.token"), *args,
+                       "--timeout", "20s", "nodes"], check_rc=False)
+            took = time.monotonic() - t0
+            h.check(p.returncode == rc and says in p.stderr and took < 15,
+                    f"{args}: exit {p.returncode} after {took:.1f} s: {p.stderr!r}")
     finally:
         pco.stop()
     print(f"ok  bus capture: CURVE hides node names and addresses ({seen}/{len(raw)} addresses "
-          f"seen by chance); the same capture of an --insecure bus shows them")
+          f"seen by chance); the same capture of an --insecure bus shows them; CURVE against "
+          f"plain and plain against nothing said at once")
 
 
 def main():
