@@ -158,10 +158,10 @@ uint64_t bus_socket_refused(void *sock);
 /* Clients: how the last handshake went (sock: bus_pub_t, bus_dealer_t), or
  * that the last three connection attempts failed - refused or unreachable -
  * with none made between (NO_LISTENER, ~0.2-0.4 s after the first, until
- * one connects). It reads the socket's monitor: a client socket's owner must call it every
- * second or so while the socket lives (libzmq's monitor blocks the socket's
- * I/O thread after ~1 000 unread events, and a peer that is down makes ~8 a
- * second). */
+ * one connects). It reads the socket's monitor: a client socket's owner
+ * must call it every second or so while the socket lives (libzmq's monitor
+ * blocks the socket's I/O thread after ~1 000 unread events, and a peer
+ * that is down makes ~8 a second). */
 enum { BUS_HANDSHAKE_NONE, BUS_HANDSHAKE_OK, BUS_HANDSHAKE_REFUSED, BUS_HANDSHAKE_FAILED,
        BUS_HANDSHAKE_NO_LISTENER };
 int bus_socket_handshake(void *sock);

@@ -23,9 +23,9 @@
  * the way, so sealing takes a few bytes a flow and a packet beside the
  * builder, not the index's size (which for small flows is more than the
  * segment's). The same code lays an index out in memory for a view (the
- * open segment's, tests). A view of a file
- * carries one bit per chunk: set once the chunk has matched, so the
- * readers' segidx_check is a bit test after the first read.
+ * open segment's, tests). A view of a file carries one bit per chunk: set
+ * once the chunk has matched, so the readers' segidx_check is a bit test
+ * after the first read.
  */
 #include "segindex.h"
 
