@@ -31,6 +31,7 @@
 
 #include "crc32c.h"
 #include "decode.h"
+#include "dio.h"
 #include "hash.h"
 #include "log.h"
 #include "pcapio.h"
@@ -579,13 +580,12 @@ typedef struct segidx__out {
     uint64_t summed;  /* file: bytes before this are in their chunk's CRC */
     uint8_t *buf;     /* file: the bytes from buf_off to pos (aligned) */
     size_t used;
-    uint64_t buf_off; /* file: a multiple of SEGIDX_IO_ALIGN */
+    uint64_t buf_off; /* file: a multiple of DIO_ALIGN */
     uint8_t *head;    /* file: the first block, written last */
     int err;          /* file: the first write's errno */
 } segidx__out;
 
 #define SEGIDX_OUT_BUF (1u << 20)
-#define SEGIDX_IO_ALIGN 4096u /* O_DIRECT: buffer address, file offsets and lengths */
 
 /* Add the buffered bytes not yet summed to their chunks' checksums (the
  * header is checked apart; the chunk table is not under them). */
@@ -603,25 +603,12 @@ static void segidx__out_sum(segidx__out *o)
     o->summed = o->pos;
 }
 
-/* pwrite all of len bytes at off; a direct write the file system refuses
- * (EINVAL) is made again through the page cache, and so are the rest. */
+/* pwrite all of len bytes at off (through the page cache if the file
+ * system refuses O_DIRECT: dio_pwrite); the first error is kept, and after
+ * it nothing more is written. */
 static void segidx__out_pwrite(segidx__out *o, const uint8_t *p, size_t len, uint64_t off)
 {
-    for (size_t done = 0; done < len && !o->err;) {
-        ssize_t w = pwrite(o->fd, p + done, len - done, (off_t)(off + done));
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno == EINVAL && o->direct) {
-            int fl = fcntl(o->fd, F_GETFL);
-            if (fl < 0 || fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) < 0) {
-                o->err = EINVAL;
-                break;
-            }
-            o->direct = 0;
-            continue;
-        }
-        if (w <= 0) o->err = w < 0 ? errno : EIO;
-        else done += (size_t)w;
-    }
+    if (!o->err) dio_pwrite(o->fd, &o->direct, p, len, off, &o->err);
 }
 
 /* Write the buffer: all of it (its size a multiple of the block, or at the
@@ -630,12 +617,12 @@ static void segidx__out_flush(segidx__out *o)
 {
     if (o->mem || !o->used) return;
     segidx__out_sum(o);
-    size_t len = (o->used + SEGIDX_IO_ALIGN - 1) & ~(size_t)(SEGIDX_IO_ALIGN - 1);
+    size_t len = (o->used + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
     memset(o->buf + o->used, 0, len - o->used);
     size_t skip = 0;
     if (o->buf_off == 0) {
-        memcpy(o->head, o->buf, SEGIDX_IO_ALIGN);
-        skip = SEGIDX_IO_ALIGN;
+        memcpy(o->head, o->buf, DIO_ALIGN);
+        skip = DIO_ALIGN;
     }
     if (len > skip) segidx__out_pwrite(o, o->buf + skip, len - skip, o->buf_off + skip);
     o->buf_off += len;
@@ -1052,19 +1039,16 @@ int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *p
     segidx__plan_make(b, pcap_bytes, &p);
     segidx_hdr *h = &p.h;
     uint64_t nchunks = segidx__nchunks(h);
-    int direct = 1, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
-    if (fd < 0 && errno == EINVAL) { /* the file system refuses O_DIRECT */
-        direct = 0;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int open_err = fd < 0 ? errno : 0; /* before anything else can change errno */
+    int direct = fd >= 0 && dio_set(fd, 1) == 0; /* else buffered: the file system refuses it */
     segidx__out o = { .fd = fd,
                       .direct = direct,
                       .err = open_err, /* the layout is still made: the header and keys are wanted */
                       .off_crcs = h->off_crcs,
                       .crcs = xcalloc(nchunks + 1, sizeof(uint32_t)),
-                      .buf = xmalloc_aligned(SEGIDX_IO_ALIGN, SEGIDX_OUT_BUF),
-                      .head = xmalloc_aligned(SEGIDX_IO_ALIGN, SEGIDX_IO_ALIGN) };
+                      .buf = xmalloc_aligned(DIO_ALIGN, SEGIDX_OUT_BUF),
+                      .head = xmalloc_aligned(DIO_ALIGN, DIO_ALIGN) };
     segidx__emit(b, &p, &o, keys);
     /* The chunk table, then the header with the checksums of both. */
     segidx__out_sum(&o);
@@ -1074,14 +1058,14 @@ int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *p
     h->hdr_crc = segidx__hdr_crc(h);
     segidx__out_flush(&o);
     memcpy(o.head, h, sizeof *h);
-    segidx__out_pwrite(&o, o.head, SEGIDX_IO_ALIGN, 0);
+    segidx__out_pwrite(&o, o.head, DIO_ALIGN, 0);
     if (!o.err && o.buf_off > h->total_size && ftruncate(o.fd, (off_t)h->total_size) < 0)
         o.err = errno;
     *hdr = *h;
     int rc = -o.err;
     if (o.fd >= 0 && close(o.fd) < 0 && !rc) rc = -errno;
     if (!rc && rename(tmp, path) < 0) rc = -errno;
-    if (rc) unlink(tmp); /* also one the O_DIRECT open made before it failed */
+    if (rc && fd >= 0) unlink(tmp);
     free(o.crcs);
     free(o.buf);
     free(o.head);

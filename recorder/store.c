@@ -41,6 +41,7 @@
 #include "store.h"
 
 #include "catalog.h"
+#include "dio.h"
 #include "log.h"
 #include "pcapio.h"
 #include "segindex.h"
@@ -63,7 +64,6 @@
 #include <unistd.h>
 
 #define STORE_BUF (4u << 20)
-#define STORE_ALIGN 4096u /* O_DIRECT: buffer address, file offsets and lengths */
 #define STORE_BUF_CAP (2 * STORE_BUF) /* room to merge a failed write back */
 #define STORE_HUGE_PAGE (2u << 20)
 #define STORE_RETRY_NS 1000000000LL
@@ -90,6 +90,7 @@ typedef struct store_io {
     uint64_t off;
     size_t done;       /* its result: bytes written, and the errno that stopped it */
     int err;
+    int direct;        /* set with the job; cleared if the file system refused it */
 } store_io;
 
 /* The sealer thread lays out a sealed segment's index and writes it, while
@@ -128,7 +129,7 @@ struct store {
     uint32_t committed;  /* packets whose bytes are in the file */
     int64_t opened_ns, last_flush_ns, last_retry_ns;
     int64_t open_min_ts, open_max_ts;
-    uint8_t *buf;        /* STORE_BUF_CAP bytes, STORE_ALIGN-aligned, reused */
+    uint8_t *buf;        /* STORE_BUF_CAP bytes, DIO_ALIGN-aligned, reused */
     size_t used;
     uint8_t *spare;      /* the other buffer; NULL while the I/O thread has it */
     uint8_t *job_buf;    /* the buffer the I/O thread writes from, NULL if none */
@@ -409,41 +410,23 @@ static void store__advance(store_t *s)
 {
     uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
     size_t keep_from = (size_t)(whole - s->base);
-    if (s->direct) keep_from &= ~(size_t)(STORE_ALIGN - 1);
+    if (s->direct) keep_from &= ~(size_t)(DIO_ALIGN - 1);
     if (!keep_from) return;
     memmove(s->buf, s->buf + keep_from, s->used - keep_from);
     s->used -= keep_from;
     s->base += keep_from;
 }
 
-/* O_DIRECT off for this file from now on: the file system refused it (a
- * direct write failed with EINVAL). Logged once per store. */
-static void store__go_buffered(store_t *s, const char *why)
+/* The file system refused O_DIRECT, when it was set on a new segment or at
+ * a write (which dio_pwrite then made through the page cache, O_DIRECT
+ * cleared): this segment and the next go through the page cache. Logged
+ * once per store. */
+static void store__went_buffered(store_t *s, const char *why)
 {
-    int fl = fcntl(s->fd, F_GETFL);
-    if (fl >= 0) fcntl(s->fd, F_SETFL, fl & ~O_DIRECT);
     s->direct = 0;
     if (!s->no_direct)
         log_warn("%s: %s; writing segments through the page cache", s->dir, why);
     s->no_direct = 1;
-}
-
-/* pwrite len bytes at off, resuming after short writes. Returns the bytes
- * written; *err is 0 or the errno that stopped it. */
-static size_t store__pwrite(int fd, const uint8_t *p, size_t len, uint64_t off, int *err)
-{
-    size_t done = 0;
-    *err = 0;
-    while (done < len) {
-        ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            *err = n < 0 ? errno : ENOSPC;
-            break;
-        }
-        done += (size_t)n;
-    }
-    return done;
 }
 
 /* Write the buffer out: with O_DIRECT only its whole aligned blocks, unless
@@ -454,37 +437,32 @@ static size_t store__pwrite(int fd, const uint8_t *p, size_t len, uint64_t off, 
  * it, cut the file after the last one (ftruncate), keep the rest buffered. */
 static int store__write_buf(store_t *s, int all)
 {
-    for (;;) {
-        size_t have = (size_t)(s->file_size - s->base); /* of buf, in the file */
-        size_t mask = s->direct ? STORE_ALIGN - 1 : 0;
-        size_t blocks = s->used & ~mask, from = have & ~mask;
-        int err = 0;
-        if (blocks > have) {
-            size_t n = store__pwrite(s->fd, s->buf + from, blocks - from, s->base + from, &err);
-            if (from + n > have) s->file_size = s->base + from + n;
-            have = (size_t)(s->file_size - s->base);
-        }
-        if (!err && all && s->used > have) {
-            int fl = s->direct ? fcntl(s->fd, F_GETFL) : -1;
-            if (fl >= 0) fcntl(s->fd, F_SETFL, fl & ~O_DIRECT);
-            size_t n = store__pwrite(s->fd, s->buf + have, s->used - have, s->base + have, &err);
-            if (fl >= 0) fcntl(s->fd, F_SETFL, fl);
-            s->file_size += n;
-        }
-        if (err == EINVAL && s->direct) {
-            store__go_buffered(s, "a direct write failed (EINVAL)");
-            continue; /* the rest through the page cache */
-        }
-        if (err) {
-            uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
-            if (ftruncate(s->fd, (off_t)whole) < 0)
-                log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
-                          strerror(errno));
-            s->file_size = whole;
-        }
-        store__advance(s);
-        return -err;
+    size_t have = (size_t)(s->file_size - s->base); /* of buf, in the file */
+    size_t mask = s->direct ? DIO_ALIGN - 1 : 0;
+    size_t blocks = s->used & ~mask, from = have & ~mask;
+    int err = 0;
+    if (blocks > have) {
+        int was_direct = s->direct;
+        size_t n = dio_pwrite(s->fd, &s->direct, s->buf + from, blocks - from, s->base + from, &err);
+        if (was_direct && !s->direct) store__went_buffered(s, "a direct write failed (EINVAL)");
+        if (from + n > have) s->file_size = s->base + from + n;
+        have = (size_t)(s->file_size - s->base);
     }
+    if (!err && all && s->used > have) {
+        if (s->direct) dio_set(s->fd, 0);
+        size_t n = dio_pwrite(s->fd, NULL, s->buf + have, s->used - have, s->base + have, &err);
+        if (s->direct) dio_set(s->fd, 1);
+        s->file_size += n;
+    }
+    if (err) {
+        uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
+        if (ftruncate(s->fd, (off_t)whole) < 0)
+            log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
+                      strerror(errno));
+        s->file_size = whole;
+    }
+    store__advance(s);
+    return -err;
 }
 
 static void *store__io_main(void *arg)
@@ -496,11 +474,12 @@ static void *store__io_main(void *arg)
         while (io->state != STORE_IO_QUEUED && !io->quit) pthread_cond_wait(&io->cv, &io->mu);
         if (io->state != STORE_IO_QUEUED) break;
         pthread_mutex_unlock(&io->mu);
-        int err;
-        size_t n = store__pwrite(io->fd, io->p, io->len, io->off, &err);
+        int err, direct = 1;
+        size_t n = dio_pwrite(io->fd, &direct, io->p, io->len, io->off, &err);
         pthread_mutex_lock(&io->mu);
         io->done = n;
         io->err = err;
+        io->direct = direct;
         io->state = STORE_IO_DONE;
         pthread_cond_broadcast(&io->cv);
     }
@@ -515,11 +494,11 @@ static void *store__io_main(void *arg)
 static void store__io_start(store_t *s)
 {
     size_t have = (size_t)(s->file_size - s->base);
-    size_t blocks = s->used & ~(size_t)(STORE_ALIGN - 1);
-    size_t from = have & ~(size_t)(STORE_ALIGN - 1);
+    size_t blocks = s->used & ~(size_t)(DIO_ALIGN - 1);
+    size_t from = have & ~(size_t)(DIO_ALIGN - 1);
     uint32_t npkts;
     uint64_t whole = store__whole_upto(s, s->base + blocks, &npkts);
-    size_t keep_from = (size_t)(whole - s->base) & ~(size_t)(STORE_ALIGN - 1);
+    size_t keep_from = (size_t)(whole - s->base) & ~(size_t)(DIO_ALIGN - 1);
     s->job_buf = s->buf;
     s->job_base = s->base;
     s->job_used = s->used;
@@ -550,11 +529,13 @@ static int store__io_wait(store_t *s)
     while (s->io.state == STORE_IO_QUEUED) pthread_cond_wait(&s->io.cv, &s->io.mu);
     size_t n = s->io.done;
     int err = s->io.err;
+    int direct = s->io.direct;
     s->io.state = STORE_IO_IDLE;
     pthread_mutex_unlock(&s->io.mu);
     uint8_t *j = s->job_buf;
     s->job_buf = NULL;
     if (s->job_base + s->job_from + n > s->file_size) s->file_size = s->job_base + s->job_from + n;
+    if (!direct) store__went_buffered(s, "a direct write failed (EINVAL)");
     if (!err) {
         s->spare = j;
         store__whole_upto(s, s->file_size, &s->committed);
@@ -568,10 +549,6 @@ static int store__io_wait(store_t *s)
     s->buf = j;
     s->used += at;
     s->base = s->job_base;
-    if (err == EINVAL && s->direct) {
-        store__go_buffered(s, "a direct write failed (EINVAL)");
-        return store__write_buf(s, 0);
-    }
     uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
     if (ftruncate(s->fd, (off_t)whole) < 0)
         log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
@@ -592,7 +569,7 @@ static int store__flush(store_t *s, int all)
     if (rc == 0) {
         if (s->base + s->used == s->file_size) return 0;
         s->last_flush_ns = timeparse_mono_ns();
-        if (!all && s->direct && !s->no_io_thread && (s->used & ~(size_t)(STORE_ALIGN - 1)) > s->file_size - s->base) {
+        if (!all && s->direct && !s->no_io_thread && (s->used & ~(size_t)(DIO_ALIGN - 1)) > s->file_size - s->base) {
             store__io_start(s);
             return 0;
         }
@@ -638,11 +615,10 @@ static int store__open_segment(store_t *s)
     }
     s->direct = 0;
     if (!s->no_direct) {
-        int fl = fcntl(s->fd, F_GETFL);
-        if (fl >= 0 && fcntl(s->fd, F_SETFL, fl | O_DIRECT) == 0)
+        if (dio_set(s->fd, 1) == 0)
             s->direct = 1;
         else
-            store__go_buffered(s, "the file system refuses O_DIRECT");
+            store__went_buffered(s, "the file system refuses O_DIRECT");
     }
     segidx_builder_reset(s->ix, s->seq);
     pcapio_file_header(s->buf);

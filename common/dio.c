@@ -1,0 +1,41 @@
+/* dio.c - O_DIRECT writes and their fallback (see dio.h). */
+#include "dio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+int dio_set(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    int want = on ? fl | O_DIRECT : fl & ~O_DIRECT;
+    if (want != fl && fcntl(fd, F_SETFL, want) < 0) return -errno;
+    return 0;
+}
+
+size_t dio_pwrite(int fd, int *direct, const void *p, size_t len, uint64_t off, int *err)
+{
+    const uint8_t *b = p;
+    size_t done = 0;
+    *err = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, b + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINVAL && direct && *direct) {
+            int rc = dio_set(fd, 0);
+            if (rc < 0) {
+                *err = -rc;
+                break;
+            }
+            *direct = 0;
+            continue;
+        }
+        if (n <= 0) {
+            *err = n < 0 ? errno : ENOSPC;
+            break;
+        }
+        done += (size_t)n;
+    }
+    return done;
+}
