@@ -83,10 +83,23 @@ def check(cond, msg):
         fail(msg)
 
 
+# How long run() lets a command take: a hung child then fails its test, named,
+# with what it said so far, instead of holding the suite until CTest's
+# timeout kills the test and says nothing of which command hung.
+RUN_TIMEOUT = float(os.environ.get("MSCOPE_RUN_TIMEOUT", "300"))
+
+
 def run(cmd, check_rc=True, **kw):
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
-    p = subprocess.run(cmd, **kw)
+    kw.setdefault("timeout", RUN_TIMEOUT)
+    try:
+        p = subprocess.run(cmd, **kw)
+    except subprocess.TimeoutExpired as e:
+        said = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
+        said = said[-2000:]
+        fail(f"{' '.join(map(str, cmd))} did not finish in {kw['timeout']:g} s (killed); "
+             f"its stderr so far:\n{said}")
     if check_rc and p.returncode != 0:
         fail(f"{' '.join(map(str, cmd))} exited {p.returncode}:\n{p.stderr.decode(errors='replace')}")
     return p
