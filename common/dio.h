@@ -29,4 +29,8 @@ int dio_set(int fd, int on);
  * or the errno that stopped it (ENOSPC for a write of 0 bytes). */
 size_t dio_pwrite(int fd, int *direct, const void *p, size_t len, uint64_t off, int *err);
 
+/* Tests reach the refusal at a write on any file system by setting
+ * MSCOPE_TEST_DIO_REFUSE in the environment: each write dio_pwrite makes
+ * with *direct set then fails with EINVAL (dio.c). */
+
 #endif

@@ -1065,7 +1065,7 @@ int segidx_builder_write(segidx_builder_t *b, uint64_t pcap_bytes, const char *p
     int rc = -o.err;
     if (o.fd >= 0 && close(o.fd) < 0 && !rc) rc = -errno;
     if (!rc && rename(tmp, path) < 0) rc = -errno;
-    if (rc && fd >= 0) unlink(tmp);
+    if (rc) unlink(tmp);
     free(o.crcs);
     free(o.buf);
     free(o.head);

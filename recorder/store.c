@@ -90,7 +90,7 @@ typedef struct store_io {
     uint64_t off;
     size_t done;       /* its result: bytes written, and the errno that stopped it */
     int err;
-    int direct;        /* set with the job; cleared if the file system refused it */
+    int direct;        /* the I/O thread's report: 0 if it fell back to the page cache */
 } store_io;
 
 /* The sealer thread lays out a sealed segment's index and writes it, while
@@ -627,6 +627,7 @@ static int store__open_segment(store_t *s)
     s->file_size = 0;
     s->committed = 0;
     s->opened_ns = timeparse_mono_ns();
+    s->last_flush_ns = s->opened_ns; /* the first flush one interval on, as every next one */
     s->open_min_ts = INT64_MAX;
     s->open_max_ts = INT64_MIN;
     return 0;

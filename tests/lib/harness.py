@@ -86,7 +86,7 @@ def check(cond, msg):
 # How long run() lets a command take: a hung child then fails its test, named,
 # with what it said so far, instead of holding the suite until CTest's
 # timeout kills the test and says nothing of which command hung.
-RUN_TIMEOUT = float(os.environ.get("MSCOPE_RUN_TIMEOUT", "300"))
+RUN_TIMEOUT = float(os.environ.get("MSCOPE_RUN_TIMEOUT") or "300")
 
 
 def run(cmd, check_rc=True, **kw):
@@ -96,8 +96,8 @@ def run(cmd, check_rc=True, **kw):
     try:
         p = subprocess.run(cmd, **kw)
     except subprocess.TimeoutExpired as e:
-        said = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
-        said = said[-2000:]
+        out = e.stderr or e.stdout or b""  # stdout: when the caller sent stderr there
+        said = (out.decode(errors="replace") if isinstance(out, bytes) else out)[-2000:]
         fail(f"{' '.join(map(str, cmd))} did not finish in {kw['timeout']:g} s (killed); "
              f"its stderr so far:\n{said}")
     if check_rc and p.returncode != 0:

@@ -1,6 +1,11 @@
 /* test_dio.c - O_DIRECT writes and the fallback to the page cache when a
  * write is refused (EINVAL), in a file beside the test (the build tree's
- * file system; /tmp may be one without direct I/O). */
+ * file system). A write O_DIRECT cannot make - an odd length from an odd
+ * address - is refused by ext4 and XFS, which is how the fallback is
+ * reached here; a file system that takes such a write anyway, or has no
+ * direct I/O, is named in a note and gets the checks that still apply.
+ * test_store_no_direct reaches the fallback on any file system through
+ * MSCOPE_TEST_DIO_REFUSE. */
 #include "dio.h"
 #include "test.h"
 #include "xmalloc.h"
@@ -15,7 +20,10 @@ static int open_new(void)
 {
     snprintf(path, sizeof path, "test_dio.%d.tmp", (int)getpid());
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ASSERT_TRUE(fd >= 0);
+    if (fd < 0) {
+        perror(path);
+        exit(1);
+    }
     return fd;
 }
 
@@ -38,6 +46,28 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
     for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 31 + seed);
 }
 
+enum { NO_DIRECT, TAKES_UNALIGNED, REFUSES_UNALIGNED };
+
+/* What this file system does with O_DIRECT and an unaligned direct write. */
+static int probe(void)
+{
+    int fd = open_new();
+    int kind = NO_DIRECT;
+    if (dio_set(fd, 1) == 0) {
+        uint8_t b[101];
+        kind = pwrite(fd, b + 1, 100, 0) < 0 && errno == EINVAL ? REFUSES_UNALIGNED
+                                                                 : TAKES_UNALIGNED;
+    }
+    close(fd);
+    unlink(path);
+    static const char *const say[] = { "has no direct I/O", "takes unaligned direct writes",
+                                       "refuses unaligned direct writes" };
+    fprintf(stderr, "note: the build tree's file system %s\n", say[kind]);
+    return kind;
+}
+
+static int fs_kind;
+
 /* Aligned blocks go direct and stay direct; then a write O_DIRECT cannot
  * make (an odd length from an odd address) is made through the page cache,
  * O_DIRECT is cleared on the file and in *direct, and every byte lands. */
@@ -45,23 +75,20 @@ static void test_direct_then_refused(void)
 {
     int fd = open_new();
     int direct = dio_set(fd, 1) == 0;
-    if (!direct) {
-        fprintf(stderr, "note: this file system refuses O_DIRECT; only the buffered path tested\n");
-    } else {
-        ASSERT_TRUE(has_direct(fd));
-    }
+    ASSERT_EQ(direct, fs_kind != NO_DIRECT);
+    ASSERT_EQ(has_direct(fd), direct);
     uint8_t *buf = xmalloc_aligned(DIO_ALIGN, 4 * DIO_ALIGN);
     fill(buf, 4 * DIO_ALIGN, 7);
-    int err = -1, was = direct;
+    int err = -1;
     ASSERT_EQ(dio_pwrite(fd, &direct, buf, 2 * DIO_ALIGN, 0, &err), 2 * DIO_ALIGN);
     ASSERT_EQ(err, 0);
-    ASSERT_EQ(direct, was); /* an aligned write is not refused */
+    ASSERT_EQ(direct, fs_kind != NO_DIRECT); /* an aligned write is not refused */
 
-    /* 1 000 bytes from buf + 1 at offset 2 blocks: refused direct. */
+    /* 1 000 bytes from buf + 1 at offset 2 blocks. */
     ASSERT_EQ(dio_pwrite(fd, &direct, buf + 1, 1000, 2 * DIO_ALIGN, &err), 1000);
     ASSERT_EQ(err, 0);
-    ASSERT_EQ(direct, 0);
-    ASSERT_TRUE(!has_direct(fd));
+    ASSERT_EQ(direct, fs_kind == TAKES_UNALIGNED); /* refused: made buffered, flag cleared */
+    ASSERT_EQ(has_direct(fd), direct);
     expect_bytes(fd, 0, buf, 2 * DIO_ALIGN);
     expect_bytes(fd, 2 * DIO_ALIGN, buf + 1, 1000);
     ASSERT_EQ(lseek(fd, 0, SEEK_END), 2 * DIO_ALIGN + 1000);
@@ -71,23 +98,21 @@ static void test_direct_then_refused(void)
 }
 
 /* Without a direct flag to clear, the refusal is the caller's: nothing is
- * written and err says EINVAL. */
+ * written and err says EINVAL. O_DIRECT cleared and set again around one
+ * write, as the store writes a segment's tail. */
 static void test_refused_without_fallback(void)
 {
+    if (fs_kind == NO_DIRECT) return;
     int fd = open_new();
-    if (dio_set(fd, 1) < 0) {
-        fprintf(stderr, "note: this file system refuses O_DIRECT; skipped\n");
-        close(fd);
-        unlink(path);
-        return;
-    }
+    ASSERT_EQ(dio_set(fd, 1), 0);
     uint8_t b[100];
     fill(b, sizeof b, 3);
     int err = 0;
-    ASSERT_EQ(dio_pwrite(fd, NULL, b, sizeof b, 0, &err), 0);
-    ASSERT_EQ(err, EINVAL);
-    ASSERT_TRUE(has_direct(fd));
-    /* Cleared and set again around one write, as the store writes a tail. */
+    if (fs_kind == REFUSES_UNALIGNED) {
+        ASSERT_EQ(dio_pwrite(fd, NULL, b, sizeof b, 0, &err), 0);
+        ASSERT_EQ(err, EINVAL);
+        ASSERT_TRUE(has_direct(fd));
+    }
     ASSERT_EQ(dio_set(fd, 0), 0);
     ASSERT_TRUE(!has_direct(fd));
     ASSERT_EQ(dio_pwrite(fd, NULL, b, sizeof b, 0, &err), sizeof b);
@@ -118,6 +143,7 @@ static void test_other_errors(void)
 
 int main(void)
 {
+    fs_kind = probe();
     RUN(test_direct_then_refused);
     RUN(test_refused_without_fallback);
     RUN(test_other_errors);
