@@ -429,6 +429,17 @@ static void store__went_buffered(store_t *s, const char *why)
     s->no_direct = 1;
 }
 
+/* After a failed write: the file cut after the last whole record in it (a
+ * torn one is never left), the rest kept in the buffer for the next try. */
+static void store__cut_back(store_t *s)
+{
+    uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
+    if (ftruncate(s->fd, (off_t)whole) < 0)
+        log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
+                  strerror(errno));
+    s->file_size = whole;
+}
+
 /* Write the buffer out: with O_DIRECT only its whole aligned blocks, unless
  * all is set (a flush for searches, a seal), when the tail after them is
  * written through the page cache (O_DIRECT cleared for that one pwrite) and
@@ -454,13 +465,7 @@ static int store__write_buf(store_t *s, int all)
         if (s->direct) dio_set(s->fd, 1);
         s->file_size += n;
     }
-    if (err) {
-        uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
-        if (ftruncate(s->fd, (off_t)whole) < 0)
-            log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
-                      strerror(errno));
-        s->file_size = whole;
-    }
+    if (err) store__cut_back(s);
     store__advance(s);
     return -err;
 }
@@ -549,11 +554,7 @@ static int store__io_wait(store_t *s)
     s->buf = j;
     s->used += at;
     s->base = s->job_base;
-    uint64_t whole = store__whole_upto(s, s->file_size, &s->committed);
-    if (ftruncate(s->fd, (off_t)whole) < 0)
-        log_error("cannot cut segment %" PRIu64 " back after a failed write: %s", s->seq,
-                  strerror(errno));
-    s->file_size = whole;
+    store__cut_back(s);
     store__advance(s);
     return -err;
 }
