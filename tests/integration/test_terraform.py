@@ -19,8 +19,9 @@ packaged in Debian):
   modules/vxlan_sg, given each caller's mirror_source_cidrs), IMDSv2 only, encrypted volumes, ELB health
   checks, launch and terminate lifecycle hooks, CPU target tracking, at most
   10 filter rules per direction, RDS with its password in Secrets Manager,
-  coordinator ports open to operator CIDRs only, UDP 4789 never from
-  anywhere;
+  coordinator ports open to operator CIDRs only, its REST API over HTTPS
+  by default (http_tls: the certificate and key from the cluster secret),
+  UDP 4789 never from anywhere;
 - the instances run the package's hardened units: no cloud-init template
   writes /etc/systemd/system/mscope-{recorder,coordinator,broker}.service,
   only drop-ins (.service.d/*.conf) that change ordering, environment,
@@ -517,6 +518,15 @@ def check_coordinator(mods):
     h.check("default" not in m["variable"].get("operator_cidrs", {"default": 0}) and
             refuses_anywhere(m, "operator_cidrs"),
             f"{rel}: operator_cidrs must be required and refuse 0.0.0.0/0")
+    # The REST API's token travels in every request: HTTPS unless turned off,
+    # with the certificate and key the setup script takes from the secret.
+    h.check(default_of(m, "http_tls") is True, f"{rel}: http_tls must default to true")
+    tls = re.search(r"%\{~? if http_tls \}\s*#[^\n]*\n\s*http-cert = (\S+)\n\s*http-key = (\S+)\n", tpl)
+    h.check(tls and f'"$dir/{os.path.basename(tls.group(1))}"' in tpl and
+            f'"$dir/{os.path.basename(tls.group(2))}" 0600' in tpl,
+            f"{rel}: with http_tls the coordinator must get http-cert and http-key (0600) from the secret")
+    h.check(ref(m["output"]["rest_url"]["value"], "var.http_tls"),
+            f"{rel}: rest_url does not follow http_tls (https)")
     seen = set()
     for name, r in of_type(m, "resource", "aws_vpc_security_group_ingress_rule").items():
         port = r.get("from_port")
@@ -527,7 +537,8 @@ def check_coordinator(mods):
                     f"{rel}: ingress {name} on {port} is not from var.operator_cidrs only")
     h.check(seen == {"${var.http_port}", "${var.rpc_port}"}, f"{rel}: HTTP and RPC ingress rules: {seen}")
     print("ok  coordinator: RDS password managed by RDS (Secrets Manager, PGPASSFILE), chosen by "
-          "var.database; encrypted data volume; HTTP and RPC from var.operator_cidrs only")
+          "var.database; encrypted data volume; HTTP and RPC from var.operator_cidrs only; "
+          "HTTPS by default (http_tls), its key from the secret")
 
 
 def check_mirror(mods):

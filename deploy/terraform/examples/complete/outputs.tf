@@ -8,6 +8,11 @@ output "rest_url" {
   value       = module.coordinator.rest_url
 }
 
+output "cluster_secret_arn" {
+  description = "The cluster secret: search token, CURVE keys and the coordinator's HTTPS certificate (http_cert: README.md, Apply)."
+  value       = module.coordinator.cluster_secret_arn
+}
+
 output "recorders_nlb_arn" {
   description = "The recorders' NLB (the Traffic Mirror target)."
   value       = module.recorders.nlb_arn

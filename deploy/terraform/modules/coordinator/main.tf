@@ -270,6 +270,8 @@ resource "aws_instance" "coordinator" {
     bus_port           = var.bus_port
     rpc_port           = var.rpc_port
     http_port          = var.http_port
+    http_tls           = var.http_tls
+    private_ip         = aws_network_interface.coordinator.private_ip
     retention_days     = var.retention_days
     extra_config       = var.extra_config
     rds                = local.rds

@@ -14,13 +14,13 @@ output "security_group_id" {
 }
 
 output "cluster_secret_arn" {
-  description = "Secret holding the search token and the CURVE keys, filled by the coordinator at first boot."
+  description = "Secret holding the search token, the CURVE keys and (http_tls) the HTTPS certificate and key, filled by the coordinator at first boot."
   value       = aws_secretsmanager_secret.cluster.arn
 }
 
 output "rest_url" {
-  description = "The REST API (bearer tokens in /var/lib/mscope/coordinator/api-*.token on the instance)."
-  value       = "http://${aws_network_interface.coordinator.private_ip}:${var.http_port}/api/v1/"
+  description = "The REST API (bearer tokens in /var/lib/mscope/coordinator/api-*.token on the instance; with http_tls its certificate is the secret's http_cert: README.md)."
+  value       = "${var.http_tls ? "https" : "http"}://${aws_network_interface.coordinator.private_ip}:${var.http_port}/api/v1/"
 }
 
 output "db_address" {

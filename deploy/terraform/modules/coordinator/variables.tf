@@ -26,7 +26,7 @@ variable "private_ip" {
 }
 
 variable "operator_cidrs" {
-  description = "The only addresses allowed to the REST API (http_port) and the RPC port: operators' networks, a bastion, Grafana. Both are token-authenticated but not yet encrypted."
+  description = "The only addresses allowed to the REST API (http_port) and the RPC port: operators' networks, a bastion. The RPC is CURVE-encrypted and needs an allowed key and the token; the REST API needs a token and speaks HTTPS (http_tls)."
   type        = list(string)
 
   validation {
@@ -193,7 +193,7 @@ variable "extra_config" {
     condition = alltrue([
       for k, v in var.extra_config :
       can(regex("^[a-z][a-z-]*$", k)) && !can(regex("[#\\n]", v)) &&
-      !contains(["data-dir", "db", "bus", "rpc", "http", "retention-days", "key-file", "allow-dir", "insecure"], k)
+      !contains(["data-dir", "db", "bus", "rpc", "http", "http-cert", "http-key", "retention-days", "key-file", "allow-dir", "insecure"], k)
     ])
     error_message = "extra_config: option names in lower case; values without '#' or newlines; the options this module sets itself are not allowed."
   }
@@ -215,6 +215,12 @@ variable "http_port" {
   description = "REST API, /healthz, /readyz and /metrics (--http); open to operator_cidrs only."
   type        = number
   default     = 8080
+}
+
+variable "http_tls" {
+  description = "HTTPS on http_port (REST API, dashboard, /metrics): the cluster's first coordinator makes a certificate for its private address (self-signed, ECDSA P-256, 10 years) and keeps it in the cluster secret, so a rebuilt one serves the same; clients trust it once (README.md). false: plain HTTP, e.g. behind a load balancer that terminates TLS."
+  type        = bool
+  default     = true
 }
 
 variable "secret_recovery_days" {
