@@ -218,7 +218,7 @@ variable "http_port" {
 }
 
 variable "http_tls" {
-  description = "HTTPS on http_port (REST API, dashboard, /metrics): the cluster's first coordinator makes a certificate for its private address (self-signed, ECDSA P-256, 10 years) and keeps it in the cluster secret, so a rebuilt one serves the same; clients trust it once (README.md). false: plain HTTP, e.g. behind a load balancer that terminates TLS."
+  description = "HTTPS on http_port (REST API, dashboard, /metrics): the cluster's first coordinator makes a certificate for its private address (self-signed, ECDSA P-256, 825 days, made again by a daily timer 30 days before it expires or when the address changes) and keeps it in the cluster secret, so a rebuilt one serves the same; clients trust it once (README.md). false: plain HTTP, e.g. behind a load balancer that terminates TLS."
   type        = bool
   default     = true
 }
