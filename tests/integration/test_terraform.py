@@ -26,7 +26,9 @@ packaged in Debian):
   writes /etc/systemd/system/mscope-{recorder,coordinator,broker}.service,
   only drop-ins (.service.d/*.conf) that change ordering, environment,
   timeouts, never the sandbox (capabilities only fewer, ReadWritePaths only
-  on the data volume); the helper services cloud-init adds are sandboxed;
+  on the data volume); the helper services cloud-init adds are sandboxed
+  (their common settings are one file, modules/common/helper-sandbox.conf,
+  read here as templatefile() inlines it);
 - the .deb is installed with --force-confold wherever cloud-init has written
   one of its conffiles (deploy/debian/conffiles) before the install, so dpkg
   keeps it instead of asking with no terminal;
@@ -644,6 +646,21 @@ def unit_settings(text):
     return secs
 
 
+def inline_files(d, m, text):
+    """The template with each ${indent(N, NAME)} of a NAME the module passes as
+    file(...) replaced by that file, indented as templatefile() does: the
+    checks of units read what cloud-init gets (the helpers' common sandbox
+    is one file, modules/common/helper-sandbox.conf)."""
+    code_text = " ".join(strings(m))
+
+    def sub(e):
+        f = re.search(rf'\b{e.group(2)}\s*=\s*file\("\$\{{path\.module\}}/([^"]+)"\)', code_text)
+        if not f:
+            return e.group(0)
+        return open(os.path.join(d, f.group(1))).read().rstrip("\n").replace("\n", "\n" + " " * int(e.group(1)))
+    return re.sub(r"\$\{indent\((\d+),\s*(\w+)\)\}", sub, text)
+
+
 def write_files(text):
     """[(path, content)] of the write_files entries of a cloud-init template.
     Template directive lines are dropped, so every branch of an if is kept."""
@@ -740,7 +757,7 @@ def check_deploy(mods):
                 continue
             templates += 1
             where = f"{rel}/{name}"
-            text = open(os.path.join(d, name)).read()
+            text = inline_files(d, merged(files), open(os.path.join(d, name)).read())
             for e in own_unit.finditer(text):
                 h.fail(f"{where}:{text[:e.start()].count(chr(10)) + 1}: writes {e.group(0)}, which overrides "
                        "the package's hardened unit: put the deployment's changes in a .service.d drop-in")
