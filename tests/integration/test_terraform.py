@@ -21,6 +21,8 @@ packaged in Debian):
   10 filter rules per direction, RDS with its password in Secrets Manager,
   coordinator ports open to operator CIDRs only, its REST API over HTTPS
   by default (http_tls: the certificate and key from the cluster secret),
+  the recorders' role able to read only their own secret, which the
+  coordinator fills with no key of its own,
   UDP 4789 never from anywhere;
 - the instances run the package's hardened units: no cloud-init template
   writes /etc/systemd/system/mscope-{recorder,coordinator,broker}.service,
@@ -497,8 +499,21 @@ def check_recorders(mods):
     for p in ("${var.bus_port}", "${var.search_port}"):
         h.check(p in ports and "referenced_security_group_id" in ports[p] and not ports[p].get("cidr_ipv4"),
                 f"{rel}: {p} is not opened by security group reference")
+    # Secrets: only the one the coordinator fills for them (never the cluster
+    # secret with the coordinator's own key), and the example wires it so.
+    pol_text = " ".join(p.get("policy", "") for p in of_type(m, "resource", "aws_iam_role_policy").values())
+    secret_res = [re.search(r"Resource\s*=\s*(\S+)", st).group(1)
+                  for st in re.findall(r"\{[^{}]*secretsmanager[^{}]*\}", pol_text)]
+    h.check(secret_res and all(r == "var.recorders_secret_arn" for r in secret_res),
+            f"{rel}: the recorders' role may read a secret other than var.recorders_secret_arn: {secret_res}")
+    ex = merged(mods.get(os.path.join(TF, "examples", "complete"), {}))
+    calls = [c for c in ex.get("module", {}).values() if c.get("source", "").endswith("modules/recorders")]
+    h.check(calls and all(ref(c.get("recorders_secret_arn"), "module.coordinator.recorders_secret_arn")
+                          for c in calls),
+            "examples/complete: the recorders must get module.coordinator.recorders_secret_arn")
     print("ok  recorders: IMDSv2 only, encrypted data volume, ELB health checks, launch and terminate "
-          "hooks (heartbeat >= drain), CPU target tracking, bus/search by security group")
+          "hooks (heartbeat >= drain), CPU target tracking, bus/search by security group; "
+          "they may read only the recorders' secret")
 
 
 def check_coordinator(mods):
@@ -529,6 +544,14 @@ def check_coordinator(mods):
             f"{rel}: with http_tls the coordinator must get http-cert and http-key (0600) from the secret")
     h.check(ref(m["output"]["rest_url"]["value"], "var.http_tls"),
             f"{rel}: rest_url does not follow http_tls (https)")
+    # The recorders' secret gets what they need and never a key of the
+    # coordinator's own (coordinator_key, http_key).
+    fields = re.search(r"jq '\{([\w, ]+)\}'[^\n]*\\?\n[^\n]*>\"\$new/recorders\.json\"", tpl)
+    h.check(fields and set(f.strip() for f in fields.group(1).split(",")) ==
+            {"search_token", "recorder_key", "coordinator_pub"} and
+            re.search(r'--secret-id "\$RECORDERS_SECRET"', tpl),
+            f"{rel}: the recorders' secret must get search_token, recorder_key and coordinator_pub only: "
+            f"{fields and fields.group(1)}")
     seen = set()
     for name, r in of_type(m, "resource", "aws_vpc_security_group_ingress_rule").items():
         port = r.get("from_port")

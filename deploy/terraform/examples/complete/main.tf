@@ -31,7 +31,7 @@ module "recorders" {
   package_sha256                = var.package_sha256
   coordinator_address           = module.coordinator.private_ip
   coordinator_security_group_id = module.coordinator.security_group_id
-  cluster_secret_arn            = module.coordinator.cluster_secret_arn
+  recorders_secret_arn          = module.coordinator.recorders_secret_arn
 }
 
 module "mirror" {

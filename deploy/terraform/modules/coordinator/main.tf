@@ -4,8 +4,8 @@
 #
 # No secret goes through Terraform's state or a command line: RDS generates
 # the database password in Secrets Manager; the coordinator generates the
-# cluster's search token and CURVE keys and keeps them in a secret the
-# recorders may read.
+# cluster's search token and CURVE keys and keeps them in the cluster secret,
+# and what the recorders need (not its own key) in a second one they may read.
 
 locals {
   rds = var.database == "rds"
@@ -172,6 +172,18 @@ resource "aws_secretsmanager_secret" "cluster" {
   tags                    = local.tags
 }
 
+# What the recorders need and no more: the search token, their shared key
+# pair and the coordinator's public key, copied from the cluster secret by
+# the coordinator at its first boot. The recorders' role may read only this
+# one: with the coordinator's own key, in the cluster secret, a recorder -
+# the most exposed machine - could search every other recorder's packets.
+resource "aws_secretsmanager_secret" "recorders" {
+  name_prefix             = "${var.name}-recorders-"
+  description             = "Mirrorscope: the search token, the recorders' CURVE key pair and the coordinator's public key"
+  recovery_window_in_days = var.secret_recovery_days
+  tags                    = local.tags
+}
+
 # ---- identity ---------------------------------------------------------------
 
 resource "aws_iam_role" "coordinator" {
@@ -198,6 +210,11 @@ resource "aws_iam_role_policy" "coordinator" {
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:ListSecretVersionIds"]
         Resource = aws_secretsmanager_secret.cluster.arn
+      }, {
+        Sid      = "RecordersSecret"
+        Effect   = "Allow"
+        Action   = "secretsmanager:PutSecretValue"
+        Resource = aws_secretsmanager_secret.recorders.arn
       }],
       [
         for db in aws_db_instance.this : {
@@ -268,6 +285,7 @@ resource "aws_instance" "coordinator" {
     # use the attachment's device name.
     data_disks         = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${replace(aws_ebs_volume.data.id, "-", "")} /dev/xvdf"
     cluster_secret_arn = aws_secretsmanager_secret.cluster.arn
+    recorders_secret_arn = aws_secretsmanager_secret.recorders.arn
     bus_port           = var.bus_port
     rpc_port           = var.rpc_port
     http_port          = var.http_port

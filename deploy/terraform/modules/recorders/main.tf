@@ -115,10 +115,10 @@ resource "aws_iam_role_policy" "recorders" {
           Resource = local.asg_arn
         },
         {
-          Sid      = "ClusterSecret"
+          Sid      = "RecordersSecret"
           Effect   = "Allow"
           Action   = "secretsmanager:GetSecretValue"
-          Resource = var.cluster_secret_arn
+          Resource = var.recorders_secret_arn
         },
       ],
       [
@@ -157,7 +157,7 @@ resource "aws_launch_template" "recorders" {
     package_url        = var.package_url
     package_sha256     = coalesce(var.package_sha256, "")
     coordinator        = "tcp://${var.coordinator_address}:${var.bus_port}"
-    cluster_secret_arn = var.cluster_secret_arn
+    recorders_secret_arn = var.recorders_secret_arn
     search_port        = var.search_port
     http_port          = var.http_port
     drain_time         = var.drain_time_seconds
