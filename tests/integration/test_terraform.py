@@ -502,8 +502,10 @@ def check_recorders(mods):
     # Secrets: only the one the coordinator fills for them (never the cluster
     # secret with the coordinator's own key), and the example wires it so.
     pol_text = " ".join(p.get("policy", "") for p in of_type(m, "resource", "aws_iam_role_policy").values())
-    secret_res = [re.search(r"Resource\s*=\s*(\S+)", st).group(1)
-                  for st in re.findall(r"\{[^{}]*secretsmanager[^{}]*\}", pol_text)]
+    secret_res = []
+    for st in re.findall(r"\{[^{}]*secretsmanager[^{}]*\}", pol_text):
+        r = re.search(r"Resource\s*=\s*(\S+)", st)
+        secret_res.append(r.group(1) if r else st)  # no Resource here: shown in the failure
     h.check(secret_res and all(r == "var.recorders_secret_arn" for r in secret_res),
             f"{rel}: the recorders' role may read a secret other than var.recorders_secret_arn: {secret_res}")
     ex = merged(mods.get(os.path.join(TF, "examples", "complete"), {}))
@@ -549,7 +551,7 @@ def check_coordinator(mods):
     fields = re.search(r"jq '\{([\w, ]+)\}'[^\n]*\\?\n[^\n]*>\"\$new/recorders\.json\"", tpl)
     h.check(fields and set(f.strip() for f in fields.group(1).split(",")) ==
             {"search_token", "recorder_key", "coordinator_pub"} and
-            re.search(r'--secret-id "\$RECORDERS_SECRET"', tpl),
+            re.search(r'--secret-id "\$RECORDERS_SECRET" \\\n\s*--secret-string "file://\$new/recorders\.json"', tpl),
             f"{rel}: the recorders' secret must get search_token, recorder_key and coordinator_pub only: "
             f"{fields and fields.group(1)}")
     seen = set()

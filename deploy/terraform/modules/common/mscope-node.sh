@@ -99,7 +99,7 @@ put_field() {
         jq -er --arg f "$2" '.[$f] // empty' "$1" >"$3.new"
     ) || {
         rm -f "$3.new"
-        echo "mscope: no $2 in the cluster secret" >&2
+        echo "mscope: no $2 in the secret" >&2
         return 1
     }
     chmod "$4" "$3.new"

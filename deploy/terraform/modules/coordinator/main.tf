@@ -163,8 +163,9 @@ resource "aws_db_instance" "this" {
 # ---- the cluster's keys -----------------------------------------------------
 
 # Created empty: the coordinator fills it at first boot (search token, its
-# CURVE key pair, the recorders' shared pair), the recorders wait for it, and
-# a rebuilt coordinator takes its identity back from it.
+# CURVE key pair, the recorders' shared pair), copies the recorders' part
+# into the recorders' secret below, and a rebuilt coordinator takes its
+# identity back from it.
 resource "aws_secretsmanager_secret" "cluster" {
   name_prefix             = "${var.name}-cluster-"
   description             = "Mirrorscope: search token and CURVE keys of the coordinator and the recorders"
@@ -276,30 +277,30 @@ resource "aws_instance" "coordinator" {
   }
 
   user_data_base64 = base64gzip(templatefile("${path.module}/cloud-init.yaml.tftpl", {
-    node_lib       = file("${path.module}/../common/mscope-node.sh")
-    helper_sandbox = file("${path.module}/../common/helper-sandbox.conf")
-    region         = data.aws_region.current.id
-    package_url    = var.package_url
+    node_lib             = file("${path.module}/../common/mscope-node.sh")
+    helper_sandbox       = file("${path.module}/../common/helper-sandbox.conf")
+    region               = data.aws_region.current.id
+    package_url          = var.package_url
     package_sha256 = coalesce(var.package_sha256, "")
     # Nitro instances name EBS volumes by id under /dev/disk/by-id; Xen ones
     # use the attachment's device name.
-    data_disks         = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${replace(aws_ebs_volume.data.id, "-", "")} /dev/xvdf"
-    cluster_secret_arn = aws_secretsmanager_secret.cluster.arn
+    data_disks           = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${replace(aws_ebs_volume.data.id, "-", "")} /dev/xvdf"
+    cluster_secret_arn   = aws_secretsmanager_secret.cluster.arn
     recorders_secret_arn = aws_secretsmanager_secret.recorders.arn
-    bus_port           = var.bus_port
-    rpc_port           = var.rpc_port
-    http_port          = var.http_port
-    http_tls           = var.http_tls
-    private_ip         = aws_network_interface.coordinator.private_ip
-    retention_days     = var.retention_days
-    extra_config       = var.extra_config
-    rds                = local.rds
-    db_host            = local.rds ? aws_db_instance.this[0].address : ""
-    db_port            = local.rds ? aws_db_instance.this[0].port : 5432
-    db_name            = var.db_name
-    db_user            = var.db_username
-    db_secret_arn      = local.rds ? aws_db_instance.this[0].master_user_secret[0].secret_arn : ""
-    pgpass_refresh_min = var.pgpass_refresh_minutes
+    bus_port             = var.bus_port
+    rpc_port             = var.rpc_port
+    http_port            = var.http_port
+    http_tls             = var.http_tls
+    private_ip           = aws_network_interface.coordinator.private_ip
+    retention_days       = var.retention_days
+    extra_config         = var.extra_config
+    rds                  = local.rds
+    db_host              = local.rds ? aws_db_instance.this[0].address : ""
+    db_port              = local.rds ? aws_db_instance.this[0].port : 5432
+    db_name              = var.db_name
+    db_user              = var.db_username
+    db_secret_arn        = local.rds ? aws_db_instance.this[0].master_user_secret[0].secret_arn : ""
+    pgpass_refresh_min   = var.pgpass_refresh_minutes
   }))
   user_data_replace_on_change = true
 

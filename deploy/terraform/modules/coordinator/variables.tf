@@ -224,7 +224,7 @@ variable "http_tls" {
 }
 
 variable "secret_recovery_days" {
-  description = "Days a deleted cluster secret (token and keys) can be restored (0 deletes at once, 7-30 otherwise)."
+  description = "Days a deleted cluster or recorders' secret (token and keys) can be restored (0 deletes at once, 7-30 otherwise)."
   type        = number
   default     = 7
 

@@ -151,21 +151,21 @@ resource "aws_launch_template" "recorders" {
   tags                   = local.tags
 
   user_data = base64encode(templatefile("${path.module}/cloud-init.yaml.tftpl", {
-    node_lib           = file("${path.module}/../common/mscope-node.sh")
-    helper_sandbox     = file("${path.module}/../common/helper-sandbox.conf")
-    region             = data.aws_region.current.id
-    package_url        = var.package_url
+    node_lib             = file("${path.module}/../common/mscope-node.sh")
+    helper_sandbox       = file("${path.module}/../common/helper-sandbox.conf")
+    region               = data.aws_region.current.id
+    package_url          = var.package_url
     package_sha256     = coalesce(var.package_sha256, "")
-    coordinator        = "tcp://${var.coordinator_address}:${var.bus_port}"
+    coordinator          = "tcp://${var.coordinator_address}:${var.bus_port}"
     recorders_secret_arn = var.recorders_secret_arn
-    search_port        = var.search_port
-    http_port          = var.http_port
-    drain_time         = var.drain_time_seconds
-    rx_threads         = var.rx_threads
-    extra_config       = var.extra_config
-    asg_name           = var.name
-    launch_hook        = local.launch_hook
-    terminate_hook     = local.terminate_hook
+    search_port          = var.search_port
+    http_port            = var.http_port
+    drain_time           = var.drain_time_seconds
+    rx_threads           = var.rx_threads
+    extra_config         = var.extra_config
+    asg_name             = var.name
+    launch_hook          = local.launch_hook
+    terminate_hook       = local.terminate_hook
   }))
 
   iam_instance_profile {
