@@ -277,10 +277,10 @@ resource "aws_instance" "coordinator" {
   }
 
   user_data_base64 = base64gzip(templatefile("${path.module}/cloud-init.yaml.tftpl", {
-    node_lib             = file("${path.module}/../common/mscope-node.sh")
-    helper_sandbox       = file("${path.module}/../common/helper-sandbox.conf")
-    region               = data.aws_region.current.id
-    package_url          = var.package_url
+    node_lib       = file("${path.module}/../common/mscope-node.sh")
+    helper_sandbox = file("${path.module}/../common/helper-sandbox.conf")
+    region         = data.aws_region.current.id
+    package_url    = var.package_url
     package_sha256 = coalesce(var.package_sha256, "")
     # Nitro instances name EBS volumes by id under /dev/disk/by-id; Xen ones
     # use the attachment's device name.
