@@ -16,7 +16,8 @@
  * prefix of the records - never padding - and a crash leaves at worst a torn
  * last record, which recovery cuts (zero fill a file system may show after a
  * crash is never taken for packets: pcapio_parse_rec). A file system that
- * refuses O_DIRECT (ramfs) gets buffered writes, logged once. The index
+ * refuses O_DIRECT (ramfs when the flag is set; others at a write: the
+ * rule is common/dio.c's) gets buffered writes, logged once. The index
  * builder records each packet's file offset at append time, which is exactly
  * where the record will land because the file is only ever appended to. At a
  * seal a sealer thread lays the index out straight into its file and makes

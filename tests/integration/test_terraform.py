@@ -551,7 +551,7 @@ def check_coordinator(mods):
     fields = re.search(r"jq '\{([\w, ]+)\}'[^\n]*\\?\n[^\n]*>\"\$new/recorders\.json\"", tpl)
     h.check(fields and set(f.strip() for f in fields.group(1).split(",")) ==
             {"search_token", "recorder_key", "coordinator_pub"} and
-            re.search(r'--secret-id "\$RECORDERS_SECRET" \\\n\s*--secret-string "file://\$new/recorders\.json"', tpl),
+            re.search(r'put_secret "\$RECORDERS_SECRET" "\$new/recorders\.json"', tpl),
             f"{rel}: the recorders' secret must get search_token, recorder_key and coordinator_pub only: "
             f"{fields and fields.group(1)}")
     seen = set()

@@ -91,6 +91,16 @@ fetch_secret() {
     mv -f "$2.new" "$2"
 }
 
+# put_secret ARN FILE: FILE's contents as the secret's new value, passed as
+# file:// so the value never appears on a command line; tried again every
+# 10 s until it is taken (the instance role's policy may lag an apply).
+put_secret() {
+    until aws secretsmanager put-secret-value --secret-id "$1" \
+        --secret-string "file://$2" >/dev/null; do
+        sleep 10
+    done
+}
+
 # put_field JSON FIELD FILE MODE: one field of a fetched JSON secret into FILE
 # with MODE, owned by user mscope, written whole or not at all.
 put_field() {
