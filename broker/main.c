@@ -99,7 +99,7 @@ static const char *settings_problem(const br_settings *s, const config_origin *w
         PROBLEM("%s: '%.200s' is not ADDR:PORT or off", AT("http"), s->http);
     if ((!s->http_cert) != (!s->http_key))
         PROBLEM("%s: http-cert and http-key go together", AT(s->http_cert ? "http-cert" : "http-key"));
-    if (s->http_cert && strcmp(s->http, "off")) { /* loaded as the start will load them */
+    if (s->http_cert && s->http && strcmp(s->http, "off")) { /* loaded as the start will load them */
         httpd_tls tls = { s->http_cert, s->http_key };
         char terr[1024];
         int bad = httpd_tls_check(&tls, terr, sizeof terr);

@@ -447,7 +447,7 @@ void httpd_respond_json(httpd_req_t *r, int status, json_t *body)
         return;
     }
     size_t n = strlen(text);
-    text = realloc(text, n + 2);
+    text = xrealloc(text, n + 2); /* out of memory ends the process, as everywhere */
     text[n++] = '\n';
     text[n] = 0;
     httpd_respond(r, status, "application/json", text, n);

@@ -247,7 +247,7 @@ int ingest_file(const ingest_opts *o, const char *path, const _Atomic int *stop,
     producer__init(&p, o, 1);
     struct pcap_pkthdr *h;
     const u_char *data;
-    int rc, out = 0;
+    int rc = 1, out = 0;
     while (!*stop && (rc = pcap_next_ex(pc, &h, &data)) == 1)
         ingest__outer(&p, o, ingest__ts_ns(h), data, h->caplen, h->len, 0);
     if (!*stop && rc == PCAP_ERROR) {

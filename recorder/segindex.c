@@ -404,7 +404,8 @@ static int segidx__bind(segidx_t *ix, char *err, size_t errlen)
         return -EBADMSG;
     }
     if (h->version != SEGIDX_VERSION && h->version != 2) {
-        snprintf(err, errlen, "index version %u (this program reads 2 and %u)", h->version, SEGIDX_VERSION);
+        snprintf(err, errlen, "index version %u (this program reads 2 and %u)", h->version,
+                 (unsigned)SEGIDX_VERSION);
         return -EPROTO;
     }
     if (h->hdr_crc != segidx__hdr_crc(h)) {
