@@ -60,7 +60,15 @@ def median_time(cmd, runs=5, before=None):
 
 
 def warm(path):
+    """Put path in the page cache as a file read from the disk is, whatever
+    wrote it: written (flushed), dropped, read back. A file just written by
+    small write()s (pcapgen's) stays cached in 4 KiB folios, one read back
+    by readahead is in large ones, and reading the 1 M-packet capture from
+    4 KiB folios took ~30% more CPU (docs/BENCHMARKS.md, 2026-12-05): the
+    same input would be slower in the session that generated it."""
     with open(path, "rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         while f.read(1 << 24):
             pass
 
