@@ -21,6 +21,7 @@ static const config_opt table[] = {
     { "strip-vlan", 0, CFG_BOOL, O(strip_vlan), "no", 0, 0, NULL, "remove 802.1Q/802.1ad VLAN tags from every frame before the tools see it" },
     { "http", 0, CFG_STR, O(http), NULL, 0, 0, "ADDR:PORT", "HTTP: /healthz, /readyz, /metrics (Prometheus); off disables (default: 0.0.0.0:8082; with --read: off)" },
     CTL_TLS_OPTS(br_settings, http_cert, http_key),
+    CTL_METRICS_OPTS(br_settings, metrics_token_file),
     { "stats-file", 0, CFG_STR, O(stats_file), NULL, 0, 0, "FILE", "keep every counter here as JSON, rewritten each second (default: none)" },
     { "stats-interval", 0, CFG_DURATION, O(stats_interval), "60s", 1000000000LL, 0, "DURATION", "log the counters this often" },
     { "log-level", 0, CFG_STR, O(log_level), "info", 0, 0, "LEVEL", "error, warn, info or debug" },

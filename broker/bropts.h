@@ -12,14 +12,14 @@
 
 typedef struct br_settings {
     char *listen, *interface, *capture_filter, *read, *decap, *http, *stats_file, *log_level, *user,
-        *http_cert, *http_key;
+        *http_cert, *http_key, *metrics_token_file;
     int64_t vxlan_port, rcvbuf, read_rate, dedup_window, dedup_table, stats_interval;
     int dedup, strip_vlan, check, seccomp;
 } br_settings;
 
 /* Every option, ending with a zeroed entry: BR_NOPTS entries in all (the
  * size of a config_origin array for them). */
-#define BR_NOPTS 22
+#define BR_NOPTS 23
 extern const config_opt *const br_opts;
 
 #endif

@@ -182,10 +182,12 @@ static void reload(brokerd *d)
     if (!same_str(s.listen, d->cfg.listen) || !same_str(s.interface, d->cfg.interface) ||
         !same_str(s.read, d->cfg.read) || !same_str(s.decap, d->cfg.decap) ||
         !same_str(s.capture_filter, d->cfg.capture_filter) || s.vxlan_port != d->cfg.vxlan_port ||
-        s.rcvbuf != d->cfg.rcvbuf || !same_str(s.http, d->cfg.http))
+        s.rcvbuf != d->cfg.rcvbuf || !same_str(s.http, d->cfg.http) ||
+        !same_str(s.http_cert, d->cfg.http_cert) || !same_str(s.http_key, d->cfg.http_key) ||
+        !same_str(s.metrics_token_file, d->cfg.metrics_token_file))
         log_warn("SIGHUP: the input and HTTP options (listen, interface, read, decap, "
-                 "capture-filter, vxlan-port, rcvbuf, http) change only on a restart; the rest "
-                 "is reloaded");
+                 "capture-filter, vxlan-port, rcvbuf, http, http-cert, http-key, "
+                 "metrics-token-file) change only on a restart; the rest is reloaded");
     broker_opts bo = broker_opts_of(&s);
     /* Parsed above without stopping the packets; swapped between two batches. */
     broker_t *b = rxloop_lock(d->rx, NULL);
@@ -439,8 +441,11 @@ int main(int argc, char **argv)
     d.start_ns = timeparse_now_ns();
     d.last_log = timeparse_mono_ns();
     ctl_status cs = { .version = MSCOPE_VERSION, .health = health, .fields = health_fields,
-                      .metrics = metrics, .data = &d };
-    ctl_serve_status(d.ctl, &cs);
+                      .metrics = metrics, .data = &d, .metrics_token_file = d.cfg.metrics_token_file };
+    if (ctl_serve_status(d.ctl, &cs, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
     uv_async_init(ctl_loop(d.ctl), &d.rx_end, on_rx_end);
     d.rx_end.data = &d;
     log_info("broker: %d tool(s) from %s; input %s%s%s; HTTP %s", broker_ntools(d.b),

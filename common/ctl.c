@@ -3,11 +3,13 @@
 
 #include "log.h"
 #include "timeparse.h"
+#include "token.h"
 #include "xmalloc.h"
 
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <stdio.h>
 
 static const int ctl_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
@@ -23,6 +25,8 @@ struct ctl {
     int64_t stop_at, start_ns;
     ctl_status status;
     metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
+    char metrics_token[TOKEN_MAX]; /* "" when /metrics is open */
+    uint64_t metrics_refused;
 };
 
 static void ctl__on_signal(uv_signal_t *s, int signum)
@@ -107,23 +111,49 @@ static int ctl__on_readyz(void *data, httpd_req_t *r)
 static int ctl__on_metrics(void *data, httpd_req_t *r)
 {
     ctl_t *c = data;
+    if (*c->metrics_token) {
+        const char *h = httpd_header(r, "authorization");
+        const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
+        if (!token_equal(c->metrics_token, tok)) {
+            static const char *const hdrs[] = { "www-authenticate", "Bearer", NULL };
+            static const char body[] = "{\"error\":\"/metrics needs Authorization: Bearer TOKEN "
+                                       "(--metrics-token-file)\",\"status\":401}\n";
+            c->metrics_refused++;
+            httpd_respond_with(r, 401, "application/json", "no-store", hdrs, body, sizeof body - 1);
+            return 0;
+        }
+    }
     metrics_reset(c->metrics);
     c->status.metrics(c->status.data, c->metrics);
     metrics_process(c->metrics);
+    if (*c->metrics_token)
+        metrics_counter(c->metrics, "mscope_metrics_unauthorized_total",
+                        "Requests for /metrics refused for a missing or wrong token (401).",
+                        (double)c->metrics_refused);
     size_t len;
     const char *text = metrics_text(c->metrics, &len);
     httpd_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     return 0;
 }
 
-void ctl_serve_status(ctl_t *c, const ctl_status *s)
+int ctl_serve_status(ctl_t *c, const ctl_status *s, char *err, size_t errlen)
 {
-    if (!c->http) return;
+    if (!c->http) return 0;
     c->status = *s;
+    c->status.metrics_token_file = NULL; /* the caller's string: read now, not kept */
+    *c->metrics_token = 0;
+    if (s->metrics_token_file) {
+        char terr[512];
+        if (token_load(s->metrics_token_file, 0, c->metrics_token, terr, sizeof terr) < 0) {
+            snprintf(err, errlen, "metrics-token-file: %s", terr);
+            return -1;
+        }
+    }
     if (!c->metrics) c->metrics = metrics_new();
     httpd_route(c->http, "/healthz", ctl__on_healthz, c);
     httpd_route(c->http, "/readyz", ctl__on_readyz, c);
     httpd_route(c->http, "/metrics", ctl__on_metrics, c);
+    return 0;
 }
 
 void ctl_run(ctl_t *c) { uv_run(&c->loop, UV_RUN_DEFAULT); }

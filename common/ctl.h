@@ -52,6 +52,11 @@ int ctl_listen(ctl_t *c, const char *addr, const httpd_tls *tls, char *err, size
     { "http-cert", 0, CFG_STR, offsetof(S, cert), NULL, 0, 0, "FILE", "HTTPS on --http: the certificate chain (PEM), with --http-key; the port then speaks only HTTPS" }, \
     { "http-key", 0, CFG_STR, offsetof(S, key), NULL, 0, 0, "FILE", "HTTPS: the certificate's private key (PEM; keep it 0600)" }
 
+/* The row of an option table for the /metrics token, the same in every
+ * daemon: the settings struct S has char *FIELD (see config.h). */
+#define CTL_METRICS_OPTS(S, field) \
+    { "metrics-token-file", 0, CFG_STR, offsetof(S, field), NULL, 0, 0, "FILE", "/metrics answers only requests with Authorization: Bearer and this file's token (one line, 16 characters or more); /healthz and /readyz stay open (load balancers)" }
+
 /* The HTTP server, for routes (NULL when off). */
 httpd_t *ctl_http(ctl_t *c);
 
@@ -63,17 +68,24 @@ httpd_t *ctl_http(ctl_t *c);
  * health(data, ready, why) appends a sentence to why for each reason the
  * daemon cannot do its job now (with ready: also what only readiness needs,
  * e.g. draining); fields(data, obj) may add fields to the answer (NULL:
- * none); metrics(data, m) renders the daemon's metrics. */
+ * none); metrics(data, m) renders the daemon's metrics. With
+ * metrics_token_file, /metrics wants that file's token as a bearer token
+ * (Prometheus: authorization.credentials_file) and answers 401 without it,
+ * counted in mscope_metrics_unauthorized_total; the health routes stay
+ * open, for load balancers that send no header. */
 typedef struct ctl_status {
     const char *version;
     void (*health)(void *data, int ready, json_t *why);
     void (*fields)(void *data, json_t *obj);
     void (*metrics)(void *data, metrics_t *m);
     void *data;
+    const char *metrics_token_file; /* NULL: /metrics is open */
 } ctl_status;
 
-/* Route the status endpoints (nothing when HTTP is off). s is copied. */
-void ctl_serve_status(ctl_t *c, const ctl_status *s);
+/* Route the status endpoints (nothing when HTTP is off). s is copied.
+ * Returns 0, or -1 with err set when the token file cannot be read or its
+ * token is too short. */
+int ctl_serve_status(ctl_t *c, const ctl_status *s, char *err, size_t errlen);
 
 /* Run the loop until the stop has finished. */
 void ctl_run(ctl_t *c);

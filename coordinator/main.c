@@ -58,7 +58,7 @@
 typedef struct coord_settings {
     char *data_dir, *db, *bus, *rpc, *http, *token_file, *search_token_file, *api_read_token_file,
         *api_admin_token_file, *log_level, *stats_file, *key_file, *allow_dir, *user, *http_cert,
-        *http_key;
+        *http_key, *metrics_token_file;
     int64_t pg_port, flush_interval, batch_records, max_pending, stale_after, dead_after, max_spool,
         retention_days, housekeeping_interval, search_window, search_node_timeout, search_idle_timeout, max_searches;
     int insecure, seccomp;
@@ -72,6 +72,7 @@ static const config_opt coord_opts[] = {
     { "rpc", 0, CFG_STR, O(rpc), "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "where clients (mscope) send requests (ROUTER, bound)" },
     { "http", 0, CFG_STR, O(http), "127.0.0.1:8080", 0, 0, "ADDR:PORT", "HTTP: the dashboard (/), the REST API (/api/v1/), /healthz, /readyz, /metrics (Prometheus); off disables" },
     CTL_TLS_OPTS(coord_settings, http_cert, http_key),
+    CTL_METRICS_OPTS(coord_settings, metrics_token_file),
     { "api-read-token-file", 0, CFG_STR, O(api_read_token_file), NULL, 0, 0, "FILE", "REST API: the token that may query (default: DIR/api-read.token, created 0600 if missing)" },
     { "api-admin-token-file", 0, CFG_STR, O(api_admin_token_file), NULL, 0, 0, "FILE", "REST API: the token that may do everything, searches included (default: DIR/api-admin.token, created 0600 if missing)" },
     { "token-file", 0, CFG_STR, O(token_file), NULL, 0, 0, "FILE", "the RPC token clients must present (default: DIR/rpc.token, created 0600 if missing)" },
@@ -618,8 +619,12 @@ int main(int argc, char **argv)
         goto out;
     }
     if (ctl_http(c.ctl)) {
-        ctl_status cs = { .version = COORD_VERSION, .health = health, .metrics = metrics, .data = &c };
-        ctl_serve_status(c.ctl, &cs);
+        ctl_status cs = { .version = COORD_VERSION, .health = health, .metrics = metrics, .data = &c,
+                          .metrics_token_file = c.cfg.metrics_token_file };
+        if (ctl_serve_status(c.ctl, &cs, err, sizeof err) < 0) {
+            log_error("%s", err);
+            goto out;
+        }
         restapi_opts ro = {
             .read_token = c.api_read,
             .admin_token = c.api_admin,

@@ -869,19 +869,21 @@ static int run_daemon(recorder *r)
         log_error("%s", err);
         rc = 1;
     } else {
-        if (ctl_http(r->ctl)) {
-            ctl_status cs = { .version = MSCOPE_VERSION, .health = health,
-                              .fields = health_fields, .metrics = metrics, .data = r };
-            ctl_serve_status(r->ctl, &cs);
-            log_info("HTTP (health, metrics) on %s", r->cfg.http);
-        }
-        /* Every thread runs now: from here on only the calls they make. */
-        if (r->cfg.seccomp && sandbox_seccomp("mscope-recorder", 0, err, sizeof err) < 0) {
+        ctl_status cs = { .version = MSCOPE_VERSION, .health = health, .fields = health_fields,
+                          .metrics = metrics, .data = r, .metrics_token_file = r->cfg.metrics_token_file };
+        if (ctl_serve_status(r->ctl, &cs, err, sizeof err) < 0) {
             log_error("%s", err);
             rc = 1;
-        } else {
-            ctl_run(r->ctl);
+        } else if (ctl_http(r->ctl)) {
+            log_info("HTTP (health, metrics%s) on %s", r->cfg.metrics_token_file ? " with a token" : "",
+                     r->cfg.http);
         }
+        /* Every thread runs now: from here on only the calls they make. */
+        if (!rc && r->cfg.seccomp && sandbox_seccomp("mscope-recorder", 0, err, sizeof err) < 0) {
+            log_error("%s", err);
+            rc = 1;
+        }
+        if (!rc) ctl_run(r->ctl);
     }
     uv_close((uv_handle_t *)&r->drain_timer, NULL);
     ctl_free(r->ctl);

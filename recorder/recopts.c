@@ -47,6 +47,7 @@ const config_opt rec_opts[] = {
     { "no-analysis", 0, CFG_BOOL, O(no_analysis), NULL, 0, 0, NULL, "store only: no flow table, no records" },
     { "http", 0, CFG_STR, O(http), "0.0.0.0:8081", 0, 0, "ADDR:PORT", "HTTP (daemon mode): /healthz and /readyz for load balancers, /metrics for Prometheus; off disables" },
     CTL_TLS_OPTS(rec_settings, http_cert, http_key),
+    CTL_METRICS_OPTS(rec_settings, metrics_token_file),
     { "drain-time", 0, CFG_DURATION, O(drain_time), "15s", 0, 0, "DURATION", "on SIGTERM, keep recording this long with /readyz at 503 (the load balancer's deregistration delay), then stop" },
     { "user", 0, CFG_STR, O(user), NULL, 0, 0, "NAME", "as root: become this user at start, before anything is created (with --interface keeping only CAP_NET_RAW)" },
     { "seccomp", 0, CFG_BOOL, O(seccomp), "yes", 0, 0, NULL, "daemon: allow only the system calls the recorder makes, once it runs (--seccomp=no to turn off)" },

@@ -13,7 +13,7 @@ typedef struct rec_settings {
     char *data_dir, *read, *decap, *listen, *interface, *capture_filter, *log_level, *stats_file,
         *flows_json, *app_json, *app_dns_ports, *node_id, *coordinator, *search_endpoint,
         *search, *search_token_file, *http, *key_file, *coordinator_key, *user, *http_cert,
-        *http_key;
+        *http_key, *metrics_token_file;
     int64_t vxlan_port, rx_threads, rcvbuf, segment_size, segment_age, max_disk, min_free,
         flush_interval, queue_batches, stats_interval, max_flows, flow_interval, flow_idle,
         flow_grace, bus_queue, max_searches, drain_time, app_flows, app_dns_timeout;

@@ -85,7 +85,8 @@ static void fuzz__setup(void)
     fz.sc = scatter_new(fz.loop, NULL, &so);
     fz.mon = monitor_new(fz.loop, fz.pool);
     ctl_status cs = { .version = "fuzz", .health = fuzz__health, .metrics = fuzz__metrics };
-    ctl_serve_status(fz.ctl, &cs);
+    char serr[256];
+    FUZZ_CHECK(ctl_serve_status(fz.ctl, &cs, serr, sizeof serr) == 0);
     restapi_opts ro = { .read_token = FUZZ_READ, .admin_token = FUZZ_ADMIN,
                         .stale_ns = 30000000000LL, .dead_ns = INT64_MAX / 2, .max_queries = 64,
                         .monitors = fz.mon };

@@ -6,8 +6,11 @@
   drops packets now (a tiny socket buffer flooded), and when its capture
   interface disappears (the receive path stopped);
 - SIGTERM drains: /readyz turns 503 at once while /healthz stays 200,
-  packets sent during the drain are stored, then it exits 0.
-(The full-disk case is in test_disk_full.)"""
+  packets sent during the drain are stored, then it exits 0;
+- a --metrics-token-file that is missing or holds too short a token stops
+  the start with an error that names the option.
+(The full-disk case is in test_disk_full; the token itself, with a real
+Prometheus, in test_prometheus.)"""
 import os
 import signal
 import socket
@@ -104,6 +107,21 @@ def interface_gone(d):
         h.netns_delete(NS)
 
 
+def bad_token_file(d):
+    short = os.path.join(d, "short.token")
+    with open(short, "w") as f:
+        f.write("tooshort\n")
+    for path, says in ((os.path.join(d, "missing.token"), "cannot read token file"),
+                       (short, "no token of at least 16 characters")):
+        p = h.run([h.RECORDER, "--data-dir", os.path.join(d, "store-tok"), "--listen",
+                   f"127.0.0.1:{h.free_udp_port()}", "--http", f"127.0.0.1:{h.free_tcp_port()}",
+                   "--search", "off", "--metrics-token-file", path], check_rc=False)
+        err = p.stderr.decode(errors="replace")
+        h.check(p.returncode != 0 and "ERROR: metrics-token-file: " in err and says in err,
+                f"--metrics-token-file {path}: exit {p.returncode}, said:\n{err[-1500:]}")
+    print("ok  a missing or too short --metrics-token-file: exit 1, the error names the option")
+
+
 def drain(d):
     src = h.gen(os.path.join(d, "late.pcap"), "--packets", 500, "--flows", 10, "--seed", 7,
                 "--mix", "clean")
@@ -132,6 +150,7 @@ def main():
     drain(d)
     interface_gone(d)
     dropping(d)
+    bad_token_file(d)
 
 
 if __name__ == "__main__":

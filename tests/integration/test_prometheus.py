@@ -16,6 +16,11 @@
   tcpdump selects; the coordinator's records_written_total equals its
   stats.json and what flowgen sent.
 - Every /metrics also passes `promtool check metrics`.
+- One recorder, the broker and the coordinator run with
+  --metrics-token-file: without the token (or with a wrong one) their
+  /metrics answers 401 and /healthz still 200; Prometheus scrapes them with
+  the token from a credentials_file, and sees each one's
+  mscope_metrics_unauthorized_total count the refusals.
 """
 import json
 import os
@@ -39,7 +44,7 @@ class Prometheus:
     """A Prometheus server of our own: its files under d, its listener on
     127.0.0.1, every path given so that no Debian default is read."""
 
-    def __init__(self, binary, d, jobs):
+    def __init__(self, binary, d, jobs, token_file=None):
         self.dir = os.path.join(d, "prometheus")
         os.makedirs(self.dir)
         self.addr = f"127.0.0.1:{h.free_tcp_port()}"
@@ -48,6 +53,9 @@ class Prometheus:
         for job, targets in jobs.items():
             conf += [f"  - job_name: {job}", "    static_configs:",
                      f"      - targets: [{', '.join(json.dumps(t) for t in targets)}]"]
+            if token_file:  # sent to every target: one that wants none ignores it
+                conf += ["    authorization:", "      type: Bearer",
+                         f"      credentials_file: {json.dumps(token_file)}"]
         self.config = h.write_conf(os.path.join(self.dir, "prometheus.yml"), "\n".join(conf) + "\n")
         h.run(["promtool", "check", "config", self.config])
         self.log = open(os.path.join(self.dir, "prometheus.log"), "ab+")
@@ -137,17 +145,41 @@ dir = {d}/web
 filter = tcp port 443
 """)
 
+    token_file = os.path.join(d, "metrics.token")
+    with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(os.urandom(24).hex() + "\n")
+    token = open(token_file).read().strip()
+    guard = ("--metrics-token-file", token_file)
+
     daemons, prom = [], None
     try:
-        co = Coordinator(d)
+        co = Coordinator(d, extra=guard)
         daemons.append(co)
-        recs = [h.Daemon(os.path.join(d, f"rec{i}")) for i in range(len(REC_PACKETS))]
+        recs = [h.Daemon(os.path.join(d, f"rec{i}"), *(guard if i else ()))
+                for i in range(len(REC_PACKETS))]
         daemons += recs
-        br = h.Broker(conf, d)
+        br = h.Broker(conf, d, *guard)
         daemons.append(br)
+        guarded = [co.http, recs[1].http, br.http]
+
+        # Without the token: 401 from /metrics, 200 from /healthz (a load
+        # balancer sends no header); a wrong token is refused the same way.
+        for addr in guarded:
+            for tok in (None, "not-the-token-" + "x" * 16):
+                st, hdrs, body = h.http_get(addr, "/metrics", tok)
+                h.check(st == 401 and hdrs.get("www-authenticate") == "Bearer"
+                        and json.loads(body)["status"] == 401,
+                        f"/metrics on {addr} with token {tok!r}: {st} {hdrs} {body[:200]!r}")
+            st, _, body = h.http_get(addr, "/healthz")
+            h.check(st == 200, f"/healthz on {addr} without a token: {st} {body[:200]!r}")
+        st, _, _ = h.http_get(recs[0].http, "/metrics")
+        h.check(st == 200, f"/metrics of the recorder without --metrics-token-file: {st}")
+        print(f"ok  with --metrics-token-file /metrics answers 401 without the token or with a "
+              f"wrong one ({', '.join(guarded)}), /healthz 200; without the option 200")
+
         targets = {"coordinator": [co.http], "recorder": [r.http for r in recs],
                    "broker": [br.http]}
-        prom = Prometheus(binary, d, targets)
+        prom = Prometheus(binary, d, targets, token_file)
 
         # Every target up, as Prometheus sees it.
         want_up = {(job, t) for job, ts in targets.items() for t in ts}
@@ -207,8 +239,13 @@ filter = tcp port 443
         print(f"ok  mscope_coordinator_records_written_total {st['records_written']}: as "
               f"stats.json says and flowgen sent")
 
+        for addr in guarded:
+            prom.wait_value(f'mscope_metrics_unauthorized_total{{instance="{addr}"}}', 2)
+        print(f"ok  Prometheus scrapes the guarded ones with the token from a credentials_file; "
+              f"each counts the 2 refusals in mscope_metrics_unauthorized_total")
+
         for addr in [co.http] + [r.http for r in recs] + [br.http]:
-            h.scrape(addr)
+            h.scrape(addr, token if addr in guarded else None)
         print("ok  every /metrics passes promtool check metrics")
 
         prom.stop()

@@ -392,10 +392,10 @@ def metric_sum(m, name):
     return sum(v for (n, _), v in m.items() if n == name)
 
 
-def scrape(addr):
-    """GET /metrics from addr, checked by promtool (the Prometheus project's
-    own linter) and parsed."""
-    status, headers, body = http_get(addr, "/metrics")
+def scrape(addr, token=None):
+    """GET /metrics from addr (with token: as a bearer token), checked by
+    promtool (the Prometheus project's own linter) and parsed."""
+    status, headers, body = http_get(addr, "/metrics", token)
     check(status == 200, f"/metrics on {addr} answered {status}")
     check(headers.get("content-type", "").startswith("text/plain; version=0.0.4"),
           f"/metrics content type {headers.get('content-type')}")
