@@ -21,6 +21,7 @@
 #include "sandbox.h"
 #include "status.h"
 #include "timeparse.h"
+#include "token.h"
 #include "xmalloc.h"
 
 #include <uv.h>
@@ -104,6 +105,12 @@ static const char *settings_problem(const br_settings *s, const config_origin *w
         char terr[1024];
         int bad = httpd_tls_check(&tls, terr, sizeof terr);
         if (bad) PROBLEM("%s: %s", AT(bad == 1 ? "http-cert" : "http-key"), terr);
+    }
+    if (s->metrics_token_file) { /* read as the start will read it */
+        char tok[TOKEN_MAX], terr[1024];
+        int bad = token_load(s->metrics_token_file, 0, tok, terr, sizeof terr) < 0;
+        explicit_bzero(tok, sizeof tok);
+        if (bad) PROBLEM("%s: %s", AT("metrics-token-file"), terr);
     }
     if (s->read) { /* opened as the input will open it */
         char perr[PCAP_ERRBUF_SIZE];
@@ -199,14 +206,16 @@ static void reload(brokerd *d)
     }
     /* Keep the input and HTTP options that are in use; take the rest. */
     char *keep[] = { d->cfg.listen, d->cfg.interface, d->cfg.read, d->cfg.decap,
-                     d->cfg.capture_filter, d->cfg.http };
-    char **news[] = { &s.listen, &s.interface, &s.read, &s.decap, &s.capture_filter, &s.http };
-    for (int i = 0; i < 6; i++) {
+                     d->cfg.capture_filter, d->cfg.http, d->cfg.http_cert, d->cfg.http_key,
+                     d->cfg.metrics_token_file };
+    char **news[] = { &s.listen, &s.interface, &s.read, &s.decap, &s.capture_filter, &s.http,
+                      &s.http_cert, &s.http_key, &s.metrics_token_file };
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
         free(*news[i]);
         *news[i] = keep[i];
     }
     d->cfg.listen = d->cfg.interface = d->cfg.read = d->cfg.decap = d->cfg.capture_filter = NULL;
-    d->cfg.http = NULL;
+    d->cfg.http = d->cfg.http_cert = d->cfg.http_key = d->cfg.metrics_token_file = NULL;
     s.vxlan_port = d->cfg.vxlan_port;
     s.rcvbuf = d->cfg.rcvbuf;
     config_free(br_opts, &d->cfg);

@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <stdio.h>
 
 static const int ctl_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
@@ -112,9 +111,7 @@ static int ctl__on_metrics(void *data, httpd_req_t *r)
 {
     ctl_t *c = data;
     if (*c->metrics_token) {
-        const char *h = httpd_header(r, "authorization");
-        const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
-        if (!token_equal(c->metrics_token, tok)) {
+        if (!token_equal(c->metrics_token, httpd_bearer(r))) {
             static const char *const hdrs[] = { "www-authenticate", "Bearer", NULL };
             static const char body[] = "{\"error\":\"/metrics needs Authorization: Bearer TOKEN "
                                        "(--metrics-token-file)\",\"status\":401}\n";
@@ -138,17 +135,20 @@ static int ctl__on_metrics(void *data, httpd_req_t *r)
 
 int ctl_serve_status(ctl_t *c, const ctl_status *s, char *err, size_t errlen)
 {
-    if (!c->http) return 0;
-    c->status = *s;
-    c->status.metrics_token_file = NULL; /* the caller's string: read now, not kept */
+    /* Read even with HTTP off: a wrong file is an error either way. Read
+     * once: a new token takes a restart. */
     *c->metrics_token = 0;
     if (s->metrics_token_file) {
         char terr[512];
         if (token_load(s->metrics_token_file, 0, c->metrics_token, terr, sizeof terr) < 0) {
+            *c->metrics_token = 0;
             snprintf(err, errlen, "metrics-token-file: %s", terr);
             return -1;
         }
     }
+    if (!c->http) return 0;
+    c->status = *s;
+    c->status.metrics_token_file = NULL; /* the caller's string: read above, not kept */
     if (!c->metrics) c->metrics = metrics_new();
     httpd_route(c->http, "/healthz", ctl__on_healthz, c);
     httpd_route(c->http, "/readyz", ctl__on_readyz, c);

@@ -300,6 +300,15 @@ const char *httpd_method(httpd_req_t *r)
 const char *httpd_path(httpd_req_t *r) { return r->path; }
 const char *httpd_query(httpd_req_t *r) { return r->query; }
 
+const char *httpd_bearer(httpd_req_t *r)
+{
+    const char *h = httpd_header(r, "authorization");
+    if (!h || strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t')) return NULL;
+    h += 6;
+    while (*h == ' ' || *h == '\t') h++;
+    return h;
+}
+
 const char *httpd_header(httpd_req_t *r, const char *name)
 {
     if (r->mem) { /* h2o matches the names it lower-cased; so do we */

@@ -37,14 +37,25 @@ int token_load(const char *path, int create, char *out, char *err, size_t errlen
         snprintf(err, errlen, "cannot read token file %.900s: %s", path, strerror(errno));
         return -1;
     }
-    if (!fgets(out, TOKEN_MAX, f)) out[0] = 0;
+    /* Read as Prometheus reads a credentials_file (the whole file, white
+     * space around it trimmed), so that one file serves both ends. */
+    char buf[TOKEN_MAX * 4];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int more = n == sizeof buf;
     fclose(f);
-    out[strcspn(out, "\r\n")] = 0;
-    if (strlen(out) < TOKEN_MIN) {
-        snprintf(err, errlen, "token file %.900s holds no token of at least %d characters", path,
-                 TOKEN_MIN);
+    size_t lo = 0;
+    while (n && (buf[n - 1] == ' ' || (buf[n - 1] >= '\t' && buf[n - 1] <= '\r'))) n--;
+    while (lo < n && (buf[lo] == ' ' || (buf[lo] >= '\t' && buf[lo] <= '\r'))) lo++;
+    int bad = 0;
+    for (size_t i = lo; i < n; i++) bad |= buf[i] < 0x21 || buf[i] > 0x7e;
+    if (more || n - lo > TOKEN_MAX - 1 || bad || n - lo < TOKEN_MIN) {
+        snprintf(err, errlen, "token file %.900s holds no token of %d to %d printable characters "
+                              "(one word, one line)", path, TOKEN_MIN, TOKEN_MAX - 1);
+        out[0] = 0;
         return -1;
     }
+    memcpy(out, buf + lo, n - lo);
+    out[n - lo] = 0;
     return 0;
 }
 

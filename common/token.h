@@ -1,6 +1,8 @@
 /* token.h - shared secrets in files: the coordinator's RPC token (clients
  * present it) and the cluster's search token (the coordinator presents it
- * to recorders). A token is one line of at least 16 characters; files are
+ * to recorders), the REST API's tokens and the /metrics token. A token is
+ * one line of 16 to 127 printable characters (white space around it in the
+ * file is ignored, as Prometheus's credentials_file ignores it); files are
  * created 0600 from /dev/urandom so that secrets never go on a command line.
  */
 #ifndef MSCOPE_TOKEN_H
@@ -8,7 +10,7 @@
 
 #include <stddef.h>
 
-#define TOKEN_MAX 128
+#define TOKEN_MAX 128 /* with its NUL */
 #define TOKEN_MIN 16
 
 /* Read the token in path into out (TOKEN_MAX bytes). When the file does not

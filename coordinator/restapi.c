@@ -99,8 +99,7 @@ enum { NEED_READ, NEED_ADMIN };
 /* 1 when the request carries a token good enough; else answered (401/403). */
 static int rest__auth(restapi_t *a, httpd_req_t *r, int need)
 {
-    const char *h = httpd_header(r, "authorization");
-    const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
+    const char *tok = httpd_bearer(r);
     if (tok && token_equal(a->admin_token, tok)) return 1;
     if (tok && token_equal(a->read_token, tok)) {
         if (need == NEED_READ) return 1;

@@ -15,8 +15,9 @@
  * callback), searches to a scatter whose two recorders announce no search
  * service (they end at once). Checked: every request is answered exactly
  * once, with a status; an error is JSON {"error", "status"} with that
- * status; and under /api/v1/ (but the OpenAPI document) nothing but 401,
- * 404 or 405 without a token.
+ * status; under /api/v1/ (but the OpenAPI document) nothing but 401,
+ * 404 or 405 without a token; /metrics 200 with its token (given as
+ * --metrics-token-file gives it) and 401 without.
  */
 #include "ctl.h"
 #include "dbpool.h"
@@ -32,7 +33,9 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FUZZ_READ "fuzz-http-read-token-0123456789"
 #define FUZZ_ADMIN "fuzz-http-admin-token-0123456789"
@@ -84,9 +87,16 @@ static void fuzz__setup(void)
     scatter_opts so = { .token = "search-token" };
     fz.sc = scatter_new(fz.loop, NULL, &so);
     fz.mon = monitor_new(fz.loop, fz.pool);
-    ctl_status cs = { .version = "fuzz", .health = fuzz__health, .metrics = fuzz__metrics };
-    char serr[256];
-    FUZZ_CHECK(ctl_serve_status(fz.ctl, &cs, serr, sizeof serr) == 0);
+    /* /metrics wants a token (the read token's text, in a file as the
+     * option gives it), so that its check is fuzzed too. */
+    char tpath[] = "/tmp/fuzz-http-metrics-token-XXXXXX";
+    int tfd = mkstemp(tpath);
+    FUZZ_CHECK(tfd >= 0 && write(tfd, FUZZ_READ "\n", sizeof FUZZ_READ) == (ssize_t)sizeof FUZZ_READ);
+    close(tfd);
+    ctl_status cs = { .version = "fuzz", .health = fuzz__health, .metrics = fuzz__metrics,
+                      .metrics_token_file = tpath };
+    FUZZ_CHECK(ctl_serve_status(fz.ctl, &cs, err, sizeof err) == 0);
+    unlink(tpath);
     restapi_opts ro = { .read_token = FUZZ_READ, .admin_token = FUZZ_ADMIN,
                         .stale_ns = 30000000000LL, .dead_ns = INT64_MAX / 2, .max_queries = 64,
                         .monitors = fz.mon };
@@ -105,9 +115,8 @@ static void fuzz__drain(void)
 /* 1 when the request carries the read or the admin token as the API reads it. */
 static int fuzz__has_token(httpd_req_t *r)
 {
-    const char *h = httpd_header(r, "authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
-    return token_equal(FUZZ_READ, h + 7) || token_equal(FUZZ_ADMIN, h + 7);
+    const char *tok = httpd_bearer(r);
+    return tok && (token_equal(FUZZ_READ, tok) || token_equal(FUZZ_ADMIN, tok));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -126,6 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = httpd_path(r);
     if (!strncmp(path, "/api/v1/", 8) && strcmp(path, "/api/v1/openapi.json") && !fuzz__has_token(r))
         FUZZ_CHECK(status == 401 || status == 404 || status == 405);
+    if (!strcmp(path, "/metrics")) /* its token is the read token's text, and only that */
+        FUZZ_CHECK(status == (token_equal(FUZZ_READ, httpd_bearer(r)) ? 200 : 401));
     if (status >= 400) {
         size_t len;
         const char *body = httpd_req_answer(r, &len);

@@ -7,8 +7,9 @@
   interface disappears (the receive path stopped);
 - SIGTERM drains: /readyz turns 503 at once while /healthz stays 200,
   packets sent during the drain are stored, then it exits 0;
-- a --metrics-token-file that is missing or holds too short a token stops
-  the start with an error that names the option.
+- a --metrics-token-file that is missing or holds no token of 16 to 127
+  printable characters stops the start with an error that names the option;
+  white space around the token in the file is not part of it.
 (The full-disk case is in test_disk_full; the token itself, with a real
 Prometheus, in test_prometheus.)"""
 import os
@@ -107,19 +108,37 @@ def interface_gone(d):
         h.netns_delete(NS)
 
 
-def bad_token_file(d):
-    short = os.path.join(d, "short.token")
-    with open(short, "w") as f:
-        f.write("tooshort\n")
-    for path, says in ((os.path.join(d, "missing.token"), "cannot read token file"),
-                       (short, "no token of at least 16 characters")):
+def token_file(d):
+    def tok(name, text):
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+    for path in (os.path.join(d, "missing.token"), tok("short.token", "tooshort\n"),
+                 tok("long.token", "x" * 128 + "\n"), tok("two.token", "a" * 20 + " " + "b" * 20),
+                 tok("lines.token", "a" * 20 + "\n" + "b" * 20 + "\n")):
         p = h.run([h.RECORDER, "--data-dir", os.path.join(d, "store-tok"), "--listen",
                    f"127.0.0.1:{h.free_udp_port()}", "--http", f"127.0.0.1:{h.free_tcp_port()}",
                    "--search", "off", "--metrics-token-file", path], check_rc=False)
         err = p.stderr.decode(errors="replace")
+        says = "cannot read token file" if "missing" in path else "holds no token of 16 to 127"
         h.check(p.returncode != 0 and "ERROR: metrics-token-file: " in err and says in err,
                 f"--metrics-token-file {path}: exit {p.returncode}, said:\n{err[-1500:]}")
-    print("ok  a missing or too short --metrics-token-file: exit 1, the error names the option")
+    print("ok  --metrics-token-file missing, too short, too long, two words or two lines: exit 1, "
+          "the error names the option")
+    # White space around the token is not part of it: Prometheus's
+    # credentials_file trims it too.
+    token = "t0k3n-" + "z" * 30
+    rec = h.Daemon(os.path.join(d, "store-tok"), "--metrics-token-file",
+                   tok("spaced.token", f"  \t{token} \n\n"))
+    try:
+        for sent, want in ((token, 200), (f"  {token}", 200), (token + "x", 401), (None, 401)):
+            hdr = {"Authorization": f"Bearer {sent}"} if sent else {}
+            st, _, _ = h.http_get(rec.http, "/metrics", headers=hdr)
+            h.check(st == want, f"/metrics with Authorization {hdr}: {st}, want {want}")
+    finally:
+        h.check(rec.stop() == 0, "recorder exit status")
+    print("ok  a token file with white space around the token: the token alone is accepted")
 
 
 def drain(d):
@@ -150,7 +169,7 @@ def main():
     drain(d)
     interface_gone(d)
     dropping(d)
-    bad_token_file(d)
+    token_file(d)
 
 
 if __name__ == "__main__":
