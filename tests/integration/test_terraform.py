@@ -457,6 +457,13 @@ def check_recorders(mods):
             f"{rel}: the recorder's configuration lacks the coordinator's address")
     h.check(re.search(r"^\s*key-file = \S", tpl, re.M) and re.search(r"^\s*coordinator-key = \S", tpl, re.M),
             f"{rel}: the recorder's configuration names no CURVE key pair or coordinator key")
+    # /metrics behind the cluster's metrics token: the file from the secret
+    # (0600), named in the configuration only once it is there.
+    mt = re.search(r"if put_field /etc/mscope/recorders\.json metrics_token (\S+) 0600; then\n"
+                   r"\s*echo 'metrics-token-file = (\S+)' >>/etc/mscope/recorder\.conf\n", tpl)
+    h.check(mt and mt.group(1) == mt.group(2),
+            f"{rel}: the recorder must take metrics_token from its secret (0600) and name it as "
+            f"metrics-token-file")
     print("ok  recorders: modules/vxlan_nlb's internal NLB (network, cross-zone), UDP 4789 listener and "
           "target group, HTTP /readyz on var.http_port, source_ip stickiness, deregistration delay = drain-time")
 
@@ -550,10 +557,18 @@ def check_coordinator(mods):
     # coordinator's own (coordinator_key, http_key).
     fields = re.search(r"jq '\{([\w, ]+)\}'[^\n]*\\?\n[^\n]*>\"\$new/recorders\.json\"", tpl)
     h.check(fields and set(f.strip() for f in fields.group(1).split(",")) ==
-            {"search_token", "recorder_key", "coordinator_pub"} and
+            {"search_token", "metrics_token", "recorder_key", "coordinator_pub"} and
             re.search(r'put_secret "\$RECORDERS_SECRET" "\$new/recorders\.json"', tpl),
-            f"{rel}: the recorders' secret must get search_token, recorder_key and coordinator_pub only: "
-            f"{fields and fields.group(1)}")
+            f"{rel}: the recorders' secret must get search_token, metrics_token, recorder_key and "
+            f"coordinator_pub only: {fields and fields.group(1)}")
+    # /metrics behind the metrics token, which every cluster secret gets
+    # (a new one when it is made, an older one when it has none).
+    mt = re.search(r"^\s*metrics-token-file = (\S+)$", tpl, re.M)
+    h.check(mt and f'put_field /etc/mscope/cluster.json metrics_token "$dir/'
+            f'{os.path.basename(mt.group(1))}" 0600' in tpl and "metrics_token: $m" in tpl and
+            "'. + {metrics_token: $m}'" in tpl,
+            f"{rel}: the coordinator's metrics-token-file must come from the cluster secret (0600), "
+            f"made with the secret or added to an older one")
     seen = set()
     for name, r in of_type(m, "resource", "aws_vpc_security_group_ingress_rule").items():
         port = r.get("from_port")

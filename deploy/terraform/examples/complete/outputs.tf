@@ -9,8 +9,13 @@ output "rest_url" {
 }
 
 output "cluster_secret_arn" {
-  description = "The cluster secret: search token, CURVE keys and the coordinator's HTTPS certificate (http_cert: README.md, Apply)."
+  description = "The cluster secret: search and metrics tokens, CURVE keys and the coordinator's HTTPS certificate (http_cert: README.md, Apply)."
   value       = module.coordinator.cluster_secret_arn
+}
+
+output "recorders_secret_arn" {
+  description = "The recorders' secret: the search token, the metrics token (Prometheus's credentials_file: README.md, Apply), their CURVE key pair and the coordinator's public key."
+  value       = module.coordinator.recorders_secret_arn
 }
 
 output "recorders_nlb_arn" {

@@ -19,7 +19,7 @@ output "cluster_secret_arn" {
 }
 
 output "recorders_secret_arn" {
-  description = "Secret the recorders read (modules/recorders): the search token, their CURVE key pair and the coordinator's public key, filled by the coordinator at first boot."
+  description = "Secret the recorders read (modules/recorders): the search token, the metrics token, their CURVE key pair and the coordinator's public key, filled by the coordinator at first boot."
   value       = aws_secretsmanager_secret.recorders.arn
 }
 

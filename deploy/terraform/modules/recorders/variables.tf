@@ -174,7 +174,7 @@ variable "coordinator_security_group_id" {
 }
 
 variable "recorders_secret_arn" {
-  description = "Secrets Manager secret the coordinator fills at its first boot (modules/coordinator's recorders_secret_arn): the search token, the recorders' CURVE key pair and the coordinator's public key, copied to each recorder at boot (0600); the recorders may read nothing else."
+  description = "Secrets Manager secret the coordinator fills at its first boot (modules/coordinator's recorders_secret_arn): the search token, the metrics token, the recorders' CURVE key pair and the coordinator's public key, copied to each recorder at boot (0600); the recorders may read nothing else."
   type        = string
 }
 
