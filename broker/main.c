@@ -21,7 +21,6 @@
 #include "sandbox.h"
 #include "status.h"
 #include "timeparse.h"
-#include "token.h"
 #include "xmalloc.h"
 
 #include <uv.h>
@@ -106,12 +105,9 @@ static const char *settings_problem(const br_settings *s, const config_origin *w
         int bad = httpd_tls_check(&tls, terr, sizeof terr);
         if (bad) PROBLEM("%s: %s", AT(bad == 1 ? "http-cert" : "http-key"), terr);
     }
-    if (s->metrics_token_file) { /* read as the start will read it */
-        char tok[TOKEN_MAX], terr[1024];
-        int bad = token_load(s->metrics_token_file, 0, tok, terr, sizeof terr) < 0;
-        explicit_bzero(tok, sizeof tok);
-        if (bad) PROBLEM("%s: %s", AT("metrics-token-file"), terr);
-    }
+    char terr[1024];
+    if (ctl_metrics_token_check(s->metrics_token_file, terr, sizeof terr) < 0)
+        PROBLEM("%s: %s", AT("metrics-token-file"), terr);
     if (s->read) { /* opened as the input will open it */
         char perr[PCAP_ERRBUF_SIZE];
         if (access(s->read, R_OK) < 0) PROBLEM("%s: %.200s: %s", AT("read"), s->read, strerror(errno));

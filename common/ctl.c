@@ -133,6 +133,14 @@ static int ctl__on_metrics(void *data, httpd_req_t *r)
     return 0;
 }
 
+int ctl_metrics_token_check(const char *path, char *err, size_t errlen)
+{
+    char tok[TOKEN_MAX];
+    int rc = path && token_load(path, 0, tok, err, errlen) < 0 ? -1 : 0;
+    explicit_bzero(tok, sizeof tok);
+    return rc;
+}
+
 int ctl_serve_status(ctl_t *c, const ctl_status *s, char *err, size_t errlen)
 {
     /* Read even with HTTP off: a wrong file is an error either way. Read

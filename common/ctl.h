@@ -82,6 +82,11 @@ typedef struct ctl_status {
     const char *metrics_token_file; /* NULL: /metrics is open */
 } ctl_status;
 
+/* Read the /metrics token file as ctl_serve_status() will (path NULL:
+ * nothing to read): 0, or -1 with token_load's reason in err. What a
+ * daemon checks before it starts anything, as the user it runs as. */
+int ctl_metrics_token_check(const char *path, char *err, size_t errlen);
+
 /* Route the status endpoints (nothing when HTTP is off). s is copied.
  * Returns 0, or -1 with err set when the token file cannot be read or its
  * token is too short. */

@@ -506,6 +506,10 @@ int main(int argc, char **argv)
         log_error("%s", uerr);
         goto out;
     }
+    if (ctl_metrics_token_check(c.cfg.metrics_token_file, uerr, sizeof uerr) < 0) {
+        log_error("metrics-token-file: %s", uerr); /* before the database starts */
+        goto out;
+    }
     if (mkdir(c.cfg.data_dir, 0755) < 0 && errno != EEXIST) {
         log_error("cannot create %s: %s", c.cfg.data_dir, strerror(errno));
         goto out;

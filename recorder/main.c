@@ -1034,6 +1034,11 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (!r.cfg.read && ctl_metrics_token_check(r.cfg.metrics_token_file, err, sizeof err) < 0) {
+        log_error("metrics-token-file: %s", err); /* before anything is recorded */
+        rc = 1;
+        goto out;
+    }
     /* Before the threads start: they all read it (a data race when the
      * import set it after them, found by ThreadSanitizer). */
     r.import_mode = r.cfg.read != NULL;

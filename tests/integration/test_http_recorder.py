@@ -122,10 +122,11 @@ def token_file(d):
                    "--search", "off", "--metrics-token-file", path], check_rc=False)
         err = p.stderr.decode(errors="replace")
         says = "cannot read token file" if "missing" in path else "holds no token of 16 to 127"
-        h.check(p.returncode != 0 and "ERROR: metrics-token-file: " in err and says in err,
-                f"--metrics-token-file {path}: exit {p.returncode}, said:\n{err[-1500:]}")
-    print("ok  --metrics-token-file missing, too short, too long, two words or two lines: exit 1, "
-          "the error names the option")
+        h.check(p.returncode != 0 and "ERROR: metrics-token-file: " in err and says in err and
+                "listening" not in err, f"--metrics-token-file {path}: exit {p.returncode}, "
+                f"said (it must stop before it listens):\n{err[-1500:]}")
+    print("ok  --metrics-token-file missing, too short, too long, two words or two lines: exit 1 "
+          "before listening, the error names the option")
     # White space around the token is not part of it: Prometheus's
     # credentials_file trims it too.
     token = "t0k3n-" + "z" * 30
