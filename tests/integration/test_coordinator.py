@@ -100,8 +100,15 @@ def test_rpc(co, d, want_final):
                         b"empty time range"), (("--since", "100000000000h"), b"bad time")):
         p = mscope(co, "flows", *args, check_rc=False)
         h.check(p.returncode != 0 and says in p.stderr, f"flows {args}: {p.returncode} {p.stderr!r}")
-    p = h.run(co.cli("--token-file", os.path.join(d, "a.json"), "nodes"), check_rc=False)
+    wrong = os.path.join(d, "wrong.token")
+    with open(wrong, "w") as f:
+        f.write("0123456789abcdef" * 3 + "\n")
+    p = h.run(co.cli("--token-file", wrong, "nodes"), check_rc=False)
     h.check(p.returncode == 3, f"a wrong token should exit 3, got {p.returncode}")
+    # A file that holds no token at all is refused before anything is sent.
+    p = h.run(co.cli("--token-file", os.path.join(d, "a.json"), "nodes"), check_rc=False)
+    h.check(p.returncode == 2 and b"holds no token" in p.stderr,
+            f"a token file of JSON: exit {p.returncode} {p.stderr[-300:]!r}")
     # Nothing listening: said at once (connections refused), not after the
     # timeout; something listening that never answers: the timeout.
     p = h.run(co.cli("--coordinator", f"tcp://127.0.0.1:{h.free_tcp_port()}", "--timeout",
