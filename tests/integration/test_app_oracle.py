@@ -138,10 +138,17 @@ def check_dns(recs, log):
 def check_tls(recs, log, pcap, reorder=False):
     name = "tls_reorder" if reorder else "tls"
     check(len(recs) == len(log), f"{name}: {len(recs)} records for {len(log)} connections")
-    index = {r["client"]["port"]: r for r in recs}
+    # By both ports: the kernel may give one client port to connections to
+    # two servers (8443, then 9443) within a run; one after the other when
+    # it gives it twice to the same server.
+    index = {}
+    for r in recs:
+        index.setdefault((r["client"]["port"], r["server"]["port"]), []).append(r)
     for c in log:
-        r = index.get(c["client_port"])
-        if not check(r is not None, f"tls: connection {c['client_port']} has no record"):
+        got = index.get((c["client_port"], c["server_port"]))
+        r = got.pop(0) if got else None
+        if not check(r is not None, f"tls: connection {c['client_port']} -> {c['server_port']} "
+                                    f"has no record"):
             continue
         what = f"{name} {c['tool']} port {c['client_port']}"
         for f in ("sni", "alpn", "version", "cipher"):
@@ -184,12 +191,12 @@ def check_tls(recs, log, pcap, reorder=False):
 
 def check_http(recs, log):
     check(len(recs) == len(log), f"http: {len(recs)} records for {len(log)} requests")
-    conns = {}
+    conns = {}  # by both ports, as in check_tls
     for r in recs:
-        conns.setdefault(r["client"]["port"], []).append(r)
+        conns.setdefault((r["client"]["port"], r["server"]["port"]), []).append(r)
     want = {}
     for e in log:
-        want.setdefault(e["client_port"], []).append(e)
+        want.setdefault((e["client_port"], e["server_port"]), []).append(e)
     for port, reqs in want.items():
         got = conns.get(port, [])
         if not check(len(got) == len(reqs),
