@@ -7,7 +7,8 @@
   traffic.py client --http A:P --tcp A:P --udp A:P [--count N] [--seed S] [--pause S]
           connects N times to each server with varied sizes; prints one JSON line
           per connection: proto, client, cport, server, sport, c2s, s2c (payload
-          bytes each way, as sent and received by the application).
+          bytes each way, as sent and received by the application); no two
+          connections of a run from the same client port.
 """
 import http.server
 import json
@@ -89,16 +90,31 @@ def client(argv):
     ap.add_argument("--pause", type=float, default=0.02)
     a = ap.parse_args(argv)
     rnd = random.Random(a.seed)
+    used = set()
+
+    def fresh(kind, addr):
+        """A socket connected to addr from a client port no connection of
+        this run had: the kernel may hand one out twice (a UDP port at
+        random), and the tests tell connections apart by their 5-tuple."""
+        for _ in range(1000):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+            s.bind(("", 0))
+            if s.getsockname()[1] not in used:
+                used.add(s.getsockname()[1])
+                s.settimeout(5 if kind == "udp" else 10)
+                s.connect(addr)
+                return s
+            s.close()
+        raise RuntimeError("no client port left that this run has not used")
+
     for _ in range(a.count):
         for kind in ("http", "tcp", "udp"):
             target = getattr(a, kind)
             if not target:
                 continue
             addr = hp(target)
+            s = fresh(kind, addr)
             if kind == "udp":
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.settimeout(5)
-                s.connect(addr)
                 c2s = s2c = 0
                 for _ in range(rnd.randint(1, 4)):
                     req = f"{rnd.randint(1, 1400)} ".encode().ljust(rnd.randint(8, 300), b"q")
@@ -106,7 +122,6 @@ def client(argv):
                     c2s += len(req)
                     s2c += len(s.recv(65536))
             else:
-                s = socket.create_connection(addr, timeout=10)
                 if kind == "http":
                     req = f"GET /{rnd.randint(0, 60000)} HTTP/1.0\r\nHost: {addr[0]}\r\n\r\n".encode()
                     s.sendall(req)
