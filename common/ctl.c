@@ -133,10 +133,21 @@ static int ctl__on_metrics(void *data, httpd_req_t *r)
     return 0;
 }
 
+/* path's token into out ("" for no path, or on an error). */
+static int ctl__metrics_token(const char *path, char out[TOKEN_MAX], char *err, size_t errlen)
+{
+    *out = 0;
+    if (path && token_load(path, 0, out, err, errlen) < 0) {
+        *out = 0;
+        return -1;
+    }
+    return 0;
+}
+
 int ctl_metrics_token_check(const char *path, char *err, size_t errlen)
 {
     char tok[TOKEN_MAX];
-    int rc = path && token_load(path, 0, tok, err, errlen) < 0 ? -1 : 0;
+    int rc = ctl__metrics_token(path, tok, err, errlen);
     explicit_bzero(tok, sizeof tok);
     return rc;
 }
@@ -145,14 +156,10 @@ int ctl_serve_status(ctl_t *c, const ctl_status *s, char *err, size_t errlen)
 {
     /* Read even with HTTP off: a wrong file is an error either way. Read
      * once: a new token takes a restart. */
-    *c->metrics_token = 0;
-    if (s->metrics_token_file) {
-        char terr[512];
-        if (token_load(s->metrics_token_file, 0, c->metrics_token, terr, sizeof terr) < 0) {
-            *c->metrics_token = 0;
-            snprintf(err, errlen, "metrics-token-file: %s", terr);
-            return -1;
-        }
+    char terr[512];
+    if (ctl__metrics_token(s->metrics_token_file, c->metrics_token, terr, sizeof terr) < 0) {
+        snprintf(err, errlen, "metrics-token-file: %s", terr);
+        return -1;
     }
     if (!c->http) return 0;
     c->status = *s;

@@ -13,7 +13,8 @@
  * signal handlers stay until ctl_free(): once stopping, a further SIGINT or
  * SIGTERM is logged and ignored, so it cannot cut the daemon's last writes
  * short (SIGKILL still can). The status routes (ctl_serve_status) give
- * every daemon the same /healthz, /readyz and /metrics.
+ * every daemon the same /healthz, /readyz and /metrics, the last one behind
+ * a bearer token when the daemon has one (--metrics-token-file).
  */
 #ifndef MSCOPE_CTL_H
 #define MSCOPE_CTL_H
@@ -55,7 +56,7 @@ int ctl_listen(ctl_t *c, const char *addr, const httpd_tls *tls, char *err, size
 /* The row of an option table for the /metrics token, the same in every
  * daemon: the settings struct S has char *FIELD (see config.h). */
 #define CTL_METRICS_OPTS(S, field) \
-    { "metrics-token-file", 0, CFG_STR, offsetof(S, field), NULL, 0, 0, "FILE", "/metrics answers only requests with Authorization: Bearer and this file's token (one line, 16 characters or more); /healthz and /readyz stay open (load balancers)" }
+    { "metrics-token-file", 0, CFG_STR, offsetof(S, field), NULL, 0, 0, "FILE", "/metrics answers only requests with Authorization: Bearer and this file's token (one word of 16 to 127 printable characters); /healthz and /readyz stay open (load balancers)" }
 
 /* The HTTP server, for routes (NULL when off). */
 httpd_t *ctl_http(ctl_t *c);
@@ -88,8 +89,8 @@ typedef struct ctl_status {
 int ctl_metrics_token_check(const char *path, char *err, size_t errlen);
 
 /* Route the status endpoints (nothing when HTTP is off). s is copied.
- * Returns 0, or -1 with err set when the token file cannot be read or its
- * token is too short. */
+ * Returns 0, or -1 with err set when the token file cannot be read or
+ * holds no token (token_load). */
 int ctl_serve_status(ctl_t *c, const ctl_status *s, char *err, size_t errlen);
 
 /* Run the loop until the stop has finished. */

@@ -60,11 +60,11 @@ const char *httpd_method(httpd_req_t *r);
 const char *httpd_path(httpd_req_t *r);
 const char *httpd_query(httpd_req_t *r);
 const char *httpd_header(httpd_req_t *r, const char *name);
+const char *httpd_body(httpd_req_t *r, size_t *len);
 
 /* The token of an "Authorization: Bearer TOKEN" header (the scheme in any
  * case, then one or more spaces or tabs, as RFC 9110 allows), or NULL. */
 const char *httpd_bearer(httpd_req_t *r);
-const char *httpd_body(httpd_req_t *r, size_t *len);
 
 /* The value of a query parameter (URL-decoded, into out of outlen bytes).
  * Returns 1 when present, 0 when absent, -1 when too long or malformed. */

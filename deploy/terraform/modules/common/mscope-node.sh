@@ -101,6 +101,11 @@ put_secret() {
     done
 }
 
+# new_token FILE: a new random token (32 bytes in hex, one word) into FILE, 0600.
+new_token() {
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1")
+}
+
 # put_field JSON FIELD FILE MODE: one field of a fetched JSON secret into FILE
 # with MODE, owned by user mscope, written whole or not at all.
 put_field() {
