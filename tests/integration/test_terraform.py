@@ -561,6 +561,13 @@ def check_coordinator(mods):
             re.search(r'put_secret "\$RECORDERS_SECRET" "\$new/recorders\.json"', tpl),
             f"{rel}: the recorders' secret must get search_token, metrics_token, recorder_key and "
             f"coordinator_pub only: {fields and fields.group(1)}")
+    # The brokers' secret gets the metrics token alone.
+    fields = re.search(r"jq '\{([\w, ]+)\}'[^\n]*>\"\$new/brokers\.json\"", tpl)
+    h.check(fields and fields.group(1).strip() == "metrics_token" and
+            re.search(r'put_secret "\$BROKERS_SECRET" "\$new/brokers\.json"', tpl) and
+            ref(template_calls(m)[next(iter(template_calls(m)))].get("brokers_secret_arn"),
+                "aws_secretsmanager_secret.brokers.arn"),
+            f"{rel}: the brokers' secret must get metrics_token only: {fields and fields.group(1)}")
     # /metrics behind the metrics token, which every cluster secret gets
     # (a new one when it is made, an older one when it has none).
     mt = re.search(r"^\s*metrics-token-file = (\S+)$", tpl, re.M)
@@ -629,7 +636,30 @@ def check_broker(mods):
                 h.check("count" in call or "for_each" in call,
                         f"{os.path.relpath(d2, TF)}: module {name}: brokers are not optional (count)")
     h.check(calls, "no example calls modules/broker")
-    print("ok  broker: optional (count), modules/vxlan_nlb like the recorders' with /readyz on 8082")
+    # /metrics behind the cluster's metrics token when the brokers are given
+    # the secret that holds it: the only secret their role may read, the
+    # file from it (0600) named in the configuration, and the example wires
+    # the coordinator's.
+    pol_text = " ".join(p.get("policy", "") for p in of_type(m, "resource", "aws_iam_role_policy").values())
+    secret_res = [(re.search(r"Resource\s*=\s*(\S+)", st) or [None, st])[1]
+                  for st in re.findall(r"\{[^{}]*secretsmanager[^{}]*\}", pol_text)]
+    h.check(secret_res and all(r == "var.brokers_secret_arn" for r in secret_res),
+            f"{rel}: the brokers' role may read a secret other than var.brokers_secret_arn: {secret_res}")
+    tcalls = template_calls(m)
+    tpl_name, keys = next(iter(tcalls.items()))
+    tpl = open(os.path.join(d, tpl_name)).read()
+    mt = re.search(r'%\{~? if secret_arn != "" \}\n(?:\s*#[^\n]*\n)?\s*metrics-token-file = (\S+)\n', tpl)
+    h.check(mt and f"put_field /etc/mscope/brokers.json metrics_token {mt.group(1)} 0600" in tpl and
+            "var.brokers_secret_arn" in keys.get("secret_arn", ""),
+            f"{rel}: with brokers_secret_arn the broker must take metrics_token from it (0600) and name "
+            f"it as metrics-token-file")
+    ex = merged(mods.get(os.path.join(TF, "examples", "complete"), {}))
+    bcalls = [c for c in ex.get("module", {}).values() if c.get("source", "").endswith("modules/broker")]
+    h.check(bcalls and all(ref(c.get("brokers_secret_arn"), "module.coordinator.brokers_secret_arn")
+                           for c in bcalls),
+            "examples/complete: the brokers must get module.coordinator.brokers_secret_arn")
+    print("ok  broker: optional (count), modules/vxlan_nlb like the recorders' with /readyz on 8082; "
+          "/metrics behind the metrics token from the brokers' secret, the only one they may read")
 
 
 def check_everywhere(mods):

@@ -88,6 +88,21 @@ resource "aws_iam_role_policy" "package" {
   })
 }
 
+resource "aws_iam_role_policy" "secret" {
+  count = var.brokers_secret_arn == null ? 0 : 1
+
+  name   = "mscope-brokers-secret"
+  role   = aws_iam_role.brokers.id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = "secretsmanager:GetSecretValue"
+      Resource = var.brokers_secret_arn
+    }]
+  })
+}
+
 resource "aws_iam_instance_profile" "brokers" {
   name_prefix = "${var.name}-"
   role        = aws_iam_role.brokers.name
@@ -113,6 +128,7 @@ resource "aws_instance" "brokers" {
     package_url    = var.package_url
     package_sha256 = coalesce(var.package_sha256, "")
     http_port      = var.http_port
+    secret_arn     = coalesce(var.brokers_secret_arn, "")
     dedup          = var.dedup
     strip_vlan     = var.strip_vlan
     extra_config   = var.extra_config

@@ -97,6 +97,12 @@ variable "http_port" {
   default     = 8082
 }
 
+variable "brokers_secret_arn" {
+  description = "Secrets Manager secret holding the cluster's metrics token (modules/coordinator's brokers_secret_arn): each broker copies it to /etc/mscope/metrics.token (0600) at boot and its /metrics asks for it; the brokers may read nothing else. null: /metrics stays open, e.g. brokers without a coordinator."
+  type        = string
+  default     = null
+}
+
 variable "deregistration_delay_seconds" {
   description = "How long the NLB keeps sending a leaving broker its flows."
   type        = number

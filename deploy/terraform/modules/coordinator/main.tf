@@ -185,6 +185,16 @@ resource "aws_secretsmanager_secret" "recorders" {
   tags                    = local.tags
 }
 
+# What the brokers need: the metrics token alone, which their /metrics asks
+# for (modules/broker's brokers_secret_arn). A broker holds no key and no
+# search token: it only sends packets on, and needs neither.
+resource "aws_secretsmanager_secret" "brokers" {
+  name_prefix             = "${var.name}-brokers-"
+  description             = "Mirrorscope: the metrics token the brokers' /metrics asks for"
+  recovery_window_in_days = var.secret_recovery_days
+  tags                    = local.tags
+}
+
 # ---- identity ---------------------------------------------------------------
 
 resource "aws_iam_role" "coordinator" {
@@ -216,6 +226,11 @@ resource "aws_iam_role_policy" "coordinator" {
         Effect   = "Allow"
         Action   = "secretsmanager:PutSecretValue"
         Resource = aws_secretsmanager_secret.recorders.arn
+      }, {
+        Sid      = "BrokersSecret"
+        Effect   = "Allow"
+        Action   = "secretsmanager:PutSecretValue"
+        Resource = aws_secretsmanager_secret.brokers.arn
       }],
       [
         for db in aws_db_instance.this : {
@@ -287,6 +302,7 @@ resource "aws_instance" "coordinator" {
     data_disks           = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${replace(aws_ebs_volume.data.id, "-", "")} /dev/xvdf"
     cluster_secret_arn   = aws_secretsmanager_secret.cluster.arn
     recorders_secret_arn = aws_secretsmanager_secret.recorders.arn
+    brokers_secret_arn   = aws_secretsmanager_secret.brokers.arn
     bus_port             = var.bus_port
     rpc_port             = var.rpc_port
     http_port            = var.http_port

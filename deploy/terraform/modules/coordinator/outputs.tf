@@ -23,6 +23,11 @@ output "recorders_secret_arn" {
   value       = aws_secretsmanager_secret.recorders.arn
 }
 
+output "brokers_secret_arn" {
+  description = "Secret the brokers read (modules/broker's brokers_secret_arn): the metrics token alone, filled by the coordinator at first boot."
+  value       = aws_secretsmanager_secret.brokers.arn
+}
+
 output "rest_url" {
   description = "The REST API (bearer tokens in /var/lib/mscope/coordinator/api-*.token on the instance; with http_tls its certificate is the secret's http_cert: README.md)."
   value       = "${var.http_tls ? "https" : "http"}://${aws_network_interface.coordinator.private_ip}:${var.http_port}/api/v1/"
