@@ -22,7 +22,8 @@ packaged in Debian):
   coordinator ports open to operator CIDRs only, its REST API over HTTPS
   by default (http_tls: the certificate and key from the cluster secret),
   the recorders' role able to read only their own secret, which the
-  coordinator fills with no key of its own,
+  coordinator fills with no key of its own, the brokers' only theirs, which
+  holds the metrics token alone (their /metrics then asks for it),
   UDP 4789 never from anywhere;
 - the instances run the package's hardened units: no cloud-init template
   writes /etc/systemd/system/mscope-{recorder,coordinator,broker}.service,
