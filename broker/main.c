@@ -190,7 +190,8 @@ static void reload(brokerd *d)
         !same_str(s.metrics_token_file, d->cfg.metrics_token_file))
         log_warn("SIGHUP: the input and HTTP options (listen, interface, read, decap, "
                  "capture-filter, vxlan-port, rcvbuf, http, http-cert, http-key, "
-                 "metrics-token-file) change only on a restart; the rest is reloaded");
+                 "metrics-token-file) change only on a restart (the token file in use is "
+                 "read again); the rest is reloaded");
     broker_opts bo = broker_opts_of(&s);
     /* Parsed above without stopping the packets; swapped between two batches. */
     broker_t *b = rxloop_lock(d->rx, NULL);
@@ -258,7 +259,10 @@ static void on_signal(void *data, int sig)
 {
     brokerd *d = data;
     switch (sig) {
-    case SIGHUP: reload(d); break;
+    case SIGHUP:
+        reload(d);
+        ctl_reload_tokens(d->ctl, NULL, 0);
+        break;
     case SIGUSR1: report(d, 1); break;
     default:
         if (d->stopping) return;

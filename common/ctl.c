@@ -25,6 +25,7 @@ struct ctl {
     ctl_status status;
     metrics_t *metrics;   /* /metrics text, rebuilt per scrape */
     char metrics_token[TOKEN_MAX]; /* "" when /metrics is open */
+    char *metrics_token_path;      /* its file, read again by ctl_reload_tokens */
     uint64_t metrics_refused;
 };
 
@@ -155,20 +156,44 @@ int ctl_metrics_token_check(const char *path, char *err, size_t errlen)
 int ctl_serve_status(ctl_t *c, const ctl_status *s, char *err, size_t errlen)
 {
     /* Read even with HTTP off: a wrong file is an error either way. Read
-     * once: a new token takes a restart. */
+     * again on SIGHUP (ctl_reload_tokens). */
     char terr[512];
     if (ctl__metrics_token(s->metrics_token_file, c->metrics_token, terr, sizeof terr) < 0) {
         snprintf(err, errlen, "metrics-token-file: %s", terr);
         return -1;
     }
+    free(c->metrics_token_path);
+    c->metrics_token_path = s->metrics_token_file ? xstrdup(s->metrics_token_file) : NULL;
     if (!c->http) return 0;
     c->status = *s;
-    c->status.metrics_token_file = NULL; /* the caller's string: read above, not kept */
+    c->status.metrics_token_file = NULL; /* the caller's string: copied above */
     if (!c->metrics) c->metrics = metrics_new();
     httpd_route(c->http, "/healthz", ctl__on_healthz, c);
     httpd_route(c->http, "/readyz", ctl__on_readyz, c);
     httpd_route(c->http, "/metrics", ctl__on_metrics, c);
     return 0;
+}
+
+int ctl_reload_tokens(ctl_t *c, const ctl_token *t, int n)
+{
+    int changed = 0, read = 0, failed = 0;
+    for (int i = 0; i <= n; i++) {
+        const char *path = i < n ? t[i].path : c->metrics_token_path;
+        char *cur = i < n ? t[i].cur : c->metrics_token;
+        if (!path) continue;
+        char err[1024];
+        int rc = token_reload(path, cur, err, sizeof err);
+        if (rc < 0) {
+            log_error("SIGHUP: %s; the token in use stays", err);
+            failed++;
+            continue;
+        }
+        read++;
+        changed += rc;
+    }
+    log_info("SIGHUP: token files read again: %d of %d changed%s", changed, read + failed,
+             failed ? ", the unreadable ones kept (above)" : "");
+    return changed;
 }
 
 void ctl_run(ctl_t *c) { uv_run(&c->loop, UV_RUN_DEFAULT); }
@@ -212,6 +237,8 @@ void ctl_free(ctl_t *c)
     httpd_free(c->http); /* runs the loop once to close h2o's handles */
     metrics_free(c->metrics);
     c->metrics = NULL;
+    free(c->metrics_token_path);
+    c->metrics_token_path = NULL;
     uv_run(&c->loop, UV_RUN_NOWAIT);
     /* EBUSY when h2o kept connections open: they go with the process. */
     if (uv_loop_close(&c->loop) == 0) free(c);

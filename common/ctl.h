@@ -56,7 +56,7 @@ int ctl_listen(ctl_t *c, const char *addr, const httpd_tls *tls, char *err, size
 /* The row of an option table for the /metrics token, the same in every
  * daemon: the settings struct S has char *FIELD (see config.h). */
 #define CTL_METRICS_OPTS(S, field) \
-    { "metrics-token-file", 0, CFG_STR, offsetof(S, field), NULL, 0, 0, "FILE", "/metrics answers only requests with Authorization: Bearer and this file's token (one word of 16 to 127 printable characters); /healthz and /readyz stay open (load balancers)" }
+    { "metrics-token-file", 0, CFG_STR, offsetof(S, field), NULL, 0, 0, "FILE", "/metrics answers only requests with Authorization: Bearer and this file's token (one word of 16 to 127 printable characters; read again on SIGHUP); /healthz and /readyz stay open (load balancers)" }
 
 /* The HTTP server, for routes (NULL when off). */
 httpd_t *ctl_http(ctl_t *c);
@@ -73,7 +73,8 @@ httpd_t *ctl_http(ctl_t *c);
  * metrics_token_file, /metrics wants that file's token as a bearer token
  * (Prometheus: authorization.credentials_file) and answers 401 without it,
  * counted in mscope_metrics_unauthorized_total; the health routes stay
- * open, for load balancers that send no header. */
+ * open, for load balancers that send no header. The file is read again by
+ * ctl_reload_tokens (SIGHUP). */
 typedef struct ctl_status {
     const char *version;
     void (*health)(void *data, int ready, json_t *why);
@@ -92,6 +93,20 @@ int ctl_metrics_token_check(const char *path, char *err, size_t errlen);
  * Returns 0, or -1 with err set when the token file cannot be read or
  * holds no token (token_load). */
 int ctl_serve_status(ctl_t *c, const ctl_status *s, char *err, size_t errlen);
+
+/* A token file a daemon reads again on SIGHUP: its path and the token in
+ * use (TOKEN_MAX bytes), which a new one in the file replaces. */
+typedef struct ctl_token {
+    const char *path;
+    char *cur;
+} ctl_token;
+
+/* SIGHUP: read again the n token files in t, then the /metrics token's
+ * (the file ctl_serve_status was given), so that a token is changed without
+ * a restart. A file that cannot be read or holds no token keeps the token
+ * in use, logged as an error; the others take effect at once. Logs how
+ * many changed (never a token) and returns that number. */
+int ctl_reload_tokens(ctl_t *c, const ctl_token *t, int n);
 
 /* Run the loop until the stop has finished. */
 void ctl_run(ctl_t *c);

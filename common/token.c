@@ -59,6 +59,18 @@ int token_load(const char *path, int create, char *out, char *err, size_t errlen
     return 0;
 }
 
+int token_reload(const char *path, char *cur, char *err, size_t errlen)
+{
+    char tok[TOKEN_MAX];
+    int rc = token_load(path, 0, tok, err, errlen);
+    if (rc == 0) {
+        rc = strcmp(tok, cur) != 0;
+        memcpy(cur, tok, TOKEN_MAX);
+    }
+    explicit_bzero(tok, sizeof tok);
+    return rc;
+}
+
 int token_equal(const char *want, const char *got)
 {
     size_t lw = strlen(want), lg = got ? strlen(got) : 0;

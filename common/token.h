@@ -18,6 +18,12 @@
  * created, -1 with err set (missing, unreadable, or shorter than TOKEN_MIN). */
 int token_load(const char *path, int create, char *out, char *err, size_t errlen);
 
+/* Read path's token again into cur (TOKEN_MAX bytes: the token in use), as
+ * token_load reads it, never creating the file: for a reload (SIGHUP). On
+ * an error cur is left as it was. Returns 1 when the token changed, 0 when
+ * it is the same, -1 with err set. */
+int token_reload(const char *path, char *cur, char *err, size_t errlen);
+
 /* Constant-time comparison: the time taken says nothing about the token.
  * got may be NULL. Returns 1 when equal. */
 int token_equal(const char *want, const char *got);

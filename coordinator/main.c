@@ -209,14 +209,20 @@ static void on_house_timer(uv_timer_t *t)
     dbpool_submit(c->pool, house_work, house_done, c);
 }
 
-/* A token file: the given path or DIR/NAME, created when missing. */
+/* Where a token file is: the given path or DIR/NAME. */
+static const char *token_path(const coord *c, const char *given, const char *name, char path[4096])
+{
+    if (given) snprintf(path, 4096, "%s", given);
+    else snprintf(path, 4096, "%s/%s", c->cfg.data_dir, name);
+    return path;
+}
+
+/* A token file, created when missing. */
 static int load_token(coord *c, const char *given, const char *name, char *out, char *err,
                       size_t errlen)
 {
     char path[4096];
-    if (given) snprintf(path, sizeof path, "%s", given);
-    else snprintf(path, sizeof path, "%s/%s", c->cfg.data_dir, name);
-    int rc = token_load(path, 1, out, err, errlen);
+    int rc = token_load(token_path(c, given, name, path), 1, out, err, errlen);
     if (rc == 1) log_info("created token file %s", path);
     return rc < 0 ? -1 : 0;
 }
@@ -431,15 +437,34 @@ static void on_tick(void *data)
 /* Stopping waits for every database job to answer. */
 static int is_busy(void *data) { return dbpool_busy(((coord *)data)->pool) > 0; }
 
+/* SIGHUP: the token files read again (the other options take a restart),
+ * each in use at once - an RPC or REST request, a search sent, a scrape
+ * after this one needs the new token. */
+static void reload_tokens(coord *c)
+{
+    char p[4][4096];
+    ctl_token t[] = {
+        { token_path(c, c->cfg.token_file, "rpc.token", p[0]), c->token },
+        { token_path(c, c->cfg.search_token_file, "search.token", p[1]), c->search_token },
+        { token_path(c, c->cfg.api_read_token_file, "api-read.token", p[2]), c->api_read },
+        { token_path(c, c->cfg.api_admin_token_file, "api-admin.token", p[3]), c->api_admin },
+    };
+    if (!ctl_reload_tokens(c->ctl, t, (int)(sizeof t / sizeof t[0]))) return;
+    if (c->api) rpcapi_set_token(c->api, c->token);
+    if (c->scatter) scatter_set_token(c->scatter, c->search_token);
+    if (c->rest) restapi_set_tokens(c->rest, c->api_read, c->api_admin);
+}
+
 /* SIGINT/SIGTERM: stop reading and let the loop end (ctl.h); main() then
- * hands what is pending to the writers. SIGUSR1: counters to the log. */
+ * hands what is pending to the writers. SIGUSR1: counters to the log.
+ * SIGHUP: the token files read again, and the counters. */
 static void on_signal(void *data, int sig)
 {
     coord *c = data;
     if (sig == SIGUSR1 || sig == SIGHUP) {
         coord_figures f;
         gather(c, &f);
-        if (sig == SIGHUP) log_info("SIGHUP: nothing to reload (restart to change options)");
+        if (sig == SIGHUP && !c->stopping) reload_tokens(c);
         log_info("records: %" PRIu64 " received, %" PRIu64 " written, %" PRIu64 " pending, %" PRIu64
                  " spooled, %" PRIu64 " dropped; bus gaps %" PRIu64 "; searches %" PRIu64,
                  f.records_received, f.records_written, f.records_pending, f.records_spooled,

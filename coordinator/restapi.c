@@ -1073,6 +1073,12 @@ restapi_t *restapi_new(uv_loop_t *loop, httpd_t *http, const restapi_opts *o, re
 
 void restapi_get_stats(const restapi_t *a, restapi_stats *out) { *out = a->st; }
 
+void restapi_set_tokens(restapi_t *a, const char *read_token, const char *admin_token)
+{
+    snprintf(a->read_token, sizeof a->read_token, "%s", read_token);
+    snprintf(a->admin_token, sizeof a->admin_token, "%s", admin_token);
+}
+
 void restapi_close(restapi_t *a)
 {
     if (!a || !a->reaper) return;

@@ -44,6 +44,9 @@ restapi_t *restapi_new(uv_loop_t *loop, httpd_t *http, const restapi_opts *o, re
 /* Close the module's handle (at stop; the loop must run once more). */
 void restapi_close(restapi_t *a);
 
+/* The tokens requests must carry from now on (a reload: SIGHUP). */
+void restapi_set_tokens(restapi_t *a, const char *read_token, const char *admin_token);
+
 void restapi_get_stats(const restapi_t *a, restapi_stats *out);
 
 /* Free once the loop has stopped (no job in flight). Accepts NULL. */

@@ -302,6 +302,11 @@ rpcapi_t *rpcapi_new(uv_loop_t *loop, bus_rpc_t *sock, const rpcapi_opts *o, reg
     return a;
 }
 
+void rpcapi_set_token(rpcapi_t *a, const char *token)
+{
+    snprintf(a->token, sizeof a->token, "%s", token);
+}
+
 void rpcapi_stop(rpcapi_t *a)
 {
     if (!a) return;

@@ -66,6 +66,9 @@ rpcapi_t *rpcapi_new(uv_loop_t *loop, bus_rpc_t *sock, const rpcapi_opts *o, reg
 /* Stop reading requests (queries in flight still get their answers). */
 void rpcapi_stop(rpcapi_t *a);
 
+/* The token requests must carry from now on (a reload: SIGHUP). */
+void rpcapi_set_token(rpcapi_t *a, const char *token);
+
 void rpcapi_get_stats(const rpcapi_t *a, rpcapi_stats *out);
 
 /* Free once the loop has run dry (no query in flight). Accepts NULL. */

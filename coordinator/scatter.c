@@ -13,6 +13,7 @@
 #include "pbjson.h"
 #include "pcapio.h"
 #include "timeparse.h"
+#include "token.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -66,7 +67,7 @@ struct scatter {
     uv_timer_t *tick;  /* freed by its close callback */
     bus_rpc_t *rpc;
     scatter_opts o;
-    char *token;
+    char token[TOKEN_MAX];
     busauth_pair self; /* CURVE: our pair (o.self copied); self.sec "" when plain */
     sc_search *s;
     uint64_t next_nid;
@@ -92,7 +93,7 @@ scatter_t *scatter_new(uv_loop_t *loop, bus_rpc_t *rpc, const scatter_opts *o)
     uv_timer_start(sc->tick, sc__on_tick, SC_TICK_MS, SC_TICK_MS);
     sc->rpc = rpc;
     sc->o = *o;
-    sc->token = xstrdup(o->token ? o->token : "");
+    scatter_set_token(sc, o->token ? o->token : "");
     if (o->self) sc->self = *o->self;
     sc->o.self = NULL;
     if (sc->o.window < 1) sc->o.window = 4;
@@ -598,6 +599,11 @@ void scatter_get_stats(const scatter_t *sc, scatter_stats *out) { *out = sc->st;
 
 const metrics_hist *scatter_latency(const scatter_t *sc) { return &sc->latency; }
 
+void scatter_set_token(scatter_t *sc, const char *token)
+{
+    snprintf(sc->token, sizeof sc->token, "%s", token);
+}
+
 void scatter_free(scatter_t *sc)
 {
     if (!sc) return;
@@ -607,6 +613,6 @@ void scatter_free(scatter_t *sc)
     free(sc->s);
     free(sc->rx);
     free(sc->tx);
-    free(sc->token);
+    explicit_bzero(sc->token, sizeof sc->token);
     free(sc);
 }

@@ -106,4 +106,7 @@ const metrics_hist *scatter_latency(const scatter_t *sc);
  * to close the module's handles. Accepts NULL. */
 void scatter_free(scatter_t *sc);
 
+/* The search token sent to recorders from now on (a reload: SIGHUP). */
+void scatter_set_token(scatter_t *sc, const char *token);
+
 #endif

@@ -82,6 +82,8 @@ typedef struct recorder {
     bus_sec sec;                /* CURVE keys, unless --insecure */
     int have_keys;              /* sec holds our pair and the coordinator's key */
     char search_announce[512];
+    char search_token[TOKEN_MAX];     /* the search service's, and its file: */
+    char search_token_path[4096];     /* read again on SIGHUP */
     int64_t start_ns;
     pipeline_t *pipe;
     ingest_live_t *live;
@@ -468,10 +470,10 @@ static void heartbeat_counters(void *ctx, publish_counters *c)
  * host replaced by our host name. */
 static int start_search(recorder *r)
 {
-    char err[1024], path[4096], token[TOKEN_MAX];
+    char err[1024], *path = r->search_token_path, *token = r->search_token;
     if (r->cfg.read || !r->cfg.data_dir || !strcmp(r->cfg.search, "off")) return 0;
-    if (r->cfg.search_token_file) snprintf(path, sizeof path, "%s", r->cfg.search_token_file);
-    else snprintf(path, sizeof path, "%s/search.token", r->cfg.data_dir);
+    if (r->cfg.search_token_file) snprintf(path, sizeof r->search_token_path, "%s", r->cfg.search_token_file);
+    else snprintf(path, sizeof r->search_token_path, "%s/search.token", r->cfg.data_dir);
     if (token_load(path, 0, token, err, sizeof err) < 0) {
         if (r->cfg.search_token_file) {
             log_error("%s", err);
@@ -821,7 +823,10 @@ static void on_signal(void *data, int sig)
 {
     recorder *r = data;
     if (sig == SIGHUP) {
-        log_info("SIGHUP: nothing to reload (restart to change options)");
+        /* Token files only: the other options take a restart. */
+        ctl_token t = { r->search_token_path, r->search_token };
+        int n = r->search != NULL;
+        if (ctl_reload_tokens(r->ctl, &t, n) && n) searchsvc_set_token(r->search, r->search_token);
         return;
     }
     if (sig == SIGUSR1) {

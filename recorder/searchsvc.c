@@ -41,7 +41,8 @@ typedef struct svc_job {
 } svc_job;
 
 struct searchsvc {
-    char *dir, *token, *node;
+    char *dir, *node;
+    char token[TOKEN_MAX]; /* under mu: searchsvc_set_token() */
     int max_jobs;
     int64_t idle_ns;
     bus_rpc_t *rpc;            /* NULL: unbound (searchsvc_new_unbound) */
@@ -257,7 +258,10 @@ static void svc__request(searchsvc_t *s, const bus_peer *from, const uint8_t *da
         svc__send_done(s, &peer, 0, 0, 1, too_big ? "request too large" : "not a NodeSearchRequest", NULL, 0);
         return;
     }
-    if (!token_equal(s->token, rq->token)) {
+    pthread_mutex_lock(&s->mu);
+    int ok = token_equal(s->token, rq->token);
+    pthread_mutex_unlock(&s->mu);
+    if (!ok) {
         SVC_COUNT(s, refused, 1);
         log_warn("search request with a missing or wrong token refused");
         svc__send_done(s, &peer, rq->id, 0, 0, "missing or wrong search token", NULL, 0);
@@ -431,7 +435,7 @@ static searchsvc_t *svc__new(const searchsvc_opts *o)
 {
     searchsvc_t *s = xcalloc(1, sizeof *s);
     s->dir = xstrdup(o->dir);
-    s->token = xstrdup(o->token);
+    snprintf(s->token, sizeof s->token, "%s", o->token);
     s->node = xstrdup(o->node);
     s->max_jobs = o->max_searches > 0 ? o->max_searches : 4;
     s->idle_ns = o->idle_ns > 0 ? o->idle_ns : 60000000000LL;
@@ -476,6 +480,13 @@ fail:
     return NULL;
 }
 
+void searchsvc_set_token(searchsvc_t *s, const char *token)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->token, sizeof s->token, "%s", token);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void searchsvc_get_stats(searchsvc_t *s, searchsvc_stats *out)
 {
     pthread_mutex_lock(&s->mu);
@@ -499,7 +510,7 @@ void searchsvc_stop(searchsvc_t *s)
     free(s->req);
     free(s->out);
     free(s->dir);
-    free(s->token);
+    explicit_bzero(s->token, sizeof s->token);
     free(s->node);
     free(s);
 }

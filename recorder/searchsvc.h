@@ -52,6 +52,10 @@ searchsvc_t *searchsvc_start(const searchsvc_opts *o, char *err, size_t errlen);
 
 void searchsvc_get_stats(searchsvc_t *s, searchsvc_stats *out);
 
+/* The token requests must carry from now on (a reload: SIGHUP). Requests
+ * already taken go on. */
+void searchsvc_set_token(searchsvc_t *s, const char *token);
+
 /* ---- without a socket or a thread (tests/fuzz/fuzz_searchsvc.c) ----------
  * The same service driven by its caller: each request as it came off the
  * socket from peer (searchsvc_handle(); at most SEARCHSVC_REQUEST_MAX bytes are

@@ -11,6 +11,9 @@
 - /healthz and /readyz: 200 with no reasons; an unknown path: a JSON 404.
 - SIGHUP reloads the file on the control loop: a tool added appears in
   /metrics and reloads_total counts it.
+- /metrics behind a token (metrics-token-file in the file): SIGHUP reads
+  the token file again, so a new token works at once and the old one is
+  refused, even when the reload of the configuration itself is refused.
 - SIGTERM ends the broker promptly (exit 0) while an HTTP client holds an
   idle keep-alive connection.
 - A tool whose output cannot open: /healthz and /readyz 503 naming it;
@@ -300,11 +303,45 @@ def input_failure(d):
         h.netns_delete(ns)
 
 
+def token_reload(d):
+    tok = os.path.join(d, "metrics.token")
+    old, new = "0ld-metrics-" + "o" * 20, "n3w-metrics-" + "n" * 20
+    h.write_conf(tok, old + "\n")
+    text = f"metrics-token-file = {tok}\n\n[tool t]\ntype = pcap\ndir = {d}/tok\n"
+    conf = h.write_conf(os.path.join(d, "tok.conf"), text)
+    b = h.Broker(conf, d)
+
+    def status(token):
+        return h.http_get(b.http, "/metrics", headers={"Authorization": f"Bearer {token}"})[0]
+    try:
+        h.check(status(old) == 200 and status(new) == 401, "at start: the old token")
+        for conf_text in (text, "this is not a broker configuration\n"):
+            h.write_conf(conf, conf_text)
+            with open(tok + ".new", "w") as f:
+                f.write(new + "\n")
+            os.rename(tok + ".new", tok)
+            before = b.log_text().count("SIGHUP: token files read again: 1 of 1 changed")
+            b.signal(signal.SIGHUP)
+            h.check(h.wait_for(lambda: b.log_text().count("SIGHUP: token files read again: 1 of 1 "
+                                                          "changed") > before, 10),
+                    f"no token reload in the log:\n{b.log_text()[-1500:]}")
+            h.check(status(new) == 200 and status(old) == 401,
+                    f"after SIGHUP: new {status(new)}, old {status(old)}")
+            old, new = new, old
+        h.check("keeping the running configuration" in b.log_text(), "the broken file was taken")
+    finally:
+        rc = b.stop()
+    h.check(rc == 0, f"exit {rc}")
+    print("ok  SIGHUP reads metrics-token-file again: the new token at once, the old one refused "
+          "(also when the configuration file itself is refused)")
+
+
 def main():
     h.init()
     d = h.tmpdir()
     fed_and_counted(d)
     output_down(d)
+    token_reload(d)
     input_failure(d)
 
 

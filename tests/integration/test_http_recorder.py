@@ -9,7 +9,9 @@
   packets sent during the drain are stored, then it exits 0;
 - a --metrics-token-file that is missing or holds no token of 16 to 127
   printable characters stops the start with an error that names the option;
-  white space around the token in the file is not part of it.
+  white space around the token in the file is not part of it; SIGHUP
+  reads the file again (a new token wanted at once, a file that holds no
+  token keeps the one in use).
 (The full-disk case is in test_disk_full; the token itself, with a real
 Prometheus, in test_prometheus.)"""
 import os
@@ -137,9 +139,36 @@ def token_file(d):
             hdr = {"Authorization": f"Bearer {sent}"} if sent else {}
             st, _, _ = h.http_get(rec.http, "/metrics", headers=hdr)
             h.check(st == want, f"/metrics with Authorization {hdr}: {st}, want {want}")
+        print("ok  a token file with white space around the token: the token alone is accepted")
+
+        # Rotation: a new token put in the file as an operator would (a new
+        # file renamed over it), SIGHUP, and the old one is refused at once;
+        # a file that holds no token then keeps the one in use.
+        def rotate(text, says):
+            before = rec.log_text().count("SIGHUP: ")
+            with open(path + ".new", "w") as f:
+                f.write(text)
+            os.rename(path + ".new", path)
+            rec.proc.send_signal(signal.SIGHUP)
+            h.check(h.wait_for(lambda: rec.log_text().count("SIGHUP: ") > before and
+                               says in rec.log_text(), 5),
+                    f"SIGHUP: the log does not say '{says}':\n{rec.log_text()[-1500:]}")
+        path = os.path.join(d, "spaced.token")
+        new = "n3w-" + "y" * 30
+        rotate(new + "\n", "SIGHUP: token files read again: 1 of 1 changed")
+        for sent, want in ((new, 200), (token, 401)):
+            st, _, _ = h.http_get(rec.http, "/metrics", headers={"Authorization": f"Bearer {sent}"})
+            h.check(st == want, f"after the rotation, /metrics with {sent}: {st}, want {want}")
+        rotate("short\n", "the token in use stays")
+        h.check("SIGHUP: token files read again: 0 of 1 changed, the unreadable ones kept" in
+                rec.log_text(), f"the reload's summary:\n{rec.log_text()[-1500:]}")
+        for sent, want in ((new, 200), ("short", 401)):
+            st, _, _ = h.http_get(rec.http, "/metrics", headers={"Authorization": f"Bearer {sent}"})
+            h.check(st == want, f"after a bad file, /metrics with {sent}: {st}, want {want}")
+        print("ok  SIGHUP reads the token file again: the new token at once, the old one refused; "
+              "a file with no token keeps the one in use, logged")
     finally:
         h.check(rec.stop() == 0, "recorder exit status")
-    print("ok  a token file with white space around the token: the token alone is accepted")
 
 
 def drain(d):

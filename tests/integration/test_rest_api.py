@@ -14,9 +14,14 @@
 - Errors: bad parameters (400 naming them), no or a wrong token (401), the
   read token on an admin endpoint (403), unknown paths (404), wrong methods
   (405), PostgreSQL away (503); the coordinator survives them all.
+- Tokens rotated without a restart: new files, SIGHUP, and the REST API and
+  the RPC want the new tokens at once; a new search token taken by the
+  coordinator alone is refused by the recorders (the search says so, per
+  node), and works once they have read it too (SIGHUP).
 """
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -171,6 +176,66 @@ def nodes_check(api, co, recs):
     print(f"ok  drops by reason and storage per recorder (REST, mscope nodes) == the recorders' stats")
 
 
+def put_token(path, token):
+    """A token into its file as an operator would: a new file renamed over it."""
+    with open(path + ".new", "w") as f:
+        f.write(token + "\n")
+    os.chmod(path + ".new", 0o600)
+    os.rename(path + ".new", path)
+
+
+def sighup(proc, says):
+    """SIGHUP to a daemon, then wait for its log to say what the reload did."""
+    before = proc.log_text().count(says)
+    proc.proc.send_signal(signal.SIGHUP)
+    h.check(h.wait_for(lambda: proc.log_text().count(says) > before, 10),
+            f"SIGHUP: the log does not say '{says}':\n{proc.log_text()[-2000:]}")
+
+
+def rotation_check(api, co, recs):
+    # REST and RPC: three new tokens, one SIGHUP.
+    old_read, old_admin = api.read, api.admin
+    old_rpc = open(os.path.join(co.dir, "rpc.token")).read().strip()
+    api.read, api.admin = "r0tated-read-" + "r" * 20, "r0tated-admin-" + "a" * 20
+    put_token(os.path.join(co.dir, "api-read.token"), api.read)
+    put_token(os.path.join(co.dir, "api-admin.token"), api.admin)
+    put_token(os.path.join(co.dir, "rpc.token"), "r0tated-rpc-" + "p" * 20)
+    sighup(co, "SIGHUP: token files read again: 3 of 4 changed")
+    api.get("/api/v1/nodes", "NodeList", token="read")
+    api.get("/api/v1/nodes", "NodeList", token="admin")
+    api.get("/api/v1/nodes", token=old_read, status=401)
+    api.get("/api/v1/nodes", token=old_admin, status=401)
+    h.run(co.cli("nodes"))  # the new rpc.token
+    old_file = os.path.join(co.dir, "..", "old-rpc.token")
+    put_token(old_file, old_rpc)
+    cmd = co.cli("nodes")
+    cmd[cmd.index("--token-file") + 1] = old_file
+    p = h.run(cmd, check_rc=False)
+    h.check(p.returncode != 0 and b"token" in p.stderr, f"the old RPC token still works: {p.returncode} "
+            f"{p.stderr!r}")
+    print("ok  SIGHUP: new REST read and admin tokens and a new RPC token at once, the old ones refused")
+
+    # The search token: the coordinator's alone first - the recorders refuse
+    # it, and the search says so - then theirs too.
+    new = "r0tated-search-" + "s" * 20
+    put_token(os.path.join(co.dir, "search.token"), new)
+    sighup(co, "SIGHUP: token files read again: 1 of 4 changed")
+    body = json.dumps({"filter": "udp", "from": "0"}).encode()
+    st, hdr, _ = h.http_get(co.http, "/api/v1/search", api.admin, method="POST", body=body, timeout=120)
+    status = api.get(f"/api/v1/searches/{hdr['x-mscope-search-id']}", "SearchStatus", token="admin")
+    h.check(all("search token" in (n.get("error") or "") for n in status["trailer"]["nodes"]) and
+            status["trailer"]["partial"], f"a search token the recorders do not have: {status}")
+    for x in recs:
+        put_token(os.path.join(x.datadir, "search.token"), new)
+        sighup(x, "SIGHUP: token files read again: 1 of 1 changed")
+    st, hdr, _ = h.http_get(co.http, "/api/v1/search", api.admin, method="POST", body=body, timeout=120)
+    status = api.get(f"/api/v1/searches/{hdr['x-mscope-search-id']}", "SearchStatus", token="admin")
+    h.check(st == 200 and status["state"] == "done" and not status["trailer"]["partial"],
+            f"search after the recorders took the new token: {st} {status}")
+    print("ok  SIGHUP: a new search token on the coordinator alone is refused by every recorder "
+          "(named in the search's status); once they read it too, searches are whole again")
+
+
 def search_checks(api, co, d):
     data = h.gen(os.path.join(d, "data.pcap"), "--packets", 20000, "--flows", 200, "--seed", 61)
     big = h.gen(os.path.join(d, "big.pcap"), "--bytes", "24m", "--flows", 100, "--seed", 62,
@@ -241,6 +306,7 @@ def search_checks(api, co, d):
         h.check(h.wait_for(lambda: co.stats()["rest_streams"] == 0, 10),
                 f"export stream not freed: {co.stats()}")
         print("ok  NDJSON client gone mid-stream: freed")
+        rotation_check(api, co, recs)
     finally:
         for x in recs:
             x.stop()
