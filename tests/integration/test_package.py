@@ -310,6 +310,9 @@ def units(r):
     # follows After=/Wants= to them.
     shutil.copytree(SYSTEM_UNITS, os.path.join(r, "usr/lib/systemd/system"), symlinks=True,
                     dirs_exist_ok=True)
+    # And the one system program our units run (ExecReload=/bin/kill -HUP),
+    # whose path verify checks as it checks ExecStart's.
+    shutil.copy2(os.path.realpath("/bin/kill"), os.path.join(r, "usr/bin/kill"))
     uid, _ = user_ids(r)
     for dm in DAEMONS:
         name = f"mscope-{dm}.service"
