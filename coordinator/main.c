@@ -510,7 +510,8 @@ int main(int argc, char **argv)
     if (help) {
         printf("usage: mscope-coordinator --data-dir DIR [options]\n\n"
                "Receives flow records and heartbeats from recorders and keeps them in\n"
-               "PostgreSQL (its own embedded server unless --db or PGHOST is given).\n\noptions:\n");
+               "PostgreSQL (its own embedded server unless --db or PGHOST is given).\n"
+               "SIGUSR1 logs the counters; SIGHUP reads the token files again.\n\noptions:\n");
         config_print_help(coord_opts, stdout);
         rc = 0;
         goto out;

@@ -921,7 +921,8 @@ static void usage(FILE *out)
             "       mscope-recorder search --data-dir DIR [--from T] [--to T] -w OUT 'EXPR'\n"
             "                                                          (see: mscope-recorder search --help)\n\n"
             "Stores every packet in nanosecond pcap segments with an index beside each.\n"
-            "Counters are in DIR/stats.json (refreshed every second) and logged on SIGUSR1.\n\n"
+            "Counters are in DIR/stats.json (refreshed every second) and logged on SIGUSR1;\n"
+            "SIGHUP reads the token files again.\n\n"
             "options:\n");
     config_print_help(rec_opts, out);
 }
