@@ -644,21 +644,30 @@ def check_broker(mods):
     pol_text = " ".join(p.get("policy", "") for p in of_type(m, "resource", "aws_iam_role_policy").values())
     secret_res = [(re.search(r"Resource\s*=\s*(\S+)", st) or [None, st])[1]
                   for st in re.findall(r"\{[^{}]*secretsmanager[^{}]*\}", pol_text)]
-    h.check(secret_res and all(r == "var.brokers_secret_arn" for r in secret_res),
-            f"{rel}: the brokers' role may read a secret other than var.brokers_secret_arn: {secret_res}")
+    h.check(secret_res and all(r == "var.metrics_token_secret.arn" for r in secret_res),
+            f"{rel}: the brokers' role may read a secret other than var.metrics_token_secret.arn: "
+            f"{secret_res}")
+    # Its count known at plan time: the object, not its ARN, which is unknown
+    # while the secret is being made in the same apply.
+    for name, pol in of_type(m, "resource", "aws_iam_role_policy").items():
+        if "secretsmanager" in pol.get("policy", ""):
+            h.check("var.metrics_token_secret" in pol.get("count", "") and ".arn" not in pol.get("count", ""),
+                    f"{rel}: aws_iam_role_policy.{name}: count must test var.metrics_token_secret, "
+                    f"not its ARN (unknown at plan time): {pol.get('count')}")
     tcalls = template_calls(m)
     tpl_name, keys = next(iter(tcalls.items()))
     tpl = open(os.path.join(d, tpl_name)).read()
     mt = re.search(r'%\{~? if secret_arn != "" \}\n(?:\s*#[^\n]*\n)?\s*metrics-token-file = (\S+)\n', tpl)
     h.check(mt and f"put_field /etc/mscope/brokers.json metrics_token {mt.group(1)} 0600" in tpl and
-            "var.brokers_secret_arn" in keys.get("secret_arn", ""),
-            f"{rel}: with brokers_secret_arn the broker must take metrics_token from it (0600) and name "
+            "var.metrics_token_secret.arn" in keys.get("secret_arn", ""),
+            f"{rel}: with metrics_token_secret the broker must take metrics_token from it (0600) and name "
             f"it as metrics-token-file")
     ex = merged(mods.get(os.path.join(TF, "examples", "complete"), {}))
     bcalls = [c for c in ex.get("module", {}).values() if c.get("source", "").endswith("modules/broker")]
-    h.check(bcalls and all(ref(c.get("brokers_secret_arn"), "module.coordinator.brokers_secret_arn")
+    h.check(bcalls and all(isinstance(c.get("metrics_token_secret"), dict) and
+                           ref(c["metrics_token_secret"].get("arn"), "module.coordinator.brokers_secret_arn")
                            for c in bcalls),
-            "examples/complete: the brokers must get module.coordinator.brokers_secret_arn")
+            "examples/complete: the brokers must get { arn = module.coordinator.brokers_secret_arn }")
     print("ok  broker: optional (count), modules/vxlan_nlb like the recorders' with /readyz on 8082; "
           "/metrics behind the metrics token from the brokers' secret, the only one they may read")
 
@@ -677,6 +686,14 @@ def check_everywhere(mods):
                     h.check(b.get("encrypted") is True, f"{rel}: {typ}.{name} has an unencrypted volume")
     h.check(n >= 3, f"only {n} instances or launch templates")
     print(f"ok  IMDSv2 only and encrypted volumes on all {n} instances and launch templates")
+    # coalesce() never returns an empty string: coalesce(var.x, "") with x
+    # null stops the plan ("no non-null, non-empty-string arguments").
+    for path in sorted(os.path.join(dp, f) for dp, _, fs in os.walk(TF) for f in fs if f.endswith(".tf")):
+        for m in re.finditer(r'coalesce\(([^()]*)\)', open(path).read()):
+            h.check(not re.search(r',\s*""\s*$', m.group(1)),
+                    f"{os.path.relpath(path, TF)}: {m.group(0)} fails when the rest is null or empty; "
+                    f"use x == null ? \"\" : x")
+    print("ok  no coalesce(..., \"\") (an error, not \"\", when the rest is null)")
 
 
 # ---- the package's units, its conffiles, the daemons' paths ------------------

@@ -57,7 +57,9 @@ module "broker" {
   package_url         = var.package_url
   package_sha256      = var.package_sha256
   tools               = var.broker_tools
-  brokers_secret_arn  = module.coordinator.brokers_secret_arn
+
+  # The cluster's metrics token, for the brokers' /metrics.
+  metrics_token_secret = { arn = module.coordinator.brokers_secret_arn }
 }
 
 module "broker_mirror" {

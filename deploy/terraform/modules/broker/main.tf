@@ -89,7 +89,7 @@ resource "aws_iam_role_policy" "package" {
 }
 
 resource "aws_iam_role_policy" "secret" {
-  count = var.brokers_secret_arn == null ? 0 : 1
+  count = var.metrics_token_secret == null ? 0 : 1
 
   name   = "mscope-brokers-secret"
   role   = aws_iam_role.brokers.id
@@ -98,7 +98,7 @@ resource "aws_iam_role_policy" "secret" {
     Statement = [{
       Effect   = "Allow"
       Action   = "secretsmanager:GetSecretValue"
-      Resource = var.brokers_secret_arn
+      Resource = var.metrics_token_secret.arn
     }]
   })
 }
@@ -126,9 +126,9 @@ resource "aws_instance" "brokers" {
     node_lib       = file("${path.module}/../common/mscope-node.sh")
     region         = data.aws_region.current.id
     package_url    = var.package_url
-    package_sha256 = coalesce(var.package_sha256, "")
+    package_sha256 = var.package_sha256 == null ? "" : var.package_sha256
     http_port      = var.http_port
-    secret_arn     = coalesce(var.brokers_secret_arn, "")
+    secret_arn     = var.metrics_token_secret == null ? "" : var.metrics_token_secret.arn
     dedup          = var.dedup
     strip_vlan     = var.strip_vlan
     extra_config   = var.extra_config

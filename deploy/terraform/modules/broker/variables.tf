@@ -97,10 +97,12 @@ variable "http_port" {
   default     = 8082
 }
 
-variable "brokers_secret_arn" {
-  description = "Secrets Manager secret holding the cluster's metrics token (modules/coordinator's brokers_secret_arn): each broker copies it to /etc/mscope/metrics.token (0600) at boot and its /metrics asks for it; the brokers may read nothing else. null: /metrics stays open, e.g. brokers without a coordinator."
-  type        = string
-  default     = null
+variable "metrics_token_secret" {
+  description = "The Secrets Manager secret holding the cluster's metrics token, as { arn = modules/coordinator's brokers_secret_arn }: each broker copies the token to /etc/mscope/metrics.token (0600) at boot and its /metrics asks for it; the brokers may read nothing else. An object rather than a bare ARN so that the plan knows there is one while the ARN is still unknown (a secret made in the same apply). null: /metrics stays open, e.g. brokers without a coordinator."
+  type = object({
+    arn = string
+  })
+  default = null
 }
 
 variable "deregistration_delay_seconds" {

@@ -91,6 +91,19 @@ fetch_secret() {
     mv -f "$2.new" "$2"
 }
 
+# wait_secret ARN FILE: fetch_secret until the secret has a value - the
+# coordinator fills it at its first boot - saying so once a minute.
+wait_secret() {
+    n=0
+    until fetch_secret "$1" "$2"; do
+        if [ $((n % 6)) -eq 0 ]; then
+            echo "mscope: waiting for secret $1 (the coordinator fills it at its first boot)" >&2
+        fi
+        n=$((n + 1))
+        sleep 10
+    done
+}
+
 # put_secret ARN FILE: FILE's contents as the secret's new value, passed as
 # file:// so the value never appears on a command line; tried again every
 # 10 s until it is taken (the instance role's policy may lag an apply).

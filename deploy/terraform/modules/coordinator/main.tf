@@ -186,7 +186,7 @@ resource "aws_secretsmanager_secret" "recorders" {
 }
 
 # What the brokers need: the metrics token alone, which their /metrics asks
-# for (modules/broker's brokers_secret_arn). A broker holds no key and no
+# for (modules/broker's metrics_token_secret). A broker holds no key and no
 # search token: it only sends packets on, and needs neither.
 resource "aws_secretsmanager_secret" "brokers" {
   name_prefix             = "${var.name}-brokers-"
@@ -296,7 +296,7 @@ resource "aws_instance" "coordinator" {
     helper_sandbox = file("${path.module}/../common/helper-sandbox.conf")
     region         = data.aws_region.current.id
     package_url    = var.package_url
-    package_sha256 = coalesce(var.package_sha256, "")
+    package_sha256 = var.package_sha256 == null ? "" : var.package_sha256
     # Nitro instances name EBS volumes by id under /dev/disk/by-id; Xen ones
     # use the attachment's device name.
     data_disks           = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${replace(aws_ebs_volume.data.id, "-", "")} /dev/xvdf"

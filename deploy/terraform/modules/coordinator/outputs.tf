@@ -24,7 +24,7 @@ output "recorders_secret_arn" {
 }
 
 output "brokers_secret_arn" {
-  description = "Secret the brokers read (modules/broker's brokers_secret_arn): the metrics token alone, filled by the coordinator at first boot."
+  description = "Secret the brokers read (modules/broker's metrics_token_secret): the metrics token alone, filled by the coordinator at first boot."
   value       = aws_secretsmanager_secret.brokers.arn
 }
 

@@ -155,7 +155,7 @@ resource "aws_launch_template" "recorders" {
     helper_sandbox       = file("${path.module}/../common/helper-sandbox.conf")
     region               = data.aws_region.current.id
     package_url          = var.package_url
-    package_sha256       = coalesce(var.package_sha256, "")
+    package_sha256       = var.package_sha256 == null ? "" : var.package_sha256
     coordinator          = "tcp://${var.coordinator_address}:${var.bus_port}"
     recorders_secret_arn = var.recorders_secret_arn
     search_port          = var.search_port
