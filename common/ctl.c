@@ -191,8 +191,9 @@ int ctl_reload_tokens(ctl_t *c, const ctl_token *t, int n)
         read++;
         changed += rc;
     }
-    log_info("SIGHUP: token files read again: %d of %d changed%s", changed, read + failed,
-             failed ? ", the unreadable ones kept (above)" : "");
+    if (read + failed)
+        log_info("SIGHUP: token files read again: %d of %d changed%s", changed, read + failed,
+                 failed ? "; the token in use kept where a file failed (above)" : "");
     return changed;
 }
 

@@ -61,7 +61,7 @@ int token_load(const char *path, int create, char *out, char *err, size_t errlen
 
 int token_reload(const char *path, char *cur, char *err, size_t errlen)
 {
-    char tok[TOKEN_MAX];
+    char tok[TOKEN_MAX] = { 0 }; /* copied whole: no tail of an older token stays in cur */
     int rc = token_load(path, 0, tok, err, errlen);
     if (rc == 0) {
         rc = strcmp(tok, cur) != 0;

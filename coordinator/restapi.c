@@ -1075,6 +1075,8 @@ void restapi_get_stats(const restapi_t *a, restapi_stats *out) { *out = a->st; }
 
 void restapi_set_tokens(restapi_t *a, const char *read_token, const char *admin_token)
 {
+    explicit_bzero(a->read_token, sizeof a->read_token);
+    explicit_bzero(a->admin_token, sizeof a->admin_token);
     snprintf(a->read_token, sizeof a->read_token, "%s", read_token);
     snprintf(a->admin_token, sizeof a->admin_token, "%s", admin_token);
 }

@@ -304,6 +304,7 @@ rpcapi_t *rpcapi_new(uv_loop_t *loop, bus_rpc_t *sock, const rpcapi_opts *o, reg
 
 void rpcapi_set_token(rpcapi_t *a, const char *token)
 {
+    explicit_bzero(a->token, sizeof a->token);
     snprintf(a->token, sizeof a->token, "%s", token);
 }
 

@@ -94,6 +94,7 @@ scatter_t *scatter_new(uv_loop_t *loop, bus_rpc_t *rpc, const scatter_opts *o)
     sc->rpc = rpc;
     sc->o = *o;
     scatter_set_token(sc, o->token ? o->token : "");
+    sc->o.token = NULL; /* the caller's: copied */
     if (o->self) sc->self = *o->self;
     sc->o.self = NULL;
     if (sc->o.window < 1) sc->o.window = 4;
@@ -601,6 +602,7 @@ const metrics_hist *scatter_latency(const scatter_t *sc) { return &sc->latency; 
 
 void scatter_set_token(scatter_t *sc, const char *token)
 {
+    explicit_bzero(sc->token, sizeof sc->token);
     snprintf(sc->token, sizeof sc->token, "%s", token);
 }
 

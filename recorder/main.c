@@ -1031,8 +1031,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "mscope-recorder: --read and --interface exclude each other\n");
         goto out;
     }
-    /* A daemon's signals go through its control loop (run_daemon). */
+    /* A daemon's signals go through its control loop (run_daemon). Until
+     * that loop takes them, SIGHUP and SIGUSR1 are ignored, not fatal: a
+     * 'systemctl reload' during a long start (a crash repair of the store)
+     * must not end the recorder, which systemd would count as a clean
+     * exit. An import keeps the defaults (a closed terminal ends it). */
     signal(SIGPIPE, SIG_IGN);
+    if (!r.cfg.read) {
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGUSR1, SIG_IGN);
+    }
     if (clock_skew_hook() < 0) goto out;
     r.start_ns = timeparse_now_ns();
     if (sandbox_drop_user(r.cfg.user, r.cfg.interface != NULL, err, sizeof err) < 0) {

@@ -258,8 +258,14 @@ static void svc__request(searchsvc_t *s, const bus_peer *from, const uint8_t *da
         svc__send_done(s, &peer, 0, 0, 1, too_big ? "request too large" : "not a NodeSearchRequest", NULL, 0);
         return;
     }
+    /* The token opens a search. The credit and cancel messages of one that
+     * runs are its own by peer and id (svc__find), so a token changed
+     * meanwhile (SIGHUP, here or at the coordinator) does not cut it off. */
+    svc_job *j = svc__find(s, &peer, rq->id);
+    int control = j && (rq->body_case == MIRRORSCOPE__NODE_SEARCH_REQUEST__BODY_CREDIT ||
+                        rq->body_case == MIRRORSCOPE__NODE_SEARCH_REQUEST__BODY_CANCEL);
     pthread_mutex_lock(&s->mu);
-    int ok = token_equal(s->token, rq->token);
+    int ok = control || token_equal(s->token, rq->token);
     pthread_mutex_unlock(&s->mu);
     if (!ok) {
         SVC_COUNT(s, refused, 1);
@@ -267,7 +273,6 @@ static void svc__request(searchsvc_t *s, const bus_peer *from, const uint8_t *da
         svc__send_done(s, &peer, rq->id, 0, 0, "missing or wrong search token", NULL, 0);
         goto out;
     }
-    svc_job *j = svc__find(s, &peer, rq->id);
     switch (rq->body_case) {
     case MIRRORSCOPE__NODE_SEARCH_REQUEST__BODY_START:
         svc__start(s, &peer, rq->id, rq->start);
@@ -483,6 +488,7 @@ fail:
 void searchsvc_set_token(searchsvc_t *s, const char *token)
 {
     pthread_mutex_lock(&s->mu);
+    explicit_bzero(s->token, sizeof s->token);
     snprintf(s->token, sizeof s->token, "%s", token);
     pthread_mutex_unlock(&s->mu);
 }

@@ -52,8 +52,9 @@ searchsvc_t *searchsvc_start(const searchsvc_opts *o, char *err, size_t errlen);
 
 void searchsvc_get_stats(searchsvc_t *s, searchsvc_stats *out);
 
-/* The token requests must carry from now on (a reload: SIGHUP). Requests
- * already taken go on. */
+/* The token a search must carry to start from now on (a reload: SIGHUP).
+ * Searches already running go on: their credit and cancel messages are
+ * known by peer and id, whatever token they carry. */
 void searchsvc_set_token(searchsvc_t *s, const char *token);
 
 /* ---- without a socket or a thread (tests/fuzz/fuzz_searchsvc.c) ----------

@@ -215,8 +215,17 @@ def rotation_check(api, co, recs):
             f"{p.stderr!r}")
     print("ok  SIGHUP: new REST read and admin tokens and a new RPC token at once, the old ones refused")
 
-    # The search token: the coordinator's alone first - the recorders refuse
-    # it, and the search says so - then theirs too.
+    # The search token. A search running meanwhile goes on: it holds the
+    # HTTP answer half read while both ends change tokens, then reads on.
+    import http.client
+    host, port = co.http.rsplit(":", 1)
+    slow = http.client.HTTPConnection(host, int(port), timeout=60)
+    slow.request("POST", "/api/v1/search", body=json.dumps({"from": "0"}),
+                 headers={"Authorization": f"Bearer {api.admin}"})
+    resp = slow.getresponse()
+    head = resp.read(64 * 1024)
+    # The coordinator's alone first: every recorder refuses a new search,
+    # and the search says so, per node.
     new = "r0tated-search-" + "s" * 20
     put_token(os.path.join(co.dir, "search.token"), new)
     sighup(co, "SIGHUP: token files read again: 1 of 4 changed")
@@ -232,8 +241,19 @@ def rotation_check(api, co, recs):
     status = api.get(f"/api/v1/searches/{hdr['x-mscope-search-id']}", "SearchStatus", token="admin")
     h.check(st == 200 and status["state"] == "done" and not status["trailer"]["partial"],
             f"search after the recorders took the new token: {st} {status}")
+    # The search begun with the old token reads on to its end, whole.
+    got = len(head) + len(resp.read())
+    sid = resp.getheader("x-mscope-search-id")
+    slow.close()
+    status = api.get(f"/api/v1/searches/{sid}", "SearchStatus", token="admin")
+    st, _, whole = h.http_get(co.http, "/api/v1/search", api.admin, method="POST",
+                              body=json.dumps({"from": "0"}).encode(), timeout=120)
+    h.check(status["state"] == "done" and not status["trailer"]["partial"] and st == 200 and
+            got == len(whole), f"the search running across the change: {got} bytes read, the same "
+            f"search now {len(whole)}; {status}")
     print("ok  SIGHUP: a new search token on the coordinator alone is refused by every recorder "
-          "(named in the search's status); once they read it too, searches are whole again")
+          "(named in the search's status); once they read it too, searches are whole again; a "
+          f"search running across both changes read on to its end ({got} bytes)")
 
 
 def search_checks(api, co, d):
