@@ -19,6 +19,7 @@
   coordinator alone is refused by the recorders (the search says so, per
   node), and works once they have read it too (SIGHUP).
 """
+import http.client
 import json
 import os
 import signal
@@ -176,6 +177,17 @@ def nodes_check(api, co, recs):
     print(f"ok  drops by reason and storage per recorder (REST, mscope nodes) == the recorders' stats")
 
 
+def slow_search(co, api, timeout):
+    """A search of everything over REST whose client has read its first
+    64 KiB and reads no more for now: (connection, response, those bytes)."""
+    host, port = co.http.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    c.request("POST", "/api/v1/search", body=json.dumps({"from": "0"}),
+              headers={"Authorization": f"Bearer {api.admin}"})
+    r = c.getresponse()
+    return c, r, r.read(64 * 1024)
+
+
 def put_token(path, token):
     """A token into its file as an operator would: a new file renamed over it."""
     with open(path + ".new", "w") as f:
@@ -217,13 +229,7 @@ def rotation_check(api, co, recs):
 
     # The search token. A search running meanwhile goes on: it holds the
     # HTTP answer half read while both ends change tokens, then reads on.
-    import http.client
-    host, port = co.http.rsplit(":", 1)
-    slow = http.client.HTTPConnection(host, int(port), timeout=60)
-    slow.request("POST", "/api/v1/search", body=json.dumps({"from": "0"}),
-                 headers={"Authorization": f"Bearer {api.admin}"})
-    resp = slow.getresponse()
-    head = resp.read(64 * 1024)
+    slow, resp, head = slow_search(co, api, 60)
     # The coordinator's alone first: every recorder refuses a new search,
     # and the search says so, per node.
     new = "r0tated-search-" + "s" * 20
@@ -290,13 +296,7 @@ def search_checks(api, co, d):
         print("ok  REST search == mscope search, byte for byte (3 expressions); status per node")
 
         # A slow reader: read a little, stall; nobody buffers the whole answer.
-        import http.client
-        host, port = co.http.rsplit(":", 1)
-        c = http.client.HTTPConnection(host, int(port), timeout=30)
-        c.request("POST", "/api/v1/search", body=json.dumps({"from": "0"}),
-                  headers={"Authorization": f"Bearer {api.admin}"})
-        r = c.getresponse()
-        r.read(64 * 1024)
+        c, _, _ = slow_search(co, api, 30)
         time.sleep(3)
         st = co.stats()["search"]
         bound = 2 * 4 * MiB + 2 * MiB
@@ -316,6 +316,7 @@ def search_checks(api, co, d):
               f"client gone: freed everywhere")
 
         # An NDJSON export whose client vanishes after the first bytes.
+        host, port = co.http.rsplit(":", 1)
         c = http.client.HTTPConnection(host, int(port), timeout=30)
         c.request("GET", "/api/v1/flows?from=0&limit=100",
                   headers={"Authorization": f"Bearer {api.read}", "Accept": "application/x-ndjson"})
