@@ -312,7 +312,7 @@ def token_reload(d):
     b = h.Broker(conf, d)
 
     def status(token):
-        return h.http_get(b.http, "/metrics", headers={"Authorization": f"Bearer {token}"})[0]
+        return h.http_get(b.http, "/metrics", token)[0]
     try:
         h.check(status(old) == 200 and status(new) == 401, "at start: the old token")
         for conf_text in (text, "this is not a broker configuration\n"):

@@ -136,9 +136,8 @@ def token_file(d):
                    tok("spaced.token", f"  \t{token} \n\n"))
     try:
         for sent, want in ((token, 200), (f"  {token}", 200), (token + "x", 401), (None, 401)):
-            hdr = {"Authorization": f"Bearer {sent}"} if sent else {}
-            st, _, _ = h.http_get(rec.http, "/metrics", headers=hdr)
-            h.check(st == want, f"/metrics with Authorization {hdr}: {st}, want {want}")
+            st, _, _ = h.http_get(rec.http, "/metrics", sent)
+            h.check(st == want, f"/metrics with the token {sent!r}: {st}, want {want}")
         print("ok  a token file with white space around the token: the token alone is accepted")
 
         # Rotation: a new token put in the file as an operator would (a new
@@ -157,13 +156,13 @@ def token_file(d):
         new = "n3w-" + "y" * 30
         rotate(new + "\n", "SIGHUP: token files read again: 1 of 1 changed")
         for sent, want in ((new, 200), (token, 401)):
-            st, _, _ = h.http_get(rec.http, "/metrics", headers={"Authorization": f"Bearer {sent}"})
+            st, _, _ = h.http_get(rec.http, "/metrics", sent)
             h.check(st == want, f"after the rotation, /metrics with {sent}: {st}, want {want}")
         rotate("short\n", "SIGHUP: token files read again: 0 of 1 changed; the token in use kept")
         h.check("; the token in use stays" in rec.log_text(),
                 f"the bad file is not named in the log:\n{rec.log_text()[-1500:]}")
         for sent, want in ((new, 200), ("short", 401)):
-            st, _, _ = h.http_get(rec.http, "/metrics", headers={"Authorization": f"Bearer {sent}"})
+            st, _, _ = h.http_get(rec.http, "/metrics", sent)
             h.check(st == want, f"after a bad file, /metrics with {sent}: {st}, want {want}")
         print("ok  SIGHUP reads the token file again: the new token at once, the old one refused; "
               "a file with no token keeps the one in use, logged")
