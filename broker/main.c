@@ -4,7 +4,8 @@
  *
  * Two threads. The packet thread (rxloop.c) runs input -> broker chain ->
  * outputs. The control side runs on a libuv loop (common/ctl): signals
- * (SIGUSR1 logs the counters, SIGHUP reloads the configuration file,
+ * (SIGUSR1 logs the counters, SIGHUP reloads the configuration file and
+ * reads the /metrics token file again,
  * SIGINT/SIGTERM flush every output and exit), a tick each second (outputs
  * retry and flush, stats.json, the periodic log) and HTTP: /healthz,
  * /readyz and /metrics (status.c).

@@ -12,8 +12,9 @@
  * PostgreSQL. While the database is unreachable, batches go to the spool
  * on disk (spool.c) and are written back when it returns. What is left
  * here: the options, the keys (CURVE on the bus, the RPC and searches;
- * busauth.h), --user and the seccomp filter (sandbox.h), those periodic
- * jobs, what health and /metrics say.
+ * busauth.h), the token files (read again on SIGHUP), --user and the
+ * seccomp filter (sandbox.h), those periodic jobs, what health and
+ * /metrics say.
  */
 #include "bus.h"
 #include "config.h"

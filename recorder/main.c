@@ -14,7 +14,8 @@
  * (ctl.h): signals, stats.json every second, and HTTP - /healthz and
  * /readyz for load balancers, /metrics for Prometheus (status.c). SIGTERM
  * drains: /readyz turns 503 while recording goes on for --drain-time (the
- * NLB's deregistration delay), then it stops; SIGINT stops at once.
+ * NLB's deregistration delay), then it stops; SIGINT stops at once;
+ * SIGHUP reads the search and /metrics token files again.
  * MSCOPE_CLOCK_OFFSET_S in the environment is a test hook (timeparse.h): a
  * wall clock that far off.
  */

@@ -7,7 +7,10 @@
  * One thread, at a lower CPU priority than ingest, serves a bounded number of
  * searches round-robin; each holds one chunk buffer and its iterator, never
  * the answer. A search ends when it is done, cancelled, its requester has
- * disconnected, or the requester has granted no credit for idle_ns.
+ * disconnected, or the requester has granted no credit for idle_ns. A
+ * search starts only with the cluster's search token (changed at run time
+ * by searchsvc_set_token); its credit and cancel messages are its own by
+ * requester and id, whatever token they carry.
  */
 #ifndef MSCOPE_SEARCHSVC_H
 #define MSCOPE_SEARCHSVC_H
