@@ -138,11 +138,7 @@ static int ctl__on_metrics(void *data, httpd_req_t *r)
 static int ctl__metrics_token(const char *path, char out[TOKEN_MAX], char *err, size_t errlen)
 {
     *out = 0;
-    if (path && token_load(path, 0, out, err, errlen) < 0) {
-        *out = 0;
-        return -1;
-    }
-    return 0;
+    return path && token_load(path, 0, out, err, errlen) < 0 ? -1 : 0;
 }
 
 int ctl_metrics_token_check(const char *path, char *err, size_t errlen)

@@ -23,6 +23,7 @@ static int token__create(const char *path, char *out, char *err, size_t errlen)
     if (fd < 0 || write(fd, out, strlen(out)) < 0 || write(fd, "\n", 1) < 0) {
         snprintf(err, errlen, "cannot create token file %.900s: %s", path, strerror(errno));
         if (fd >= 0) close(fd);
+        out[0] = 0;
         return -1;
     }
     close(fd);
@@ -31,6 +32,7 @@ static int token__create(const char *path, char *out, char *err, size_t errlen)
 
 int token_load(const char *path, int create, char *out, char *err, size_t errlen)
 {
+    out[0] = 0; /* "" on every error */
     FILE *f = fopen(path, "r");
     if (!f) {
         if (errno == ENOENT && create) return token__create(path, out, err, errlen);
@@ -51,7 +53,6 @@ int token_load(const char *path, int create, char *out, char *err, size_t errlen
     if (more || n - lo > TOKEN_MAX - 1 || bad || n - lo < TOKEN_MIN) {
         snprintf(err, errlen, "token file %.900s holds no token of %d to %d printable characters "
                               "(one word, one line)", path, TOKEN_MIN, TOKEN_MAX - 1);
-        out[0] = 0;
         return -1;
     }
     memcpy(out, buf + lo, n - lo);

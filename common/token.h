@@ -15,7 +15,8 @@
 
 /* Read the token in path into out (TOKEN_MAX bytes). When the file does not
  * exist and create is set, make one (random, 0600). Returns 0 read, 1
- * created, -1 with err set (missing, unreadable, or shorter than TOKEN_MIN). */
+ * created, -1 with err set (missing, unreadable, or no token of TOKEN_MIN to
+ * TOKEN_MAX - 1 printable characters) and out "". */
 int token_load(const char *path, int create, char *out, char *err, size_t errlen);
 
 /* Read path's token again into cur (TOKEN_MAX bytes: the token in use), as
